@@ -1,0 +1,144 @@
+//! The intent file format (TOML), as read from disk or from the embedded copy.
+//!
+//! * `_lexicon.toml`: word replacements (contractions, slang, misspellings), shared term groups,
+//!   negation cues.
+//! * `_slots.toml`: slot patterns (order number, payment id, amount, date) and their examples.
+//! * `_no_intent.toml`: utterances that must match nothing (small talk, look-alikes).
+//! * every other `*.toml`: one intent: its term groups, rules, examples and counter-examples.
+//!
+//! See `docs/intents.md` for a worked example.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LexiconFile {
+    /// Word or phrase -> what it means ("wanna" -> "want to", "paymnets" -> "payments").
+    #[serde(default)]
+    pub replace: BTreeMap<String, String>,
+    /// Term groups any intent may use by name.
+    #[serde(default)]
+    pub terms: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub negation: NegationDef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NegationDef {
+    /// Words that negate what follows ("do not", "never").
+    pub cues: Vec<String>,
+    /// How many words after a cue it still negates.
+    pub window: usize,
+    /// Words that end a negation's reach ("but").
+    pub breakers: Vec<String>,
+}
+
+impl Default for NegationDef {
+    fn default() -> Self {
+        NegationDef {
+            cues: Vec::new(),
+            window: 3,
+            breakers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SlotsFile {
+    #[serde(default)]
+    pub slot: Vec<Spanned<SlotDef>>,
+    #[serde(default)]
+    pub example: Vec<Spanned<SlotExample>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotKind {
+    /// The `value` capture, as written.
+    Text,
+    /// Captures `symbol`, `number`, `code`: becomes `{"minor": …, "currency": …}`.
+    Amount,
+    /// Captures `year`, `month`, `day` or `rel`: becomes `YYYY-MM-DD`, `--MM-DD` or the word.
+    Date,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotDef {
+    pub name: String,
+    pub kind: SlotKind,
+    /// Matched against the original text (ids are case-sensitive), case-insensitively where the
+    /// pattern says `(?i)`.
+    pub regex: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotExample {
+    pub text: String,
+    pub slots: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoIntentFile {
+    /// Utterances that must not match any intent.
+    #[serde(default)]
+    pub examples: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentFile {
+    pub name: String,
+    /// One line for people (used in clarify cards and `help`).
+    pub summary: String,
+    /// A label for a button that picks this intent ("Add payments").
+    pub label: Option<String>,
+    /// Whether a negation before the matched words cancels the match (default: yes).
+    #[serde(default = "yes")]
+    pub negatable: bool,
+    /// If any of these words or phrases occurs, this intent does not match.
+    #[serde(default)]
+    pub unless: Vec<String>,
+    /// A fixed answer, for intents that chatpay has no built-in behaviour for.
+    pub answer: Option<String>,
+    #[serde(default)]
+    pub examples: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub counter_examples: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub terms: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub rule: Vec<Spanned<RuleDef>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    pub id: String,
+    /// Term groups that must all occur (in any order).
+    #[serde(default)]
+    pub all: Vec<String>,
+    /// A regular expression over the normalized text; named captures become slots.
+    pub regex: Option<String>,
+    pub weight: f32,
+    /// Overrides the intent's `negatable` for this rule.
+    pub negatable: Option<bool>,
+    /// A finer topic within the intent ("timeline", "rejected"), passed to the answer.
+    pub topic: Option<String>,
+}
+
+/// 1-based line of byte offset `pos` in `text`.
+pub fn line_of(text: &str, pos: usize) -> usize {
+    text[..pos.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}

@@ -1,0 +1,411 @@
+//! The matcher: one Aho-Corasick automaton over every term, negation cue and exclusion, plus one
+//! `RegexSet` over every regex rule, both built once at load. Matching an utterance is a
+//! normalization pass, one automaton scan, one regex-set scan and a few bit tests per rule; no
+//! I/O and no allocation beyond the result.
+
+use std::cell::RefCell;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::{Regex, RegexSet, RegexSetBuilder};
+
+use super::normalize::{Normalized, Normalizer};
+use super::slots::{SlotExtractor, SlotValue, Slots};
+
+/// What an automaton pattern means; one pattern can mean several things.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Tag {
+    Term { intent: u16, group: u8 },
+    Negation,
+    Breaker,
+    Unless { intent: u16 },
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct IntentInfo {
+    pub name: String,
+    pub summary: String,
+    pub label: String,
+    pub answer: Option<String>,
+    pub file: String,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct RuleInfo {
+    pub intent: u16,
+    pub id: String,
+    /// Bit per term group of the intent that must occur (for term rules).
+    pub required: u64,
+    /// Index into the regex set (for regex rules).
+    pub regex: Option<usize>,
+    pub weight: f32,
+    pub negatable: bool,
+    pub topic: Option<String>,
+    pub line: usize,
+}
+
+/// The result of matching one utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    pub outcome: Outcome,
+    /// Slots found anywhere in the utterance.
+    pub slots: Slots,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// One intent, confidently.
+    Matched(Candidate),
+    /// Several intents, too close to call: ask.
+    Clarify(Vec<Candidate>),
+    /// Something matched, but below the threshold.
+    Unsure(Candidate),
+    Nothing,
+}
+
+/// One intent a rule matched, with how it matched (for explanations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub intent: String,
+    pub confidence: f32,
+    /// `file:line rule-id` of the rule that decided.
+    pub rule: String,
+    /// Byte range in the original text that the rule matched.
+    pub span: (usize, usize),
+    pub topic: Option<String>,
+    /// Named captures of a regex rule.
+    pub captures: Slots,
+}
+
+impl Classification {
+    /// The confident match, if any.
+    pub fn matched(&self) -> Option<&Candidate> {
+        match &self.outcome {
+            Outcome::Matched(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The best candidate whatever the outcome.
+    pub fn best(&self) -> Option<&Candidate> {
+        match &self.outcome {
+            Outcome::Matched(c) | Outcome::Unsure(c) => Some(c),
+            Outcome::Clarify(cs) => cs.first(),
+            Outcome::Nothing => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Matcher {
+    pub(super) normalizer: Normalizer,
+    pub(super) automaton: AhoCorasick,
+    pub(super) tags: Vec<Vec<Tag>>,
+    pub(super) intents: Vec<IntentInfo>,
+    pub(super) rules: Vec<RuleInfo>,
+    pub(super) regex_set: RegexSet,
+    pub(super) regexes: Vec<Regex>,
+    pub(super) slots: SlotExtractor,
+    pub(super) negation_window: usize,
+    pub threshold: f32,
+    pub clarify_margin: f32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    start: u32,
+    end: u32,
+    pattern: u32,
+}
+
+/// The strongest rule that fired for one intent, and how many fired.
+#[derive(Debug, Clone, Copy)]
+struct Best {
+    rule: usize,
+    weight: f32,
+    span: (u32, u32),
+    count: u32,
+}
+
+#[derive(Default)]
+struct Scratch {
+    first: Normalized,
+    norm: Normalized,
+    hits: Vec<Hit>,
+    negations: Vec<(u32, u32)>,
+    breakers: Vec<u32>,
+    masks: Vec<u64>,
+    suppressed: Vec<bool>,
+    best: Vec<Option<Best>>,
+    regex_hits: Vec<usize>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+pub(super) fn build_automaton(patterns: &[String]) -> AhoCorasick {
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::Standard)
+        .build(patterns)
+        .expect("term automaton compiles")
+}
+
+pub(super) fn build_regex_set(patterns: &[String]) -> Result<RegexSet, regex::Error> {
+    RegexSetBuilder::new(patterns)
+        // Hundreds of patterns need a bigger lazy-DFA cache than the 2 MiB default, or the DFA
+        // keeps clearing its cache and matching falls back to slower engines.
+        .dfa_size_limit(64 << 20)
+        .size_limit(64 << 20)
+        .build()
+}
+
+impl Matcher {
+    /// Normalized form of `text`, as the rules see it.
+    pub fn normalize(&self, text: &str) -> String {
+        self.normalizer.normalize(text).text
+    }
+
+    /// Names of the loaded intents, in file order.
+    pub fn intent_names(&self) -> impl Iterator<Item = &str> {
+        self.intents.iter().map(|i| i.name.as_str())
+    }
+
+    /// Summary and button label of an intent.
+    pub fn describe(&self, intent: &str) -> Option<(&str, &str)> {
+        self.intents
+            .iter()
+            .find(|i| i.name == intent)
+            .map(|i| (i.summary.as_str(), i.label.as_str()))
+    }
+
+    /// The fixed answer of a data-only intent.
+    pub fn answer(&self, intent: &str) -> Option<&str> {
+        self.intents
+            .iter()
+            .find(|i| i.name == intent)
+            .and_then(|i| i.answer.as_deref())
+    }
+
+    /// Rule identifiers, `file:line id`, for coverage reports.
+    pub fn rule_names(&self) -> Vec<String> {
+        (0..self.rules.len()).map(|r| self.rule_name(r)).collect()
+    }
+
+    fn rule_name(&self, r: usize) -> String {
+        let rule = &self.rules[r];
+        let intent = &self.intents[rule.intent as usize];
+        format!("{}:{} {}", intent.file, rule.line, rule.id)
+    }
+
+    /// Classifies one utterance.
+    ///
+    /// # Examples
+    /// ```
+    /// let matcher = chatpay::intents::load_embedded(0.5, 0.08).unwrap();
+    /// let c = matcher.classify("I wanna add payments to my app");
+    /// assert_eq!(c.matched().unwrap().intent, "add_payments");
+    /// assert!(matcher.classify("I don't want payments yet").matched().is_none());
+    /// ```
+    pub fn classify(&self, text: &str) -> Classification {
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let s = &mut *guard;
+            self.classify_with(text, s)
+        })
+    }
+
+    fn classify_with(&self, text: &str, s: &mut Scratch) -> Classification {
+        self.normalizer.normalize_into(text, &mut s.first, &mut s.norm);
+        let norm = s.norm.text.as_bytes();
+        let n_intents = self.intents.len();
+        s.hits.clear();
+        s.negations.clear();
+        s.breakers.clear();
+        s.masks.clear();
+        s.masks.resize(n_intents, 0);
+        s.suppressed.clear();
+        s.suppressed.resize(n_intents, false);
+
+        for m in self.automaton.find_overlapping_iter(&s.norm.text) {
+            let (start, end) = (m.start(), m.end());
+            let bounded = (start == 0 || norm[start - 1] == b' ')
+                && (end == norm.len() || norm[end] == b' ');
+            if !bounded {
+                continue;
+            }
+            let pattern = m.pattern().as_u32();
+            for tag in &self.tags[pattern as usize] {
+                match *tag {
+                    Tag::Term { intent, group } => {
+                        s.masks[intent as usize] |= 1 << group;
+                    }
+                    Tag::Negation => s.negations.push((start as u32, end as u32)),
+                    Tag::Breaker => s.breakers.push(start as u32),
+                    Tag::Unless { intent } => s.suppressed[intent as usize] = true,
+                }
+            }
+            s.hits.push(Hit {
+                start: start as u32,
+                end: end as u32,
+                pattern,
+            });
+        }
+
+        s.regex_hits.clear();
+        if !self.regexes.is_empty() {
+            s.regex_hits
+                .extend(self.regex_set.matches(&s.norm.text).into_iter());
+        }
+
+        // The best rule per intent: (rule, confidence, span in normalized text).
+        s.best.clear();
+        s.best.resize(n_intents, None);
+        for (r, rule) in self.rules.iter().enumerate() {
+            let intent = rule.intent as usize;
+            if s.suppressed[intent] {
+                continue;
+            }
+            let span = match rule.regex {
+                Some(ix) => {
+                    if !s.regex_hits.contains(&ix) {
+                        continue;
+                    }
+                    match self.regexes[ix].find(&s.norm.text) {
+                        Some(m) => (m.start() as u32, m.end() as u32),
+                        None => continue,
+                    }
+                }
+                None => {
+                    if rule.required & !s.masks[intent] != 0 {
+                        continue;
+                    }
+                    self.term_span(rule, &s.hits)
+                }
+            };
+            if rule.negatable && self.negated(span, s) {
+                continue;
+            }
+            let entry = &mut s.best[intent];
+            match entry {
+                Some(best) => {
+                    best.count += 1;
+                    if rule.weight > best.weight {
+                        (best.rule, best.weight, best.span) = (r, rule.weight, span);
+                    }
+                }
+                None => {
+                    *entry = Some(Best {
+                        rule: r,
+                        weight: rule.weight,
+                        span,
+                        count: 1,
+                    })
+                }
+            }
+        }
+
+        // Each further rule that fired for the same intent is more evidence: +0.02, at most 0.99.
+        let mut ranked: Vec<(usize, usize, f32, (u32, u32))> = s
+            .best
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                b.map(|b| {
+                    let confidence = (b.weight + 0.02 * (b.count - 1) as f32).min(0.99);
+                    (i, b.rule, confidence, b.span)
+                })
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+
+        let mut slots = Slots::new();
+        self.slots.extract(text, &mut slots);
+
+        let outcome = match ranked.first() {
+            None => Outcome::Nothing,
+            Some(&(_, _, top, _)) if top < self.threshold => {
+                Outcome::Unsure(self.candidate(text, &s.norm, ranked[0]))
+            }
+            Some(&(_, _, top, _)) => {
+                let close: Vec<_> = ranked
+                    .iter()
+                    .take_while(|c| c.2 >= self.threshold && top - c.2 < self.clarify_margin)
+                    .take(3)
+                    .collect();
+                if close.len() > 1 {
+                    Outcome::Clarify(
+                        close
+                            .into_iter()
+                            .map(|c| self.candidate(text, &s.norm, *c))
+                            .collect(),
+                    )
+                } else {
+                    Outcome::Matched(self.candidate(text, &s.norm, ranked[0]))
+                }
+            }
+        };
+        Classification { outcome, slots }
+    }
+
+    /// From the earliest to the latest occurrence of the rule's groups.
+    fn term_span(&self, rule: &RuleInfo, hits: &[Hit]) -> (u32, u32) {
+        let mut start = u32::MAX;
+        let mut end = 0;
+        let mut seen = 0u64;
+        for h in hits {
+            for tag in &self.tags[h.pattern as usize] {
+                if let Tag::Term { intent, group } = *tag {
+                    let bit = 1u64 << group;
+                    if intent == rule.intent && rule.required & bit != 0 && seen & bit == 0 {
+                        seen |= bit;
+                        start = start.min(h.start);
+                        end = end.max(h.end);
+                    }
+                }
+            }
+        }
+        if start == u32::MAX { (0, 0) } else { (start, end) }
+    }
+
+    /// True if a negation cue sits shortly before the match with nothing breaking it off.
+    fn negated(&self, span: (u32, u32), s: &Scratch) -> bool {
+        let anchor_word = s.norm.word_index(span.0 as usize);
+        s.negations.iter().any(|&(ns, ne)| {
+            if ne > span.0 {
+                // A cue inside the match is part of what the rule asks for ("do not have").
+                return false;
+            }
+            let cue_word = s.norm.word_index(ne.saturating_sub(1) as usize);
+            let distance = anchor_word.saturating_sub(cue_word);
+            let broken = s.breakers.iter().any(|&b| b > ns && b < span.0);
+            distance <= self.negation_window && !broken
+        })
+    }
+
+    fn candidate(
+        &self,
+        text: &str,
+        norm: &Normalized,
+        (intent, r, confidence, span): (usize, usize, f32, (u32, u32)),
+    ) -> Candidate {
+        let rule = &self.rules[r];
+        let mut captures = Slots::new();
+        if let Some(ix) = rule.regex
+            && let Some(caps) = self.regexes[ix].captures(&norm.text)
+        {
+            for name in self.regexes[ix].capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    captures.insert(name.to_owned(), SlotValue::Text(m.as_str().to_owned()));
+                }
+            }
+        }
+        Candidate {
+            intent: self.intents[intent].name.clone(),
+            confidence: (confidence * 100.0).round() / 100.0,
+            rule: self.rule_name(r),
+            span: norm.original_span(text, span.0 as usize, span.1 as usize),
+            topic: rule.topic.clone(),
+            captures,
+        }
+    }
+}

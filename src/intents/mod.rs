@@ -1,0 +1,524 @@
+//! Intents as data: the file format, the loader, the matcher. No I/O after load.
+//!
+//! The files in `intents/` are compiled into the binary (see `build.rs`); `intents_dir` in the
+//! configuration swaps in a directory instead. [`load_sources`] builds a [`Matcher`] and the
+//! [`Corpus`] of examples that `chatpay intents check` runs.
+
+mod format;
+mod matcher;
+mod normalize;
+mod slots;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use format::{IntentFile, LexiconFile, NoIntentFile, SlotsFile, line_of};
+pub use matcher::{Candidate, Classification, Matcher, Outcome};
+use matcher::{IntentInfo, RuleInfo, Tag, build_automaton, build_regex_set};
+pub use normalize::{Normalized, Normalizer};
+pub use slots::{SlotValue, Slots};
+
+/// The intents chatpay has built-in behaviour for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    AddPayments,
+    ConnectStripe,
+    CreateStripeAccount,
+    AccountStatus,
+    SyncCatalog,
+    ShowCatalog,
+    TestMode,
+    GoLive,
+    PaymentStatus,
+    Refund,
+    PayoutStatus,
+    ReceiptsInvoices,
+    DisconnectStripe,
+    Help,
+    Cancel,
+}
+
+impl Intent {
+    pub const ALL: [Intent; 15] = [
+        Intent::AddPayments,
+        Intent::ConnectStripe,
+        Intent::CreateStripeAccount,
+        Intent::AccountStatus,
+        Intent::SyncCatalog,
+        Intent::ShowCatalog,
+        Intent::TestMode,
+        Intent::GoLive,
+        Intent::PaymentStatus,
+        Intent::Refund,
+        Intent::PayoutStatus,
+        Intent::ReceiptsInvoices,
+        Intent::DisconnectStripe,
+        Intent::Help,
+        Intent::Cancel,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Intent::AddPayments => "add_payments",
+            Intent::ConnectStripe => "connect_stripe",
+            Intent::CreateStripeAccount => "create_stripe_account",
+            Intent::AccountStatus => "account_status",
+            Intent::SyncCatalog => "sync_catalog",
+            Intent::ShowCatalog => "show_catalog",
+            Intent::TestMode => "test_mode",
+            Intent::GoLive => "go_live",
+            Intent::PaymentStatus => "payment_status",
+            Intent::Refund => "refund",
+            Intent::PayoutStatus => "payout_status",
+            Intent::ReceiptsInvoices => "receipts_invoices",
+            Intent::DisconnectStripe => "disconnect_stripe",
+            Intent::Help => "help",
+            Intent::Cancel => "cancel",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Intent> {
+        Intent::ALL.into_iter().find(|i| i.name() == name)
+    }
+}
+
+/// An intent file, by name, with its text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// What an example in the files expects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    Intent(String),
+    NotIntent(String),
+    Nothing,
+    Slots(BTreeMap<String, serde_json::Value>),
+}
+
+/// One example from the files, with where it was written.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub file: String,
+    pub line: usize,
+    pub text: String,
+    pub expect: Expect,
+}
+
+/// Every example and counter-example of the loaded files.
+#[derive(Debug, Clone, Default)]
+pub struct Corpus {
+    pub checks: Vec<Check>,
+}
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_intents.rs"));
+}
+
+/// The intent files compiled into the binary.
+pub fn embedded_sources() -> Vec<Source> {
+    embedded::FILES
+        .iter()
+        .map(|(name, text)| Source {
+            name: (*name).to_owned(),
+            text: (*text).to_owned(),
+        })
+        .collect()
+}
+
+/// Reads every `*.toml` in `dir`, sorted by name.
+pub fn read_dir(dir: &Path) -> Result<Vec<Source>, String> {
+    let mut sources = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            sources.push(Source { name, text });
+        }
+    }
+    sources.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(sources)
+}
+
+/// The matcher over the embedded files.
+pub fn load_embedded(threshold: f32, clarify_margin: f32) -> Result<Matcher, String> {
+    load_sources(&embedded_sources(), threshold, clarify_margin)
+        .map(|(m, _)| m)
+        .map_err(|errors| errors.join("\n"))
+}
+
+/// Builds the matcher and the example corpus, or every problem found, each as `file:line: …`.
+pub fn load_sources(
+    sources: &[Source],
+    threshold: f32,
+    clarify_margin: f32,
+) -> Result<(Matcher, Corpus), Vec<String>> {
+    let mut errors = Vec::new();
+    let mut lexicon = LexiconFile::default();
+    let mut slot_file = (String::new(), String::new(), SlotsFile::default());
+    let mut intents: Vec<(&Source, IntentFile)> = Vec::new();
+    let mut corpus = Corpus::default();
+
+    for src in sources {
+        let parsed = match src.name.as_str() {
+            "_lexicon.toml" => toml::from_str(&src.text).map(|l| lexicon = l),
+            "_slots.toml" => toml::from_str(&src.text)
+                .map(|s| slot_file = (src.name.clone(), src.text.clone(), s)),
+            "_no_intent.toml" => toml::from_str::<NoIntentFile>(&src.text).map(|f| {
+                for ex in f.examples {
+                    corpus.checks.push(Check {
+                        file: src.name.clone(),
+                        line: line_of(&src.text, ex.span().start),
+                        text: ex.into_inner(),
+                        expect: Expect::Nothing,
+                    });
+                }
+            }),
+            _ => toml::from_str::<IntentFile>(&src.text).map(|f| intents.push((src, f))),
+        };
+        if let Err(e) = parsed {
+            let line = e.span().map_or(1, |s| line_of(&src.text, s.start));
+            errors.push(format!("{}:{line}: {}", src.name, e.message()));
+        }
+    }
+
+    let normalizer = Normalizer::new(
+        lexicon
+            .replace
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let mut patterns: Vec<String> = Vec::new();
+    let mut tags: Vec<Vec<Tag>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut add = |raw: &str, tag: Tag| -> Result<(), String> {
+        let norm = normalizer.normalize(raw).text;
+        if norm.is_empty() {
+            return Err(format!("{raw:?} has no words after normalization"));
+        }
+        let ix = *index.entry(norm.clone()).or_insert_with(|| {
+            patterns.push(norm);
+            tags.push(Vec::new());
+            patterns.len() - 1
+        });
+        tags[ix].push(tag);
+        Ok(())
+    };
+    for cue in &lexicon.negation.cues {
+        add(cue, Tag::Negation).unwrap_or_else(|e| errors.push(format!("_lexicon.toml: {e}")));
+    }
+    for b in &lexicon.negation.breakers {
+        add(b, Tag::Breaker).unwrap_or_else(|e| errors.push(format!("_lexicon.toml: {e}")));
+    }
+
+    let mut infos = Vec::new();
+    let mut rules = Vec::new();
+    let mut regex_patterns = Vec::new();
+    let mut seen_names: HashMap<String, String> = HashMap::new();
+    for (i, (src, file)) in intents.iter().enumerate() {
+        let intent = i as u16;
+        let at = |pos: usize| format!("{}:{}", src.name, line_of(&src.text, pos));
+        if let Some(other) = seen_names.insert(file.name.clone(), src.name.clone()) {
+            errors.push(format!(
+                "{}:1: intent {:?} is already defined in {other}",
+                src.name, file.name
+            ));
+        }
+        if Intent::parse(&file.name).is_none() && file.answer.is_none() {
+            errors.push(format!(
+                "{}:1: intent {:?} has no built-in behaviour, so it needs an `answer`",
+                src.name, file.name
+            ));
+        }
+        // Groups get bits in order of first use by a rule.
+        let mut groups: Vec<&str> = Vec::new();
+        for rule in &file.rule {
+            let pos = rule.span().start;
+            let def = rule.get_ref();
+            if def.all.is_empty() == def.regex.is_none() {
+                errors.push(format!("{}: rule {:?} needs either `all` or `regex`", at(pos), def.id));
+                continue;
+            }
+            if !(def.weight > 0.0 && def.weight <= 1.0) {
+                errors.push(format!("{}: rule {:?}: weight must be in (0, 1]", at(pos), def.id));
+            }
+            let mut required = 0u64;
+            for g in &def.all {
+                let bit = match groups.iter().position(|x| x == g) {
+                    Some(b) => b,
+                    None => {
+                        let phrases = file.terms.get(g).or_else(|| lexicon.terms.get(g));
+                        let Some(phrases) = phrases else {
+                            errors.push(format!(
+                                "{}: rule {:?} uses term group {g:?}, which is defined neither here nor in _lexicon.toml",
+                                at(pos),
+                                def.id
+                            ));
+                            continue;
+                        };
+                        if groups.len() == 64 {
+                            errors.push(format!("{}: more than 64 term groups", at(pos)));
+                            continue;
+                        }
+                        groups.push(g);
+                        let group = (groups.len() - 1) as u8;
+                        for p in phrases {
+                            if let Err(e) = add(p, Tag::Term { intent, group }) {
+                                errors.push(format!("{}: group {g:?}: {e}", src.name));
+                            }
+                        }
+                        groups.len() - 1
+                    }
+                };
+                required |= 1 << bit;
+            }
+            let regex = def.regex.as_ref().map(|re| {
+                regex_patterns.push(re.clone());
+                regex_patterns.len() - 1
+            });
+            rules.push(RuleInfo {
+                intent,
+                id: def.id.clone(),
+                required,
+                regex,
+                weight: def.weight,
+                negatable: def.negatable.unwrap_or(file.negatable),
+                topic: def.topic.clone(),
+                line: line_of(&src.text, pos),
+            });
+        }
+        for unused in file.terms.keys().filter(|k| !groups.contains(&k.as_str())) {
+            errors.push(format!(
+                "{}:1: term group {unused:?} is not used by any rule",
+                src.name
+            ));
+        }
+        for u in &file.unless {
+            if let Err(e) = add(u, Tag::Unless { intent }) {
+                errors.push(format!("{}: unless: {e}", src.name));
+            }
+        }
+        for ex in &file.examples {
+            corpus.checks.push(Check {
+                file: src.name.clone(),
+                line: line_of(&src.text, ex.span().start),
+                text: ex.get_ref().clone(),
+                expect: Expect::Intent(file.name.clone()),
+            });
+        }
+        for ex in &file.counter_examples {
+            corpus.checks.push(Check {
+                file: src.name.clone(),
+                line: line_of(&src.text, ex.span().start),
+                text: ex.get_ref().clone(),
+                expect: Expect::NotIntent(file.name.clone()),
+            });
+        }
+        infos.push(IntentInfo {
+            name: file.name.clone(),
+            summary: file.summary.clone(),
+            label: file.label.clone().unwrap_or_else(|| file.summary.clone()),
+            answer: file.answer.clone(),
+            file: src.name.clone(),
+        });
+    }
+
+    let mut regexes = Vec::new();
+    for (i, p) in regex_patterns.iter().enumerate() {
+        match regex::Regex::new(p) {
+            Ok(re) => regexes.push(re),
+            Err(e) => {
+                let rule = rules.iter().find(|r| r.regex == Some(i));
+                let place = rule.map_or(String::new(), |r| {
+                    format!("{}:{}", intents[r.intent as usize].0.name, r.line)
+                });
+                errors.push(format!("{place}: bad regex: {e}"));
+            }
+        }
+    }
+
+    let (slot_name, slot_text, slot_defs) = slot_file;
+    let slot_extractor = slots::SlotExtractor::new(
+        &slot_defs
+            .slot
+            .iter()
+            .map(|s| s.get_ref())
+            .map(|d| format::SlotDef {
+                name: d.name.clone(),
+                kind: d.kind,
+                regex: d.regex.clone(),
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|e| {
+        errors.push(format!("{slot_name}: {e}"));
+        slots::SlotExtractor::new(&[]).expect("empty set compiles")
+    });
+    for ex in slot_defs.example {
+        let line = line_of(&slot_text, ex.span().start);
+        let ex = ex.into_inner();
+        let expected = ex
+            .slots
+            .into_iter()
+            .map(|(k, v)| (k, toml_to_json(v)))
+            .collect();
+        corpus.checks.push(Check {
+            file: slot_name.clone(),
+            line,
+            text: ex.text,
+            expect: Expect::Slots(expected),
+        });
+    }
+
+    let regex_set = match build_regex_set(&regex_patterns) {
+        Ok(set) => set,
+        Err(e) => {
+            errors.push(format!("regex set: {e}"));
+            build_regex_set(&[]).expect("empty set compiles")
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let matcher = Matcher {
+        normalizer: normalizer.clone(),
+        automaton: build_automaton(&patterns),
+        tags,
+        intents: infos,
+        rules,
+        regex_set,
+        regexes,
+        slots: slot_extractor,
+        negation_window: lexicon.negation.window,
+        threshold,
+        clarify_margin,
+    };
+    Ok((matcher, corpus))
+}
+
+fn toml_to_json(v: toml::Value) -> serde_json::Value {
+    match v {
+        toml::Value::String(s) => serde_json::Value::String(s),
+        toml::Value::Integer(i) => i.into(),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
+        toml::Value::Boolean(b) => b.into(),
+        toml::Value::Array(a) => a.into_iter().map(toml_to_json).collect(),
+        toml::Value::Table(t) => t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect(),
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+    }
+}
+
+/// Runs every example against the matcher; one line per failure, `file:line: …`.
+pub fn check(matcher: &Matcher, corpus: &Corpus) -> Vec<String> {
+    let mut failures = Vec::new();
+    let defined: Vec<&str> = matcher.intent_names().collect();
+    for required in Intent::ALL {
+        if !defined.contains(&required.name()) {
+            failures.push(format!("intent {:?} has no file", required.name()));
+        }
+    }
+    for c in &corpus.checks {
+        let got = matcher.classify(&c.text);
+        let describe = || match &got.outcome {
+            Outcome::Matched(m) => format!("{} ({:.2}, rule {})", m.intent, m.confidence, m.rule),
+            Outcome::Clarify(cs) => format!(
+                "clarify between {}",
+                cs.iter()
+                    .map(|m| format!("{} ({:.2}, rule {})", m.intent, m.confidence, m.rule))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            Outcome::Unsure(m) => format!("nothing (best {} at {:.2})", m.intent, m.confidence),
+            Outcome::Nothing => "nothing".to_owned(),
+        };
+        let failure = match &c.expect {
+            Expect::Intent(want) => (got.matched().map(|m| &m.intent) != Some(want))
+                .then(|| format!("expected {want}, got {}", describe())),
+            Expect::NotIntent(not) => {
+                let hit = match &got.outcome {
+                    Outcome::Matched(m) => &m.intent == not,
+                    Outcome::Clarify(cs) => cs.iter().any(|m| &m.intent == not),
+                    _ => false,
+                };
+                hit.then(|| format!("must not be {not}, got {}", describe()))
+            }
+            Expect::Nothing => {
+                matches!(got.outcome, Outcome::Matched(_) | Outcome::Clarify(_))
+                    .then(|| format!("expected no intent, got {}", describe()))
+            }
+            Expect::Slots(want) => {
+                let got_json = serde_json::to_value(&got.slots).unwrap_or_default();
+                let mismatched: Vec<String> = want
+                    .iter()
+                    .filter(|(k, v)| got_json.get(k.as_str()) != Some(v))
+                    .map(|(k, v)| format!("{k}: expected {v}, got {}", got_json.get(k.as_str()).map_or("nothing".to_owned(), |g| g.to_string())))
+                    .collect();
+                (!mismatched.is_empty()).then(|| mismatched.join("; "))
+            }
+        };
+        if let Some(f) = failure {
+            failures.push(format!("{}:{}: {:?}: {f}", c.file, c.line, c.text));
+        }
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(name: &str, text: &str) -> Source {
+        Source {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn load_errors_name_file_and_line() {
+        let errors = load_sources(
+            &[src(
+                "refund.toml",
+                "name = \"refund\"\nsummary = \"x\"\n\n[[rule]]\nid = \"r\"\nall = [\"missing\"]\nweight = 0.9\n",
+            )],
+            0.5,
+            0.1,
+        )
+        .unwrap_err();
+        assert!(errors[0].starts_with("refund.toml:4:"), "{errors:?}");
+        assert!(errors[0].contains("missing"), "{errors:?}");
+
+        let errors = load_sources(&[src("x.toml", "name = 3")], 0.5, 0.1).unwrap_err();
+        assert!(errors[0].starts_with("x.toml:1:"), "{errors:?}");
+    }
+
+    #[test]
+    fn data_only_intents_need_an_answer() {
+        let errors = load_sources(
+            &[src("faq.toml", "name = \"opening_hours\"\nsummary = \"x\"\n")],
+            0.5,
+            0.1,
+        )
+        .unwrap_err();
+        assert!(errors[0].contains("needs an `answer`"), "{errors:?}");
+    }
+
+    #[test]
+    fn embedded_files_pass_their_own_examples() {
+        let (matcher, corpus) = load_sources(&embedded_sources(), 0.5, 0.08).unwrap();
+        let failures = check(&matcher, &corpus);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        assert!(corpus.checks.len() > 300, "only {} examples", corpus.checks.len());
+    }
+}

@@ -1,0 +1,6 @@
+//! chatpay: add payments to a chat-built app by talking to it.
+pub mod config;
+pub mod domain;
+pub mod intents;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,583 @@
+//! The SQL, once, for both backends.
+//!
+//! SQLite accepts PostgreSQL's `$1` placeholders and both speak `ON CONFLICT`, so every statement
+//! is written once. `sql_store!` stamps out the same `Store` implementation for each sqlx driver,
+//! which keeps each backend's own type checking without a runtime `Any` layer.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+use super::{DynStore, StoreError, StoreResult};
+
+/// Embedded migrations, shared by both backends (their SQL is portable).
+fn migrator() -> Migrator {
+    let m = |version, name: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            AssertSqlSafe(sql).into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        m(1, "chat", include_str!("../../migrations/0001_chat.sql")),
+        m(2, "stripe", include_str!("../../migrations/0002_stripe.sql")),
+    ])
+}
+
+/// Opens (creating and migrating) the database at `url`: `sqlite://file.db` or `postgres://…`.
+pub async fn connect(url: &str) -> StoreResult<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::Other(anyhow::anyhow!(
+            "unsupported database URL {url:?}: use sqlite://FILE or postgres://…"
+        )))
+    }
+}
+
+/// `INSERT INTO frames … VALUES ($1,…),($6,…)` for `rows` rows.
+fn frames_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES ",
+    );
+    for r in 0..rows {
+        let b = r * 5;
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${},${},${},${},${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5
+        ));
+    }
+    sql
+}
+
+/// Rows per multi-row frame insert (5 parameters each, well under both backends' limits).
+const FRAME_ROWS_PER_INSERT: usize = 200;
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $pool:ty, $backend:literal) => {
+        use async_trait::async_trait;
+        use sqlx::Row;
+
+        use super::{FRAME_ROWS_PER_INSERT, frames_insert_sql};
+        use crate::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
+        use crate::store::writer::Writer;
+        use crate::store::{
+            ConnectionRecord, ConversationRecord, ExtraWrite, ProjectRecord, Recorded, Store,
+            StoreError, StoreResult, StoredFrame, TurnWrite, WebhookEventRecord,
+        };
+
+        type Db = $db;
+        type DbRow = <Db as sqlx::Database>::Row;
+
+        pub struct $store {
+            pool: $pool,
+            writer: Writer,
+        }
+
+        impl $store {
+            fn with_pool(pool: $pool) -> $store {
+                let commit_pool = pool.clone();
+                let writer = Writer::spawn(move |turns| {
+                    let pool = commit_pool.clone();
+                    async move { commit_batch(&pool, turns).await }
+                });
+                $store { pool, writer }
+            }
+        }
+
+        /// Commits the batch in one transaction. If that fails as a whole, each turn is retried
+        /// in its own transaction so that one bad turn cannot sink the others.
+        async fn commit_batch(pool: &$pool, turns: Vec<TurnWrite>) -> Vec<StoreResult<()>> {
+            match commit_together(pool, &turns).await {
+                Ok(results) => results,
+                Err(e) if turns.len() == 1 => vec![Err(e)],
+                Err(e) => {
+                    tracing::warn!(error = %e, turns = turns.len(), "batch commit failed; committing turns one by one");
+                    let mut results = Vec::with_capacity(turns.len());
+                    for turn in &turns {
+                        let r = commit_together(pool, std::slice::from_ref(turn)).await;
+                        results.push(r.and_then(|mut v| v.pop().unwrap_or(Ok(()))));
+                    }
+                    results
+                }
+            }
+        }
+
+        async fn commit_together(pool: &$pool, turns: &[TurnWrite]) -> StoreResult<Vec<StoreResult<()>>> {
+            let now = now_millis();
+            let mut tx = pool.begin().await?;
+            let mut results = Vec::with_capacity(turns.len());
+            let mut frames: Vec<(&ConversationId, &StoredFrame)> = Vec::new();
+            for turn in turns {
+                let updated = sqlx::query(
+                    "UPDATE conversations SET last_seq = $1, state = $2, updated_at = $3 \
+                     WHERE id = $4 AND last_seq = $5",
+                )
+                .bind(turn.last_seq)
+                .bind(&turn.state)
+                .bind(now)
+                .bind(turn.conversation.as_str())
+                .bind(turn.prev_seq)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() != 1 {
+                    results.push(Err(StoreError::Conflict(format!(
+                        "conversation {} is no longer at seq {}",
+                        turn.conversation, turn.prev_seq
+                    ))));
+                    continue;
+                }
+                for extra in &turn.extra {
+                    apply_extra(&mut tx, extra, now).await?;
+                }
+                frames.extend(turn.frames.iter().map(|f| (&turn.conversation, f)));
+                results.push(Ok(()));
+            }
+            for chunk in frames.chunks(FRAME_ROWS_PER_INSERT) {
+                let sql = frames_insert_sql(chunk.len());
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (conversation, f) in chunk {
+                    q = q
+                        .bind(conversation.as_str())
+                        .bind(f.seq)
+                        .bind(f.reply_to.as_deref())
+                        .bind(f.body.as_str())
+                        .bind(now);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(results)
+        }
+
+        async fn apply_extra(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            extra: &ExtraWrite,
+            now: i64,
+        ) -> StoreResult<()> {
+            match extra {
+                ExtraWrite::UpsertConnection(c) => {
+                    sqlx::query(
+                        "INSERT INTO stripe_connections \
+                         (project_id, mode, account_id, origin, snapshot, connected_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (project_id, mode) DO UPDATE SET \
+                         account_id = excluded.account_id, origin = excluded.origin, \
+                         snapshot = excluded.snapshot, connected_at = excluded.connected_at, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(c.project_id.as_str())
+                    .bind(c.mode.as_str())
+                    .bind(&c.account_id)
+                    .bind(&c.origin)
+                    .bind(&c.snapshot)
+                    .bind(c.connected_at)
+                    .bind(c.updated_at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                ExtraWrite::DeleteConnection { project_id, mode } => {
+                    sqlx::query("DELETE FROM stripe_connections WHERE project_id = $1 AND mode = $2")
+                        .bind(project_id.as_str())
+                        .bind(mode.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                ExtraWrite::MarkEventProcessed { id, outcome } => {
+                    sqlx::query(
+                        "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
+                         WHERE id = $1 AND processed_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .bind(outcome)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+
+        fn parse_mode(s: &str) -> Result<Mode, StoreError> {
+            Mode::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad mode {s:?} in the database")))
+        }
+
+        fn stored_id<T>(parse: fn(&str) -> Option<T>, s: &str) -> Result<T, StoreError> {
+            parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad id {s:?} in the database")))
+        }
+
+        fn project_row(row: &DbRow) -> StoreResult<ProjectRecord> {
+            Ok(ProjectRecord {
+                id: stored_id(ProjectId::parse, row.try_get("id")?)?,
+                token_id: stored_id(TokenId::parse, row.try_get("token_id")?)?,
+                name: row.try_get("name")?,
+                backend: row.try_get("backend")?,
+                mode: parse_mode(row.try_get("mode")?)?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn conversation_row(row: &DbRow) -> StoreResult<ConversationRecord> {
+            Ok(ConversationRecord {
+                id: stored_id(ConversationId::parse, row.try_get("id")?)?,
+                project_id: stored_id(ProjectId::parse, row.try_get("project_id")?)?,
+                last_seq: row.try_get("last_seq")?,
+                state: row.try_get("state")?,
+            })
+        }
+
+        fn frame_row(row: &DbRow) -> StoreResult<StoredFrame> {
+            Ok(StoredFrame {
+                seq: row.try_get("seq")?,
+                reply_to: row.try_get("reply_to")?,
+                body: row.try_get("body")?,
+            })
+        }
+
+        fn connection_row(row: &DbRow) -> StoreResult<ConnectionRecord> {
+            Ok(ConnectionRecord {
+                project_id: stored_id(ProjectId::parse, row.try_get("project_id")?)?,
+                mode: parse_mode(row.try_get("mode")?)?,
+                account_id: row.try_get("account_id")?,
+                origin: row.try_get("origin")?,
+                snapshot: row.try_get("snapshot")?,
+                connected_at: row.try_get("connected_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn event_row(row: &DbRow) -> StoreResult<WebhookEventRecord> {
+            Ok(WebhookEventRecord {
+                id: row.try_get("id")?,
+                event_type: row.try_get("event_type")?,
+                account: row.try_get("account")?,
+                livemode: row.try_get("livemode")?,
+                created: row.try_get("created")?,
+                payload: row.try_get("payload")?,
+                received_at: row.try_get("received_at")?,
+                processed_at: row.try_get("processed_at")?,
+                outcome: row.try_get("outcome")?,
+            })
+        }
+
+        const PROJECT_COLUMNS: &str = "SELECT id, token_id, name, backend, mode, created_at FROM projects";
+        const CONVERSATION_COLUMNS: &str = "SELECT id, project_id, last_seq, state FROM conversations";
+        const CONNECTION_COLUMNS: &str = "SELECT project_id, mode, account_id, origin, snapshot, \
+            connected_at, updated_at FROM stripe_connections";
+        const EVENT_COLUMNS: &str = "SELECT id, event_type, account, livemode, created, payload, \
+            received_at, processed_at, outcome FROM webhook_events";
+
+        fn select(columns: &'static str, rest: &'static str) -> sqlx::AssertSqlSafe<String> {
+            sqlx::AssertSqlSafe(format!("{columns} {rest}"))
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert_token(&self, id: &TokenId, name: &str, secret_hash: &str) -> StoreResult<()> {
+                sqlx::query("INSERT INTO tokens (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(id.as_str())
+                    .bind(name)
+                    .bind(secret_hash)
+                    .bind(now_millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenId>> {
+                let row = sqlx::query("SELECT id FROM tokens WHERE secret_hash = $1")
+                    .bind(secret_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| stored_id(TokenId::parse, r.try_get("id")?)).transpose()
+            }
+
+            async fn insert_project(&self, p: &ProjectRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO projects (id, token_id, name, backend, mode, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(p.id.as_str())
+                .bind(p.token_id.as_str())
+                .bind(&p.name)
+                .bind(p.backend)
+                .bind(p.mode.as_str())
+                .bind(p.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn project(&self, id: &ProjectId) -> StoreResult<Option<ProjectRecord>> {
+                sqlx::query(select(PROJECT_COLUMNS, "WHERE id = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(project_row)
+                    .transpose()
+            }
+
+            async fn projects_of(&self, token: &TokenId) -> StoreResult<Vec<ProjectRecord>> {
+                sqlx::query(select(PROJECT_COLUMNS, "WHERE token_id = $1 ORDER BY created_at, id"))
+                    .bind(token.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(project_row)
+                    .collect()
+            }
+
+            async fn rename_project(&self, id: &ProjectId, name: &str) -> StoreResult<()> {
+                let done = sqlx::query("UPDATE projects SET name = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn conversation_for(&self, project: &ProjectId) -> StoreResult<ConversationRecord> {
+                sqlx::query(
+                    "INSERT INTO conversations (id, project_id, last_seq, state, updated_at) \
+                     VALUES ($1, $2, 0, '{}', $3) ON CONFLICT (project_id) DO NOTHING",
+                )
+                .bind(ConversationId::generate().as_str())
+                .bind(project.as_str())
+                .bind(now_millis())
+                .execute(&self.pool)
+                .await?;
+                let row = sqlx::query(select(CONVERSATION_COLUMNS, "WHERE project_id = $1"))
+                    .bind(project.as_str())
+                    .fetch_one(&self.pool)
+                    .await?;
+                conversation_row(&row)
+            }
+
+            async fn conversation(&self, id: &ConversationId) -> StoreResult<Option<ConversationRecord>> {
+                sqlx::query(select(CONVERSATION_COLUMNS, "WHERE id = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(conversation_row)
+                    .transpose()
+            }
+
+            async fn frames_after(
+                &self,
+                conversation: &ConversationId,
+                after: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<StoredFrame>> {
+                sqlx::query(
+                    "SELECT seq, reply_to, body FROM frames \
+                     WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(conversation.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(frame_row)
+                .collect()
+            }
+
+            async fn frames_replying_to(
+                &self,
+                conversation: &ConversationId,
+                reply_to: &str,
+            ) -> StoreResult<Vec<StoredFrame>> {
+                sqlx::query(
+                    "SELECT seq, reply_to, body FROM frames \
+                     WHERE conversation_id = $1 AND reply_to = $2 ORDER BY seq",
+                )
+                .bind(conversation.as_str())
+                .bind(reply_to)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(frame_row)
+                .collect()
+            }
+
+            async fn answered_ids(&self, conversation: &ConversationId) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT DISTINCT reply_to FROM frames \
+                     WHERE conversation_id = $1 AND reply_to IS NOT NULL",
+                )
+                .bind(conversation.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| r.try_get::<String, _>("reply_to").map_err(StoreError::from))
+                    .collect()
+            }
+
+            async fn commit_turn(&self, turn: TurnWrite) -> StoreResult<()> {
+                self.writer.submit(turn).await
+            }
+
+            async fn connection(&self, project: &ProjectId, mode: Mode) -> StoreResult<Option<ConnectionRecord>> {
+                sqlx::query(select(CONNECTION_COLUMNS, "WHERE project_id = $1 AND mode = $2"))
+                    .bind(project.as_str())
+                    .bind(mode.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(connection_row)
+                    .transpose()
+            }
+
+            async fn connections_for_account(&self, account_id: &str) -> StoreResult<Vec<ConnectionRecord>> {
+                sqlx::query(select(CONNECTION_COLUMNS, "WHERE account_id = $1 ORDER BY project_id, mode"))
+                    .bind(account_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(connection_row)
+                    .collect()
+            }
+
+            async fn record_event(&self, e: &WebhookEventRecord) -> StoreResult<Recorded> {
+                let done = sqlx::query(
+                    "INSERT INTO webhook_events \
+                     (id, event_type, account, livemode, created, payload, received_at, processed_at, outcome) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&e.id)
+                .bind(&e.event_type)
+                .bind(e.account.as_deref())
+                .bind(e.livemode)
+                .bind(e.created)
+                .bind(&e.payload)
+                .bind(e.received_at)
+                .bind(e.processed_at)
+                .bind(e.outcome.as_deref())
+                .execute(&self.pool)
+                .await?;
+                Ok(if done.rows_affected() == 1 { Recorded::New } else { Recorded::Duplicate })
+            }
+
+            async fn event(&self, id: &str) -> StoreResult<Option<WebhookEventRecord>> {
+                sqlx::query(select(EVENT_COLUMNS, "WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(event_row)
+                    .transpose()
+            }
+
+            async fn unprocessed_events(&self, limit: i64) -> StoreResult<Vec<WebhookEventRecord>> {
+                sqlx::query(select(EVENT_COLUMNS, "WHERE processed_at IS NULL ORDER BY received_at, id LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(event_row)
+                    .collect()
+            }
+
+            async fn mark_event_processed(&self, id: &str, outcome: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
+                     WHERE id = $1 AND processed_at IS NULL",
+                )
+                .bind(id)
+                .bind(now_millis())
+                .bind(outcome)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+mod sqlite {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+    sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite");
+
+    impl SqliteStore {
+        /// WAL journal with `synchronous = FULL`: a committed turn survives a crash of the
+        /// process or the machine. Readers never wait for the writer.
+        pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("bad SQLite URL {url:?}: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
+            migrator().run(&pool).await?;
+            Ok(SqliteStore::with_pool(pool))
+        }
+    }
+}
+
+mod postgres {
+    use super::*;
+    use sqlx::postgres::PgPoolOptions;
+
+    sql_store!(PgStore, sqlx::Postgres, sqlx::PgPool, "postgres");
+
+    impl PgStore {
+        pub async fn open(url: &str) -> StoreResult<PgStore> {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            migrator().run(&pool).await?;
+            Ok(PgStore::with_pool(pool))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn multi_row_insert_numbers_parameters_in_order() {
+        assert_eq!(
+            super::frames_insert_sql(2),
+            "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES \
+             ($1,$2,$3,$4,$5),($6,$7,$8,$9,$10)"
+        );
+    }
+}
