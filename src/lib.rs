@@ -1,6 +1,9 @@
 //! chatpay: add payments to a chat-built app by talking to it.
+pub mod account;
+pub mod cards;
 pub mod config;
 pub mod domain;
+pub mod flows;
 pub mod httpc;
 pub mod intents;
 pub mod store;

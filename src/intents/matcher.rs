@@ -74,6 +74,8 @@ pub struct Candidate {
     pub topic: Option<String>,
     /// Named captures of a regex rule.
     pub captures: Slots,
+    /// The fixed answer of a data-only intent.
+    pub answer: Option<String>,
 }
 
 impl Classification {
@@ -406,6 +408,7 @@ impl Matcher {
             span: norm.original_span(text, span.0 as usize, span.1 as usize),
             topic: rule.topic.clone(),
             captures,
+            answer: self.intents[intent].answer.clone(),
         }
     }
 }

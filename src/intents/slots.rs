@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 
 use regex::{Captures, Regex, RegexSet, RegexSetBuilder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::format::{SlotDef, SlotKind};
 use crate::domain::{Currency, Money};
 
 /// A slot's value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SlotValue {
     Text(String),

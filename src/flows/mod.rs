@@ -1,0 +1,678 @@
+//! The guided flows as pure transitions: `(state, input) -> (state, effects)`.
+//!
+//! [`ConversationState::handle`] is the only entry. It reads nothing but its arguments and writes
+//! nothing but `self`: saving, calling Stripe and pushing frames come back as [`Effect`] values that
+//! `chat/` carries out. That is why a transcript replays the same way every time, and why a crash
+//! loses nothing: the new state and the frames it emits are stored in one transaction, and a Stripe
+//! call in flight is part of the state (with its idempotency key), so it is simply re-issued.
+//!
+//! One flow is active per conversation at most. Questions asked in the middle of a flow are
+//! answered and the current step is shown again; `cancel` ends the flow and its cards go stale.
+
+mod answers;
+mod connect;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::{AccountSnapshot, AccountState};
+use crate::cards::{Action, Card, CardKind, Fact, Field};
+use crate::domain::{ConversationId, Mode};
+use crate::intents::{Classification, Intent, Outcome, Slots};
+
+pub use connect::ConnectStep;
+
+/// The guided flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    StripeConnect,
+}
+
+impl FlowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowKind::StripeConnect => "stripe_connect",
+        }
+    }
+}
+
+/// Where a flow was started from; all entries run the same flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    Chat,
+    ProjectCreation,
+    Integrations,
+}
+
+/// A Stripe connection as the flows see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub account: AccountSnapshot,
+    /// `created` (through chatpay's onboarding) or `oauth` (an existing account).
+    pub origin: String,
+}
+
+/// Addresses the flows put in cards and Stripe calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    /// This server's public base URL, without a trailing slash.
+    pub public: String,
+    /// Stripe's OAuth authorize URL up to and including `client_id=…`, if OAuth is configured.
+    pub oauth_authorize: Option<String>,
+}
+
+impl Links {
+    pub fn onboarding_return(&self, conversation: &ConversationId, nonce: &str) -> String {
+        format!(
+            "{}/v1/stripe/onboarding/return?conversation={conversation}&nonce={nonce}",
+            self.public
+        )
+    }
+
+    pub fn onboarding_refresh(&self, conversation: &ConversationId, nonce: &str) -> String {
+        format!(
+            "{}/v1/stripe/onboarding/refresh?conversation={conversation}&nonce={nonce}",
+            self.public
+        )
+    }
+
+    pub fn oauth_redirect(&self) -> String {
+        format!("{}/v1/stripe/oauth/callback", self.public)
+    }
+
+    pub fn oauth_url(&self, conversation: &ConversationId, nonce: &str) -> Option<String> {
+        self.oauth_authorize.as_ref().map(|base| {
+            let redirect: String =
+                form_urlencoded::byte_serialize(self.oauth_redirect().as_bytes()).collect();
+            format!(
+                "{base}&response_type=code&scope=read_write&state={conversation}.{nonce}&redirect_uri={redirect}"
+            )
+        })
+    }
+}
+
+/// Everything a transition may read besides the state itself.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub conversation: &'a ConversationId,
+    pub backend: bool,
+    pub mode: Mode,
+    pub connection: Option<&'a Connection>,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub now_ms: i64,
+    pub links: &'a Links,
+    /// Button labels of intents, from the intent files.
+    pub labels: &'a BTreeMap<String, String>,
+    /// A fresh random token for this input (nonces for links); inputs, not side effects.
+    pub fresh: &'a str,
+}
+
+/// What happens to a conversation.
+#[derive(Debug, Clone)]
+pub enum Input<'a> {
+    Say(&'a Classification),
+    Click {
+        card: &'a str,
+        action: &'a str,
+        values: &'a BTreeMap<String, String>,
+    },
+    Outside(Outside),
+    /// A Stripe call finished.
+    Done {
+        op: u64,
+        result: Result<CallOutput, CallError>,
+    },
+}
+
+/// Things that happen outside the chat.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outside {
+    /// Start (or show) the Stripe connection flow from the project screens.
+    StartConnect(Entry),
+    /// Stripe says the account changed (a webhook); the fresh account is re-read first.
+    AccountChanged { account: String },
+    /// The user revoked chatpay's access to their account in Stripe.
+    Deauthorized { account: String },
+    /// The browser came back from Stripe's onboarding page.
+    OnboardingReturned { nonce: String },
+    /// A new onboarding link was issued on the refresh URL.
+    LinkIssued {
+        nonce: String,
+        url: String,
+        expires_at: i64,
+    },
+    /// The browser came back from Stripe's OAuth page.
+    OauthReturned {
+        nonce: String,
+        result: Result<String, String>,
+    },
+}
+
+/// A call to Stripe that a transition asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum Call {
+    CreateAccount(NewAccount),
+    RetrieveAccount { account: String },
+    CreateAccountLink {
+        account: String,
+        kind: LinkKind,
+        refresh_url: String,
+        return_url: String,
+    },
+    ExchangeOauthCode { code: String },
+    Deauthorize { account: String },
+}
+
+impl Call {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::CreateAccount(_) => "create_account",
+            Call::RetrieveAccount { .. } => "retrieve_account",
+            Call::CreateAccountLink { .. } => "create_account_link",
+            Call::ExchangeOauthCode { .. } => "exchange_oauth_code",
+            Call::Deauthorize { .. } => "deauthorize",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAccount {
+    pub legal_name: String,
+    pub country: String,
+    pub email: String,
+    pub business_type: String,
+    pub statement_descriptor: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    AccountOnboarding,
+    AccountUpdate,
+}
+
+/// What a finished call produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutput {
+    Account(AccountSnapshot),
+    Link { url: String, expires_at: i64 },
+    Connected { account: String },
+    Done,
+}
+
+/// Why a call failed, after the gateway's retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallError {
+    /// Safe to show to the user.
+    pub message: String,
+    /// Stripe's error code, if any.
+    pub code: Option<String>,
+}
+
+/// What a transition asks the chat to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Reply(String),
+    Card(Card),
+    Flow { flow: FlowKind, state: String },
+    /// Call Stripe; the result comes back as `Input::Done { op, .. }`.
+    Call { op: u64, call: Call },
+    /// Store the project's connection (with this turn).
+    SaveConnection(Connection),
+    /// The project has no connection any more (with this turn).
+    DropConnection,
+}
+
+/// Why an input was refused; becomes an `error` frame, nothing is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    StaleCard(String),
+    NotFound(String),
+    InvalidValues(BTreeMap<String, String>),
+}
+
+/// A card whose actions may still be clicked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveCard {
+    pub id: String,
+    pub kind: CardKind,
+    pub actions: Vec<String>,
+    pub owner: Owner,
+}
+
+/// What a live card belongs to, which decides what its actions do and when it goes stale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "owner", rename_all = "snake_case")]
+pub enum Owner {
+    /// A step of the active flow.
+    Flow { instance: u64 },
+    /// The offer to connect Stripe.
+    Offer,
+    /// Pick one of several intents; the slots of the original utterance come along, and the
+    /// fixed answers of data-only candidates.
+    Clarify {
+        slots: Slots,
+        #[serde(default)]
+        answers: BTreeMap<String, String>,
+    },
+    /// Buttons that say an intent; repeatable.
+    Help,
+    /// The latest account status card (its fix action); repeatable while it is the latest.
+    Status,
+    /// Confirm disconnecting.
+    Disconnect,
+}
+
+/// A Stripe call in flight; re-issued with the same idempotency key after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub op: u64,
+    pub call: Call,
+    pub purpose: Purpose,
+}
+
+/// Who waits for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// The active flow (instance) continues with the result.
+    Flow(u64),
+    /// Re-read the account after Stripe said it changed.
+    Refresh,
+    /// A fix link for the status card.
+    FixLink,
+    /// Someone asked for the account's status: show it even if unchanged.
+    Check,
+    Disconnect,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveFlow {
+    pub instance: u64,
+    pub kind: FlowKind,
+    pub step: ConnectStep,
+    /// The current step's card, shown again after a digression.
+    #[serde(default)]
+    pub card: Option<Card>,
+}
+
+/// Everything a conversation remembers between turns (stored as JSON with each turn).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConversationState {
+    #[serde(default)]
+    next_card: u64,
+    #[serde(default)]
+    next_op: u64,
+    #[serde(default)]
+    next_flow: u64,
+    #[serde(default)]
+    pub flow: Option<ActiveFlow>,
+    #[serde(default)]
+    pub cards: Vec<LiveCard>,
+    #[serde(default)]
+    pub pending: Vec<Pending>,
+    /// The newest account read applied (reads are applied in the order they were asked for).
+    #[serde(default)]
+    last_account_op: u64,
+    /// The account state last shown, so only changes are pushed.
+    #[serde(default)]
+    pub last_shown: Option<AccountState>,
+}
+
+/// Collects a transition's effects.
+pub(crate) struct Turn<'s, 'f> {
+    pub state: &'s mut ConversationState,
+    pub facts: &'f Facts<'f>,
+    pub effects: Vec<Effect>,
+}
+
+impl ConversationState {
+    /// Applies one input. On refusal nothing changed.
+    pub fn handle(&mut self, input: Input<'_>, facts: &Facts<'_>) -> Result<Vec<Effect>, Refusal> {
+        let mut work = self.clone();
+        let mut turn = Turn {
+            state: &mut work,
+            facts,
+            effects: Vec::new(),
+        };
+        match input {
+            Input::Say(c) => turn.say(c),
+            Input::Click {
+                card,
+                action,
+                values,
+            } => turn.click(card, action, values)?,
+            Input::Outside(o) => turn.outside(o),
+            Input::Done { op, result } => turn.done(op, result),
+        }
+        let effects = turn.effects;
+        *self = work;
+        Ok(effects)
+    }
+
+    /// The name of the active flow's current step, if a flow is active.
+    pub fn flow_state(&self) -> Option<(FlowKind, &'static str)> {
+        self.flow.as_ref().map(|f| (f.kind, f.step.name()))
+    }
+
+    /// Calls to re-issue after a restart.
+    pub fn pending_calls(&self) -> impl Iterator<Item = (u64, &Call)> {
+        self.pending.iter().map(|p| (p.op, &p.call))
+    }
+}
+
+impl Turn<'_, '_> {
+    /// The button label of an intent.
+    fn label(&self, intent: &str) -> String {
+        self.facts
+            .labels
+            .get(intent)
+            .cloned()
+            .unwrap_or_else(|| intent.replace('_', " "))
+    }
+
+    pub(crate) fn reply(&mut self, text: impl Into<String>) {
+        self.effects.push(Effect::Reply(text.into()));
+    }
+
+    /// Allocates a card id unique to this conversation.
+    pub(crate) fn card_id(&mut self) -> String {
+        self.state.next_card += 1;
+        let conv = self.facts.conversation.as_str();
+        let tail = conv.strip_prefix("cnv_").unwrap_or(conv);
+        format!("crd_{tail}_{}", self.state.next_card)
+    }
+
+    /// Builds a card in the project's mode.
+    pub(crate) fn new_card(&mut self, kind: CardKind, title: &str, body: String) -> Card {
+        Card {
+            id: self.card_id(),
+            kind,
+            title: title.to_owned(),
+            body,
+            mode: self.facts.mode,
+            facts: Vec::new(),
+            fields: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Shows a card whose actions stay clickable until `owner` says otherwise.
+    pub(crate) fn show(&mut self, card: Card, owner: Owner) {
+        if !card.actions.iter().all(|a| a.url.is_some()) {
+            self.state.cards.push(LiveCard {
+                id: card.id.clone(),
+                kind: card.kind,
+                actions: card
+                    .actions
+                    .iter()
+                    .filter(|a| a.url.is_none())
+                    .map(|a| a.id.clone())
+                    .collect(),
+                owner,
+            });
+        }
+        self.effects.push(Effect::Card(card));
+    }
+
+    /// Shows a card that is only information.
+    pub(crate) fn show_info(&mut self, card: Card) {
+        self.effects.push(Effect::Card(card));
+    }
+
+    pub(crate) fn flow_frame(&mut self, flow: FlowKind, state: &str) {
+        self.effects.push(Effect::Flow {
+            flow,
+            state: state.to_owned(),
+        });
+    }
+
+    /// Asks for a Stripe call and remembers it until it finishes.
+    pub(crate) fn call(&mut self, call: Call, purpose: Purpose) -> u64 {
+        self.state.next_op += 1;
+        let op = self.state.next_op;
+        self.state.pending.push(Pending {
+            op,
+            call: call.clone(),
+            purpose,
+        });
+        self.effects.push(Effect::Call { op, call });
+        op
+    }
+
+    pub(crate) fn drop_cards(&mut self, keep: impl Fn(&LiveCard) -> bool) {
+        self.state.cards.retain(keep);
+    }
+
+    fn say(&mut self, c: &Classification) {
+        match &c.outcome {
+            Outcome::Matched(m) => {
+                self.intent(&m.intent, m.topic.as_deref(), &c.slots, m.answer.as_deref())
+            }
+            Outcome::Clarify(candidates) => {
+                let mut card = self.new_card(
+                    CardKind::Clarify,
+                    "Which one did you mean?",
+                    "I can read that a few ways. Pick one:".to_owned(),
+                );
+                for cand in candidates {
+                    let label = self.label(&cand.intent);
+                    card.actions.push(Action::secondary(&cand.intent, &label));
+                }
+                let answers = candidates
+                    .iter()
+                    .filter_map(|c| Some((c.intent.clone(), c.answer.clone()?)))
+                    .collect();
+                self.show(
+                    card,
+                    Owner::Clarify {
+                        slots: c.slots.clone(),
+                        answers,
+                    },
+                );
+            }
+            Outcome::Unsure(_) | Outcome::Nothing => {
+                self.reply(answers::FALLBACK);
+                self.help_card();
+                self.present_step();
+            }
+        }
+    }
+
+    /// Acts on an intent, by name; data-only intents answer their fixed text.
+    fn intent(&mut self, name: &str, topic: Option<&str>, slots: &Slots, answer: Option<&str>) {
+        let Some(intent) = Intent::parse(name) else {
+            self.reply(answer.unwrap_or(answers::FALLBACK));
+            self.present_step();
+            return;
+        };
+        match intent {
+            Intent::Cancel => self.cancel(),
+            Intent::AddPayments | Intent::ConnectStripe => self.offer_connect(),
+            Intent::CreateStripeAccount => self.start_connect(Entry::Chat, true),
+            Intent::DisconnectStripe => self.ask_disconnect(),
+            Intent::Help => {
+                self.reply(answers::HELP_INTRO);
+                self.help_card();
+                self.present_step();
+            }
+            Intent::AccountStatus => {
+                self.account_status(topic);
+                self.present_step();
+            }
+            _ => {
+                answers::answer(self, intent, topic, slots);
+                self.present_step();
+            }
+        }
+    }
+
+    fn click(
+        &mut self,
+        card_id: &str,
+        action: &str,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), Refusal> {
+        let Some(pos) = self.state.cards.iter().position(|c| c.id == card_id) else {
+            return Err(Refusal::StaleCard(format!(
+                "Card {card_id} is no longer active: its step is over, its flow was cancelled, or it belongs to another conversation."
+            )));
+        };
+        let live = self.state.cards[pos].clone();
+        if !live.actions.iter().any(|a| a == action) {
+            return Err(Refusal::NotFound(format!(
+                "Card {card_id} has no action {action:?}; its actions are {}.",
+                live.actions.join(", ")
+            )));
+        }
+        match &live.owner {
+            Owner::Flow { instance } => {
+                let current = self.state.flow.as_ref().map(|f| f.instance);
+                if current != Some(*instance) {
+                    self.state.cards.remove(pos);
+                    return Err(Refusal::StaleCard(format!(
+                        "Card {card_id} belongs to a flow that has ended."
+                    )));
+                }
+                self.connect_click(action, values)?;
+            }
+            Owner::Offer => {
+                self.drop_cards(|c| c.owner != Owner::Offer);
+                match action {
+                    "connect" => self.start_connect(Entry::Chat, false),
+                    _ => self.reply(
+                        "No problem. Say \"add payments\" whenever you're ready.",
+                    ),
+                }
+            }
+            Owner::Clarify { slots, answers } => {
+                let answer = answers.get(action).cloned();
+                let slots = slots.clone();
+                self.state.cards.remove(pos);
+                self.intent(action, None, &slots, answer.as_deref());
+            }
+            Owner::Help => self.intent(action, None, &Slots::new(), None),
+            Owner::Status => self.status_click(action),
+            Owner::Disconnect => {
+                self.state.cards.remove(pos);
+                self.disconnect_click(action);
+            }
+        }
+        Ok(())
+    }
+
+    /// Shows the current step of the active flow again (after a digression).
+    pub(crate) fn present_step(&mut self) {
+        if let Some(flow) = &self.state.flow
+            && let Some(card) = flow.card.clone()
+        {
+            let (kind, step) = (flow.kind, flow.step.name());
+            self.reply(format!(
+                "Back to {}: we're at the {} step.",
+                answers::flow_title(kind),
+                step.replace('_', " ")
+            ));
+            self.flow_frame(kind, step);
+            self.effects.push(Effect::Card(card));
+        }
+    }
+
+    fn cancel(&mut self) {
+        if self.state.flow.is_some() {
+            self.cancel_flow();
+        } else {
+            self.reply("There's nothing in progress to cancel.");
+        }
+    }
+
+    /// Ends the active flow: its cards go stale and results it waited for no longer matter.
+    pub(crate) fn cancel_flow(&mut self) {
+        let Some(flow) = self.state.flow.take() else {
+            return;
+        };
+        let instance = flow.instance;
+        self.drop_cards(|c| c.owner != Owner::Flow { instance });
+        self.state
+            .pending
+            .retain(|p| p.purpose != Purpose::Flow(instance));
+        let what = answers::flow_title(flow.kind);
+        self.reply(if self.facts.connection.is_some() && flow.kind == FlowKind::StripeConnect {
+            format!("Stopped {what}. Your Stripe account stays connected; ask \"is my account verified?\" any time.")
+        } else {
+            format!("Cancelled {what}. Nothing else changed; you can start again any time.")
+        });
+        self.flow_frame(flow.kind, "cancelled");
+    }
+
+    fn help_card(&mut self) {
+        let mut card = self.new_card(
+            CardKind::Help,
+            "What I can do",
+            "Pick one, or just tell me in your own words.".to_owned(),
+        );
+        for intent in [
+            Intent::AddPayments,
+            Intent::AccountStatus,
+            Intent::TestMode,
+            Intent::PayoutStatus,
+            Intent::Refund,
+            Intent::ReceiptsInvoices,
+            Intent::GoLive,
+        ] {
+            let label = self.label(intent.name());
+            card.actions.push(Action::secondary(intent.name(), &label));
+        }
+        // Only the newest help card stays clickable.
+        self.drop_cards(|c| c.owner != Owner::Help);
+        self.show(card, Owner::Help);
+    }
+
+    fn outside(&mut self, o: Outside) {
+        match o {
+            Outside::StartConnect(entry) => self.start_connect(entry, false),
+            other => self.connect_outside(other),
+        }
+    }
+
+    fn done(&mut self, op: u64, result: Result<CallOutput, CallError>) {
+        let Some(pos) = self.state.pending.iter().position(|p| p.op == op) else {
+            // Cancelled meanwhile, or already handled before a restart.
+            return;
+        };
+        let pending = self.state.pending.remove(pos);
+        self.connect_done(pending, result);
+    }
+
+    /// Applies a fresh read of the account if it is newer than the last one applied; pushes a
+    /// status card when the state changed. Returns false for a stale read.
+    pub(crate) fn apply_account(&mut self, op: u64, account: AccountSnapshot, origin: &str) -> bool {
+        if op <= self.state.last_account_op {
+            return false;
+        }
+        self.state.last_account_op = op;
+        self.effects.push(Effect::SaveConnection(Connection {
+            account,
+            origin: origin.to_owned(),
+        }));
+        true
+    }
+
+    pub(crate) fn facts_card(&mut self, kind: CardKind, title: &str, body: String, facts: Vec<Fact>) -> Card {
+        let mut card = self.new_card(kind, title, body);
+        card.facts = facts;
+        card
+    }
+
+    pub(crate) fn form(&mut self, kind: CardKind, title: &str, body: String, fields: Vec<Field>) -> Card {
+        let mut card = self.new_card(kind, title, body);
+        card.fields = fields;
+        card
+    }
+}
+
+#[cfg(test)]
+mod tests;
