@@ -1,6 +1,6 @@
-//! A small HTTP/1.1 client on hyper (already in the tree through async-stripe), for the few plain
-//! HTTP calls chatpay makes itself: webhook delivery from the sandbox, Stripe's OAuth token
-//! endpoint, and the test harness. Plain `http://` only: TLS to Stripe goes through async-stripe.
+//! A small HTTP/1.1 client on hyper and rustls (both already in the tree through async-stripe), for
+//! the few calls chatpay makes itself: webhook delivery from the sandbox, Stripe's OAuth endpoints,
+//! and the test harness. Speaks `http://` and `https://`.
 
 use std::time::Duration;
 
@@ -8,12 +8,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -60,9 +61,15 @@ impl Default for HttpClient {
 
 impl HttpClient {
     pub fn new(timeout: Duration) -> HttpClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(connector),
             timeout,

@@ -21,6 +21,7 @@ use crate::cards::{Action, Card, CardKind, Fact, Field};
 use crate::domain::{ConversationId, Mode};
 use crate::intents::{Classification, Intent, Outcome, Slots};
 
+pub use answers::BACKEND_REQUIRED;
 pub use connect::ConnectStep;
 
 /// The guided flows.
