@@ -133,9 +133,20 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: &serde_json::Value,
     ) -> Result<Response, HttpError> {
+        self.send_json("POST", url, headers, body).await
+    }
+
+    /// Sends a JSON body with any method.
+    pub async fn send_json(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<Response, HttpError> {
         let mut all = headers.to_vec();
         all.push(("content-type", "application/json"));
-        self.send("POST", url, &all, body.to_string()).await
+        self.send(method, url, &all, body.to_string()).await
     }
 
     /// POSTs `application/x-www-form-urlencoded` pairs.

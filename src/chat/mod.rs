@@ -59,6 +59,18 @@ pub enum TurnReply {
     Resend(Vec<OutFrame>),
 }
 
+/// Every error code of protocol v1.
+pub const ERROR_CODES: &[&str] = &[
+    "bad_frame",
+    "unknown_type",
+    "unauthorized",
+    "not_found",
+    "stale_card",
+    "invalid_values",
+    "rate_limited",
+    "internal",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     #[error("{0}")]

@@ -24,6 +24,23 @@ use crate::intents::{Classification, Intent, Outcome, Slots};
 pub use answers::BACKEND_REQUIRED;
 pub use connect::ConnectStep;
 
+/// Every state a `flow` frame can carry, per flow (steps, then how a flow ends).
+pub const FLOW_STATES: &[(&str, &str)] = &[
+    ("stripe_connect", "choose_account"),
+    ("stripe_connect", "connect_existing"),
+    ("stripe_connect", "exchanging_code"),
+    ("stripe_connect", "register"),
+    ("stripe_connect", "business_profile"),
+    ("stripe_connect", "creating_account"),
+    ("stripe_connect", "onboarding"),
+    ("stripe_connect", "verification_pending"),
+    ("stripe_connect", "restricted"),
+    ("stripe_connect", "rejected"),
+    ("stripe_connect", "active"),
+    ("stripe_connect", "cancelled"),
+    ("stripe_connect", "disconnected"),
+];
+
 /// The guided flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,0 +1,340 @@
+//! `chatpay bench`: a load client. It opens N WebSocket connections (one project each), sends
+//! `say` turns at a fixed total rate or flat out, and reports turns per second and the latency
+//! from sending a `say` to receiving its first frame (p50, p99, p99.9). With `--idle` it instead
+//! holds N idle connections and reports the server's memory per connection.
+//!
+//! By default it starts its own server as a child process (`chatpay serve`, release build
+//! recommended) on a fresh SQLite database, so client and server are measured apart.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::config::Config;
+use crate::httpc::HttpClient;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Connections (one project and conversation each).
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Total turns per second across all connections; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Seconds to measure (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Turns each connection may have in flight when running flat out.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Hold this many idle connections and report the server's memory per connection.
+    #[arg(long)]
+    pub idle: Option<usize>,
+    /// Use a running server at this base URL (http://host:port) instead of starting one;
+    /// needs --token.
+    #[arg(long)]
+    pub server: Option<String>,
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The server's process id, to read its memory (with --server).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+/// A server process started for the benchmark.
+struct Child {
+    child: tokio::process::Child,
+    url: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn_server(config: &Config) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let dir = tempfile::tempdir()?;
+    let db = match config.database_url.as_str() {
+        url if url.starts_with("postgres") => url.to_owned(),
+        _ => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
+    let out = tokio::process::Command::new(&exe)
+        .args(["token", "create", "--name", "bench", "--database-url", &db])
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("token create failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let token = String::from_utf8(out.stdout)?.trim().to_owned();
+    let mut child = tokio::process::Command::new(&exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+        .env("CHATPAY_LOG", "warn,chatpay=info")
+        .env("CHATPAY_CONFIG", write_bench_config(dir.path())?)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(at) = line.find("address=") {
+                let addr = line[at + 8..].split_whitespace().next().unwrap_or("").trim_matches('"');
+                return Ok::<_, anyhow::Error>(format!("http://{addr}"));
+            }
+        }
+        bail!("the server exited before listening")
+    })
+    .await
+    .context("waiting for the server to listen")??;
+    // Keep draining the server's log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Child {
+        child,
+        url,
+        token,
+        _dir: dir,
+    })
+}
+
+/// The benchmark lifts the per-connection rate limit (it is the thing being measured).
+fn write_bench_config(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, "[chat]\nturns_per_second = 100000\n")?;
+    Ok(path)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+const PHRASES: &[&str] = &[
+    "is this test mode?",
+    "when do I get paid?",
+    "how do refunds work",
+    "what can you do?",
+    "I was paid Nov 20, when is it available?",
+    "do customers get a receipt?",
+];
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(ws_url: &str, token: &str, project: &str) -> anyhow::Result<Ws> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await?;
+    let hello = json!({ "type": "hello", "token": token, "project": project });
+    ws.send(Message::Text(hello.to_string().into())).await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str())?;
+                if v["type"] == "welcome" {
+                    return Ok(ws);
+                }
+                if v["type"] == "error" {
+                    bail!("hello refused: {v}");
+                }
+            }
+            Some(Ok(_)) => {}
+            other => bail!("connection ended before welcome: {other:?}"),
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
+    let (url, token, pid, _child) = match &args.server {
+        Some(url) => (
+            url.trim_end_matches('/').to_owned(),
+            args.token.clone().ok_or_else(|| anyhow!("--server needs --token"))?,
+            args.server_pid,
+            None,
+        ),
+        None => {
+            let child = spawn_server(&config).await?;
+            let pid = child.child.id();
+            (child.url.clone(), child.token.clone(), pid, Some(child))
+        }
+    };
+    let ws_url = format!("{}/v1/chat", url.replacen("http", "ws", 1));
+    let http = HttpClient::new(Duration::from_secs(30));
+    let n = args.idle.unwrap_or(args.connections);
+    eprintln!("creating {n} projects on {url}");
+    let mut projects = Vec::with_capacity(n);
+    let auth = format!("Bearer {token}");
+    for i in 0..n {
+        let res = http
+            .post_json(
+                &format!("{url}/v1/projects"),
+                &[("authorization", &auth)],
+                &json!({ "name": format!("bench {i}"), "backend": true }),
+            )
+            .await?;
+        if res.status != 201 {
+            bail!("creating a project answered {}: {}", res.status, res.text());
+        }
+        projects.push(res.json()?["id"].as_str().unwrap_or_default().to_owned());
+    }
+
+    if args.idle.is_some() {
+        return idle(&ws_url, &token, &projects, pid).await;
+    }
+
+    let per_connection_rate = (args.rate > 0).then(|| args.rate as f64 / n as f64);
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let turns = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(n);
+    eprintln!("opening {n} connections");
+    for (i, project) in projects.iter().enumerate() {
+        let ws = open(&ws_url, &token, project).await?;
+        let (measuring, stop, turns) = (measuring.clone(), stop.clone(), turns.clone());
+        let pipeline = args.pipeline.max(1);
+        tasks.push(tokio::spawn(async move {
+            drive(ws, i, per_connection_rate, pipeline, measuring, stop, turns).await
+        }));
+    }
+    eprintln!("warming up for {}s", args.warmup);
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let rss_before = pid.and_then(rss_kib);
+    measuring.store(true, Ordering::SeqCst);
+    let start_turns = turns.load(Ordering::SeqCst);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    let elapsed = started.elapsed();
+    let done = turns.load(Ordering::SeqCst) - start_turns;
+    measuring.store(false, Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i] as f64 / 1000.0
+    };
+    println!(
+        "connections={n} target_rate={} measured={:.1}s turns={done} turns_per_sec={:.0} latency_ms p50={:.3} p99={:.3} p99.9={:.3} max={:.3}",
+        if args.rate == 0 { "flat-out".to_owned() } else { args.rate.to_string() },
+        elapsed.as_secs_f64(),
+        done as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        pct(1.0),
+    );
+    if let (Some(before), Some(after)) = (rss_before, pid.and_then(rss_kib)) {
+        println!("server_rss_kib before={before} after={after}");
+    }
+    Ok(())
+}
+
+/// One connection's loop; returns the latencies (µs) measured.
+async fn drive(
+    ws: Ws,
+    conn: usize,
+    rate: Option<f64>,
+    pipeline: usize,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    turns: Arc<AtomicU64>,
+) -> anyhow::Result<Vec<u64>> {
+    let (mut tx, mut rx) = ws.split();
+    let mut latencies = Vec::new();
+    let mut in_flight: std::collections::HashMap<u64, (Instant, bool)> = std::collections::HashMap::new();
+    let mut next_id: u64 = 0;
+    // Spread connections over the interval so a fixed rate is not a thundering herd.
+    let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut ticker = interval.map(|i| {
+        let offset = i.mul_f64((conn % 997) as f64 / 997.0);
+        tokio::time::interval_at(tokio::time::Instant::now() + offset, i)
+    });
+    if let Some(t) = ticker.as_mut() {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    let send = |id: u64| {
+        let text = PHRASES[(id as usize + conn) % PHRASES.len()];
+        json!({ "type": "say", "id": format!("b{id}"), "text": text }).to_string()
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(latencies);
+        }
+        let can_send = match &ticker {
+            Some(_) => false,
+            None => in_flight.len() < pipeline,
+        };
+        if can_send {
+            next_id += 1;
+            in_flight.insert(next_id, (Instant::now(), measuring.load(Ordering::Relaxed)));
+            tx.send(Message::Text(send(next_id).into())).await?;
+            continue;
+        }
+        tokio::select! {
+            _ = async { ticker.as_mut().expect("ticking").tick().await }, if ticker.is_some() => {
+                next_id += 1;
+                in_flight.insert(next_id, (Instant::now(), measuring.load(Ordering::Relaxed)));
+                tx.send(Message::Text(send(next_id).into())).await?;
+            }
+            msg = rx.next() => {
+                let Some(msg) = msg else { bail!("connection {conn} closed") };
+                if let Message::Text(t) = msg? {
+                    let v: Value = serde_json::from_str(t.as_str())?;
+                    if v["type"] == "error" {
+                        bail!("connection {conn}: {v}");
+                    }
+                    let id = v["reply_to"].as_str().and_then(|r| r.strip_prefix('b')).and_then(|r| r.parse::<u64>().ok());
+                    if let Some(id) = id
+                        && let Some((sent, measured)) = in_flight.remove(&id)
+                    {
+                        // The first frame of the turn: the rest of its frames are not timed.
+                        if measured && measuring.load(Ordering::Relaxed) {
+                            latencies.push(sent.elapsed().as_micros() as u64);
+                            turns.fetch_add(1, Ordering::Relaxed);
+                        } else if !measured {
+                            turns.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+async fn idle(ws_url: &str, token: &str, projects: &[String], pid: Option<u32>) -> anyhow::Result<()> {
+    let pid = pid.ok_or_else(|| anyhow!("--idle needs the server's pid (start it here, or pass --server-pid)"))?;
+    // Settle: one connection first so lazily allocated server state is in the baseline.
+    let warm = open(ws_url, token, &projects[0]).await?;
+    drop(warm);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_kib(pid).ok_or_else(|| anyhow!("cannot read /proc/{pid}/status"))?;
+    let mut held = Vec::with_capacity(projects.len());
+    for p in projects {
+        held.push(open(ws_url, token, p).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid).ok_or_else(|| anyhow!("cannot read /proc/{pid}/status"))?;
+    let per = (after.saturating_sub(before) as f64 * 1024.0) / projects.len() as f64;
+    println!(
+        "idle_connections={} server_rss_kib before={before} after={after} bytes_per_idle_connection={per:.0}",
+        projects.len()
+    );
+    drop(held);
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! The WebSocket transport at `/v1/chat`: upgrade, one task per connection, protocol framing.
+//! It translates frames to commands and results to frames; the chat engine decides everything.
+
+pub mod protocol;
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::chat::{ChatError, Engine, Joined, OutFrame, TurnReply};
+use crate::http::AppState;
+use protocol::{ClientFrame, FrameError};
+
+/// Close codes used here (RFC 6455).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Small buffers: an idle connection should cost a few KB, not tungstenite's 128 KiB defaults.
+const READ_BUFFER: usize = 2 * 1024;
+const WRITE_BUFFER: usize = 0;
+
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    let max = state.chat.max_frame_bytes;
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(4 * 1024 * 1024)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            let mut conn = Connection {
+                socket,
+                engine: state.engine.clone(),
+                joined: None,
+                last_sent: 0,
+                bucket: Bucket::new(state.chat.turns_per_second),
+            };
+            let mut shutdown = state.shutdown.clone();
+            let deadline = tokio::time::Instant::now() + state.chat.hello_timeout;
+            conn.run(&mut shutdown, deadline).await;
+        })
+}
+
+struct Connection {
+    socket: WebSocket,
+    engine: Engine,
+    joined: Option<Joined>,
+    /// The highest `seq` sent to this client.
+    last_sent: i64,
+    bucket: Bucket,
+}
+
+/// Why a connection ends.
+enum End {
+    Closed,
+    Close(u16, &'static str),
+}
+
+impl Connection {
+    async fn run(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>, hello_deadline: tokio::time::Instant) {
+        let end = loop {
+            let step = tokio::select! {
+                _ = shutdown.changed() => Err(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
+                _ = tokio::time::sleep_until(hello_deadline), if self.joined.is_none() => {
+                    Err(End::Close(CLOSE_POLICY, "no hello in time"))
+                }
+                incoming = self.socket.recv() => self.incoming(incoming).await,
+                live = recv_live(&mut self.joined) => self.live(live).await,
+            };
+            if let Err(end) = step {
+                break end;
+            }
+        };
+        if let End::Close(code, reason) = end {
+            let _ = self
+                .socket
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+        }
+    }
+
+    async fn send_text(&mut self, text: &str) -> Result<(), End> {
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| End::Closed)
+    }
+
+    async fn send_error(&mut self, e: &FrameError) -> Result<(), End> {
+        self.send_text(&e.to_json()).await
+    }
+
+    /// Sends a conversation frame unless the client already has it.
+    async fn send_frame(&mut self, f: &OutFrame) -> Result<(), End> {
+        if f.seq <= self.last_sent {
+            return Ok(());
+        }
+        self.send_text(&f.json).await?;
+        self.last_sent = f.seq;
+        Ok(())
+    }
+
+    async fn incoming(&mut self, msg: Option<Result<Message, axum::Error>>) -> Result<(), End> {
+        let text = match msg {
+            None => return Err(End::Closed),
+            Some(Err(e)) => {
+                return Err(if is_too_big(&e) {
+                    End::Close(CLOSE_TOO_BIG, "frame larger than 64 KiB")
+                } else {
+                    End::Closed
+                });
+            }
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Binary(_))) => {
+                return self
+                    .send_error(&FrameError::new(None, "bad_frame", "frames are JSON text, not binary"))
+                    .await;
+            }
+            Some(Ok(Message::Close(_))) => return Err(End::Closed),
+            Some(Ok(_)) => return Ok(()), // ping/pong: handled by the library
+        };
+        let frame = match protocol::parse(text.as_str()) {
+            Ok(f) => f,
+            Err(e) => return self.send_error(&e).await,
+        };
+        match frame {
+            ClientFrame::Hello {
+                token,
+                project,
+                resume_after,
+            } => self.hello(&token, &project, resume_after).await,
+            ClientFrame::Command(cmd) => {
+                let id = cmd.id().to_owned();
+                let Some(joined) = &self.joined else {
+                    return self
+                        .send_error(&FrameError::new(Some(id), "unauthorized", "send hello first"))
+                        .await;
+                };
+                if !self.bucket.take() {
+                    return self
+                        .send_error(&FrameError::new(Some(id), "rate_limited", "too many frames; slow down and retry"))
+                        .await;
+                }
+                let handle = joined.handle.clone();
+                match self.engine.turn(&handle, cmd).await {
+                    Ok(TurnReply::Done) => self.drain().await,
+                    Ok(TurnReply::Resend(frames)) => {
+                        for f in frames {
+                            self.send_text(&f.json).await?;
+                            self.last_sent = self.last_sent.max(f.seq);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => self.send_error(&chat_error(Some(id), e)).await,
+                }
+            }
+        }
+    }
+
+    async fn hello(&mut self, token: &str, project: &str, resume_after: i64) -> Result<(), End> {
+        if self.joined.is_some() {
+            return self
+                .send_error(&FrameError::new(None, "bad_frame", "hello was already sent on this connection"))
+                .await;
+        }
+        let joined = async {
+            let token = self.engine.authenticate(token).await?;
+            let project = self
+                .engine
+                .project_of(&token, project)
+                .await
+                .map_err(|_| ChatError::Unauthorized("no such project for this token".to_owned()))?;
+            let joined = self.engine.join(&project).await?;
+            Ok::<_, ChatError>((joined, project))
+        }
+        .await;
+        let (joined, project) = match joined {
+            Ok(j) => j,
+            Err(e) => return self.send_error(&chat_error(None, e)).await,
+        };
+        let welcome = protocol::welcome(
+            joined.conversation.as_str(),
+            project.id.as_str(),
+            joined.mode.as_str(),
+            joined.last_seq,
+        );
+        self.send_text(&welcome).await?;
+        let backlog = self
+            .engine
+            .backlog(&joined.conversation, resume_after, joined.last_seq)
+            .await;
+        self.last_sent = resume_after.min(joined.last_seq);
+        self.joined = Some(joined);
+        match backlog {
+            Ok(frames) => {
+                for f in &frames {
+                    self.send_frame(f).await?;
+                }
+                Ok(())
+            }
+            Err(e) => self.send_error(&chat_error(None, e)).await,
+        }
+    }
+
+    /// Sends whatever live frames are already waiting.
+    async fn drain(&mut self) -> Result<(), End> {
+        loop {
+            let Some(joined) = &mut self.joined else { return Ok(()) };
+            match joined.frames.try_recv() {
+                Ok(f) => self.send_frame(&f).await?,
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => self.catch_up().await?,
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    async fn live(&mut self, frame: Result<OutFrame, RecvError>) -> Result<(), End> {
+        match frame {
+            Ok(f) => self.send_frame(&f).await,
+            // Fell behind the broadcast: read what was missed from the store.
+            Err(RecvError::Lagged(_)) => self.catch_up().await,
+            Err(RecvError::Closed) => Err(End::Close(CLOSE_GOING_AWAY, "conversation unloaded")),
+        }
+    }
+
+    async fn catch_up(&mut self) -> Result<(), End> {
+        let Some(joined) = &self.joined else { return Ok(()) };
+        let conversation = joined.conversation.clone();
+        let frames = self
+            .engine
+            .backlog(&conversation, self.last_sent, i64::MAX)
+            .await
+            .map_err(|_| End::Closed)?;
+        for f in &frames {
+            self.send_frame(f).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn recv_live(joined: &mut Option<Joined>) -> Result<OutFrame, RecvError> {
+    match joined {
+        Some(j) => j.frames.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn chat_error(reply_to: Option<String>, e: ChatError) -> FrameError {
+    if let ChatError::Internal(inner) = &e {
+        tracing::error!(error = ?inner, "turn failed");
+    }
+    let mut f = FrameError::new(reply_to, e.code(), e.public_message());
+    if let ChatError::InvalidValues(fields) = e {
+        f.fields = fields;
+    }
+    f
+}
+
+/// A token bucket: `rate` frames per second sustained, bursts of twice that.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Bucket {
+        let rate = f64::from(rate.max(1));
+        Bucket {
+            rate,
+            tokens: rate * 2.0,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate * 2.0);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
