@@ -4,4 +4,5 @@ pub mod domain;
 pub mod httpc;
 pub mod intents;
 pub mod store;
+pub mod stripe;
 pub mod telemetry;
