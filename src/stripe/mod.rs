@@ -11,6 +11,7 @@
 //! Types from async-stripe stay inside this module; the rest of chatpay sees plain values.
 
 pub mod client;
+pub mod sandbox;
 pub mod webhook;
 
 use async_trait::async_trait;

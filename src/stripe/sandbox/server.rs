@@ -1,0 +1,43 @@
+//! The router: Stripe's API under `/v1`, the hosted onboarding page, Connect OAuth, and the
+//! test controls, all on one port; faults are injected in front of everything but the controls.
+
+use axum::Router;
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+
+use super::error::{ApiError, ErrorType};
+use super::state::App;
+use super::{api, control, faults, oauth, onboarding};
+
+pub(crate) fn router(app: App) -> Router {
+    Router::new()
+        .route("/v1/{*path}", any(api::handle))
+        .route(
+            "/onboarding/{token}",
+            get(onboarding::show).post(onboarding::post),
+        )
+        .route("/oauth/authorize", get(oauth::page).post(oauth::decide))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/deauthorize", post(oauth::deauthorize))
+        .merge(control::router())
+        .fallback(unrecognized)
+        .method_not_allowed_fallback(unrecognized)
+        .layer(middleware::from_fn_with_state(app.clone(), faults::inject))
+        .with_state(app)
+}
+
+/// Stripe's answer to a URL it does not serve.
+async fn unrecognized(method: Method, uri: Uri) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorType::InvalidRequest,
+        format!(
+            "Unrecognized request URL ({method}: {}). Please see https://stripe.com/docs or we \
+             can help at https://support.stripe.com/.",
+            uri.path()
+        ),
+    )
+    .into_response()
+}
