@@ -183,7 +183,14 @@ pub async fn run(t: &Transcript, backend: &Backend) -> anyhow::Result<Coverage> 
     let db = fresh_database(backend).await?;
     let sandbox = Sandbox::start(SandboxConfig {
         listen: "127.0.0.1:0".parse()?,
-        delivery: crate::stripe::sandbox::DeliveryConfig::fast(),
+        // Webhook retries in milliseconds, not minutes.
+        delivery: crate::stripe::sandbox::DeliveryConfig {
+            max_attempts: 8,
+            first_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            concurrency: 8,
+        },
         ..SandboxConfig::default()
     })
     .await?;
