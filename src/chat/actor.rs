@@ -246,10 +246,7 @@ impl Actor {
                         name: c.intent.clone(),
                         confidence: c.confidence,
                     }),
-                    Outcome::Clarify(cs) => cs.first().map(|c| IntentTag {
-                        name: "clarify".to_owned(),
-                        confidence: c.confidence,
-                    }),
+                    // Unsure or undecided (a clarify card asks): nothing matched.
                     _ => None,
                 };
                 tracing::debug!(conversation = %self.conversation, intent = ?tag, "say");

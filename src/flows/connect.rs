@@ -565,7 +565,8 @@ impl Turn<'_, '_> {
     /// state is new, or when someone asked (`asked`: the user came back or pressed a button).
     fn account_changed(&mut self, account: &AccountSnapshot, origin: &str, asked: bool) {
         let state = account.state();
-        let changed = self.state.last_shown != Some(state);
+        let shown = Some(status_signature(account));
+        let changed = self.state.last_shown != shown;
         let step = self.active_connect().map(|f| f.step.clone());
         let id = account.id.clone();
         match (state, step) {
@@ -590,7 +591,7 @@ impl Turn<'_, '_> {
                     let instance = flow.instance;
                     self.drop_cards(|c| c.owner != Owner::Flow { instance });
                 }
-                self.state.last_shown = Some(state);
+                self.state.last_shown = shown.clone();
                 self.flow_frame(FlowKind::StripeConnect, "active");
                 let card = self.status_card(account, origin);
                 self.show_status(card);
@@ -601,7 +602,7 @@ impl Turn<'_, '_> {
                     AccountState::Restricted => ConnectStep::Restricted { account: id },
                     _ => ConnectStep::Rejected { account: id },
                 };
-                self.state.last_shown = Some(state);
+                self.state.last_shown = shown.clone();
                 let card = self.status_card(account, origin);
                 self.drop_cards(|c| c.owner != Owner::Status);
                 self.goto(next, Some(card));
@@ -609,7 +610,7 @@ impl Turn<'_, '_> {
             (_, Some(_)) => {}
             (_, None) => {
                 if changed || asked {
-                    self.state.last_shown = Some(state);
+                    self.state.last_shown = shown.clone();
                     let card = self.status_card(account, origin);
                     self.show_status(card);
                 }
@@ -748,6 +749,7 @@ impl Turn<'_, '_> {
             return;
         };
         let state = connection.account.state();
+        let shown = Some(status_signature(&connection.account));
         match topic {
             Some("timeline") => self.reply(answers::TIMELINES),
             Some("rejected") if state != AccountState::Rejected => {
@@ -759,7 +761,7 @@ impl Turn<'_, '_> {
             }
             _ => {}
         }
-        self.state.last_shown = Some(state);
+        self.state.last_shown = shown.clone();
         let card = self.status_card(&connection.account, &connection.origin);
         if self.active_connect().is_some_and(|f| f.step.account().is_some()) {
             // The status card is the flow's own card at these steps.
@@ -869,6 +871,18 @@ impl Turn<'_, '_> {
         ));
         self.flow_frame(FlowKind::StripeConnect, "disconnected");
     }
+}
+
+/// What a status card shows, compared to decide whether a change is worth pushing.
+fn status_signature(a: &AccountSnapshot) -> String {
+    let r = &a.requirements;
+    format!(
+        "{}|{}|{}|{}",
+        a.state().as_str(),
+        r.disabled_reason.as_deref().unwrap_or(""),
+        r.past_due.join(","),
+        r.currently_due.join(",")
+    )
 }
 
 fn validate_register(mut draft: Draft, values: &BTreeMap<String, String>) -> Result<Draft, Refusal> {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::{AccountSnapshot, AccountState};
+use crate::account::AccountSnapshot;
 use crate::cards::{Action, Card, CardKind, Fact, Field};
 use crate::domain::{ConversationId, Mode};
 use crate::intents::{Classification, Intent, Outcome, Slots};
@@ -336,9 +336,10 @@ pub struct ConversationState {
     /// The newest account read applied (reads are applied in the order they were asked for).
     #[serde(default)]
     last_account_op: u64,
-    /// The account state last shown, so only changes are pushed.
+    /// What the last status card showed (state, reason, what was due), so only changes are
+    /// pushed.
     #[serde(default)]
-    pub last_shown: Option<AccountState>,
+    pub last_shown: Option<String>,
 }
 
 /// Collects a transition's effects.

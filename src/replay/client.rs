@@ -19,7 +19,8 @@ pub struct Client {
     inbox: VecDeque<Value>,
     /// The highest `seq` received.
     pub last_seq: i64,
-    cards: Vec<(String, String)>,
+    /// Cards seen: kind, id, the card itself.
+    cards: Vec<(String, String, Value)>,
     sent: HashMap<String, String>,
     close_code: Option<u16>,
 }
@@ -82,11 +83,23 @@ impl Client {
 
     /// The id of the newest (or `nth`, 1-based) card of `kind` seen.
     pub fn card(&self, kind: &str, nth: Option<usize>) -> Option<String> {
-        let of_kind: Vec<&String> = self.cards.iter().filter(|(k, _)| k == kind).map(|(_, id)| id).collect();
+        let of_kind: Vec<&String> = self.cards.iter().filter(|(k, _, _)| k == kind).map(|(_, id, _)| id).collect();
         match nth {
             Some(n) => of_kind.get(n.checked_sub(1)?).map(|s| (*s).clone()),
             None => of_kind.last().map(|s| (*s).clone()),
         }
+    }
+
+    /// The URL of a link action on the newest card of `kind` that has one.
+    pub fn link(&self, kind: &str, action: &str) -> Option<String> {
+        self.cards.iter().rev().filter(|(k, _, _)| k == kind).find_map(|(_, _, card)| {
+            card["actions"]
+                .as_array()?
+                .iter()
+                .find(|a| a["id"] == action)
+                .and_then(|a| a["url"].as_str())
+                .map(str::to_owned)
+        })
     }
 
     fn note(&mut self, frame: &Value) {
@@ -95,10 +108,10 @@ impl Client {
         }
         if frame["type"] == "card" {
             let card = &frame["card"];
-            if let (Some(kind), Some(id)) = (card["kind"].as_str(), card["id"].as_str())
-                && !self.cards.iter().any(|(_, i)| i == id)
-            {
-                self.cards.push((kind.to_owned(), id.to_owned()));
+            if let (Some(kind), Some(id)) = (card["kind"].as_str(), card["id"].as_str()) {
+                // A card shown again (same id) moves to the end: it is the newest of its kind.
+                self.cards.retain(|(_, i, _)| i != id);
+                self.cards.push((kind.to_owned(), id.to_owned(), card.clone()));
             }
         }
     }

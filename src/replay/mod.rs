@@ -524,9 +524,162 @@ impl Run<'_> {
 
 mod stripe_steps {
     use super::*;
+    use crate::stripe::sandbox::{Fault, FaultAction, OAuthAuthorize, VerificationOutcome};
 
-    pub(super) async fn run(_run: &mut Run<'_>, s: &transcript::StripeStep) -> anyhow::Result<()> {
-        bail!("stripe step {:?} is not available", s.action)
+    fn outcome(s: &transcript::StripeStep) -> anyhow::Result<VerificationOutcome> {
+        let reason = s.reason.clone();
+        Ok(match s.outcome.as_deref().unwrap_or("verified") {
+            "verified" => VerificationOutcome::Verified,
+            "pending" => VerificationOutcome::Pending,
+            "more_info" => VerificationOutcome::MoreInfo {
+                requirement: reason.unwrap_or_else(|| "individual.verification.document".to_owned()),
+                deadline: Some(chrono::Utc::now().timestamp() + 14 * 86_400),
+                past_due: false,
+                error_code: None,
+            },
+            "past_due" => VerificationOutcome::MoreInfo {
+                requirement: reason.unwrap_or_else(|| "individual.verification.document".to_owned()),
+                deadline: Some(chrono::Utc::now().timestamp() - 86_400),
+                past_due: true,
+                error_code: None,
+            },
+            "rejected" => VerificationOutcome::Rejected {
+                reason: reason.unwrap_or_else(|| "rejected.other".to_owned()),
+            },
+            "disabled" => VerificationOutcome::Disabled {
+                reason: reason.unwrap_or_else(|| "under_review".to_owned()),
+            },
+            other => bail!("unknown outcome {other:?}"),
+        })
+    }
+
+    /// What a browser does with a redirect to a chatpay page: load it.
+    async fn browse(run: &Run<'_>, url: &str) -> anyhow::Result<u16> {
+        let res = run.http.get(url, &[]).await?;
+        Ok(res.status)
+    }
+
+    async fn account_id(run: &Run<'_>) -> anyhow::Result<String> {
+        let path = format!("/v1/projects/{}/integrations/stripe", run.project);
+        let (_, status) = run.api("GET", &path, Some(&run.token), None).await?;
+        status["account"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the project has no connected account: {status}"))
+    }
+
+    pub(super) async fn run(run: &mut Run<'_>, s: &transcript::StripeStep) -> anyhow::Result<()> {
+        match s.action.as_str() {
+            // The person opens the onboarding link and submits Stripe's form; the browser then
+            // follows Stripe's redirect back to chatpay (return URL, or refresh URL if the link
+            // had expired or was used).
+            "complete_onboarding" => {
+                let url = run.clients[0]
+                    .link("onboarding", "open")
+                    .ok_or_else(|| anyhow!("no onboarding link has been shown"))?;
+                let result = run.sandbox.follow_account_link(&url, outcome(s)?)?;
+                browse(run, &result.redirect_to).await?;
+            }
+            // The person leaves Stripe's page without finishing and comes back to chatpay.
+            "leave_onboarding" => {
+                let url = run.clients[0]
+                    .link("onboarding", "open")
+                    .ok_or_else(|| anyhow!("no onboarding link has been shown"))?;
+                let back = run.sandbox.leave_account_link(&url)?;
+                browse(run, &back).await?;
+            }
+            "set_outcome" => {
+                let account = account_id(run).await?;
+                run.sandbox.set_verification(&account, outcome(s)?)?;
+            }
+            "authorize_oauth" | "deny_oauth" => {
+                let url = run.clients[0]
+                    .link("connect_existing", "authorize")
+                    .ok_or_else(|| anyhow!("no OAuth link has been shown"))?;
+                let query: BTreeMap<String, String> = url
+                    .split_once('?')
+                    .map(|(_, q)| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                    .unwrap_or_default();
+                let redirect = run.sandbox.authorize_oauth(OAuthAuthorize {
+                    client_id: query.get("client_id").cloned().unwrap_or_default(),
+                    redirect_uri: query.get("redirect_uri").cloned().unwrap_or_default(),
+                    state: query.get("state").cloned(),
+                    scope: "read_write".to_owned(),
+                    deny: s.action == "deny_oauth",
+                    email: None,
+                    business_name: Some("Existing Shop".to_owned()),
+                    country: None,
+                })?;
+                browse(run, &redirect).await?;
+            }
+            // The account owner disconnects chatpay from their Stripe Dashboard.
+            "deauthorize" => {
+                let account = account_id(run).await?;
+                let c = run.sandbox.config().clone();
+                let auth = format!("Bearer {}", c.test_secret_key);
+                let res = run
+                    .http
+                    .post_form(
+                        &format!("{}oauth/deauthorize", run.sandbox.base_url()),
+                        &[("authorization", &auth)],
+                        &[("client_id", &c.connect_client_id), ("stripe_user_id", &account)],
+                    )
+                    .await?;
+                if res.status != 200 {
+                    bail!("deauthorize answered {}: {}", res.status, res.text());
+                }
+            }
+            "fault" => {
+                run.sandbox.inject_fault(Fault {
+                    method: s.method.clone(),
+                    path: s.path.clone().ok_or_else(|| anyhow!("a fault needs a path"))?,
+                    count: s.count.unwrap_or(1),
+                    action: FaultAction::Status {
+                        status: s.status.unwrap_or(500),
+                    },
+                    should_retry: None,
+                })?;
+            }
+            "expire_links" => {
+                run.sandbox.advance_clock(Duration::from_secs(301));
+            }
+            // At-least-once delivery: the newest account event arrives again.
+            "resend_last_event" => {
+                let events = run.sandbox.events(Some("account.updated"));
+                let last = events.last().ok_or_else(|| anyhow!("no account.updated event yet"))?;
+                let attempt = run.sandbox.resend_event(&last.id).await?;
+                if attempt.status != Some(200) {
+                    bail!("the duplicate was not acknowledged: {attempt:?}");
+                }
+            }
+            // Out of order: the oldest account event arrives after the newer ones.
+            "deliver_stale_event" => {
+                let events = run.sandbox.events(Some("account.updated"));
+                if events.len() < 2 {
+                    bail!("need at least two account.updated events, have {}", events.len());
+                }
+                let attempt = run.sandbox.resend_event(&events[0].id).await?;
+                if attempt.status != Some(200) {
+                    bail!("the stale event was not acknowledged: {attempt:?}");
+                }
+            }
+            "signed_webhook" => {
+                let body = s.body.clone().unwrap_or_else(|| "{}".to_owned());
+                let secret = if s.bad_signature { "whsec_wrong" } else { run.webhook_secret.as_str() };
+                let header = crate::stripe::webhook::sign(body.as_bytes(), secret, chrono::Utc::now().timestamp());
+                let url = format!("{}/v1/webhooks/stripe", run.server().url());
+                let res = run
+                    .http
+                    .send("POST", &url, &[("stripe-signature", &header), ("content-type", "application/json")], body)
+                    .await?;
+                let want = s.expect_status.unwrap_or(200);
+                if res.status != want {
+                    bail!("the webhook endpoint answered {}, expected {want}: {}", res.status, res.text());
+                }
+            }
+            other => bail!("unknown stripe action {other:?}"),
+        }
+        Ok(())
     }
 }
 

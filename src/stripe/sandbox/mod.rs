@@ -322,6 +322,13 @@ impl Sandbox {
         control::follow_account_link(&self.app, url, outcome)
     }
 
+    /// Leaves an account link's page without finishing, as a person pressing "Return to the
+    /// platform" does; returns where the browser goes (the link's `return_url`).
+    pub fn leave_account_link(&self, url: &str) -> Result<String, ControlError> {
+        onboarding::leave(&self.app, url)
+            .ok_or_else(|| ControlError::NotFound(format!("no such account link: {url}")))
+    }
+
     /// Moves the sandbox clock forward (expires links without waiting); returns the total
     /// offset in seconds.
     pub fn advance_clock(&self, by: Duration) -> i64 {

@@ -82,7 +82,14 @@ pub(crate) async fn show(State(app): State<App>, Path(token): Path<String>) -> R
         } => html::respond(
             StatusCode::OK,
             "Set up payouts",
-            &form_page(&account, &session, &kind, &Fields::prefill(&account), &[]),
+            &form_page(
+                &account,
+                &token,
+                &session,
+                &kind,
+                &Fields::prefill(&account),
+                &[],
+            ),
         ),
     }
 }
@@ -280,7 +287,14 @@ const REQUIREMENTS: &[&str] = &[
     "company.tax_id",
 ];
 
-fn form_page(a: &Account, session: &str, kind: &str, f: &Fields, errors: &[String]) -> String {
+fn form_page(
+    a: &Account,
+    token: &str,
+    session: &str,
+    kind: &str,
+    f: &Fields,
+    errors: &[String],
+) -> String {
     let input = |name: &str, label: &str, value: &str, ty: &str| {
         format!(
             "<label for=\"{name}\">{label}</label><input type=\"{ty}\" id=\"{name}\" \
@@ -330,7 +344,7 @@ fn form_page(a: &Account, session: &str, kind: &str, f: &Fields, errors: &[Strin
         "Set up payments and payouts"
     };
     format!(
-        r#"<div class="card"><h1>{title}</h1><p class="muted">For <b>{account}</b> <span class="test">TEST DATA</span> Nothing here is checked for real.</p></div>
+        r#"<div class="card"><h1>{title}</h1><p class="muted">For <b>{account}</b> <span class="test">TEST DATA</span> Nothing here is checked for real.</p><p><a href="/onboarding/{token}/exit">Return to the platform without finishing</a></p></div>
 {errors}
 <form method="post">
 <input type="hidden" name="session" value="{session}">
@@ -503,7 +517,7 @@ pub(crate) async fn post(
         } => html::respond(
             StatusCode::BAD_REQUEST,
             "Set up payouts",
-            &form_page(&account, &session, &kind, &fields, &errors),
+            &form_page(&account, &token, &session, &kind, &fields, &errors),
         ),
     }
 }
@@ -511,6 +525,35 @@ pub(crate) async fn post(
 /// Follows a link without a browser: a fresh link is opened and submitted with Stripe's test
 /// identity and bank account and the given outcome; a used or expired one leads to its
 /// `refresh_url`. `None` if no such link exists.
+/// The person leaves the page without finishing ("Return to the platform"): the link is spent
+/// and the browser goes to its `return_url` (or, for an expired link, its `refresh_url`).
+/// `None` if no such link exists.
+pub(crate) fn leave(app: &App, url_or_token: &str) -> Option<String> {
+    let token = token_of(url_or_token);
+    let now = app.now();
+    let mut st = app.lock();
+    let link = st.links.get_mut(token)?;
+    if link.state == LinkState::Fresh && now >= link.expires_at {
+        return Some(link.refresh_url.clone());
+    }
+    if link.state == LinkState::Fresh {
+        link.state = LinkState::Visited {
+            session: ids::random(24),
+        };
+    }
+    let back = link.return_url.clone();
+    drop(st);
+    app.dirty.notify_one();
+    Some(back)
+}
+
+pub(crate) async fn exit(State(app): State<App>, Path(token): Path<String>) -> Response {
+    match leave(&app, &token) {
+        Some(url) => html::redirect(StatusCode::FOUND, &url),
+        None => missing(),
+    }
+}
+
 pub(crate) fn follow(
     app: &App,
     url_or_token: &str,

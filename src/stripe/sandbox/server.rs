@@ -18,6 +18,7 @@ pub(crate) fn router(app: App) -> Router {
             "/onboarding/{token}",
             get(onboarding::show).post(onboarding::post),
         )
+        .route("/onboarding/{token}/exit", get(onboarding::exit))
         .route("/oauth/authorize", get(oauth::page).post(oauth::decide))
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/deauthorize", post(oauth::deauthorize))
