@@ -201,7 +201,7 @@ pub async fn run(t: &Transcript, backend: &Backend) -> anyhow::Result<Coverage> 
         database_url: db.url.clone(),
         ..Config::default()
     };
-    config.chat.turns_per_second = 1000;
+    config.chat.turns_per_second = t.setup.rate_limit.unwrap_or(1000);
     config.stripe.secret_key = Some(Secret::new(sandbox_defaults.test_secret_key.clone()));
     config.stripe.live_secret_key = Some(Secret::new(sandbox_defaults.live_secret_key.clone()));
     config.stripe.webhook_secret = Some(Secret::new(webhook_secret.clone()));

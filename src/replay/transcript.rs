@@ -46,6 +46,8 @@ pub struct Setup {
     pub clients: usize,
     /// Connect the clients at the start (false: the first turn must `connect`).
     pub connect: bool,
+    /// Turns per second allowed per connection (the server's `chat.turns_per_second`).
+    pub rate_limit: Option<u32>,
 }
 
 impl Default for Setup {
@@ -55,6 +57,7 @@ impl Default for Setup {
             connect_stripe: false,
             clients: 1,
             connect: true,
+            rate_limit: None,
         }
     }
 }
