@@ -28,6 +28,10 @@ pub struct AccountSnapshot {
     pub requirements: Requirements,
     #[serde(default)]
     pub payout_schedule: Option<PayoutSchedule>,
+    /// The platform collects requirements and the account has no Stripe Dashboard (Custom-style);
+    /// only such accounts may use `account_update` links.
+    #[serde(default)]
+    pub platform_collects: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -110,6 +114,13 @@ impl AccountSnapshot {
             return AccountState::VerificationPending;
         }
         AccountState::Restricted
+    }
+
+    /// Whether a link to fix details should be `account_update` (allowed only when the platform
+    /// collects requirements) rather than `account_onboarding` (which Stripe uses to collect
+    /// whatever is due from accounts with a Stripe Dashboard).
+    pub fn fixes_with_update_link(&self) -> bool {
+        self.platform_collects && self.details_submitted
     }
 
     /// Requirements in plain words, most urgent first, without repeats.

@@ -227,7 +227,7 @@ impl Actor {
         self.connection.as_ref().map(|c| {
             (
                 c.account.id.clone(),
-                Engine::link_kind_for(c.account.details_submitted),
+                Engine::link_kind_for(&c.account),
             )
         })
     }

@@ -413,8 +413,8 @@ impl Engine {
     }
 
     /// Which link kind a refresh should issue for an account.
-    pub(crate) fn link_kind_for(details_submitted: bool) -> LinkKind {
-        if details_submitted {
+    pub(crate) fn link_kind_for(account: &crate::account::AccountSnapshot) -> LinkKind {
+        if account.fixes_with_update_link() {
             LinkKind::AccountUpdate
         } else {
             LinkKind::AccountOnboarding

@@ -311,6 +311,15 @@ impl Turn<'_, '_> {
         self.call(call, purpose);
     }
 
+    /// `account_update` where Stripe allows it, else `account_onboarding`, which Stripe uses to
+    /// collect whatever is due now.
+    fn fix_link_kind(&self) -> LinkKind {
+        match self.facts.connection {
+            Some(c) if c.account.fixes_with_update_link() => LinkKind::AccountUpdate,
+            _ => LinkKind::AccountOnboarding,
+        }
+    }
+
     fn onboarding_card(&mut self, url: &str, expires_at: i64, update: bool) -> Card {
         let (title, body) = if update {
             (
@@ -377,9 +386,11 @@ impl Turn<'_, '_> {
                 self.call(Call::RetrieveAccount { account }, Purpose::Flow(instance));
             }
             (step, "fix") if step.account().is_some() => {
+                self.reply("Getting you a link to Stripe's page.");
                 let account = step.account().unwrap_or_default().to_owned();
                 let nonce = self.facts.fresh.to_owned();
-                self.request_onboarding_link(&account, &nonce, LinkKind::AccountUpdate, Purpose::FixLink);
+                let kind = self.fix_link_kind();
+                self.request_onboarding_link(&account, &nonce, kind, Purpose::FixLink);
             }
             (step, other) => {
                 return Err(Refusal::StaleCard(format!(
@@ -504,7 +515,7 @@ impl Turn<'_, '_> {
                         self.show_step_card(card);
                     }
                     (Purpose::FixLink, _) => {
-                        let mut card = self.onboarding_card(&url, expires_at, update);
+                        let mut card = self.onboarding_card(&url, expires_at, true);
                         card.actions.retain(|a| a.url.is_some());
                         self.show_info(card);
                     }
@@ -734,8 +745,8 @@ impl Turn<'_, '_> {
         card
     }
 
-    /// "Is my account verified?" and friends.
-    pub(super) fn account_status(&mut self, topic: Option<&str>) {
+    /// "Is my account verified?" and friends. True if the card shown is the flow's own step.
+    pub(super) fn account_status(&mut self, topic: Option<&str>) -> bool {
         let Some(connection) = self.facts.connection.cloned() else {
             match topic {
                 Some("timeline") => self.reply(answers::TIMELINES),
@@ -746,7 +757,7 @@ impl Turn<'_, '_> {
             if self.facts.backend && self.state.flow.is_none() {
                 self.offer_connect();
             }
-            return;
+            return false;
         };
         let state = connection.account.state();
         let shown = Some(status_signature(&connection.account));
@@ -766,8 +777,10 @@ impl Turn<'_, '_> {
         if self.active_connect().is_some_and(|f| f.step.account().is_some()) {
             // The status card is the flow's own card at these steps.
             self.show_step_card(card);
+            true
         } else {
             self.show_status(card);
+            false
         }
     }
 
@@ -779,11 +792,8 @@ impl Turn<'_, '_> {
         let account = connection.account.id.clone();
         match action {
             "fix" => {
-                let kind = if connection.account.details_submitted {
-                    LinkKind::AccountUpdate
-                } else {
-                    LinkKind::AccountOnboarding
-                };
+                self.reply("Getting you a link to Stripe's page.");
+                let kind = self.fix_link_kind();
                 let nonce = self.facts.fresh.to_owned();
                 self.request_onboarding_link(&account, &nonce, kind, Purpose::FixLink);
             }

@@ -520,8 +520,10 @@ impl Turn<'_, '_> {
                 self.present_step();
             }
             Intent::AccountStatus => {
-                self.account_status(topic);
-                self.present_step();
+                // At the account steps the status card is the step: no need to show it twice.
+                if !self.account_status(topic) {
+                    self.present_step();
+                }
             }
             _ => {
                 answers::answer(self, intent, topic, slots);

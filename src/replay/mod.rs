@@ -345,6 +345,9 @@ impl Run<'_> {
             self.clients[who].resend(id).await?;
         } else if turn.restart {
             let server = self.server.take().ok_or_else(|| anyhow!("no server to restart"))?;
+            // Same address after the restart: links already handed out (Stripe's return URLs)
+            // must keep working, as they do behind a stable public URL.
+            self.config.listen = server.address;
             tokio::task::spawn_blocking(move || server.crash()).await?;
             for c in &mut self.clients {
                 c.drop_connection();
@@ -383,6 +386,9 @@ impl Run<'_> {
         } else if let Some(h) = &turn.http {
             self.http_step(h).await?;
         } else if let Some(s) = &turn.stripe {
+            if s.holds_webhooks() {
+                self.sandbox.pause_deliveries(true);
+            }
             self.stripe_step(s).await?;
         } else if !turn.wait {
             bail!("the turn does nothing: give it say, click, raw, oversized, resend, restart, reconnect, connect, hello, http, stripe or wait");
@@ -416,6 +422,9 @@ impl Run<'_> {
                     }
                 }
             }
+        }
+        if turn.stripe.as_ref().is_some_and(|s| s.holds_webhooks()) {
+            self.sandbox.pause_deliveries(false);
         }
         if let Some(code) = turn.expect_close {
             let got = self.clients[who].closed_with(PATIENCE).await;
@@ -578,7 +587,9 @@ mod stripe_steps {
                     .link("onboarding", "open")
                     .ok_or_else(|| anyhow!("no onboarding link has been shown"))?;
                 let result = run.sandbox.follow_account_link(&url, outcome(s)?)?;
-                browse(run, &result.redirect_to).await?;
+                if s.browse.unwrap_or(true) {
+                    browse(run, &result.redirect_to).await?;
+                }
             }
             // The person leaves Stripe's page without finishing and comes back to chatpay.
             "leave_onboarding" => {
@@ -634,8 +645,14 @@ mod stripe_steps {
                     method: s.method.clone(),
                     path: s.path.clone().ok_or_else(|| anyhow!("a fault needs a path"))?,
                     count: s.count.unwrap_or(1),
-                    action: FaultAction::Status {
-                        status: s.status.unwrap_or(500),
+                    action: if s.lose_response {
+                        FaultAction::LoseResponse {
+                            lose_status: s.status.unwrap_or(500),
+                        }
+                    } else {
+                        FaultAction::Status {
+                            status: s.status.unwrap_or(500),
+                        }
                     },
                     should_retry: None,
                 })?;
@@ -675,6 +692,19 @@ mod stripe_steps {
                 let want = s.expect_status.unwrap_or(200);
                 if res.status != want {
                     bail!("the webhook endpoint answered {}, expected {want}: {}", res.status, res.text());
+                }
+            }
+            // How many connected accounts Stripe has (test mode).
+            "assert_accounts" => {
+                let auth = format!("Bearer {}", run.sandbox.config().test_secret_key);
+                let res = run
+                    .http
+                    .get(&format!("{}v1/accounts?limit=100", run.sandbox.base_url()), &[("authorization", &auth)])
+                    .await?;
+                let n = res.json()?["data"].as_array().map_or(0, Vec::len);
+                let want = s.count.unwrap_or(1) as usize;
+                if n != want {
+                    bail!("Stripe has {n} connected account(s), expected {want}");
                 }
             }
             other => bail!("unknown stripe action {other:?}"),

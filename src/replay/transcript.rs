@@ -173,6 +173,9 @@ pub struct StripeStep {
     pub method: Option<String>,
     pub path: Option<String>,
     pub status: Option<u16>,
+    /// For `fault`: handle the request, then answer `status` (the response is lost).
+    #[serde(default)]
+    pub lose_response: bool,
     pub count: Option<u32>,
     /// For `signed_webhook`: a raw body and whether to sign it correctly.
     pub body: Option<String>,
@@ -180,6 +183,22 @@ pub struct StripeStep {
     pub bad_signature: bool,
     /// Expected HTTP status from the webhook endpoint for `signed_webhook`.
     pub expect_status: Option<u16>,
+    /// Hold Stripe's webhooks until this turn's expectations are met, so that the browser
+    /// coming back is seen before the webhook (default for the browser steps); false lets
+    /// them race as in life.
+    pub hold_webhooks: Option<bool>,
+    /// For the browser steps: whether the browser follows Stripe's redirect back to chatpay
+    /// (false: the person closed the tab).
+    pub browse: Option<bool>,
+}
+
+impl StripeStep {
+    pub fn holds_webhooks(&self) -> bool {
+        self.hold_webhooks.unwrap_or(matches!(
+            self.action.as_str(),
+            "complete_onboarding" | "leave_onboarding" | "authorize_oauth" | "deny_oauth"
+        ))
+    }
 }
 
 /// One expected frame. Unset fields are not checked.

@@ -277,6 +277,12 @@ pub fn snapshot(a: &Account) -> AccountSnapshot {
             delay_days: p.schedule.delay_days,
             interval: p.schedule.interval.clone(),
         }),
+        platform_collects: a.controller.as_ref().is_some_and(|c| {
+            c.requirement_collection.as_ref().is_some_and(|r| r.as_str() == "application")
+                && c.stripe_dashboard
+                    .as_ref()
+                    .is_some_and(|d| d.type_.as_str() == "none")
+        }),
     }
 }
 

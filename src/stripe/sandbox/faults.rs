@@ -45,6 +45,9 @@ pub enum FaultAction {
     Status { status: u16 },
     /// Wait this long, then answer normally.
     Delay { delay_ms: u64 },
+    /// Handle the request normally, then answer this status instead, as if the response had
+    /// been lost on the way back: a client's retry must not act a second time.
+    LoseResponse { lose_status: u16 },
 }
 
 impl Fault {
@@ -57,7 +60,9 @@ impl Fault {
             return Err("count must be at least 1".into());
         }
         match self.action {
-            FaultAction::Status { status } if !(400..=599).contains(&status) => {
+            FaultAction::Status { status } | FaultAction::LoseResponse { lose_status: status }
+                if !(400..=599).contains(&status) =>
+            {
                 Err("status must be a 4xx or 5xx code".into())
             }
             FaultAction::Delay { delay_ms } if delay_ms > 60_000 => {
@@ -143,6 +148,11 @@ pub(crate) async fn inject(State(app): State<App>, req: Request, next: Next) -> 
             FaultAction::Delay { delay_ms } => {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                 next.run(req).await
+            }
+            FaultAction::LoseResponse { lose_status } => {
+                let _handled = next.run(req).await;
+                tracing::debug!(%path, lose_status, "sandbox: handled, then lost the response");
+                f.error(lose_status).into_response()
             }
         },
     }
