@@ -208,21 +208,30 @@ pub(crate) fn create_product(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         }
         None => ids::product(),
     };
-    let default_price = p
-        .map(
-            "default_price_data",
-            &[
-                "currency",
-                "currency_options",
-                "custom_unit_amount",
-                "recurring",
-                "tax_behavior",
-                "unit_amount",
-                "unit_amount_decimal",
-            ],
-        )?
-        .map(|d| price_spec(&d, "default_price_data"))
-        .transpose()?;
+    let default_price_data = p.map(
+        "default_price_data",
+        &[
+            "currency",
+            "currency_options",
+            "custom_unit_amount",
+            "metadata",
+            "recurring",
+            "tax_behavior",
+            "unit_amount",
+            "unit_amount_decimal",
+        ],
+    )?;
+    let default_price = match &default_price_data {
+        None => None,
+        Some(d) => {
+            let spec = price_spec(d, "default_price_data")?;
+            let mut metadata = BTreeMap::new();
+            if let Some(m) = d.metadata("metadata")? {
+                m.apply(&mut metadata, "default_price_data[metadata]")?;
+            }
+            Some((spec, metadata))
+        }
+    };
     let mut metadata = BTreeMap::new();
     if let Some(m) = p.metadata("metadata")? {
         m.apply(&mut metadata, "metadata")?;
@@ -251,7 +260,10 @@ pub(crate) fn create_product(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         tax_code: p.text("tax_code")?,
         kind,
     };
-    let price = default_price.map(|spec| new_price(spec, &product.id, tx.now));
+    let price = default_price.map(|(spec, metadata)| Price {
+        metadata,
+        ..new_price(spec, &product.id, tx.now)
+    });
     product.default_price = price.as_ref().map(|p| p.id.clone());
     Ok(insert_product(tx, call.scope, product, price, true))
 }

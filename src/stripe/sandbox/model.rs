@@ -663,7 +663,7 @@ impl Account {
                 self.company_name = Some(name.clone());
             }
         } else {
-            let person = self.individual.get_or_insert_with(|| Individual {
+            let person = self.individual.get_or_insert(Individual {
                 id: person_id,
                 created: now,
                 first_name: None,
