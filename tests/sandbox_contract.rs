@@ -403,6 +403,14 @@ async fn accounts_have_stripe_shapes_and_requirements() {
         .unwrap();
     assert_eq!(custom.type_, Some(AccountType::Custom));
     assert_eq!(custom.default_currency, Some(Currency::GBP));
+    // The platform collects a Custom account's requirements: account_update links work.
+    let update_link = link(&c, custom.id.as_str(), CreateAccountLinkType::AccountUpdate)
+        .await
+        .unwrap();
+    let followed = sandbox
+        .follow_account_link(&update_link.url, VerificationOutcome::Pending)
+        .unwrap();
+    assert!(followed.completed);
 
     // Paging, newest first.
     let page = ListAccount::new().limit(2).send(&c).await.unwrap();

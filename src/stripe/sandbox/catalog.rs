@@ -501,7 +501,7 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
     )?;
     let live = tx.livemode();
     let now = tx.now;
-    let new_product = match (p.str("product")?, &product_data) {
+    let (product_id, new_product) = match (p.str("product")?, &product_data) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
                 "You may only specify one of these parameters: product, product_data.",
@@ -512,15 +512,22 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
             if tx.catalog(call.scope).products.get(id).is_none() {
                 return Err(ApiError::no_such("product", id, "product"));
             }
-            None
+            (id.to_owned(), None)
         }
         (None, Some(data)) => {
             let mut metadata = BTreeMap::new();
             if let Some(m) = data.metadata("metadata")? {
                 m.apply(&mut metadata, "product_data[metadata]")?;
             }
-            Some(Product {
-                id: data.text("id")?.unwrap_or_else(ids::product),
+            let id = data.text("id")?.unwrap_or_else(ids::product);
+            if tx.catalog(call.scope).products.get(&id).is_some() {
+                return Err(
+                    ApiError::bad_param("product_data[id]", "Product already exists.")
+                        .code("resource_already_exists"),
+                );
+            }
+            let product = Product {
+                id: id.clone(),
                 created: now,
                 updated: now,
                 name: data.required("name")?.to_owned(),
@@ -538,7 +545,8 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
                 url: None,
                 tax_code: data.text("tax_code")?,
                 kind: "service".into(),
-            })
+            };
+            (id, Some(product))
         }
         (None, None) => return Err(ApiError::missing("product")),
     };
@@ -548,11 +556,6 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
     if let Some(m) = p.metadata("metadata")? {
         m.apply(&mut metadata, "metadata")?;
     }
-    let product_id = match (&new_product, p.str("product")?) {
-        (Some(prod), _) => prod.id.clone(),
-        (None, Some(id)) => id.to_owned(),
-        (None, None) => return Err(ApiError::missing("product")),
-    };
     let mut price = new_price(spec, &product_id, now);
     price.active = p.bool("active")?.unwrap_or(true);
     price.nickname = p.text("nickname")?;
