@@ -637,7 +637,7 @@ pub(crate) fn create_link(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> A
         refresh_url,
         return_url,
         created: tx.now,
-        expires_at: tx.now + ttl,
+        expires_at: tx.now.saturating_add(ttl),
         state: LinkState::Fresh,
     };
     let out = shapes::account_link(&link, &call.app.base_url);

@@ -795,6 +795,7 @@ pub struct SeedCatalog {
     /// The connected account whose catalog to fill; the platform's when `None`.
     #[serde(default)]
     pub account: Option<String>,
+    /// Seed the live-mode catalog instead of the test-mode one.
     #[serde(default)]
     pub livemode: bool,
     /// How many products (at most 10 000).
@@ -810,12 +811,15 @@ pub struct SeedCatalog {
 /// What seeding created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedReport {
+    /// Products created.
     pub products: u32,
+    /// Prices created (active and archived).
     pub prices: u32,
     /// Products created archived (`active: false`).
     pub archived: u32,
     /// Products created without any price.
     pub without_price: u32,
+    /// Events emitted (0 unless `emit_events`).
     pub events: u32,
 }
 

@@ -87,14 +87,19 @@ pub(crate) fn retrieve(
 /// An event with its delivery history (test control `GET /__sandbox/events`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventSummary {
+    /// `evt_...`
     pub id: String,
     /// The event `type`.
     #[serde(rename = "type")]
     pub kind: String,
     pub livemode: bool,
+    /// The connected account the event belongs to.
     pub account: Option<String>,
+    /// Unix seconds (sandbox clock).
     pub created: i64,
+    /// Where delivery stands.
     pub delivery: DeliveryState,
+    /// Every attempt so far, oldest first.
     pub attempts: Vec<DeliveryAttempt>,
     /// The event as the API and webhooks show it.
     pub event: Value,

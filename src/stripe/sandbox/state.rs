@@ -48,7 +48,9 @@ impl Shared {
 
     /// The sandbox clock, Unix seconds.
     pub fn now(&self) -> i64 {
-        chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed)
+        chrono::Utc::now()
+            .timestamp()
+            .saturating_add(self.clock_offset.load(Ordering::Relaxed))
     }
 
     /// Runs `f` as one transaction, then schedules the events it recorded for delivery and
