@@ -8,7 +8,7 @@ use super::error::{ApiError, ApiResult};
 use super::form::Params;
 use super::ids;
 use super::model::{
-    Account, Controller, Dob, Individual, OnboardingDetails, Tos, VerificationOutcome,
+    Account, Bank, Controller, Dob, Individual, OnboardingDetails, Tos, VerificationOutcome,
 };
 use super::rules;
 use super::shapes;
@@ -377,27 +377,24 @@ fn apply(a: &mut Account, p: &Params<'_>, now: i64) -> ApiResult<()> {
         company.patch_text("name")?.apply(&mut a.company_name);
     }
     if let Some(token) = p.str("external_account")? {
+        // Test bank account tokens (`btok_us_verified`, ...) attach Stripe's test account.
         if !token.starts_with("btok_") {
             return Err(ApiError::no_such("token", token, "external_account"));
         }
-        let mut details = OnboardingDetails::test_defaults();
-        details.first_name = a
-            .individual
-            .as_ref()
-            .and_then(|i| i.first_name.clone())
-            .unwrap_or_else(|| "Account".into());
-        details.last_name = a
-            .individual
-            .as_ref()
-            .and_then(|i| i.last_name.clone())
-            .unwrap_or_else(|| "Holder".into());
-        a.bank = Some(super::model::Bank {
+        let holder = a.individual.as_ref().and_then(|i| {
+            Some(format!(
+                "{} {}",
+                i.first_name.as_ref()?,
+                i.last_name.as_ref()?
+            ))
+        });
+        a.bank = Some(Bank {
             id: ids::bank_account(),
             country: a.country.clone(),
             currency: a.default_currency.clone(),
-            routing_number: details.routing_number,
+            routing_number: "110000000".into(),
             last4: "6789".into(),
-            holder_name: Some(format!("{} {}", details.first_name, details.last_name)),
+            holder_name: holder.or_else(|| a.company_name.clone()),
             fingerprint: ids::random(16),
         });
     }
@@ -640,7 +637,7 @@ pub(crate) fn create_link(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> A
         refresh_url,
         return_url,
         created: tx.now,
-        expires_at: tx.now + ttl,
+        expires_at: tx.now.saturating_add(ttl),
         state: LinkState::Fresh,
     };
     let out = shapes::account_link(&link, &call.app.base_url);

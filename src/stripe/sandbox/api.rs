@@ -308,7 +308,9 @@ fn serve(
         id: request_id.to_owned(),
         idempotency_key: idempotency_key.clone(),
     };
+    let read_only = method == Method::GET;
     app.transact(auth.mode, Some(request), |tx| {
+        tx.read_only = read_only;
         if let Some(account) = scope.as_deref() {
             if !route.allows_scope(account) {
                 return Err(ApiError::invalid(

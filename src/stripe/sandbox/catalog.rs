@@ -208,21 +208,30 @@ pub(crate) fn create_product(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         }
         None => ids::product(),
     };
-    let default_price = p
-        .map(
-            "default_price_data",
-            &[
-                "currency",
-                "currency_options",
-                "custom_unit_amount",
-                "recurring",
-                "tax_behavior",
-                "unit_amount",
-                "unit_amount_decimal",
-            ],
-        )?
-        .map(|d| price_spec(&d, "default_price_data"))
-        .transpose()?;
+    let default_price_data = p.map(
+        "default_price_data",
+        &[
+            "currency",
+            "currency_options",
+            "custom_unit_amount",
+            "metadata",
+            "recurring",
+            "tax_behavior",
+            "unit_amount",
+            "unit_amount_decimal",
+        ],
+    )?;
+    let default_price = match &default_price_data {
+        None => None,
+        Some(d) => {
+            let spec = price_spec(d, "default_price_data")?;
+            let mut metadata = BTreeMap::new();
+            if let Some(m) = d.metadata("metadata")? {
+                m.apply(&mut metadata, "default_price_data[metadata]")?;
+            }
+            Some((spec, metadata))
+        }
+    };
     let mut metadata = BTreeMap::new();
     if let Some(m) = p.metadata("metadata")? {
         m.apply(&mut metadata, "metadata")?;
@@ -251,7 +260,10 @@ pub(crate) fn create_product(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         tax_code: p.text("tax_code")?,
         kind,
     };
-    let price = default_price.map(|spec| new_price(spec, &product.id, tx.now));
+    let price = default_price.map(|(spec, metadata)| Price {
+        metadata,
+        ..new_price(spec, &product.id, tx.now)
+    });
     product.default_price = price.as_ref().map(|p| p.id.clone());
     Ok(insert_product(tx, call.scope, product, price, true))
 }
@@ -489,7 +501,7 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
     )?;
     let live = tx.livemode();
     let now = tx.now;
-    let new_product = match (p.str("product")?, &product_data) {
+    let (product_id, new_product) = match (p.str("product")?, &product_data) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
                 "You may only specify one of these parameters: product, product_data.",
@@ -500,15 +512,22 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
             if tx.catalog(call.scope).products.get(id).is_none() {
                 return Err(ApiError::no_such("product", id, "product"));
             }
-            None
+            (id.to_owned(), None)
         }
         (None, Some(data)) => {
             let mut metadata = BTreeMap::new();
             if let Some(m) = data.metadata("metadata")? {
                 m.apply(&mut metadata, "product_data[metadata]")?;
             }
-            Some(Product {
-                id: data.text("id")?.unwrap_or_else(ids::product),
+            let id = data.text("id")?.unwrap_or_else(ids::product);
+            if tx.catalog(call.scope).products.get(&id).is_some() {
+                return Err(
+                    ApiError::bad_param("product_data[id]", "Product already exists.")
+                        .code("resource_already_exists"),
+                );
+            }
+            let product = Product {
+                id: id.clone(),
                 created: now,
                 updated: now,
                 name: data.required("name")?.to_owned(),
@@ -526,7 +545,8 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
                 url: None,
                 tax_code: data.text("tax_code")?,
                 kind: "service".into(),
-            })
+            };
+            (id, Some(product))
         }
         (None, None) => return Err(ApiError::missing("product")),
     };
@@ -536,11 +556,6 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
     if let Some(m) = p.metadata("metadata")? {
         m.apply(&mut metadata, "metadata")?;
     }
-    let product_id = match (&new_product, p.str("product")?) {
-        (Some(prod), _) => prod.id.clone(),
-        (None, Some(id)) => id.to_owned(),
-        (None, None) => return Err(ApiError::missing("product")),
-    };
     let mut price = new_price(spec, &product_id, now);
     price.active = p.bool("active")?.unwrap_or(true);
     price.nickname = p.text("nickname")?;
@@ -780,6 +795,7 @@ pub struct SeedCatalog {
     /// The connected account whose catalog to fill; the platform's when `None`.
     #[serde(default)]
     pub account: Option<String>,
+    /// Seed the live-mode catalog instead of the test-mode one.
     #[serde(default)]
     pub livemode: bool,
     /// How many products (at most 10 000).
@@ -795,12 +811,15 @@ pub struct SeedCatalog {
 /// What seeding created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedReport {
+    /// Products created.
     pub products: u32,
+    /// Prices created (active and archived).
     pub prices: u32,
     /// Products created archived (`active: false`).
     pub archived: u32,
     /// Products created without any price.
     pub without_price: u32,
+    /// Events emitted (0 unless `emit_events`).
     pub events: u32,
 }
 

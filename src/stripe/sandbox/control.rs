@@ -173,10 +173,24 @@ pub(crate) fn follow_account_link(
 
 /// Moves the sandbox clock forward; returns the total offset in seconds.
 pub(crate) fn advance_clock(app: &App, by: Duration) -> i64 {
-    let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX / 2);
-    app.clock_offset
-        .fetch_add(secs, std::sync::atomic::Ordering::Relaxed)
-        + secs
+    // A century per call at most; the offset itself saturates.
+    let secs = i64::try_from(by.as_secs())
+        .unwrap_or(i64::MAX)
+        .min(100 * 365 * 86_400);
+    let offset = &app.clock_offset;
+    let mut current = offset.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = current.saturating_add(secs);
+        match offset.compare_exchange_weak(
+            current,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(actual) => current = actual,
+        }
+    }
 }
 
 // ---- HTTP ----

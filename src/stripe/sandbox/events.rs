@@ -87,14 +87,19 @@ pub(crate) fn retrieve(
 /// An event with its delivery history (test control `GET /__sandbox/events`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventSummary {
+    /// `evt_...`
     pub id: String,
     /// The event `type`.
     #[serde(rename = "type")]
     pub kind: String,
     pub livemode: bool,
+    /// The connected account the event belongs to.
     pub account: Option<String>,
+    /// Unix seconds (sandbox clock).
     pub created: i64,
+    /// Where delivery stands.
     pub delivery: DeliveryState,
+    /// Every attempt so far, oldest first.
     pub attempts: Vec<DeliveryAttempt>,
     /// The event as the API and webhooks show it.
     pub event: Value,
@@ -107,14 +112,14 @@ pub(crate) fn summaries(
     kind: Option<&str>,
     endpoint_active: bool,
 ) -> Vec<EventSummary> {
-    let mut out: Vec<(i64, EventSummary)> = Vec::new();
+    let mut out: Vec<(u64, EventSummary)> = Vec::new();
     for mode in [Mode::Test, Mode::Live] {
-        for e in st.mode(mode).events.iter() {
+        for (seq, e) in st.mode(mode).events.iter_seq() {
             if kind.is_some_and(|k| !type_matches(k, &e.kind)) {
                 continue;
             }
             out.push((
-                e.created,
+                seq,
                 EventSummary {
                     id: e.id.clone(),
                     kind: e.kind.clone(),
@@ -128,8 +133,8 @@ pub(crate) fn summaries(
             ));
         }
     }
-    // Stable: within a second, creation order of each mode is kept.
-    out.sort_by_key(|(created, _)| *created);
+    // The sequence is shared by both modes: this is creation order.
+    out.sort_by_key(|(seq, _)| *seq);
     out.into_iter().map(|(_, s)| s).collect()
 }
 

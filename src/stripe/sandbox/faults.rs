@@ -20,11 +20,15 @@ use crate::domain::Mode;
 /// `{"path": "/v1/products", "delay_ms": 300, "count": 2}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
+    /// `GET`, `POST`, `DELETE` (any case); every method when absent.
     #[serde(default)]
     pub method: Option<String>,
+    /// A path prefix, e.g. `/v1/accounts` or `/oauth/token`.
     pub path: String,
+    /// How many matching requests it affects (default 1).
     #[serde(default = "one")]
     pub count: u32,
+    /// What happens to them.
     #[serde(flatten)]
     pub action: FaultAction,
     /// Adds `Stripe-Should-Retry: true|false` to an injected error.
@@ -161,7 +165,9 @@ pub(crate) async fn inject(State(app): State<App>, req: Request, next: Next) -> 
 /// Requests per second allowed in each mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Test-mode requests per second (burst: one second's worth).
     pub test_per_second: u32,
+    /// Live-mode requests per second.
     pub live_per_second: u32,
 }
 

@@ -50,6 +50,9 @@ impl Form {
     }
 }
 
+/// Deepest nesting accepted (`a[b][c][d][e][f][g][h]`).
+const MAX_DEPTH: usize = 8;
+
 /// `a[b][]` -> `["a", "b", ""]`.
 fn split_key(key: &str) -> ApiResult<Vec<String>> {
     let invalid = || ApiError::invalid(format!("Invalid parameter name: {key}"));
@@ -62,6 +65,12 @@ fn split_key(key: &str) -> ApiResult<Vec<String>> {
     }
     let mut path = vec![head.to_owned()];
     while !rest.is_empty() {
+        // Stripe nests a few levels at most; a bound also keeps recursion shallow.
+        if path.len() >= MAX_DEPTH {
+            return Err(ApiError::invalid(format!(
+                "Invalid parameter name: {key} is nested too deeply"
+            )));
+        }
         let inner = rest.strip_prefix('[').ok_or_else(invalid)?;
         let end = inner.find(']').ok_or_else(invalid)?;
         path.push(inner[..end].to_owned());
@@ -425,6 +434,8 @@ mod tests {
         assert!(Form::parse(b"a[b=1").is_err());
         assert!(Form::parse(b"[x]=1").is_err());
         assert!(Form::parse(b"a=1&a[b]=2").is_err());
+        let deep = format!("a{}=1", "[x]".repeat(10_000));
+        assert!(Form::parse(deep.as_bytes()).is_err());
         let f = form("active=maybe&limit=ten&name[x]=1&x=1");
         let p = f.params();
         assert_eq!(

@@ -663,7 +663,7 @@ impl Account {
                 self.company_name = Some(name.clone());
             }
         } else {
-            let person = self.individual.get_or_insert_with(|| Individual {
+            let person = self.individual.get_or_insert(Individual {
                 id: person_id,
                 created: now,
                 first_name: None,
@@ -697,7 +697,7 @@ impl Account {
             country: self.country.clone(),
             currency: self.default_currency.clone(),
             routing_number: details.routing_number.clone(),
-            last4: digits[digits.len().saturating_sub(4)..].to_owned(),
+            last4: last4(digits),
             holder_name: Some(format!("{} {}", details.first_name, details.last_name)),
             fingerprint: fingerprint(&details.routing_number, digits),
         });
@@ -708,6 +708,12 @@ impl Account {
         });
         self.status = Some(outcome);
     }
+}
+
+/// The last four characters of an account number.
+fn last4(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
 }
 
 /// A stable, opaque fingerprint of a bank account (same numbers, same fingerprint).

@@ -27,8 +27,11 @@ use crate::domain::Mode;
 /// "business_name": "Existing Shop", "country": "US"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthAuthorize {
+    /// Must be the sandbox's `connect_client_id`.
     pub client_id: String,
+    /// Where the browser returns, with `code` and `state` (or `error`).
     pub redirect_uri: String,
+    /// Echoed back unchanged (CSRF protection).
     #[serde(default)]
     pub state: Option<String>,
     /// `read_write` (default) or `read_only`.
@@ -40,8 +43,10 @@ pub struct OAuthAuthorize {
     /// Prefill of the connected account (`stripe_user[email]` etc. on the real page).
     #[serde(default)]
     pub email: Option<String>,
+    /// Business name of the connected account.
     #[serde(default)]
     pub business_name: Option<String>,
+    /// Country of the connected account (default `US`).
     #[serde(default)]
     pub country: Option<String>,
 }

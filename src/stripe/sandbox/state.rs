@@ -48,7 +48,9 @@ impl Shared {
 
     /// The sandbox clock, Unix seconds.
     pub fn now(&self) -> i64 {
-        chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed)
+        chrono::Utc::now()
+            .timestamp()
+            .saturating_add(self.clock_offset.load(Ordering::Relaxed))
     }
 
     /// Runs `f` as one transaction, then schedules the events it recorded for delivery and
@@ -60,7 +62,7 @@ impl Shared {
         f: impl FnOnce(&mut Tx<'_>) -> T,
     ) -> T {
         let now = self.now();
-        let (out, events) = {
+        let out_events = {
             let mut guard = self.lock();
             let mut tx = Tx {
                 st: &mut guard,
@@ -68,20 +70,19 @@ impl Shared {
                 now,
                 request,
                 events: Vec::new(),
+                read_only: false,
             };
             let out = f(&mut tx);
-            (out, tx.events)
+            (out, tx.events, tx.read_only)
         };
-        self.after_commit(events);
-        out
-    }
-
-    /// What follows a mutation: deliver its events, save the state.
-    pub fn after_commit(self: &Arc<Self>, events: Vec<String>) {
+        let (out, events, read_only) = out_events;
         if !events.is_empty() {
             super::webhooks::schedule(self, events);
         }
-        self.dirty.notify_one();
+        if !read_only {
+            self.dirty.notify_one();
+        }
+        out
     }
 }
 
@@ -223,6 +224,11 @@ impl<T: Keyed> Collection<T> {
     /// Oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
         self.items.values()
+    }
+
+    /// Oldest first, with the global sequence number each item was created at.
+    pub fn iter_seq(&self) -> impl Iterator<Item = (u64, &T)> {
+        self.items.iter().map(|(seq, item)| (*seq, item))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
@@ -440,11 +446,11 @@ impl State {
 
     /// Ids of events that wait for an endpoint, oldest first.
     pub fn undelivered(&self) -> Vec<String> {
-        let mut pending: Vec<(i64, String)> = [&self.test, &self.live]
+        let mut pending: Vec<(u64, String)> = [&self.test, &self.live]
             .into_iter()
-            .flat_map(|m| m.events.iter())
-            .filter(|e| matches!(e.delivery, DeliveryState::Pending))
-            .map(|e| (e.created, e.id.clone()))
+            .flat_map(|m| m.events.iter_seq())
+            .filter(|(_, e)| matches!(e.delivery, DeliveryState::Pending))
+            .map(|(seq, e)| (seq, e.id.clone()))
             .collect();
         pending.sort();
         pending.into_iter().map(|(_, id)| id).collect()
@@ -470,6 +476,8 @@ pub(crate) struct Tx<'a> {
     pub request: Option<RequestInfo>,
     /// Ids of the events emitted, in order.
     pub events: Vec<String>,
+    /// Set by reads: nothing to save afterwards.
+    pub read_only: bool,
 }
 
 impl Tx<'_> {

@@ -217,7 +217,7 @@ async fn deliver_with_retries(app: &App, id: &str) {
         if *shutdown.borrow() {
             return;
         }
-        let Ok(_permit) = app.webhooks.permits.clone().acquire_owned().await else {
+        let Ok(permit) = app.webhooks.permits.clone().acquire_owned().await else {
             return;
         };
         let Some(endpoint) = app.webhooks.active_endpoint() else {
@@ -239,11 +239,14 @@ async fn deliver_with_retries(app: &App, id: &str) {
             return;
         }
         if attempt == config.max_attempts.max(1) {
-            set_state(app, id, |_| DeliveryState::Failed);
+            set_state(app, id, |s| match s {
+                DeliveryState::Delivered => s,
+                _ => DeliveryState::Failed,
+            });
             app.dirty.notify_one();
             return;
         }
-        drop(_permit);
+        drop(permit);
         let wait = config.backoff(attempt);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
