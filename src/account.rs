@@ -205,10 +205,7 @@ pub fn explain_disabled_reason(reason: &str) -> Explanation {
             "Stripe rejected the account because verification was not completed in time.",
             UpdateDetails,
         ),
-        "rejected.other" => (
-            "Stripe rejected the account.",
-            ContactStripe,
-        ),
+        "rejected.other" => ("Stripe rejected the account.", ContactStripe),
         "rejected.platform_fraud" => (
             "The platform rejected the account because it suspects fraudulent activity.",
             ContactPlatform,
@@ -217,14 +214,8 @@ pub fn explain_disabled_reason(reason: &str) -> Explanation {
             "The platform rejected the account because the business appears to break the platform's terms of service.",
             ContactPlatform,
         ),
-        "rejected.platform_other" => (
-            "The platform rejected the account.",
-            ContactPlatform,
-        ),
-        other if other.starts_with("rejected.") => (
-            "Stripe rejected the account.",
-            ContactStripe,
-        ),
+        "rejected.platform_other" => ("The platform rejected the account.", ContactPlatform),
+        other if other.starts_with("rejected.") => ("Stripe rejected the account.", ContactStripe),
         _ => (
             "Stripe has limited the account. Updating your details usually resolves it.",
             UpdateDetails,
@@ -284,7 +275,10 @@ pub fn explain_requirement(field: &str) -> &'static str {
         f if f.starts_with("company.verification") => "a document verifying your company",
         f if f.starts_with("company.") => "details about your company",
         f if f.starts_with("representative.") => "details about the company's representative",
-        f if f.starts_with("owners") || f.starts_with("directors") || f.starts_with("executives") => {
+        f if f.starts_with("owners")
+            || f.starts_with("directors")
+            || f.starts_with("executives") =>
+        {
             "details about the company's owners, directors or executives"
         }
         f if f.starts_with("person_") => "details about a person linked to the business",

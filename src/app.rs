@@ -32,13 +32,22 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store = store::connect(&config.database_url)
             .await
-            .with_context(|| format!("opening the database at {}", redact_url(&config.database_url)))?;
+            .with_context(|| {
+                format!(
+                    "opening the database at {}",
+                    redact_url(&config.database_url)
+                )
+            })?;
         let matcher = match &config.intents_dir {
             Some(dir) => {
                 let sources = intents::read_dir(dir).map_err(anyhow::Error::msg)?;
-                intents::load_sources(&sources, config.matcher.threshold, config.matcher.clarify_margin)
-                    .map_err(|e| anyhow::anyhow!("intent files:\n{}", e.join("\n")))?
-                    .0
+                intents::load_sources(
+                    &sources,
+                    config.matcher.threshold,
+                    config.matcher.clarify_margin,
+                )
+                .map_err(|e| anyhow::anyhow!("intent files:\n{}", e.join("\n")))?
+                .0
             }
             None => intents::load_embedded(config.matcher.threshold, config.matcher.clarify_margin)
                 .map_err(anyhow::Error::msg)?,
@@ -52,7 +61,13 @@ impl Application {
 
         let (gateway, webhook_secrets, sandbox) = wire_stripe(&config, &public_url).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let engine = Engine::new(store, Arc::new(matcher), gateway, public_url, config.chat.clone());
+        let engine = Engine::new(
+            store,
+            Arc::new(matcher),
+            gateway,
+            public_url,
+            config.chat.clone(),
+        );
         let state = AppState {
             engine,
             chat: Arc::new(config.chat.clone()),
@@ -86,13 +101,19 @@ impl Application {
     }
 
     /// Serves until `signal` resolves, then closes WebSockets (1001) and drains requests.
-    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let engine = self.state.engine.clone();
         // Events recorded before a crash but not yet applied.
         tokio::spawn(async move {
             match engine.resume_events().await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(events = n, "applied webhook events recorded before the last stop"),
+                Ok(n) => tracing::info!(
+                    events = n,
+                    "applied webhook events recorded before the last stop"
+                ),
                 Err(e) => tracing::error!(error = %e, "could not apply pending webhook events"),
             }
         });
@@ -128,8 +149,14 @@ async fn wire_stripe(
         let gateway = StripeGateway::new(StripeSettings {
             test_key: s.secret_key.clone(),
             live_key: s.live_secret_key.clone(),
-            api_base: s.api_base.clone().unwrap_or_else(|| "https://api.stripe.com/".to_owned()),
-            connect_base: s.connect_base.clone().unwrap_or_else(|| "https://connect.stripe.com/".to_owned()),
+            api_base: s
+                .api_base
+                .clone()
+                .unwrap_or_else(|| "https://api.stripe.com/".to_owned()),
+            connect_base: s
+                .connect_base
+                .clone()
+                .unwrap_or_else(|| "https://connect.stripe.com/".to_owned()),
             connect_client_id: s.connect_client_id.clone(),
             retry: Retry::default(),
         })?;
@@ -138,11 +165,15 @@ async fn wire_stripe(
     }
     let state_file = sandbox_state_file(&config.database_url);
     let sandbox_config = SandboxConfig {
-        listen: s.sandbox_listen.unwrap_or_else(|| "127.0.0.1:0".parse().expect("literal")),
+        listen: s
+            .sandbox_listen
+            .unwrap_or_else(|| "127.0.0.1:0".parse().expect("literal")),
         state_file,
         ..SandboxConfig::default()
     };
-    let sandbox = Sandbox::start(sandbox_config.clone()).await.context("starting the built-in Stripe sandbox")?;
+    let sandbox = Sandbox::start(sandbox_config.clone())
+        .await
+        .context("starting the built-in Stripe sandbox")?;
     let secret = s
         .webhook_secret
         .clone()
@@ -162,15 +193,20 @@ async fn wire_stripe(
 
 /// The sandbox keeps its state beside a SQLite database, so a restart keeps its accounts.
 fn sandbox_state_file(database_url: &str) -> Option<PathBuf> {
-    let path = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next().unwrap_or(path);
-    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(format!("{path}.stripe-sandbox.json")))
+    (!path.is_empty() && !path.contains(":memory:"))
+        .then(|| PathBuf::from(format!("{path}.stripe-sandbox.json")))
 }
 
 /// A database URL without its password, for messages.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_owned(),
     }
 }

@@ -71,7 +71,10 @@ async fn spawn_server(config: &Config) -> anyhow::Result<Child> {
         .output()
         .await?;
     if !out.status.success() {
-        bail!("token create failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let token = String::from_utf8(out.stdout)?.trim().to_owned();
     let mut child = tokio::process::Command::new(&exe)
@@ -87,7 +90,11 @@ async fn spawn_server(config: &Config) -> anyhow::Result<Child> {
     let url = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await? {
             if let Some(at) = line.find("address=") {
-                let addr = line[at + 8..].split_whitespace().next().unwrap_or("").trim_matches('"');
+                let addr = line[at + 8..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"');
                 return Ok::<_, anyhow::Error>(format!("http://{addr}"));
             }
         }
@@ -130,7 +137,8 @@ const PHRASES: &[&str] = &[
     "do customers get a receipt?",
 ];
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(ws_url: &str, token: &str, project: &str) -> anyhow::Result<Ws> {
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await?;
@@ -157,7 +165,9 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let (url, token, pid, _child) = match &args.server {
         Some(url) => (
             url.trim_end_matches('/').to_owned(),
-            args.token.clone().ok_or_else(|| anyhow!("--server needs --token"))?,
+            args.token
+                .clone()
+                .ok_or_else(|| anyhow!("--server needs --token"))?,
             args.server_pid,
             None,
         ),
@@ -230,7 +240,11 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     };
     println!(
         "connections={n} target_rate={} measured={:.1}s turns={done} turns_per_sec={:.0} latency_ms p50={:.3} p99={:.3} p99.9={:.3} max={:.3}",
-        if args.rate == 0 { "flat-out".to_owned() } else { args.rate.to_string() },
+        if args.rate == 0 {
+            "flat-out".to_owned()
+        } else {
+            args.rate.to_string()
+        },
         elapsed.as_secs_f64(),
         done as f64 / elapsed.as_secs_f64(),
         pct(0.50),
@@ -256,7 +270,8 @@ async fn drive(
 ) -> anyhow::Result<Vec<u64>> {
     let (mut tx, mut rx) = ws.split();
     let mut latencies = Vec::new();
-    let mut in_flight: std::collections::HashMap<u64, (Instant, bool)> = std::collections::HashMap::new();
+    let mut in_flight: std::collections::HashMap<u64, (Instant, bool)> =
+        std::collections::HashMap::new();
     let mut next_id: u64 = 0;
     // Spread connections over the interval so a fixed rate is not a thundering herd.
     let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r));
@@ -317,8 +332,15 @@ async fn drive(
     }
 }
 
-async fn idle(ws_url: &str, token: &str, projects: &[String], pid: Option<u32>) -> anyhow::Result<()> {
-    let pid = pid.ok_or_else(|| anyhow!("--idle needs the server's pid (start it here, or pass --server-pid)"))?;
+async fn idle(
+    ws_url: &str,
+    token: &str,
+    projects: &[String],
+    pid: Option<u32>,
+) -> anyhow::Result<()> {
+    let pid = pid.ok_or_else(|| {
+        anyhow!("--idle needs the server's pid (start it here, or pass --server-pid)")
+    })?;
     // Settle: one connection first so lazily allocated server state is in the baseline.
     let warm = open(ws_url, token, &projects[0]).await?;
     drop(warm);

@@ -184,7 +184,10 @@ impl Field {
         self
     }
 
-    pub fn with_options<'a>(mut self, options: impl IntoIterator<Item = (&'a str, &'a str)>) -> Field {
+    pub fn with_options<'a>(
+        mut self,
+        options: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Field {
         self.kind = FieldKind::Select;
         self.options = options
             .into_iter()

@@ -181,7 +181,9 @@ mod secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(d)?;
         if !(0.0..=86_400.0).contains(&secs) {
-            return Err(serde::de::Error::custom("seconds must be between 0 and 86400"));
+            return Err(serde::de::Error::custom(
+                "seconds must be between 0 and 86400",
+            ));
         }
         Ok(Duration::from_secs_f64(secs))
     }
@@ -203,7 +205,11 @@ mod tests {
     fn file_overlays_defaults_and_rejects_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\n[chat]\nhello_timeout = 2.5\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\n[chat]\nhello_timeout = 2.5\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&path)).unwrap();
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.chat.hello_timeout, Duration::from_millis(2500));

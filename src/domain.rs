@@ -217,12 +217,22 @@ impl Money {
         {
             return None;
         }
-        let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-        let mut frac_val: i64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let mut frac_val: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().ok()?
+        };
         for _ in frac.len()..exp {
             frac_val *= 10;
         }
-        let minor = whole.checked_mul(10i64.pow(exp as u32))?.checked_add(frac_val)?;
+        let minor = whole
+            .checked_mul(10i64.pow(exp as u32))?
+            .checked_add(frac_val)?;
         Some(Money { minor, currency })
     }
 }
@@ -237,7 +247,12 @@ impl fmt::Display for Money {
         let number = if exp == 0 {
             format!("{abs}")
         } else {
-            format!("{}.{:0width$}", abs / scale, abs % scale, width = exp as usize)
+            format!(
+                "{}.{:0width$}",
+                abs / scale,
+                abs % scale,
+                width = exp as usize
+            )
         };
         match self.currency.symbol() {
             Some(sym) => write!(f, "{sign}{sym}{number}"),
@@ -290,7 +305,9 @@ impl StatementDescriptor {
         if !s.chars().any(|c| c.is_ascii_alphabetic()) {
             errors.push("must contain at least one letter");
         }
-        if s.chars().any(|c| matches!(c, '<' | '>' | '\\' | '\'' | '"' | '*')) {
+        if s.chars()
+            .any(|c| matches!(c, '<' | '>' | '\\' | '\'' | '"' | '*'))
+        {
             errors.push("may not contain any of < > \\ ' \" *");
         }
         let lower = s.to_ascii_lowercase();

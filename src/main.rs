@@ -13,7 +13,11 @@ use chatpay::config::{Config, LogFormat};
 use chatpay::intents::{self, Outcome};
 
 #[derive(Parser)]
-#[command(name = "chatpay", version, about = "Add payments to a chat-built app by talking to it")]
+#[command(
+    name = "chatpay",
+    version,
+    about = "Add payments to a chat-built app by talking to it"
+)]
 struct Cli {
     /// A TOML configuration file (see README: Configuration).
     #[arg(long, global = true, env = "CHATPAY_CONFIG")]
@@ -186,7 +190,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("intents"));
             let sources = intents::read_dir(&dir).map_err(anyhow::Error::msg)?;
-            let (matcher, corpus) = match intents::load_sources(&sources, config.matcher.threshold, config.matcher.clarify_margin) {
+            let (matcher, corpus) = match intents::load_sources(
+                &sources,
+                config.matcher.threshold,
+                config.matcher.clarify_margin,
+            ) {
                 Ok(m) => m,
                 Err(errors) => {
                     for e in &errors {
@@ -210,7 +218,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{} of {} examples failed", failures.len(), corpus.checks.len());
+                eprintln!(
+                    "{} of {} examples failed",
+                    failures.len(),
+                    corpus.checks.len()
+                );
                 Ok(ExitCode::FAILURE)
             }
         }
@@ -220,11 +232,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let matcher = match dir {
                 Some(d) => {
                     let sources = intents::read_dir(&d).map_err(anyhow::Error::msg)?;
-                    intents::load_sources(&sources, config.matcher.threshold, config.matcher.clarify_margin)
-                        .map_err(|e| anyhow::anyhow!(e.join("\n")))?
-                        .0
+                    intents::load_sources(
+                        &sources,
+                        config.matcher.threshold,
+                        config.matcher.clarify_margin,
+                    )
+                    .map_err(|e| anyhow::anyhow!(e.join("\n")))?
+                    .0
                 }
-                None => intents::load_embedded(config.matcher.threshold, config.matcher.clarify_margin).map_err(anyhow::Error::msg)?,
+                None => {
+                    intents::load_embedded(config.matcher.threshold, config.matcher.clarify_margin)
+                        .map_err(anyhow::Error::msg)?
+                }
             };
             let stdin = std::io::stdin();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -248,13 +267,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     paths.push(f);
                 }
             }
-            let (passed, failed, coverage) = runtime()?.block_on(chatpay::replay::run_all(&paths, &backend));
+            let (passed, failed, coverage) =
+                runtime()?.block_on(chatpay::replay::run_all(&paths, &backend));
             println!("{}", coverage.report());
             println!("{passed} passed, {} failed", failed.len());
             for f in &failed {
                 println!("FAILED {f}");
             }
-            Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Bench(args) => {
             runtime()?.block_on(chatpay::bench::run(args, config))?;
@@ -267,18 +291,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state_file,
         } => {
             runtime()?.block_on(async {
-                let sandbox = chatpay::stripe::sandbox::Sandbox::start(chatpay::stripe::sandbox::SandboxConfig {
-                    listen,
-                    state_file,
-                    ..Default::default()
-                })
+                let sandbox = chatpay::stripe::sandbox::Sandbox::start(
+                    chatpay::stripe::sandbox::SandboxConfig {
+                        listen,
+                        state_file,
+                        ..Default::default()
+                    },
+                )
                 .await?;
                 if let Some(url) = webhook_url {
                     sandbox.set_webhook_endpoint(&url, &webhook_secret);
                 }
                 let c = sandbox.config().clone();
                 println!("Stripe sandbox at {}", sandbox.base_url());
-                println!("  test key: {}   live key: {}   connect client id: {}", c.test_secret_key, c.live_secret_key, c.connect_client_id);
+                println!(
+                    "  test key: {}   live key: {}   connect client id: {}",
+                    c.test_secret_key, c.live_secret_key, c.connect_client_id
+                );
                 shutdown_signal().await;
                 sandbox.shutdown().await;
                 Ok::<_, anyhow::Error>(())
@@ -292,7 +321,11 @@ fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
     let c = matcher.classify(text);
     let (intent, best, clarify) = match &c.outcome {
         Outcome::Matched(m) => (Some(m.intent.clone()), Some(m), None),
-        Outcome::Clarify(cs) => (None, cs.first(), Some(cs.iter().map(|c| c.intent.clone()).collect::<Vec<_>>())),
+        Outcome::Clarify(cs) => (
+            None,
+            cs.first(),
+            Some(cs.iter().map(|c| c.intent.clone()).collect::<Vec<_>>()),
+        ),
         Outcome::Unsure(m) => (None, Some(m), None),
         Outcome::Nothing => (None, None, None),
     };

@@ -11,7 +11,12 @@ async fn replay_all(backend: Backend) {
     assert!(files.len() >= 30, "only {} transcripts", files.len());
     let (passed, failed, coverage) = replay::run_all(&files, &backend).await;
     eprintln!("{backend:?}: {passed} passed\n{}", coverage.report());
-    assert!(failed.is_empty(), "{} transcript(s) failed:\n\n{}", failed.len(), failed.join("\n\n"));
+    assert!(
+        failed.is_empty(),
+        "{} transcript(s) failed:\n\n{}",
+        failed.len(),
+        failed.join("\n\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,6 +28,8 @@ async fn transcripts_on_sqlite() {
 async fn transcripts_on_postgres() {
     match std::env::var("CHATPAY_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => replay_all(Backend::Postgres(url)).await,
-        _ => eprintln!("CHATPAY_TEST_POSTGRES is not set: the PostgreSQL run is skipped (the test command sets it)"),
+        _ => eprintln!(
+            "CHATPAY_TEST_POSTGRES is not set: the PostgreSQL run is skipped (the test command sets it)"
+        ),
     }
 }

@@ -11,7 +11,7 @@ use super::message::{Body, IntentTag, OutFrame};
 use super::{ChatError, Command, Engine, FlowView, Inner, TurnReply, to_out};
 use crate::domain::{ConversationId, ProjectId, now_millis, random_hex};
 use crate::flows::{
-    Call, CallError, CallOutput, Connection, ConnectStep, ConversationState, Effect, Facts, Input,
+    Call, CallError, CallOutput, ConnectStep, Connection, ConversationState, Effect, Facts, Input,
     LinkKind, Outside, Refusal,
 };
 use crate::intents::Outcome;
@@ -69,17 +69,20 @@ pub(super) fn spawn(
     frames: broadcast::Sender<OutFrame>,
 ) {
     tokio::spawn(async move {
-        let actor = match Actor::load(inner.clone(), conversation.clone(), &project, me, frames).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(%conversation, error = ?e, "could not load conversation");
-                rx.close();
-                while let Some(msg) = rx.recv().await {
-                    fail(msg, || ChatError::Internal(anyhow::anyhow!("conversation failed to load")));
+        let actor =
+            match Actor::load(inner.clone(), conversation.clone(), &project, me, frames).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(%conversation, error = ?e, "could not load conversation");
+                    rx.close();
+                    while let Some(msg) = rx.recv().await {
+                        fail(msg, || {
+                            ChatError::Internal(anyhow::anyhow!("conversation failed to load"))
+                        });
+                    }
+                    return;
                 }
-                return;
-            }
-        };
+            };
         actor.resume_calls();
         actor.run(rx).await;
     });
@@ -91,7 +94,9 @@ fn fail(msg: Msg, err: impl Fn() -> ChatError) {
         Msg::Turn { reply, .. } => {
             let _ = reply.send(Err(err()));
         }
-        Msg::Outside { reply: Some(reply), .. } => {
+        Msg::Outside {
+            reply: Some(reply), ..
+        } => {
             let _ = reply.send(Err(err()));
         }
         Msg::LastSeq { reply } => {
@@ -129,7 +134,11 @@ impl Actor {
             ),
             None => (None, 0),
         };
-        let answered = store.answered_ids(&conversation).await?.into_iter().collect();
+        let answered = store
+            .answered_ids(&conversation)
+            .await?
+            .into_iter()
+            .collect();
         Ok(Actor {
             state_json: serde_json::to_string(&state)?,
             inner,
@@ -177,14 +186,31 @@ impl Actor {
                 let result = self.turn(cmd).await;
                 let _ = reply.send(result);
             }
-            Msg::Outside { event, ledger, reply } => {
-                let result = self.apply(Input::Outside(event), None, None, ledger.as_deref()).await;
+            Msg::Outside {
+                event,
+                ledger,
+                reply,
+            } => {
+                let result = self
+                    .apply(Input::Outside(event), None, None, ledger.as_deref())
+                    .await;
                 if let Some(reply) = reply {
                     let _ = reply.send(result.map(|_| self.view()));
                 }
             }
             Msg::Done { op, result } => {
-                if let Err(e) = self.apply(Input::Done { op, result: result.clone() }, None, None, None).await {
+                if let Err(e) = self
+                    .apply(
+                        Input::Done {
+                            op,
+                            result: result.clone(),
+                        },
+                        None,
+                        None,
+                        None,
+                    )
+                    .await
+                {
                     tracing::error!(conversation = %self.conversation, op, error = ?e, "could not store a Stripe result; retrying the call");
                     // The call is still pending in the stored state; run it again (same key).
                     if let Some(p) = self.state.pending.iter().find(|p| p.op == op) {
@@ -224,18 +250,19 @@ impl Actor {
             return Some((account.clone(), LinkKind::AccountOnboarding));
         }
         // Links from status cards ("Fix now") refresh for the connected account.
-        self.connection.as_ref().map(|c| {
-            (
-                c.account.id.clone(),
-                Engine::link_kind_for(&c.account),
-            )
-        })
+        self.connection
+            .as_ref()
+            .map(|c| (c.account.id.clone(), Engine::link_kind_for(&c.account)))
     }
 
     async fn turn(&mut self, cmd: Command) -> Result<TurnReply, ChatError> {
         let id = cmd.id().to_owned();
         if self.answered.contains(&id) {
-            let frames = self.inner.store.frames_replying_to(&self.conversation, &id).await?;
+            let frames = self
+                .inner
+                .store
+                .frames_replying_to(&self.conversation, &id)
+                .await?;
             return Ok(TurnReply::Resend(frames.into_iter().map(to_out).collect()));
         }
         match cmd {
@@ -250,10 +277,20 @@ impl Actor {
                     _ => None,
                 };
                 tracing::debug!(conversation = %self.conversation, intent = ?tag, "say");
-                self.apply(Input::Say(&classification), Some(&id), Some(tag.as_ref()), None)
-                    .await?;
+                self.apply(
+                    Input::Say(&classification),
+                    Some(&id),
+                    Some(tag.as_ref()),
+                    None,
+                )
+                .await?;
             }
-            Command::Click { card, action, values, .. } => {
+            Command::Click {
+                card,
+                action,
+                values,
+                ..
+            } => {
                 let input = Input::Click {
                     card: &card,
                     action: &action,
@@ -307,8 +344,18 @@ impl Actor {
         for effect in &effects {
             let seq = self.last_seq + bodies.len() as i64 + 1;
             let body = match effect {
-                Effect::Reply(text) => Some(Body::Reply { seq, reply_to, text, intent }),
-                Effect::Card(card) => Some(Body::Card { seq, reply_to, intent, card }),
+                Effect::Reply(text) => Some(Body::Reply {
+                    seq,
+                    reply_to,
+                    text,
+                    intent,
+                }),
+                Effect::Card(card) => Some(Body::Card {
+                    seq,
+                    reply_to,
+                    intent,
+                    card,
+                }),
                 Effect::Flow { flow, state } => Some(Body::Flow {
                     seq,
                     reply_to,
@@ -324,7 +371,10 @@ impl Actor {
             match effect {
                 Effect::Call { op, call } => calls.push((*op, call.clone())),
                 Effect::SaveConnection(c) => {
-                    if connection.as_ref().is_none_or(|old| old.account.id != c.account.id) {
+                    if connection
+                        .as_ref()
+                        .is_none_or(|old| old.account.id != c.account.id)
+                    {
                         connected_at = now;
                     }
                     extra.push(ExtraWrite::UpsertConnection(ConnectionRecord {
@@ -351,7 +401,15 @@ impl Actor {
         if reply_to.is_some() && bodies.is_empty() {
             // The protocol promises at least one frame per say and click.
             let seq = self.last_seq + 1;
-            bodies.push(stored(seq, &Body::Reply { seq, reply_to, text: "Okay.", intent })?);
+            bodies.push(stored(
+                seq,
+                &Body::Reply {
+                    seq,
+                    reply_to,
+                    text: "Okay.",
+                    intent,
+                },
+            )?);
         }
         if let Some(id) = ledger {
             extra.push(ExtraWrite::MarkEventProcessed {
@@ -424,8 +482,14 @@ async fn execute(
     key: &str,
 ) -> Result<CallOutput, CallError> {
     let result = match call {
-        Call::CreateAccount(new) => gateway.create_account(mode, new, key).await.map(CallOutput::Account),
-        Call::RetrieveAccount { account } => gateway.retrieve_account(mode, account).await.map(CallOutput::Account),
+        Call::CreateAccount(new) => gateway
+            .create_account(mode, new, key)
+            .await
+            .map(CallOutput::Account),
+        Call::RetrieveAccount { account } => gateway
+            .retrieve_account(mode, account)
+            .await
+            .map(CallOutput::Account),
         Call::CreateAccountLink {
             account,
             kind,
@@ -442,7 +506,10 @@ async fn execute(
             .exchange_oauth_code(mode, code)
             .await
             .map(|account| CallOutput::Connected { account }),
-        Call::Deauthorize { account } => gateway.deauthorize(mode, account).await.map(|_| CallOutput::Done),
+        Call::Deauthorize { account } => gateway
+            .deauthorize(mode, account)
+            .await
+            .map(|_| CallOutput::Done),
     };
     result.map_err(|e| {
         tracing::warn!(call = call.name(), error = %e, "Stripe call failed");

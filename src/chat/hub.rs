@@ -38,7 +38,12 @@ pub(super) struct Hub {
 
 impl Hub {
     /// The conversation's actor, started if needed.
-    pub(super) fn get(&self, inner: &Arc<Inner>, conversation: &ConversationId, project: &ProjectId) -> ActorHandle {
+    pub(super) fn get(
+        &self,
+        inner: &Arc<Inner>,
+        conversation: &ConversationId,
+        project: &ProjectId,
+    ) -> ActorHandle {
         let mut actors = self.actors.lock().expect("hub lock");
         self.get_locked(&mut actors, inner, conversation, project)
     }
@@ -88,7 +93,11 @@ impl Hub {
 
     /// Unloads the actor if nobody listens and it is still the registered one. The caller then
     /// answers what is already in its mailbox and stops.
-    pub(super) fn unload_if_idle(&self, conversation: &ConversationId, frames: &broadcast::Sender<OutFrame>) -> bool {
+    pub(super) fn unload_if_idle(
+        &self,
+        conversation: &ConversationId,
+        frames: &broadcast::Sender<OutFrame>,
+    ) -> bool {
         let mut actors = self.actors.lock().expect("hub lock");
         let ours = actors
             .get(conversation)

@@ -106,7 +106,9 @@ impl ChatError {
     /// What the user may see (internals are logged, not sent).
     pub fn public_message(&self) -> String {
         match self {
-            ChatError::Internal(_) => "Something went wrong on our side; nothing was lost. Please retry.".to_owned(),
+            ChatError::Internal(_) => {
+                "Something went wrong on our side; nothing was lost. Please retry.".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -164,7 +166,11 @@ impl Engine {
     ) -> Engine {
         let labels = matcher
             .intent_names()
-            .filter_map(|n| matcher.describe(n).map(|(_, label)| (n.to_owned(), label.to_owned())))
+            .filter_map(|n| {
+                matcher
+                    .describe(n)
+                    .map(|(_, label)| (n.to_owned(), label.to_owned()))
+            })
             .collect();
         let links = Links {
             public: public_url,
@@ -199,7 +205,11 @@ impl Engine {
     }
 
     /// The project if it exists and belongs to the token (otherwise `not_found`).
-    pub async fn project_of(&self, token: &TokenId, project: &str) -> Result<ProjectRecord, ChatError> {
+    pub async fn project_of(
+        &self,
+        token: &TokenId,
+        project: &str,
+    ) -> Result<ProjectRecord, ChatError> {
         let found = match ProjectId::parse(project) {
             Some(id) => self.inner.store.project(&id).await?,
             None => None,
@@ -212,7 +222,10 @@ impl Engine {
     /// Joins the project's conversation: subscribes to its frames and tells where it is.
     pub async fn join(&self, project: &ProjectRecord) -> Result<Joined, ChatError> {
         let conversation = self.inner.store.conversation_for(&project.id).await?;
-        let (handle, frames) = self.inner.hub.subscribe(&self.inner, &conversation.id, &project.id);
+        let (handle, frames) = self
+            .inner
+            .hub
+            .subscribe(&self.inner, &conversation.id, &project.id);
         // Asked after subscribing: every frame after `last_seq` will come through `frames`.
         let (tx, rx) = oneshot::channel();
         handle.send(Msg::LastSeq { reply: tx }).await?;
@@ -257,11 +270,18 @@ impl Engine {
 
     async fn handle_for(&self, project: &ProjectRecord) -> Result<ActorHandle, ChatError> {
         let conversation = self.inner.store.conversation_for(&project.id).await?;
-        Ok(self.inner.hub.get(&self.inner, &conversation.id, &project.id))
+        Ok(self
+            .inner
+            .hub
+            .get(&self.inner, &conversation.id, &project.id))
     }
 
     /// Sends an outside event to the project's conversation and waits until it is applied.
-    pub async fn outside(&self, project: &ProjectRecord, event: Outside) -> Result<FlowView, ChatError> {
+    pub async fn outside(
+        &self,
+        project: &ProjectRecord,
+        event: Outside,
+    ) -> Result<FlowView, ChatError> {
         let handle = self.handle_for(project).await?;
         let (tx, rx) = oneshot::channel();
         handle
@@ -275,9 +295,15 @@ impl Engine {
     }
 
     /// Starts (or shows) `stripe_connect` from the project screens.
-    pub async fn start_connect(&self, project: &ProjectRecord, entry: Entry) -> Result<FlowView, ChatError> {
+    pub async fn start_connect(
+        &self,
+        project: &ProjectRecord,
+        entry: Entry,
+    ) -> Result<FlowView, ChatError> {
         if !project.backend {
-            return Err(ChatError::BackendRequired(crate::flows::BACKEND_REQUIRED.to_owned()));
+            return Err(ChatError::BackendRequired(
+                crate::flows::BACKEND_REQUIRED.to_owned(),
+            ));
         }
         self.outside(project, Outside::StartConnect(entry)).await
     }
@@ -291,11 +317,23 @@ impl Engine {
     }
 
     /// The project a conversation belongs to.
-    pub async fn project_of_conversation(&self, conversation: &str) -> Result<ProjectRecord, ChatError> {
+    pub async fn project_of_conversation(
+        &self,
+        conversation: &str,
+    ) -> Result<ProjectRecord, ChatError> {
         let not_found = || ChatError::NotFound("no such conversation".to_owned());
         let id = ConversationId::parse(conversation).ok_or_else(not_found)?;
-        let conv = self.inner.store.conversation(&id).await?.ok_or_else(not_found)?;
-        self.inner.store.project(&conv.project_id).await?.ok_or_else(not_found)
+        let conv = self
+            .inner
+            .store
+            .conversation(&id)
+            .await?
+            .ok_or_else(not_found)?;
+        self.inner
+            .store
+            .project(&conv.project_id)
+            .await?
+            .ok_or_else(not_found)
     }
 
     /// The refresh URL of an onboarding link: issue a new link and tell the chat.
@@ -312,11 +350,17 @@ impl Engine {
         let (account, kind) = rx
             .await
             .map_err(|_| ChatError::Unavailable)?
-            .ok_or_else(|| ChatError::NotFound("this link is no longer part of an onboarding".to_owned()))?;
-        let conv = ConversationId::parse(conversation).ok_or_else(|| ChatError::NotFound("no such conversation".to_owned()))?;
+            .ok_or_else(|| {
+                ChatError::NotFound("this link is no longer part of an onboarding".to_owned())
+            })?;
+        let conv = ConversationId::parse(conversation)
+            .ok_or_else(|| ChatError::NotFound("no such conversation".to_owned()))?;
         let links = &self.inner.links;
         // Each visit of the refresh URL asks for a new link on purpose: a fresh key per visit.
-        let key = format!("chatpay:{conversation}:refresh:{}", crate::domain::random_hex(8));
+        let key = format!(
+            "chatpay:{conversation}:refresh:{}",
+            crate::domain::random_hex(8)
+        );
         let link = self
             .inner
             .gateway
@@ -354,7 +398,9 @@ impl Engine {
             _ => None,
         };
         let Some(account) = event.account.clone() else {
-            store.mark_event_processed(&event.id, "ignored: not about a connected account").await?;
+            store
+                .mark_event_processed(&event.id, "ignored: not about a connected account")
+                .await?;
             return Ok("ignored: not about a connected account".to_owned());
         };
         if outside(account.clone()).is_none() {
@@ -362,22 +408,33 @@ impl Engine {
             store.mark_event_processed(&event.id, &outcome).await?;
             return Ok(outcome);
         }
-        let mode = if event.livemode { Mode::Live } else { Mode::Test };
+        let mode = if event.livemode {
+            Mode::Live
+        } else {
+            Mode::Test
+        };
         let connections = store.connections_for_account(&account).await?;
         let matching: Vec<_> = connections.iter().filter(|c| c.mode == mode).collect();
         if matching.is_empty() {
             let outcome = if connections.is_empty() {
                 format!("ignored: no project is connected to {account}")
             } else {
-                format!("ignored: livemode={} does not match the connection's mode", event.livemode)
+                format!(
+                    "ignored: livemode={} does not match the connection's mode",
+                    event.livemode
+                )
             };
             store.mark_event_processed(&event.id, &outcome).await?;
             return Ok(outcome);
         }
         for c in matching {
-            let Some(project) = store.project(&c.project_id).await? else { continue };
+            let Some(project) = store.project(&c.project_id).await? else {
+                continue;
+            };
             let handle = self.handle_for(&project).await?;
-            let Some(o) = outside(account.clone()) else { continue };
+            let Some(o) = outside(account.clone()) else {
+                continue;
+            };
             let (tx, rx) = oneshot::channel();
             handle
                 .send(Msg::Outside {
@@ -431,6 +488,9 @@ fn to_out(f: StoredFrame) -> OutFrame {
 
 impl ActorHandle {
     pub(crate) async fn send(&self, msg: Msg) -> Result<(), ChatError> {
-        self.tx().send(msg).await.map_err(|_| ChatError::Unavailable)
+        self.tx()
+            .send(msg)
+            .await
+            .map_err(|_| ChatError::Unavailable)
     }
 }

@@ -111,9 +111,11 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                 .facts
                 .connection
                 .is_some_and(|c| c.account.state() == AccountState::Active);
-            let status = match turn.facts.connection {
+            let status = match turn.connection.as_ref() {
                 None => "First connect Stripe (say \"add payments\").".to_owned(),
-                Some(c) if ready => format!("Your account {} is active, so you're ready.", c.account.id),
+                Some(c) if ready => {
+                    format!("Your account {} is active, so you're ready.", c.account.id)
+                }
                 Some(c) => format!(
                     "Your account {} is {} right now; it must be active (charges and payouts enabled) before you go live.",
                     c.account.id,
@@ -141,7 +143,7 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                         .map(|o| format!("order {o}"))
                 })
                 .unwrap_or_else(|| "a payment".to_owned());
-            let where_ = if turn.facts.connection.is_some() {
+            let where_ = if turn.connection.as_ref().is_some() {
                 "the Payments page of your Stripe Dashboard"
             } else {
                 "the Stripe Dashboard once Stripe is connected"
@@ -178,7 +180,7 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
              invoice every billing period automatically.",
         ),
         Intent::SyncCatalog | Intent::ShowCatalog => {
-            if turn.facts.connection.is_none() {
+            if turn.connection.as_ref().is_none() {
                 turn.reply(
                     "Products come from your Stripe account, and Stripe isn't connected to this project yet.",
                 );
@@ -215,26 +217,38 @@ fn payouts(turn: &mut Turn<'_, '_>, slots: &Slots) {
             " A payment made on {} becomes available around {} (UTC dates){}.",
             format_day(paid),
             format_day(available),
-            if available <= today { ", so it should be available now" } else { "" }
+            if available <= today {
+                ", so it should be available now"
+            } else {
+                ""
+            }
         ));
     }
-    match (turn.facts.connection, &schedule) {
+    match (turn.connection.as_ref(), &schedule) {
         (Some(c), Some(s)) => text.push_str(&format!(
             " Your account {} pays out {}, {} days after payment; payouts are {}.",
             c.account.id,
             s.interval,
             s.delay_days,
-            if c.account.payouts_enabled { "enabled" } else { "not enabled yet" }
+            if c.account.payouts_enabled {
+                "enabled"
+            } else {
+                "not enabled yet"
+            }
         )),
         (Some(c), None) => text.push_str(&format!(
             " Payouts for {} are {}.",
             c.account.id,
-            if c.account.payouts_enabled { "enabled" } else { "not enabled yet" }
+            if c.account.payouts_enabled {
+                "enabled"
+            } else {
+                "not enabled yet"
+            }
         )),
         (None, _) => text.push_str(" Connect Stripe to see your own schedule."),
     }
     turn.reply(text);
-    if turn.facts.connection.is_none() && turn.facts.backend && turn.state.flow.is_none() {
+    if turn.connection.as_ref().is_none() && turn.facts.backend && turn.state.flow.is_none() {
         let mut card = turn.new_card(
             CardKind::Info,
             "Payouts",
@@ -252,10 +266,22 @@ mod tests {
     #[test]
     fn dates_resolve_against_today() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
-        assert_eq!(resolve_date("--11-20", today), NaiveDate::from_ymd_opt(2026, 11, 20));
-        assert_eq!(resolve_date("--12-20", today), NaiveDate::from_ymd_opt(2025, 12, 20));
-        assert_eq!(resolve_date("yesterday", today), NaiveDate::from_ymd_opt(2026, 11, 25));
-        assert_eq!(resolve_date("2026-01-02", today), NaiveDate::from_ymd_opt(2026, 1, 2));
+        assert_eq!(
+            resolve_date("--11-20", today),
+            NaiveDate::from_ymd_opt(2026, 11, 20)
+        );
+        assert_eq!(
+            resolve_date("--12-20", today),
+            NaiveDate::from_ymd_opt(2025, 12, 20)
+        );
+        assert_eq!(
+            resolve_date("yesterday", today),
+            NaiveDate::from_ymd_opt(2026, 11, 25)
+        );
+        assert_eq!(
+            resolve_date("2026-01-02", today),
+            NaiveDate::from_ymd_opt(2026, 1, 2)
+        );
         assert_eq!(resolve_date("--02-30", today), None);
     }
 

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::answers::{self, format_deadline};
 use super::{
-    ActiveFlow, Call, CallError, CallOutput, Effect, Entry, FlowKind, LinkKind,
-    NewAccount, Outside, Owner, Pending, Purpose, Refusal, Turn,
+    ActiveFlow, Call, CallError, CallOutput, Entry, FlowKind, LinkKind, NewAccount, Outside, Owner,
+    Pending, Purpose, Refusal, Turn,
 };
 use crate::account::{
     AccountSnapshot, AccountState, Fix, USUAL_REJECTION_CAUSES, explain_disabled_reason,
@@ -112,7 +112,7 @@ impl Turn<'_, '_> {
             self.present_step();
             return;
         }
-        if self.facts.connection.is_some() {
+        if self.connection.is_some() {
             self.reply("Stripe is already connected to this project.");
             self.account_status(None);
             return;
@@ -150,7 +150,7 @@ impl Turn<'_, '_> {
             self.present_step();
             return;
         }
-        if self.facts.connection.is_some() {
+        if self.connection.is_some() {
             self.reply("Stripe is already connected to this project.");
             self.account_status(None);
             return;
@@ -300,7 +300,13 @@ impl Turn<'_, '_> {
     }
 
     /// Verification & payouts happen on Stripe's page; ask for a link to it.
-    fn request_onboarding_link(&mut self, account: &str, nonce: &str, kind: LinkKind, purpose: Purpose) {
+    fn request_onboarding_link(
+        &mut self,
+        account: &str,
+        nonce: &str,
+        kind: LinkKind,
+        purpose: Purpose,
+    ) {
         let conversation = self.facts.conversation;
         let call = Call::CreateAccountLink {
             account: account.to_owned(),
@@ -314,7 +320,7 @@ impl Turn<'_, '_> {
     /// `account_update` where Stripe allows it, else `account_onboarding`, which Stripe uses to
     /// collect whatever is due now.
     fn fix_link_kind(&self) -> LinkKind {
-        match self.facts.connection {
+        match &self.connection {
             Some(c) if c.account.fixes_with_update_link() => LinkKind::AccountUpdate,
             _ => LinkKind::AccountOnboarding,
         }
@@ -324,7 +330,8 @@ impl Turn<'_, '_> {
         let (title, body) = if update {
             (
                 "Update your details on Stripe",
-                "Stripe's page asks only for what is missing. Come back here when you're done.".to_owned(),
+                "Stripe's page asks only for what is missing. Come back here when you're done."
+                    .to_owned(),
             )
         } else {
             (
@@ -378,7 +385,12 @@ impl Turn<'_, '_> {
             }
             (ConnectStep::Onboarding { account, nonce }, "new_link") => {
                 self.reply("Getting a fresh link from Stripe.");
-                self.request_onboarding_link(&account, &nonce, LinkKind::AccountOnboarding, Purpose::Flow(instance));
+                self.request_onboarding_link(
+                    &account,
+                    &nonce,
+                    LinkKind::AccountOnboarding,
+                    Purpose::Flow(instance),
+                );
             }
             (step, "check") if step.account().is_some() => {
                 self.reply("Checking your account with Stripe.");
@@ -408,15 +420,22 @@ impl Turn<'_, '_> {
         match o {
             Outside::StartConnect(_) => {}
             Outside::AccountChanged { account } => {
-                let ours = self.facts.connection.is_some_and(|c| c.account.id == account)
+                let ours = self
+                    .connection
+                    .as_ref()
+                    .is_some_and(|c| c.account.id == account)
                     || step.as_ref().and_then(|s| s.account()) == Some(account.as_str());
                 if ours {
                     self.call(Call::RetrieveAccount { account }, Purpose::Refresh);
                 }
             }
             Outside::Deauthorized { account } => {
-                if self.facts.connection.is_some_and(|c| c.account.id == account) {
-                    self.effects.push(Effect::DropConnection);
+                if self
+                    .connection
+                    .as_ref()
+                    .is_some_and(|c| c.account.id == account)
+                {
+                    self.drop_connection();
                     if let Some(flow) = self.state.flow.take() {
                         let instance = flow.instance;
                         self.drop_cards(|c| c.owner != Owner::Flow { instance });
@@ -441,7 +460,7 @@ impl Turn<'_, '_> {
                     self.call(Call::RetrieveAccount { account }, Purpose::Flow(instance));
                 }
                 _ => {
-                    if let Some(c) = self.facts.connection {
+                    if let Some(c) = &self.connection {
                         let account = c.account.id.clone();
                         self.call(Call::RetrieveAccount { account }, Purpose::Check);
                     }
@@ -497,12 +516,26 @@ impl Turn<'_, '_> {
                     self.reply(format!(
                         "Your Stripe account {id} is created. Last step: verification and payouts on Stripe's page."
                     ));
-                    self.goto(ConnectStep::Onboarding { account: id.clone(), nonce: nonce.clone() }, None);
-                    self.request_onboarding_link(&id, &nonce, LinkKind::AccountOnboarding, pending.purpose);
+                    self.goto(
+                        ConnectStep::Onboarding {
+                            account: id.clone(),
+                            nonce: nonce.clone(),
+                        },
+                        None,
+                    );
+                    self.request_onboarding_link(
+                        &id,
+                        &nonce,
+                        LinkKind::AccountOnboarding,
+                        pending.purpose,
+                    );
                 }
             }
             (Call::CreateAccount(_), Err(e)) if in_flow => {
-                self.reply(format!("Stripe could not create the account: {}", e.message));
+                self.reply(format!(
+                    "Stripe could not create the account: {}",
+                    e.message
+                ));
                 if let Some(ConnectStep::CreatingAccount { draft }) = step {
                     self.to_business(draft);
                 }
@@ -522,7 +555,9 @@ impl Turn<'_, '_> {
                     _ => {}
                 }
             }
-            (Call::CreateAccountLink { .. }, Err(e)) if in_flow || pending.purpose == Purpose::FixLink => {
+            (Call::CreateAccountLink { .. }, Err(e))
+                if in_flow || pending.purpose == Purpose::FixLink =>
+            {
                 self.reply(format!(
                     "I couldn't get a link from Stripe ({}). Try again in a moment.",
                     e.message
@@ -541,8 +576,16 @@ impl Turn<'_, '_> {
                 }
             }
             (Call::RetrieveAccount { .. }, Ok(CallOutput::Account(account))) => {
-                let origin = self.facts.connection.map_or("created", |c| c.origin.as_str()).to_owned();
-                let origin = if matches!(step, Some(ConnectStep::ExchangingCode)) { "oauth".to_owned() } else { origin };
+                let origin = self
+                    .connection
+                    .as_ref()
+                    .map_or("created", |c| c.origin.as_str())
+                    .to_owned();
+                let origin = if matches!(step, Some(ConnectStep::ExchangingCode)) {
+                    "oauth".to_owned()
+                } else {
+                    origin
+                };
                 if self.apply_account(pending.op, account.clone(), &origin) {
                     let force = in_flow || pending.purpose == Purpose::Check;
                     self.account_changed(&account, &origin, force);
@@ -564,7 +607,10 @@ impl Turn<'_, '_> {
                 self.call(Call::RetrieveAccount { account }, Purpose::Flow(instance));
             }
             (Call::ExchangeOauthCode { .. }, Err(e)) if in_flow => {
-                self.reply(format!("Stripe did not accept the connection: {}", e.message));
+                self.reply(format!(
+                    "Stripe did not accept the connection: {}",
+                    e.message
+                ));
                 self.to_existing();
             }
             (Call::Deauthorize { account }, result) => self.disconnect_done(&account, result),
@@ -590,11 +636,22 @@ impl Turn<'_, '_> {
                         _ => self.facts.fresh.to_owned(),
                     };
                     if !matches!(step, ConnectStep::Onboarding { .. }) {
-                        self.goto(ConnectStep::Onboarding { account: id.clone(), nonce: nonce.clone() }, None);
+                        self.goto(
+                            ConnectStep::Onboarding {
+                                account: id.clone(),
+                                nonce: nonce.clone(),
+                            },
+                            None,
+                        );
                     }
                     self.reply("Stripe's onboarding isn't finished yet. Here's a link to pick up where you left off.");
                     let instance = self.instance();
-                    self.request_onboarding_link(&id, &nonce, LinkKind::AccountOnboarding, Purpose::Flow(instance));
+                    self.request_onboarding_link(
+                        &id,
+                        &nonce,
+                        LinkKind::AccountOnboarding,
+                        Purpose::Flow(instance),
+                    );
                 }
             }
             (AccountState::Active, Some(_)) => {
@@ -609,7 +666,9 @@ impl Turn<'_, '_> {
             }
             (_, Some(step)) if changed || asked || step.account().is_none() => {
                 let next = match state {
-                    AccountState::VerificationPending => ConnectStep::VerificationPending { account: id },
+                    AccountState::VerificationPending => {
+                        ConnectStep::VerificationPending { account: id }
+                    }
                     AccountState::Restricted => ConnectStep::Restricted { account: id },
                     _ => ConnectStep::Rejected { account: id },
                 };
@@ -687,7 +746,10 @@ impl Turn<'_, '_> {
                     body.push_str(&format!(" Deadline: {}.", format_deadline(deadline * 1000)));
                 }
                 for e in &r.errors {
-                    body.push_str(&format!(" Stripe says about {}: {}", e.requirement, e.reason));
+                    body.push_str(&format!(
+                        " Stripe says about {}: {}",
+                        e.requirement, e.reason
+                    ));
                 }
                 ("Stripe needs a few more details", body)
             }
@@ -724,11 +786,19 @@ impl Turn<'_, '_> {
             Fact::new("Status", state.as_str()),
             Fact::new(
                 "Charges",
-                if account.charges_enabled { "enabled" } else { "disabled" },
+                if account.charges_enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
             ),
             Fact::new(
                 "Payouts",
-                if account.payouts_enabled { "enabled" } else { "disabled" },
+                if account.payouts_enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
             ),
         ];
         if let Some(s) = &account.payout_schedule {
@@ -747,7 +817,7 @@ impl Turn<'_, '_> {
 
     /// "Is my account verified?" and friends. True if the card shown is the flow's own step.
     pub(super) fn account_status(&mut self, topic: Option<&str>) -> bool {
-        let Some(connection) = self.facts.connection.cloned() else {
+        let Some(connection) = self.connection.clone() else {
             match topic {
                 Some("timeline") => self.reply(answers::TIMELINES),
                 Some("rejected") => self.reply(answers::rejection_causes()),
@@ -774,7 +844,10 @@ impl Turn<'_, '_> {
         }
         self.state.last_shown = shown.clone();
         let card = self.status_card(&connection.account, &connection.origin);
-        if self.active_connect().is_some_and(|f| f.step.account().is_some()) {
+        if self
+            .active_connect()
+            .is_some_and(|f| f.step.account().is_some())
+        {
             // The status card is the flow's own card at these steps.
             self.show_step_card(card);
             true
@@ -785,7 +858,7 @@ impl Turn<'_, '_> {
     }
 
     pub(super) fn status_click(&mut self, action: &str) {
-        let Some(connection) = self.facts.connection.cloned() else {
+        let Some(connection) = self.connection.clone() else {
             self.reply("Stripe isn't connected any more.");
             return;
         };
@@ -809,7 +882,7 @@ impl Turn<'_, '_> {
             self.backend_required();
             return;
         }
-        let Some(connection) = self.facts.connection.cloned() else {
+        let Some(connection) = self.connection.clone() else {
             self.reply("Stripe isn't connected to this project, so there's nothing to disconnect.");
             self.present_step();
             return;
@@ -832,7 +905,7 @@ impl Turn<'_, '_> {
     }
 
     pub(super) fn disconnect_click(&mut self, action: &str) {
-        let Some(connection) = self.facts.connection.cloned() else {
+        let Some(connection) = self.connection.clone() else {
             self.reply("Stripe is already disconnected.");
             return;
         };
@@ -868,13 +941,15 @@ impl Turn<'_, '_> {
     }
 
     fn disconnected(&mut self, account: &str) {
-        self.effects.push(Effect::DropConnection);
+        self.drop_connection();
         if let Some(flow) = self.state.flow.take() {
             let instance = flow.instance;
             self.drop_cards(|c| c.owner != Owner::Flow { instance });
         }
         self.drop_cards(|c| c.owner != Owner::Status);
-        self.state.pending.retain(|p| p.purpose == Purpose::Disconnect);
+        self.state
+            .pending
+            .retain(|p| p.purpose == Purpose::Disconnect);
         self.state.last_shown = None;
         self.reply(format!(
             "Disconnected Stripe account {account}. Payments are off for this project; say \"add payments\" to connect again."
@@ -895,12 +970,18 @@ fn status_signature(a: &AccountSnapshot) -> String {
     )
 }
 
-fn validate_register(mut draft: Draft, values: &BTreeMap<String, String>) -> Result<Draft, Refusal> {
+fn validate_register(
+    mut draft: Draft,
+    values: &BTreeMap<String, String>,
+) -> Result<Draft, Refusal> {
     let mut errors = BTreeMap::new();
     let get = |k: &str| values.get(k).map(|v| v.trim()).unwrap_or("");
     let name = get("legal_name");
     if name.is_empty() {
-        errors.insert("legal_name".into(), "Enter the legal name of the person or company.".into());
+        errors.insert(
+            "legal_name".into(),
+            "Enter the legal name of the person or company.".into(),
+        );
     } else if name.chars().count() > 100 {
         errors.insert("legal_name".into(), "Use at most 100 characters.".into());
     }
@@ -913,7 +994,10 @@ fn validate_register(mut draft: Draft, values: &BTreeMap<String, String>) -> Res
     }
     let email = Email::parse(get("email"));
     if email.is_none() {
-        errors.insert("email".into(), "Enter an email address like name@example.com.".into());
+        errors.insert(
+            "email".into(),
+            "Enter an email address like name@example.com.".into(),
+        );
     }
     if !errors.is_empty() {
         return Err(Refusal::InvalidValues(errors));
@@ -961,4 +1045,3 @@ fn validate_business(
     };
     Ok((draft, account))
 }
-

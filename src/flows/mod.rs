@@ -174,15 +174,21 @@ pub enum Outside {
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum Call {
     CreateAccount(NewAccount),
-    RetrieveAccount { account: String },
+    RetrieveAccount {
+        account: String,
+    },
     CreateAccountLink {
         account: String,
         kind: LinkKind,
         refresh_url: String,
         return_url: String,
     },
-    ExchangeOauthCode { code: String },
-    Deauthorize { account: String },
+    ExchangeOauthCode {
+        code: String,
+    },
+    Deauthorize {
+        account: String,
+    },
 }
 
 impl Call {
@@ -236,9 +242,15 @@ pub struct CallError {
 pub enum Effect {
     Reply(String),
     Card(Card),
-    Flow { flow: FlowKind, state: String },
+    Flow {
+        flow: FlowKind,
+        state: String,
+    },
     /// Call Stripe; the result comes back as `Input::Done { op, .. }`.
-    Call { op: u64, call: Call },
+    Call {
+        op: u64,
+        call: Call,
+    },
     /// Store the project's connection (with this turn).
     SaveConnection(Connection),
     /// The project has no connection any more (with this turn).
@@ -347,6 +359,8 @@ pub(crate) struct Turn<'s, 'f> {
     pub state: &'s mut ConversationState,
     pub facts: &'f Facts<'f>,
     pub effects: Vec<Effect>,
+    /// The project's connection as this turn leaves it (saved or dropped by its effects).
+    pub connection: Option<Connection>,
 }
 
 impl ConversationState {
@@ -357,6 +371,7 @@ impl ConversationState {
             state: &mut work,
             facts,
             effects: Vec::new(),
+            connection: facts.connection.cloned(),
         };
         match input {
             Input::Say(c) => turn.say(c),
@@ -392,6 +407,12 @@ impl Turn<'_, '_> {
             .get(intent)
             .cloned()
             .unwrap_or_else(|| intent.replace('_', " "))
+    }
+
+    /// The project no longer has a connection.
+    pub(crate) fn drop_connection(&mut self) {
+        self.connection = None;
+        self.effects.push(Effect::DropConnection);
     }
 
     pub(crate) fn reply(&mut self, text: impl Into<String>) {
@@ -565,9 +586,7 @@ impl Turn<'_, '_> {
                 self.drop_cards(|c| c.owner != Owner::Offer);
                 match action {
                     "connect" => self.start_connect(Entry::Chat, false),
-                    _ => self.reply(
-                        "No problem. Say \"add payments\" whenever you're ready.",
-                    ),
+                    _ => self.reply("No problem. Say \"add payments\" whenever you're ready."),
                 }
             }
             Owner::Clarify { slots, answers } => {
@@ -621,7 +640,7 @@ impl Turn<'_, '_> {
             .pending
             .retain(|p| p.purpose != Purpose::Flow(instance));
         let what = answers::flow_title(flow.kind);
-        self.reply(if self.facts.connection.is_some() && flow.kind == FlowKind::StripeConnect {
+        self.reply(if self.connection.is_some() && flow.kind == FlowKind::StripeConnect {
             format!("Stopped {what}. Your Stripe account stays connected; ask \"is my account verified?\" any time.")
         } else {
             format!("Cancelled {what}. Nothing else changed; you can start again any time.")
@@ -670,25 +689,44 @@ impl Turn<'_, '_> {
 
     /// Applies a fresh read of the account if it is newer than the last one applied; pushes a
     /// status card when the state changed. Returns false for a stale read.
-    pub(crate) fn apply_account(&mut self, op: u64, account: AccountSnapshot, origin: &str) -> bool {
+    pub(crate) fn apply_account(
+        &mut self,
+        op: u64,
+        account: AccountSnapshot,
+        origin: &str,
+    ) -> bool {
         if op <= self.state.last_account_op {
             return false;
         }
         self.state.last_account_op = op;
-        self.effects.push(Effect::SaveConnection(Connection {
+        let connection = Connection {
             account,
             origin: origin.to_owned(),
-        }));
+        };
+        self.connection = Some(connection.clone());
+        self.effects.push(Effect::SaveConnection(connection));
         true
     }
 
-    pub(crate) fn facts_card(&mut self, kind: CardKind, title: &str, body: String, facts: Vec<Fact>) -> Card {
+    pub(crate) fn facts_card(
+        &mut self,
+        kind: CardKind,
+        title: &str,
+        body: String,
+        facts: Vec<Fact>,
+    ) -> Card {
         let mut card = self.new_card(kind, title, body);
         card.facts = facts;
         card
     }
 
-    pub(crate) fn form(&mut self, kind: CardKind, title: &str, body: String, fields: Vec<Field>) -> Card {
+    pub(crate) fn form(
+        &mut self,
+        kind: CardKind,
+        title: &str,
+        body: String,
+        fields: Vec<Field>,
+    ) -> Card {
         let mut card = self.new_card(kind, title, body);
         card.fields = fields;
         card

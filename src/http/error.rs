@@ -69,7 +69,9 @@ impl From<ChatError> for ApiError {
                 code: "stale_card",
                 message: m,
             },
-            ChatError::InvalidValues(fields) => ApiError::BadRequest(format!("invalid values: {fields:?}")),
+            ChatError::InvalidValues(fields) => {
+                ApiError::BadRequest(format!("invalid values: {fields:?}"))
+            }
             ChatError::BackendRequired(m) => ApiError::Conflict {
                 code: "backend_required",
                 message: m,

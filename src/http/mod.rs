@@ -40,7 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/v1/chat", get(crate::ws::upgrade))
         .route("/v1/projects", post(projects::create).get(projects::list))
-        .route("/v1/projects/{id}", get(projects::show).patch(projects::update))
+        .route(
+            "/v1/projects/{id}",
+            get(projects::show).patch(projects::update),
+        )
         .route(
             "/v1/projects/{id}/integrations/stripe",
             get(projects::stripe_status),
@@ -50,9 +53,18 @@ pub fn router(state: AppState) -> Router {
             post(projects::stripe_connect),
         )
         .route("/v1/webhooks/stripe", post(webhooks::stripe))
-        .route("/v1/stripe/onboarding/return", get(stripe_pages::onboarding_return))
-        .route("/v1/stripe/onboarding/refresh", get(stripe_pages::onboarding_refresh))
-        .route("/v1/stripe/oauth/callback", get(stripe_pages::oauth_callback))
+        .route(
+            "/v1/stripe/onboarding/return",
+            get(stripe_pages::onboarding_return),
+        )
+        .route(
+            "/v1/stripe/onboarding/refresh",
+            get(stripe_pages::onboarding_refresh),
+        )
+        .route(
+            "/v1/stripe/oauth/callback",
+            get(stripe_pages::oauth_callback),
+        )
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
@@ -69,7 +81,9 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             tracing::warn!(error = %e, "database not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({ "code": "unavailable", "message": "the database is not reachable" })),
+                axum::Json(
+                    json!({ "code": "unavailable", "message": "the database is not reachable" }),
+                ),
             )
         }
     }
@@ -86,10 +100,12 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <api token>".to_owned()))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be Bearer <api token>".to_owned()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("send Authorization: Bearer <api token>".to_owned())
+            })?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be Bearer <api token>".to_owned())
+        })?;
         Ok(Caller(state.engine.authenticate(token.trim()).await?))
     }
 }

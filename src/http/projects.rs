@@ -49,7 +49,9 @@ fn project_json(p: &ProjectRecord) -> Value {
 fn valid_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::BadRequest("`name` must be 1 to 100 characters".to_owned()));
+        return Err(ApiError::BadRequest(
+            "`name` must be 1 to 100 characters".to_owned(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -86,7 +88,10 @@ pub async fn create(
     if body.connect_stripe {
         // The "+ -> Connect Stripe Account" of the new-project screen: the flow's first card
         // waits in the project's chat.
-        let view = state.engine.start_connect(&project, Entry::ProjectCreation).await?;
+        let view = state
+            .engine
+            .start_connect(&project, Entry::ProjectCreation)
+            .await?;
         out["conversation"] = json!(view.conversation);
         out["flow"] = json!({ "name": view.flow, "state": view.state });
     }
@@ -95,7 +100,9 @@ pub async fn create(
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let projects = state.engine.store().projects_of(&caller.0).await?;
-    Ok(Json(json!({ "data": projects.iter().map(project_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "data": projects.iter().map(project_json).collect::<Vec<_>>() }),
+    ))
 }
 
 pub async fn show(
@@ -123,7 +130,11 @@ pub async fn update(
     }
     if let Some(name) = patch.name {
         let name = valid_name(&name)?;
-        state.engine.store().rename_project(&project.id, &name).await?;
+        state
+            .engine
+            .store()
+            .rename_project(&project.id, &name)
+            .await?;
         project.name = name;
     }
     Ok(Json(project_json(&project)))
@@ -156,10 +167,15 @@ pub async fn stripe_status(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    let connection = state.engine.store().connection(&project.id, project.mode).await?;
+    let connection = state
+        .engine
+        .store()
+        .connection(&project.id, project.mode)
+        .await?;
     let account = match &connection {
         Some(c) => {
-            let snapshot: AccountSnapshot = serde_json::from_str(&c.snapshot).map_err(anyhow::Error::new)?;
+            let snapshot: AccountSnapshot =
+                serde_json::from_str(&c.snapshot).map_err(anyhow::Error::new)?;
             Some(account_json(&snapshot))
         }
         None => None,
@@ -185,7 +201,10 @@ pub async fn stripe_connect(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    let view = state.engine.start_connect(&project, Entry::Integrations).await?;
+    let view = state
+        .engine
+        .start_connect(&project, Entry::Integrations)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

@@ -43,12 +43,23 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
 
 /// Stripe's onboarding sends the person here when they leave its page. That does not mean
 /// onboarding is complete: the flow re-reads the account.
-pub async fn onboarding_return(State(state): State<AppState>, Query(q): Query<LinkQuery>) -> Response {
+pub async fn onboarding_return(
+    State(state): State<AppState>,
+    Query(q): Query<LinkQuery>,
+) -> Response {
     let result = async {
-        let project = state.engine.project_of_conversation(&q.conversation).await?;
+        let project = state
+            .engine
+            .project_of_conversation(&q.conversation)
+            .await?;
         state
             .engine
-            .outside(&project, Outside::OnboardingReturned { nonce: q.nonce.clone() })
+            .outside(
+                &project,
+                Outside::OnboardingReturned {
+                    nonce: q.nonce.clone(),
+                },
+            )
             .await
     }
     .await;
@@ -67,7 +78,10 @@ pub async fn onboarding_return(State(state): State<AppState>, Query(q): Query<Li
 }
 
 /// An expired or used onboarding link sends the person here: issue a new one and go there.
-pub async fn onboarding_refresh(State(state): State<AppState>, Query(q): Query<LinkQuery>) -> Response {
+pub async fn onboarding_refresh(
+    State(state): State<AppState>,
+    Query(q): Query<LinkQuery>,
+) -> Response {
     match state.engine.refresh_link(&q.conversation, &q.nonce).await {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => {
@@ -82,9 +96,16 @@ pub async fn onboarding_refresh(State(state): State<AppState>, Query(q): Query<L
 }
 
 /// Stripe's OAuth page sends the person here with a code (or an error) and our state.
-pub async fn oauth_callback(State(state): State<AppState>, Query(q): Query<OauthQuery>) -> Response {
+pub async fn oauth_callback(
+    State(state): State<AppState>,
+    Query(q): Query<OauthQuery>,
+) -> Response {
     let Some((conversation, nonce)) = q.state.as_deref().and_then(|s| s.split_once('.')) else {
-        return page(StatusCode::BAD_REQUEST, "Unknown connection request", "Start again from the chat.");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Unknown connection request",
+            "Start again from the chat.",
+        );
     };
     let result = match (&q.code, &q.error) {
         (Some(code), None) => Ok(code.clone()),
@@ -96,13 +117,31 @@ pub async fn oauth_callback(State(state): State<AppState>, Query(q): Query<Oauth
         let project = state.engine.project_of_conversation(conversation).await?;
         state
             .engine
-            .outside(&project, Outside::OauthReturned { nonce: nonce.to_owned(), result })
+            .outside(
+                &project,
+                Outside::OauthReturned {
+                    nonce: nonce.to_owned(),
+                    result,
+                },
+            )
             .await
     }
     .await;
     match (outcome, ok) {
-        (Ok(_), true) => page(StatusCode::OK, "Stripe is connecting", "You can go back to the chat."),
-        (Ok(_), false) => page(StatusCode::OK, "Stripe was not connected", "You can go back to the chat and try again."),
-        (Err(e), _) => page(StatusCode::NOT_FOUND, "Unknown connection request", &format!("Start again from the chat. ({e})")),
+        (Ok(_), true) => page(
+            StatusCode::OK,
+            "Stripe is connecting",
+            "You can go back to the chat.",
+        ),
+        (Ok(_), false) => page(
+            StatusCode::OK,
+            "Stripe was not connected",
+            "You can go back to the chat and try again.",
+        ),
+        (Err(e), _) => page(
+            StatusCode::NOT_FOUND,
+            "Unknown connection request",
+            &format!("Start again from the chat. ({e})"),
+        ),
     }
 }

@@ -14,14 +14,29 @@ use crate::domain::now_millis;
 use crate::store::{Recorded, WebhookEventRecord};
 use crate::stripe::webhook::{EventEnvelope, TOLERANCE_SECS, verify};
 
-pub async fn stripe(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
+pub async fn stripe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
     let now = chrono::Utc::now().timestamp();
-    if let Err(e) = verify(&body, signature, &state.webhook_secrets, now, TOLERANCE_SECS) {
+    if let Err(e) = verify(
+        &body,
+        signature,
+        &state.webhook_secrets,
+        now,
+        TOLERANCE_SECS,
+    ) {
         tracing::warn!(error = %e, "webhook refused");
-        return Err(ApiError::BadSignature(format!("webhook signature check failed: {e}")));
+        return Err(ApiError::BadSignature(format!(
+            "webhook signature check failed: {e}"
+        )));
     }
-    let event = EventEnvelope::parse(&body).map_err(|e| ApiError::BadRequest(format!("not a Stripe event: {e}")))?;
+    let event = EventEnvelope::parse(&body)
+        .map_err(|e| ApiError::BadRequest(format!("not a Stripe event: {e}")))?;
     let record = WebhookEventRecord {
         id: event.id.clone(),
         event_type: event.event_type.clone(),

@@ -217,7 +217,8 @@ impl Matcher {
     }
 
     fn classify_with(&self, text: &str, s: &mut Scratch) -> Classification {
-        self.normalizer.normalize_into(text, &mut s.first, &mut s.norm);
+        self.normalizer
+            .normalize_into(text, &mut s.first, &mut s.norm);
         let norm = s.norm.text.as_bytes();
         let n_intents = self.intents.len();
         s.hits.clear();
@@ -230,8 +231,8 @@ impl Matcher {
 
         for m in self.automaton.find_overlapping_iter(&s.norm.text) {
             let (start, end) = (m.start(), m.end());
-            let bounded = (start == 0 || norm[start - 1] == b' ')
-                && (end == norm.len() || norm[end] == b' ');
+            let bounded =
+                (start == 0 || norm[start - 1] == b' ') && (end == norm.len() || norm[end] == b' ');
             if !bounded {
                 continue;
             }
@@ -366,7 +367,11 @@ impl Matcher {
                 }
             }
         }
-        if start == u32::MAX { (0, 0) } else { (start, end) }
+        if start == u32::MAX {
+            (0, 0)
+        } else {
+            (start, end)
+        }
     }
 
     /// True if a negation cue sits shortly before the match with nothing breaking it off.

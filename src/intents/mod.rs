@@ -247,11 +247,19 @@ pub fn load_sources(
             let pos = rule.span().start;
             let def = rule.get_ref();
             if def.all.is_empty() == def.regex.is_none() {
-                errors.push(format!("{}: rule {:?} needs either `all` or `regex`", at(pos), def.id));
+                errors.push(format!(
+                    "{}: rule {:?} needs either `all` or `regex`",
+                    at(pos),
+                    def.id
+                ));
                 continue;
             }
             if !(def.weight > 0.0 && def.weight <= 1.0) {
-                errors.push(format!("{}: rule {:?}: weight must be in (0, 1]", at(pos), def.id));
+                errors.push(format!(
+                    "{}: rule {:?}: weight must be in (0, 1]",
+                    at(pos),
+                    def.id
+                ));
             }
             let mut required = 0u64;
             for g in &def.all {
@@ -411,7 +419,9 @@ fn toml_to_json(v: toml::Value) -> serde_json::Value {
     match v {
         toml::Value::String(s) => serde_json::Value::String(s),
         toml::Value::Integer(i) => i.into(),
-        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
+        toml::Value::Float(f) => {
+            serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)
+        }
         toml::Value::Boolean(b) => b.into(),
         toml::Value::Array(a) => a.into_iter().map(toml_to_json).collect(),
         toml::Value::Table(t) => t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect(),
@@ -453,16 +463,21 @@ pub fn check(matcher: &Matcher, corpus: &Corpus) -> Vec<String> {
                 };
                 hit.then(|| format!("must not be {not}, got {}", describe()))
             }
-            Expect::Nothing => {
-                matches!(got.outcome, Outcome::Matched(_) | Outcome::Clarify(_))
-                    .then(|| format!("expected no intent, got {}", describe()))
-            }
+            Expect::Nothing => matches!(got.outcome, Outcome::Matched(_) | Outcome::Clarify(_))
+                .then(|| format!("expected no intent, got {}", describe())),
             Expect::Slots(want) => {
                 let got_json = serde_json::to_value(&got.slots).unwrap_or_default();
                 let mismatched: Vec<String> = want
                     .iter()
                     .filter(|(k, v)| got_json.get(k.as_str()) != Some(v))
-                    .map(|(k, v)| format!("{k}: expected {v}, got {}", got_json.get(k.as_str()).map_or("nothing".to_owned(), |g| g.to_string())))
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}: expected {v}, got {}",
+                            got_json
+                                .get(k.as_str())
+                                .map_or("nothing".to_owned(), |g| g.to_string())
+                        )
+                    })
                     .collect();
                 (!mismatched.is_empty()).then(|| mismatched.join("; "))
             }
@@ -506,7 +521,10 @@ mod tests {
     #[test]
     fn data_only_intents_need_an_answer() {
         let errors = load_sources(
-            &[src("faq.toml", "name = \"opening_hours\"\nsummary = \"x\"\n")],
+            &[src(
+                "faq.toml",
+                "name = \"opening_hours\"\nsummary = \"x\"\n",
+            )],
             0.5,
             0.1,
         )
@@ -519,6 +537,10 @@ mod tests {
         let (matcher, corpus) = load_sources(&embedded_sources(), 0.5, 0.08).unwrap();
         let failures = check(&matcher, &corpus);
         assert!(failures.is_empty(), "{}", failures.join("\n"));
-        assert!(corpus.checks.len() > 300, "only {} examples", corpus.checks.len());
+        assert!(
+            corpus.checks.len() > 300,
+            "only {} examples",
+            corpus.checks.len()
+        );
     }
 }

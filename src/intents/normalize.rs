@@ -164,7 +164,8 @@ fn copy_plain(scratch: &Normalized, from: usize, to: usize, out: &mut Normalized
         let b = src[i];
         if b == b'\'' {
             // A possessive "'s" goes entirely.
-            let possessive = i + 1 < to && src[i + 1] == b's' && (i + 2 >= src.len() || src[i + 2] == b' ');
+            let possessive =
+                i + 1 < to && src[i + 1] == b's' && (i + 2 >= src.len() || src[i + 2] == b' ');
             i += if possessive { 2 } else { 1 };
             continue;
         }

@@ -83,7 +83,9 @@ impl SlotExtractor {
                 continue;
             }
             let value = re.captures_iter(text).find_map(|caps| match kind {
-                SlotKind::Text => caps.name("value").map(|m| SlotValue::Text(m.as_str().to_owned())),
+                SlotKind::Text => caps
+                    .name("value")
+                    .map(|m| SlotValue::Text(m.as_str().to_owned())),
                 SlotKind::Amount => amount(&caps).map(SlotValue::Amount),
                 SlotKind::Date => date(&caps).map(SlotValue::Date),
             });
@@ -148,7 +150,10 @@ fn date(caps: &Captures<'_>) -> Option<String> {
     if !(1..=31).contains(&day) {
         return None;
     }
-    match caps.name("year").and_then(|y| y.as_str().parse::<i32>().ok()) {
+    match caps
+        .name("year")
+        .and_then(|y| y.as_str().parse::<i32>().ok())
+    {
         Some(y) => {
             let year = if y < 100 { 2000 + y } else { y };
             chrono::NaiveDate::from_ymd_opt(year, month, day)?;

@@ -36,18 +36,29 @@ impl Client {
 
     /// Opens the WebSocket without saying hello.
     pub async fn open(&mut self, url: &str) -> anyhow::Result<()> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.with_context(|| format!("connecting to {url}"))?;
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
         self.ws = Some(ws);
         self.close_code = None;
         Ok(())
     }
 
     /// Opens, says hello and waits for `welcome`, which it returns.
-    pub async fn connect(&mut self, url: &str, token: &str, project: &str, resume_after: i64) -> anyhow::Result<Value> {
+    pub async fn connect(
+        &mut self,
+        url: &str,
+        token: &str,
+        project: &str,
+        resume_after: i64,
+    ) -> anyhow::Result<Value> {
         self.open(url).await?;
         let hello = json!({ "type": "hello", "token": token, "project": project, "resume_after": resume_after });
         self.send_text(&hello.to_string()).await?;
-        let welcome = self.read(Duration::from_secs(15)).await?.ok_or_else(|| anyhow!("no welcome"))?;
+        let welcome = self
+            .read(Duration::from_secs(15))
+            .await?
+            .ok_or_else(|| anyhow!("no welcome"))?;
         if welcome["type"] != "welcome" {
             bail!("expected welcome, got {welcome}");
         }
@@ -66,8 +77,13 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
-        let ws = self.ws.as_mut().ok_or_else(|| anyhow!("client is not connected"))?;
-        ws.send(Message::Text(text.into())).await.context("sending a frame")
+        let ws = self
+            .ws
+            .as_mut()
+            .ok_or_else(|| anyhow!("client is not connected"))?;
+        ws.send(Message::Text(text.into()))
+            .await
+            .context("sending a frame")
     }
 
     pub async fn send_json(&mut self, id: &str, frame: &Value) -> anyhow::Result<()> {
@@ -77,13 +93,22 @@ impl Client {
     }
 
     pub async fn resend(&mut self, id: &str) -> anyhow::Result<()> {
-        let text = self.sent.get(id).cloned().ok_or_else(|| anyhow!("no frame with id {id} was sent"))?;
+        let text = self
+            .sent
+            .get(id)
+            .cloned()
+            .ok_or_else(|| anyhow!("no frame with id {id} was sent"))?;
         self.send_text(&text).await
     }
 
     /// The id of the newest (or `nth`, 1-based) card of `kind` seen.
     pub fn card(&self, kind: &str, nth: Option<usize>) -> Option<String> {
-        let of_kind: Vec<&String> = self.cards.iter().filter(|(k, _, _)| k == kind).map(|(_, id, _)| id).collect();
+        let of_kind: Vec<&String> = self
+            .cards
+            .iter()
+            .filter(|(k, _, _)| k == kind)
+            .map(|(_, id, _)| id)
+            .collect();
         match nth {
             Some(n) => of_kind.get(n.checked_sub(1)?).map(|s| (*s).clone()),
             None => of_kind.last().map(|s| (*s).clone()),
@@ -92,14 +117,18 @@ impl Client {
 
     /// The URL of a link action on the newest card of `kind` that has one.
     pub fn link(&self, kind: &str, action: &str) -> Option<String> {
-        self.cards.iter().rev().filter(|(k, _, _)| k == kind).find_map(|(_, _, card)| {
-            card["actions"]
-                .as_array()?
-                .iter()
-                .find(|a| a["id"] == action)
-                .and_then(|a| a["url"].as_str())
-                .map(str::to_owned)
-        })
+        self.cards
+            .iter()
+            .rev()
+            .filter(|(k, _, _)| k == kind)
+            .find_map(|(_, _, card)| {
+                card["actions"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["id"] == action)
+                    .and_then(|a| a["url"].as_str())
+                    .map(str::to_owned)
+            })
     }
 
     fn note(&mut self, frame: &Value) {
@@ -111,14 +140,17 @@ impl Client {
             if let (Some(kind), Some(id)) = (card["kind"].as_str(), card["id"].as_str()) {
                 // A card shown again (same id) moves to the end: it is the newest of its kind.
                 self.cards.retain(|(_, i, _)| i != id);
-                self.cards.push((kind.to_owned(), id.to_owned(), card.clone()));
+                self.cards
+                    .push((kind.to_owned(), id.to_owned(), card.clone()));
             }
         }
     }
 
     /// Reads one frame from the socket (not the inbox), waiting up to `patience`.
     async fn read(&mut self, patience: Duration) -> anyhow::Result<Option<Value>> {
-        let Some(ws) = self.ws.as_mut() else { return Ok(None) };
+        let Some(ws) = self.ws.as_mut() else {
+            return Ok(None);
+        };
         loop {
             let msg = match tokio::time::timeout(patience, ws.next()).await {
                 Err(_) => return Ok(None),
@@ -134,7 +166,8 @@ impl Client {
             };
             match msg {
                 Message::Text(t) => {
-                    let v: Value = serde_json::from_str(t.as_str()).context("the server sent a frame that is not JSON")?;
+                    let v: Value = serde_json::from_str(t.as_str())
+                        .context("the server sent a frame that is not JSON")?;
                     self.note(&v);
                     return Ok(Some(v));
                 }
@@ -152,7 +185,9 @@ impl Client {
         if let Some(f) = self.inbox.pop_front() {
             return Ok(f);
         }
-        self.read(patience).await?.ok_or_else(|| anyhow!("nothing arrived within {patience:?}"))
+        self.read(patience)
+            .await?
+            .ok_or_else(|| anyhow!("nothing arrived within {patience:?}"))
     }
 
     /// A frame that has already arrived, if any.

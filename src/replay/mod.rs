@@ -49,24 +49,40 @@ impl Coverage {
         self.intents.extend(other.intents.iter().cloned());
         self.flow_states.extend(other.flow_states.iter().cloned());
         self.transitions.extend(other.transitions.iter().cloned());
-        self.actions_offered.extend(other.actions_offered.iter().cloned());
-        self.actions_clicked.extend(other.actions_clicked.iter().cloned());
+        self.actions_offered
+            .extend(other.actions_offered.iter().cloned());
+        self.actions_clicked
+            .extend(other.actions_clicked.iter().cloned());
         self.error_codes.extend(other.error_codes.iter().cloned());
     }
 
     /// A human summary: what was exercised and what was not.
     pub fn report(&self) -> String {
-        let all_intents: BTreeSet<String> = crate::intents::Intent::ALL.iter().map(|i| i.name().to_owned()).collect();
+        let all_intents: BTreeSet<String> = crate::intents::Intent::ALL
+            .iter()
+            .map(|i| i.name().to_owned())
+            .collect();
         let all_states: BTreeSet<String> = crate::flows::FLOW_STATES
             .iter()
             .map(|(f, s)| format!("{f}:{s}"))
             .collect();
-        let all_codes: BTreeSet<String> = crate::chat::ERROR_CODES.iter().map(|c| c.to_string()).collect();
+        let all_codes: BTreeSet<String> = crate::chat::ERROR_CODES
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         let missing = |all: &BTreeSet<String>, seen: &BTreeSet<String>| -> String {
             let m: Vec<_> = all.difference(seen).cloned().collect();
-            if m.is_empty() { "none".to_owned() } else { m.join(", ") }
+            if m.is_empty() {
+                "none".to_owned()
+            } else {
+                m.join(", ")
+            }
         };
-        let unclicked: Vec<_> = self.actions_offered.difference(&self.actions_clicked).cloned().collect();
+        let unclicked: Vec<_> = self
+            .actions_offered
+            .difference(&self.actions_clicked)
+            .cloned()
+            .collect();
         format!(
             "coverage:\n  intents: {}/{} (not exercised: {})\n  flow states: {}/{} (not reached: {})\n  flow transitions: {} distinct\n  card actions: {} clicked of {} offered (never clicked: {})\n  error codes: {}/{} (not seen: {})",
             self.intents.intersection(&all_intents).count(),
@@ -78,7 +94,11 @@ impl Coverage {
             self.transitions.len(),
             self.actions_clicked.len(),
             self.actions_offered.len(),
-            if unclicked.is_empty() { "none".to_owned() } else { unclicked.join(", ") },
+            if unclicked.is_empty() {
+                "none".to_owned()
+            } else {
+                unclicked.join(", ")
+            },
             self.error_codes.intersection(&all_codes).count(),
             all_codes.len(),
             missing(&all_codes, &self.error_codes),
@@ -98,17 +118,19 @@ pub fn transcript_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Transcript> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 /// Plays every file (a few at a time); returns how many passed, the failures, and the coverage.
 pub async fn run_all(paths: &[PathBuf], backend: &Backend) -> (usize, Vec<String>, Coverage) {
     use futures_util::StreamExt;
-    let results: Vec<anyhow::Result<Coverage>> = futures_util::stream::iter(paths.iter().map(|p| run_file(p, backend)))
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    let results: Vec<anyhow::Result<Coverage>> =
+        futures_util::stream::iter(paths.iter().map(|p| run_file(p, backend)))
+            .buffer_unordered(4)
+            .collect()
+            .await;
     let mut coverage = Coverage::default();
     let mut failed = Vec::new();
     let mut passed = 0;
@@ -127,8 +149,13 @@ pub async fn run_all(paths: &[PathBuf], backend: &Backend) -> (usize, Vec<String
 /// Plays one transcript file against a fresh server and database.
 pub async fn run_file(path: &Path, backend: &Backend) -> anyhow::Result<Coverage> {
     let t = load(path)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    run(&t, backend).await.map_err(|e| anyhow!("{name} ({}): {e:#}", t.name))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    run(&t, backend)
+        .await
+        .map_err(|e| anyhow!("{name} ({}): {e:#}", t.name))
 }
 
 /// A fresh database for one run; dropped (SQLite) when the guard goes.
@@ -142,12 +169,17 @@ async fn fresh_database(backend: &Backend) -> anyhow::Result<Database> {
         Backend::Sqlite => {
             let dir = tempfile::tempdir()?;
             let url = format!("sqlite://{}", dir.path().join("chatpay.db").display());
-            Ok(Database { url, _dir: Some(dir) })
+            Ok(Database {
+                url,
+                _dir: Some(dir),
+            })
         }
         Backend::Postgres(admin) => {
             use sqlx::Connection;
             let name = format!("chatpay_t_{}", crate::domain::random_hex(6));
-            let mut conn = sqlx::PgConnection::connect(admin).await.context("connecting to PostgreSQL")?;
+            let mut conn = sqlx::PgConnection::connect(admin)
+                .await
+                .context("connecting to PostgreSQL")?;
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await?;
@@ -248,12 +280,19 @@ impl Run<'_> {
         let config = self.config.clone();
         let server = tokio::task::spawn_blocking(move || TestServer::start(config)).await??;
         let hook = format!("{}/v1/webhooks/stripe", server.url());
-        self.sandbox.set_webhook_endpoint(&hook, &self.webhook_secret);
+        self.sandbox
+            .set_webhook_endpoint(&hook, &self.webhook_secret);
         self.server = Some(server);
         Ok(())
     }
 
-    async fn api(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.server().url());
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = Vec::new();
@@ -270,18 +309,28 @@ impl Run<'_> {
     async fn play(&mut self) -> anyhow::Result<()> {
         let setup = self.transcript.setup.clone();
         let body = json!({ "name": "replay", "backend": setup.backend, "connect_stripe": setup.connect_stripe });
-        let (status, created) = self.api("POST", "/v1/projects", Some(&self.token), Some(&body)).await?;
+        let (status, created) = self
+            .api("POST", "/v1/projects", Some(&self.token), Some(&body))
+            .await?;
         if status != 201 {
             bail!("setup: creating the project answered {status}: {created}");
         }
         self.project = created["id"].as_str().unwrap_or_default().to_owned();
         let other = json!({ "name": "other", "backend": true });
-        let (_, other) = self.api("POST", "/v1/projects", Some(&self.other_token), Some(&other)).await?;
+        let (_, other) = self
+            .api(
+                "POST",
+                "/v1/projects",
+                Some(&self.other_token),
+                Some(&other),
+            )
+            .await?;
         self.other_project = other["id"].as_str().unwrap_or_default().to_owned();
         for _ in 0..setup.clients.max(1) {
             let mut c = Client::new();
             if setup.connect {
-                c.connect(&self.server().ws_url(), &self.token, &self.project, 0).await?;
+                c.connect(&self.server().ws_url(), &self.token, &self.project, 0)
+                    .await?;
             }
             self.clients.push(c);
         }
@@ -295,11 +344,17 @@ impl Run<'_> {
 
     fn id(&mut self, turn: &Turn) -> String {
         self.next_id += 1;
-        turn.id.clone().unwrap_or_else(|| format!("u{}", self.next_id))
+        turn.id
+            .clone()
+            .unwrap_or_else(|| format!("u{}", self.next_id))
     }
 
     async fn turn(&mut self, turn: &Turn) -> anyhow::Result<()> {
-        let who = turn.client.unwrap_or(1).checked_sub(1).ok_or_else(|| anyhow!("clients count from 1"))?;
+        let who = turn
+            .client
+            .unwrap_or(1)
+            .checked_sub(1)
+            .ok_or_else(|| anyhow!("clients count from 1"))?;
         if who >= self.clients.len() {
             bail!("there is no client {}", who + 1);
         }
@@ -322,18 +377,27 @@ impl Run<'_> {
                 Some(c) => c.clone(),
                 None => self.clients[who]
                     .card(&click.kind, click.nth)
-                    .ok_or_else(|| anyhow!("no {} card has been shown to client {}", click.kind, who + 1))?,
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "no {} card has been shown to client {}",
+                            click.kind,
+                            who + 1
+                        )
+                    })?,
             };
             let values: serde_json::Map<String, Value> = click
                 .values
                 .iter()
                 .map(|(k, v)| (k.clone(), toml_json(v.clone())))
                 .collect();
-            let mut frame = json!({ "type": "click", "id": id, "card": card, "action": click.action });
+            let mut frame =
+                json!({ "type": "click", "id": id, "card": card, "action": click.action });
             if !values.is_empty() {
                 frame["values"] = Value::Object(values);
             }
-            self.coverage.actions_clicked.insert(format!("{}:{}", click.kind, click.action));
+            self.coverage
+                .actions_clicked
+                .insert(format!("{}:{}", click.kind, click.action));
             self.clients[who].send_json(&id, &frame).await?;
         } else if let Some(raw) = &turn.raw {
             self.clients[who].send_text(raw).await?;
@@ -344,7 +408,10 @@ impl Run<'_> {
         } else if let Some(id) = &turn.resend {
             self.clients[who].resend(id).await?;
         } else if turn.restart {
-            let server = self.server.take().ok_or_else(|| anyhow!("no server to restart"))?;
+            let server = self
+                .server
+                .take()
+                .ok_or_else(|| anyhow!("no server to restart"))?;
             // Same address after the restart: links already handed out (Stripe's return URLs)
             // must keep working, as they do behind a stable public URL.
             self.config.listen = server.address;
@@ -356,7 +423,8 @@ impl Run<'_> {
             let ws_url = self.server().ws_url();
             for c in &mut self.clients {
                 let resume = c.last_seq;
-                c.connect(&ws_url, &self.token, &self.project, resume).await?;
+                c.connect(&ws_url, &self.token, &self.project, resume)
+                    .await?;
             }
         } else if let Some(r) = &turn.reconnect {
             let c = &mut self.clients[who];
@@ -365,9 +433,12 @@ impl Run<'_> {
             if !r.resume {
                 c.forget();
             }
-            c.connect(&ws_url, &self.token, &self.project, resume).await?;
+            c.connect(&ws_url, &self.token, &self.project, resume)
+                .await?;
         } else if turn.connect {
-            self.clients[who].connect(&ws_url, &self.token, &self.project, 0).await?;
+            self.clients[who]
+                .connect(&ws_url, &self.token, &self.project, 0)
+                .await?;
         } else if let Some(h) = &turn.hello {
             let token = match h.token.as_deref() {
                 Some("other") => self.other_token.clone(),
@@ -391,12 +462,18 @@ impl Run<'_> {
             }
             self.stripe_step(s).await?;
         } else if !turn.wait {
-            bail!("the turn does nothing: give it say, click, raw, oversized, resend, restart, reconnect, connect, hello, http, stripe or wait");
+            bail!(
+                "the turn does nothing: give it say, click, raw, oversized, resend, restart, reconnect, connect, hello, http, stripe or wait"
+            );
         }
 
         for (n, e) in turn.expect.iter().enumerate() {
             let frame = self.clients[who].next(PATIENCE).await.with_context(|| {
-                format!("expected frame {} ({}) but none came", n + 1, expect_summary(e))
+                format!(
+                    "expected frame {} ({}) but none came",
+                    n + 1,
+                    expect_summary(e)
+                )
             })?;
             self.record(&frame);
             if let Err(why) = matches(e, &frame) {
@@ -415,10 +492,20 @@ impl Run<'_> {
                 }
                 for (n, e) in turn.others_expect.iter().enumerate() {
                     let frame = self.clients[other].next(PATIENCE).await.with_context(|| {
-                        format!("client {} expected frame {} ({}) but none came", other + 1, n + 1, expect_summary(e))
+                        format!(
+                            "client {} expected frame {} ({}) but none came",
+                            other + 1,
+                            n + 1,
+                            expect_summary(e)
+                        )
                     })?;
                     if let Err(why) = matches(e, &frame) {
-                        bail!("client {}, frame {}: {why}\n  expected: {}\n  got:      {frame}", other + 1, n + 1, expect_summary(e));
+                        bail!(
+                            "client {}, frame {}: {why}\n  expected: {}\n  got:      {frame}",
+                            other + 1,
+                            n + 1,
+                            expect_summary(e)
+                        );
                     }
                 }
             }
@@ -438,15 +525,24 @@ impl Run<'_> {
 
     fn record(&mut self, frame: &Value) {
         let kind = frame["type"].as_str().unwrap_or_default();
-        if let Some(intent) = frame.get("intent").and_then(|i| i.get("name")).and_then(Value::as_str) {
+        if let Some(intent) = frame
+            .get("intent")
+            .and_then(|i| i.get("name"))
+            .and_then(Value::as_str)
+        {
             self.coverage.intents.insert(intent.to_owned());
         }
         match kind {
             "flow" => {
                 let flow = frame["flow"].as_str().unwrap_or_default().to_owned();
                 let state = frame["state"].as_str().unwrap_or_default().to_owned();
-                let from = self.flow_at.insert(flow.clone(), state.clone()).unwrap_or_else(|| "start".to_owned());
-                self.coverage.transitions.insert(format!("{flow}:{from}->{state}"));
+                let from = self
+                    .flow_at
+                    .insert(flow.clone(), state.clone())
+                    .unwrap_or_else(|| "start".to_owned());
+                self.coverage
+                    .transitions
+                    .insert(format!("{flow}:{from}->{state}"));
                 self.coverage.flow_states.insert(format!("{flow}:{state}"));
             }
             "card" => {
@@ -461,7 +557,9 @@ impl Run<'_> {
                 }
             }
             "error" => {
-                self.coverage.error_codes.insert(frame["code"].as_str().unwrap_or_default().to_owned());
+                self.coverage
+                    .error_codes
+                    .insert(frame["code"].as_str().unwrap_or_default().to_owned());
             }
             _ => {}
         }
@@ -479,9 +577,15 @@ impl Run<'_> {
             Some(t) => Some(t.to_owned()),
         };
         let body = h.body.clone().map(toml_json);
-        let (status, answer) = self.api(&h.method, &path, token.as_deref(), body.as_ref()).await?;
+        let (status, answer) = self
+            .api(&h.method, &path, token.as_deref(), body.as_ref())
+            .await?;
         if status != h.status {
-            bail!("{} {path} answered {status}, expected {}: {answer}", h.method, h.status);
+            bail!(
+                "{} {path} answered {status}, expected {}: {answer}",
+                h.method,
+                h.status
+            );
         }
         if let Some(code) = answer.get("code").and_then(Value::as_str) {
             self.coverage.error_codes.insert(code.to_owned());
@@ -493,7 +597,10 @@ impl Run<'_> {
             }
             let want = toml_json(want.clone());
             if at != &want {
-                bail!("{} {path}: `{dotted}` is {at}, expected {want} (answer: {answer})", h.method);
+                bail!(
+                    "{} {path}: `{dotted}` is {at}, expected {want} (answer: {answer})",
+                    h.method
+                );
             }
         }
         Ok(())
@@ -506,10 +613,14 @@ impl Run<'_> {
     /// At the end every client must have consumed every frame stored: a fresh connection
     /// resuming after the last `seq` seen must find nothing newer.
     async fn barrier(&mut self) -> anyhow::Result<()> {
-        let Some(c) = self.clients.iter().find(|c| c.connected()) else { return Ok(()) };
+        let Some(c) = self.clients.iter().find(|c| c.connected()) else {
+            return Ok(());
+        };
         let seen = c.last_seq;
         let mut probe = Client::new();
-        let welcome = probe.connect(&self.server().ws_url(), &self.token, &self.project, seen).await?;
+        let welcome = probe
+            .connect(&self.server().ws_url(), &self.token, &self.project, seen)
+            .await?;
         let last = welcome["last_seq"].as_i64().unwrap_or(0);
         if last > seen {
             let mut extra = Vec::new();
@@ -541,13 +652,15 @@ mod stripe_steps {
             "verified" => VerificationOutcome::Verified,
             "pending" => VerificationOutcome::Pending,
             "more_info" => VerificationOutcome::MoreInfo {
-                requirement: reason.unwrap_or_else(|| "individual.verification.document".to_owned()),
+                requirement: reason
+                    .unwrap_or_else(|| "individual.verification.document".to_owned()),
                 deadline: Some(chrono::Utc::now().timestamp() + 14 * 86_400),
                 past_due: false,
                 error_code: None,
             },
             "past_due" => VerificationOutcome::MoreInfo {
-                requirement: reason.unwrap_or_else(|| "individual.verification.document".to_owned()),
+                requirement: reason
+                    .unwrap_or_else(|| "individual.verification.document".to_owned()),
                 deadline: Some(chrono::Utc::now().timestamp() - 86_400),
                 past_due: true,
                 error_code: None,
@@ -633,7 +746,10 @@ mod stripe_steps {
                     .post_form(
                         &format!("{}oauth/deauthorize", run.sandbox.base_url()),
                         &[("authorization", &auth)],
-                        &[("client_id", &c.connect_client_id), ("stripe_user_id", &account)],
+                        &[
+                            ("client_id", &c.connect_client_id),
+                            ("stripe_user_id", &account),
+                        ],
                     )
                     .await?;
                 if res.status != 200 {
@@ -643,7 +759,10 @@ mod stripe_steps {
             "fault" => {
                 run.sandbox.inject_fault(Fault {
                     method: s.method.clone(),
-                    path: s.path.clone().ok_or_else(|| anyhow!("a fault needs a path"))?,
+                    path: s
+                        .path
+                        .clone()
+                        .ok_or_else(|| anyhow!("a fault needs a path"))?,
                     count: s.count.unwrap_or(1),
                     action: if s.lose_response {
                         FaultAction::LoseResponse {
@@ -662,8 +781,11 @@ mod stripe_steps {
             }
             // At-least-once delivery: the newest account event arrives again.
             "resend_last_event" => {
-                let events = run.sandbox.events(Some("account.updated"));
-                let last = events.last().ok_or_else(|| anyhow!("no account.updated event yet"))?;
+                let kind = s.event.as_deref().unwrap_or("account.updated");
+                let events = run.sandbox.events(Some(kind));
+                let last = events
+                    .last()
+                    .ok_or_else(|| anyhow!("no {kind} event yet"))?;
                 let attempt = run.sandbox.resend_event(&last.id).await?;
                 if attempt.status != Some(200) {
                     bail!("the duplicate was not acknowledged: {attempt:?}");
@@ -671,9 +793,14 @@ mod stripe_steps {
             }
             // Out of order: the oldest account event arrives after the newer ones.
             "deliver_stale_event" => {
-                let events = run.sandbox.events(Some("account.updated"));
+                let events = run
+                    .sandbox
+                    .events(Some(s.event.as_deref().unwrap_or("account.updated")));
                 if events.len() < 2 {
-                    bail!("need at least two account.updated events, have {}", events.len());
+                    bail!(
+                        "need at least two account.updated events, have {}",
+                        events.len()
+                    );
                 }
                 let attempt = run.sandbox.resend_event(&events[0].id).await?;
                 if attempt.status != Some(200) {
@@ -682,16 +809,36 @@ mod stripe_steps {
             }
             "signed_webhook" => {
                 let body = s.body.clone().unwrap_or_else(|| "{}".to_owned());
-                let secret = if s.bad_signature { "whsec_wrong" } else { run.webhook_secret.as_str() };
-                let header = crate::stripe::webhook::sign(body.as_bytes(), secret, chrono::Utc::now().timestamp());
+                let secret = if s.bad_signature {
+                    "whsec_wrong"
+                } else {
+                    run.webhook_secret.as_str()
+                };
+                let header = crate::stripe::webhook::sign(
+                    body.as_bytes(),
+                    secret,
+                    chrono::Utc::now().timestamp(),
+                );
                 let url = format!("{}/v1/webhooks/stripe", run.server().url());
                 let res = run
                     .http
-                    .send("POST", &url, &[("stripe-signature", &header), ("content-type", "application/json")], body)
+                    .send(
+                        "POST",
+                        &url,
+                        &[
+                            ("stripe-signature", &header),
+                            ("content-type", "application/json"),
+                        ],
+                        body,
+                    )
                     .await?;
                 let want = s.expect_status.unwrap_or(200);
                 if res.status != want {
-                    bail!("the webhook endpoint answered {}, expected {want}: {}", res.status, res.text());
+                    bail!(
+                        "the webhook endpoint answered {}, expected {want}: {}",
+                        res.status,
+                        res.text()
+                    );
                 }
             }
             // How many connected accounts Stripe has (test mode).
@@ -699,7 +846,10 @@ mod stripe_steps {
                 let auth = format!("Bearer {}", run.sandbox.config().test_secret_key);
                 let res = run
                     .http
-                    .get(&format!("{}v1/accounts?limit=100", run.sandbox.base_url()), &[("authorization", &auth)])
+                    .get(
+                        &format!("{}v1/accounts?limit=100", run.sandbox.base_url()),
+                        &[("authorization", &auth)],
+                    )
                     .await?;
                 let n = res.json()?["data"].as_array().map_or(0, Vec::len);
                 let want = s.count.unwrap_or(1) as usize;
@@ -780,7 +930,12 @@ fn matches(e: &Expect, f: &Value) -> Result<(), String> {
         return Err(format!("card kind is {:?}", s(&card["kind"])));
     }
     if let Some(actions) = &e.actions {
-        let have: Vec<String> = card["actions"].as_array().into_iter().flatten().map(|a| s(&a["id"])).collect();
+        let have: Vec<String> = card["actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| s(&a["id"]))
+            .collect();
         for a in actions {
             if !have.contains(a) {
                 return Err(format!("card has no action {a:?} (it has {have:?})"));
@@ -788,7 +943,12 @@ fn matches(e: &Expect, f: &Value) -> Result<(), String> {
         }
     }
     if let Some(fields) = &e.card_fields {
-        let have: Vec<String> = card["fields"].as_array().into_iter().flatten().map(|a| s(&a["name"])).collect();
+        let have: Vec<String> = card["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| s(&a["name"]))
+            .collect();
         for n in fields {
             if !have.contains(n) {
                 return Err(format!("card has no field {n:?} (it has {have:?})"));
@@ -796,7 +956,15 @@ fn matches(e: &Expect, f: &Value) -> Result<(), String> {
         }
     }
     if let Some(text) = &e.text {
-        let hay = format!("{} {} {} {} {}", s(&f["text"]), s(&card["title"]), s(&card["body"]), s(&f["message"]), card["facts"]).to_lowercase();
+        let hay = format!(
+            "{} {} {} {} {}",
+            s(&f["text"]),
+            s(&card["title"]),
+            s(&card["body"]),
+            s(&f["message"]),
+            card["facts"]
+        )
+        .to_lowercase();
         if !hay.contains(&text.to_lowercase()) {
             return Err(format!("text does not contain {text:?}"));
         }
@@ -834,7 +1002,9 @@ fn matches(e: &Expect, f: &Value) -> Result<(), String> {
         }
     }
     if e.pushed && f.get("reply_to").is_some() {
-        return Err("the frame has a reply_to; expected one pushed from outside the chat".to_owned());
+        return Err(
+            "the frame has a reply_to; expected one pushed from outside the chat".to_owned(),
+        );
     }
     if let Some(mode) = &e.mode
         && s(&card["mode"]) != *mode

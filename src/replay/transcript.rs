@@ -177,6 +177,9 @@ pub struct StripeStep {
     #[serde(default)]
     pub lose_response: bool,
     pub count: Option<u32>,
+    /// For `resend_last_event` / `deliver_stale_event`: the event type (default
+    /// `account.updated`).
+    pub event: Option<String>,
     /// For `signed_webhook`: a raw body and whether to sign it correctly.
     pub body: Option<String>,
     #[serde(default)]

@@ -27,7 +27,11 @@ fn migrator() -> Migrator {
     };
     Migrator::with_migrations(vec![
         m(1, "chat", include_str!("../../migrations/0001_chat.sql")),
-        m(2, "stripe", include_str!("../../migrations/0002_stripe.sql")),
+        m(
+            2,
+            "stripe",
+            include_str!("../../migrations/0002_stripe.sql"),
+        ),
     ])
 }
 
@@ -526,7 +530,9 @@ macro_rules! sql_store {
 
 mod sqlite {
     use super::*;
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
 
     sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite");
 

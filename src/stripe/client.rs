@@ -107,7 +107,10 @@ fn classify(e: StripeError) -> Attempt {
                 status,
                 kind: err.type_.as_str().to_owned(),
                 code: err.code.as_ref().map(|c| c.as_str().to_owned()),
-                message: err.message.clone().unwrap_or_else(|| "no message".to_owned()),
+                message: err
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "no message".to_owned()),
             };
             // 409: an idempotent request with the same key is still in flight.
             if status == 429 || status == 409 || status >= 500 {
@@ -153,11 +156,18 @@ impl StripeGateway {
             Mode::Test => self.test.as_ref(),
             Mode::Live => self.live.as_ref(),
         }
-        .ok_or_else(|| GatewayError::NotConfigured(format!("{} mode (no secret key)", mode.as_str())))
+        .ok_or_else(|| {
+            GatewayError::NotConfigured(format!("{} mode (no secret key)", mode.as_str()))
+        })
     }
 
     /// Sends `req`, retrying what may be retried. A POST sends `key` on every attempt.
-    async fn send<R>(&self, mode: Mode, req: &R, key: Option<&str>) -> Result<R::Output, GatewayError>
+    async fn send<R>(
+        &self,
+        mode: Mode,
+        req: &R,
+        key: Option<&str>,
+    ) -> Result<R::Output, GatewayError>
     where
         R: StripeRequest,
         R::Output: miniserde::Deserialize + Send,
@@ -165,7 +175,8 @@ impl StripeGateway {
         let (client, _) = self.client(mode)?;
         let strategy = match key {
             Some(k) => RequestStrategy::Idempotent(
-                IdempotencyKey::new(k).map_err(|e| GatewayError::NotConfigured(format!("idempotency key: {e:?}")))?,
+                IdempotencyKey::new(k)
+                    .map_err(|e| GatewayError::NotConfigured(format!("idempotency key: {e:?}")))?,
             ),
             None => RequestStrategy::Once,
         };
@@ -193,13 +204,22 @@ impl StripeGateway {
     }
 
     /// POSTs a form to Stripe's OAuth endpoints (not part of async-stripe), with retries.
-    async fn oauth_post(&self, mode: Mode, path: &str, form: &[(&str, &str)]) -> Result<serde_json::Value, GatewayError> {
+    async fn oauth_post(
+        &self,
+        mode: Mode,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, GatewayError> {
         let (_, secret) = self.client(mode)?;
         let url = format!("{}/{path}", self.connect_base);
         let auth = format!("Bearer {}", secret.expose());
         let mut attempt = 0;
         loop {
-            let outcome = match self.http.post_form(&url, &[("authorization", &auth)], form).await {
+            let outcome = match self
+                .http
+                .post_form(&url, &[("authorization", &auth)], form)
+                .await
+            {
                 Ok(res) => {
                     let body = res.json().unwrap_or(serde_json::Value::Null);
                     if (200..300).contains(&res.status) {
@@ -208,7 +228,10 @@ impl StripeGateway {
                     let err = GatewayError::Stripe {
                         status: res.status,
                         kind: "oauth_error".to_owned(),
-                        code: body.get("error").and_then(|v| v.as_str()).map(str::to_owned),
+                        code: body
+                            .get("error")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned),
                         message: body
                             .get("error_description")
                             .and_then(|v| v.as_str())
@@ -258,7 +281,9 @@ pub fn snapshot(a: &Account) -> AccountSnapshot {
             past_due: list(r.and_then(|r| r.past_due.as_ref())),
             pending_verification: list(r.and_then(|r| r.pending_verification.as_ref())),
             current_deadline: r.and_then(|r| r.current_deadline),
-            disabled_reason: r.and_then(|r| r.disabled_reason.as_ref()).map(|d| d.as_str().to_owned()),
+            disabled_reason: r
+                .and_then(|r| r.disabled_reason.as_ref())
+                .map(|d| d.as_str().to_owned()),
             errors: r
                 .and_then(|r| r.errors.as_ref())
                 .map(|errors| {
@@ -273,12 +298,16 @@ pub fn snapshot(a: &Account) -> AccountSnapshot {
                 })
                 .unwrap_or_default(),
         },
-        payout_schedule: settings.and_then(|s| s.payouts.as_ref()).map(|p| PayoutSchedule {
-            delay_days: p.schedule.delay_days,
-            interval: p.schedule.interval.clone(),
-        }),
+        payout_schedule: settings
+            .and_then(|s| s.payouts.as_ref())
+            .map(|p| PayoutSchedule {
+                delay_days: p.schedule.delay_days,
+                interval: p.schedule.interval.clone(),
+            }),
         platform_collects: a.controller.as_ref().is_some_and(|c| {
-            c.requirement_collection.as_ref().is_some_and(|r| r.as_str() == "application")
+            c.requirement_collection
+                .as_ref()
+                .is_some_and(|r| r.as_str() == "application")
                 && c.stripe_dashboard
                     .as_ref()
                     .is_some_and(|d| d.type_.as_str() == "none")
@@ -288,7 +317,12 @@ pub fn snapshot(a: &Account) -> AccountSnapshot {
 
 #[async_trait]
 impl Gateway for StripeGateway {
-    async fn create_account(&self, mode: Mode, new: &NewAccount, key: &str) -> Result<AccountSnapshot, GatewayError> {
+    async fn create_account(
+        &self,
+        mode: Mode,
+        new: &NewAccount,
+        key: &str,
+    ) -> Result<AccountSnapshot, GatewayError> {
         let business_type = match new.business_type.as_str() {
             "company" => AccountBusinessType::Company,
             _ => AccountBusinessType::Individual,
@@ -302,7 +336,8 @@ impl Gateway for StripeGateway {
         controller.losses = Some(CreateAccountControllerLosses {
             payments: Some(CreateAccountControllerLossesPayments::Stripe),
         });
-        controller.requirement_collection = Some(CreateAccountControllerRequirementCollection::Stripe);
+        controller.requirement_collection =
+            Some(CreateAccountControllerRequirementCollection::Stripe);
         controller.stripe_dashboard = Some(CreateAccountControllerStripeDashboard {
             type_: Some(CreateAccountControllerStripeDashboardType::Full),
         });
@@ -323,7 +358,11 @@ impl Gateway for StripeGateway {
         Ok(snapshot(&account))
     }
 
-    async fn retrieve_account(&self, mode: Mode, account: &str) -> Result<AccountSnapshot, GatewayError> {
+    async fn retrieve_account(
+        &self,
+        mode: Mode,
+        account: &str,
+    ) -> Result<AccountSnapshot, GatewayError> {
         let req = RetrieveAccount::new(account);
         Ok(snapshot(&self.send(mode, &req, None).await?))
     }
@@ -359,20 +398,25 @@ impl Gateway for StripeGateway {
 
     async fn exchange_oauth_code(&self, mode: Mode, code: &str) -> Result<String, GatewayError> {
         let body = self
-            .oauth_post(mode, "oauth/token", &[("grant_type", "authorization_code"), ("code", code)])
+            .oauth_post(
+                mode,
+                "oauth/token",
+                &[("grant_type", "authorization_code"), ("code", code)],
+            )
             .await?;
         body.get("stripe_user_id")
             .and_then(|v| v.as_str())
             .filter(|id| id.starts_with("acct_"))
             .map(str::to_owned)
-            .ok_or_else(|| GatewayError::Protocol("the OAuth answer has no stripe_user_id".to_owned()))
+            .ok_or_else(|| {
+                GatewayError::Protocol("the OAuth answer has no stripe_user_id".to_owned())
+            })
     }
 
     async fn deauthorize(&self, mode: Mode, account: &str) -> Result<(), GatewayError> {
-        let client_id = self
-            .client_id
-            .as_deref()
-            .ok_or_else(|| GatewayError::NotConfigured("Stripe Connect OAuth (no client id)".to_owned()))?;
+        let client_id = self.client_id.as_deref().ok_or_else(|| {
+            GatewayError::NotConfigured("Stripe Connect OAuth (no client id)".to_owned())
+        })?;
         self.oauth_post(
             mode,
             "oauth/deauthorize",

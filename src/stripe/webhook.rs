@@ -32,16 +32,28 @@ pub fn sign(payload: &[u8], secret: &str, timestamp: i64) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(payload);
-    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Verifies `header` over the raw `payload` against any of `secrets` at time `now` (unix secs).
-pub fn verify(payload: &[u8], header: Option<&str>, secrets: &[Secret], now: i64, tolerance: i64) -> Result<(), SignatureError> {
+pub fn verify(
+    payload: &[u8],
+    header: Option<&str>,
+    secrets: &[Secret],
+    now: i64,
+    tolerance: i64,
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
-        let (k, v) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+        let (k, v) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
         match k {
             "t" => timestamp = Some(v.parse::<i64>().map_err(|_| SignatureError::Malformed)?),
             "v1" => signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?),
@@ -54,7 +66,8 @@ pub fn verify(payload: &[u8], header: Option<&str>, secrets: &[Secret], now: i64
     }
     for secret in secrets {
         for sig in &signatures {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key");
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+                .expect("HMAC takes any key");
             mac.update(t.to_string().as_bytes());
             mac.update(b".");
             mac.update(payload);
@@ -133,8 +146,15 @@ mod tests {
         assert_eq!(verify(body, Some(&header), &secrets, 1_100, 300), Ok(()));
         let rotated = format!("{header},v1={}", "00".repeat(32));
         assert_eq!(verify(body, Some(&rotated), &secrets, 1_100, 300), Ok(()));
-        let other_first = format!("t=1000,v1={},{}", "ab".repeat(32), header.split_once(',').unwrap().1);
-        assert_eq!(verify(body, Some(&other_first), &secrets, 1_100, 300), Ok(()));
+        let other_first = format!(
+            "t=1000,v1={},{}",
+            "ab".repeat(32),
+            header.split_once(',').unwrap().1
+        );
+        assert_eq!(
+            verify(body, Some(&other_first), &secrets, 1_100, 300),
+            Ok(())
+        );
     }
 
     #[test]
@@ -142,14 +162,44 @@ mod tests {
         let body = br#"{"id":"evt_1"}"#;
         let header = sign(body, SECRET, 1_000);
         let secrets = [Secret::new(SECRET)];
-        assert_eq!(verify(b"{\"id\":\"evt_2\"}", Some(&header), &secrets, 1_000, 300), Err(SignatureError::Mismatch));
-        assert_eq!(verify(body, Some(&header), &secrets, 1_301, 300), Err(SignatureError::Expired));
-        assert_eq!(verify(body, Some(&header), &secrets, 699, 300), Err(SignatureError::Expired));
-        assert_eq!(verify(body, None, &secrets, 1_000, 300), Err(SignatureError::Missing));
-        assert_eq!(verify(body, Some("garbage"), &secrets, 1_000, 300), Err(SignatureError::Malformed));
-        assert_eq!(verify(body, Some("t=1000"), &secrets, 1_000, 300), Err(SignatureError::Malformed));
-        assert_eq!(verify(body, Some("t=x,v1=00"), &secrets, 1_000, 300), Err(SignatureError::Malformed));
-        assert_eq!(verify(body, Some(&header), &[Secret::new("whsec_other")], 1_000, 300), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(b"{\"id\":\"evt_2\"}", Some(&header), &secrets, 1_000, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(body, Some(&header), &secrets, 1_301, 300),
+            Err(SignatureError::Expired)
+        );
+        assert_eq!(
+            verify(body, Some(&header), &secrets, 699, 300),
+            Err(SignatureError::Expired)
+        );
+        assert_eq!(
+            verify(body, None, &secrets, 1_000, 300),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify(body, Some("garbage"), &secrets, 1_000, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(body, Some("t=1000"), &secrets, 1_000, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(body, Some("t=x,v1=00"), &secrets, 1_000, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(
+                body,
+                Some(&header),
+                &[Secret::new("whsec_other")],
+                1_000,
+                300
+            ),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

@@ -60,7 +60,11 @@ enum End {
 }
 
 impl Connection {
-    async fn run(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>, hello_deadline: tokio::time::Instant) {
+    async fn run(
+        &mut self,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        hello_deadline: tokio::time::Instant,
+    ) {
         let end = loop {
             let step = tokio::select! {
                 _ = shutdown.changed() => Err(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
@@ -119,7 +123,11 @@ impl Connection {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Binary(_))) => {
                 return self
-                    .send_error(&FrameError::new(None, "bad_frame", "frames are JSON text, not binary"))
+                    .send_error(&FrameError::new(
+                        None,
+                        "bad_frame",
+                        "frames are JSON text, not binary",
+                    ))
                     .await;
             }
             Some(Ok(Message::Close(_))) => return Err(End::Closed),
@@ -139,12 +147,20 @@ impl Connection {
                 let id = cmd.id().to_owned();
                 let Some(joined) = &self.joined else {
                     return self
-                        .send_error(&FrameError::new(Some(id), "unauthorized", "send hello first"))
+                        .send_error(&FrameError::new(
+                            Some(id),
+                            "unauthorized",
+                            "send hello first",
+                        ))
                         .await;
                 };
                 if !self.bucket.take() {
                     return self
-                        .send_error(&FrameError::new(Some(id), "rate_limited", "too many frames; slow down and retry"))
+                        .send_error(&FrameError::new(
+                            Some(id),
+                            "rate_limited",
+                            "too many frames; slow down and retry",
+                        ))
                         .await;
                 }
                 let handle = joined.handle.clone();
@@ -166,16 +182,18 @@ impl Connection {
     async fn hello(&mut self, token: &str, project: &str, resume_after: i64) -> Result<(), End> {
         if self.joined.is_some() {
             return self
-                .send_error(&FrameError::new(None, "bad_frame", "hello was already sent on this connection"))
+                .send_error(&FrameError::new(
+                    None,
+                    "bad_frame",
+                    "hello was already sent on this connection",
+                ))
                 .await;
         }
         let joined = async {
             let token = self.engine.authenticate(token).await?;
-            let project = self
-                .engine
-                .project_of(&token, project)
-                .await
-                .map_err(|_| ChatError::Unauthorized("no such project for this token".to_owned()))?;
+            let project = self.engine.project_of(&token, project).await.map_err(|_| {
+                ChatError::Unauthorized("no such project for this token".to_owned())
+            })?;
             let joined = self.engine.join(&project).await?;
             Ok::<_, ChatError>((joined, project))
         }
@@ -211,10 +229,14 @@ impl Connection {
     /// Sends whatever live frames are already waiting.
     async fn drain(&mut self) -> Result<(), End> {
         loop {
-            let Some(joined) = &mut self.joined else { return Ok(()) };
+            let Some(joined) = &mut self.joined else {
+                return Ok(());
+            };
             match joined.frames.try_recv() {
                 Ok(f) => self.send_frame(&f).await?,
-                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => self.catch_up().await?,
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.catch_up().await?
+                }
                 Err(_) => return Ok(()),
             }
         }
@@ -230,7 +252,9 @@ impl Connection {
     }
 
     async fn catch_up(&mut self) -> Result<(), End> {
-        let Some(joined) = &self.joined else { return Ok(()) };
+        let Some(joined) = &self.joined else {
+            return Ok(());
+        };
         let conversation = joined.conversation.clone();
         let frames = self
             .engine

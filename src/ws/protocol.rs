@@ -34,7 +34,11 @@ pub struct FrameError {
 }
 
 impl FrameError {
-    pub fn new(reply_to: Option<String>, code: &'static str, message: impl Into<String>) -> FrameError {
+    pub fn new(
+        reply_to: Option<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> FrameError {
         FrameError {
             reply_to,
             code,
@@ -83,11 +87,23 @@ pub fn welcome(conversation: &str, project: &str, mode: &str, last_seq: i64) -> 
     .expect("welcome frames serialize")
 }
 
-fn text_field(obj: &Map<String, Value>, name: &str, id: &Option<String>) -> Result<String, FrameError> {
+fn text_field(
+    obj: &Map<String, Value>,
+    name: &str,
+    id: &Option<String>,
+) -> Result<String, FrameError> {
     match obj.get(name) {
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(FrameError::new(id.clone(), "bad_frame", format!("`{name}` must be a string"))),
-        None => Err(FrameError::new(id.clone(), "bad_frame", format!("missing field `{name}`"))),
+        Some(_) => Err(FrameError::new(
+            id.clone(),
+            "bad_frame",
+            format!("`{name}` must be a string"),
+        )),
+        None => Err(FrameError::new(
+            id.clone(),
+            "bad_frame",
+            format!("missing field `{name}`"),
+        )),
     }
 }
 
@@ -117,7 +133,11 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| FrameError::new(None, "bad_frame", format!("not JSON: {e}")))?;
     let Value::Object(obj) = value else {
-        return Err(FrameError::new(None, "bad_frame", "a frame must be a JSON object"));
+        return Err(FrameError::new(
+            None,
+            "bad_frame",
+            "a frame must be a JSON object",
+        ));
     };
     // Used as reply_to in errors when it is usable.
     let id = obj
@@ -135,7 +155,11 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
             let resume_after = match obj.get("resume_after") {
                 None | Some(Value::Null) => 0,
                 Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
-                    FrameError::new(None, "bad_frame", "`resume_after` must be a non-negative integer")
+                    FrameError::new(
+                        None,
+                        "bad_frame",
+                        "`resume_after` must be a non-negative integer",
+                    )
                 })?,
             };
             Ok(ClientFrame::Hello {
@@ -148,7 +172,11 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
             let cmd_id = id_field(&obj, &id)?;
             let text = text_field(&obj, "text", &id)?;
             if text.chars().count() > MAX_TEXT {
-                return Err(FrameError::new(id, "bad_frame", format!("`text` is longer than {MAX_TEXT} characters")));
+                return Err(FrameError::new(
+                    id,
+                    "bad_frame",
+                    format!("`text` is longer than {MAX_TEXT} characters"),
+                ));
             }
             Ok(ClientFrame::Command(Command::Say { id: cmd_id, text }))
         }
@@ -174,15 +202,25 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
                             }
                             Value::Null => {}
                             _ => {
-                                wrong.insert(k.clone(), "must be text, a number or true/false".to_owned());
+                                wrong.insert(
+                                    k.clone(),
+                                    "must be text, a number or true/false".to_owned(),
+                                );
                             }
                         }
                     }
                 }
-                Some(_) => return Err(FrameError::new(id, "bad_frame", "`values` must be an object")),
+                Some(_) => {
+                    return Err(FrameError::new(
+                        id,
+                        "bad_frame",
+                        "`values` must be an object",
+                    ));
+                }
             }
             if !wrong.is_empty() {
-                let mut e = FrameError::new(id, "invalid_values", "some values have the wrong type");
+                let mut e =
+                    FrameError::new(id, "invalid_values", "some values have the wrong type");
                 e.fields = wrong;
                 return Err(e);
             }
@@ -216,22 +254,39 @@ mod tests {
             (r#"{"type":"say","text":"hi"}"#, "bad_frame"),
             (r#"{"type":"say","id":"","text":"hi"}"#, "bad_frame"),
             (r#"{"type":"click","id":"u1","card":"c"}"#, "bad_frame"),
-            (r#"{"type":"click","id":"u1","card":"c","action":"a","values":[]}"#, "bad_frame"),
-            (r#"{"type":"click","id":"u1","card":"c","action":"a","values":{"x":[1]}}"#, "invalid_values"),
+            (
+                r#"{"type":"click","id":"u1","card":"c","action":"a","values":[]}"#,
+                "bad_frame",
+            ),
+            (
+                r#"{"type":"click","id":"u1","card":"c","action":"a","values":{"x":[1]}}"#,
+                "invalid_values",
+            ),
             (r#"{"type":"hello","token":"t"}"#, "bad_frame"),
-            (r#"{"type":"hello","token":"t","project":"p","resume_after":-1}"#, "bad_frame"),
+            (
+                r#"{"type":"hello","token":"t","project":"p","resume_after":-1}"#,
+                "bad_frame",
+            ),
             (r#"{"type":"wave","id":"u9"}"#, "unknown_type"),
         ];
         for (text, code) in cases {
             assert_eq!(parse(text).unwrap_err().code, code, "{text}");
         }
-        assert_eq!(parse(r#"{"type":"wave","id":"u9"}"#).unwrap_err().reply_to.as_deref(), Some("u9"));
+        assert_eq!(
+            parse(r#"{"type":"wave","id":"u9"}"#)
+                .unwrap_err()
+                .reply_to
+                .as_deref(),
+            Some("u9")
+        );
     }
 
     #[test]
     fn click_values_become_text() {
         let f = parse(r#"{"type":"click","id":"u1","card":"c","action":"a","values":{"n":3,"b":true,"s":"x","z":null}}"#).unwrap();
-        let ClientFrame::Command(Command::Click { values, .. }) = f else { panic!() };
+        let ClientFrame::Command(Command::Click { values, .. }) = f else {
+            panic!()
+        };
         assert_eq!(values.len(), 3);
         assert_eq!(values["n"], "3");
     }

@@ -64,11 +64,10 @@ impl Fault {
             return Err("count must be at least 1".into());
         }
         match self.action {
-            FaultAction::Status { status } | FaultAction::LoseResponse { lose_status: status }
-                if !(400..=599).contains(&status) =>
-            {
-                Err("status must be a 4xx or 5xx code".into())
-            }
+            FaultAction::Status { status }
+            | FaultAction::LoseResponse {
+                lose_status: status,
+            } if !(400..=599).contains(&status) => Err("status must be a 4xx or 5xx code".into()),
             FaultAction::Delay { delay_ms } if delay_ms > 60_000 => {
                 Err("delay_ms must be at most 60000".into())
             }
