@@ -255,10 +255,8 @@ pub fn explain_requirement(field: &str) -> &'static str {
             _ => return None,
         })
     };
-    if let Some(rest) = f.strip_prefix("individual.") {
-        if let Some(words) = person(rest) {
-            return words;
-        }
+    if let Some(words) = f.strip_prefix("individual.").and_then(person) {
+        return words;
     }
     match f {
         "external_account" => "a bank account for payouts",

@@ -386,7 +386,7 @@ impl Actor {
                         connected_at,
                         updated_at: now,
                     }));
-                    connection = Some(c.clone());
+                    connection = Some((**c).clone());
                 }
                 Effect::DropConnection => {
                     extra.push(ExtraWrite::DeleteConnection {
@@ -485,11 +485,11 @@ async fn execute(
         Call::CreateAccount(new) => gateway
             .create_account(mode, new, key)
             .await
-            .map(CallOutput::Account),
+            .map(|a| CallOutput::Account(Box::new(a))),
         Call::RetrieveAccount { account } => gateway
             .retrieve_account(mode, account)
             .await
-            .map(CallOutput::Account),
+            .map(|a| CallOutput::Account(Box::new(a))),
         Call::CreateAccountLink {
             account,
             kind,

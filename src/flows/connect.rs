@@ -170,9 +170,9 @@ impl Turn<'_, '_> {
         self.drop_cards(|c| c.owner != Owner::Offer);
         if create {
             self.reply("Let's create your Stripe account. It takes about 15-20 minutes in all.");
-            self.to_register(Draft::default());
+            self.go_register(Draft::default());
         } else {
-            self.to_choose();
+            self.go_choose();
         }
     }
 
@@ -195,7 +195,7 @@ impl Turn<'_, '_> {
         }
     }
 
-    fn to_choose(&mut self) {
+    fn go_choose(&mut self) {
         let mut card = self.new_card(
             CardKind::ChooseAccount,
             "Do you have a Stripe account?",
@@ -210,14 +210,14 @@ impl Turn<'_, '_> {
         self.goto(ConnectStep::ChooseAccount, Some(card));
     }
 
-    fn to_existing(&mut self) {
+    fn go_existing(&mut self) {
         let nonce = self.facts.fresh.to_owned();
         let Some(url) = self.facts.links.oauth_url(self.facts.conversation, &nonce) else {
             self.reply(
                 "Connecting an existing account needs Stripe Connect OAuth, which this server \
                  is not set up for (no Connect client id). You can create a new account instead.",
             );
-            self.to_choose();
+            self.go_choose();
             return;
         };
         let mut card = self.new_card(
@@ -234,7 +234,7 @@ impl Turn<'_, '_> {
         self.goto(ConnectStep::ConnectExisting { nonce }, Some(card));
     }
 
-    fn to_register(&mut self, draft: Draft) {
+    fn go_register(&mut self, draft: Draft) {
         let countries = crate::domain::SUPPORTED_COUNTRIES.iter().map(|c| (*c, *c));
         let mut card = self.form(
             CardKind::Register,
@@ -259,7 +259,7 @@ impl Turn<'_, '_> {
         self.goto(ConnectStep::Register { draft }, Some(card));
     }
 
-    fn to_business(&mut self, draft: Draft) {
+    fn go_business(&mut self, draft: Draft) {
         let suggested = draft.statement_descriptor.clone().or_else(|| {
             draft
                 .legal_name
@@ -288,7 +288,7 @@ impl Turn<'_, '_> {
         self.goto(ConnectStep::BusinessProfile { draft }, Some(card));
     }
 
-    fn to_creating(&mut self, draft: Draft, account: NewAccount) {
+    fn go_creating(&mut self, draft: Draft, account: NewAccount) {
         let instance = self.instance();
         self.reply(format!(
             "Creating a Stripe account for {} ({}).",
@@ -370,18 +370,18 @@ impl Turn<'_, '_> {
         }
         let instance = self.instance();
         match (step, action) {
-            (ConnectStep::ChooseAccount, "create") => self.to_register(Draft::default()),
-            (ConnectStep::ChooseAccount, "existing") => self.to_existing(),
-            (ConnectStep::ConnectExisting { .. }, "back") => self.to_choose(),
-            (ConnectStep::Register { .. }, "back") => self.to_choose(),
+            (ConnectStep::ChooseAccount, "create") => self.go_register(Draft::default()),
+            (ConnectStep::ChooseAccount, "existing") => self.go_existing(),
+            (ConnectStep::ConnectExisting { .. }, "back") => self.go_choose(),
+            (ConnectStep::Register { .. }, "back") => self.go_choose(),
             (ConnectStep::Register { draft }, "continue") => {
                 let draft = validate_register(draft, values)?;
-                self.to_business(draft);
+                self.go_business(draft);
             }
-            (ConnectStep::BusinessProfile { draft }, "back") => self.to_register(draft),
+            (ConnectStep::BusinessProfile { draft }, "back") => self.go_register(draft),
             (ConnectStep::BusinessProfile { draft }, "create_account") => {
                 let (draft, account) = validate_business(draft, values)?;
-                self.to_creating(draft, account);
+                self.go_creating(draft, account);
             }
             (ConnectStep::Onboarding { account, nonce }, "new_link") => {
                 self.reply("Getting a fresh link from Stripe.");
@@ -487,7 +487,7 @@ impl Turn<'_, '_> {
                 }
                 (Some(ConnectStep::ConnectExisting { nonce: n }), Err(why)) if n == nonce => {
                     self.reply(format!("Stripe did not connect the account: {why}."));
-                    self.to_existing();
+                    self.go_existing();
                 }
                 _ => {}
             },
@@ -510,7 +510,7 @@ impl Turn<'_, '_> {
         match (pending.call, result) {
             (Call::CreateAccount(_), Ok(CallOutput::Account(account))) => {
                 let id = account.id.clone();
-                self.apply_account(pending.op, account, "created");
+                self.apply_account(pending.op, *account, "created");
                 if in_flow {
                     let nonce = self.facts.fresh.to_owned();
                     self.reply(format!(
@@ -537,7 +537,7 @@ impl Turn<'_, '_> {
                     e.message
                 ));
                 if let Some(ConnectStep::CreatingAccount { draft }) = step {
-                    self.to_business(draft);
+                    self.go_business(draft);
                 }
             }
             (Call::CreateAccountLink { kind, .. }, Ok(CallOutput::Link { url, expires_at })) => {
@@ -586,7 +586,7 @@ impl Turn<'_, '_> {
                 } else {
                     origin
                 };
-                if self.apply_account(pending.op, account.clone(), &origin) {
+                if self.apply_account(pending.op, (*account).clone(), &origin) {
                     let force = in_flow || pending.purpose == Purpose::Check;
                     self.account_changed(&account, &origin, force);
                 }
@@ -599,7 +599,7 @@ impl Turn<'_, '_> {
                     ));
                 }
                 if matches!(step, Some(ConnectStep::ExchangingCode)) {
-                    self.to_existing();
+                    self.go_existing();
                 }
             }
             (Call::ExchangeOauthCode { .. }, Ok(CallOutput::Connected { account })) if in_flow => {
@@ -611,7 +611,7 @@ impl Turn<'_, '_> {
                     "Stripe did not accept the connection: {}",
                     e.message
                 ));
-                self.to_existing();
+                self.go_existing();
             }
             (Call::Deauthorize { account }, result) => self.disconnect_done(&account, result),
             _ => {}

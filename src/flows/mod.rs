@@ -222,7 +222,7 @@ pub enum LinkKind {
 /// What a finished call produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallOutput {
-    Account(AccountSnapshot),
+    Account(Box<AccountSnapshot>),
     Link { url: String, expires_at: i64 },
     Connected { account: String },
     Done,
@@ -252,7 +252,7 @@ pub enum Effect {
         call: Call,
     },
     /// Store the project's connection (with this turn).
-    SaveConnection(Connection),
+    SaveConnection(Box<Connection>),
     /// The project has no connection any more (with this turn).
     DropConnection,
 }
@@ -704,7 +704,8 @@ impl Turn<'_, '_> {
             origin: origin.to_owned(),
         };
         self.connection = Some(connection.clone());
-        self.effects.push(Effect::SaveConnection(connection));
+        self.effects
+            .push(Effect::SaveConnection(Box::new(connection)));
         true
     }
 

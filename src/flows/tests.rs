@@ -44,7 +44,7 @@ impl World {
         let effects = self.state.handle(input, &facts)?;
         for e in &effects {
             match e {
-                Effect::SaveConnection(c) => self.connection = Some(c.clone()),
+                Effect::SaveConnection(c) => self.connection = Some((**c).clone()),
                 Effect::DropConnection => self.connection = None,
                 _ => {}
             }
@@ -209,7 +209,7 @@ fn create_path_validates_each_field_and_calls_stripe_once() {
     let e = w
         .input(Input::Done {
             op,
-            result: Ok(CallOutput::Account(account)),
+            result: Ok(CallOutput::Account(Box::new(account))),
         })
         .unwrap();
     assert_eq!(flow_states(&e), ["onboarding"]);
@@ -321,13 +321,13 @@ fn older_account_reads_never_overwrite_newer_ones() {
     };
     w.input(Input::Done {
         op: op2,
-        result: Ok(CallOutput::Account(active.clone())),
+        result: Ok(CallOutput::Account(Box::new(active.clone()))),
     })
     .unwrap();
     let e = w
         .input(Input::Done {
             op: op1,
-            result: Ok(CallOutput::Account(stale)),
+            result: Ok(CallOutput::Account(Box::new(stale))),
         })
         .unwrap();
     assert!(e.is_empty(), "{e:#?}");

@@ -256,8 +256,7 @@ impl Matcher {
 
         s.regex_hits.clear();
         if !self.regexes.is_empty() {
-            s.regex_hits
-                .extend(self.regex_set.matches(&s.norm.text).into_iter());
+            s.regex_hits.extend(&self.regex_set.matches(&s.norm.text));
         }
 
         // The best rule per intent: (rule, confidence, span in normalized text).
