@@ -1,0 +1,272 @@
+//! The `Store` contract, run against SQLite always and PostgreSQL when `CHATPAY_TEST_POSTGRES`
+//! names a server (the test command starts one): both backends must behave the same.
+
+use std::sync::Arc;
+
+use chatpay::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
+use chatpay::store::{
+    ConnectionRecord, DynStore, ExtraWrite, ProjectRecord, Recorded, StoreError, StoredFrame,
+    TurnWrite, WebhookEventRecord,
+};
+
+async fn sqlite() -> (DynStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    (chatpay::store::connect(&url).await.unwrap(), dir)
+}
+
+async fn postgres() -> Option<DynStore> {
+    use sqlx::Connection;
+    let admin = std::env::var("CHATPAY_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let name = format!("chatpay_s_{}", chatpay::domain::random_hex(6));
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    Some(
+        chatpay::store::connect(&format!("{base}/{name}"))
+            .await
+            .unwrap(),
+    )
+}
+
+async fn project(store: &DynStore) -> ProjectRecord {
+    let token = TokenId::generate();
+    store
+        .insert_token(&token, "t", &chatpay::domain::random_hex(32))
+        .await
+        .unwrap();
+    let p = ProjectRecord {
+        id: ProjectId::generate(),
+        token_id: token,
+        name: "p".into(),
+        backend: true,
+        mode: Mode::Test,
+        created_at: now_millis(),
+    };
+    store.insert_project(&p).await.unwrap();
+    p
+}
+
+fn frame(seq: i64, reply_to: Option<&str>) -> StoredFrame {
+    StoredFrame {
+        seq,
+        reply_to: reply_to.map(str::to_owned),
+        body: format!("{{\"seq\":{seq}}}"),
+    }
+}
+
+fn turn(conversation: &ConversationId, prev: i64, frames: Vec<StoredFrame>) -> TurnWrite {
+    TurnWrite {
+        conversation: conversation.clone(),
+        prev_seq: prev,
+        last_seq: prev + frames.len() as i64,
+        state: format!("{{\"at\":{}}}", prev + frames.len() as i64),
+        frames,
+        extra: Vec::new(),
+    }
+}
+
+async fn contract(store: DynStore) {
+    // Tokens and projects.
+    let p = project(&store).await;
+    assert_eq!(store.project(&p.id).await.unwrap().as_ref(), Some(&p));
+    assert_eq!(
+        store.projects_of(&p.token_id).await.unwrap(),
+        vec![p.clone()]
+    );
+    store.rename_project(&p.id, "renamed").await.unwrap();
+    assert_eq!(store.project(&p.id).await.unwrap().unwrap().name, "renamed");
+    assert!(matches!(
+        store.rename_project(&ProjectId::generate(), "x").await,
+        Err(StoreError::NotFound)
+    ));
+    let dup = store
+        .insert_token(&TokenId::generate(), "dup", "same-hash")
+        .await;
+    assert!(dup.is_ok());
+    let dup = store
+        .insert_token(&TokenId::generate(), "dup", "same-hash")
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+    // One conversation per project, created once.
+    let c1 = store.conversation_for(&p.id).await.unwrap();
+    let c2 = store.conversation_for(&p.id).await.unwrap();
+    assert_eq!(c1.id, c2.id);
+    assert_eq!(c1.last_seq, 0);
+    let conv = c1.id;
+
+    // Turns commit atomically; a turn from a stale seq is a conflict and writes nothing.
+    store
+        .commit_turn(turn(
+            &conv,
+            0,
+            vec![frame(1, Some("u1")), frame(2, Some("u1"))],
+        ))
+        .await
+        .unwrap();
+    let stale = store
+        .commit_turn(turn(&conv, 0, vec![frame(1, Some("u9"))]))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    store
+        .commit_turn(turn(&conv, 2, vec![frame(3, None)]))
+        .await
+        .unwrap();
+    let c = store.conversation(&conv).await.unwrap().unwrap();
+    assert_eq!((c.last_seq, c.state.as_str()), (3, "{\"at\":3}"));
+    let all = store.frames_after(&conv, 0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        store.frames_after(&conv, 1, 1).await.unwrap(),
+        vec![frame(2, Some("u1"))]
+    );
+    assert_eq!(
+        store.frames_replying_to(&conv, "u1").await.unwrap().len(),
+        2
+    );
+    assert!(
+        store
+            .frames_replying_to(&conv, "u9")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.answered_ids(&conv).await.unwrap(),
+        vec!["u1".to_owned()]
+    );
+
+    // Connections ride along with a turn.
+    let connection = ConnectionRecord {
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+        account_id: "acct_1".into(),
+        origin: "created".into(),
+        snapshot: "{}".into(),
+        connected_at: 1,
+        updated_at: 2,
+    };
+    let mut t = turn(&conv, 3, vec![frame(4, None)]);
+    t.extra
+        .push(ExtraWrite::UpsertConnection(connection.clone()));
+    store.commit_turn(t).await.unwrap();
+    assert_eq!(
+        store.connection(&p.id, Mode::Test).await.unwrap(),
+        Some(connection.clone())
+    );
+    assert_eq!(store.connection(&p.id, Mode::Live).await.unwrap(), None);
+    assert_eq!(
+        store.connections_for_account("acct_1").await.unwrap(),
+        vec![connection]
+    );
+    let mut t = turn(&conv, 4, vec![]);
+    t.extra.push(ExtraWrite::DeleteConnection {
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+    });
+    store.commit_turn(t).await.unwrap();
+    assert_eq!(store.connection(&p.id, Mode::Test).await.unwrap(), None);
+
+    // The webhook ledger: a second delivery is a duplicate; handled events leave the queue.
+    let event = WebhookEventRecord {
+        id: "evt_1".into(),
+        event_type: "account.updated".into(),
+        account: Some("acct_1".into()),
+        livemode: false,
+        created: 10,
+        payload: "{}".into(),
+        received_at: now_millis(),
+        processed_at: None,
+        outcome: None,
+    };
+    assert_eq!(store.record_event(&event).await.unwrap(), Recorded::New);
+    assert_eq!(
+        store.record_event(&event).await.unwrap(),
+        Recorded::Duplicate
+    );
+    assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
+    let mut t = turn(&conv, 4, vec![frame(5, None)]);
+    t.extra.push(ExtraWrite::MarkEventProcessed {
+        id: "evt_1".into(),
+        outcome: "applied".into(),
+    });
+    store.commit_turn(t).await.unwrap();
+    assert!(store.unprocessed_events(10).await.unwrap().is_empty());
+    let stored = store.event("evt_1").await.unwrap().unwrap();
+    assert_eq!(stored.outcome.as_deref(), Some("applied"));
+    assert!(stored.processed_at.is_some());
+}
+
+/// Many conversations committing at once share transactions; none loses a frame, and a
+/// conflicting turn fails alone.
+async fn group_commit(store: DynStore) {
+    let mut conversations = Vec::new();
+    for _ in 0..50 {
+        let p = project(&store).await;
+        conversations.push(store.conversation_for(&p.id).await.unwrap().id);
+    }
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for (i, conv) in conversations.iter().cloned().enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..20i64 {
+                let id = format!("u{i}-{n}");
+                store
+                    .commit_turn(turn(&conv, n, vec![frame(n + 1, Some(&id))]))
+                    .await
+                    .unwrap();
+            }
+            // A stale turn in the middle of everyone else's traffic.
+            assert!(
+                store
+                    .commit_turn(turn(&conv, 3, vec![frame(4, None)]))
+                    .await
+                    .is_err()
+            );
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for conv in &conversations {
+        let frames = store.frames_after(conv, 0, 1000).await.unwrap();
+        assert_eq!(
+            frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            (1..=20).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_meets_the_store_contract() {
+    let (store, _dir) = sqlite().await;
+    contract(store).await;
+    let (store, _dir) = sqlite().await;
+    group_commit(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_meets_the_store_contract() {
+    let Some(store) = postgres().await else {
+        eprintln!("CHATPAY_TEST_POSTGRES is not set: skipped (the test command sets it)");
+        return;
+    };
+    contract(store).await;
+    group_commit(postgres().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn unknown_database_urls_are_refused() {
+    let err = chatpay::store::connect("mysql://x").await.err().unwrap();
+    assert!(
+        err.to_string().contains("unsupported database URL"),
+        "{err}"
+    );
+}
