@@ -338,7 +338,7 @@ fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
     let mut out = json!({
         "text": text,
         "intent": intent,
-        "confidence": best.map_or(0.0, |b| b.confidence),
+        "confidence": best.map_or(0.0, |b| (f64::from(b.confidence) * 100.0).round() / 100.0),
         "slots": slots,
         "rule": best.map(|b| b.rule.clone()),
         "span": best.map(|b| [b.span.0, b.span.1]),
