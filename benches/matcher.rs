@@ -10,14 +10,19 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn corpus() -> (chatpay::intents::Matcher, Vec<String>) {
     let sources = chatpay::intents::embedded_sources();
-    let (matcher, corpus) = chatpay::intents::load_sources(&sources, 0.5, 0.08).expect("intents load");
+    let (matcher, corpus) =
+        chatpay::intents::load_sources(&sources, 0.5, 0.08).expect("intents load");
     let texts: Vec<String> = corpus.checks.into_iter().map(|c| c.text).collect();
     (matcher, texts)
 }
 
 fn bench(c: &mut Criterion) {
     let (matcher, texts) = corpus();
-    eprintln!("{} utterances, {} rules", texts.len(), matcher.rule_names().len());
+    eprintln!(
+        "{} utterances, {} rules",
+        texts.len(),
+        matcher.rule_names().len()
+    );
     let mut group = c.benchmark_group("matcher");
     group.throughput(Throughput::Elements(texts.len() as u64));
     group.bench_function("classify_all", |b| {
@@ -29,9 +34,13 @@ fn bench(c: &mut Criterion) {
     });
     let short = "I want to add payments";
     group.throughput(Throughput::Elements(1));
-    group.bench_function("classify_short", |b| b.iter(|| black_box(matcher.classify(black_box(short)))));
+    group.bench_function("classify_short", |b| {
+        b.iter(|| black_box(matcher.classify(black_box(short))))
+    });
     let chatty = "hey there! so I was thinking, could we maybe add payments to the site? my users keep asking, thx 🙏";
-    group.bench_function("classify_chatty", |b| b.iter(|| black_box(matcher.classify(black_box(chatty)))));
+    group.bench_function("classify_chatty", |b| {
+        b.iter(|| black_box(matcher.classify(black_box(chatty))))
+    });
     group.finish();
 }
 

@@ -320,11 +320,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
     let c = matcher.classify(text);
     let (intent, best, clarify) = match &c.outcome {
-        Outcome::Matched(m) => (Some(m.intent.clone()), Some(m), None),
+        Outcome::Matched(m) => (Some(m.intent.to_string()), Some(m), None),
         Outcome::Clarify(cs) => (
             None,
             cs.first(),
-            Some(cs.iter().map(|c| c.intent.clone()).collect::<Vec<_>>()),
+            Some(cs.iter().map(|c| c.intent.to_string()).collect::<Vec<_>>()),
         ),
         Outcome::Unsure(m) => (None, Some(m), None),
         Outcome::Nothing => (None, None, None),
@@ -340,7 +340,7 @@ fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
         "intent": intent,
         "confidence": best.map_or(0.0, |b| (f64::from(b.confidence) * 100.0).round() / 100.0),
         "slots": slots,
-        "rule": best.map(|b| b.rule.clone()),
+        "rule": best.map(|b| b.rule.to_string()),
         "span": best.map(|b| [b.span.0, b.span.1]),
     });
     if let Some(candidates) = clarify {

@@ -270,7 +270,7 @@ impl Actor {
                 let classification = self.inner.matcher.classify(&text);
                 let tag = match &classification.outcome {
                     Outcome::Matched(c) => Some(IntentTag {
-                        name: c.intent.clone(),
+                        name: c.intent.to_string(),
                         confidence: c.confidence,
                     }),
                     // Unsure or undecided (a clarify card asks): nothing matched.

@@ -505,7 +505,7 @@ impl Turn<'_, '_> {
                 }
                 let answers = candidates
                     .iter()
-                    .filter_map(|c| Some((c.intent.clone(), c.answer.clone()?)))
+                    .filter_map(|c| Some((c.intent.to_string(), c.answer.as_deref()?.to_owned())))
                     .collect();
                 self.show(
                     card,

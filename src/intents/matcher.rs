@@ -4,11 +4,12 @@
 //! I/O and no allocation beyond the result.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::normalize::{Normalized, Normalizer};
+use super::set::{MultiRegex, SetScratch};
 use super::slots::{SlotExtractor, SlotValue, Slots};
 
 /// What an automaton pattern means; one pattern can mean several things.
@@ -22,25 +23,24 @@ pub(super) enum Tag {
 
 #[derive(Debug, Clone)]
 pub(super) struct IntentInfo {
-    pub name: String,
+    pub name: Arc<str>,
     pub summary: String,
     pub label: String,
-    pub answer: Option<String>,
-    pub file: String,
+    pub answer: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct RuleInfo {
     pub intent: u16,
-    pub id: String,
     /// Bit per term group of the intent that must occur (for term rules).
     pub required: u64,
     /// Index into the regex set (for regex rules).
     pub regex: Option<usize>,
     pub weight: f32,
     pub negatable: bool,
-    pub topic: Option<String>,
-    pub line: usize,
+    pub topic: Option<Arc<str>>,
+    /// `file:line id`, for explanations.
+    pub label: Arc<str>,
 }
 
 /// The result of matching one utterance.
@@ -65,17 +65,17 @@ pub enum Outcome {
 /// One intent a rule matched, with how it matched (for explanations).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    pub intent: String,
+    pub intent: Arc<str>,
     pub confidence: f32,
     /// `file:line rule-id` of the rule that decided.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// Byte range in the original text that the rule matched.
     pub span: (usize, usize),
-    pub topic: Option<String>,
+    pub topic: Option<Arc<str>>,
     /// Named captures of a regex rule.
     pub captures: Slots,
     /// The fixed answer of a data-only intent.
-    pub answer: Option<String>,
+    pub answer: Option<Arc<str>>,
 }
 
 impl Classification {
@@ -104,8 +104,7 @@ pub struct Matcher {
     pub(super) tags: Vec<Vec<Tag>>,
     pub(super) intents: Vec<IntentInfo>,
     pub(super) rules: Vec<RuleInfo>,
-    pub(super) regex_set: RegexSet,
-    pub(super) regexes: Vec<Regex>,
+    pub(super) regexes: MultiRegex,
     pub(super) slots: SlotExtractor,
     pub(super) negation_window: usize,
     pub threshold: f32,
@@ -139,26 +138,23 @@ struct Scratch {
     suppressed: Vec<bool>,
     best: Vec<Option<Best>>,
     regex_hits: Vec<usize>,
+    ranked: Vec<(usize, usize, f32, (u32, u32))>,
+    rule_sets: SetScratch,
+    slot_sets: SetScratch,
+    slot_hits: Vec<usize>,
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// A DFA: a few hundred short phrases make a small one, and it is the fastest to scan.
 pub(super) fn build_automaton(patterns: &[String]) -> AhoCorasick {
     AhoCorasickBuilder::new()
         .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
         .build(patterns)
         .expect("term automaton compiles")
-}
-
-pub(super) fn build_regex_set(patterns: &[String]) -> Result<RegexSet, regex::Error> {
-    RegexSetBuilder::new(patterns)
-        // Hundreds of patterns need a bigger lazy-DFA cache than the 2 MiB default, or the DFA
-        // keeps clearing its cache and matching falls back to slower engines.
-        .dfa_size_limit(64 << 20)
-        .size_limit(64 << 20)
-        .build()
 }
 
 impl Matcher {
@@ -169,14 +165,14 @@ impl Matcher {
 
     /// Names of the loaded intents, in file order.
     pub fn intent_names(&self) -> impl Iterator<Item = &str> {
-        self.intents.iter().map(|i| i.name.as_str())
+        self.intents.iter().map(|i| &*i.name)
     }
 
     /// Summary and button label of an intent.
     pub fn describe(&self, intent: &str) -> Option<(&str, &str)> {
         self.intents
             .iter()
-            .find(|i| i.name == intent)
+            .find(|i| &*i.name == intent)
             .map(|i| (i.summary.as_str(), i.label.as_str()))
     }
 
@@ -184,19 +180,13 @@ impl Matcher {
     pub fn answer(&self, intent: &str) -> Option<&str> {
         self.intents
             .iter()
-            .find(|i| i.name == intent)
+            .find(|i| &*i.name == intent)
             .and_then(|i| i.answer.as_deref())
     }
 
     /// Rule identifiers, `file:line id`, for coverage reports.
     pub fn rule_names(&self) -> Vec<String> {
-        (0..self.rules.len()).map(|r| self.rule_name(r)).collect()
-    }
-
-    fn rule_name(&self, r: usize) -> String {
-        let rule = &self.rules[r];
-        let intent = &self.intents[rule.intent as usize];
-        format!("{}:{} {}", intent.file, rule.line, rule.id)
+        self.rules.iter().map(|r| r.label.to_string()).collect()
     }
 
     /// Classifies one utterance.
@@ -255,9 +245,8 @@ impl Matcher {
         }
 
         s.regex_hits.clear();
-        if !self.regexes.is_empty() {
-            s.regex_hits.extend(&self.regex_set.matches(&s.norm.text));
-        }
+        self.regexes
+            .matches(&s.norm.text, &mut s.rule_sets, &mut s.regex_hits);
 
         // The best rule per intent: (rule, confidence, span in normalized text).
         s.best.clear();
@@ -272,7 +261,7 @@ impl Matcher {
                     if !s.regex_hits.contains(&ix) {
                         continue;
                     }
-                    match self.regexes[ix].find(&s.norm.text) {
+                    match self.regexes.get(ix).find(&s.norm.text) {
                         Some(m) => (m.start() as u32, m.end() as u32),
                         None => continue,
                     }
@@ -307,21 +296,19 @@ impl Matcher {
         }
 
         // Each further rule that fired for the same intent is more evidence: +0.02, at most 0.99.
-        let mut ranked: Vec<(usize, usize, f32, (u32, u32))> = s
-            .best
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| {
-                b.map(|b| {
-                    let confidence = (b.weight + 0.02 * (b.count - 1) as f32).min(0.99);
-                    (i, b.rule, confidence, b.span)
-                })
+        let mut ranked = std::mem::take(&mut s.ranked);
+        ranked.clear();
+        ranked.extend(s.best.iter().enumerate().filter_map(|(i, b)| {
+            b.map(|b| {
+                let confidence = (b.weight + 0.02 * (b.count - 1) as f32).min(0.99);
+                (i, b.rule, confidence, b.span)
             })
-            .collect();
+        }));
         ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
 
         let mut slots = Slots::new();
-        self.slots.extract(text, &mut slots);
+        self.slots
+            .extract(text, &mut s.slot_sets, &mut s.slot_hits, &mut slots);
 
         let outcome = match ranked.first() {
             None => Outcome::Nothing,
@@ -329,15 +316,15 @@ impl Matcher {
                 Outcome::Unsure(self.candidate(text, &s.norm, ranked[0]))
             }
             Some(&(_, _, top, _)) => {
-                let close: Vec<_> = ranked
+                let close = ranked
                     .iter()
                     .take_while(|c| c.2 >= self.threshold && top - c.2 < self.clarify_margin)
                     .take(3)
-                    .collect();
-                if close.len() > 1 {
+                    .count();
+                if close > 1 {
                     Outcome::Clarify(
-                        close
-                            .into_iter()
+                        ranked[..close]
+                            .iter()
                             .map(|c| self.candidate(text, &s.norm, *c))
                             .collect(),
                     )
@@ -346,6 +333,7 @@ impl Matcher {
                 }
             }
         };
+        s.ranked = ranked;
         Classification { outcome, slots }
     }
 
@@ -397,9 +385,9 @@ impl Matcher {
         let rule = &self.rules[r];
         let mut captures = Slots::new();
         if let Some(ix) = rule.regex
-            && let Some(caps) = self.regexes[ix].captures(&norm.text)
+            && let Some(caps) = self.regexes.get(ix).captures(&norm.text)
         {
-            for name in self.regexes[ix].capture_names().flatten() {
+            for name in self.regexes.get(ix).capture_names().flatten() {
                 if let Some(m) = caps.name(name) {
                     captures.insert(name.to_owned(), SlotValue::Text(m.as_str().to_owned()));
                 }
@@ -408,7 +396,7 @@ impl Matcher {
         Candidate {
             intent: self.intents[intent].name.clone(),
             confidence: (confidence * 100.0).round() / 100.0,
-            rule: self.rule_name(r),
+            rule: Arc::clone(&rule.label),
             span: norm.original_span(text, span.0 as usize, span.1 as usize),
             topic: rule.topic.clone(),
             captures,

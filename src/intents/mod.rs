@@ -7,17 +7,21 @@
 mod format;
 mod matcher;
 mod normalize;
+mod set;
 mod slots;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use format::{IntentFile, LexiconFile, NoIntentFile, SlotsFile, line_of};
 pub use matcher::{Candidate, Classification, Matcher, Outcome};
-use matcher::{IntentInfo, RuleInfo, Tag, build_automaton, build_regex_set};
+use matcher::{IntentInfo, RuleInfo, Tag, build_automaton};
 pub use normalize::{Normalized, Normalizer};
+use set::MultiRegex;
+pub use set::ascii_word_boundaries;
 pub use slots::{SlotValue, Slots};
 
 /// The intents chatpay has built-in behaviour for.
@@ -295,15 +299,15 @@ pub fn load_sources(
                 regex_patterns.push(re.clone());
                 regex_patterns.len() - 1
             });
+            let line = line_of(&src.text, pos);
             rules.push(RuleInfo {
                 intent,
-                id: def.id.clone(),
                 required,
                 regex,
                 weight: def.weight,
                 negatable: def.negatable.unwrap_or(file.negatable),
-                topic: def.topic.clone(),
-                line: line_of(&src.text, pos),
+                topic: def.topic.as_deref().map(Arc::from),
+                label: Arc::from(format!("{}:{line} {}", src.name, def.id)),
             });
         }
         for unused in file.terms.keys().filter(|k| !groups.contains(&k.as_str())) {
@@ -334,27 +338,32 @@ pub fn load_sources(
             });
         }
         infos.push(IntentInfo {
-            name: file.name.clone(),
+            name: Arc::from(file.name.as_str()),
             summary: file.summary.clone(),
             label: file.label.clone().unwrap_or_else(|| file.summary.clone()),
-            answer: file.answer.clone(),
-            file: src.name.clone(),
+            answer: file.answer.as_deref().map(Arc::from),
         });
     }
 
-    let mut regexes = Vec::new();
+    // Each pattern alone first, to name the rule of a bad one; then all of them together.
     for (i, p) in regex_patterns.iter().enumerate() {
-        match regex::Regex::new(p) {
-            Ok(re) => regexes.push(re),
-            Err(e) => {
-                let rule = rules.iter().find(|r| r.regex == Some(i));
-                let place = rule.map_or(String::new(), |r| {
-                    format!("{}:{}", intents[r.intent as usize].0.name, r.line)
-                });
-                errors.push(format!("{place}: bad regex: {e}"));
-            }
+        if let Err(e) = regex::Regex::new(&ascii_word_boundaries(p)) {
+            let place = rules
+                .iter()
+                .find(|r| r.regex == Some(i))
+                .map_or(String::new(), |r| r.label.to_string());
+            errors.push(format!("{place}: bad regex: {e}"));
         }
     }
+    let regexes = match MultiRegex::new(&regex_patterns) {
+        Ok(set) => set,
+        Err(e) => {
+            if errors.is_empty() {
+                errors.push(format!("rule regexes: {e}"));
+            }
+            MultiRegex::new(&[]).expect("an empty set compiles")
+        }
+    };
 
     let (slot_name, slot_text, slot_defs) = slot_file;
     let slot_extractor = slots::SlotExtractor::new(
@@ -389,13 +398,6 @@ pub fn load_sources(
         });
     }
 
-    let regex_set = match build_regex_set(&regex_patterns) {
-        Ok(set) => set,
-        Err(e) => {
-            errors.push(format!("regex set: {e}"));
-            build_regex_set(&[]).expect("empty set compiles")
-        }
-    };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -405,7 +407,6 @@ pub fn load_sources(
         tags,
         intents: infos,
         rules,
-        regex_set,
         regexes,
         slots: slot_extractor,
         negation_window: lexicon.negation.window,
@@ -453,12 +454,12 @@ pub fn check(matcher: &Matcher, corpus: &Corpus) -> Vec<String> {
             Outcome::Nothing => "nothing".to_owned(),
         };
         let failure = match &c.expect {
-            Expect::Intent(want) => (got.matched().map(|m| &m.intent) != Some(want))
+            Expect::Intent(want) => (got.matched().map(|m| &*m.intent) != Some(want.as_str()))
                 .then(|| format!("expected {want}, got {}", describe())),
             Expect::NotIntent(not) => {
                 let hit = match &got.outcome {
-                    Outcome::Matched(m) => &m.intent == not,
-                    Outcome::Clarify(cs) => cs.iter().any(|m| &m.intent == not),
+                    Outcome::Matched(m) => *m.intent == **not,
+                    Outcome::Clarify(cs) => cs.iter().any(|m| *m.intent == **not),
                     _ => false,
                 };
                 hit.then(|| format!("must not be {not}, got {}", describe()))

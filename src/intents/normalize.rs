@@ -3,7 +3,7 @@
 //! misspellings fixed, punctuation and emoji removed. Every byte of the result remembers where in
 //! the original it came from, so a match can point at what the person wrote.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// Word-level replacements, compiled once.
 #[derive(Debug, Clone)]
@@ -83,6 +83,7 @@ impl Normalizer {
             .unzip();
         let replace = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&from)
             .expect("replacement table compiles");
         Normalizer { replace, with }
@@ -113,10 +114,15 @@ impl Normalizer {
             }
             copy_plain(scratch, copied, s, out);
             let from = scratch.origin[s];
-            push_str(out, &self.with[m.pattern().as_usize()], from);
+            push_replacement(out, &self.with[m.pattern().as_usize()], from);
             copied = e;
         }
-        copy_plain(scratch, copied, src.len(), out);
+        if copied == 0 && !src.contains(&b'\'') {
+            // Nothing to replace or drop: the first pass is the result.
+            std::mem::swap(scratch, out);
+        } else {
+            copy_plain(scratch, copied, src.len(), out);
+        }
         while out.text.ends_with(' ') {
             out.text.pop();
             out.origin.pop();
@@ -145,7 +151,7 @@ impl Normalizer {
     }
 }
 
-fn push_str(out: &mut Normalized, s: &str, from: u32) {
+fn push_replacement(out: &mut Normalized, s: &str, from: u32) {
     for b in s.bytes() {
         if b == b' ' && (out.text.is_empty() || out.text.ends_with(' ')) {
             continue;
@@ -155,87 +161,111 @@ fn push_str(out: &mut Normalized, s: &str, from: u32) {
     }
 }
 
+/// Appends `text[from..to]` of `src` with its origins.
+fn push_slice(src: &Normalized, from: usize, to: usize, out: &mut Normalized) {
+    if from < to {
+        out.text.push_str(&src.text[from..to]);
+        out.origin.extend_from_slice(&src.origin[from..to]);
+    }
+}
+
 /// Copies `scratch.text[from..to]`, dropping apostrophes ("stripe's" -> "stripe", "cust'mers" ->
-/// "custmers") and collapsing spaces.
-fn copy_plain(scratch: &Normalized, from: usize, to: usize, out: &mut Normalized) {
+/// "custmers") and never doubling a space.
+fn copy_plain(scratch: &Normalized, mut from: usize, to: usize, out: &mut Normalized) {
     let src = scratch.text.as_bytes();
-    let mut i = from;
-    while i < to {
-        let b = src[i];
-        if b == b'\'' {
-            // A possessive "'s" goes entirely.
-            let possessive =
-                i + 1 < to && src[i + 1] == b's' && (i + 2 >= src.len() || src[i + 2] == b' ');
-            i += if possessive { 2 } else { 1 };
-            continue;
+    if from < to && src[from] == b' ' && (out.text.is_empty() || out.text.ends_with(' ')) {
+        from += 1;
+    }
+    while from < to {
+        match src[from..to].iter().position(|&b| b == b'\'') {
+            None => {
+                push_slice(scratch, from, to, out);
+                return;
+            }
+            Some(at) => {
+                let quote = from + at;
+                push_slice(scratch, from, quote, out);
+                // A possessive "'s" goes entirely.
+                let possessive = quote + 1 < to
+                    && src[quote + 1] == b's'
+                    && (quote + 2 >= src.len() || src[quote + 2] == b' ');
+                from = quote + if possessive { 2 } else { 1 };
+            }
         }
-        if b == b' ' && (out.text.is_empty() || out.text.ends_with(' ')) {
+    }
+}
+
+/// What each ASCII byte becomes: its lowercase form if it is part of a word, 0 for a word break.
+const ASCII: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() || c == b'\'' || c == b'_' {
+            c.to_ascii_lowercase()
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// Lowercase, fold accents and apostrophes, turn everything that is not part of a word into a
+/// single space. Works on bytes (one table lookup per ASCII byte) and hands the buffer back as
+/// a `String` without copying.
+fn first_pass(input: &str, out: &mut Normalized) {
+    let mut buf = std::mem::take(&mut out.text).into_bytes();
+    buf.clear();
+    buf.reserve(input.len() + 8);
+    out.origin.clear();
+    out.origin.reserve(input.len() + 8);
+    let bytes = input.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 128 {
+            let m = ASCII[b as usize];
+            if m != 0 {
+                buf.push(m);
+                out.origin.push(i as u32);
+            } else if buf.last().is_some_and(|&l| l != b' ') {
+                buf.push(b' ');
+                out.origin.push(i as u32);
+            }
             i += 1;
             continue;
         }
-        // The scratch text is ASCII except for letters of other scripts, copied whole.
-        let ch_len = utf8_len(b);
-        out.text.push_str(&scratch.text[i..i + ch_len]);
-        for _ in 0..ch_len {
-            out.origin.push(scratch.origin[i]);
-        }
-        i += ch_len;
-    }
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        _ => 4,
-    }
-}
-
-/// Lowercase, fold accents and apostrophes, turn everything that is not part of a word into a
-/// single space.
-fn first_pass(input: &str, out: &mut Normalized) {
-    out.text.clear();
-    out.origin.clear();
-    let space = |out: &mut Normalized, at: usize| {
-        if !out.text.is_empty() && !out.text.ends_with(' ') {
-            out.text.push(' ');
-            out.origin.push(at as u32);
-        }
-    };
-    for (i, c) in input.char_indices() {
-        if c.is_ascii() {
-            let b = c as u8;
-            if b.is_ascii_alphanumeric() || b == b'\'' || b == b'_' {
-                out.text.push(b.to_ascii_lowercase() as char);
-                out.origin.push(i as u32);
-            } else {
-                space(out, i);
-            }
-        } else if let Some(folded) = fold(c) {
+        let c = input[i..].chars().next().expect("a char starts here");
+        let mut utf8 = [0u8; 4];
+        let mut push = |buf: &mut Vec<u8>, origin: &mut Vec<u32>, s: &[u8]| {
+            buf.extend_from_slice(s);
+            origin.extend(std::iter::repeat_n(i as u32, s.len()));
+        };
+        if let Some(folded) = fold(c) {
+            // Emoji read as whole words ("card"), accents fold inside a word ("café").
             let standalone = folded.len() > 1 && folded != "ss";
-            if standalone {
-                space(out, i);
+            if standalone && buf.last().is_some_and(|&l| l != b' ') {
+                push(&mut buf, &mut out.origin, b" ");
             }
-            for b in folded.bytes() {
-                out.text.push(b as char);
-                out.origin.push(i as u32);
-            }
+            push(&mut buf, &mut out.origin, folded.as_bytes());
             if standalone {
-                space(out, i);
+                push(&mut buf, &mut out.origin, b" ");
             }
         } else if c.is_alphanumeric() {
             for lc in c.to_lowercase() {
-                let mut buf = [0u8; 4];
-                for _ in lc.encode_utf8(&mut buf).bytes() {
-                    out.origin.push(i as u32);
-                }
-                out.text.push(lc);
+                push(
+                    &mut buf,
+                    &mut out.origin,
+                    lc.encode_utf8(&mut utf8).as_bytes(),
+                );
             }
-        } else {
-            space(out, i);
+        } else if buf.last().is_some_and(|&l| l != b' ') {
+            push(&mut buf, &mut out.origin, b" ");
         }
+        i += c.len_utf8();
     }
+    out.text = String::from_utf8(buf).expect("ASCII bytes and whole UTF-8 characters");
 }
 
 #[cfg(test)]

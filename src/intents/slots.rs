@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use regex::{Captures, Regex, RegexSet, RegexSetBuilder};
+use regex::Captures;
 use serde::{Deserialize, Serialize};
 
 use super::format::{SlotDef, SlotKind};
+use super::set::{MultiRegex, SetScratch};
 use crate::domain::{Currency, Money};
 
 /// A slot's value.
@@ -33,18 +34,18 @@ impl SlotValue {
 
 pub type Slots = BTreeMap<String, SlotValue>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SlotExtractor {
-    set: RegexSet,
-    defs: Vec<(String, SlotKind, Regex)>,
+    set: MultiRegex,
+    defs: Vec<(String, SlotKind)>,
 }
 
 impl SlotExtractor {
     pub fn new(defs: &[SlotDef]) -> Result<SlotExtractor, String> {
-        let mut compiled = Vec::with_capacity(defs.len());
-        for d in defs {
-            let re = Regex::new(&d.regex).map_err(|e| format!("slot {}: {e}", d.name))?;
-            let names: Vec<&str> = re.capture_names().flatten().collect();
+        let patterns: Vec<String> = defs.iter().map(|d| d.regex.clone()).collect();
+        let set = MultiRegex::new(&patterns).map_err(|e| format!("slot patterns: {e}"))?;
+        for (i, d) in defs.iter().enumerate() {
+            let names: Vec<&str> = set.get(i).capture_names().flatten().collect();
             let needs: &[&[&str]] = match d.kind {
                 SlotKind::Text => &[&["value"]],
                 SlotKind::Amount => &[&["number"], &["symbol", "code"]],
@@ -60,35 +61,40 @@ impl SlotExtractor {
                     ));
                 }
             }
-            compiled.push((d.name.clone(), d.kind, re));
         }
-        let set = RegexSetBuilder::new(defs.iter().map(|d| d.regex.as_str()))
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(SlotExtractor {
             set,
-            defs: compiled,
+            defs: defs.iter().map(|d| (d.name.clone(), d.kind)).collect(),
         })
     }
 
     /// Every slot found in `text`; for a slot with several patterns the first that yields a
     /// value wins.
-    pub fn extract(&self, text: &str, into: &mut Slots) {
-        if self.defs.is_empty() {
-            return;
-        }
-        for i in self.set.matches(text).iter() {
-            let (name, kind, re) = &self.defs[i];
+    pub fn extract(
+        &self,
+        text: &str,
+        scratch: &mut SetScratch,
+        hits: &mut Vec<usize>,
+        into: &mut Slots,
+    ) {
+        hits.clear();
+        self.set.matches(text, scratch, hits);
+        for &i in hits.iter() {
+            let (name, kind) = &self.defs[i];
             if into.contains_key(name) {
                 continue;
             }
-            let value = re.captures_iter(text).find_map(|caps| match kind {
-                SlotKind::Text => caps
-                    .name("value")
-                    .map(|m| SlotValue::Text(m.as_str().to_owned())),
-                SlotKind::Amount => amount(&caps).map(SlotValue::Amount),
-                SlotKind::Date => date(&caps).map(SlotValue::Date),
-            });
+            let value = self
+                .set
+                .get(i)
+                .captures_iter(text)
+                .find_map(|caps| match kind {
+                    SlotKind::Text => caps
+                        .name("value")
+                        .map(|m| SlotValue::Text(m.as_str().to_owned())),
+                    SlotKind::Amount => amount(&caps).map(SlotValue::Amount),
+                    SlotKind::Date => date(&caps).map(SlotValue::Date),
+                });
             if let Some(v) = value {
                 into.insert(name.clone(), v);
             }
