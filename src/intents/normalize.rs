@@ -238,7 +238,7 @@ fn first_pass(input: &str, out: &mut Normalized) {
         }
         let c = input[i..].chars().next().expect("a char starts here");
         let mut utf8 = [0u8; 4];
-        let mut push = |buf: &mut Vec<u8>, origin: &mut Vec<u32>, s: &[u8]| {
+        let push = |buf: &mut Vec<u8>, origin: &mut Vec<u32>, s: &[u8]| {
             buf.extend_from_slice(s);
             origin.extend(std::iter::repeat_n(i as u32, s.len()));
         };

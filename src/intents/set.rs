@@ -93,8 +93,9 @@ impl MultiRegex {
         })
     }
 
-    /// Whether a literal prefilter guards the search (for tests and diagnostics).
-    pub fn has_prefilter(&self) -> bool {
+    /// Whether a literal prefilter guards the search.
+    #[cfg(test)]
+    fn has_prefilter(&self) -> bool {
         self.prefilter.is_some()
     }
 
