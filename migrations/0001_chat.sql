@@ -34,4 +34,4 @@ CREATE TABLE frames (
     created_at      BIGINT NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 );
-CREATE INDEX frames_by_reply ON frames (conversation_id, reply_to);
+CREATE INDEX frames_by_reply ON frames (conversation_id, reply_to) WHERE reply_to IS NOT NULL;

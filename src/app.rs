@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -120,7 +121,13 @@ impl Application {
         tracing::info!(address = %self.address, "chatpay listening");
         let shutdown = self.shutdown;
         let app = router(self.state);
-        axum::serve(self.listener, app)
+        // Chat frames are small: send them now, not when Nagle's algorithm decides to.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 signal.await;
                 tracing::info!("stopping");

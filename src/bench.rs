@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// The server's process id, to read its memory (with --server).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// With --idle: all connections join one project's conversation (measures the connection
+    /// alone, without a loaded conversation per connection).
+    #[arg(long)]
+    pub same_project: bool,
 }
 
 /// A server process started for the benchmark.
@@ -141,7 +145,7 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(ws_url: &str, token: &str, project: &str) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(ws_url, None, true).await?;
     let hello = json!({ "type": "hello", "token": token, "project": project });
     ws.send(Message::Text(hello.to_string().into())).await?;
     loop {
@@ -179,7 +183,11 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     };
     let ws_url = format!("{}/v1/chat", url.replacen("http", "ws", 1));
     let http = HttpClient::new(Duration::from_secs(30));
-    let n = args.idle.unwrap_or(args.connections);
+    let n = match (args.idle, args.same_project) {
+        (Some(_), true) => 1,
+        (Some(n), false) => n,
+        (None, _) => args.connections,
+    };
     eprintln!("creating {n} projects on {url}");
     let mut projects = Vec::with_capacity(n);
     let auth = format!("Bearer {token}");
@@ -197,11 +205,16 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         projects.push(res.json()?["id"].as_str().unwrap_or_default().to_owned());
     }
 
-    if args.idle.is_some() {
-        return idle(&ws_url, &token, &projects, pid).await;
+    if let Some(count) = args.idle {
+        let targets: Vec<String> = (0..count)
+            .map(|i| projects[i % projects.len()].clone())
+            .collect();
+        return idle(&ws_url, &token, &targets, pid).await;
     }
 
     let per_connection_rate = (args.rate > 0).then(|| args.rate as f64 / n as f64);
+    // Every connection is opened before any sends: the run measures steady traffic.
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let turns = Arc::new(AtomicU64::new(0));
@@ -211,10 +224,13 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         let ws = open(&ws_url, &token, project).await?;
         let (measuring, stop, turns) = (measuring.clone(), stop.clone(), turns.clone());
         let pipeline = args.pipeline.max(1);
+        let mut go = go_rx.clone();
         tasks.push(tokio::spawn(async move {
+            let _ = go.wait_for(|go| *go).await;
             drive(ws, i, per_connection_rate, pipeline, measuring, stop, turns).await
         }));
     }
+    let _ = go_tx.send(true);
     eprintln!("warming up for {}s", args.warmup);
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let rss_before = pid.and_then(rss_kib);

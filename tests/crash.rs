@@ -45,9 +45,10 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn join(addr: &str, token: &str, project: &str, resume: i64) -> (Ws, i64) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/chat"))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/chat"), None, true)
+            .await
+            .unwrap();
     let hello =
         json!({ "type": "hello", "token": token, "project": project, "resume_after": resume });
     ws.send(Message::Text(hello.to_string().into()))

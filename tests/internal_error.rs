@@ -58,7 +58,7 @@ async fn a_storage_failure_is_an_internal_error_frame() {
         .await
         .unwrap();
     let project = res.json().unwrap()["id"].as_str().unwrap().to_owned();
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(server.ws_url(), None, true)
         .await
         .unwrap();
     let hello = json!({ "type": "hello", "token": token, "project": project });

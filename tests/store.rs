@@ -56,7 +56,7 @@ fn frame(seq: i64, reply_to: Option<&str>) -> StoredFrame {
     StoredFrame {
         seq,
         reply_to: reply_to.map(str::to_owned),
-        body: format!("{{\"seq\":{seq}}}"),
+        body: Arc::from(format!("{{\"seq\":{seq}}}")),
     }
 }
 
@@ -65,7 +65,10 @@ fn turn(conversation: &ConversationId, prev: i64, frames: Vec<StoredFrame>) -> T
         conversation: conversation.clone(),
         prev_seq: prev,
         last_seq: prev + frames.len() as i64,
-        state: format!("{{\"at\":{}}}", prev + frames.len() as i64),
+        state: Some(Arc::from(format!(
+            "{{\"at\":{}}}",
+            prev + frames.len() as i64
+        ))),
         frames,
         extra: Vec::new(),
     }
@@ -120,6 +123,15 @@ async fn contract(store: DynStore) {
         .unwrap();
     let c = store.conversation(&conv).await.unwrap().unwrap();
     assert_eq!((c.last_seq, c.state.as_str()), (3, "{\"at\":3}"));
+    // A turn that leaves the state as it was moves only the seq.
+    let mut t = turn(&conv, 3, vec![]);
+    t.state = None;
+    t.last_seq = 3;
+    store.commit_turn(t).await.unwrap();
+    assert_eq!(
+        store.conversation(&conv).await.unwrap().unwrap().state,
+        "{\"at\":3}"
+    );
     let all = store.frames_after(&conv, 0, 100).await.unwrap();
     assert_eq!(all.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(

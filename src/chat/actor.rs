@@ -18,20 +18,22 @@ use crate::intents::Outcome;
 use crate::store::{ConnectionRecord, ExtraWrite, ProjectRecord, StoredFrame, TurnWrite};
 use crate::stripe::Gateway;
 
+/// What an actor is asked. Payloads are boxed so that a message, and so the mailbox every
+/// loaded conversation allocates, stays small.
 pub(crate) enum Msg {
     Turn {
-        cmd: Command,
+        cmd: Box<Command>,
         reply: oneshot::Sender<Result<TurnReply, ChatError>>,
     },
     Outside {
-        event: Outside,
+        event: Box<Outside>,
         /// The webhook event this input applies; marked handled with the turn.
         ledger: Option<String>,
         reply: Option<oneshot::Sender<Result<FlowView, ChatError>>>,
     },
     Done {
         op: u64,
-        result: Result<CallOutput, CallError>,
+        result: Box<Result<CallOutput, CallError>>,
     },
     LastSeq {
         reply: oneshot::Sender<Result<i64, ChatError>>,
@@ -69,20 +71,27 @@ pub(super) fn spawn(
     frames: broadcast::Sender<OutFrame>,
 ) {
     tokio::spawn(async move {
-        let actor =
-            match Actor::load(inner.clone(), conversation.clone(), &project, me, frames).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::error!(%conversation, error = ?e, "could not load conversation");
-                    rx.close();
-                    while let Some(msg) = rx.recv().await {
-                        fail(msg, || {
-                            ChatError::Internal(anyhow::anyhow!("conversation failed to load"))
-                        });
-                    }
-                    return;
+        // Boxed: the loading state (database futures) must not stay in the task's size.
+        let loading = Box::pin(Actor::load(
+            inner.clone(),
+            conversation.clone(),
+            &project,
+            me,
+            frames,
+        ));
+        let actor = match loading.await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(%conversation, error = ?e, "could not load conversation");
+                rx.close();
+                while let Some(msg) = rx.recv().await {
+                    fail(msg, || {
+                        ChatError::Internal(anyhow::anyhow!("conversation failed to load"))
+                    });
                 }
-            };
+                return;
+            }
+        };
         actor.resume_calls();
         actor.run(rx).await;
     });
@@ -183,7 +192,7 @@ impl Actor {
     async fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Turn { cmd, reply } => {
-                let result = self.turn(cmd).await;
+                let result = Box::pin(self.turn(*cmd)).await;
                 let _ = reply.send(result);
             }
             Msg::Outside {
@@ -191,26 +200,19 @@ impl Actor {
                 ledger,
                 reply,
             } => {
-                let result = self
-                    .apply(Input::Outside(event), None, None, ledger.as_deref())
-                    .await;
+                let result =
+                    Box::pin(self.apply(Input::Outside(*event), None, None, ledger.as_deref()))
+                        .await;
                 if let Some(reply) = reply {
                     let _ = reply.send(result.map(|_| self.view()));
                 }
             }
             Msg::Done { op, result } => {
-                if let Err(e) = self
-                    .apply(
-                        Input::Done {
-                            op,
-                            result: result.clone(),
-                        },
-                        None,
-                        None,
-                        None,
-                    )
-                    .await
-                {
+                let input = Input::Done {
+                    op,
+                    result: *result,
+                };
+                if let Err(e) = Box::pin(self.apply(input, None, None, None)).await {
                     tracing::error!(conversation = %self.conversation, op, error = ?e, "could not store a Stripe result; retrying the call");
                     // The call is still pending in the stored state; run it again (same key).
                     if let Some(p) = self.state.pending.iter().find(|p| p.op == op) {
@@ -338,7 +340,7 @@ impl Actor {
             Ok(StoredFrame {
                 seq,
                 reply_to: reply_to.map(str::to_owned),
-                body: serde_json::to_string(body).map_err(anyhow::Error::new)?,
+                body: Arc::from(serde_json::to_string(body).map_err(anyhow::Error::new)?),
             })
         };
         for effect in &effects {
@@ -422,13 +424,14 @@ impl Actor {
             return Ok(());
         }
         let last_seq = self.last_seq + bodies.len() as i64;
+        let state_changed = state_json != self.state_json;
         self.inner
             .store
             .commit_turn(TurnWrite {
                 conversation: self.conversation.clone(),
                 prev_seq: self.last_seq,
                 last_seq,
-                state: state_json.clone(),
+                state: state_changed.then(|| Arc::from(state_json.as_str())),
                 frames: bodies.clone(),
                 extra,
             })
@@ -470,7 +473,12 @@ impl Actor {
         let key = format!("chatpay:{}:{}:{}", self.conversation, op, call.name());
         tokio::spawn(async move {
             let result = execute(&*gateway, mode, &call, &key).await;
-            let _ = me.send(Msg::Done { op, result }).await;
+            let _ = me
+                .send(Msg::Done {
+                    op,
+                    result: Box::new(result),
+                })
+                .await;
         });
     }
 }

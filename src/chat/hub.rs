@@ -14,9 +14,11 @@ use super::actor::{self, Msg};
 use super::message::OutFrame;
 use crate::domain::{ConversationId, ProjectId};
 
-/// Frames a slow client may fall behind by before it re-reads from the store.
-const BROADCAST_CAPACITY: usize = 256;
-const MAILBOX: usize = 1024;
+/// Frames a slow client may fall behind by before it re-reads them from the store. Small on
+/// purpose: the buffer is allocated up front for every loaded conversation, and catching up from
+/// the store is correct and cheap.
+const BROADCAST_CAPACITY: usize = 16;
+const MAILBOX: usize = 256;
 
 /// A way to reach one conversation's actor.
 #[derive(Clone)]

@@ -264,7 +264,12 @@ impl Engine {
     /// Applies a client command to the conversation behind `handle`.
     pub async fn turn(&self, handle: &ActorHandle, cmd: Command) -> Result<TurnReply, ChatError> {
         let (tx, rx) = oneshot::channel();
-        handle.send(Msg::Turn { cmd, reply: tx }).await?;
+        handle
+            .send(Msg::Turn {
+                cmd: Box::new(cmd),
+                reply: tx,
+            })
+            .await?;
         rx.await.map_err(|_| ChatError::Unavailable)?
     }
 
@@ -286,7 +291,7 @@ impl Engine {
         let (tx, rx) = oneshot::channel();
         handle
             .send(Msg::Outside {
-                event,
+                event: Box::new(event),
                 ledger: None,
                 reply: Some(tx),
             })
@@ -376,11 +381,11 @@ impl Engine {
             .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?;
         handle
             .send(Msg::Outside {
-                event: Outside::LinkIssued {
+                event: Box::new(Outside::LinkIssued {
                     nonce: nonce.to_owned(),
                     url: link.url.clone(),
                     expires_at: link.expires_at,
-                },
+                }),
                 ledger: None,
                 reply: None,
             })
@@ -438,7 +443,7 @@ impl Engine {
             let (tx, rx) = oneshot::channel();
             handle
                 .send(Msg::Outside {
-                    event: o,
+                    event: Box::new(o),
                     ledger: Some(event.id.clone()),
                     reply: Some(tx),
                 })
@@ -482,7 +487,7 @@ impl Engine {
 fn to_out(f: StoredFrame) -> OutFrame {
     OutFrame {
         seq: f.seq,
-        json: Arc::from(f.body),
+        json: f.body,
     }
 }
 

@@ -255,6 +255,8 @@ fn payouts(turn: &mut Turn<'_, '_>, slots: &Slots) {
             "Connect Stripe to get paid.".to_owned(),
         );
         card.actions = vec![Action::secondary("add_payments", "Add payments")];
+        // Like the help card, only the newest of these stays clickable.
+        turn.drop_cards(|c| c.owner != super::Owner::Help);
         turn.show(card, super::Owner::Help);
     }
 }

@@ -334,8 +334,6 @@ pub struct ActiveFlow {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConversationState {
     #[serde(default)]
-    next_card: u64,
-    #[serde(default)]
     next_op: u64,
     #[serde(default)]
     next_flow: u64,
@@ -361,6 +359,8 @@ pub(crate) struct Turn<'s, 'f> {
     pub effects: Vec<Effect>,
     /// The project's connection as this turn leaves it (saved or dropped by its effects).
     pub connection: Option<Connection>,
+    /// Cards made in this turn (part of their ids).
+    cards_made: u32,
 }
 
 impl ConversationState {
@@ -372,6 +372,7 @@ impl ConversationState {
             facts,
             effects: Vec::new(),
             connection: facts.connection.cloned(),
+            cards_made: 0,
         };
         match input {
             Input::Say(c) => turn.say(c),
@@ -419,12 +420,14 @@ impl Turn<'_, '_> {
         self.effects.push(Effect::Reply(text.into()));
     }
 
-    /// Allocates a card id unique to this conversation.
+    /// A card id unique to this conversation: the conversation, this input's fresh token and
+    /// a count within the turn. (No counter in the state: a turn that only answers leaves the
+    /// stored state as it was.)
     pub(crate) fn card_id(&mut self) -> String {
-        self.state.next_card += 1;
+        self.cards_made += 1;
         let conv = self.facts.conversation.as_str();
         let tail = conv.strip_prefix("cnv_").unwrap_or(conv);
-        format!("crd_{tail}_{}", self.state.next_card)
+        format!("crd_{tail}_{}{}", self.facts.fresh, self.cards_made)
     }
 
     /// Builds a card in the project's mode.

@@ -12,6 +12,7 @@ struct World {
     labels: BTreeMap<String, String>,
     backend: bool,
     connection: Option<Connection>,
+    inputs: u32,
 }
 
 impl World {
@@ -27,10 +28,13 @@ impl World {
             labels: BTreeMap::new(),
             backend,
             connection: None,
+            inputs: 0,
         }
     }
 
     fn input(&mut self, input: Input<'_>) -> Result<Vec<Effect>, Refusal> {
+        self.inputs += 1;
+        let fresh = format!("n{}x", self.inputs);
         let facts = Facts {
             conversation: &self.conversation,
             backend: self.backend,
@@ -39,7 +43,7 @@ impl World {
             now_ms: 1_795_000_000_000,
             links: &self.links,
             labels: &self.labels,
-            fresh: "nonce1",
+            fresh: &fresh,
         };
         let effects = self.state.handle(input, &facts)?;
         for e in &effects {

@@ -195,7 +195,7 @@ impl Matcher {
     /// ```
     /// let matcher = chatpay::intents::load_embedded(0.5, 0.08).unwrap();
     /// let c = matcher.classify("I wanna add payments to my app");
-    /// assert_eq!(c.matched().unwrap().intent, "add_payments");
+    /// assert_eq!(&*c.matched().unwrap().intent, "add_payments");
     /// assert!(matcher.classify("I don't want payments yet").matched().is_none());
     /// ```
     pub fn classify(&self, text: &str) -> Classification {

@@ -36,7 +36,7 @@ impl Client {
 
     /// Opens the WebSocket without saying hello.
     pub async fn open(&mut self, url: &str) -> anyhow::Result<()> {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .with_context(|| format!("connecting to {url}"))?;
         self.ws = Some(ws);

@@ -67,12 +67,13 @@ pub struct ConversationRecord {
     pub state: String,
 }
 
-/// A conversation frame as stored: its number, the client frame that caused it, its JSON.
+/// A conversation frame as stored: its number, the client frame that caused it, its JSON
+/// (shared, not copied, between the store and the clients it is sent to).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFrame {
     pub seq: i64,
     pub reply_to: Option<String>,
-    pub body: String,
+    pub body: Arc<str>,
 }
 
 /// The Stripe account connected to a project in one mode, with the last state we know of it.
@@ -110,7 +111,8 @@ pub struct TurnWrite {
     /// The `last_seq` this turn started from; a different stored value is a conflict.
     pub prev_seq: i64,
     pub last_seq: i64,
-    pub state: String,
+    /// The new state, or `None` if the turn left it as it was.
+    pub state: Option<Arc<str>>,
     pub frames: Vec<StoredFrame>,
     /// Other rows that must change with this turn.
     pub extra: Vec<ExtraWrite>,

@@ -14,20 +14,22 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use super::{DynStore, StoreError, StoreResult};
 
+/// One embedded migration.
+fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
+    Migration::new(
+        version,
+        Cow::Borrowed(name),
+        MigrationType::Simple,
+        AssertSqlSafe(sql).into_sql_str(),
+        false,
+    )
+}
+
 /// Embedded migrations, shared by both backends (their SQL is portable).
 fn migrator() -> Migrator {
-    let m = |version, name: &'static str, sql: &'static str| {
-        Migration::new(
-            version,
-            Cow::Borrowed(name),
-            MigrationType::Simple,
-            AssertSqlSafe(sql).into_sql_str(),
-            false,
-        )
-    };
     Migrator::with_migrations(vec![
-        m(1, "chat", include_str!("../../migrations/0001_chat.sql")),
-        m(
+        migration(1, "chat", include_str!("../../migrations/0001_chat.sql")),
+        migration(
             2,
             "stripe",
             include_str!("../../migrations/0002_stripe.sql"),
@@ -48,37 +50,79 @@ pub async fn connect(url: &str) -> StoreResult<DynStore> {
     }
 }
 
-/// `INSERT INTO frames … VALUES ($1,…),($6,…)` for `rows` rows.
-fn frames_insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES ",
-    );
-    for r in 0..rows {
-        let b = r * 5;
-        if r > 0 {
-            sql.push(',');
+/// How a backend numbers parameters in generated multi-row statements. SQLite gets plain `?`:
+/// with `$N` names, preparing a statement of a thousand parameters is quadratic in SQLite.
+#[derive(Clone, Copy)]
+enum Params {
+    Question,
+    Dollar,
+}
+
+impl Params {
+    /// `rows` groups of `width` parameters, numbered in text order.
+    fn rows(self, rows: usize, width: usize) -> String {
+        let mut out = String::with_capacity(rows * width * 5);
+        for r in 0..rows {
+            out.push_str(if r > 0 { ",(" } else { "(" });
+            for c in 0..width {
+                if c > 0 {
+                    out.push(',');
+                }
+                match self {
+                    Params::Question => out.push('?'),
+                    Params::Dollar => {
+                        out.push('$');
+                        out.push_str(&(r * width + c + 1).to_string());
+                    }
+                }
+            }
+            out.push(')');
         }
-        sql.push_str(&format!(
-            "(${},${},${},${},${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5
-        ));
+        out
     }
-    sql
+}
+
+/// `INSERT INTO frames … VALUES (…),(…)` for `rows` rows.
+fn frames_insert_sql(params: Params, rows: usize) -> String {
+    format!(
+        "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES {}",
+        params.rows(rows, 5)
+    )
 }
 
 /// Rows per multi-row frame insert (5 parameters each, well under both backends' limits).
 const FRAME_ROWS_PER_INSERT: usize = 200;
 
+/// Turns per multi-row conversation update (5 parameters each).
+const TURNS_PER_UPDATE: usize = 200;
+
+/// Moves `turns` conversations forward in one statement, each only from the seq its turn started
+/// at. `VALUES` columns are `column1…` in both SQLite and PostgreSQL: (id, prev_seq, last_seq,
+/// state, time).
+fn turns_update_sql(params: Params, turns: usize) -> String {
+    format!(
+        "UPDATE conversations SET last_seq = v.column3, \
+         state = COALESCE(v.column4, conversations.state), updated_at = v.column5 \
+         FROM (VALUES {}) AS v \
+         WHERE conversations.id = v.column1 AND conversations.last_seq = v.column2 \
+         RETURNING conversations.id",
+        params.rows(turns, 5)
+    )
+}
+
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $backend:literal) => {
+    ($store:ident, $db:ty, $pool:ty, $backend:literal, $params:expr) => {
         use async_trait::async_trait;
         use sqlx::Row;
 
-        use super::{FRAME_ROWS_PER_INSERT, frames_insert_sql};
+        use std::collections::HashSet;
+        use std::sync::Arc;
+
+        use super::{
+            FRAME_ROWS_PER_INSERT, Params, TURNS_PER_UPDATE, frames_insert_sql, turns_update_sql,
+        };
+
+        const PARAMS: Params = $params;
         use crate::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
         use crate::store::writer::Writer;
         use crate::store::{
@@ -125,22 +169,34 @@ macro_rules! sql_store {
 
         async fn commit_together(pool: &$pool, turns: &[TurnWrite]) -> StoreResult<Vec<StoreResult<()>>> {
             let now = now_millis();
+            let t0 = std::time::Instant::now();
             let mut tx = pool.begin().await?;
+            let t_begin = t0.elapsed();
+            // One UPDATE per chunk of turns (not one per turn): each row moves only from the seq
+            // its turn started at; the rows returned are the turns that won.
+            let mut won: HashSet<&str> = HashSet::with_capacity(turns.len());
+            for chunk in turns.chunks(TURNS_PER_UPDATE) {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(turns_update_sql(PARAMS, chunk.len())));
+                for t in chunk {
+                    q = q
+                        .bind(t.conversation.as_str())
+                        .bind(t.prev_seq)
+                        .bind(t.last_seq)
+                        .bind(t.state.as_deref())
+                        .bind(now);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let id: String = row.try_get("id")?;
+                    if let Some(t) = chunk.iter().find(|t| t.conversation.as_str() == id) {
+                        won.insert(t.conversation.as_str());
+                    }
+                }
+            }
+            let t_update = t0.elapsed();
             let mut results = Vec::with_capacity(turns.len());
             let mut frames: Vec<(&ConversationId, &StoredFrame)> = Vec::new();
             for turn in turns {
-                let updated = sqlx::query(
-                    "UPDATE conversations SET last_seq = $1, state = $2, updated_at = $3 \
-                     WHERE id = $4 AND last_seq = $5",
-                )
-                .bind(turn.last_seq)
-                .bind(&turn.state)
-                .bind(now)
-                .bind(turn.conversation.as_str())
-                .bind(turn.prev_seq)
-                .execute(&mut *tx)
-                .await?;
-                if updated.rows_affected() != 1 {
+                if !won.contains(turn.conversation.as_str()) {
                     results.push(Err(StoreError::Conflict(format!(
                         "conversation {} is no longer at seq {}",
                         turn.conversation, turn.prev_seq
@@ -154,20 +210,35 @@ macro_rules! sql_store {
                 results.push(Ok(()));
             }
             for chunk in frames.chunks(FRAME_ROWS_PER_INSERT) {
-                let sql = frames_insert_sql(chunk.len());
+                let sql = frames_insert_sql(PARAMS, chunk.len());
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (conversation, f) in chunk {
                     q = q
                         .bind(conversation.as_str())
                         .bind(f.seq)
                         .bind(f.reply_to.as_deref())
-                        .bind(f.body.as_str())
+                        .bind(&*f.body)
                         .bind(now);
                 }
                 q.execute(&mut *tx).await?;
             }
+            let t_insert = t0.elapsed();
             tx.commit().await?;
+            tracing::trace!(?t_begin, ?t_update, ?t_insert, total = ?t0.elapsed(), "commit phases");
             Ok(results)
+        }
+
+        async fn insert_conversation(tx: &mut sqlx::Transaction<'static, Db>, project: &ProjectId) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO conversations (id, project_id, last_seq, state, updated_at) \
+                 VALUES ($1, $2, 0, '{}', $3) ON CONFLICT (project_id) DO NOTHING",
+            )
+            .bind(ConversationId::generate().as_str())
+            .bind(project.as_str())
+            .bind(now_millis())
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
         }
 
         async fn apply_extra(
@@ -250,7 +321,7 @@ macro_rules! sql_store {
             Ok(StoredFrame {
                 seq: row.try_get("seq")?,
                 reply_to: row.try_get("reply_to")?,
-                body: row.try_get("body")?,
+                body: Arc::from(row.try_get::<&str, _>("body")?),
             })
         }
 
@@ -322,6 +393,9 @@ macro_rules! sql_store {
             }
 
             async fn insert_project(&self, p: &ProjectRecord) -> StoreResult<()> {
+                // The project's conversation is created with it, so that joining a conversation
+                // only ever reads.
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO projects (id, token_id, name, backend, mode, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -332,8 +406,10 @@ macro_rules! sql_store {
                 .bind(p.backend)
                 .bind(p.mode.as_str())
                 .bind(p.created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                insert_conversation(&mut tx, &p.id).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -370,20 +446,17 @@ macro_rules! sql_store {
             }
 
             async fn conversation_for(&self, project: &ProjectId) -> StoreResult<ConversationRecord> {
-                sqlx::query(
-                    "INSERT INTO conversations (id, project_id, last_seq, state, updated_at) \
-                     VALUES ($1, $2, 0, '{}', $3) ON CONFLICT (project_id) DO NOTHING",
-                )
-                .bind(ConversationId::generate().as_str())
-                .bind(project.as_str())
-                .bind(now_millis())
-                .execute(&self.pool)
-                .await?;
-                let row = sqlx::query(select(CONVERSATION_COLUMNS, "WHERE project_id = $1"))
-                    .bind(project.as_str())
-                    .fetch_one(&self.pool)
-                    .await?;
-                conversation_row(&row)
+                let find = || {
+                    sqlx::query(select(CONVERSATION_COLUMNS, "WHERE project_id = $1")).bind(project.as_str())
+                };
+                if let Some(row) = find().fetch_optional(&self.pool).await? {
+                    return conversation_row(&row);
+                }
+                // Projects made before conversations were created with them.
+                let mut tx = self.pool.begin().await?;
+                insert_conversation(&mut tx, project).await?;
+                tx.commit().await?;
+                conversation_row(&find().fetch_one(&self.pool).await?)
             }
 
             async fn conversation(&self, id: &ConversationId) -> StoreResult<Option<ConversationRecord>> {
@@ -534,7 +607,34 @@ mod sqlite {
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
     };
 
-    sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite");
+    sql_store!(
+        SqliteStore,
+        sqlx::Sqlite,
+        sqlx::SqlitePool,
+        "sqlite",
+        Params::Question
+    );
+
+    /// Copies the write-ahead log back into the database once a second, without blocking the
+    /// writer (PASSIVE), so commits never pay for a checkpoint.
+    fn spawn_checkpointer(pool: sqlx::SqlitePool) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
+    }
 
     impl SqliteStore {
         /// WAL journal with `synchronous = FULL`: a committed turn survives a crash of the
@@ -546,12 +646,20 @@ mod sqlite {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // Read through memory mapping and a 64 MiB cache rather than a read per page.
+                .pragma("mmap_size", "268435456")
+                .pragma("cache_size", "-65536")
+                // Statement journals in memory, not in temporary files.
+                .pragma("temp_store", "MEMORY")
+                // Checkpoints run beside the writer (below), not inside its commits.
+                .pragma("wal_autocheckpoint", "0");
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .connect_with(options)
                 .await?;
             migrator().run(&pool).await?;
+            spawn_checkpointer(pool.clone());
             Ok(SqliteStore::with_pool(pool))
         }
     }
@@ -561,7 +669,13 @@ mod postgres {
     use super::*;
     use sqlx::postgres::PgPoolOptions;
 
-    sql_store!(PgStore, sqlx::Postgres, sqlx::PgPool, "postgres");
+    sql_store!(
+        PgStore,
+        sqlx::Postgres,
+        sqlx::PgPool,
+        "postgres",
+        Params::Dollar
+    );
 
     impl PgStore {
         pub async fn open(url: &str) -> StoreResult<PgStore> {
@@ -579,11 +693,20 @@ mod postgres {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn multi_row_insert_numbers_parameters_in_order() {
+    fn multi_row_statements_number_parameters_in_text_order() {
+        use super::{Params, frames_insert_sql, turns_update_sql};
         assert_eq!(
-            super::frames_insert_sql(2),
+            turns_update_sql(Params::Dollar, 2),
+            "UPDATE conversations SET last_seq = v.column3, \
+         state = COALESCE(v.column4, conversations.state), updated_at = v.column5 \
+             FROM (VALUES ($1,$2,$3,$4,$5),($6,$7,$8,$9,$10)) AS v \
+             WHERE conversations.id = v.column1 AND conversations.last_seq = v.column2 \
+             RETURNING conversations.id"
+        );
+        assert_eq!(
+            frames_insert_sql(Params::Question, 2),
             "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES \
-             ($1,$2,$3,$4,$5),($6,$7,$8,$9,$10)"
+             (?,?,?,?,?),(?,?,?,?,?)"
         );
     }
 }

@@ -38,7 +38,10 @@ impl Writer {
             while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
                 let (turns, waiters): (Vec<_>, Vec<_>) =
                     jobs.drain(..).map(|j| (j.turn, j.done)).unzip();
+                let size = turns.len();
+                let started = std::time::Instant::now();
                 let results = commit(turns).await;
+                tracing::trace!(turns = size, took = ?started.elapsed(), "group commit");
                 debug_assert_eq!(results.len(), waiters.len());
                 for (done, result) in waiters.into_iter().zip(results) {
                     // The submitter may have gone away (connection closed); the write stands.

@@ -8,6 +8,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use futures_util::SinkExt;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::chat::{ChatError, Engine, Joined, OutFrame, TurnReply};
@@ -20,8 +21,9 @@ const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Small buffers: an idle connection should cost a few KB, not tungstenite's 128 KiB defaults.
+/// Frames queued with `feed` are written together up to this size, or on `flush`.
 const READ_BUFFER: usize = 2 * 1024;
-const WRITE_BUFFER: usize = 0;
+const WRITE_BUFFER: usize = 4 * 1024;
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     let max = state.chat.max_frame_bytes;
@@ -71,8 +73,9 @@ impl Connection {
                 _ = tokio::time::sleep_until(hello_deadline), if self.joined.is_none() => {
                     Err(End::Close(CLOSE_POLICY, "no hello in time"))
                 }
-                incoming = self.socket.recv() => self.incoming(incoming).await,
-                live = recv_live(&mut self.joined) => self.live(live).await,
+                // Handling is boxed: an idle connection then holds only this small select.
+                incoming = self.socket.recv() => Box::pin(self.incoming(incoming)).await,
+                live = recv_live(&mut self.joined) => Box::pin(self.live(live)).await,
             };
             if let Err(end) = step {
                 break end;
@@ -100,14 +103,22 @@ impl Connection {
         self.send_text(&e.to_json()).await
     }
 
-    /// Sends a conversation frame unless the client already has it.
+    /// Queues a conversation frame unless the client already has it; `flush` sends what is
+    /// queued (one write for a turn's frames instead of one per frame).
     async fn send_frame(&mut self, f: &OutFrame) -> Result<(), End> {
         if f.seq <= self.last_sent {
             return Ok(());
         }
-        self.send_text(&f.json).await?;
+        self.socket
+            .feed(Message::Text(f.json.as_ref().into()))
+            .await
+            .map_err(|_| End::Closed)?;
         self.last_sent = f.seq;
         Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        self.socket.flush().await.map_err(|_| End::Closed)
     }
 
     async fn incoming(&mut self, msg: Option<Result<Message, axum::Error>>) -> Result<(), End> {
@@ -220,7 +231,7 @@ impl Connection {
                 for f in &frames {
                     self.send_frame(f).await?;
                 }
-                Ok(())
+                self.flush().await
             }
             Err(e) => self.send_error(&chat_error(None, e)).await,
         }
@@ -237,14 +248,18 @@ impl Connection {
                 Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
                     self.catch_up().await?
                 }
-                Err(_) => return Ok(()),
+                Err(_) => return self.flush().await,
             }
         }
     }
 
     async fn live(&mut self, frame: Result<OutFrame, RecvError>) -> Result<(), End> {
         match frame {
-            Ok(f) => self.send_frame(&f).await,
+            Ok(f) => {
+                self.send_frame(&f).await?;
+                // The rest of the turn's frames are usually already here.
+                self.drain().await
+            }
             // Fell behind the broadcast: read what was missed from the store.
             Err(RecvError::Lagged(_)) => self.catch_up().await,
             Err(RecvError::Closed) => Err(End::Close(CLOSE_GOING_AWAY, "conversation unloaded")),
@@ -264,7 +279,7 @@ impl Connection {
         for f in &frames {
             self.send_frame(f).await?;
         }
-        Ok(())
+        self.flush().await
     }
 }
 
