@@ -3,6 +3,8 @@
 //! from sending a `say` to receiving its first frame (p50, p99, p99.9). With `--idle` it instead
 //! holds N idle connections and reports the server's memory per connection.
 //!
+//! With `--catalog N` it measures a catalog sync instead (see `replay::catalog_bench`).
+//!
 //! By default it starts its own server as a child process (`chatpay serve`, release build
 //! recommended) on a fresh SQLite database, so client and server are measured apart.
 
@@ -53,6 +55,12 @@ pub struct BenchArgs {
     /// alone, without a loaded conversation per connection).
     #[arg(long)]
     pub same_project: bool,
+    /// Instead: sync a catalog of this many products (at most 10000) from the built-in sandbox
+    /// under Stripe's test-mode rate limit, through a server in this process, and report the
+    /// time against the rate-limit floor and the peak memory. Uses `--database-url` when it is
+    /// a PostgreSQL server (admin URL), else a fresh SQLite file.
+    #[arg(long)]
+    pub catalog: Option<u32>,
 }
 
 /// A server process started for the benchmark.
@@ -166,6 +174,17 @@ async fn open(ws_url: &str, token: &str, project: &str) -> anyhow::Result<Ws> {
 }
 
 pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
+    if let Some(products) = args.catalog {
+        let backend = if config.database_url.starts_with("postgres") {
+            crate::replay::Backend::Postgres(config.database_url.clone())
+        } else {
+            crate::replay::Backend::Sqlite
+        };
+        eprintln!("syncing {products} products from the sandbox (25 requests/s enforced)");
+        let result = crate::replay::catalog_bench(products, &backend).await?;
+        println!("{result}");
+        return Ok(());
+    }
     let (url, token, pid, _child) = match &args.server {
         Some(url) => (
             url.trim_end_matches('/').to_owned(),

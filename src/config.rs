@@ -115,6 +115,10 @@ pub struct ChatConfig {
     /// A conversation with no connected client is unloaded from memory after this long.
     #[serde(with = "secs")]
     pub idle_unload: Duration,
+    /// Stripe requests per second a catalog sync may make (Stripe allows 25 in test mode and
+    /// 100 in live mode).
+    pub stripe_test_requests_per_second: f64,
+    pub stripe_live_requests_per_second: f64,
 }
 
 impl Default for ChatConfig {
@@ -124,6 +128,8 @@ impl Default for ChatConfig {
             hello_timeout: Duration::from_secs(10),
             turns_per_second: 50,
             idle_unload: Duration::from_secs(300),
+            stripe_test_requests_per_second: 24.0,
+            stripe_live_requests_per_second: 95.0,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod cards;
+pub mod catalog;
 pub mod chat;
 pub mod config;
 pub mod domain;

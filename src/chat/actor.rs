@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::catalog_sync::{self, Pacer};
 use super::message::{Body, IntentTag, OutFrame};
 use super::{ChatError, Command, Engine, FlowView, Inner, TurnReply, to_out};
 use crate::domain::{ConversationId, ProjectId, now_millis, random_hex};
 use crate::flows::{
-    Call, CallError, CallOutput, ConnectStep, Connection, ConversationState, Effect, Facts, Input,
-    LinkKind, Outside, Refusal,
+    Call, CallError, CallOutput, CatalogAnswer, ConnectStep, Connection, ConversationState, Effect,
+    Facts, FlowStep, Input, LinkKind, Outside, Refusal, wanted_product,
 };
-use crate::intents::Outcome;
+use crate::intents::{Intent, Outcome};
 use crate::store::{ConnectionRecord, ExtraWrite, ProjectRecord, StoredFrame, TurnWrite};
 use crate::stripe::Gateway;
 
@@ -60,6 +61,8 @@ struct Actor {
     connected_at: i64,
     frames: broadcast::Sender<OutFrame>,
     me: mpsc::WeakSender<Msg>,
+    /// The catalog read for the input being applied, if it asks about it.
+    catalog: Option<CatalogAnswer>,
 }
 
 pub(super) fn spawn(
@@ -160,6 +163,7 @@ impl Actor {
             connected_at,
             frames,
             me,
+            catalog: None,
         })
     }
 
@@ -246,7 +250,8 @@ impl Actor {
 
     fn link_target(&self, nonce: &str) -> Option<(String, LinkKind)> {
         if let Some(flow) = &self.state.flow
-            && let ConnectStep::Onboarding { account, nonce: n } = &flow.step
+            && let FlowStep::StripeConnect(ConnectStep::Onboarding { account, nonce: n }) =
+                &flow.step
             && n == nonce
         {
             return Some((account.clone(), LinkKind::AccountOnboarding));
@@ -255,6 +260,24 @@ impl Actor {
         self.connection
             .as_ref()
             .map(|c| (c.account.id.clone(), Engine::link_kind_for(&c.account)))
+    }
+
+    /// The stored catalog in the project's mode, for an answer (`None` if it can't be read).
+    async fn read_catalog(&self, wanted: Option<&str>) -> Option<CatalogAnswer> {
+        match catalog_sync::read(
+            &self.inner.store,
+            &self.project.id,
+            self.project.mode,
+            wanted,
+        )
+        .await
+        {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!(conversation = %self.conversation, error = %e.message, "could not read the catalog");
+                None
+            }
+        }
     }
 
     async fn turn(&mut self, cmd: Command) -> Result<TurnReply, ChatError> {
@@ -279,13 +302,26 @@ impl Actor {
                     _ => None,
                 };
                 tracing::debug!(conversation = %self.conversation, intent = ?tag, "say");
-                self.apply(
-                    Input::Say(&classification),
-                    Some(&id),
-                    Some(tag.as_ref()),
-                    None,
-                )
-                .await?;
+                // A question about the catalog is answered from the store, read beforehand.
+                let catalog = match &classification.outcome {
+                    Outcome::Matched(c)
+                        if Intent::parse(&c.intent) == Some(Intent::ShowCatalog) =>
+                    {
+                        self.read_catalog(wanted_product(&c.captures)).await
+                    }
+                    _ => None,
+                };
+                self.catalog = catalog;
+                let applied = self
+                    .apply(
+                        Input::Say(&classification),
+                        Some(&id),
+                        Some(tag.as_ref()),
+                        None,
+                    )
+                    .await;
+                self.catalog = None;
+                applied?;
             }
             Command::Click {
                 card,
@@ -298,7 +334,12 @@ impl Actor {
                     action: &action,
                     values: &values,
                 };
-                self.apply(input, Some(&id), None, None).await?;
+                if action == "show_catalog" {
+                    self.catalog = self.read_catalog(None).await;
+                }
+                let applied = self.apply(input, Some(&id), None, None).await;
+                self.catalog = None;
+                applied?;
             }
         }
         Ok(TurnReply::Done)
@@ -323,6 +364,7 @@ impl Actor {
             links: &self.inner.links,
             labels: &self.inner.labels,
             fresh: &fresh,
+            catalog: self.catalog.as_ref(),
         };
         let effects = next.handle(input, &facts).map_err(|r| match r {
             Refusal::StaleCard(m) => ChatError::StaleCard(m),
@@ -467,12 +509,18 @@ impl Actor {
 
     fn spawn_call(&self, op: u64, call: Call) {
         let Some(me) = self.me.upgrade() else { return };
-        let gateway = Arc::clone(&self.inner.gateway);
-        let mode = self.project.mode;
+        let ctx = Exec {
+            gateway: Arc::clone(&self.inner.gateway),
+            store: Arc::clone(&self.inner.store),
+            pacer: Arc::clone(self.inner.pacer(self.project.mode)),
+            project: self.project.id.clone(),
+            mode: self.project.mode,
+            account: self.connection.as_ref().map(|c| c.account.id.clone()),
+        };
         // Derived from the operation: the same call after a crash or retry has the same key.
         let key = format!("chatpay:{}:{}:{}", self.conversation, op, call.name());
         tokio::spawn(async move {
-            let result = execute(&*gateway, mode, &call, &key).await;
+            let result = execute(&ctx, &call, &key).await;
             let _ = me
                 .send(Msg::Done {
                     op,
@@ -483,13 +531,47 @@ impl Actor {
     }
 }
 
-async fn execute(
-    gateway: &dyn Gateway,
+/// What a call needs to run.
+struct Exec {
+    gateway: Arc<dyn Gateway>,
+    store: crate::store::DynStore,
+    pacer: Arc<Pacer>,
+    project: crate::domain::ProjectId,
     mode: crate::domain::Mode,
-    call: &Call,
-    key: &str,
-) -> Result<CallOutput, CallError> {
+    /// The connected account when the call was made.
+    account: Option<String>,
+}
+
+async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, CallError> {
+    let (gateway, mode) = (&*exec.gateway, exec.mode);
+    let catalog = || -> Result<catalog_sync::Ctx, CallError> {
+        Ok(catalog_sync::Ctx {
+            store: Arc::clone(&exec.store),
+            gateway: Arc::clone(&exec.gateway),
+            pacer: Arc::clone(&exec.pacer),
+            project: exec.project.clone(),
+            mode,
+            account: exec.account.clone().ok_or_else(|| CallError {
+                message: "Stripe isn't connected to this project".to_owned(),
+                code: None,
+            })?,
+        })
+    };
     let result = match call {
+        Call::SyncCatalog => {
+            return catalog_sync::sync(&catalog()?)
+                .await
+                .map(|r| CallOutput::Synced(Box::new(r)));
+        }
+        Call::RefreshProduct { product } => {
+            return catalog_sync::refresh(&catalog()?, product)
+                .await
+                .map(|(before, after)| CallOutput::ProductRefreshed {
+                    before: before.map(Box::new),
+                    after: after.map(Box::new),
+                });
+        }
+
         Call::CreateAccount(new) => gateway
             .create_account(mode, new, key)
             .await

@@ -7,6 +7,7 @@
 //! parallel and share group commits. Actors load on first use and unload when idle.
 
 mod actor;
+mod catalog_sync;
 mod hub;
 mod message;
 
@@ -148,6 +149,14 @@ pub(crate) struct Inner {
     pub labels: BTreeMap<String, String>,
     pub config: ChatConfig,
     hub: Hub,
+    /// Paces catalog reads within Stripe's rate limit, per mode.
+    pacers: [Arc<catalog_sync::Pacer>; 2],
+}
+
+impl Inner {
+    pub(crate) fn pacer(&self, mode: Mode) -> &Arc<catalog_sync::Pacer> {
+        &self.pacers[usize::from(mode.is_live())]
+    }
 }
 
 /// The chat engine: cheap to clone, shared by the WebSocket and HTTP layers.
@@ -183,6 +192,14 @@ impl Engine {
                 gateway,
                 links,
                 labels,
+                pacers: [
+                    Arc::new(catalog_sync::Pacer::new(
+                        config.stripe_test_requests_per_second,
+                    )),
+                    Arc::new(catalog_sync::Pacer::new(
+                        config.stripe_live_requests_per_second,
+                    )),
+                ],
                 config,
                 hub: Hub::default(),
             }),
@@ -397,9 +414,22 @@ impl Engine {
     /// for the ledger.
     pub async fn stripe_event(&self, event: &EventEnvelope) -> Result<String, ChatError> {
         let store = &self.inner.store;
+        // Catalog events name the product they concern (a price names its product).
+        let product = || -> Option<String> {
+            let field = if event.event_type.starts_with("price.") {
+                "product"
+            } else {
+                "id"
+            };
+            event.object.get(field)?.as_str().map(str::to_owned)
+        };
         let outside = |account: String| match event.event_type.as_str() {
             "account.updated" => Some(Outside::AccountChanged { account }),
             "account.application.deauthorized" => Some(Outside::Deauthorized { account }),
+            "product.created" | "product.updated" | "product.deleted" | "price.created"
+            | "price.updated" | "price.deleted" => {
+                product().map(|product| Outside::CatalogChanged { product })
+            }
             _ => None,
         };
         let Some(account) = event.account.clone() else {

@@ -34,6 +34,7 @@ pub fn rejection_causes() -> String {
 pub fn flow_title(kind: FlowKind) -> &'static str {
     match kind {
         FlowKind::StripeConnect => "connecting Stripe",
+        FlowKind::CatalogSync => "syncing your catalog",
     }
 }
 
@@ -179,15 +180,6 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
              (Invoices -> Create) and Stripe emails it with a payment link; subscriptions get an \
              invoice every billing period automatically.",
         ),
-        Intent::SyncCatalog | Intent::ShowCatalog => {
-            if turn.connection.as_ref().is_none() {
-                turn.reply(
-                    "Products come from your Stripe account, and Stripe isn't connected to this project yet.",
-                );
-            } else {
-                turn.reply("Your products are managed in the Stripe Dashboard (Products).");
-            }
-        }
         _ => {}
     }
 }

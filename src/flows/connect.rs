@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::answers::{self, format_deadline};
 use super::{
-    ActiveFlow, Call, CallError, CallOutput, Entry, FlowKind, LinkKind, NewAccount, Outside, Owner,
-    Pending, Purpose, Refusal, Turn,
+    ActiveFlow, Call, CallError, CallOutput, Entry, FlowKind, FlowStep, LinkKind, NewAccount,
+    Outside, Owner, Pending, Purpose, Refusal, Turn,
 };
 use crate::account::{
     AccountSnapshot, AccountState, Fix, USUAL_REJECTION_CAUSES, explain_disabled_reason,
@@ -92,7 +92,15 @@ impl Turn<'_, '_> {
             .filter(|f| f.kind == FlowKind::StripeConnect)
     }
 
-    fn backend_required(&mut self) {
+    /// The step of the active `stripe_connect` flow.
+    fn connect_step(&self) -> Option<ConnectStep> {
+        match &self.state.flow.as_ref()?.step {
+            FlowStep::StripeConnect(s) => Some(s.clone()),
+            FlowStep::CatalogSync(_) => None,
+        }
+    }
+
+    pub(super) fn backend_required(&mut self) {
         let card = self.new_card(
             CardKind::BackendRequired,
             "Payments need the backend",
@@ -164,7 +172,7 @@ impl Turn<'_, '_> {
         self.state.flow = Some(ActiveFlow {
             instance: self.state.next_flow,
             kind: FlowKind::StripeConnect,
-            step: ConnectStep::ChooseAccount,
+            step: FlowStep::StripeConnect(ConnectStep::ChooseAccount),
             card: None,
         });
         self.drop_cards(|c| c.owner != Owner::Offer);
@@ -190,7 +198,7 @@ impl Turn<'_, '_> {
             self.show(card.clone(), Owner::Flow { instance });
         }
         if let Some(flow) = self.state.flow.as_mut() {
-            flow.step = step;
+            flow.step = FlowStep::StripeConnect(step);
             flow.card = card;
         }
     }
@@ -361,7 +369,7 @@ impl Turn<'_, '_> {
         action: &str,
         values: &BTreeMap<String, String>,
     ) -> Result<(), Refusal> {
-        let Some(step) = self.active_connect().map(|f| f.step.clone()) else {
+        let Some(step) = self.connect_step() else {
             return Ok(());
         };
         if action == "cancel" {
@@ -415,10 +423,10 @@ impl Turn<'_, '_> {
     }
 
     pub(super) fn connect_outside(&mut self, o: Outside) {
-        let step = self.active_connect().map(|f| f.step.clone());
+        let step = self.connect_step();
         let instance = self.instance();
         match o {
-            Outside::StartConnect(_) => {}
+            Outside::StartConnect(_) | Outside::StartSync | Outside::CatalogChanged { .. } => {}
             Outside::AccountChanged { account } => {
                 let ours = self
                     .connection
@@ -459,10 +467,13 @@ impl Turn<'_, '_> {
                     );
                     self.call(Call::RetrieveAccount { account }, Purpose::Flow(instance));
                 }
+                // Back from a "Fix now" page: re-read the account and push what changed. Not a
+                // forced card: the webhook for the same change may arrive first and already
+                // have shown it, and one change is shown once whichever comes first.
                 _ => {
                     if let Some(c) = &self.connection {
                         let account = c.account.id.clone();
-                        self.call(Call::RetrieveAccount { account }, Purpose::Check);
+                        self.call(Call::RetrieveAccount { account }, Purpose::Refresh);
                     }
                 }
             },
@@ -506,7 +517,7 @@ impl Turn<'_, '_> {
 
     pub(super) fn connect_done(&mut self, pending: Pending, result: Result<CallOutput, CallError>) {
         let in_flow = matches!(pending.purpose, Purpose::Flow(i) if Some(i) == self.state.flow.as_ref().map(|f| f.instance));
-        let step = self.active_connect().map(|f| f.step.clone());
+        let step = self.connect_step();
         match (pending.call, result) {
             (Call::CreateAccount(_), Ok(CallOutput::Account(account))) => {
                 let id = account.id.clone();
@@ -624,7 +635,7 @@ impl Turn<'_, '_> {
         let state = account.state();
         let shown = Some(status_signature(account));
         let changed = self.state.last_shown != shown;
-        let step = self.active_connect().map(|f| f.step.clone());
+        let step = self.connect_step();
         let id = account.id.clone();
         match (state, step) {
             (AccountState::Onboarding, Some(step)) => {
@@ -846,7 +857,7 @@ impl Turn<'_, '_> {
         let card = self.status_card(&connection.account, &connection.origin);
         if self
             .active_connect()
-            .is_some_and(|f| f.step.account().is_some())
+            .is_some_and(|_| self.connect_step().is_some_and(|s| s.account().is_some()))
         {
             // The status card is the flow's own card at these steps.
             self.show_step_card(card);

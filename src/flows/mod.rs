@@ -10,6 +10,7 @@
 //! answered and the current step is shown again; `cancel` ends the flow and its cards go stale.
 
 mod answers;
+mod catalog;
 mod connect;
 
 use std::collections::BTreeMap;
@@ -18,10 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::AccountSnapshot;
 use crate::cards::{Action, Card, CardKind, Fact, Field};
+use crate::catalog::{CatalogProduct, SyncReport};
 use crate::domain::{ConversationId, Mode};
 use crate::intents::{Classification, Intent, Outcome, Slots};
 
 pub use answers::BACKEND_REQUIRED;
+pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
 
 /// Every state a `flow` frame can carry, per flow (steps, then how a flow ends).
@@ -39,6 +42,9 @@ pub const FLOW_STATES: &[(&str, &str)] = &[
     ("stripe_connect", "active"),
     ("stripe_connect", "cancelled"),
     ("stripe_connect", "disconnected"),
+    ("catalog_sync", "syncing"),
+    ("catalog_sync", "done"),
+    ("catalog_sync", "failed"),
 ];
 
 /// The guided flows.
@@ -46,12 +52,14 @@ pub const FLOW_STATES: &[(&str, &str)] = &[
 #[serde(rename_all = "snake_case")]
 pub enum FlowKind {
     StripeConnect,
+    CatalogSync,
 }
 
 impl FlowKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FlowKind::StripeConnect => "stripe_connect",
+            FlowKind::CatalogSync => "catalog_sync",
         }
     }
 }
@@ -126,6 +134,8 @@ pub struct Facts<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// A fresh random token for this input (nonces for links); inputs, not side effects.
     pub fresh: &'a str,
+    /// The stored catalog, read beforehand when the input asks about it.
+    pub catalog: Option<&'a CatalogAnswer>,
 }
 
 /// What happens to a conversation.
@@ -162,6 +172,10 @@ pub enum Outside {
         url: String,
         expires_at: i64,
     },
+    /// Start (or show) a catalog sync from the Integrations panel.
+    StartSync,
+    /// Stripe says a product or one of its prices changed.
+    CatalogChanged { product: String },
     /// The browser came back from Stripe's OAuth page.
     OauthReturned {
         nonce: String,
@@ -189,6 +203,12 @@ pub enum Call {
     Deauthorize {
         account: String,
     },
+    /// Sync the catalog from Stripe (continues an interrupted run).
+    SyncCatalog,
+    /// Re-read one product and its prices after Stripe said it changed.
+    RefreshProduct {
+        product: String,
+    },
 }
 
 impl Call {
@@ -199,6 +219,8 @@ impl Call {
             Call::CreateAccountLink { .. } => "create_account_link",
             Call::ExchangeOauthCode { .. } => "exchange_oauth_code",
             Call::Deauthorize { .. } => "deauthorize",
+            Call::SyncCatalog => "sync_catalog",
+            Call::RefreshProduct { .. } => "refresh_product",
         }
     }
 }
@@ -223,9 +245,32 @@ pub enum LinkKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallOutput {
     Account(Box<AccountSnapshot>),
-    Link { url: String, expires_at: i64 },
-    Connected { account: String },
+    Link {
+        url: String,
+        expires_at: i64,
+    },
+    Connected {
+        account: String,
+    },
     Done,
+    Synced(Box<SyncReport>),
+    /// A product before and after a refresh (`None`: it does not exist).
+    ProductRefreshed {
+        before: Option<Box<CatalogProduct>>,
+        after: Option<Box<CatalogProduct>>,
+    },
+}
+
+/// What the stored catalog says, for an answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogAnswer {
+    /// Milliseconds; `None` if it was never synced.
+    pub synced_at: Option<i64>,
+    pub total: usize,
+    pub sellable: usize,
+    /// The products to show (the matched one when something was asked for by name).
+    pub shown: Vec<CatalogProduct>,
+    pub wanted: Option<String>,
 }
 
 /// Why a call failed, after the gateway's retries.
@@ -295,6 +340,8 @@ pub enum Owner {
     Status,
     /// Confirm disconnecting.
     Disconnect,
+    /// Catalog buttons (show the catalog, sync again); repeatable.
+    Catalog,
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -318,13 +365,32 @@ pub enum Purpose {
     /// Someone asked for the account's status: show it even if unchanged.
     Check,
     Disconnect,
+    /// Catalog reads and refreshes outside a flow.
+    Catalog,
+}
+
+/// Where a flow is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "flow", rename_all = "snake_case")]
+pub enum FlowStep {
+    StripeConnect(ConnectStep),
+    CatalogSync(CatalogStep),
+}
+
+impl FlowStep {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FlowStep::StripeConnect(s) => s.name(),
+            FlowStep::CatalogSync(s) => s.name(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActiveFlow {
     pub instance: u64,
     pub kind: FlowKind,
-    pub step: ConnectStep,
+    pub step: FlowStep,
     /// The current step's card, shown again after a digression.
     #[serde(default)]
     pub card: Option<Card>,
@@ -494,7 +560,10 @@ impl Turn<'_, '_> {
     fn say(&mut self, c: &Classification) {
         match &c.outcome {
             Outcome::Matched(m) => {
-                self.intent(&m.intent, m.topic.as_deref(), &c.slots, m.answer.as_deref())
+                // A regex rule's named captures ("how much is (?P<product>…)") are slots too.
+                let mut slots = c.slots.clone();
+                slots.extend(m.captures.iter().map(|(k, v)| (k.clone(), v.clone())));
+                self.intent(&m.intent, m.topic.as_deref(), &slots, m.answer.as_deref())
             }
             Outcome::Clarify(candidates) => {
                 let mut card = self.new_card(
@@ -538,6 +607,8 @@ impl Turn<'_, '_> {
             Intent::AddPayments | Intent::ConnectStripe => self.offer_connect(),
             Intent::CreateStripeAccount => self.start_connect(Entry::Chat, true),
             Intent::DisconnectStripe => self.ask_disconnect(),
+            Intent::SyncCatalog => self.start_sync(Entry::Chat),
+            Intent::ShowCatalog => self.show_catalog(),
             Intent::Help => {
                 self.reply(answers::HELP_INTRO);
                 self.help_card();
@@ -600,6 +671,7 @@ impl Turn<'_, '_> {
             }
             Owner::Help => self.intent(action, None, &Slots::new(), None),
             Owner::Status => self.status_click(action),
+            Owner::Catalog => self.catalog_click(action),
             Owner::Disconnect => {
                 self.state.cards.remove(pos);
                 self.disconnect_click(action);
@@ -625,7 +697,19 @@ impl Turn<'_, '_> {
     }
 
     fn cancel(&mut self) {
-        if self.state.flow.is_some() {
+        if self
+            .state
+            .flow
+            .as_ref()
+            .is_some_and(|f| f.kind == FlowKind::CatalogSync)
+        {
+            // Stopping a sync half-way would leave nothing different from letting it finish:
+            // it changes nothing until everything is read, then swaps the catalog in at once.
+            self.reply(
+                "A sync can't be stopped part-way, and it doesn't need to be: nothing changes until                  it has read everything, then your catalog is replaced in one go. The result will appear here.",
+            );
+            self.present_step();
+        } else if self.state.flow.is_some() {
             self.cancel_flow();
         } else {
             self.reply("There's nothing in progress to cancel.");
@@ -677,6 +761,8 @@ impl Turn<'_, '_> {
     fn outside(&mut self, o: Outside) {
         match o {
             Outside::StartConnect(entry) => self.start_connect(entry, false),
+            Outside::StartSync => self.start_sync(Entry::Integrations),
+            Outside::CatalogChanged { product } => self.catalog_changed(product),
             other => self.connect_outside(other),
         }
     }
@@ -687,7 +773,10 @@ impl Turn<'_, '_> {
             return;
         };
         let pending = self.state.pending.remove(pos);
-        self.connect_done(pending, result);
+        match pending.call {
+            Call::SyncCatalog | Call::RefreshProduct { .. } => self.catalog_done(pending, result),
+            _ => self.connect_done(pending, result),
+        }
     }
 
     /// Applies a fresh read of the account if it is newer than the last one applied; pushes a

@@ -52,6 +52,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/projects/{id}/integrations/stripe/connect",
             post(projects::stripe_connect),
         )
+        .route(
+            "/v1/projects/{id}/integrations/stripe/catalog/sync",
+            post(projects::catalog_sync),
+        )
+        .route("/v1/projects/{id}/catalog", get(projects::catalog))
         .route("/v1/webhooks/stripe", post(webhooks::stripe))
         .route(
             "/v1/stripe/onboarding/return",

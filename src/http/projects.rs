@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::account::AccountSnapshot;
+use crate::catalog::{CatalogProduct, SyncReport};
 use crate::domain::{Mode, ProjectId, now_millis};
-use crate::flows::{BACKEND_REQUIRED, Entry};
+use crate::flows::{BACKEND_REQUIRED, Entry, Outside};
 use crate::store::ProjectRecord;
 
 #[derive(Deserialize)]
@@ -212,4 +213,108 @@ pub async fn stripe_connect(
             "flow": view.flow.map(|f| json!({ "name": f, "state": view.state })),
         })),
     ))
+}
+
+/// Settings -> Integrations -> Stripe Details -> Product Catalog -> Sync: starts the
+/// `catalog_sync` flow (or joins the one running); progress and result appear in the chat.
+pub async fn catalog_sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    if !project.backend {
+        return Err(ApiError::Conflict {
+            code: "backend_required",
+            message: BACKEND_REQUIRED.to_owned(),
+        });
+    }
+    if state
+        .engine
+        .store()
+        .connection(&project.id, project.mode)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::Conflict {
+            code: "stripe_not_connected",
+            message: "Connect Stripe first: the catalog comes from the connected Stripe account."
+                .to_owned(),
+        });
+    }
+    let view = state.engine.outside(&project, Outside::StartSync).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "conversation": view.conversation,
+            "flow": view.flow.map(|f| json!({ "name": f, "state": view.state })),
+        })),
+    ))
+}
+
+fn price_json(p: &crate::catalog::PriceData, default: bool) -> Value {
+    json!({
+        "id": p.id,
+        "amount": p.unit_amount,
+        "currency": p.currency,
+        "display": p.display(),
+        "billing": p.kind,
+        "interval": p.recurring.as_ref().map(|r| r.interval.clone()),
+        "interval_count": p.recurring.as_ref().map(|r| r.interval_count),
+        "active": p.active,
+        "default": default,
+    })
+}
+
+/// What the app displays: products, prices in minor units, sellable or not and why.
+pub async fn catalog(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    let record = state
+        .engine
+        .store()
+        .catalog(&project.id, project.mode)
+        .await?;
+    let mut products: Vec<CatalogProduct> = record
+        .products
+        .iter()
+        .filter(|p| !p.data.is_empty())
+        .map(|p| serde_json::from_str(&p.data))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::new)?;
+    products.sort_by(|a, b| {
+        a.product
+            .name
+            .to_lowercase()
+            .cmp(&b.product.name.to_lowercase())
+    });
+    let report: Option<SyncReport> = record
+        .report
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok());
+    let data: Vec<Value> = products
+        .iter()
+        .map(|p| {
+            let problems = p.problems();
+            json!({
+                "id": p.product.id,
+                "name": p.product.name,
+                "description": p.product.description,
+                "active": p.product.active,
+                "sellable": !problems.iter().any(|x| x.blocking),
+                "problems": problems.iter().map(|x| json!({ "code": x.code, "message": x.message, "blocking": x.blocking })).collect::<Vec<_>>(),
+                "prices": p.prices.iter().map(|price| price_json(price, p.product.default_price.as_deref() == Some(price.id.as_str()))).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "project": project.id,
+        "mode": project.mode,
+        "synced_at": record.synced_at.map(iso),
+        "last_sync": report,
+        "products": data,
+    })))
 }

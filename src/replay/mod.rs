@@ -4,6 +4,7 @@
 //!
 //! Used by the integration tests and by `chatpay replay FILE…`.
 
+mod catalog_bench;
 mod client;
 mod server;
 mod transcript;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use crate::config::{Config, Secret};
 use crate::httpc::HttpClient;
 use crate::stripe::sandbox::{Sandbox, SandboxConfig};
+pub use catalog_bench::{CatalogBench, catalog_bench};
 use client::Client;
 pub use server::TestServer;
 pub use transcript::{Expect, Transcript, Turn};
@@ -212,63 +214,79 @@ struct Run<'t> {
 }
 
 pub async fn run(t: &Transcript, backend: &Backend) -> anyhow::Result<Coverage> {
-    let db = fresh_database(backend).await?;
-    let sandbox = Sandbox::start(SandboxConfig {
-        listen: "127.0.0.1:0".parse()?,
-        // Webhook retries in milliseconds, not minutes.
-        delivery: crate::stripe::sandbox::DeliveryConfig {
-            max_attempts: 8,
-            first_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-            timeout: Duration::from_secs(10),
-            concurrency: 8,
-        },
-        ..SandboxConfig::default()
-    })
-    .await?;
-    let sandbox_defaults = SandboxConfig::default();
-    let webhook_secret = format!("whsec_replay_{}", crate::domain::random_hex(8));
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: db.url.clone(),
-        ..Config::default()
-    };
-    config.chat.turns_per_second = t.setup.rate_limit.unwrap_or(1000);
-    config.stripe.secret_key = Some(Secret::new(sandbox_defaults.test_secret_key.clone()));
-    config.stripe.live_secret_key = Some(Secret::new(sandbox_defaults.live_secret_key.clone()));
-    config.stripe.webhook_secret = Some(Secret::new(webhook_secret.clone()));
-    config.stripe.api_base = Some(sandbox.base_url());
-    config.stripe.connect_base = Some(sandbox.base_url());
-    config.stripe.connect_client_id = Some(sandbox_defaults.connect_client_id.clone());
-
-    let store = crate::store::connect(&db.url).await?;
-    let token = crate::auth::create_token(&*store, "replay").await?;
-    let other_token = crate::auth::create_token(&*store, "someone else").await?;
-    drop(store);
-
-    let mut run = Run {
-        transcript: t,
-        sandbox,
-        webhook_secret,
-        config,
-        server: None,
-        http: HttpClient::new(Duration::from_secs(30)),
-        token,
-        other_token,
-        project: String::new(),
-        other_project: String::new(),
-        clients: Vec::new(),
-        coverage: Coverage::default(),
-        next_id: 0,
-        flow_at: BTreeMap::new(),
-    };
-    run.start_server().await?;
+    let (mut run, _db) = Run::open(t, backend).await?;
     let result = run.play().await;
-    if let Some(server) = run.server.take() {
-        let _ = tokio::task::spawn_blocking(move || server.stop()).await;
-    }
-    run.sandbox.clone().shutdown().await;
+    run.close().await;
     result.map(|_| run.coverage)
+}
+
+impl<'t> Run<'t> {
+    /// Starts the world for `t`: a fresh database, a sandbox and a server (not yet played).
+    async fn open(t: &'t Transcript, backend: &Backend) -> anyhow::Result<(Run<'t>, Database)> {
+        let db = fresh_database(backend).await?;
+        let sandbox = Sandbox::start(SandboxConfig {
+            listen: "127.0.0.1:0".parse()?,
+            rate_limit: t
+                .setup
+                .stripe_rate_limit
+                .then(crate::stripe::sandbox::RateLimit::stripe),
+            // Webhook retries in milliseconds, not minutes.
+            delivery: crate::stripe::sandbox::DeliveryConfig {
+                max_attempts: 8,
+                first_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(1),
+                timeout: Duration::from_secs(10),
+                concurrency: 8,
+            },
+            ..SandboxConfig::default()
+        })
+        .await?;
+        let sandbox_defaults = SandboxConfig::default();
+        let webhook_secret = format!("whsec_replay_{}", crate::domain::random_hex(8));
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse()?,
+            database_url: db.url.clone(),
+            ..Config::default()
+        };
+        config.chat.turns_per_second = t.setup.rate_limit.unwrap_or(1000);
+        config.stripe.secret_key = Some(Secret::new(sandbox_defaults.test_secret_key.clone()));
+        config.stripe.live_secret_key = Some(Secret::new(sandbox_defaults.live_secret_key.clone()));
+        config.stripe.webhook_secret = Some(Secret::new(webhook_secret.clone()));
+        config.stripe.api_base = Some(sandbox.base_url());
+        config.stripe.connect_base = Some(sandbox.base_url());
+        config.stripe.connect_client_id = Some(sandbox_defaults.connect_client_id.clone());
+
+        let store = crate::store::connect(&db.url).await?;
+        let token = crate::auth::create_token(&*store, "replay").await?;
+        let other_token = crate::auth::create_token(&*store, "someone else").await?;
+        drop(store);
+
+        let mut run = Run {
+            transcript: t,
+            sandbox,
+            webhook_secret,
+            config,
+            server: None,
+            http: HttpClient::new(Duration::from_secs(30)),
+            token,
+            other_token,
+            project: String::new(),
+            other_project: String::new(),
+            clients: Vec::new(),
+            coverage: Coverage::default(),
+            next_id: 0,
+            flow_at: BTreeMap::new(),
+        };
+        run.start_server().await?;
+        Ok((run, db))
+    }
+
+    async fn close(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+        }
+        self.sandbox.clone().shutdown().await;
+    }
 }
 
 impl Run<'_> {
@@ -334,12 +352,53 @@ impl Run<'_> {
             }
             self.clients.push(c);
         }
+        if setup.connected {
+            self.connect_stripe()
+                .await
+                .context("setup: connecting Stripe")?;
+        }
         for (i, turn) in self.transcript.turns.iter().enumerate() {
             self.turn(turn)
                 .await
                 .with_context(|| format!("turn {} ({})", i + 1, describe(turn)))?;
         }
         self.barrier().await
+    }
+
+    /// The setup prelude: connects an existing Stripe account through OAuth and consumes the
+    /// frames that produces on every client.
+    async fn connect_stripe(&mut self) -> anyhow::Result<()> {
+        let path = format!("/v1/projects/{}/integrations/stripe/connect", self.project);
+        let (status, body) = self
+            .api("POST", &path, Some(&self.token), Some(&json!({})))
+            .await?;
+        if status != 202 {
+            bail!("connect answered {status}: {body}");
+        }
+        until_card(&mut self.clients[0], "choose_account").await?;
+        let card = self.clients[0]
+            .card("choose_account", None)
+            .ok_or_else(|| anyhow!("no choose_account card"))?;
+        let click =
+            json!({ "type": "click", "id": "setup-existing", "card": card, "action": "existing" });
+        self.clients[0].send_json("setup-existing", &click).await?;
+        until_card(&mut self.clients[0], "connect_existing").await?;
+        stripe_steps::run(
+            self,
+            &transcript::StripeStep {
+                action: "authorize_oauth".to_owned(),
+                ..transcript::StripeStep::default()
+            },
+        )
+        .await?;
+        until_card(&mut self.clients[0], "account_status").await?;
+        let last = self.clients[0].last_seq;
+        for c in self.clients.iter_mut().skip(1) {
+            while c.connected() && c.last_seq < last {
+                c.next(PATIENCE).await?;
+            }
+        }
+        Ok(())
     }
 
     fn id(&mut self, turn: &Turn) -> String {
@@ -577,33 +636,27 @@ impl Run<'_> {
             Some(t) => Some(t.to_owned()),
         };
         let body = h.body.clone().map(toml_json);
-        let (status, answer) = self
-            .api(&h.method, &path, token.as_deref(), body.as_ref())
-            .await?;
-        if status != h.status {
-            bail!(
-                "{} {path} answered {status}, expected {}: {answer}",
-                h.method,
-                h.status
-            );
-        }
-        if let Some(code) = answer.get("code").and_then(Value::as_str) {
-            self.coverage.error_codes.insert(code.to_owned());
-        }
-        for (dotted, want) in &h.json {
-            let mut at = &answer;
-            for part in dotted.split('.') {
-                at = &at[part];
-            }
-            let want = toml_json(want.clone());
-            if at != &want {
-                bail!(
-                    "{} {path}: `{dotted}` is {at}, expected {want} (answer: {answer})",
-                    h.method
-                );
+        // `eventually`: state that webhooks update in the background is polled until it
+        // matches (or PATIENCE runs out, which fails with the last mismatch).
+        let started = std::time::Instant::now();
+        loop {
+            let (status, answer) = self
+                .api(&h.method, &path, token.as_deref(), body.as_ref())
+                .await?;
+            match check_http(h, &path, status, &answer) {
+                Ok(()) => {
+                    if let Some(code) = answer.get("code").and_then(Value::as_str) {
+                        self.coverage.error_codes.insert(code.to_owned());
+                    }
+                    return Ok(());
+                }
+                Err(e) if h.eventually && started.elapsed() < PATIENCE => {
+                    tracing::debug!(error = %e, "not yet");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
             }
         }
-        Ok(())
     }
 
     async fn stripe_step(&mut self, s: &transcript::StripeStep) -> anyhow::Result<()> {
@@ -639,6 +692,48 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Reads frames until a card of `kind` arrives.
+/// Whether an HTTP answer is what the turn expects.
+fn check_http(h: &transcript::Http, path: &str, status: u16, answer: &Value) -> anyhow::Result<()> {
+    if status != h.status {
+        bail!(
+            "{} {path} answered {status}, expected {}: {answer}",
+            h.method,
+            h.status
+        );
+    }
+    for (dotted, want) in &h.json {
+        let mut at = answer;
+        for part in dotted.split('.') {
+            at = match (part.parse::<usize>(), at) {
+                (Ok(i), Value::Array(items)) => items.get(i).unwrap_or(&Value::Null),
+                _ => &at[part],
+            };
+        }
+        // TOML has no null: "<null>" stands for it.
+        let want = match toml_json(want.clone()) {
+            Value::String(s) if s == "<null>" => Value::Null,
+            other => other,
+        };
+        if at != &want {
+            bail!(
+                "{} {path}: `{dotted}` is {at}, expected {want} (answer: {answer})",
+                h.method
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn until_card(c: &mut Client, kind: &str) -> anyhow::Result<()> {
+    loop {
+        let f = c.next(PATIENCE).await?;
+        if f["type"] == "card" && f["card"]["kind"] == kind {
+            return Ok(());
+        }
     }
 }
 
@@ -681,13 +776,111 @@ mod stripe_steps {
         Ok(res.status)
     }
 
-    async fn account_id(run: &Run<'_>) -> anyhow::Result<String> {
+    pub(super) async fn account_id(run: &Run<'_>) -> anyhow::Result<String> {
         let path = format!("/v1/projects/{}/integrations/stripe", run.project);
         let (_, status) = run.api("GET", &path, Some(&run.token), None).await?;
         status["account"]["id"]
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("the project has no connected account: {status}"))
+    }
+
+    /// Calls the sandbox's API as the connected account.
+    async fn api_as(
+        run: &Run<'_>,
+        method: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
+        let account = account_id(run).await?;
+        let auth = format!("Bearer {}", run.sandbox.config().test_secret_key);
+        let url = format!("{}{}", run.sandbox.base_url(), path.trim_start_matches('/'));
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("stripe-account", account.as_str()),
+        ];
+        let res = if method == "GET" {
+            run.http.get(&url, &headers).await?
+        } else {
+            run.http.post_form(&url, &headers, form).await?
+        };
+        if !(200..300).contains(&res.status) {
+            bail!("{method} {path} answered {}: {}", res.status, res.text());
+        }
+        Ok(res.json()?)
+    }
+
+    async fn product_named(run: &Run<'_>, name: &str) -> anyhow::Result<Value> {
+        let list = api_as(run, "GET", "v1/products?limit=100", &[]).await?;
+        list["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .ok_or_else(|| anyhow!("no product named {name:?}"))
+    }
+
+    async fn catalog_change(run: &Run<'_>, s: &transcript::StripeStep) -> anyhow::Result<()> {
+        let name = s
+            .name
+            .clone()
+            .ok_or_else(|| anyhow!("{} needs a name", s.action))?;
+        match s.action.as_str() {
+            "create_product" | "create_price" => {
+                let id = if s.action == "create_product" {
+                    let product = api_as(run, "POST", "v1/products", &[("name", &name)]).await?;
+                    product["id"].as_str().unwrap_or_default().to_owned()
+                } else {
+                    let product = product_named(run, &name).await?;
+                    product["id"].as_str().unwrap_or_default().to_owned()
+                };
+                if let Some(amount) = s.amount {
+                    let amount = amount.to_string();
+                    let currency = s.currency.clone().unwrap_or_else(|| "usd".to_owned());
+                    let mut form = vec![
+                        ("product", id.as_str()),
+                        ("unit_amount", amount.as_str()),
+                        ("currency", currency.as_str()),
+                    ];
+                    if let Some(interval) = &s.interval {
+                        form.push(("recurring[interval]", interval));
+                    }
+                    api_as(run, "POST", "v1/prices", &form).await?;
+                }
+            }
+            "archive_product" => {
+                let product = product_named(run, &name).await?;
+                let path = format!("v1/products/{}", product["id"].as_str().unwrap_or_default());
+                api_as(run, "POST", &path, &[("active", "false")]).await?;
+            }
+            _ => {
+                let product = product_named(run, &name).await?;
+                let id = product["id"].as_str().unwrap_or_default();
+                let prices = api_as(
+                    run,
+                    "GET",
+                    &format!("v1/prices?product={id}&limit=100"),
+                    &[],
+                )
+                .await?;
+                for price in prices["data"].as_array().into_iter().flatten() {
+                    let price_id = price["id"].as_str().unwrap_or_default();
+                    if s.action == "delete_price" {
+                        run.sandbox.delete_price(price_id)?;
+                    } else {
+                        api_as(
+                            run,
+                            "POST",
+                            &format!("v1/prices/{price_id}"),
+                            &[("active", "false")],
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn run(run: &mut Run<'_>, s: &transcript::StripeStep) -> anyhow::Result<()> {
@@ -764,7 +957,9 @@ mod stripe_steps {
                         .clone()
                         .ok_or_else(|| anyhow!("a fault needs a path"))?,
                     count: s.count.unwrap_or(1),
-                    action: if s.lose_response {
+                    action: if let Some(delay_ms) = s.delay_ms {
+                        FaultAction::Delay { delay_ms }
+                    } else if s.lose_response {
                         FaultAction::LoseResponse {
                             lose_status: s.status.unwrap_or(500),
                         }
@@ -840,6 +1035,23 @@ mod stripe_steps {
                         res.text()
                     );
                 }
+            }
+            // Fills the connected account's catalog with a deterministic mix (see the sandbox).
+            "seed_catalog" => {
+                let account = account_id(run).await?;
+                run.sandbox
+                    .seed_catalog(&crate::stripe::sandbox::SeedCatalog {
+                        account: Some(account),
+                        livemode: false,
+                        products: s.count.unwrap_or(10),
+                        currencies: Vec::new(),
+                        emit_events: false,
+                    })?;
+            }
+            // The owner changes products in the Stripe Dashboard (webhooks follow).
+            "create_product" | "create_price" | "archive_price" | "archive_product"
+            | "delete_price" => {
+                catalog_change(run, s).await?;
             }
             // How many connected accounts Stripe has (test mode).
             "assert_accounts" => {

@@ -48,6 +48,11 @@ pub struct Setup {
     pub connect: bool,
     /// Turns per second allowed per connection (the server's `chat.turns_per_second`).
     pub rate_limit: Option<u32>,
+    /// Start with Stripe connected (an existing account, through OAuth); the frames of that
+    /// prelude are not part of the transcript.
+    pub connected: bool,
+    /// The sandbox enforces Stripe's rate limits (25 requests/s in test mode).
+    pub stripe_rate_limit: bool,
 }
 
 impl Default for Setup {
@@ -58,6 +63,8 @@ impl Default for Setup {
             clients: 1,
             connect: true,
             rate_limit: None,
+            connected: false,
+            stripe_rate_limit: false,
         }
     }
 }
@@ -155,10 +162,14 @@ pub struct Http {
     /// Fields the JSON answer must contain (dotted paths to values).
     #[serde(default)]
     pub json: BTreeMap<String, toml::Value>,
+    /// Repeat the request until the answer matches (state that webhooks update in the
+    /// background), failing after the usual patience.
+    #[serde(default)]
+    pub eventually: bool,
 }
 
 /// Things the Stripe sandbox can be told to do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StripeStep {
     /// `complete_onboarding`, `set_outcome`, `authorize_oauth`, `deny_oauth`, `deauthorize`,
@@ -176,6 +187,8 @@ pub struct StripeStep {
     /// For `fault`: handle the request, then answer `status` (the response is lost).
     #[serde(default)]
     pub lose_response: bool,
+    /// For `fault`: answer normally, but this many milliseconds late.
+    pub delay_ms: Option<u64>,
     pub count: Option<u32>,
     /// For `resend_last_event` / `deliver_stale_event`: the event type (default
     /// `account.updated`).
@@ -186,6 +199,12 @@ pub struct StripeStep {
     pub bad_signature: bool,
     /// Expected HTTP status from the webhook endpoint for `signed_webhook`.
     pub expect_status: Option<u16>,
+    /// For the catalog steps: a product's name, price (minor units), currency and billing
+    /// interval (none: one-time).
+    pub name: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub interval: Option<String>,
     /// Hold Stripe's webhooks until this turn's expectations are met, so that the browser
     /// coming back is seen before the webhook (default for the browser steps); false lets
     /// them race as in life.

@@ -104,6 +104,45 @@ pub struct WebhookEventRecord {
     pub outcome: Option<String>,
 }
 
+/// A catalog sync run: where it got to, so that an interrupted run continues there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogRun {
+    pub id: String,
+    /// `products`, `prices` or `apply`.
+    pub phase: String,
+    /// The last object id read in the phase.
+    pub cursor: Option<String>,
+    pub requests: i64,
+    pub started_at: i64,
+}
+
+/// An object a run has read, waiting to be applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedObject {
+    /// `product` or `price`.
+    pub kind: String,
+    pub data: String,
+    pub fetched_at: i64,
+}
+
+/// A stored catalog product (JSON owned by `catalog`) and when it was read from Stripe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProduct {
+    pub product_id: String,
+    pub data: String,
+    pub observed_at: i64,
+}
+
+/// A project's catalog in one mode.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CatalogRecord {
+    /// 0 when there has never been a catalog.
+    pub version: i64,
+    pub synced_at: Option<i64>,
+    pub report: Option<String>,
+    pub products: Vec<StoredProduct>,
+}
+
 /// Everything one conversation turn changes, committed atomically.
 #[derive(Debug, Clone)]
 pub struct TurnWrite {
@@ -186,6 +225,59 @@ pub trait Store: Send + Sync + 'static {
     async fn unprocessed_events(&self, limit: i64) -> StoreResult<Vec<WebhookEventRecord>>;
     /// Marks an event handled outside a conversation turn (ignored, unknown account, …).
     async fn mark_event_processed(&self, id: &str, outcome: &str) -> StoreResult<()>;
+
+    /// The project's unfinished sync run in `mode` (running or failed), resumed; or a new one.
+    async fn catalog_open_run(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        new_id: &str,
+    ) -> StoreResult<CatalogRun>;
+    /// Stages a page of objects and moves the run's cursor, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn catalog_stage(
+        &self,
+        run: &str,
+        kind: &str,
+        items: &[(String, String)],
+        fetched_at: i64,
+        phase: &str,
+        cursor: Option<&str>,
+        requests: i64,
+    ) -> StoreResult<()>;
+    async fn catalog_staged(&self, run: &str) -> StoreResult<Vec<StagedObject>>;
+    async fn catalog_fail_run(&self, run: &str, error: &str) -> StoreResult<()>;
+    async fn catalog(&self, project: &ProjectId, mode: Mode) -> StoreResult<CatalogRecord>;
+    /// Replaces the whole catalog with a run's result, atomically, if it is still at
+    /// `expected_version` (else `Conflict`); finishes the run and drops its staging.
+    async fn catalog_replace(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        expected_version: i64,
+        products: &[StoredProduct],
+        run: &str,
+        report: &str,
+    ) -> StoreResult<()>;
+    /// Stores one product read at `observed_at`, unless a newer read is stored. `data` makes the
+    /// stored JSON (or the marker of a deleted product) from the previous one, inside the same
+    /// transaction. `Err(Conflict)` when the read was stale.
+    async fn catalog_put_product(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        product_id: &str,
+        data: &(dyn for<'p> Fn(Option<&'p str>) -> String + Send + Sync),
+        observed_at: i64,
+    ) -> StoreResult<ProductPut>;
+}
+
+/// What storing one product replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductPut {
+    pub previous: Option<String>,
+    /// Whether the catalog has been synced (before a first sync nobody knows it yet).
+    pub synced: bool,
 }
 
 pub type DynStore = Arc<dyn Store>;

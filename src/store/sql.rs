@@ -34,6 +34,11 @@ fn migrator() -> Migrator {
             "stripe",
             include_str!("../../migrations/0002_stripe.sql"),
         ),
+        migration(
+            3,
+            "catalog",
+            include_str!("../../migrations/0003_catalog.sql"),
+        ),
     ])
 }
 
@@ -111,7 +116,7 @@ fn turns_update_sql(params: Params, turns: usize) -> String {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $backend:literal, $params:expr) => {
+    ($store:ident, $db:ty, $pool:ty, $backend:literal, $params:expr, $begin:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
 
@@ -123,11 +128,16 @@ macro_rules! sql_store {
         };
 
         const PARAMS: Params = $params;
+        /// How a writing transaction starts. SQLite's is IMMEDIATE: it takes the write lock up
+        /// front (waiting for it), so a transaction that reads before it writes cannot fail to
+        /// upgrade its lock when another writer got in between.
+        const BEGIN: &str = $begin;
         use crate::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
         use crate::store::writer::Writer;
         use crate::store::{
-            ConnectionRecord, ConversationRecord, ExtraWrite, ProjectRecord, Recorded, Store,
-            StoreError, StoreResult, StoredFrame, TurnWrite, WebhookEventRecord,
+            CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, ExtraWrite,
+            ProjectRecord, Recorded, StagedObject, Store, StoreError, StoreResult, StoredFrame,
+            ProductPut, StoredProduct, TurnWrite, WebhookEventRecord,
         };
 
         type Db = $db;
@@ -170,7 +180,7 @@ macro_rules! sql_store {
         async fn commit_together(pool: &$pool, turns: &[TurnWrite]) -> StoreResult<Vec<StoreResult<()>>> {
             let now = now_millis();
             let t0 = std::time::Instant::now();
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(BEGIN).await?;
             let t_begin = t0.elapsed();
             // One UPDATE per chunk of turns (not one per turn): each row moves only from the seq
             // its turn started at; the rows returned are the turns that won.
@@ -226,6 +236,63 @@ macro_rules! sql_store {
             tx.commit().await?;
             tracing::trace!(?t_begin, ?t_update, ?t_insert, total = ?t0.elapsed(), "commit phases");
             Ok(results)
+        }
+
+        /// Moves the catalog to its next version (creating it at version 1): from `expected`
+        /// exactly (`Conflict` if another change got there first), or from whatever it is
+        /// (`None`). `synced` records a sync's time and report.
+        async fn bump_catalog(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            project: &ProjectId,
+            mode: Mode,
+            expected: Option<i64>,
+            synced: Option<(i64, &str)>,
+        ) -> StoreResult<()> {
+            let (synced_at, report) = match synced {
+                Some((t, r)) => (Some(t), Some(r)),
+                None => (None, None),
+            };
+            let Some(expected) = expected else {
+                // Any version: one more.
+                sqlx::query(
+                    "INSERT INTO catalogs (project_id, mode, version, synced_at, report) VALUES ($1, $2, 1, NULL, NULL) \
+                     ON CONFLICT (project_id, mode) DO UPDATE SET version = catalogs.version + 1",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .execute(&mut **tx)
+                .await?;
+                return Ok(());
+            };
+            let done = if expected == 0 {
+                sqlx::query(
+                    "INSERT INTO catalogs (project_id, mode, version, synced_at, report) VALUES ($1, $2, 1, $3, $4) \
+                     ON CONFLICT (project_id, mode) DO NOTHING",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .bind(synced_at)
+                .bind(report)
+                .execute(&mut **tx)
+                .await?
+            } else {
+                sqlx::query(
+                    "UPDATE catalogs SET version = version + 1, \
+                     synced_at = COALESCE($4, synced_at), report = COALESCE($5, report) \
+                     WHERE project_id = $1 AND mode = $2 AND version = $3",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .bind(expected)
+                .bind(synced_at)
+                .bind(report)
+                .execute(&mut **tx)
+                .await?
+            };
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict("the catalog changed meanwhile".to_owned()));
+            }
+            Ok(())
         }
 
         async fn insert_conversation(tx: &mut sqlx::Transaction<'static, Db>, project: &ProjectId) -> StoreResult<()> {
@@ -395,7 +462,7 @@ macro_rules! sql_store {
             async fn insert_project(&self, p: &ProjectRecord) -> StoreResult<()> {
                 // The project's conversation is created with it, so that joining a conversation
                 // only ever reads.
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(BEGIN).await?;
                 sqlx::query(
                     "INSERT INTO projects (id, token_id, name, backend, mode, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -453,7 +520,7 @@ macro_rules! sql_store {
                     return conversation_row(&row);
                 }
                 // Projects made before conversations were created with them.
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(BEGIN).await?;
                 insert_conversation(&mut tx, project).await?;
                 tx.commit().await?;
                 conversation_row(&find().fetch_one(&self.pool).await?)
@@ -597,6 +664,243 @@ macro_rules! sql_store {
                 .await?;
                 Ok(())
             }
+
+            async fn catalog_open_run(&self, project: &ProjectId, mode: Mode, new_id: &str) -> StoreResult<CatalogRun> {
+                let open = sqlx::query(
+                    "SELECT id, phase, cursor, requests, started_at FROM catalog_runs \
+                     WHERE project_id = $1 AND mode = $2 AND status <> 'done' \
+                     ORDER BY started_at DESC LIMIT 1",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = open {
+                    let run = CatalogRun {
+                        id: row.try_get("id")?,
+                        phase: row.try_get("phase")?,
+                        cursor: row.try_get("cursor")?,
+                        requests: row.try_get("requests")?,
+                        started_at: row.try_get("started_at")?,
+                    };
+                    sqlx::query("UPDATE catalog_runs SET status = 'running', error = NULL WHERE id = $1")
+                        .bind(&run.id)
+                        .execute(&self.pool)
+                        .await?;
+                    return Ok(run);
+                }
+                let now = now_millis();
+                sqlx::query(
+                    "INSERT INTO catalog_runs (id, project_id, mode, status, phase, cursor, requests, started_at) \
+                     VALUES ($1, $2, $3, 'running', 'products', NULL, 0, $4)",
+                )
+                .bind(new_id)
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(CatalogRun {
+                    id: new_id.to_owned(),
+                    phase: "products".to_owned(),
+                    cursor: None,
+                    requests: 0,
+                    started_at: now,
+                })
+            }
+
+            async fn catalog_stage(
+                &self,
+                run: &str,
+                kind: &str,
+                items: &[(String, String)],
+                fetched_at: i64,
+                phase: &str,
+                cursor: Option<&str>,
+                requests: i64,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin_with(BEGIN).await?;
+                for chunk in items.chunks(FRAME_ROWS_PER_INSERT) {
+                    let sql = format!(
+                        "INSERT INTO catalog_staging (run_id, kind, object_id, data, fetched_at) VALUES {} \
+                         ON CONFLICT (run_id, kind, object_id) DO UPDATE SET \
+                         data = excluded.data, fetched_at = excluded.fetched_at",
+                        PARAMS.rows(chunk.len(), 5)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (id, data) in chunk {
+                        q = q.bind(run).bind(kind).bind(id.as_str()).bind(data.as_str()).bind(fetched_at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                sqlx::query("UPDATE catalog_runs SET phase = $2, cursor = $3, requests = $4 WHERE id = $1")
+                    .bind(run)
+                    .bind(phase)
+                    .bind(cursor)
+                    .bind(requests)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn catalog_staged(&self, run: &str) -> StoreResult<Vec<StagedObject>> {
+                let rows = sqlx::query("SELECT kind, data, fetched_at FROM catalog_staging WHERE run_id = $1 ORDER BY kind, object_id")
+                    .bind(run)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StagedObject {
+                            kind: r.try_get("kind")?,
+                            data: r.try_get("data")?,
+                            fetched_at: r.try_get("fetched_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn catalog_fail_run(&self, run: &str, error: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE catalog_runs SET status = 'failed', error = $2 WHERE id = $1")
+                    .bind(run)
+                    .bind(error)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn catalog(&self, project: &ProjectId, mode: Mode) -> StoreResult<CatalogRecord> {
+                let head = sqlx::query("SELECT version, synced_at, report FROM catalogs WHERE project_id = $1 AND mode = $2")
+                    .bind(project.as_str())
+                    .bind(mode.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(head) = head else {
+                    return Ok(CatalogRecord::default());
+                };
+                let rows = sqlx::query(
+                    "SELECT product_id, data, observed_at FROM catalog_products \
+                     WHERE project_id = $1 AND mode = $2 ORDER BY product_id",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(CatalogRecord {
+                    version: head.try_get("version")?,
+                    synced_at: head.try_get("synced_at")?,
+                    report: head.try_get("report")?,
+                    products: rows
+                        .iter()
+                        .map(|r| {
+                            Ok(StoredProduct {
+                                product_id: r.try_get("product_id")?,
+                                data: r.try_get("data")?,
+                                observed_at: r.try_get("observed_at")?,
+                            })
+                        })
+                        .collect::<StoreResult<Vec<_>>>()?,
+                })
+            }
+
+            async fn catalog_replace(
+                &self,
+                project: &ProjectId,
+                mode: Mode,
+                expected_version: i64,
+                products: &[StoredProduct],
+                run: &str,
+                report: &str,
+            ) -> StoreResult<()> {
+                let now = now_millis();
+                let mut tx = self.pool.begin_with(BEGIN).await?;
+                bump_catalog(&mut tx, project, mode, Some(expected_version), Some((now, report))).await?;
+                sqlx::query("DELETE FROM catalog_products WHERE project_id = $1 AND mode = $2")
+                    .bind(project.as_str())
+                    .bind(mode.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                for chunk in products.chunks(FRAME_ROWS_PER_INSERT) {
+                    let sql = format!(
+                        "INSERT INTO catalog_products (project_id, mode, product_id, data, observed_at) VALUES {}",
+                        PARAMS.rows(chunk.len(), 5)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for p in chunk {
+                        q = q
+                            .bind(project.as_str())
+                            .bind(mode.as_str())
+                            .bind(p.product_id.as_str())
+                            .bind(p.data.as_str())
+                            .bind(p.observed_at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                sqlx::query("UPDATE catalog_runs SET status = 'done', phase = 'done', finished_at = $2 WHERE id = $1")
+                    .bind(run)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM catalog_staging WHERE run_id = $1")
+                    .bind(run)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn catalog_put_product(
+                &self,
+                project: &ProjectId,
+                mode: Mode,
+                product_id: &str,
+                data: &(dyn for<'p> Fn(Option<&'p str>) -> String + Send + Sync),
+                observed_at: i64,
+            ) -> StoreResult<ProductPut> {
+                let mut tx = self.pool.begin_with(BEGIN).await?;
+                let previous: Option<String> = sqlx::query(
+                    "SELECT data FROM catalog_products WHERE project_id = $1 AND mode = $2 AND product_id = $3",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .bind(product_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("data"))
+                .transpose()?;
+                // Applies only over an older read, atomically on both backends.
+                let applied = sqlx::query(
+                    "INSERT INTO catalog_products (project_id, mode, product_id, data, observed_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, mode, product_id) DO UPDATE \
+                     SET data = excluded.data, observed_at = excluded.observed_at \
+                     WHERE catalog_products.observed_at < excluded.observed_at \
+                     RETURNING product_id",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .bind(product_id)
+                .bind(data(previous.as_deref()))
+                .bind(observed_at)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if applied.is_none() {
+                    return Err(StoreError::Conflict(format!("{product_id} has a newer read")));
+                }
+                bump_catalog(&mut tx, project, mode, None, None).await?;
+                let synced: Option<i64> = sqlx::query(
+                    "SELECT synced_at FROM catalogs WHERE project_id = $1 AND mode = $2",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("synced_at")?;
+                tx.commit().await?;
+                Ok(ProductPut {
+                    previous,
+                    synced: synced.is_some(),
+                })
+            }
         }
     };
 }
@@ -612,7 +916,8 @@ mod sqlite {
         sqlx::Sqlite,
         sqlx::SqlitePool,
         "sqlite",
-        Params::Question
+        Params::Question,
+        "BEGIN IMMEDIATE"
     );
 
     /// Copies the write-ahead log back into the database once a second, without blocking the
@@ -674,7 +979,8 @@ mod postgres {
         sqlx::Postgres,
         sqlx::PgPool,
         "postgres",
-        Params::Dollar
+        Params::Dollar,
+        "BEGIN"
     );
 
     impl PgStore {

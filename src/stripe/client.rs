@@ -19,8 +19,12 @@ use stripe_connect::account::{
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_shared::{Account, AccountBusinessType};
 
-use super::{Gateway, GatewayError, IssuedLink};
+use stripe_product::price::ListPrice;
+use stripe_product::product::{ListProduct, RetrieveProduct};
+
+use super::{Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page};
 use crate::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
+use crate::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
 use crate::config::Secret;
 use crate::domain::Mode;
 use crate::flows::{LinkKind, NewAccount};
@@ -172,6 +176,34 @@ impl StripeGateway {
         R: StripeRequest,
         R::Output: miniserde::Deserialize + Send,
     {
+        self.send_with(mode, None, req, key).await
+    }
+
+    /// Sends `req` on behalf of connected `account`, retrying what may be retried.
+    async fn send_as<R>(
+        &self,
+        mode: Mode,
+        account: &str,
+        req: &R,
+    ) -> Result<R::Output, GatewayError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize + Send,
+    {
+        self.send_with(mode, Some(account), req, None).await
+    }
+
+    async fn send_with<R>(
+        &self,
+        mode: Mode,
+        account: Option<&str>,
+        req: &R,
+        key: Option<&str>,
+    ) -> Result<R::Output, GatewayError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize + Send,
+    {
         let (client, _) = self.client(mode)?;
         let strategy = match key {
             Some(k) => RequestStrategy::Idempotent(
@@ -180,13 +212,14 @@ impl StripeGateway {
             ),
             None => RequestStrategy::Once,
         };
+        let account = account.map(stripe::AccountId::from);
         let mut attempt = 0;
         loop {
-            let result = req
-                .customize()
-                .request_strategy(strategy.clone())
-                .send(client)
-                .await;
+            let mut custom = req.customize().request_strategy(strategy.clone());
+            if let Some(a) = &account {
+                custom = custom.account_id(a.clone());
+            }
+            let result = custom.send(client).await;
             match result.map_err(classify) {
                 Ok(out) => return Ok(out),
                 Err(Attempt::Fail(e)) => return Err(e),
@@ -257,6 +290,34 @@ impl StripeGateway {
                 }
             }
         }
+    }
+}
+
+fn product_data(p: &stripe_shared::Product) -> ProductData {
+    ProductData {
+        id: p.id.as_str().to_owned(),
+        name: p.name.clone(),
+        active: p.active,
+        description: p.description.clone(),
+        default_price: p.default_price.as_ref().map(|d| d.id().as_str().to_owned()),
+        updated: p.updated,
+    }
+}
+
+fn price_data(p: &stripe_shared::Price) -> PriceData {
+    PriceData {
+        id: p.id.as_str().to_owned(),
+        product: p.product.id().as_str().to_owned(),
+        active: p.active,
+        currency: p.currency.to_string(),
+        unit_amount: p.unit_amount,
+        kind: p.type_.as_str().to_owned(),
+        recurring: p.recurring.as_ref().map(|r| Recurrence {
+            interval: r.interval.as_str().to_owned(),
+            interval_count: r.interval_count,
+            usage_type: Some(r.usage_type.as_str().to_owned()),
+        }),
+        nickname: p.nickname.clone(),
     }
 }
 
@@ -411,6 +472,76 @@ impl Gateway for StripeGateway {
             .ok_or_else(|| {
                 GatewayError::Protocol("the OAuth answer has no stripe_user_id".to_owned())
             })
+    }
+
+    async fn list_products(
+        &self,
+        mode: Mode,
+        account: &str,
+        starting_after: Option<&str>,
+    ) -> Result<Page<ProductData>, GatewayError> {
+        let mut req = ListProduct::new().limit(PAGE_SIZE);
+        if let Some(after) = starting_after {
+            req = req.starting_after(after);
+        }
+        let list = self.send_as(mode, account, &req).await?;
+        Ok(Page {
+            items: list.data.iter().map(product_data).collect(),
+            has_more: list.has_more,
+        })
+    }
+
+    async fn list_prices(
+        &self,
+        mode: Mode,
+        account: &str,
+        starting_after: Option<&str>,
+    ) -> Result<Page<PriceData>, GatewayError> {
+        let mut req = ListPrice::new().limit(PAGE_SIZE);
+        if let Some(after) = starting_after {
+            req = req.starting_after(after);
+        }
+        let list = self.send_as(mode, account, &req).await?;
+        Ok(Page {
+            items: list.data.iter().map(price_data).collect(),
+            has_more: list.has_more,
+        })
+    }
+
+    async fn product_with_prices(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+    ) -> Result<Option<CatalogProduct>, GatewayError> {
+        let found = match self
+            .send_as(mode, account, &RetrieveProduct::new(product))
+            .await
+        {
+            Ok(p) => p,
+            Err(GatewayError::Stripe { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut prices = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = ListPrice::new().product(product).limit(PAGE_SIZE);
+            if let Some(a) = &after {
+                req = req.starting_after(a.clone());
+            }
+            let page = self.send_as(mode, account, &req).await?;
+            prices.extend(page.data.iter().map(price_data));
+            match (page.has_more, prices.last()) {
+                (true, Some(last)) => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        prices.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Some(CatalogProduct {
+            product: product_data(&found),
+            prices,
+            sold: false,
+        }))
     }
 
     async fn deauthorize(&self, mode: Mode, account: &str) -> Result<(), GatewayError> {

@@ -17,8 +17,19 @@ pub mod webhook;
 use async_trait::async_trait;
 
 use crate::account::AccountSnapshot;
+use crate::catalog::{CatalogProduct, PriceData, ProductData};
 use crate::domain::Mode;
 use crate::flows::{LinkKind, NewAccount};
+
+/// One page of a cursor-paged list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+/// Objects per page when listing (Stripe's maximum).
+pub const PAGE_SIZE: i64 = 100;
 
 /// A link to Stripe's hosted onboarding (single use, short-lived).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,4 +114,28 @@ pub trait Gateway: Send + Sync + 'static {
 
     /// Revokes chatpay's access to an OAuth-connected account.
     async fn deauthorize(&self, mode: Mode, account: &str) -> Result<(), GatewayError>;
+
+    /// A page of the connected account's products, after `starting_after`.
+    async fn list_products(
+        &self,
+        mode: Mode,
+        account: &str,
+        starting_after: Option<&str>,
+    ) -> Result<Page<ProductData>, GatewayError>;
+
+    /// A page of the connected account's prices, after `starting_after`.
+    async fn list_prices(
+        &self,
+        mode: Mode,
+        account: &str,
+        starting_after: Option<&str>,
+    ) -> Result<Page<PriceData>, GatewayError>;
+
+    /// One product with all its prices; `None` if it no longer exists.
+    async fn product_with_prices(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+    ) -> Result<Option<CatalogProduct>, GatewayError>;
 }

@@ -1,0 +1,565 @@
+//! The product catalog as the app sells it: products and prices from Stripe, checked against what
+//! selling needs, and what changed between two versions. Plain values and pure functions; the
+//! sync that fills it lives in `chat::catalog_sync`, the storage in `store`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Currency, Money};
+
+/// A product as Stripe has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductData {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub default_price: Option<String>,
+    /// Unix seconds, Stripe's `updated`.
+    pub updated: i64,
+}
+
+/// How often a price charges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// day, week, month or year.
+    pub interval: String,
+    pub interval_count: u64,
+    /// `licensed` or `metered` (metered prices bill by usage reported later).
+    #[serde(default)]
+    pub usage_type: Option<String>,
+}
+
+/// A price as Stripe has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceData {
+    pub id: String,
+    pub product: String,
+    pub active: bool,
+    pub currency: String,
+    /// In the currency's minor unit; `None` for prices without a fixed amount.
+    #[serde(default)]
+    pub unit_amount: Option<i64>,
+    /// `one_time` or `recurring`.
+    pub kind: String,
+    #[serde(default)]
+    pub recurring: Option<Recurrence>,
+    #[serde(default)]
+    pub nickname: Option<String>,
+}
+
+/// A product with its prices, as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogProduct {
+    pub product: ProductData,
+    pub prices: Vec<PriceData>,
+    /// The product has been sellable at some point since chatpay first stored it. Becoming
+    /// sellable for the first time (a product created before its price) is not news; selling
+    /// again after being pushed as unsellable is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sold: bool,
+}
+
+/// Something about a product that stops it selling, or that its owner should know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub code: &'static str,
+    /// Says what is wrong and what to do in Stripe.
+    pub message: String,
+    /// False for warnings: the product still sells.
+    pub blocking: bool,
+}
+
+impl CatalogProduct {
+    pub fn active_prices(&self) -> impl Iterator<Item = &PriceData> {
+        self.prices.iter().filter(|p| p.active)
+    }
+
+    /// Whether a price can be charged as is: an amount, a currency, a billing type.
+    fn price_problem(p: &PriceData) -> Option<&'static str> {
+        if Currency::parse(&p.currency).is_none() {
+            return Some("no currency");
+        }
+        if p.unit_amount.is_none() {
+            return Some("no fixed amount");
+        }
+        match (p.kind.as_str(), &p.recurring) {
+            ("one_time", None) => None,
+            ("recurring", Some(r)) if !r.interval.is_empty() => {
+                if r.usage_type.as_deref() == Some("metered") {
+                    Some("metered billing")
+                } else {
+                    None
+                }
+            }
+            ("recurring", _) => Some("no billing interval"),
+            _ => Some("no billing type"),
+        }
+    }
+
+    /// Every rule for selling, in plain words.
+    pub fn problems(&self) -> Vec<Problem> {
+        let name = if self.product.name.trim().is_empty() {
+            self.product.id.as_str()
+        } else {
+            self.product.name.as_str()
+        };
+        let mut out = Vec::new();
+        let mut add = |code, blocking, message: String| {
+            out.push(Problem {
+                code,
+                message,
+                blocking,
+            })
+        };
+        if self.product.name.trim().is_empty() {
+            add(
+                "no_name",
+                true,
+                format!(
+                    "Product {name} has no name: give it one in the Stripe Dashboard, then sync again."
+                ),
+            );
+        }
+        if !self.product.active {
+            add(
+                "archived",
+                true,
+                format!(
+                    "'{name}' is archived in Stripe: unarchive it in the Stripe Dashboard to sell it, then sync again."
+                ),
+            );
+        }
+        let usable: Vec<&PriceData> = self
+            .active_prices()
+            .filter(|p| Self::price_problem(p).is_none())
+            .collect();
+        if self.active_prices().next().is_none() {
+            add(
+                "no_active_price",
+                true,
+                format!(
+                    "'{name}' has no active price: add a price in the Stripe Dashboard, then sync again."
+                ),
+            );
+        } else if usable.is_empty() {
+            let why: BTreeSet<&str> = self
+                .active_prices()
+                .filter_map(Self::price_problem)
+                .collect();
+            add(
+                "no_usable_price",
+                true,
+                format!(
+                    "'{name}' has no price chatpay can charge ({}): add a one-time or recurring price with a fixed amount in the Stripe Dashboard, then sync again.",
+                    why.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        let currencies: BTreeSet<&str> =
+            self.active_prices().map(|p| p.currency.as_str()).collect();
+        if currencies.len() > 1 {
+            add(
+                "mixed_currencies",
+                false,
+                format!(
+                    "'{name}' has active prices in several currencies ({}): customers see the one of their checkout; make sure that is what you want.",
+                    currencies.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        if let Some(default) = &self.product.default_price {
+            match self.prices.iter().find(|p| &p.id == default) {
+                Some(p) if !p.active => add(
+                    "default_price_archived",
+                    usable.is_empty(),
+                    format!(
+                        "'{name}''s default price is archived: set an active price as the default in the Stripe Dashboard."
+                    ),
+                ),
+                None => add(
+                    "default_price_missing",
+                    false,
+                    format!(
+                        "'{name}''s default price {default} was not found: set the default price again in the Stripe Dashboard."
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        let archived = self.prices.iter().filter(|p| !p.active).count();
+        if archived > 0 && self.product.active && !usable.is_empty() {
+            add(
+                "archived_prices",
+                false,
+                format!("'{name}' has {archived} archived price(s), which are not offered."),
+            );
+        }
+        out
+    }
+
+    pub fn sellable(&self) -> bool {
+        !self.problems().iter().any(|p| p.blocking)
+    }
+
+    /// The price to show first: the default if it is usable, else the first usable one.
+    pub fn main_price(&self) -> Option<&PriceData> {
+        let usable = |p: &&PriceData| p.active && Self::price_problem(p).is_none();
+        self.product
+            .default_price
+            .as_ref()
+            .and_then(|d| self.prices.iter().filter(usable).find(|p| &p.id == d))
+            .or_else(|| self.prices.iter().find(usable))
+    }
+}
+
+impl PriceData {
+    pub fn money(&self) -> Option<Money> {
+        Some(Money::new(
+            self.unit_amount?,
+            Currency::parse(&self.currency)?,
+        ))
+    }
+
+    /// "$25.00", "$9.00 / month", "€90.00 every 3 months".
+    pub fn display(&self) -> String {
+        let amount = self
+            .money()
+            .map_or_else(|| "no fixed amount".to_owned(), |m| m.to_string());
+        match &self.recurring {
+            Some(r) if r.interval_count > 1 => {
+                format!("{amount} every {} {}s", r.interval_count, r.interval)
+            }
+            Some(r) => format!("{amount} / {}", r.interval),
+            None => amount,
+        }
+    }
+}
+
+/// What changed between two versions of a catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogDiff {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Names of products added, changed or removed from `before` to `after` (by product id).
+pub fn diff(
+    before: &BTreeMap<String, CatalogProduct>,
+    after: &BTreeMap<String, CatalogProduct>,
+) -> CatalogDiff {
+    let mut d = CatalogDiff::default();
+    for (id, p) in after {
+        match before.get(id) {
+            None => d.added.push(p.product.name.clone()),
+            Some(old) if old.product != p.product || old.prices != p.prices => {
+                d.changed.push(p.product.name.clone())
+            }
+            _ => {}
+        }
+    }
+    for (id, p) in before {
+        if !after.contains_key(id) {
+            d.removed.push(p.product.name.clone());
+        }
+    }
+    d
+}
+
+/// The outcome of a sync, for the result card and the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub products: usize,
+    pub sellable: usize,
+    pub diff: CatalogDiff,
+    /// Products that need attention, with why.
+    pub attention: Vec<(String, Vec<String>)>,
+    /// Requests made to Stripe by this run (all its attempts).
+    pub requests: u64,
+}
+
+/// Builds the report of a new catalog against the previous one.
+pub fn report(
+    before: &BTreeMap<String, CatalogProduct>,
+    after: &BTreeMap<String, CatalogProduct>,
+    requests: u64,
+) -> SyncReport {
+    let mut attention = Vec::new();
+    let mut sellable = 0;
+    for p in after.values() {
+        let problems = p.problems();
+        if !problems.iter().any(|p| p.blocking) {
+            sellable += 1;
+        }
+        if !problems.is_empty() {
+            attention.push((
+                p.product.name.clone(),
+                problems.into_iter().map(|p| p.message).collect(),
+            ));
+        }
+    }
+    SyncReport {
+        products: after.len(),
+        sellable,
+        diff: diff(before, after),
+        attention,
+        requests,
+    }
+}
+
+/// Groups prices under their products (prices of unknown products are dropped).
+pub fn assemble(
+    products: Vec<ProductData>,
+    prices: Vec<PriceData>,
+) -> BTreeMap<String, CatalogProduct> {
+    let mut out: BTreeMap<String, CatalogProduct> = products
+        .into_iter()
+        .map(|p| {
+            (
+                p.id.clone(),
+                CatalogProduct {
+                    product: p,
+                    prices: Vec::new(),
+                    sold: false,
+                },
+            )
+        })
+        .collect();
+    for price in prices {
+        if let Some(p) = out.get_mut(&price.product) {
+            p.prices.push(price);
+        }
+    }
+    for p in out.values_mut() {
+        p.prices.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    out
+}
+
+/// The product whose name best matches what a person typed ("the pro plan" → "Pro").
+pub fn find_by_name<'a>(
+    products: impl IntoIterator<Item = &'a CatalogProduct>,
+    wanted: &str,
+) -> Option<&'a CatalogProduct> {
+    let norm = |s: &str| -> String {
+        s.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| {
+                !w.is_empty()
+                    && !matches!(
+                        *w,
+                        "the"
+                            | "plan"
+                            | "product"
+                            | "tier"
+                            | "package"
+                            | "subscription"
+                            | "a"
+                            | "an"
+                            | "my"
+                    )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let wanted = norm(wanted);
+    if wanted.is_empty() {
+        return None;
+    }
+    let mut best: Option<(&CatalogProduct, usize)> = None;
+    for p in products {
+        let name = norm(&p.product.name);
+        let score = if name == wanted {
+            3
+        } else if name.split(' ').any(|w| w == wanted) || wanted.split(' ').any(|w| w == name) {
+            2
+        } else if name.contains(&wanted) || wanted.contains(&name) && !name.is_empty() {
+            1
+        } else {
+            0
+        };
+        if score > 0 && best.is_none_or(|(_, s)| score > s) {
+            best = Some((p, score));
+        }
+    }
+    best.map(|(p, _)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(id: &str, name: &str, active: bool, default: Option<&str>) -> ProductData {
+        ProductData {
+            id: id.into(),
+            name: name.into(),
+            active,
+            description: None,
+            default_price: default.map(Into::into),
+            updated: 1,
+        }
+    }
+
+    fn price(
+        id: &str,
+        product: &str,
+        active: bool,
+        currency: &str,
+        amount: Option<i64>,
+        interval: Option<&str>,
+    ) -> PriceData {
+        PriceData {
+            id: id.into(),
+            product: product.into(),
+            active,
+            currency: currency.into(),
+            unit_amount: amount,
+            kind: if interval.is_some() {
+                "recurring".into()
+            } else {
+                "one_time".into()
+            },
+            recurring: interval.map(|i| Recurrence {
+                interval: i.into(),
+                interval_count: 1,
+                usage_type: Some("licensed".into()),
+            }),
+            nickname: None,
+        }
+    }
+
+    fn codes(p: &CatalogProduct) -> Vec<&'static str> {
+        p.problems().iter().map(|p| p.code).collect()
+    }
+
+    #[test]
+    fn each_rule_says_what_is_missing() {
+        let ok = CatalogProduct {
+            product: product("prod_1", "Pro", true, Some("price_1")),
+            sold: false,
+            prices: vec![price(
+                "price_1",
+                "prod_1",
+                true,
+                "usd",
+                Some(900),
+                Some("month"),
+            )],
+        };
+        assert!(ok.sellable());
+        assert!(codes(&ok).is_empty());
+        assert_eq!(ok.main_price().unwrap().display(), "$9.00 / month");
+
+        let no_price = CatalogProduct {
+            product: product("prod_2", "Masterclass", true, None),
+            sold: false,
+            prices: vec![],
+        };
+        assert_eq!(codes(&no_price), vec!["no_active_price"]);
+        assert_eq!(
+            no_price.problems()[0].message,
+            "'Masterclass' has no active price: add a price in the Stripe Dashboard, then sync again."
+        );
+        assert!(!no_price.sellable());
+
+        let archived = CatalogProduct {
+            product: product("prod_3", "Old", false, None),
+            sold: false,
+            prices: vec![price("price_3", "prod_3", true, "usd", Some(100), None)],
+        };
+        assert_eq!(codes(&archived), vec!["archived"]);
+
+        let mixed = CatalogProduct {
+            product: product("prod_4", "Global", true, Some("price_4a")),
+            sold: false,
+            prices: vec![
+                price("price_4a", "prod_4", false, "usd", Some(100), None),
+                price("price_4b", "prod_4", true, "usd", Some(100), None),
+                price("price_4c", "prod_4", true, "eur", Some(90), None),
+            ],
+        };
+        assert_eq!(
+            codes(&mixed),
+            vec![
+                "mixed_currencies",
+                "default_price_archived",
+                "archived_prices"
+            ]
+        );
+        assert!(mixed.sellable(), "warnings do not stop selling");
+
+        let metered = CatalogProduct {
+            product: product("prod_5", "API", true, None),
+            sold: false,
+            prices: vec![PriceData {
+                recurring: Some(Recurrence {
+                    interval: "month".into(),
+                    interval_count: 1,
+                    usage_type: Some("metered".into()),
+                }),
+                ..price("price_5", "prod_5", true, "usd", Some(1), Some("month"))
+            }],
+        };
+        assert_eq!(codes(&metered), vec!["no_usable_price"]);
+        let unnamed = CatalogProduct {
+            product: product("prod_6", " ", true, None),
+            sold: false,
+            prices: vec![price("price_6", "prod_6", true, "usd", Some(1), None)],
+        };
+        assert_eq!(codes(&unnamed), vec!["no_name"]);
+    }
+
+    #[test]
+    fn diffs_name_what_changed() {
+        let a = assemble(
+            vec![
+                product("p1", "One", true, None),
+                product("p2", "Two", true, None),
+            ],
+            vec![price("x1", "p1", true, "usd", Some(1), None)],
+        );
+        let b = assemble(
+            vec![
+                product("p1", "One", true, None),
+                product("p3", "Three", true, None),
+            ],
+            vec![price("x1", "p1", true, "usd", Some(2), None)],
+        );
+        let d = diff(&a, &b);
+        assert_eq!(d.added, vec!["Three"]);
+        assert_eq!(d.changed, vec!["One"]);
+        assert_eq!(d.removed, vec!["Two"]);
+        let r = report(&a, &b, 3);
+        assert_eq!((r.products, r.sellable, r.requests), (2, 1, 3));
+    }
+
+    #[test]
+    fn finds_products_by_what_people_call_them() {
+        let c = assemble(
+            vec![
+                product("p1", "Pro", true, None),
+                product("p2", "Starter", true, None),
+                product("p3", "Pro Max", true, None),
+            ],
+            vec![],
+        );
+        assert_eq!(
+            find_by_name(c.values(), "the pro plan").unwrap().product.id,
+            "p1"
+        );
+        assert_eq!(
+            find_by_name(c.values(), "starter").unwrap().product.id,
+            "p2"
+        );
+        assert_eq!(
+            find_by_name(c.values(), "pro max").unwrap().product.id,
+            "p3"
+        );
+        assert!(find_by_name(c.values(), "enterprise").is_none());
+        assert!(find_by_name(c.values(), "the plan").is_none());
+    }
+}
