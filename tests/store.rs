@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chatpay::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
 use chatpay::store::{
     ConnectionRecord, DynStore, ExtraWrite, ProjectRecord, Recorded, StoreError, StoredFrame,
-    TurnWrite, WebhookEventRecord,
+    StoredProduct, TurnWrite, WebhookEventRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -256,12 +256,128 @@ async fn group_commit(store: DynStore) {
     }
 }
 
+/// The catalog: test and live apart, runs resumable at their cursor, a replace applied only on
+/// the version it read, and a product read never overwritten by an older read.
+async fn catalog(store: DynStore) {
+    let p = project(&store).await;
+    let empty = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!((empty.version, empty.synced_at), (0, None));
+
+    // A run stages pages; reopened (after a crash), it is the same run at its cursor.
+    let run = store
+        .catalog_open_run(&p.id, Mode::Test, "run_a")
+        .await
+        .unwrap();
+    assert_eq!((run.id.as_str(), run.phase.as_str()), ("run_a", "products"));
+    let page = vec![("prod_1".to_owned(), "{\"p\":1}".to_owned())];
+    store
+        .catalog_stage(&run.id, "product", &page, 10, "products", Some("prod_1"), 1)
+        .await
+        .unwrap();
+    let again = store
+        .catalog_open_run(&p.id, Mode::Test, "run_b")
+        .await
+        .unwrap();
+    assert_eq!(again.id, "run_a", "an unfinished run is continued");
+    assert_eq!(again.cursor.as_deref(), Some("prod_1"));
+    assert_eq!(again.requests, 1);
+    // Live mode has its own runs.
+    let live_run = store
+        .catalog_open_run(&p.id, Mode::Live, "run_live")
+        .await
+        .unwrap();
+    assert_eq!(live_run.id, "run_live");
+    assert_eq!(store.catalog_staged("run_a").await.unwrap().len(), 1);
+
+    let row = |id: &str, data: &str, at: i64| StoredProduct {
+        product_id: id.to_owned(),
+        data: data.to_owned(),
+        observed_at: at,
+    };
+    store
+        .catalog_replace(
+            &p.id,
+            Mode::Test,
+            0,
+            &[row("prod_1", "test", 10)],
+            "run_a",
+            "{}",
+        )
+        .await
+        .unwrap();
+    assert!(store.catalog_staged("run_a").await.unwrap().is_empty());
+    let test = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert!(test.synced_at.is_some());
+    assert_eq!(test.products, vec![row("prod_1", "test", 10)]);
+    assert!(
+        store
+            .catalog(&p.id, Mode::Live)
+            .await
+            .unwrap()
+            .products
+            .is_empty(),
+        "test-mode products are not live-mode products"
+    );
+    // A replace computed from an older version is refused and changes nothing.
+    let stale = store
+        .catalog_replace(&p.id, Mode::Test, 0, &[], "run_a", "{}")
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(
+        store
+            .catalog(&p.id, Mode::Test)
+            .await
+            .unwrap()
+            .products
+            .len(),
+        1
+    );
+
+    // Single-product puts: newer reads apply (seeing the previous data), older ones do not.
+    let put = store
+        .catalog_put_product(
+            &p.id,
+            Mode::Test,
+            "prod_1",
+            &|prev| format!("{prev:?}+new"),
+            20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.previous.as_deref(), Some("test"));
+    assert!(put.synced);
+    let older = store
+        .catalog_put_product(&p.id, Mode::Test, "prod_1", &|_| "old".to_owned(), 15)
+        .await;
+    assert!(matches!(older, Err(StoreError::Conflict(_))), "{older:?}");
+    let now = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!(now.products, vec![row("prod_1", "Some(\"test\")+new", 20)]);
+    assert!(now.version > test.version, "every change bumps the version");
+    // Before any live sync, a live put is stored but the catalog is not "synced".
+    let live = store
+        .catalog_put_product(&p.id, Mode::Live, "prod_9", &|_| "live".to_owned(), 5)
+        .await
+        .unwrap();
+    assert!(!live.synced);
+    assert_eq!(
+        store
+            .catalog(&p.id, Mode::Test)
+            .await
+            .unwrap()
+            .products
+            .len(),
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_meets_the_store_contract() {
     let (store, _dir) = sqlite().await;
     contract(store).await;
     let (store, _dir) = sqlite().await;
     group_commit(store).await;
+    let (store, _dir) = sqlite().await;
+    catalog(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,6 +388,7 @@ async fn postgres_meets_the_store_contract() {
     };
     contract(store).await;
     group_commit(postgres().await.unwrap()).await;
+    catalog(postgres().await.unwrap()).await;
 }
 
 #[tokio::test]
