@@ -256,10 +256,47 @@ async fn group_commit(store: DynStore) {
     }
 }
 
+/// Connects (or disconnects, with `None`) the project's Stripe account in `mode`, in a turn.
+async fn connect(store: &DynStore, p: &ProjectRecord, mode: Mode, account: Option<&str>) {
+    let conv = store.conversation_for(&p.id).await.unwrap();
+    let mut t = turn(
+        &conv.id,
+        conv.last_seq,
+        vec![frame(conv.last_seq + 1, None)],
+    );
+    t.extra.push(match account {
+        Some(a) => ExtraWrite::UpsertConnection(ConnectionRecord {
+            project_id: p.id.clone(),
+            mode,
+            account_id: a.into(),
+            origin: "created".into(),
+            snapshot: "{}".into(),
+            connected_at: 1,
+            updated_at: 2,
+        }),
+        None => ExtraWrite::DeleteConnection {
+            project_id: p.id.clone(),
+            mode,
+        },
+    });
+    store.commit_turn(t).await.unwrap();
+}
+
+fn row(id: &str, data: &str, at: i64) -> StoredProduct {
+    StoredProduct {
+        product_id: id.to_owned(),
+        data: data.to_owned(),
+        observed_at: at,
+    }
+}
+
 /// The catalog: test and live apart, runs resumable at their cursor, a replace applied only on
-/// the version it read, and a product read never overwritten by an older read.
+/// the version it read, a product read never overwritten by an older read, and everything
+/// forgotten (a running sync included) when the account is disconnected or replaced.
 async fn catalog(store: DynStore) {
     let p = project(&store).await;
+    connect(&store, &p, Mode::Test, Some("acct_a")).await;
+    connect(&store, &p, Mode::Live, Some("acct_a")).await;
     let empty = store.catalog(&p.id, Mode::Test).await.unwrap();
     assert_eq!((empty.version, empty.synced_at), (0, None));
 
@@ -289,84 +326,120 @@ async fn catalog(store: DynStore) {
     assert_eq!(live_run.id, "run_live");
     assert_eq!(store.catalog_staged("run_a").await.unwrap().len(), 1);
 
-    let row = |id: &str, data: &str, at: i64| StoredProduct {
-        product_id: id.to_owned(),
-        data: data.to_owned(),
-        observed_at: at,
-    };
+    let products = [row("prod_1", "test", 10)];
     store
-        .catalog_replace(
-            &p.id,
-            Mode::Test,
-            0,
-            &[row("prod_1", "test", 10)],
-            "run_a",
-            "{}",
-        )
+        .catalog_replace(&p.id, Mode::Test, 0, &products, "run_a", "{}")
         .await
         .unwrap();
     assert!(store.catalog_staged("run_a").await.unwrap().is_empty());
     let test = store.catalog(&p.id, Mode::Test).await.unwrap();
     assert!(test.synced_at.is_some());
     assert_eq!(test.products, vec![row("prod_1", "test", 10)]);
+    let live = store.catalog(&p.id, Mode::Live).await.unwrap();
+    assert!(live.products.is_empty(), "test products are not live ones");
+    // A finished run does not apply twice; a run computed from an older version is refused.
+    let twice = store
+        .catalog_replace(&p.id, Mode::Test, test.version, &[], "run_a", "{}")
+        .await;
+    assert!(matches!(twice, Err(StoreError::NotFound)), "{twice:?}");
+    store
+        .catalog_open_run(&p.id, Mode::Test, "run_c")
+        .await
+        .unwrap();
+    let stale = store
+        .catalog_replace(&p.id, Mode::Test, 0, &[], "run_c", "{}")
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let still = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!(still.products.len(), 1);
+
+    // Single-product puts: newer reads apply (seeing the previous data), older ones do not.
+    let newer = |prev: Option<&str>| format!("{prev:?}+new");
+    let put = store
+        .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &newer, 20)
+        .await
+        .unwrap();
+    assert_eq!(put.previous.as_deref(), Some("test"));
+    assert!(put.synced);
+    let old = |_: Option<&str>| "old".to_owned();
+    let older = store
+        .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &old, 15)
+        .await;
+    assert!(matches!(older, Err(StoreError::Conflict(_))), "{older:?}");
+    let now = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!(now.products, vec![row("prod_1", "Some(\"test\")+new", 20)]);
+    assert!(now.version > test.version, "every change bumps the version");
+    // Another account's product is not stored.
+    let foreign = store
+        .catalog_put_product(&p.id, Mode::Test, "acct_other", "prod_2", &old, 30)
+        .await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)), "{foreign:?}");
+    // Before any live sync, a live put is stored but the catalog is not "synced".
+    let live = store
+        .catalog_put_product(&p.id, Mode::Live, "acct_a", "prod_9", &old, 5)
+        .await
+        .unwrap();
+    assert!(!live.synced);
+    let test_products = store.catalog(&p.id, Mode::Test).await.unwrap().products;
+    assert_eq!(test_products.len(), 1);
+
+    // Disconnecting forgets the test catalog and its running sync (run_c), and only those.
+    connect(&store, &p, Mode::Test, None).await;
+    let gone = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!((gone.products.len(), gone.synced_at), (0, None));
+    let late = store
+        .catalog_stage("run_c", "product", &page, 40, "products", None, 2)
+        .await;
+    assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
+    let late = store
+        .catalog_replace(&p.id, Mode::Test, 0, &products, "run_c", "{}")
+        .await;
+    assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
+    assert!(
+        store
+            .catalog(&p.id, Mode::Test)
+            .await
+            .unwrap()
+            .products
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .catalog(&p.id, Mode::Live)
+            .await
+            .unwrap()
+            .products
+            .len(),
+        1
+    );
+    // Connecting a different account forgets the old account's catalog; reconnecting the same
+    // one keeps it.
+    connect(&store, &p, Mode::Live, Some("acct_a")).await;
+    assert_eq!(
+        store
+            .catalog(&p.id, Mode::Live)
+            .await
+            .unwrap()
+            .products
+            .len(),
+        1
+    );
+    connect(&store, &p, Mode::Live, Some("acct_b")).await;
     assert!(
         store
             .catalog(&p.id, Mode::Live)
             .await
             .unwrap()
             .products
-            .is_empty(),
-        "test-mode products are not live-mode products"
+            .is_empty()
     );
-    // A replace computed from an older version is refused and changes nothing.
-    let stale = store
-        .catalog_replace(&p.id, Mode::Test, 0, &[], "run_a", "{}")
-        .await;
-    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
-    assert_eq!(
-        store
-            .catalog(&p.id, Mode::Test)
-            .await
-            .unwrap()
-            .products
-            .len(),
-        1
-    );
-
-    // Single-product puts: newer reads apply (seeing the previous data), older ones do not.
-    let put = store
-        .catalog_put_product(
-            &p.id,
-            Mode::Test,
-            "prod_1",
-            &|prev| format!("{prev:?}+new"),
-            20,
-        )
+    let fresh = store
+        .catalog_open_run(&p.id, Mode::Live, "run_new")
         .await
         .unwrap();
-    assert_eq!(put.previous.as_deref(), Some("test"));
-    assert!(put.synced);
-    let older = store
-        .catalog_put_product(&p.id, Mode::Test, "prod_1", &|_| "old".to_owned(), 15)
-        .await;
-    assert!(matches!(older, Err(StoreError::Conflict(_))), "{older:?}");
-    let now = store.catalog(&p.id, Mode::Test).await.unwrap();
-    assert_eq!(now.products, vec![row("prod_1", "Some(\"test\")+new", 20)]);
-    assert!(now.version > test.version, "every change bumps the version");
-    // Before any live sync, a live put is stored but the catalog is not "synced".
-    let live = store
-        .catalog_put_product(&p.id, Mode::Live, "prod_9", &|_| "live".to_owned(), 5)
-        .await
-        .unwrap();
-    assert!(!live.synced);
     assert_eq!(
-        store
-            .catalog(&p.id, Mode::Test)
-            .await
-            .unwrap()
-            .products
-            .len(),
-        1
+        fresh.id, "run_new",
+        "the old account's run is not continued"
     );
 }
 

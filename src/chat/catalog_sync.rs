@@ -90,6 +90,9 @@ fn failed(message: impl Into<String>) -> CallError {
 }
 
 fn storage(e: StoreError) -> CallError {
+    if matches!(e, StoreError::NotFound) {
+        return failed("Stripe was disconnected during the sync, so nothing was stored.");
+    }
     tracing::error!(error = %e, "catalog storage failed");
     failed("I couldn't store the catalog.")
 }
@@ -417,7 +420,14 @@ pub(super) async fn refresh(
     };
     match ctx
         .store
-        .catalog_put_product(&ctx.project, ctx.mode, product, &merge, observed_at)
+        .catalog_put_product(
+            &ctx.project,
+            ctx.mode,
+            &ctx.account,
+            product,
+            &merge,
+            observed_at,
+        )
         .await
     {
         // Before a first sync there is no catalog the owner knows of: nothing to tell.
@@ -429,8 +439,9 @@ pub(super) async fn refresh(
             }
             Ok((before, now))
         }
-        // A newer read is stored already: nothing to tell.
-        Err(StoreError::Conflict(_)) => Ok((None, None)),
+        // A newer read is stored already, or the account is no longer connected: nothing
+        // to tell.
+        Err(StoreError::Conflict(_) | StoreError::NotFound) => Ok((None, None)),
         Err(e) => Err(storage(e)),
     }
 }

@@ -233,7 +233,8 @@ pub trait Store: Send + Sync + 'static {
         mode: Mode,
         new_id: &str,
     ) -> StoreResult<CatalogRun>;
-    /// Stages a page of objects and moves the run's cursor, in one transaction.
+    /// Stages a page of objects and moves the run's cursor, in one transaction; `NotFound` if
+    /// the run was forgotten (its connection ended).
     #[allow(clippy::too_many_arguments)]
     async fn catalog_stage(
         &self,
@@ -249,7 +250,8 @@ pub trait Store: Send + Sync + 'static {
     async fn catalog_fail_run(&self, run: &str, error: &str) -> StoreResult<()>;
     async fn catalog(&self, project: &ProjectId, mode: Mode) -> StoreResult<CatalogRecord>;
     /// Replaces the whole catalog with a run's result, atomically, if it is still at
-    /// `expected_version` (else `Conflict`); finishes the run and drops its staging.
+    /// `expected_version` (else `Conflict`) and the run still runs (else `NotFound`: it was
+    /// forgotten with its connection); finishes the run and drops its staging.
     async fn catalog_replace(
         &self,
         project: &ProjectId,
@@ -259,13 +261,16 @@ pub trait Store: Send + Sync + 'static {
         run: &str,
         report: &str,
     ) -> StoreResult<()>;
-    /// Stores one product read at `observed_at`, unless a newer read is stored. `data` makes the
-    /// stored JSON (or the marker of a deleted product) from the previous one, inside the same
-    /// transaction. `Err(Conflict)` when the read was stale.
+    /// Stores one product of `account` read at `observed_at`, unless a newer read is stored.
+    /// `data` makes the stored JSON (or the marker of a deleted product) from the previous one,
+    /// inside the same transaction. `Err(Conflict)` when the read was stale, `Err(NotFound)`
+    /// when the project is no longer connected to `account`.
+    #[allow(clippy::too_many_arguments)]
     async fn catalog_put_product(
         &self,
         project: &ProjectId,
         mode: Mode,
+        account: &str,
         product_id: &str,
         data: &(dyn for<'p> Fn(Option<&'p str>) -> String + Send + Sync),
         observed_at: i64,

@@ -308,6 +308,30 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// Forgets the project's catalog in `mode`, its runs and what they staged: the catalog
+        /// belongs to the connected account, and that connection is ending or changing. A sync
+        /// still running finds its run gone and stores nothing.
+        async fn forget_catalog(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            project: &ProjectId,
+            mode: Mode,
+        ) -> StoreResult<()> {
+            for sql in [
+                "DELETE FROM catalog_staging WHERE run_id IN \
+                 (SELECT id FROM catalog_runs WHERE project_id = $1 AND mode = $2)",
+                "DELETE FROM catalog_runs WHERE project_id = $1 AND mode = $2",
+                "DELETE FROM catalog_products WHERE project_id = $1 AND mode = $2",
+                "DELETE FROM catalogs WHERE project_id = $1 AND mode = $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(project.as_str())
+                    .bind(mode.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(())
+        }
+
         async fn apply_extra(
             tx: &mut sqlx::Transaction<'static, Db>,
             extra: &ExtraWrite,
@@ -315,6 +339,18 @@ macro_rules! sql_store {
         ) -> StoreResult<()> {
             match extra {
                 ExtraWrite::UpsertConnection(c) => {
+                    let previous: Option<String> = sqlx::query(
+                        "SELECT account_id FROM stripe_connections WHERE project_id = $1 AND mode = $2",
+                    )
+                    .bind(c.project_id.as_str())
+                    .bind(c.mode.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| r.try_get("account_id"))
+                    .transpose()?;
+                    if previous.is_some_and(|a| a != c.account_id) {
+                        forget_catalog(tx, &c.project_id, c.mode).await?;
+                    }
                     sqlx::query(
                         "INSERT INTO stripe_connections \
                          (project_id, mode, account_id, origin, snapshot, connected_at, updated_at) \
@@ -340,6 +376,7 @@ macro_rules! sql_store {
                         .bind(mode.as_str())
                         .execute(&mut **tx)
                         .await?;
+                    forget_catalog(tx, project_id, *mode).await?;
                 }
                 ExtraWrite::MarkEventProcessed { id, outcome } => {
                     sqlx::query(
@@ -720,6 +757,17 @@ macro_rules! sql_store {
                 requests: i64,
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin_with(BEGIN).await?;
+                let moved = sqlx::query("UPDATE catalog_runs SET phase = $2, cursor = $3, requests = $4 WHERE id = $1")
+                    .bind(run)
+                    .bind(phase)
+                    .bind(cursor)
+                    .bind(requests)
+                    .execute(&mut *tx)
+                    .await?;
+                if moved.rows_affected() == 0 {
+                    // Forgotten with its connection.
+                    return Err(StoreError::NotFound);
+                }
                 for chunk in items.chunks(FRAME_ROWS_PER_INSERT) {
                     let sql = format!(
                         "INSERT INTO catalog_staging (run_id, kind, object_id, data, fetched_at) VALUES {} \
@@ -733,13 +781,6 @@ macro_rules! sql_store {
                     }
                     q.execute(&mut *tx).await?;
                 }
-                sqlx::query("UPDATE catalog_runs SET phase = $2, cursor = $3, requests = $4 WHERE id = $1")
-                    .bind(run)
-                    .bind(phase)
-                    .bind(cursor)
-                    .bind(requests)
-                    .execute(&mut *tx)
-                    .await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -814,6 +855,18 @@ macro_rules! sql_store {
             ) -> StoreResult<()> {
                 let now = now_millis();
                 let mut tx = self.pool.begin_with(BEGIN).await?;
+                let finished = sqlx::query(
+                    "UPDATE catalog_runs SET status = 'done', phase = 'done', finished_at = $2 \
+                     WHERE id = $1 AND status = 'running'",
+                )
+                .bind(run)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if finished.rows_affected() == 0 {
+                    // Forgotten with its connection.
+                    return Err(StoreError::NotFound);
+                }
                 bump_catalog(&mut tx, project, mode, Some(expected_version), Some((now, report))).await?;
                 sqlx::query("DELETE FROM catalog_products WHERE project_id = $1 AND mode = $2")
                     .bind(project.as_str())
@@ -836,11 +889,6 @@ macro_rules! sql_store {
                     }
                     q.execute(&mut *tx).await?;
                 }
-                sqlx::query("UPDATE catalog_runs SET status = 'done', phase = 'done', finished_at = $2 WHERE id = $1")
-                    .bind(run)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
                 sqlx::query("DELETE FROM catalog_staging WHERE run_id = $1")
                     .bind(run)
                     .execute(&mut *tx)
@@ -853,11 +901,27 @@ macro_rules! sql_store {
                 &self,
                 project: &ProjectId,
                 mode: Mode,
+                account: &str,
                 product_id: &str,
                 data: &(dyn for<'p> Fn(Option<&'p str>) -> String + Send + Sync),
                 observed_at: i64,
             ) -> StoreResult<ProductPut> {
                 let mut tx = self.pool.begin_with(BEGIN).await?;
+                // First, as every catalog write does: this takes the catalog's row lock, so on
+                // PostgreSQL a sync being applied (or a disconnect) finishes before the reads
+                // below, which then see it.
+                bump_catalog(&mut tx, project, mode, None, None).await?;
+                let connected = sqlx::query(
+                    "SELECT 1 AS one FROM stripe_connections WHERE project_id = $1 AND mode = $2 AND account_id = $3",
+                )
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .bind(account)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if connected.is_none() {
+                    return Err(StoreError::NotFound);
+                }
                 let previous: Option<String> = sqlx::query(
                     "SELECT data FROM catalog_products WHERE project_id = $1 AND mode = $2 AND product_id = $3",
                 )
@@ -868,7 +932,7 @@ macro_rules! sql_store {
                 .await?
                 .map(|r| r.try_get("data"))
                 .transpose()?;
-                // Applies only over an older read, atomically on both backends.
+                // Applies only over an older read.
                 let applied = sqlx::query(
                     "INSERT INTO catalog_products (project_id, mode, product_id, data, observed_at) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, mode, product_id) DO UPDATE \
@@ -886,7 +950,6 @@ macro_rules! sql_store {
                 if applied.is_none() {
                     return Err(StoreError::Conflict(format!("{product_id} has a newer read")));
                 }
-                bump_catalog(&mut tx, project, mode, None, None).await?;
                 let synced: Option<i64> = sqlx::query(
                     "SELECT synced_at FROM catalogs WHERE project_id = $1 AND mode = $2",
                 )
