@@ -16,7 +16,7 @@ CREATE TABLE catalog_products (
     product_id  TEXT NOT NULL,
     -- The product with its prices, as JSON.
     data        TEXT NOT NULL,
-    -- When this data was read from Stripe (ms): older reads never overwrite newer ones.
+    -- When this data was read from Stripe (microseconds): older reads never overwrite newer ones.
     observed_at BIGINT NOT NULL,
     PRIMARY KEY (project_id, mode, product_id)
 );
