@@ -475,6 +475,10 @@ pub(super) async fn read(
         None => products,
     };
     Ok(CatalogAnswer {
+        report: record
+            .report
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok()),
         synced_at: record.synced_at,
         total,
         sellable,

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::config::ChatConfig;
 use crate::domain::{ConversationId, Mode, ProjectId, TokenId};
-use crate::flows::{Entry, LinkKind, Links, Outside};
+use crate::flows::{CatalogAnswer, Entry, LinkKind, Links, Outside};
 use crate::intents::Matcher;
 use crate::store::{DynStore, ProjectRecord, StoreError, StoredFrame, WebhookEventRecord};
 use crate::stripe::Gateway;
@@ -208,6 +208,13 @@ impl Engine {
 
     pub fn store(&self) -> &DynStore {
         &self.inner.store
+    }
+
+    /// The project's stored catalog in its current mode, products sorted by name.
+    pub async fn catalog(&self, project: &ProjectRecord) -> Result<CatalogAnswer, ChatError> {
+        catalog_sync::read(&self.inner.store, &project.id, project.mode, None)
+            .await
+            .map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))
     }
 
     pub fn matcher(&self) -> &Matcher {

@@ -268,9 +268,11 @@ pub struct CatalogAnswer {
     pub synced_at: Option<i64>,
     pub total: usize,
     pub sellable: usize,
-    /// The products to show (the matched one when something was asked for by name).
+    /// The products to show, by name (the matched one when something was asked for by name).
     pub shown: Vec<CatalogProduct>,
     pub wanted: Option<String>,
+    /// The last sync's report.
+    pub report: Option<crate::catalog::SyncReport>,
 }
 
 /// Why a call failed, after the gateway's retries.

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::account::AccountSnapshot;
-use crate::catalog::{CatalogProduct, SyncReport};
 use crate::domain::{Mode, ProjectId, now_millis};
 use crate::flows::{BACKEND_REQUIRED, Entry, Outside};
 use crate::store::ProjectRecord;
@@ -273,29 +272,9 @@ pub async fn catalog(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    let record = state
-        .engine
-        .store()
-        .catalog(&project.id, project.mode)
-        .await?;
-    let mut products: Vec<CatalogProduct> = record
-        .products
-        .iter()
-        .filter(|p| !p.data.is_empty())
-        .map(|p| serde_json::from_str(&p.data))
-        .collect::<Result<_, _>>()
-        .map_err(anyhow::Error::new)?;
-    products.sort_by(|a, b| {
-        a.product
-            .name
-            .to_lowercase()
-            .cmp(&b.product.name.to_lowercase())
-    });
-    let report: Option<SyncReport> = record
-        .report
-        .as_deref()
-        .and_then(|r| serde_json::from_str(r).ok());
-    let data: Vec<Value> = products
+    let catalog = state.engine.catalog(&project).await?;
+    let data: Vec<Value> = catalog
+        .shown
         .iter()
         .map(|p| {
             let problems = p.problems();
@@ -313,8 +292,8 @@ pub async fn catalog(
     Ok(Json(json!({
         "project": project.id,
         "mode": project.mode,
-        "synced_at": record.synced_at.map(iso),
-        "last_sync": report,
+        "synced_at": catalog.synced_at.map(iso),
+        "last_sync": catalog.report,
         "products": data,
     })))
 }
