@@ -256,9 +256,11 @@ impl Actor {
         {
             return Some((account.clone(), LinkKind::AccountOnboarding));
         }
-        // Links from status cards ("Fix now") refresh for the connected account.
+        // Links from status cards ("Fix now") refresh for the connected account, while it still
+        // has something to fill in: an old link of an active account leads nowhere.
         self.connection
             .as_ref()
+            .filter(|c| c.account.state() != crate::account::AccountState::Active)
             .map(|c| (c.account.id.clone(), Engine::link_kind_for(&c.account)))
     }
 

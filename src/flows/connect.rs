@@ -299,7 +299,7 @@ impl Turn<'_, '_> {
     fn go_creating(&mut self, draft: Draft, account: NewAccount) {
         let instance = self.instance();
         self.reply(format!(
-            "Creating a Stripe account for {} ({}).",
+            "Creating a Stripe account for {}. {}",
             account.legal_name,
             self.facts.mode.label()
         ));
@@ -485,7 +485,9 @@ impl Turn<'_, '_> {
                 if let Some(ConnectStep::Onboarding { nonce: n, .. }) = &step
                     && *n == nonce
                 {
-                    self.reply("Your onboarding link had expired, so Stripe issued a fresh one.");
+                    self.reply(
+                        "Your onboarding link had expired or was already used, so Stripe issued a fresh one.",
+                    );
                     let card = self.onboarding_card(&url, expires_at, false);
                     self.show_step_card(card);
                 }

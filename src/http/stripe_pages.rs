@@ -7,6 +7,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::AppState;
+use crate::chat::ChatError;
 use crate::flows::Outside;
 
 #[derive(Deserialize)]
@@ -84,6 +85,11 @@ pub async fn onboarding_refresh(
 ) -> Response {
     match state.engine.refresh_link(&q.conversation, &q.nonce).await {
         Ok(url) => Redirect::to(&url).into_response(),
+        Err(ChatError::NotFound(_)) => page(
+            StatusCode::GONE,
+            "This link isn't needed any more",
+            "There is nothing left to fill in on this link. Go back to the chat and ask \"is my account verified?\" to see where your Stripe account stands.",
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "could not refresh an onboarding link");
             page(

@@ -894,7 +894,14 @@ mod stripe_steps {
                     .ok_or_else(|| anyhow!("no onboarding link has been shown"))?;
                 let result = run.sandbox.follow_account_link(&url, outcome(s)?)?;
                 if s.browse.unwrap_or(true) {
-                    browse(run, &result.redirect_to).await?;
+                    let status = browse(run, &result.redirect_to).await?;
+                    if let Some(want) = s.expect_status
+                        && status != want
+                    {
+                        bail!(
+                            "the page Stripe sent the browser to answered {status}, expected {want}"
+                        );
+                    }
                 }
             }
             // The person leaves Stripe's page without finishing and comes back to chatpay.

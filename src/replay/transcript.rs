@@ -197,7 +197,8 @@ pub struct StripeStep {
     pub body: Option<String>,
     #[serde(default)]
     pub bad_signature: bool,
-    /// Expected HTTP status from the webhook endpoint for `signed_webhook`.
+    /// Expected HTTP status from the webhook endpoint for `signed_webhook`, or from the page
+    /// the browser lands on for `complete_onboarding`.
     pub expect_status: Option<u16>,
     /// For the catalog steps: a product's name, price (minor units), currency and billing
     /// interval (none: one-time).

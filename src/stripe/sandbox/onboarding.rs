@@ -191,7 +191,7 @@ impl Fields {
         }
         let dob = Dob::parse(&self.dob);
         if dob.is_none() {
-            errors.push("Enter your date of birth (YYYY-MM-DD).".to_owned());
+            errors.push("Enter your date of birth.".to_owned());
         }
         let url = opt(&self.url);
         if let Some(u) = &url
