@@ -282,6 +282,11 @@ async fn connect(store: &DynStore, p: &ProjectRecord, mode: Mode, account: Optio
     store.commit_turn(t).await.unwrap();
 }
 
+/// How many products the project's catalog holds in `mode`.
+async fn products(store: &DynStore, p: &ProjectRecord, mode: Mode) -> usize {
+    store.catalog(&p.id, mode).await.unwrap().products.len()
+}
+
 fn row(id: &str, data: &str, at: i64) -> StoredProduct {
     StoredProduct {
         product_id: id.to_owned(),
@@ -326,9 +331,9 @@ async fn catalog(store: DynStore) {
     assert_eq!(live_run.id, "run_live");
     assert_eq!(store.catalog_staged("run_a").await.unwrap().len(), 1);
 
-    let products = [row("prod_1", "test", 10)];
+    let rows = [row("prod_1", "test", 10)];
     store
-        .catalog_replace(&p.id, Mode::Test, 0, &products, "run_a", "{}")
+        .catalog_replace(&p.id, Mode::Test, 0, &rows, "run_a", "{}")
         .await
         .unwrap();
     assert!(store.catalog_staged("run_a").await.unwrap().is_empty());
@@ -350,8 +355,7 @@ async fn catalog(store: DynStore) {
         .catalog_replace(&p.id, Mode::Test, 0, &[], "run_c", "{}")
         .await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
-    let still = store.catalog(&p.id, Mode::Test).await.unwrap();
-    assert_eq!(still.products.len(), 1);
+    assert_eq!(products(&store, &p, Mode::Test).await, 1);
 
     // Single-product puts: newer reads apply (seeing the previous data), older ones do not.
     let newer = |prev: Option<&str>| format!("{prev:?}+new");
@@ -380,8 +384,7 @@ async fn catalog(store: DynStore) {
         .await
         .unwrap();
     assert!(!live.synced);
-    let test_products = store.catalog(&p.id, Mode::Test).await.unwrap().products;
-    assert_eq!(test_products.len(), 1);
+    assert_eq!(products(&store, &p, Mode::Test).await, 1);
 
     // Disconnecting forgets the test catalog and its running sync (run_c), and only those.
     connect(&store, &p, Mode::Test, None).await;
@@ -392,47 +395,17 @@ async fn catalog(store: DynStore) {
         .await;
     assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
     let late = store
-        .catalog_replace(&p.id, Mode::Test, 0, &products, "run_c", "{}")
+        .catalog_replace(&p.id, Mode::Test, 0, &rows, "run_c", "{}")
         .await;
     assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
-    assert!(
-        store
-            .catalog(&p.id, Mode::Test)
-            .await
-            .unwrap()
-            .products
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .catalog(&p.id, Mode::Live)
-            .await
-            .unwrap()
-            .products
-            .len(),
-        1
-    );
+    assert_eq!(products(&store, &p, Mode::Test).await, 0);
+    assert_eq!(products(&store, &p, Mode::Live).await, 1);
     // Connecting a different account forgets the old account's catalog; reconnecting the same
     // one keeps it.
     connect(&store, &p, Mode::Live, Some("acct_a")).await;
-    assert_eq!(
-        store
-            .catalog(&p.id, Mode::Live)
-            .await
-            .unwrap()
-            .products
-            .len(),
-        1
-    );
+    assert_eq!(products(&store, &p, Mode::Live).await, 1);
     connect(&store, &p, Mode::Live, Some("acct_b")).await;
-    assert!(
-        store
-            .catalog(&p.id, Mode::Live)
-            .await
-            .unwrap()
-            .products
-            .is_empty()
-    );
+    assert_eq!(products(&store, &p, Mode::Live).await, 0);
     let fresh = store
         .catalog_open_run(&p.id, Mode::Live, "run_new")
         .await

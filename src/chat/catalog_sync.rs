@@ -393,12 +393,11 @@ pub(super) async fn refresh(
 ) -> Result<(Option<CatalogProduct>, Option<CatalogProduct>), CallError> {
     let observed_at = tick();
     let mut requests = 0;
-    let now = patiently(ctx, &mut requests, || {
+    let mut now = patiently(ctx, &mut requests, || {
         ctx.gateway
             .product_with_prices(ctx.mode, &ctx.account, product)
     })
     .await?;
-    let mut now = now;
     // "Has been sellable" carries over from the stored product, decided inside the store's
     // transaction: both encodings are made up front.
     let (fresh, carried) = match now.as_mut() {

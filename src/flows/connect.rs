@@ -109,25 +109,31 @@ impl Turn<'_, '_> {
         self.show_info(card);
     }
 
-    /// Chat: "I want to add payments" / "connect Stripe".
-    pub(super) fn offer_connect(&mut self) {
+    /// Whether connecting can't start now, having said why (and shown where things stand):
+    /// no backend, a connection under way or done, or another flow in progress.
+    fn cannot_connect(&mut self, entry: Entry) -> bool {
         if !self.facts.backend {
             self.backend_required();
-            return;
-        }
-        if self.active_connect().is_some() {
-            self.reply("We're already connecting Stripe.");
+        } else if self.active_connect().is_some() {
+            if entry == Entry::Chat {
+                self.reply("We're already connecting Stripe.");
+            }
             self.present_step();
-            return;
-        }
-        if self.connection.is_some() {
+        } else if self.connection.is_some() {
             self.reply("Stripe is already connected to this project.");
             self.account_status(None);
-            return;
-        }
-        if self.state.flow.is_some() {
+        } else if self.state.flow.is_some() {
             self.reply("Let's finish what we're doing first, or say \"cancel\".");
             self.present_step();
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Chat: "I want to add payments" / "connect Stripe".
+    pub(super) fn offer_connect(&mut self) {
+        if self.cannot_connect(Entry::Chat) {
             return;
         }
         let mut card = self.new_card(
@@ -147,25 +153,7 @@ impl Turn<'_, '_> {
 
     /// Starts `stripe_connect`, or shows where it is. `create` skips the first question.
     pub(super) fn start_connect(&mut self, entry: Entry, create: bool) {
-        if !self.facts.backend {
-            self.backend_required();
-            return;
-        }
-        if self.active_connect().is_some() {
-            if entry == Entry::Chat {
-                self.reply("We're already connecting Stripe.");
-            }
-            self.present_step();
-            return;
-        }
-        if self.connection.is_some() {
-            self.reply("Stripe is already connected to this project.");
-            self.account_status(None);
-            return;
-        }
-        if self.state.flow.is_some() {
-            self.reply("Let's finish what we're doing first, or say \"cancel\".");
-            self.present_step();
+        if self.cannot_connect(entry) {
             return;
         }
         self.state.next_flow += 1;

@@ -272,7 +272,7 @@ pub struct CatalogAnswer {
     pub shown: Vec<CatalogProduct>,
     pub wanted: Option<String>,
     /// The last sync's report.
-    pub report: Option<crate::catalog::SyncReport>,
+    pub report: Option<SyncReport>,
 }
 
 /// Why a call failed, after the gateway's retries.
