@@ -242,12 +242,24 @@ async fn group_commit(store: DynStore) {
                     .await
                     .is_err()
             );
+            // A turn that fails inside the transaction (its frame's seq is taken): the batch
+            // it shared is retried turn by turn, and only this one fails.
+            assert!(
+                store
+                    .commit_turn(turn(&conv, 20, vec![frame(3, None)]))
+                    .await
+                    .is_err()
+            );
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
     for conv in &conversations {
+        assert_eq!(
+            store.conversation(conv).await.unwrap().unwrap().last_seq,
+            20
+        );
         let frames = store.frames_after(conv, 0, 1000).await.unwrap();
         assert_eq!(
             frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
@@ -435,6 +447,46 @@ async fn postgres_meets_the_store_contract() {
     contract(store).await;
     group_commit(postgres().await.unwrap()).await;
     catalog(postgres().await.unwrap()).await;
+}
+
+/// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays
+/// a fraction of what was written (a checkpointer beside the writer never caught up, and the log
+/// grew without bound). The stream runs long enough for several checkpoint periods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_ahead_log_stays_bounded_under_steady_writes() {
+    let (store, dir) = sqlite().await;
+    let p = project(&store).await;
+    let conv = store.conversation_for(&p.id).await.unwrap().id;
+    let body: Arc<str> = Arc::from(format!("{{\"pad\":\"{}\"}}", "x".repeat(8000)));
+    let started = std::time::Instant::now();
+    let (mut seq, mut written) = (0i64, 0usize);
+    while seq < 200 || started.elapsed() < std::time::Duration::from_millis(1500) {
+        let mut t = turn(&conv, seq, vec![frame(seq + 1, None)]);
+        t.frames[0].body = body.clone();
+        store.commit_turn(t).await.unwrap();
+        seq += 1;
+        written += body.len();
+    }
+    let wal = std::fs::metadata(dir.path().join("t.db-wal"))
+        .unwrap()
+        .len() as usize;
+    assert!(
+        wal < written / 2,
+        "the log is {wal} bytes after {written} bytes of frames in {seq} turns"
+    );
+    assert_eq!(
+        store.frames_after(&conv, 0, 10_000).await.unwrap().len() as i64,
+        seq
+    );
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_is_refused() {
+    let err = chatpay::store::connect("sqlite::memory:")
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("in-memory"), "{err}");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //! tens of thousands of turns per second instead of one fsync per frame.
 
 mod sql;
+mod sqlite_writer;
 mod writer;
 
 use std::sync::Arc;
@@ -155,6 +156,14 @@ pub struct TurnWrite {
     pub frames: Vec<StoredFrame>,
     /// Other rows that must change with this turn.
     pub extra: Vec<ExtraWrite>,
+}
+
+/// A turn that lost: its conversation moved on (another node, or a replayed write).
+fn turn_conflict(turn: &TurnWrite) -> StoreError {
+    StoreError::Conflict(format!(
+        "conversation {} is no longer at seq {}",
+        turn.conversation, turn.prev_seq
+    ))
 }
 
 /// Rows a turn writes besides its own frames and state.

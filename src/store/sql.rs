@@ -39,6 +39,11 @@ fn migrator() -> Migrator {
             "catalog",
             include_str!("../../migrations/0003_catalog.sql"),
         ),
+        migration(
+            4,
+            "frames_without_reply_index",
+            include_str!("../../migrations/0004_frames_without_reply_index.sql"),
+        ),
     ])
 }
 
@@ -115,17 +120,38 @@ fn turns_update_sql(params: Params, turns: usize) -> String {
     )
 }
 
+/// Statements a turn's [`ExtraWrite`](super::ExtraWrite)s run, shared with SQLite's own writer
+/// thread (`super::sqlite_writer`). Parameters are positional in both.
+pub(super) const CONNECTED_ACCOUNT: &str =
+    "SELECT account_id FROM stripe_connections WHERE project_id = $1 AND mode = $2";
+pub(super) const UPSERT_CONNECTION: &str = "INSERT INTO stripe_connections \
+     (project_id, mode, account_id, origin, snapshot, connected_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (project_id, mode) DO UPDATE SET \
+     account_id = excluded.account_id, origin = excluded.origin, \
+     snapshot = excluded.snapshot, connected_at = excluded.connected_at, \
+     updated_at = excluded.updated_at";
+pub(super) const DELETE_CONNECTION: &str =
+    "DELETE FROM stripe_connections WHERE project_id = $1 AND mode = $2";
+pub(super) const MARK_EVENT_PROCESSED: &str = "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
+     WHERE id = $1 AND processed_at IS NULL";
+/// Forgets a project's catalog in a mode ($1, $2), its runs and what they staged.
+pub(super) const FORGET_CATALOG: [&str; 4] = [
+    "DELETE FROM catalog_staging WHERE run_id IN \
+     (SELECT id FROM catalog_runs WHERE project_id = $1 AND mode = $2)",
+    "DELETE FROM catalog_runs WHERE project_id = $1 AND mode = $2",
+    "DELETE FROM catalog_products WHERE project_id = $1 AND mode = $2",
+    "DELETE FROM catalogs WHERE project_id = $1 AND mode = $2",
+];
+
 macro_rules! sql_store {
     ($store:ident, $db:ty, $pool:ty, $backend:literal, $params:expr, $begin:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
 
-        use std::collections::HashSet;
         use std::sync::Arc;
 
-        use super::{
-            FRAME_ROWS_PER_INSERT, Params, TURNS_PER_UPDATE, frames_insert_sql, turns_update_sql,
-        };
+        use super::{FRAME_ROWS_PER_INSERT, Params};
 
         const PARAMS: Params = $params;
         /// How a writing transaction starts. SQLite's is IMMEDIATE: it takes the write lock up
@@ -135,7 +161,7 @@ macro_rules! sql_store {
         use crate::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
         use crate::store::writer::Writer;
         use crate::store::{
-            CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, ExtraWrite,
+            CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord,
             ProjectRecord, Recorded, StagedObject, Store, StoreError, StoreResult, StoredFrame,
             ProductPut, StoredProduct, TurnWrite, WebhookEventRecord,
         };
@@ -149,93 +175,9 @@ macro_rules! sql_store {
         }
 
         impl $store {
-            fn with_pool(pool: $pool) -> $store {
-                let commit_pool = pool.clone();
-                let writer = Writer::spawn(move |turns| {
-                    let pool = commit_pool.clone();
-                    async move { commit_batch(&pool, turns).await }
-                });
+            fn new(pool: $pool, writer: Writer) -> $store {
                 $store { pool, writer }
             }
-        }
-
-        /// Commits the batch in one transaction. If that fails as a whole, each turn is retried
-        /// in its own transaction so that one bad turn cannot sink the others.
-        async fn commit_batch(pool: &$pool, turns: Vec<TurnWrite>) -> Vec<StoreResult<()>> {
-            match commit_together(pool, &turns).await {
-                Ok(results) => results,
-                Err(e) if turns.len() == 1 => vec![Err(e)],
-                Err(e) => {
-                    tracing::warn!(error = %e, turns = turns.len(), "batch commit failed; committing turns one by one");
-                    let mut results = Vec::with_capacity(turns.len());
-                    for turn in &turns {
-                        let r = commit_together(pool, std::slice::from_ref(turn)).await;
-                        results.push(r.and_then(|mut v| v.pop().unwrap_or(Ok(()))));
-                    }
-                    results
-                }
-            }
-        }
-
-        async fn commit_together(pool: &$pool, turns: &[TurnWrite]) -> StoreResult<Vec<StoreResult<()>>> {
-            let now = now_millis();
-            let t0 = std::time::Instant::now();
-            let mut tx = pool.begin_with(BEGIN).await?;
-            let t_begin = t0.elapsed();
-            // One UPDATE per chunk of turns (not one per turn): each row moves only from the seq
-            // its turn started at; the rows returned are the turns that won.
-            let mut won: HashSet<&str> = HashSet::with_capacity(turns.len());
-            for chunk in turns.chunks(TURNS_PER_UPDATE) {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(turns_update_sql(PARAMS, chunk.len())));
-                for t in chunk {
-                    q = q
-                        .bind(t.conversation.as_str())
-                        .bind(t.prev_seq)
-                        .bind(t.last_seq)
-                        .bind(t.state.as_deref())
-                        .bind(now);
-                }
-                for row in q.fetch_all(&mut *tx).await? {
-                    let id: String = row.try_get("id")?;
-                    if let Some(t) = chunk.iter().find(|t| t.conversation.as_str() == id) {
-                        won.insert(t.conversation.as_str());
-                    }
-                }
-            }
-            let t_update = t0.elapsed();
-            let mut results = Vec::with_capacity(turns.len());
-            let mut frames: Vec<(&ConversationId, &StoredFrame)> = Vec::new();
-            for turn in turns {
-                if !won.contains(turn.conversation.as_str()) {
-                    results.push(Err(StoreError::Conflict(format!(
-                        "conversation {} is no longer at seq {}",
-                        turn.conversation, turn.prev_seq
-                    ))));
-                    continue;
-                }
-                for extra in &turn.extra {
-                    apply_extra(&mut tx, extra, now).await?;
-                }
-                frames.extend(turn.frames.iter().map(|f| (&turn.conversation, f)));
-                results.push(Ok(()));
-            }
-            for chunk in frames.chunks(FRAME_ROWS_PER_INSERT) {
-                let sql = frames_insert_sql(PARAMS, chunk.len());
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (conversation, f) in chunk {
-                    q = q
-                        .bind(conversation.as_str())
-                        .bind(f.seq)
-                        .bind(f.reply_to.as_deref())
-                        .bind(&*f.body)
-                        .bind(now);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            let t_insert = t0.elapsed();
-            tx.commit().await?;
-            tracing::trace!(?t_begin, ?t_update, ?t_insert, total = ?t0.elapsed(), "commit phases");
-            Ok(results)
         }
 
         /// Moves the catalog to its next version (creating it at version 1): from `expected`
@@ -308,90 +250,6 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        /// Forgets the project's catalog in `mode`, its runs and what they staged: the catalog
-        /// belongs to the connected account, and that connection is ending or changing. A sync
-        /// still running finds its run gone and stores nothing.
-        async fn forget_catalog(
-            tx: &mut sqlx::Transaction<'static, Db>,
-            project: &ProjectId,
-            mode: Mode,
-        ) -> StoreResult<()> {
-            for sql in [
-                "DELETE FROM catalog_staging WHERE run_id IN \
-                 (SELECT id FROM catalog_runs WHERE project_id = $1 AND mode = $2)",
-                "DELETE FROM catalog_runs WHERE project_id = $1 AND mode = $2",
-                "DELETE FROM catalog_products WHERE project_id = $1 AND mode = $2",
-                "DELETE FROM catalogs WHERE project_id = $1 AND mode = $2",
-            ] {
-                sqlx::query(sql)
-                    .bind(project.as_str())
-                    .bind(mode.as_str())
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            Ok(())
-        }
-
-        async fn apply_extra(
-            tx: &mut sqlx::Transaction<'static, Db>,
-            extra: &ExtraWrite,
-            now: i64,
-        ) -> StoreResult<()> {
-            match extra {
-                ExtraWrite::UpsertConnection(c) => {
-                    let previous: Option<String> = sqlx::query(
-                        "SELECT account_id FROM stripe_connections WHERE project_id = $1 AND mode = $2",
-                    )
-                    .bind(c.project_id.as_str())
-                    .bind(c.mode.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|r| r.try_get("account_id"))
-                    .transpose()?;
-                    if previous.is_some_and(|a| a != c.account_id) {
-                        forget_catalog(tx, &c.project_id, c.mode).await?;
-                    }
-                    sqlx::query(
-                        "INSERT INTO stripe_connections \
-                         (project_id, mode, account_id, origin, snapshot, connected_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (project_id, mode) DO UPDATE SET \
-                         account_id = excluded.account_id, origin = excluded.origin, \
-                         snapshot = excluded.snapshot, connected_at = excluded.connected_at, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(c.project_id.as_str())
-                    .bind(c.mode.as_str())
-                    .bind(&c.account_id)
-                    .bind(&c.origin)
-                    .bind(&c.snapshot)
-                    .bind(c.connected_at)
-                    .bind(c.updated_at)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                ExtraWrite::DeleteConnection { project_id, mode } => {
-                    sqlx::query("DELETE FROM stripe_connections WHERE project_id = $1 AND mode = $2")
-                        .bind(project_id.as_str())
-                        .bind(mode.as_str())
-                        .execute(&mut **tx)
-                        .await?;
-                    forget_catalog(tx, project_id, *mode).await?;
-                }
-                ExtraWrite::MarkEventProcessed { id, outcome } => {
-                    sqlx::query(
-                        "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
-                         WHERE id = $1 AND processed_at IS NULL",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .bind(outcome)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-            }
-            Ok(())
-        }
 
         fn parse_mode(s: &str) -> Result<Mode, StoreError> {
             Mode::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad mode {s:?} in the database")))
@@ -1008,6 +866,11 @@ mod sqlite {
         /// WAL journal with `synchronous = FULL`: a committed turn survives a crash of the
         /// process or the machine. Readers never wait for the writer.
         pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "an in-memory SQLite database cannot be used: turns must survive a restart; use sqlite://FILE"
+                )));
+            }
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Other(anyhow::anyhow!("bad SQLite URL {url:?}: {e}")))?
                 .create_if_missing(true)
@@ -1024,17 +887,21 @@ mod sqlite {
                 .pragma("wal_autocheckpoint", "0");
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
             migrator().run(&pool).await?;
+            let writer = crate::store::sqlite_writer::spawn(options.get_filename()).await?;
             spawn_checkpointer(pool.clone());
-            Ok(SqliteStore::with_pool(pool))
+            Ok(SqliteStore::new(pool, writer))
         }
     }
 }
 
 mod postgres {
+    use std::collections::HashSet;
+
     use super::*;
+    use crate::store::ExtraWrite;
     use sqlx::postgres::PgPoolOptions;
 
     sql_store!(
@@ -1046,6 +913,155 @@ mod postgres {
         "BEGIN"
     );
 
+    /// The group-commit writer's batch, on a pooled connection, in one transaction: one
+    /// multi-row `UPDATE` moves every conversation of the batch, multi-row `INSERT`s add their
+    /// frames. If that fails as a whole, each turn is retried in its own transaction so that
+    /// one bad turn cannot sink the others.
+    async fn commit_batch(pool: &sqlx::PgPool, turns: Vec<TurnWrite>) -> Vec<StoreResult<()>> {
+        match commit_together(pool, &turns).await {
+            Ok(results) => results,
+            Err(e) if turns.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::warn!(error = %e, turns = turns.len(), "batch commit failed; committing turns one by one");
+                let mut results = Vec::with_capacity(turns.len());
+                for turn in &turns {
+                    let r = commit_together(pool, std::slice::from_ref(turn)).await;
+                    results.push(r.and_then(|mut v| v.pop().unwrap_or(Ok(()))));
+                }
+                results
+            }
+        }
+    }
+
+    async fn commit_together(
+        pool: &sqlx::PgPool,
+        turns: &[TurnWrite],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let now = now_millis();
+        let t0 = std::time::Instant::now();
+        let mut tx = pool.begin_with(BEGIN).await?;
+        let t_begin = t0.elapsed();
+        // One UPDATE per chunk of turns (not one per turn): each row moves only from the seq
+        // its turn started at; the rows returned are the turns that won.
+        let mut won: HashSet<&str> = HashSet::with_capacity(turns.len());
+        for chunk in turns.chunks(TURNS_PER_UPDATE) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(turns_update_sql(
+                Params::Dollar,
+                chunk.len(),
+            )));
+            for t in chunk {
+                q = q
+                    .bind(t.conversation.as_str())
+                    .bind(t.prev_seq)
+                    .bind(t.last_seq)
+                    .bind(t.state.as_deref())
+                    .bind(now);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let id: String = row.try_get("id")?;
+                if let Some(t) = chunk.iter().find(|t| t.conversation.as_str() == id) {
+                    won.insert(t.conversation.as_str());
+                }
+            }
+        }
+        let t_update = t0.elapsed();
+        let mut results = Vec::with_capacity(turns.len());
+        let mut frames: Vec<(&ConversationId, &StoredFrame)> = Vec::new();
+        for turn in turns {
+            if !won.contains(turn.conversation.as_str()) {
+                results.push(Err(crate::store::turn_conflict(turn)));
+                continue;
+            }
+            for extra in &turn.extra {
+                apply_extra(&mut tx, extra, now).await?;
+            }
+            frames.extend(turn.frames.iter().map(|f| (&turn.conversation, f)));
+            results.push(Ok(()));
+        }
+        for chunk in frames.chunks(FRAME_ROWS_PER_INSERT) {
+            let sql = frames_insert_sql(Params::Dollar, chunk.len());
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (conversation, f) in chunk {
+                q = q
+                    .bind(conversation.as_str())
+                    .bind(f.seq)
+                    .bind(f.reply_to.as_deref())
+                    .bind(&*f.body)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let t_insert = t0.elapsed();
+        tx.commit().await?;
+        tracing::trace!(?t_begin, ?t_update, ?t_insert, total = ?t0.elapsed(), "commit phases");
+        Ok(results)
+    }
+
+    /// Forgets the project's catalog in `mode`, its runs and what they staged: the catalog
+    /// belongs to the connected account, and that connection is ending or changing. A sync
+    /// still running finds its run gone and stores nothing.
+    async fn forget_catalog(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        project: &ProjectId,
+        mode: Mode,
+    ) -> StoreResult<()> {
+        for sql in FORGET_CATALOG {
+            sqlx::query(sql)
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+    async fn apply_extra(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        extra: &ExtraWrite,
+        now: i64,
+    ) -> StoreResult<()> {
+        match extra {
+            ExtraWrite::UpsertConnection(c) => {
+                let previous: Option<String> = sqlx::query(CONNECTED_ACCOUNT)
+                    .bind(c.project_id.as_str())
+                    .bind(c.mode.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| r.try_get("account_id"))
+                    .transpose()?;
+                if previous.is_some_and(|a| a != c.account_id) {
+                    forget_catalog(tx, &c.project_id, c.mode).await?;
+                }
+                sqlx::query(UPSERT_CONNECTION)
+                    .bind(c.project_id.as_str())
+                    .bind(c.mode.as_str())
+                    .bind(&c.account_id)
+                    .bind(&c.origin)
+                    .bind(&c.snapshot)
+                    .bind(c.connected_at)
+                    .bind(c.updated_at)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            ExtraWrite::DeleteConnection { project_id, mode } => {
+                sqlx::query(DELETE_CONNECTION)
+                    .bind(project_id.as_str())
+                    .bind(mode.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                forget_catalog(tx, project_id, *mode).await?;
+            }
+            ExtraWrite::MarkEventProcessed { id, outcome } => {
+                sqlx::query(MARK_EVENT_PROCESSED)
+                    .bind(id)
+                    .bind(now)
+                    .bind(outcome)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     impl PgStore {
         pub async fn open(url: &str) -> StoreResult<PgStore> {
             let pool = PgPoolOptions::new()
@@ -1054,7 +1070,12 @@ mod postgres {
                 .connect(url)
                 .await?;
             migrator().run(&pool).await?;
-            Ok(PgStore::with_pool(pool))
+            let commit_pool = pool.clone();
+            let writer = Writer::spawn(move |turns| {
+                let pool = commit_pool.clone();
+                async move { commit_batch(&pool, turns).await }
+            });
+            Ok(PgStore::new(pool, writer))
         }
     }
 }

@@ -1,0 +1,283 @@
+//! SQLite's group-commit writer: a thread of its own that owns one connection.
+//!
+//! A batch is `BEGIN IMMEDIATE`, one `UPDATE` per turn, one `INSERT` per frame and `COMMIT`, all
+//! through statements prepared once, without leaving the thread. Through sqlx every statement
+//! was a round trip between a tokio task and sqlx's connection thread, and under load each round
+//! trip waited for a core: a batch of two turns took milliseconds, most of it waiting.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, params};
+use tokio::sync::oneshot;
+
+use super::sql::{
+    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, MARK_EVENT_PROCESSED, UPSERT_CONNECTION,
+};
+use super::writer::{self, Jobs, Writer};
+use super::{ExtraWrite, StoreError, StoreResult, TurnWrite};
+use crate::domain::{Mode, ProjectId, now_millis};
+
+/// How often the writer checkpoints while it is writing (see [`checkpoint`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+const MOVE_CONVERSATION: &str = "UPDATE conversations SET last_seq = ?3, \
+     state = COALESCE(?4, state), updated_at = ?5 WHERE id = ?1 AND last_seq = ?2";
+const INSERT_FRAME: &str = "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// Opens the writer's connection to the (already migrated) database file and starts its
+/// thread. The connection is set up as the pool's: WAL with `synchronous = FULL`, so a turn is
+/// answered only once it is on disk. A log that a burst grew past 64 MiB is cut back when it
+/// restarts.
+pub(super) async fn spawn(path: &Path) -> StoreResult<Writer> {
+    let conn = Connection::open(path).map_err(db_error)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(db_error)?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+         PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 0; \
+         PRAGMA journal_size_limit = 67108864;",
+    )
+    .map_err(db_error)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(db_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Other(anyhow::anyhow!(
+            "the SQLite database is in {mode} journal mode, not WAL"
+        )));
+    }
+    let (writer, jobs) = Writer::channel();
+    let (ready, started) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("chatpay-sqlite-writer".to_owned())
+        .spawn(move || run(conn, jobs, ready))
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("cannot start the SQLite writer: {e}")))?;
+    started.await.map_err(|_| {
+        StoreError::Other(anyhow::anyhow!("the SQLite writer stopped while starting"))
+    })??;
+    Ok(writer)
+}
+
+/// The thread: prepares its statements (telling the opener whether that worked), then commits
+/// batches until the store is dropped.
+fn run(conn: Connection, jobs: Jobs, ready: oneshot::Sender<StoreResult<()>>) {
+    let mut statements = match Statements::prepare(&conn) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(db_error(e)));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut checkpointed = Instant::now();
+    writer::serve_blocking(
+        jobs,
+        |turns| commit_batch(&conn, &mut statements, &turns),
+        || {
+            if checkpointed.elapsed() >= CHECKPOINT_EVERY {
+                checkpoint(&conn);
+                checkpointed = Instant::now();
+            }
+        },
+    );
+}
+
+/// Copies the write-ahead log back into the database, here, between batches. Run beside the
+/// writer (as it was, from another connection), a checkpoint never caught up under steady
+/// writes, so the log was never restarted and grew by about 100 MB a second, every commit
+/// writing to fresh file pages. Run by the writer, nothing is appended meanwhile: the log is
+/// copied whole and the next transaction starts it again from the top. Each page is copied once
+/// however many commits rewrote it, and the log stays small enough to stay in memory.
+fn checkpoint(conn: &Connection) {
+    let started = Instant::now();
+    let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    });
+    match outcome {
+        Ok((busy, log, copied)) => {
+            tracing::trace!(busy, log, copied, took = ?started.elapsed(), "checkpoint");
+        }
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+    }
+}
+
+struct Statements<'c> {
+    begin: Statement<'c>,
+    commit: Statement<'c>,
+    rollback: Statement<'c>,
+    move_conversation: Statement<'c>,
+    insert_frame: Statement<'c>,
+}
+
+impl<'c> Statements<'c> {
+    fn prepare(conn: &'c Connection) -> rusqlite::Result<Statements<'c>> {
+        Ok(Statements {
+            // IMMEDIATE: take the write lock up front, waiting for other writers (busy timeout).
+            begin: conn.prepare("BEGIN IMMEDIATE")?,
+            commit: conn.prepare("COMMIT")?,
+            rollback: conn.prepare("ROLLBACK")?,
+            move_conversation: conn.prepare(MOVE_CONVERSATION)?,
+            insert_frame: conn.prepare(INSERT_FRAME)?,
+        })
+    }
+}
+
+/// Commits the batch in one transaction. If that fails as a whole, each turn is retried in its
+/// own transaction so that one bad turn cannot sink the others.
+fn commit_batch(
+    conn: &Connection,
+    s: &mut Statements<'_>,
+    turns: &[TurnWrite],
+) -> Vec<StoreResult<()>> {
+    match commit_together(conn, s, turns) {
+        Ok(results) => results,
+        Err(e) if turns.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, turns = turns.len(), "batch commit failed; committing turns one by one");
+            turns
+                .iter()
+                .map(|turn| {
+                    commit_together(conn, s, std::slice::from_ref(turn))
+                        .and_then(|mut v| v.pop().unwrap_or(Ok(())))
+                })
+                .collect()
+        }
+    }
+}
+
+fn commit_together(
+    conn: &Connection,
+    s: &mut Statements<'_>,
+    turns: &[TurnWrite],
+) -> StoreResult<Vec<StoreResult<()>>> {
+    s.begin.execute([]).map_err(db_error)?;
+    let written = write_turns(conn, s, turns).and_then(|results| {
+        s.commit.execute([]).map_err(db_error)?;
+        Ok(results)
+    });
+    if written.is_err()
+        && !conn.is_autocommit()
+        && let Err(e) = s.rollback.execute([])
+    {
+        tracing::error!(error = %e, "rollback of a failed batch failed");
+    }
+    written
+}
+
+fn write_turns(
+    conn: &Connection,
+    s: &mut Statements<'_>,
+    turns: &[TurnWrite],
+) -> StoreResult<Vec<StoreResult<()>>> {
+    let now = now_millis();
+    let mut results = Vec::with_capacity(turns.len());
+    for turn in turns {
+        // The conversation moves only from the seq its turn started at.
+        let moved = s
+            .move_conversation
+            .execute(params![
+                turn.conversation.as_str(),
+                turn.prev_seq,
+                turn.last_seq,
+                turn.state.as_deref(),
+                now
+            ])
+            .map_err(db_error)?;
+        if moved != 1 {
+            results.push(Err(super::turn_conflict(turn)));
+            continue;
+        }
+        for extra in &turn.extra {
+            apply_extra(conn, extra, now).map_err(db_error)?;
+        }
+        for f in &turn.frames {
+            s.insert_frame
+                .execute(params![
+                    turn.conversation.as_str(),
+                    f.seq,
+                    f.reply_to.as_deref(),
+                    &*f.body,
+                    now
+                ])
+                .map_err(db_error)?;
+        }
+        results.push(Ok(()));
+    }
+    Ok(results)
+}
+
+fn apply_extra(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Result<()> {
+    match extra {
+        ExtraWrite::UpsertConnection(c) => {
+            let previous: Option<String> = conn
+                .query_row(
+                    &numbered(CONNECTED_ACCOUNT),
+                    params![c.project_id.as_str(), c.mode.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if previous.is_some_and(|a| a != c.account_id) {
+                forget_catalog(conn, &c.project_id, c.mode)?;
+            }
+            conn.execute(
+                &numbered(UPSERT_CONNECTION),
+                params![
+                    c.project_id.as_str(),
+                    c.mode.as_str(),
+                    c.account_id,
+                    c.origin,
+                    c.snapshot,
+                    c.connected_at,
+                    c.updated_at
+                ],
+            )?;
+        }
+        ExtraWrite::DeleteConnection { project_id, mode } => {
+            conn.execute(
+                &numbered(DELETE_CONNECTION),
+                params![project_id.as_str(), mode.as_str()],
+            )?;
+            forget_catalog(conn, project_id, *mode)?;
+        }
+        ExtraWrite::MarkEventProcessed { id, outcome } => {
+            conn.execute(&numbered(MARK_EVENT_PROCESSED), params![id, now, outcome])?;
+        }
+    }
+    Ok(())
+}
+
+fn forget_catalog(conn: &Connection, project: &ProjectId, mode: Mode) -> rusqlite::Result<()> {
+    for sql in FORGET_CATALOG {
+        conn.execute(&numbered(sql), params![project.as_str(), mode.as_str()])?;
+    }
+    Ok(())
+}
+
+/// The shared statements' `$N` parameters as `?N`. SQLite numbers `$N` (a name to it) in order
+/// of first appearance, so `SET a = $2 … WHERE id = $1` would take the first positional value
+/// for `$2`; `?N` is parameter N wherever it appears. (sqlx resolves `$N` by name itself.)
+fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+/// Uniqueness failures are conflicts, as from sqlx; anything else is an internal error.
+fn db_error(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == ErrorCode::ConstraintViolation
+                && matches!(
+                    f.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+        {
+            StoreError::Conflict(e.to_string())
+        }
+        _ => StoreError::Other(anyhow::Error::new(e)),
+    }
+}
