@@ -841,27 +841,6 @@ mod sqlite {
         "BEGIN IMMEDIATE"
     );
 
-    /// Copies the write-ahead log back into the database once a second, without blocking the
-    /// writer (PASSIVE), so commits never pay for a checkpoint.
-    fn spawn_checkpointer(pool: sqlx::SqlitePool) {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if pool.is_closed() {
-                    return;
-                }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-            }
-        });
-    }
-
     impl SqliteStore {
         /// WAL journal with `synchronous = FULL`: a committed turn survives a crash of the
         /// process or the machine. Readers never wait for the writer.
@@ -883,7 +862,7 @@ mod sqlite {
                 .pragma("cache_size", "-65536")
                 // Statement journals in memory, not in temporary files.
                 .pragma("temp_store", "MEMORY")
-                // Checkpoints run beside the writer (below), not inside its commits.
+                // Checkpoints are the turn writer's (see `sqlite_writer`), never inside a commit.
                 .pragma("wal_autocheckpoint", "0");
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
@@ -891,7 +870,6 @@ mod sqlite {
                 .await?;
             migrator().run(&pool).await?;
             let writer = crate::store::sqlite_writer::spawn(options.get_filename()).await?;
-            spawn_checkpointer(pool.clone());
             Ok(SqliteStore::new(pool, writer))
         }
     }

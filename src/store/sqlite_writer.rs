@@ -6,6 +6,7 @@
 //! trip waited for a core: a batch of two turns took milliseconds, most of it waiting.
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, params};
@@ -18,18 +19,35 @@ use super::writer::{self, Jobs, Writer};
 use super::{ExtraWrite, StoreError, StoreResult, TurnWrite};
 use crate::domain::{Mode, ProjectId, now_millis};
 
-/// How often the writer checkpoints while it is writing (see [`checkpoint`]).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How often the writer finishes a checkpoint while it is writing (see [`checkpoint`]).
+const FINISH_EVERY: Duration = Duration::from_millis(100);
+/// How often the copier checkpoints while the writer is committing.
+const COPY_EVERY: Duration = Duration::from_millis(20);
 
 const MOVE_CONVERSATION: &str = "UPDATE conversations SET last_seq = ?3, \
      state = COALESCE(?4, state), updated_at = ?5 WHERE id = ?1 AND last_seq = ?2";
 const INSERT_FRAME: &str = "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// Opens the writer's connection to the (already migrated) database file and starts its
-/// thread. The connection is set up as the pool's: WAL with `synchronous = FULL`, so a turn is
-/// answered only once it is on disk. A log that a burst grew past 64 MiB is cut back when it
-/// restarts.
+/// Opens the writer's connection to the (already migrated) database file and starts its thread,
+/// and the log copier's beside it (see [`checkpoint`]).
 pub(super) async fn spawn(path: &Path) -> StoreResult<Writer> {
+    let conn = open(path)?;
+    let copier = spawn_copier(open(path)?)?;
+    let (writer, jobs) = Writer::channel();
+    let (ready, started) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("chatpay-sqlite-writer".to_owned())
+        .spawn(move || run(conn, jobs, copier, ready))
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("cannot start the SQLite writer: {e}")))?;
+    started.await.map_err(|_| {
+        StoreError::Other(anyhow::anyhow!("the SQLite writer stopped while starting"))
+    })??;
+    Ok(writer)
+}
+
+/// A connection set up as the pool's: WAL with `synchronous = FULL`, so a turn is answered only
+/// once it is on disk. A log that a burst grew past 64 MiB is cut back when it restarts.
+fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(db_error)?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(db_error)?;
@@ -47,21 +65,39 @@ pub(super) async fn spawn(path: &Path) -> StoreResult<Writer> {
             "the SQLite database is in {mode} journal mode, not WAL"
         )));
     }
-    let (writer, jobs) = Writer::channel();
-    let (ready, started) = oneshot::channel();
+    Ok(conn)
+}
+
+/// Starts the log copier: a thread that checkpoints every [`COPY_EVERY`] while the writer is
+/// committing (each commit nudges it), and once a second regardless (writes made through the
+/// pool, such as a catalog sync, do not nudge it). It stops with the writer.
+fn spawn_copier(conn: Connection) -> StoreResult<mpsc::SyncSender<()>> {
+    let (nudge, nudged) = mpsc::sync_channel::<()>(1);
     std::thread::Builder::new()
-        .name("chatpay-sqlite-writer".to_owned())
-        .spawn(move || run(conn, jobs, ready))
-        .map_err(|e| StoreError::Other(anyhow::anyhow!("cannot start the SQLite writer: {e}")))?;
-    started.await.map_err(|_| {
-        StoreError::Other(anyhow::anyhow!("the SQLite writer stopped while starting"))
-    })??;
-    Ok(writer)
+        .name("chatpay-sqlite-checkpoint".to_owned())
+        .spawn(move || {
+            while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) =
+                nudged.recv_timeout(Duration::from_secs(1))
+            {
+                checkpoint(&conn);
+                // Leaves the writer room to finish its own checkpoints between the copier's.
+                std::thread::sleep(COPY_EVERY);
+            }
+        })
+        .map_err(|e| {
+            StoreError::Other(anyhow::anyhow!("cannot start the SQLite checkpointer: {e}"))
+        })?;
+    Ok(nudge)
 }
 
 /// The thread: prepares its statements (telling the opener whether that worked), then commits
 /// batches until the store is dropped.
-fn run(conn: Connection, jobs: Jobs, ready: oneshot::Sender<StoreResult<()>>) {
+fn run(
+    conn: Connection,
+    jobs: Jobs,
+    copier: mpsc::SyncSender<()>,
+    ready: oneshot::Sender<StoreResult<()>>,
+) {
     let mut statements = match Statements::prepare(&conn) {
         Ok(s) => s,
         Err(e) => {
@@ -75,21 +111,26 @@ fn run(conn: Connection, jobs: Jobs, ready: oneshot::Sender<StoreResult<()>>) {
         jobs,
         |turns| commit_batch(&conn, &mut statements, &turns),
         || {
-            if checkpointed.elapsed() >= CHECKPOINT_EVERY {
-                checkpoint(&conn);
+            if checkpointed.elapsed() >= FINISH_EVERY && checkpoint(&conn) {
                 checkpointed = Instant::now();
             }
+            // If the channel is full, a nudge is already waiting.
+            let _ = copier.try_send(());
         },
     );
 }
 
-/// Copies the write-ahead log back into the database, here, between batches. Run beside the
-/// writer (as it was, from another connection), a checkpoint never caught up under steady
-/// writes, so the log was never restarted and grew by about 100 MB a second, every commit
-/// writing to fresh file pages. Run by the writer, nothing is appended meanwhile: the log is
-/// copied whole and the next transaction starts it again from the top. Each page is copied once
-/// however many commits rewrote it, and the log stays small enough to stay in memory.
-fn checkpoint(conn: &Connection) {
+/// Copies the write-ahead log back into the database. Two connections do it. The copier thread
+/// checkpoints beside the writer, whenever the writer has committed: that is most of the work
+/// (writing the pages into the database file and syncing it) and the writer does not wait for
+/// it. But a checkpoint run beside a busy writer never catches up, since the writer appends
+/// while it copies; and the log restarts from its top only once it has been copied whole, so
+/// under steady writes the log grew by about 100 MB a second, every commit writing to fresh
+/// file pages. So the writer also checkpoints itself, between batches, every [`FINISH_EVERY`]:
+/// nothing is appended meanwhile, it copies the little the copier has not, and the next
+/// transaction restarts the log. Returns false if another checkpoint was running (nothing
+/// done; try again later).
+fn checkpoint(conn: &Connection) -> bool {
     let started = Instant::now();
     let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((
@@ -101,8 +142,12 @@ fn checkpoint(conn: &Connection) {
     match outcome {
         Ok((busy, log, copied)) => {
             tracing::trace!(busy, log, copied, took = ?started.elapsed(), "checkpoint");
+            busy == 0
         }
-        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        Err(e) => {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+            false
+        }
     }
 }
 
