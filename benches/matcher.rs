@@ -8,6 +8,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+/// The server's allocator (see src/main.rs), so that the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn corpus() -> (chatpay::intents::Matcher, Vec<String>) {
     let sources = chatpay::intents::embedded_sources();
     let (matcher, corpus) =

@@ -200,9 +200,12 @@ fn commit_together(
     s: &mut Statements<'_>,
     turns: &[TurnWrite],
 ) -> StoreResult<Vec<StoreResult<()>>> {
+    let started = Instant::now();
     s.begin.execute([]).map_err(db_error)?;
     let written = write_turns(conn, s, turns).and_then(|results| {
+        let wrote = started.elapsed();
         s.commit.execute([]).map_err(db_error)?;
+        tracing::trace!(turns = turns.len(), ?wrote, took = ?started.elapsed(), "batch");
         Ok(results)
     });
     if written.is_err()
