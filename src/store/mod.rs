@@ -2,8 +2,9 @@
 //! scale-out) generated from the same SQL text, so the test suite exercises both with one body.
 //!
 //! Turn writes (a conversation's new state plus the frames it emits) go through a group-commit
-//! writer: many conversations' turns share one transaction, so durable storage keeps up with
-//! tens of thousands of turns per second instead of one fsync per frame.
+//! writer: many conversations' turns share one transaction and one fsync, instead of one fsync
+//! per frame. PostgreSQL's writer is a task on the pool (`sql.rs`); SQLite's is a thread that
+//! owns its own connection and keeps the write-ahead log small (`sqlite_writer.rs`).
 
 mod sql;
 mod sqlite_writer;

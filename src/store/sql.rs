@@ -2,7 +2,9 @@
 //!
 //! SQLite accepts PostgreSQL's `$1` placeholders and both speak `ON CONFLICT`, so every statement
 //! is written once. `sql_store!` stamps out the same `Store` implementation for each sqlx driver,
-//! which keeps each backend's own type checking without a runtime `Any` layer.
+//! which keeps each backend's own type checking without a runtime `Any` layer. The turn writers
+//! differ (see `super::writer`): PostgreSQL's batch is below, SQLite's in `super::sqlite_writer`,
+//! which reuses the statements a turn's extra writes run.
 
 use std::borrow::Cow;
 use std::str::FromStr;
