@@ -122,6 +122,26 @@ fn turns_update_sql(params: Params, turns: usize) -> String {
     )
 }
 
+/// Every SQLite connection's settings, the pool's and the turn writer's alike (WAL journal mode
+/// is set once, by the pool, and stays with the file).
+pub(super) const SQLITE_PRAGMAS: &[(&str, &str)] = &[
+    // A committed turn survives a crash of the process or the machine.
+    ("synchronous", "FULL"),
+    ("foreign_keys", "ON"),
+    // Read through memory mapping and a 64 MiB cache rather than a read per page.
+    ("mmap_size", "268435456"),
+    ("cache_size", "-65536"),
+    // Statement journals in memory, not in temporary files.
+    ("temp_store", "MEMORY"),
+    // Checkpoints are the turn writer's (see `sqlite_writer`), never inside a commit; a log
+    // that a burst grew past 64 MiB is cut back when it restarts.
+    ("wal_autocheckpoint", "0"),
+    ("journal_size_limit", "67108864"),
+];
+
+/// How long an SQLite connection waits for another's write lock.
+pub(super) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Statements a turn's [`ExtraWrite`](super::ExtraWrite)s run, shared with SQLite's own writer
 /// thread (`super::sqlite_writer`). Parameters are positional in both.
 pub(super) const CONNECTED_ACCOUNT: &str =
@@ -830,9 +850,7 @@ macro_rules! sql_store {
 
 mod sqlite {
     use super::*;
-    use sqlx::sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-    };
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
     sql_store!(
         SqliteStore,
@@ -856,16 +874,10 @@ mod sqlite {
                 .map_err(|e| StoreError::Other(anyhow::anyhow!("bad SQLite URL {url:?}: {e}")))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10))
-                // Read through memory mapping and a 64 MiB cache rather than a read per page.
-                .pragma("mmap_size", "268435456")
-                .pragma("cache_size", "-65536")
-                // Statement journals in memory, not in temporary files.
-                .pragma("temp_store", "MEMORY")
-                // Checkpoints are the turn writer's (see `sqlite_writer`), never inside a commit.
-                .pragma("wal_autocheckpoint", "0");
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            let options = SQLITE_PRAGMAS
+                .iter()
+                .fold(options, |o, &(name, value)| o.pragma(name, value));
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .connect_with(options.clone())

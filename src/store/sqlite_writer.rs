@@ -13,7 +13,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, params};
 use tokio::sync::oneshot;
 
 use super::sql::{
-    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, MARK_EVENT_PROCESSED, UPSERT_CONNECTION,
+    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, MARK_EVENT_PROCESSED,
+    SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS, UPSERT_CONNECTION,
 };
 use super::writer::{self, Jobs, Writer};
 use super::{ExtraWrite, StoreError, StoreResult, TurnWrite};
@@ -45,18 +46,14 @@ pub(super) async fn spawn(path: &Path) -> StoreResult<Writer> {
     Ok(writer)
 }
 
-/// A connection set up as the pool's: WAL with `synchronous = FULL`, so a turn is answered only
-/// once it is on disk. A log that a burst grew past 64 MiB is cut back when it restarts.
+/// A connection set up as the pool's (`SQLITE_PRAGMAS`): WAL with `synchronous = FULL`, so a
+/// turn is answered only once it is on disk.
 fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(db_error)?;
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(db_error)?;
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-         PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 0; \
-         PRAGMA journal_size_limit = 67108864;",
-    )
-    .map_err(db_error)?;
+    conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(db_error)?;
+    for &(name, value) in SQLITE_PRAGMAS {
+        conn.pragma_update(None, name, value).map_err(db_error)?;
+    }
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .map_err(db_error)?;
@@ -327,5 +324,41 @@ fn db_error(e: rusqlite::Error) -> StoreError {
             StoreError::Conflict(e.to_string())
         }
         _ => StoreError::Other(anyhow::Error::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer's connection gets every setting the pool's connections get, and actually
+    /// holds them (quoted pragma values included).
+    #[test]
+    fn writer_connection_is_set_up_like_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "journal_mode", "WAL")
+            .unwrap();
+        let conn = open(&path).unwrap();
+        let get = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .unwrap()
+        };
+        assert_eq!(get("synchronous"), "2", "FULL");
+        assert_eq!(get("foreign_keys"), "1");
+        assert_eq!(get("temp_store"), "2", "MEMORY");
+        assert_eq!(get("cache_size"), "-65536");
+        assert_eq!(get("wal_autocheckpoint"), "0");
+        assert_eq!(get("journal_size_limit"), "67108864");
+        assert_eq!(get("journal_mode"), "wal");
     }
 }
