@@ -1,24 +1,35 @@
-//! The matcher: one Aho-Corasick automaton over every term, negation cue and exclusion, plus one
-//! `RegexSet` over every regex rule, both built once at load. Matching an utterance is a
-//! normalization pass, one automaton scan, one regex-set scan and a few bit tests per rule; no
-//! I/O and no allocation beyond the result.
+//! The matcher: one Aho-Corasick automaton over every term, negation cue and exclusion, and over
+//! the literals each regex rule starts with, built once at load. Matching an utterance is a
+//! normalization pass, one automaton scan, the regex rules whose literals occurred (few, usually
+//! none) and a few bit tests per rule; no I/O and no allocation beyond the result.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-
 use super::normalize::{Normalized, Normalizer};
-use super::set::{MultiRegex, SetScratch};
+use super::scan::Literals;
+use super::set::SetScratch;
 use super::slots::{SlotExtractor, SlotValue, Slots};
 
 /// What an automaton pattern means; one pattern can mean several things.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Tag {
-    Term { intent: u16, group: u8 },
+    Term {
+        intent: u16,
+        group: u8,
+    },
     Negation,
     Breaker,
-    Unless { intent: u16 },
+    Unless {
+        intent: u16,
+    },
+    /// One of the literals every match of rule regex `regex` starts with: only if one occurs
+    /// (at the very start, for a regex anchored there) can that regex match, so only then is
+    /// it run. Counts inside words too.
+    RegexGate {
+        regex: u16,
+        at_start: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -100,11 +111,15 @@ impl Classification {
 #[derive(Debug)]
 pub struct Matcher {
     pub(super) normalizer: Normalizer,
-    pub(super) automaton: AhoCorasick,
+    pub(super) automaton: Literals,
     pub(super) tags: Vec<Vec<Tag>>,
     pub(super) intents: Vec<IntentInfo>,
     pub(super) rules: Vec<RuleInfo>,
-    pub(super) regexes: MultiRegex,
+    /// The rule regexes, by [`RuleInfo::regex`].
+    pub(super) regexes: Vec<regex::Regex>,
+    /// Per rule regex: whether the automaton carries its [`Tag::RegexGate`] literals (if not,
+    /// it runs on every utterance).
+    pub(super) regex_gated: Vec<bool>,
     pub(super) slots: SlotExtractor,
     pub(super) negation_window: usize,
     pub threshold: f32,
@@ -137,9 +152,8 @@ struct Scratch {
     masks: Vec<u64>,
     suppressed: Vec<bool>,
     best: Vec<Option<Best>>,
-    regex_hits: Vec<usize>,
+    gates: Vec<bool>,
     ranked: Vec<(usize, usize, f32, (u32, u32))>,
-    rule_sets: SetScratch,
     slot_sets: SetScratch,
     slot_hits: Vec<usize>,
 }
@@ -149,12 +163,8 @@ thread_local! {
 }
 
 /// A DFA: a few hundred short phrases make a small one, and it is the fastest to scan.
-pub(super) fn build_automaton(patterns: &[String]) -> AhoCorasick {
-    AhoCorasickBuilder::new()
-        .match_kind(MatchKind::Standard)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(patterns)
-        .expect("term automaton compiles")
+pub(super) fn build_automaton(patterns: &[String]) -> Literals {
+    Literals::new(patterns).expect("term automaton compiles")
 }
 
 impl Matcher {
@@ -219,34 +229,37 @@ impl Matcher {
         s.suppressed.clear();
         s.suppressed.resize(n_intents, false);
 
-        for m in self.automaton.find_overlapping_iter(&s.norm.text) {
-            let (start, end) = (m.start(), m.end());
+        s.gates.clear();
+        s.gates.resize(self.regex_gated.len(), false);
+        self.automaton.overlapping(norm, |start, end, pattern| {
             let bounded =
                 (start == 0 || norm[start - 1] == b' ') && (end == norm.len() || norm[end] == b' ');
-            if !bounded {
-                continue;
-            }
-            let pattern = m.pattern().as_u32();
+            let mut word = false;
             for tag in &self.tags[pattern as usize] {
                 match *tag {
+                    Tag::RegexGate { regex, at_start } => {
+                        if start == 0 || !at_start {
+                            s.gates[regex as usize] = true;
+                        }
+                    }
+                    _ if !bounded => {}
                     Tag::Term { intent, group } => {
                         s.masks[intent as usize] |= 1 << group;
+                        word = true;
                     }
                     Tag::Negation => s.negations.push((start as u32, end as u32)),
                     Tag::Breaker => s.breakers.push(start as u32),
                     Tag::Unless { intent } => s.suppressed[intent as usize] = true,
                 }
             }
-            s.hits.push(Hit {
-                start: start as u32,
-                end: end as u32,
-                pattern,
-            });
-        }
-
-        s.regex_hits.clear();
-        self.regexes
-            .matches(&s.norm.text, &mut s.rule_sets, &mut s.regex_hits);
+            if word {
+                s.hits.push(Hit {
+                    start: start as u32,
+                    end: end as u32,
+                    pattern,
+                });
+            }
+        });
 
         // The best rule per intent: (rule, confidence, span in normalized text).
         s.best.clear();
@@ -258,10 +271,10 @@ impl Matcher {
             }
             let span = match rule.regex {
                 Some(ix) => {
-                    if !s.regex_hits.contains(&ix) {
+                    if self.regex_gated[ix] && !s.gates[ix] {
                         continue;
                     }
-                    match self.regexes.get(ix).find(&s.norm.text) {
+                    match self.regexes[ix].find(&s.norm.text) {
                         Some(m) => (m.start() as u32, m.end() as u32),
                         None => continue,
                     }
@@ -385,9 +398,9 @@ impl Matcher {
         let rule = &self.rules[r];
         let mut captures = Slots::new();
         if let Some(ix) = rule.regex
-            && let Some(caps) = self.regexes.get(ix).captures(&norm.text)
+            && let Some(caps) = self.regexes[ix].captures(&norm.text)
         {
-            for name in self.regexes.get(ix).capture_names().flatten() {
+            for name in self.regexes[ix].capture_names().flatten() {
                 if let Some(m) = caps.name(name) {
                     captures.insert(name.to_owned(), SlotValue::Text(m.as_str().to_owned()));
                 }

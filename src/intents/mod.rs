@@ -7,6 +7,7 @@
 mod format;
 mod matcher;
 mod normalize;
+mod scan;
 mod set;
 mod slots;
 
@@ -20,7 +21,6 @@ use format::{IntentFile, LexiconFile, NoIntentFile, SlotsFile, line_of};
 pub use matcher::{Candidate, Classification, Matcher, Outcome};
 use matcher::{IntentInfo, RuleInfo, Tag, build_automaton};
 pub use normalize::{Normalized, Normalizer};
-use set::MultiRegex;
 pub use set::ascii_word_boundaries;
 pub use slots::{SlotValue, Slots};
 
@@ -345,25 +345,52 @@ pub fn load_sources(
         });
     }
 
-    // Each pattern alone first, to name the rule of a bad one; then all of them together.
+    // Each rule regex on its own: a rule runs only its own (see `regex_gated` below).
+    let mut regexes = Vec::with_capacity(regex_patterns.len());
     for (i, p) in regex_patterns.iter().enumerate() {
-        if let Err(e) = regex::Regex::new(&ascii_word_boundaries(p)) {
-            let place = rules
-                .iter()
-                .find(|r| r.regex == Some(i))
-                .map_or(String::new(), |r| r.label.to_string());
-            errors.push(format!("{place}: bad regex: {e}"));
+        match regex::Regex::new(&ascii_word_boundaries(p)) {
+            Ok(re) => regexes.push(re),
+            Err(e) => {
+                let place = rules
+                    .iter()
+                    .find(|r| r.regex == Some(i))
+                    .map_or(String::new(), |r| r.label.to_string());
+                errors.push(format!("{place}: bad regex: {e}"));
+            }
         }
     }
-    let regexes = match MultiRegex::new(&regex_patterns) {
-        Ok(set) => set,
-        Err(e) => {
-            if errors.is_empty() {
-                errors.push(format!("rule regexes: {e}"));
+    // The literals each rule regex starts with ride along in the term automaton, so that the
+    // one scan also tells which regexes can match at all; the rest are not run.
+    let regex_gated: Vec<bool> = regex_patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p)) else {
+                return false;
+            };
+            let at_start = prefixes.at_start;
+            let Ok(lits) = prefixes
+                .literals
+                .into_iter()
+                .map(String::from_utf8)
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                return false;
+            };
+            for lit in lits {
+                let ix = *index.entry(lit.clone()).or_insert_with(|| {
+                    patterns.push(lit);
+                    tags.push(Vec::new());
+                    patterns.len() - 1
+                });
+                tags[ix].push(Tag::RegexGate {
+                    regex: i as u16,
+                    at_start,
+                });
             }
-            MultiRegex::new(&[]).expect("an empty set compiles")
-        }
-    };
+            true
+        })
+        .collect();
 
     let (slot_name, slot_text, slot_defs) = slot_file;
     let slot_extractor = slots::SlotExtractor::new(
@@ -408,6 +435,7 @@ pub fn load_sources(
         intents: infos,
         rules,
         regexes,
+        regex_gated,
         slots: slot_extractor,
         negation_window: lexicon.negation.window,
         threshold,

@@ -3,12 +3,12 @@
 //! misspellings fixed, punctuation and emoji removed. Every byte of the result remembers where in
 //! the original it came from, so a match can point at what the person wrote.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use super::scan::Literals;
 
 /// Word-level replacements, compiled once.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
-    replace: AhoCorasick,
+    replace: Literals,
     with: Vec<String>,
 }
 
@@ -80,12 +80,10 @@ impl Normalizer {
         let (from, with): (Vec<String>, Vec<String>) = pairs
             .into_iter()
             .map(|(f, t)| (Self::fold_only(f), t.to_owned()))
+            // A key with no word characters could never match a whole word.
+            .filter(|(f, _)| !f.trim().is_empty())
             .unzip();
-        let replace = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&from)
-            .expect("replacement table compiles");
+        let replace = Literals::anchored(&from).expect("replacement table compiles");
         Normalizer { replace, with }
     }
 
@@ -103,19 +101,24 @@ impl Normalizer {
         out.origin.clear();
         out.word_starts.clear();
         let src = scratch.text.as_bytes();
+        // At each word start, the longest key that ends at a word end. A possessive or
+        // contraction may follow ("stirpe's"); copy_plain drops it later.
+        let ends_word = |e: usize| e == src.len() || src[e] == b' ' || src[e] == b'\'';
         let mut copied = 0;
-        for m in self.replace.find_iter(&scratch.text) {
-            let (s, e) = (m.start(), m.end());
-            // A possessive or contraction may follow ("stirpe's"); copy_plain drops it later.
-            let bounded = (s == 0 || src[s - 1] == b' ')
-                && (e == src.len() || src[e] == b' ' || src[e] == b'\'');
-            if !bounded {
-                continue;
+        let mut at = 0;
+        while at < src.len() {
+            let found = self.replace.longest_at(src, at, ends_word);
+            if let Some((end, pattern)) = found {
+                copy_plain(scratch, copied, at, out);
+                push_replacement(out, &self.with[pattern as usize], scratch.origin[at]);
+                copied = end;
+                at = end;
             }
-            copy_plain(scratch, copied, s, out);
-            let from = scratch.origin[s];
-            push_replacement(out, &self.with[m.pattern().as_usize()], from);
-            copied = e;
+            // On to the next word.
+            match src[at..].iter().position(|&b| b == b' ') {
+                Some(space) => at += space + 1,
+                None => break,
+            }
         }
         if copied == 0 && !src.contains(&b'\'') {
             // Nothing to replace or drop: the first pass is the result.
@@ -223,8 +226,8 @@ fn first_pass(input: &str, out: &mut Normalized) {
     let bytes = input.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b < 128 {
+        // A run of ASCII, the common case: one table lookup per byte.
+        while let Some(&b) = bytes.get(i).filter(|b| b.is_ascii()) {
             let m = ASCII[b as usize];
             if m != 0 {
                 buf.push(m);
@@ -234,7 +237,9 @@ fn first_pass(input: &str, out: &mut Normalized) {
                 out.origin.push(i as u32);
             }
             i += 1;
-            continue;
+        }
+        if i == bytes.len() {
+            break;
         }
         let c = input[i..].chars().next().expect("a char starts here");
         let mut utf8 = [0u8; 4];

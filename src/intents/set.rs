@@ -12,10 +12,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
 use regex_automata::meta::{self, Cache};
 use regex_automata::{Input, MatchKind, PatternSet};
+use regex_syntax::hir::Look;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
+
+use super::scan::Literals;
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -25,7 +27,7 @@ pub struct MultiRegex {
     set: meta::Regex,
     each: Vec<regex::Regex>,
     /// Literals one of which every match starts with, when there is such a finite set.
-    prefilter: Option<AhoCorasick>,
+    prefilter: Option<Literals>,
 }
 
 /// Per-thread search state for one or more [`MultiRegex`].
@@ -106,7 +108,12 @@ impl MultiRegex {
 
     /// Appends the index of every pattern that matches anywhere in `text`.
     pub fn matches(&self, text: &str, scratch: &mut SetScratch, out: &mut Vec<usize>) {
-        if self.each.is_empty() || self.prefilter.as_ref().is_some_and(|p| !p.is_match(text)) {
+        if self.each.is_empty()
+            || self
+                .prefilter
+                .as_ref()
+                .is_some_and(|p| !p.is_match(text.as_bytes()))
+        {
             return;
         }
         if scratch.cache.as_ref().is_none_or(|(id, _)| *id != self.id) {
@@ -130,28 +137,46 @@ impl MultiRegex {
 
 /// An automaton over the literals every match must start with, if each pattern has a finite,
 /// non-empty set of them.
-fn prefilter(patterns: &[String]) -> Option<AhoCorasick> {
+fn prefilter(patterns: &[String]) -> Option<Literals> {
     let mut literals: Vec<Vec<u8>> = Vec::new();
     for p in patterns {
-        let hir = regex_syntax::Parser::new().parse(p).ok()?;
-        let seq = Extractor::new()
-            .kind(ExtractKind::Prefix)
-            .limit_class(64)
-            .limit_total(1000)
-            .extract(&hir);
-        let lits = seq.literals()?;
-        if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
-            return None;
-        }
-        literals.extend(lits.iter().map(|l| l.as_bytes().to_vec()));
+        literals.extend(prefix_literals(p)?.literals);
     }
     if literals.is_empty() || literals.len() > 5000 {
         return None;
     }
-    AhoCorasickBuilder::new()
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(&literals)
-        .ok()
+    Literals::new(&literals).ok()
+}
+
+/// What every match of a pattern starts with.
+#[derive(Debug, PartialEq)]
+pub(super) struct Prefixes {
+    /// One of these literals (a finite set, none empty).
+    pub literals: Vec<Vec<u8>>,
+    /// Only at the start of the text (the pattern begins with `^`).
+    pub at_start: bool,
+}
+
+/// What every match of `pattern` starts with, if that is a finite set of literals. A search
+/// for them decides cheaply whether the pattern can match at all.
+pub(super) fn prefix_literals(pattern: &str) -> Option<Prefixes> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let seq = Extractor::new()
+        .kind(ExtractKind::Prefix)
+        .limit_class(64)
+        .limit_total(1000)
+        .extract(&hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    let mut literals: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+    literals.sort_unstable();
+    literals.dedup();
+    Some(Prefixes {
+        literals,
+        at_start: hir.properties().look_set_prefix().contains(Look::Start),
+    })
 }
 
 #[cfg(test)]
@@ -172,6 +197,26 @@ mod tests {
         let other = MultiRegex::new(&["a".into()]).unwrap();
         other.matches("a", &mut scratch, &mut out);
         assert_eq!(out, vec![0]);
+    }
+
+    #[test]
+    fn prefix_literals_are_found_when_finite() {
+        assert_eq!(
+            prefix_literals(r"\b(?:pi|ch)_.{8,}"),
+            Some(Prefixes {
+                literals: vec![b"ch_".to_vec(), b"pi_".to_vec()],
+                at_start: false
+            })
+        );
+        assert_eq!(
+            prefix_literals(r"^(?:ok )*(?:cancel|stop)$"),
+            Some(Prefixes {
+                literals: vec![b"cancel".to_vec(), b"ok ".to_vec(), b"stop".to_vec()],
+                at_start: true
+            })
+        );
+        assert_eq!(prefix_literals(r"\w+ pay"), None);
+        assert_eq!(prefix_literals(r"(?:x)?"), None);
     }
 
     #[test]
