@@ -298,6 +298,12 @@ mod tests {
     fn replacements_respect_word_boundaries() {
         assert_eq!(n().normalize("dontknow").text, "dontknow");
         assert_eq!(n().normalize("stirpes").text, "stirpes");
+        // The longest key that ends a word wins; one that would end inside a word ("u r" in
+        // "u rock") does not hide a shorter one.
+        let n = Normalizer::new([("u", "you"), ("u r", "you are"), ("r", "are")]);
+        assert_eq!(n.normalize("u r ok").text, "you are ok");
+        assert_eq!(n.normalize("u rock").text, "you rock");
+        assert_eq!(n.normalize("ur u").text, "ur you");
     }
 
     #[test]
