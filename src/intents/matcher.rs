@@ -120,6 +120,10 @@ pub struct Matcher {
     /// Per rule regex: whether the automaton carries its [`Tag::RegexGate`] literals (if not,
     /// it runs on every utterance).
     pub(super) regex_gated: Vec<bool>,
+    /// Per rule regex, the intents of the rules that use it.
+    pub(super) regex_intents: Vec<Vec<u16>>,
+    /// Per intent, its rules in file order.
+    pub(super) rules_of: Vec<Vec<usize>>,
     pub(super) slots: SlotExtractor,
     pub(super) negation_window: usize,
     pub threshold: f32,
@@ -153,6 +157,8 @@ struct Scratch {
     suppressed: Vec<bool>,
     best: Vec<Option<Best>>,
     gates: Vec<bool>,
+    /// Intents with a term or a regex gate seen: only their rules can fire.
+    touched: Vec<u16>,
     ranked: Vec<(usize, usize, f32, (u32, u32))>,
     slot_sets: SetScratch,
     slot_hits: Vec<usize>,
@@ -231,6 +237,7 @@ impl Matcher {
 
         s.gates.clear();
         s.gates.resize(self.regex_gated.len(), false);
+        s.touched.clear();
         self.automaton.overlapping(norm, |start, end, pattern| {
             let bounded =
                 (start == 0 || norm[start - 1] == b' ') && (end == norm.len() || norm[end] == b' ');
@@ -244,6 +251,9 @@ impl Matcher {
                     }
                     _ if !bounded => {}
                     Tag::Term { intent, group } => {
+                        if s.masks[intent as usize] == 0 {
+                            s.touched.push(intent);
+                        }
                         s.masks[intent as usize] |= 1 << group;
                         word = true;
                     }
@@ -261,52 +271,65 @@ impl Matcher {
             }
         });
 
+        for (ix, intents) in self.regex_intents.iter().enumerate() {
+            if s.gates[ix] || !self.regex_gated[ix] {
+                s.touched.extend_from_slice(intents);
+            }
+        }
+        s.touched.sort_unstable();
+        s.touched.dedup();
+
         // The best rule per intent: (rule, confidence, span in normalized text).
         s.best.clear();
         s.best.resize(n_intents, None);
-        for (r, rule) in self.rules.iter().enumerate() {
-            let intent = rule.intent as usize;
+        let touched = std::mem::take(&mut s.touched);
+        for &intent in &touched {
+            let intent = intent as usize;
             if s.suppressed[intent] {
                 continue;
             }
-            let span = match rule.regex {
-                Some(ix) => {
-                    if self.regex_gated[ix] && !s.gates[ix] {
-                        continue;
+            for &r in &self.rules_of[intent] {
+                let rule = &self.rules[r];
+                let span = match rule.regex {
+                    Some(ix) => {
+                        if self.regex_gated[ix] && !s.gates[ix] {
+                            continue;
+                        }
+                        match self.regexes[ix].find(&s.norm.text) {
+                            Some(m) => (m.start() as u32, m.end() as u32),
+                            None => continue,
+                        }
                     }
-                    match self.regexes[ix].find(&s.norm.text) {
-                        Some(m) => (m.start() as u32, m.end() as u32),
-                        None => continue,
+                    None => {
+                        if rule.required & !s.masks[intent] != 0 {
+                            continue;
+                        }
+                        self.term_span(rule, &s.hits)
                     }
+                };
+                if rule.negatable && self.negated(span, s) {
+                    continue;
                 }
-                None => {
-                    if rule.required & !s.masks[intent] != 0 {
-                        continue;
+                let entry = &mut s.best[intent];
+                match entry {
+                    Some(best) => {
+                        best.count += 1;
+                        if rule.weight > best.weight {
+                            (best.rule, best.weight, best.span) = (r, rule.weight, span);
+                        }
                     }
-                    self.term_span(rule, &s.hits)
-                }
-            };
-            if rule.negatable && self.negated(span, s) {
-                continue;
-            }
-            let entry = &mut s.best[intent];
-            match entry {
-                Some(best) => {
-                    best.count += 1;
-                    if rule.weight > best.weight {
-                        (best.rule, best.weight, best.span) = (r, rule.weight, span);
+                    None => {
+                        *entry = Some(Best {
+                            rule: r,
+                            weight: rule.weight,
+                            span,
+                            count: 1,
+                        })
                     }
-                }
-                None => {
-                    *entry = Some(Best {
-                        rule: r,
-                        weight: rule.weight,
-                        span,
-                        count: 1,
-                    })
                 }
             }
         }
+        s.touched = touched;
 
         // Each further rule that fired for the same intent is more evidence: +0.02, at most 0.99.
         let mut ranked = std::mem::take(&mut s.ranked);

@@ -365,7 +365,7 @@ pub fn load_sources(
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p)) else {
+            let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p), true) else {
                 return false;
             };
             let at_start = prefixes.at_start;
@@ -428,6 +428,14 @@ pub fn load_sources(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let mut regex_intents = vec![Vec::new(); regexes.len()];
+    let mut rules_of = vec![Vec::new(); infos.len()];
+    for (r, rule) in rules.iter().enumerate() {
+        rules_of[rule.intent as usize].push(r);
+        if let Some(ix) = rule.regex {
+            regex_intents[ix].push(rule.intent);
+        }
+    }
     let matcher = Matcher {
         normalizer: normalizer.clone(),
         automaton: build_automaton(&patterns),
@@ -436,6 +444,8 @@ pub fn load_sources(
         rules,
         regexes,
         regex_gated,
+        regex_intents,
+        rules_of,
         slots: slot_extractor,
         negation_window: lexicon.negation.window,
         threshold,

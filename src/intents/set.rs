@@ -140,7 +140,7 @@ impl MultiRegex {
 fn prefilter(patterns: &[String]) -> Option<Literals> {
     let mut literals: Vec<Vec<u8>> = Vec::new();
     for p in patterns {
-        literals.extend(prefix_literals(p)?.literals);
+        literals.extend(prefix_literals(p, false)?.literals);
     }
     if literals.is_empty() || literals.len() > 5000 {
         return None;
@@ -158,14 +158,19 @@ pub(super) struct Prefixes {
 }
 
 /// What every match of `pattern` starts with, if that is a finite set of literals. A search
-/// for them decides cheaply whether the pattern can match at all.
-pub(super) fn prefix_literals(pattern: &str) -> Option<Prefixes> {
+/// for them decides cheaply whether the pattern can match at all. `shrink` trades precision for
+/// fewer, shorter literals (regex-syntax's own prefilter heuristics: `how much is the`,
+/// `how much is my`, … become `how much `), for literals that ride along in a bigger automaton.
+pub(super) fn prefix_literals(pattern: &str, shrink: bool) -> Option<Prefixes> {
     let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    let seq = Extractor::new()
+    let mut seq = Extractor::new()
         .kind(ExtractKind::Prefix)
         .limit_class(64)
         .limit_total(1000)
         .extract(&hir);
+    if shrink {
+        seq.optimize_for_prefix_by_preference();
+    }
     let lits = seq.literals()?;
     if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
         return None;
@@ -202,21 +207,28 @@ mod tests {
     #[test]
     fn prefix_literals_are_found_when_finite() {
         assert_eq!(
-            prefix_literals(r"\b(?:pi|ch)_.{8,}"),
+            prefix_literals(r"\b(?:pi|ch)_.{8,}", false),
             Some(Prefixes {
                 literals: vec![b"ch_".to_vec(), b"pi_".to_vec()],
                 at_start: false
             })
         );
         assert_eq!(
-            prefix_literals(r"^(?:ok )*(?:cancel|stop)$"),
+            prefix_literals(r"^(?:ok )*(?:cancel|stop)$", false),
             Some(Prefixes {
                 literals: vec![b"cancel".to_vec(), b"ok ".to_vec(), b"stop".to_vec()],
                 at_start: true
             })
         );
-        assert_eq!(prefix_literals(r"\w+ pay"), None);
-        assert_eq!(prefix_literals(r"(?:x)?"), None);
+        assert_eq!(prefix_literals(r"\w+ pay", false), None);
+        assert_eq!(prefix_literals(r"(?:x)?", false), None);
+        // Shrunk: one short literal instead of a cross product.
+        let pattern = r"\bhow much (?:is|does|are) (?:the |my |a )?[a-z]+";
+        assert!(prefix_literals(pattern, false).unwrap().literals.len() > 100);
+        assert_eq!(
+            prefix_literals(pattern, true).unwrap().literals,
+            vec![b"how much ".to_vec()]
+        );
     }
 
     #[test]
