@@ -40,6 +40,17 @@ pub(super) struct IntentInfo {
     pub answer: Option<Arc<str>>,
 }
 
+/// A rule's regular expression, and what the term scan knows about it.
+#[derive(Debug)]
+pub(super) struct RuleRegex {
+    pub re: regex::Regex,
+    /// Whether the automaton carries its [`Tag::RegexGate`] literals; if not, it runs on every
+    /// utterance.
+    pub gated: bool,
+    /// The intents of the rules that use it.
+    pub intents: Vec<u16>,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct RuleInfo {
     pub intent: u16,
@@ -116,12 +127,7 @@ pub struct Matcher {
     pub(super) intents: Vec<IntentInfo>,
     pub(super) rules: Vec<RuleInfo>,
     /// The rule regexes, by [`RuleInfo::regex`].
-    pub(super) regexes: Vec<regex::Regex>,
-    /// Per rule regex: whether the automaton carries its [`Tag::RegexGate`] literals (if not,
-    /// it runs on every utterance).
-    pub(super) regex_gated: Vec<bool>,
-    /// Per rule regex, the intents of the rules that use it.
-    pub(super) regex_intents: Vec<Vec<u16>>,
+    pub(super) regexes: Vec<RuleRegex>,
     /// Per intent, its rules in file order.
     pub(super) rules_of: Vec<Vec<usize>>,
     pub(super) slots: SlotExtractor,
@@ -156,6 +162,7 @@ struct Scratch {
     masks: Vec<u64>,
     suppressed: Vec<bool>,
     best: Vec<Option<Best>>,
+    /// Per rule regex: whether it can match (an ungated one always can).
     gates: Vec<bool>,
     /// Intents with a term or a regex gate seen: only their rules can fire.
     touched: Vec<u16>,
@@ -236,7 +243,7 @@ impl Matcher {
         s.suppressed.resize(n_intents, false);
 
         s.gates.clear();
-        s.gates.resize(self.regex_gated.len(), false);
+        s.gates.extend(self.regexes.iter().map(|r| !r.gated));
         s.touched.clear();
         self.automaton.overlapping(norm, |start, end, pattern| {
             let bounded =
@@ -271,9 +278,9 @@ impl Matcher {
             }
         });
 
-        for (ix, intents) in self.regex_intents.iter().enumerate() {
-            if s.gates[ix] || !self.regex_gated[ix] {
-                s.touched.extend_from_slice(intents);
+        for (regex, &open) in self.regexes.iter().zip(&s.gates) {
+            if open {
+                s.touched.extend_from_slice(&regex.intents);
             }
         }
         s.touched.sort_unstable();
@@ -292,10 +299,10 @@ impl Matcher {
                 let rule = &self.rules[r];
                 let span = match rule.regex {
                     Some(ix) => {
-                        if self.regex_gated[ix] && !s.gates[ix] {
+                        if !s.gates[ix] {
                             continue;
                         }
-                        match self.regexes[ix].find(&s.norm.text) {
+                        match self.regexes[ix].re.find(&s.norm.text) {
                             Some(m) => (m.start() as u32, m.end() as u32),
                             None => continue,
                         }
@@ -421,9 +428,9 @@ impl Matcher {
         let rule = &self.rules[r];
         let mut captures = Slots::new();
         if let Some(ix) = rule.regex
-            && let Some(caps) = self.regexes[ix].captures(&norm.text)
+            && let Some(caps) = self.regexes[ix].re.captures(&norm.text)
         {
-            for name in self.regexes[ix].capture_names().flatten() {
+            for name in self.regexes[ix].re.capture_names().flatten() {
                 if let Some(m) = caps.name(name) {
                     captures.insert(name.to_owned(), SlotValue::Text(m.as_str().to_owned()));
                 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use format::{IntentFile, LexiconFile, NoIntentFile, SlotsFile, line_of};
 pub use matcher::{Candidate, Classification, Matcher, Outcome};
-use matcher::{IntentInfo, RuleInfo, Tag, build_automaton};
+use matcher::{IntentInfo, RuleInfo, RuleRegex, Tag, build_automaton};
 pub use normalize::{Normalized, Normalizer};
 pub use set::ascii_word_boundaries;
 pub use slots::{SlotValue, Slots};
@@ -428,12 +428,20 @@ pub fn load_sources(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut regex_intents = vec![Vec::new(); regexes.len()];
+    let mut regexes: Vec<RuleRegex> = regexes
+        .into_iter()
+        .zip(regex_gated)
+        .map(|(re, gated)| RuleRegex {
+            re,
+            gated,
+            intents: Vec::new(),
+        })
+        .collect();
     let mut rules_of = vec![Vec::new(); infos.len()];
     for (r, rule) in rules.iter().enumerate() {
         rules_of[rule.intent as usize].push(r);
         if let Some(ix) = rule.regex {
-            regex_intents[ix].push(rule.intent);
+            regexes[ix].intents.push(rule.intent);
         }
     }
     let matcher = Matcher {
@@ -443,8 +451,6 @@ pub fn load_sources(
         intents: infos,
         rules,
         regexes,
-        regex_gated,
-        regex_intents,
         rules_of,
         slots: slot_extractor,
         negation_window: lexicon.negation.window,
