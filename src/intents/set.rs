@@ -137,15 +137,34 @@ impl MultiRegex {
 
 /// An automaton over the literals every match must start with, if each pattern has a finite,
 /// non-empty set of them.
+///
+/// The set is made small, as only a prefilter may be: it may let through more than the
+/// patterns could match, never less. Literals are folded to lowercase and matched in either
+/// case (a case-insensitive pattern yields every mix of cases, "yesterday" alone 512), and a
+/// literal that starts with another one is dropped ("2017" goes where "2" stays). For our slot
+/// patterns: 180 literals and a 147 KB automaton, down from 4,492 and 3.4 MB.
 fn prefilter(patterns: &[String]) -> Option<Literals> {
     let mut literals: Vec<Vec<u8>> = Vec::new();
     for p in patterns {
-        literals.extend(prefix_literals(p, false)?.literals);
+        literals.extend(
+            prefix_literals(p, false)?
+                .literals
+                .into_iter()
+                .map(|l| l.to_ascii_lowercase()),
+        );
     }
-    if literals.is_empty() || literals.len() > 5000 {
+    // Sorted, a literal's extensions follow it directly.
+    literals.sort_unstable();
+    let mut kept: Vec<Vec<u8>> = Vec::with_capacity(literals.len());
+    for l in literals {
+        if kept.last().is_none_or(|k| !l.starts_with(k)) {
+            kept.push(l);
+        }
+    }
+    if kept.is_empty() || kept.len() > 5000 {
         return None;
     }
-    Literals::new(&literals).ok()
+    Literals::ascii_case_insensitive(&kept).ok()
 }
 
 /// What every match of a pattern starts with.
