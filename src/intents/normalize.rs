@@ -10,6 +10,14 @@ use super::scan::Literals;
 pub struct Normalizer {
     replace: Literals,
     with: Vec<String>,
+    /// A bit per pair of bytes a key can start with (see [`Normalizer::may_start_key`]).
+    key_starts: Box<[u64]>,
+}
+
+/// Where a word's first two bytes fall in [`Normalizer::key_starts`]; past the text's end the
+/// second byte reads as 0.
+fn pair_index(first: u8, second: u8) -> usize {
+    usize::from(first) << 8 | usize::from(second)
 }
 
 /// A normalized utterance.
@@ -84,7 +92,32 @@ impl Normalizer {
             .filter(|(f, _)| !f.trim().is_empty())
             .unzip();
         let replace = Literals::anchored(&from).expect("replacement table compiles");
-        Normalizer { replace, with }
+        let mut key_starts = vec![0u64; (1 << 16) / 64].into_boxed_slice();
+        let mut set = |i: usize| key_starts[i / 64] |= 1 << (i % 64);
+        for key in &from {
+            match *key.as_bytes() {
+                [first, second, ..] => set(pair_index(first, second)),
+                // A one-byte key is a whole word: what follows is a word end.
+                [first] => {
+                    for end in [0, b' ', b'\''] {
+                        set(pair_index(first, end));
+                    }
+                }
+                [] => {}
+            }
+        }
+        Normalizer {
+            replace,
+            with,
+            key_starts,
+        }
+    }
+
+    /// Whether a replacement key can start at `src[at..]`, from its first two bytes: one bit
+    /// test rejects many words before a walk of the replacement automaton.
+    fn may_start_key(&self, src: &[u8], at: usize) -> bool {
+        let i = pair_index(src[at], src.get(at + 1).copied().unwrap_or(0));
+        self.key_starts[i / 64] & (1 << (i % 64)) != 0
     }
 
     /// Lowercases and folds without replacements (for table keys).
@@ -107,7 +140,11 @@ impl Normalizer {
         let mut copied = 0;
         let mut at = 0;
         while at < src.len() {
-            let found = self.replace.longest_at(src, at, ends_word);
+            let found = if self.may_start_key(src, at) {
+                self.replace.longest_at(src, at, ends_word)
+            } else {
+                None
+            };
             if let Some((end, pattern)) = found {
                 copy_plain(scratch, copied, at, out);
                 push_replacement(out, &self.with[pattern as usize], scratch.origin[at]);
@@ -130,12 +167,17 @@ impl Normalizer {
             out.text.pop();
             out.origin.pop();
         }
+        // Written for every byte, kept where a word starts: no branch to mispredict.
         let bytes = out.text.as_bytes();
-        for (i, b) in bytes.iter().enumerate() {
-            if *b != b' ' && (i == 0 || bytes[i - 1] == b' ') {
-                out.word_starts.push(i as u32);
-            }
+        out.word_starts.resize(bytes.len(), 0);
+        let mut n = 0;
+        let mut prev = b' ';
+        for (i, &b) in bytes.iter().enumerate() {
+            out.word_starts[n] = i as u32;
+            n += usize::from(b != b' ' && prev == b' ');
+            prev = b;
         }
+        out.word_starts.truncate(n);
     }
 
     /// Normalizes into a fresh value.
@@ -198,9 +240,10 @@ fn copy_plain(scratch: &Normalized, mut from: usize, to: usize, out: &mut Normal
     }
 }
 
-/// What each ASCII byte becomes: its lowercase form if it is part of a word, 0 for a word break.
-const ASCII: [u8; 128] = {
-    let mut t = [0u8; 128];
+/// What each ASCII byte becomes: its lowercase form if it is part of a word, 0 for a word break
+/// (256 entries, so that indexing by a byte needs no bounds check).
+const ASCII: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut b = 0;
     while b < 128 {
         let c = b as u8;
@@ -226,17 +269,30 @@ fn first_pass(input: &str, out: &mut Normalized) {
     let bytes = input.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // A run of ASCII, the common case: one table lookup per byte.
-        while let Some(&b) = bytes.get(i).filter(|b| b.is_ascii()) {
-            let m = ASCII[b as usize];
-            if m != 0 {
-                buf.push(m);
-                out.origin.push(i as u32);
-            } else if buf.last().is_some_and(|&l| l != b' ') {
-                buf.push(b' ');
-                out.origin.push(i as u32);
+        // A run of ASCII, the common case: each byte becomes at most one, written in place with
+        // a table lookup and no branch (a word break becomes a space unless one precedes it).
+        let run = bytes[i..]
+            .iter()
+            .position(|b| !b.is_ascii())
+            .map_or(bytes.len(), |p| i + p);
+        if run > i {
+            let base = buf.len();
+            let mut after_space = buf.last().is_none_or(|&l| l == b' ');
+            buf.resize(base + (run - i), 0);
+            out.origin.resize(base + (run - i), 0);
+            let (dst, origin) = (&mut buf[base..], &mut out.origin[base..]);
+            let mut n = 0;
+            for (j, &b) in bytes[i..run].iter().enumerate() {
+                let m = ASCII[usize::from(b)];
+                let word = m != 0;
+                dst[n] = if word { m } else { b' ' };
+                origin[n] = (i + j) as u32;
+                n += usize::from(word || !after_space);
+                after_space = !word;
             }
-            i += 1;
+            buf.truncate(base + n);
+            out.origin.truncate(base + n);
+            i = run;
         }
         if i == bytes.len() {
             break;
