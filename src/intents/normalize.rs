@@ -375,6 +375,19 @@ mod tests {
     }
 
     #[test]
+    fn word_breaks_collapse_across_ascii_and_other_runs() {
+        let n = Normalizer::new([] as [(&str, &str); 0]);
+        assert_eq!(n.normalize("a—b").text, "a b");
+        assert_eq!(n.normalize("¡¡Hola!! — ¿qué?").text, "hola que");
+        let original = "  , X ;; y—é ";
+        let out = n.normalize(original);
+        assert_eq!(out.text, "x y e");
+        assert_eq!(out.word_starts, vec![0, 2, 4]);
+        assert_eq!(out.original_span(original, 2, 3), (9, 10));
+        assert_eq!(out.original_span(original, 4, 5), (13, 15));
+    }
+
+    #[test]
     fn other_scripts_are_kept() {
         assert_eq!(n().normalize("Привет Stripe").text, "привет stripe");
         assert_eq!(n().normalize("").text, "");
