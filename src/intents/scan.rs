@@ -6,7 +6,9 @@
 //! crate's own search loops with all of that left out: per byte, a class lookup, one transition
 //! and one comparison.
 
-use aho_corasick::automaton::Automaton;
+use std::ops::ControlFlow;
+
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
 
@@ -85,7 +87,7 @@ impl Literals {
         found
     }
 
-    fn start(&self) -> aho_corasick::automaton::StateID {
+    fn start(&self) -> StateID {
         self.dfa
             .start_state(Anchored::No)
             .expect("built with an unanchored start state")
@@ -93,16 +95,8 @@ impl Literals {
 
     /// Whether any pattern occurs in `hay`.
     pub fn is_match(&self, hay: &[u8]) -> bool {
-        let d = &self.dfa;
-        let mut sid = self.start();
-        let mut at = 0;
-        while at < hay.len() {
-            (sid, at) = self.run(sid, hay, at);
-            if d.is_special(sid) && d.is_match(sid) {
-                return true;
-            }
-        }
-        false
+        self.match_states(hay, |_, _| ControlFlow::Break(()))
+            .is_break()
     }
 
     /// Calls `f(start, end, pattern)` for every occurrence of every pattern, overlapping ones
@@ -110,17 +104,33 @@ impl Literals {
     /// pattern that ends there.)
     pub fn overlapping(&self, hay: &[u8], mut f: impl FnMut(usize, usize, u32)) {
         let d = &self.dfa;
+        let _ = self.match_states(hay, |sid, end| {
+            for i in 0..d.match_len(sid) {
+                let pid = d.match_pattern(sid, i);
+                f(end - d.pattern_len(pid), end, pid.as_u32());
+            }
+            ControlFlow::Continue(())
+        });
+    }
+
+    /// An unanchored scan of `hay` that calls `f(state, end)` at each match state, until `f`
+    /// breaks.
+    #[inline(always)]
+    fn match_states(
+        &self,
+        hay: &[u8],
+        mut f: impl FnMut(StateID, usize) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let d = &self.dfa;
         let mut sid = self.start();
         let mut at = 0;
         while at < hay.len() {
             (sid, at) = self.run(sid, hay, at);
             if d.is_special(sid) && d.is_match(sid) {
-                for i in 0..d.match_len(sid) {
-                    let pid = d.match_pattern(sid, i);
-                    f(at - d.pattern_len(pid), at, pid.as_u32());
-                }
+                f(sid, at)?;
             }
         }
+        ControlFlow::Continue(())
     }
 
     /// From state `sid` at `hay[at..]`, the transitions up to the first special state (a match,
@@ -128,12 +138,7 @@ impl Literals {
     /// that this loop, the whole cost of a scan, holds its state in a register: each byte is a
     /// class lookup and one table load, and the next byte waits only for that load.
     #[inline(always)]
-    fn run(
-        &self,
-        mut sid: aho_corasick::automaton::StateID,
-        hay: &[u8],
-        mut at: usize,
-    ) -> (aho_corasick::automaton::StateID, usize) {
+    fn run(&self, mut sid: StateID, hay: &[u8], mut at: usize) -> (StateID, usize) {
         let d = &self.dfa;
         while let Some(&b) = hay.get(at) {
             sid = d.next_state(Anchored::No, sid, b);
