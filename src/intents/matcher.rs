@@ -175,11 +175,6 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// A DFA: a few hundred short phrases make a small one, and it is the fastest to scan.
-pub(super) fn build_automaton(patterns: &[String]) -> Literals {
-    Literals::new(patterns).expect("term automaton compiles")
-}
-
 impl Matcher {
     /// Normalized form of `text`, as the rules see it.
     pub fn normalize(&self, text: &str) -> String {

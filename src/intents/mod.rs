@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use format::{IntentFile, LexiconFile, NoIntentFile, SlotsFile, line_of};
 pub use matcher::{Candidate, Classification, Matcher, Outcome};
-use matcher::{IntentInfo, RuleInfo, RuleRegex, Tag, build_automaton};
+use matcher::{IntentInfo, RuleInfo, RuleRegex, Tag};
 pub use normalize::{Normalized, Normalizer};
+use scan::Literals;
 pub use set::ascii_word_boundaries;
 pub use slots::{SlotValue, Slots};
 
@@ -203,20 +204,13 @@ pub fn load_sources(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
-    let mut patterns: Vec<String> = Vec::new();
-    let mut tags: Vec<Vec<Tag>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut patterns = Patterns::default();
     let mut add = |raw: &str, tag: Tag| -> Result<(), String> {
         let norm = normalizer.normalize(raw).text;
         if norm.is_empty() {
             return Err(format!("{raw:?} has no words after normalization"));
         }
-        let ix = *index.entry(norm.clone()).or_insert_with(|| {
-            patterns.push(norm);
-            tags.push(Vec::new());
-            patterns.len() - 1
-        });
-        tags[ix].push(tag);
+        patterns.tag(norm, tag);
         Ok(())
     };
     for cue in &lexicon.negation.cues {
@@ -361,36 +355,28 @@ pub fn load_sources(
     }
     // The literals each rule regex starts with ride along in the term automaton, so that the
     // one scan also tells which regexes can match at all; the rest are not run.
-    let regex_gated: Vec<bool> = regex_patterns
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p), true) else {
-                return false;
+    let mut regex_gated = vec![false; regex_patterns.len()];
+    for (i, p) in regex_patterns.iter().enumerate() {
+        let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p), true) else {
+            continue;
+        };
+        let Ok(literals) = prefixes
+            .literals
+            .into_iter()
+            .map(String::from_utf8)
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            continue;
+        };
+        for literal in literals {
+            let gate = Tag::RegexGate {
+                regex: i as u16,
+                at_start: prefixes.at_start,
             };
-            let at_start = prefixes.at_start;
-            let Ok(lits) = prefixes
-                .literals
-                .into_iter()
-                .map(String::from_utf8)
-                .collect::<Result<Vec<_>, _>>()
-            else {
-                return false;
-            };
-            for lit in lits {
-                let ix = *index.entry(lit.clone()).or_insert_with(|| {
-                    patterns.push(lit);
-                    tags.push(Vec::new());
-                    patterns.len() - 1
-                });
-                tags[ix].push(Tag::RegexGate {
-                    regex: i as u16,
-                    at_start,
-                });
-            }
-            true
-        })
-        .collect();
+            patterns.tag(literal, gate);
+        }
+        regex_gated[i] = true;
+    }
 
     let (slot_name, slot_text, slot_defs) = slot_file;
     let slot_extractor = slots::SlotExtractor::new(
@@ -446,8 +432,8 @@ pub fn load_sources(
     }
     let matcher = Matcher {
         normalizer: normalizer.clone(),
-        automaton: build_automaton(&patterns),
-        tags,
+        automaton: Literals::new(&patterns.list).expect("term automaton compiles"),
+        tags: patterns.tags,
         intents: infos,
         rules,
         regexes,
@@ -458,6 +444,30 @@ pub fn load_sources(
         clarify_margin,
     };
     Ok((matcher, corpus))
+}
+
+/// The term automaton's patterns, each once, with everything each one means.
+#[derive(Default)]
+struct Patterns {
+    list: Vec<String>,
+    tags: Vec<Vec<Tag>>,
+    index: HashMap<String, usize>,
+}
+
+impl Patterns {
+    /// Adds `tag` to `pattern`, adding the pattern if it is new.
+    fn tag(&mut self, pattern: String, tag: Tag) {
+        let ix = match self.index.get(&pattern) {
+            Some(&ix) => ix,
+            None => {
+                self.index.insert(pattern.clone(), self.list.len());
+                self.list.push(pattern);
+                self.tags.push(Vec::new());
+                self.list.len() - 1
+            }
+        };
+        self.tags[ix].push(tag);
+    }
 }
 
 fn toml_to_json(v: toml::Value) -> serde_json::Value {
