@@ -235,13 +235,13 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     // Every connection is opened before any sends: the run measures steady traffic.
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let turns = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(n);
     eprintln!("opening {n} connections");
     for (i, project) in projects.iter().enumerate() {
         let ws = open(&ws_url, &token, project).await?;
-        let (measuring, stop, turns) = (measuring.clone(), stop.clone(), turns.clone());
+        let (measuring, stop, turns) = (measuring.clone(), stop_rx.clone(), turns.clone());
         let pipeline = args.pipeline.max(1);
         let mut go = go_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -260,7 +260,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let done = turns.load(Ordering::SeqCst) - start_turns;
     measuring.store(false, Ordering::SeqCst);
-    stop.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
     for t in tasks {
         latencies.extend(t.await??);
@@ -293,20 +293,37 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a load client reads of a frame: its type and what it answers. Borrowed, so a frame costs
+/// one pass and no allocation (neither field ever holds an escape).
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    reply_to: Option<&'a str>,
+}
+
 /// One connection's loop; returns the latencies (µs) measured.
+///
+/// The client shares the machine's cores with the server, so it is kept cheap: frames to send
+/// are formatted from pre-escaped phrases, a received frame is read for its type and `reply_to`
+/// only, turns in flight are a short queue (a conversation answers in order), and no timer is
+/// armed per frame (the end of the run is a watch channel).
 async fn drive(
-    ws: Ws,
+    mut ws: Ws,
     conn: usize,
     rate: Option<f64>,
     pipeline: usize,
     measuring: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
     turns: Arc<AtomicU64>,
 ) -> anyhow::Result<Vec<u64>> {
-    let (mut tx, mut rx) = ws.split();
+    let phrases: Vec<String> = PHRASES
+        .iter()
+        .map(|p| Value::from(*p).to_string())
+        .collect();
     let mut latencies = Vec::new();
-    let mut in_flight: std::collections::HashMap<u64, (Instant, bool)> =
-        std::collections::HashMap::new();
+    // (id, sent at, sent while measuring)
+    let mut in_flight: std::collections::VecDeque<(u64, Instant, bool)> = Default::default();
     let mut next_id: u64 = 0;
     // Spread connections over the interval so a fixed rate is not a thundering herd.
     let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r));
@@ -317,52 +334,59 @@ async fn drive(
     if let Some(t) = ticker.as_mut() {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
-    let send = |id: u64| {
-        let text = PHRASES[(id as usize + conn) % PHRASES.len()];
-        json!({ "type": "say", "id": format!("b{id}"), "text": text }).to_string()
-    };
+    enum Event {
+        Tick,
+        Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+        Stop,
+    }
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if *stop.borrow() {
             return Ok(latencies);
         }
-        let can_send = match &ticker {
-            Some(_) => false,
-            None => in_flight.len() < pipeline,
-        };
-        if can_send {
-            next_id += 1;
-            in_flight.insert(next_id, (Instant::now(), measuring.load(Ordering::Relaxed)));
-            tx.send(Message::Text(send(next_id).into())).await?;
-            continue;
-        }
-        tokio::select! {
-            _ = async { ticker.as_mut().expect("ticking").tick().await }, if ticker.is_some() => {
-                next_id += 1;
-                in_flight.insert(next_id, (Instant::now(), measuring.load(Ordering::Relaxed)));
-                tx.send(Message::Text(send(next_id).into())).await?;
+        let send_now = ticker.is_none() && in_flight.len() < pipeline;
+        let event = if send_now {
+            Event::Tick
+        } else {
+            tokio::select! {
+                _ = async { ticker.as_mut().expect("ticking").tick().await }, if ticker.is_some() => Event::Tick,
+                msg = ws.next() => Event::Frame(msg),
+                _ = stop.changed() => Event::Stop,
             }
-            msg = rx.next() => {
+        };
+        match event {
+            Event::Stop => return Ok(latencies),
+            Event::Tick => {
+                next_id += 1;
+                let text = &phrases[(next_id as usize + conn) % phrases.len()];
+                let frame = format!(r#"{{"type":"say","id":"b{next_id}","text":{text}}}"#);
+                in_flight.push_back((next_id, Instant::now(), measuring.load(Ordering::Relaxed)));
+                ws.send(Message::Text(frame.into())).await?;
+            }
+            Event::Frame(msg) => {
                 let Some(msg) = msg else { bail!("connection {conn} closed") };
-                if let Message::Text(t) = msg? {
-                    let v: Value = serde_json::from_str(t.as_str())?;
-                    if v["type"] == "error" {
-                        bail!("connection {conn}: {v}");
-                    }
-                    let id = v["reply_to"].as_str().and_then(|r| r.strip_prefix('b')).and_then(|r| r.parse::<u64>().ok());
-                    if let Some(id) = id
-                        && let Some((sent, measured)) = in_flight.remove(&id)
-                    {
-                        // The first frame of the turn: the rest of its frames are not timed.
-                        if measured && measuring.load(Ordering::Relaxed) {
-                            latencies.push(sent.elapsed().as_micros() as u64);
-                            turns.fetch_add(1, Ordering::Relaxed);
-                        } else if !measured {
-                            turns.fetch_add(1, Ordering::Relaxed);
-                        }
+                let Message::Text(t) = msg? else { continue };
+                let head: Head<'_> = serde_json::from_str(t.as_str())
+                    .with_context(|| format!("connection {conn}: unreadable frame {t}"))?;
+                if head.kind == "error" {
+                    bail!("connection {conn}: {t}");
+                }
+                let id = head
+                    .reply_to
+                    .and_then(|r| r.strip_prefix('b'))
+                    .and_then(|r| r.parse::<u64>().ok());
+                // The first frame of a turn ends it: the rest of its frames are not timed.
+                if let Some(id) = id
+                    && let Some(at) = in_flight.iter().position(|t| t.0 == id)
+                    && let Some((_, sent, measured)) = in_flight.remove(at)
+                {
+                    if measured && measuring.load(Ordering::Relaxed) {
+                        latencies.push(sent.elapsed().as_micros() as u64);
+                        turns.fetch_add(1, Ordering::Relaxed);
+                    } else if !measured {
+                        turns.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
 }
