@@ -363,7 +363,9 @@ async fn drive(
                 ws.send(Message::Text(frame.into())).await?;
             }
             Event::Frame(msg) => {
-                let Some(msg) = msg else { bail!("connection {conn} closed") };
+                let Some(msg) = msg else {
+                    bail!("connection {conn} closed")
+                };
                 let Message::Text(t) = msg? else { continue };
                 let head: Head<'_> = serde_json::from_str(t.as_str())
                     .with_context(|| format!("connection {conn}: unreadable frame {t}"))?;

@@ -401,14 +401,15 @@ impl Matcher {
 
     /// True if a negation cue sits shortly before the match with nothing breaking it off.
     fn negated(&self, span: (u32, u32), s: &Scratch) -> bool {
-        let anchor_word = s.norm.word_index(span.0 as usize);
         s.negations.iter().any(|&(ns, ne)| {
             if ne > span.0 {
                 // A cue inside the match is part of what the rule asks for ("do not have").
                 return false;
             }
-            let cue_word = s.norm.word_index(ne.saturating_sub(1) as usize);
-            let distance = anchor_word.saturating_sub(cue_word);
+            // From the cue's last word to the match's first.
+            let distance = s
+                .norm
+                .words_between(ne.saturating_sub(1) as usize, span.0 as usize);
             let broken = s.breakers.iter().any(|&b| b > ns && b < span.0);
             distance <= self.negation_window && !broken
         })

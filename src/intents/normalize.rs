@@ -26,8 +26,6 @@ pub struct Normalized {
     pub text: String,
     /// For each byte of `text`, the byte offset in the original it came from.
     origin: Vec<u32>,
-    /// Byte offset in `text` where each word starts.
-    pub word_starts: Vec<u32>,
 }
 
 impl Normalized {
@@ -47,12 +45,19 @@ impl Normalized {
         (s, e.max(s))
     }
 
-    /// Index of the word containing byte `pos` of `text`.
-    pub fn word_index(&self, pos: usize) -> usize {
-        match self.word_starts.binary_search(&(pos as u32)) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
+    /// How many words further on byte `to` of `text` is than byte `from`: the words that start
+    /// in `text[from + 1..=to]`. (Counted when asked, which is rarely: only a negation cue
+    /// asks it.)
+    pub fn words_between(&self, from: usize, to: usize) -> usize {
+        let text = self.text.as_bytes();
+        let to = to.min(text.len().saturating_sub(1));
+        if from >= to {
+            return 0;
         }
+        text[from..=to]
+            .windows(2)
+            .filter(|w| w[0] == b' ' && w[1] != b' ')
+            .count()
     }
 }
 
@@ -132,7 +137,6 @@ impl Normalizer {
         first_pass(input, scratch);
         out.text.clear();
         out.origin.clear();
-        out.word_starts.clear();
         let src = scratch.text.as_bytes();
         // At each word start, the longest key that ends at a word end. A possessive or
         // contraction may follow ("stirpe's"); copy_plain drops it later.
@@ -167,17 +171,6 @@ impl Normalizer {
             out.text.pop();
             out.origin.pop();
         }
-        // Written for every byte, kept where a word starts: no branch to mispredict.
-        let bytes = out.text.as_bytes();
-        out.word_starts.resize(bytes.len(), 0);
-        let mut n = 0;
-        let mut prev = b' ';
-        for (i, &b) in bytes.iter().enumerate() {
-            out.word_starts[n] = i as u32;
-            n += usize::from(b != b' ' && prev == b' ');
-            prev = b;
-        }
-        out.word_starts.truncate(n);
     }
 
     /// Normalizes into a fresh value.
@@ -240,8 +233,9 @@ fn copy_plain(scratch: &Normalized, mut from: usize, to: usize, out: &mut Normal
     }
 }
 
-/// What each ASCII byte becomes: its lowercase form if it is part of a word, 0 for a word break
-/// (256 entries, so that indexing by a byte needs no bounds check).
+/// What each ASCII byte becomes: its lowercase form if it is part of a word, a space for a word
+/// break (256 entries, so that indexing by a byte needs no bounds check; the upper half is
+/// never read).
 const ASCII: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -250,7 +244,7 @@ const ASCII: [u8; 256] = {
         t[b] = if c.is_ascii_alphanumeric() || c == b'\'' || c == b'_' {
             c.to_ascii_lowercase()
         } else {
-            0
+            b' '
         };
         b += 1;
     }
@@ -271,29 +265,35 @@ fn first_pass(input: &str, out: &mut Normalized) {
     while i < bytes.len() {
         // A run of ASCII, the common case: each byte becomes at most one, written in place with
         // a table lookup and no branch (a word break becomes a space unless one precedes it).
-        let run = bytes[i..]
-            .iter()
-            .position(|b| !b.is_ascii())
-            .map_or(bytes.len(), |p| i + p);
-        if run > i {
-            let base = buf.len();
-            let mut after_space = buf.last().is_none_or(|&l| l == b' ');
-            buf.resize(base + (run - i), 0);
-            out.origin.resize(base + (run - i), 0);
-            let (dst, origin) = (&mut buf[base..], &mut out.origin[base..]);
-            let mut n = 0;
-            for (j, &b) in bytes[i..run].iter().enumerate() {
-                let m = ASCII[usize::from(b)];
-                let word = m != 0;
-                dst[n] = if word { m } else { b' ' };
-                origin[n] = (i + j) as u32;
-                n += usize::from(word || !after_space);
-                after_space = !word;
-            }
-            buf.truncate(base + n);
-            out.origin.truncate(base + n);
-            i = run;
+        // (The whole rest, usually: checked a word at a time.)
+        let rest = &bytes[i..];
+        let run = if rest.is_ascii() {
+            rest
+        } else {
+            &rest[..rest
+                .iter()
+                .position(|b| !b.is_ascii())
+                .unwrap_or(rest.len())]
+        };
+        let base = buf.len();
+        let mut after_space = buf.last().is_none_or(|&l| l == b' ');
+        buf.resize(base + run.len(), 0);
+        out.origin.resize(base + run.len(), 0);
+        let (dst, origin) = (&mut buf[base..], &mut out.origin[base..]);
+        let mut n = 0;
+        for (j, &b) in run.iter().enumerate() {
+            let m = ASCII[usize::from(b)];
+            let word = m != b' ';
+            // `n <= j` always; saying so spares the bounds checks.
+            let at = n.min(j);
+            dst[at] = m;
+            origin[at] = (i + j) as u32;
+            n += usize::from(word || !after_space);
+            after_space = !word;
         }
+        buf.truncate(base + n);
+        out.origin.truncate(base + n);
+        i += run.len();
         if i == bytes.len() {
             break;
         }
@@ -347,7 +347,9 @@ mod tests {
     fn expands_folds_and_collapses() {
         let out = n().normalize("  I DON’T wanna set-up Stirpe’s café!!! 🎉 ");
         assert_eq!(out.text, "i do not want to setup stripe cafe");
-        assert_eq!(out.word_starts.len(), 8);
+        assert_eq!(out.words_between(0, out.text.len() - 1), 7);
+        assert_eq!(out.words_between(2, 9), 2, "from \"do\" to \"want\"");
+        assert_eq!(out.words_between(9, 2), 0);
     }
 
     #[test]
@@ -382,7 +384,10 @@ mod tests {
         let original = "  , X ;; y—é ";
         let out = n.normalize(original);
         assert_eq!(out.text, "x y e");
-        assert_eq!(out.word_starts, vec![0, 2, 4]);
+        assert_eq!(out.words_between(0, 2), 1);
+        assert_eq!(out.words_between(0, 4), 2);
+        assert_eq!(out.words_between(1, 3), 1);
+        assert_eq!(out.words_between(3, 99), 1);
         assert_eq!(out.original_span(original, 2, 3), (9, 10));
         assert_eq!(out.original_span(original, 4, 5), (13, 15));
     }
