@@ -279,7 +279,8 @@ fn first_pass(input: &str, out: &mut Normalized) {
         let mut after_space = buf.last().is_none_or(|&l| l == b' ');
         buf.resize(base + run.len(), 0);
         out.origin.resize(base + run.len(), 0);
-        let (dst, origin) = (&mut buf[base..], &mut out.origin[base..]);
+        let end = base + run.len();
+        let (dst, origin) = (&mut buf[base..end], &mut out.origin[base..end]);
         let mut n = 0;
         for (j, &b) in run.iter().enumerate() {
             let m = ASCII[usize::from(b)];
