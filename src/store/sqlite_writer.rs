@@ -28,7 +28,7 @@ const COPY_EVERY: Duration = Duration::from_millis(20);
 /// log. Under load the log passes it within milliseconds and checkpoints run as often as the
 /// periods above allow; at a few turns a second a checkpoint runs every second or so, instead of
 /// syncing the database file beside nearly every commit (which made a lone turn's commit about
-/// 15% slower).
+/// 10% slower).
 const CHECKPOINT_FROM: i32 = 128;
 
 thread_local! {
