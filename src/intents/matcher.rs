@@ -49,6 +49,9 @@ pub(super) struct RuleRegex {
     pub gated: bool,
     /// The intents of the rules that use it.
     pub intents: Vec<u16>,
+    /// Whether it has named captures (slots of the candidate); if not, a match needs no second
+    /// search for them.
+    pub named: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -424,6 +427,7 @@ impl Matcher {
         let rule = &self.rules[r];
         let mut captures = Slots::new();
         if let Some(ix) = rule.regex
+            && self.regexes[ix].named
             && let Some(caps) = self.regexes[ix].re.captures(&norm.text)
         {
             for name in self.regexes[ix].re.capture_names().flatten() {

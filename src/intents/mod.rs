@@ -418,6 +418,7 @@ pub fn load_sources(
         .into_iter()
         .zip(regex_gated)
         .map(|(re, gated)| RuleRegex {
+            named: re.capture_names().flatten().next().is_some(),
             re,
             gated,
             intents: Vec::new(),
