@@ -141,7 +141,8 @@ fn run(
 }
 
 /// Copies the write-ahead log back into the database. Two connections do it. The copier thread
-/// checkpoints beside the writer, whenever the writer has committed: that is most of the work
+/// checkpoints beside the writer, whenever the writer has committed (and the log holds at least
+/// [`CHECKPOINT_FROM`] pages): that is most of the work
 /// (writing the pages into the database file and syncing it) and the writer does not wait for
 /// it. But a checkpoint run beside a busy writer never catches up, since the writer appends
 /// while it copies; and the log restarts from its top only once it has been copied whole, so
