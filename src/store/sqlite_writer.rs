@@ -355,10 +355,8 @@ fn db_error(e: rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
 
-    /// The writer's connection gets every setting the pool's connections get, and actually
-    /// holds them (quoted pragma values included).
-    #[test]
-    fn writer_connection_is_set_up_like_the_pool() {
+    /// A writer's connection (`open`) to a fresh database in WAL mode, as migrations leave it.
+    fn writer_connection() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         Connection::open(&path)
@@ -366,6 +364,14 @@ mod tests {
             .pragma_update(None, "journal_mode", "WAL")
             .unwrap();
         let conn = open(&path).unwrap();
+        (dir, conn)
+    }
+
+    /// The writer's connection gets every setting the pool's connections get, and actually
+    /// holds them (quoted pragma values included).
+    #[test]
+    fn writer_connection_is_set_up_like_the_pool() {
+        let (_dir, conn) = writer_connection();
         let get = |name: &str| -> String {
             conn.query_row(&format!("PRAGMA {name}"), [], |r| {
                 r.get::<_, rusqlite::types::Value>(0)
@@ -390,13 +396,7 @@ mod tests {
     /// pragmas (one of which would replace it).
     #[test]
     fn the_log_hook_reports_the_log_length_after_each_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("h.db");
-        Connection::open(&path)
-            .unwrap()
-            .pragma_update(None, "journal_mode", "WAL")
-            .unwrap();
-        let conn = open(&path).unwrap();
+        let (_dir, conn) = writer_connection();
         conn.wal_hook(Some(note_log_length));
         LOG_PAGES.set(0);
         conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
