@@ -142,7 +142,7 @@ impl MultiRegex {
 /// patterns could match, never less. Literals are folded to lowercase and matched in either
 /// case (a case-insensitive pattern yields every mix of cases, "yesterday" alone 512), and a
 /// literal that starts with another one is dropped ("2017" goes where "2" stays). For our slot
-/// patterns: 180 literals and a 147 KB automaton, down from 4,492 and 3.4 MB.
+/// patterns: 180 literals and a 40 KB automaton, down from 4,492 literals and 3.4 MB.
 fn prefilter(patterns: &[String]) -> Option<Literals> {
     let mut literals: Vec<Vec<u8>> = Vec::new();
     for p in patterns {
