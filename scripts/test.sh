@@ -54,4 +54,4 @@ if [ -z "${CHATPAY_TEST_POSTGRES:-}" ]; then
     start_postgres
 fi
 
-cargo test --locked "$@"
+cargo test --locked --workspace "$@"

@@ -1,0 +1,449 @@
+//! The matcher: one Aho-Corasick automaton over every term, negation cue and exclusion, and over
+//! the literals each regex rule starts with, built once at load. Matching an utterance is a
+//! normalization pass, one automaton scan, the regex rules whose literals occurred (few, usually
+//! none) and a few bit tests per rule; no I/O and no allocation beyond the result.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use super::normalize::{Normalized, Normalizer};
+use super::scan::Literals;
+use super::set::SetScratch;
+use super::slots::{SlotExtractor, SlotValue, Slots};
+
+/// What an automaton pattern means; one pattern can mean several things.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Tag {
+    Term {
+        intent: u16,
+        group: u8,
+    },
+    Negation,
+    Breaker,
+    Unless {
+        intent: u16,
+    },
+    /// One of the literals every match of rule regex `regex` starts with: only if one occurs
+    /// (at the very start, for a regex anchored there) can that regex match, so only then is
+    /// it run. Counts inside words too.
+    RegexGate {
+        regex: u16,
+        at_start: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct IntentInfo {
+    pub name: Arc<str>,
+    pub summary: String,
+    pub label: String,
+    pub answer: Option<Arc<str>>,
+}
+
+/// A rule's regular expression, and what the term scan knows about it.
+#[derive(Debug)]
+pub(super) struct RuleRegex {
+    pub re: regex::Regex,
+    /// Whether the automaton carries its [`Tag::RegexGate`] literals; if not, it runs on every
+    /// utterance.
+    pub gated: bool,
+    /// The intents of the rules that use it.
+    pub intents: Vec<u16>,
+    /// Whether it has named captures (slots of the candidate); if not, a match needs no second
+    /// search for them.
+    pub named: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct RuleInfo {
+    pub intent: u16,
+    /// Bit per term group of the intent that must occur (for term rules).
+    pub required: u64,
+    /// Index into the regex set (for regex rules).
+    pub regex: Option<usize>,
+    pub weight: f32,
+    pub negatable: bool,
+    pub topic: Option<Arc<str>>,
+    /// `file:line id`, for explanations.
+    pub label: Arc<str>,
+}
+
+/// The result of matching one utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    pub outcome: Outcome,
+    /// Slots found anywhere in the utterance.
+    pub slots: Slots,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// One intent, confidently.
+    Matched(Candidate),
+    /// Several intents, too close to call: ask.
+    Clarify(Vec<Candidate>),
+    /// Something matched, but below the threshold.
+    Unsure(Candidate),
+    Nothing,
+}
+
+/// One intent a rule matched, with how it matched (for explanations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub intent: Arc<str>,
+    pub confidence: f32,
+    /// `file:line rule-id` of the rule that decided.
+    pub rule: Arc<str>,
+    /// Byte range in the original text that the rule matched.
+    pub span: (usize, usize),
+    pub topic: Option<Arc<str>>,
+    /// Named captures of a regex rule.
+    pub captures: Slots,
+    /// The fixed answer of a data-only intent.
+    pub answer: Option<Arc<str>>,
+}
+
+impl Classification {
+    /// The confident match, if any.
+    pub fn matched(&self) -> Option<&Candidate> {
+        match &self.outcome {
+            Outcome::Matched(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The best candidate whatever the outcome.
+    pub fn best(&self) -> Option<&Candidate> {
+        match &self.outcome {
+            Outcome::Matched(c) | Outcome::Unsure(c) => Some(c),
+            Outcome::Clarify(cs) => cs.first(),
+            Outcome::Nothing => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Matcher {
+    pub(super) normalizer: Normalizer,
+    pub(super) automaton: Literals,
+    pub(super) tags: Vec<Vec<Tag>>,
+    pub(super) intents: Vec<IntentInfo>,
+    pub(super) rules: Vec<RuleInfo>,
+    /// The rule regexes, by [`RuleInfo::regex`].
+    pub(super) regexes: Vec<RuleRegex>,
+    /// Per intent, its rules in file order.
+    pub(super) rules_of: Vec<Vec<usize>>,
+    pub(super) slots: SlotExtractor,
+    pub(super) negation_window: usize,
+    pub threshold: f32,
+    pub clarify_margin: f32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    start: u32,
+    end: u32,
+    pattern: u32,
+}
+
+/// The strongest rule that fired for one intent, and how many fired.
+#[derive(Debug, Clone, Copy)]
+struct Best {
+    rule: usize,
+    weight: f32,
+    span: (u32, u32),
+    count: u32,
+}
+
+#[derive(Default)]
+struct Scratch {
+    first: Normalized,
+    norm: Normalized,
+    hits: Vec<Hit>,
+    negations: Vec<(u32, u32)>,
+    breakers: Vec<u32>,
+    masks: Vec<u64>,
+    suppressed: Vec<bool>,
+    best: Vec<Option<Best>>,
+    /// Per rule regex: whether it can match (an ungated one always can).
+    gates: Vec<bool>,
+    /// Intents with a term or a regex gate seen: only their rules can fire.
+    touched: Vec<u16>,
+    ranked: Vec<(usize, usize, f32, (u32, u32))>,
+    slot_sets: SetScratch,
+    slot_hits: Vec<usize>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl Matcher {
+    /// Normalized form of `text`, as the rules see it.
+    pub fn normalize(&self, text: &str) -> String {
+        self.normalizer.normalize(text).text
+    }
+
+    /// Names of the loaded intents, in file order.
+    pub fn intent_names(&self) -> impl Iterator<Item = &str> {
+        self.intents.iter().map(|i| &*i.name)
+    }
+
+    /// Summary and button label of an intent.
+    pub fn describe(&self, intent: &str) -> Option<(&str, &str)> {
+        self.intents
+            .iter()
+            .find(|i| &*i.name == intent)
+            .map(|i| (i.summary.as_str(), i.label.as_str()))
+    }
+
+    /// The fixed answer of a data-only intent.
+    pub fn answer(&self, intent: &str) -> Option<&str> {
+        self.intents
+            .iter()
+            .find(|i| &*i.name == intent)
+            .and_then(|i| i.answer.as_deref())
+    }
+
+    /// Rule identifiers, `file:line id`, for coverage reports.
+    pub fn rule_names(&self) -> Vec<String> {
+        self.rules.iter().map(|r| r.label.to_string()).collect()
+    }
+
+    /// Classifies one utterance.
+    ///
+    /// # Examples
+    /// ```
+    /// let matcher = chatpay_core::intents::load_embedded(0.5, 0.08).unwrap();
+    /// let c = matcher.classify("I wanna add payments to my app");
+    /// assert_eq!(&*c.matched().unwrap().intent, "add_payments");
+    /// assert!(matcher.classify("I don't want payments yet").matched().is_none());
+    /// ```
+    pub fn classify(&self, text: &str) -> Classification {
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let s = &mut *guard;
+            self.classify_with(text, s)
+        })
+    }
+
+    fn classify_with(&self, text: &str, s: &mut Scratch) -> Classification {
+        self.normalizer
+            .normalize_into(text, &mut s.first, &mut s.norm);
+        let norm = s.norm.text.as_bytes();
+        let n_intents = self.intents.len();
+        s.hits.clear();
+        s.negations.clear();
+        s.breakers.clear();
+        s.masks.clear();
+        s.masks.resize(n_intents, 0);
+        s.suppressed.clear();
+        s.suppressed.resize(n_intents, false);
+
+        s.gates.clear();
+        s.gates.extend(self.regexes.iter().map(|r| !r.gated));
+        s.touched.clear();
+        self.automaton.overlapping(norm, |start, end, pattern| {
+            let bounded =
+                (start == 0 || norm[start - 1] == b' ') && (end == norm.len() || norm[end] == b' ');
+            let mut word = false;
+            for tag in &self.tags[pattern as usize] {
+                match *tag {
+                    Tag::RegexGate { regex, at_start } => {
+                        if start == 0 || !at_start {
+                            s.gates[regex as usize] = true;
+                        }
+                    }
+                    _ if !bounded => {}
+                    Tag::Term { intent, group } => {
+                        if s.masks[intent as usize] == 0 {
+                            s.touched.push(intent);
+                        }
+                        s.masks[intent as usize] |= 1 << group;
+                        word = true;
+                    }
+                    Tag::Negation => s.negations.push((start as u32, end as u32)),
+                    Tag::Breaker => s.breakers.push(start as u32),
+                    Tag::Unless { intent } => s.suppressed[intent as usize] = true,
+                }
+            }
+            if word {
+                s.hits.push(Hit {
+                    start: start as u32,
+                    end: end as u32,
+                    pattern,
+                });
+            }
+        });
+
+        for (regex, &open) in self.regexes.iter().zip(&s.gates) {
+            if open {
+                s.touched.extend_from_slice(&regex.intents);
+            }
+        }
+        s.touched.sort_unstable();
+        s.touched.dedup();
+
+        // The best rule per intent: (rule, confidence, span in normalized text).
+        s.best.clear();
+        s.best.resize(n_intents, None);
+        let touched = std::mem::take(&mut s.touched);
+        for &intent in &touched {
+            let intent = intent as usize;
+            if s.suppressed[intent] {
+                continue;
+            }
+            for &r in &self.rules_of[intent] {
+                let rule = &self.rules[r];
+                let span = match rule.regex {
+                    Some(ix) => {
+                        if !s.gates[ix] {
+                            continue;
+                        }
+                        match self.regexes[ix].re.find(&s.norm.text) {
+                            Some(m) => (m.start() as u32, m.end() as u32),
+                            None => continue,
+                        }
+                    }
+                    None => {
+                        if rule.required & !s.masks[intent] != 0 {
+                            continue;
+                        }
+                        self.term_span(rule, &s.hits)
+                    }
+                };
+                if rule.negatable && self.negated(span, s) {
+                    continue;
+                }
+                let entry = &mut s.best[intent];
+                match entry {
+                    Some(best) => {
+                        best.count += 1;
+                        if rule.weight > best.weight {
+                            (best.rule, best.weight, best.span) = (r, rule.weight, span);
+                        }
+                    }
+                    None => {
+                        *entry = Some(Best {
+                            rule: r,
+                            weight: rule.weight,
+                            span,
+                            count: 1,
+                        })
+                    }
+                }
+            }
+        }
+        s.touched = touched;
+
+        // Each further rule that fired for the same intent is more evidence: +0.02, at most 0.99.
+        let mut ranked = std::mem::take(&mut s.ranked);
+        ranked.clear();
+        ranked.extend(s.best.iter().enumerate().filter_map(|(i, b)| {
+            b.map(|b| {
+                let confidence = (b.weight + 0.02 * (b.count - 1) as f32).min(0.99);
+                (i, b.rule, confidence, b.span)
+            })
+        }));
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+
+        let mut slots = Slots::new();
+        self.slots
+            .extract(text, &mut s.slot_sets, &mut s.slot_hits, &mut slots);
+
+        let outcome = match ranked.first() {
+            None => Outcome::Nothing,
+            Some(&(_, _, top, _)) if top < self.threshold => {
+                Outcome::Unsure(self.candidate(text, &s.norm, ranked[0]))
+            }
+            Some(&(_, _, top, _)) => {
+                let close = ranked
+                    .iter()
+                    .take_while(|c| c.2 >= self.threshold && top - c.2 < self.clarify_margin)
+                    .take(3)
+                    .count();
+                if close > 1 {
+                    Outcome::Clarify(
+                        ranked[..close]
+                            .iter()
+                            .map(|c| self.candidate(text, &s.norm, *c))
+                            .collect(),
+                    )
+                } else {
+                    Outcome::Matched(self.candidate(text, &s.norm, ranked[0]))
+                }
+            }
+        };
+        s.ranked = ranked;
+        Classification { outcome, slots }
+    }
+
+    /// From the earliest to the latest occurrence of the rule's groups.
+    fn term_span(&self, rule: &RuleInfo, hits: &[Hit]) -> (u32, u32) {
+        let mut start = u32::MAX;
+        let mut end = 0;
+        let mut seen = 0u64;
+        for h in hits {
+            for tag in &self.tags[h.pattern as usize] {
+                if let Tag::Term { intent, group } = *tag {
+                    let bit = 1u64 << group;
+                    if intent == rule.intent && rule.required & bit != 0 && seen & bit == 0 {
+                        seen |= bit;
+                        start = start.min(h.start);
+                        end = end.max(h.end);
+                    }
+                }
+            }
+        }
+        if start == u32::MAX {
+            (0, 0)
+        } else {
+            (start, end)
+        }
+    }
+
+    /// True if a negation cue sits shortly before the match with nothing breaking it off.
+    fn negated(&self, span: (u32, u32), s: &Scratch) -> bool {
+        s.negations.iter().any(|&(ns, ne)| {
+            if ne > span.0 {
+                // A cue inside the match is part of what the rule asks for ("do not have").
+                return false;
+            }
+            // From the cue's last word to the match's first.
+            let distance = s
+                .norm
+                .words_between(ne.saturating_sub(1) as usize, span.0 as usize);
+            let broken = s.breakers.iter().any(|&b| b > ns && b < span.0);
+            distance <= self.negation_window && !broken
+        })
+    }
+
+    fn candidate(
+        &self,
+        text: &str,
+        norm: &Normalized,
+        (intent, r, confidence, span): (usize, usize, f32, (u32, u32)),
+    ) -> Candidate {
+        let rule = &self.rules[r];
+        let mut captures = Slots::new();
+        if let Some(ix) = rule.regex
+            && self.regexes[ix].named
+            && let Some(caps) = self.regexes[ix].re.captures(&norm.text)
+        {
+            for name in self.regexes[ix].re.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    captures.insert(name.to_owned(), SlotValue::Text(m.as_str().to_owned()));
+                }
+            }
+        }
+        Candidate {
+            intent: self.intents[intent].name.clone(),
+            confidence: (confidence * 100.0).round() / 100.0,
+            rule: Arc::clone(&rule.label),
+            span: norm.original_span(text, span.0 as usize, span.1 as usize),
+            topic: rule.topic.clone(),
+            captures,
+            answer: self.intents[intent].answer.clone(),
+        }
+    }
+}

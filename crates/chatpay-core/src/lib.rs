@@ -1,0 +1,21 @@
+//! chatpay's pure core: everything that decides, and nothing that does I/O.
+//!
+//! No tokio, sqlx, axum, hyper or async-stripe among its dependencies (the workspace checks it
+//! with `cargo tree -p chatpay-core -e normal`), so "the flows are pure" is a fact the compiler
+//! holds. The server feeds it inputs (classified turns, clicks, Stripe results, webhook facts) and
+//! carries out the effects it returns. Module map:
+//!
+//! - [`domain`]: values with rules (ids, money, currency, statement descriptor, email, country,
+//!   mode), parsed at the edge; a value that exists is valid.
+//! - [`account`]: a connected account's state, and Stripe's codes in plain language.
+//! - [`catalog`]: catalog products and prices, the selling rules, sync reports.
+//! - [`cards`]: the action cards clients render.
+//! - [`intents`]: the intent file format, loader, normalizer and matcher.
+//! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
+//!   ports they need (a Stripe call, a catalog read) are types there.
+pub mod account;
+pub mod cards;
+pub mod catalog;
+pub mod domain;
+pub mod flows;
+pub mod intents;

@@ -1,0 +1,613 @@
+//! One task per loaded conversation. It owns the conversation's state, applies inputs one at a
+//! time through the pure flows, stores each turn (state + frames + connection changes) before
+//! anyone sees it, then broadcasts the frames and starts the Stripe calls the turn asked for.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::catalog_sync::{self, Pacer};
+use super::message::{Body, IntentTag, OutFrame};
+use super::{ChatError, Command, Engine, FlowView, Inner, TurnReply, to_out};
+use chatpay_core::domain::{ConversationId, ProjectId, now_millis, random_hex};
+use chatpay_core::flows::{
+    Call, CallError, CallOutput, CatalogAnswer, ConnectStep, Connection, ConversationState, Effect,
+    Facts, FlowStep, Input, LinkKind, Outside, Refusal, wanted_product,
+};
+use chatpay_core::intents::{Intent, Outcome};
+use chatpay_store::{ConnectionRecord, ExtraWrite, ProjectRecord, StoredFrame, TurnWrite};
+use chatpay_stripe::Gateway;
+
+/// What an actor is asked. Payloads are boxed so that a message, and so the mailbox every
+/// loaded conversation allocates, stays small.
+pub(crate) enum Msg {
+    Turn {
+        cmd: Box<Command>,
+        reply: oneshot::Sender<Result<TurnReply, ChatError>>,
+    },
+    Outside {
+        event: Box<Outside>,
+        /// The webhook event this input applies; marked handled with the turn.
+        ledger: Option<String>,
+        reply: Option<oneshot::Sender<Result<FlowView, ChatError>>>,
+    },
+    Done {
+        op: u64,
+        result: Box<Result<CallOutput, CallError>>,
+    },
+    LastSeq {
+        reply: oneshot::Sender<Result<i64, ChatError>>,
+    },
+    View {
+        reply: oneshot::Sender<FlowView>,
+    },
+    /// Which account (and link kind) a refresh URL with this nonce may issue a link for.
+    LinkTarget {
+        nonce: String,
+        reply: oneshot::Sender<Option<(String, LinkKind)>>,
+    },
+}
+
+struct Actor {
+    inner: Arc<Inner>,
+    conversation: ConversationId,
+    project: ProjectRecord,
+    state: ConversationState,
+    state_json: String,
+    last_seq: i64,
+    answered: HashSet<String>,
+    connection: Option<Connection>,
+    connected_at: i64,
+    frames: broadcast::Sender<OutFrame>,
+    me: mpsc::WeakSender<Msg>,
+    /// The catalog read for the input being applied, if it asks about it.
+    catalog: Option<CatalogAnswer>,
+}
+
+pub(super) fn spawn(
+    inner: Arc<Inner>,
+    conversation: ConversationId,
+    project: ProjectId,
+    mut rx: mpsc::Receiver<Msg>,
+    me: mpsc::WeakSender<Msg>,
+    frames: broadcast::Sender<OutFrame>,
+) {
+    tokio::spawn(async move {
+        // Boxed: the loading state (database futures) must not stay in the task's size.
+        let loading = Box::pin(Actor::load(
+            inner.clone(),
+            conversation.clone(),
+            &project,
+            me,
+            frames,
+        ));
+        let actor = match loading.await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(%conversation, error = ?e, "could not load conversation");
+                rx.close();
+                while let Some(msg) = rx.recv().await {
+                    fail(msg, || {
+                        ChatError::Internal(anyhow::anyhow!("conversation failed to load"))
+                    });
+                }
+                return;
+            }
+        };
+        actor.resume_calls();
+        actor.run(rx).await;
+    });
+}
+
+/// Answers a message that cannot be handled.
+fn fail(msg: Msg, err: impl Fn() -> ChatError) {
+    match msg {
+        Msg::Turn { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Msg::Outside {
+            reply: Some(reply), ..
+        } => {
+            let _ = reply.send(Err(err()));
+        }
+        Msg::LastSeq { reply } => {
+            let _ = reply.send(Err(err()));
+        }
+        _ => {}
+    }
+}
+
+impl Actor {
+    async fn load(
+        inner: Arc<Inner>,
+        conversation: ConversationId,
+        project: &ProjectId,
+        me: mpsc::WeakSender<Msg>,
+        frames: broadcast::Sender<OutFrame>,
+    ) -> anyhow::Result<Actor> {
+        let store = &inner.store;
+        let record = store
+            .conversation(&conversation)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("conversation {conversation} does not exist"))?;
+        let project = store
+            .project(project)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("project {project} does not exist"))?;
+        let state: ConversationState = serde_json::from_str(&record.state)?;
+        let (connection, connected_at) = match store.connection(&project.id, project.mode).await? {
+            Some(c) => (
+                Some(Connection {
+                    account: serde_json::from_str(&c.snapshot)?,
+                    origin: c.origin,
+                }),
+                c.connected_at,
+            ),
+            None => (None, 0),
+        };
+        let answered = store
+            .answered_ids(&conversation)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(Actor {
+            state_json: serde_json::to_string(&state)?,
+            inner,
+            conversation,
+            project,
+            state,
+            last_seq: record.last_seq,
+            answered,
+            connection,
+            connected_at,
+            frames,
+            me,
+            catalog: None,
+        })
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let idle = self.inner.config.idle_unload;
+        loop {
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                _ = tokio::time::sleep(idle) => {
+                    if self.state.pending.is_empty()
+                        && self.inner.hub.unload_if_idle(&self.conversation, &self.frames)
+                    {
+                        // Unregistered: answer what already arrived, then stop.
+                        rx.close();
+                        while let Some(msg) = rx.recv().await {
+                            self.handle(msg).await;
+                        }
+                        return;
+                    }
+                    continue;
+                }
+            };
+            match msg {
+                Some(msg) => self.handle(msg).await,
+                None => return,
+            }
+        }
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Turn { cmd, reply } => {
+                let result = Box::pin(self.turn(*cmd)).await;
+                let _ = reply.send(result);
+            }
+            Msg::Outside {
+                event,
+                ledger,
+                reply,
+            } => {
+                let result =
+                    Box::pin(self.apply(Input::Outside(*event), None, None, ledger.as_deref()))
+                        .await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(result.map(|_| self.view()));
+                }
+            }
+            Msg::Done { op, result } => {
+                let input = Input::Done {
+                    op,
+                    result: *result,
+                };
+                if let Err(e) = Box::pin(self.apply(input, None, None, None)).await {
+                    tracing::error!(conversation = %self.conversation, op, error = ?e, "could not store a Stripe result; retrying the call");
+                    // The call is still pending in the stored state; run it again (same key).
+                    if let Some(p) = self.state.pending.iter().find(|p| p.op == op) {
+                        self.spawn_call(op, p.call.clone());
+                    }
+                }
+            }
+            Msg::LastSeq { reply } => {
+                let _ = reply.send(Ok(self.last_seq));
+            }
+            Msg::View { reply } => {
+                let _ = reply.send(self.view());
+            }
+            Msg::LinkTarget { nonce, reply } => {
+                let _ = reply.send(self.link_target(&nonce));
+            }
+        }
+    }
+
+    fn view(&self) -> FlowView {
+        let (flow, state) = match self.state.flow_state() {
+            Some((kind, step)) => (Some(kind.as_str().to_owned()), Some(step.to_owned())),
+            None => (None, None),
+        };
+        FlowView {
+            conversation: self.conversation.to_string(),
+            flow,
+            state,
+        }
+    }
+
+    fn link_target(&self, nonce: &str) -> Option<(String, LinkKind)> {
+        if let Some(flow) = &self.state.flow
+            && let FlowStep::StripeConnect(ConnectStep::Onboarding { account, nonce: n }) =
+                &flow.step
+            && n == nonce
+        {
+            return Some((account.clone(), LinkKind::AccountOnboarding));
+        }
+        // Links from status cards ("Fix now") refresh for the connected account, while it still
+        // has something to fill in: an old link of an active account leads nowhere.
+        self.connection
+            .as_ref()
+            .filter(|c| c.account.state() != chatpay_core::account::AccountState::Active)
+            .map(|c| (c.account.id.clone(), Engine::link_kind_for(&c.account)))
+    }
+
+    /// The stored catalog in the project's mode, for an answer (`None` if it can't be read).
+    async fn read_catalog(&self, wanted: Option<&str>) -> Option<CatalogAnswer> {
+        match catalog_sync::read(
+            &self.inner.store,
+            &self.project.id,
+            self.project.mode,
+            wanted,
+        )
+        .await
+        {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!(conversation = %self.conversation, error = %e.message, "could not read the catalog");
+                None
+            }
+        }
+    }
+
+    async fn turn(&mut self, cmd: Command) -> Result<TurnReply, ChatError> {
+        let id = cmd.id().to_owned();
+        if self.answered.contains(&id) {
+            let frames = self
+                .inner
+                .store
+                .frames_replying_to(&self.conversation, &id)
+                .await?;
+            return Ok(TurnReply::Resend(frames.into_iter().map(to_out).collect()));
+        }
+        match cmd {
+            Command::Say { text, .. } => {
+                let classification = self.inner.matcher.classify(&text);
+                let tag = match &classification.outcome {
+                    Outcome::Matched(c) => Some(IntentTag {
+                        name: c.intent.to_string(),
+                        confidence: c.confidence,
+                    }),
+                    // Unsure or undecided (a clarify card asks): nothing matched.
+                    _ => None,
+                };
+                tracing::debug!(conversation = %self.conversation, intent = ?tag, "say");
+                // A question about the catalog is answered from the store, read beforehand.
+                let catalog = match &classification.outcome {
+                    Outcome::Matched(c)
+                        if Intent::parse(&c.intent) == Some(Intent::ShowCatalog) =>
+                    {
+                        self.read_catalog(wanted_product(&c.captures)).await
+                    }
+                    _ => None,
+                };
+                self.catalog = catalog;
+                let applied = self
+                    .apply(
+                        Input::Say(&classification),
+                        Some(&id),
+                        Some(tag.as_ref()),
+                        None,
+                    )
+                    .await;
+                self.catalog = None;
+                applied?;
+            }
+            Command::Click {
+                card,
+                action,
+                values,
+                ..
+            } => {
+                let input = Input::Click {
+                    card: &card,
+                    action: &action,
+                    values: &values,
+                };
+                if action == "show_catalog" {
+                    self.catalog = self.read_catalog(None).await;
+                }
+                let applied = self.apply(input, Some(&id), None, None).await;
+                self.catalog = None;
+                applied?;
+            }
+        }
+        Ok(TurnReply::Done)
+    }
+
+    /// Runs the flows on `input`, stores the turn, then makes it visible.
+    async fn apply(
+        &mut self,
+        input: Input<'_>,
+        reply_to: Option<&str>,
+        intent: Option<Option<&IntentTag>>,
+        ledger: Option<&str>,
+    ) -> Result<(), ChatError> {
+        let fresh = random_hex(12);
+        let mut next = self.state.clone();
+        let facts = Facts {
+            conversation: &self.conversation,
+            backend: self.project.backend,
+            mode: self.project.mode,
+            connection: self.connection.as_ref(),
+            now_ms: now_millis(),
+            links: &self.inner.links,
+            labels: &self.inner.labels,
+            fresh: &fresh,
+            catalog: self.catalog.as_ref(),
+        };
+        let effects = next.handle(input, &facts).map_err(|r| match r {
+            Refusal::StaleCard(m) => ChatError::StaleCard(m),
+            Refusal::NotFound(m) => ChatError::NotFound(m),
+            Refusal::InvalidValues(fields) => ChatError::InvalidValues(fields),
+        })?;
+
+        let mut bodies: Vec<StoredFrame> = Vec::new();
+        let mut extra = Vec::new();
+        let mut calls = Vec::new();
+        let mut connection = self.connection.clone();
+        let mut connected_at = self.connected_at;
+        let now = now_millis();
+        let stored = |seq: i64, body: &Body<'_>| -> Result<StoredFrame, ChatError> {
+            Ok(StoredFrame {
+                seq,
+                reply_to: reply_to.map(str::to_owned),
+                body: Arc::from(serde_json::to_string(body).map_err(anyhow::Error::new)?),
+            })
+        };
+        for effect in &effects {
+            let seq = self.last_seq + bodies.len() as i64 + 1;
+            let body = match effect {
+                Effect::Reply(text) => Some(Body::Reply {
+                    seq,
+                    reply_to,
+                    text,
+                    intent,
+                }),
+                Effect::Card(card) => Some(Body::Card {
+                    seq,
+                    reply_to,
+                    intent,
+                    card,
+                }),
+                Effect::Flow { flow, state } => Some(Body::Flow {
+                    seq,
+                    reply_to,
+                    intent,
+                    flow: flow.as_str(),
+                    state,
+                }),
+                _ => None,
+            };
+            if let Some(body) = body {
+                bodies.push(stored(seq, &body)?);
+            }
+            match effect {
+                Effect::Call { op, call } => calls.push((*op, call.clone())),
+                Effect::SaveConnection(c) => {
+                    if connection
+                        .as_ref()
+                        .is_none_or(|old| old.account.id != c.account.id)
+                    {
+                        connected_at = now;
+                    }
+                    extra.push(ExtraWrite::UpsertConnection(ConnectionRecord {
+                        project_id: self.project.id.clone(),
+                        mode: self.project.mode,
+                        account_id: c.account.id.clone(),
+                        origin: c.origin.clone(),
+                        snapshot: serde_json::to_string(&c.account).map_err(anyhow::Error::new)?,
+                        connected_at,
+                        updated_at: now,
+                    }));
+                    connection = Some((**c).clone());
+                }
+                Effect::DropConnection => {
+                    extra.push(ExtraWrite::DeleteConnection {
+                        project_id: self.project.id.clone(),
+                        mode: self.project.mode,
+                    });
+                    connection = None;
+                }
+                Effect::Reply(_) | Effect::Card(_) | Effect::Flow { .. } => {}
+            }
+        }
+        if reply_to.is_some() && bodies.is_empty() {
+            // The protocol promises at least one frame per say and click.
+            let seq = self.last_seq + 1;
+            bodies.push(stored(
+                seq,
+                &Body::Reply {
+                    seq,
+                    reply_to,
+                    text: "Okay.",
+                    intent,
+                },
+            )?);
+        }
+        if let Some(id) = ledger {
+            extra.push(ExtraWrite::MarkEventProcessed {
+                id: id.to_owned(),
+                outcome: "applied".to_owned(),
+            });
+        }
+        let state_json = serde_json::to_string(&next).map_err(anyhow::Error::new)?;
+        if bodies.is_empty() && extra.is_empty() && state_json == self.state_json {
+            return Ok(());
+        }
+        let last_seq = self.last_seq + bodies.len() as i64;
+        let state_changed = state_json != self.state_json;
+        self.inner
+            .store
+            .commit_turn(TurnWrite {
+                conversation: self.conversation.clone(),
+                prev_seq: self.last_seq,
+                last_seq,
+                state: state_changed.then(|| Arc::from(state_json.as_str())),
+                frames: bodies.clone(),
+                extra,
+            })
+            .await
+            .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?;
+
+        // Stored: now it may be seen and acted on.
+        self.state = next;
+        self.state_json = state_json;
+        self.last_seq = last_seq;
+        self.connection = connection;
+        self.connected_at = connected_at;
+        if let Some(id) = reply_to {
+            self.answered.insert(id.to_owned());
+        }
+        for f in bodies {
+            // No receivers is fine: the frames are stored for whoever connects.
+            let _ = self.frames.send(to_out(f));
+        }
+        for (op, call) in calls {
+            self.spawn_call(op, call);
+        }
+        Ok(())
+    }
+
+    /// Calls that were in flight when the conversation was last stored (a restart).
+    fn resume_calls(&self) {
+        for (op, call) in self.state.pending_calls() {
+            tracing::info!(conversation = %self.conversation, op, call = call.name(), "re-issuing a Stripe call after restart");
+            self.spawn_call(op, call.clone());
+        }
+    }
+
+    fn spawn_call(&self, op: u64, call: Call) {
+        let Some(me) = self.me.upgrade() else { return };
+        let ctx = Exec {
+            gateway: Arc::clone(&self.inner.gateway),
+            store: Arc::clone(&self.inner.store),
+            pacer: Arc::clone(self.inner.pacer(self.project.mode)),
+            project: self.project.id.clone(),
+            mode: self.project.mode,
+            account: self.connection.as_ref().map(|c| c.account.id.clone()),
+        };
+        // Derived from the operation: the same call after a crash or retry has the same key.
+        let key = format!("chatpay:{}:{}:{}", self.conversation, op, call.name());
+        tokio::spawn(async move {
+            let result = execute(&ctx, &call, &key).await;
+            let _ = me
+                .send(Msg::Done {
+                    op,
+                    result: Box::new(result),
+                })
+                .await;
+        });
+    }
+}
+
+/// What a call needs to run.
+struct Exec {
+    gateway: Arc<dyn Gateway>,
+    store: chatpay_store::DynStore,
+    pacer: Arc<Pacer>,
+    project: chatpay_core::domain::ProjectId,
+    mode: chatpay_core::domain::Mode,
+    /// The connected account when the call was made.
+    account: Option<String>,
+}
+
+async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, CallError> {
+    let (gateway, mode) = (&*exec.gateway, exec.mode);
+    let catalog = || -> Result<catalog_sync::Ctx, CallError> {
+        Ok(catalog_sync::Ctx {
+            store: Arc::clone(&exec.store),
+            gateway: Arc::clone(&exec.gateway),
+            pacer: Arc::clone(&exec.pacer),
+            project: exec.project.clone(),
+            mode,
+            account: exec.account.clone().ok_or_else(|| CallError {
+                message: "Stripe isn't connected to this project".to_owned(),
+                code: None,
+            })?,
+        })
+    };
+    let result = match call {
+        Call::SyncCatalog => {
+            return catalog_sync::sync(&catalog()?)
+                .await
+                .map(|r| CallOutput::Synced(Box::new(r)));
+        }
+        Call::RefreshProduct { product } => {
+            return catalog_sync::refresh(&catalog()?, product)
+                .await
+                .map(|(before, after)| CallOutput::ProductRefreshed {
+                    before: before.map(Box::new),
+                    after: after.map(Box::new),
+                });
+        }
+
+        Call::CreateAccount(new) => gateway
+            .create_account(mode, new, key)
+            .await
+            .map(|a| CallOutput::Account(Box::new(a))),
+        Call::RetrieveAccount { account } => gateway
+            .retrieve_account(mode, account)
+            .await
+            .map(|a| CallOutput::Account(Box::new(a))),
+        Call::CreateAccountLink {
+            account,
+            kind,
+            refresh_url,
+            return_url,
+        } => gateway
+            .create_account_link(mode, account, *kind, refresh_url, return_url, key)
+            .await
+            .map(|l| CallOutput::Link {
+                url: l.url,
+                expires_at: l.expires_at,
+            }),
+        Call::ExchangeOauthCode { code } => gateway
+            .exchange_oauth_code(mode, code)
+            .await
+            .map(|account| CallOutput::Connected { account }),
+        Call::Deauthorize { account } => gateway
+            .deauthorize(mode, account)
+            .await
+            .map(|_| CallOutput::Done),
+    };
+    result.map_err(|e| {
+        tracing::warn!(call = call.name(), error = %e, "Stripe call failed");
+        CallError {
+            message: e.user_message(),
+            code: e.code().map(str::to_owned),
+        }
+    })
+}

@@ -1,0 +1,538 @@
+//! The orchestrator: a client frame becomes a [`Command`], the command an input to the pure flows,
+//! and the effects they return are carried out here: frames stored (with the new state, in one
+//! transaction) before they are sent, Stripe called, connections saved.
+//!
+//! Each conversation is served by one actor task (see `actor`), so a conversation's turns are
+//! applied one at a time and its `seq` has no gaps, while different conversations run in
+//! parallel and share group commits. Actors load on first use and unload when idle.
+
+mod actor;
+mod catalog_sync;
+mod hub;
+mod message;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, oneshot};
+
+use crate::config::ChatConfig;
+use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
+use chatpay_core::flows::{CatalogAnswer, Entry, LinkKind, Links, Outside};
+use chatpay_core::intents::Matcher;
+use chatpay_store::{DynStore, ProjectRecord, StoreError, StoredFrame, WebhookEventRecord};
+use chatpay_stripe::Gateway;
+use chatpay_stripe::webhook::EventEnvelope;
+
+use actor::Msg;
+pub use hub::ActorHandle;
+use hub::Hub;
+pub use message::{IntentTag, OutFrame};
+
+/// A client frame that asks for something, parsed and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Say {
+        id: String,
+        text: String,
+    },
+    Click {
+        id: String,
+        card: String,
+        action: String,
+        values: BTreeMap<String, String>,
+    },
+}
+
+impl Command {
+    pub fn id(&self) -> &str {
+        match self {
+            Command::Say { id, .. } | Command::Click { id, .. } => id,
+        }
+    }
+}
+
+/// What a turn did besides the frames every client receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnReply {
+    Done,
+    /// The id was already answered: these are the frames it produced, to send again.
+    Resend(Vec<OutFrame>),
+}
+
+/// Every error code of protocol v1.
+pub const ERROR_CODES: &[&str] = &[
+    "bad_frame",
+    "unknown_type",
+    "unauthorized",
+    "not_found",
+    "stale_card",
+    "invalid_values",
+    "rate_limited",
+    "internal",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    StaleCard(String),
+    #[error("some values are not valid")]
+    InvalidValues(BTreeMap<String, String>),
+    #[error("{0}")]
+    BackendRequired(String),
+    #[error("the server is shutting down or overloaded; retry shortly")]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ChatError {
+    /// The protocol's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::Unauthorized(_) => "unauthorized",
+            ChatError::NotFound(_) => "not_found",
+            ChatError::StaleCard(_) => "stale_card",
+            ChatError::InvalidValues(_) => "invalid_values",
+            ChatError::BackendRequired(_) => "backend_required",
+            ChatError::Unavailable => "unavailable",
+            ChatError::Internal(_) => "internal",
+        }
+    }
+
+    /// What the user may see (internals are logged, not sent).
+    pub fn public_message(&self) -> String {
+        match self {
+            ChatError::Internal(_) => {
+                "Something went wrong on our side; nothing was lost. Please retry.".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for ChatError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ChatError::NotFound("not found".to_owned()),
+            other => ChatError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// A client's place in a conversation after `hello`.
+pub struct Joined {
+    pub conversation: ConversationId,
+    pub mode: Mode,
+    pub last_seq: i64,
+    pub frames: broadcast::Receiver<OutFrame>,
+    pub handle: ActorHandle,
+}
+
+/// A flow's position, for the HTTP API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FlowView {
+    pub conversation: String,
+    pub flow: Option<String>,
+    pub state: Option<String>,
+}
+
+pub(crate) struct Inner {
+    pub store: DynStore,
+    pub matcher: Arc<Matcher>,
+    pub gateway: Arc<dyn Gateway>,
+    pub links: Links,
+    pub labels: BTreeMap<String, String>,
+    pub config: ChatConfig,
+    hub: Hub,
+    /// Paces catalog reads within Stripe's rate limit, per mode.
+    pacers: [Arc<catalog_sync::Pacer>; 2],
+}
+
+impl Inner {
+    pub(crate) fn pacer(&self, mode: Mode) -> &Arc<catalog_sync::Pacer> {
+        &self.pacers[usize::from(mode.is_live())]
+    }
+}
+
+/// The chat engine: cheap to clone, shared by the WebSocket and HTTP layers.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    pub fn new(
+        store: DynStore,
+        matcher: Arc<Matcher>,
+        gateway: Arc<dyn Gateway>,
+        public_url: String,
+        config: ChatConfig,
+    ) -> Engine {
+        let labels = matcher
+            .intent_names()
+            .filter_map(|n| {
+                matcher
+                    .describe(n)
+                    .map(|(_, label)| (n.to_owned(), label.to_owned()))
+            })
+            .collect();
+        let links = Links {
+            public: public_url,
+            oauth_authorize: gateway.oauth_authorize_base(),
+        };
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                matcher,
+                gateway,
+                links,
+                labels,
+                pacers: [
+                    Arc::new(catalog_sync::Pacer::new(
+                        config.stripe_test_requests_per_second,
+                    )),
+                    Arc::new(catalog_sync::Pacer::new(
+                        config.stripe_live_requests_per_second,
+                    )),
+                ],
+                config,
+                hub: Hub::default(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.inner.store
+    }
+
+    /// The project's stored catalog in its current mode, products sorted by name.
+    pub async fn catalog(&self, project: &ProjectRecord) -> Result<CatalogAnswer, ChatError> {
+        catalog_sync::read(&self.inner.store, &project.id, project.mode, None)
+            .await
+            .map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))
+    }
+
+    pub fn matcher(&self) -> &Matcher {
+        &self.inner.matcher
+    }
+
+    /// The token's id, or `unauthorized`.
+    pub async fn authenticate(&self, token: &str) -> Result<TokenId, ChatError> {
+        crate::auth::verify(&*self.inner.store, token)
+            .await?
+            .ok_or_else(|| ChatError::Unauthorized("the API token is not valid".to_owned()))
+    }
+
+    /// The project if it exists and belongs to the token (otherwise `not_found`).
+    pub async fn project_of(
+        &self,
+        token: &TokenId,
+        project: &str,
+    ) -> Result<ProjectRecord, ChatError> {
+        let found = match ProjectId::parse(project) {
+            Some(id) => self.inner.store.project(&id).await?,
+            None => None,
+        };
+        found
+            .filter(|p| &p.token_id == token)
+            .ok_or_else(|| ChatError::NotFound(format!("no project {project:?} for this token")))
+    }
+
+    /// Joins the project's conversation: subscribes to its frames and tells where it is.
+    pub async fn join(&self, project: &ProjectRecord) -> Result<Joined, ChatError> {
+        let conversation = self.inner.store.conversation_for(&project.id).await?;
+        let (handle, frames) = self
+            .inner
+            .hub
+            .subscribe(&self.inner, &conversation.id, &project.id);
+        // Asked after subscribing: every frame after `last_seq` will come through `frames`.
+        let (tx, rx) = oneshot::channel();
+        handle.send(Msg::LastSeq { reply: tx }).await?;
+        let last_seq = rx.await.map_err(|_| ChatError::Unavailable)??;
+        Ok(Joined {
+            conversation: conversation.id,
+            mode: project.mode,
+            last_seq,
+            frames,
+            handle,
+        })
+    }
+
+    /// Stored frames with `after < seq <= upto`, in order.
+    pub async fn backlog(
+        &self,
+        conversation: &ConversationId,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<OutFrame>, ChatError> {
+        let mut out = Vec::new();
+        let mut cursor = after;
+        while cursor < upto {
+            let page = self
+                .inner
+                .store
+                .frames_after(conversation, cursor, 500.min(upto - cursor))
+                .await?;
+            let Some(last) = page.last() else { break };
+            cursor = last.seq;
+            out.extend(page.into_iter().filter(|f| f.seq <= upto).map(to_out));
+        }
+        Ok(out)
+    }
+
+    /// Applies a client command to the conversation behind `handle`.
+    pub async fn turn(&self, handle: &ActorHandle, cmd: Command) -> Result<TurnReply, ChatError> {
+        let (tx, rx) = oneshot::channel();
+        handle
+            .send(Msg::Turn {
+                cmd: Box::new(cmd),
+                reply: tx,
+            })
+            .await?;
+        rx.await.map_err(|_| ChatError::Unavailable)?
+    }
+
+    async fn handle_for(&self, project: &ProjectRecord) -> Result<ActorHandle, ChatError> {
+        let conversation = self.inner.store.conversation_for(&project.id).await?;
+        Ok(self
+            .inner
+            .hub
+            .get(&self.inner, &conversation.id, &project.id))
+    }
+
+    /// Sends an outside event to the project's conversation and waits until it is applied.
+    pub async fn outside(
+        &self,
+        project: &ProjectRecord,
+        event: Outside,
+    ) -> Result<FlowView, ChatError> {
+        let handle = self.handle_for(project).await?;
+        let (tx, rx) = oneshot::channel();
+        handle
+            .send(Msg::Outside {
+                event: Box::new(event),
+                ledger: None,
+                reply: Some(tx),
+            })
+            .await?;
+        rx.await.map_err(|_| ChatError::Unavailable)?
+    }
+
+    /// Starts (or shows) `stripe_connect` from the project screens.
+    pub async fn start_connect(
+        &self,
+        project: &ProjectRecord,
+        entry: Entry,
+    ) -> Result<FlowView, ChatError> {
+        if !project.backend {
+            return Err(ChatError::BackendRequired(
+                chatpay_core::flows::BACKEND_REQUIRED.to_owned(),
+            ));
+        }
+        self.outside(project, Outside::StartConnect(entry)).await
+    }
+
+    /// Where the project's conversation is.
+    pub async fn flow_view(&self, project: &ProjectRecord) -> Result<FlowView, ChatError> {
+        let handle = self.handle_for(project).await?;
+        let (tx, rx) = oneshot::channel();
+        handle.send(Msg::View { reply: tx }).await?;
+        rx.await.map_err(|_| ChatError::Unavailable)
+    }
+
+    /// The project a conversation belongs to.
+    pub async fn project_of_conversation(
+        &self,
+        conversation: &str,
+    ) -> Result<ProjectRecord, ChatError> {
+        let not_found = || ChatError::NotFound("no such conversation".to_owned());
+        let id = ConversationId::parse(conversation).ok_or_else(not_found)?;
+        let conv = self
+            .inner
+            .store
+            .conversation(&id)
+            .await?
+            .ok_or_else(not_found)?;
+        self.inner
+            .store
+            .project(&conv.project_id)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// The refresh URL of an onboarding link: issue a new link and tell the chat.
+    pub async fn refresh_link(&self, conversation: &str, nonce: &str) -> Result<String, ChatError> {
+        let project = self.project_of_conversation(conversation).await?;
+        let handle = self.handle_for(&project).await?;
+        let (tx, rx) = oneshot::channel();
+        handle
+            .send(Msg::LinkTarget {
+                nonce: nonce.to_owned(),
+                reply: tx,
+            })
+            .await?;
+        let (account, kind) = rx
+            .await
+            .map_err(|_| ChatError::Unavailable)?
+            .ok_or_else(|| {
+                ChatError::NotFound("this link is no longer part of an onboarding".to_owned())
+            })?;
+        let conv = ConversationId::parse(conversation)
+            .ok_or_else(|| ChatError::NotFound("no such conversation".to_owned()))?;
+        let links = &self.inner.links;
+        // Each visit of the refresh URL asks for a new link on purpose: a fresh key per visit.
+        let key = format!(
+            "chatpay:{conversation}:refresh:{}",
+            chatpay_core::domain::random_hex(8)
+        );
+        let link = self
+            .inner
+            .gateway
+            .create_account_link(
+                project.mode,
+                &account,
+                kind,
+                &links.onboarding_refresh(&conv, nonce),
+                &links.onboarding_return(&conv, nonce),
+                &key,
+            )
+            .await
+            .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?;
+        handle
+            .send(Msg::Outside {
+                event: Box::new(Outside::LinkIssued {
+                    nonce: nonce.to_owned(),
+                    url: link.url.clone(),
+                    expires_at: link.expires_at,
+                }),
+                ledger: None,
+                reply: None,
+            })
+            .await?;
+        Ok(link.url)
+    }
+
+    /// Hands a recorded Stripe event to the conversations it concerns. Returns what happened,
+    /// for the ledger.
+    pub async fn stripe_event(&self, event: &EventEnvelope) -> Result<String, ChatError> {
+        let store = &self.inner.store;
+        // Catalog events name the product they concern (a price names its product).
+        let product = || -> Option<String> {
+            let field = if event.event_type.starts_with("price.") {
+                "product"
+            } else {
+                "id"
+            };
+            event.object.get(field)?.as_str().map(str::to_owned)
+        };
+        let outside = |account: String| match event.event_type.as_str() {
+            "account.updated" => Some(Outside::AccountChanged { account }),
+            "account.application.deauthorized" => Some(Outside::Deauthorized { account }),
+            "product.created" | "product.updated" | "product.deleted" | "price.created"
+            | "price.updated" | "price.deleted" => {
+                product().map(|product| Outside::CatalogChanged { product })
+            }
+            _ => None,
+        };
+        let Some(account) = event.account.clone() else {
+            store
+                .mark_event_processed(&event.id, "ignored: not about a connected account")
+                .await?;
+            return Ok("ignored: not about a connected account".to_owned());
+        };
+        if outside(account.clone()).is_none() {
+            let outcome = format!("ignored: {} is not handled", event.event_type);
+            store.mark_event_processed(&event.id, &outcome).await?;
+            return Ok(outcome);
+        }
+        let mode = if event.livemode {
+            Mode::Live
+        } else {
+            Mode::Test
+        };
+        let connections = store.connections_for_account(&account).await?;
+        let matching: Vec<_> = connections.iter().filter(|c| c.mode == mode).collect();
+        if matching.is_empty() {
+            let outcome = if connections.is_empty() {
+                format!("ignored: no project is connected to {account}")
+            } else {
+                format!(
+                    "ignored: livemode={} does not match the connection's mode",
+                    event.livemode
+                )
+            };
+            store.mark_event_processed(&event.id, &outcome).await?;
+            return Ok(outcome);
+        }
+        for c in matching {
+            let Some(project) = store.project(&c.project_id).await? else {
+                continue;
+            };
+            let handle = self.handle_for(&project).await?;
+            let Some(o) = outside(account.clone()) else {
+                continue;
+            };
+            let (tx, rx) = oneshot::channel();
+            handle
+                .send(Msg::Outside {
+                    event: Box::new(o),
+                    ledger: Some(event.id.clone()),
+                    reply: Some(tx),
+                })
+                .await?;
+            rx.await.map_err(|_| ChatError::Unavailable)??;
+        }
+        Ok("delivered".to_owned())
+    }
+
+    /// Handles events recorded before a crash but not yet applied.
+    pub async fn resume_events(&self) -> Result<usize, ChatError> {
+        let pending: Vec<WebhookEventRecord> = self.inner.store.unprocessed_events(10_000).await?;
+        let mut n = 0;
+        for record in &pending {
+            match EventEnvelope::parse(record.payload.as_bytes()) {
+                Ok(env) => {
+                    self.stripe_event(&env).await?;
+                    n += 1;
+                }
+                Err(e) => {
+                    self.inner
+                        .store
+                        .mark_event_processed(&record.id, &format!("ignored: unreadable ({e})"))
+                        .await?;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Which link kind a refresh should issue for an account.
+    pub(crate) fn link_kind_for(account: &chatpay_core::account::AccountSnapshot) -> LinkKind {
+        if account.fixes_with_update_link() {
+            LinkKind::AccountUpdate
+        } else {
+            LinkKind::AccountOnboarding
+        }
+    }
+}
+
+fn to_out(f: StoredFrame) -> OutFrame {
+    OutFrame {
+        seq: f.seq,
+        json: f.body,
+    }
+}
+
+impl ActorHandle {
+    pub(crate) async fn send(&self, msg: Msg) -> Result<(), ChatError> {
+        self.tx()
+            .send(msg)
+            .await
+            .map_err(|_| ChatError::Unavailable)
+    }
+}

@@ -1,0 +1,124 @@
+//! One error type for the HTTP API and one body everywhere: `{"code": "…", "message": "…"}`.
+//! Internals are logged here, once, and never sent.
+
+use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::chat::ChatError;
+use chatpay_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::BadSignature(_) => (StatusCode::BAD_REQUEST, "bad_signature"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "request failed");
+                "Something went wrong on our side. Nothing was lost; please retry.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (status, Json(json!({ "code": code, "message": message }))).into_response()
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::Unauthorized(m) => ApiError::Unauthorized(m),
+            ChatError::NotFound(m) => ApiError::NotFound(m),
+            ChatError::StaleCard(m) => ApiError::Conflict {
+                code: "stale_card",
+                message: m,
+            },
+            ChatError::InvalidValues(fields) => {
+                ApiError::BadRequest(format!("invalid values: {fields:?}"))
+            }
+            ChatError::BackendRequired(m) => ApiError::Conflict {
+                code: "backend_required",
+                message: m,
+            },
+            ChatError::Unavailable => ApiError::Unavailable("retry shortly".to_owned()),
+            ChatError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".to_owned()),
+            StoreError::Conflict(m) => ApiError::Conflict {
+                code: "conflict",
+                message: m,
+            },
+            StoreError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+/// `Json` whose rejections are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(value))
+    }
+}

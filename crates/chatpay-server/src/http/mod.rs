@@ -1,0 +1,116 @@
+//! The HTTP API: projects, the Stripe integration, the Stripe webhook endpoint, the pages Stripe
+//! sends people back to, health. Handlers translate HTTP to engine calls and back; decisions are
+//! the engine's.
+
+mod error;
+mod projects;
+mod stripe_pages;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::chat::Engine;
+use crate::config::{ChatConfig, Secret};
+use chatpay_core::domain::TokenId;
+pub use error::{ApiError, ApiJson};
+
+/// What every handler and connection shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub chat: Arc<ChatConfig>,
+    /// Webhook signing secrets (several during a rotation).
+    pub webhook_secrets: Arc<Vec<Secret>>,
+    /// Flips to true when the server is stopping.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/v1/chat", get(crate::ws::upgrade))
+        .route("/v1/projects", post(projects::create).get(projects::list))
+        .route(
+            "/v1/projects/{id}",
+            get(projects::show).patch(projects::update),
+        )
+        .route(
+            "/v1/projects/{id}/integrations/stripe",
+            get(projects::stripe_status),
+        )
+        .route(
+            "/v1/projects/{id}/integrations/stripe/connect",
+            post(projects::stripe_connect),
+        )
+        .route(
+            "/v1/projects/{id}/integrations/stripe/catalog/sync",
+            post(projects::catalog_sync),
+        )
+        .route("/v1/projects/{id}/catalog", get(projects::catalog))
+        .route("/v1/webhooks/stripe", post(webhooks::stripe))
+        .route(
+            "/v1/stripe/onboarding/return",
+            get(stripe_pages::onboarding_return),
+        )
+        .route(
+            "/v1/stripe/onboarding/refresh",
+            get(stripe_pages::onboarding_refresh),
+        )
+        .route(
+            "/v1/stripe/oauth/callback",
+            get(stripe_pages::oauth_callback),
+        )
+        .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let store = state.engine.store();
+    match store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({ "status": "ready", "database": store.backend() })),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(
+                    json!({ "code": "unavailable", "message": "the database is not reachable" }),
+                ),
+            )
+        }
+    }
+}
+
+/// The caller's token, from `Authorization: Bearer …`.
+pub struct Caller(pub TokenId);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("send Authorization: Bearer <api token>".to_owned())
+            })?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be Bearer <api token>".to_owned())
+        })?;
+        Ok(Caller(state.engine.authenticate(token.trim()).await?))
+    }
+}

@@ -1,0 +1,299 @@
+//! `/v1/projects`: create (with or without the backend, optionally starting Stripe Connect), list,
+//! show, rename; the Integrations panel's Stripe status and Connect button.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiJson, AppState, Caller};
+use chatpay_core::account::AccountSnapshot;
+use chatpay_core::domain::{Mode, ProjectId, now_millis};
+use chatpay_core::flows::{BACKEND_REQUIRED, Entry, Outside};
+use chatpay_store::ProjectRecord;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    name: String,
+    /// Required: it can never be changed afterwards.
+    backend: Option<bool>,
+    #[serde(default)]
+    connect_stripe: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatch {
+    name: Option<String>,
+    backend: Option<bool>,
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn project_json(p: &ProjectRecord) -> Value {
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "backend": p.backend,
+        "mode": p.mode,
+        "created_at": iso(p.created_at),
+    })
+}
+
+fn valid_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "`name` must be 1 to 100 characters".to_owned(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<ProjectRecord, ApiError> {
+    Ok(state.engine.project_of(&caller.0, id).await?)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewProject>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = valid_name(&body.name)?;
+    let backend = body.backend.ok_or_else(|| {
+        ApiError::BadRequest("`backend` is required (true or false): it can't be changed after the project is created".to_owned())
+    })?;
+    if body.connect_stripe && !backend {
+        return Err(ApiError::Conflict {
+            code: "backend_required",
+            message: BACKEND_REQUIRED.to_owned(),
+        });
+    }
+    let project = ProjectRecord {
+        id: ProjectId::generate(),
+        token_id: caller.0.clone(),
+        name,
+        backend,
+        mode: Mode::Test,
+        created_at: now_millis(),
+    };
+    state.engine.store().insert_project(&project).await?;
+    let mut out = project_json(&project);
+    if body.connect_stripe {
+        // The "+ -> Connect Stripe Account" of the new-project screen: the flow's first card
+        // waits in the project's chat.
+        let view = state
+            .engine
+            .start_connect(&project, Entry::ProjectCreation)
+            .await?;
+        out["conversation"] = json!(view.conversation);
+        out["flow"] = json!({ "name": view.flow, "state": view.state });
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let projects = state.engine.store().projects_of(&caller.0).await?;
+    Ok(Json(
+        json!({ "data": projects.iter().map(project_json).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(project_json(&owned(&state, &caller, &id).await?)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<ProjectPatch>,
+) -> Result<Json<Value>, ApiError> {
+    let mut project = owned(&state, &caller, &id).await?;
+    if let Some(backend) = patch.backend
+        && backend != project.backend
+    {
+        return Err(ApiError::Conflict {
+            code: "backend_immutable",
+            message: "The backend is chosen when a project is created and can't be changed. Create a new project with the backend on to take payments.".to_owned(),
+        });
+    }
+    if let Some(name) = patch.name {
+        let name = valid_name(&name)?;
+        state
+            .engine
+            .store()
+            .rename_project(&project.id, &name)
+            .await?;
+        project.name = name;
+    }
+    Ok(Json(project_json(&project)))
+}
+
+fn account_json(a: &AccountSnapshot) -> Value {
+    let r = &a.requirements;
+    json!({
+        "id": a.id,
+        "state": a.state(),
+        "details_submitted": a.details_submitted,
+        "charges_enabled": a.charges_enabled,
+        "payouts_enabled": a.payouts_enabled,
+        "disabled_reason": r.disabled_reason,
+        "currently_due": r.currently_due,
+        "past_due": r.past_due,
+        "pending_verification": r.pending_verification,
+        "needs": a.needs_in_plain_words(),
+        "current_deadline": r.current_deadline.map(|s| iso(s * 1000)),
+        "payout_schedule": a.payout_schedule.as_ref().map(|s| json!({ "delay_days": s.delay_days, "interval": s.interval })),
+        "email": a.email,
+        "country": a.country,
+    })
+}
+
+/// The Integrations panel: is Stripe connected, in what state, and where the flow is.
+pub async fn stripe_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    let connection = state
+        .engine
+        .store()
+        .connection(&project.id, project.mode)
+        .await?;
+    let account = match &connection {
+        Some(c) => {
+            let snapshot: AccountSnapshot =
+                serde_json::from_str(&c.snapshot).map_err(anyhow::Error::new)?;
+            Some(account_json(&snapshot))
+        }
+        None => None,
+    };
+    let view = state.engine.flow_view(&project).await?;
+    Ok(Json(json!({
+        "project": project.id,
+        "backend": project.backend,
+        "mode": project.mode,
+        "connected": connection.is_some(),
+        "origin": connection.as_ref().map(|c| c.origin.clone()),
+        "connected_at": connection.as_ref().map(|c| iso(c.connected_at)),
+        "account": account,
+        "conversation": view.conversation,
+        "flow": view.flow.map(|f| json!({ "name": f, "state": view.state })),
+    })))
+}
+
+/// The Integrations panel's Connect button: starts the flow, or shows where it is.
+pub async fn stripe_connect(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    let view = state
+        .engine
+        .start_connect(&project, Entry::Integrations)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "conversation": view.conversation,
+            "flow": view.flow.map(|f| json!({ "name": f, "state": view.state })),
+        })),
+    ))
+}
+
+/// Settings -> Integrations -> Stripe Details -> Product Catalog -> Sync: starts the
+/// `catalog_sync` flow (or joins the one running); progress and result appear in the chat.
+pub async fn catalog_sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    if !project.backend {
+        return Err(ApiError::Conflict {
+            code: "backend_required",
+            message: BACKEND_REQUIRED.to_owned(),
+        });
+    }
+    if state
+        .engine
+        .store()
+        .connection(&project.id, project.mode)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::Conflict {
+            code: "stripe_not_connected",
+            message: "Connect Stripe first: the catalog comes from the connected Stripe account."
+                .to_owned(),
+        });
+    }
+    let view = state.engine.outside(&project, Outside::StartSync).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "conversation": view.conversation,
+            "flow": view.flow.map(|f| json!({ "name": f, "state": view.state })),
+        })),
+    ))
+}
+
+fn price_json(p: &chatpay_core::catalog::PriceData, default: bool) -> Value {
+    json!({
+        "id": p.id,
+        "amount": p.unit_amount,
+        "currency": p.currency,
+        "display": p.display(),
+        "billing": p.kind,
+        "interval": p.recurring.as_ref().map(|r| r.interval.clone()),
+        "interval_count": p.recurring.as_ref().map(|r| r.interval_count),
+        "active": p.active,
+        "default": default,
+    })
+}
+
+/// What the app displays: products, prices in minor units, sellable or not and why.
+pub async fn catalog(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    let catalog = state.engine.catalog(&project).await?;
+    let data: Vec<Value> = catalog
+        .shown
+        .iter()
+        .map(|p| {
+            let problems = p.problems();
+            json!({
+                "id": p.product.id,
+                "name": p.product.name,
+                "description": p.product.description,
+                "active": p.product.active,
+                "sellable": !problems.iter().any(|x| x.blocking),
+                "problems": problems.iter().map(|x| json!({ "code": x.code, "message": x.message, "blocking": x.blocking })).collect::<Vec<_>>(),
+                "prices": p.prices.iter().map(|price| price_json(price, p.product.default_price.as_deref() == Some(price.id.as_str()))).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "project": project.id,
+        "mode": project.mode,
+        "synced_at": catalog.synced_at.map(iso),
+        "last_sync": catalog.report,
+        "products": data,
+    })))
+}

@@ -1,0 +1,153 @@
+//! Where Stripe sends people back: the onboarding return and refresh URLs and the OAuth callback.
+//! These answer a browser, so they answer small HTML pages (and a redirect for refresh).
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use crate::chat::ChatError;
+use chatpay_core::flows::Outside;
+
+#[derive(Deserialize)]
+pub struct LinkQuery {
+    conversation: String,
+    nonce: String,
+}
+
+#[derive(Deserialize)]
+pub struct OauthQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{t}</title><style>body{{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}\
+         h1{{font-size:1.4rem}}</style></head><body><h1>{t}</h1><p>{x}</p></body></html>",
+        t = escape(title),
+        x = escape(text)
+    );
+    (status, Html(html)).into_response()
+}
+
+/// Stripe's onboarding sends the person here when they leave its page. That does not mean
+/// onboarding is complete: the flow re-reads the account.
+pub async fn onboarding_return(
+    State(state): State<AppState>,
+    Query(q): Query<LinkQuery>,
+) -> Response {
+    let result = async {
+        let project = state
+            .engine
+            .project_of_conversation(&q.conversation)
+            .await?;
+        state
+            .engine
+            .outside(
+                &project,
+                Outside::OnboardingReturned {
+                    nonce: q.nonce.clone(),
+                },
+            )
+            .await
+    }
+    .await;
+    match result {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Thanks, you can go back to the chat",
+            "We're checking your account with Stripe now; the chat shows the result in a moment.",
+        ),
+        Err(e) => page(
+            StatusCode::NOT_FOUND,
+            "This link is no longer valid",
+            &format!("Go back to the chat and ask for a new link. ({e})"),
+        ),
+    }
+}
+
+/// An expired or used onboarding link sends the person here: issue a new one and go there.
+pub async fn onboarding_refresh(
+    State(state): State<AppState>,
+    Query(q): Query<LinkQuery>,
+) -> Response {
+    match state.engine.refresh_link(&q.conversation, &q.nonce).await {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(ChatError::NotFound(_)) => page(
+            StatusCode::GONE,
+            "This link isn't needed any more",
+            "There is nothing left to fill in on this link. Go back to the chat and ask \"is my account verified?\" to see where your Stripe account stands.",
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not refresh an onboarding link");
+            page(
+                StatusCode::BAD_GATEWAY,
+                "We couldn't get a new link",
+                "Go back to the chat and press \"Get a new link\".",
+            )
+        }
+    }
+}
+
+/// Stripe's OAuth page sends the person here with a code (or an error) and our state.
+pub async fn oauth_callback(
+    State(state): State<AppState>,
+    Query(q): Query<OauthQuery>,
+) -> Response {
+    let Some((conversation, nonce)) = q.state.as_deref().and_then(|s| s.split_once('.')) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Unknown connection request",
+            "Start again from the chat.",
+        );
+    };
+    let result = match (&q.code, &q.error) {
+        (Some(code), None) => Ok(code.clone()),
+        (_, Some(err)) => Err(q.error_description.clone().unwrap_or_else(|| err.clone())),
+        (None, None) => Err("Stripe sent neither a code nor an error".to_owned()),
+    };
+    let ok = result.is_ok();
+    let outcome = async {
+        let project = state.engine.project_of_conversation(conversation).await?;
+        state
+            .engine
+            .outside(
+                &project,
+                Outside::OauthReturned {
+                    nonce: nonce.to_owned(),
+                    result,
+                },
+            )
+            .await
+    }
+    .await;
+    match (outcome, ok) {
+        (Ok(_), true) => page(
+            StatusCode::OK,
+            "Stripe is connecting",
+            "You can go back to the chat.",
+        ),
+        (Ok(_), false) => page(
+            StatusCode::OK,
+            "Stripe was not connected",
+            "You can go back to the chat and try again.",
+        ),
+        (Err(e), _) => page(
+            StatusCode::NOT_FOUND,
+            "Unknown connection request",
+            &format!("Start again from the chat. ({e})"),
+        ),
+    }
+}

@@ -1,0 +1,65 @@
+//! `POST /v1/webhooks/stripe`: verify the signature over the raw body, record the event in the
+//! ledger, answer 2xx only once it is stored, and hand it to the conversations it concerns.
+//! Stripe delivers at least once: a second delivery of an event already applied is acknowledged
+//! and ignored; one recorded but not yet applied (a crash in between) is applied now.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use chatpay_core::domain::now_millis;
+use chatpay_store::{Recorded, WebhookEventRecord};
+use chatpay_stripe::webhook::{EventEnvelope, TOLERANCE_SECS, verify};
+
+pub async fn stripe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = verify(
+        &body,
+        signature,
+        &state.webhook_secrets,
+        now,
+        TOLERANCE_SECS,
+    ) {
+        tracing::warn!(error = %e, "webhook refused");
+        return Err(ApiError::BadSignature(format!(
+            "webhook signature check failed: {e}"
+        )));
+    }
+    let event = EventEnvelope::parse(&body)
+        .map_err(|e| ApiError::BadRequest(format!("not a Stripe event: {e}")))?;
+    let record = WebhookEventRecord {
+        id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        account: event.account.clone(),
+        livemode: event.livemode,
+        created: event.created,
+        payload: String::from_utf8_lossy(&body).into_owned(),
+        received_at: now_millis(),
+        processed_at: None,
+        outcome: None,
+    };
+    let store = state.engine.store();
+    if store.record_event(&record).await? == Recorded::Duplicate {
+        let stored = store.event(&event.id).await?;
+        if stored.as_ref().is_some_and(|e| e.processed_at.is_some()) {
+            tracing::info!(event = %event.id, "duplicate webhook ignored");
+            return Ok(Json(json!({ "received": true, "duplicate": true })));
+        }
+    }
+    let span = tracing::info_span!("webhook", event = %event.id, kind = %event.event_type);
+    let _enter = span.enter();
+    // Recorded: from here a failure is retried (by Stripe's redelivery or at the next start).
+    let outcome = state.engine.stripe_event(&event).await?;
+    tracing::info!(%outcome, "webhook handled");
+    Ok(Json(json!({ "received": true, "outcome": outcome })))
+}

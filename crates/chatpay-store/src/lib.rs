@@ -1,0 +1,312 @@
+//! All SQL lives here. One [`Store`] interface, two backends (SQLite by default, PostgreSQL for
+//! scale-out) generated from the same SQL text, so the test suite exercises both with one body.
+//!
+//! Turn writes (a conversation's new state plus the frames it emits) go through a group-commit
+//! writer: many conversations' turns share one transaction and one fsync, instead of one fsync
+//! per frame. PostgreSQL's writer is a task on the pool (`sql.rs`); SQLite's is a thread that
+//! owns its own connection and keeps the write-ahead log small (`sqlite_writer.rs`).
+
+mod sql;
+mod sqlite_writer;
+mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
+
+pub use sql::connect;
+
+/// The few ways storage can fail that callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A concurrent writer got there first (a uniqueness or version check failed).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            _ => StoreError::Other(anyhow::Error::new(e)),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Other(anyhow::Error::new(e))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRecord {
+    pub id: ProjectId,
+    pub token_id: TokenId,
+    pub name: String,
+    pub backend: bool,
+    pub mode: Mode,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversationRecord {
+    pub id: ConversationId,
+    pub project_id: ProjectId,
+    pub last_seq: i64,
+    /// The conversation's flow state, as JSON owned by `chat`.
+    pub state: String,
+}
+
+/// A conversation frame as stored: its number, the client frame that caused it, its JSON
+/// (shared, not copied, between the store and the clients it is sent to).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFrame {
+    pub seq: i64,
+    pub reply_to: Option<String>,
+    pub body: Arc<str>,
+}
+
+/// The Stripe account connected to a project in one mode, with the last state we know of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionRecord {
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    pub account_id: String,
+    /// `created` (onboarded through chatpay) or `oauth` (an existing account).
+    pub origin: String,
+    /// The account snapshot as JSON owned by `stripe` (see `stripe::AccountSnapshot`).
+    pub snapshot: String,
+    pub connected_at: i64,
+    pub updated_at: i64,
+}
+
+/// One Stripe event as received, before and after it is handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEventRecord {
+    pub id: String,
+    pub event_type: String,
+    pub account: Option<String>,
+    pub livemode: bool,
+    pub created: i64,
+    pub payload: String,
+    pub received_at: i64,
+    pub processed_at: Option<i64>,
+    pub outcome: Option<String>,
+}
+
+/// A catalog sync run: where it got to, so that an interrupted run continues there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogRun {
+    pub id: String,
+    /// `products`, `prices` or `apply`.
+    pub phase: String,
+    /// The last object id read in the phase.
+    pub cursor: Option<String>,
+    pub requests: i64,
+    pub started_at: i64,
+}
+
+/// An object a run has read, waiting to be applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedObject {
+    /// `product` or `price`.
+    pub kind: String,
+    pub data: String,
+    pub fetched_at: i64,
+}
+
+/// A stored catalog product (JSON owned by `catalog`) and when it was read from Stripe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProduct {
+    pub product_id: String,
+    pub data: String,
+    pub observed_at: i64,
+}
+
+/// A project's catalog in one mode.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CatalogRecord {
+    /// 0 when there has never been a catalog.
+    pub version: i64,
+    pub synced_at: Option<i64>,
+    pub report: Option<String>,
+    pub products: Vec<StoredProduct>,
+}
+
+/// Everything one conversation turn changes, committed atomically.
+#[derive(Debug, Clone)]
+pub struct TurnWrite {
+    pub conversation: ConversationId,
+    /// The `last_seq` this turn started from; a different stored value is a conflict.
+    pub prev_seq: i64,
+    pub last_seq: i64,
+    /// The new state, or `None` if the turn left it as it was.
+    pub state: Option<Arc<str>>,
+    pub frames: Vec<StoredFrame>,
+    /// Other rows that must change with this turn.
+    pub extra: Vec<ExtraWrite>,
+}
+
+/// A turn that lost: its conversation moved on (another node, or a replayed write).
+fn turn_conflict(turn: &TurnWrite) -> StoreError {
+    StoreError::Conflict(format!(
+        "conversation {} is no longer at seq {}",
+        turn.conversation, turn.prev_seq
+    ))
+}
+
+/// Rows a turn writes besides its own frames and state.
+#[derive(Debug, Clone)]
+pub enum ExtraWrite {
+    /// Insert or replace the project's connection in that mode.
+    UpsertConnection(ConnectionRecord),
+    /// The project no longer has a connection in that mode.
+    DeleteConnection { project_id: ProjectId, mode: Mode },
+    /// A webhook event's effects are part of this turn.
+    MarkEventProcessed { id: String, outcome: String },
+}
+
+/// Outcome of recording a webhook event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    Duplicate,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is (`sqlite` or `postgres`), for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn insert_token(&self, id: &TokenId, name: &str, secret_hash: &str) -> StoreResult<()>;
+    async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenId>>;
+
+    async fn insert_project(&self, project: &ProjectRecord) -> StoreResult<()>;
+    async fn project(&self, id: &ProjectId) -> StoreResult<Option<ProjectRecord>>;
+    async fn projects_of(&self, token: &TokenId) -> StoreResult<Vec<ProjectRecord>>;
+    async fn rename_project(&self, id: &ProjectId, name: &str) -> StoreResult<()>;
+
+    /// The project's conversation, created (empty) on first use.
+    async fn conversation_for(&self, project: &ProjectId) -> StoreResult<ConversationRecord>;
+    async fn conversation(&self, id: &ConversationId) -> StoreResult<Option<ConversationRecord>>;
+    /// Frames with `seq > after`, in order, at most `limit`.
+    async fn frames_after(
+        &self,
+        conversation: &ConversationId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredFrame>>;
+    /// The frames a client frame produced, in order.
+    async fn frames_replying_to(
+        &self,
+        conversation: &ConversationId,
+        reply_to: &str,
+    ) -> StoreResult<Vec<StoredFrame>>;
+    /// Every client frame id the conversation has answered.
+    async fn answered_ids(&self, conversation: &ConversationId) -> StoreResult<Vec<String>>;
+    /// Commits a turn (group-committed with other conversations' turns).
+    async fn commit_turn(&self, turn: TurnWrite) -> StoreResult<()>;
+
+    async fn connection(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+    ) -> StoreResult<Option<ConnectionRecord>>;
+    async fn connections_for_account(&self, account_id: &str)
+    -> StoreResult<Vec<ConnectionRecord>>;
+
+    /// Records an event in the ledger; a second delivery of the same id is a duplicate.
+    async fn record_event(&self, event: &WebhookEventRecord) -> StoreResult<Recorded>;
+    async fn event(&self, id: &str) -> StoreResult<Option<WebhookEventRecord>>;
+    /// Events recorded but not yet handled (after a crash), oldest first.
+    async fn unprocessed_events(&self, limit: i64) -> StoreResult<Vec<WebhookEventRecord>>;
+    /// Marks an event handled outside a conversation turn (ignored, unknown account, …).
+    async fn mark_event_processed(&self, id: &str, outcome: &str) -> StoreResult<()>;
+
+    /// The project's unfinished sync run in `mode` (running or failed), resumed; or a new one.
+    async fn catalog_open_run(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        new_id: &str,
+    ) -> StoreResult<CatalogRun>;
+    /// Stages a page of objects and moves the run's cursor, in one transaction; `NotFound` if
+    /// the run was forgotten (its connection ended).
+    #[allow(clippy::too_many_arguments)]
+    async fn catalog_stage(
+        &self,
+        run: &str,
+        kind: &str,
+        items: &[(String, String)],
+        fetched_at: i64,
+        phase: &str,
+        cursor: Option<&str>,
+        requests: i64,
+    ) -> StoreResult<()>;
+    async fn catalog_staged(&self, run: &str) -> StoreResult<Vec<StagedObject>>;
+    async fn catalog_fail_run(&self, run: &str, error: &str) -> StoreResult<()>;
+    async fn catalog(&self, project: &ProjectId, mode: Mode) -> StoreResult<CatalogRecord>;
+    /// Replaces the whole catalog with a run's result, atomically, if it is still at
+    /// `expected_version` (else `Conflict`) and the run still runs (else `NotFound`: it was
+    /// forgotten with its connection); finishes the run and drops its staging.
+    async fn catalog_replace(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        expected_version: i64,
+        products: &[StoredProduct],
+        run: &str,
+        report: &str,
+    ) -> StoreResult<()>;
+    /// Stores one product of `account` read at `observed_at`, unless a newer read is stored.
+    /// `data` makes the stored JSON (or the marker of a deleted product) from the previous one,
+    /// inside the same transaction. `Err(Conflict)` when the read was stale, `Err(NotFound)`
+    /// when the project is no longer connected to `account`.
+    #[allow(clippy::too_many_arguments)]
+    async fn catalog_put_product(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        account: &str,
+        product_id: &str,
+        data: &(dyn for<'p> Fn(Option<&'p str>) -> String + Send + Sync),
+        observed_at: i64,
+    ) -> StoreResult<ProductPut>;
+}
+
+/// What storing one product replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductPut {
+    pub previous: Option<String>,
+    /// Whether the catalog has been synced (before a first sync nobody knows it yet).
+    pub synced: bool,
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// The PostgreSQL server the test suite should use, from `CHATPAY_TEST_POSTGRES` (an admin URL
+/// such as `postgres://postgres@127.0.0.1:5432/postgres`; `./scripts/test.sh` starts one and sets
+/// it). `Ok(None)` when it is `skip` (a quick local run without PostgreSQL); an error saying what
+/// to do when it is unset, so a suite meant to cover both backends cannot pass on one silently.
+pub fn test_postgres() -> Result<Option<String>, String> {
+    match std::env::var("CHATPAY_TEST_POSTGRES") {
+        Ok(v) if v == "skip" => Ok(None),
+        Ok(v) if !v.is_empty() => Ok(Some(v)),
+        _ => Err("CHATPAY_TEST_POSTGRES is not set: run ./scripts/test.sh (it starts PostgreSQL), \
+                  point it at a server, or set CHATPAY_TEST_POSTGRES=skip to skip the PostgreSQL tests"
+            .to_owned()),
+    }
+}

@@ -1,0 +1,497 @@
+//! The `Store` contract, run against SQLite always and PostgreSQL when `CHATPAY_TEST_POSTGRES`
+//! names a server (the test command starts one): both backends must behave the same.
+
+use std::sync::Arc;
+
+use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
+use chatpay_store::{
+    ConnectionRecord, DynStore, ExtraWrite, ProjectRecord, Recorded, StoreError, StoredFrame,
+    StoredProduct, TurnWrite, WebhookEventRecord,
+};
+
+async fn sqlite() -> (DynStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    (chatpay_store::connect(&url).await.unwrap(), dir)
+}
+
+async fn postgres() -> Option<DynStore> {
+    use sqlx::Connection;
+    let admin = chatpay_store::test_postgres().unwrap_or_else(|why| panic!("{why}"))?;
+    let name = format!("chatpay_s_{}", chatpay_core::domain::random_hex(6));
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    Some(
+        chatpay_store::connect(&format!("{base}/{name}"))
+            .await
+            .unwrap(),
+    )
+}
+
+async fn project(store: &DynStore) -> ProjectRecord {
+    let token = TokenId::generate();
+    store
+        .insert_token(&token, "t", &chatpay_core::domain::random_hex(32))
+        .await
+        .unwrap();
+    let p = ProjectRecord {
+        id: ProjectId::generate(),
+        token_id: token,
+        name: "p".into(),
+        backend: true,
+        mode: Mode::Test,
+        created_at: now_millis(),
+    };
+    store.insert_project(&p).await.unwrap();
+    p
+}
+
+fn frame(seq: i64, reply_to: Option<&str>) -> StoredFrame {
+    StoredFrame {
+        seq,
+        reply_to: reply_to.map(str::to_owned),
+        body: Arc::from(format!("{{\"seq\":{seq}}}")),
+    }
+}
+
+fn turn(conversation: &ConversationId, prev: i64, frames: Vec<StoredFrame>) -> TurnWrite {
+    TurnWrite {
+        conversation: conversation.clone(),
+        prev_seq: prev,
+        last_seq: prev + frames.len() as i64,
+        state: Some(Arc::from(format!(
+            "{{\"at\":{}}}",
+            prev + frames.len() as i64
+        ))),
+        frames,
+        extra: Vec::new(),
+    }
+}
+
+async fn contract(store: DynStore) {
+    // Tokens and projects.
+    let p = project(&store).await;
+    assert_eq!(store.project(&p.id).await.unwrap().as_ref(), Some(&p));
+    assert_eq!(
+        store.projects_of(&p.token_id).await.unwrap(),
+        vec![p.clone()]
+    );
+    store.rename_project(&p.id, "renamed").await.unwrap();
+    assert_eq!(store.project(&p.id).await.unwrap().unwrap().name, "renamed");
+    assert!(matches!(
+        store.rename_project(&ProjectId::generate(), "x").await,
+        Err(StoreError::NotFound)
+    ));
+    let dup = store
+        .insert_token(&TokenId::generate(), "dup", "same-hash")
+        .await;
+    assert!(dup.is_ok());
+    let dup = store
+        .insert_token(&TokenId::generate(), "dup", "same-hash")
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+    // One conversation per project, created once.
+    let c1 = store.conversation_for(&p.id).await.unwrap();
+    let c2 = store.conversation_for(&p.id).await.unwrap();
+    assert_eq!(c1.id, c2.id);
+    assert_eq!(c1.last_seq, 0);
+    let conv = c1.id;
+
+    // Turns commit atomically; a turn from a stale seq is a conflict and writes nothing.
+    store
+        .commit_turn(turn(
+            &conv,
+            0,
+            vec![frame(1, Some("u1")), frame(2, Some("u1"))],
+        ))
+        .await
+        .unwrap();
+    let stale = store
+        .commit_turn(turn(&conv, 0, vec![frame(1, Some("u9"))]))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    store
+        .commit_turn(turn(&conv, 2, vec![frame(3, None)]))
+        .await
+        .unwrap();
+    let c = store.conversation(&conv).await.unwrap().unwrap();
+    assert_eq!((c.last_seq, c.state.as_str()), (3, "{\"at\":3}"));
+    // A turn that leaves the state as it was moves only the seq.
+    let mut t = turn(&conv, 3, vec![]);
+    t.state = None;
+    t.last_seq = 3;
+    store.commit_turn(t).await.unwrap();
+    assert_eq!(
+        store.conversation(&conv).await.unwrap().unwrap().state,
+        "{\"at\":3}"
+    );
+    let all = store.frames_after(&conv, 0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        store.frames_after(&conv, 1, 1).await.unwrap(),
+        vec![frame(2, Some("u1"))]
+    );
+    assert_eq!(
+        store.frames_replying_to(&conv, "u1").await.unwrap().len(),
+        2
+    );
+    assert!(
+        store
+            .frames_replying_to(&conv, "u9")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.answered_ids(&conv).await.unwrap(),
+        vec!["u1".to_owned()]
+    );
+
+    // Connections ride along with a turn.
+    let connection = ConnectionRecord {
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+        account_id: "acct_1".into(),
+        origin: "created".into(),
+        snapshot: "{}".into(),
+        connected_at: 1,
+        updated_at: 2,
+    };
+    let mut t = turn(&conv, 3, vec![frame(4, None)]);
+    t.extra
+        .push(ExtraWrite::UpsertConnection(connection.clone()));
+    store.commit_turn(t).await.unwrap();
+    assert_eq!(
+        store.connection(&p.id, Mode::Test).await.unwrap(),
+        Some(connection.clone())
+    );
+    assert_eq!(store.connection(&p.id, Mode::Live).await.unwrap(), None);
+    assert_eq!(
+        store.connections_for_account("acct_1").await.unwrap(),
+        vec![connection]
+    );
+    let mut t = turn(&conv, 4, vec![]);
+    t.extra.push(ExtraWrite::DeleteConnection {
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+    });
+    store.commit_turn(t).await.unwrap();
+    assert_eq!(store.connection(&p.id, Mode::Test).await.unwrap(), None);
+
+    // The webhook ledger: a second delivery is a duplicate; handled events leave the queue.
+    let event = WebhookEventRecord {
+        id: "evt_1".into(),
+        event_type: "account.updated".into(),
+        account: Some("acct_1".into()),
+        livemode: false,
+        created: 10,
+        payload: "{}".into(),
+        received_at: now_millis(),
+        processed_at: None,
+        outcome: None,
+    };
+    assert_eq!(store.record_event(&event).await.unwrap(), Recorded::New);
+    assert_eq!(
+        store.record_event(&event).await.unwrap(),
+        Recorded::Duplicate
+    );
+    assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
+    let mut t = turn(&conv, 4, vec![frame(5, None)]);
+    t.extra.push(ExtraWrite::MarkEventProcessed {
+        id: "evt_1".into(),
+        outcome: "applied".into(),
+    });
+    store.commit_turn(t).await.unwrap();
+    assert!(store.unprocessed_events(10).await.unwrap().is_empty());
+    let stored = store.event("evt_1").await.unwrap().unwrap();
+    assert_eq!(stored.outcome.as_deref(), Some("applied"));
+    assert!(stored.processed_at.is_some());
+}
+
+/// Many conversations committing at once share transactions; none loses a frame, and a
+/// conflicting turn fails alone.
+async fn group_commit(store: DynStore) {
+    let mut conversations = Vec::new();
+    for _ in 0..50 {
+        let p = project(&store).await;
+        conversations.push(store.conversation_for(&p.id).await.unwrap().id);
+    }
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for (i, conv) in conversations.iter().cloned().enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..20i64 {
+                let id = format!("u{i}-{n}");
+                store
+                    .commit_turn(turn(&conv, n, vec![frame(n + 1, Some(&id))]))
+                    .await
+                    .unwrap();
+            }
+            // A stale turn in the middle of everyone else's traffic.
+            assert!(
+                store
+                    .commit_turn(turn(&conv, 3, vec![frame(4, None)]))
+                    .await
+                    .is_err()
+            );
+            // A turn that fails inside the transaction (its frame's seq is taken): the batch
+            // it shared is retried turn by turn, and only this one fails.
+            assert!(
+                store
+                    .commit_turn(turn(&conv, 20, vec![frame(3, None)]))
+                    .await
+                    .is_err()
+            );
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for conv in &conversations {
+        assert_eq!(
+            store.conversation(conv).await.unwrap().unwrap().last_seq,
+            20
+        );
+        let frames = store.frames_after(conv, 0, 1000).await.unwrap();
+        assert_eq!(
+            frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            (1..=20).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Connects (or disconnects, with `None`) the project's Stripe account in `mode`, in a turn.
+async fn connect(store: &DynStore, p: &ProjectRecord, mode: Mode, account: Option<&str>) {
+    let conv = store.conversation_for(&p.id).await.unwrap();
+    let mut t = turn(
+        &conv.id,
+        conv.last_seq,
+        vec![frame(conv.last_seq + 1, None)],
+    );
+    t.extra.push(match account {
+        Some(a) => ExtraWrite::UpsertConnection(ConnectionRecord {
+            project_id: p.id.clone(),
+            mode,
+            account_id: a.into(),
+            origin: "created".into(),
+            snapshot: "{}".into(),
+            connected_at: 1,
+            updated_at: 2,
+        }),
+        None => ExtraWrite::DeleteConnection {
+            project_id: p.id.clone(),
+            mode,
+        },
+    });
+    store.commit_turn(t).await.unwrap();
+}
+
+/// How many products the project's catalog holds in `mode`.
+async fn products(store: &DynStore, p: &ProjectRecord, mode: Mode) -> usize {
+    store.catalog(&p.id, mode).await.unwrap().products.len()
+}
+
+fn row(id: &str, data: &str, at: i64) -> StoredProduct {
+    StoredProduct {
+        product_id: id.to_owned(),
+        data: data.to_owned(),
+        observed_at: at,
+    }
+}
+
+/// The catalog: test and live apart, runs resumable at their cursor, a replace applied only on
+/// the version it read, a product read never overwritten by an older read, and everything
+/// forgotten (a running sync included) when the account is disconnected or replaced.
+async fn catalog(store: DynStore) {
+    let p = project(&store).await;
+    connect(&store, &p, Mode::Test, Some("acct_a")).await;
+    connect(&store, &p, Mode::Live, Some("acct_a")).await;
+    let empty = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!((empty.version, empty.synced_at), (0, None));
+
+    // A run stages pages; reopened (after a crash), it is the same run at its cursor.
+    let run = store
+        .catalog_open_run(&p.id, Mode::Test, "run_a")
+        .await
+        .unwrap();
+    assert_eq!((run.id.as_str(), run.phase.as_str()), ("run_a", "products"));
+    let page = vec![("prod_1".to_owned(), "{\"p\":1}".to_owned())];
+    store
+        .catalog_stage(&run.id, "product", &page, 10, "products", Some("prod_1"), 1)
+        .await
+        .unwrap();
+    let again = store
+        .catalog_open_run(&p.id, Mode::Test, "run_b")
+        .await
+        .unwrap();
+    assert_eq!(again.id, "run_a", "an unfinished run is continued");
+    assert_eq!(again.cursor.as_deref(), Some("prod_1"));
+    assert_eq!(again.requests, 1);
+    // Live mode has its own runs.
+    let live_run = store
+        .catalog_open_run(&p.id, Mode::Live, "run_live")
+        .await
+        .unwrap();
+    assert_eq!(live_run.id, "run_live");
+    assert_eq!(store.catalog_staged("run_a").await.unwrap().len(), 1);
+
+    let rows = [row("prod_1", "test", 10)];
+    store
+        .catalog_replace(&p.id, Mode::Test, 0, &rows, "run_a", "{}")
+        .await
+        .unwrap();
+    assert!(store.catalog_staged("run_a").await.unwrap().is_empty());
+    let test = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert!(test.synced_at.is_some());
+    assert_eq!(test.products, vec![row("prod_1", "test", 10)]);
+    let live = store.catalog(&p.id, Mode::Live).await.unwrap();
+    assert!(live.products.is_empty(), "test products are not live ones");
+    // A finished run does not apply twice; a run computed from an older version is refused.
+    let twice = store
+        .catalog_replace(&p.id, Mode::Test, test.version, &[], "run_a", "{}")
+        .await;
+    assert!(matches!(twice, Err(StoreError::NotFound)), "{twice:?}");
+    store
+        .catalog_open_run(&p.id, Mode::Test, "run_c")
+        .await
+        .unwrap();
+    let stale = store
+        .catalog_replace(&p.id, Mode::Test, 0, &[], "run_c", "{}")
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(products(&store, &p, Mode::Test).await, 1);
+
+    // Single-product puts: newer reads apply (seeing the previous data), older ones do not.
+    let newer = |prev: Option<&str>| format!("{prev:?}+new");
+    let put = store
+        .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &newer, 20)
+        .await
+        .unwrap();
+    assert_eq!(put.previous.as_deref(), Some("test"));
+    assert!(put.synced);
+    let old = |_: Option<&str>| "old".to_owned();
+    let older = store
+        .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &old, 15)
+        .await;
+    assert!(matches!(older, Err(StoreError::Conflict(_))), "{older:?}");
+    let now = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!(now.products, vec![row("prod_1", "Some(\"test\")+new", 20)]);
+    assert!(now.version > test.version, "every change bumps the version");
+    // Another account's product is not stored.
+    let foreign = store
+        .catalog_put_product(&p.id, Mode::Test, "acct_other", "prod_2", &old, 30)
+        .await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)), "{foreign:?}");
+    // Before any live sync, a live put is stored but the catalog is not "synced".
+    let live = store
+        .catalog_put_product(&p.id, Mode::Live, "acct_a", "prod_9", &old, 5)
+        .await
+        .unwrap();
+    assert!(!live.synced);
+    assert_eq!(products(&store, &p, Mode::Test).await, 1);
+
+    // Disconnecting forgets the test catalog and its running sync (run_c), and only those.
+    connect(&store, &p, Mode::Test, None).await;
+    let gone = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!((gone.products.len(), gone.synced_at), (0, None));
+    let late = store
+        .catalog_stage("run_c", "product", &page, 40, "products", None, 2)
+        .await;
+    assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
+    let late = store
+        .catalog_replace(&p.id, Mode::Test, 0, &rows, "run_c", "{}")
+        .await;
+    assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
+    assert_eq!(products(&store, &p, Mode::Test).await, 0);
+    assert_eq!(products(&store, &p, Mode::Live).await, 1);
+    // Connecting a different account forgets the old account's catalog; reconnecting the same
+    // one keeps it.
+    connect(&store, &p, Mode::Live, Some("acct_a")).await;
+    assert_eq!(products(&store, &p, Mode::Live).await, 1);
+    connect(&store, &p, Mode::Live, Some("acct_b")).await;
+    assert_eq!(products(&store, &p, Mode::Live).await, 0);
+    let fresh = store
+        .catalog_open_run(&p.id, Mode::Live, "run_new")
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.id, "run_new",
+        "the old account's run is not continued"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_meets_the_store_contract() {
+    let (store, _dir) = sqlite().await;
+    contract(store).await;
+    let (store, _dir) = sqlite().await;
+    group_commit(store).await;
+    let (store, _dir) = sqlite().await;
+    catalog(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_meets_the_store_contract() {
+    let Some(store) = postgres().await else {
+        eprintln!("CHATPAY_TEST_POSTGRES=skip: the PostgreSQL contract is skipped");
+        return;
+    };
+    contract(store).await;
+    group_commit(postgres().await.unwrap()).await;
+    catalog(postgres().await.unwrap()).await;
+}
+
+/// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays
+/// a fraction of what was written (a checkpointer beside the writer never caught up, and the log
+/// grew without bound). The stream runs long enough for several checkpoint periods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_ahead_log_stays_bounded_under_steady_writes() {
+    let (store, dir) = sqlite().await;
+    let p = project(&store).await;
+    let conv = store.conversation_for(&p.id).await.unwrap().id;
+    let body: Arc<str> = Arc::from(format!("{{\"pad\":\"{}\"}}", "x".repeat(8000)));
+    let started = std::time::Instant::now();
+    let (mut seq, mut written) = (0i64, 0usize);
+    while seq < 200 || started.elapsed() < std::time::Duration::from_millis(1500) {
+        let mut t = turn(&conv, seq, vec![frame(seq + 1, None)]);
+        t.frames[0].body = body.clone();
+        store.commit_turn(t).await.unwrap();
+        seq += 1;
+        written += body.len();
+    }
+    let wal = std::fs::metadata(dir.path().join("t.db-wal"))
+        .unwrap()
+        .len() as usize;
+    assert!(
+        wal < written / 2,
+        "the log is {wal} bytes after {written} bytes of frames in {seq} turns"
+    );
+    assert_eq!(
+        store.frames_after(&conv, 0, 10_000).await.unwrap().len() as i64,
+        seq
+    );
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_is_refused() {
+    let err = chatpay_store::connect("sqlite::memory:")
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("in-memory"), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_database_urls_are_refused() {
+    let err = chatpay_store::connect("mysql://x").await.err().unwrap();
+    assert!(
+        err.to_string().contains("unsupported database URL"),
+        "{err}"
+    );
+}

@@ -1,0 +1,594 @@
+//! The real gateway: async-stripe 1.0 against Stripe (or any base URL speaking its API).
+//!
+//! Every call runs under [`Retry`]: connection errors, timeouts, 429 and 5xx are retried with
+//! exponential backoff and full jitter, a bounded number of times. POSTs carry the caller's
+//! idempotency key on every attempt, so Stripe applies them once however often they are sent.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
+use stripe::{IdempotencyKey, StripeRequest};
+use stripe_connect::account::{
+    CreateAccount, CreateAccountController, CreateAccountControllerFees,
+    CreateAccountControllerFeesPayer, CreateAccountControllerLosses,
+    CreateAccountControllerLossesPayments, CreateAccountControllerRequirementCollection,
+    CreateAccountControllerStripeDashboard, CreateAccountControllerStripeDashboardType,
+    CreateAccountSettings, PaymentsSettingsSpecs, RetrieveAccount,
+};
+use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
+use stripe_shared::{Account, AccountBusinessType};
+
+use stripe_product::price::ListPrice;
+use stripe_product::product::{ListProduct, RetrieveProduct};
+
+use super::{Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page};
+use crate::httpc::HttpClient;
+use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
+use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
+use chatpay_core::domain::Mode;
+use chatpay_core::domain::Secret;
+use chatpay_core::flows::{LinkKind, NewAccount};
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Per attempt.
+    pub timeout: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 5,
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Retry {
+    /// Full jitter: a random wait in [0, min(max, first * 2^attempt)].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .first_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_backoff);
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        let fraction = f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX);
+        cap.mul_f64(fraction)
+    }
+}
+
+/// Where and how to reach Stripe.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    pub test_key: Option<Secret>,
+    pub live_key: Option<Secret>,
+    /// `https://api.stripe.com/` or the sandbox's URL.
+    pub api_base: String,
+    /// `https://connect.stripe.com/` or the sandbox's URL.
+    pub connect_base: String,
+    pub connect_client_id: Option<String>,
+    pub retry: Retry,
+}
+
+pub struct StripeGateway {
+    test: Option<(Client, Secret)>,
+    live: Option<(Client, Secret)>,
+    connect_base: String,
+    client_id: Option<String>,
+    http: HttpClient,
+    retry: Retry,
+}
+
+impl std::fmt::Debug for StripeGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeGateway")
+            .field("test", &self.test.as_ref().map(|(_, k)| k))
+            .field("live", &self.live.as_ref().map(|(_, k)| k))
+            .field("connect_base", &self.connect_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What went wrong with one attempt, and whether another may help.
+enum Attempt {
+    Retry(GatewayError),
+    Fail(GatewayError),
+}
+
+fn classify(e: StripeError) -> Attempt {
+    match e {
+        StripeError::Stripe(err, status) => {
+            let gw = GatewayError::Stripe {
+                status,
+                kind: err.type_.as_str().to_owned(),
+                code: err.code.as_ref().map(|c| c.as_str().to_owned()),
+                message: err
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "no message".to_owned()),
+            };
+            // 409: an idempotent request with the same key is still in flight.
+            if status == 429 || status == 409 || status >= 500 {
+                Attempt::Retry(gw)
+            } else {
+                Attempt::Fail(gw)
+            }
+        }
+        StripeError::ClientError(m) => Attempt::Retry(GatewayError::Unreachable(m)),
+        StripeError::Timeout => Attempt::Retry(GatewayError::Unreachable("timed out".to_owned())),
+        StripeError::JSONDeserialize(m) => Attempt::Fail(GatewayError::Protocol(m)),
+        StripeError::ConfigError(m) => Attempt::Fail(GatewayError::NotConfigured(m)),
+    }
+}
+
+impl StripeGateway {
+    pub fn new(settings: StripeSettings) -> Result<StripeGateway, GatewayError> {
+        let build = |key: &Option<Secret>| -> Result<Option<(Client, Secret)>, GatewayError> {
+            key.as_ref()
+                .map(|k| {
+                    ClientBuilder::new(k.expose())
+                        .url(settings.api_base.clone())
+                        .timeout(settings.retry.timeout)
+                        .app_info("chatpay", Some(env!("CARGO_PKG_VERSION").to_owned()), None)
+                        .build()
+                        .map(|c| (c, k.clone()))
+                        .map_err(|e| GatewayError::NotConfigured(e.to_string()))
+                })
+                .transpose()
+        };
+        Ok(StripeGateway {
+            test: build(&settings.test_key)?,
+            live: build(&settings.live_key)?,
+            connect_base: settings.connect_base.trim_end_matches('/').to_owned(),
+            client_id: settings.connect_client_id,
+            http: HttpClient::new(settings.retry.timeout),
+            retry: settings.retry,
+        })
+    }
+
+    fn client(&self, mode: Mode) -> Result<&(Client, Secret), GatewayError> {
+        match mode {
+            Mode::Test => self.test.as_ref(),
+            Mode::Live => self.live.as_ref(),
+        }
+        .ok_or_else(|| {
+            GatewayError::NotConfigured(format!("{} mode (no secret key)", mode.as_str()))
+        })
+    }
+
+    /// Sends `req`, retrying what may be retried. A POST sends `key` on every attempt.
+    async fn send<R>(
+        &self,
+        mode: Mode,
+        req: &R,
+        key: Option<&str>,
+    ) -> Result<R::Output, GatewayError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize + Send,
+    {
+        self.send_with(mode, None, req, key).await
+    }
+
+    /// Sends `req` on behalf of connected `account`, retrying what may be retried.
+    async fn send_as<R>(
+        &self,
+        mode: Mode,
+        account: &str,
+        req: &R,
+    ) -> Result<R::Output, GatewayError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize + Send,
+    {
+        self.send_with(mode, Some(account), req, None).await
+    }
+
+    async fn send_with<R>(
+        &self,
+        mode: Mode,
+        account: Option<&str>,
+        req: &R,
+        key: Option<&str>,
+    ) -> Result<R::Output, GatewayError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize + Send,
+    {
+        let (client, _) = self.client(mode)?;
+        let strategy = match key {
+            Some(k) => RequestStrategy::Idempotent(
+                IdempotencyKey::new(k)
+                    .map_err(|e| GatewayError::NotConfigured(format!("idempotency key: {e:?}")))?,
+            ),
+            None => RequestStrategy::Once,
+        };
+        let account = account.map(stripe::AccountId::from);
+        let mut attempt = 0;
+        loop {
+            let mut custom = req.customize().request_strategy(strategy.clone());
+            if let Some(a) = &account {
+                custom = custom.account_id(a.clone());
+            }
+            let result = custom.send(client).await;
+            match result.map_err(classify) {
+                Ok(out) => return Ok(out),
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::Retry(e)) => {
+                    attempt += 1;
+                    if attempt >= self.retry.attempts {
+                        return Err(e);
+                    }
+                    let wait = self.retry.backoff(attempt);
+                    tracing::warn!(error = %e, attempt, ?wait, "Stripe call failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// POSTs a form to Stripe's OAuth endpoints (not part of async-stripe), with retries.
+    async fn oauth_post(
+        &self,
+        mode: Mode,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, GatewayError> {
+        let (_, secret) = self.client(mode)?;
+        let url = format!("{}/{path}", self.connect_base);
+        let auth = format!("Bearer {}", secret.expose());
+        let mut attempt = 0;
+        loop {
+            let outcome = match self
+                .http
+                .post_form(&url, &[("authorization", &auth)], form)
+                .await
+            {
+                Ok(res) => {
+                    let body = res.json().unwrap_or(serde_json::Value::Null);
+                    if (200..300).contains(&res.status) {
+                        return Ok(body);
+                    }
+                    let err = GatewayError::Stripe {
+                        status: res.status,
+                        kind: "oauth_error".to_owned(),
+                        code: body
+                            .get("error")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned),
+                        message: body
+                            .get("error_description")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("Stripe refused the request")
+                            .to_owned(),
+                    };
+                    if res.status == 429 || res.status >= 500 {
+                        Attempt::Retry(err)
+                    } else {
+                        Attempt::Fail(err)
+                    }
+                }
+                Err(e) => Attempt::Retry(GatewayError::Unreachable(e.to_string())),
+            };
+            match outcome {
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(e) => {
+                    attempt += 1;
+                    if attempt >= self.retry.attempts {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                }
+            }
+        }
+    }
+}
+
+fn product_data(p: &stripe_shared::Product) -> ProductData {
+    ProductData {
+        id: p.id.as_str().to_owned(),
+        name: p.name.clone(),
+        active: p.active,
+        description: p.description.clone(),
+        default_price: p.default_price.as_ref().map(|d| d.id().as_str().to_owned()),
+        updated: p.updated,
+    }
+}
+
+fn price_data(p: &stripe_shared::Price) -> PriceData {
+    PriceData {
+        id: p.id.as_str().to_owned(),
+        product: p.product.id().as_str().to_owned(),
+        active: p.active,
+        currency: p.currency.to_string(),
+        unit_amount: p.unit_amount,
+        kind: p.type_.as_str().to_owned(),
+        recurring: p.recurring.as_ref().map(|r| Recurrence {
+            interval: r.interval.as_str().to_owned(),
+            interval_count: r.interval_count,
+            usage_type: Some(r.usage_type.as_str().to_owned()),
+        }),
+        nickname: p.nickname.clone(),
+    }
+}
+
+/// What we keep of Stripe's Account object.
+pub fn snapshot(a: &Account) -> AccountSnapshot {
+    let r = a.requirements.as_ref();
+    let list = |v: Option<&Vec<String>>| v.cloned().unwrap_or_default();
+    let settings = a.settings.as_ref();
+    AccountSnapshot {
+        id: a.id.as_str().to_owned(),
+        email: a.email.clone(),
+        country: a.country.clone(),
+        business_name: a.business_profile.as_ref().and_then(|b| b.name.clone()),
+        statement_descriptor: settings.and_then(|s| s.payments.statement_descriptor.clone()),
+        default_currency: a.default_currency.as_ref().map(|c| c.to_string()),
+        details_submitted: a.details_submitted.unwrap_or(false),
+        charges_enabled: a.charges_enabled.unwrap_or(false),
+        payouts_enabled: a.payouts_enabled.unwrap_or(false),
+        requirements: Requirements {
+            currently_due: list(r.and_then(|r| r.currently_due.as_ref())),
+            eventually_due: list(r.and_then(|r| r.eventually_due.as_ref())),
+            past_due: list(r.and_then(|r| r.past_due.as_ref())),
+            pending_verification: list(r.and_then(|r| r.pending_verification.as_ref())),
+            current_deadline: r.and_then(|r| r.current_deadline),
+            disabled_reason: r
+                .and_then(|r| r.disabled_reason.as_ref())
+                .map(|d| d.as_str().to_owned()),
+            errors: r
+                .and_then(|r| r.errors.as_ref())
+                .map(|errors| {
+                    errors
+                        .iter()
+                        .map(|e| RequirementError {
+                            requirement: e.requirement.clone(),
+                            code: e.code.as_str().to_owned(),
+                            reason: e.reason.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
+        payout_schedule: settings
+            .and_then(|s| s.payouts.as_ref())
+            .map(|p| PayoutSchedule {
+                delay_days: p.schedule.delay_days,
+                interval: p.schedule.interval.clone(),
+            }),
+        platform_collects: a.controller.as_ref().is_some_and(|c| {
+            c.requirement_collection
+                .as_ref()
+                .is_some_and(|r| r.as_str() == "application")
+                && c.stripe_dashboard
+                    .as_ref()
+                    .is_some_and(|d| d.type_.as_str() == "none")
+        }),
+    }
+}
+
+#[async_trait]
+impl Gateway for StripeGateway {
+    async fn create_account(
+        &self,
+        mode: Mode,
+        new: &NewAccount,
+        key: &str,
+    ) -> Result<AccountSnapshot, GatewayError> {
+        let business_type = match new.business_type.as_str() {
+            "company" => AccountBusinessType::Company,
+            _ => AccountBusinessType::Individual,
+        };
+        let mut controller = CreateAccountController::new();
+        // A Standard-style account: Stripe collects requirements, the owner has the full
+        // Dashboard and pays Stripe's fees; Stripe carries payment losses.
+        controller.fees = Some(CreateAccountControllerFees {
+            payer: Some(CreateAccountControllerFeesPayer::Account),
+        });
+        controller.losses = Some(CreateAccountControllerLosses {
+            payments: Some(CreateAccountControllerLossesPayments::Stripe),
+        });
+        controller.requirement_collection =
+            Some(CreateAccountControllerRequirementCollection::Stripe);
+        controller.stripe_dashboard = Some(CreateAccountControllerStripeDashboard {
+            type_: Some(CreateAccountControllerStripeDashboardType::Full),
+        });
+        let mut settings = CreateAccountSettings::new();
+        let mut payments = PaymentsSettingsSpecs::new();
+        payments.statement_descriptor = Some(new.statement_descriptor.clone());
+        settings.payments = Some(payments);
+        let mut profile = stripe_connect::account::CreateAccountBusinessProfile::new();
+        profile.name = Some(new.legal_name.clone());
+        let req = CreateAccount::new()
+            .controller(controller)
+            .country(new.country.clone())
+            .email(new.email.clone())
+            .business_type(business_type)
+            .business_profile(profile)
+            .settings(settings);
+        let account = self.send(mode, &req, Some(key)).await?;
+        Ok(snapshot(&account))
+    }
+
+    async fn retrieve_account(
+        &self,
+        mode: Mode,
+        account: &str,
+    ) -> Result<AccountSnapshot, GatewayError> {
+        let req = RetrieveAccount::new(account);
+        Ok(snapshot(&self.send(mode, &req, None).await?))
+    }
+
+    async fn create_account_link(
+        &self,
+        mode: Mode,
+        account: &str,
+        kind: LinkKind,
+        refresh_url: &str,
+        return_url: &str,
+        key: &str,
+    ) -> Result<IssuedLink, GatewayError> {
+        let type_ = match kind {
+            LinkKind::AccountOnboarding => CreateAccountLinkType::AccountOnboarding,
+            LinkKind::AccountUpdate => CreateAccountLinkType::AccountUpdate,
+        };
+        let req = CreateAccountLink::new(account, type_)
+            .refresh_url(refresh_url)
+            .return_url(return_url);
+        let link = self.send(mode, &req, Some(key)).await?;
+        Ok(IssuedLink {
+            url: link.url,
+            expires_at: link.expires_at * 1000,
+        })
+    }
+
+    fn oauth_authorize_base(&self) -> Option<String> {
+        self.client_id
+            .as_ref()
+            .map(|id| format!("{}/oauth/authorize?client_id={id}", self.connect_base))
+    }
+
+    async fn exchange_oauth_code(&self, mode: Mode, code: &str) -> Result<String, GatewayError> {
+        let body = self
+            .oauth_post(
+                mode,
+                "oauth/token",
+                &[("grant_type", "authorization_code"), ("code", code)],
+            )
+            .await?;
+        body.get("stripe_user_id")
+            .and_then(|v| v.as_str())
+            .filter(|id| id.starts_with("acct_"))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                GatewayError::Protocol("the OAuth answer has no stripe_user_id".to_owned())
+            })
+    }
+
+    async fn list_products(
+        &self,
+        mode: Mode,
+        account: &str,
+        starting_after: Option<&str>,
+    ) -> Result<Page<ProductData>, GatewayError> {
+        let mut req = ListProduct::new().limit(PAGE_SIZE);
+        if let Some(after) = starting_after {
+            req = req.starting_after(after);
+        }
+        let list = self.send_as(mode, account, &req).await?;
+        Ok(Page {
+            items: list.data.iter().map(product_data).collect(),
+            has_more: list.has_more,
+        })
+    }
+
+    async fn list_prices(
+        &self,
+        mode: Mode,
+        account: &str,
+        starting_after: Option<&str>,
+    ) -> Result<Page<PriceData>, GatewayError> {
+        let mut req = ListPrice::new().limit(PAGE_SIZE);
+        if let Some(after) = starting_after {
+            req = req.starting_after(after);
+        }
+        let list = self.send_as(mode, account, &req).await?;
+        Ok(Page {
+            items: list.data.iter().map(price_data).collect(),
+            has_more: list.has_more,
+        })
+    }
+
+    async fn product_with_prices(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+    ) -> Result<Option<CatalogProduct>, GatewayError> {
+        let found = match self
+            .send_as(mode, account, &RetrieveProduct::new(product))
+            .await
+        {
+            Ok(p) => p,
+            Err(GatewayError::Stripe { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut prices = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = ListPrice::new().product(product).limit(PAGE_SIZE);
+            if let Some(a) = &after {
+                req = req.starting_after(a.clone());
+            }
+            let page = self.send_as(mode, account, &req).await?;
+            prices.extend(page.data.iter().map(price_data));
+            match (page.has_more, prices.last()) {
+                (true, Some(last)) => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        prices.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Some(CatalogProduct {
+            product: product_data(&found),
+            prices,
+            sold: false,
+        }))
+    }
+
+    async fn deauthorize(&self, mode: Mode, account: &str) -> Result<(), GatewayError> {
+        let client_id = self.client_id.as_deref().ok_or_else(|| {
+            GatewayError::NotConfigured("Stripe Connect OAuth (no client id)".to_owned())
+        })?;
+        self.oauth_post(
+            mode,
+            "oauth/deauthorize",
+            &[("client_id", client_id), ("stripe_user_id", account)],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let r = Retry {
+            attempts: 5,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            timeout: Duration::from_secs(1),
+        };
+        for attempt in 0..20 {
+            assert!(r.backoff(attempt) <= Duration::from_millis(400));
+        }
+        let waits: std::collections::HashSet<_> = (0..10).map(|_| r.backoff(3)).collect();
+        assert!(waits.len() > 1, "jitter varies the wait");
+    }
+
+    #[test]
+    fn keys_are_redacted_in_debug() {
+        let g = StripeGateway::new(StripeSettings {
+            test_key: Some(Secret::new("sk_test_supersecretvalue")),
+            live_key: None,
+            api_base: "http://127.0.0.1:9/".into(),
+            connect_base: "http://127.0.0.1:9/".into(),
+            connect_client_id: None,
+            retry: Retry::default(),
+        })
+        .unwrap();
+        let shown = format!("{g:?}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+    }
+}

@@ -1,0 +1,143 @@
+//! Everything chatpay asks of Stripe, behind one trait.
+//!
+//! * [`Gateway`]: the operations (accounts, account links, OAuth, catalog reads).
+//! * `client`: the real implementation on async-stripe 1.0, against api.stripe.com or any base
+//!   URL (the built-in sandbox in development and tests). Every POST carries an idempotency key
+//!   derived from the operation; 429, 5xx and connection errors are retried with backoff and
+//!   jitter within a bound; every call has a timeout.
+//! * `webhook`: signature verification over the raw body and the event envelope.
+//! * `httpc`: a small HTTP client for the calls async-stripe does not make (OAuth) and for tests.
+//!
+//! Types from async-stripe stay inside this crate; the rest of chatpay sees plain values. The
+//! Stripe stand-in used in development and tests is its own crate, `stripe-sandbox`, which
+//! shares no code with this one.
+
+pub mod client;
+pub mod httpc;
+pub mod webhook;
+
+use async_trait::async_trait;
+
+use chatpay_core::account::AccountSnapshot;
+use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData};
+use chatpay_core::domain::Mode;
+use chatpay_core::flows::{LinkKind, NewAccount};
+
+/// One page of a cursor-paged list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+/// Objects per page when listing (Stripe's maximum).
+pub const PAGE_SIZE: i64 = 100;
+
+/// A link to Stripe's hosted onboarding (single use, short-lived).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedLink {
+    pub url: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// Stripe answered with an error (after retries, if it was retryable).
+    #[error("Stripe error {status} ({kind}{}): {message}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
+    Stripe {
+        status: u16,
+        kind: String,
+        code: Option<String>,
+        message: String,
+    },
+    /// Stripe could not be reached (after retries).
+    #[error("Stripe unreachable: {0}")]
+    Unreachable(String),
+    /// This server is not configured for the operation (a missing key).
+    #[error("not configured: {0}")]
+    NotConfigured(String),
+    /// Stripe's answer did not parse.
+    #[error("unexpected answer from Stripe: {0}")]
+    Protocol(String),
+}
+
+impl GatewayError {
+    /// Safe to show a user: no keys, no internals.
+    pub fn user_message(&self) -> String {
+        match self {
+            GatewayError::Stripe { message, .. } => message.clone(),
+            GatewayError::Unreachable(_) => "Stripe didn't answer in time".to_owned(),
+            GatewayError::NotConfigured(what) => format!("this server isn't set up for {what}"),
+            GatewayError::Protocol(_) => "Stripe sent an answer I couldn't read".to_owned(),
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            GatewayError::Stripe { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// What chatpay asks of Stripe. `key` arguments are idempotency keys derived from the operation,
+/// so a retry (by the gateway, or after a crash) never acts twice.
+#[async_trait]
+pub trait Gateway: Send + Sync + 'static {
+    async fn create_account(
+        &self,
+        mode: Mode,
+        new: &NewAccount,
+        key: &str,
+    ) -> Result<AccountSnapshot, GatewayError>;
+
+    async fn retrieve_account(
+        &self,
+        mode: Mode,
+        account: &str,
+    ) -> Result<AccountSnapshot, GatewayError>;
+
+    async fn create_account_link(
+        &self,
+        mode: Mode,
+        account: &str,
+        kind: LinkKind,
+        refresh_url: &str,
+        return_url: &str,
+        key: &str,
+    ) -> Result<IssuedLink, GatewayError>;
+
+    /// Stripe's OAuth authorize URL up to `client_id=…`, if OAuth is configured.
+    fn oauth_authorize_base(&self) -> Option<String>;
+
+    /// Exchanges an OAuth authorization code for the connected account's id.
+    async fn exchange_oauth_code(&self, mode: Mode, code: &str) -> Result<String, GatewayError>;
+
+    /// Revokes chatpay's access to an OAuth-connected account.
+    async fn deauthorize(&self, mode: Mode, account: &str) -> Result<(), GatewayError>;
+
+    /// A page of the connected account's products, after `starting_after`.
+    async fn list_products(
+        &self,
+        mode: Mode,
+        account: &str,
+        starting_after: Option<&str>,
+    ) -> Result<Page<ProductData>, GatewayError>;
+
+    /// A page of the connected account's prices, after `starting_after`.
+    async fn list_prices(
+        &self,
+        mode: Mode,
+        account: &str,
+        starting_after: Option<&str>,
+    ) -> Result<Page<PriceData>, GatewayError>;
+
+    /// One product with all its prices; `None` if it no longer exists.
+    async fn product_with_prices(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+    ) -> Result<Option<CatalogProduct>, GatewayError>;
+}

@@ -1,0 +1,213 @@
+//! Stripe webhook signatures and the event envelope.
+//!
+//! `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, where each `v1` is
+//! hex(HMAC-SHA256(secret, "<t>.<raw body>")). The raw bytes are verified before anything is
+//! parsed; any `v1` matching any configured secret passes (secret rotation sends several), in
+//! constant time; a timestamp more than `tolerance` away from now fails (replays).
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use chatpay_core::domain::Secret;
+
+/// Stripe's default tolerance for a signature's timestamp.
+pub const TOLERANCE_SECS: i64 = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("missing Stripe-Signature header")]
+    Missing,
+    #[error("malformed Stripe-Signature header")]
+    Malformed,
+    #[error("signature timestamp outside the tolerance")]
+    Expired,
+    #[error("no signature matches")]
+    Mismatch,
+}
+
+/// Signs a payload the way Stripe does (for the sandbox and tests).
+pub fn sign(payload: &[u8], secret: &str, timestamp: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(payload);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Verifies `header` over the raw `payload` against any of `secrets` at time `now` (unix secs).
+pub fn verify(
+    payload: &[u8],
+    header: Option<&str>,
+    secrets: &[Secret],
+    now: i64,
+    tolerance: i64,
+) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        let (k, v) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
+        match k {
+            "t" => timestamp = Some(v.parse::<i64>().map_err(|_| SignatureError::Malformed)?),
+            "v1" => signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?),
+            _ => {} // v0 and future schemes are ignored, as Stripe's libraries do.
+        }
+    }
+    let t = timestamp.ok_or(SignatureError::Malformed)?;
+    if signatures.is_empty() {
+        return Err(SignatureError::Malformed);
+    }
+    for secret in secrets {
+        for sig in &signatures {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+                .expect("HMAC takes any key");
+            mac.update(t.to_string().as_bytes());
+            mac.update(b".");
+            mac.update(payload);
+            // verify_slice compares in constant time.
+            if mac.verify_slice(sig).is_ok() {
+                return if (now - t).abs() > tolerance {
+                    Err(SignatureError::Expired)
+                } else {
+                    Ok(())
+                };
+            }
+        }
+    }
+    Err(SignatureError::Mismatch)
+}
+
+/// The parts of an event chatpay routes on; the object itself is re-read from Stripe where order
+/// matters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEnvelope {
+    pub id: String,
+    pub event_type: String,
+    /// The connected account the event is about (Connect events).
+    pub account: Option<String>,
+    pub livemode: bool,
+    /// Unix seconds.
+    pub created: i64,
+    pub object: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    account: Option<String>,
+    livemode: bool,
+    created: i64,
+    data: RawData,
+}
+
+#[derive(Deserialize)]
+struct RawData {
+    object: serde_json::Value,
+}
+
+impl EventEnvelope {
+    pub fn parse(payload: &[u8]) -> Result<EventEnvelope, String> {
+        let raw: Raw = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        if !raw.id.starts_with("evt_") {
+            return Err(format!("{:?} is not an event id", raw.id));
+        }
+        Ok(EventEnvelope {
+            id: raw.id,
+            event_type: raw.event_type,
+            account: raw.account,
+            livemode: raw.livemode,
+            created: raw.created,
+            object: raw.data.object,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_test_secret";
+
+    #[test]
+    fn accepts_any_matching_v1_and_any_secret() {
+        let body = br#"{"id":"evt_1"}"#;
+        let header = sign(body, SECRET, 1_000);
+        let secrets = [Secret::new("whsec_old"), Secret::new(SECRET)];
+        assert_eq!(verify(body, Some(&header), &secrets, 1_100, 300), Ok(()));
+        let rotated = format!("{header},v1={}", "00".repeat(32));
+        assert_eq!(verify(body, Some(&rotated), &secrets, 1_100, 300), Ok(()));
+        let other_first = format!(
+            "t=1000,v1={},{}",
+            "ab".repeat(32),
+            header.split_once(',').unwrap().1
+        );
+        assert_eq!(
+            verify(body, Some(&other_first), &secrets, 1_100, 300),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_tampering_staleness_and_junk() {
+        let body = br#"{"id":"evt_1"}"#;
+        let header = sign(body, SECRET, 1_000);
+        let secrets = [Secret::new(SECRET)];
+        assert_eq!(
+            verify(b"{\"id\":\"evt_2\"}", Some(&header), &secrets, 1_000, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(body, Some(&header), &secrets, 1_301, 300),
+            Err(SignatureError::Expired)
+        );
+        assert_eq!(
+            verify(body, Some(&header), &secrets, 699, 300),
+            Err(SignatureError::Expired)
+        );
+        assert_eq!(
+            verify(body, None, &secrets, 1_000, 300),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify(body, Some("garbage"), &secrets, 1_000, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(body, Some("t=1000"), &secrets, 1_000, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(body, Some("t=x,v1=00"), &secrets, 1_000, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(
+                body,
+                Some(&header),
+                &[Secret::new("whsec_other")],
+                1_000,
+                300
+            ),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn agrees_with_async_stripe() {
+        let body = r#"{"id":"evt_1"}"#;
+        let ts = chrono::Utc::now().timestamp();
+        let header = sign(body.as_bytes(), SECRET, ts);
+        let theirs = stripe_webhook::Webhook::generate_test_header(body, SECRET, Some(ts));
+        assert_eq!(header, theirs);
+    }
+}

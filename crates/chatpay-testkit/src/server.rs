@@ -1,0 +1,107 @@
+//! A chatpay server for tests and `chatpay replay`, running in its own Tokio runtime on its own
+//! thread, so that "crash" means what it says: the runtime is dropped with everything in flight,
+//! as `kill -9` would leave it, and the next server opens the same database.
+
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+
+use chatpay_server::app::Application;
+use chatpay_server::config::Config;
+
+pub struct TestServer {
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Builds and starts a server with `config` (use port 0); returns once it listens.
+    pub fn start(config: Config) -> anyhow::Result<TestServer> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<bool>();
+        let thread = std::thread::Builder::new()
+            .name("chatpay-server".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow::Error::new(e)));
+                        return;
+                    }
+                };
+                let graceful = runtime.block_on(async move {
+                    let app = match Application::build(config).await {
+                        Ok(app) => app,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return false;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(app.address()));
+                    let (signal_tx, signal_rx) = oneshot::channel::<()>();
+                    let server = tokio::spawn(app.run_until_stopped(async move {
+                        let _ = signal_rx.await;
+                    }));
+                    let graceful = stop_rx.await.unwrap_or(false);
+                    if graceful {
+                        let _ = signal_tx.send(());
+                        let _ = server.await;
+                    }
+                    graceful
+                });
+                if !graceful {
+                    // A crash: every task is dropped wherever it was.
+                    runtime.shutdown_background();
+                }
+            })
+            .context("spawning the server thread")?;
+        let address = ready_rx
+            .recv()
+            .context("the server thread stopped before starting")??;
+        Ok(TestServer {
+            address,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/chat", self.address)
+    }
+
+    /// Stops abruptly, like `kill -9`.
+    pub fn crash(mut self) {
+        self.finish(false);
+    }
+
+    /// Stops gracefully.
+    pub fn stop(mut self) {
+        self.finish(true);
+    }
+
+    fn finish(&mut self, graceful: bool) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(graceful);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}

@@ -1,0 +1,400 @@
+//! `/v1/...`: authentication, rate limiting, `Stripe-Account` scoping, idempotency, and the
+//! route table. Handlers are synchronous functions over one locked transaction.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, ApiResult, ErrorType};
+use super::form::{Form, Params};
+use super::shapes::API_VERSION;
+use super::state::{App, IdempotencyRecord, RequestInfo, Tx};
+use super::{accounts, catalog, events, ids};
+use crate::Mode;
+
+/// Who is calling: the mode of the key, and the account an OAuth access token is bound to.
+#[derive(Debug, Clone)]
+pub(crate) struct Auth {
+    pub mode: Mode,
+    pub account: Option<String>,
+    /// The key as Stripe shows it in errors: `sk_test_****abcd`.
+    pub key_hint: String,
+}
+
+/// What a handler needs besides the transaction and the parameters.
+pub(crate) struct Call<'a> {
+    /// The connected account the request acts on (`Stripe-Account`), if any.
+    pub scope: Option<&'a str>,
+    pub app: &'a App,
+    /// The caller's key as errors show it.
+    pub key_hint: &'a str,
+}
+
+/// `sk_test_abcdef1234` -> `sk_test_****1234`.
+pub(crate) fn redact(key: &str) -> String {
+    let prefix_len = key
+        .match_indices('_')
+        .nth(1)
+        .map(|(i, _)| i + 1)
+        .unwrap_or(0)
+        .min(key.len());
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{}****{tail}", &key[..prefix_len])
+}
+
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Maps a secret key (or an OAuth access token) to a mode.
+pub(crate) fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Auth> {
+    let Some(key) = bearer(headers) else {
+        return Err(ApiError::unauthorized(
+            "You did not provide an API key. You need to provide your API key in the \
+             Authorization header, using Bearer auth (e.g. 'Authorization: Bearer \
+             YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or \
+             we can help at https://support.stripe.com/.",
+        ));
+    };
+    let key_hint = redact(key);
+    let config = &app.config;
+    if key == config.test_secret_key {
+        return Ok(Auth {
+            mode: Mode::Test,
+            account: None,
+            key_hint,
+        });
+    }
+    if key == config.live_secret_key {
+        return Ok(Auth {
+            mode: Mode::Live,
+            account: None,
+            key_hint,
+        });
+    }
+    if let Some(grant) = app.lock().access_tokens.get(key) {
+        return Ok(Auth {
+            mode: grant.mode,
+            account: Some(grant.account.clone()),
+            key_hint,
+        });
+    }
+    Err(ApiError::unauthorized(format!(
+        "Invalid API Key provided: {key_hint}"
+    )))
+}
+
+/// The API's routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    ListAccounts,
+    CreateAccount,
+    RetrieveAccount(String),
+    UpdateAccount(String),
+    DeleteAccount(String),
+    CreateAccountLink,
+    ListProducts,
+    CreateProduct,
+    RetrieveProduct(String),
+    UpdateProduct(String),
+    DeleteProduct(String),
+    ListPrices,
+    CreatePrice,
+    RetrievePrice(String),
+    UpdatePrice(String),
+    ListEvents,
+    RetrieveEvent(String),
+}
+
+impl Route {
+    fn parse(method: &Method, path: &str) -> ApiResult<Route> {
+        let segments: Vec<&str> = path
+            .trim_start_matches("/v1")
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let id = |s: &str| s.to_owned();
+        let route = match (method.as_str(), segments.as_slice()) {
+            ("GET", ["accounts"]) => Route::ListAccounts,
+            ("POST", ["accounts"]) => Route::CreateAccount,
+            ("GET", ["accounts", a]) => Route::RetrieveAccount(id(a)),
+            ("POST", ["accounts", a]) => Route::UpdateAccount(id(a)),
+            ("DELETE", ["accounts", a]) => Route::DeleteAccount(id(a)),
+            ("POST", ["account_links"]) => Route::CreateAccountLink,
+            ("GET", ["products"]) => Route::ListProducts,
+            ("POST", ["products"]) => Route::CreateProduct,
+            ("GET", ["products", p]) => Route::RetrieveProduct(id(p)),
+            ("POST", ["products", p]) => Route::UpdateProduct(id(p)),
+            ("DELETE", ["products", p]) => Route::DeleteProduct(id(p)),
+            ("GET", ["prices"]) => Route::ListPrices,
+            ("POST", ["prices"]) => Route::CreatePrice,
+            ("GET", ["prices", p]) => Route::RetrievePrice(id(p)),
+            ("POST", ["prices", p]) => Route::UpdatePrice(id(p)),
+            ("GET", ["events"]) => Route::ListEvents,
+            ("GET", ["events", e]) => Route::RetrieveEvent(id(e)),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorType::InvalidRequest,
+                    format!(
+                        "Unrecognized request URL ({method}: {path}). Please see \
+                         https://stripe.com/docs or we can help at https://support.stripe.com/."
+                    ),
+                ));
+            }
+        };
+        Ok(route)
+    }
+
+    /// Connect endpoints act for the platform; a connected account cannot call them, except
+    /// to read or update itself.
+    fn allows_scope(&self, scope: &str) -> bool {
+        match self {
+            Route::RetrieveAccount(a) | Route::UpdateAccount(a) => a == scope,
+            Route::ListAccounts
+            | Route::CreateAccount
+            | Route::DeleteAccount(_)
+            | Route::CreateAccountLink => false,
+            _ => true,
+        }
+    }
+
+    fn run(&self, tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> ApiResult<Value> {
+        match self {
+            Route::ListAccounts => accounts::list(tx, call, p),
+            Route::CreateAccount => accounts::create(tx, call, p),
+            Route::RetrieveAccount(id) => accounts::retrieve(tx, call, id, p),
+            Route::UpdateAccount(id) => accounts::update(tx, call, id, p),
+            Route::DeleteAccount(id) => accounts::delete(tx, call, id, p),
+            Route::CreateAccountLink => accounts::create_link(tx, call, p),
+            Route::ListProducts => catalog::list_products(tx, call, p),
+            Route::CreateProduct => catalog::create_product(tx, call, p),
+            Route::RetrieveProduct(id) => catalog::retrieve_product(tx, call, id, p),
+            Route::UpdateProduct(id) => catalog::update_product(tx, call, id, p),
+            Route::DeleteProduct(id) => catalog::delete_product(tx, call, id, p),
+            Route::ListPrices => catalog::list_prices(tx, call, p),
+            Route::CreatePrice => catalog::create_price(tx, call, p),
+            Route::RetrievePrice(id) => catalog::retrieve_price(tx, call, id, p),
+            Route::UpdatePrice(id) => catalog::update_price(tx, call, id, p),
+            Route::ListEvents => events::list(tx, call, p),
+            Route::RetrieveEvent(id) => events::retrieve(tx, call, id, p),
+        }
+    }
+}
+
+/// The answer to one API request, before headers.
+enum Answer {
+    Fresh { status: u16, body: String },
+    Replay(IdempotencyRecord),
+}
+
+/// The `/v1/{*path}` handler.
+pub(crate) async fn handle(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = ids::request();
+    let mut response = match serve(&app, &method, &uri, &headers, &body, &request_id) {
+        Ok(Answer::Fresh { status, body }) => json_response(status, body),
+        Ok(Answer::Replay(record)) => {
+            let mut r = json_response(record.status, record.body);
+            if let Ok(v) = HeaderValue::from_str(&record.request_id) {
+                r.headers_mut().insert("original-request", v);
+            }
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            r
+        }
+        Err(e) => {
+            tracing::debug!(%method, path = uri.path(), status = %e.status, message = %e.message, "sandbox: request failed");
+            e.into_response()
+        }
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("request-id", v);
+    }
+    h.insert("stripe-version", HeaderValue::from_static(API_VERSION));
+    if let Some(key) = headers.get("idempotency-key") {
+        h.insert("idempotency-key", key.clone());
+    }
+    response
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn serve(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    request_id: &str,
+) -> ApiResult<Answer> {
+    let auth = authenticate(app, headers)?;
+    if let Some(limiter) = &app.limiter {
+        let allowed = limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(auth.mode);
+        if !allowed {
+            return Err(ApiError::rate_limited());
+        }
+    }
+    let route = Route::parse(method, uri.path())?;
+    let raw = if method == Method::POST {
+        body
+    } else {
+        uri.query().unwrap_or("").as_bytes()
+    };
+    let form = Form::parse(raw)?;
+    let header_account = headers
+        .get("stripe-account")
+        .map(|v| {
+            v.to_str()
+                .map(|s| s.trim().to_owned())
+                .map_err(|_| ApiError::invalid("Invalid Stripe-Account header"))
+        })
+        .transpose()?
+        .filter(|s| !s.is_empty());
+    if let (Some(bound), Some(asked)) = (&auth.account, &header_account)
+        && bound != asked
+    {
+        return Err(ApiError::no_access(&auth.key_hint, asked));
+    }
+    let scope = header_account.or_else(|| auth.account.clone());
+    let idempotency_key = if method == Method::POST {
+        headers
+            .get("idempotency-key")
+            .map(|v| v.to_str().map(str::to_owned))
+            .transpose()
+            .map_err(|_| ApiError::invalid("Invalid Idempotency-Key header"))?
+    } else {
+        None
+    };
+    if let Some(key) = &idempotency_key
+        && (key.is_empty() || key.len() > 255)
+    {
+        return Err(ApiError::invalid(
+            "Idempotency-Key must be between 1 and 255 characters long.",
+        ));
+    }
+    let fingerprint = hex::encode(Sha256::digest(
+        format!("{method} {} {}", uri.path(), form.canonical()).as_bytes(),
+    ));
+    let request = RequestInfo {
+        id: request_id.to_owned(),
+        idempotency_key: idempotency_key.clone(),
+    };
+    let read_only = method == Method::GET;
+    app.transact(auth.mode, Some(request), |tx| {
+        tx.read_only = read_only;
+        if let Some(account) = scope.as_deref() {
+            if !route.allows_scope(account) {
+                return Err(ApiError::invalid(
+                    "This request can only be made by the platform, without a Stripe-Account \
+                     header.",
+                ));
+            }
+            let accessible = tx.ms().accounts.get(account).is_some_and(|a| !a.revoked);
+            if !accessible {
+                return Err(ApiError::no_access(&auth.key_hint, account));
+            }
+        }
+        let record_key = idempotency_key.as_ref().map(|k| {
+            format!(
+                "{}|{}|{k}",
+                auth.mode.as_str(),
+                scope.as_deref().unwrap_or("")
+            )
+        });
+        if let Some(rk) = &record_key {
+            tx.st.expire_idempotency(tx.now);
+            if let Some(record) = tx.st.idempotency.get(rk) {
+                if record.fingerprint == fingerprint {
+                    return Ok(Answer::Replay(record.clone()));
+                }
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorType::Idempotency,
+                    format!(
+                        "Keys for idempotent requests can only be used with the same parameters \
+                         they were first used with. Try using a key other than '{}' if you \
+                         meant to execute a different request.",
+                        idempotency_key.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        let call = Call {
+            scope: scope.as_deref(),
+            app,
+            key_hint: &auth.key_hint,
+        };
+        let value = route.run(tx, &call, &form.params())?;
+        let body = serde_json::to_string_pretty(&value).map_err(|_| ApiError::internal())?;
+        if let Some(rk) = record_key {
+            tx.st.idempotency.insert(
+                rk,
+                IdempotencyRecord {
+                    fingerprint,
+                    created: tx.now,
+                    status: 200,
+                    body: body.clone(),
+                    request_id: request_id.to_owned(),
+                },
+            );
+        }
+        Ok(Answer::Fresh { status: 200, body })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_redacted() {
+        assert_eq!(redact("sk_test_abcdef123456"), "sk_test_****3456");
+        assert_eq!(redact("weird"), "****eird");
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            Route::parse(&Method::GET, "/v1/products/prod_1").unwrap(),
+            Route::RetrieveProduct("prod_1".into())
+        );
+        assert_eq!(
+            Route::parse(&Method::DELETE, "/v1/accounts/acct_1/").unwrap(),
+            Route::DeleteAccount("acct_1".into())
+        );
+        let e = Route::parse(&Method::PUT, "/v1/products").unwrap_err();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert!(Route::RetrieveAccount("acct_1".into()).allows_scope("acct_1"));
+        assert!(!Route::CreateAccount.allows_scope("acct_1"));
+        assert!(Route::ListProducts.allows_scope("acct_1"));
+    }
+}

@@ -1,0 +1,389 @@
+//! Test controls: the operations behind `Sandbox`'s control methods, and the same operations
+//! over HTTP under `/__sandbox/...` (JSON in and out, loopback clients only, no key needed).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::accounts;
+use super::catalog::{self, SeedCatalog, SeedReport};
+use super::error::{ApiError, ErrorType};
+use super::events::{self, EventSummary};
+use super::faults::Fault;
+use super::model::VerificationOutcome;
+use super::oauth::{self, OAuthAuthorize};
+use super::onboarding::{self, FollowResult};
+use super::state::App;
+use super::webhooks::{self, DeliveryAttempt, Endpoint};
+use crate::Mode;
+
+/// Why a test control could not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// No object with that id.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request does not make sense (bad JSON, unknown reason, too many products...).
+    #[error("{0}")]
+    Invalid(String),
+    /// Deliveries need a webhook endpoint; none is set.
+    #[error("no webhook endpoint is set")]
+    NoEndpoint,
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let (status, code) = match self {
+            ControlError::NotFound(_) => (StatusCode::NOT_FOUND, "resource_missing"),
+            ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, "parameter_invalid"),
+            ControlError::NoEndpoint => (StatusCode::CONFLICT, "no_webhook_endpoint"),
+        };
+        ApiError::new(status, ErrorType::InvalidRequest, message)
+            .code(code)
+            .into_response()
+    }
+}
+
+pub(crate) fn set_verification(
+    app: &App,
+    account: &str,
+    outcome: VerificationOutcome,
+) -> Result<Value, ControlError> {
+    outcome.validate().map_err(ControlError::Invalid)?;
+    let not_found = || ControlError::NotFound(format!("no such account: {account}"));
+    let mode = app
+        .lock()
+        .find_account(account)
+        .map(|(mode, _)| mode)
+        .ok_or_else(not_found)?;
+    app.transact(mode, None, |tx| {
+        accounts::set_outcome(tx, account, outcome, None)
+    })
+    .ok_or_else(not_found)
+}
+
+pub(crate) fn inject_fault(app: &App, fault: Fault) -> Result<(), ControlError> {
+    fault.validate().map_err(ControlError::Invalid)?;
+    app.faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .add(fault);
+    Ok(())
+}
+
+pub(crate) fn clear_faults(app: &App) {
+    app.faults.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+pub(crate) fn faults(app: &App) -> Vec<Fault> {
+    app.faults.lock().unwrap_or_else(|e| e.into_inner()).list()
+}
+
+pub(crate) fn seed_catalog(app: &App, spec: &SeedCatalog) -> Result<SeedReport, ControlError> {
+    let mode = if spec.livemode {
+        Mode::Live
+    } else {
+        Mode::Test
+    };
+    app.transact(mode, None, |tx| catalog::seed(tx, spec))
+        .map_err(ControlError::Invalid)
+}
+
+pub(crate) fn delete_price(app: &App, id: &str) -> Result<Value, ControlError> {
+    let found = {
+        let st = app.lock();
+        [Mode::Test, Mode::Live].into_iter().find_map(|mode| {
+            st.mode(mode)
+                .catalogs
+                .iter()
+                .find(|(_, c)| c.prices.get(id).is_some())
+                .map(|(key, _)| (mode, key.clone()))
+        })
+    };
+    let (mode, key) =
+        found.ok_or_else(|| ControlError::NotFound(format!("no such price: {id}")))?;
+    let scope = (key != super::state::PLATFORM).then_some(key);
+    app.transact(mode, None, |tx| {
+        catalog::delete_price(tx, scope.as_deref(), id)
+    })
+    .map_err(ControlError::Invalid)
+}
+
+pub(crate) fn event_summaries(app: &App, kind: Option<&str>) -> Vec<EventSummary> {
+    let active = app.webhooks.has_active_endpoint();
+    events::summaries(&app.lock(), kind, active)
+}
+
+fn manual_endpoint(app: &App) -> Result<Endpoint, ControlError> {
+    app.webhooks.endpoint().ok_or(ControlError::NoEndpoint)
+}
+
+pub(crate) async fn resend_event(app: &App, id: &str) -> Result<DeliveryAttempt, ControlError> {
+    let endpoint = manual_endpoint(app)?;
+    webhooks::attempt_once(app, id, &endpoint, true)
+        .await
+        .ok_or_else(|| ControlError::NotFound(format!("no such event: {id}")))
+}
+
+pub(crate) async fn deliver_events(
+    app: &App,
+    ids: &[String],
+) -> Result<Vec<DeliveryAttempt>, ControlError> {
+    let endpoint = manual_endpoint(app)?;
+    {
+        let st = app.lock();
+        if let Some(missing) = ids.iter().find(|id| st.find_event(id).is_none()) {
+            return Err(ControlError::NotFound(format!("no such event: {missing}")));
+        }
+    }
+    let mut attempts = Vec::with_capacity(ids.len());
+    for id in ids {
+        let attempt = webhooks::attempt_once(app, id, &endpoint, true)
+            .await
+            .ok_or_else(|| ControlError::NotFound(format!("no such event: {id}")))?;
+        attempts.push(attempt);
+    }
+    Ok(attempts)
+}
+
+pub(crate) fn authorize_oauth(app: &App, req: OAuthAuthorize) -> Result<String, ControlError> {
+    oauth::authorize(app, req).map_err(ControlError::Invalid)
+}
+
+pub(crate) fn follow_account_link(
+    app: &App,
+    url: &str,
+    outcome: VerificationOutcome,
+) -> Result<FollowResult, ControlError> {
+    outcome.validate().map_err(ControlError::Invalid)?;
+    onboarding::follow(app, url, outcome)
+        .ok_or_else(|| ControlError::NotFound(format!("no such account link: {url}")))
+}
+
+/// Moves the sandbox clock forward; returns the total offset in seconds.
+pub(crate) fn advance_clock(app: &App, by: Duration) -> i64 {
+    // A century per call at most; the offset itself saturates.
+    let secs = i64::try_from(by.as_secs())
+        .unwrap_or(i64::MAX)
+        .min(100 * 365 * 86_400);
+    let offset = &app.clock_offset;
+    let mut current = offset.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = current.saturating_add(secs);
+        match offset.compare_exchange_weak(
+            current,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+// ---- HTTP ----
+
+/// The `/__sandbox` routes; only loopback clients are served.
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route(
+            "/__sandbox/webhook_endpoint",
+            post(http_set_endpoint).delete(http_clear_endpoint),
+        )
+        .route("/__sandbox/deliveries", post(http_deliveries))
+        .route("/__sandbox/events", get(http_events))
+        .route("/__sandbox/events/deliver", post(http_deliver))
+        .route("/__sandbox/events/{id}/resend", post(http_resend))
+        .route(
+            "/__sandbox/accounts/{id}/verification",
+            post(http_verification),
+        )
+        .route(
+            "/__sandbox/faults",
+            get(http_faults)
+                .post(http_add_fault)
+                .delete(http_clear_faults),
+        )
+        .route("/__sandbox/catalog", post(http_seed))
+        .route("/__sandbox/prices/{id}/delete", post(http_delete_price))
+        .route("/__sandbox/oauth/authorize", post(http_oauth))
+        .route("/__sandbox/account_links/follow", post(http_follow))
+        .route("/__sandbox/clock/advance", post(http_clock))
+        .route_layer(middleware::from_fn(loopback_only))
+}
+
+async fn loopback_only(req: Request, next: Next) -> Response {
+    let loopback = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
+    if loopback {
+        next.run(req).await
+    } else {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorType::InvalidRequest,
+            "Sandbox test controls are only served to loopback clients.",
+        )
+        .into_response()
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ControlError::Invalid(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+struct EndpointBody {
+    url: String,
+    secret: String,
+}
+
+async fn http_set_endpoint(
+    State(app): State<App>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
+    let b: EndpointBody = parse(&body)?;
+    super::rules::url("url", &b.url).map_err(|e| ControlError::Invalid(e.message))?;
+    webhooks::set_endpoint(
+        &app,
+        Some(Endpoint {
+            url: b.url.clone(),
+            secret: b.secret,
+        }),
+    );
+    Ok(Json(json!({ "url": b.url })))
+}
+
+async fn http_clear_endpoint(State(app): State<App>) -> Json<Value> {
+    webhooks::set_endpoint(&app, None);
+    Json(json!({ "url": null }))
+}
+
+#[derive(Deserialize)]
+struct PausedBody {
+    paused: bool,
+}
+
+async fn http_deliveries(State(app): State<App>, body: Bytes) -> Result<Json<Value>, ControlError> {
+    let b: PausedBody = parse(&body)?;
+    webhooks::set_paused(&app, b.paused);
+    Ok(Json(json!({ "paused": b.paused })))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn http_events(
+    State(app): State<App>,
+    Query(q): Query<EventsQuery>,
+) -> Json<Vec<EventSummary>> {
+    Json(event_summaries(&app, q.kind.as_deref()))
+}
+
+#[derive(Deserialize)]
+struct DeliverBody {
+    ids: Vec<String>,
+}
+
+async fn http_deliver(
+    State(app): State<App>,
+    body: Bytes,
+) -> Result<Json<Vec<DeliveryAttempt>>, ControlError> {
+    let b: DeliverBody = parse(&body)?;
+    deliver_events(&app, &b.ids).await.map(Json)
+}
+
+async fn http_resend(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryAttempt>, ControlError> {
+    resend_event(&app, &id).await.map(Json)
+}
+
+async fn http_verification(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
+    let outcome: VerificationOutcome = parse(&body)?;
+    set_verification(&app, &id, outcome).map(Json)
+}
+
+async fn http_faults(State(app): State<App>) -> Json<Vec<Fault>> {
+    Json(faults(&app))
+}
+
+async fn http_add_fault(
+    State(app): State<App>,
+    body: Bytes,
+) -> Result<Json<Vec<Fault>>, ControlError> {
+    let fault: Fault = parse(&body)?;
+    inject_fault(&app, fault)?;
+    Ok(Json(faults(&app)))
+}
+
+async fn http_clear_faults(State(app): State<App>) -> Json<Vec<Fault>> {
+    clear_faults(&app);
+    Json(Vec::new())
+}
+
+async fn http_seed(State(app): State<App>, body: Bytes) -> Result<Json<SeedReport>, ControlError> {
+    let spec: SeedCatalog = parse(&body)?;
+    seed_catalog(&app, &spec).map(Json)
+}
+
+async fn http_delete_price(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ControlError> {
+    delete_price(&app, &id).map(Json)
+}
+
+async fn http_oauth(State(app): State<App>, body: Bytes) -> Result<Json<Value>, ControlError> {
+    let req: OAuthAuthorize = parse(&body)?;
+    let location = authorize_oauth(&app, req)?;
+    Ok(Json(json!({ "redirect_to": location })))
+}
+
+#[derive(Deserialize)]
+struct FollowBody {
+    url: String,
+    #[serde(flatten)]
+    outcome: VerificationOutcome,
+}
+
+async fn http_follow(
+    State(app): State<App>,
+    body: Bytes,
+) -> Result<Json<FollowResult>, ControlError> {
+    let b: FollowBody = parse(&body)?;
+    follow_account_link(&app, &b.url, b.outcome).map(Json)
+}
+
+#[derive(Deserialize)]
+struct ClockBody {
+    seconds: u64,
+}
+
+async fn http_clock(State(app): State<App>, body: Bytes) -> Result<Json<Value>, ControlError> {
+    let b: ClockBody = parse(&body)?;
+    let offset = advance_clock(&app, Duration::from_secs(b.seconds));
+    Ok(Json(json!({ "offset_seconds": offset })))
+}

@@ -1,0 +1,370 @@
+//! A built-in Stripe sandbox: an HTTP server that speaks the part of Stripe's REST API chatpay
+//! uses, in Stripe's real JSON shapes (API version 2026-09-30), so the real `async-stripe` 1.0
+//! client can talk to it over plain HTTP on loopback.
+//!
+//! What it serves, all on one port:
+//! - `/v1/accounts`, `/v1/account_links`, `/v1/products`, `/v1/prices`, `/v1/events`: form
+//!   requests with Stripe's bracket syntax, `Authorization: Bearer` (the test key gives
+//!   test-mode objects, the live key live-mode ones, kept apart), `Stripe-Account` scoping,
+//!   `Idempotency-Key` replay, cursor paging, Stripe's error bodies, optional rate limits;
+//! - `/onboarding/{link}`: the hosted onboarding page account links point to;
+//! - `/oauth/authorize`, `/oauth/token`, `/oauth/deauthorize`: Connect OAuth;
+//! - `/__sandbox/...`: test controls (loopback only), mirrored by methods on [`Sandbox`].
+//!
+//! Events are signed like Stripe's (`Stripe-Signature`) and POSTed to the endpoint set with
+//! [`Sandbox::set_webhook_endpoint`]: at least once, concurrently, unordered, with retries.
+//!
+//! # Examples
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use stripe_sandbox::{Sandbox, SandboxConfig};
+//! let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+//! let client = stripe::ClientBuilder::new(&sandbox.config().test_secret_key)
+//!     .url(sandbox.base_url())
+//!     .build()?;
+//! let account = stripe_connect::account::CreateAccount::new().send(&client).await?;
+//! assert_eq!(account.details_submitted, Some(false));
+//! sandbox.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Test controls over HTTP
+//! | request | body | answer |
+//! | --- | --- | --- |
+//! | `POST /__sandbox/webhook_endpoint` | `{"url": "http://127.0.0.1:9/hook", "secret": "whsec_x"}` | `{"url": ...}` |
+//! | `DELETE /__sandbox/webhook_endpoint` | | `{"url": null}` |
+//! | `POST /__sandbox/deliveries` | `{"paused": true}` | `{"paused": true}` |
+//! | `GET /__sandbox/events?type=product.*` | | `[EventSummary]` |
+//! | `POST /__sandbox/events/{id}/resend` | | `DeliveryAttempt` |
+//! | `POST /__sandbox/events/deliver` | `{"ids": ["evt_2", "evt_1"]}` | `[DeliveryAttempt]` |
+//! | `POST /__sandbox/accounts/{id}/verification` | `{"outcome": "rejected", "reason": "rejected.fraud"}` | the account |
+//! | `POST /__sandbox/faults` | `{"method": "POST", "path": "/v1/accounts", "status": 500, "count": 1}` | armed faults |
+//! | `GET`/`DELETE /__sandbox/faults` | | armed faults |
+//! | `POST /__sandbox/catalog` | `{"account": "acct_x", "products": 500, "currencies": ["usd","eur"]}` | `SeedReport` |
+//! | `POST /__sandbox/prices/{id}/delete` | | the deleted price (`price.deleted`) |
+//! | `POST /__sandbox/oauth/authorize` | `{"client_id": "ca_chatpay_sandbox", "redirect_uri": "http://…/cb", "state": "s"}` | `{"redirect_to": "http://…/cb?scope=read_write&code=ac_…&state=s"}` |
+//! | `POST /__sandbox/account_links/follow` | `{"url": "http://…/onboarding/…", "outcome": "verified"}` | `{"redirect_to": return_url, "completed": true}` |
+//! | `POST /__sandbox/clock/advance` | `{"seconds": 600}` | `{"offset_seconds": 600}` |
+//!
+//! Errors of the controls use Stripe's error body too:
+//! `{"error": {"type": "invalid_request_error", "code": "resource_missing", "message": ...}}`.
+
+mod accounts;
+mod api;
+mod catalog;
+mod control;
+mod delivery;
+mod error;
+mod events;
+mod faults;
+mod form;
+mod html;
+mod ids;
+mod model;
+mod oauth;
+mod onboarding;
+mod persist;
+mod rules;
+mod server;
+mod shapes;
+mod state;
+mod webhooks;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub use catalog::{SeedCatalog, SeedReport};
+pub use control::ControlError;
+pub use events::EventSummary;
+pub use faults::{Fault, FaultAction, RateLimit};
+pub use model::{DISABLED_REASONS, REJECT_REASONS, VerificationOutcome};
+pub use oauth::OAuthAuthorize;
+pub use onboarding::FollowResult;
+pub use shapes::API_VERSION;
+pub use webhooks::{DeliveryAttempt, DeliveryConfig, DeliveryState, signature_header};
+
+use state::{App, Shared};
+
+/// Stripe's two modes: every object is a test-mode or a live-mode one, chosen by the secret key
+/// of the request that made it, and never visible from the other mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Test,
+    Live,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Test => "test",
+            Mode::Live => "live",
+        }
+    }
+
+    pub fn is_live(self) -> bool {
+        self == Mode::Live
+    }
+}
+
+/// How to run a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where to listen; `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    /// The test-mode secret key (default `sk_test_chatpay_sandbox`).
+    pub test_secret_key: String,
+    /// The live-mode secret key (default `sk_live_chatpay_sandbox`).
+    pub live_secret_key: String,
+    /// The Connect OAuth client id (default `ca_chatpay_sandbox`).
+    pub connect_client_id: String,
+    /// How long an account link stays valid (default 300 s, as Stripe's).
+    pub link_ttl: Duration,
+    /// `None`: unlimited; `Some`: a token bucket per mode (Stripe: [`RateLimit::stripe`]).
+    pub rate_limit: Option<RateLimit>,
+    /// Webhook retry schedule.
+    pub delivery: DeliveryConfig,
+    /// Load the state from here at start and save it after each change.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            test_secret_key: "sk_test_chatpay_sandbox".into(),
+            live_secret_key: "sk_live_chatpay_sandbox".into(),
+            connect_client_id: "ca_chatpay_sandbox".into(),
+            link_ttl: Duration::from_secs(300),
+            rate_limit: None,
+            delivery: DeliveryConfig::default(),
+            state_file: None,
+        }
+    }
+}
+
+/// A running sandbox. Cheap to clone; the server stops on [`Sandbox::shutdown`] or when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct Sandbox {
+    app: App,
+    addr: SocketAddr,
+    tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Tasks {
+    stop: watch::Sender<bool>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Sandbox {
+    /// Binds `config.listen`, loads the state file if any, and starts serving.
+    pub async fn start(config: SandboxConfig) -> anyhow::Result<Sandbox> {
+        let mut state = match &config.state_file {
+            Some(path) => persist::load(path)?.unwrap_or_default(),
+            None => state::State::default(),
+        };
+        state.reset_in_flight();
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the Stripe sandbox to {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let host = if addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        };
+        let (stop, stopped) = watch::channel(false);
+        let app: App = Arc::new(Shared {
+            base_url: format!("http://{host}/"),
+            state: Mutex::new(state),
+            clock_offset: AtomicI64::new(0),
+            faults: Mutex::new(faults::Faults::default()),
+            limiter: config
+                .rate_limit
+                .map(|l| Mutex::new(faults::RateLimiter::new(l))),
+            webhooks: webhooks::Webhooks::new(config.delivery.clone()),
+            dirty: Notify::new(),
+            shutdown: stopped.clone(),
+            config,
+        });
+        let router = server::router(app.clone());
+        let mut shutdown = stopped;
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "sandbox: server failed");
+            }
+        });
+        let mut handles = vec![server];
+        if let Some(path) = app.config.state_file.clone() {
+            handles.push(persist::spawn_writer(app.clone(), path));
+        }
+        tracing::info!(url = %app.base_url, "Stripe sandbox listening");
+        Ok(Sandbox {
+            app,
+            addr,
+            tasks: Arc::new(Tasks {
+                stop,
+                handles: Mutex::new(handles),
+            }),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT/`: what `stripe::ClientBuilder::url` takes.
+    pub fn base_url(&self) -> String {
+        self.app.base_url.clone()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configuration it runs with (keys, client id).
+    pub fn config(&self) -> &SandboxConfig {
+        &self.app.config
+    }
+
+    /// Where events are POSTed, and the signing secret (`whsec_...`). Events that were waiting
+    /// for an endpoint are delivered now.
+    pub fn set_webhook_endpoint(&self, url: &str, secret: &str) {
+        webhooks::set_endpoint(
+            &self.app,
+            Some(webhooks::Endpoint {
+                url: url.to_owned(),
+                secret: secret.to_owned(),
+            }),
+        );
+    }
+
+    /// Stops delivering; new events wait for the next endpoint.
+    pub fn clear_webhook_endpoint(&self) {
+        webhooks::set_endpoint(&self.app, None);
+    }
+
+    /// Pauses (or resumes) automatic delivery, e.g. to deliver events in a chosen order with
+    /// [`Sandbox::deliver_events`]. Resuming delivers what waited.
+    pub fn pause_deliveries(&self, paused: bool) {
+        webhooks::set_paused(&self.app, paused);
+    }
+
+    /// Sets an account's verification outcome (emits `account.updated`); returns the account as
+    /// the API shows it.
+    pub fn set_verification(
+        &self,
+        account: &str,
+        outcome: VerificationOutcome,
+    ) -> Result<serde_json::Value, ControlError> {
+        control::set_verification(&self.app, account, outcome)
+    }
+
+    /// Arms a fault for the next matching requests.
+    pub fn inject_fault(&self, fault: Fault) -> Result<(), ControlError> {
+        control::inject_fault(&self.app, fault)
+    }
+
+    /// Disarms every fault.
+    pub fn clear_faults(&self) {
+        control::clear_faults(&self.app);
+    }
+
+    /// The armed faults with their remaining counts.
+    pub fn faults(&self) -> Vec<Fault> {
+        control::faults(&self.app)
+    }
+
+    /// Creates many products with prices at once (see [`SeedCatalog`] for the mix).
+    pub fn seed_catalog(&self, spec: &SeedCatalog) -> Result<SeedReport, ControlError> {
+        control::seed_catalog(&self.app, spec)
+    }
+
+    /// Deletes a price as the Dashboard can (emits `price.deleted`).
+    pub fn delete_price(&self, price: &str) -> Result<serde_json::Value, ControlError> {
+        control::delete_price(&self.app, price)
+    }
+
+    /// Every event of both modes with its delivery attempts, oldest first; `kind` filters by
+    /// type (`product.*` patterns allowed).
+    pub fn events(&self, kind: Option<&str>) -> Vec<EventSummary> {
+        control::event_summaries(&self.app, kind)
+    }
+
+    /// Delivers an event once more (a duplicate, as at-least-once delivery may produce).
+    pub async fn resend_event(&self, id: &str) -> Result<DeliveryAttempt, ControlError> {
+        control::resend_event(&self.app, id).await
+    }
+
+    /// Delivers events one after the other in the given order (one attempt each).
+    pub async fn deliver_events(&self, ids: &[&str]) -> Result<Vec<DeliveryAttempt>, ControlError> {
+        let ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+        control::deliver_events(&self.app, &ids).await
+    }
+
+    /// Completes an OAuth authorization without a browser; returns the redirect URL (with
+    /// `code` and `state`, or `error=access_denied` when denied).
+    pub fn authorize_oauth(&self, req: OAuthAuthorize) -> Result<String, ControlError> {
+        control::authorize_oauth(&self.app, req)
+    }
+
+    /// Follows an account link without a browser, submitting Stripe's test identity and bank
+    /// account with `outcome`; returns where the browser would be redirected.
+    pub fn follow_account_link(
+        &self,
+        url: &str,
+        outcome: VerificationOutcome,
+    ) -> Result<FollowResult, ControlError> {
+        control::follow_account_link(&self.app, url, outcome)
+    }
+
+    /// Leaves an account link's page without finishing, as a person pressing "Return to the
+    /// platform" does; returns where the browser goes (the link's `return_url`).
+    pub fn leave_account_link(&self, url: &str) -> Result<String, ControlError> {
+        onboarding::leave(&self.app, url)
+            .ok_or_else(|| ControlError::NotFound(format!("no such account link: {url}")))
+    }
+
+    /// Moves the sandbox clock forward (expires links without waiting); returns the total
+    /// offset in seconds.
+    pub fn advance_clock(&self, by: Duration) -> i64 {
+        control::advance_clock(&self.app, by)
+    }
+
+    /// Stops the server, the deliveries and the state writer (which saves one last time).
+    pub async fn shutdown(self) {
+        let _ = self.tasks.stop.send(true);
+        let handles =
+            std::mem::take(&mut *self.tasks.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        for handle in handles {
+            let _ = handle.await;
+        }
+    }
+}
