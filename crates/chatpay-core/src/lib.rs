@@ -11,6 +11,7 @@
 //! - [`catalog`]: catalog products and prices, the selling rules, sync reports.
 //! - [`cards`]: the action cards clients render.
 //! - [`intents`]: the intent file format, loader, normalizer and matcher.
+//! - [`orders`]: carts checked against the catalog; orders derived from fresh reads of Stripe.
 //! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
 //!   ports they need (a Stripe call, a catalog read) are types there.
 pub mod account;
@@ -19,3 +20,4 @@ pub mod catalog;
 pub mod domain;
 pub mod flows;
 pub mod intents;
+pub mod orders;

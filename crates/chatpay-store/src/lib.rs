@@ -176,6 +176,72 @@ pub enum ExtraWrite {
     DeleteConnection { project_id: ProjectId, mode: Mode },
     /// A webhook event's effects are part of this turn.
     MarkEventProcessed { id: String, outcome: String },
+    /// An order's next version; the turn fails with `Conflict` if the order moved on meanwhile.
+    PutOrder(OrderUpdate),
+}
+
+/// A change to an order, computed from version `expected_version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderUpdate {
+    pub id: String,
+    pub expected_version: i64,
+    pub status: String,
+    pub payment_intent: Option<String>,
+    /// The order as JSON (owned by `chatpay_core::orders`).
+    pub data: String,
+}
+
+fn order_conflict(o: &OrderUpdate) -> StoreError {
+    StoreError::Conflict(format!(
+        "order {} is no longer at version {}",
+        o.id, o.expected_version
+    ))
+}
+
+/// A new order, as the checkout creates it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    pub id: String,
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    pub status: String,
+    pub session_id: String,
+    pub created_at: i64,
+    pub data: String,
+}
+
+/// A stored order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRecord {
+    pub id: String,
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    pub number: i64,
+    pub status: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub data: String,
+}
+
+/// Which orders to list: newest first, before a number (the cursor), in a time range.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OrderFilter {
+    pub status: Option<String>,
+    /// Milliseconds, inclusive.
+    pub since: Option<i64>,
+    /// Milliseconds, exclusive.
+    pub until: Option<i64>,
+    /// Only orders numbered below this.
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// How to find an order from what Stripe names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderKey<'a> {
+    Id(&'a str),
+    Session(&'a str),
+    PaymentIntent(&'a str),
 }
 
 /// Outcome of recording a webhook event.
@@ -271,6 +337,24 @@ pub trait Store: Send + Sync + 'static {
         run: &str,
         report: &str,
     ) -> StoreResult<()>;
+    /// Stores a new order with the next number of its project and mode (from 1001); an order
+    /// with the same id already stored is returned as it is (a retried checkout).
+    async fn insert_order(&self, order: &NewOrder) -> StoreResult<OrderRecord>;
+    async fn order_by_number(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        number: i64,
+    ) -> StoreResult<Option<OrderRecord>>;
+    /// An order by its id or a Stripe id it carries (any project: the caller checks).
+    async fn order_by(&self, key: OrderKey<'_>) -> StoreResult<Option<OrderRecord>>;
+    async fn orders(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        filter: &OrderFilter,
+    ) -> StoreResult<Vec<OrderRecord>>;
+
     /// Stores one product of `account` read at `observed_at`, unless a newer read is stored.
     /// `data` makes the stored JSON (or the marker of a deleted product) from the previous one,
     /// inside the same transaction. `Err(Conflict)` when the read was stale, `Err(NotFound)`

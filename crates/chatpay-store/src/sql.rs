@@ -38,6 +38,7 @@ fn migrator() -> Migrator {
             "frames_without_reply_index",
             include_str!("../migrations/0004_frames_without_reply_index.sql"),
         ),
+        migration(5, "orders", include_str!("../migrations/0005_orders.sql")),
     ])
 }
 
@@ -149,6 +150,11 @@ pub(super) const DELETE_CONNECTION: &str =
     "DELETE FROM stripe_connections WHERE project_id = $1 AND mode = $2";
 pub(super) const MARK_EVENT_PROCESSED: &str = "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
      WHERE id = $1 AND processed_at IS NULL";
+/// Moves an order to its next version, only from the version its change was computed from
+/// ($1 id, $2 expected version, $3 status, $4 payment intent, $5 data, $6 time).
+pub(super) const PUT_ORDER: &str = "UPDATE orders SET version = version + 1, status = $3, \
+     payment_intent = COALESCE($4, payment_intent), data = $5, updated_at = $6 \
+     WHERE id = $1 AND version = $2";
 /// Forgets a project's catalog in a mode ($1, $2), its runs and what they staged.
 pub(super) const FORGET_CATALOG: [&str; 4] = [
     "DELETE FROM catalog_staging WHERE run_id IN \
@@ -175,8 +181,8 @@ macro_rules! sql_store {
         use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
         use crate::writer::Writer;
         use crate::{
-            CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord,
-            ProjectRecord, Recorded, StagedObject, Store, StoreError, StoreResult, StoredFrame,
+            CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, NewOrder, OrderFilter,
+            OrderKey, OrderRecord, ProjectRecord, Recorded, StagedObject, Store, StoreError, StoreResult, StoredFrame,
             ProductPut, StoredProduct, TurnWrite, WebhookEventRecord,
         };
 
@@ -326,6 +332,22 @@ macro_rules! sql_store {
                 outcome: row.try_get("outcome")?,
             })
         }
+
+        fn order_row(row: &DbRow) -> StoreResult<OrderRecord> {
+            Ok(OrderRecord {
+                id: row.try_get("id")?,
+                project_id: stored_id(ProjectId::parse, row.try_get("project_id")?)?,
+                mode: parse_mode(row.try_get("mode")?)?,
+                number: row.try_get("number")?,
+                status: row.try_get("status")?,
+                version: row.try_get("version")?,
+                created_at: row.try_get("created_at")?,
+                data: row.try_get("data")?,
+            })
+        }
+
+        const ORDER_COLUMNS: &str = "SELECT id, project_id, mode, number, status, version, \
+            created_at, data FROM orders";
 
         const PROJECT_COLUMNS: &str = "SELECT id, token_id, name, backend, mode, created_at FROM projects";
         const CONVERSATION_COLUMNS: &str = "SELECT id, project_id, last_seq, state FROM conversations";
@@ -572,6 +594,110 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn insert_order(&self, o: &NewOrder) -> StoreResult<OrderRecord> {
+                // Two checkouts at once may pick the same number; the loser picks again.
+                for _ in 0..5 {
+                    let mut tx = self.pool.begin_with(BEGIN).await?;
+                    if let Some(row) = sqlx::query(select(ORDER_COLUMNS, "WHERE id = $1"))
+                        .bind(&o.id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    {
+                        return order_row(&row);
+                    }
+                    let number: i64 = sqlx::query(
+                        "SELECT COALESCE(MAX(number), 1000) + 1 AS next FROM orders \
+                         WHERE project_id = $1 AND mode = $2",
+                    )
+                    .bind(o.project_id.as_str())
+                    .bind(o.mode.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("next")?;
+                    let inserted = sqlx::query(
+                        "INSERT INTO orders (id, project_id, mode, number, status, session_id, \
+                         payment_intent, created_at, updated_at, version, data) \
+                         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7, 1, $8)",
+                    )
+                    .bind(&o.id)
+                    .bind(o.project_id.as_str())
+                    .bind(o.mode.as_str())
+                    .bind(number)
+                    .bind(&o.status)
+                    .bind(&o.session_id)
+                    .bind(o.created_at)
+                    .bind(&o.data)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted.map_err(StoreError::from) {
+                        Ok(_) => {
+                            tx.commit().await?;
+                            return Ok(OrderRecord {
+                                id: o.id.clone(),
+                                project_id: o.project_id.clone(),
+                                mode: o.mode,
+                                number,
+                                status: o.status.clone(),
+                                version: 1,
+                                created_at: o.created_at,
+                                data: o.data.clone(),
+                            });
+                        }
+                        Err(StoreError::Conflict(_)) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(StoreError::Conflict("could not number the order; retry".to_owned()))
+            }
+
+            async fn order_by_number(&self, project: &ProjectId, mode: Mode, number: i64) -> StoreResult<Option<OrderRecord>> {
+                sqlx::query(select(ORDER_COLUMNS, "WHERE project_id = $1 AND mode = $2 AND number = $3"))
+                    .bind(project.as_str())
+                    .bind(mode.as_str())
+                    .bind(number)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(order_row)
+                    .transpose()
+            }
+
+            async fn order_by(&self, key: OrderKey<'_>) -> StoreResult<Option<OrderRecord>> {
+                let (rest, value) = match key {
+                    OrderKey::Id(v) => ("WHERE id = $1", v),
+                    OrderKey::Session(v) => ("WHERE session_id = $1", v),
+                    OrderKey::PaymentIntent(v) => ("WHERE payment_intent = $1", v),
+                };
+                sqlx::query(select(ORDER_COLUMNS, rest))
+                    .bind(value)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(order_row)
+                    .transpose()
+            }
+
+            async fn orders(&self, project: &ProjectId, mode: Mode, f: &OrderFilter) -> StoreResult<Vec<OrderRecord>> {
+                sqlx::query(select(
+                    ORDER_COLUMNS,
+                    "WHERE project_id = $1 AND mode = $2 AND ($3 IS NULL OR status = $3) \
+                     AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) \
+                     AND ($6 IS NULL OR number < $6) ORDER BY number DESC LIMIT $7",
+                ))
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .bind(f.status.as_deref())
+                .bind(f.since)
+                .bind(f.until)
+                .bind(f.before)
+                .bind(f.limit.clamp(1, 1000))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(order_row)
+                .collect()
             }
 
             async fn catalog_open_run(&self, project: &ProjectId, mode: Mode, new_id: &str) -> StoreResult<CatalogRun> {
@@ -1041,6 +1167,20 @@ mod postgres {
                     .bind(outcome)
                     .execute(&mut **tx)
                     .await?;
+            }
+            ExtraWrite::PutOrder(o) => {
+                let done = sqlx::query(PUT_ORDER)
+                    .bind(&o.id)
+                    .bind(o.expected_version)
+                    .bind(&o.status)
+                    .bind(o.payment_intent.as_deref())
+                    .bind(&o.data)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(crate::order_conflict(o));
+                }
             }
         }
         Ok(())

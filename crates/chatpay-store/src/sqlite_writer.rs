@@ -13,7 +13,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, params};
 use tokio::sync::oneshot;
 
 use super::sql::{
-    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, MARK_EVENT_PROCESSED,
+    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, MARK_EVENT_PROCESSED, PUT_ORDER,
     SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS, UPSERT_CONNECTION,
 };
 use super::writer::{self, Jobs, Writer};
@@ -262,7 +262,7 @@ fn write_turns(
             continue;
         }
         for extra in &turn.extra {
-            apply_extra(conn, extra, now).map_err(db_error)?;
+            apply_extra(conn, extra, now)?;
         }
         for f in &turn.frames {
             s.insert_frame
@@ -280,7 +280,15 @@ fn write_turns(
     Ok(results)
 }
 
-fn apply_extra(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Result<()> {
+fn apply_extra(conn: &Connection, extra: &ExtraWrite, now: i64) -> StoreResult<()> {
+    apply_row(conn, extra, now).map_err(db_error)?.then_some(()).ok_or_else(|| match extra {
+        ExtraWrite::PutOrder(o) => super::order_conflict(o),
+        _ => StoreError::Conflict("a row of the turn changed meanwhile".to_owned()),
+    })
+}
+
+/// Writes one extra row; false when a version check refused it.
+fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Result<bool> {
     match extra {
         ExtraWrite::UpsertConnection(c) => {
             let previous: Option<String> = conn
@@ -316,8 +324,22 @@ fn apply_extra(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Res
         ExtraWrite::MarkEventProcessed { id, outcome } => {
             conn.execute(&numbered(MARK_EVENT_PROCESSED), params![id, now, outcome])?;
         }
+        ExtraWrite::PutOrder(o) => {
+            let moved = conn.execute(
+                &numbered(PUT_ORDER),
+                params![
+                    o.id,
+                    o.expected_version,
+                    o.status,
+                    o.payment_intent,
+                    o.data,
+                    now
+                ],
+            )?;
+            return Ok(moved == 1);
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn forget_catalog(conn: &Connection, project: &ProjectId, mode: Mode) -> rusqlite::Result<()> {

@@ -4,6 +4,7 @@
 //! exponential backoff and full jitter, a bounded number of times. POSTs carry the caller's
 //! idempotency key on every attempt, so Stripe applies them once however often they are sent.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,7 +23,21 @@ use stripe_shared::{Account, AccountBusinessType};
 use stripe_product::price::ListPrice;
 use stripe_product::product::{ListProduct, RetrieveProduct};
 
-use super::{Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page};
+use stripe_billing::invoice::RetrieveInvoice;
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionInvoiceCreation, CreateCheckoutSessionLineItems,
+    CreateCheckoutSessionPaymentIntentData, RetrieveCheckoutSession,
+};
+use stripe_core::balance_transaction::RetrieveBalanceTransaction;
+use stripe_core::charge::{RetrieveCharge, UpdateCharge};
+use stripe_core::payment_intent::RetrievePaymentIntent;
+use stripe_core::refund::{CreateRefund, ListRefund};
+
+use super::{
+    CheckoutRequest, CreatedSession, Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page,
+    RefundRequest,
+};
+use chatpay_core::orders::{ChargeInfo, InvoiceInfo, PaymentError, RefundInfo, StripeOrderRead};
 use crate::httpc::HttpClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
@@ -234,6 +249,21 @@ impl StripeGateway {
                 }
             }
         }
+    }
+
+    /// POSTs `req` on behalf of connected `account` with idempotency key `key`, with retries.
+    async fn post_as<R>(
+        &self,
+        mode: Mode,
+        account: &str,
+        req: &R,
+        key: &str,
+    ) -> Result<R::Output, GatewayError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize + Send,
+    {
+        self.send_with(mode, Some(account), req, Some(key)).await
     }
 
     /// POSTs a form to Stripe's OAuth endpoints (not part of async-stripe), with retries.
@@ -555,6 +585,212 @@ impl Gateway for StripeGateway {
         )
         .await?;
         Ok(())
+    }
+
+    async fn create_checkout_session(
+        &self,
+        mode: Mode,
+        account: &str,
+        r: &CheckoutRequest,
+        key: &str,
+    ) -> Result<CreatedSession, GatewayError> {
+        let lines: Vec<CreateCheckoutSessionLineItems> = r
+            .lines
+            .iter()
+            .map(|(price, quantity)| {
+                let mut line = CreateCheckoutSessionLineItems::new();
+                line.price = Some(price.clone());
+                line.quantity = Some(u64::try_from(*quantity).unwrap_or(1));
+                line
+            })
+            .collect();
+        let metadata: HashMap<String, String> =
+            [("chatpay_order".to_owned(), r.order_id.clone())].into();
+        let mut intent = CreateCheckoutSessionPaymentIntentData::new();
+        intent.application_fee_amount = r.application_fee_amount;
+        intent.metadata = Some(metadata.clone());
+        let mut req = CreateCheckoutSession::new()
+            .mode(stripe_shared::CheckoutSessionMode::Payment)
+            .line_items(lines)
+            .success_url(r.success_url.clone())
+            .client_reference_id(r.order_id.clone())
+            .metadata(metadata)
+            .payment_intent_data(intent)
+            .invoice_creation(CreateCheckoutSessionInvoiceCreation::new(true));
+        if let Some(url) = &r.cancel_url {
+            req = req.cancel_url(url.clone());
+        }
+        if let Some(email) = &r.customer_email {
+            req = req.customer_email(email.clone());
+        }
+        let session = self.post_as(mode, account, &req, key).await?;
+        Ok(CreatedSession {
+            id: session.id.to_string(),
+            url: session.url.ok_or_else(|| {
+                GatewayError::Protocol("the Checkout Session has no url".to_owned())
+            })?,
+            expires_at: session.expires_at,
+        })
+    }
+
+    async fn read_order(
+        &self,
+        mode: Mode,
+        account: &str,
+        session: &str,
+    ) -> Result<StripeOrderRead, GatewayError> {
+        let s = self
+            .send_as(mode, account, &RetrieveCheckoutSession::new(session))
+            .await?;
+        let mut read = StripeOrderRead {
+            session_status: s
+                .status
+                .as_ref()
+                .map_or("open", |st| st.as_str())
+                .to_owned(),
+            payment_status: s.payment_status.as_str().to_owned(),
+            customer_email: s
+                .customer_details
+                .as_ref()
+                .and_then(|d| d.email.clone())
+                .or(s.customer_email.clone()),
+            payment_intent: s.payment_intent.as_ref().map(|p| p.id().to_string()),
+            payment_intent_status: None,
+            last_payment_error: None,
+            charge: None,
+            refunds: Vec::new(),
+            invoice: None,
+        };
+        if let Some(pi) = &read.payment_intent {
+            let intent = self
+                .send_as(mode, account, &RetrievePaymentIntent::new(pi.as_str()))
+                .await?;
+            read.payment_intent_status = Some(intent.status.as_str().to_owned());
+            read.last_payment_error = intent.last_payment_error.as_ref().map(|e| PaymentError {
+                code: e.code.as_ref().map(|c| c.as_str().to_owned()),
+                decline_code: e.decline_code.clone(),
+                message: e
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "The payment failed.".to_owned()),
+            });
+            if let Some(ch) = &intent.latest_charge {
+                let charge = self
+                    .send_as(mode, account, &RetrieveCharge::new(ch.id().as_str()))
+                    .await?;
+                if charge.status.as_str() == "succeeded" {
+                    let available_on = match &charge.balance_transaction {
+                        Some(txn) => Some(
+                            self.send_as(
+                                mode,
+                                account,
+                                &RetrieveBalanceTransaction::new(txn.id().as_str()),
+                            )
+                            .await?
+                            .available_on,
+                        ),
+                        None => None,
+                    };
+                    read.charge = Some(ChargeInfo {
+                        id: charge.id.to_string(),
+                        receipt_url: charge.receipt_url.clone(),
+                        receipt_email: charge.receipt_email.clone(),
+                        amount_captured: charge.amount_captured,
+                        amount_refunded: charge.amount_refunded,
+                        created: charge.created,
+                        available_on,
+                    });
+                }
+            }
+            let mut after: Option<String> = None;
+            loop {
+                let mut req = ListRefund::new().payment_intent(pi.as_str()).limit(PAGE_SIZE);
+                if let Some(a) = &after {
+                    req = req.starting_after(a.clone());
+                }
+                let page = self.send_as(mode, account, &req).await?;
+                read.refunds.extend(page.data.iter().map(refund_info));
+                match (page.has_more, page.data.last()) {
+                    (true, Some(last)) => after = Some(last.id.to_string()),
+                    _ => break,
+                }
+            }
+        }
+        if let Some(inv) = s.invoice.as_ref().and_then(|i| i.id().clone()) {
+            let invoice = self
+                .send_as(mode, account, &RetrieveInvoice::new(inv.as_str()))
+                .await?;
+            read.invoice = Some(InvoiceInfo {
+                id: inv.to_string(),
+                number: invoice.number.clone(),
+                status: invoice
+                    .status
+                    .as_ref()
+                    .map_or("draft", |st| st.as_str())
+                    .to_owned(),
+                hosted_invoice_url: invoice.hosted_invoice_url.clone(),
+                invoice_pdf: invoice.invoice_pdf.clone(),
+            });
+        }
+        Ok(read)
+    }
+
+    async fn payment_intent_order(
+        &self,
+        mode: Mode,
+        account: &str,
+        payment_intent: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        match self
+            .send_as(mode, account, &RetrievePaymentIntent::new(payment_intent))
+            .await
+        {
+            Ok(pi) => Ok(pi.metadata.get("chatpay_order").cloned()),
+            Err(GatewayError::Stripe { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_refund(
+        &self,
+        mode: Mode,
+        account: &str,
+        r: &RefundRequest,
+        key: &str,
+    ) -> Result<RefundInfo, GatewayError> {
+        let metadata: HashMap<String, String> =
+            [("chatpay_order".to_owned(), r.order_id.clone())].into();
+        let mut req = CreateRefund::new()
+            .payment_intent(r.payment_intent.clone())
+            .metadata(metadata);
+        if let Some(amount) = r.amount {
+            req = req.amount(amount);
+        }
+        let refund = self.post_as(mode, account, &req, key).await?;
+        Ok(refund_info(&refund))
+    }
+
+    async fn resend_receipt(
+        &self,
+        mode: Mode,
+        account: &str,
+        charge: &str,
+        email: &str,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        let req = UpdateCharge::new(charge).receipt_email(email);
+        self.post_as(mode, account, &req, key).await?;
+        Ok(())
+    }
+}
+
+fn refund_info(r: &stripe_shared::Refund) -> RefundInfo {
+    RefundInfo {
+        id: r.id.to_string(),
+        amount: r.amount,
+        status: r.status.clone().unwrap_or_else(|| "pending".to_owned()),
+        failure_reason: r.failure_reason.clone(),
+        created: r.created,
     }
 }
 

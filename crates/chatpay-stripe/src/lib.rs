@@ -22,6 +22,7 @@ use chatpay_core::account::AccountSnapshot;
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData};
 use chatpay_core::domain::Mode;
 use chatpay_core::flows::{LinkKind, NewAccount};
+use chatpay_core::orders::{RefundInfo, StripeOrderRead};
 
 /// One page of a cursor-paged list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,4 +141,78 @@ pub trait Gateway: Send + Sync + 'static {
         account: &str,
         product: &str,
     ) -> Result<Option<CatalogProduct>, GatewayError>;
+
+    /// Creates a Checkout Session on the connected account (a direct charge).
+    async fn create_checkout_session(
+        &self,
+        mode: Mode,
+        account: &str,
+        request: &CheckoutRequest,
+        key: &str,
+    ) -> Result<CreatedSession, GatewayError>;
+
+    /// Everything Stripe holds about an order's checkout now: the session, its PaymentIntent,
+    /// the charge with its balance transaction, the refunds, the invoice.
+    async fn read_order(
+        &self,
+        mode: Mode,
+        account: &str,
+        session: &str,
+    ) -> Result<StripeOrderRead, GatewayError>;
+
+    /// The chatpay order a PaymentIntent was created for (its `chatpay_order` metadata).
+    async fn payment_intent_order(
+        &self,
+        mode: Mode,
+        account: &str,
+        payment_intent: &str,
+    ) -> Result<Option<String>, GatewayError>;
+
+    /// Refunds `amount` (everything left when `None`) of a PaymentIntent.
+    async fn create_refund(
+        &self,
+        mode: Mode,
+        account: &str,
+        refund: &RefundRequest,
+        key: &str,
+    ) -> Result<RefundInfo, GatewayError>;
+
+    /// Sends the charge's receipt again (Stripe e-mails it when `receipt_email` is set anew).
+    async fn resend_receipt(
+        &self,
+        mode: Mode,
+        account: &str,
+        charge: &str,
+        email: &str,
+        key: &str,
+    ) -> Result<(), GatewayError>;
+}
+
+/// A checkout to create: one-time prices and quantities, for one of chatpay's orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    pub order_id: String,
+    pub lines: Vec<(String, i64)>,
+    pub success_url: String,
+    pub cancel_url: Option<String>,
+    pub customer_email: Option<String>,
+    /// The platform's fee, in the order's minor unit.
+    pub application_fee_amount: Option<i64>,
+}
+
+/// A created Checkout Session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedSession {
+    pub id: String,
+    pub url: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A refund to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub payment_intent: String,
+    pub amount: Option<i64>,
+    pub order_id: String,
 }
