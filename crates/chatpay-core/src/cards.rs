@@ -37,6 +37,10 @@ pub enum CardKind {
     CatalogSync,
     /// The products and prices the app sells.
     Catalog,
+    /// An order: paid, failed, refunded, or asked about.
+    Order,
+    /// Confirm a refund: what, to whom, what remains.
+    ConfirmRefund,
 }
 
 impl CardKind {
@@ -56,6 +60,8 @@ impl CardKind {
             CardKind::Info => "info",
             CardKind::CatalogSync => "catalog_sync",
             CardKind::Catalog => "catalog",
+            CardKind::Order => "order",
+            CardKind::ConfirmRefund => "confirm_refund",
         }
     }
 }

@@ -97,6 +97,9 @@ pub struct ChatConfig {
     /// 100 in live mode).
     pub stripe_test_requests_per_second: f64,
     pub stripe_live_requests_per_second: f64,
+    /// The platform's fee on every checkout, in basis points of the order's total (100 = 1%),
+    /// sent as Stripe's `application_fee_amount`; 0 takes none.
+    pub application_fee_bps: u32,
 }
 
 impl Default for ChatConfig {
@@ -108,6 +111,7 @@ impl Default for ChatConfig {
             idle_unload: Duration::from_secs(300),
             stripe_test_requests_per_second: 24.0,
             stripe_live_requests_per_second: 95.0,
+            application_fee_bps: 0,
         }
     }
 }

@@ -25,7 +25,8 @@ use stripe_product::product::{ListProduct, RetrieveProduct};
 
 use stripe_billing::invoice::RetrieveInvoice;
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionInvoiceCreation, CreateCheckoutSessionLineItems,
+    CreateCheckoutSession, CreateCheckoutSessionInvoiceCreation,
+    CreateCheckoutSessionInvoiceCreationInvoiceData, CreateCheckoutSessionLineItems,
     CreateCheckoutSessionPaymentIntentData, RetrieveCheckoutSession,
 };
 use stripe_core::balance_transaction::RetrieveBalanceTransaction;
@@ -37,13 +38,13 @@ use super::{
     CheckoutRequest, CreatedSession, Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page,
     RefundRequest,
 };
-use chatpay_core::orders::{ChargeInfo, InvoiceInfo, PaymentError, RefundInfo, StripeOrderRead};
 use crate::httpc::HttpClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
 use chatpay_core::domain::Mode;
 use chatpay_core::domain::Secret;
 use chatpay_core::flows::{LinkKind, NewAccount};
+use chatpay_core::orders::{ChargeInfo, InvoiceInfo, PaymentError, RefundInfo, StripeOrderRead};
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy)]
@@ -606,6 +607,10 @@ impl Gateway for StripeGateway {
             .collect();
         let metadata: HashMap<String, String> =
             [("chatpay_order".to_owned(), r.order_id.clone())].into();
+        let mut invoice = CreateCheckoutSessionInvoiceCreation::new(true);
+        let mut invoice_data = CreateCheckoutSessionInvoiceCreationInvoiceData::new();
+        invoice_data.metadata = Some(metadata.clone());
+        invoice.invoice_data = Some(invoice_data);
         let mut intent = CreateCheckoutSessionPaymentIntentData::new();
         intent.application_fee_amount = r.application_fee_amount;
         intent.metadata = Some(metadata.clone());
@@ -616,7 +621,7 @@ impl Gateway for StripeGateway {
             .client_reference_id(r.order_id.clone())
             .metadata(metadata)
             .payment_intent_data(intent)
-            .invoice_creation(CreateCheckoutSessionInvoiceCreation::new(true));
+            .invoice_creation(invoice);
         if let Some(url) = &r.cancel_url {
             req = req.cancel_url(url.clone());
         }
@@ -704,7 +709,9 @@ impl Gateway for StripeGateway {
             }
             let mut after: Option<String> = None;
             loop {
-                let mut req = ListRefund::new().payment_intent(pi.as_str()).limit(PAGE_SIZE);
+                let mut req = ListRefund::new()
+                    .payment_intent(pi.as_str())
+                    .limit(PAGE_SIZE);
                 if let Some(a) = &after {
                     req = req.starting_after(a.clone());
                 }
@@ -758,8 +765,11 @@ impl Gateway for StripeGateway {
         r: &RefundRequest,
         key: &str,
     ) -> Result<RefundInfo, GatewayError> {
-        let metadata: HashMap<String, String> =
-            [("chatpay_order".to_owned(), r.order_id.clone())].into();
+        let metadata: HashMap<String, String> = [
+            ("chatpay_order".to_owned(), r.order_id.clone()),
+            ("chatpay_request".to_owned(), key.to_owned()),
+        ]
+        .into();
         let mut req = CreateRefund::new()
             .payment_intent(r.payment_intent.clone())
             .metadata(metadata);
@@ -791,6 +801,10 @@ fn refund_info(r: &stripe_shared::Refund) -> RefundInfo {
         status: r.status.clone().unwrap_or_else(|| "pending".to_owned()),
         failure_reason: r.failure_reason.clone(),
         created: r.created,
+        request: r
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("chatpay_request").cloned()),
     }
 }
 

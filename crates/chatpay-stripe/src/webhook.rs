@@ -10,6 +10,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use chatpay_core::domain::Secret;
+use chatpay_core::flows::{OrderRef, Outside};
 
 /// Stripe's default tolerance for a signature's timestamp.
 pub const TOLERANCE_SECS: i64 = 300;
@@ -132,9 +133,163 @@ impl EventEnvelope {
     }
 }
 
+impl EventEnvelope {
+    fn text(&self, field: &str) -> Option<String> {
+        self.object.get(field)?.as_str().map(str::to_owned)
+    }
+
+    /// The order an event of `metadata.chatpay_order` names (set on every checkout, its
+    /// PaymentIntent, its invoice and chatpay's refunds).
+    fn chatpay_order(&self) -> Option<String> {
+        self.object
+            .get("metadata")?
+            .get("chatpay_order")?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// What the event means to chatpay, by its type: which account, product or order to re-read
+    /// (`None`: a type chatpay doesn't act on; it is recorded and acknowledged all the same).
+    /// Payloads are not trusted for state: the named object is read again from Stripe.
+    pub fn input(&self) -> Option<Outside> {
+        let kind = self.event_type.as_str();
+        let (family, _) = kind.rsplit_once('.').unwrap_or((kind, ""));
+        let order = |fallback: Option<OrderRef>| {
+            self.chatpay_order()
+                .map(OrderRef::Order)
+                .or(fallback)
+                .map(|order| Outside::OrderChanged {
+                    order,
+                    event: Some(self.id.clone()),
+                })
+        };
+        match (family, kind) {
+            (_, "account.updated") => self
+                .account
+                .clone()
+                .map(|account| Outside::AccountChanged { account }),
+            (_, "account.application.deauthorized") => self
+                .account
+                .clone()
+                .map(|account| Outside::Deauthorized { account }),
+            ("product", "product.created" | "product.updated" | "product.deleted") => self
+                .text("id")
+                .map(|product| Outside::CatalogChanged { product }),
+            ("price", "price.created" | "price.updated" | "price.deleted") => self
+                .text("product")
+                .map(|product| Outside::CatalogChanged { product }),
+            ("checkout.session", _) => order(self.text("id").map(OrderRef::Session)),
+            ("payment_intent", _) => order(self.text("id").map(OrderRef::PaymentIntent)),
+            ("charge", _) | ("refund", _) | ("charge.refund", _) => {
+                order(self.text("payment_intent").map(OrderRef::PaymentIntent))
+            }
+            (
+                "invoice",
+                "invoice.paid"
+                | "invoice.finalized"
+                | "invoice.payment_succeeded"
+                | "invoice.updated",
+            ) => order(None),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_route_by_type_to_what_they_name() {
+        let event = |kind: &str, object: serde_json::Value| EventEnvelope {
+            id: "evt_1".into(),
+            event_type: kind.into(),
+            account: Some("acct_1".into()),
+            livemode: false,
+            created: 1,
+            object,
+        };
+        let order = |o: OrderRef| {
+            Some(Outside::OrderChanged {
+                order: o,
+                event: Some("evt_1".into()),
+            })
+        };
+        let cases = [
+            (
+                event("account.updated", json_obj("acct_1")),
+                Some(Outside::AccountChanged {
+                    account: "acct_1".into(),
+                }),
+            ),
+            (
+                event(
+                    "price.updated",
+                    serde_json::json!({"id": "price_1", "product": "prod_1"}),
+                ),
+                Some(Outside::CatalogChanged {
+                    product: "prod_1".into(),
+                }),
+            ),
+            (
+                event(
+                    "checkout.session.completed",
+                    serde_json::json!({"id": "cs_1", "metadata": {"chatpay_order": "ord_1"}}),
+                ),
+                order(OrderRef::Order("ord_1".into())),
+            ),
+            (
+                event(
+                    "checkout.session.expired",
+                    serde_json::json!({"id": "cs_1"}),
+                ),
+                order(OrderRef::Session("cs_1".into())),
+            ),
+            (
+                event(
+                    "charge.refunded",
+                    serde_json::json!({"id": "ch_1", "payment_intent": "pi_1"}),
+                ),
+                order(OrderRef::PaymentIntent("pi_1".into())),
+            ),
+            (
+                event(
+                    "refund.updated",
+                    serde_json::json!({"id": "re_1", "payment_intent": "pi_1"}),
+                ),
+                order(OrderRef::PaymentIntent("pi_1".into())),
+            ),
+            (
+                event(
+                    "payment_intent.payment_failed",
+                    serde_json::json!({"id": "pi_1", "metadata": {}}),
+                ),
+                order(OrderRef::PaymentIntent("pi_1".into())),
+            ),
+            (
+                event(
+                    "invoice.paid",
+                    serde_json::json!({"id": "in_1", "metadata": {"chatpay_order": "ord_1"}}),
+                ),
+                order(OrderRef::Order("ord_1".into())),
+            ),
+            (
+                event("invoice.paid", serde_json::json!({"id": "in_1"})),
+                None,
+            ),
+            (
+                event("customer.created", serde_json::json!({"id": "cus_1"})),
+                None,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.input(), want, "{}", e.event_type);
+        }
+    }
+
+    fn json_obj(id: &str) -> serde_json::Value {
+        serde_json::json!({ "id": id })
+    }
 
     const SECRET: &str = "whsec_test_secret";
 

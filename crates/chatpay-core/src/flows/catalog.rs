@@ -110,25 +110,19 @@ impl Turn<'_, '_> {
         self.call(Call::SyncCatalog, Purpose::Flow(instance));
     }
 
-    /// "What products do I have?" / "How much is the Pro plan?" (answered from the stored
-    /// catalog, which the chat reads before asking: see `wanted_product`).
-    pub(super) fn show_catalog(&mut self) {
+    /// "What products do I have?" / "How much is the Pro plan?", answered from the stored
+    /// catalog, which the server reads for it (`Call::ReadCatalog`).
+    pub(super) fn show_catalog(&mut self, wanted: Option<String>) {
         if !self.catalog_ready() {
             return;
         }
-        match self.facts.catalog {
-            Some(answer) => {
-                let answer = answer.clone();
-                self.catalog_answer(&answer);
-            }
-            None => self.reply("I couldn't read your catalog just now; please ask again."),
-        }
+        self.call(Call::ReadCatalog { wanted }, Purpose::Answer);
     }
 
     pub(super) fn catalog_click(&mut self, action: &str) {
         match action {
             "sync_catalog" | "retry" => self.start_sync(Entry::Chat),
-            _ => self.show_catalog(),
+            _ => self.show_catalog(None),
         }
     }
 
@@ -141,8 +135,14 @@ impl Turn<'_, '_> {
 
     pub(super) fn catalog_done(&mut self, pending: Pending, result: Result<CallOutput, CallError>) {
         let said_before = self.effects.len();
-        let refresh = !matches!(pending.call, Call::SyncCatalog);
+        let refresh = matches!(pending.call, Call::RefreshProduct { .. });
         match (pending.call, result) {
+            (Call::ReadCatalog { .. }, Ok(CallOutput::Catalog(answer))) => {
+                self.catalog_answer(&answer)
+            }
+            (Call::ReadCatalog { .. }, _) => {
+                self.reply("I couldn't read your catalog just now; please ask again.")
+            }
             (Call::SyncCatalog, result) => {
                 if self
                     .state

@@ -414,7 +414,10 @@ impl Turn<'_, '_> {
         let step = self.connect_step();
         let instance = self.instance();
         match o {
-            Outside::StartConnect(_) | Outside::StartSync | Outside::CatalogChanged { .. } => {}
+            Outside::StartConnect(_)
+            | Outside::StartSync
+            | Outside::CatalogChanged { .. }
+            | Outside::OrderChanged { .. } => {}
             Outside::AccountChanged { account } => {
                 let ours = self
                     .connection

@@ -12,6 +12,7 @@
 mod answers;
 mod catalog;
 mod connect;
+mod selling;
 
 use std::collections::BTreeMap;
 
@@ -22,10 +23,12 @@ use crate::cards::{Action, Card, CardKind, Fact, Field};
 use crate::catalog::{CatalogProduct, SyncReport};
 use crate::domain::{ConversationId, Mode};
 use crate::intents::{Classification, Intent, Outcome, Slots};
+use crate::orders::{Order, RefundInfo};
 
 pub use answers::BACKEND_REQUIRED;
 pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
+pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 
 /// Every state a `flow` frame can carry, per flow (steps, then how a flow ends).
 pub const FLOW_STATES: &[(&str, &str)] = &[
@@ -134,8 +137,17 @@ pub struct Facts<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// A fresh random token for this input (nonces for links); inputs, not side effects.
     pub fresh: &'a str,
-    /// The stored catalog, read beforehand when the input asks about it.
-    pub catalog: Option<&'a CatalogAnswer>,
+    /// The client frame this input answers (`say` and `click`), for answers that come later.
+    pub reply_to: Option<&'a str>,
+}
+
+/// Who asked for an answer that comes back with a call's result: the client frame, and the
+/// intent its `say` matched. The answer's frames carry both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asked {
+    pub reply_to: String,
+    #[serde(default)]
+    pub intent: Option<(String, f32)>,
 }
 
 /// What happens to a conversation.
@@ -181,6 +193,12 @@ pub enum Outside {
         nonce: String,
         result: Result<String, String>,
     },
+    /// Stripe says something about an order changed (a checkout, payment, charge, refund or
+    /// invoice event); `event` is the webhook event to mark applied with the order's change.
+    OrderChanged {
+        order: OrderRef,
+        event: Option<String>,
+    },
 }
 
 /// A call to Stripe that a transition asks for.
@@ -209,6 +227,40 @@ pub enum Call {
     RefreshProduct {
         product: String,
     },
+    /// Read the stored catalog (for an answer), the named product first.
+    ReadCatalog {
+        wanted: Option<String>,
+    },
+    /// Re-read an order's objects from Stripe; answers the stored order and its next version.
+    RefreshOrder {
+        order: OrderRef,
+        /// The webhook events this read applies.
+        events: Vec<String>,
+        #[serde(default)]
+        attempt: u32,
+    },
+    /// Read one stored order.
+    FindOrder {
+        order: OrderRef,
+        ask: OrderAsk,
+    },
+    /// Read the stored orders of a period, newest first.
+    ListOrders {
+        period: Period,
+        ask: ListAsk,
+    },
+    CreateRefund {
+        order: String,
+        number: i64,
+        payment_intent: String,
+        amount: i64,
+    },
+    ResendReceipt {
+        order: String,
+        number: i64,
+        charge: String,
+        email: String,
+    },
 }
 
 impl Call {
@@ -221,6 +273,12 @@ impl Call {
             Call::Deauthorize { .. } => "deauthorize",
             Call::SyncCatalog => "sync_catalog",
             Call::RefreshProduct { .. } => "refresh_product",
+            Call::ReadCatalog { .. } => "read_catalog",
+            Call::RefreshOrder { .. } => "refresh_order",
+            Call::FindOrder { .. } => "find_order",
+            Call::ListOrders { .. } => "list_orders",
+            Call::CreateRefund { .. } => "create_refund",
+            Call::ResendReceipt { .. } => "resend_receipt",
         }
     }
 }
@@ -259,6 +317,17 @@ pub enum CallOutput {
         before: Option<Box<CatalogProduct>>,
         after: Option<Box<CatalogProduct>>,
     },
+    Catalog(Box<CatalogAnswer>),
+    /// An order as stored (at `version`) and as Stripe's fresh read makes it (`None`: not one
+    /// of this project's orders).
+    OrderRefreshed {
+        before: Option<Box<Order>>,
+        after: Option<Box<Order>>,
+        version: i64,
+    },
+    OrderFound(Option<Box<Order>>),
+    Orders(Vec<Order>),
+    Refunded(RefundInfo),
 }
 
 /// What the stored catalog says, for an answer.
@@ -302,6 +371,17 @@ pub enum Effect {
     SaveConnection(Box<Connection>),
     /// The project has no connection any more (with this turn).
     DropConnection,
+    /// Store the order's next version (with this turn), if it is still at `expected_version`;
+    /// otherwise the whole turn is refused and the read runs again.
+    SaveOrder {
+        order: Box<Order>,
+        expected_version: i64,
+    },
+    /// A webhook event's effects are part of this turn.
+    EventApplied {
+        id: String,
+        outcome: String,
+    },
 }
 
 /// Why an input was refused; becomes an `error` frame, nothing is stored.
@@ -344,6 +424,15 @@ pub enum Owner {
     Disconnect,
     /// Catalog buttons (show the catalog, sync again); repeatable.
     Catalog,
+    /// Confirm a refund; one click acts.
+    ConfirmRefund {
+        order: String,
+        number: i64,
+        payment_intent: String,
+        amount: i64,
+    },
+    /// An order's card (refund, status); repeatable while it is the order's newest card.
+    Order { number: i64 },
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -352,6 +441,15 @@ pub struct Pending {
     pub op: u64,
     pub call: Call,
     pub purpose: Purpose,
+    /// An answer's asker, whose frames the result's frames reply to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<Asked>,
+    /// Webhook events that arrived while this order re-read ran (applied by the next one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued: Vec<String>,
+    /// Read again when done: something changed while it ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
 }
 
 /// Who waits for a call.
@@ -369,6 +467,10 @@ pub enum Purpose {
     Disconnect,
     /// Catalog reads and refreshes outside a flow.
     Catalog,
+    /// A read or action whose result answers someone's question (see `Pending::asked`).
+    Answer,
+    /// Order re-reads after Stripe events.
+    Orders,
 }
 
 /// Where a flow is.
@@ -429,6 +531,8 @@ pub(crate) struct Turn<'s, 'f> {
     pub connection: Option<Connection>,
     /// Cards made in this turn (part of their ids).
     cards_made: u32,
+    /// Who asked, for calls whose results answer them.
+    asked: Option<Asked>,
 }
 
 impl ConversationState {
@@ -441,6 +545,10 @@ impl ConversationState {
             effects: Vec::new(),
             connection: facts.connection.cloned(),
             cards_made: 0,
+            asked: facts.reply_to.map(|id| Asked {
+                reply_to: id.to_owned(),
+                intent: None,
+            }),
         };
         match input {
             Input::Say(c) => turn.say(c),
@@ -465,6 +573,21 @@ impl ConversationState {
     /// Calls to re-issue after a restart.
     pub fn pending_calls(&self) -> impl Iterator<Item = (u64, &Call)> {
         self.pending.iter().map(|p| (p.op, &p.call))
+    }
+
+    /// Who waits for the answer of call `op`, if it answers a question.
+    pub fn asked_by(&self, op: u64) -> Option<&Asked> {
+        self.pending
+            .iter()
+            .find(|p| p.op == op)
+            .and_then(|p| p.asked.as_ref())
+    }
+
+    /// Whether a call started by client frame `id` is still to answer it.
+    pub fn answers_pending_for(&self, id: &str) -> bool {
+        self.pending
+            .iter()
+            .any(|p| p.asked.as_ref().is_some_and(|a| a.reply_to == id))
     }
 }
 
@@ -546,10 +669,18 @@ impl Turn<'_, '_> {
     pub(crate) fn call(&mut self, call: Call, purpose: Purpose) -> u64 {
         self.state.next_op += 1;
         let op = self.state.next_op;
+        let asked = if purpose == Purpose::Answer {
+            self.asked.clone()
+        } else {
+            None
+        };
         self.state.pending.push(Pending {
             op,
             call: call.clone(),
             purpose,
+            asked,
+            queued: Vec::new(),
+            again: false,
         });
         self.effects.push(Effect::Call { op, call });
         op
@@ -562,6 +693,9 @@ impl Turn<'_, '_> {
     fn say(&mut self, c: &Classification) {
         match &c.outcome {
             Outcome::Matched(m) => {
+                if let Some(asked) = &mut self.asked {
+                    asked.intent = Some((m.intent.to_string(), m.confidence));
+                }
                 // A regex rule's named captures ("how much is (?P<product>…)") are slots too.
                 let mut slots = c.slots.clone();
                 slots.extend(m.captures.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -610,7 +744,11 @@ impl Turn<'_, '_> {
             Intent::CreateStripeAccount => self.start_connect(Entry::Chat, true),
             Intent::DisconnectStripe => self.ask_disconnect(),
             Intent::SyncCatalog => self.start_sync(Entry::Chat),
-            Intent::ShowCatalog => self.show_catalog(),
+            Intent::ShowCatalog => self.show_catalog(wanted_product(slots).map(str::to_owned)),
+            Intent::PaymentStatus | Intent::Refund | Intent::ReceiptsInvoices => {
+                self.selling_intent(intent, topic, slots);
+                self.present_step();
+            }
             Intent::Help => {
                 self.reply(answers::HELP_INTRO);
                 self.help_card();
@@ -674,6 +812,15 @@ impl Turn<'_, '_> {
             Owner::Help => self.intent(action, None, &Slots::new(), None),
             Owner::Status => self.status_click(action),
             Owner::Catalog => self.catalog_click(action),
+            Owner::ConfirmRefund { .. } => {
+                let owner = live.owner.clone();
+                self.state.cards.remove(pos);
+                self.selling_click(&owner, action);
+            }
+            Owner::Order { .. } => {
+                let owner = live.owner.clone();
+                self.selling_click(&owner, action);
+            }
             Owner::Disconnect => {
                 self.state.cards.remove(pos);
                 self.disconnect_click(action);
@@ -708,7 +855,7 @@ impl Turn<'_, '_> {
             // Stopping a sync half-way would leave nothing different from letting it finish:
             // it changes nothing until everything is read, then swaps the catalog in at once.
             self.reply(
-                "A sync can't be stopped part-way, and it doesn't need to be: nothing changes until                  it has read everything, then your catalog is replaced in one go. The result will appear here.",
+                "A sync can't be stopped part-way, and it doesn't need to be: nothing changes until it has read everything, then your catalog is replaced in one go. The result will appear here.",
             );
             self.present_step();
         } else if self.state.flow.is_some() {
@@ -765,6 +912,7 @@ impl Turn<'_, '_> {
             Outside::StartConnect(entry) => self.start_connect(entry, false),
             Outside::StartSync => self.start_sync(Entry::Integrations),
             Outside::CatalogChanged { product } => self.catalog_changed(product),
+            Outside::OrderChanged { order, event } => self.order_changed(order, event),
             other => self.connect_outside(other),
         }
     }
@@ -776,7 +924,14 @@ impl Turn<'_, '_> {
         };
         let pending = self.state.pending.remove(pos);
         match pending.call {
-            Call::SyncCatalog | Call::RefreshProduct { .. } => self.catalog_done(pending, result),
+            Call::SyncCatalog | Call::RefreshProduct { .. } | Call::ReadCatalog { .. } => {
+                self.catalog_done(pending, result)
+            }
+            Call::RefreshOrder { .. }
+            | Call::FindOrder { .. }
+            | Call::ListOrders { .. }
+            | Call::CreateRefund { .. }
+            | Call::ResendReceipt { .. } => self.selling_done(pending, result),
             _ => self.connect_done(pending, result),
         }
     }

@@ -9,14 +9,17 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::catalog_sync::{self, Pacer};
 use super::message::{Body, IntentTag, OutFrame};
+use super::orders::OrderCtx;
 use super::{ChatError, Command, Engine, FlowView, Inner, TurnReply, to_out};
 use chatpay_core::domain::{ConversationId, ProjectId, now_millis, random_hex};
 use chatpay_core::flows::{
-    Call, CallError, CallOutput, CatalogAnswer, ConnectStep, Connection, ConversationState, Effect,
-    Facts, FlowStep, Input, LinkKind, Outside, Refusal, wanted_product,
+    Asked, Call, CallError, CallOutput, ConnectStep, Connection, ConversationState, Effect, Facts,
+    FlowStep, Input, LinkKind, Outside, Refusal,
 };
-use chatpay_core::intents::{Intent, Outcome};
-use chatpay_store::{ConnectionRecord, ExtraWrite, ProjectRecord, StoredFrame, TurnWrite};
+use chatpay_core::intents::Outcome;
+use chatpay_store::{
+    ConnectionRecord, ExtraWrite, OrderUpdate, ProjectRecord, StoredFrame, TurnWrite,
+};
 use chatpay_stripe::Gateway;
 
 /// What an actor is asked. Payloads are boxed so that a message, and so the mailbox every
@@ -61,8 +64,24 @@ struct Actor {
     connected_at: i64,
     frames: broadcast::Sender<OutFrame>,
     me: mpsc::WeakSender<Msg>,
-    /// The catalog read for the input being applied, if it asks about it.
-    catalog: Option<CatalogAnswer>,
+}
+
+/// What caused an input: which client frame its frames reply to, and the intent they carry.
+enum Cause<'a> {
+    /// A `say`, read as `intent` (`None`: nothing matched).
+    Say {
+        id: &'a str,
+        intent: Option<&'a IntentTag>,
+    },
+    Click {
+        id: &'a str,
+    },
+    /// Something outside the chat; `ledger` is the webhook event the turn applies.
+    Outside {
+        ledger: Option<&'a str>,
+    },
+    /// A call's result that answers someone's question.
+    Answer(Option<Asked>),
 }
 
 pub(super) fn spawn(
@@ -163,7 +182,6 @@ impl Actor {
             connected_at,
             frames,
             me,
-            catalog: None,
         })
     }
 
@@ -204,9 +222,10 @@ impl Actor {
                 ledger,
                 reply,
             } => {
-                let result =
-                    Box::pin(self.apply(Input::Outside(*event), None, None, ledger.as_deref()))
-                        .await;
+                let cause = Cause::Outside {
+                    ledger: ledger.as_deref(),
+                };
+                let result = Box::pin(self.apply(Input::Outside(*event), cause)).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(result.map(|_| self.view()));
                 }
@@ -216,7 +235,8 @@ impl Actor {
                     op,
                     result: *result,
                 };
-                if let Err(e) = Box::pin(self.apply(input, None, None, None)).await {
+                let cause = Cause::Answer(self.state.asked_by(op).cloned());
+                if let Err(e) = Box::pin(self.apply(input, cause)).await {
                     tracing::error!(conversation = %self.conversation, op, error = ?e, "could not store a Stripe result; retrying the call");
                     // The call is still pending in the stored state; run it again (same key).
                     if let Some(p) = self.state.pending.iter().find(|p| p.op == op) {
@@ -264,24 +284,6 @@ impl Actor {
             .map(|c| (c.account.id.clone(), Engine::link_kind_for(&c.account)))
     }
 
-    /// The stored catalog in the project's mode, for an answer (`None` if it can't be read).
-    async fn read_catalog(&self, wanted: Option<&str>) -> Option<CatalogAnswer> {
-        match catalog_sync::read(
-            &self.inner.store,
-            &self.project.id,
-            self.project.mode,
-            wanted,
-        )
-        .await
-        {
-            Ok(a) => Some(a),
-            Err(e) => {
-                tracing::error!(conversation = %self.conversation, error = %e.message, "could not read the catalog");
-                None
-            }
-        }
-    }
-
     async fn turn(&mut self, cmd: Command) -> Result<TurnReply, ChatError> {
         let id = cmd.id().to_owned();
         if self.answered.contains(&id) {
@@ -304,26 +306,11 @@ impl Actor {
                     _ => None,
                 };
                 tracing::debug!(conversation = %self.conversation, intent = ?tag, "say");
-                // A question about the catalog is answered from the store, read beforehand.
-                let catalog = match &classification.outcome {
-                    Outcome::Matched(c)
-                        if Intent::parse(&c.intent) == Some(Intent::ShowCatalog) =>
-                    {
-                        self.read_catalog(wanted_product(&c.captures)).await
-                    }
-                    _ => None,
+                let cause = Cause::Say {
+                    id: &id,
+                    intent: tag.as_ref(),
                 };
-                self.catalog = catalog;
-                let applied = self
-                    .apply(
-                        Input::Say(&classification),
-                        Some(&id),
-                        Some(tag.as_ref()),
-                        None,
-                    )
-                    .await;
-                self.catalog = None;
-                applied?;
+                self.apply(Input::Say(&classification), cause).await?;
             }
             Command::Click {
                 card,
@@ -336,25 +323,38 @@ impl Actor {
                     action: &action,
                     values: &values,
                 };
-                if action == "show_catalog" {
-                    self.catalog = self.read_catalog(None).await;
-                }
-                let applied = self.apply(input, Some(&id), None, None).await;
-                self.catalog = None;
-                applied?;
+                self.apply(input, Cause::Click { id: &id }).await?;
             }
         }
         Ok(TurnReply::Done)
     }
 
     /// Runs the flows on `input`, stores the turn, then makes it visible.
-    async fn apply(
-        &mut self,
-        input: Input<'_>,
-        reply_to: Option<&str>,
-        intent: Option<Option<&IntentTag>>,
-        ledger: Option<&str>,
-    ) -> Result<(), ChatError> {
+    async fn apply(&mut self, input: Input<'_>, cause: Cause<'_>) -> Result<(), ChatError> {
+        let answer_tag: Option<IntentTag>;
+        let (reply_to, intent, ledger): (Option<&str>, Option<Option<&IntentTag>>, Option<&str>) =
+            match &cause {
+                Cause::Say { id, intent } => (Some(*id), Some(*intent), None),
+                Cause::Click { id } => (Some(*id), None, None),
+                Cause::Outside { ledger } => (None, None, *ledger),
+                Cause::Answer(asked) => {
+                    answer_tag = asked.as_ref().and_then(|a| {
+                        a.intent.as_ref().map(|(name, confidence)| IntentTag {
+                            name: name.clone(),
+                            confidence: *confidence,
+                        })
+                    });
+                    match asked {
+                        Some(a) => (Some(a.reply_to.as_str()), Some(answer_tag.as_ref()), None),
+                        None => (None, None, None),
+                    }
+                }
+            };
+        // Frames of a `say` answered later by a call carry the intent; a click's do not.
+        let intent = match (&cause, intent) {
+            (Cause::Answer(Some(a)), Some(None)) if a.intent.is_none() => None,
+            (_, i) => i,
+        };
         let fresh = random_hex(12);
         let mut next = self.state.clone();
         let facts = Facts {
@@ -366,7 +366,10 @@ impl Actor {
             links: &self.inner.links,
             labels: &self.inner.labels,
             fresh: &fresh,
-            catalog: self.catalog.as_ref(),
+            reply_to: match cause {
+                Cause::Say { id, .. } | Cause::Click { id } => Some(id),
+                _ => None,
+            },
         };
         let effects = next.handle(input, &facts).map_err(|r| match r {
             Refusal::StaleCard(m) => ChatError::StaleCard(m),
@@ -441,11 +444,30 @@ impl Actor {
                     });
                     connection = None;
                 }
+                Effect::SaveOrder {
+                    order,
+                    expected_version,
+                } => extra.push(ExtraWrite::PutOrder(OrderUpdate {
+                    id: order.id.clone(),
+                    expected_version: *expected_version,
+                    status: order.status.as_str().to_owned(),
+                    payment_intent: order.payment_intent.clone(),
+                    data: serde_json::to_string(order).map_err(anyhow::Error::new)?,
+                })),
+                Effect::EventApplied { id, outcome } => {
+                    extra.push(ExtraWrite::MarkEventProcessed {
+                        id: id.clone(),
+                        outcome: outcome.clone(),
+                    })
+                }
                 Effect::Reply(_) | Effect::Card(_) | Effect::Flow { .. } => {}
             }
         }
-        if reply_to.is_some() && bodies.is_empty() {
-            // The protocol promises at least one frame per say and click.
+        let answered_later = matches!(cause, Cause::Say { .. } | Cause::Click { .. })
+            && reply_to.is_some_and(|id| next.answers_pending_for(id));
+        if reply_to.is_some() && bodies.is_empty() && !answered_later {
+            // The protocol promises at least one frame per say and click (an answer a call
+            // will give comes with the call's result).
             let seq = self.last_seq + 1;
             bodies.push(stored(
                 seq,
@@ -544,6 +566,18 @@ struct Exec {
     account: Option<String>,
 }
 
+impl Exec {
+    fn orders(&self) -> OrderCtx<'_> {
+        OrderCtx {
+            store: &self.store,
+            gateway: &*self.gateway,
+            project: &self.project,
+            mode: self.mode,
+            account: self.account.as_deref(),
+        }
+    }
+}
+
 async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, CallError> {
     let (gateway, mode) = (&*exec.gateway, exec.mode);
     let catalog = || -> Result<catalog_sync::Ctx, CallError> {
@@ -574,6 +608,44 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 });
         }
 
+        Call::ReadCatalog { wanted } => {
+            return catalog_sync::read(&exec.store, &exec.project, mode, wanted.as_deref())
+                .await
+                .map(|a| CallOutput::Catalog(Box::new(a)));
+        }
+        Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
+        Call::FindOrder { order, .. } => return exec.orders().find_order(order).await,
+        Call::ListOrders { period, ask } => return exec.orders().list(period, *ask).await,
+        Call::CreateRefund {
+            order,
+            payment_intent,
+            amount,
+            ..
+        } => {
+            let orders = exec.orders();
+            let account = orders.account_id()?;
+            gateway
+                .create_refund(
+                    mode,
+                    account,
+                    &chatpay_stripe::RefundRequest {
+                        payment_intent: payment_intent.clone(),
+                        amount: Some(*amount),
+                        order_id: order.clone(),
+                    },
+                    key,
+                )
+                .await
+                .map(CallOutput::Refunded)
+        }
+        Call::ResendReceipt { charge, email, .. } => {
+            let orders = exec.orders();
+            let account = orders.account_id()?;
+            gateway
+                .resend_receipt(mode, account, charge, email, key)
+                .await
+                .map(|_| CallOutput::Done)
+        }
         Call::CreateAccount(new) => gateway
             .create_account(mode, new, key)
             .await

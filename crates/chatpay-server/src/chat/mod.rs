@@ -10,6 +10,7 @@ mod actor;
 mod catalog_sync;
 mod hub;
 mod message;
+mod orders;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use actor::Msg;
 pub use hub::ActorHandle;
 use hub::Hub;
 pub use message::{IntentTag, OutFrame};
+pub use orders::{CheckoutInput, RefundOutcome};
 
 /// A client frame that asks for something, parsed and checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +88,12 @@ pub enum ChatError {
     BackendRequired(String),
     #[error("the server is shutting down or overloaded; retry shortly")]
     Unavailable,
+    /// The request breaks a rule (a bad cart, an over-refund); says what to do.
+    #[error("{message}")]
+    Rejected { code: &'static str, message: String },
+    /// The project is not in a state that allows it (Stripe not connected, charges disabled).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -100,6 +108,7 @@ impl ChatError {
             ChatError::InvalidValues(_) => "invalid_values",
             ChatError::BackendRequired(_) => "backend_required",
             ChatError::Unavailable => "unavailable",
+            ChatError::Rejected { code, .. } | ChatError::Conflict { code, .. } => code,
             ChatError::Internal(_) => "internal",
         }
     }
@@ -421,35 +430,24 @@ impl Engine {
     /// for the ledger.
     pub async fn stripe_event(&self, event: &EventEnvelope) -> Result<String, ChatError> {
         let store = &self.inner.store;
-        // Catalog events name the product they concern (a price names its product).
-        let product = || -> Option<String> {
-            let field = if event.event_type.starts_with("price.") {
-                "product"
-            } else {
-                "id"
-            };
-            event.object.get(field)?.as_str().map(str::to_owned)
-        };
-        let outside = |account: String| match event.event_type.as_str() {
-            "account.updated" => Some(Outside::AccountChanged { account }),
-            "account.application.deauthorized" => Some(Outside::Deauthorized { account }),
-            "product.created" | "product.updated" | "product.deleted" | "price.created"
-            | "price.updated" | "price.deleted" => {
-                product().map(|product| Outside::CatalogChanged { product })
-            }
-            _ => None,
-        };
+        let input = event.input();
         let Some(account) = event.account.clone() else {
             store
                 .mark_event_processed(&event.id, "ignored: not about a connected account")
                 .await?;
             return Ok("ignored: not about a connected account".to_owned());
         };
-        if outside(account.clone()).is_none() {
+        let Some(input) = input else {
             let outcome = format!("ignored: {} is not handled", event.event_type);
             store.mark_event_processed(&event.id, &outcome).await?;
             return Ok(outcome);
-        }
+        };
+        // An order's re-read marks its event applied with the order's change; other inputs
+        // mark it with the turn they cause.
+        let ledger = match &input {
+            Outside::OrderChanged { .. } => None,
+            _ => Some(event.id.clone()),
+        };
         let mode = if event.livemode {
             Mode::Live
         } else {
@@ -474,14 +472,11 @@ impl Engine {
                 continue;
             };
             let handle = self.handle_for(&project).await?;
-            let Some(o) = outside(account.clone()) else {
-                continue;
-            };
             let (tx, rx) = oneshot::channel();
             handle
                 .send(Msg::Outside {
-                    event: Box::new(o),
-                    ledger: Some(event.id.clone()),
+                    event: Box::new(input.clone()),
+                    ledger: ledger.clone(),
                     reply: Some(tx),
                 })
                 .await?;

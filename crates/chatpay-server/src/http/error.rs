@@ -21,6 +21,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Well-formed, but breaks a rule (422).
+    #[error("{message}")]
+    Rejected { code: &'static str, message: String },
     #[error("{0}")]
     BadSignature(String),
     #[error("method not allowed")]
@@ -38,6 +41,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Rejected { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::BadSignature(_) => (StatusCode::BAD_REQUEST, "bad_signature"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -77,6 +81,8 @@ impl From<ChatError> for ApiError {
                 message: m,
             },
             ChatError::Unavailable => ApiError::Unavailable("retry shortly".to_owned()),
+            ChatError::Rejected { code, message } => ApiError::Rejected { code, message },
+            ChatError::Conflict { code, message } => ApiError::Conflict { code, message },
             ChatError::Internal(e) => ApiError::Internal(e),
         }
     }

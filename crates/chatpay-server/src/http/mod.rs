@@ -3,6 +3,7 @@
 //! the engine's.
 
 mod error;
+mod orders;
 mod projects;
 mod stripe_pages;
 mod webhooks;
@@ -57,6 +58,14 @@ pub fn router(state: AppState) -> Router {
             post(projects::catalog_sync),
         )
         .route("/v1/projects/{id}/catalog", get(projects::catalog))
+        .route("/v1/projects/{id}/checkout", post(orders::checkout))
+        .route("/v1/projects/{id}/orders", get(orders::list))
+        .route("/v1/projects/{id}/orders/{number}", get(orders::show))
+        .route(
+            "/v1/projects/{id}/orders/{number}/refunds",
+            post(orders::refund),
+        )
+        .route("/checkout/complete", get(orders::complete))
         .route("/v1/webhooks/stripe", post(webhooks::stripe))
         .route(
             "/v1/stripe/onboarding/return",

@@ -30,7 +30,7 @@ pub struct ProjectPatch {
     backend: Option<bool>,
 }
 
-fn iso(ms: i64) -> String {
+pub(super) fn iso(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
@@ -56,7 +56,11 @@ fn valid_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<ProjectRecord, ApiError> {
+pub(super) async fn owned(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<ProjectRecord, ApiError> {
     Ok(state.engine.project_of(&caller.0, id).await?)
 }
 

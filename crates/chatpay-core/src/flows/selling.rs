@@ -1,0 +1,922 @@
+//! Selling in the chat: orders pushed as they are paid, fail or are refunded; questions about
+//! orders, payments and revenue answered from the stored orders; refunds through a
+//! confirmation card.
+//!
+//! Everything here reads through calls, never through state the chat prepared: a question
+//! becomes `Call::FindOrder` / `Call::ListOrders` (the server reads its store), a Stripe event
+//! becomes `Call::RefreshOrder` (the server re-reads the order's objects from Stripe and hands
+//! back the order before and after), a confirmed refund `Call::CreateRefund` (with a key derived
+//! from this conversation's operation number, so a retry or a crash never refunds twice). The
+//! answer to a question carries the question's `reply_to`.
+//!
+//! Order-safety: an order's state is derived from a fresh read of Stripe, and its change is
+//! stored with the version it was computed from, in the same transaction as the news it makes
+//! and the webhook events it applies. Two re-reads of one order that race both compute from the
+//! same version; the second's write is refused and it runs again on the newer version, so news
+//! ("New order #1042") is told exactly once.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Call, CallError, CallOutput, Effect, Owner, Pending, Purpose, Turn};
+use crate::cards::{Action, Card, CardKind, Fact, Style};
+use crate::domain::Money;
+use crate::intents::{Intent, SlotValue, Slots};
+use crate::orders::{Order, OrderNews, OrderStatus, RefundInfo, changes};
+
+/// Which order an event or a question is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", content = "value", rename_all = "snake_case")]
+pub enum OrderRef {
+    /// chatpay's id.
+    Order(String),
+    /// Its Checkout Session (`cs_…`).
+    Session(String),
+    /// Its PaymentIntent (`pi_…`); unknown ones are resolved through the intent's metadata.
+    PaymentIntent(String),
+    /// Its number in this project (#1042).
+    Number(i64),
+}
+
+impl OrderRef {
+    fn describe(&self) -> String {
+        match self {
+            OrderRef::Number(n) => format!("order {n}"),
+            OrderRef::PaymentIntent(pi) => format!("payment {pi}"),
+            OrderRef::Session(cs) => format!("checkout {cs}"),
+            OrderRef::Order(id) => format!("order {id}"),
+        }
+    }
+}
+
+/// What a question about one order wants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "ask", rename_all = "snake_case")]
+pub enum OrderAsk {
+    Status,
+    /// Refund this much (minor units of `currency`), or everything left.
+    Refund {
+        amount: Option<i64>,
+        currency: Option<String>,
+    },
+    Receipt,
+    Invoice,
+    ResendReceipt,
+}
+
+/// What a question about many orders wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListAsk {
+    Recent,
+    Count,
+    Revenue,
+}
+
+/// A span of time a question names, in UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    /// "today (Dec 1, 2026, UTC)".
+    pub label: String,
+    /// Milliseconds, inclusive.
+    pub since: Option<i64>,
+    /// Milliseconds, exclusive.
+    pub until: Option<i64>,
+}
+
+/// Recent orders shown on a card.
+const RECENT: usize = 10;
+/// How often a failed re-read of an order is tried again before its events are let go.
+const REFRESH_ATTEMPTS: u32 = 5;
+
+fn ms(d: NaiveDate) -> i64 {
+    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        .timestamp_millis()
+}
+
+fn day(d: NaiveDate) -> String {
+    d.format("%b %-d, %Y").to_string()
+}
+
+/// The period a phrase names ("today", "this week", "last month", …), relative to `now_ms`.
+pub fn period(phrase: Option<&str>, now_ms: i64) -> Period {
+    let today = DateTime::<Utc>::from_timestamp_millis(now_ms)
+        .map(|d| d.date_naive())
+        .unwrap_or_default();
+    let span = |label: &str, from: NaiveDate, to: NaiveDate| Period {
+        label: format!(
+            "{label} ({} – {}, UTC)",
+            day(from),
+            day(to - Duration::days(1))
+        ),
+        since: Some(ms(from)),
+        until: Some(ms(to)),
+    };
+    let week_start = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+    let month_start = today.with_day(1).unwrap_or(today);
+    let next_month = if month_start.month() == 12 {
+        NaiveDate::from_ymd_opt(month_start.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(month_start.year(), month_start.month() + 1, 1)
+    }
+    .unwrap_or(today);
+    let phrase = phrase.map(|p| p.trim().to_ascii_lowercase());
+    match phrase.as_deref() {
+        Some("today") => Period {
+            label: format!("today ({}, UTC)", day(today)),
+            since: Some(ms(today)),
+            until: Some(ms(today + Duration::days(1))),
+        },
+        Some("yesterday") => {
+            let y = today - Duration::days(1);
+            Period {
+                label: format!("yesterday ({}, UTC)", day(y)),
+                since: Some(ms(y)),
+                until: Some(ms(today)),
+            }
+        }
+        Some("this week") => span("this week", week_start, week_start + Duration::days(7)),
+        Some("last week") => span("last week", week_start - Duration::days(7), week_start),
+        Some("this month") => span("this month", month_start, next_month),
+        Some("last month") => {
+            let prev = (month_start - Duration::days(1))
+                .with_day(1)
+                .unwrap_or(month_start);
+            span("last month", prev, month_start)
+        }
+        Some("this year") => {
+            let start = NaiveDate::from_ymd_opt(today.year(), 1, 1).unwrap_or(today);
+            let end = NaiveDate::from_ymd_opt(today.year() + 1, 1, 1).unwrap_or(today);
+            span("this year", start, end)
+        }
+        Some("all time") | Some("ever") | Some("so far") => Period {
+            label: "so far".to_owned(),
+            since: None,
+            until: None,
+        },
+        _ => span(
+            "in the last 30 days",
+            today - Duration::days(29),
+            today + Duration::days(1),
+        ),
+    }
+}
+
+/// The order a turn's slots name, if any: `pi_…` or an order number.
+fn target(slots: &Slots) -> Option<OrderRef> {
+    if let Some(pi) = slots.get("payment_id").and_then(SlotValue::as_text)
+        && pi.starts_with("pi_")
+    {
+        return Some(OrderRef::PaymentIntent(pi.to_owned()));
+    }
+    let raw = slots.get("order_number").and_then(SlotValue::as_text)?;
+    let digits: String = raw
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits.parse().ok().map(OrderRef::Number)
+}
+
+fn email_of(order: &Order) -> String {
+    order
+        .customer_email
+        .clone()
+        .unwrap_or_else(|| "the customer".to_owned())
+}
+
+impl Turn<'_, '_> {
+    /// Whether the project can sell at all; says why not otherwise (`what` names what was asked).
+    fn selling_ready(&mut self, doing: &str) -> bool {
+        if !self.facts.backend {
+            self.backend_required();
+            return false;
+        }
+        if self.connection.is_none() {
+            self.reply(format!(
+                "I can {doing} once Stripe is connected to this project: orders come from checkouts on your Stripe account. Say \"add payments\" to connect it."
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// "did order 1042 go through?", "refund $5 of order 1042", "receipt for order 12", …
+    pub(super) fn selling_intent(&mut self, intent: Intent, topic: Option<&str>, slots: &Slots) {
+        let target = target(slots);
+        let what = target
+            .as_ref()
+            .map_or_else(|| "your orders".to_owned(), OrderRef::describe);
+        if let Some(id) = slots.get("payment_id").and_then(SlotValue::as_text)
+            && !id.starts_with("pi_")
+            && target.is_none()
+        {
+            self.reply(format!(
+                "I look payments up by order number or by PaymentIntent (pi_…); {id} is a charge id. Find its payment or order in the Stripe Dashboard, or ask about the order number."
+            ));
+            return;
+        }
+        match intent {
+            Intent::PaymentStatus => match target {
+                Some(order) => {
+                    if self.selling_ready(&format!("look up {what}")) {
+                        self.ask_order(order, OrderAsk::Status);
+                    }
+                }
+                None => {
+                    if self.selling_ready(&format!("look up {what}")) {
+                        let ask = match topic {
+                            Some("revenue") => ListAsk::Revenue,
+                            Some("count") => ListAsk::Count,
+                            _ => ListAsk::Recent,
+                        };
+                        let phrase = slots.get("period").and_then(SlotValue::as_text);
+                        let period = match (ask, phrase) {
+                            (ListAsk::Recent, None) => Period {
+                                label: "recently".to_owned(),
+                                since: None,
+                                until: None,
+                            },
+                            _ => period(phrase, self.facts.now_ms),
+                        };
+                        self.call(Call::ListOrders { period, ask }, Purpose::Answer);
+                    }
+                }
+            },
+            Intent::Refund => {
+                let Some(order) = target else {
+                    let text = match slots.get("amount") {
+                        Some(SlotValue::Amount(m)) => format!(
+                            "Yes, a partial refund of {m} is fine (up to what's left of the payment). Which order? Say \"refund {m} of order 1042\" (or name its pi_… payment)."
+                        ),
+                        _ => "Which order should I refund? Say \"refund order 1042\" (or name its pi_… payment); add an amount for a partial refund: \"refund $5 of order 1042\". You confirm before anything is refunded.".to_owned(),
+                    };
+                    self.reply(text);
+                    return;
+                };
+                if !self.selling_ready(&format!("refund {what}")) {
+                    return;
+                }
+                let (amount, currency) = match slots.get("amount") {
+                    Some(SlotValue::Amount(m)) => {
+                        (Some(m.minor), Some(m.currency.as_str().to_owned()))
+                    }
+                    _ => (None, None),
+                };
+                self.ask_order(order, OrderAsk::Refund { amount, currency });
+            }
+            Intent::ReceiptsInvoices => {
+                let Some(order) = target else {
+                    super::answers::answer(self, intent, topic, slots);
+                    return;
+                };
+                if self.selling_ready(&format!("find the receipt of {what}")) {
+                    let ask = match topic {
+                        Some("resend") => OrderAsk::ResendReceipt,
+                        Some("invoice") => OrderAsk::Invoice,
+                        _ => OrderAsk::Receipt,
+                    };
+                    self.ask_order(order, ask);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn ask_order(&mut self, order: OrderRef, ask: OrderAsk) {
+        self.call(Call::FindOrder { order, ask }, Purpose::Answer);
+    }
+
+    /// A Stripe event about an order: re-read it (joining a re-read already running).
+    pub(super) fn order_changed(&mut self, order: OrderRef, event: Option<String>) {
+        let running = self
+            .state
+            .pending
+            .iter_mut()
+            .find(|p| matches!(&p.call, Call::RefreshOrder { order: o, .. } if *o == order));
+        if let Some(p) = running {
+            // It may have read Stripe before this event: read again when it is done.
+            p.queued.extend(event);
+            p.again = true;
+            return;
+        }
+        self.call(
+            Call::RefreshOrder {
+                order,
+                events: event.into_iter().collect(),
+                attempt: 0,
+            },
+            Purpose::Orders,
+        );
+    }
+
+    pub(super) fn selling_click(&mut self, owner: &Owner, action: &str) {
+        match (owner, action) {
+            (
+                Owner::ConfirmRefund {
+                    order,
+                    number,
+                    payment_intent,
+                    amount,
+                },
+                "refund",
+            ) => {
+                self.call(
+                    Call::CreateRefund {
+                        order: order.clone(),
+                        number: *number,
+                        payment_intent: payment_intent.clone(),
+                        amount: *amount,
+                    },
+                    Purpose::Answer,
+                );
+            }
+            (Owner::ConfirmRefund { number, .. }, _) => {
+                self.reply(format!("OK, order #{number} is not refunded."));
+            }
+            (Owner::Order { number }, "refund") => self.ask_order(
+                OrderRef::Number(*number),
+                OrderAsk::Refund {
+                    amount: None,
+                    currency: None,
+                },
+            ),
+            (Owner::Order { number }, _) => {
+                self.ask_order(OrderRef::Number(*number), OrderAsk::Status)
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn selling_done(&mut self, pending: Pending, result: Result<CallOutput, CallError>) {
+        let said_before = self.effects.len();
+        match (pending.call, result) {
+            (
+                Call::RefreshOrder {
+                    order,
+                    events,
+                    attempt,
+                },
+                result,
+            ) => {
+                let mut queued = pending.queued;
+                match result {
+                    Ok(CallOutput::OrderRefreshed {
+                        before,
+                        after,
+                        version,
+                    }) => {
+                        if let (Some(before), Some(after)) = (before, after) {
+                            self.order_news(&before, &after);
+                            if after != before {
+                                self.effects.push(Effect::SaveOrder {
+                                    order: after,
+                                    expected_version: version,
+                                });
+                            }
+                        }
+                        self.events_applied(events, "applied");
+                    }
+                    Ok(_) => self.events_applied(events, "applied"),
+                    Err(e) if e.code.is_none() && attempt + 1 < REFRESH_ATTEMPTS => {
+                        // Stripe could not be reached: read again later, events kept.
+                        queued.extend(events);
+                        return self.refresh_again(order, queued, attempt + 1);
+                    }
+                    Err(e) => {
+                        let outcome =
+                            format!("ignored: the order could not be read ({})", e.message);
+                        self.events_applied(events, &outcome);
+                    }
+                }
+                if pending.again || !queued.is_empty() {
+                    self.refresh_again(order, queued, 0);
+                }
+            }
+            (Call::FindOrder { order, ask }, Ok(CallOutput::OrderFound(found))) => match found {
+                None => self.reply(format!(
+                    "I can't find {} in this project's {} mode orders.",
+                    order.describe(),
+                    self.facts.mode.as_str()
+                )),
+                Some(found) => self.answer_order(&found, ask),
+            },
+            (Call::ListOrders { period, ask }, Ok(CallOutput::Orders(orders))) => {
+                self.answer_orders(&period, ask, &orders)
+            }
+            (Call::CreateRefund { number, .. }, Ok(CallOutput::Refunded(refund))) => {
+                let status = match refund.status.as_str() {
+                    "succeeded" => "done".to_owned(),
+                    other => other.replace('_', " "),
+                };
+                self.reply(format!(
+                    "Refund {} for order #{number}: {status}. The money goes back to the customer's card in 5-10 business days.",
+                    refund.id
+                ));
+            }
+            (Call::CreateRefund { number, .. }, Err(e)) => self.reply(format!(
+                "Stripe didn't refund order #{number}: {} Nothing was refunded.",
+                e.message
+            )),
+            (Call::ResendReceipt { number, email, .. }, Ok(_)) => self.reply(format!(
+                "Sent the receipt for order #{number} to {email} again."
+            )),
+            (Call::ResendReceipt { number, .. }, Err(e)) => self.reply(format!(
+                "Stripe didn't send the receipt for order #{number}: {}",
+                e.message
+            )),
+            (_, Err(e)) => self.reply(format!(
+                "I couldn't look that up just now ({}); please ask again.",
+                e.message
+            )),
+            _ => {}
+        }
+        if self.effects.len() > said_before && pending.purpose == Purpose::Orders {
+            // News pushed in the middle of a flow brings its step back.
+            self.present_step();
+        }
+    }
+
+    fn refresh_again(&mut self, order: OrderRef, events: Vec<String>, attempt: u32) {
+        self.call(
+            Call::RefreshOrder {
+                order,
+                events,
+                attempt,
+            },
+            Purpose::Orders,
+        );
+    }
+
+    fn events_applied(&mut self, events: Vec<String>, outcome: &str) {
+        for id in events {
+            self.effects.push(Effect::EventApplied {
+                id,
+                outcome: outcome.to_owned(),
+            });
+        }
+    }
+
+    /// Cards for what changed in an order.
+    fn order_news(&mut self, before: &Order, after: &Order) {
+        for news in changes(before, after) {
+            let n = after.number;
+            let card = match news {
+                OrderNews::Paid => {
+                    let mut card = self.order_card(
+                        after,
+                        &format!("New order #{n}"),
+                        format!(
+                            "{}, {}, paid by {}.",
+                            after.summary(),
+                            after.total(),
+                            email_of(after)
+                        ),
+                    );
+                    if let Some(url) = after.charge.as_ref().and_then(|c| c.receipt_url.as_deref())
+                    {
+                        card.actions.push(Action::link("receipt", "Receipt", url));
+                    }
+                    card.actions
+                        .push(Action::new("refund", "Refund", Style::Secondary));
+                    card
+                }
+                OrderNews::PaymentFailed(err) => self.order_card(
+                    after,
+                    &format!("Payment failed for order #{n}"),
+                    format!(
+                        "{}{} The customer can try again on the same checkout page.",
+                        err.message,
+                        err.decline_code
+                            .as_deref()
+                            .or(err.code.as_deref())
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default()
+                    ),
+                ),
+                OrderNews::Refund(r) => self.refund_card(after, &r),
+            };
+            self.drop_cards(|c| c.owner != Owner::Order { number: n });
+            self.show(card, Owner::Order { number: n });
+        }
+    }
+
+    fn refund_card(&mut self, order: &Order, r: &RefundInfo) -> Card {
+        let n = order.number;
+        let amount = order.money(r.amount);
+        let left = order.money(order.refundable());
+        let body = match r.status.as_str() {
+            "failed" | "canceled" => format!(
+                "The refund of {amount} to {} {}{}. The money stays in your Stripe balance; you can refund again.",
+                email_of(order),
+                if r.status == "failed" {
+                    "failed"
+                } else {
+                    "was canceled"
+                },
+                r.failure_reason
+                    .as_deref()
+                    .map(|f| format!(" ({})", f.replace('_', " ")))
+                    .unwrap_or_default()
+            ),
+            status => format!(
+                "{amount} refunded to {} ({}). Order #{n} is {}; {left} can still be refunded.",
+                email_of(order),
+                if status == "succeeded" {
+                    "done"
+                } else {
+                    status
+                },
+                order.status.label()
+            ),
+        };
+        self.order_card(order, &format!("Refund for order #{n}"), body)
+    }
+
+    fn order_card(&mut self, order: &Order, title: &str, body: String) -> Card {
+        let mut facts = vec![
+            Fact::new("Order", format!("#{}", order.number)),
+            Fact::new("Status", order.status.label()),
+            Fact::new("Total", order.total().to_string()),
+        ];
+        if order.refunded() > 0 {
+            facts.push(Fact::new(
+                "Refunded",
+                order.money(order.refunded()).to_string(),
+            ));
+        }
+        if let Some(email) = &order.customer_email {
+            facts.push(Fact::new("Customer", email.clone()));
+        }
+        if let Some(when) = order.charge.as_ref().and_then(|c| c.available_on) {
+            facts.push(Fact::new(
+                "Funds available",
+                format!("{} (UTC)", fmt_day(when * 1000)),
+            ));
+        }
+        let mut card = self.new_card(CardKind::Order, title, body);
+        card.facts = facts;
+        card
+    }
+
+    fn answer_order(&mut self, order: &Order, ask: OrderAsk) {
+        let n = order.number;
+        match ask {
+            OrderAsk::Status => {
+                let when = order
+                    .paid_at
+                    .map(|t| format!(" on {} (UTC)", fmt_day(t)))
+                    .unwrap_or_default();
+                let text = match order.status {
+                    OrderStatus::Open => format!(
+                        "Order #{n} ({}, {}) is waiting for payment: the checkout is open until {}.",
+                        order.summary(),
+                        order.total(),
+                        super::answers::format_deadline(order.expires_at * 1000)
+                    ),
+                    OrderStatus::PaymentFailed => format!(
+                        "Order #{n} isn't paid: the last attempt failed ({}). The customer can retry on the same checkout page.",
+                        order
+                            .last_payment_error
+                            .as_ref()
+                            .map_or("declined", |e| e.message.as_str())
+                    ),
+                    OrderStatus::Expired => format!(
+                        "Order #{n} was never paid: its checkout expired. Create a new checkout to sell it again."
+                    ),
+                    s => format!(
+                        "Yes, order #{n} went through: {}, {}, paid by {}{when}. It's {}.",
+                        order.summary(),
+                        order.total(),
+                        email_of(order),
+                        s.label()
+                    ),
+                };
+                let card = self.order_card(order, &format!("Order #{n}"), text.clone());
+                self.reply(text);
+                let mut card = card;
+                if let Some(url) = order.charge.as_ref().and_then(|c| c.receipt_url.as_deref()) {
+                    card.actions.push(Action::link("receipt", "Receipt", url));
+                }
+                self.show_info(card);
+            }
+            OrderAsk::Refund { amount, currency } => {
+                let Some(pi) = order
+                    .payment_intent
+                    .clone()
+                    .filter(|_| order.status.was_paid())
+                else {
+                    self.reply(format!(
+                        "Order #{n} can't be refunded: it is {}, so no money was taken.",
+                        order.status.label()
+                    ));
+                    return;
+                };
+                if let Some(c) = &currency
+                    && !c.eq_ignore_ascii_case(order.currency.as_str())
+                {
+                    self.reply(format!(
+                        "Order #{n} was paid in {}, not {}: say the amount in {}.",
+                        order.currency.as_str().to_ascii_uppercase(),
+                        c.to_ascii_uppercase(),
+                        order.currency.as_str().to_ascii_uppercase()
+                    ));
+                    return;
+                }
+                let left = order.refundable();
+                if left == 0 {
+                    self.reply(format!("Order #{n} is already fully refunded."));
+                    return;
+                }
+                let amount = amount.unwrap_or(left);
+                if amount <= 0 || amount > left {
+                    self.reply(format!(
+                        "I can't refund {} of order #{n}: at most {} is left to refund.",
+                        order.money(amount),
+                        order.money(left)
+                    ));
+                    return;
+                }
+                let after = left - amount;
+                let mut card = self.new_card(
+                    CardKind::ConfirmRefund,
+                    &format!("Refund {} of order #{n}?", order.money(amount)),
+                    format!(
+                        "{} goes back to {} ({}). {}",
+                        order.money(amount),
+                        email_of(order),
+                        order.summary(),
+                        if after == 0 {
+                            "That refunds the order in full.".to_owned()
+                        } else {
+                            format!(
+                                "{} stays paid and can be refunded later.",
+                                order.money(after)
+                            )
+                        }
+                    ),
+                );
+                card.facts = vec![
+                    Fact::new("Order", format!("#{n}")),
+                    Fact::new("Paid", order.total().to_string()),
+                    Fact::new("Refund", order.money(amount).to_string()),
+                    Fact::new("Remaining after", order.money(after).to_string()),
+                ];
+                card.actions = vec![
+                    Action::new(
+                        "refund",
+                        &format!("Refund {}", order.money(amount)),
+                        Style::Danger,
+                    ),
+                    Action::secondary("keep", "Don't refund"),
+                ];
+                self.drop_cards(
+                    |c| !matches!(&c.owner, Owner::ConfirmRefund { number, .. } if *number == n),
+                );
+                self.show(
+                    card,
+                    Owner::ConfirmRefund {
+                        order: order.id.clone(),
+                        number: n,
+                        payment_intent: pi,
+                        amount,
+                    },
+                );
+            }
+            OrderAsk::Receipt | OrderAsk::Invoice => {
+                let receipt = order.charge.as_ref().and_then(|c| c.receipt_url.clone());
+                let invoice = order.invoice.as_ref();
+                if receipt.is_none() && invoice.is_none() {
+                    self.reply(format!(
+                        "Order #{n} has no receipt or invoice yet: it is {}.",
+                        order.status.label()
+                    ));
+                    return;
+                }
+                let mut card = self.order_card(
+                    order,
+                    &format!("Receipt and invoice for order #{n}"),
+                    format!(
+                        "The receipt stays current (refunds included).{}",
+                        invoice
+                            .and_then(|i| i.number.as_deref())
+                            .map(|num| format!(" Invoice {num}."))
+                            .unwrap_or_default()
+                    ),
+                );
+                if let Some(url) = &receipt {
+                    card.actions.push(Action::link("receipt", "Receipt", url));
+                }
+                if let Some(i) = invoice {
+                    if let Some(url) = &i.hosted_invoice_url {
+                        card.actions.push(Action::link("invoice", "Invoice", url));
+                    }
+                    if let Some(url) = &i.invoice_pdf {
+                        card.actions
+                            .push(Action::link("invoice_pdf", "Invoice PDF", url));
+                    }
+                }
+                self.reply(format!("Here are the links for order #{n}."));
+                self.show_info(card);
+            }
+            OrderAsk::ResendReceipt => {
+                match (order.charge.as_ref(), order.customer_email.as_ref()) {
+                    (Some(charge), Some(email)) => {
+                        self.call(
+                            Call::ResendReceipt {
+                                order: order.id.clone(),
+                                number: n,
+                                charge: charge.id.clone(),
+                                email: email.clone(),
+                            },
+                            Purpose::Answer,
+                        );
+                    }
+                    (None, _) => self.reply(format!(
+                        "Order #{n} has no receipt to send: it is {}.",
+                        order.status.label()
+                    )),
+                    (_, None) => self.reply(format!(
+                        "Order #{n} has no customer email to send the receipt to."
+                    )),
+                }
+            }
+        }
+    }
+
+    fn answer_orders(&mut self, period: &Period, ask: ListAsk, orders: &[Order]) {
+        let paid: Vec<&Order> = orders.iter().filter(|o| o.status.was_paid()).collect();
+        match ask {
+            ListAsk::Recent => {
+                if orders.is_empty() {
+                    self.reply(format!(
+                        "No orders {} in {} mode yet.",
+                        period.label,
+                        self.facts.mode.as_str()
+                    ));
+                    return;
+                }
+                let mut card = self.new_card(
+                    CardKind::Info,
+                    "Recent orders",
+                    format!(
+                        "The latest {} of your orders, newest first.",
+                        orders.len().min(RECENT)
+                    ),
+                );
+                card.facts = orders
+                    .iter()
+                    .take(RECENT)
+                    .map(|o| {
+                        Fact::new(
+                            &format!("#{}", o.number),
+                            format!(
+                                "{} · {} · {} · {}",
+                                o.status.label(),
+                                o.total(),
+                                o.customer_email.as_deref().unwrap_or("no email yet"),
+                                fmt_day(o.created_at)
+                            ),
+                        )
+                    })
+                    .collect();
+                self.reply(format!(
+                    "{} paid of the last {} orders.",
+                    paid.iter().take(RECENT).count(),
+                    orders.len().min(RECENT)
+                ));
+                self.show_info(card);
+            }
+            ListAsk::Count => {
+                let open = orders
+                    .iter()
+                    .filter(|o| o.status == OrderStatus::Open)
+                    .count();
+                self.reply(format!(
+                    "{} paid order{} {}{}.",
+                    paid.len(),
+                    if paid.len() == 1 { "" } else { "s" },
+                    period.label,
+                    if open > 0 {
+                        format!(
+                            ", and {open} checkout{} still open",
+                            if open == 1 { "" } else { "s" }
+                        )
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            ListAsk::Revenue => {
+                if paid.is_empty() {
+                    self.reply(format!("No revenue {}: no paid orders.", period.label));
+                    return;
+                }
+                let mut by_currency: std::collections::BTreeMap<&str, (i64, i64, usize)> =
+                    Default::default();
+                for o in &paid {
+                    let e = by_currency.entry(o.currency.as_str()).or_default();
+                    e.0 += o
+                        .charge
+                        .as_ref()
+                        .map_or(o.amount_total, |c| c.amount_captured);
+                    e.1 += o.refunded();
+                    e.2 += 1;
+                }
+                let parts: Vec<String> = paid
+                    .iter()
+                    .map(|o| o.currency)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .map(|c| {
+                        let (gross, refunded, count) = by_currency[c.as_str()];
+                        let refunds = if refunded > 0 {
+                            format!(", after {} refunded", Money::new(refunded, c))
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "{} from {count} paid order{}{refunds}",
+                            Money::new(gross - refunded, c),
+                            if count == 1 { "" } else { "s" }
+                        )
+                    })
+                    .collect();
+                self.reply(format!(
+                    "Revenue {}: {}. (Before Stripe's fees.)",
+                    period.label,
+                    parts.join("; ")
+                ));
+            }
+        }
+    }
+}
+
+fn fmt_day(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|d| d.format("%b %-d, %Y").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_utc_days_weeks_and_months() {
+        // Tue Dec 1, 2026 10:00 UTC.
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
+            .unwrap()
+            .timestamp_millis();
+        let at = |y, m, d| {
+            Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let p = period(Some("today"), now);
+        assert_eq!(
+            (p.since, p.until),
+            (Some(at(2026, 12, 1)), Some(at(2026, 12, 2)))
+        );
+        let p = period(Some("this week"), now);
+        assert_eq!(
+            (p.since, p.until),
+            (Some(at(2026, 11, 30)), Some(at(2026, 12, 7)))
+        );
+        assert!(
+            p.label.contains("Nov 30, 2026 – Dec 6, 2026"),
+            "{}",
+            p.label
+        );
+        let p = period(Some("last month"), now);
+        assert_eq!(
+            (p.since, p.until),
+            (Some(at(2026, 11, 1)), Some(at(2026, 12, 1)))
+        );
+        let p = period(Some("this month"), now);
+        assert_eq!(
+            (p.since, p.until),
+            (Some(at(2026, 12, 1)), Some(at(2027, 1, 1)))
+        );
+        let p = period(None, now);
+        assert_eq!(p.since, Some(at(2026, 11, 2)));
+    }
+
+    #[test]
+    fn targets_come_from_slots() {
+        let mut slots = Slots::new();
+        slots.insert("order_number".into(), SlotValue::Text("1042".into()));
+        assert_eq!(target(&slots), Some(OrderRef::Number(1042)));
+        slots.insert("order_number".into(), SlotValue::Text("ORD-77".into()));
+        assert_eq!(target(&slots), Some(OrderRef::Number(77)));
+        slots.insert("payment_id".into(), SlotValue::Text("pi_123456789".into()));
+        assert_eq!(
+            target(&slots),
+            Some(OrderRef::PaymentIntent("pi_123456789".into()))
+        );
+    }
+}

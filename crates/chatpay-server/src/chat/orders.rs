@@ -1,0 +1,564 @@
+//! Carrying out the selling calls: re-reading an order from Stripe, reading stored orders for
+//! answers, refunds and receipts; and the checkout and refund requests of the HTTP API.
+//!
+//! A re-read resolves the order from what Stripe named (a session, a PaymentIntent, possibly one
+//! chatpay has not seen yet: its `chatpay_order` metadata says whose it is), reads its objects
+//! from Stripe on the connected account, and returns the stored order with its version and the
+//! order as the read makes it. The flow decides what to tell and stores the change on that
+//! version (see `chatpay_core::flows` `selling`).
+
+use chatpay_core::account::{AccountSnapshot, AccountState};
+use chatpay_core::domain::{Email, Mode, ProjectId, now_millis, random_hex};
+use chatpay_core::flows::{
+    BACKEND_REQUIRED, CallError, CallOutput, ListAsk, OrderRef, Outside, Period,
+};
+use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
+use chatpay_store::{
+    DynStore, NewOrder, OrderFilter, OrderKey, OrderRecord, ProjectRecord, StoreError,
+};
+use chatpay_stripe::{CheckoutRequest, Gateway, GatewayError, RefundRequest};
+
+use super::{ChatError, Engine, catalog_sync};
+
+/// Where an order's calls run: the project, its mode and its connected account.
+pub(crate) struct OrderCtx<'a> {
+    pub store: &'a DynStore,
+    pub gateway: &'a dyn Gateway,
+    pub project: &'a ProjectId,
+    pub mode: Mode,
+    pub account: Option<&'a str>,
+}
+
+fn store_error(e: StoreError) -> CallError {
+    tracing::error!(error = %e, "order storage failed");
+    CallError {
+        message: "the orders could not be read".to_owned(),
+        code: None,
+    }
+}
+
+fn stripe_error(e: GatewayError) -> CallError {
+    tracing::warn!(error = %e, "Stripe call for an order failed");
+    CallError {
+        message: e.user_message(),
+        code: e.code().map(str::to_owned),
+    }
+}
+
+/// A stored order as the core's value (its number comes from the column).
+pub(crate) fn order_of(record: &OrderRecord) -> Result<Order, CallError> {
+    let mut order: Order = serde_json::from_str(&record.data).map_err(|e| {
+        tracing::error!(order = %record.id, error = %e, "unreadable stored order");
+        CallError {
+            message: "a stored order could not be read".to_owned(),
+            code: None,
+        }
+    })?;
+    order.number = record.number;
+    Ok(order)
+}
+
+impl OrderCtx<'_> {
+    fn ours(&self, r: OrderRecord) -> Option<OrderRecord> {
+        (r.project_id == *self.project && r.mode == self.mode).then_some(r)
+    }
+
+    /// The stored order `order` names, if it is this project's in this mode.
+    async fn find(&self, order: &OrderRef) -> Result<Option<OrderRecord>, CallError> {
+        let found = match order {
+            OrderRef::Number(n) => self
+                .store
+                .order_by_number(self.project, self.mode, *n)
+                .await
+                .map_err(store_error)?,
+            OrderRef::Order(id) => self
+                .store
+                .order_by(OrderKey::Id(id))
+                .await
+                .map_err(store_error)?,
+            OrderRef::Session(cs) => self
+                .store
+                .order_by(OrderKey::Session(cs))
+                .await
+                .map_err(store_error)?,
+            OrderRef::PaymentIntent(pi) => {
+                match self
+                    .store
+                    .order_by(OrderKey::PaymentIntent(pi))
+                    .await
+                    .map_err(store_error)?
+                {
+                    Some(r) => Some(r),
+                    // Not seen yet (its first event arrived before the checkout's): the
+                    // PaymentIntent says which order it was made for.
+                    None => match self.account {
+                        Some(account) => {
+                            let id = self
+                                .gateway
+                                .payment_intent_order(self.mode, account, pi)
+                                .await
+                                .map_err(stripe_error)?;
+                            match id {
+                                Some(id) => self
+                                    .store
+                                    .order_by(OrderKey::Id(&id))
+                                    .await
+                                    .map_err(store_error)?,
+                                None => None,
+                            }
+                        }
+                        None => None,
+                    },
+                }
+            }
+        };
+        Ok(found.and_then(|r| self.ours(r)))
+    }
+
+    pub fn account_id(&self) -> Result<&str, CallError> {
+        self.account.ok_or_else(|| CallError {
+            message: "Stripe isn't connected to this project".to_owned(),
+            code: None,
+        })
+    }
+
+    /// Re-reads an order from Stripe: the stored order, its version, and what the read makes it.
+    pub async fn refresh(&self, order: &OrderRef) -> Result<CallOutput, CallError> {
+        let Some(record) = self.find(order).await? else {
+            return Ok(CallOutput::OrderRefreshed {
+                before: None,
+                after: None,
+                version: 0,
+            });
+        };
+        let before = order_of(&record)?;
+        let read = self
+            .gateway
+            .read_order(self.mode, self.account_id()?, &before.checkout_session)
+            .await
+            .map_err(stripe_error)?;
+        let after = before.with_read(&read, now_millis());
+        Ok(CallOutput::OrderRefreshed {
+            before: Some(Box::new(before)),
+            after: Some(Box::new(after)),
+            version: record.version,
+        })
+    }
+
+    pub async fn find_order(&self, order: &OrderRef) -> Result<CallOutput, CallError> {
+        let found = match self.find(order).await? {
+            Some(r) => Some(Box::new(order_of(&r)?)),
+            None => None,
+        };
+        Ok(CallOutput::OrderFound(found))
+    }
+
+    pub async fn list(&self, period: &Period, ask: ListAsk) -> Result<CallOutput, CallError> {
+        let limit = if ask == ListAsk::Recent { 10 } else { 1000 };
+        let filter = OrderFilter {
+            since: period.since,
+            until: period.until,
+            limit,
+            ..OrderFilter::default()
+        };
+        let records = self
+            .store
+            .orders(self.project, self.mode, &filter)
+            .await
+            .map_err(store_error)?;
+        let orders = records.iter().map(order_of).collect::<Result<_, _>>()?;
+        Ok(CallOutput::Orders(orders))
+    }
+}
+
+/// A checkout the builder's app asks for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutInput {
+    #[serde(default)]
+    pub items: Vec<CartItem>,
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    #[serde(default)]
+    pub success_url: Option<String>,
+    #[serde(default)]
+    pub cancel_url: Option<String>,
+}
+
+/// A refund made through the API: the refund as Stripe answered, and the order after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundOutcome {
+    pub refund: RefundInfo,
+    pub order: Order,
+}
+
+fn rejected(code: &'static str, message: impl Into<String>) -> ChatError {
+    ChatError::Rejected {
+        code,
+        message: message.into(),
+    }
+}
+
+fn gateway_error(e: GatewayError) -> ChatError {
+    match e {
+        GatewayError::Stripe {
+            status, message, ..
+        } if (400..500).contains(&status) && status != 429 => {
+            rejected("stripe_refused", format!("Stripe refused: {message}"))
+        }
+        GatewayError::Unreachable(_) => ChatError::Unavailable,
+        other => ChatError::Internal(anyhow::Error::new(other)),
+    }
+}
+
+fn web_url(field: &str, raw: &str) -> Result<String, ChatError> {
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    if host.is_some_and(|h| !h.is_empty())
+        && !raw.chars().any(char::is_whitespace)
+        && raw.len() <= 2000
+    {
+        Ok(raw.to_owned())
+    } else {
+        Err(rejected(
+            "invalid_url",
+            format!(
+                "`{field}` must be an absolute http(s) URL, such as https://your-app.example/thanks"
+            ),
+        ))
+    }
+}
+
+/// The order id for a checkout: derived from the caller's idempotency key (so a retried
+/// request finds the same order and Stripe replays the same session), or new.
+fn order_id(project: &ProjectId, mode: Mode, key: Option<&str>) -> String {
+    use sha2::Digest;
+    match key {
+        Some(k) => {
+            let digest = sha2::Sha256::digest(format!("{project}\u{1f}{}\u{1f}{k}", mode.as_str()));
+            format!("ord_{}", &hex::encode(digest)[..24])
+        }
+        None => format!("ord_{}", random_hex(12)),
+    }
+}
+
+impl Engine {
+    /// The project's connected account, if it can take payments now; says why not otherwise.
+    /// The one place that decides whether a project may sell.
+    pub async fn selling_account(&self, project: &ProjectRecord) -> Result<String, ChatError> {
+        if !project.backend {
+            return Err(ChatError::BackendRequired(BACKEND_REQUIRED.to_owned()));
+        }
+        let Some(c) = self
+            .inner
+            .store
+            .connection(&project.id, project.mode)
+            .await?
+        else {
+            return Err(ChatError::Conflict {
+                code: "stripe_not_connected",
+                message: "Connect Stripe first: checkouts are paid into the connected Stripe account. Say \"add payments\" in the chat, or use Integrations -> Stripe -> Connect.".to_owned(),
+            });
+        };
+        let account: AccountSnapshot =
+            serde_json::from_str(&c.snapshot).map_err(anyhow::Error::new)?;
+        if !account.charges_enabled {
+            let why = match account.state() {
+                AccountState::Onboarding => "its onboarding on Stripe isn't finished".to_owned(),
+                AccountState::VerificationPending => "Stripe is still verifying it".to_owned(),
+                AccountState::Rejected => "Stripe rejected it".to_owned(),
+                _ => {
+                    let needs = account.needs_in_plain_words();
+                    if needs.is_empty() {
+                        "Stripe hasn't enabled charges yet".to_owned()
+                    } else {
+                        format!("Stripe still needs: {}", needs.join("; "))
+                    }
+                }
+            };
+            return Err(ChatError::Conflict {
+                code: "charges_disabled",
+                message: format!(
+                    "The connected Stripe account can't take payments yet: {why}. Ask \"is my account verified?\" in the chat for what to do."
+                ),
+            });
+        }
+        Ok(c.account_id)
+    }
+
+    /// Creates an order and its Checkout Session for a cart of the synced catalog. With `key`
+    /// (the request's `Idempotency-Key`), a retry answers the same order.
+    pub async fn checkout(
+        &self,
+        project: &ProjectRecord,
+        input: CheckoutInput,
+        key: Option<&str>,
+    ) -> Result<Order, ChatError> {
+        let account = self.selling_account(project).await?;
+        let email = match input
+            .customer_email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            Some(e) => Some(
+                Email::parse(e)
+                    .ok_or_else(|| {
+                        rejected("invalid_email", format!("{e:?} is not an email address"))
+                    })?
+                    .as_str()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let id = order_id(&project.id, project.mode, key);
+        let success_url = match &input.success_url {
+            Some(u) => web_url("success_url", u)?,
+            None => format!("{}/checkout/complete?order={id}", self.inner.links.public),
+        };
+        let cancel_url = input
+            .cancel_url
+            .as_deref()
+            .map(|u| web_url("cancel_url", u))
+            .transpose()?;
+        let catalog = catalog_sync::read(&self.inner.store, &project.id, project.mode, None)
+            .await
+            .map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))?;
+        if catalog.synced_at.is_none() && catalog.total == 0 {
+            return Err(rejected(
+                "catalog_not_synced",
+                "The catalog hasn't been synced yet: say \"sync my products\" in the chat (or POST …/integrations/stripe/catalog/sync), then check out.",
+            ));
+        }
+        let cart =
+            check_cart(&catalog.shown, &input.items).map_err(|e| rejected(e.code, e.message))?;
+        if let Some(existing) = self.inner.store.order_by(OrderKey::Id(&id)).await? {
+            let order =
+                order_of(&existing).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))?;
+            if order.lines != cart.lines {
+                return Err(ChatError::Conflict {
+                    code: "idempotency_key_reused",
+                    message: "This Idempotency-Key was used for a different cart: use a new key for a new checkout.".to_owned(),
+                });
+            }
+            return Ok(order);
+        }
+        let fee = u64::from(self.inner.config.application_fee_bps);
+        let application_fee_amount = (fee > 0).then(|| {
+            i64::try_from(u64::try_from(cart.total).unwrap_or(0) * fee / 10_000).unwrap_or(0)
+        });
+        let request = CheckoutRequest {
+            order_id: id.clone(),
+            lines: cart
+                .lines
+                .iter()
+                .map(|l| (l.price.clone(), l.quantity))
+                .collect(),
+            success_url,
+            cancel_url,
+            customer_email: email.clone(),
+            application_fee_amount,
+        };
+        let session = self
+            .inner
+            .gateway
+            .create_checkout_session(
+                project.mode,
+                &account,
+                &request,
+                &format!("chatpay:order:{id}:checkout"),
+            )
+            .await
+            .map_err(gateway_error)?;
+        let now = now_millis();
+        let order = Order {
+            id: id.clone(),
+            number: 0,
+            status: OrderStatus::Open,
+            currency: cart.currency,
+            amount_total: cart.total,
+            lines: cart.lines,
+            customer_email: email,
+            checkout_session: session.id.clone(),
+            checkout_url: Some(session.url),
+            expires_at: session.expires_at,
+            payment_intent: None,
+            last_payment_error: None,
+            charge: None,
+            refunds: Vec::new(),
+            invoice: None,
+            created_at: now,
+            paid_at: None,
+            updated_at: now,
+        };
+        let record = self
+            .inner
+            .store
+            .insert_order(&NewOrder {
+                id,
+                project_id: project.id.clone(),
+                mode: project.mode,
+                status: order.status.as_str().to_owned(),
+                session_id: session.id,
+                created_at: now,
+                data: serde_json::to_string(&order).map_err(anyhow::Error::new)?,
+            })
+            .await?;
+        order_of(&record).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))
+    }
+
+    /// One of the project's orders, by number, in its current mode.
+    pub async fn order(&self, project: &ProjectRecord, number: i64) -> Result<Order, ChatError> {
+        let record = self
+            .inner
+            .store
+            .order_by_number(&project.id, project.mode, number)
+            .await?
+            .ok_or_else(|| {
+                ChatError::NotFound(format!(
+                    "no order #{number} in this project's {} mode",
+                    project.mode.as_str()
+                ))
+            })?;
+        order_of(&record).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))
+    }
+
+    /// The project's orders in its current mode, newest first.
+    pub async fn orders(
+        &self,
+        project: &ProjectRecord,
+        filter: &OrderFilter,
+    ) -> Result<Vec<Order>, ChatError> {
+        let records = self
+            .inner
+            .store
+            .orders(&project.id, project.mode, filter)
+            .await?;
+        records
+            .iter()
+            .map(|r| order_of(r).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message))))
+            .collect()
+    }
+
+    /// Refunds `amount` (all that remains when `None`) of order `number`. The Stripe key derives
+    /// from the order and the caller's `Idempotency-Key`, so a retried request refunds once.
+    pub async fn refund(
+        &self,
+        project: &ProjectRecord,
+        number: i64,
+        amount: Option<i64>,
+        key: Option<&str>,
+    ) -> Result<RefundOutcome, ChatError> {
+        let account = self.selling_account(project).await?;
+        let order = self.order(project, number).await?;
+        let Some(pi) = order
+            .payment_intent
+            .clone()
+            .filter(|_| order.status.was_paid())
+        else {
+            return Err(rejected(
+                "order_not_paid",
+                format!(
+                    "Order #{number} is {}: only a paid order can be refunded.",
+                    order.status.label()
+                ),
+            ));
+        };
+        let left = order.refundable();
+        let key = match key {
+            Some(k) => format!("chatpay:refund:{}:{k}", order.id),
+            // Without the caller's key: the same request against the same order state gets
+            // the same key, so a retry after a lost answer refunds once.
+            None => format!(
+                "chatpay:refund:{}:{}:{}",
+                order.id,
+                amount.map_or_else(|| "rest".to_owned(), |a| a.to_string()),
+                order.refunds.len()
+            ),
+        };
+        // The same request again (same key): Stripe answers the refund it already made.
+        let replay = order
+            .refunds
+            .iter()
+            .any(|r| r.request.as_deref() == Some(key.as_str()));
+        if left == 0 && !replay {
+            return Err(rejected(
+                "already_refunded",
+                format!("Order #{number} is already fully refunded."),
+            ));
+        }
+        let amount = match (amount, replay) {
+            (Some(a), _) => a,
+            (None, true) => order
+                .refunds
+                .iter()
+                .find(|r| r.request.as_deref() == Some(key.as_str()))
+                .map_or(left, |r| r.amount),
+            (None, false) => left,
+        };
+        if amount <= 0 {
+            return Err(rejected(
+                "invalid_amount",
+                "`amount` must be a positive number of minor units (cents).",
+            ));
+        }
+        if amount > left && !replay {
+            return Err(rejected(
+                "amount_too_large",
+                format!(
+                    "Order #{number} has {} left to refund; {} is more than that.",
+                    order.money(left),
+                    order.money(amount)
+                ),
+            ));
+        }
+        let refund = self
+            .inner
+            .gateway
+            .create_refund(
+                project.mode,
+                &account,
+                &RefundRequest {
+                    payment_intent: pi,
+                    amount: Some(amount),
+                    order_id: order.id.clone(),
+                },
+                &key,
+            )
+            .await
+            .map_err(gateway_error)?;
+        // The order learns of it by reading Stripe again, as for a refund from the Dashboard;
+        // its card is pushed to the chat.
+        self.outside(
+            project,
+            Outside::OrderChanged {
+                order: OrderRef::Order(order.id.clone()),
+                event: None,
+            },
+        )
+        .await?;
+        let order = self.settled_order(project, number, &refund.id).await?;
+        Ok(RefundOutcome { refund, order })
+    }
+
+    /// The order once its re-read has stored `refund` (a few short waits at most).
+    async fn settled_order(
+        &self,
+        project: &ProjectRecord,
+        number: i64,
+        refund: &str,
+    ) -> Result<Order, ChatError> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let order = self.order(project, number).await?;
+            if order.refunds.iter().any(|r| r.id == refund)
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(order);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
