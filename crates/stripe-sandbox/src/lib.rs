@@ -50,24 +50,34 @@
 //! Errors of the controls use Stripe's error body too:
 //! `{"error": {"type": "invalid_request_error", "code": "resource_missing", "message": ...}}`.
 
+// The big `json!` literals of Stripe's shapes (a Checkout Session, an Invoice) nest deeply.
+#![recursion_limit = "256"]
+
 mod accounts;
 mod api;
+mod cards;
 mod catalog;
+mod checkout;
 mod control;
 mod delivery;
 mod error;
 mod events;
 mod faults;
 mod form;
+mod hosted;
 mod html;
 mod ids;
 mod model;
+mod money;
 mod oauth;
 mod onboarding;
+mod payments;
 mod persist;
 mod rules;
+mod sales;
 mod server;
 mod shapes;
+mod shapes_sales;
 mod state;
 mod webhooks;
 
@@ -82,16 +92,33 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use catalog::{SeedCatalog, SeedReport};
-pub use control::ControlError;
+pub use control::{Authenticate, ControlError, PaymentResult, TestPayment};
 pub use events::EventSummary;
 pub use faults::{Fault, FaultAction, RateLimit};
 pub use model::{DISABLED_REASONS, REJECT_REASONS, VerificationOutcome};
 pub use oauth::OAuthAuthorize;
 pub use onboarding::FollowResult;
+pub use sales::SentEmail;
 pub use shapes::API_VERSION;
 pub use webhooks::{DeliveryAttempt, DeliveryConfig, DeliveryState, signature_header};
 
 use state::{App, Shared};
+
+/// Applies the clock once a second (sessions expiring, late refund failures), so they happen
+/// even when nobody calls the API.
+fn spawn_ticker(app: App) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut shutdown = app.shutdown.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => control::settle(&app),
+                _ = shutdown.changed() => break,
+            }
+        }
+    })
+}
 
 /// Stripe's two modes: every object is a test-mode or a live-mode one, chosen by the secret key
 /// of the request that made it, and never visible from the other mode.
@@ -224,7 +251,7 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox: server failed");
             }
         });
-        let mut handles = vec![server];
+        let mut handles = vec![server, spawn_ticker(app.clone())];
         if let Some(path) = app.config.state_file.clone() {
             handles.push(persist::spawn_writer(app.clone(), path));
         }
@@ -356,6 +383,31 @@ impl Sandbox {
     /// offset in seconds.
     pub fn advance_clock(&self, by: Duration) -> i64 {
         control::advance_clock(&self.app, by)
+    }
+
+    /// Pays an open Checkout Session without a browser, as the hosted page would with these
+    /// card details; a 3D Secure card waits in `requires_action` unless
+    /// `payment.authenticate` answers at once.
+    pub fn pay_checkout(
+        &self,
+        session: &str,
+        payment: TestPayment,
+    ) -> Result<PaymentResult, ControlError> {
+        control::pay_checkout(&self.app, session, payment)
+    }
+
+    /// Completes or fails the 3D Secure step a session's payment waits in.
+    pub fn authenticate_checkout(
+        &self,
+        session: &str,
+        answer: Authenticate,
+    ) -> Result<PaymentResult, ControlError> {
+        control::authenticate_checkout(&self.app, session, answer)
+    }
+
+    /// The receipt emails "sent" so far, oldest first.
+    pub fn outbox(&self) -> Vec<SentEmail> {
+        control::outbox(&self.app)
     }
 
     /// Stops the server, the deliveries and the state writer (which saves one last time).
