@@ -1228,3 +1228,83 @@ async fn selling_events_can_be_paused_reordered_and_resent() {
     assert!(seen >= 2);
     shop.sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn sales_survive_a_restart_with_a_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sandbox.json");
+    let config = SandboxConfig {
+        state_file: Some(path.clone()),
+        ..SandboxConfig::default()
+    };
+    let first = Sandbox::start(config.clone()).await.unwrap();
+    let c = client(&first, &first.config().test_secret_key);
+    let account = CreateAccount::new().send(&c).await.unwrap().id;
+    let product = CreateProduct::new("Tea")
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    let price = CreatePrice::new(Currency::USD)
+        .product(product.id.as_str())
+        .unit_amount(1200)
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    let s = CreateCheckoutSession::new()
+        .mode(stripe_shared::CheckoutSessionMode::Payment)
+        .line_items(vec![item(price.id.as_str(), 1)])
+        .success_url(SUCCESS_URL)
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    first
+        .pay_checkout(s.id.as_str(), TestPayment::card("4242424242424242"))
+        .unwrap();
+    let refund_of = RetrieveCheckoutSession::new(s.id.as_str())
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    let pi = id_of(&refund_of.payment_intent);
+    CreateRefund::new()
+        .payment_intent(pi.as_str())
+        .amount(200)
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    first.shutdown().await;
+
+    let second = Sandbox::start(SandboxConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    })
+    .await
+    .unwrap();
+    let c = client(&second, &second.config().test_secret_key);
+    let s = RetrieveCheckoutSession::new(s.id.as_str())
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(s.payment_status.as_str(), "paid");
+    let refunds = ListRefund::new()
+        .payment_intent(pi.as_str())
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(refunds.data.len(), 1);
+    assert_eq!(second.outbox().len(), 1);
+    second.shutdown().await;
+}

@@ -200,7 +200,7 @@ pub(crate) fn luhn(number: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// `MM / YY`, `MM/YY`, `MMYY` or `MM/YYYY` -> (month, four-digit year).

@@ -7,9 +7,33 @@
 //!   requests with Stripe's bracket syntax, `Authorization: Bearer` (the test key gives
 //!   test-mode objects, the live key live-mode ones, kept apart), `Stripe-Account` scoping,
 //!   `Idempotency-Key` replay, cursor paging, Stripe's error bodies, optional rate limits;
+//! - selling (one-time payments, on the platform or a connected account):
+//!   `POST/GET /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}` (and `/line_items`),
+//!   `POST /v1/checkout/sessions/{id}/expire`, `GET /v1/payment_intents/{id}`,
+//!   `GET /v1/charges?payment_intent=`, `GET`/`POST /v1/charges/{id}` (a new `receipt_email`
+//!   sends the receipt again), `GET /v1/balance_transactions/{id}`, `GET /v1/invoices/{id}`,
+//!   `POST`/`GET /v1/refunds`, `GET /v1/refunds/{id}`; sessions expire when the sandbox clock
+//!   passes `expires_at` (`checkout.session.expired`);
+//! - `/checkout/{session}`: the hosted Checkout page (a plain HTML form, no JavaScript, with
+//!   Stripe Checkout's field ids `email`, `cardNumber`, `cardExpiry`, `cardCvc`, `billingName`),
+//!   `/checkout/{session}/authenticate` (the 3D Secure step), `/receipts/{charge}` (the
+//!   `receipt_url`, refunds included), `/invoices/{id}` and `/invoices/{id}/pdf`;
 //! - `/onboarding/{link}`: the hosted onboarding page account links point to;
 //! - `/oauth/authorize`, `/oauth/token`, `/oauth/deauthorize`: Connect OAuth;
 //! - `/__sandbox/...`: test controls (loopback only), mirrored by methods on [`Sandbox`].
+//!
+//! Stripe's test cards behave as documented: `4242 4242 4242 4242` succeeds; `…0002`
+//! (`generic_decline`), `…9995` (`insufficient_funds`), `…9987` (`lost_card`), `…0069`
+//! (`expired_card`), `…0127` (`incorrect_cvc`) decline and the customer may retry;
+//! `4000 0025 0000 3155` asks for 3D Secure; `…0077` makes the funds available at once; `…5126`
+//! succeeds but its refunds fail 30 s (sandbox clock) later. A payment emits
+//! `payment_intent.created`, `charge.succeeded`, `payment_intent.succeeded`, with
+//! `invoice_creation` `invoice.created`, `invoice.finalized`, `invoice.paid`,
+//! `invoice.payment_succeeded`, then `checkout.session.completed`; a decline `charge.failed`
+//! and `payment_intent.payment_failed`; 3D Secure `payment_intent.requires_action`; a refund
+//! `refund.created` and `charge.refunded`; a late refund failure `refund.updated`,
+//! `charge.refund.updated` and `refund.failed`; an expiry `checkout.session.expired` (and
+//! `payment_intent.canceled` if a payment was started). Receipt emails are kept in an outbox.
 //!
 //! Events are signed like Stripe's (`Stripe-Signature`) and POSTed to the endpoint set with
 //! [`Sandbox::set_webhook_endpoint`]: at least once, concurrently, unordered, with retries.
@@ -45,7 +69,11 @@
 //! | `POST /__sandbox/prices/{id}/delete` | | the deleted price (`price.deleted`) |
 //! | `POST /__sandbox/oauth/authorize` | `{"client_id": "ca_chatpay_sandbox", "redirect_uri": "http://…/cb", "state": "s"}` | `{"redirect_to": "http://…/cb?scope=read_write&code=ac_…&state=s"}` |
 //! | `POST /__sandbox/account_links/follow` | `{"url": "http://…/onboarding/…", "outcome": "verified"}` | `{"redirect_to": return_url, "completed": true}` |
-//! | `POST /__sandbox/clock/advance` | `{"seconds": 600}` | `{"offset_seconds": 600}` |
+//! | `POST /__sandbox/clock/advance` | `{"seconds": 600}` | `{"offset_seconds": 600}` (sessions expire, late refund failures happen) |
+//! | `POST /__sandbox/checkout/{cs}/pay` | `{"card": "4242 4242 4242 4242", "email": "a@b.example", "authenticate": "complete"}` | `PaymentResult` |
+//! | `POST /__sandbox/checkout/{cs}/authenticate` | `{"outcome": "complete"}` or `"fail"` | `PaymentResult` |
+//! | `GET /__sandbox/outbox.json` | | `[SentEmail]` |
+//! | `GET /__sandbox/outbox` | | the outbox as an HTML page |
 //!
 //! Errors of the controls use Stripe's error body too:
 //! `{"error": {"type": "invalid_request_error", "code": "resource_missing", "message": ...}}`.

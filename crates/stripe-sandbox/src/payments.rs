@@ -95,7 +95,17 @@ pub(crate) fn list_charges(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
         "transfer_group",
     ])?;
     let req = PageRequest::parse(p)?;
-    let pi = p.str("payment_intent")?;
+    // The sandbox lists charges of one PaymentIntent only; listing every charge of an account
+    // is not served (answered like an unserved URL).
+    let Some(pi) = p.str("payment_intent")? else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            super::error::ErrorType::InvalidRequest,
+            "The chatpay sandbox lists charges only by PaymentIntent: pass `payment_intent` \
+             (GET /v1/charges?payment_intent=pi_...).",
+        ));
+    };
+    let pi = Some(pi);
     let (items, has_more) = {
         let page = tx.ms().sales.charges.page(&req, "charge", |c| {
             c.account.as_deref() == call.scope && pi.is_none_or(|pi| c.payment_intent == pi)
