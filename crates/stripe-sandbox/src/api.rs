@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, ErrorType};
 use super::form::{Form, Params};
 use super::shapes::API_VERSION;
 use super::state::{App, IdempotencyRecord, RequestInfo, Tx};
-use super::{accounts, catalog, events, ids};
+use super::{accounts, catalog, checkout, events, ids, payments};
 use crate::Mode;
 
 /// Who is calling: the mode of the key, and the account an OAuth access token is bound to.
@@ -120,6 +120,20 @@ enum Route {
     UpdatePrice(String),
     ListEvents,
     RetrieveEvent(String),
+    CreateCheckoutSession,
+    ListCheckoutSessions,
+    RetrieveCheckoutSession(String),
+    ListCheckoutSessionLineItems(String),
+    ExpireCheckoutSession(String),
+    RetrievePaymentIntent(String),
+    ListCharges,
+    RetrieveCharge(String),
+    UpdateCharge(String),
+    RetrieveBalanceTransaction(String),
+    RetrieveInvoice(String),
+    CreateRefund,
+    ListRefunds,
+    RetrieveRefund(String),
 }
 
 impl Route {
@@ -148,6 +162,22 @@ impl Route {
             ("POST", ["prices", p]) => Route::UpdatePrice(id(p)),
             ("GET", ["events"]) => Route::ListEvents,
             ("GET", ["events", e]) => Route::RetrieveEvent(id(e)),
+            ("POST", ["checkout", "sessions"]) => Route::CreateCheckoutSession,
+            ("GET", ["checkout", "sessions"]) => Route::ListCheckoutSessions,
+            ("GET", ["checkout", "sessions", s]) => Route::RetrieveCheckoutSession(id(s)),
+            ("GET", ["checkout", "sessions", s, "line_items"]) => {
+                Route::ListCheckoutSessionLineItems(id(s))
+            }
+            ("POST", ["checkout", "sessions", s, "expire"]) => Route::ExpireCheckoutSession(id(s)),
+            ("GET", ["payment_intents", pi]) => Route::RetrievePaymentIntent(id(pi)),
+            ("GET", ["charges"]) => Route::ListCharges,
+            ("GET", ["charges", c]) => Route::RetrieveCharge(id(c)),
+            ("POST", ["charges", c]) => Route::UpdateCharge(id(c)),
+            ("GET", ["balance_transactions", t]) => Route::RetrieveBalanceTransaction(id(t)),
+            ("GET", ["invoices", i]) => Route::RetrieveInvoice(id(i)),
+            ("POST", ["refunds"]) => Route::CreateRefund,
+            ("GET", ["refunds"]) => Route::ListRefunds,
+            ("GET", ["refunds", r]) => Route::RetrieveRefund(id(r)),
             _ => {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -194,6 +224,22 @@ impl Route {
             Route::UpdatePrice(id) => catalog::update_price(tx, call, id, p),
             Route::ListEvents => events::list(tx, call, p),
             Route::RetrieveEvent(id) => events::retrieve(tx, call, id, p),
+            Route::CreateCheckoutSession => checkout::create_session(tx, call, p),
+            Route::ListCheckoutSessions => checkout::list_sessions(tx, call, p),
+            Route::RetrieveCheckoutSession(id) => checkout::retrieve_session(tx, call, id, p),
+            Route::ListCheckoutSessionLineItems(id) => checkout::list_line_items(tx, call, id, p),
+            Route::ExpireCheckoutSession(id) => checkout::expire_session(tx, call, id, p),
+            Route::RetrievePaymentIntent(id) => payments::retrieve_payment_intent(tx, call, id, p),
+            Route::ListCharges => payments::list_charges(tx, call, p),
+            Route::RetrieveCharge(id) => payments::retrieve_charge(tx, call, id, p),
+            Route::UpdateCharge(id) => payments::update_charge(tx, call, id, p),
+            Route::RetrieveBalanceTransaction(id) => {
+                payments::retrieve_balance_transaction(tx, call, id, p)
+            }
+            Route::RetrieveInvoice(id) => payments::retrieve_invoice(tx, call, id, p),
+            Route::CreateRefund => payments::create_refund(tx, call, p),
+            Route::ListRefunds => payments::list_refunds(tx, call, p),
+            Route::RetrieveRefund(id) => payments::retrieve_refund(tx, call, id, p),
         }
     }
 }
@@ -322,6 +368,10 @@ fn serve(
             if !accessible {
                 return Err(ApiError::no_access(&auth.key_hint, account));
             }
+        }
+        // Time-driven changes (session expiry, late refund failures) happen lazily.
+        if checkout::settle(tx, checkout::Ctx::app(app)) {
+            tx.read_only = false;
         }
         let record_key = idempotency_key.as_ref().map(|k| {
             format!(

@@ -16,13 +16,18 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::accounts;
+use super::cards;
 use super::catalog::{self, SeedCatalog, SeedReport};
+use super::checkout::{self, Ctx, PayInput, PayOutcome};
 use super::error::{ApiError, ErrorType};
 use super::events::{self, EventSummary};
 use super::faults::Fault;
+use super::hosted;
 use super::model::VerificationOutcome;
 use super::oauth::{self, OAuthAuthorize};
 use super::onboarding::{self, FollowResult};
+use super::sales::SentEmail;
+use super::shapes_sales;
 use super::state::App;
 use super::webhooks::{self, DeliveryAttempt, Endpoint};
 use crate::Mode;
@@ -187,7 +192,11 @@ pub(crate) fn advance_clock(app: &App, by: Duration) -> i64 {
             std::sync::atomic::Ordering::Relaxed,
             std::sync::atomic::Ordering::Relaxed,
         ) {
-            Ok(_) => return next,
+            Ok(_) => {
+                // What the new time means: sessions expire, late refund failures happen.
+                settle(app);
+                return next;
+            }
             Err(actual) => current = actual,
         }
     }
@@ -221,6 +230,13 @@ pub(crate) fn router() -> Router<App> {
         .route("/__sandbox/oauth/authorize", post(http_oauth))
         .route("/__sandbox/account_links/follow", post(http_follow))
         .route("/__sandbox/clock/advance", post(http_clock))
+        .route("/__sandbox/checkout/{id}/pay", post(http_pay))
+        .route(
+            "/__sandbox/checkout/{id}/authenticate",
+            post(http_authenticate),
+        )
+        .route("/__sandbox/outbox", get(http_outbox_page))
+        .route("/__sandbox/outbox.json", get(http_outbox_json))
         .route_layer(middleware::from_fn(loopback_only))
 }
 
@@ -386,4 +402,223 @@ async fn http_clock(State(app): State<App>, body: Bytes) -> Result<Json<Value>, 
     let b: ClockBody = parse(&body)?;
     let offset = advance_clock(&app, Duration::from_secs(b.seconds));
     Ok(Json(json!({ "offset_seconds": offset })))
+}
+
+// ---- selling ----
+
+/// How a test payment authenticates when the card asks for 3D Secure (`4000 0025 0000 3155`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Authenticate {
+    Complete,
+    Fail,
+}
+
+/// A payment made without a browser (`POST /__sandbox/checkout/{session}/pay`).
+///
+/// As JSON: `{"card": "4242424242424242", "email": "jenny@example.com", "name": "Jenny Rosen",
+/// "expiry": "12/34", "cvc": "123", "authenticate": "complete"}`; all but `card` optional.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct TestPayment {
+    /// The card number; spaces allowed.
+    pub card: String,
+    /// The customer's email (default: the session's `customer_email`, else `customer@example.com`).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The cardholder name (default `Jenny Rosen`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `MM / YY` (default `12 / 34`).
+    #[serde(default)]
+    pub expiry: Option<String>,
+    /// Default `123` (`1234` for American Express).
+    #[serde(default)]
+    pub cvc: Option<String>,
+    /// Answer a 3D Secure request at once; without it the payment waits in `requires_action`.
+    #[serde(default)]
+    pub authenticate: Option<Authenticate>,
+}
+
+impl TestPayment {
+    /// A payment with `card` and the defaults.
+    pub fn card(card: &str) -> TestPayment {
+        TestPayment {
+            card: card.to_owned(),
+            email: None,
+            name: None,
+            expiry: None,
+            cvc: None,
+            authenticate: None,
+        }
+    }
+}
+
+/// What a test payment did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+pub struct PaymentResult {
+    /// `succeeded`, `declined`, `requires_action` or `not_open`.
+    pub outcome: String,
+    /// Where the browser would go (`success_url` with the session id) after success.
+    pub redirect_to: Option<String>,
+    /// The decline code (`generic_decline`, `insufficient_funds`, ...) after a decline.
+    pub code: Option<String>,
+    /// The message the page shows after a decline.
+    pub message: Option<String>,
+    /// The Checkout Session as the API shows it now.
+    pub session: Value,
+    /// Its PaymentIntent as the API shows it now, once one exists.
+    pub payment_intent: Option<Value>,
+}
+
+fn session_mode(app: &App, id: &str) -> Result<Mode, ControlError> {
+    let st = app.lock();
+    [Mode::Test, Mode::Live]
+        .into_iter()
+        .find(|m| st.mode(*m).sales.sessions.get(id).is_some())
+        .ok_or_else(|| ControlError::NotFound(format!("no such checkout session: {id}")))
+}
+
+fn payment_result(
+    tx: &mut super::state::Tx<'_>,
+    app: &App,
+    id: &str,
+    outcome: PayOutcome,
+) -> PaymentResult {
+    let live = tx.livemode();
+    let (kind, redirect_to, code, message) = match outcome {
+        PayOutcome::Succeeded { redirect_to } => ("succeeded", Some(redirect_to), None, None),
+        PayOutcome::Declined { code, message } => ("declined", None, Some(code), Some(message)),
+        PayOutcome::RequiresAction => ("requires_action", None, None, None),
+        PayOutcome::NotOpen(status) => (
+            "not_open",
+            None,
+            Some(status.as_str().to_owned()),
+            Some(format!("the session is {}", status.as_str())),
+        ),
+    };
+    let session = tx.ms().sales.sessions.get(id).cloned();
+    let pi = session
+        .as_ref()
+        .and_then(|s| s.payment_intent.as_ref())
+        .and_then(|pi| tx.ms().sales.intents.get(pi))
+        .map(|pi| shapes_sales::payment_intent(pi, live, &app.base_url));
+    PaymentResult {
+        outcome: kind.to_owned(),
+        redirect_to,
+        code,
+        message,
+        session: session
+            .map(|s| shapes_sales::checkout_session(&s, live, &app.base_url))
+            .unwrap_or(Value::Null),
+        payment_intent: pi,
+    }
+}
+
+pub(crate) fn pay_checkout(
+    app: &App,
+    session: &str,
+    payment: TestPayment,
+) -> Result<PaymentResult, ControlError> {
+    let mode = session_mode(app, session)?;
+    let default_email = app
+        .lock()
+        .mode(mode)
+        .sales
+        .sessions
+        .get(session)
+        .and_then(|s| s.customer_email.clone());
+    let number = cards::normalize(&payment.card);
+    let cvc = payment.cvc.clone().unwrap_or_else(|| {
+        if cards::brand(&number) == "amex" {
+            "1234".into()
+        } else {
+            "123".into()
+        }
+    });
+    let card = cards::check(
+        &number,
+        payment.expiry.as_deref().unwrap_or("12 / 34"),
+        &cvc,
+        app.now(),
+    )
+    .map_err(|e| ControlError::Invalid(e.to_owned()))?;
+    let email = payment
+        .email
+        .or(default_email)
+        .unwrap_or_else(|| "customer@example.com".into());
+    let email =
+        super::rules::email("email", &email).map_err(|e| ControlError::Invalid(e.message))?;
+    let input = PayInput {
+        email,
+        name: payment.name.unwrap_or_else(|| "Jenny Rosen".into()),
+        card,
+    };
+    Ok(app.transact(mode, None, |tx| {
+        let ctx = Ctx::app(app);
+        let mut outcome = checkout::pay(tx, ctx, session, input);
+        if outcome == PayOutcome::RequiresAction
+            && let Some(answer) = payment.authenticate
+        {
+            outcome = checkout::authenticate(tx, ctx, session, answer == Authenticate::Complete);
+        }
+        payment_result(tx, app, session, outcome)
+    }))
+}
+
+pub(crate) fn authenticate_checkout(
+    app: &App,
+    session: &str,
+    answer: Authenticate,
+) -> Result<PaymentResult, ControlError> {
+    let mode = session_mode(app, session)?;
+    Ok(app.transact(mode, None, |tx| {
+        let outcome =
+            checkout::authenticate(tx, Ctx::app(app), session, answer == Authenticate::Complete);
+        payment_result(tx, app, session, outcome)
+    }))
+}
+
+pub(crate) fn outbox(app: &App) -> Vec<SentEmail> {
+    app.lock().outbox.clone()
+}
+
+/// Applies what the clock says in both modes (session expiry, late refund failures).
+pub(crate) fn settle(app: &App) {
+    for mode in [Mode::Test, Mode::Live] {
+        app.transact(mode, None, |tx| {
+            let changed = checkout::settle(tx, Ctx::app(app));
+            tx.read_only = !changed;
+        });
+    }
+}
+
+async fn http_pay(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<PaymentResult>, ControlError> {
+    let payment: TestPayment = parse(&body)?;
+    pay_checkout(&app, &id, payment).map(Json)
+}
+
+#[derive(Deserialize)]
+struct AuthBody {
+    outcome: Authenticate,
+}
+
+async fn http_authenticate(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<PaymentResult>, ControlError> {
+    let b: AuthBody = parse(&body)?;
+    authenticate_checkout(&app, &id, b.outcome).map(Json)
+}
+
+async fn http_outbox_json(State(app): State<App>) -> Json<Vec<SentEmail>> {
+    Json(outbox(&app))
+}
+
+async fn http_outbox_page(State(app): State<App>) -> Response {
+    hosted::outbox_page(&outbox(&app))
 }

@@ -346,6 +346,37 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// An array of hashes: `k[0][a]=x&k[1][a]=y` (each with its own view, in index order).
+    pub fn items(&self, key: &str) -> ApiResult<Option<Vec<Params<'a>>>> {
+        let invalid = || ApiError::bad_param(&self.name(key), "Invalid array");
+        let numbered: Vec<(usize, &'a Node)> = match self.map.get(key) {
+            None => return Ok(None),
+            Some(Node::List(items)) => items.iter().enumerate().collect(),
+            Some(Node::Map(indexed)) => {
+                let mut numbered = indexed
+                    .iter()
+                    .map(|(k, v)| k.parse::<usize>().map(|i| (i, v)).map_err(|_| invalid()))
+                    .collect::<ApiResult<Vec<_>>>()?;
+                numbered.sort_by_key(|(i, _)| *i);
+                numbered
+            }
+            Some(Node::Value(v)) if v.is_empty() => Vec::new(),
+            Some(Node::Value(_)) => return Err(invalid()),
+        };
+        numbered
+            .into_iter()
+            .enumerate()
+            .map(|(pos, (_, node))| match node {
+                Node::Map(m) => Ok(Params {
+                    map: m,
+                    path: format!("{}[{pos}]", self.name(key)),
+                }),
+                _ => Err(invalid()),
+            })
+            .collect::<ApiResult<Vec<_>>>()
+            .map(Some)
+    }
+
     /// An array of strings: `k[]=a&k[]=b` or `k[0]=a&k[1]=b`.
     pub fn strings(&self, key: &str) -> ApiResult<Option<Vec<String>>> {
         let invalid = || ApiError::bad_param(&self.name(key), "Invalid array");

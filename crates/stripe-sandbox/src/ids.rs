@@ -58,6 +58,38 @@ pub(crate) fn oauth_code() -> String {
     format!("ac_{}", random(32))
 }
 
+/// A Checkout Session: `cs_test_...` or `cs_live_...`.
+pub(crate) fn checkout_session(live: bool) -> String {
+    format!("cs_{}_a1{}", if live { "live" } else { "test" }, random(56))
+}
+pub(crate) fn line_item() -> String {
+    format!("li_1{}", random(23))
+}
+pub(crate) fn payment_intent() -> String {
+    format!("pi_3{}", random(23))
+}
+pub(crate) fn charge() -> String {
+    format!("ch_3{}", random(23))
+}
+pub(crate) fn payment_method() -> String {
+    format!("pm_1{}", random(23))
+}
+pub(crate) fn refund() -> String {
+    format!("re_3{}", random(23))
+}
+pub(crate) fn balance_transaction() -> String {
+    format!("txn_3{}", random(23))
+}
+pub(crate) fn invoice() -> String {
+    format!("in_1{}", random(23))
+}
+pub(crate) fn invoice_line() -> String {
+    format!("il_1{}", random(23))
+}
+pub(crate) fn application_fee() -> String {
+    format!("fee_1{}", random(23))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

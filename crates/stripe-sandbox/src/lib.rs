@@ -7,9 +7,33 @@
 //!   requests with Stripe's bracket syntax, `Authorization: Bearer` (the test key gives
 //!   test-mode objects, the live key live-mode ones, kept apart), `Stripe-Account` scoping,
 //!   `Idempotency-Key` replay, cursor paging, Stripe's error bodies, optional rate limits;
+//! - selling (one-time payments, on the platform or a connected account):
+//!   `POST/GET /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}` (and `/line_items`),
+//!   `POST /v1/checkout/sessions/{id}/expire`, `GET /v1/payment_intents/{id}`,
+//!   `GET /v1/charges?payment_intent=`, `GET`/`POST /v1/charges/{id}` (a new `receipt_email`
+//!   sends the receipt again), `GET /v1/balance_transactions/{id}`, `GET /v1/invoices/{id}`,
+//!   `POST`/`GET /v1/refunds`, `GET /v1/refunds/{id}`; sessions expire when the sandbox clock
+//!   passes `expires_at` (`checkout.session.expired`);
+//! - `/checkout/{session}`: the hosted Checkout page (a plain HTML form, no JavaScript, with
+//!   Stripe Checkout's field ids `email`, `cardNumber`, `cardExpiry`, `cardCvc`, `billingName`),
+//!   `/checkout/{session}/authenticate` (the 3D Secure step), `/receipts/{charge}` (the
+//!   `receipt_url`, refunds included), `/invoices/{id}` and `/invoices/{id}/pdf`;
 //! - `/onboarding/{link}`: the hosted onboarding page account links point to;
 //! - `/oauth/authorize`, `/oauth/token`, `/oauth/deauthorize`: Connect OAuth;
 //! - `/__sandbox/...`: test controls (loopback only), mirrored by methods on [`Sandbox`].
+//!
+//! Stripe's test cards behave as documented: `4242 4242 4242 4242` succeeds; `…0002`
+//! (`generic_decline`), `…9995` (`insufficient_funds`), `…9987` (`lost_card`), `…0069`
+//! (`expired_card`), `…0127` (`incorrect_cvc`) decline and the customer may retry;
+//! `4000 0025 0000 3155` asks for 3D Secure; `…0077` makes the funds available at once; `…5126`
+//! succeeds but its refunds fail 30 s (sandbox clock) later. A payment emits
+//! `payment_intent.created`, `charge.succeeded`, `payment_intent.succeeded`, with
+//! `invoice_creation` `invoice.created`, `invoice.finalized`, `invoice.paid`,
+//! `invoice.payment_succeeded`, then `checkout.session.completed`; a decline `charge.failed`
+//! and `payment_intent.payment_failed`; 3D Secure `payment_intent.requires_action`; a refund
+//! `refund.created` and `charge.refunded`; a late refund failure `refund.updated`,
+//! `charge.refund.updated` and `refund.failed`; an expiry `checkout.session.expired` (and
+//! `payment_intent.canceled` if a payment was started). Receipt emails are kept in an outbox.
 //!
 //! Events are signed like Stripe's (`Stripe-Signature`) and POSTed to the endpoint set with
 //! [`Sandbox::set_webhook_endpoint`]: at least once, concurrently, unordered, with retries.
@@ -45,29 +69,43 @@
 //! | `POST /__sandbox/prices/{id}/delete` | | the deleted price (`price.deleted`) |
 //! | `POST /__sandbox/oauth/authorize` | `{"client_id": "ca_chatpay_sandbox", "redirect_uri": "http://…/cb", "state": "s"}` | `{"redirect_to": "http://…/cb?scope=read_write&code=ac_…&state=s"}` |
 //! | `POST /__sandbox/account_links/follow` | `{"url": "http://…/onboarding/…", "outcome": "verified"}` | `{"redirect_to": return_url, "completed": true}` |
-//! | `POST /__sandbox/clock/advance` | `{"seconds": 600}` | `{"offset_seconds": 600}` |
+//! | `POST /__sandbox/clock/advance` | `{"seconds": 600}` | `{"offset_seconds": 600}` (sessions expire, late refund failures happen) |
+//! | `POST /__sandbox/checkout/{cs}/pay` | `{"card": "4242 4242 4242 4242", "email": "a@b.example", "authenticate": "complete"}` | `PaymentResult` |
+//! | `POST /__sandbox/checkout/{cs}/authenticate` | `{"outcome": "complete"}` or `"fail"` | `PaymentResult` |
+//! | `GET /__sandbox/outbox.json` | | `[SentEmail]` |
+//! | `GET /__sandbox/outbox` | | the outbox as an HTML page |
 //!
 //! Errors of the controls use Stripe's error body too:
 //! `{"error": {"type": "invalid_request_error", "code": "resource_missing", "message": ...}}`.
 
+// The big `json!` literals of Stripe's shapes (a Checkout Session, an Invoice) nest deeply.
+#![recursion_limit = "256"]
+
 mod accounts;
 mod api;
+mod cards;
 mod catalog;
+mod checkout;
 mod control;
 mod delivery;
 mod error;
 mod events;
 mod faults;
 mod form;
+mod hosted;
 mod html;
 mod ids;
 mod model;
+mod money;
 mod oauth;
 mod onboarding;
+mod payments;
 mod persist;
 mod rules;
+mod sales;
 mod server;
 mod shapes;
+mod shapes_sales;
 mod state;
 mod webhooks;
 
@@ -82,16 +120,33 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use catalog::{SeedCatalog, SeedReport};
-pub use control::ControlError;
+pub use control::{Authenticate, ControlError, PaymentResult, TestPayment};
 pub use events::EventSummary;
 pub use faults::{Fault, FaultAction, RateLimit};
 pub use model::{DISABLED_REASONS, REJECT_REASONS, VerificationOutcome};
 pub use oauth::OAuthAuthorize;
 pub use onboarding::FollowResult;
+pub use sales::SentEmail;
 pub use shapes::API_VERSION;
 pub use webhooks::{DeliveryAttempt, DeliveryConfig, DeliveryState, signature_header};
 
 use state::{App, Shared};
+
+/// Applies the clock once a second (sessions expiring, late refund failures), so they happen
+/// even when nobody calls the API.
+fn spawn_ticker(app: App) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut shutdown = app.shutdown.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => control::settle(&app),
+                _ = shutdown.changed() => break,
+            }
+        }
+    })
+}
 
 /// Stripe's two modes: every object is a test-mode or a live-mode one, chosen by the secret key
 /// of the request that made it, and never visible from the other mode.
@@ -224,7 +279,7 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox: server failed");
             }
         });
-        let mut handles = vec![server];
+        let mut handles = vec![server, spawn_ticker(app.clone())];
         if let Some(path) = app.config.state_file.clone() {
             handles.push(persist::spawn_writer(app.clone(), path));
         }
@@ -356,6 +411,31 @@ impl Sandbox {
     /// offset in seconds.
     pub fn advance_clock(&self, by: Duration) -> i64 {
         control::advance_clock(&self.app, by)
+    }
+
+    /// Pays an open Checkout Session without a browser, as the hosted page would with these
+    /// card details; a 3D Secure card waits in `requires_action` unless
+    /// `payment.authenticate` answers at once.
+    pub fn pay_checkout(
+        &self,
+        session: &str,
+        payment: TestPayment,
+    ) -> Result<PaymentResult, ControlError> {
+        control::pay_checkout(&self.app, session, payment)
+    }
+
+    /// Completes or fails the 3D Secure step a session's payment waits in.
+    pub fn authenticate_checkout(
+        &self,
+        session: &str,
+        answer: Authenticate,
+    ) -> Result<PaymentResult, ControlError> {
+        control::authenticate_checkout(&self.app, session, answer)
+    }
+
+    /// The receipt emails "sent" so far, oldest first.
+    pub fn outbox(&self) -> Vec<SentEmail> {
+        control::outbox(&self.app)
     }
 
     /// Stops the server, the deliveries and the state writer (which saves one last time).

@@ -9,7 +9,7 @@ use axum::routing::{any, get, post};
 
 use super::error::{ApiError, ErrorType};
 use super::state::App;
-use super::{api, control, faults, oauth, onboarding};
+use super::{api, control, faults, hosted, oauth, onboarding};
 
 pub(crate) fn router(app: App) -> Router {
     Router::new()
@@ -19,6 +19,14 @@ pub(crate) fn router(app: App) -> Router {
             get(onboarding::show).post(onboarding::post),
         )
         .route("/onboarding/{token}/exit", get(onboarding::exit))
+        .route("/checkout/{id}", get(hosted::show).post(hosted::submit))
+        .route(
+            "/checkout/{id}/authenticate",
+            get(hosted::show_authenticate).post(hosted::submit_authenticate),
+        )
+        .route("/receipts/{id}", get(hosted::receipt))
+        .route("/invoices/{id}", get(hosted::invoice))
+        .route("/invoices/{id}/pdf", get(hosted::invoice_pdf))
         .route("/oauth/authorize", get(oauth::page).post(oauth::decide))
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/deauthorize", post(oauth::deauthorize))

@@ -324,6 +324,9 @@ pub(crate) struct ModeState {
     /// Keyed by connected account id, or [`PLATFORM`].
     pub catalogs: BTreeMap<String, Catalog>,
     pub events: Collection<EventRecord>,
+    /// Checkout Sessions, payments, refunds, invoices.
+    #[serde(default)]
+    pub sales: super::sales::Sales,
 }
 
 /// The catalog key of the platform's own products.
@@ -394,6 +397,9 @@ pub(crate) struct State {
     pub refresh_tokens: HashMap<String, TokenGrant>,
     pub idempotency: HashMap<String, IdempotencyRecord>,
     pub next_seq: u64,
+    /// Receipt emails "sent", oldest first.
+    #[serde(default)]
+    pub outbox: Vec<super::sales::SentEmail>,
 }
 
 impl State {

@@ -1,0 +1,348 @@
+//! The objects of selling on an account: Checkout Sessions, PaymentIntents, Charges, Refunds,
+//! BalanceTransactions, Invoices, and the receipt emails "sent". Each belongs to the platform
+//! (`account: None`) or to one connected account, and is only visible with that scope. Pure data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::Price;
+use super::state::{Collection, Keyed};
+
+/// `status` of a Checkout Session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SessionStatus {
+    Open,
+    Complete,
+    Expired,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Open => "open",
+            SessionStatus::Complete => "complete",
+            SessionStatus::Expired => "expired",
+        }
+    }
+}
+
+/// One line of a session: the price as it was when the session was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LineItem {
+    /// `li_...`
+    pub id: String,
+    pub price: Price,
+    /// The product's name (Checkout shows it; `description` of the item).
+    pub description: String,
+    pub quantity: u64,
+}
+
+impl LineItem {
+    pub fn amount(&self) -> i64 {
+        self.price
+            .unit_amount
+            .saturating_mul(i64::try_from(self.quantity).unwrap_or(i64::MAX))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CheckoutSession {
+    /// `cs_test_...` / `cs_live_...`
+    pub id: String,
+    pub account: Option<String>,
+    pub created: i64,
+    pub expires_at: i64,
+    pub status: SessionStatus,
+    pub paid: bool,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+    pub customer_email: Option<String>,
+    pub client_reference_id: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub line_items: Vec<LineItem>,
+    pub currency: String,
+    pub application_fee_amount: Option<i64>,
+    pub payment_intent_metadata: BTreeMap<String, String>,
+    pub payment_intent_description: Option<String>,
+    pub invoice_creation: bool,
+    pub invoice_description: Option<String>,
+    pub invoice_metadata: BTreeMap<String, String>,
+    pub payment_intent: Option<String>,
+    pub invoice: Option<String>,
+    /// Filled in when the customer pays.
+    pub customer_name: Option<String>,
+    pub customer_details_email: Option<String>,
+    /// The message the hosted page shows after a failed attempt.
+    pub last_error: Option<String>,
+}
+
+impl CheckoutSession {
+    pub fn amount_subtotal(&self) -> i64 {
+        self.line_items.iter().map(LineItem::amount).sum()
+    }
+}
+
+/// `status` of a PaymentIntent (the ones the sandbox reaches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum IntentStatus {
+    RequiresPaymentMethod,
+    RequiresAction,
+    Succeeded,
+    Canceled,
+}
+
+impl IntentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentStatus::RequiresPaymentMethod => "requires_payment_method",
+            IntentStatus::RequiresAction => "requires_action",
+            IntentStatus::Succeeded => "succeeded",
+            IntentStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// The card a payment used, as `payment_method_details.card` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CardDetails {
+    pub brand: String,
+    pub funding: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: i32,
+    pub fingerprint: String,
+}
+
+/// `last_payment_error` of an intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PaymentError {
+    /// `card_error` or `invalid_request_error`.
+    pub kind: String,
+    pub code: String,
+    pub decline_code: Option<String>,
+    pub message: String,
+    pub param: Option<String>,
+    pub charge: Option<String>,
+}
+
+/// What waits while the customer authenticates (3D Secure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingAuth {
+    pub card: CardDetails,
+    pub email: String,
+    pub name: String,
+    pub payment_method: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PaymentIntent {
+    /// `pi_...`
+    pub id: String,
+    pub account: Option<String>,
+    pub created: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub status: IntentStatus,
+    pub amount_received: i64,
+    pub latest_charge: Option<String>,
+    pub application_fee_amount: Option<i64>,
+    pub metadata: BTreeMap<String, String>,
+    pub description: Option<String>,
+    pub receipt_email: Option<String>,
+    pub payment_method: Option<String>,
+    pub last_payment_error: Option<PaymentError>,
+    pub pending_auth: Option<PendingAuth>,
+    /// The Checkout Session that made it.
+    pub session: String,
+    pub client_secret: String,
+    pub canceled_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Outcome {
+    pub kind: String,
+    pub network_status: String,
+    pub reason: Option<String>,
+    pub risk_level: String,
+    pub risk_score: i64,
+    pub seller_message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Charge {
+    /// `ch_...`
+    pub id: String,
+    pub account: Option<String>,
+    pub created: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub succeeded: bool,
+    pub amount_refunded: i64,
+    pub payment_intent: String,
+    pub payment_method: String,
+    pub balance_transaction: Option<String>,
+    pub billing_name: Option<String>,
+    pub billing_email: Option<String>,
+    pub card: CardDetails,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub outcome: Outcome,
+    pub receipt_email: Option<String>,
+    pub receipt_number: Option<String>,
+    pub application_fee: Option<String>,
+    pub application_fee_amount: Option<i64>,
+    pub metadata: BTreeMap<String, String>,
+    pub description: Option<String>,
+    /// The 5126 test card: refunds of this charge fail some time later.
+    pub refunds_fail: bool,
+    /// The Checkout Session paid with it.
+    pub session: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Refund {
+    /// `re_...`
+    pub id: String,
+    pub account: Option<String>,
+    pub created: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub charge: String,
+    pub payment_intent: String,
+    /// `pending`, `succeeded`, `failed`, `canceled`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub balance_transaction: Option<String>,
+    pub failure_reason: Option<String>,
+    pub failure_balance_transaction: Option<String>,
+    /// When it fails (sandbox clock), for refunds of the 5126 card.
+    pub fails_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FeeDetail {
+    /// `stripe_fee` or `application_fee`.
+    pub kind: String,
+    pub amount: i64,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BalanceTransaction {
+    /// `txn_...`
+    pub id: String,
+    pub account: Option<String>,
+    pub created: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub fee_details: Vec<FeeDetail>,
+    pub available_on: i64,
+    /// `charge`, `refund`, `payment_failure_refund`...
+    pub kind: String,
+    pub reporting_category: String,
+    /// The charge or refund id.
+    pub source: String,
+    pub description: Option<String>,
+}
+
+impl BalanceTransaction {
+    pub fn fee(&self) -> i64 {
+        self.fee_details.iter().map(|f| f.amount).sum()
+    }
+
+    pub fn net(&self) -> i64 {
+        self.amount - self.fee()
+    }
+
+    /// `pending` until `available_on`, then `available`.
+    pub fn status(&self, now: i64) -> &'static str {
+        if now >= self.available_on {
+            "available"
+        } else {
+            "pending"
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct InvoiceLine {
+    /// `il_...`
+    pub id: String,
+    pub description: String,
+    pub quantity: u64,
+    pub amount: i64,
+    pub price: String,
+    pub product: String,
+    pub unit_amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Invoice {
+    /// `in_...`
+    pub id: String,
+    pub account: Option<String>,
+    pub created: i64,
+    pub number: String,
+    pub currency: String,
+    pub total: i64,
+    pub lines: Vec<InvoiceLine>,
+    pub customer_email: Option<String>,
+    pub customer_name: Option<String>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub payment_intent: String,
+    pub charge: String,
+    pub paid_at: i64,
+}
+
+/// A receipt email the sandbox "sent".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentEmail {
+    /// The address.
+    pub to: String,
+    /// `ch_...`
+    pub charge: String,
+    /// The connected account the charge belongs to.
+    pub account: Option<String>,
+    pub livemode: bool,
+    pub subject: String,
+    /// The charge's `receipt_url`.
+    pub receipt_url: String,
+    /// Unix seconds (sandbox clock).
+    pub at: i64,
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            fn key(&self) -> &str {
+                &self.id
+            }
+        }
+    )*};
+}
+keyed!(
+    CheckoutSession,
+    PaymentIntent,
+    Charge,
+    Refund,
+    BalanceTransaction,
+    Invoice
+);
+
+/// Everything sold in one mode.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Sales {
+    pub sessions: Collection<CheckoutSession>,
+    pub intents: Collection<PaymentIntent>,
+    pub charges: Collection<Charge>,
+    pub refunds: Collection<Refund>,
+    pub balance_transactions: Collection<BalanceTransaction>,
+    pub invoices: Collection<Invoice>,
+    /// Per-account invoice counters (`ABCD1234-0001`).
+    pub invoice_numbers: BTreeMap<String, u64>,
+}
