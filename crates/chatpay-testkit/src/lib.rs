@@ -217,6 +217,8 @@ struct Run<'t> {
     next_id: usize,
     /// The last state seen per flow, for transitions.
     flow_at: BTreeMap<String, String>,
+    /// Checkout Sessions the HTTP steps created, by order number.
+    sessions: BTreeMap<i64, String>,
 }
 
 pub async fn run(t: &Transcript, backend: &Backend) -> anyhow::Result<Coverage> {
@@ -282,6 +284,7 @@ impl<'t> Run<'t> {
             coverage: Coverage::default(),
             next_id: 0,
             flow_at: BTreeMap::new(),
+            sessions: BTreeMap::new(),
         };
         run.start_server().await?;
         Ok((run, db))
@@ -317,12 +320,25 @@ impl Run<'_> {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> anyhow::Result<(u16, Value)> {
+        self.api_with(method, path, token, body, &BTreeMap::new())
+            .await
+    }
+
+    async fn api_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        extra: &BTreeMap<String, String>,
+    ) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.server().url());
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = Vec::new();
         if let Some(a) = &auth {
             headers.push(("authorization", a.as_str()));
         }
+        headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let res = match body {
             Some(b) => self.http.send_json(method, &url, &headers, b).await?,
             None => self.http.send(method, &url, &headers, Vec::new()).await?,
@@ -422,6 +438,9 @@ impl Run<'_> {
             .ok_or_else(|| anyhow!("clients count from 1"))?;
         if who >= self.clients.len() {
             bail!("there is no client {}", who + 1);
+        }
+        if turn.hold_webhooks {
+            self.sandbox.pause_deliveries(true);
         }
         // Nothing may be waiting unread before a turn acts.
         if !turn.wait {
@@ -575,7 +594,7 @@ impl Run<'_> {
                 }
             }
         }
-        if turn.stripe.as_ref().is_some_and(|s| s.holds_webhooks()) {
+        if turn.hold_webhooks || turn.stripe.as_ref().is_some_and(|s| s.holds_webhooks()) {
             self.sandbox.pause_deliveries(false);
         }
         if let Some(code) = turn.expect_close {
@@ -641,14 +660,31 @@ impl Run<'_> {
             Some("other") => Some(self.other_token.clone()),
             Some(t) => Some(t.to_owned()),
         };
-        let body = h.body.clone().map(toml_json);
+        let body = match h.body.clone().map(toml_json) {
+            Some(b) => Some(stripe_steps::fill_prices(self, b).await?),
+            None => None,
+        };
         // `eventually`: state that webhooks update in the background is polled until it
         // matches (or PATIENCE runs out, which fails with the last mismatch).
         let started = std::time::Instant::now();
         loop {
             let (status, answer) = self
-                .api(&h.method, &path, token.as_deref(), body.as_ref())
+                .api_with(
+                    &h.method,
+                    &path,
+                    token.as_deref(),
+                    body.as_ref(),
+                    &h.headers,
+                )
                 .await?;
+            // Remember the checkouts made, for the `pay` steps.
+            for order in [&answer, &answer["order"]] {
+                if let (Some(n), Some(cs)) =
+                    (order["number"].as_i64(), order["checkout_session"].as_str())
+                {
+                    self.sessions.insert(n, cs.to_owned());
+                }
+            }
             match check_http(h, &path, status, &answer) {
                 Ok(()) => {
                     if let Some(code) = answer.get("code").and_then(Value::as_str) {
@@ -889,6 +925,134 @@ mod stripe_steps {
         Ok(())
     }
 
+    /// Replaces `"{price:NAME}"` strings in a request body by the id of the named product's
+    /// first active price in the connected account.
+    pub(super) async fn fill_prices(run: &Run<'_>, body: Value) -> anyhow::Result<Value> {
+        Ok(match body {
+            Value::String(s) if s.starts_with("{price:") && s.ends_with('}') => {
+                let name = &s["{price:".len()..s.len() - 1];
+                let product = product_named(run, name).await?;
+                let id = product["id"].as_str().unwrap_or_default();
+                let prices = api_as(
+                    run,
+                    "GET",
+                    &format!("v1/prices?product={id}&limit=100"),
+                    &[],
+                )
+                .await?;
+                let price = prices["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["active"] == true)
+                    .and_then(|p| p["id"].as_str())
+                    .ok_or_else(|| anyhow!("{name:?} has no active price"))?;
+                Value::String(price.to_owned())
+            }
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for v in items {
+                    out.push(Box::pin(fill_prices(run, v)).await?);
+                }
+                Value::Array(out)
+            }
+            Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    out.insert(k, Box::pin(fill_prices(run, v)).await?);
+                }
+                Value::Object(out)
+            }
+            other => other,
+        })
+    }
+
+    /// The checkout a selling step acts on: the named order's, or the newest.
+    fn session(run: &Run<'_>, s: &transcript::StripeStep) -> anyhow::Result<String> {
+        match s.order {
+            Some(n) => run.sessions.get(&n).cloned(),
+            None => run.sessions.values().next_back().cloned(),
+        }
+        .ok_or_else(|| anyhow!("no checkout has been created by an HTTP step yet"))
+    }
+
+    async fn selling(run: &mut Run<'_>, s: &transcript::StripeStep) -> anyhow::Result<()> {
+        use stripe_sandbox::{Authenticate, TestPayment};
+        let answer = |a: Option<&str>| match a {
+            Some("fail") => Authenticate::Fail,
+            _ => Authenticate::Complete,
+        };
+        match s.action.as_str() {
+            // The customer pays on the hosted checkout page (3D Secure answered if asked).
+            "pay" => {
+                let session = session(run, s)?;
+                let mut payment =
+                    TestPayment::card(s.card.as_deref().unwrap_or("4242424242424242"));
+                payment.email = s.email.clone();
+                payment.authenticate = s.authenticate.as_deref().map(|a| answer(Some(a)));
+                let result = run.sandbox.pay_checkout(&session, payment)?;
+                if let Some(want) = &s.outcome
+                    && &result.outcome != want
+                {
+                    bail!(
+                        "the payment's outcome was {}, expected {want}",
+                        result.outcome
+                    );
+                }
+            }
+            "authenticate" => {
+                let session = session(run, s)?;
+                run.sandbox
+                    .authenticate_checkout(&session, answer(s.outcome.as_deref()))?;
+            }
+            "expire_checkout" => {
+                let session = session(run, s)?;
+                api_as(
+                    run,
+                    "POST",
+                    &format!("v1/checkout/sessions/{session}/expire"),
+                    &[],
+                )
+                .await?;
+            }
+            // The owner refunds in the Stripe Dashboard (no chatpay metadata).
+            "refund_in_dashboard" => {
+                let session = session(run, s)?;
+                let cs =
+                    api_as(run, "GET", &format!("v1/checkout/sessions/{session}"), &[]).await?;
+                let pi = cs["payment_intent"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("the checkout has no payment yet"))?
+                    .to_owned();
+                let amount = s.amount.map(|a| a.to_string());
+                let mut form = vec![("payment_intent", pi.as_str())];
+                if let Some(a) = &amount {
+                    form.push(("amount", a));
+                }
+                api_as(run, "POST", "v1/refunds", &form).await?;
+            }
+            // At-least-once and unordered: every event so far arrives again, newest first.
+            "shuffle_events" => {
+                let events = run.sandbox.events(None);
+                let ids: Vec<&str> = events.iter().rev().map(|e| e.id.as_str()).collect();
+                for attempt in run.sandbox.deliver_events(&ids).await? {
+                    if attempt.status != Some(200) {
+                        bail!("a redelivered event was not acknowledged: {attempt:?}");
+                    }
+                }
+            }
+            "assert_outbox" => {
+                let n = run.sandbox.outbox().len();
+                let want = s.count.unwrap_or(1) as usize;
+                if n != want {
+                    bail!("the sandbox sent {n} receipt emails, expected {want}");
+                }
+            }
+            other => bail!("unknown selling step {other:?}"),
+        }
+        Ok(())
+    }
+
     pub(super) async fn run(run: &mut Run<'_>, s: &transcript::StripeStep) -> anyhow::Result<()> {
         match s.action.as_str() {
             // The person opens the onboarding link and submits Stripe's form; the browser then
@@ -983,6 +1147,14 @@ mod stripe_steps {
                     },
                     should_retry: None,
                 })?;
+            }
+            "pay"
+            | "authenticate"
+            | "expire_checkout"
+            | "refund_in_dashboard"
+            | "shuffle_events"
+            | "assert_outbox" => {
+                selling(run, s).await?;
             }
             "expire_links" => {
                 run.sandbox.advance_clock(Duration::from_secs(301));

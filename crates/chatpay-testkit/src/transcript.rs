@@ -103,6 +103,10 @@ pub struct Turn {
     /// Only wait for the expected frames (pushed by something else).
     #[serde(default)]
     pub wait: bool,
+    /// Hold Stripe's webhooks until this turn's expectations are met (a turn whose answer and
+    /// the pushes its webhooks cause would otherwise race); they are delivered after it.
+    #[serde(default)]
+    pub hold_webhooks: bool,
 
     /// Frames this client must receive, in order.
     #[serde(default)]
@@ -166,6 +170,9 @@ pub struct Http {
     /// background), failing after the usual patience.
     #[serde(default)]
     pub eventually: bool,
+    /// Extra request headers (`Idempotency-Key`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Things the Stripe sandbox can be told to do.
@@ -213,6 +220,13 @@ pub struct StripeStep {
     /// For the browser steps: whether the browser follows Stripe's redirect back to chatpay
     /// (false: the person closed the tab).
     pub browse: Option<bool>,
+    /// For `pay`: the card number (default 4242 4242 4242 4242), the customer's email, and the
+    /// 3D Secure answer (`complete` / `fail`) when the card asks for one; the checkout paid is
+    /// the newest one an HTTP step created (or `order`, by number).
+    pub card: Option<String>,
+    pub email: Option<String>,
+    pub authenticate: Option<String>,
+    pub order: Option<i64>,
 }
 
 impl StripeStep {

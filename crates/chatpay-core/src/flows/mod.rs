@@ -137,8 +137,9 @@ pub struct Facts<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// A fresh random token for this input (nonces for links); inputs, not side effects.
     pub fresh: &'a str,
-    /// The client frame this input answers (`say` and `click`), for answers that come later.
-    pub reply_to: Option<&'a str>,
+    /// Who this input answers (a `say` or `click`, or the question a call's result answers),
+    /// for answers that come later with a call's result.
+    pub asked: Option<&'a Asked>,
 }
 
 /// Who asked for an answer that comes back with a call's result: the client frame, and the
@@ -545,10 +546,7 @@ impl ConversationState {
             effects: Vec::new(),
             connection: facts.connection.cloned(),
             cards_made: 0,
-            asked: facts.reply_to.map(|id| Asked {
-                reply_to: id.to_owned(),
-                intent: None,
-            }),
+            asked: facts.asked.cloned(),
         };
         match input {
             Input::Say(c) => turn.say(c),

@@ -44,7 +44,7 @@ impl World {
             links: &self.links,
             labels: &self.labels,
             fresh: &fresh,
-            reply_to: None,
+            asked: None,
         };
         let effects = self.state.handle(input, &facts)?;
         for e in &effects {

@@ -355,6 +355,14 @@ impl Actor {
             (Cause::Answer(Some(a)), Some(None)) if a.intent.is_none() => None,
             (_, i) => i,
         };
+        let asked = match &cause {
+            Cause::Say { id, .. } | Cause::Click { id } => Some(Asked {
+                reply_to: (*id).to_owned(),
+                intent: None,
+            }),
+            Cause::Answer(asked) => asked.clone(),
+            Cause::Outside { .. } => None,
+        };
         let fresh = random_hex(12);
         let mut next = self.state.clone();
         let facts = Facts {
@@ -366,10 +374,7 @@ impl Actor {
             links: &self.inner.links,
             labels: &self.inner.labels,
             fresh: &fresh,
-            reply_to: match cause {
-                Cause::Say { id, .. } | Cause::Click { id } => Some(id),
-                _ => None,
-            },
+            asked: asked.as_ref(),
         };
         let effects = next.handle(input, &facts).map_err(|r| match r {
             Refusal::StaleCard(m) => ChatError::StaleCard(m),
@@ -463,8 +468,7 @@ impl Actor {
                 Effect::Reply(_) | Effect::Card(_) | Effect::Flow { .. } => {}
             }
         }
-        let answered_later = matches!(cause, Cause::Say { .. } | Cause::Click { .. })
-            && reply_to.is_some_and(|id| next.answers_pending_for(id));
+        let answered_later = reply_to.is_some_and(|id| next.answers_pending_for(id));
         if reply_to.is_some() && bodies.is_empty() && !answered_later {
             // The protocol promises at least one frame per say and click (an answer a call
             // will give comes with the call's result).
