@@ -70,17 +70,24 @@ pub struct CheckedCart {
 
 /// Checks a cart against the synced catalog: every price known, active, one-time, of a product
 /// that sells; one currency; quantities in range. Lines of the same price are merged.
-pub fn check_cart(catalog: &[CatalogProduct], items: &[CartItem]) -> Result<CheckedCart, CartError> {
+pub fn check_cart(
+    catalog: &[CatalogProduct],
+    items: &[CartItem],
+) -> Result<CheckedCart, CartError> {
     if items.is_empty() {
         return Err(cart_error(
             "empty_cart",
-            "The cart is empty: add at least one item ({\"price\": \"price_…\", \"quantity\": 1}).".to_owned(),
+            "The cart is empty: add at least one item ({\"price\": \"price_…\", \"quantity\": 1})."
+                .to_owned(),
         ));
     }
     if items.len() > MAX_LINES {
         return Err(cart_error(
             "too_many_items",
-            format!("A cart holds at most {MAX_LINES} lines; this one has {}.", items.len()),
+            format!(
+                "A cart holds at most {MAX_LINES} lines; this one has {}.",
+                items.len()
+            ),
         ));
     }
     let mut merged: BTreeMap<&str, i64> = BTreeMap::new();
@@ -103,7 +110,10 @@ pub fn check_cart(catalog: &[CatalogProduct], items: &[CartItem]) -> Result<Chec
         if *q > MAX_QUANTITY {
             return Err(cart_error(
                 "invalid_quantity",
-                format!("The cart holds {q} of {}: at most {MAX_QUANTITY}.", item.price),
+                format!(
+                    "The cart holds {q} of {}: at most {MAX_QUANTITY}.",
+                    item.price
+                ),
             ));
         }
     }
@@ -113,7 +123,10 @@ pub fn check_cart(catalog: &[CatalogProduct], items: &[CartItem]) -> Result<Chec
     for price_id in order {
         let quantity = merged[price_id];
         let Some((product, price)) = catalog.iter().find_map(|p| {
-            p.prices.iter().find(|pr| pr.id == price_id).map(|pr| (p, pr))
+            p.prices
+                .iter()
+                .find(|pr| pr.id == price_id)
+                .map(|pr| (p, pr))
         }) else {
             return Err(cart_error(
                 "unknown_price",
@@ -170,8 +183,13 @@ pub fn check_cart(catalog: &[CatalogProduct], items: &[CartItem]) -> Result<Chec
             }
             Some(_) => {}
         }
-        let amount = unit_amount.checked_mul(quantity).filter(|a| *a <= MAX_AMOUNT);
-        total = match amount.and_then(|a| total.checked_add(a)).filter(|t| *t <= MAX_AMOUNT) {
+        let amount = unit_amount
+            .checked_mul(quantity)
+            .filter(|a| *a <= MAX_AMOUNT);
+        total = match amount
+            .and_then(|a| total.checked_add(a))
+            .filter(|t| *t <= MAX_AMOUNT)
+        {
             Some(t) => t,
             None => {
                 return Err(cart_error(
@@ -287,7 +305,10 @@ pub struct RefundInfo {
 impl RefundInfo {
     /// Whether the money is (or is on its way) back with the customer.
     pub fn counts(&self) -> bool {
-        matches!(self.status.as_str(), "pending" | "succeeded" | "requires_action")
+        matches!(
+            self.status.as_str(),
+            "pending" | "succeeded" | "requires_action"
+        )
     }
 }
 
@@ -393,7 +414,12 @@ impl Order {
     pub fn refunded(&self) -> i64 {
         match &self.charge {
             Some(c) => c.amount_refunded,
-            None => self.refunds.iter().filter(|r| r.counts()).map(|r| r.amount).sum(),
+            None => self
+                .refunds
+                .iter()
+                .filter(|r| r.counts())
+                .map(|r| r.amount)
+                .sum(),
         }
     }
 
@@ -402,7 +428,10 @@ impl Order {
         if !self.status.was_paid() {
             return 0;
         }
-        let paid = self.charge.as_ref().map_or(self.amount_total, |c| c.amount_captured);
+        let paid = self
+            .charge
+            .as_ref()
+            .map_or(self.amount_total, |c| c.amount_captured);
         (paid - self.refunded()).max(0)
     }
 
@@ -424,13 +453,17 @@ impl Order {
         next.payment_intent = read.payment_intent.clone().or(next.payment_intent);
         next.charge = read.charge.clone();
         next.refunds = read.refunds.clone();
-        next.refunds.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        next.refunds
+            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         next.invoice = read.invoice.clone();
         let paid = read.payment_status == "paid"
             || read.payment_intent_status.as_deref() == Some("succeeded");
         next.status = if paid {
             let refunded = next.refunded();
-            let captured = next.charge.as_ref().map_or(next.amount_total, |c| c.amount_captured);
+            let captured = next
+                .charge
+                .as_ref()
+                .map_or(next.amount_total, |c| c.amount_captured);
             if refunded >= captured && refunded > 0 {
                 OrderStatus::Refunded
             } else if refunded > 0 {
@@ -545,8 +578,16 @@ mod tests {
                 "Course",
                 vec![price("price_course", "prod_course", "usd", 4900), archived],
             ),
-            product("prod_ebook", "Ebook", vec![price("price_ebook", "prod_ebook", "usd", 1500)]),
-            product("prod_eu", "Atelier", vec![price("price_eu", "prod_eu", "eur", 2000)]),
+            product(
+                "prod_ebook",
+                "Ebook",
+                vec![price("price_ebook", "prod_ebook", "usd", 1500)],
+            ),
+            product(
+                "prod_eu",
+                "Atelier",
+                vec![price("price_eu", "prod_eu", "eur", 2000)],
+            ),
             product("prod_plan", "Pro plan", vec![plan]),
             product("prod_none", "Masterclass", vec![]),
         ]
@@ -562,8 +603,15 @@ mod tests {
     #[test]
     fn carts_are_checked_against_the_catalog() {
         let c = catalog();
-        let ok = check_cart(&c, &[item("price_course", 2), item("price_ebook", 1), item("price_course", 1)])
-            .unwrap();
+        let ok = check_cart(
+            &c,
+            &[
+                item("price_course", 2),
+                item("price_ebook", 1),
+                item("price_course", 1),
+            ],
+        )
+        .unwrap();
         assert_eq!(ok.total, 3 * 4900 + 1500);
         assert_eq!(ok.lines.len(), 2, "lines of one price merge");
         assert_eq!(ok.lines[0].quantity, 3);
@@ -571,10 +619,16 @@ mod tests {
             (&[], "empty_cart"),
             (&[item("price_nope", 1)], "unknown_price"),
             (&[item("price_old", 1)], "not_sellable"),
-            (&[item("price_course", 1), item("price_eu", 1)], "mixed_currencies"),
+            (
+                &[item("price_course", 1), item("price_eu", 1)],
+                "mixed_currencies",
+            ),
             (&[item("price_course", 0)], "invalid_quantity"),
             (&[item("price_course", 1000)], "invalid_quantity"),
-            (&[item("price_course", 600), item("price_course", 600)], "invalid_quantity"),
+            (
+                &[item("price_course", 600), item("price_course", 600)],
+                "invalid_quantity",
+            ),
             (&[item("price_plan", 1)], "recurring_price"),
         ];
         for (items, code) in cases {
@@ -583,7 +637,9 @@ mod tests {
         let mut big = catalog();
         big[0].prices[0].unit_amount = Some(MAX_AMOUNT);
         assert_eq!(
-            check_cart(&big, &[item("price_course", 2)]).unwrap_err().code,
+            check_cart(&big, &[item("price_course", 2)])
+                .unwrap_err()
+                .code,
             "amount_too_large"
         );
     }
@@ -658,8 +714,14 @@ mod tests {
         });
         let failed = open.with_read(&declined, 5);
         assert_eq!(failed.status, OrderStatus::PaymentFailed);
-        assert!(matches!(changes(&open, &failed)[..], [OrderNews::PaymentFailed(_)]));
-        assert!(changes(&failed, &failed.with_read(&declined, 6)).is_empty(), "same decline again is not news");
+        assert!(matches!(
+            changes(&open, &failed)[..],
+            [OrderNews::PaymentFailed(_)]
+        ));
+        assert!(
+            changes(&failed, &failed.with_read(&declined, 6)).is_empty(),
+            "same decline again is not news"
+        );
 
         let mut paid_read = read("paid");
         paid_read.charge = Some(charge(0));
@@ -668,7 +730,10 @@ mod tests {
         assert_eq!(paid.paid_at, Some(100_000));
         assert_eq!(paid.last_payment_error, None);
         assert_eq!(changes(&failed, &paid), vec![OrderNews::Paid]);
-        assert!(changes(&paid, &paid.with_read(&paid_read, 8)).is_empty(), "paid is told once");
+        assert!(
+            changes(&paid, &paid.with_read(&paid_read, 8)).is_empty(),
+            "paid is told once"
+        );
         assert_eq!(paid.refundable(), 9800);
 
         let mut part = paid_read.clone();
@@ -677,7 +742,10 @@ mod tests {
         let partially = paid.with_read(&part, 9);
         assert_eq!(partially.status, OrderStatus::PartiallyRefunded);
         assert_eq!(partially.refundable(), 9300);
-        assert_eq!(changes(&paid, &partially), vec![OrderNews::Refund(refund("re_1", 500, "succeeded"))]);
+        assert_eq!(
+            changes(&paid, &partially),
+            vec![OrderNews::Refund(refund("re_1", 500, "succeeded"))]
+        );
 
         let mut full = part.clone();
         full.charge = Some(charge(9800));
@@ -692,7 +760,9 @@ mod tests {
         failed_refund.refunds[1].status = "failed".into();
         let back = refunded.with_read(&failed_refund, 11);
         assert_eq!(back.status, OrderStatus::PartiallyRefunded);
-        assert!(matches!(&changes(&refunded, &back)[..], [OrderNews::Refund(r)] if r.status == "failed"));
+        assert!(
+            matches!(&changes(&refunded, &back)[..], [OrderNews::Refund(r)] if r.status == "failed")
+        );
 
         // An expired unpaid session; a paid one never turns expired.
         let mut expired = read("unpaid");

@@ -3,9 +3,11 @@
 //!
 //! Turn writes (a conversation's new state plus the frames it emits) go through a group-commit
 //! writer: many conversations' turns share one transaction and one fsync, instead of one fsync
-//! per frame. PostgreSQL's writer is a task on the pool (`sql.rs`); SQLite's is a thread that
-//! owns its own connection and keeps the write-ahead log small (`sqlite_writer.rs`).
+//! per frame. Each backend has one commit path, which also writes a turn's [`ExtraWrite`]s:
+//! PostgreSQL's writer is a task on the pool (`pg_writer.rs`); SQLite's is a thread that owns its
+//! own connection and keeps the write-ahead log small (`sqlite_writer.rs`).
 
+mod pg_writer;
 mod sql;
 mod sqlite_writer;
 mod writer;

@@ -281,10 +281,13 @@ fn write_turns(
 }
 
 fn apply_extra(conn: &Connection, extra: &ExtraWrite, now: i64) -> StoreResult<()> {
-    apply_row(conn, extra, now).map_err(db_error)?.then_some(()).ok_or_else(|| match extra {
-        ExtraWrite::PutOrder(o) => super::order_conflict(o),
-        _ => StoreError::Conflict("a row of the turn changed meanwhile".to_owned()),
-    })
+    apply_row(conn, extra, now)
+        .map_err(db_error)?
+        .then_some(())
+        .ok_or_else(|| match extra {
+            ExtraWrite::PutOrder(o) => super::order_conflict(o),
+            _ => StoreError::Conflict("a row of the turn changed meanwhile".to_owned()),
+        })
 }
 
 /// Writes one extra row; false when a version check refused it.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
 use chatpay_store::{
-    ConnectionRecord, DynStore, ExtraWrite, ProjectRecord, Recorded, StoreError, StoredFrame,
-    StoredProduct, TurnWrite, WebhookEventRecord,
+    ConnectionRecord, DynStore, ExtraWrite, NewOrder, OrderKey, OrderUpdate, ProjectRecord,
+    Recorded, StoreError, StoredFrame, StoredProduct, TurnWrite, WebhookEventRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -426,6 +426,77 @@ async fn catalog(store: DynStore) {
     );
 }
 
+/// An order moves inside a turn, only from the version its change was computed from: a stale
+/// `PutOrder` fails its turn with `Conflict` and the turn writes nothing, alone or in a batch.
+async fn orders(store: DynStore) {
+    let p = project(&store).await;
+    let conv = store.conversation_for(&p.id).await.unwrap().id;
+    let order = store
+        .insert_order(&NewOrder {
+            id: "ord_1".into(),
+            project_id: p.id.clone(),
+            mode: Mode::Test,
+            status: "open".into(),
+            session_id: "cs_1".into(),
+            created_at: 1,
+            data: "{}".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!((order.number, order.version), (1001, 1));
+    let put = |expected_version: i64, status: &str| {
+        ExtraWrite::PutOrder(OrderUpdate {
+            id: "ord_1".into(),
+            expected_version,
+            status: status.into(),
+            payment_intent: Some("pi_1".into()),
+            data: format!("{{\"status\":\"{status}\"}}"),
+        })
+    };
+    let mut t = turn(&conv, 0, vec![frame(1, None)]);
+    t.extra.push(put(1, "paid"));
+    store.commit_turn(t).await.unwrap();
+    let stored = store
+        .order_by(OrderKey::PaymentIntent("pi_1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.version, stored.status.as_str()), (2, "paid"));
+
+    // The same change again, computed from version 1: refused, and its turn with it.
+    let mut stale = turn(&conv, 1, vec![frame(2, None)]);
+    stale.extra.push(put(1, "refunded"));
+    let refused = store.commit_turn(stale.clone()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.conversation(&conv).await.unwrap().unwrap().last_seq,
+        1
+    );
+    assert!(store.frames_after(&conv, 1, 10).await.unwrap().is_empty());
+
+    // In a batch, the stale turn fails alone; the other turn commits.
+    let other = store
+        .conversation_for(&project(&store).await.id)
+        .await
+        .unwrap()
+        .id;
+    let (a, b) = tokio::join!(
+        store.commit_turn(stale),
+        store.commit_turn(turn(&other, 0, vec![frame(1, None)]))
+    );
+    assert!(matches!(a, Err(StoreError::Conflict(_))), "{a:?}");
+    b.unwrap();
+    let stored = store
+        .order_by(OrderKey::Id("ord_1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.version, stored.status.as_str()), (2, "paid"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_meets_the_store_contract() {
     let (store, _dir) = sqlite().await;
@@ -434,6 +505,8 @@ async fn sqlite_meets_the_store_contract() {
     group_commit(store).await;
     let (store, _dir) = sqlite().await;
     catalog(store).await;
+    let (store, _dir) = sqlite().await;
+    orders(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,6 +518,7 @@ async fn postgres_meets_the_store_contract() {
     contract(store).await;
     group_commit(postgres().await.unwrap()).await;
     catalog(postgres().await.unwrap()).await;
+    orders(postgres().await.unwrap()).await;
 }
 
 /// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays

@@ -37,13 +37,13 @@ use super::{
     CheckoutRequest, CreatedSession, Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page,
     RefundRequest,
 };
-use chatpay_core::orders::{ChargeInfo, InvoiceInfo, PaymentError, RefundInfo, StripeOrderRead};
 use crate::httpc::HttpClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
 use chatpay_core::domain::Mode;
 use chatpay_core::domain::Secret;
 use chatpay_core::flows::{LinkKind, NewAccount};
+use chatpay_core::orders::{ChargeInfo, InvoiceInfo, PaymentError, RefundInfo, StripeOrderRead};
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy)]
@@ -704,7 +704,9 @@ impl Gateway for StripeGateway {
             }
             let mut after: Option<String> = None;
             loop {
-                let mut req = ListRefund::new().payment_intent(pi.as_str()).limit(PAGE_SIZE);
+                let mut req = ListRefund::new()
+                    .payment_intent(pi.as_str())
+                    .limit(PAGE_SIZE);
                 if let Some(a) = &after {
                     req = req.starting_after(a.clone());
                 }
