@@ -184,8 +184,9 @@ macro_rules! sql_store {
         use crate::writer::Writer;
         use crate::{
             CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, NewOrder, OrderFilter,
-            OrderKey, OrderRecord, ProjectRecord, Recorded, StagedObject, Store, StoreError, StoreResult, StoredFrame,
-            ProductPut, StoredProduct, TurnWrite, WebhookEventRecord,
+            OrderKey, OrderRecord, ProductPut, ProductState, ProjectRecord, Recorded, RunPhase, StagedKind,
+            StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct, TurnWrite,
+            WebhookEventRecord,
         };
 
         type Db = $db;
@@ -275,6 +276,14 @@ macro_rules! sql_store {
 
         fn parse_mode(s: &str) -> Result<Mode, StoreError> {
             Mode::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad mode {s:?} in the database")))
+        }
+
+        fn parse_phase(s: &str) -> Result<RunPhase, StoreError> {
+            RunPhase::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad run phase {s:?} in the database")))
+        }
+
+        fn parse_kind(s: &str) -> Result<StagedKind, StoreError> {
+            StagedKind::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad staged kind {s:?} in the database")))
         }
 
         fn stored_id<T>(parse: fn(&str) -> Option<T>, s: &str) -> Result<T, StoreError> {
@@ -712,7 +721,7 @@ macro_rules! sql_store {
                 if let Some(row) = open {
                     let run = CatalogRun {
                         id: row.try_get("id")?,
-                        phase: row.try_get("phase")?,
+                        phase: parse_phase(row.try_get("phase")?)?,
                         cursor: row.try_get("cursor")?,
                         requests: row.try_get("requests")?,
                         started_at: row.try_get("started_at")?,
@@ -726,17 +735,18 @@ macro_rules! sql_store {
                 let now = now_millis();
                 sqlx::query(
                     "INSERT INTO catalog_runs (id, project_id, mode, status, phase, cursor, requests, started_at) \
-                     VALUES ($1, $2, $3, 'running', 'products', NULL, 0, $4)",
+                     VALUES ($1, $2, $3, 'running', $4, NULL, 0, $5)",
                 )
                 .bind(new_id)
                 .bind(project.as_str())
                 .bind(mode.as_str())
+                .bind(RunPhase::Products.as_str())
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
                 Ok(CatalogRun {
                     id: new_id.to_owned(),
-                    phase: "products".to_owned(),
+                    phase: RunPhase::Products,
                     cursor: None,
                     requests: 0,
                     started_at: now,
@@ -746,17 +756,17 @@ macro_rules! sql_store {
             async fn catalog_stage(
                 &self,
                 run: &str,
-                kind: &str,
+                kind: StagedKind,
                 items: &[(String, String)],
                 fetched_at: i64,
-                phase: &str,
+                phase: RunPhase,
                 cursor: Option<&str>,
                 requests: i64,
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin_with(BEGIN).await?;
                 let moved = sqlx::query("UPDATE catalog_runs SET phase = $2, cursor = $3, requests = $4 WHERE id = $1")
                     .bind(run)
-                    .bind(phase)
+                    .bind(phase.as_str())
                     .bind(cursor)
                     .bind(requests)
                     .execute(&mut *tx)
@@ -774,7 +784,7 @@ macro_rules! sql_store {
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (id, data) in chunk {
-                        q = q.bind(run).bind(kind).bind(id.as_str()).bind(data.as_str()).bind(fetched_at);
+                        q = q.bind(run).bind(kind.as_str()).bind(id.as_str()).bind(data.as_str()).bind(fetched_at);
                     }
                     q.execute(&mut *tx).await?;
                 }
@@ -790,7 +800,7 @@ macro_rules! sql_store {
                 rows.iter()
                     .map(|r| {
                         Ok(StagedObject {
-                            kind: r.try_get("kind")?,
+                            kind: parse_kind(r.try_get("kind")?)?,
                             data: r.try_get("data")?,
                             fetched_at: r.try_get("fetched_at")?,
                         })
@@ -833,7 +843,7 @@ macro_rules! sql_store {
                         .map(|r| {
                             Ok(StoredProduct {
                                 product_id: r.try_get("product_id")?,
-                                data: r.try_get("data")?,
+                                data: ProductState::from_stored(r.try_get("data")?),
                                 observed_at: r.try_get("observed_at")?,
                             })
                         })
@@ -881,7 +891,7 @@ macro_rules! sql_store {
                             .bind(project.as_str())
                             .bind(mode.as_str())
                             .bind(p.product_id.as_str())
-                            .bind(p.data.as_str())
+                            .bind(p.data.stored())
                             .bind(p.observed_at);
                     }
                     q.execute(&mut *tx).await?;
@@ -900,7 +910,7 @@ macro_rules! sql_store {
                 mode: Mode,
                 account: &str,
                 product_id: &str,
-                data: &(dyn for<'p> Fn(Option<&'p str>) -> String + Send + Sync),
+                data: &(dyn for<'p> Fn(Option<&'p ProductState>) -> ProductState + Send + Sync),
                 observed_at: i64,
             ) -> StoreResult<ProductPut> {
                 let mut tx = self.pool.begin_with(BEGIN).await?;
@@ -919,7 +929,7 @@ macro_rules! sql_store {
                 if connected.is_none() {
                     return Err(StoreError::NotFound);
                 }
-                let previous: Option<String> = sqlx::query(
+                let previous: Option<ProductState> = sqlx::query(
                     "SELECT data FROM catalog_products WHERE project_id = $1 AND mode = $2 AND product_id = $3",
                 )
                 .bind(project.as_str())
@@ -927,7 +937,7 @@ macro_rules! sql_store {
                 .bind(product_id)
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| r.try_get("data"))
+                .map(|r| r.try_get("data").map(ProductState::from_stored))
                 .transpose()?;
                 // Applies only over an older read.
                 let applied = sqlx::query(
@@ -940,7 +950,7 @@ macro_rules! sql_store {
                 .bind(project.as_str())
                 .bind(mode.as_str())
                 .bind(product_id)
-                .bind(data(previous.as_deref()))
+                .bind(data(previous.as_ref()).stored())
                 .bind(observed_at)
                 .fetch_optional(&mut *tx)
                 .await?;

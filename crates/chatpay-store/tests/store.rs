@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
 use chatpay_store::{
-    ConnectionRecord, DynStore, ExtraWrite, NewOrder, OrderKey, OrderUpdate, ProjectRecord,
-    Recorded, StoreError, StoredFrame, StoredProduct, TurnWrite, WebhookEventRecord,
+    ConnectionRecord, DynStore, ExtraWrite, NewOrder, OrderKey, OrderUpdate, ProductState,
+    ProjectRecord, Recorded, RunPhase, StagedKind, StoreError, StoredFrame, StoredProduct,
+    TurnWrite, WebhookEventRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -300,7 +301,7 @@ async fn products(store: &DynStore, p: &ProjectRecord, mode: Mode) -> usize {
 fn row(id: &str, data: &str, at: i64) -> StoredProduct {
     StoredProduct {
         product_id: id.to_owned(),
-        data: data.to_owned(),
+        data: ProductState::Present(data.to_owned()),
         observed_at: at,
     }
 }
@@ -320,10 +321,18 @@ async fn catalog(store: DynStore) {
         .catalog_open_run(&p.id, Mode::Test, "run_a")
         .await
         .unwrap();
-    assert_eq!((run.id.as_str(), run.phase.as_str()), ("run_a", "products"));
+    assert_eq!((run.id.as_str(), run.phase), ("run_a", RunPhase::Products));
     let page = vec![("prod_1".to_owned(), "{\"p\":1}".to_owned())];
     store
-        .catalog_stage(&run.id, "product", &page, 10, "products", Some("prod_1"), 1)
+        .catalog_stage(
+            &run.id,
+            StagedKind::Product,
+            &page,
+            10,
+            RunPhase::Products,
+            Some("prod_1"),
+            1,
+        )
         .await
         .unwrap();
     let again = store
@@ -339,7 +348,14 @@ async fn catalog(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(live_run.id, "run_live");
-    assert_eq!(store.catalog_staged("run_a").await.unwrap().len(), 1);
+    let staged = store.catalog_staged("run_a").await.unwrap();
+    assert_eq!(
+        staged
+            .iter()
+            .map(|s| (s.kind, s.data.as_str()))
+            .collect::<Vec<_>>(),
+        [(StagedKind::Product, "{\"p\":1}")]
+    );
 
     let rows = [row("prod_1", "test", 10)];
     store
@@ -368,14 +384,16 @@ async fn catalog(store: DynStore) {
     assert_eq!(products(&store, &p, Mode::Test).await, 1);
 
     // Single-product puts: newer reads apply (seeing the previous data), older ones do not.
-    let newer = |prev: Option<&str>| format!("{prev:?}+new");
+    let newer = |prev: Option<&ProductState>| {
+        ProductState::Present(format!("{:?}+new", prev.and_then(ProductState::json)))
+    };
     let put = store
         .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &newer, 20)
         .await
         .unwrap();
-    assert_eq!(put.previous.as_deref(), Some("test"));
+    assert_eq!(put.previous, Some(ProductState::Present("test".into())));
     assert!(put.synced);
-    let old = |_: Option<&str>| "old".to_owned();
+    let old = |_: Option<&ProductState>| ProductState::Present("old".into());
     let older = store
         .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &old, 15)
         .await;
@@ -383,6 +401,19 @@ async fn catalog(store: DynStore) {
     let now = store.catalog(&p.id, Mode::Test).await.unwrap();
     assert_eq!(now.products, vec![row("prod_1", "Some(\"test\")+new", 20)]);
     assert!(now.version > test.version, "every change bumps the version");
+    // A deleted product is kept as such (an older read cannot bring it back) and read back so.
+    let deleted = |_: Option<&ProductState>| ProductState::Deleted;
+    store
+        .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &deleted, 25)
+        .await
+        .unwrap();
+    let put = store
+        .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &newer, 26)
+        .await
+        .unwrap();
+    assert_eq!(put.previous, Some(ProductState::Deleted));
+    let now = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!(now.products, vec![row("prod_1", "None+new", 26)]);
     // Another account's product is not stored.
     let foreign = store
         .catalog_put_product(&p.id, Mode::Test, "acct_other", "prod_2", &old, 30)
@@ -401,7 +432,15 @@ async fn catalog(store: DynStore) {
     let gone = store.catalog(&p.id, Mode::Test).await.unwrap();
     assert_eq!((gone.products.len(), gone.synced_at), (0, None));
     let late = store
-        .catalog_stage("run_c", "product", &page, 40, "products", None, 2)
+        .catalog_stage(
+            "run_c",
+            StagedKind::Product,
+            &page,
+            40,
+            RunPhase::Products,
+            None,
+            2,
+        )
         .await;
     assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
     let late = store
