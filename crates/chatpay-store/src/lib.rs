@@ -3,9 +3,11 @@
 //!
 //! Turn writes (a conversation's new state plus the frames it emits) go through a group-commit
 //! writer: many conversations' turns share one transaction and one fsync, instead of one fsync
-//! per frame. PostgreSQL's writer is a task on the pool (`sql.rs`); SQLite's is a thread that
-//! owns its own connection and keeps the write-ahead log small (`sqlite_writer.rs`).
+//! per frame. Each backend has one commit path, which also writes a turn's [`ExtraWrite`]s:
+//! PostgreSQL's writer is a task on the pool (`pg_writer.rs`); SQLite's is a thread that owns its
+//! own connection and keeps the write-ahead log small (`sqlite_writer.rs`).
 
+mod pg_writer;
 mod sql;
 mod sqlite_writer;
 mod writer;
@@ -110,28 +112,115 @@ pub struct WebhookEventRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogRun {
     pub id: String,
-    /// `products`, `prices` or `apply`.
-    pub phase: String,
+    pub phase: RunPhase,
     /// The last object id read in the phase.
     pub cursor: Option<String>,
     pub requests: i64,
     pub started_at: i64,
 }
 
+/// Where a sync run is: reading products, then prices, then applying what it read. Stored as
+/// `products`, `prices`, `apply` (and `done`, which the store writes when it applies a run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunPhase {
+    Products,
+    Prices,
+    Apply,
+    /// Applied (a run in this phase is finished and never resumed).
+    Done,
+}
+
+impl RunPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Products => "products",
+            RunPhase::Prices => "prices",
+            RunPhase::Apply => "apply",
+            RunPhase::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunPhase> {
+        [
+            RunPhase::Products,
+            RunPhase::Prices,
+            RunPhase::Apply,
+            RunPhase::Done,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
+/// What a staged object is. Stored as `product` or `price`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StagedKind {
+    Product,
+    Price,
+}
+
+impl StagedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StagedKind::Product => "product",
+            StagedKind::Price => "price",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StagedKind> {
+        [StagedKind::Product, StagedKind::Price]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
 /// An object a run has read, waiting to be applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StagedObject {
-    /// `product` or `price`.
-    pub kind: String,
+    pub kind: StagedKind,
     pub data: String,
     pub fetched_at: i64,
 }
 
-/// A stored catalog product (JSON owned by `catalog`) and when it was read from Stripe.
+/// A stored catalog product: its JSON (owned by `catalog`), or the mark that it was deleted
+/// (kept so that an older read cannot bring it back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductState {
+    Present(String),
+    Deleted,
+}
+
+/// How a deleted product is stored (`catalog_products.data` is `NOT NULL`).
+const DELETED_PRODUCT: &str = "";
+
+impl ProductState {
+    /// The JSON, unless the product was deleted.
+    pub fn json(&self) -> Option<&str> {
+        match self {
+            ProductState::Present(json) => Some(json),
+            ProductState::Deleted => None,
+        }
+    }
+
+    /// The column's text.
+    fn stored(&self) -> &str {
+        self.json().unwrap_or(DELETED_PRODUCT)
+    }
+
+    fn from_stored(data: String) -> ProductState {
+        if data == DELETED_PRODUCT {
+            ProductState::Deleted
+        } else {
+            ProductState::Present(data)
+        }
+    }
+}
+
+/// A stored catalog product and when it was read from Stripe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredProduct {
     pub product_id: String,
-    pub data: String,
+    pub data: ProductState,
     pub observed_at: i64,
 }
 
@@ -315,10 +404,10 @@ pub trait Store: Send + Sync + 'static {
     async fn catalog_stage(
         &self,
         run: &str,
-        kind: &str,
+        kind: StagedKind,
         items: &[(String, String)],
         fetched_at: i64,
-        phase: &str,
+        phase: RunPhase,
         cursor: Option<&str>,
         requests: i64,
     ) -> StoreResult<()>;
@@ -356,8 +445,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<OrderRecord>>;
 
     /// Stores one product of `account` read at `observed_at`, unless a newer read is stored.
-    /// `data` makes the stored JSON (or the marker of a deleted product) from the previous one,
-    /// inside the same transaction. `Err(Conflict)` when the read was stale, `Err(NotFound)`
+    /// `data` makes the product's new state from the stored one, inside the same transaction. `Err(Conflict)` when the read was stale, `Err(NotFound)`
     /// when the project is no longer connected to `account`.
     #[allow(clippy::too_many_arguments)]
     async fn catalog_put_product(
@@ -366,7 +454,7 @@ pub trait Store: Send + Sync + 'static {
         mode: Mode,
         account: &str,
         product_id: &str,
-        data: &(dyn for<'p> Fn(Option<&'p str>) -> String + Send + Sync),
+        data: &(dyn for<'p> Fn(Option<&'p ProductState>) -> ProductState + Send + Sync),
         observed_at: i64,
     ) -> StoreResult<ProductPut>;
 }
@@ -374,7 +462,7 @@ pub trait Store: Send + Sync + 'static {
 /// What storing one product replaced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductPut {
-    pub previous: Option<String>,
+    pub previous: Option<ProductState>,
     /// Whether the catalog has been synced (before a first sync nobody knows it yet).
     pub synced: bool,
 }

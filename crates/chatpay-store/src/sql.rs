@@ -2,9 +2,10 @@
 //!
 //! SQLite accepts PostgreSQL's `$1` placeholders and both speak `ON CONFLICT`, so every statement
 //! is written once. `sql_store!` stamps out the same `Store` implementation for each sqlx driver,
-//! which keeps each backend's own type checking without a runtime `Any` layer. The turn writers
-//! differ (see `super::writer`): PostgreSQL's batch is below, SQLite's in `super::sqlite_writer`,
-//! which reuses the statements a turn's extra writes run.
+//! which keeps each backend's own type checking without a runtime `Any` layer (sqlx's `Any`
+//! driver would lose it, and writing each backend by hand would write every query twice). The
+//! macro holds no turn commit: `Store::commit_turn` hands the turn to the backend's one writer,
+//! `super::pg_writer` or `super::sqlite_writer`, and both run the statements defined below.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -58,14 +59,14 @@ pub async fn connect(url: &str) -> StoreResult<DynStore> {
 /// How a backend numbers parameters in generated multi-row statements. SQLite gets plain `?`:
 /// with `$N` names, preparing a statement of a thousand parameters is quadratic in SQLite.
 #[derive(Clone, Copy)]
-enum Params {
+pub(super) enum Params {
     Question,
     Dollar,
 }
 
 impl Params {
     /// `rows` groups of `width` parameters, numbered in text order.
-    fn rows(self, rows: usize, width: usize) -> String {
+    pub(super) fn rows(self, rows: usize, width: usize) -> String {
         let mut out = String::with_capacity(rows * width * 5);
         for r in 0..rows {
             out.push_str(if r > 0 { ",(" } else { "(" });
@@ -88,7 +89,7 @@ impl Params {
 }
 
 /// `INSERT INTO frames … VALUES (…),(…)` for `rows` rows.
-fn frames_insert_sql(params: Params, rows: usize) -> String {
+pub(super) fn frames_insert_sql(params: Params, rows: usize) -> String {
     format!(
         "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES {}",
         params.rows(rows, 5)
@@ -96,15 +97,15 @@ fn frames_insert_sql(params: Params, rows: usize) -> String {
 }
 
 /// Rows per multi-row frame insert (5 parameters each, well under both backends' limits).
-const FRAME_ROWS_PER_INSERT: usize = 200;
+pub(super) const FRAME_ROWS_PER_INSERT: usize = 200;
 
 /// Turns per multi-row conversation update (5 parameters each).
-const TURNS_PER_UPDATE: usize = 200;
+pub(super) const TURNS_PER_UPDATE: usize = 200;
 
 /// Moves `turns` conversations forward in one statement, each only from the seq its turn started
 /// at. `VALUES` columns are `column1…` in both SQLite and PostgreSQL: (id, prev_seq, last_seq,
 /// state, time).
-fn turns_update_sql(params: Params, turns: usize) -> String {
+pub(super) fn turns_update_sql(params: Params, turns: usize) -> String {
     format!(
         "UPDATE conversations SET last_seq = v.column3, \
          state = COALESCE(v.column4, conversations.state), updated_at = v.column5 \
@@ -135,8 +136,9 @@ pub(super) const SQLITE_PRAGMAS: &[(&str, &str)] = &[
 /// How long an SQLite connection waits for another's write lock.
 pub(super) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Statements a turn's [`ExtraWrite`](super::ExtraWrite)s run, shared with SQLite's own writer
-/// thread (`super::sqlite_writer`). Parameters are positional in both.
+/// Statements a turn's [`ExtraWrite`](super::ExtraWrite)s run, shared by the two turn writers
+/// (`super::pg_writer` through sqlx, `super::sqlite_writer` through rusqlite). Parameters are
+/// positional in both.
 pub(super) const CONNECTED_ACCOUNT: &str =
     "SELECT account_id FROM stripe_connections WHERE project_id = $1 AND mode = $2";
 pub(super) const UPSERT_CONNECTION: &str = "INSERT INTO stripe_connections \
@@ -182,8 +184,9 @@ macro_rules! sql_store {
         use crate::writer::Writer;
         use crate::{
             CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, NewOrder, OrderFilter,
-            OrderKey, OrderRecord, ProjectRecord, Recorded, StagedObject, Store, StoreError, StoreResult, StoredFrame,
-            ProductPut, StoredProduct, TurnWrite, WebhookEventRecord,
+            OrderKey, OrderRecord, ProductPut, ProductState, ProjectRecord, Recorded, RunPhase, StagedKind,
+            StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct, TurnWrite,
+            WebhookEventRecord,
         };
 
         type Db = $db;
@@ -273,6 +276,14 @@ macro_rules! sql_store {
 
         fn parse_mode(s: &str) -> Result<Mode, StoreError> {
             Mode::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad mode {s:?} in the database")))
+        }
+
+        fn parse_phase(s: &str) -> Result<RunPhase, StoreError> {
+            RunPhase::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad run phase {s:?} in the database")))
+        }
+
+        fn parse_kind(s: &str) -> Result<StagedKind, StoreError> {
+            StagedKind::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad staged kind {s:?} in the database")))
         }
 
         fn stored_id<T>(parse: fn(&str) -> Option<T>, s: &str) -> Result<T, StoreError> {
@@ -584,15 +595,12 @@ macro_rules! sql_store {
             }
 
             async fn mark_event_processed(&self, id: &str, outcome: &str) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
-                     WHERE id = $1 AND processed_at IS NULL",
-                )
-                .bind(id)
-                .bind(now_millis())
-                .bind(outcome)
-                .execute(&self.pool)
-                .await?;
+                sqlx::query(super::MARK_EVENT_PROCESSED)
+                    .bind(id)
+                    .bind(now_millis())
+                    .bind(outcome)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
@@ -713,7 +721,7 @@ macro_rules! sql_store {
                 if let Some(row) = open {
                     let run = CatalogRun {
                         id: row.try_get("id")?,
-                        phase: row.try_get("phase")?,
+                        phase: parse_phase(row.try_get("phase")?)?,
                         cursor: row.try_get("cursor")?,
                         requests: row.try_get("requests")?,
                         started_at: row.try_get("started_at")?,
@@ -727,17 +735,18 @@ macro_rules! sql_store {
                 let now = now_millis();
                 sqlx::query(
                     "INSERT INTO catalog_runs (id, project_id, mode, status, phase, cursor, requests, started_at) \
-                     VALUES ($1, $2, $3, 'running', 'products', NULL, 0, $4)",
+                     VALUES ($1, $2, $3, 'running', $4, NULL, 0, $5)",
                 )
                 .bind(new_id)
                 .bind(project.as_str())
                 .bind(mode.as_str())
+                .bind(RunPhase::Products.as_str())
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
                 Ok(CatalogRun {
                     id: new_id.to_owned(),
-                    phase: "products".to_owned(),
+                    phase: RunPhase::Products,
                     cursor: None,
                     requests: 0,
                     started_at: now,
@@ -747,17 +756,17 @@ macro_rules! sql_store {
             async fn catalog_stage(
                 &self,
                 run: &str,
-                kind: &str,
+                kind: StagedKind,
                 items: &[(String, String)],
                 fetched_at: i64,
-                phase: &str,
+                phase: RunPhase,
                 cursor: Option<&str>,
                 requests: i64,
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin_with(BEGIN).await?;
                 let moved = sqlx::query("UPDATE catalog_runs SET phase = $2, cursor = $3, requests = $4 WHERE id = $1")
                     .bind(run)
-                    .bind(phase)
+                    .bind(phase.as_str())
                     .bind(cursor)
                     .bind(requests)
                     .execute(&mut *tx)
@@ -775,7 +784,7 @@ macro_rules! sql_store {
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (id, data) in chunk {
-                        q = q.bind(run).bind(kind).bind(id.as_str()).bind(data.as_str()).bind(fetched_at);
+                        q = q.bind(run).bind(kind.as_str()).bind(id.as_str()).bind(data.as_str()).bind(fetched_at);
                     }
                     q.execute(&mut *tx).await?;
                 }
@@ -791,7 +800,7 @@ macro_rules! sql_store {
                 rows.iter()
                     .map(|r| {
                         Ok(StagedObject {
-                            kind: r.try_get("kind")?,
+                            kind: parse_kind(r.try_get("kind")?)?,
                             data: r.try_get("data")?,
                             fetched_at: r.try_get("fetched_at")?,
                         })
@@ -834,7 +843,7 @@ macro_rules! sql_store {
                         .map(|r| {
                             Ok(StoredProduct {
                                 product_id: r.try_get("product_id")?,
-                                data: r.try_get("data")?,
+                                data: ProductState::from_stored(r.try_get("data")?),
                                 observed_at: r.try_get("observed_at")?,
                             })
                         })
@@ -882,7 +891,7 @@ macro_rules! sql_store {
                             .bind(project.as_str())
                             .bind(mode.as_str())
                             .bind(p.product_id.as_str())
-                            .bind(p.data.as_str())
+                            .bind(p.data.stored())
                             .bind(p.observed_at);
                     }
                     q.execute(&mut *tx).await?;
@@ -901,7 +910,7 @@ macro_rules! sql_store {
                 mode: Mode,
                 account: &str,
                 product_id: &str,
-                data: &(dyn for<'p> Fn(Option<&'p str>) -> String + Send + Sync),
+                data: &(dyn for<'p> Fn(Option<&'p ProductState>) -> ProductState + Send + Sync),
                 observed_at: i64,
             ) -> StoreResult<ProductPut> {
                 let mut tx = self.pool.begin_with(BEGIN).await?;
@@ -920,7 +929,7 @@ macro_rules! sql_store {
                 if connected.is_none() {
                     return Err(StoreError::NotFound);
                 }
-                let previous: Option<String> = sqlx::query(
+                let previous: Option<ProductState> = sqlx::query(
                     "SELECT data FROM catalog_products WHERE project_id = $1 AND mode = $2 AND product_id = $3",
                 )
                 .bind(project.as_str())
@@ -928,7 +937,7 @@ macro_rules! sql_store {
                 .bind(product_id)
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| r.try_get("data"))
+                .map(|r| r.try_get("data").map(ProductState::from_stored))
                 .transpose()?;
                 // Applies only over an older read.
                 let applied = sqlx::query(
@@ -941,7 +950,7 @@ macro_rules! sql_store {
                 .bind(project.as_str())
                 .bind(mode.as_str())
                 .bind(product_id)
-                .bind(data(previous.as_deref()))
+                .bind(data(previous.as_ref()).stored())
                 .bind(observed_at)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -1008,10 +1017,7 @@ mod sqlite {
 }
 
 mod postgres {
-    use std::collections::HashSet;
-
     use super::*;
-    use crate::ExtraWrite;
     use sqlx::postgres::PgPoolOptions;
 
     sql_store!(
@@ -1023,169 +1029,6 @@ mod postgres {
         "BEGIN"
     );
 
-    /// The group-commit writer's batch, on a pooled connection, in one transaction: one
-    /// multi-row `UPDATE` moves every conversation of the batch, multi-row `INSERT`s add their
-    /// frames. If that fails as a whole, each turn is retried in its own transaction so that
-    /// one bad turn cannot sink the others.
-    async fn commit_batch(pool: &sqlx::PgPool, turns: Vec<TurnWrite>) -> Vec<StoreResult<()>> {
-        match commit_together(pool, &turns).await {
-            Ok(results) => results,
-            Err(e) if turns.len() == 1 => vec![Err(e)],
-            Err(e) => {
-                tracing::warn!(error = %e, turns = turns.len(), "batch commit failed; committing turns one by one");
-                let mut results = Vec::with_capacity(turns.len());
-                for turn in &turns {
-                    let r = commit_together(pool, std::slice::from_ref(turn)).await;
-                    results.push(r.and_then(|mut v| v.pop().unwrap_or(Ok(()))));
-                }
-                results
-            }
-        }
-    }
-
-    async fn commit_together(
-        pool: &sqlx::PgPool,
-        turns: &[TurnWrite],
-    ) -> StoreResult<Vec<StoreResult<()>>> {
-        let now = now_millis();
-        let t0 = std::time::Instant::now();
-        let mut tx = pool.begin_with(BEGIN).await?;
-        let t_begin = t0.elapsed();
-        // One UPDATE per chunk of turns (not one per turn): each row moves only from the seq
-        // its turn started at; the rows returned are the turns that won.
-        let mut won: HashSet<&str> = HashSet::with_capacity(turns.len());
-        for chunk in turns.chunks(TURNS_PER_UPDATE) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(turns_update_sql(
-                Params::Dollar,
-                chunk.len(),
-            )));
-            for t in chunk {
-                q = q
-                    .bind(t.conversation.as_str())
-                    .bind(t.prev_seq)
-                    .bind(t.last_seq)
-                    .bind(t.state.as_deref())
-                    .bind(now);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                let id: String = row.try_get("id")?;
-                if let Some(t) = chunk.iter().find(|t| t.conversation.as_str() == id) {
-                    won.insert(t.conversation.as_str());
-                }
-            }
-        }
-        let t_update = t0.elapsed();
-        let mut results = Vec::with_capacity(turns.len());
-        let mut frames: Vec<(&ConversationId, &StoredFrame)> = Vec::new();
-        for turn in turns {
-            if !won.contains(turn.conversation.as_str()) {
-                results.push(Err(crate::turn_conflict(turn)));
-                continue;
-            }
-            for extra in &turn.extra {
-                apply_extra(&mut tx, extra, now).await?;
-            }
-            frames.extend(turn.frames.iter().map(|f| (&turn.conversation, f)));
-            results.push(Ok(()));
-        }
-        for chunk in frames.chunks(FRAME_ROWS_PER_INSERT) {
-            let sql = frames_insert_sql(Params::Dollar, chunk.len());
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (conversation, f) in chunk {
-                q = q
-                    .bind(conversation.as_str())
-                    .bind(f.seq)
-                    .bind(f.reply_to.as_deref())
-                    .bind(&*f.body)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        let t_insert = t0.elapsed();
-        tx.commit().await?;
-        tracing::trace!(?t_begin, ?t_update, ?t_insert, total = ?t0.elapsed(), "commit phases");
-        Ok(results)
-    }
-
-    /// Forgets the project's catalog in `mode`, its runs and what they staged: the catalog
-    /// belongs to the connected account, and that connection is ending or changing. A sync
-    /// still running finds its run gone and stores nothing.
-    async fn forget_catalog(
-        tx: &mut sqlx::Transaction<'static, Db>,
-        project: &ProjectId,
-        mode: Mode,
-    ) -> StoreResult<()> {
-        for sql in FORGET_CATALOG {
-            sqlx::query(sql)
-                .bind(project.as_str())
-                .bind(mode.as_str())
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
-    }
-    async fn apply_extra(
-        tx: &mut sqlx::Transaction<'static, Db>,
-        extra: &ExtraWrite,
-        now: i64,
-    ) -> StoreResult<()> {
-        match extra {
-            ExtraWrite::UpsertConnection(c) => {
-                let previous: Option<String> = sqlx::query(CONNECTED_ACCOUNT)
-                    .bind(c.project_id.as_str())
-                    .bind(c.mode.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|r| r.try_get("account_id"))
-                    .transpose()?;
-                if previous.is_some_and(|a| a != c.account_id) {
-                    forget_catalog(tx, &c.project_id, c.mode).await?;
-                }
-                sqlx::query(UPSERT_CONNECTION)
-                    .bind(c.project_id.as_str())
-                    .bind(c.mode.as_str())
-                    .bind(&c.account_id)
-                    .bind(&c.origin)
-                    .bind(&c.snapshot)
-                    .bind(c.connected_at)
-                    .bind(c.updated_at)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            ExtraWrite::DeleteConnection { project_id, mode } => {
-                sqlx::query(DELETE_CONNECTION)
-                    .bind(project_id.as_str())
-                    .bind(mode.as_str())
-                    .execute(&mut **tx)
-                    .await?;
-                forget_catalog(tx, project_id, *mode).await?;
-            }
-            ExtraWrite::MarkEventProcessed { id, outcome } => {
-                sqlx::query(MARK_EVENT_PROCESSED)
-                    .bind(id)
-                    .bind(now)
-                    .bind(outcome)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            ExtraWrite::PutOrder(o) => {
-                let done = sqlx::query(PUT_ORDER)
-                    .bind(&o.id)
-                    .bind(o.expected_version)
-                    .bind(&o.status)
-                    .bind(o.payment_intent.as_deref())
-                    .bind(&o.data)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Err(crate::order_conflict(o));
-                }
-            }
-        }
-        Ok(())
-    }
-
     impl PgStore {
         pub async fn open(url: &str) -> StoreResult<PgStore> {
             let pool = PgPoolOptions::new()
@@ -1194,11 +1037,7 @@ mod postgres {
                 .connect(url)
                 .await?;
             migrator().run(&pool).await?;
-            let commit_pool = pool.clone();
-            let writer = Writer::spawn(move |turns| {
-                let pool = commit_pool.clone();
-                async move { commit_batch(&pool, turns).await }
-            });
+            let writer = crate::pg_writer::spawn(pool.clone());
             Ok(PgStore::new(pool, writer))
         }
     }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
 use chatpay_store::{
-    ConnectionRecord, DynStore, ExtraWrite, ProjectRecord, Recorded, StoreError, StoredFrame,
-    StoredProduct, TurnWrite, WebhookEventRecord,
+    ConnectionRecord, DynStore, ExtraWrite, NewOrder, OrderKey, OrderUpdate, ProductState,
+    ProjectRecord, Recorded, RunPhase, StagedKind, StoreError, StoredFrame, StoredProduct,
+    TurnWrite, WebhookEventRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -300,7 +301,7 @@ async fn products(store: &DynStore, p: &ProjectRecord, mode: Mode) -> usize {
 fn row(id: &str, data: &str, at: i64) -> StoredProduct {
     StoredProduct {
         product_id: id.to_owned(),
-        data: data.to_owned(),
+        data: ProductState::Present(data.to_owned()),
         observed_at: at,
     }
 }
@@ -320,10 +321,18 @@ async fn catalog(store: DynStore) {
         .catalog_open_run(&p.id, Mode::Test, "run_a")
         .await
         .unwrap();
-    assert_eq!((run.id.as_str(), run.phase.as_str()), ("run_a", "products"));
+    assert_eq!((run.id.as_str(), run.phase), ("run_a", RunPhase::Products));
     let page = vec![("prod_1".to_owned(), "{\"p\":1}".to_owned())];
     store
-        .catalog_stage(&run.id, "product", &page, 10, "products", Some("prod_1"), 1)
+        .catalog_stage(
+            &run.id,
+            StagedKind::Product,
+            &page,
+            10,
+            RunPhase::Products,
+            Some("prod_1"),
+            1,
+        )
         .await
         .unwrap();
     let again = store
@@ -339,7 +348,14 @@ async fn catalog(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(live_run.id, "run_live");
-    assert_eq!(store.catalog_staged("run_a").await.unwrap().len(), 1);
+    let staged = store.catalog_staged("run_a").await.unwrap();
+    assert_eq!(
+        staged
+            .iter()
+            .map(|s| (s.kind, s.data.as_str()))
+            .collect::<Vec<_>>(),
+        [(StagedKind::Product, "{\"p\":1}")]
+    );
 
     let rows = [row("prod_1", "test", 10)];
     store
@@ -368,14 +384,16 @@ async fn catalog(store: DynStore) {
     assert_eq!(products(&store, &p, Mode::Test).await, 1);
 
     // Single-product puts: newer reads apply (seeing the previous data), older ones do not.
-    let newer = |prev: Option<&str>| format!("{prev:?}+new");
+    let newer = |prev: Option<&ProductState>| {
+        ProductState::Present(format!("{:?}+new", prev.and_then(ProductState::json)))
+    };
     let put = store
         .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &newer, 20)
         .await
         .unwrap();
-    assert_eq!(put.previous.as_deref(), Some("test"));
+    assert_eq!(put.previous, Some(ProductState::Present("test".into())));
     assert!(put.synced);
-    let old = |_: Option<&str>| "old".to_owned();
+    let old = |_: Option<&ProductState>| ProductState::Present("old".into());
     let older = store
         .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &old, 15)
         .await;
@@ -383,6 +401,19 @@ async fn catalog(store: DynStore) {
     let now = store.catalog(&p.id, Mode::Test).await.unwrap();
     assert_eq!(now.products, vec![row("prod_1", "Some(\"test\")+new", 20)]);
     assert!(now.version > test.version, "every change bumps the version");
+    // A deleted product is kept as such (an older read cannot bring it back) and read back so.
+    let deleted = |_: Option<&ProductState>| ProductState::Deleted;
+    store
+        .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &deleted, 25)
+        .await
+        .unwrap();
+    let put = store
+        .catalog_put_product(&p.id, Mode::Test, "acct_a", "prod_1", &newer, 26)
+        .await
+        .unwrap();
+    assert_eq!(put.previous, Some(ProductState::Deleted));
+    let now = store.catalog(&p.id, Mode::Test).await.unwrap();
+    assert_eq!(now.products, vec![row("prod_1", "None+new", 26)]);
     // Another account's product is not stored.
     let foreign = store
         .catalog_put_product(&p.id, Mode::Test, "acct_other", "prod_2", &old, 30)
@@ -401,7 +432,15 @@ async fn catalog(store: DynStore) {
     let gone = store.catalog(&p.id, Mode::Test).await.unwrap();
     assert_eq!((gone.products.len(), gone.synced_at), (0, None));
     let late = store
-        .catalog_stage("run_c", "product", &page, 40, "products", None, 2)
+        .catalog_stage(
+            "run_c",
+            StagedKind::Product,
+            &page,
+            40,
+            RunPhase::Products,
+            None,
+            2,
+        )
         .await;
     assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
     let late = store
@@ -426,6 +465,77 @@ async fn catalog(store: DynStore) {
     );
 }
 
+/// An order moves inside a turn, only from the version its change was computed from: a stale
+/// `PutOrder` fails its turn with `Conflict` and the turn writes nothing, alone or in a batch.
+async fn orders(store: DynStore) {
+    let p = project(&store).await;
+    let conv = store.conversation_for(&p.id).await.unwrap().id;
+    let order = store
+        .insert_order(&NewOrder {
+            id: "ord_1".into(),
+            project_id: p.id.clone(),
+            mode: Mode::Test,
+            status: "open".into(),
+            session_id: "cs_1".into(),
+            created_at: 1,
+            data: "{}".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!((order.number, order.version), (1001, 1));
+    let put = |expected_version: i64, status: &str| {
+        ExtraWrite::PutOrder(OrderUpdate {
+            id: "ord_1".into(),
+            expected_version,
+            status: status.into(),
+            payment_intent: Some("pi_1".into()),
+            data: format!("{{\"status\":\"{status}\"}}"),
+        })
+    };
+    let mut t = turn(&conv, 0, vec![frame(1, None)]);
+    t.extra.push(put(1, "paid"));
+    store.commit_turn(t).await.unwrap();
+    let stored = store
+        .order_by(OrderKey::PaymentIntent("pi_1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.version, stored.status.as_str()), (2, "paid"));
+
+    // The same change again, computed from version 1: refused, and its turn with it.
+    let mut stale = turn(&conv, 1, vec![frame(2, None)]);
+    stale.extra.push(put(1, "refunded"));
+    let refused = store.commit_turn(stale.clone()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.conversation(&conv).await.unwrap().unwrap().last_seq,
+        1
+    );
+    assert!(store.frames_after(&conv, 1, 10).await.unwrap().is_empty());
+
+    // In a batch, the stale turn fails alone; the other turn commits.
+    let other = store
+        .conversation_for(&project(&store).await.id)
+        .await
+        .unwrap()
+        .id;
+    let (a, b) = tokio::join!(
+        store.commit_turn(stale),
+        store.commit_turn(turn(&other, 0, vec![frame(1, None)]))
+    );
+    assert!(matches!(a, Err(StoreError::Conflict(_))), "{a:?}");
+    b.unwrap();
+    let stored = store
+        .order_by(OrderKey::Id("ord_1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.version, stored.status.as_str()), (2, "paid"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_meets_the_store_contract() {
     let (store, _dir) = sqlite().await;
@@ -434,6 +544,8 @@ async fn sqlite_meets_the_store_contract() {
     group_commit(store).await;
     let (store, _dir) = sqlite().await;
     catalog(store).await;
+    let (store, _dir) = sqlite().await;
+    orders(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,6 +557,7 @@ async fn postgres_meets_the_store_contract() {
     contract(store).await;
     group_commit(postgres().await.unwrap()).await;
     catalog(postgres().await.unwrap()).await;
+    orders(postgres().await.unwrap()).await;
 }
 
 /// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays

@@ -430,7 +430,36 @@ impl Run<'_> {
             .unwrap_or_else(|| format!("u{}", self.next_id))
     }
 
+    /// Plays one turn: acts as its client, then checks what the clients receive.
     async fn turn(&mut self, turn: &Turn) -> anyhow::Result<()> {
+        let who = self.client_of(turn)?;
+        if turn.hold_webhooks {
+            self.sandbox.pause_deliveries(true);
+        }
+        // Nothing may be waiting unread before a turn acts.
+        if !turn.wait {
+            self.nothing_unread()?;
+        }
+        self.act(who, turn).await?;
+        self.expect_frames(who, &turn.expect).await?;
+        if !turn.others_expect.is_empty() {
+            self.expect_others(who, &turn.others_expect).await?;
+        }
+        if turn.hold_webhooks || turn.stripe.as_ref().is_some_and(|s| s.holds_webhooks()) {
+            self.sandbox.pause_deliveries(false);
+        }
+        if let Some(code) = turn.expect_close {
+            let got = self.clients[who].closed_with(PATIENCE).await;
+            if got != Some(code) {
+                bail!("expected the connection to close with {code}, got {got:?}");
+            }
+            self.clients[who].drop_connection();
+        }
+        Ok(())
+    }
+
+    /// The index of the turn's client (clients count from 1 in transcripts).
+    fn client_of(&self, turn: &Turn) -> anyhow::Result<usize> {
         let who = turn
             .client
             .unwrap_or(1)
@@ -439,17 +468,20 @@ impl Run<'_> {
         if who >= self.clients.len() {
             bail!("there is no client {}", who + 1);
         }
-        if turn.hold_webhooks {
-            self.sandbox.pause_deliveries(true);
-        }
-        // Nothing may be waiting unread before a turn acts.
-        if !turn.wait {
-            for (n, c) in self.clients.iter_mut().enumerate() {
-                if let Some(f) = c.take_ready() {
-                    bail!("client {} got a frame no turn expected: {f}", n + 1);
-                }
+        Ok(who)
+    }
+
+    fn nothing_unread(&mut self) -> anyhow::Result<()> {
+        for (n, c) in self.clients.iter_mut().enumerate() {
+            if let Some(f) = c.take_ready() {
+                bail!("client {} got a frame no turn expected: {f}", n + 1);
             }
         }
+        Ok(())
+    }
+
+    /// Does what the turn says (exactly one action, or only waiting).
+    async fn act(&mut self, who: usize, turn: &Turn) -> anyhow::Result<()> {
         let ws_url = self.server.as_ref().map(|s| s.ws_url()).unwrap_or_default();
         if let Some(text) = &turn.say {
             let id = self.id(turn);
@@ -457,32 +489,7 @@ impl Run<'_> {
             self.clients[who].send_json(&id, &frame).await?;
         } else if let Some(click) = &turn.click {
             let id = self.id(turn);
-            let card = match &click.card {
-                Some(c) => c.clone(),
-                None => self.clients[who]
-                    .card(&click.kind, click.nth)
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "no {} card has been shown to client {}",
-                            click.kind,
-                            who + 1
-                        )
-                    })?,
-            };
-            let values: serde_json::Map<String, Value> = click
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), toml_json(v.clone())))
-                .collect();
-            let mut frame =
-                json!({ "type": "click", "id": id, "card": card, "action": click.action });
-            if !values.is_empty() {
-                frame["values"] = Value::Object(values);
-            }
-            self.coverage
-                .actions_clicked
-                .insert(format!("{}:{}", click.kind, click.action));
-            self.clients[who].send_json(&id, &frame).await?;
+            self.click(who, id, click).await?;
         } else if let Some(raw) = &turn.raw {
             self.clients[who].send_text(raw).await?;
         } else if let Some(n) = turn.oversized {
@@ -492,24 +499,7 @@ impl Run<'_> {
         } else if let Some(id) = &turn.resend {
             self.clients[who].resend(id).await?;
         } else if turn.restart {
-            let server = self
-                .server
-                .take()
-                .ok_or_else(|| anyhow!("no server to restart"))?;
-            // Same address after the restart: links already handed out (Stripe's return URLs)
-            // must keep working, as they do behind a stable public URL.
-            self.config.listen = server.address;
-            tokio::task::spawn_blocking(move || server.crash()).await?;
-            for c in &mut self.clients {
-                c.drop_connection();
-            }
-            self.start_server().await?;
-            let ws_url = self.server().ws_url();
-            for c in &mut self.clients {
-                let resume = c.last_seq;
-                c.connect(&ws_url, &self.token, &self.project, resume)
-                    .await?;
-            }
+            self.restart().await?;
         } else if let Some(r) = &turn.reconnect {
             let c = &mut self.clients[who];
             c.drop_connection();
@@ -524,20 +514,7 @@ impl Run<'_> {
                 .connect(&ws_url, &self.token, &self.project, 0)
                 .await?;
         } else if let Some(h) = &turn.hello {
-            let token = match h.token.as_deref() {
-                Some("other") => self.other_token.clone(),
-                Some(t) => t.to_owned(),
-                None => self.token.clone(),
-            };
-            let project = match h.project.as_deref() {
-                Some("other") => self.other_project.clone(),
-                Some("missing") => "prj_doesnotexist".to_owned(),
-                Some(p) => p.to_owned(),
-                None => self.project.clone(),
-            };
-            self.clients[who].open(&ws_url).await?;
-            let hello = json!({ "type": "hello", "token": token, "project": project });
-            self.clients[who].send_text(&hello.to_string()).await?;
+            self.hello(who, &ws_url, h).await?;
         } else if let Some(h) = &turn.http {
             self.http_step(h).await?;
         } else if let Some(s) = &turn.stripe {
@@ -550,8 +527,94 @@ impl Run<'_> {
                 "the turn does nothing: give it say, click, raw, oversized, resend, restart, reconnect, connect, hello, http, stripe or wait"
             );
         }
+        Ok(())
+    }
 
-        for (n, e) in turn.expect.iter().enumerate() {
+    /// Clicks an action of a card (the one named, or the `nth` of its kind shown to the client).
+    async fn click(
+        &mut self,
+        who: usize,
+        id: String,
+        click: &transcript::Click,
+    ) -> anyhow::Result<()> {
+        let card = match &click.card {
+            Some(c) => c.clone(),
+            None => self.clients[who]
+                .card(&click.kind, click.nth)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no {} card has been shown to client {}",
+                        click.kind,
+                        who + 1
+                    )
+                })?,
+        };
+        let values: serde_json::Map<String, Value> = click
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), toml_json(v.clone())))
+            .collect();
+        let mut frame = json!({ "type": "click", "id": id, "card": card, "action": click.action });
+        if !values.is_empty() {
+            frame["values"] = Value::Object(values);
+        }
+        self.coverage
+            .actions_clicked
+            .insert(format!("{}:{}", click.kind, click.action));
+        self.clients[who].send_json(&id, &frame).await
+    }
+
+    /// Kills the server and starts it again on the same address; every client reconnects,
+    /// resuming from the last frame it saw.
+    async fn restart(&mut self) -> anyhow::Result<()> {
+        let server = self
+            .server
+            .take()
+            .ok_or_else(|| anyhow!("no server to restart"))?;
+        // Same address after the restart: links already handed out (Stripe's return URLs)
+        // must keep working, as they do behind a stable public URL.
+        self.config.listen = server.address;
+        tokio::task::spawn_blocking(move || server.crash()).await?;
+        for c in &mut self.clients {
+            c.drop_connection();
+        }
+        self.start_server().await?;
+        let ws_url = self.server().ws_url();
+        for c in &mut self.clients {
+            let resume = c.last_seq;
+            c.connect(&ws_url, &self.token, &self.project, resume)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Opens a connection and sends a hello of the turn's choosing (another token or project,
+    /// a missing one, or literal values).
+    async fn hello(
+        &mut self,
+        who: usize,
+        ws_url: &str,
+        h: &transcript::Hello,
+    ) -> anyhow::Result<()> {
+        let token = match h.token.as_deref() {
+            Some("other") => self.other_token.clone(),
+            Some(t) => t.to_owned(),
+            None => self.token.clone(),
+        };
+        let project = match h.project.as_deref() {
+            Some("other") => self.other_project.clone(),
+            Some("missing") => "prj_doesnotexist".to_owned(),
+            Some(p) => p.to_owned(),
+            None => self.project.clone(),
+        };
+        self.clients[who].open(ws_url).await?;
+        let hello = json!({ "type": "hello", "token": token, "project": project });
+        self.clients[who].send_text(&hello.to_string()).await
+    }
+
+    /// The frames the acting client must receive next, in order (recorded for coverage).
+    async fn expect_frames(&mut self, who: usize, expect: &[Expect]) -> anyhow::Result<()> {
+        for (n, e) in expect.iter().enumerate() {
             let frame = self.clients[who].next(PATIENCE).await.with_context(|| {
                 format!(
                     "expected frame {} ({}) but none came",
@@ -569,40 +632,33 @@ impl Run<'_> {
                 );
             }
         }
-        if !turn.others_expect.is_empty() {
-            for other in 0..self.clients.len() {
-                if other == who || !self.clients[other].connected() {
-                    continue;
-                }
-                for (n, e) in turn.others_expect.iter().enumerate() {
-                    let frame = self.clients[other].next(PATIENCE).await.with_context(|| {
-                        format!(
-                            "client {} expected frame {} ({}) but none came",
-                            other + 1,
-                            n + 1,
-                            expect_summary(e)
-                        )
-                    })?;
-                    if let Err(why) = matches(e, &frame) {
-                        bail!(
-                            "client {}, frame {}: {why}\n  expected: {}\n  got:      {frame}",
-                            other + 1,
-                            n + 1,
-                            expect_summary(e)
-                        );
-                    }
+        Ok(())
+    }
+
+    /// The frames every other connected client must receive next, in order.
+    async fn expect_others(&mut self, who: usize, expect: &[Expect]) -> anyhow::Result<()> {
+        for other in 0..self.clients.len() {
+            if other == who || !self.clients[other].connected() {
+                continue;
+            }
+            for (n, e) in expect.iter().enumerate() {
+                let frame = self.clients[other].next(PATIENCE).await.with_context(|| {
+                    format!(
+                        "client {} expected frame {} ({}) but none came",
+                        other + 1,
+                        n + 1,
+                        expect_summary(e)
+                    )
+                })?;
+                if let Err(why) = matches(e, &frame) {
+                    bail!(
+                        "client {}, frame {}: {why}\n  expected: {}\n  got:      {frame}",
+                        other + 1,
+                        n + 1,
+                        expect_summary(e)
+                    );
                 }
             }
-        }
-        if turn.hold_webhooks || turn.stripe.as_ref().is_some_and(|s| s.holds_webhooks()) {
-            self.sandbox.pause_deliveries(false);
-        }
-        if let Some(code) = turn.expect_close {
-            let got = self.clients[who].closed_with(PATIENCE).await;
-            if got != Some(code) {
-                bail!("expected the connection to close with {code}, got {got:?}");
-            }
-            self.clients[who].drop_connection();
         }
         Ok(())
     }

@@ -165,127 +165,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut config = config(&cli)?;
+    let config = config(&cli)?;
     chatpay_server::telemetry::init(config.log_format);
     match cli.command {
-        Command::Serve { listen, public_url } => {
-            if let Some(l) = listen {
-                config.listen = l;
-            }
-            if let Some(u) = public_url {
-                config.public_url = Some(u);
-            }
-            runtime()?.block_on(async {
-                let app = chatpay_server::app::Application::build(config).await?;
-                app.run_until_stopped(shutdown_signal()).await
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve { listen, public_url } => serve(config, listen, public_url),
         Command::Token {
             command: TokenCommand::Create { name },
-        } => {
-            let token = runtime()?.block_on(async {
-                let store = chatpay_store::connect(&config.database_url).await?;
-                Ok::<_, anyhow::Error>(chatpay_server::auth::create_token(&*store, &name).await?)
-            })?;
-            println!("{token}");
-            Ok(ExitCode::SUCCESS)
-        }
+        } => create_token(&config, &name),
         Command::Intents {
             command: IntentsCommand::Check { dir },
-        } => {
-            let dir = dir.unwrap_or_else(|| PathBuf::from("intents"));
-            let sources = intents::read_dir(&dir).map_err(anyhow::Error::msg)?;
-            let (matcher, corpus) = match intents::load_sources(
-                &sources,
-                config.matcher.threshold,
-                config.matcher.clarify_margin,
-            ) {
-                Ok(m) => m,
-                Err(errors) => {
-                    for e in &errors {
-                        eprintln!("{}/{e}", dir.display());
-                    }
-                    eprintln!("{} problem(s) in the intent files", errors.len());
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            let failures = intents::check(&matcher, &corpus);
-            for f in &failures {
-                eprintln!("{}/{f}", dir.display());
-            }
-            let intents_n = matcher.intent_names().count();
-            if failures.is_empty() {
-                println!(
-                    "ok: {} files, {intents_n} intents, {} rules, {} examples and counter-examples pass",
-                    sources.len(),
-                    matcher.rule_names().len(),
-                    corpus.checks.len()
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "{} of {} examples failed",
-                    failures.len(),
-                    corpus.checks.len()
-                );
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        } => intents_check(&config, dir.unwrap_or_else(|| PathBuf::from("intents"))),
         Command::Intents {
             command: IntentsCommand::Classify { dir },
-        } => {
-            let matcher = match dir {
-                Some(d) => {
-                    let sources = intents::read_dir(&d).map_err(anyhow::Error::msg)?;
-                    intents::load_sources(
-                        &sources,
-                        config.matcher.threshold,
-                        config.matcher.clarify_margin,
-                    )
-                    .map_err(|e| anyhow::anyhow!(e.join("\n")))?
-                    .0
-                }
-                None => {
-                    intents::load_embedded(config.matcher.threshold, config.matcher.clarify_margin)
-                        .map_err(anyhow::Error::msg)?
-                }
-            };
-            let stdin = std::io::stdin();
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for line in stdin.lock().lines() {
-                let text = line?;
-                writeln!(out, "{}", classify_json(&matcher, &text))?;
-            }
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Replay { files, postgres } => {
-            let backend = match postgres {
-                Some(url) => chatpay_testkit::Backend::Postgres(url),
-                None => chatpay_testkit::Backend::Sqlite,
-            };
-            let mut paths = Vec::new();
-            for f in files {
-                if f.is_dir() {
-                    paths.extend(chatpay_testkit::transcript_files(&f)?);
-                } else {
-                    paths.push(f);
-                }
-            }
-            let (passed, failed, coverage) =
-                runtime()?.block_on(chatpay_testkit::run_all(&paths, &backend));
-            println!("{}", coverage.report());
-            println!("{passed} passed, {} failed", failed.len());
-            for f in &failed {
-                println!("FAILED {f}");
-            }
-            Ok(if failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        } => intents_classify(&config, dir),
+        Command::Replay { files, postgres } => replay(files, postgres),
         Command::Bench(args) => {
             runtime()?.block_on(chatpay_testkit::bench::run(args, config))?;
             Ok(ExitCode::SUCCESS)
@@ -295,30 +188,161 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             webhook_url,
             webhook_secret,
             state_file,
-        } => {
-            runtime()?.block_on(async {
-                let sandbox = stripe_sandbox::Sandbox::start(stripe_sandbox::SandboxConfig {
-                    listen,
-                    state_file,
-                    ..Default::default()
-                })
-                .await?;
-                if let Some(url) = webhook_url {
-                    sandbox.set_webhook_endpoint(&url, &webhook_secret);
-                }
-                let c = sandbox.config().clone();
-                println!("Stripe sandbox at {}", sandbox.base_url());
-                println!(
-                    "  test key: {}   live key: {}   connect client id: {}",
-                    c.test_secret_key, c.live_secret_key, c.connect_client_id
-                );
-                shutdown_signal().await;
-                sandbox.shutdown().await;
-                Ok::<_, anyhow::Error>(())
-            })?;
-            Ok(ExitCode::SUCCESS)
+        } => stripe_sandbox(listen, webhook_url, webhook_secret, state_file),
+    }
+}
+
+/// `chatpay serve`: the server until SIGINT or SIGTERM.
+fn serve(
+    mut config: Config,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    if let Some(u) = public_url {
+        config.public_url = Some(u);
+    }
+    runtime()?.block_on(async {
+        let app = chatpay_server::app::Application::build(config).await?;
+        app.run_until_stopped(shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chatpay token create`: prints the new token (stored hashed, shown only this once).
+fn create_token(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let token = runtime()?.block_on(async {
+        let store = chatpay_store::connect(&config.database_url).await?;
+        Ok::<_, anyhow::Error>(chatpay_server::auth::create_token(&*store, name).await?)
+    })?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chatpay intents check`: loads the files in `dir` and runs their examples.
+fn intents_check(config: &Config, dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let sources = intents::read_dir(&dir).map_err(anyhow::Error::msg)?;
+    let (matcher, corpus) = match intents::load_sources(
+        &sources,
+        config.matcher.threshold,
+        config.matcher.clarify_margin,
+    ) {
+        Ok(m) => m,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}/{e}", dir.display());
+            }
+            eprintln!("{} problem(s) in the intent files", errors.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let failures = intents::check(&matcher, &corpus);
+    for f in &failures {
+        eprintln!("{}/{f}", dir.display());
+    }
+    let intents_n = matcher.intent_names().count();
+    if failures.is_empty() {
+        println!(
+            "ok: {} files, {intents_n} intents, {} rules, {} examples and counter-examples pass",
+            sources.len(),
+            matcher.rule_names().len(),
+            corpus.checks.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} of {} examples failed",
+            failures.len(),
+            corpus.checks.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `chatpay intents classify`: one JSON line per line of stdin.
+fn intents_classify(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let matcher = match dir {
+        Some(d) => {
+            let sources = intents::read_dir(&d).map_err(anyhow::Error::msg)?;
+            intents::load_sources(
+                &sources,
+                config.matcher.threshold,
+                config.matcher.clarify_margin,
+            )
+            .map_err(|e| anyhow::anyhow!(e.join("\n")))?
+            .0
+        }
+        None => intents::load_embedded(config.matcher.threshold, config.matcher.clarify_margin)
+            .map_err(anyhow::Error::msg)?,
+    };
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let text = line?;
+        writeln!(out, "{}", classify_json(&matcher, &text))?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chatpay replay`: every transcript in `files` (directories expanded), then the coverage.
+fn replay(files: Vec<PathBuf>, postgres: Option<String>) -> anyhow::Result<ExitCode> {
+    let backend = match postgres {
+        Some(url) => chatpay_testkit::Backend::Postgres(url),
+        None => chatpay_testkit::Backend::Sqlite,
+    };
+    let mut paths = Vec::new();
+    for f in files {
+        if f.is_dir() {
+            paths.extend(chatpay_testkit::transcript_files(&f)?);
+        } else {
+            paths.push(f);
         }
     }
+    let (passed, failed, coverage) =
+        runtime()?.block_on(chatpay_testkit::run_all(&paths, &backend));
+    println!("{}", coverage.report());
+    println!("{passed} passed, {} failed", failed.len());
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `chatpay stripe-sandbox`: only the sandbox, until SIGINT or SIGTERM.
+fn stripe_sandbox(
+    listen: SocketAddr,
+    webhook_url: Option<String>,
+    webhook_secret: String,
+    state_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let sandbox = stripe_sandbox::Sandbox::start(stripe_sandbox::SandboxConfig {
+            listen,
+            state_file,
+            ..Default::default()
+        })
+        .await?;
+        if let Some(url) = webhook_url {
+            sandbox.set_webhook_endpoint(&url, &webhook_secret);
+        }
+        let c = sandbox.config().clone();
+        println!("Stripe sandbox at {}", sandbox.base_url());
+        println!(
+            "  test key: {}   live key: {}   connect client id: {}",
+            c.test_secret_key, c.live_secret_key, c.connect_client_id
+        );
+        shutdown_signal().await;
+        sandbox.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {

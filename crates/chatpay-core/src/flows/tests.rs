@@ -2,10 +2,18 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::account::AccountSnapshot;
+use crate::catalog::SyncReport;
 use crate::intents::{Matcher, load_embedded};
 
+/// The embedded intents' matcher, built once for all the tests (building it takes a while in a
+/// debug build).
+fn matcher() -> &'static Matcher {
+    static MATCHER: std::sync::OnceLock<Matcher> = std::sync::OnceLock::new();
+    MATCHER.get_or_init(|| load_embedded(0.5, 0.08).unwrap())
+}
+
 struct World {
-    matcher: Matcher,
+    matcher: &'static Matcher,
     state: ConversationState,
     conversation: ConversationId,
     links: Links,
@@ -18,7 +26,7 @@ struct World {
 impl World {
     fn new(backend: bool) -> World {
         World {
-            matcher: load_embedded(0.5, 0.08).unwrap(),
+            matcher: matcher(),
             state: ConversationState::default(),
             conversation: ConversationId::parse("cnv_test1").unwrap(),
             links: Links {
@@ -337,4 +345,382 @@ fn older_account_reads_never_overwrite_newer_ones() {
         .unwrap();
     assert!(e.is_empty(), "{e:#?}");
     assert_eq!(w.connection.unwrap().account, active);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table-driven cases of the connect and catalog flows: from a state reached by a scripted path,
+// one input, and what comes out (the active flow's step, the kinds of the effects, in order).
+
+/// Where a case starts, reached from a fresh conversation (with the backend) by [`At::path`].
+#[derive(Debug, Clone, Copy)]
+enum At {
+    Fresh,
+    Offered,
+    Choosing,
+    Registering,
+    Profile,
+    /// The account is being created (the call is in flight).
+    Creating,
+    /// The account exists; its onboarding link is being asked for.
+    AccountCreated,
+    /// The onboarding link is shown.
+    Onboarding,
+    /// Back from Stripe's onboarding page; the account is being re-read for the flow.
+    Returned,
+    /// An active account, connected through chatpay (`created`), no flow.
+    Connected,
+    /// An active account connected through OAuth, no flow.
+    ConnectedOauth,
+    /// The disconnect confirmation is shown (account created through chatpay).
+    AskedDisconnect,
+    AskedDisconnectOauth,
+    /// A catalog sync is running.
+    Syncing,
+    /// The last sync failed (its card offers a retry).
+    SyncFailed,
+}
+
+/// What a case (or a step towards its start) does.
+#[derive(Debug, Clone, Copy)]
+enum Do {
+    Say(&'static str),
+    /// Clicks the newest card of this kind shown so far.
+    Click(
+        CardKind,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    ),
+    /// The newest call asked for finishes.
+    Done(Answer),
+    Outside(Happens),
+    /// The project has an active account connected with this origin (a fact, not an input).
+    Connected(&'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Account(AccountIs),
+    Link,
+    Synced,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AccountIs {
+    Onboarding,
+    Active,
+    Restricted,
+    Rejected,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Happens {
+    AccountChanged,
+    /// The browser came back with the onboarding step's nonce.
+    OnboardingReturned,
+    StartSync,
+    Deauthorized,
+}
+
+const REGISTER_OK: &[(&str, &str)] = &[
+    ("legal_name", "Ada Lovelace"),
+    ("country", "gb"),
+    ("email", "ada@example.com"),
+];
+const PROFILE_OK: &[(&str, &str)] = &[
+    ("statement_descriptor", "ADA LOVELACE"),
+    ("business_type", "individual"),
+];
+
+impl At {
+    fn path(self) -> Vec<Do> {
+        use Do::*;
+        let then = |before: At, step: &[Do]| [before.path(), step.to_vec()].concat();
+        match self {
+            At::Fresh => Vec::new(),
+            At::Offered => vec![Say("I want to add payments")],
+            At::Choosing => then(
+                At::Offered,
+                &[Click(CardKind::ConnectStripe, "connect", &[])],
+            ),
+            At::Registering => then(
+                At::Choosing,
+                &[Click(CardKind::ChooseAccount, "create", &[])],
+            ),
+            At::Profile => then(
+                At::Registering,
+                &[Click(CardKind::Register, "continue", REGISTER_OK)],
+            ),
+            At::Creating => then(
+                At::Profile,
+                &[Click(
+                    CardKind::BusinessProfile,
+                    "create_account",
+                    PROFILE_OK,
+                )],
+            ),
+            At::AccountCreated => then(
+                At::Creating,
+                &[Done(Answer::Account(AccountIs::Onboarding))],
+            ),
+            At::Onboarding => then(At::AccountCreated, &[Done(Answer::Link)]),
+            At::Returned => then(At::Onboarding, &[Outside(Happens::OnboardingReturned)]),
+            At::Connected => vec![Connected("created")],
+            At::ConnectedOauth => vec![Connected("oauth")],
+            At::AskedDisconnect => then(At::Connected, &[Say("disconnect stripe")]),
+            At::AskedDisconnectOauth => then(At::ConnectedOauth, &[Say("disconnect stripe")]),
+            At::Syncing => then(At::Connected, &[Outside(Happens::StartSync)]),
+            At::SyncFailed => then(At::Syncing, &[Done(Answer::Failed)]),
+        }
+    }
+}
+
+fn account(is: AccountIs) -> AccountSnapshot {
+    let mut a = AccountSnapshot {
+        id: "acct_1".into(),
+        ..Default::default()
+    };
+    match is {
+        AccountIs::Onboarding => {}
+        AccountIs::Active => {
+            a.details_submitted = true;
+            a.charges_enabled = true;
+            a.payouts_enabled = true;
+        }
+        AccountIs::Restricted => {
+            a.details_submitted = true;
+            a.requirements.currently_due = vec!["individual.id_number".into()];
+        }
+        AccountIs::Rejected => {
+            a.details_submitted = true;
+            a.requirements.disabled_reason = Some("rejected.fraud".into());
+        }
+    }
+    a
+}
+
+/// A world with what it has been shown, so a case can click a card or finish a call by kind.
+struct Table {
+    w: World,
+    cards: Vec<Card>,
+    calls: Vec<u64>,
+}
+
+impl Table {
+    fn step(&mut self, d: Do) -> Result<Vec<Effect>, Refusal> {
+        let effects = match d {
+            Do::Say(text) => Ok(self.w.say(text)),
+            Do::Click(kind, action, values) => {
+                let card = self
+                    .cards
+                    .iter()
+                    .rev()
+                    .find(|c| c.kind == kind)
+                    .unwrap_or_else(|| panic!("no {kind:?} card shown"))
+                    .id
+                    .clone();
+                self.w.click(&card, action, values)
+            }
+            Do::Done(answer) => {
+                let op = *self.calls.last().expect("a call in flight");
+                let result = match answer {
+                    Answer::Account(is) => Ok(CallOutput::Account(Box::new(account(is)))),
+                    Answer::Link => Ok(CallOutput::Link {
+                        url: "http://s/onboarding/x".into(),
+                        expires_at: 1_795_000_600,
+                    }),
+                    Answer::Synced => Ok(CallOutput::Synced(Box::new(SyncReport {
+                        products: 2,
+                        sellable: 1,
+                        requests: 3,
+                        ..Default::default()
+                    }))),
+                    Answer::Failed => Err(CallError {
+                        message: "Stripe is unreachable.".into(),
+                        code: None,
+                    }),
+                };
+                self.w.input(Input::Done { op, result })
+            }
+            Do::Outside(h) => {
+                let o = match h {
+                    Happens::AccountChanged => Outside::AccountChanged {
+                        account: "acct_1".into(),
+                    },
+                    Happens::Deauthorized => Outside::Deauthorized {
+                        account: "acct_1".into(),
+                    },
+                    Happens::StartSync => Outside::StartSync,
+                    Happens::OnboardingReturned => {
+                        let Some(FlowStep::StripeConnect(ConnectStep::Onboarding {
+                            nonce, ..
+                        })) = self.w.state.flow.as_ref().map(|f| f.step.clone())
+                        else {
+                            panic!("not at the onboarding step")
+                        };
+                        Outside::OnboardingReturned { nonce }
+                    }
+                };
+                self.w.input(Input::Outside(o))
+            }
+            Do::Connected(origin) => {
+                self.w.connection = Some(Connection {
+                    account: account(AccountIs::Active),
+                    origin: origin.into(),
+                });
+                Ok(Vec::new())
+            }
+        }?;
+        for e in &effects {
+            match e {
+                Effect::Card(c) => self.cards.push(c.clone()),
+                Effect::Call { op, .. } => self.calls.push(*op),
+                _ => {}
+            }
+        }
+        Ok(effects)
+    }
+}
+
+/// An effect as the table names it: `reply`, `card:<kind>`, `flow:<state>`, `call:<name>`,
+/// `save_connection`, `drop_connection`, `save_order`, `event_applied`.
+fn effect_kind(e: &Effect) -> String {
+    match e {
+        Effect::Reply(_) => "reply".into(),
+        Effect::Card(c) => format!(
+            "card:{}",
+            serde_json::to_value(c.kind).unwrap().as_str().unwrap()
+        ),
+        Effect::Flow { state, .. } => format!("flow:{state}"),
+        Effect::Call { call, .. } => format!("call:{}", call.name()),
+        Effect::SaveConnection(_) => "save_connection".into(),
+        Effect::DropConnection => "drop_connection".into(),
+        Effect::SaveOrder { .. } => "save_order".into(),
+        Effect::EventApplied { .. } => "event_applied".into(),
+    }
+}
+
+/// A refusal as the table names it; invalid values name their fields.
+fn refusal_kind(r: &Refusal) -> String {
+    match r {
+        Refusal::StaleCard(_) => "stale_card".into(),
+        Refusal::NotFound(_) => "not_found".into(),
+        Refusal::InvalidValues(fields) => format!(
+            "invalid_values:{}",
+            fields.keys().cloned().collect::<Vec<_>>().join(",")
+        ),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    at: At,
+    input: Do,
+    /// The active flow's step afterwards (`None`: no flow).
+    step: Option<&'static str>,
+    /// The effects' kinds, or the refusal's.
+    out: Result<&'static [&'static str], &'static str>,
+}
+
+macro_rules! case {
+    ($name:literal, $at:ident, $input:expr => $step:expr, [$($kind:literal),* $(,)?]) => {
+        Case { name: $name, at: At::$at, input: $input, step: $step, out: Ok(&[$($kind),*]) }
+    };
+    ($name:literal, $at:ident, $input:expr => $step:expr, refused $why:literal) => {
+        Case { name: $name, at: At::$at, input: $input, step: $step, out: Err($why) }
+    };
+}
+
+const BAD_REGISTER: &[(&str, &str)] = &[("legal_name", ""), ("country", "XX"), ("email", "nope")];
+const BAD_PROFILE: &[(&str, &str)] = &[("statement_descriptor", "A*"), ("business_type", "llc")];
+
+use Do::{Click, Done, Outside as Out, Say};
+
+const CASES: &[Case] = &[
+    // stripe_connect, the create path.
+    case!("offer", Fresh, Say("I want to add payments") => None, ["card:connect_stripe"]),
+    case!("offer accepted", Offered, Click(CardKind::ConnectStripe, "connect", &[]) => Some("choose_account"), ["flow:choose_account", "card:choose_account"]),
+    case!("offer declined", Offered, Click(CardKind::ConnectStripe, "not_now", &[]) => None, ["reply"]),
+    case!("choose to create", Choosing, Click(CardKind::ChooseAccount, "create", &[]) => Some("register"), ["flow:register", "card:register"]),
+    case!("choose existing", Choosing, Click(CardKind::ChooseAccount, "existing", &[]) => Some("connect_existing"), ["flow:connect_existing", "card:connect_existing"]),
+    case!("register with invalid values", Registering, Click(CardKind::Register, "continue", BAD_REGISTER) => Some("register"), refused "invalid_values:country,email,legal_name"),
+    case!("register", Registering, Click(CardKind::Register, "continue", REGISTER_OK) => Some("business_profile"), ["flow:business_profile", "card:business_profile"]),
+    case!("register back", Registering, Click(CardKind::Register, "back", &[]) => Some("choose_account"), ["flow:choose_account", "card:choose_account"]),
+    case!("business profile with invalid values", Profile, Click(CardKind::BusinessProfile, "create_account", BAD_PROFILE) => Some("business_profile"), refused "invalid_values:business_type,statement_descriptor"),
+    case!("business profile back", Profile, Click(CardKind::BusinessProfile, "back", &[]) => Some("register"), ["flow:register", "card:register"]),
+    case!("creating account", Profile, Click(CardKind::BusinessProfile, "create_account", PROFILE_OK) => Some("creating_account"), ["reply", "flow:creating_account", "call:create_account"]),
+    case!("account creation fails", Creating, Done(Answer::Failed) => Some("business_profile"), ["reply", "flow:business_profile", "card:business_profile"]),
+    case!("account created", Creating, Done(Answer::Account(AccountIs::Onboarding)) => Some("onboarding"), ["save_connection", "reply", "flow:onboarding", "call:create_account_link"]),
+    case!("onboarding link", AccountCreated, Done(Answer::Link) => Some("onboarding"), ["card:onboarding"]),
+    case!("onboarding link fails", AccountCreated, Done(Answer::Failed) => Some("onboarding"), ["reply", "card:onboarding"]),
+    case!("onboarding return", Onboarding, Out(Happens::OnboardingReturned) => Some("onboarding"), ["reply", "call:retrieve_account"]),
+    case!("returned unfinished", Returned, Done(Answer::Account(AccountIs::Onboarding)) => Some("onboarding"), ["save_connection", "reply", "call:create_account_link"]),
+    case!("account restricted", Returned, Done(Answer::Account(AccountIs::Restricted)) => Some("restricted"), ["save_connection", "flow:restricted", "card:account_status"]),
+    case!("account rejected", Returned, Done(Answer::Account(AccountIs::Rejected)) => Some("rejected"), ["save_connection", "flow:rejected", "card:account_status"]),
+    case!("account active", Returned, Done(Answer::Account(AccountIs::Active)) => None, ["save_connection", "flow:active", "card:account_status"]),
+    case!("account webhook while onboarding", Onboarding, Out(Happens::AccountChanged) => Some("onboarding"), ["call:retrieve_account"]),
+    // Leaving, stale cards, double clicks.
+    case!("cancel said", Choosing, Say("cancel") => None, ["reply", "flow:cancelled"]),
+    case!("cancel clicked", Registering, Click(CardKind::Register, "cancel", &[]) => None, ["reply", "flow:cancelled"]),
+    case!("cancel once connected", Onboarding, Say("cancel") => None, ["reply", "flow:cancelled"]),
+    case!("stale offer", Choosing, Click(CardKind::ConnectStripe, "connect", &[]) => Some("choose_account"), refused "stale_card"),
+    case!("double click register", Profile, Click(CardKind::Register, "continue", REGISTER_OK) => Some("business_profile"), refused "stale_card"),
+    case!("double click create account", Creating, Click(CardKind::BusinessProfile, "create_account", PROFILE_OK) => Some("creating_account"), refused "stale_card"),
+    case!("unknown action", Choosing, Click(CardKind::ChooseAccount, "explode", &[]) => Some("choose_account"), refused "not_found"),
+    // Disconnecting.
+    case!("disconnect asked", Connected, Say("disconnect stripe") => None, ["card:confirm_disconnect"]),
+    case!("disconnect confirmed", AskedDisconnect, Click(CardKind::ConfirmDisconnect, "confirm", &[]) => None, ["drop_connection", "reply", "flow:disconnected"]),
+    case!("disconnect confirmed, oauth", AskedDisconnectOauth, Click(CardKind::ConfirmDisconnect, "confirm", &[]) => None, ["reply", "call:deauthorize"]),
+    case!("disconnect declined", AskedDisconnect, Click(CardKind::ConfirmDisconnect, "keep", &[]) => None, ["reply"]),
+    case!("deauthorized by Stripe", Connected, Out(Happens::Deauthorized) => None, ["drop_connection", "reply", "flow:disconnected", "card:connect_stripe"]),
+    // catalog_sync.
+    case!("sync start", Connected, Out(Happens::StartSync) => Some("syncing"), ["flow:syncing", "card:catalog_sync", "call:sync_catalog"]),
+    case!("sync said", Connected, Say("sync my products") => Some("syncing"), ["flow:syncing", "card:catalog_sync", "call:sync_catalog"]),
+    case!("sync join said", Syncing, Say("sync my products") => Some("syncing"), ["reply", "reply", "flow:syncing", "card:catalog_sync"]),
+    case!("sync join from the panel", Syncing, Out(Happens::StartSync) => Some("syncing"), ["reply", "flow:syncing", "card:catalog_sync"]),
+    case!("sync done", Syncing, Done(Answer::Synced) => None, ["flow:done", "card:catalog_sync"]),
+    case!("sync failed", Syncing, Done(Answer::Failed) => None, ["flow:failed", "card:catalog_sync"]),
+    case!("sync retried", SyncFailed, Click(CardKind::CatalogSync, "retry", &[]) => Some("syncing"), ["flow:syncing", "card:catalog_sync", "call:sync_catalog"]),
+    case!("cancel during sync", Syncing, Say("cancel") => Some("syncing"), ["reply", "reply", "flow:syncing", "card:catalog_sync"]),
+    case!("sync without Stripe", Fresh, Say("sync my products") => None, ["reply", "card:connect_stripe"]),
+    case!("sync during connect", Choosing, Out(Happens::StartSync) => Some("choose_account"), ["reply", "reply", "flow:choose_account", "card:choose_account"]),
+];
+
+#[test]
+fn flow_table() {
+    let mut failures = Vec::new();
+    for case in CASES {
+        let mut t = Table {
+            w: World::new(true),
+            cards: Vec::new(),
+            calls: Vec::new(),
+        };
+        for d in case.at.path() {
+            t.step(d)
+                .unwrap_or_else(|r| panic!("{}: reaching {:?}: {r:?}", case.name, case.at));
+        }
+        let got = t.step(case.input);
+        let got_out = match &got {
+            Ok(effects) => Ok(effects.iter().map(effect_kind).collect::<Vec<_>>()),
+            Err(r) => Err(refusal_kind(r)),
+        };
+        let want_out = case
+            .out
+            .map(|kinds| kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>())
+            .map_err(str::to_owned);
+        let got_step = t.w.state.flow.as_ref().map(|f| f.step.name());
+        if got_out != want_out || got_step != case.step {
+            failures.push(format!(
+                "{}: at {:?}, {:?}\n  expected: {:?} {:?}\n  got:      {:?} {:?}",
+                case.name, case.at, case.input, case.step, want_out, got_step, got_out
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
 }

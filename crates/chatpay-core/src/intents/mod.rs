@@ -164,253 +164,61 @@ pub fn load_embedded(threshold: f32, clarify_margin: f32) -> Result<Matcher, Str
 }
 
 /// Builds the matcher and the example corpus, or every problem found, each as `file:line: …`.
+///
+/// The steps, in order (which is the order problems are reported in): parse every file
+/// ([`parse_files`]); tag the lexicon's negation words ([`Build::negation`]); read each intent's
+/// rules, terms and examples ([`Build::intent`]); compile the rule regexes and ride their
+/// literals along in the term automaton ([`compile_regexes`], [`Build::gate_regexes`]); read the
+/// slot definitions and their examples ([`Build::slots`]); assemble the [`Matcher`].
 pub fn load_sources(
     sources: &[Source],
     threshold: f32,
     clarify_margin: f32,
 ) -> Result<(Matcher, Corpus), Vec<String>> {
-    let mut errors = Vec::new();
-    let mut lexicon = LexiconFile::default();
-    let mut slot_file = (String::new(), String::new(), SlotsFile::default());
-    let mut intents: Vec<(&Source, IntentFile)> = Vec::new();
-    let mut corpus = Corpus::default();
-
-    for src in sources {
-        let parsed = match src.name.as_str() {
-            "_lexicon.toml" => toml::from_str(&src.text).map(|l| lexicon = l),
-            "_slots.toml" => toml::from_str(&src.text)
-                .map(|s| slot_file = (src.name.clone(), src.text.clone(), s)),
-            "_no_intent.toml" => toml::from_str::<NoIntentFile>(&src.text).map(|f| {
-                for ex in f.examples {
-                    corpus.checks.push(Check {
-                        file: src.name.clone(),
-                        line: line_of(&src.text, ex.span().start),
-                        text: ex.into_inner(),
-                        expect: Expect::Nothing,
-                    });
-                }
-            }),
-            _ => toml::from_str::<IntentFile>(&src.text).map(|f| intents.push((src, f))),
-        };
-        if let Err(e) = parsed {
-            let line = e.span().map_or(1, |s| line_of(&src.text, s.start));
-            errors.push(format!("{}:{line}: {}", src.name, e.message()));
-        }
-    }
-
-    let normalizer = Normalizer::new(
-        lexicon
-            .replace
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    let mut patterns = Patterns::default();
-    let mut add = |raw: &str, tag: Tag| -> Result<(), String> {
-        let norm = normalizer.normalize(raw).text;
-        if norm.is_empty() {
-            return Err(format!("{raw:?} has no words after normalization"));
-        }
-        patterns.tag(norm, tag);
-        Ok(())
+    let Parsed {
+        lexicon,
+        slots: slot_file,
+        intents,
+        errors,
+        corpus,
+    } = parse_files(sources);
+    let mut build = Build {
+        normalizer: Normalizer::new(
+            lexicon
+                .replace
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ),
+        patterns: Patterns::default(),
+        rules: Vec::new(),
+        regex_patterns: Vec::new(),
+        errors,
+        corpus,
     };
-    for cue in &lexicon.negation.cues {
-        add(cue, Tag::Negation).unwrap_or_else(|e| errors.push(format!("_lexicon.toml: {e}")));
-    }
-    for b in &lexicon.negation.breakers {
-        add(b, Tag::Breaker).unwrap_or_else(|e| errors.push(format!("_lexicon.toml: {e}")));
-    }
-
+    build.negation(&lexicon);
     let mut infos = Vec::new();
-    let mut rules = Vec::new();
-    let mut regex_patterns = Vec::new();
     let mut seen_names: HashMap<String, String> = HashMap::new();
     for (i, (src, file)) in intents.iter().enumerate() {
-        let intent = i as u16;
-        let at = |pos: usize| format!("{}:{}", src.name, line_of(&src.text, pos));
         if let Some(other) = seen_names.insert(file.name.clone(), src.name.clone()) {
-            errors.push(format!(
+            build.errors.push(format!(
                 "{}:1: intent {:?} is already defined in {other}",
                 src.name, file.name
             ));
         }
-        if Intent::parse(&file.name).is_none() && file.answer.is_none() {
-            errors.push(format!(
-                "{}:1: intent {:?} has no built-in behaviour, so it needs an `answer`",
-                src.name, file.name
-            ));
-        }
-        // Groups get bits in order of first use by a rule.
-        let mut groups: Vec<&str> = Vec::new();
-        for rule in &file.rule {
-            let pos = rule.span().start;
-            let def = rule.get_ref();
-            if def.all.is_empty() == def.regex.is_none() {
-                errors.push(format!(
-                    "{}: rule {:?} needs either `all` or `regex`",
-                    at(pos),
-                    def.id
-                ));
-                continue;
-            }
-            if !(def.weight > 0.0 && def.weight <= 1.0) {
-                errors.push(format!(
-                    "{}: rule {:?}: weight must be in (0, 1]",
-                    at(pos),
-                    def.id
-                ));
-            }
-            let mut required = 0u64;
-            for g in &def.all {
-                let bit = match groups.iter().position(|x| x == g) {
-                    Some(b) => b,
-                    None => {
-                        let phrases = file.terms.get(g).or_else(|| lexicon.terms.get(g));
-                        let Some(phrases) = phrases else {
-                            errors.push(format!(
-                                "{}: rule {:?} uses term group {g:?}, which is defined neither here nor in _lexicon.toml",
-                                at(pos),
-                                def.id
-                            ));
-                            continue;
-                        };
-                        if groups.len() == 64 {
-                            errors.push(format!("{}: more than 64 term groups", at(pos)));
-                            continue;
-                        }
-                        groups.push(g);
-                        let group = (groups.len() - 1) as u8;
-                        for p in phrases {
-                            if let Err(e) = add(p, Tag::Term { intent, group }) {
-                                errors.push(format!("{}: group {g:?}: {e}", src.name));
-                            }
-                        }
-                        groups.len() - 1
-                    }
-                };
-                required |= 1 << bit;
-            }
-            let regex = def.regex.as_ref().map(|re| {
-                regex_patterns.push(re.clone());
-                regex_patterns.len() - 1
-            });
-            let line = line_of(&src.text, pos);
-            rules.push(RuleInfo {
-                intent,
-                required,
-                regex,
-                weight: def.weight,
-                negatable: def.negatable.unwrap_or(file.negatable),
-                topic: def.topic.as_deref().map(Arc::from),
-                label: Arc::from(format!("{}:{line} {}", src.name, def.id)),
-            });
-        }
-        for unused in file.terms.keys().filter(|k| !groups.contains(&k.as_str())) {
-            errors.push(format!(
-                "{}:1: term group {unused:?} is not used by any rule",
-                src.name
-            ));
-        }
-        for u in &file.unless {
-            if let Err(e) = add(u, Tag::Unless { intent }) {
-                errors.push(format!("{}: unless: {e}", src.name));
-            }
-        }
-        for ex in &file.examples {
-            corpus.checks.push(Check {
-                file: src.name.clone(),
-                line: line_of(&src.text, ex.span().start),
-                text: ex.get_ref().clone(),
-                expect: Expect::Intent(file.name.clone()),
-            });
-        }
-        for ex in &file.counter_examples {
-            corpus.checks.push(Check {
-                file: src.name.clone(),
-                line: line_of(&src.text, ex.span().start),
-                text: ex.get_ref().clone(),
-                expect: Expect::NotIntent(file.name.clone()),
-            });
-        }
-        infos.push(IntentInfo {
-            name: Arc::from(file.name.as_str()),
-            summary: file.summary.clone(),
-            label: file.label.clone().unwrap_or_else(|| file.summary.clone()),
-            answer: file.answer.as_deref().map(Arc::from),
-        });
+        infos.push(build.intent(i as u16, src, file, &lexicon));
     }
+    let regexes = compile_regexes(&build.regex_patterns, &build.rules, &mut build.errors);
+    let regex_gated = build.gate_regexes();
+    let slot_extractor = build.slots(slot_file);
 
-    // Each rule regex on its own: a rule runs only its own (see `regex_gated` below).
-    let mut regexes = Vec::with_capacity(regex_patterns.len());
-    for (i, p) in regex_patterns.iter().enumerate() {
-        match regex::Regex::new(&ascii_word_boundaries(p)) {
-            Ok(re) => regexes.push(re),
-            Err(e) => {
-                let place = rules
-                    .iter()
-                    .find(|r| r.regex == Some(i))
-                    .map_or(String::new(), |r| r.label.to_string());
-                errors.push(format!("{place}: bad regex: {e}"));
-            }
-        }
-    }
-    // The literals each rule regex starts with ride along in the term automaton, so that the
-    // one scan also tells which regexes can match at all; the rest are not run.
-    let mut regex_gated = vec![false; regex_patterns.len()];
-    for (i, p) in regex_patterns.iter().enumerate() {
-        let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p), true) else {
-            continue;
-        };
-        let Ok(literals) = prefixes
-            .literals
-            .into_iter()
-            .map(String::from_utf8)
-            .collect::<Result<Vec<_>, _>>()
-        else {
-            continue;
-        };
-        for literal in literals {
-            let gate = Tag::RegexGate {
-                regex: i as u16,
-                at_start: prefixes.at_start,
-            };
-            patterns.tag(literal, gate);
-        }
-        regex_gated[i] = true;
-    }
-
-    let (slot_name, slot_text, slot_defs) = slot_file;
-    let slot_extractor = slots::SlotExtractor::new(
-        &slot_defs
-            .slot
-            .iter()
-            .map(|s| s.get_ref())
-            .map(|d| format::SlotDef {
-                name: d.name.clone(),
-                kind: d.kind,
-                regex: d.regex.clone(),
-            })
-            .collect::<Vec<_>>(),
-    )
-    .unwrap_or_else(|e| {
-        errors.push(format!("{slot_name}: {e}"));
-        slots::SlotExtractor::new(&[]).expect("empty set compiles")
-    });
-    for ex in slot_defs.example {
-        let line = line_of(&slot_text, ex.span().start);
-        let ex = ex.into_inner();
-        let expected = ex
-            .slots
-            .into_iter()
-            .map(|(k, v)| (k, toml_to_json(v)))
-            .collect();
-        corpus.checks.push(Check {
-            file: slot_name.clone(),
-            line,
-            text: ex.text,
-            expect: Expect::Slots(expected),
-        });
-    }
-
+    let Build {
+        normalizer,
+        patterns,
+        rules,
+        errors,
+        corpus,
+        ..
+    } = build;
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -432,7 +240,7 @@ pub fn load_sources(
         }
     }
     let matcher = Matcher {
-        normalizer: normalizer.clone(),
+        normalizer,
         automaton: Literals::new(&patterns.list).expect("term automaton compiles"),
         tags: patterns.tags,
         intents: infos,
@@ -445,6 +253,307 @@ pub fn load_sources(
         clarify_margin,
     };
     Ok((matcher, corpus))
+}
+
+/// The files, parsed: the lexicon, the slot file (its name and text, for lines), the intent
+/// files, and `_no_intent.toml`'s examples already in the corpus.
+struct Parsed<'s> {
+    lexicon: LexiconFile,
+    slots: (String, String, SlotsFile),
+    intents: Vec<(&'s Source, IntentFile)>,
+    errors: Vec<String>,
+    corpus: Corpus,
+}
+
+fn parse_files(sources: &[Source]) -> Parsed<'_> {
+    let mut parsed = Parsed {
+        lexicon: LexiconFile::default(),
+        slots: (String::new(), String::new(), SlotsFile::default()),
+        intents: Vec::new(),
+        errors: Vec::new(),
+        corpus: Corpus::default(),
+    };
+    for src in sources {
+        let outcome = match src.name.as_str() {
+            "_lexicon.toml" => toml::from_str(&src.text).map(|l| parsed.lexicon = l),
+            "_slots.toml" => toml::from_str(&src.text)
+                .map(|s| parsed.slots = (src.name.clone(), src.text.clone(), s)),
+            "_no_intent.toml" => toml::from_str::<NoIntentFile>(&src.text).map(|f| {
+                for ex in f.examples {
+                    parsed.corpus.checks.push(Check {
+                        file: src.name.clone(),
+                        line: line_of(&src.text, ex.span().start),
+                        text: ex.into_inner(),
+                        expect: Expect::Nothing,
+                    });
+                }
+            }),
+            _ => toml::from_str::<IntentFile>(&src.text).map(|f| parsed.intents.push((src, f))),
+        };
+        if let Err(e) = outcome {
+            let line = e.span().map_or(1, |s| line_of(&src.text, s.start));
+            parsed
+                .errors
+                .push(format!("{}:{line}: {}", src.name, e.message()));
+        }
+    }
+    parsed
+}
+
+/// What the matcher is built from, as the files are read, with the problems found so far.
+struct Build {
+    normalizer: Normalizer,
+    patterns: Patterns,
+    rules: Vec<RuleInfo>,
+    /// The rule regexes as written, by [`RuleInfo::regex`].
+    regex_patterns: Vec<String>,
+    errors: Vec<String>,
+    corpus: Corpus,
+}
+
+impl Build {
+    /// Tags a phrase (normalized as utterances are) in the term automaton.
+    fn add(&mut self, raw: &str, tag: Tag) -> Result<(), String> {
+        let norm = self.normalizer.normalize(raw).text;
+        if norm.is_empty() {
+            return Err(format!("{raw:?} has no words after normalization"));
+        }
+        self.patterns.tag(norm, tag);
+        Ok(())
+    }
+
+    fn negation(&mut self, lexicon: &LexiconFile) {
+        for cue in &lexicon.negation.cues {
+            self.add(cue, Tag::Negation)
+                .unwrap_or_else(|e| self.errors.push(format!("_lexicon.toml: {e}")));
+        }
+        for b in &lexicon.negation.breakers {
+            self.add(b, Tag::Breaker)
+                .unwrap_or_else(|e| self.errors.push(format!("_lexicon.toml: {e}")));
+        }
+    }
+
+    /// One intent file: its rules (with the term groups they use), `unless` phrases and
+    /// examples.
+    fn intent(
+        &mut self,
+        intent: u16,
+        src: &Source,
+        file: &IntentFile,
+        lexicon: &LexiconFile,
+    ) -> IntentInfo {
+        if Intent::parse(&file.name).is_none() && file.answer.is_none() {
+            self.errors.push(format!(
+                "{}:1: intent {:?} has no built-in behaviour, so it needs an `answer`",
+                src.name, file.name
+            ));
+        }
+        // Groups get bits in order of first use by a rule.
+        let mut groups: Vec<&str> = Vec::new();
+        for rule in &file.rule {
+            self.rule(intent, src, file, lexicon, rule, &mut groups);
+        }
+        for unused in file.terms.keys().filter(|k| !groups.contains(&k.as_str())) {
+            self.errors.push(format!(
+                "{}:1: term group {unused:?} is not used by any rule",
+                src.name
+            ));
+        }
+        for u in &file.unless {
+            if let Err(e) = self.add(u, Tag::Unless { intent }) {
+                self.errors.push(format!("{}: unless: {e}", src.name));
+            }
+        }
+        self.examples(src, file);
+        IntentInfo {
+            name: Arc::from(file.name.as_str()),
+            summary: file.summary.clone(),
+            label: file.label.clone().unwrap_or_else(|| file.summary.clone()),
+            answer: file.answer.as_deref().map(Arc::from),
+        }
+    }
+
+    /// One rule: either term groups that must all occur or a regex.
+    fn rule<'f>(
+        &mut self,
+        intent: u16,
+        src: &Source,
+        file: &'f IntentFile,
+        lexicon: &LexiconFile,
+        rule: &'f toml::Spanned<format::RuleDef>,
+        groups: &mut Vec<&'f str>,
+    ) {
+        let pos = rule.span().start;
+        let at = format!("{}:{}", src.name, line_of(&src.text, pos));
+        let def = rule.get_ref();
+        if def.all.is_empty() == def.regex.is_none() {
+            self.errors.push(format!(
+                "{at}: rule {:?} needs either `all` or `regex`",
+                def.id
+            ));
+            return;
+        }
+        if !(def.weight > 0.0 && def.weight <= 1.0) {
+            self.errors
+                .push(format!("{at}: rule {:?}: weight must be in (0, 1]", def.id));
+        }
+        let mut required = 0u64;
+        for g in &def.all {
+            let bit = match groups.iter().position(|x| x == g) {
+                Some(b) => b,
+                None => {
+                    let phrases = file.terms.get(g).or_else(|| lexicon.terms.get(g));
+                    let Some(phrases) = phrases else {
+                        self.errors.push(format!(
+                            "{at}: rule {:?} uses term group {g:?}, which is defined neither here nor in _lexicon.toml",
+                            def.id
+                        ));
+                        continue;
+                    };
+                    if groups.len() == 64 {
+                        self.errors.push(format!("{at}: more than 64 term groups"));
+                        continue;
+                    }
+                    groups.push(g);
+                    let group = (groups.len() - 1) as u8;
+                    for p in phrases {
+                        if let Err(e) = self.add(p, Tag::Term { intent, group }) {
+                            self.errors.push(format!("{}: group {g:?}: {e}", src.name));
+                        }
+                    }
+                    groups.len() - 1
+                }
+            };
+            required |= 1 << bit;
+        }
+        let regex = def.regex.as_ref().map(|re| {
+            self.regex_patterns.push(re.clone());
+            self.regex_patterns.len() - 1
+        });
+        let line = line_of(&src.text, pos);
+        self.rules.push(RuleInfo {
+            intent,
+            required,
+            regex,
+            weight: def.weight,
+            negatable: def.negatable.unwrap_or(file.negatable),
+            topic: def.topic.as_deref().map(Arc::from),
+            label: Arc::from(format!("{}:{line} {}", src.name, def.id)),
+        });
+    }
+
+    /// The intent's examples and counter-examples, into the corpus.
+    fn examples(&mut self, src: &Source, file: &IntentFile) {
+        let checks = file
+            .examples
+            .iter()
+            .map(|ex| (ex, Expect::Intent(file.name.clone())))
+            .chain(
+                file.counter_examples
+                    .iter()
+                    .map(|ex| (ex, Expect::NotIntent(file.name.clone()))),
+            );
+        for (ex, expect) in checks {
+            self.corpus.checks.push(Check {
+                file: src.name.clone(),
+                line: line_of(&src.text, ex.span().start),
+                text: ex.get_ref().clone(),
+                expect,
+            });
+        }
+    }
+
+    /// The literals each rule regex starts with ride along in the term automaton, so that the
+    /// one scan also tells which regexes can match at all; the rest are not run. Returns, per
+    /// regex, whether it is gated so.
+    fn gate_regexes(&mut self) -> Vec<bool> {
+        let mut regex_gated = vec![false; self.regex_patterns.len()];
+        for (i, p) in self.regex_patterns.iter().enumerate() {
+            let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p), true) else {
+                continue;
+            };
+            let Ok(literals) = prefixes
+                .literals
+                .into_iter()
+                .map(String::from_utf8)
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                continue;
+            };
+            for literal in literals {
+                let gate = Tag::RegexGate {
+                    regex: i as u16,
+                    at_start: prefixes.at_start,
+                };
+                self.patterns.tag(literal, gate);
+            }
+            regex_gated[i] = true;
+        }
+        regex_gated
+    }
+
+    /// The slot extractor from `_slots.toml` (`(name, text, parsed)`), and its examples into the
+    /// corpus.
+    fn slots(
+        &mut self,
+        (slot_name, slot_text, slot_defs): (String, String, SlotsFile),
+    ) -> slots::SlotExtractor {
+        let slot_extractor = slots::SlotExtractor::new(
+            &slot_defs
+                .slot
+                .iter()
+                .map(|s| s.get_ref())
+                .map(|d| format::SlotDef {
+                    name: d.name.clone(),
+                    kind: d.kind,
+                    regex: d.regex.clone(),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_else(|e| {
+            self.errors.push(format!("{slot_name}: {e}"));
+            slots::SlotExtractor::new(&[]).expect("empty set compiles")
+        });
+        for ex in slot_defs.example {
+            let line = line_of(&slot_text, ex.span().start);
+            let ex = ex.into_inner();
+            let expected = ex
+                .slots
+                .into_iter()
+                .map(|(k, v)| (k, toml_to_json(v)))
+                .collect();
+            self.corpus.checks.push(Check {
+                file: slot_name.clone(),
+                line,
+                text: ex.text,
+                expect: Expect::Slots(expected),
+            });
+        }
+        slot_extractor
+    }
+}
+
+/// Each rule regex on its own: a rule runs only its own (see [`Build::gate_regexes`]). A regex
+/// that does not compile is reported at its rule.
+fn compile_regexes(
+    patterns: &[String],
+    rules: &[RuleInfo],
+    errors: &mut Vec<String>,
+) -> Vec<regex::Regex> {
+    let mut regexes = Vec::with_capacity(patterns.len());
+    for (i, p) in patterns.iter().enumerate() {
+        match regex::Regex::new(&ascii_word_boundaries(p)) {
+            Ok(re) => regexes.push(re),
+            Err(e) => {
+                let place = rules
+                    .iter()
+                    .find(|r| r.regex == Some(i))
+                    .map_or(String::new(), |r| r.label.to_string());
+                errors.push(format!("{place}: bad regex: {e}"));
+            }
+        }
+    }
+    regexes
 }
 
 /// The term automaton's patterns, each once, with everything each one means.

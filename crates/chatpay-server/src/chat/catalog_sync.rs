@@ -18,11 +18,8 @@ use tokio::time::Instant;
 use chatpay_core::catalog::{self, CatalogProduct, PriceData, ProductData, SyncReport};
 use chatpay_core::domain::{Mode, ProjectId, random_hex};
 use chatpay_core::flows::{CallError, CatalogAnswer};
-use chatpay_store::{DynStore, StoreError, StoredProduct};
+use chatpay_store::{DynStore, ProductState, RunPhase, StagedKind, StoreError, StoredProduct};
 use chatpay_stripe::{Gateway, GatewayError, Page};
-
-/// A stored product marked deleted (kept so that an older read cannot bring it back).
-const TOMBSTONE: &str = "";
 
 /// Microseconds since the epoch, strictly increasing within the process: two reads are never
 /// taken at the same instant, so "newer" is always decidable.
@@ -134,8 +131,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, CallError> {
 async fn read_all<T, F, Fut>(
     ctx: &Ctx,
     run: &str,
-    kind: &str,
-    next_phase: &str,
+    kind: StagedKind,
+    next_phase: RunPhase,
     mut cursor: Option<String>,
     requests: &mut i64,
     list: F,
@@ -172,11 +169,11 @@ where
     }
 }
 
-fn kind_phase(kind: &str) -> &'static str {
-    if kind == "product" {
-        "products"
-    } else {
-        "prices"
+/// The phase that reads objects of `kind`.
+fn kind_phase(kind: StagedKind) -> RunPhase {
+    match kind {
+        StagedKind::Product => RunPhase::Products,
+        StagedKind::Price => RunPhase::Prices,
     }
 }
 
@@ -206,12 +203,12 @@ pub(super) async fn sync(ctx: &Ctx) -> Result<SyncReport, CallError> {
         .map_err(storage)?;
     let mut requests = run.requests;
     let outcome = async {
-        if run.phase == "products" {
+        if run.phase == RunPhase::Products {
             read_all(
                 ctx,
                 &run.id,
-                "product",
-                "prices",
+                StagedKind::Product,
+                RunPhase::Prices,
                 run.cursor.clone(),
                 &mut requests,
                 |after| {
@@ -226,8 +223,8 @@ pub(super) async fn sync(ctx: &Ctx) -> Result<SyncReport, CallError> {
             )
             .await?;
         }
-        if run.phase == "products" || run.phase == "prices" {
-            let cursor = if run.phase == "prices" {
+        if matches!(run.phase, RunPhase::Products | RunPhase::Prices) {
+            let cursor = if run.phase == RunPhase::Prices {
                 run.cursor.clone()
             } else {
                 None
@@ -235,8 +232,8 @@ pub(super) async fn sync(ctx: &Ctx) -> Result<SyncReport, CallError> {
             read_all(
                 ctx,
                 &run.id,
-                "price",
-                "apply",
+                StagedKind::Price,
+                RunPhase::Apply,
                 cursor,
                 &mut requests,
                 |after| {
@@ -258,11 +255,9 @@ pub(super) async fn sync(ctx: &Ctx) -> Result<SyncReport, CallError> {
     outcome
 }
 
-fn parse_product(data: &str) -> Option<CatalogProduct> {
-    if data == TOMBSTONE {
-        return None;
-    }
-    serde_json::from_str(data).ok()
+/// The stored product, unless it was deleted (or its JSON is no longer understood).
+fn parse_product(data: &ProductState) -> Option<CatalogProduct> {
+    serde_json::from_str(data.json()?).ok()
 }
 
 /// Builds the new catalog from the run's reads and swaps it in.
@@ -279,15 +274,15 @@ async fn apply(
     let mut read_at: HashMap<String, i64> = HashMap::new();
     // Consumed as parsed: each staged text is freed once read.
     for s in staged {
-        match s.kind.as_str() {
-            "product" => {
+        match s.kind {
+            StagedKind::Product => {
                 let p: ProductData =
                     serde_json::from_str(&s.data).map_err(|e| failed(e.to_string()))?;
                 let t = read_at.entry(p.id.clone()).or_insert(s.fetched_at);
                 *t = (*t).max(s.fetched_at);
                 products.push(p);
             }
-            _ => {
+            StagedKind::Price => {
                 let p: PriceData =
                     serde_json::from_str(&s.data).map_err(|e| failed(e.to_string()))?;
                 let t = read_at.entry(p.product.clone()).or_insert(s.fetched_at);
@@ -358,7 +353,7 @@ async fn apply(
             .map(|(id, p)| {
                 Ok(StoredProduct {
                     product_id: id.clone(),
-                    data: to_json(p)?,
+                    data: ProductState::Present(to_json(p)?),
                     observed_at: observed.get(id).copied().unwrap_or(started_at),
                 })
             })
@@ -403,14 +398,14 @@ pub(super) async fn refresh(
     let (fresh, carried) = match now.as_mut() {
         Some(p) => {
             p.sold = p.sellable();
-            let fresh = to_json(p)?;
+            let fresh = ProductState::Present(to_json(p)?);
             p.sold = true;
-            let carried = to_json(p)?;
+            let carried = ProductState::Present(to_json(p)?);
             (fresh, carried)
         }
-        None => (TOMBSTONE.to_owned(), TOMBSTONE.to_owned()),
+        None => (ProductState::Deleted, ProductState::Deleted),
     };
-    let merge = |previous: Option<&str>| -> String {
+    let merge = |previous: Option<&ProductState>| -> ProductState {
         if previous.and_then(parse_product).is_some_and(|b| b.sold) {
             carried.clone()
         } else {
@@ -432,7 +427,7 @@ pub(super) async fn refresh(
         // Before a first sync there is no catalog the owner knows of: nothing to tell.
         Ok(put) if !put.synced => Ok((None, None)),
         Ok(put) => {
-            let before = put.previous.as_deref().and_then(parse_product);
+            let before = put.previous.as_ref().and_then(parse_product);
             if let Some(p) = now.as_mut() {
                 p.sold = p.sellable() || before.as_ref().is_some_and(|b| b.sold);
             }

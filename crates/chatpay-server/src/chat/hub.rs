@@ -2,10 +2,13 @@
 //!
 //! A std `Mutex` is right here: it guards a map for a few instructions and is never held across
 //! an `.await`. Subscribing happens under the same lock as unloading, so an actor never unloads
-//! while a client is joining it.
+//! while a client is joining it. A panic while the lock is held (which poisons it) leaves the map
+//! usable: each change is one insert or remove, and at worst an entry's actor is gone, which the
+//! next lookup sees (`is_closed`) and replaces. So a poisoned lock is taken as it is, rather than
+//! failing every later join on the server.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, mpsc};
 
@@ -39,6 +42,11 @@ pub(super) struct Hub {
 }
 
 impl Hub {
+    /// The registry, locked (recovered if a panic poisoned the lock: see the module docs).
+    fn actors(&self) -> MutexGuard<'_, HashMap<ConversationId, ActorHandle>> {
+        self.actors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The conversation's actor, started if needed.
     pub(super) fn get(
         &self,
@@ -46,7 +54,7 @@ impl Hub {
         conversation: &ConversationId,
         project: &ProjectId,
     ) -> ActorHandle {
-        let mut actors = self.actors.lock().expect("hub lock");
+        let mut actors = self.actors();
         self.get_locked(&mut actors, inner, conversation, project)
     }
 
@@ -57,7 +65,7 @@ impl Hub {
         conversation: &ConversationId,
         project: &ProjectId,
     ) -> (ActorHandle, broadcast::Receiver<OutFrame>) {
-        let mut actors = self.actors.lock().expect("hub lock");
+        let mut actors = self.actors();
         let handle = self.get_locked(&mut actors, inner, conversation, project);
         let rx = handle.frames.subscribe();
         (handle, rx)
@@ -100,7 +108,7 @@ impl Hub {
         conversation: &ConversationId,
         frames: &broadcast::Sender<OutFrame>,
     ) -> bool {
-        let mut actors = self.actors.lock().expect("hub lock");
+        let mut actors = self.actors();
         let ours = actors
             .get(conversation)
             .is_some_and(|h| h.frames.same_channel(frames));

@@ -7,6 +7,7 @@
 //! parallel and share group commits. Actors load on first use and unload when idle.
 
 mod actor;
+mod bucket;
 mod catalog_sync;
 mod hub;
 mod message;
@@ -26,6 +27,7 @@ use chatpay_stripe::Gateway;
 use chatpay_stripe::webhook::EventEnvelope;
 
 use actor::Msg;
+pub use bucket::TokenBucket;
 pub use hub::ActorHandle;
 use hub::Hub;
 pub use message::{IntentTag, OutFrame};

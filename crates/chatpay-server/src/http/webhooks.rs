@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::{ApiError, AppState};
 use chatpay_core::domain::now_millis;
@@ -56,10 +57,15 @@ pub async fn stripe(
             return Ok(Json(json!({ "received": true, "duplicate": true })));
         }
     }
+    // The span covers the handling, across its awaits (a span entered with `enter` would stay
+    // entered on this thread while the task is suspended, and tag whatever runs there).
     let span = tracing::info_span!("webhook", event = %event.id, kind = %event.event_type);
-    let _enter = span.enter();
     // Recorded: from here a failure is retried (by Stripe's redelivery or at the next start).
-    let outcome = state.engine.stripe_event(&event).await?;
-    tracing::info!(%outcome, "webhook handled");
+    let outcome = state
+        .engine
+        .stripe_event(&event)
+        .instrument(span.clone())
+        .await?;
+    span.in_scope(|| tracing::info!(%outcome, "webhook handled"));
     Ok(Json(json!({ "received": true, "outcome": outcome })))
 }

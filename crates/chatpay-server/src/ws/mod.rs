@@ -3,6 +3,7 @@
 
 pub mod protocol;
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::extract::State;
@@ -11,7 +12,7 @@ use axum::response::Response;
 use futures_util::SinkExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::chat::{ChatError, Engine, Joined, OutFrame, TurnReply};
+use crate::chat::{ChatError, Engine, Joined, OutFrame, TokenBucket, TurnReply};
 use crate::http::AppState;
 use protocol::{ClientFrame, FrameError};
 
@@ -38,7 +39,8 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
                 engine: state.engine.clone(),
                 joined: None,
                 last_sent: 0,
-                bucket: Bucket::new(state.chat.turns_per_second),
+                bucket: TokenBucket::new(state.chat.turns_per_second, Instant::now()),
+                max_frame_bytes: max,
             };
             let mut shutdown = state.shutdown.clone();
             let deadline = tokio::time::Instant::now() + state.chat.hello_timeout;
@@ -52,13 +54,15 @@ struct Connection {
     joined: Option<Joined>,
     /// The highest `seq` sent to this client.
     last_sent: i64,
-    bucket: Bucket,
+    bucket: TokenBucket,
+    /// The configured largest frame, named when a bigger one closes the connection.
+    max_frame_bytes: usize,
 }
 
 /// Why a connection ends.
 enum End {
     Closed,
-    Close(u16, &'static str),
+    Close(u16, Cow<'static, str>),
 }
 
 impl Connection {
@@ -69,9 +73,9 @@ impl Connection {
     ) {
         let end = loop {
             let step = tokio::select! {
-                _ = shutdown.changed() => Err(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
+                _ = shutdown.changed() => Err(End::Close(CLOSE_GOING_AWAY, "server shutting down".into())),
                 _ = tokio::time::sleep_until(hello_deadline), if self.joined.is_none() => {
-                    Err(End::Close(CLOSE_POLICY, "no hello in time"))
+                    Err(End::Close(CLOSE_POLICY, "no hello in time".into()))
                 }
                 // Handling is boxed: an idle connection then holds only this small select.
                 incoming = self.socket.recv() => Box::pin(self.incoming(incoming)).await,
@@ -86,7 +90,7 @@ impl Connection {
                 .socket
                 .send(Message::Close(Some(CloseFrame {
                     code,
-                    reason: reason.into(),
+                    reason: reason.as_ref().into(),
                 })))
                 .await;
         }
@@ -126,7 +130,10 @@ impl Connection {
             None => return Err(End::Closed),
             Some(Err(e)) => {
                 return Err(if is_too_big(&e) {
-                    End::Close(CLOSE_TOO_BIG, "frame larger than 64 KiB")
+                    End::Close(
+                        CLOSE_TOO_BIG,
+                        format!("frame larger than {}", size(self.max_frame_bytes)).into(),
+                    )
                 } else {
                     End::Closed
                 });
@@ -165,7 +172,7 @@ impl Connection {
                         ))
                         .await;
                 };
-                if !self.bucket.take() {
+                if !self.bucket.take(Instant::now()) {
                     return self
                         .send_error(&FrameError::new(
                             Some(id),
@@ -262,7 +269,9 @@ impl Connection {
             }
             // Fell behind the broadcast: read what was missed from the store.
             Err(RecvError::Lagged(_)) => self.catch_up().await,
-            Err(RecvError::Closed) => Err(End::Close(CLOSE_GOING_AWAY, "conversation unloaded")),
+            Err(RecvError::Closed) => {
+                Err(End::Close(CLOSE_GOING_AWAY, "conversation unloaded".into()))
+            }
         }
     }
 
@@ -313,33 +322,26 @@ fn chat_error(reply_to: Option<String>, e: ChatError) -> FrameError {
     f
 }
 
-/// A token bucket: `rate` frames per second sustained, bursts of twice that.
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    at: Instant,
+/// A size as people read it: `64 KiB`, `1 MiB`, or bytes when it is not a whole number of KiB.
+fn size(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
-impl Bucket {
-    fn new(rate: u32) -> Bucket {
-        let rate = f64::from(rate.max(1));
-        Bucket {
-            rate,
-            tokens: rate * 2.0,
-            at: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.at).as_secs_f64();
-        self.at = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate * 2.0);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_are_named_as_configured() {
+        assert_eq!(super::size(64 * 1024), "64 KiB");
+        assert_eq!(super::size(2 * 1024 * 1024), "2 MiB");
+        assert_eq!(super::size(1536 * 1024), "1536 KiB");
+        assert_eq!(super::size(1000), "1000 bytes");
     }
 }

@@ -1,0 +1,200 @@
+//! PostgreSQL's group-commit writer: the one path by which a PostgreSQL store commits turns.
+//!
+//! A task on the pool ([`Writer::spawn`]): its statements are network round trips anyway. A batch
+//! is one transaction: one multi-row `UPDATE` moves every conversation of the batch, each turn's
+//! [`ExtraWrite`]s run in order, multi-row `INSERT`s add the frames. SQLite's twin is
+//! `super::sqlite_writer`; both run the statements in `super::sql` (`UPSERT_CONNECTION`, …).
+
+use std::collections::HashSet;
+
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use super::sql::{
+    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, FRAME_ROWS_PER_INSERT,
+    MARK_EVENT_PROCESSED, PUT_ORDER, Params, TURNS_PER_UPDATE, UPSERT_CONNECTION,
+    frames_insert_sql, turns_update_sql,
+};
+use super::writer::Writer;
+use super::{ExtraWrite, StoreResult, StoredFrame, TurnWrite};
+use chatpay_core::domain::{ConversationId, Mode, ProjectId, now_millis};
+
+type Tx = Transaction<'static, Postgres>;
+
+/// Starts the writer task on `pool`.
+pub(super) fn spawn(pool: PgPool) -> Writer {
+    Writer::spawn(move |turns| {
+        let pool = pool.clone();
+        async move { commit_batch(&pool, turns).await }
+    })
+}
+
+/// Commits the batch in one transaction. If that fails as a whole, each turn is retried in its
+/// own transaction so that one bad turn cannot sink the others.
+async fn commit_batch(pool: &PgPool, turns: Vec<TurnWrite>) -> Vec<StoreResult<()>> {
+    match commit_together(pool, &turns).await {
+        Ok(results) => results,
+        Err(e) if turns.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, turns = turns.len(), "batch commit failed; committing turns one by one");
+            let mut results = Vec::with_capacity(turns.len());
+            for turn in &turns {
+                let r = commit_together(pool, std::slice::from_ref(turn)).await;
+                results.push(r.and_then(|mut v| v.pop().unwrap_or(Ok(()))));
+            }
+            results
+        }
+    }
+}
+
+async fn commit_together(pool: &PgPool, turns: &[TurnWrite]) -> StoreResult<Vec<StoreResult<()>>> {
+    let now = now_millis();
+    let t0 = std::time::Instant::now();
+    let mut tx = pool.begin().await?;
+    let t_begin = t0.elapsed();
+    let won = move_conversations(&mut tx, turns, now).await?;
+    let t_update = t0.elapsed();
+    let mut results = Vec::with_capacity(turns.len());
+    let mut frames: Vec<(&ConversationId, &StoredFrame)> = Vec::new();
+    for turn in turns {
+        if !won.contains(turn.conversation.as_str()) {
+            results.push(Err(super::turn_conflict(turn)));
+            continue;
+        }
+        for extra in &turn.extra {
+            apply_extra(&mut tx, extra, now).await?;
+        }
+        frames.extend(turn.frames.iter().map(|f| (&turn.conversation, f)));
+        results.push(Ok(()));
+    }
+    insert_frames(&mut tx, &frames, now).await?;
+    let t_insert = t0.elapsed();
+    tx.commit().await?;
+    tracing::trace!(?t_begin, ?t_update, ?t_insert, total = ?t0.elapsed(), "commit phases");
+    Ok(results)
+}
+
+/// One `UPDATE` per chunk of turns (not one per turn): each row moves only from the seq its turn
+/// started at. Returns the conversations of the turns that won.
+async fn move_conversations<'t>(
+    tx: &mut Tx,
+    turns: &'t [TurnWrite],
+    now: i64,
+) -> StoreResult<HashSet<&'t str>> {
+    let mut won: HashSet<&str> = HashSet::with_capacity(turns.len());
+    for chunk in turns.chunks(TURNS_PER_UPDATE) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(turns_update_sql(
+            Params::Dollar,
+            chunk.len(),
+        )));
+        for t in chunk {
+            q = q
+                .bind(t.conversation.as_str())
+                .bind(t.prev_seq)
+                .bind(t.last_seq)
+                .bind(t.state.as_deref())
+                .bind(now);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let id: String = row.try_get("id")?;
+            if let Some(t) = chunk.iter().find(|t| t.conversation.as_str() == id) {
+                won.insert(t.conversation.as_str());
+            }
+        }
+    }
+    Ok(won)
+}
+
+async fn insert_frames(
+    tx: &mut Tx,
+    frames: &[(&ConversationId, &StoredFrame)],
+    now: i64,
+) -> StoreResult<()> {
+    for chunk in frames.chunks(FRAME_ROWS_PER_INSERT) {
+        let sql = frames_insert_sql(Params::Dollar, chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (conversation, f) in chunk {
+            q = q
+                .bind(conversation.as_str())
+                .bind(f.seq)
+                .bind(f.reply_to.as_deref())
+                .bind(&*f.body)
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Writes one extra row of a turn; a version check that refuses it fails the turn with
+/// `Conflict`.
+async fn apply_extra(tx: &mut Tx, extra: &ExtraWrite, now: i64) -> StoreResult<()> {
+    match extra {
+        ExtraWrite::UpsertConnection(c) => {
+            let previous: Option<String> = sqlx::query(CONNECTED_ACCOUNT)
+                .bind(c.project_id.as_str())
+                .bind(c.mode.as_str())
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("account_id"))
+                .transpose()?;
+            if previous.is_some_and(|a| a != c.account_id) {
+                forget_catalog(tx, &c.project_id, c.mode).await?;
+            }
+            sqlx::query(UPSERT_CONNECTION)
+                .bind(c.project_id.as_str())
+                .bind(c.mode.as_str())
+                .bind(&c.account_id)
+                .bind(&c.origin)
+                .bind(&c.snapshot)
+                .bind(c.connected_at)
+                .bind(c.updated_at)
+                .execute(&mut **tx)
+                .await?;
+        }
+        ExtraWrite::DeleteConnection { project_id, mode } => {
+            sqlx::query(DELETE_CONNECTION)
+                .bind(project_id.as_str())
+                .bind(mode.as_str())
+                .execute(&mut **tx)
+                .await?;
+            forget_catalog(tx, project_id, *mode).await?;
+        }
+        ExtraWrite::MarkEventProcessed { id, outcome } => {
+            sqlx::query(MARK_EVENT_PROCESSED)
+                .bind(id)
+                .bind(now)
+                .bind(outcome)
+                .execute(&mut **tx)
+                .await?;
+        }
+        ExtraWrite::PutOrder(o) => {
+            let done = sqlx::query(PUT_ORDER)
+                .bind(&o.id)
+                .bind(o.expected_version)
+                .bind(&o.status)
+                .bind(o.payment_intent.as_deref())
+                .bind(&o.data)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Err(super::order_conflict(o));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the project's catalog in `mode`, its runs and what they staged: the catalog belongs
+/// to the connected account, and that connection is ending or changing. A sync still running
+/// finds its run gone and stores nothing.
+async fn forget_catalog(tx: &mut Tx, project: &ProjectId, mode: Mode) -> StoreResult<()> {
+    for sql in FORGET_CATALOG {
+        sqlx::query(sql)
+            .bind(project.as_str())
+            .bind(mode.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
