@@ -24,6 +24,7 @@ pub const MAX_LINES: usize = 100;
 
 /// One requested cart line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CartItem {
     pub price: String,
     #[serde(default = "one")]

@@ -1215,6 +1215,11 @@ mod stripe_steps {
             "expire_links" => {
                 run.sandbox.advance_clock(Duration::from_secs(301));
             }
+            // Stripe's clock moves `count` seconds forward (delayed outcomes happen).
+            "advance_clock" => {
+                run.sandbox
+                    .advance_clock(Duration::from_secs(u64::from(s.count.unwrap_or(60))));
+            }
             // At-least-once delivery: the newest account event arrives again.
             "resend_last_event" => {
                 let kind = s.event.as_deref().unwrap_or("account.updated");
