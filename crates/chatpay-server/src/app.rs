@@ -74,6 +74,7 @@ impl Application {
             chat: Arc::new(config.chat.clone()),
             webhook_secrets: Arc::new(webhook_secrets),
             shutdown: shutdown_rx,
+            limits: Arc::default(),
         };
         Ok(Application {
             listener,
@@ -127,13 +128,16 @@ impl Application {
                 tracing::warn!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                signal.await;
-                tracing::info!("stopping");
-                let _ = shutdown.send(true);
-            })
-            .await?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            signal.await;
+            tracing::info!("stopping");
+            let _ = shutdown.send(true);
+        })
+        .await?;
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;
         }

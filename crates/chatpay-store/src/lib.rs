@@ -287,6 +287,15 @@ fn order_conflict(o: &OrderUpdate) -> StoreError {
     ))
 }
 
+/// A project's publishable key and the web origins allowed to use it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishableKey {
+    pub project_id: ProjectId,
+    pub key: String,
+    pub allowed_origins: Vec<String>,
+    pub created_at: i64,
+}
+
 /// A new order, as the checkout creates it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOrder {
@@ -426,6 +435,11 @@ pub trait Store: Send + Sync + 'static {
         run: &str,
         report: &str,
     ) -> StoreResult<()>;
+    async fn publishable_key(&self, project: &ProjectId) -> StoreResult<Option<PublishableKey>>;
+    async fn publishable_key_by_key(&self, key: &str) -> StoreResult<Option<PublishableKey>>;
+    /// Creates the project's key, or replaces its allowed origins (the key itself stays).
+    async fn put_publishable_key(&self, key: &PublishableKey) -> StoreResult<PublishableKey>;
+
     /// Stores a new order with the next number of its project and mode (from 1001); an order
     /// with the same id already stored is returned as it is (a retried checkout).
     async fn insert_order(&self, order: &NewOrder) -> StoreResult<OrderRecord>;

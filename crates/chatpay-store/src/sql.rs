@@ -40,6 +40,11 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0004_frames_without_reply_index.sql"),
         ),
         migration(5, "orders", include_str!("../migrations/0005_orders.sql")),
+        migration(
+            6,
+            "publishable_keys",
+            include_str!("../migrations/0006_publishable_keys.sql"),
+        ),
     ])
 }
 
@@ -184,7 +189,7 @@ macro_rules! sql_store {
         use crate::writer::Writer;
         use crate::{
             CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, NewOrder, OrderFilter,
-            OrderKey, OrderRecord, ProductPut, ProductState, ProjectRecord, Recorded, RunPhase, StagedKind,
+            OrderKey, OrderRecord, ProductPut, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind,
             StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct, TurnWrite,
             WebhookEventRecord,
         };
@@ -356,6 +361,19 @@ macro_rules! sql_store {
                 data: row.try_get("data")?,
             })
         }
+
+        fn publishable_row(row: &DbRow) -> StoreResult<PublishableKey> {
+            let origins: String = row.try_get("allowed_origins")?;
+            Ok(PublishableKey {
+                project_id: stored_id(ProjectId::parse, row.try_get("project_id")?)?,
+                key: row.try_get("key")?,
+                allowed_origins: serde_json::from_str(&origins).map_err(anyhow::Error::new)?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        const PUBLISHABLE_COLUMNS: &str =
+            "SELECT project_id, key, allowed_origins, created_at FROM publishable_keys";
 
         const ORDER_COLUMNS: &str = "SELECT id, project_id, mode, number, status, version, \
             created_at, data FROM orders";
@@ -658,6 +676,43 @@ macro_rules! sql_store {
                     }
                 }
                 Err(StoreError::Conflict("could not number the order; retry".to_owned()))
+            }
+
+            async fn publishable_key(&self, project: &ProjectId) -> StoreResult<Option<PublishableKey>> {
+                sqlx::query(select(PUBLISHABLE_COLUMNS, "WHERE project_id = $1"))
+                    .bind(project.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(publishable_row)
+                    .transpose()
+            }
+
+            async fn publishable_key_by_key(&self, key: &str) -> StoreResult<Option<PublishableKey>> {
+                sqlx::query(select(PUBLISHABLE_COLUMNS, "WHERE key = $1"))
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(publishable_row)
+                    .transpose()
+            }
+
+            async fn put_publishable_key(&self, k: &PublishableKey) -> StoreResult<PublishableKey> {
+                sqlx::query(
+                    "INSERT INTO publishable_keys (project_id, key, allowed_origins, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (project_id) DO UPDATE SET \
+                     allowed_origins = excluded.allowed_origins",
+                )
+                .bind(k.project_id.as_str())
+                .bind(&k.key)
+                .bind(serde_json::to_string(&k.allowed_origins).map_err(anyhow::Error::new)?)
+                .bind(k.created_at)
+                .execute(&self.pool)
+                .await?;
+                self.publishable_key(&k.project_id)
+                    .await?
+                    .ok_or(StoreError::NotFound)
             }
 
             async fn order_by_number(&self, project: &ProjectId, mode: Mode, number: i64) -> StoreResult<Option<OrderRecord>> {

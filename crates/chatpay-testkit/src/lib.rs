@@ -219,6 +219,8 @@ struct Run<'t> {
     flow_at: BTreeMap<String, String>,
     /// Checkout Sessions the HTTP steps created, by order number.
     sessions: BTreeMap<i64, String>,
+    /// The project's publishable key, once an HTTP step has shown it (`{publishable_key}`).
+    publishable_key: Option<String>,
 }
 
 pub async fn run(t: &Transcript, backend: &Backend) -> anyhow::Result<Coverage> {
@@ -285,6 +287,7 @@ impl<'t> Run<'t> {
             next_id: 0,
             flow_at: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            publishable_key: None,
         };
         run.start_server().await?;
         Ok((run, db))
@@ -710,10 +713,16 @@ impl Run<'_> {
             .path
             .replace("{project}", &self.project)
             .replace("{other_project}", &self.other_project);
+        let path = stripe_steps::fill_path(self, path).await?;
         let token = match h.token.as_deref() {
             None => Some(self.token.clone()),
             Some("none") => None,
             Some("other") => Some(self.other_token.clone()),
+            Some("{publishable_key}") => Some(
+                self.publishable_key
+                    .clone()
+                    .ok_or_else(|| anyhow!("no publishable key has been shown yet"))?,
+            ),
             Some(t) => Some(t.to_owned()),
         };
         let body = match h.body.clone().map(toml_json) {
@@ -733,6 +742,9 @@ impl Run<'_> {
                     &h.headers,
                 )
                 .await?;
+            if let Some(k) = answer["key"].as_str().filter(|k| k.starts_with("cpub_")) {
+                self.publishable_key = Some(k.to_owned());
+            }
             // Remember the checkouts made, for the `pay` steps.
             for order in [&answer, &answer["order"]] {
                 if let (Some(n), Some(cs)) =
@@ -1021,6 +1033,24 @@ mod stripe_steps {
             }
             other => other,
         })
+    }
+
+    /// Replaces `{price:NAME}` in a path (a buy link) as in bodies.
+    pub(super) async fn fill_path(run: &Run<'_>, path: String) -> anyhow::Result<String> {
+        let Some(start) = path.find("{price:") else {
+            return Ok(path);
+        };
+        let end = path[start..]
+            .find('}')
+            .map(|e| start + e + 1)
+            .ok_or_else(|| anyhow!("unclosed {{price:…}} in {path}"))?;
+        let id = fill_prices(run, Value::String(path[start..end].to_owned())).await?;
+        Ok(format!(
+            "{}{}{}",
+            &path[..start],
+            id.as_str().unwrap_or_default(),
+            &path[end..]
+        ))
     }
 
     /// The checkout a selling step acts on: the named order's, or the newest.

@@ -31,7 +31,7 @@ pub use bucket::TokenBucket;
 pub use hub::ActorHandle;
 use hub::Hub;
 pub use message::{IntentTag, OutFrame};
-pub use orders::{CheckoutInput, RefundOutcome};
+pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX, RefundOutcome, valid_origin};
 
 /// A client frame that asks for something, parsed and checked.
 #[derive(Debug, Clone, PartialEq)]

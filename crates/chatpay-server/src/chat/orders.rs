@@ -14,7 +14,8 @@ use chatpay_core::flows::{
 };
 use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
 use chatpay_store::{
-    DynStore, NewOrder, OrderFilter, OrderKey, OrderRecord, ProjectRecord, StoreError,
+    DynStore, NewOrder, OrderFilter, OrderKey, OrderRecord, ProjectRecord, PublishableKey,
+    StoreError,
 };
 use chatpay_stripe::{CheckoutRequest, Gateway, GatewayError, RefundRequest};
 
@@ -560,5 +561,87 @@ impl Engine {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Publishable keys start so (API tokens start `cpk_`): a key that can only create checkouts.
+pub const PUBLISHABLE_PREFIX: &str = "cpub_";
+
+/// A web origin as browsers send it: `https://host` or `http://host:port`, nothing after.
+pub fn valid_origin(raw: &str) -> Option<String> {
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))?;
+    let ok = !rest.is_empty()
+        && rest.len() <= 253
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    ok.then(|| raw.to_ascii_lowercase())
+}
+
+impl Engine {
+    /// The project's publishable key, made on first use.
+    pub async fn publishable_key(
+        &self,
+        project: &ProjectRecord,
+    ) -> Result<PublishableKey, ChatError> {
+        if let Some(k) = self.inner.store.publishable_key(&project.id).await? {
+            return Ok(k);
+        }
+        let key = PublishableKey {
+            project_id: project.id.clone(),
+            key: format!("{PUBLISHABLE_PREFIX}{}", random_hex(16)),
+            allowed_origins: Vec::new(),
+            created_at: now_millis(),
+        };
+        Ok(self.inner.store.put_publishable_key(&key).await?)
+    }
+
+    /// Sets the origins whose pages may use the project's publishable key.
+    pub async fn allow_origins(
+        &self,
+        project: &ProjectRecord,
+        origins: &[String],
+    ) -> Result<PublishableKey, ChatError> {
+        let mut allowed = Vec::with_capacity(origins.len());
+        for o in origins {
+            let origin = valid_origin(o.trim_end_matches('/')).ok_or_else(|| {
+                rejected(
+                    "invalid_origin",
+                    format!("{o:?} is not a web origin: write it as https://your-app.example (scheme and host, a port if any, no path)"),
+                )
+            })?;
+            if !allowed.contains(&origin) {
+                allowed.push(origin);
+            }
+        }
+        let mut key = self.publishable_key(project).await?;
+        key.allowed_origins = allowed;
+        Ok(self.inner.store.put_publishable_key(&key).await?)
+    }
+
+    /// The project a publishable key belongs to (`None`: not a key of this server).
+    pub async fn publishable_project(
+        &self,
+        key: &str,
+    ) -> Result<Option<(ProjectRecord, PublishableKey)>, ChatError> {
+        let Some(k) = self.inner.store.publishable_key_by_key(key).await? else {
+            return Ok(None);
+        };
+        let project = self.inner.store.project(&k.project_id).await?;
+        Ok(project.map(|p| (p, k)))
+    }
+
+    /// A project by id, whoever asks (buy links and publishable checkouts name it).
+    pub async fn public_project(&self, id: &str) -> Result<ProjectRecord, ChatError> {
+        let not_found = || ChatError::NotFound(format!("no project {id:?}"));
+        let id = ProjectId::parse(id).ok_or_else(not_found)?;
+        self.inner.store.project(&id).await?.ok_or_else(not_found)
+    }
+
+    /// This server's public base URL.
+    pub fn public_url(&self) -> &str {
+        &self.inner.links.public
     }
 }

@@ -26,6 +26,10 @@ pub enum ApiError {
     Rejected { code: &'static str, message: String },
     #[error("{0}")]
     BadSignature(String),
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{0}")]
+    RateLimited(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -43,10 +47,18 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Rejected { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::BadSignature(_) => (StatusCode::BAD_REQUEST, "bad_signature"),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
     }
 }
 

@@ -5,6 +5,7 @@
 mod error;
 mod orders;
 mod projects;
+mod public;
 mod stripe_pages;
 mod webhooks;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub webhook_secrets: Arc<Vec<Secret>>,
     /// Flips to true when the server is stopping.
     pub shutdown: watch::Receiver<bool>,
+    /// Rate limits of the public checkout paths (publishable keys, buy links).
+    pub limits: Arc<public::Limits>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,7 +61,15 @@ pub fn router(state: AppState) -> Router {
             post(projects::catalog_sync),
         )
         .route("/v1/projects/{id}/catalog", get(projects::catalog))
-        .route("/v1/projects/{id}/checkout", post(orders::checkout))
+        .route(
+            "/v1/projects/{id}/checkout",
+            post(orders::checkout).options(public::preflight),
+        )
+        .route(
+            "/v1/projects/{id}/publishable_key",
+            get(orders::publishable_key).patch(orders::allow_origins),
+        )
+        .route("/buy/{project}/{price}", get(public::buy))
         .route("/v1/projects/{id}/orders", get(orders::list))
         .route("/v1/projects/{id}/orders/{number}", get(orders::show))
         .route(
@@ -103,6 +114,22 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The token of `Authorization: Bearer …`.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("send Authorization: Bearer <api token>".to_owned())
+        })?;
+    header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be Bearer <api token>".to_owned())
+        })
+}
+
 /// The caller's token, from `Authorization: Bearer …`.
 pub struct Caller(pub TokenId);
 
@@ -110,16 +137,12 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("send Authorization: Bearer <api token>".to_owned())
-            })?;
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be Bearer <api token>".to_owned())
-        })?;
-        Ok(Caller(state.engine.authenticate(token.trim()).await?))
+        let token = bearer(&parts.headers)?;
+        if token.starts_with(crate::chat::PUBLISHABLE_PREFIX) {
+            return Err(ApiError::Unauthorized(
+                "a publishable key (cpub_…) can only create checkouts; use an API token (cpk_…) for this".to_owned(),
+            ));
+        }
+        Ok(Caller(state.engine.authenticate(token).await?))
     }
 }

@@ -9,16 +9,19 @@
 //!   `Idempotency-Key`) → 201 the refund and the order;
 //! - `GET /checkout/complete`: where a checkout without a `success_url` lands.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Html;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::projects::{iso, owned};
-use super::{ApiError, ApiJson, AppState, Caller};
-use crate::chat::CheckoutInput;
+use super::public::allow_origin;
+use super::{ApiError, ApiJson, AppState, Caller, bearer};
+use crate::chat::{CheckoutInput, PUBLISHABLE_PREFIX};
 use chatpay_core::orders::{Order, OrderStatus};
 use chatpay_store::OrderFilter;
 
@@ -77,20 +80,109 @@ pub(super) fn order_json(o: &Order) -> Value {
     })
 }
 
+/// `POST /v1/projects/{id}/checkout` with an API token, or with the project's publishable key
+/// (from a page on an allowed origin, which then may read the answer: CORS).
 pub async fn checkout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<ApiJson<CheckoutInput>, ApiError>,
+) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut cors = None;
+    let result = async {
+        let token = bearer(&headers)?;
+        let project = if token.starts_with(PUBLISHABLE_PREFIX) {
+            let (project, key) = state
+                .engine
+                .publishable_project(token)
+                .await?
+                .ok_or_else(|| ApiError::Unauthorized("this publishable key is not valid".to_owned()))?;
+            if project.id.as_str() != id {
+                return Err(ApiError::Unauthorized(
+                    "this publishable key belongs to another project".to_owned(),
+                ));
+            }
+            if let Some(o) = &origin {
+                if !key.allowed_origins.iter().any(|a| a == o) {
+                    return Err(ApiError::Forbidden {
+                        code: "origin_not_allowed",
+                        message: format!(
+                            "{o} may not create checkouts for this project: add it to the publishable key's allowed origins"
+                        ),
+                    });
+                }
+                cors = Some(o.clone());
+            }
+            if !state.limits.allow(Some(token), peer.ip()) {
+                return Err(ApiError::RateLimited(
+                    "too many checkouts just now; retry in a moment".to_owned(),
+                ));
+            }
+            project
+        } else {
+            let caller = Caller(state.engine.authenticate(token).await?);
+            owned(&state, &caller, &id).await?
+        };
+        let ApiJson(body) = body?;
+        let key = idempotency_key(&headers)?;
+        let order = state.engine.checkout(&project, body, key.as_deref()).await?;
+        Ok::<_, ApiError>((StatusCode::CREATED, Json(order_json(&order))))
+    }
+    .await;
+    let mut response = match result {
+        Ok(ok) => ok.into_response(),
+        Err(e) => e.into_response(),
+    };
+    if let Some(o) = &cors {
+        allow_origin(&mut response, o);
+    }
+    response
+}
+
+/// `GET /v1/projects/{id}/publishable_key`: the key a web page ships (made on first use), the
+/// origins allowed to use it, and where it posts.
+pub async fn publishable_key(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<CheckoutInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    let key = idempotency_key(&headers)?;
-    let order = state
+    let key = state.engine.publishable_key(&project).await?;
+    Ok(Json(key_json(&state, &key)))
+}
+
+fn key_json(state: &AppState, key: &chatpay_store::PublishableKey) -> Value {
+    json!({
+        "key": key.key,
+        "allowed_origins": key.allowed_origins,
+        "checkout_url": format!("{}/v1/projects/{}/checkout", state.engine.public_url(), key.project_id),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origins {
+    allowed_origins: Vec<String>,
+}
+
+/// `PATCH /v1/projects/{id}/publishable_key` `{"allowed_origins": ["https://shop.example"]}`.
+pub async fn allow_origins(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Origins>,
+) -> Result<Json<Value>, ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    let key = state
         .engine
-        .checkout(&project, body, key.as_deref())
+        .allow_origins(&project, &body.allowed_origins)
         .await?;
-    Ok((StatusCode::CREATED, Json(order_json(&order))))
+    Ok(Json(key_json(&state, &key)))
 }
 
 #[derive(Debug, Deserialize)]

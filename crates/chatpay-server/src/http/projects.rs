@@ -255,8 +255,13 @@ pub async fn catalog_sync(
     ))
 }
 
-fn price_json(p: &chatpay_core::catalog::PriceData, default: bool) -> Value {
+fn price_json(
+    p: &chatpay_core::catalog::PriceData,
+    default: bool,
+    buy_url: Option<String>,
+) -> Value {
     json!({
+        "buy_url": buy_url,
         "id": p.id,
         "amount": p.unit_amount,
         "currency": p.currency,
@@ -282,6 +287,13 @@ pub async fn catalog(
         .iter()
         .map(|p| {
             let problems = p.problems();
+            let sellable = !problems.iter().any(|x| x.blocking);
+            // A shareable link that opens a fresh checkout (one-time prices of products that sell).
+            let buy = |price: &chatpay_core::catalog::PriceData| {
+                (sellable && price.active && price.kind == "one_time").then(|| {
+                    format!("{}/buy/{}/{}", state.engine.public_url(), project.id, price.id)
+                })
+            };
             json!({
                 "id": p.product.id,
                 "name": p.product.name,
@@ -289,7 +301,7 @@ pub async fn catalog(
                 "active": p.product.active,
                 "sellable": !problems.iter().any(|x| x.blocking),
                 "problems": problems.iter().map(|x| json!({ "code": x.code, "message": x.message, "blocking": x.blocking })).collect::<Vec<_>>(),
-                "prices": p.prices.iter().map(|price| price_json(price, p.product.default_price.as_deref() == Some(price.id.as_str()))).collect::<Vec<_>>(),
+                "prices": p.prices.iter().map(|price| price_json(price, p.product.default_price.as_deref() == Some(price.id.as_str()), buy(price))).collect::<Vec<_>>(),
             })
         })
         .collect();

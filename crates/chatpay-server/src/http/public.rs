@@ -1,0 +1,192 @@
+//! What the builder's public web pages may call, with no server of their own: checkouts with the
+//! project's publishable key (from the origins the builder allows, with CORS), and buy links
+//! (`/buy/{project}/{price}`) that open a fresh checkout from a plain link. Both are limited per
+//! key and per client address; neither can read or refund anything.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::{ApiError, AppState};
+use crate::chat::{CheckoutInput, TokenBucket};
+use chatpay_core::orders::CartItem;
+
+/// Checkouts a second one publishable key may create (bursts of twice that).
+const PER_KEY: u32 = 20;
+/// Checkouts a second one client address may create, with a key or a buy link.
+const PER_ADDRESS: u32 = 5;
+/// Buckets kept before the idle ones are forgotten.
+const MAX_BUCKETS: usize = 10_000;
+
+/// Token buckets per publishable key and per client address.
+#[derive(Default)]
+pub struct Limits {
+    keys: Mutex<HashMap<String, TokenBucket>>,
+    addresses: Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+fn take<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, TokenBucket>>, key: K, rate: u32) -> bool {
+    let now = Instant::now();
+    // A poisoned lock only means another request panicked mid-update: the buckets are fine.
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= MAX_BUCKETS {
+        map.clear();
+    }
+    map.entry(key)
+        .or_insert_with(|| TokenBucket::new(rate, now))
+        .take(now)
+}
+
+impl Limits {
+    /// Whether one more checkout may go ahead for `key` (if any) from `address`.
+    pub fn allow(&self, key: Option<&str>, address: IpAddr) -> bool {
+        let by_key = key.is_none_or(|k| take(&self.keys, k.to_owned(), PER_KEY));
+        by_key && take(&self.addresses, address, PER_ADDRESS)
+    }
+}
+
+/// The CORS headers that let a page on `origin` read the answer.
+pub(super) fn allow_origin(response: &mut Response, origin: &str) {
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+/// `OPTIONS /v1/projects/{id}/checkout`: a browser asks whether a page on its origin may post a
+/// checkout with the project's publishable key.
+pub async fn preflight(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest("a preflight request needs an Origin header".to_owned())
+        })?;
+    let project = state.engine.public_project(&id).await?;
+    let key = state.engine.publishable_key(&project).await?;
+    if !key.allowed_origins.iter().any(|o| o == origin) {
+        return Err(ApiError::Forbidden {
+            code: "origin_not_allowed",
+            message: format!(
+                "{origin} may not create checkouts for this project: add it to the publishable key's allowed origins (PATCH /v1/projects/{id}/publishable_key)"
+            ),
+        });
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    allow_origin(&mut response, origin);
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, idempotency-key"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuyQuery {
+    quantity: Option<i64>,
+}
+
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title></head>\
+         <body style=\"font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem; color: #1a1a1a\">\
+         <h1>{t}</h1><p>{m}</p></body></html>",
+        t = escape(title),
+        m = escape(message)
+    );
+    (status, Html(body)).into_response()
+}
+
+/// `GET /buy/{project}/{price}`: a fresh checkout for one price (`?quantity=N`), then off to
+/// the hosted checkout page.
+pub async fn buy(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path((project, price)): Path<(String, String)>,
+    query: Result<Query<BuyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let quantity = match query {
+        Ok(Query(q)) => q.quantity.unwrap_or(1),
+        Err(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "This link is not right",
+                "The link's quantity must be a whole number.",
+            );
+        }
+    };
+    if !state.limits.allow(None, peer.ip()) {
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many checkouts",
+            "Too many checkouts were opened from here just now; wait a moment and try again.",
+        );
+    }
+    let project = match state.engine.public_project(&project).await {
+        Ok(p) => p,
+        Err(_) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "This link doesn't lead anywhere",
+                "The shop this link belongs to doesn't exist.",
+            );
+        }
+    };
+    let input = CheckoutInput {
+        items: vec![CartItem { price, quantity }],
+        customer_email: None,
+        success_url: None,
+        cancel_url: None,
+    };
+    match state.engine.checkout(&project, input, None).await {
+        Ok(order) => match order.checkout_url {
+            Some(url) => Redirect::to(&url).into_response(),
+            None => page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Checkout unavailable",
+                "The checkout could not be opened; please try again.",
+            ),
+        },
+        Err(e) => {
+            let e = ApiError::from(e);
+            let status = e.status();
+            let message = match &e {
+                ApiError::Internal(_) => {
+                    "Something went wrong on our side; please try again.".to_owned()
+                }
+                other => other.to_string(),
+            };
+            if let ApiError::Internal(err) = &e {
+                tracing::error!(error = ?err, "buy link failed");
+            }
+            page(status, "This item can't be bought right now", &message)
+        }
+    }
+}
