@@ -10,6 +10,7 @@
 //! - [`account`]: a connected account's state, and Stripe's codes in plain language.
 //! - [`catalog`]: catalog products and prices, the selling rules, sync reports.
 //! - [`cards`]: the action cards clients render.
+//! - [`error`]: the error codes clients may receive, one list for the protocol, HTTP and tests.
 //! - [`intents`]: the intent file format, loader, normalizer and matcher.
 //! - [`orders`]: carts checked against the catalog; orders derived from fresh reads of Stripe.
 //! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
@@ -18,6 +19,7 @@ pub mod account;
 pub mod cards;
 pub mod catalog;
 pub mod domain;
+pub mod error;
 pub mod flows;
 pub mod intents;
 pub mod orders;

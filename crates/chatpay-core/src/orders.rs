@@ -415,17 +415,15 @@ impl Order {
         Money::new(minor, self.currency)
     }
 
-    /// What has been refunded, or is being refunded.
+    /// What has been refunded, or is being refunded: the refunds as read, not the charge's
+    /// `amount_refunded` (read a moment earlier, it may not count a refund the list has), so
+    /// that what is told of one read adds up.
     pub fn refunded(&self) -> i64 {
-        match &self.charge {
-            Some(c) => c.amount_refunded,
-            None => self
-                .refunds
-                .iter()
-                .filter(|r| r.counts())
-                .map(|r| r.amount)
-                .sum(),
-        }
+        self.refunds
+            .iter()
+            .filter(|r| r.counts())
+            .map(|r| r.amount)
+            .sum()
     }
 
     /// What can still be refunded.

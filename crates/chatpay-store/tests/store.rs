@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
 use chatpay_store::{
-    ConnectionRecord, DynStore, ExtraWrite, NewOrder, OrderKey, OrderUpdate, ProductState,
-    ProjectRecord, Recorded, RunPhase, StagedKind, StoreError, StoredFrame, StoredProduct,
-    TurnWrite, WebhookEventRecord,
+    ConnectionRecord, DynStore, ExtraWrite, NewOrder, OrderFilter, OrderKey, OrderUpdate,
+    ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError,
+    StoredFrame, StoredProduct, TurnWrite, WebhookEventRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -534,6 +534,153 @@ async fn orders(store: DynStore) {
         .unwrap()
         .unwrap();
     assert_eq!((stored.version, stored.status.as_str()), (2, "paid"));
+
+    // Numbers count per project and mode; a retried insert answers the stored order.
+    let new = |id: &str, mode: Mode, at: i64| NewOrder {
+        id: id.into(),
+        project_id: p.id.clone(),
+        mode,
+        status: "open".into(),
+        session_id: format!("cs_{id}"),
+        created_at: at,
+        data: "{}".into(),
+    };
+    assert_eq!(
+        store
+            .insert_order(&new("ord_2", Mode::Test, 2))
+            .await
+            .unwrap()
+            .number,
+        1002
+    );
+    let again = store
+        .insert_order(&new("ord_2", Mode::Test, 9))
+        .await
+        .unwrap();
+    assert_eq!((again.number, again.created_at), (1002, 2));
+    assert_eq!(
+        store
+            .insert_order(&new("ord_3", Mode::Live, 3))
+            .await
+            .unwrap()
+            .number,
+        1001
+    );
+    let (o4, o5) = (new("ord_4", Mode::Test, 4), new("ord_5", Mode::Test, 5));
+    let (x, y) = tokio::join!(store.insert_order(&o4), store.insert_order(&o5));
+    let mut numbers = [x.unwrap().number, y.unwrap().number];
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        [1003, 1004],
+        "concurrent checkouts get distinct numbers"
+    );
+    assert_eq!(
+        store
+            .order_by(OrderKey::Session("cs_ord_2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "ord_2"
+    );
+    assert!(
+        store
+            .order_by_number(&p.id, Mode::Live, 1002)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .order_by_number(&p.id, Mode::Live, 1001)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "ord_3"
+    );
+    // Newest first, by status and time, paged below a number; never the other mode's.
+    let list = |f: OrderFilter| {
+        let store = store.clone();
+        let id = p.id.clone();
+        async move {
+            store
+                .orders(&id, Mode::Test, &f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.number)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = OrderFilter {
+        limit: 10,
+        ..OrderFilter::default()
+    };
+    assert_eq!(list(all.clone()).await, [1004, 1003, 1002, 1001]);
+    assert_eq!(
+        list(OrderFilter {
+            status: Some("paid".into()),
+            ..all.clone()
+        })
+        .await,
+        [1001]
+    );
+    assert_eq!(
+        list(OrderFilter {
+            before: Some(1003),
+            limit: 1,
+            ..all.clone()
+        })
+        .await,
+        [1002]
+    );
+    assert_eq!(
+        list(OrderFilter {
+            since: Some(2),
+            until: Some(4),
+            ..all
+        })
+        .await,
+        [1002]
+    );
+
+    // A publishable key per project; its origins can change, the key stays.
+    assert!(store.publishable_key(&p.id).await.unwrap().is_none());
+    let key = PublishableKey {
+        project_id: p.id.clone(),
+        key: "cpub_abc".into(),
+        allowed_origins: vec!["https://shop.example".into()],
+        created_at: 1,
+    };
+    assert_eq!(store.put_publishable_key(&key).await.unwrap(), key);
+    let moved = PublishableKey {
+        key: "cpub_other".into(),
+        allowed_origins: vec![],
+        ..key.clone()
+    };
+    let stored = store.put_publishable_key(&moved).await.unwrap();
+    assert_eq!(
+        (stored.key.as_str(), stored.allowed_origins.len()),
+        ("cpub_abc", 0)
+    );
+    assert_eq!(
+        store
+            .publishable_key_by_key("cpub_abc")
+            .await
+            .unwrap()
+            .unwrap()
+            .project_id,
+        p.id
+    );
+    assert!(
+        store
+            .publishable_key_by_key("cpub_other")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,9 +69,9 @@ impl Coverage {
             .iter()
             .map(|(f, s)| format!("{f}:{s}"))
             .collect();
-        let all_codes: BTreeSet<String> = chatpay_server::chat::ERROR_CODES
+        let all_codes: BTreeSet<String> = chatpay_core::error::ErrorCode::PROTOCOL
             .iter()
-            .map(|c| c.to_string())
+            .map(|c| c.as_str().to_owned())
             .collect();
         let missing = |all: &BTreeSet<String>, seen: &BTreeSet<String>| -> String {
             let m: Vec<_> = all.difference(seen).cloned().collect();
@@ -1234,6 +1234,9 @@ mod stripe_steps {
                     should_retry: None,
                 })?;
             }
+            // Stripe's deliveries stop (events queue up) until `resume_webhooks`.
+            "pause_webhooks" => run.sandbox.pause_deliveries(true),
+            "resume_webhooks" => run.sandbox.pause_deliveries(false),
             "pay"
             | "authenticate"
             | "expire_checkout"

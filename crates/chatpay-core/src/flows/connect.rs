@@ -468,19 +468,30 @@ impl Turn<'_, '_> {
                     }
                 }
             },
-            Outside::LinkIssued {
-                nonce,
-                url,
-                expires_at,
-            } => {
-                if let Some(ConnectStep::Onboarding { nonce: n, .. }) = &step
-                    && *n == nonce
-                {
-                    self.reply(
-                        "Your onboarding link had expired or was already used, so Stripe issued a fresh one.",
-                    );
-                    let card = self.onboarding_card(&url, expires_at, false);
-                    self.show_step_card(card);
+            Outside::RefreshLink { nonce } => {
+                // The onboarding step's link, or a status card's "Fix now" link while the
+                // account still has something to fill in (an old link of an active account
+                // leads nowhere).
+                let target = match &step {
+                    Some(ConnectStep::Onboarding { account, nonce: n }) if *n == nonce => {
+                        Some((account.clone(), LinkKind::AccountOnboarding))
+                    }
+                    _ => self
+                        .connection
+                        .as_ref()
+                        .filter(|c| c.account.state() != AccountState::Active)
+                        .map(|c| (c.account.id.clone(), self.fix_link_kind())),
+                };
+                if let Some((account, kind)) = target {
+                    let conversation = self.facts.conversation;
+                    let call = Call::RefreshLink {
+                        account,
+                        kind,
+                        refresh_url: self.facts.links.onboarding_refresh(conversation, &nonce),
+                        return_url: self.facts.links.onboarding_return(conversation, &nonce),
+                        nonce,
+                    };
+                    self.call(call, Purpose::FixLink);
                 }
             }
             Outside::OauthReturned { nonce, result } => match (step, result) {
@@ -559,7 +570,18 @@ impl Turn<'_, '_> {
                     _ => {}
                 }
             }
-            (Call::CreateAccountLink { .. }, Err(e))
+            (Call::RefreshLink { nonce, .. }, Ok(CallOutput::Link { url, expires_at })) => {
+                if let Some(ConnectStep::Onboarding { nonce: n, .. }) = &step
+                    && *n == nonce
+                {
+                    self.reply(
+                        "Your onboarding link had expired or was already used, so Stripe issued a fresh one.",
+                    );
+                    let card = self.onboarding_card(&url, expires_at, false);
+                    self.show_step_card(card);
+                }
+            }
+            (Call::CreateAccountLink { .. } | Call::RefreshLink { .. }, Err(e))
                 if in_flow || pending.purpose == Purpose::FixLink =>
             {
                 self.reply(format!(

@@ -179,12 +179,9 @@ pub enum Outside {
     Deauthorized { account: String },
     /// The browser came back from Stripe's onboarding page.
     OnboardingReturned { nonce: String },
-    /// A new onboarding link was issued on the refresh URL.
-    LinkIssued {
-        nonce: String,
-        url: String,
-        expires_at: i64,
-    },
+    /// Someone opened an onboarding link's refresh URL (the link expired or was used): ask
+    /// Stripe for a new one for the account that link was for, if it still needs one.
+    RefreshLink { nonce: String },
     /// Start (or show) a catalog sync from the Integrations panel.
     StartSync,
     /// Stripe says a product or one of its prices changed.
@@ -211,6 +208,14 @@ pub enum Call {
         account: String,
     },
     CreateAccountLink {
+        account: String,
+        kind: LinkKind,
+        refresh_url: String,
+        return_url: String,
+    },
+    /// A new onboarding link for a refresh URL's visit (see `Outside::RefreshLink`).
+    RefreshLink {
+        nonce: String,
         account: String,
         kind: LinkKind,
         refresh_url: String,
@@ -270,6 +275,7 @@ impl Call {
             Call::CreateAccount(_) => "create_account",
             Call::RetrieveAccount { .. } => "retrieve_account",
             Call::CreateAccountLink { .. } => "create_account_link",
+            Call::RefreshLink { .. } => "refresh_link",
             Call::ExchangeOauthCode { .. } => "exchange_oauth_code",
             Call::Deauthorize { .. } => "deauthorize",
             Call::SyncCatalog => "sync_catalog",

@@ -10,11 +10,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::catalog_sync::{self, Pacer};
 use super::message::{Body, IntentTag, OutFrame};
 use super::orders::OrderCtx;
-use super::{ChatError, Command, Engine, FlowView, Inner, TurnReply, to_out};
+use super::{ChatError, Command, FlowView, Inner, TurnReply, to_out};
 use chatpay_core::domain::{ConversationId, ProjectId, now_millis, random_hex};
 use chatpay_core::flows::{
-    Asked, Call, CallError, CallOutput, ConnectStep, Connection, ConversationState, Effect, Facts,
-    FlowStep, Input, LinkKind, Outside, Refusal,
+    Asked, Call, CallError, CallOutput, Connection, ConversationState, Effect, Facts, Input,
+    Outside, Refusal,
 };
 use chatpay_core::intents::Outcome;
 use chatpay_store::{
@@ -45,10 +45,11 @@ pub(crate) enum Msg {
     View {
         reply: oneshot::Sender<FlowView>,
     },
-    /// Which account (and link kind) a refresh URL with this nonce may issue a link for.
-    LinkTarget {
+    /// A refresh URL was opened: the new onboarding link, once Stripe gave it (`NotFound`
+    /// when that link no longer leads anywhere).
+    RefreshLink {
         nonce: String,
-        reply: oneshot::Sender<Option<(String, LinkKind)>>,
+        reply: oneshot::Sender<Result<String, ChatError>>,
     },
 }
 
@@ -64,6 +65,8 @@ struct Actor {
     connected_at: i64,
     frames: broadcast::Sender<OutFrame>,
     me: mpsc::WeakSender<Msg>,
+    /// Browsers waiting on a refresh URL for the link call `op` will bring.
+    link_waiters: Vec<(u64, oneshot::Sender<Result<String, ChatError>>)>,
 }
 
 /// What caused an input: which client frame its frames reply to, and the intent they carry.
@@ -182,6 +185,7 @@ impl Actor {
             connected_at,
             frames,
             me,
+            link_waiters: Vec::new(),
         })
     }
 
@@ -236,7 +240,24 @@ impl Actor {
                     result: *result,
                 };
                 let cause = Cause::Answer(self.state.asked_by(op).cloned());
-                if let Err(e) = Box::pin(self.apply(input, cause)).await {
+                let link = match &input {
+                    Input::Done {
+                        result: Ok(CallOutput::Link { url, .. }),
+                        ..
+                    } => Ok(url.clone()),
+                    Input::Done { result: Err(e), .. } => Err(e.message.clone()),
+                    _ => Err(String::new()),
+                };
+                let applied = Box::pin(self.apply(input, cause)).await;
+                if applied.is_ok()
+                    && let Some(i) = self.link_waiters.iter().position(|(o, _)| *o == op)
+                {
+                    let (_, waiter) = self.link_waiters.swap_remove(i);
+                    let _ = waiter.send(link.map_err(|m| {
+                        ChatError::Internal(anyhow::anyhow!("Stripe gave no link: {m}"))
+                    }));
+                }
+                if let Err(e) = applied {
                     tracing::error!(conversation = %self.conversation, op, error = ?e, "could not store a Stripe result; retrying the call");
                     // The call is still pending in the stored state; run it again (same key).
                     if let Some(p) = self.state.pending.iter().find(|p| p.op == op) {
@@ -250,8 +271,25 @@ impl Actor {
             Msg::View { reply } => {
                 let _ = reply.send(self.view());
             }
-            Msg::LinkTarget { nonce, reply } => {
-                let _ = reply.send(self.link_target(&nonce));
+            Msg::RefreshLink { nonce, reply } => {
+                let before: Vec<u64> = self.state.pending.iter().map(|p| p.op).collect();
+                let event = Outside::RefreshLink { nonce };
+                let cause = Cause::Outside { ledger: None };
+                if let Err(e) = Box::pin(self.apply(Input::Outside(event), cause)).await {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                let asked = self.state.pending.iter().find(|p| {
+                    !before.contains(&p.op) && matches!(p.call, Call::RefreshLink { .. })
+                });
+                match asked {
+                    Some(p) => self.link_waiters.push((p.op, reply)),
+                    None => {
+                        let _ = reply.send(Err(ChatError::NotFound(
+                            "this link is no longer part of an onboarding".to_owned(),
+                        )));
+                    }
+                }
             }
         }
     }
@@ -266,22 +304,6 @@ impl Actor {
             flow,
             state,
         }
-    }
-
-    fn link_target(&self, nonce: &str) -> Option<(String, LinkKind)> {
-        if let Some(flow) = &self.state.flow
-            && let FlowStep::StripeConnect(ConnectStep::Onboarding { account, nonce: n }) =
-                &flow.step
-            && n == nonce
-        {
-            return Some((account.clone(), LinkKind::AccountOnboarding));
-        }
-        // Links from status cards ("Fix now") refresh for the connected account, while it still
-        // has something to fill in: an old link of an active account leads nowhere.
-        self.connection
-            .as_ref()
-            .filter(|c| c.account.state() != chatpay_core::account::AccountState::Active)
-            .map(|c| (c.account.id.clone(), Engine::link_kind_for(&c.account)))
     }
 
     async fn turn(&mut self, cmd: Command) -> Result<TurnReply, ChatError> {
@@ -663,6 +685,13 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
             kind,
             refresh_url,
             return_url,
+        }
+        | Call::RefreshLink {
+            account,
+            kind,
+            refresh_url,
+            return_url,
+            ..
         } => gateway
             .create_account_link(mode, account, *kind, refresh_url, return_url, key)
             .await

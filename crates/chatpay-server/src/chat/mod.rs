@@ -12,6 +12,7 @@ mod catalog_sync;
 mod hub;
 mod message;
 mod orders;
+mod projects;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::config::ChatConfig;
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
-use chatpay_core::flows::{CatalogAnswer, Entry, LinkKind, Links, Outside};
+use chatpay_core::error::ErrorCode;
+use chatpay_core::flows::{CatalogAnswer, Entry, Links, Outside};
 use chatpay_core::intents::Matcher;
 use chatpay_store::{DynStore, ProjectRecord, StoreError, StoredFrame, WebhookEventRecord};
 use chatpay_stripe::Gateway;
@@ -32,6 +34,7 @@ pub use hub::ActorHandle;
 use hub::Hub;
 pub use message::{IntentTag, OutFrame};
 pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX, RefundOutcome, valid_origin};
+pub use projects::Received;
 
 /// A client frame that asks for something, parsed and checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,18 +67,6 @@ pub enum TurnReply {
     Resend(Vec<OutFrame>),
 }
 
-/// Every error code of protocol v1.
-pub const ERROR_CODES: &[&str] = &[
-    "bad_frame",
-    "unknown_type",
-    "unauthorized",
-    "not_found",
-    "stale_card",
-    "invalid_values",
-    "rate_limited",
-    "internal",
-];
-
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     #[error("{0}")]
@@ -101,17 +92,19 @@ pub enum ChatError {
 }
 
 impl ChatError {
-    /// The protocol's error code.
-    pub fn code(&self) -> &'static str {
+    /// The error code clients receive.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ChatError::Unauthorized(_) => "unauthorized",
-            ChatError::NotFound(_) => "not_found",
-            ChatError::StaleCard(_) => "stale_card",
-            ChatError::InvalidValues(_) => "invalid_values",
-            ChatError::BackendRequired(_) => "backend_required",
-            ChatError::Unavailable => "unavailable",
-            ChatError::Rejected { code, .. } | ChatError::Conflict { code, .. } => code,
-            ChatError::Internal(_) => "internal",
+            ChatError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ChatError::NotFound(_) => ErrorCode::NotFound,
+            ChatError::StaleCard(_) => ErrorCode::StaleCard,
+            ChatError::InvalidValues(_) => ErrorCode::InvalidValues,
+            ChatError::BackendRequired(_) => ErrorCode::BackendRequired,
+            ChatError::Unavailable => ErrorCode::Unavailable,
+            ChatError::Rejected { code, .. } | ChatError::Conflict { code, .. } => {
+                ErrorCode::Rule(code)
+            }
+            ChatError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -215,10 +208,6 @@ impl Engine {
                 hub: Hub::default(),
             }),
         }
-    }
-
-    pub fn store(&self) -> &DynStore {
-        &self.inner.store
     }
 
     /// The project's stored catalog in its current mode, products sorted by name.
@@ -340,11 +329,7 @@ impl Engine {
         project: &ProjectRecord,
         entry: Entry,
     ) -> Result<FlowView, ChatError> {
-        if !project.backend {
-            return Err(ChatError::BackendRequired(
-                chatpay_core::flows::BACKEND_REQUIRED.to_owned(),
-            ));
-        }
+        Self::require_backend(project)?;
         self.outside(project, Outside::StartConnect(entry)).await
     }
 
@@ -376,56 +361,20 @@ impl Engine {
             .ok_or_else(not_found)
     }
 
-    /// The refresh URL of an onboarding link: issue a new link and tell the chat.
+    /// The refresh URL of an onboarding link: the conversation asks Stripe for a new link (a
+    /// call of its own, with its idempotency key, re-issued after a crash), tells the chat, and
+    /// the browser is sent to it.
     pub async fn refresh_link(&self, conversation: &str, nonce: &str) -> Result<String, ChatError> {
         let project = self.project_of_conversation(conversation).await?;
         let handle = self.handle_for(&project).await?;
         let (tx, rx) = oneshot::channel();
         handle
-            .send(Msg::LinkTarget {
+            .send(Msg::RefreshLink {
                 nonce: nonce.to_owned(),
                 reply: tx,
             })
             .await?;
-        let (account, kind) = rx
-            .await
-            .map_err(|_| ChatError::Unavailable)?
-            .ok_or_else(|| {
-                ChatError::NotFound("this link is no longer part of an onboarding".to_owned())
-            })?;
-        let conv = ConversationId::parse(conversation)
-            .ok_or_else(|| ChatError::NotFound("no such conversation".to_owned()))?;
-        let links = &self.inner.links;
-        // Each visit of the refresh URL asks for a new link on purpose: a fresh key per visit.
-        let key = format!(
-            "chatpay:{conversation}:refresh:{}",
-            chatpay_core::domain::random_hex(8)
-        );
-        let link = self
-            .inner
-            .gateway
-            .create_account_link(
-                project.mode,
-                &account,
-                kind,
-                &links.onboarding_refresh(&conv, nonce),
-                &links.onboarding_return(&conv, nonce),
-                &key,
-            )
-            .await
-            .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?;
-        handle
-            .send(Msg::Outside {
-                event: Box::new(Outside::LinkIssued {
-                    nonce: nonce.to_owned(),
-                    url: link.url.clone(),
-                    expires_at: link.expires_at,
-                }),
-                ledger: None,
-                reply: None,
-            })
-            .await?;
-        Ok(link.url)
+        rx.await.map_err(|_| ChatError::Unavailable)?
     }
 
     /// Hands a recorded Stripe event to the conversations it concerns. Returns what happened,
@@ -506,15 +455,6 @@ impl Engine {
             }
         }
         Ok(n)
-    }
-
-    /// Which link kind a refresh should issue for an account.
-    pub(crate) fn link_kind_for(account: &chatpay_core::account::AccountSnapshot) -> LinkKind {
-        if account.fixes_with_update_link() {
-            LinkKind::AccountUpdate
-        } else {
-            LinkKind::AccountOnboarding
-        }
     }
 }
 

@@ -7,11 +7,9 @@
 //! order as the read makes it. The flow decides what to tell and stores the change on that
 //! version (see `chatpay_core::flows` `selling`).
 
-use chatpay_core::account::{AccountSnapshot, AccountState};
+use chatpay_core::account::AccountState;
 use chatpay_core::domain::{Email, Mode, ProjectId, now_millis, random_hex};
-use chatpay_core::flows::{
-    BACKEND_REQUIRED, CallError, CallOutput, ListAsk, OrderRef, Outside, Period,
-};
+use chatpay_core::flows::{CallError, CallOutput, ListAsk, OrderRef, Outside, Period};
 use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
 use chatpay_store::{
     DynStore, NewOrder, OrderFilter, OrderKey, OrderRecord, ProjectRecord, PublishableKey,
@@ -249,22 +247,13 @@ impl Engine {
     /// The project's connected account, if it can take payments now; says why not otherwise.
     /// The one place that decides whether a project may sell.
     pub async fn selling_account(&self, project: &ProjectRecord) -> Result<String, ChatError> {
-        if !project.backend {
-            return Err(ChatError::BackendRequired(BACKEND_REQUIRED.to_owned()));
-        }
-        let Some(c) = self
-            .inner
-            .store
-            .connection(&project.id, project.mode)
-            .await?
-        else {
+        Self::require_backend(project)?;
+        let Some((c, account)) = self.stripe_connection(project).await? else {
             return Err(ChatError::Conflict {
                 code: "stripe_not_connected",
                 message: "Connect Stripe first: checkouts are paid into the connected Stripe account. Say \"add payments\" in the chat, or use Integrations -> Stripe -> Connect.".to_owned(),
             });
         };
-        let account: AccountSnapshot =
-            serde_json::from_str(&c.snapshot).map_err(anyhow::Error::new)?;
         if !account.charges_enabled {
             let why = match account.state() {
                 AccountState::Onboarding => "its onboarding on Stripe isn't finished".to_owned(),

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::chat::ChatError;
+use chatpay_core::error::ErrorCode;
 use chatpay_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,19 +40,23 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str) {
+    fn parts(&self) -> (StatusCode, ErrorCode) {
         match self {
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
-            ApiError::Rejected { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
-            ApiError::BadSignature(_) => (StatusCode::BAD_REQUEST, "bad_signature"),
-            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
-            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, ErrorCode::Rule(code)),
+            ApiError::Rejected { code, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Rule(code))
+            }
+            ApiError::BadSignature(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadSignature),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, ErrorCode::Rule(code)),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
+            }
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
 }
@@ -72,7 +77,11 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (status, Json(json!({ "code": code, "message": message }))).into_response()
+        (
+            status,
+            Json(json!({ "code": code.as_str(), "message": message })),
+        )
+            .into_response()
     }
 }
 
@@ -82,14 +91,14 @@ impl From<ChatError> for ApiError {
             ChatError::Unauthorized(m) => ApiError::Unauthorized(m),
             ChatError::NotFound(m) => ApiError::NotFound(m),
             ChatError::StaleCard(m) => ApiError::Conflict {
-                code: "stale_card",
+                code: ErrorCode::StaleCard.as_str(),
                 message: m,
             },
             ChatError::InvalidValues(fields) => {
                 ApiError::BadRequest(format!("invalid values: {fields:?}"))
             }
             ChatError::BackendRequired(m) => ApiError::Conflict {
-                code: "backend_required",
+                code: ErrorCode::BackendRequired.as_str(),
                 message: m,
             },
             ChatError::Unavailable => ApiError::Unavailable("retry shortly".to_owned()),

@@ -96,11 +96,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let store = state.engine.store();
-    match store.ping().await {
-        Ok(()) => (
+    match state.engine.ready().await {
+        Ok(backend) => (
             StatusCode::OK,
-            axum::Json(json!({ "status": "ready", "database": store.backend() })),
+            axum::Json(json!({ "status": "ready", "database": backend })),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "database not ready");

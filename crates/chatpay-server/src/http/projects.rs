@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use chatpay_core::account::AccountSnapshot;
-use chatpay_core::domain::{Mode, ProjectId, now_millis};
-use chatpay_core::flows::{BACKEND_REQUIRED, Entry, Outside};
+use chatpay_core::flows::Entry;
 use chatpay_store::ProjectRecord;
 
 #[derive(Deserialize)]
@@ -73,29 +72,12 @@ pub async fn create(
     let backend = body.backend.ok_or_else(|| {
         ApiError::BadRequest("`backend` is required (true or false): it can't be changed after the project is created".to_owned())
     })?;
-    if body.connect_stripe && !backend {
-        return Err(ApiError::Conflict {
-            code: "backend_required",
-            message: BACKEND_REQUIRED.to_owned(),
-        });
-    }
-    let project = ProjectRecord {
-        id: ProjectId::generate(),
-        token_id: caller.0.clone(),
-        name,
-        backend,
-        mode: Mode::Test,
-        created_at: now_millis(),
-    };
-    state.engine.store().insert_project(&project).await?;
+    let (project, view) = state
+        .engine
+        .create_project(&caller.0, name, backend, body.connect_stripe)
+        .await?;
     let mut out = project_json(&project);
-    if body.connect_stripe {
-        // The "+ -> Connect Stripe Account" of the new-project screen: the flow's first card
-        // waits in the project's chat.
-        let view = state
-            .engine
-            .start_connect(&project, Entry::ProjectCreation)
-            .await?;
+    if let Some(view) = view {
         out["conversation"] = json!(view.conversation);
         out["flow"] = json!({ "name": view.flow, "state": view.state });
     }
@@ -103,7 +85,7 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let projects = state.engine.store().projects_of(&caller.0).await?;
+    let projects = state.engine.projects(&caller.0).await?;
     Ok(Json(
         json!({ "data": projects.iter().map(project_json).collect::<Vec<_>>() }),
     ))
@@ -134,11 +116,7 @@ pub async fn update(
     }
     if let Some(name) = patch.name {
         let name = valid_name(&name)?;
-        state
-            .engine
-            .store()
-            .rename_project(&project.id, &name)
-            .await?;
+        state.engine.rename_project(&project, &name).await?;
         project.name = name;
     }
     Ok(Json(project_json(&project)))
@@ -171,19 +149,11 @@ pub async fn stripe_status(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    let connection = state
-        .engine
-        .store()
-        .connection(&project.id, project.mode)
-        .await?;
-    let account = match &connection {
-        Some(c) => {
-            let snapshot: AccountSnapshot =
-                serde_json::from_str(&c.snapshot).map_err(anyhow::Error::new)?;
-            Some(account_json(&snapshot))
-        }
-        None => None,
-    };
+    let connection = state.engine.stripe_connection(&project).await?;
+    let account = connection
+        .as_ref()
+        .map(|(_, snapshot)| account_json(snapshot));
+    let connection = connection.map(|(c, _)| c);
     let view = state.engine.flow_view(&project).await?;
     Ok(Json(json!({
         "project": project.id,
@@ -226,26 +196,7 @@ pub async fn catalog_sync(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    if !project.backend {
-        return Err(ApiError::Conflict {
-            code: "backend_required",
-            message: BACKEND_REQUIRED.to_owned(),
-        });
-    }
-    if state
-        .engine
-        .store()
-        .connection(&project.id, project.mode)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Conflict {
-            code: "stripe_not_connected",
-            message: "Connect Stripe first: the catalog comes from the connected Stripe account."
-                .to_owned(),
-        });
-    }
-    let view = state.engine.outside(&project, Outside::StartSync).await?;
+    let view = state.engine.start_sync(&project).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

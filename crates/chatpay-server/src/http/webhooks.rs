@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::{ApiError, AppState};
-use chatpay_core::domain::now_millis;
-use chatpay_store::{Recorded, WebhookEventRecord};
+use crate::chat::Received;
 use chatpay_stripe::webhook::{EventEnvelope, TOLERANCE_SECS, verify};
 
 pub async fn stripe(
@@ -38,34 +37,21 @@ pub async fn stripe(
     }
     let event = EventEnvelope::parse(&body)
         .map_err(|e| ApiError::BadRequest(format!("not a Stripe event: {e}")))?;
-    let record = WebhookEventRecord {
-        id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        account: event.account.clone(),
-        livemode: event.livemode,
-        created: event.created,
-        payload: String::from_utf8_lossy(&body).into_owned(),
-        received_at: now_millis(),
-        processed_at: None,
-        outcome: None,
-    };
-    let store = state.engine.store();
-    if store.record_event(&record).await? == Recorded::Duplicate {
-        let stored = store.event(&event.id).await?;
-        if stored.as_ref().is_some_and(|e| e.processed_at.is_some()) {
-            tracing::info!(event = %event.id, "duplicate webhook ignored");
-            return Ok(Json(json!({ "received": true, "duplicate": true })));
-        }
-    }
     // The span covers the handling, across its awaits (a span entered with `enter` would stay
     // entered on this thread while the task is suspended, and tag whatever runs there).
     let span = tracing::info_span!("webhook", event = %event.id, kind = %event.event_type);
-    // Recorded: from here a failure is retried (by Stripe's redelivery or at the next start).
-    let outcome = state
+    let outcome = match state
         .engine
-        .stripe_event(&event)
+        .receive_event(&event, &body)
         .instrument(span.clone())
-        .await?;
+        .await?
+    {
+        Received::Duplicate => {
+            span.in_scope(|| tracing::info!("duplicate webhook ignored"));
+            return Ok(Json(json!({ "received": true, "duplicate": true })));
+        }
+        Received::Handled(outcome) => outcome,
+    };
     span.in_scope(|| tracing::info!(%outcome, "webhook handled"));
     Ok(Json(json!({ "received": true, "outcome": outcome })))
 }

@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::chat::{ChatError, Engine, Joined, OutFrame, TokenBucket, TurnReply};
 use crate::http::AppState;
+use chatpay_core::error::ErrorCode;
 use protocol::{ClientFrame, FrameError};
 
 /// Close codes used here (RFC 6455).
@@ -143,7 +144,7 @@ impl Connection {
                 return self
                     .send_error(&FrameError::new(
                         None,
-                        "bad_frame",
+                        ErrorCode::BadFrame,
                         "frames are JSON text, not binary",
                     ))
                     .await;
@@ -167,7 +168,7 @@ impl Connection {
                     return self
                         .send_error(&FrameError::new(
                             Some(id),
-                            "unauthorized",
+                            ErrorCode::Unauthorized,
                             "send hello first",
                         ))
                         .await;
@@ -176,7 +177,7 @@ impl Connection {
                     return self
                         .send_error(&FrameError::new(
                             Some(id),
-                            "rate_limited",
+                            ErrorCode::RateLimited,
                             "too many frames; slow down and retry",
                         ))
                         .await;
@@ -202,7 +203,7 @@ impl Connection {
             return self
                 .send_error(&FrameError::new(
                     None,
-                    "bad_frame",
+                    ErrorCode::BadFrame,
                     "hello was already sent on this connection",
                 ))
                 .await;

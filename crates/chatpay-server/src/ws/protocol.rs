@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+use chatpay_core::error::ErrorCode;
 use serde_json::{Map, Value};
 
 use crate::chat::Command;
@@ -28,7 +30,7 @@ pub enum ClientFrame {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameError {
     pub reply_to: Option<String>,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub fields: BTreeMap<String, String>,
 }
@@ -36,7 +38,7 @@ pub struct FrameError {
 impl FrameError {
     pub fn new(
         reply_to: Option<String>,
-        code: &'static str,
+        code: ErrorCode,
         message: impl Into<String>,
     ) -> FrameError {
         FrameError {
@@ -50,7 +52,7 @@ impl FrameError {
     pub fn to_json(&self) -> String {
         serde_json::to_string(&ServerFrame::Error {
             reply_to: self.reply_to.as_deref(),
-            code: self.code,
+            code: self.code.as_str(),
             message: &self.message,
             fields: &self.fields,
         })
@@ -96,12 +98,12 @@ fn text_field(
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(FrameError::new(
             id.clone(),
-            "bad_frame",
+            ErrorCode::BadFrame,
             format!("`{name}` must be a string"),
         )),
         None => Err(FrameError::new(
             id.clone(),
-            "bad_frame",
+            ErrorCode::BadFrame,
             format!("missing field `{name}`"),
         )),
     }
@@ -112,7 +114,7 @@ fn id_field(obj: &Map<String, Value>, id: &Option<String>) -> Result<String, Fra
     if value.is_empty() || value.len() > MAX_ID {
         return Err(FrameError::new(
             None,
-            "bad_frame",
+            ErrorCode::BadFrame,
             format!("`id` must be 1 to {MAX_ID} bytes"),
         ));
     }
@@ -126,16 +128,16 @@ fn id_field(obj: &Map<String, Value>, id: &Option<String>) -> Result<String, Fra
 /// use chatpay_server::ws::protocol::{parse, ClientFrame};
 /// let f = parse(r#"{"type":"say","id":"u1","text":"hi"}"#).unwrap();
 /// assert!(matches!(f, ClientFrame::Command(_)));
-/// assert_eq!(parse("nope").unwrap_err().code, "bad_frame");
-/// assert_eq!(parse(r#"{"type":"dance","id":"u2"}"#).unwrap_err().code, "unknown_type");
+/// assert_eq!(parse("nope").unwrap_err().code.as_str(), "bad_frame");
+/// assert_eq!(parse(r#"{"type":"dance","id":"u2"}"#).unwrap_err().code.as_str(), "unknown_type");
 /// ```
 pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
     let value: Value = serde_json::from_str(text)
-        .map_err(|e| FrameError::new(None, "bad_frame", format!("not JSON: {e}")))?;
+        .map_err(|e| FrameError::new(None, ErrorCode::BadFrame, format!("not JSON: {e}")))?;
     let Value::Object(obj) = value else {
         return Err(FrameError::new(
             None,
-            "bad_frame",
+            ErrorCode::BadFrame,
             "a frame must be a JSON object",
         ));
     };
@@ -147,8 +149,20 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
         .map(str::to_owned);
     let kind = match obj.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(_) => return Err(FrameError::new(id, "bad_frame", "`type` must be a string")),
-        None => return Err(FrameError::new(id, "bad_frame", "missing field `type`")),
+        Some(_) => {
+            return Err(FrameError::new(
+                id,
+                ErrorCode::BadFrame,
+                "`type` must be a string",
+            ));
+        }
+        None => {
+            return Err(FrameError::new(
+                id,
+                ErrorCode::BadFrame,
+                "missing field `type`",
+            ));
+        }
     };
     match kind {
         "hello" => {
@@ -157,7 +171,7 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
                 Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
                     FrameError::new(
                         None,
-                        "bad_frame",
+                        ErrorCode::BadFrame,
                         "`resume_after` must be a non-negative integer",
                     )
                 })?,
@@ -174,7 +188,7 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
             if text.chars().count() > MAX_TEXT {
                 return Err(FrameError::new(
                     id,
-                    "bad_frame",
+                    ErrorCode::BadFrame,
                     format!("`text` is longer than {MAX_TEXT} characters"),
                 ));
             }
@@ -213,14 +227,17 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
                 Some(_) => {
                     return Err(FrameError::new(
                         id,
-                        "bad_frame",
+                        ErrorCode::BadFrame,
                         "`values` must be an object",
                     ));
                 }
             }
             if !wrong.is_empty() {
-                let mut e =
-                    FrameError::new(id, "invalid_values", "some values have the wrong type");
+                let mut e = FrameError::new(
+                    id,
+                    ErrorCode::InvalidValues,
+                    "some values have the wrong type",
+                );
                 e.fields = wrong;
                 return Err(e);
             }
@@ -233,7 +250,7 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
         }
         other => Err(FrameError::new(
             id,
-            "unknown_type",
+            ErrorCode::UnknownType,
             format!("unknown frame type {other:?}; expected hello, say or click"),
         )),
     }
@@ -270,7 +287,7 @@ mod tests {
             (r#"{"type":"wave","id":"u9"}"#, "unknown_type"),
         ];
         for (text, code) in cases {
-            assert_eq!(parse(text).unwrap_err().code, code, "{text}");
+            assert_eq!(parse(text).unwrap_err().code.as_str(), code, "{text}");
         }
         assert_eq!(
             parse(r#"{"type":"wave","id":"u9"}"#)

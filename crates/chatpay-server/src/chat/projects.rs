@@ -1,0 +1,141 @@
+//! Projects, their Stripe connection and incoming Stripe events, as the HTTP layer asks for
+//! them: the handlers translate, these decide (and only these touch the store for them).
+
+use chatpay_core::account::AccountSnapshot;
+use chatpay_core::domain::{Mode, ProjectId, TokenId, now_millis};
+use chatpay_core::flows::{BACKEND_REQUIRED, Entry, Outside};
+use chatpay_store::{ConnectionRecord, ProjectRecord, Recorded, WebhookEventRecord};
+use chatpay_stripe::webhook::EventEnvelope;
+
+use super::{ChatError, Engine, FlowView};
+
+/// What became of a delivered Stripe event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Seen and handled before: acknowledged, nothing done again.
+    Duplicate,
+    /// Recorded and handled now, with what happened.
+    Handled(String),
+}
+
+impl Engine {
+    /// The one rule that payments need a project created with the backend (chat, Integrations
+    /// panel, project creation, checkouts and refunds all ask here or in the flows' same text).
+    pub fn require_backend(project: &ProjectRecord) -> Result<(), ChatError> {
+        if project.backend {
+            Ok(())
+        } else {
+            Err(ChatError::BackendRequired(BACKEND_REQUIRED.to_owned()))
+        }
+    }
+
+    /// Creates a project (test mode); with `connect_stripe`, the Stripe connection flow starts
+    /// in its chat (the new-project screen's "+ -> Connect Stripe Account").
+    pub async fn create_project(
+        &self,
+        token: &TokenId,
+        name: String,
+        backend: bool,
+        connect_stripe: bool,
+    ) -> Result<(ProjectRecord, Option<FlowView>), ChatError> {
+        let project = ProjectRecord {
+            id: ProjectId::generate(),
+            token_id: token.clone(),
+            name,
+            backend,
+            mode: Mode::Test,
+            created_at: now_millis(),
+        };
+        if connect_stripe {
+            Self::require_backend(&project)?;
+        }
+        self.inner.store.insert_project(&project).await?;
+        let view = if connect_stripe {
+            Some(self.start_connect(&project, Entry::ProjectCreation).await?)
+        } else {
+            None
+        };
+        Ok((project, view))
+    }
+
+    pub async fn projects(&self, token: &TokenId) -> Result<Vec<ProjectRecord>, ChatError> {
+        Ok(self.inner.store.projects_of(token).await?)
+    }
+
+    pub async fn rename_project(
+        &self,
+        project: &ProjectRecord,
+        name: &str,
+    ) -> Result<(), ChatError> {
+        Ok(self.inner.store.rename_project(&project.id, name).await?)
+    }
+
+    /// The project's Stripe connection in its mode, with the account as last read.
+    pub async fn stripe_connection(
+        &self,
+        project: &ProjectRecord,
+    ) -> Result<Option<(ConnectionRecord, AccountSnapshot)>, ChatError> {
+        match self
+            .inner
+            .store
+            .connection(&project.id, project.mode)
+            .await?
+        {
+            Some(c) => {
+                let account = serde_json::from_str(&c.snapshot).map_err(anyhow::Error::new)?;
+                Ok(Some((c, account)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The Integrations panel's Sync: starts `catalog_sync` (or joins the running one).
+    pub async fn start_sync(&self, project: &ProjectRecord) -> Result<FlowView, ChatError> {
+        Self::require_backend(project)?;
+        if self.stripe_connection(project).await?.is_none() {
+            return Err(ChatError::Conflict {
+                code: "stripe_not_connected",
+                message:
+                    "Connect Stripe first: the catalog comes from the connected Stripe account."
+                        .to_owned(),
+            });
+        }
+        self.outside(project, Outside::StartSync).await
+    }
+
+    /// A verified Stripe event: recorded in the ledger before anything else (so a 2xx means it
+    /// is stored), deduplicated by id, then handled. One recorded but not yet applied (a crash
+    /// in between) is applied now.
+    pub async fn receive_event(
+        &self,
+        event: &EventEnvelope,
+        payload: &[u8],
+    ) -> Result<Received, ChatError> {
+        let store = &self.inner.store;
+        let record = WebhookEventRecord {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            account: event.account.clone(),
+            livemode: event.livemode,
+            created: event.created,
+            payload: String::from_utf8_lossy(payload).into_owned(),
+            received_at: now_millis(),
+            processed_at: None,
+            outcome: None,
+        };
+        if store.record_event(&record).await? == Recorded::Duplicate {
+            let stored = store.event(&event.id).await?;
+            if stored.as_ref().is_some_and(|e| e.processed_at.is_some()) {
+                return Ok(Received::Duplicate);
+            }
+        }
+        Ok(Received::Handled(self.stripe_event(event).await?))
+    }
+
+    /// Whether the database answers, and which backend it is.
+    pub async fn ready(&self) -> Result<&'static str, ChatError> {
+        let store = &self.inner.store;
+        store.ping().await?;
+        Ok(store.backend())
+    }
+}
