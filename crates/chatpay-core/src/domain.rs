@@ -95,6 +95,58 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Whether the connected account is a person or a company (Stripe's `business_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusinessType {
+    Individual,
+    Company,
+}
+
+impl BusinessType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BusinessType::Individual => "individual",
+            BusinessType::Company => "company",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BusinessType> {
+        match s {
+            "individual" => Some(BusinessType::Individual),
+            "company" => Some(BusinessType::Company),
+            _ => None,
+        }
+    }
+}
+
+/// How a project's Stripe account came to be connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Created and onboarded through chatpay.
+    Created,
+    /// An existing account, connected through Stripe's OAuth page.
+    Oauth,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Created => "created",
+            Origin::Oauth => "oauth",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Origin> {
+        match s {
+            "created" => Some(Origin::Created),
+            "oauth" => Some(Origin::Oauth),
+            _ => None,
+        }
+    }
+}
+
 /// Whether a project talks to Stripe's test or live mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

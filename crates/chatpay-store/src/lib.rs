@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
+use chatpay_core::domain::{ConversationId, Mode, Origin, ProjectId, TokenId};
 
 pub use sql::connect;
 
@@ -86,8 +86,7 @@ pub struct ConnectionRecord {
     pub project_id: ProjectId,
     pub mode: Mode,
     pub account_id: String,
-    /// `created` (onboarded through chatpay) or `oauth` (an existing account).
-    pub origin: String,
+    pub origin: Origin,
     /// The account snapshot as JSON owned by `stripe` (see `stripe::AccountSnapshot`).
     pub snapshot: String,
     pub connected_at: i64,

@@ -144,7 +144,7 @@ async fn apply_extra(tx: &mut Tx, extra: &ExtraWrite, now: i64) -> StoreResult<(
                 .bind(c.project_id.as_str())
                 .bind(c.mode.as_str())
                 .bind(&c.account_id)
-                .bind(&c.origin)
+                .bind(c.origin.as_str())
                 .bind(&c.snapshot)
                 .bind(c.connected_at)
                 .bind(c.updated_at)

@@ -185,7 +185,7 @@ macro_rules! sql_store {
         /// front (waiting for it), so a transaction that reads before it writes cannot fail to
         /// upgrade its lock when another writer got in between.
         const BEGIN: &str = $begin;
-        use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
+        use chatpay_core::domain::{ConversationId, Mode, Origin, ProjectId, TokenId, now_millis};
         use crate::writer::Writer;
         use crate::{
             CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, NewOrder, OrderFilter,
@@ -328,7 +328,10 @@ macro_rules! sql_store {
                 project_id: stored_id(ProjectId::parse, row.try_get("project_id")?)?,
                 mode: parse_mode(row.try_get("mode")?)?,
                 account_id: row.try_get("account_id")?,
-                origin: row.try_get("origin")?,
+                origin: {
+                    let o: &str = row.try_get("origin")?;
+                    Origin::parse(o).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad origin {o:?} in the database")))?
+                },
                 snapshot: row.try_get("snapshot")?,
                 connected_at: row.try_get("connected_at")?,
                 updated_at: row.try_get("updated_at")?,

@@ -310,7 +310,7 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
                     c.project_id.as_str(),
                     c.mode.as_str(),
                     c.account_id,
-                    c.origin,
+                    c.origin.as_str(),
                     c.snapshot,
                     c.connected_at,
                     c.updated_at

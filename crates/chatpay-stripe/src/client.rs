@@ -41,8 +41,8 @@ use super::{
 use crate::httpc::HttpClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
-use chatpay_core::domain::Mode;
 use chatpay_core::domain::Secret;
+use chatpay_core::domain::{BusinessType, Mode};
 use chatpay_core::flows::{LinkKind, NewAccount};
 use chatpay_core::orders::{ChargeInfo, InvoiceInfo, PaymentError, RefundInfo, StripeOrderRead};
 
@@ -415,9 +415,9 @@ impl Gateway for StripeGateway {
         new: &NewAccount,
         key: &str,
     ) -> Result<AccountSnapshot, GatewayError> {
-        let business_type = match new.business_type.as_str() {
-            "company" => AccountBusinessType::Company,
-            _ => AccountBusinessType::Individual,
+        let business_type = match new.business_type {
+            BusinessType::Company => AccountBusinessType::Company,
+            BusinessType::Individual => AccountBusinessType::Individual,
         };
         let mut controller = CreateAccountController::new();
         // A Standard-style account: Stripe collects requirements, the owner has the full
@@ -435,14 +435,14 @@ impl Gateway for StripeGateway {
         });
         let mut settings = CreateAccountSettings::new();
         let mut payments = PaymentsSettingsSpecs::new();
-        payments.statement_descriptor = Some(new.statement_descriptor.clone());
+        payments.statement_descriptor = Some(new.statement_descriptor.as_str().to_owned());
         settings.payments = Some(payments);
         let mut profile = stripe_connect::account::CreateAccountBusinessProfile::new();
         profile.name = Some(new.legal_name.clone());
         let req = CreateAccount::new()
             .controller(controller)
-            .country(new.country.clone())
-            .email(new.email.clone())
+            .country(new.country.as_str())
+            .email(new.email.as_str())
             .business_type(business_type)
             .business_profile(profile)
             .settings(settings);

@@ -23,16 +23,16 @@ use crate::account::{
     AccountSnapshot, AccountState, Fix, USUAL_REJECTION_CAUSES, explain_disabled_reason,
 };
 use crate::cards::{Action, Card, CardKind, Fact, Field, FieldKind, Style};
-use crate::domain::{Country, Email, StatementDescriptor};
+use crate::domain::{BusinessType, Country, Email, Origin, StatementDescriptor};
 
 /// What the create-account steps have collected so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Draft {
     pub legal_name: Option<String>,
-    pub country: Option<String>,
-    pub email: Option<String>,
-    pub statement_descriptor: Option<String>,
-    pub business_type: Option<String>,
+    pub country: Option<Country>,
+    pub email: Option<Email>,
+    pub statement_descriptor: Option<StatementDescriptor>,
+    pub business_type: Option<BusinessType>,
 }
 
 /// The steps of `stripe_connect`; the names are what `flow` frames carry.
@@ -241,10 +241,10 @@ impl Turn<'_, '_> {
                 Field::text("legal_name", "Legal name").with_value(draft.legal_name.as_deref()),
                 Field::text("country", "Country")
                     .with_options(countries)
-                    .with_value(draft.country.as_deref().or(Some("US"))),
+                    .with_value(Some(draft.country.as_ref().map_or("US", Country::as_str))),
                 Field::text("email", "Email")
                     .with_kind(FieldKind::Email)
-                    .with_value(draft.email.as_deref()),
+                    .with_value(draft.email.as_ref().map(Email::as_str)),
             ],
         );
         card.actions = vec![
@@ -256,12 +256,13 @@ impl Turn<'_, '_> {
     }
 
     fn go_business(&mut self, draft: Draft) {
-        let suggested = draft.statement_descriptor.clone().or_else(|| {
-            draft
+        let suggested: Option<String> = match &draft.statement_descriptor {
+            Some(d) => Some(d.as_str().to_owned()),
+            None => draft
                 .legal_name
                 .as_deref()
-                .map(|n| n.to_ascii_uppercase().chars().take(22).collect())
-        });
+                .map(|n| n.to_ascii_uppercase().chars().take(22).collect()),
+        };
         let mut card = self.form(
             CardKind::BusinessProfile,
             "Business profile (2 of 3)",
@@ -273,7 +274,12 @@ impl Turn<'_, '_> {
                     .with_help("5-22 Latin characters, at least one letter, none of < > \\ ' \" *; your recognizable business name"),
                 Field::text("business_type", "Business type")
                     .with_options(BUSINESS_TYPES)
-                    .with_value(draft.business_type.as_deref().or(Some("individual"))),
+                    .with_value(Some(
+                        draft
+                            .business_type
+                            .unwrap_or(BusinessType::Individual)
+                            .as_str(),
+                    )),
             ],
         );
         card.actions = vec![
@@ -525,7 +531,7 @@ impl Turn<'_, '_> {
         match (pending.call, result) {
             (Call::CreateAccount(_), Ok(CallOutput::Account(account))) => {
                 let id = account.id.clone();
-                self.apply_account(pending.op, *account, "created");
+                self.apply_account(pending.op, *account, Origin::Created);
                 if in_flow {
                     let nonce = self.facts.fresh.to_owned();
                     self.reply(format!(
@@ -602,19 +608,16 @@ impl Turn<'_, '_> {
                 }
             }
             (Call::RetrieveAccount { .. }, Ok(CallOutput::Account(account))) => {
-                let origin = self
-                    .connection
-                    .as_ref()
-                    .map_or("created", |c| c.origin.as_str())
-                    .to_owned();
                 let origin = if matches!(step, Some(ConnectStep::ExchangingCode)) {
-                    "oauth".to_owned()
+                    Origin::Oauth
                 } else {
-                    origin
+                    self.connection
+                        .as_ref()
+                        .map_or(Origin::Created, |c| c.origin)
                 };
-                if self.apply_account(pending.op, (*account).clone(), &origin) {
+                if self.apply_account(pending.op, (*account).clone(), origin) {
                     let force = in_flow || pending.purpose == Purpose::Check;
-                    self.account_changed(&account, &origin, force);
+                    self.account_changed(&account, origin, force);
                 }
             }
             (Call::RetrieveAccount { .. }, Err(e)) => {
@@ -646,7 +649,7 @@ impl Turn<'_, '_> {
 
     /// A fresh read of the account: move the flow to match, and push a status card when the
     /// state is new, or when someone asked (`asked`: the user came back or pressed a button).
-    fn account_changed(&mut self, account: &AccountSnapshot, origin: &str, asked: bool) {
+    fn account_changed(&mut self, account: &AccountSnapshot, origin: Origin, asked: bool) {
         let state = account.state();
         let shown = Some(status_signature(account));
         let changed = self.state.last_shown != shown;
@@ -720,7 +723,7 @@ impl Turn<'_, '_> {
     }
 
     /// The account's state in plain words, with what to do next.
-    pub(super) fn status_card(&mut self, account: &AccountSnapshot, origin: &str) -> Card {
+    pub(super) fn status_card(&mut self, account: &AccountSnapshot, origin: Origin) -> Card {
         let state = account.state();
         let r = &account.requirements;
         let mut actions = Vec::new();
@@ -833,7 +836,7 @@ impl Turn<'_, '_> {
                 format!("{}, {} days after payment", s.interval, s.delay_days),
             ));
         }
-        if origin == "oauth" {
+        if origin == Origin::Oauth {
             facts.push(Fact::new("Connected", "existing account (OAuth)"));
         }
         let mut card = self.facts_card(CardKind::AccountStatus, title, body, facts);
@@ -869,7 +872,7 @@ impl Turn<'_, '_> {
             _ => {}
         }
         self.state.last_shown = shown.clone();
-        let card = self.status_card(&connection.account, &connection.origin);
+        let card = self.status_card(&connection.account, connection.origin);
         if self
             .active_connect()
             .is_some_and(|_| self.connect_step().is_some_and(|s| s.account().is_some()))
@@ -939,7 +942,7 @@ impl Turn<'_, '_> {
             self.reply("Okay, Stripe stays connected.");
             return;
         }
-        if connection.origin == "oauth" {
+        if connection.origin == Origin::Oauth {
             self.reply("Disconnecting from Stripe.");
             self.call(
                 Call::Deauthorize {
@@ -1029,8 +1032,8 @@ fn validate_register(
         return Err(Refusal::InvalidValues(errors));
     }
     draft.legal_name = Some(name.to_owned());
-    draft.country = country.map(|c| c.as_str().to_owned());
-    draft.email = email.map(|e| e.as_str().to_owned());
+    draft.country = country;
+    draft.email = email;
     Ok(draft)
 }
 
@@ -1050,24 +1053,38 @@ fn validate_business(
             None
         }
     };
-    let business_type = get("business_type");
-    if !BUSINESS_TYPES.iter().any(|(v, _)| *v == business_type) {
+    let business_type = BusinessType::parse(get("business_type"));
+    if business_type.is_none() {
         errors.insert(
             "business_type".into(),
             "Choose individual or company.".into(),
         );
     }
-    let (Some(descriptor), true) = (descriptor, errors.is_empty()) else {
+    let (Some(descriptor), Some(business_type), true) =
+        (descriptor, business_type, errors.is_empty())
+    else {
         return Err(Refusal::InvalidValues(errors));
     };
-    draft.statement_descriptor = Some(descriptor.as_str().to_owned());
-    draft.business_type = Some(business_type.to_owned());
+    // The register step came first, so its values are there; a draft without them (a stored
+    // state from before) goes back to that step's rules.
+    let (Some(legal_name), Some(country), Some(email)) = (
+        draft.legal_name.clone(),
+        draft.country.clone(),
+        draft.email.clone(),
+    ) else {
+        return Err(Refusal::InvalidValues(BTreeMap::from([(
+            "legal_name".to_owned(),
+            "Go back and fill in the legal name, country and email first.".to_owned(),
+        )])));
+    };
+    draft.statement_descriptor = Some(descriptor.clone());
+    draft.business_type = Some(business_type);
     let account = NewAccount {
-        legal_name: draft.legal_name.clone().unwrap_or_default(),
-        country: draft.country.clone().unwrap_or_default(),
-        email: draft.email.clone().unwrap_or_default(),
-        business_type: business_type.to_owned(),
-        statement_descriptor: descriptor.as_str().to_owned(),
+        legal_name,
+        country,
+        email,
+        business_type,
+        statement_descriptor: descriptor,
     };
     Ok((draft, account))
 }

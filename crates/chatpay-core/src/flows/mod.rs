@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::account::AccountSnapshot;
 use crate::cards::{Action, Card, CardKind, Fact, Field};
 use crate::catalog::{CatalogProduct, SyncReport};
-use crate::domain::{ConversationId, Mode};
+use crate::domain::{
+    BusinessType, ConversationId, Country, Email, Mode, Origin, StatementDescriptor,
+};
 use crate::intents::{Classification, Intent, Outcome, Slots};
 use crate::orders::{Order, RefundInfo};
 
@@ -80,8 +82,7 @@ pub enum Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
     pub account: AccountSnapshot,
-    /// `created` (through chatpay's onboarding) or `oauth` (an existing account).
-    pub origin: String,
+    pub origin: Origin,
 }
 
 /// Addresses the flows put in cards and Stripe calls.
@@ -293,10 +294,10 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewAccount {
     pub legal_name: String,
-    pub country: String,
-    pub email: String,
-    pub business_type: String,
-    pub statement_descriptor: String,
+    pub country: Country,
+    pub email: Email,
+    pub business_type: BusinessType,
+    pub statement_descriptor: StatementDescriptor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -946,16 +947,13 @@ impl Turn<'_, '_> {
         &mut self,
         op: u64,
         account: AccountSnapshot,
-        origin: &str,
+        origin: Origin,
     ) -> bool {
         if op <= self.state.last_account_op {
             return false;
         }
         self.state.last_account_op = op;
-        let connection = Connection {
-            account,
-            origin: origin.to_owned(),
-        };
+        let connection = Connection { account, origin };
         self.connection = Some(connection.clone());
         self.effects
             .push(Effect::SaveConnection(Box::new(connection)));

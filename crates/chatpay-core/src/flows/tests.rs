@@ -208,7 +208,7 @@ fn create_path_validates_each_field_and_calls_stripe_once() {
     let Call::CreateAccount(new) = call else {
         panic!()
     };
-    assert_eq!(new.country, "GB");
+    assert_eq!(new.country.as_str(), "GB");
     assert!(matches!(
         w.click(&profile.id, "create_account", &[]),
         Err(Refusal::StaleCard(_))
@@ -306,7 +306,7 @@ fn older_account_reads_never_overwrite_newer_ones() {
             id: "acct_9".into(),
             ..Default::default()
         },
-        origin: "created".into(),
+        origin: crate::domain::Origin::Created,
     });
     let e1 = w
         .input(Input::Outside(Outside::AccountChanged {
@@ -566,7 +566,7 @@ impl Table {
             Do::Connected(origin) => {
                 self.w.connection = Some(Connection {
                     account: account(AccountIs::Active),
-                    origin: origin.into(),
+                    origin: crate::domain::Origin::parse(origin).expect("created or oauth"),
                 });
                 Ok(Vec::new())
             }

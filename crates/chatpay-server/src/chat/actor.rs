@@ -457,7 +457,7 @@ impl Actor {
                         project_id: self.project.id.clone(),
                         mode: self.project.mode,
                         account_id: c.account.id.clone(),
-                        origin: c.origin.clone(),
+                        origin: c.origin,
                         snapshot: serde_json::to_string(&c.account).map_err(anyhow::Error::new)?,
                         connected_at,
                         updated_at: now,

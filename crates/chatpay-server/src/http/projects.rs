@@ -160,7 +160,7 @@ pub async fn stripe_status(
         "backend": project.backend,
         "mode": project.mode,
         "connected": connection.is_some(),
-        "origin": connection.as_ref().map(|c| c.origin.clone()),
+        "origin": connection.as_ref().map(|c| c.origin.as_str()),
         "connected_at": connection.as_ref().map(|c| iso(c.connected_at)),
         "account": account,
         "conversation": view.conversation,
