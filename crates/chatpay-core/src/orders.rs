@@ -290,6 +290,33 @@ pub struct PaymentError {
     pub message: String,
 }
 
+impl PaymentError {
+    /// What happened, for the builder: Stripe's message for the customer where it is plain,
+    /// a plain sentence where Stripe's is written for developers.
+    pub fn in_plain_words(&self) -> String {
+        let code = self.decline_code.as_deref().or(self.code.as_deref());
+        match code {
+            Some("payment_intent_authentication_failure") => {
+                "The customer's bank couldn't confirm the payment: 3D Secure authentication failed or was cancelled.".to_owned()
+            }
+            Some("insufficient_funds") => "The card has insufficient funds.".to_owned(),
+            Some("lost_card") | Some("stolen_card") => {
+                "The card was declined (the bank reported it lost or stolen).".to_owned()
+            }
+            Some("expired_card") => "The card has expired.".to_owned(),
+            Some("incorrect_cvc") => "The card's security code (CVC) was wrong.".to_owned(),
+            Some("incorrect_number") => "The card number was wrong.".to_owned(),
+            Some("processing_error") => {
+                "The card couldn't be processed; trying again usually works.".to_owned()
+            }
+            Some("generic_decline") | Some("card_declined") | Some("do_not_honor") => {
+                "The card was declined by the customer's bank.".to_owned()
+            }
+            _ => self.message.clone(),
+        }
+    }
+}
+
 /// A refund of an order, as Stripe holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundInfo {

@@ -322,26 +322,17 @@ fn stripe_sandbox(
     webhook_secret: String,
     state_file: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let sandbox = stripe_sandbox::Sandbox::start(stripe_sandbox::SandboxConfig {
-            listen,
-            state_file,
-            ..Default::default()
-        })
-        .await?;
-        if let Some(url) = webhook_url {
-            sandbox.set_webhook_endpoint(&url, &webhook_secret);
-        }
-        let c = sandbox.config().clone();
-        println!("Stripe sandbox at {}", sandbox.base_url());
-        println!(
-            "  test key: {}   live key: {}   connect client id: {}",
-            c.test_secret_key, c.live_secret_key, c.connect_client_id
-        );
-        shutdown_signal().await;
-        sandbox.shutdown().await;
-        Ok::<_, anyhow::Error>(())
-    })?;
+    let config = stripe_sandbox::SandboxConfig {
+        listen,
+        state_file,
+        ..Default::default()
+    };
+    let webhook = webhook_url.map(|u| (u, webhook_secret));
+    runtime()?.block_on(stripe_sandbox::serve_until(
+        config,
+        webhook,
+        shutdown_signal(),
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

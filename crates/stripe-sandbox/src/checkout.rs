@@ -128,12 +128,14 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
             ),
         ));
     }
+    // API version 2026-09-30 calls Stripe's hosted page `hosted_page` (formerly `hosted`).
     if let Some(ui) = p.str("ui_mode")?
+        && ui != "hosted_page"
         && ui != "hosted"
     {
         return Err(ApiError::bad_param(
             "ui_mode",
-            "The chatpay sandbox supports only `ui_mode=hosted`.",
+            "The chatpay sandbox supports only `ui_mode=hosted_page`.",
         ));
     }
     if let Some(types) = p.strings("payment_method_types")?

@@ -448,3 +448,26 @@ impl Sandbox {
         }
     }
 }
+
+/// Runs the sandbox alone until `stop` resolves: prints its address and keys, and delivers
+/// webhooks to `webhook` (URL and signing secret) if given. What `stripe-sandbox` and
+/// `chatpay stripe-sandbox` run.
+pub async fn serve_until(
+    config: SandboxConfig,
+    webhook: Option<(String, String)>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let sandbox = Sandbox::start(config).await?;
+    if let Some((url, secret)) = webhook {
+        sandbox.set_webhook_endpoint(&url, &secret);
+    }
+    let c = sandbox.config().clone();
+    println!("Stripe sandbox at {}", sandbox.base_url());
+    println!(
+        "  test key: {}   live key: {}   connect client id: {}",
+        c.test_secret_key, c.live_secret_key, c.connect_client_id
+    );
+    stop.await;
+    sandbox.shutdown().await;
+    Ok(())
+}

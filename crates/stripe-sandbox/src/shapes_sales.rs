@@ -126,7 +126,7 @@ pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) 
         "subscription": null,
         "success_url": s.success_url,
         "total_details": { "amount_discount": 0, "amount_shipping": 0, "amount_tax": 0 },
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": (s.status == SessionStatus::Open).then(|| checkout_url(base_url, &s.id)),
         "wallet_options": null,
     })

@@ -186,10 +186,14 @@ impl Turn<'_, '_> {
     }
 
     fn sync_result(&mut self, r: &SyncReport) {
-        let mut body = format!(
-            "{} of {} products are ready to sell.",
-            r.sellable, r.products
-        );
+        let mut body = if r.products == 1 {
+            format!("{} of 1 product is ready to sell.", r.sellable)
+        } else {
+            format!(
+                "{} of {} products are ready to sell.",
+                r.sellable, r.products
+            )
+        };
         let list = |names: &[String]| -> String {
             let mut s = names
                 .iter()
@@ -303,8 +307,9 @@ impl Turn<'_, '_> {
             CardKind::Catalog,
             "Your products",
             format!(
-                "{} products, {} ready to sell ({} mode; synced {}).",
+                "{} product{}, {} ready to sell ({} mode; synced {}).",
                 a.total,
+                if a.total == 1 { "" } else { "s" },
                 a.sellable,
                 self.facts.mode.as_str(),
                 format_deadline(synced_at)

@@ -261,6 +261,7 @@ pub enum Call {
         number: i64,
         payment_intent: String,
         amount: i64,
+        currency: String,
     },
     ResendReceipt {
         order: String,
@@ -438,6 +439,7 @@ pub enum Owner {
         number: i64,
         payment_intent: String,
         amount: i64,
+        currency: String,
     },
     /// An order's card (refund, status); repeatable while it is the order's newest card.
     Order { number: i64 },

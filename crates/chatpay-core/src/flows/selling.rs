@@ -321,6 +321,7 @@ impl Turn<'_, '_> {
                     number,
                     payment_intent,
                     amount,
+                    currency,
                 },
                 "refund",
             ) => {
@@ -330,6 +331,7 @@ impl Turn<'_, '_> {
                         number: *number,
                         payment_intent: payment_intent.clone(),
                         amount: *amount,
+                        currency: currency.clone(),
                     },
                     Purpose::Answer,
                 );
@@ -407,15 +409,32 @@ impl Turn<'_, '_> {
             (Call::ListOrders { period, ask }, Ok(CallOutput::Orders(orders))) => {
                 self.answer_orders(&period, ask, &orders)
             }
-            (Call::CreateRefund { number, .. }, Ok(CallOutput::Refunded(refund))) => {
-                let status = match refund.status.as_str() {
-                    "succeeded" => "done".to_owned(),
-                    other => other.replace('_', " "),
+            (
+                Call::CreateRefund {
+                    number, currency, ..
+                },
+                Ok(CallOutput::Refunded(refund)),
+            ) => {
+                let amount = crate::domain::Currency::parse(&currency).map_or_else(
+                    || refund.amount.to_string(),
+                    |c| Money::new(refund.amount, c).to_string(),
+                );
+                let text = match refund.status.as_str() {
+                    "succeeded" => format!(
+                        "Refunded {amount} of order #{number}. The money reaches the customer's card in 5-10 business days (Stripe refund {}).",
+                        refund.id
+                    ),
+                    "failed" | "canceled" => format!(
+                        "Stripe couldn't refund {amount} of order #{number} (the refund {}); nothing was refunded.",
+                        refund.status
+                    ),
+                    other => format!(
+                        "Asked Stripe to refund {amount} of order #{number}; the refund is {} (Stripe refund {}). I'll tell you when it's done.",
+                        other.replace('_', " "),
+                        refund.id
+                    ),
                 };
-                self.reply(format!(
-                    "Refund {} for order #{number}: {status}. The money goes back to the customer's card in 5-10 business days.",
-                    refund.id
-                ));
+                self.reply(text);
             }
             (Call::CreateRefund { number, .. }, Err(e)) => self.reply(format!(
                 "Stripe didn't refund order #{number}: {} Nothing was refunded.",
@@ -480,6 +499,13 @@ impl Turn<'_, '_> {
                     {
                         card.actions.push(Action::link("receipt", "Receipt", url));
                     }
+                    if let Some(url) = after
+                        .invoice
+                        .as_ref()
+                        .and_then(|i| i.hosted_invoice_url.as_deref())
+                    {
+                        card.actions.push(Action::link("invoice", "Invoice", url));
+                    }
                     card.actions
                         .push(Action::new("refund", "Refund", Style::Secondary));
                     card
@@ -488,13 +514,8 @@ impl Turn<'_, '_> {
                     after,
                     &format!("Payment failed for order #{n}"),
                     format!(
-                        "{}{} The customer can try again on the same checkout page.",
-                        err.message,
-                        err.decline_code
-                            .as_deref()
-                            .or(err.code.as_deref())
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default()
+                        "{} The customer can try again on the same checkout page.",
+                        err.in_plain_words()
                     ),
                 ),
                 OrderNews::Refund(r) => self.refund_card(after, &r),
@@ -578,11 +599,11 @@ impl Turn<'_, '_> {
                         super::answers::format_deadline(order.expires_at * 1000)
                     ),
                     OrderStatus::PaymentFailed => format!(
-                        "Order #{n} isn't paid: the last attempt failed ({}). The customer can retry on the same checkout page.",
-                        order
-                            .last_payment_error
-                            .as_ref()
-                            .map_or("declined", |e| e.message.as_str())
+                        "Order #{n} isn't paid: the last attempt failed. {} The customer can retry on the same checkout page.",
+                        order.last_payment_error.as_ref().map_or_else(
+                            || "The card was declined.".to_owned(),
+                            |e| e.in_plain_words()
+                        )
                     ),
                     OrderStatus::Expired => format!(
                         "Order #{n} was never paid: its checkout expired. Create a new checkout to sell it again."
@@ -595,11 +616,17 @@ impl Turn<'_, '_> {
                         s.label()
                     ),
                 };
-                let card = self.order_card(order, &format!("Order #{n}"), text.clone());
                 self.reply(text);
-                let mut card = card;
+                let mut card = self.order_card(order, &format!("Order #{n}"), order.summary());
                 if let Some(url) = order.charge.as_ref().and_then(|c| c.receipt_url.as_deref()) {
                     card.actions.push(Action::link("receipt", "Receipt", url));
+                }
+                if let Some(url) = order
+                    .invoice
+                    .as_ref()
+                    .and_then(|i| i.hosted_invoice_url.as_deref())
+                {
+                    card.actions.push(Action::link("invoice", "Invoice", url));
                 }
                 self.show_info(card);
             }
@@ -662,9 +689,17 @@ impl Turn<'_, '_> {
                 card.facts = vec![
                     Fact::new("Order", format!("#{n}")),
                     Fact::new("Paid", order.total().to_string()),
-                    Fact::new("Refund", order.money(amount).to_string()),
-                    Fact::new("Remaining after", order.money(after).to_string()),
                 ];
+                if order.refunded() > 0 {
+                    card.facts.push(Fact::new(
+                        "Already refunded",
+                        order.money(order.refunded()).to_string(),
+                    ));
+                }
+                card.facts
+                    .push(Fact::new("Refund", order.money(amount).to_string()));
+                card.facts
+                    .push(Fact::new("Remaining after", order.money(after).to_string()));
                 card.actions = vec![
                     Action::new(
                         "refund",
@@ -683,6 +718,7 @@ impl Turn<'_, '_> {
                         number: n,
                         payment_intent: pi,
                         amount,
+                        currency: order.currency.as_str().to_owned(),
                     },
                 );
             }
@@ -759,13 +795,15 @@ impl Turn<'_, '_> {
                     ));
                     return;
                 }
+                let shown = orders.len().min(RECENT);
                 let mut card = self.new_card(
                     CardKind::Info,
                     "Recent orders",
-                    format!(
-                        "The latest {} of your orders, newest first.",
-                        orders.len().min(RECENT)
-                    ),
+                    if shown == 1 {
+                        "Your only order so far.".to_owned()
+                    } else {
+                        format!("Your latest {shown} orders, newest first.")
+                    },
                 );
                 card.facts = orders
                     .iter()
@@ -774,20 +812,34 @@ impl Turn<'_, '_> {
                         Fact::new(
                             &format!("#{}", o.number),
                             format!(
-                                "{} · {} · {} · {}",
+                                "{} · {}{} · {} · {}",
                                 o.status.label(),
                                 o.total(),
+                                if o.refunded() > 0 {
+                                    format!(" ({} refunded)", o.money(o.refunded()))
+                                } else {
+                                    String::new()
+                                },
                                 o.customer_email.as_deref().unwrap_or("no email yet"),
                                 fmt_day(o.created_at)
                             ),
                         )
                     })
                     .collect();
-                self.reply(format!(
-                    "{} paid of the last {} orders.",
-                    paid.iter().take(RECENT).count(),
-                    orders.len().min(RECENT)
-                ));
+                let paid_shown = orders
+                    .iter()
+                    .take(RECENT)
+                    .filter(|o| o.status.was_paid())
+                    .count();
+                self.reply(if shown == 1 {
+                    format!(
+                        "One order so far: #{}, {}.",
+                        orders[0].number,
+                        orders[0].status.label()
+                    )
+                } else {
+                    format!("{paid_shown} of your latest {shown} orders are paid.")
+                });
                 self.show_info(card);
             }
             ListAsk::Count => {

@@ -399,6 +399,19 @@ impl Engine {
         order_of(&record).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))
     }
 
+    /// An order by chatpay's id, whichever project it is (the page a paid checkout lands on
+    /// names it; the id is unguessable).
+    pub async fn order_by_id(&self, id: &str) -> Result<Option<Order>, ChatError> {
+        match self.inner.store.order_by(OrderKey::Id(id)).await? {
+            Some(r) => {
+                Ok(Some(order_of(&r).map_err(|e| {
+                    ChatError::Internal(anyhow::anyhow!(e.message))
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// One of the project's orders, by number, in its current mode.
     pub async fn order(&self, project: &ProjectRecord, number: i64) -> Result<Order, ChatError> {
         let record = self
@@ -519,8 +532,9 @@ impl Engine {
             )
             .await
             .map_err(gateway_error)?;
-        // The order learns of it by reading Stripe again, as for a refund from the Dashboard;
-        // its card is pushed to the chat.
+        // The order learns of it by reading Stripe again, as for a refund from the Dashboard
+        // (its card is pushed to the chat, and the change stored, by the conversation); the
+        // answer shows the order as that same read of Stripe makes it.
         self.outside(
             project,
             Outside::OrderChanged {
@@ -529,27 +543,14 @@ impl Engine {
             },
         )
         .await?;
-        let order = self.settled_order(project, number, &refund.id).await?;
+        let read = self
+            .inner
+            .gateway
+            .read_order(project.mode, &account, &order.checkout_session)
+            .await
+            .map_err(gateway_error)?;
+        let order = order.with_read(&read, now_millis());
         Ok(RefundOutcome { refund, order })
-    }
-
-    /// The order once its re-read has stored `refund` (a few short waits at most).
-    async fn settled_order(
-        &self,
-        project: &ProjectRecord,
-        number: i64,
-        refund: &str,
-    ) -> Result<Order, ChatError> {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let order = self.order(project, number).await?;
-            if order.refunds.iter().any(|r| r.id == refund)
-                || tokio::time::Instant::now() >= deadline
-            {
-                return Ok(order);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
     }
 }
 

@@ -329,12 +329,54 @@ pub async fn refund(
     ))
 }
 
-/// Where a checkout without its own `success_url` lands.
-pub async fn complete() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Payment received</title></head>\
-         <body style=\"font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem; color: #1a1a1a\">\
-         <h1>Thank you!</h1><p>Your payment was received. A receipt is on its way to your email.</p>\
-         <p>You can close this page.</p></body></html>",
-    )
+#[derive(Debug, Deserialize)]
+pub struct CompleteQuery {
+    order: Option<String>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Where a checkout without its own `success_url` lands: what was bought and whether the
+/// payment is confirmed yet (Stripe's event may arrive a moment after the customer does).
+pub async fn complete(
+    State(state): State<AppState>,
+    Query(q): Query<CompleteQuery>,
+) -> Html<String> {
+    let order = match q.order.as_deref() {
+        Some(id) => state.engine.order_by_id(id).await.ok().flatten(),
+        None => None,
+    };
+    let detail = match &order {
+        Some(o) if o.status.was_paid() => format!(
+            "<p>Order <strong>#{}</strong>: {}, <strong>{}</strong>. Paid{}.</p><p>A receipt is on its way to your email.</p>",
+            o.number,
+            escape(&o.summary()),
+            escape(&o.total().to_string()),
+            o.customer_email
+                .as_deref()
+                .map(|e| format!(" by {}", escape(e)))
+                .unwrap_or_default()
+        ),
+        Some(o) => format!(
+            "<p>Order <strong>#{}</strong>: {}, <strong>{}</strong>. Your payment is being confirmed; a receipt will follow by email.</p>",
+            o.number,
+            escape(&o.summary()),
+            escape(&o.total().to_string())
+        ),
+        None => {
+            "<p>Your payment was received. A receipt is on its way to your email.</p>".to_owned()
+        }
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Thank you</title>\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;background:#f6f8fa;color:#1a1f36;margin:0}}\
+         main{{max-width:32rem;margin:4rem auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 2px 8px rgba(0,0,0,.08)}}\
+         h1{{font-size:1.5rem;margin-top:0}}</style></head>\
+         <body><main><h1>Thank you!</h1>{detail}<p>You can close this page.</p></main></body></html>"
+    ))
 }
