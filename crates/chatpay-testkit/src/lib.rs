@@ -25,7 +25,9 @@ use client::Client;
 pub use server::TestServer;
 use stripe_sandbox::{Sandbox, SandboxConfig};
 pub use transcript::{Expect, Transcript, Turn};
-pub use webhook_bench::{BenchEvent, Template, WebhookBench, WebhookOptions, event_mix, webhook_bench};
+pub use webhook_bench::{
+    BenchEvent, Template, WebhookBench, WebhookOptions, event_mix, webhook_bench,
+};
 
 /// How long to wait for an expected frame.
 const PATIENCE: Duration = Duration::from_secs(15);

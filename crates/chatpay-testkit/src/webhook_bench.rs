@@ -364,7 +364,10 @@ async fn sandbox_api(
 ) -> anyhow::Result<Value> {
     let auth = format!("Bearer {}", run.sandbox.config().test_secret_key);
     let url = format!("{}{path}", run.sandbox.base_url());
-    let headers = [("authorization", auth.as_str()), ("stripe-account", account)];
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("stripe-account", account),
+    ];
     let res = if method == "GET" {
         run.http.get(&url, &headers).await?
     } else {
@@ -393,7 +396,9 @@ async fn sell(run: &mut Run<'_>, shop: &mut Shop, orders: usize) -> anyhow::Resu
         object: object.clone(),
     };
     for k in 0..orders {
-        let (status, order) = run.api("POST", &path, Some(&run.token), Some(&cart)).await?;
+        let (status, order) = run
+            .api("POST", &path, Some(&run.token), Some(&cart))
+            .await?;
         if status != 201 {
             bail!("checkout answered {status}: {order}");
         }
@@ -633,10 +638,7 @@ async fn measure(
         orders_settled += items
             .iter()
             .filter(|o| {
-                o["status"] == "paid"
-                    || o["status"]
-                        .as_str()
-                        .is_some_and(|s| s.contains("refund"))
+                o["status"] == "paid" || o["status"].as_str().is_some_and(|s| s.contains("refund"))
             })
             .count();
     }
@@ -812,13 +814,23 @@ mod tests {
             assert_eq!(events.len(), n);
             let dups = events.iter().filter(|e| e.duplicate).count();
             let want = (n as f64 * 0.3).round() as usize;
-            assert!(dups.abs_diff(want) <= 1, "n={n}: {dups} duplicates, want {want}");
+            assert!(
+                dups.abs_diff(want) <= 1,
+                "n={n}: {dups} duplicates, want {want}"
+            );
             let mut seen = std::collections::HashMap::new();
             for e in &events {
                 if e.duplicate {
-                    assert_eq!(seen.get(&e.id), Some(&e.body), "a redelivery repeats an earlier event exactly");
+                    assert_eq!(
+                        seen.get(&e.id),
+                        Some(&e.body),
+                        "a redelivery repeats an earlier event exactly"
+                    );
                 } else {
-                    assert!(seen.insert(e.id.clone(), e.body.clone()).is_none(), "fresh ids are unique");
+                    assert!(
+                        seen.insert(e.id.clone(), e.body.clone()).is_none(),
+                        "fresh ids are unique"
+                    );
                 }
             }
         }
