@@ -3,7 +3,8 @@
 //! from sending a `say` to receiving its first frame (p50, p99, p99.9). With `--idle` it instead
 //! holds N idle connections and reports the server's memory per connection.
 //!
-//! With `--catalog N` it measures a catalog sync instead (see `replay::catalog_bench`).
+//! With `--catalog N` it measures a catalog sync instead (see `catalog_bench`), and with
+//! `--webhooks N` webhook ingestion (see `webhook_bench`).
 //!
 //! By default it starts its own server as a child process (`chatpay serve`, release build
 //! recommended) on a fresh SQLite database, so client and server are measured apart.
@@ -61,6 +62,24 @@ pub struct BenchArgs {
     /// a PostgreSQL server (admin URL), else a fresh SQLite file.
     #[arg(long)]
     pub catalog: Option<u32>,
+    /// Instead: POST this many signed Stripe events (30% redeliveries by default) to the
+    /// webhook endpoint of a server in this process, with the built-in sandbox, and report
+    /// events/s, latency, the time until all are applied and the machine's floors. Uses
+    /// `--database-url` when it is a PostgreSQL server (admin URL), else a fresh SQLite file.
+    #[arg(long)]
+    pub webhooks: Option<usize>,
+    /// With --webhooks: projects, each connected to its own Stripe account.
+    #[arg(long, default_value_t = 50)]
+    pub projects: usize,
+    /// With --webhooks: paid orders per project (every fourth refunded).
+    #[arg(long, default_value_t = 4)]
+    pub orders: usize,
+    /// With --webhooks: concurrent HTTP connections.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// With --webhooks: the share of events that are exact redeliveries.
+    #[arg(long, default_value_t = 0.3)]
+    pub duplicates: f64,
 }
 
 /// A server process started for the benchmark.
@@ -174,12 +193,28 @@ async fn open(ws_url: &str, token: &str, project: &str) -> anyhow::Result<Ws> {
 }
 
 pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
-    if let Some(products) = args.catalog {
-        let backend = if config.database_url.starts_with("postgres") {
-            crate::Backend::Postgres(config.database_url.clone())
-        } else {
-            crate::Backend::Sqlite
+    let backend = if config.database_url.starts_with("postgres") {
+        crate::Backend::Postgres(config.database_url.clone())
+    } else {
+        crate::Backend::Sqlite
+    };
+    if let Some(events) = args.webhooks {
+        let opts = crate::WebhookOptions {
+            events,
+            projects: args.projects,
+            orders: args.orders,
+            concurrency: args.concurrency,
+            duplicates: args.duplicates,
         };
+        eprintln!(
+            "setting up {} connected projects, then posting {events} webhook events over {} connections",
+            opts.projects, opts.concurrency
+        );
+        let result = crate::webhook_bench(&opts, &backend).await?;
+        println!("{result}");
+        return Ok(());
+    }
+    if let Some(products) = args.catalog {
         eprintln!("syncing {products} products from the sandbox (25 requests/s enforced)");
         let result = crate::catalog_bench(products, &backend).await?;
         println!("{result}");

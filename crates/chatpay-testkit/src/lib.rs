@@ -9,6 +9,7 @@ mod catalog_bench;
 mod client;
 mod server;
 mod transcript;
+mod webhook_bench;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ use client::Client;
 pub use server::TestServer;
 use stripe_sandbox::{Sandbox, SandboxConfig};
 pub use transcript::{Expect, Transcript, Turn};
+pub use webhook_bench::{
+    BenchEvent, Template, WebhookBench, WebhookOptions, event_mix, webhook_bench,
+};
 
 /// How long to wait for an expected frame.
 const PATIENCE: Duration = Duration::from_secs(15);
