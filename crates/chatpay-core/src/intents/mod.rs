@@ -4,8 +4,10 @@
 //! configuration swaps in a directory instead. [`load_sources`] builds a [`Matcher`] and the
 //! [`Corpus`] of examples that `chatpay intents check` runs.
 
+mod eval;
 mod format;
 mod matcher;
+mod model;
 mod normalize;
 mod scan;
 mod set;
@@ -17,9 +19,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use eval::{EvalCase, EvalReport, evaluate, parse_eval};
 use format::{IntentFile, LexiconFile, NoIntentFile, SlotsFile, line_of};
-pub use matcher::{Candidate, Classification, Matcher, Outcome};
-use matcher::{IntentInfo, RuleInfo, RuleRegex, Tag};
+pub use matcher::{Candidate, Classification, Matcher, Outcome, SmallTalk};
+use matcher::{IntentInfo, RuleInfo, RuleRegex, SmallTalkSet, Tag};
 pub use normalize::{Normalized, Normalizer};
 use scan::Literals;
 pub use set::ascii_word_boundaries;
@@ -210,6 +213,7 @@ pub fn load_sources(
     let regexes = compile_regexes(&build.regex_patterns, &build.rules, &mut build.errors);
     let regex_gated = build.gate_regexes();
     let slot_extractor = build.slots(slot_file);
+    let small_talk = build.small_talk(&lexicon);
 
     let Build {
         normalizer,
@@ -239,7 +243,7 @@ pub fn load_sources(
             regexes[ix].intents.push(rule.intent);
         }
     }
-    let matcher = Matcher {
+    let mut matcher = Matcher {
         normalizer,
         automaton: Literals::new(&patterns.list).expect("term automaton compiles"),
         tags: patterns.tags,
@@ -249,10 +253,38 @@ pub fn load_sources(
         rules_of,
         slots: slot_extractor,
         negation_window: lexicon.negation.window,
+        model: model::Model::default(),
+        small_talk,
         threshold,
         clarify_margin,
     };
+    matcher.model = train_model(&matcher, &corpus);
     Ok((matcher, corpus))
+}
+
+/// The n-gram model, trained on the corpus: an intent's examples teach it, its
+/// counter-examples teach "not it", `_no_intent.toml`'s lines teach `none` (the last class).
+fn train_model(matcher: &Matcher, corpus: &Corpus) -> model::Model {
+    let names: Vec<&str> = matcher.intent_names().collect();
+    let none = names.len();
+    let index = |n: &str| names.iter().position(|x| *x == n);
+    let samples: Vec<model::Sample> = corpus
+        .checks
+        .iter()
+        .filter_map(|c| {
+            let label = match &c.expect {
+                Expect::Intent(n) => model::Label::Is(index(n)?),
+                Expect::NotIntent(n) => model::Label::Not(index(n)?),
+                Expect::Nothing => model::Label::Is(none),
+                Expect::Slots(_) => return None,
+            };
+            Some(model::Sample {
+                features: matcher.model_features(&c.text),
+                label,
+            })
+        })
+        .collect();
+    model::Model::train(none + 1, &samples)
 }
 
 /// The files, parsed: the lexicon, the slot file (its name and text, for lines), the intent
@@ -440,6 +472,27 @@ impl Build {
             topic: def.topic.as_deref().map(Arc::from),
             label: Arc::from(format!("{}:{line} {}", src.name, def.id)),
         });
+    }
+
+    /// The `[small_talk]` patterns of the lexicon, in one set (first kind by name wins).
+    fn small_talk(&mut self, lexicon: &LexiconFile) -> SmallTalkSet {
+        let mut patterns = Vec::new();
+        let mut kinds = Vec::new();
+        for (kind, list) in &lexicon.small_talk {
+            for (i, p) in list.iter().enumerate() {
+                patterns.push(ascii_word_boundaries(p));
+                kinds.push((
+                    Arc::from(kind.as_str()),
+                    Arc::from(format!("_lexicon.toml small_talk.{kind}[{i}]")),
+                ));
+            }
+        }
+        let set = regex::RegexSet::new(&patterns).unwrap_or_else(|e| {
+            self.errors
+                .push(format!("_lexicon.toml: small_talk: bad regex: {e}"));
+            regex::RegexSet::empty()
+        });
+        SmallTalkSet { set, kinds }
     }
 
     /// The intent's examples and counter-examples, into the corpus.
