@@ -156,6 +156,8 @@ pub struct Matcher {
     pub(super) regexes: Vec<RuleRegex>,
     /// Per intent, its rules in file order.
     pub(super) rules_of: Vec<Vec<usize>>,
+    /// Per intent: every rule of it is negatable (an action a refusal can refuse).
+    pub(super) refusable: Vec<bool>,
     pub(super) slots: SlotExtractor,
     pub(super) negation_window: usize,
     /// The n-gram model, consulted when no rule decides or rules tie.
@@ -168,7 +170,7 @@ pub struct Matcher {
 /// The model decides alone (no rule fired) from this probability on.
 const MODEL_THRESHOLD: f32 = 0.5;
 /// The model breaks a tie between rule candidates from this probability on.
-const MODEL_TIE_BREAK: f32 = 0.4;
+const MODEL_TIE_BREAK: f32 = 0.7;
 /// The model overrules a rule below [`STRONG_RULE`] when it is sure of something else (from
 /// [`MODEL_OVERRULE`] on) and either the rule is weak (below [`WEAK_RULE`]: one word, "stripe"
 /// alone) or the model finds the rule's intent unlikely (below [`MODEL_DOUBT`]).
@@ -519,7 +521,13 @@ impl Matcher {
         }
         self.model_scores(s);
         let (best, p) = self.model_best(s);
+        // A refusal holds: when a negation cancelled a rule and no rule is left, the model finds
+        // no other action in it ("never charge my users" is not "never mind"). Questions, and
+        // intents whose rules read a negation as part of what they ask ("I have no Stripe
+        // account"), may still be found.
+        let refusal = s.refused.iter().any(Option::is_some);
         if best >= self.intents.len()
+            || (refusal && self.refusable[best])
             || p < MODEL_THRESHOLD
             || s.suppressed[best]
             || s.refused[best].is_some()
@@ -558,8 +566,8 @@ impl Matcher {
             .filter_map(|c| self.intents.iter().position(|x| x.name == c.intent))
             .map(|i| s.probs[i])
             .fold(0.0, f32::max);
-        // Clearly: a fair share overall, and half as much again as the next candidate.
-        if pick.1 < MODEL_TIE_BREAK || pick.1 < 1.5 * runner_up {
+        // Clearly: most of the mass overall, and three times the next candidate.
+        if pick.1 < MODEL_TIE_BREAK || pick.1 < 3.0 * runner_up {
             return None;
         }
         let mut c = pick.0.clone();

@@ -243,6 +243,10 @@ pub fn load_sources(
             regexes[ix].intents.push(rule.intent);
         }
     }
+    let refusable = rules_of
+        .iter()
+        .map(|rs| rs.iter().all(|&r| rules[r].negatable))
+        .collect();
     let mut matcher = Matcher {
         normalizer,
         automaton: Literals::new(&patterns.list).expect("term automaton compiles"),
@@ -251,6 +255,7 @@ pub fn load_sources(
         rules,
         regexes,
         rules_of,
+        refusable,
         slots: slot_extractor,
         negation_window: lexicon.negation.window,
         model: model::Model::default(),
