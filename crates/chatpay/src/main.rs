@@ -401,6 +401,10 @@ fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
     if let Some(candidates) = clarify {
         out["clarify"] = json!(candidates);
     }
+    if let Some(t) = &c.small_talk {
+        out["small_talk"] =
+            json!({"kind": &*t.kind, "about": t.about.as_deref(), "rule": &*t.rule});
+    }
     out
 }
 

@@ -173,11 +173,12 @@ const MODEL_THRESHOLD: f32 = 0.5;
 const MODEL_TIE_BREAK: f32 = 0.7;
 /// The model overrules a rule below [`STRONG_RULE`] when it is sure of something else (from
 /// [`MODEL_OVERRULE`] on) and either the rule is weak (below [`WEAK_RULE`]: one word, "stripe"
-/// alone) or the model finds the rule's intent unlikely (below [`MODEL_DOUBT`]).
+/// alone) or the model finds the rule's intent unlikely ([`MODEL_DOUBT`] times less likely than
+/// its own pick).
 const STRONG_RULE: f32 = 0.93;
 const WEAK_RULE: f32 = 0.7;
 const MODEL_OVERRULE: f32 = 0.6;
-const MODEL_DOUBT: f32 = 0.1;
+const MODEL_DOUBT: f32 = 6.0;
 
 #[derive(Debug, Clone, Copy)]
 struct Hit {
@@ -431,7 +432,7 @@ impl Matcher {
                 let rule_ix = self.intents.iter().position(|i| i.name == c.intent);
                 let p_rule = rule_ix.map_or(0.0, |i| s.probs[i]);
                 let overrule =
-                    p >= MODEL_OVERRULE && (c.confidence < WEAK_RULE || p_rule < MODEL_DOUBT);
+                    p >= MODEL_OVERRULE && (c.confidence < WEAK_RULE || p >= MODEL_DOUBT * p_rule);
                 if best == rule_ix.unwrap_or(usize::MAX) || !overrule {
                     Outcome::Matched(c)
                 } else if best >= self.intents.len() {

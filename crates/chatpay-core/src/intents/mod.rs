@@ -756,6 +756,63 @@ mod tests {
     }
 
     #[test]
+    fn small_talk_and_refusals_are_not_actions() {
+        let m = load_embedded(0.5, 0.08).unwrap();
+        for (text, kind) in [
+            ("hi there!", "greeting"),
+            ("thanks a lot", "thanks"),
+            ("who are you?", "who"),
+            ("bye", "goodbye"),
+            ("I don't want to add payments yet", "refusal"),
+            ("no payments for now", "refusal"),
+        ] {
+            let c = m.classify(text);
+            assert!(c.matched().is_none(), "{text}: {:?}", c.outcome);
+            let talk = c
+                .small_talk
+                .unwrap_or_else(|| panic!("{text}: no small talk"));
+            assert_eq!(&*talk.kind, kind, "{text}");
+        }
+        let refused = m
+            .classify("I do not want to connect stripe")
+            .small_talk
+            .unwrap();
+        assert_eq!(refused.about.as_deref(), Some("connect_stripe"));
+        assert!(
+            refused.rule.starts_with("negated connect_stripe.toml:"),
+            "{}",
+            refused.rule
+        );
+        // A negation governs only what follows it: this is a request.
+        let c = m.classify("don't worry about the design, just add payments");
+        assert_eq!(c.matched().map(|c| &*c.intent), Some("add_payments"));
+        assert_eq!(c.small_talk, None);
+    }
+
+    #[test]
+    fn the_model_is_deterministic_and_explains_itself() {
+        let a = load_embedded(0.5, 0.08).unwrap();
+        let b = load_embedded(0.5, 0.08).unwrap();
+        // Phrasings no rule covers: the model decides, naming the n-grams that weighed most.
+        let mut decided = 0;
+        for text in [
+            "members pay a monthly fee to see the lessons",
+            "why has stripe not finished looking at my business",
+            "the app is missing the plan I made yesterday in stripe",
+        ] {
+            let (x, y) = (a.classify(text), b.classify(text));
+            assert_eq!(x, y, "{text}");
+            if let Some(c) = x.matched()
+                && c.rule.starts_with("model ")
+            {
+                decided += 1;
+                assert!(c.rule.contains('"'), "{}", c.rule);
+            }
+        }
+        assert!(decided > 0, "the model decided none of them");
+    }
+
+    #[test]
     fn embedded_files_pass_their_own_examples() {
         let (matcher, corpus) = load_sources(&embedded_sources(), 0.5, 0.08).unwrap();
         let failures = check(&matcher, &corpus);

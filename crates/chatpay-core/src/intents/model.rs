@@ -13,7 +13,7 @@
 //! decision is the n-grams that weighed most for the winning class.
 
 /// Hash buckets (rows of the weight table).
-const BUCKETS: usize = 1 << 15;
+const BUCKETS: usize = 1 << 14;
 const EPOCHS: usize = 40;
 
 /// One feature occurrence: its bucket and where in the normalized text it came from.
