@@ -585,32 +585,36 @@ impl Matcher {
         p: f32,
         topic: Option<Arc<str>>,
     ) -> Candidate {
-        let norm = &s.norm.text;
-        let mut top: Vec<(f32, &Feature)> = s
-            .features
-            .iter()
-            .filter(|f| f.end > f.start)
-            .map(|f| (self.model.weight(f, intent), f))
-            .filter(|(w, _)| *w > 0.0)
-            .collect();
-        top.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // What each word (or pair of words) weighed for the intent: its own feature and its
+        // character n-grams together, so that the explanation names words, not fragments.
+        let norm = s.norm.text.as_bytes();
+        let mut weighed: Vec<(u32, u32, bool, f32)> = Vec::new();
+        for f in s.features.iter().filter(|f| f.end > f.start) {
+            let (mut start, mut end) = (f.start as usize, f.end as usize);
+            if !norm[start..end].contains(&b' ') {
+                while start > 0 && norm[start - 1] != b' ' {
+                    start -= 1;
+                }
+                while end < norm.len() && norm[end] != b' ' {
+                    end += 1;
+                }
+            }
+            let w = self.model.weight(f, intent);
+            let key = (start as u32, end as u32, f.negated);
+            match weighed.iter_mut().find(|x| (x.0, x.1, x.2) == key) {
+                Some(x) => x.3 += w,
+                None => weighed.push((key.0, key.1, key.2, w)),
+            }
+        }
+        weighed.retain(|x| x.3 > 0.0);
+        weighed.sort_by(|a, b| b.3.total_cmp(&a.3));
         let mut named: Vec<String> = Vec::new();
         let mut span = (u32::MAX, 0);
-        for (w, f) in top {
-            let gram = norm.get(f.start as usize..f.end as usize).unwrap_or("");
-            let gram = if f.negated {
-                format!("not:{gram}")
-            } else {
-                gram.to_owned()
-            };
-            if named.iter().any(|n| n.starts_with(&format!("{gram:?} "))) {
-                continue;
-            }
-            named.push(format!("{gram:?} {w:+.2}"));
-            span = (span.0.min(f.start), span.1.max(f.end));
-            if named.len() == 3 {
-                break;
-            }
+        for &(start, end, negated, w) in weighed.iter().take(3) {
+            let gram = s.norm.text.get(start as usize..end as usize).unwrap_or("");
+            let not = if negated { "not:" } else { "" };
+            named.push(format!("\"{not}{gram}\" {w:+.2}"));
+            span = (span.0.min(start), span.1.max(end));
         }
         if span.0 == u32::MAX {
             span = (0, 0);
