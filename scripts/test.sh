@@ -55,3 +55,7 @@ if [ -z "${CHATPAY_TEST_POSTGRES:-}" ]; then
 fi
 
 cargo test --locked --workspace "$@"
+
+# The held-out score: a measurement, printed, not a threshold (`chatpay intents check` is the test).
+echo "test.sh: held-out score (chatpay intents eval intents/heldout.tsv):" >&2
+cargo run --locked -q -p chatpay -- intents eval intents/heldout.tsv

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -102,6 +102,14 @@ enum IntentsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Score the matcher on a held-out file (`text<TAB>intent or none<TAB>slots JSON`): accuracy,
+    /// false triggers, slots, confusion. A measurement: it always exits 0 if the file reads.
+    Eval {
+        file: PathBuf,
+        /// Directory of intent files (default: the embedded ones).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// mimalloc instead of glibc's malloc: under chat load glibc spent about a fifth of the server's
@@ -178,6 +186,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Intents {
             command: IntentsCommand::Classify { dir },
         } => intents_classify(&config, dir),
+        Command::Intents {
+            command: IntentsCommand::Eval { file, dir },
+        } => intents_eval(&config, &file, dir),
         Command::Replay { files, postgres } => replay(files, postgres),
         Command::Bench(args) => {
             runtime()?.block_on(chatpay_testkit::bench::run(args, config))?;
@@ -261,9 +272,9 @@ fn intents_check(config: &Config, dir: PathBuf) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `chatpay intents classify`: one JSON line per line of stdin.
-fn intents_classify(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let matcher = match dir {
+/// The matcher over `dir`, or the embedded files.
+fn load_matcher(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<intents::Matcher> {
+    Ok(match dir {
         Some(d) => {
             let sources = intents::read_dir(&d).map_err(anyhow::Error::msg)?;
             intents::load_sources(
@@ -276,7 +287,23 @@ fn intents_classify(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<Exi
         }
         None => intents::load_embedded(config.matcher.threshold, config.matcher.clarify_margin)
             .map_err(anyhow::Error::msg)?,
-    };
+    })
+}
+
+/// `chatpay intents eval FILE`: the held-out score, printed.
+fn intents_eval(config: &Config, file: &Path, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let matcher = load_matcher(config, dir)?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let cases =
+        intents::parse_eval(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    print!("{}", intents::evaluate(&matcher, &cases));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chatpay intents classify`: one JSON line per line of stdin.
+fn intents_classify(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let matcher = load_matcher(config, dir)?;
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in stdin.lock().lines() {
@@ -364,6 +391,10 @@ fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
     });
     if let Some(candidates) = clarify {
         out["clarify"] = json!(candidates);
+    }
+    if let Some(t) = &c.small_talk {
+        out["small_talk"] =
+            json!({"kind": &*t.kind, "about": t.about.as_deref(), "rule": &*t.rule});
     }
     out
 }

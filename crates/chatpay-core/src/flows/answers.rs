@@ -11,6 +11,38 @@ use crate::intents::{Intent, SlotValue, Slots};
 pub const FALLBACK: &str = "I'm not sure what you mean. I can add payments to your app with \
     Stripe, check your account, explain test mode, payouts, refunds and receipts. Try one of these:";
 
+/// The reply to small talk or a refusal (see `intents::SmallTalk`), and whether the help card
+/// goes with it; `None` for a kind with no reply here (the fallback answers it).
+pub fn small_talk(kind: &str, about: Option<&str>) -> Option<(&'static str, bool)> {
+    Some(match kind {
+        "greeting" => (
+            "Hi! I add Stripe payments to your app and answer questions about them. What would \
+             you like to do?",
+            true,
+        ),
+        "thanks" => ("You're welcome!", false),
+        "who" => (
+            "I'm chatpay: I add payments to your app with Stripe (connecting your account, \
+             syncing your products) and answer questions about payments, payouts, refunds and \
+             receipts.",
+            true,
+        ),
+        "goodbye" => ("Bye! Come back any time.", false),
+        "refusal" => match about {
+            None | Some("add_payments" | "connect_stripe" | "create_stripe_account") => (
+                "OK, no payments for now; say \"add payments\" when you're ready.",
+                false,
+            ),
+            Some("go_live") => (
+                "OK, we'll stay in test mode; say \"go live\" when you're ready.",
+                false,
+            ),
+            Some(_) => ("OK, I won't. Tell me when you want something else.", false),
+        },
+        _ => return None,
+    })
+}
+
 pub const HELP_INTRO: &str = "I set up payments for your app with Stripe and answer questions \
     about them. Pick one, or ask in your own words:";
 

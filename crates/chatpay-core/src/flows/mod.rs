@@ -731,8 +731,23 @@ impl Turn<'_, '_> {
                 );
             }
             Outcome::Unsure(_) | Outcome::Nothing => {
-                self.reply(answers::FALLBACK);
-                self.help_card();
+                // Small talk and refusals are answered as such; they are not actions.
+                let talk = c
+                    .small_talk
+                    .as_ref()
+                    .and_then(|t| answers::small_talk(&t.kind, t.about.as_deref()));
+                match talk {
+                    Some((text, with_help)) => {
+                        self.reply(text);
+                        if with_help {
+                            self.help_card();
+                        }
+                    }
+                    None => {
+                        self.reply(answers::FALLBACK);
+                        self.help_card();
+                    }
+                }
                 self.present_step();
             }
         }

@@ -24,6 +24,9 @@ pub struct LexiconFile {
     pub terms: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub negation: NegationDef,
+    /// Small talk kind (`greeting`, `thanks`, …) -> regexes over the whole normalized text.
+    #[serde(default)]
+    pub small_talk: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::model::{self, Feature, Model};
 use super::normalize::{Normalized, Normalizer};
 use super::scan::Literals;
 use super::set::SetScratch;
@@ -74,6 +75,28 @@ pub struct Classification {
     pub outcome: Outcome,
     /// Slots found anywhere in the utterance.
     pub slots: Slots,
+    /// When no intent matched: small talk ("hi", "thanks") or a refusal ("no payments for
+    /// now"), answered as such. Never an action.
+    pub small_talk: Option<SmallTalk>,
+}
+
+/// Small talk or a refusal, and what decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmallTalk {
+    /// `greeting`, `thanks`, `who`, `goodbye`, … (the `[small_talk]` keys), or `refusal`.
+    pub kind: Arc<str>,
+    /// For a refusal: the intent refused, when a negated rule says which.
+    pub about: Option<Arc<str>>,
+    /// The `_lexicon.toml` pattern or the negated rule.
+    pub rule: Arc<str>,
+}
+
+/// The `[small_talk]` patterns of `_lexicon.toml`, over the normalized text.
+#[derive(Debug)]
+pub(super) struct SmallTalkSet {
+    pub set: regex::RegexSet,
+    /// Per pattern: kind and label.
+    pub kinds: Vec<(Arc<str>, Arc<str>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,11 +156,29 @@ pub struct Matcher {
     pub(super) regexes: Vec<RuleRegex>,
     /// Per intent, its rules in file order.
     pub(super) rules_of: Vec<Vec<usize>>,
+    /// Per intent: every rule of it is negatable (an action a refusal can refuse).
+    pub(super) refusable: Vec<bool>,
     pub(super) slots: SlotExtractor,
     pub(super) negation_window: usize,
+    /// The n-gram model, consulted when no rule decides or rules tie.
+    pub(super) model: Model,
+    pub(super) small_talk: SmallTalkSet,
     pub threshold: f32,
     pub clarify_margin: f32,
 }
+
+/// The model decides alone (no rule fired) from this probability on.
+const MODEL_THRESHOLD: f32 = 0.5;
+/// The model breaks a tie between rule candidates from this probability on.
+const MODEL_TIE_BREAK: f32 = 0.7;
+/// The model overrules a rule below [`STRONG_RULE`] when it is sure of something else (from
+/// [`MODEL_OVERRULE`] on) and either the rule is weak (below [`WEAK_RULE`]: one word, "stripe"
+/// alone) or the model finds the rule's intent unlikely ([`MODEL_DOUBT`] times less likely than
+/// its own pick).
+const STRONG_RULE: f32 = 0.93;
+const WEAK_RULE: f32 = 0.7;
+const MODEL_OVERRULE: f32 = 0.6;
+const MODEL_DOUBT: f32 = 6.0;
 
 #[derive(Debug, Clone, Copy)]
 struct Hit {
@@ -172,6 +213,10 @@ struct Scratch {
     ranked: Vec<(usize, usize, f32, (u32, u32))>,
     slot_sets: SetScratch,
     slot_hits: Vec<usize>,
+    /// Per intent: a rule of it matched but a negation cancelled it.
+    refused: Vec<Option<usize>>,
+    features: Vec<Feature>,
+    probs: Vec<f32>,
 }
 
 thread_local! {
@@ -239,6 +284,8 @@ impl Matcher {
         s.masks.resize(n_intents, 0);
         s.suppressed.clear();
         s.suppressed.resize(n_intents, false);
+        s.refused.clear();
+        s.refused.resize(n_intents, None);
 
         s.gates.clear();
         s.gates.extend(self.regexes.iter().map(|r| !r.gated));
@@ -313,6 +360,7 @@ impl Matcher {
                     }
                 };
                 if rule.negatable && self.negated(span, s) {
+                    s.refused[intent].get_or_insert(r);
                     continue;
                 }
                 let entry = &mut s.best[intent];
@@ -351,7 +399,7 @@ impl Matcher {
         self.slots
             .extract(text, &mut s.slot_sets, &mut s.slot_hits, &mut slots);
 
-        let outcome = match ranked.first() {
+        let rules_outcome = match ranked.first() {
             None => Outcome::Nothing,
             Some(&(_, _, top, _)) if top < self.threshold => {
                 Outcome::Unsure(self.candidate(text, &s.norm, ranked[0]))
@@ -375,7 +423,240 @@ impl Matcher {
             }
         };
         s.ranked = ranked;
-        Classification { outcome, slots }
+        let outcome = match rules_outcome {
+            // A weak rule (one word, "stripe" alone) gives way to a model that is sure of
+            // something else, `none` included.
+            Outcome::Matched(c) if c.confidence < STRONG_RULE && !self.model.is_empty() => {
+                self.model_scores(s);
+                let (best, p) = self.model_best(s);
+                let rule_ix = self.intents.iter().position(|i| i.name == c.intent);
+                let p_rule = rule_ix.map_or(0.0, |i| s.probs[i]);
+                let overrule =
+                    p >= MODEL_OVERRULE && (c.confidence < WEAK_RULE || p >= MODEL_DOUBT * p_rule);
+                if best == rule_ix.unwrap_or(usize::MAX) || !overrule {
+                    Outcome::Matched(c)
+                } else if best >= self.intents.len() {
+                    Outcome::Unsure(c)
+                } else if s.suppressed[best] || s.refused[best].is_some() {
+                    Outcome::Matched(c)
+                } else {
+                    Outcome::Matched(self.model_explained(text, s, best, p, None))
+                }
+            }
+            Outcome::Matched(c) => Outcome::Matched(c),
+            Outcome::Clarify(cs) => match self.model_tie_break(&cs, s) {
+                Some(c) => Outcome::Matched(c),
+                None => Outcome::Clarify(cs),
+            },
+            other => match self.model_candidate(text, s) {
+                Some(c) => Outcome::Matched(c),
+                None => other,
+            },
+        };
+        let small_talk = match outcome {
+            Outcome::Matched(_) | Outcome::Clarify(_) => None,
+            _ => self.small_talk(s),
+        };
+        Classification {
+            outcome,
+            slots,
+            small_talk,
+        }
+    }
+
+    /// The model's class probabilities for the utterance in `s` (normalized and scanned).
+    fn model_scores(&self, s: &mut Scratch) {
+        let mut features = std::mem::take(&mut s.features);
+        model::features(
+            &s.norm.text,
+            |start| self.negated((start, start), s),
+            &mut features,
+        );
+        self.model.score(&features, &mut s.probs);
+        s.features = features;
+    }
+
+    /// The model's view of `text` on its own: each class (intents, then `none`) with its
+    /// probability, best first. For explaining and tuning; `classify` decides.
+    pub fn model_view(&self, text: &str) -> Vec<(String, f32)> {
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let s = &mut *guard;
+            self.classify_with(text, s);
+            self.model_scores(s);
+            let mut out: Vec<(String, f32)> = s
+                .probs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let name = self.intents.get(i).map_or("none", |x| &*x.name);
+                    (name.to_owned(), *p)
+                })
+                .collect();
+            out.sort_by(|a, b| b.1.total_cmp(&a.1));
+            out
+        })
+    }
+
+    /// The model's features for `text`, for training.
+    pub(super) fn model_features(&self, text: &str) -> Vec<Feature> {
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let s = &mut *guard;
+            self.classify_with(text, s);
+            let mut features = Vec::new();
+            model::features(
+                &s.norm.text,
+                |start| self.negated((start, start), s),
+                &mut features,
+            );
+            features
+        })
+    }
+
+    /// The model's best intent, if it is confident, not `none`, not excluded by the intent's
+    /// `unless` phrases and not refused by a negation of one of its rules.
+    fn model_candidate(&self, text: &str, s: &mut Scratch) -> Option<Candidate> {
+        if self.model.is_empty() {
+            return None;
+        }
+        self.model_scores(s);
+        let (best, p) = self.model_best(s);
+        // A refusal holds: when a negation cancelled a rule and no rule is left, the model finds
+        // no other action in it ("never charge my users" is not "never mind"). Questions, and
+        // intents whose rules read a negation as part of what they ask ("I have no Stripe
+        // account"), may still be found.
+        let refusal = s.refused.iter().any(Option::is_some);
+        if best >= self.intents.len()
+            || (refusal && self.refusable[best])
+            || p < MODEL_THRESHOLD
+            || s.suppressed[best]
+            || s.refused[best].is_some()
+        {
+            return None;
+        }
+        Some(self.model_explained(text, s, best, p, None))
+    }
+
+    /// The model's best class and its probability (the first on a tie).
+    fn model_best(&self, s: &Scratch) -> (usize, f32) {
+        s.probs
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .unwrap_or((usize::MAX, 0.0))
+    }
+
+    /// Between rule candidates too close to call, the model's choice if it clearly prefers one.
+    fn model_tie_break(&self, cs: &[Candidate], s: &mut Scratch) -> Option<Candidate> {
+        if self.model.is_empty() {
+            return None;
+        }
+        self.model_scores(s);
+        let pick = cs
+            .iter()
+            .filter_map(|c| {
+                let i = self.intents.iter().position(|x| x.name == c.intent)?;
+                Some((c, s.probs[i]))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let runner_up = cs
+            .iter()
+            .filter(|c| c.intent != pick.0.intent)
+            .filter_map(|c| self.intents.iter().position(|x| x.name == c.intent))
+            .map(|i| s.probs[i])
+            .fold(0.0, f32::max);
+        // Clearly: most of the mass overall, and three times the next candidate.
+        if pick.1 < MODEL_TIE_BREAK || pick.1 < 3.0 * runner_up {
+            return None;
+        }
+        let mut c = pick.0.clone();
+        c.rule = Arc::from(format!("{} (model broke the tie at {:.2})", c.rule, pick.1));
+        Some(c)
+    }
+
+    /// A candidate decided by the model, its `rule` naming the n-grams that weighed most.
+    fn model_explained(
+        &self,
+        text: &str,
+        s: &Scratch,
+        intent: usize,
+        p: f32,
+        topic: Option<Arc<str>>,
+    ) -> Candidate {
+        // What each word (or pair of words) weighed for the intent: its own feature and its
+        // character n-grams together, so that the explanation names words, not fragments.
+        let norm = s.norm.text.as_bytes();
+        let mut weighed: Vec<(u32, u32, bool, f32)> = Vec::new();
+        for f in s.features.iter().filter(|f| f.end > f.start) {
+            let (mut start, mut end) = (f.start as usize, f.end as usize);
+            if !norm[start..end].contains(&b' ') {
+                while start > 0 && norm[start - 1] != b' ' {
+                    start -= 1;
+                }
+                while end < norm.len() && norm[end] != b' ' {
+                    end += 1;
+                }
+            }
+            let w = self.model.weight(f, intent);
+            let key = (start as u32, end as u32, f.negated);
+            match weighed.iter_mut().find(|x| (x.0, x.1, x.2) == key) {
+                Some(x) => x.3 += w,
+                None => weighed.push((key.0, key.1, key.2, w)),
+            }
+        }
+        weighed.retain(|x| x.3 > 0.0);
+        weighed.sort_by(|a, b| b.3.total_cmp(&a.3));
+        let mut named: Vec<String> = Vec::new();
+        let mut span = (u32::MAX, 0);
+        for &(start, end, negated, w) in weighed.iter().take(3) {
+            let gram = s.norm.text.get(start as usize..end as usize).unwrap_or("");
+            let not = if negated { "not:" } else { "" };
+            named.push(format!("\"{not}{gram}\" {w:+.2}"));
+            span = (span.0.min(start), span.1.max(end));
+        }
+        if span.0 == u32::MAX {
+            span = (0, 0);
+        }
+        Candidate {
+            intent: self.intents[intent].name.clone(),
+            confidence: (p * 100.0).round() / 100.0,
+            rule: Arc::from(format!("model {}", named.join(", "))),
+            span: s.norm.original_span(text, span.0 as usize, span.1 as usize),
+            topic,
+            captures: Slots::new(),
+            answer: self.intents[intent].answer.clone(),
+        }
+    }
+
+    /// Small talk, when nothing matched: a refusal (a rule cancelled by a negation) first, then
+    /// the `[small_talk]` patterns.
+    fn small_talk(&self, s: &Scratch) -> Option<SmallTalk> {
+        if let Some((intent, r)) = s
+            .refused
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.map(|r| (i, r)))
+        {
+            return Some(SmallTalk {
+                kind: Arc::from("refusal"),
+                about: Some(self.intents[intent].name.clone()),
+                rule: Arc::from(format!("negated {}", self.rules[r].label)),
+            });
+        }
+        let ix = self
+            .small_talk
+            .set
+            .matches(&s.norm.text)
+            .into_iter()
+            .next()?;
+        let (kind, rule) = &self.small_talk.kinds[ix];
+        Some(SmallTalk {
+            kind: kind.clone(),
+            about: None,
+            rule: rule.clone(),
+        })
     }
 
     /// From the earliest to the latest occurrence of the rule's groups.

@@ -4,8 +4,10 @@
 //! configuration swaps in a directory instead. [`load_sources`] builds a [`Matcher`] and the
 //! [`Corpus`] of examples that `chatpay intents check` runs.
 
+mod eval;
 mod format;
 mod matcher;
+mod model;
 mod normalize;
 mod scan;
 mod set;
@@ -17,9 +19,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use eval::{EvalCase, EvalReport, evaluate, parse_eval};
 use format::{IntentFile, LexiconFile, NoIntentFile, SlotsFile, line_of};
-pub use matcher::{Candidate, Classification, Matcher, Outcome};
-use matcher::{IntentInfo, RuleInfo, RuleRegex, Tag};
+pub use matcher::{Candidate, Classification, Matcher, Outcome, SmallTalk};
+use matcher::{IntentInfo, RuleInfo, RuleRegex, SmallTalkSet, Tag};
 pub use normalize::{Normalized, Normalizer};
 use scan::Literals;
 pub use set::ascii_word_boundaries;
@@ -210,6 +213,7 @@ pub fn load_sources(
     let regexes = compile_regexes(&build.regex_patterns, &build.rules, &mut build.errors);
     let regex_gated = build.gate_regexes();
     let slot_extractor = build.slots(slot_file);
+    let small_talk = build.small_talk(&lexicon);
 
     let Build {
         normalizer,
@@ -239,7 +243,11 @@ pub fn load_sources(
             regexes[ix].intents.push(rule.intent);
         }
     }
-    let matcher = Matcher {
+    let refusable = rules_of
+        .iter()
+        .map(|rs| rs.iter().all(|&r| rules[r].negatable))
+        .collect();
+    let mut matcher = Matcher {
         normalizer,
         automaton: Literals::new(&patterns.list).expect("term automaton compiles"),
         tags: patterns.tags,
@@ -247,12 +255,41 @@ pub fn load_sources(
         rules,
         regexes,
         rules_of,
+        refusable,
         slots: slot_extractor,
         negation_window: lexicon.negation.window,
+        model: model::Model::default(),
+        small_talk,
         threshold,
         clarify_margin,
     };
+    matcher.model = train_model(&matcher, &corpus);
     Ok((matcher, corpus))
+}
+
+/// The n-gram model, trained on the corpus: an intent's examples teach it, its
+/// counter-examples teach "not it", `_no_intent.toml`'s lines teach `none` (the last class).
+fn train_model(matcher: &Matcher, corpus: &Corpus) -> model::Model {
+    let names: Vec<&str> = matcher.intent_names().collect();
+    let none = names.len();
+    let index = |n: &str| names.iter().position(|x| *x == n);
+    let samples: Vec<model::Sample> = corpus
+        .checks
+        .iter()
+        .filter_map(|c| {
+            let label = match &c.expect {
+                Expect::Intent(n) => model::Label::Is(index(n)?),
+                Expect::NotIntent(n) => model::Label::Not(index(n)?),
+                Expect::Nothing => model::Label::Is(none),
+                Expect::Slots(_) => return None,
+            };
+            Some(model::Sample {
+                features: matcher.model_features(&c.text),
+                label,
+            })
+        })
+        .collect();
+    model::Model::train(none + 1, &samples)
 }
 
 /// The files, parsed: the lexicon, the slot file (its name and text, for lines), the intent
@@ -440,6 +477,27 @@ impl Build {
             topic: def.topic.as_deref().map(Arc::from),
             label: Arc::from(format!("{}:{line} {}", src.name, def.id)),
         });
+    }
+
+    /// The `[small_talk]` patterns of the lexicon, in one set (first kind by name wins).
+    fn small_talk(&mut self, lexicon: &LexiconFile) -> SmallTalkSet {
+        let mut patterns = Vec::new();
+        let mut kinds = Vec::new();
+        for (kind, list) in &lexicon.small_talk {
+            for (i, p) in list.iter().enumerate() {
+                patterns.push(ascii_word_boundaries(p));
+                kinds.push((
+                    Arc::from(kind.as_str()),
+                    Arc::from(format!("_lexicon.toml small_talk.{kind}[{i}]")),
+                ));
+            }
+        }
+        let set = regex::RegexSet::new(&patterns).unwrap_or_else(|e| {
+            self.errors
+                .push(format!("_lexicon.toml: small_talk: bad regex: {e}"));
+            regex::RegexSet::empty()
+        });
+        SmallTalkSet { set, kinds }
     }
 
     /// The intent's examples and counter-examples, into the corpus.
@@ -695,6 +753,63 @@ mod tests {
         )
         .unwrap_err();
         assert!(errors[0].contains("needs an `answer`"), "{errors:?}");
+    }
+
+    #[test]
+    fn small_talk_and_refusals_are_not_actions() {
+        let m = load_embedded(0.5, 0.08).unwrap();
+        for (text, kind) in [
+            ("hi there!", "greeting"),
+            ("thanks a lot", "thanks"),
+            ("who are you?", "who"),
+            ("bye", "goodbye"),
+            ("I don't want to add payments yet", "refusal"),
+            ("no payments for now", "refusal"),
+        ] {
+            let c = m.classify(text);
+            assert!(c.matched().is_none(), "{text}: {:?}", c.outcome);
+            let talk = c
+                .small_talk
+                .unwrap_or_else(|| panic!("{text}: no small talk"));
+            assert_eq!(&*talk.kind, kind, "{text}");
+        }
+        let refused = m
+            .classify("I do not want to connect stripe")
+            .small_talk
+            .unwrap();
+        assert_eq!(refused.about.as_deref(), Some("connect_stripe"));
+        assert!(
+            refused.rule.starts_with("negated connect_stripe.toml:"),
+            "{}",
+            refused.rule
+        );
+        // A negation governs only what follows it: this is a request.
+        let c = m.classify("don't worry about the design, just add payments");
+        assert_eq!(c.matched().map(|c| &*c.intent), Some("add_payments"));
+        assert_eq!(c.small_talk, None);
+    }
+
+    #[test]
+    fn the_model_is_deterministic_and_explains_itself() {
+        let a = load_embedded(0.5, 0.08).unwrap();
+        let b = load_embedded(0.5, 0.08).unwrap();
+        // Phrasings no rule covers: the model decides, naming the n-grams that weighed most.
+        let mut decided = 0;
+        for text in [
+            "members pay a monthly fee to see the lessons",
+            "why has stripe not finished looking at my business",
+            "the app is missing the plan I made yesterday in stripe",
+        ] {
+            let (x, y) = (a.classify(text), b.classify(text));
+            assert_eq!(x, y, "{text}");
+            if let Some(c) = x.matched()
+                && c.rule.starts_with("model ")
+            {
+                decided += 1;
+                assert!(c.rule.contains('"'), "{}", c.rule);
+            }
+        }
+        assert!(decided > 0, "the model decided none of them");
     }
 
     #[test]
