@@ -36,6 +36,8 @@ pub enum OrderRef {
     PaymentIntent(String),
     /// Its number in this project (#1042).
     Number(i64),
+    /// The project's newest order ("the last order").
+    Latest,
 }
 
 impl OrderRef {
@@ -45,6 +47,7 @@ impl OrderRef {
             OrderRef::PaymentIntent(pi) => format!("payment {pi}"),
             OrderRef::Session(cs) => format!("checkout {cs}"),
             OrderRef::Order(id) => format!("order {id}"),
+            OrderRef::Latest => "your latest order".to_owned(),
         }
     }
 }
@@ -169,7 +172,12 @@ fn target(slots: &Slots) -> Option<OrderRef> {
     {
         return Some(OrderRef::PaymentIntent(pi.to_owned()));
     }
-    let raw = slots.get("order_number").and_then(SlotValue::as_text)?;
+    let Some(raw) = slots.get("order_number").and_then(SlotValue::as_text) else {
+        return slots
+            .get("order_ref")
+            .and_then(SlotValue::as_text)
+            .map(|_| OrderRef::Latest);
+    };
     let digits: String = raw
         .chars()
         .rev()

@@ -75,6 +75,17 @@ impl OrderCtx<'_> {
                 .order_by(OrderKey::Id(id))
                 .await
                 .map_err(store_error)?,
+            OrderRef::Latest => {
+                let newest = OrderFilter {
+                    limit: 1,
+                    ..OrderFilter::default()
+                };
+                self.store
+                    .orders(self.project, self.mode, &newest)
+                    .await
+                    .map_err(store_error)?
+                    .pop()
+            }
             OrderRef::Session(cs) => self
                 .store
                 .order_by(OrderKey::Session(cs))
