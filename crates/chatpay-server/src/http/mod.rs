@@ -3,6 +3,7 @@
 //! the engine's.
 
 mod error;
+mod html;
 mod orders;
 mod projects;
 mod public;

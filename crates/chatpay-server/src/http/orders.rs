@@ -14,10 +14,11 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::html::{escape, page_html};
 use super::projects::{iso, owned};
 use super::public::allow_origin;
 use super::{ApiError, ApiJson, AppState, Caller, bearer};
@@ -334,19 +335,9 @@ pub struct CompleteQuery {
     order: Option<String>,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Where a checkout without its own `success_url` lands: what was bought and whether the
 /// payment is confirmed yet (Stripe's event may arrive a moment after the customer does).
-pub async fn complete(
-    State(state): State<AppState>,
-    Query(q): Query<CompleteQuery>,
-) -> Html<String> {
+pub async fn complete(State(state): State<AppState>, Query(q): Query<CompleteQuery>) -> Response {
     let order = match q.order.as_deref() {
         Some(id) => state.engine.order_by_id(id).await.ok().flatten(),
         None => None,
@@ -372,11 +363,9 @@ pub async fn complete(
             "<p>Your payment was received. A receipt is on its way to your email.</p>".to_owned()
         }
     };
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Thank you</title>\
-         <style>body{{font:16px/1.5 system-ui,sans-serif;background:#f6f8fa;color:#1a1f36;margin:0}}\
-         main{{max-width:32rem;margin:4rem auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 2px 8px rgba(0,0,0,.08)}}\
-         h1{{font-size:1.5rem;margin-top:0}}</style></head>\
-         <body><main><h1>Thank you!</h1>{detail}<p>You can close this page.</p></main></body></html>"
-    ))
+    page_html(
+        StatusCode::OK,
+        "Thank you!",
+        &format!("{detail}<p>You can close this page.</p>"),
+    )
 }

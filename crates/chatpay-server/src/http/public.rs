@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::html::page;
 use super::{ApiError, AppState};
 use crate::chat::{CheckoutInput, TokenBucket};
 use chatpay_core::orders::CartItem;
@@ -105,23 +106,6 @@ pub async fn preflight(
 #[serde(deny_unknown_fields)]
 pub struct BuyQuery {
     quantity: Option<i64>,
-}
-
-fn page(status: StatusCode, title: &str, message: &str) -> Response {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title></head>\
-         <body style=\"font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem; color: #1a1a1a\">\
-         <h1>{t}</h1><p>{m}</p></body></html>",
-        t = escape(title),
-        m = escape(message)
-    );
-    (status, Html(body)).into_response()
 }
 
 /// `GET /buy/{project}/{price}`: a fresh checkout for one price (`?quantity=N`), then off to

@@ -3,10 +3,11 @@
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::AppState;
+use super::html::page;
 use crate::chat::ChatError;
 use chatpay_core::flows::Outside;
 
@@ -22,24 +23,6 @@ pub struct OauthQuery {
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{t}</title><style>body{{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-         h1{{font-size:1.4rem}}</style></head><body><h1>{t}</h1><p>{x}</p></body></html>",
-        t = escape(title),
-        x = escape(text)
-    );
-    (status, Html(html)).into_response()
 }
 
 /// Stripe's onboarding sends the person here when they leave its page. That does not mean
