@@ -87,6 +87,9 @@ pub enum ChatError {
     /// The project is not in a state that allows it (Stripe not connected, charges disabled).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The caller may not do this from where it calls (a web origin the project doesn't allow).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -101,9 +104,9 @@ impl ChatError {
             ChatError::InvalidValues(_) => ErrorCode::InvalidValues,
             ChatError::BackendRequired(_) => ErrorCode::BackendRequired,
             ChatError::Unavailable => ErrorCode::Unavailable,
-            ChatError::Rejected { code, .. } | ChatError::Conflict { code, .. } => {
-                ErrorCode::Rule(code)
-            }
+            ChatError::Rejected { code, .. }
+            | ChatError::Conflict { code, .. }
+            | ChatError::Forbidden { code, .. } => ErrorCode::Rule(code),
             ChatError::Internal(_) => ErrorCode::Internal,
         }
     }

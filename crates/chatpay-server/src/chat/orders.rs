@@ -57,6 +57,11 @@ pub(crate) fn order_of(record: &OrderRecord) -> Result<Order, CallError> {
     Ok(order)
 }
 
+/// A stored order for the HTTP API, whose callers see an unreadable row as an internal error.
+fn stored_order(record: &OrderRecord) -> Result<Order, ChatError> {
+    order_of(record).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))
+}
+
 impl OrderCtx<'_> {
     fn ours(&self, r: OrderRecord) -> Option<OrderRecord> {
         (r.project_id == *self.project && r.mode == self.mode).then_some(r)
@@ -336,8 +341,7 @@ impl Engine {
         let cart =
             check_cart(&catalog.shown, &input.items).map_err(|e| rejected(e.code, e.message))?;
         if let Some(existing) = self.inner.store.order_by(OrderKey::Id(&id)).await? {
-            let order =
-                order_of(&existing).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))?;
+            let order = stored_order(&existing)?;
             if order.lines != cart.lines {
                 return Err(ChatError::Conflict {
                     code: "idempotency_key_reused",
@@ -407,18 +411,14 @@ impl Engine {
                 data: serde_json::to_string(&order).map_err(anyhow::Error::new)?,
             })
             .await?;
-        order_of(&record).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))
+        stored_order(&record)
     }
 
     /// An order by chatpay's id, whichever project it is (the page a paid checkout lands on
     /// names it; the id is unguessable).
     pub async fn order_by_id(&self, id: &str) -> Result<Option<Order>, ChatError> {
         match self.inner.store.order_by(OrderKey::Id(id)).await? {
-            Some(r) => {
-                Ok(Some(order_of(&r).map_err(|e| {
-                    ChatError::Internal(anyhow::anyhow!(e.message))
-                })?))
-            }
+            Some(r) => Ok(Some(stored_order(&r)?)),
             None => Ok(None),
         }
     }
@@ -436,7 +436,7 @@ impl Engine {
                     project.mode.as_str()
                 ))
             })?;
-        order_of(&record).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))
+        stored_order(&record)
     }
 
     /// The project's orders in its current mode, newest first.
@@ -450,10 +450,7 @@ impl Engine {
             .store
             .orders(&project.id, project.mode, filter)
             .await?;
-        records
-            .iter()
-            .map(|r| order_of(r).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message))))
-            .collect()
+        records.iter().map(stored_order).collect()
     }
 
     /// Refunds `amount` (all that remains when `None`) of order `number`. The Stripe key derives
@@ -622,16 +619,52 @@ impl Engine {
         Ok(self.inner.store.put_publishable_key(&key).await?)
     }
 
-    /// The project a publishable key belongs to (`None`: not a key of this server).
-    pub async fn publishable_project(
+    /// Whether a page on `origin` may create checkouts for `project` with its publishable key.
+    pub async fn check_origin(
+        &self,
+        project: &ProjectRecord,
+        origin: &str,
+    ) -> Result<(), ChatError> {
+        let key = self.publishable_key(project).await?;
+        if key.allowed_origins.iter().any(|o| o == origin) {
+            Ok(())
+        } else {
+            Err(ChatError::Forbidden {
+                code: "origin_not_allowed",
+                message: format!(
+                    "{origin} may not create checkouts for this project: add it to the publishable key's allowed origins (PATCH /v1/projects/{}/publishable_key)",
+                    project.id
+                ),
+            })
+        }
+    }
+
+    /// The project publishable key `key` may create a checkout for: it must be project
+    /// `project_id`'s key, and a page calling from `origin` must be one the project allows.
+    pub async fn publishable_checkout_project(
         &self,
         key: &str,
-    ) -> Result<Option<(ProjectRecord, PublishableKey)>, ChatError> {
-        let Some(k) = self.inner.store.publishable_key_by_key(key).await? else {
-            return Ok(None);
-        };
-        let project = self.inner.store.project(&k.project_id).await?;
-        Ok(project.map(|p| (p, k)))
+        project_id: &str,
+        origin: Option<&str>,
+    ) -> Result<ProjectRecord, ChatError> {
+        let k = self
+            .inner
+            .store
+            .publishable_key_by_key(key)
+            .await?
+            .ok_or_else(|| {
+                ChatError::Unauthorized("this publishable key is not valid".to_owned())
+            })?;
+        if k.project_id.as_str() != project_id {
+            return Err(ChatError::Unauthorized(
+                "this publishable key belongs to another project".to_owned(),
+            ));
+        }
+        let project = self.public_project(project_id).await?;
+        if let Some(o) = origin {
+            self.check_origin(&project, o).await?;
+        }
+        Ok(project)
     }
 
     /// A project by id, whoever asks (buy links and publishable checkouts name it).

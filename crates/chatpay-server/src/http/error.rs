@@ -104,6 +104,7 @@ impl From<ChatError> for ApiError {
             ChatError::Unavailable => ApiError::Unavailable("retry shortly".to_owned()),
             ChatError::Rejected { code, message } => ApiError::Rejected { code, message },
             ChatError::Conflict { code, message } => ApiError::Conflict { code, message },
+            ChatError::Forbidden { code, message } => ApiError::Forbidden { code, message },
             ChatError::Internal(e) => ApiError::Internal(e),
         }
     }

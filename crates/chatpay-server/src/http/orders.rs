@@ -98,27 +98,11 @@ pub async fn checkout(
     let result = async {
         let token = bearer(&headers)?;
         let project = if token.starts_with(PUBLISHABLE_PREFIX) {
-            let (project, key) = state
+            let project = state
                 .engine
-                .publishable_project(token)
-                .await?
-                .ok_or_else(|| ApiError::Unauthorized("this publishable key is not valid".to_owned()))?;
-            if project.id.as_str() != id {
-                return Err(ApiError::Unauthorized(
-                    "this publishable key belongs to another project".to_owned(),
-                ));
-            }
-            if let Some(o) = &origin {
-                if !key.allowed_origins.iter().any(|a| a == o) {
-                    return Err(ApiError::Forbidden {
-                        code: "origin_not_allowed",
-                        message: format!(
-                            "{o} may not create checkouts for this project: add it to the publishable key's allowed origins"
-                        ),
-                    });
-                }
-                cors = Some(o.clone());
-            }
+                .publishable_checkout_project(token, &id, origin.as_deref())
+                .await?;
+            cors = origin.clone();
             if !state.limits.allow(Some(token), peer.ip()) {
                 return Err(ApiError::RateLimited(
                     "too many checkouts just now; retry in a moment".to_owned(),
@@ -131,7 +115,10 @@ pub async fn checkout(
         };
         let ApiJson(body) = body?;
         let key = idempotency_key(&headers)?;
-        let order = state.engine.checkout(&project, body, key.as_deref()).await?;
+        let order = state
+            .engine
+            .checkout(&project, body, key.as_deref())
+            .await?;
         Ok::<_, ApiError>((StatusCode::CREATED, Json(order_json(&order))))
     }
     .await;

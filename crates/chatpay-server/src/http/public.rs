@@ -75,15 +75,7 @@ pub async fn preflight(
             ApiError::BadRequest("a preflight request needs an Origin header".to_owned())
         })?;
     let project = state.engine.public_project(&id).await?;
-    let key = state.engine.publishable_key(&project).await?;
-    if !key.allowed_origins.iter().any(|o| o == origin) {
-        return Err(ApiError::Forbidden {
-            code: "origin_not_allowed",
-            message: format!(
-                "{origin} may not create checkouts for this project: add it to the publishable key's allowed origins (PATCH /v1/projects/{id}/publishable_key)"
-            ),
-        });
-    }
+    state.engine.check_origin(&project, origin).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     allow_origin(&mut response, origin);
     let h = response.headers_mut();
