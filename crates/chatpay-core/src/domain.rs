@@ -461,6 +461,51 @@ impl Country {
     }
 }
 
+/// An absolute `http(s)` URL a browser is sent to (a checkout's `success_url`, `cancel_url`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebUrl(String);
+
+impl WebUrl {
+    pub fn parse(raw: &str) -> Option<WebUrl> {
+        let rest = raw
+            .strip_prefix("https://")
+            .or_else(|| raw.strip_prefix("http://"))?;
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let ok = !host.is_empty() && !raw.chars().any(char::is_whitespace) && raw.len() <= 2000;
+        ok.then(|| WebUrl(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A web origin as browsers send it in `Origin`: `https://host` or `http://host:port`, lowercase,
+/// nothing after (a trailing `/` is dropped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebOrigin(String);
+
+impl WebOrigin {
+    pub fn parse(raw: &str) -> Option<WebOrigin> {
+        let raw = raw.trim_end_matches('/');
+        let rest = raw
+            .strip_prefix("https://")
+            .or_else(|| raw.strip_prefix("http://"))?;
+        let ok = !rest.is_empty()
+            && rest.len() <= 253
+            && rest.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        ok.then(|| WebOrigin(raw.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,5 +564,32 @@ mod tests {
         assert!(Email::parse("a b@example.com").is_none());
         assert_eq!(Country::parse("uk").unwrap().as_str(), "GB");
         assert!(Country::parse("XX").is_none());
+    }
+
+    #[test]
+    fn web_urls_and_origins() {
+        assert!(WebUrl::parse("https://app.example/thanks?x=1").is_some());
+        assert!(WebUrl::parse("http://127.0.0.1:8080/").is_some());
+        for bad in [
+            "javascript:alert(1)",
+            "app.example/thanks",
+            "https://",
+            "https://a b.example",
+        ] {
+            assert!(WebUrl::parse(bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            WebOrigin::parse("https://Shop.Example/").unwrap().as_str(),
+            "https://shop.example"
+        );
+        assert!(WebOrigin::parse("http://localhost:3000").is_some());
+        for bad in [
+            "shop.example",
+            "https://shop.example/path",
+            "ftp://shop.example",
+            "https://",
+        ] {
+            assert!(WebOrigin::parse(bad).is_none(), "{bad}");
+        }
     }
 }

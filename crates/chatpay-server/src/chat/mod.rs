@@ -33,7 +33,7 @@ pub use bucket::TokenBucket;
 pub use hub::ActorHandle;
 use hub::Hub;
 pub use message::{IntentTag, OutFrame};
-pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX, RefundOutcome, valid_origin};
+pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX, RefundOutcome};
 pub use projects::Received;
 
 /// A client frame that asks for something, parsed and checked.

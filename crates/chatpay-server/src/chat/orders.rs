@@ -8,7 +8,7 @@
 //! version (see `chatpay_core::flows` `selling`).
 
 use chatpay_core::account::AccountState;
-use chatpay_core::domain::{Email, Mode, ProjectId, now_millis, random_hex};
+use chatpay_core::domain::{Email, Mode, ProjectId, WebOrigin, WebUrl, now_millis, random_hex};
 use chatpay_core::flows::{CallError, CallOutput, ListAsk, OrderRef, Outside, Period};
 use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
 use chatpay_store::{
@@ -227,23 +227,14 @@ fn gateway_error(e: GatewayError) -> ChatError {
 }
 
 fn web_url(field: &str, raw: &str) -> Result<String, ChatError> {
-    let rest = raw
-        .strip_prefix("https://")
-        .or_else(|| raw.strip_prefix("http://"));
-    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
-    if host.is_some_and(|h| !h.is_empty())
-        && !raw.chars().any(char::is_whitespace)
-        && raw.len() <= 2000
-    {
-        Ok(raw.to_owned())
-    } else {
-        Err(rejected(
+    WebUrl::parse(raw).map(|u| u.as_str().to_owned()).ok_or_else(|| {
+        rejected(
             "invalid_url",
             format!(
                 "`{field}` must be an absolute http(s) URL, such as https://your-app.example/thanks"
             ),
-        ))
-    }
+        )
+    })
 }
 
 /// The order id for a checkout: derived from the caller's idempotency key (so a retried
@@ -565,19 +556,6 @@ impl Engine {
 /// Publishable keys start so (API tokens start `cpk_`): a key that can only create checkouts.
 pub const PUBLISHABLE_PREFIX: &str = "cpub_";
 
-/// A web origin as browsers send it: `https://host` or `http://host:port`, nothing after.
-pub fn valid_origin(raw: &str) -> Option<String> {
-    let rest = raw
-        .strip_prefix("https://")
-        .or_else(|| raw.strip_prefix("http://"))?;
-    let ok = !rest.is_empty()
-        && rest.len() <= 253
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    ok.then(|| raw.to_ascii_lowercase())
-}
-
 impl Engine {
     /// The project's publishable key, made on first use.
     pub async fn publishable_key(
@@ -604,7 +582,7 @@ impl Engine {
     ) -> Result<PublishableKey, ChatError> {
         let mut allowed = Vec::with_capacity(origins.len());
         for o in origins {
-            let origin = valid_origin(o.trim_end_matches('/')).ok_or_else(|| {
+            let origin = WebOrigin::parse(o).map(|o| o.as_str().to_owned()).ok_or_else(|| {
                 rejected(
                     "invalid_origin",
                     format!("{o:?} is not a web origin: write it as https://your-app.example (scheme and host, a port if any, no path)"),
