@@ -41,6 +41,12 @@ pub enum CardKind {
     Order,
     /// Confirm a refund: what, to whom, what remains.
     ConfirmRefund,
+    /// A subscription: started, renewed, failed, ended, or asked about.
+    Subscription,
+    /// Confirm cancelling or resuming a subscription.
+    ConfirmSubscription,
+    /// A payout: arrived, failed, or asked about.
+    Payout,
 }
 
 impl CardKind {
@@ -62,6 +68,9 @@ impl CardKind {
             CardKind::Catalog => "catalog",
             CardKind::Order => "order",
             CardKind::ConfirmRefund => "confirm_refund",
+            CardKind::Subscription => "subscription",
+            CardKind::ConfirmSubscription => "confirm_subscription",
+            CardKind::Payout => "payout",
         }
     }
 }

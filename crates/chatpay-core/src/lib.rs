@@ -9,6 +9,7 @@
 //!   mode), parsed at the edge; a value that exists is valid.
 //! - [`account`]: a connected account's state, and Stripe's codes in plain language.
 //! - [`catalog`]: catalog products and prices, the selling rules, sync reports.
+//! - [`billing`]: subscriptions and their invoices, entitlements (who may access what), payouts.
 //! - [`cards`]: the action cards clients render.
 //! - [`error`]: the error codes clients may receive, one list for the protocol, HTTP and tests.
 //! - [`intents`]: the intent file format, loader, normalizer and matcher.
@@ -16,6 +17,7 @@
 //! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
 //!   ports they need (a Stripe call, a catalog read) are types there.
 pub mod account;
+pub mod billing;
 pub mod cards;
 pub mod catalog;
 pub mod domain;

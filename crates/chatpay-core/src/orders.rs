@@ -39,7 +39,7 @@ fn one() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CartError {
     /// `empty_cart`, `unknown_price`, `not_sellable`, `mixed_currencies`, `invalid_quantity`,
-    /// `recurring_price`, `too_many_items`, `amount_too_large`.
+    /// `mixed_intervals`, `too_many_items`, `amount_too_large`.
     pub code: &'static str,
     pub message: String,
 }
@@ -59,14 +59,26 @@ pub struct OrderLine {
     pub unit_amount: i64,
     /// `unit_amount × quantity`.
     pub amount: i64,
+    /// For a recurring price, its billing interval (`month`, `year`, …, with a count if not 1:
+    /// `3 month`); the line is charged every interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
 }
 
-/// A cart that can be checked out: its lines, currency and total.
+/// A cart that can be checked out: its lines, currency and total (the first payment's, for a
+/// cart with recurring prices).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedCart {
     pub lines: Vec<OrderLine>,
     pub currency: Currency,
     pub total: i64,
+}
+
+impl CheckedCart {
+    /// A cart with a recurring price starts a subscription (Checkout's subscription mode).
+    pub fn recurring(&self) -> bool {
+        self.lines.iter().any(|l| l.interval.is_some())
+    }
 }
 
 /// Checks a cart against the synced catalog: every price known, active, one-time, of a product
@@ -155,11 +167,23 @@ pub fn check_cart(
                 ),
             ));
         }
-        if price.kind == "recurring" || price.recurring.is_some() {
+        let interval = price.recurring.as_ref().map(|r| {
+            if r.interval_count == 1 {
+                r.interval.clone()
+            } else {
+                format!("{} {}", r.interval_count, r.interval)
+            }
+        });
+        if let Some(i) = &interval
+            && let Some(other) = lines
+                .iter()
+                .find_map(|l: &OrderLine| l.interval.as_ref().filter(|o| *o != i))
+        {
+            // Stripe bills one subscription on one schedule.
             return Err(cart_error(
-                "recurring_price",
+                "mixed_intervals",
                 format!(
-                    "Price {price_id} of '{name}' is a subscription price: checkout sells one-time prices for now; subscriptions are coming. Use a one-time price."
+                    "The cart mixes billing intervals ({other} and {i}): one subscription renews on one schedule. Split it into two checkouts."
                 ),
             ));
         }
@@ -209,6 +233,7 @@ pub fn check_cart(
             quantity,
             unit_amount,
             amount: unit_amount * quantity,
+            interval,
         });
     }
     let (currency, _) = currency.expect("a non-empty cart has a currency");
@@ -396,6 +421,9 @@ pub struct StripeOrderRead {
     pub refunds: Vec<RefundInfo>,
     #[serde(default)]
     pub invoice: Option<InvoiceInfo>,
+    /// The subscription a subscription-mode checkout started.
+    #[serde(default)]
+    pub subscription: Option<String>,
 }
 
 /// An order: a checkout and everything that happened to it.
@@ -426,6 +454,9 @@ pub struct Order {
     pub refunds: Vec<RefundInfo>,
     #[serde(default)]
     pub invoice: Option<InvoiceInfo>,
+    /// The subscription it started, for a checkout with recurring prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
     /// Milliseconds since the epoch.
     pub created_at: i64,
     #[serde(default)]
@@ -434,6 +465,32 @@ pub struct Order {
 }
 
 impl Order {
+    /// An open order with no lines, for tests elsewhere.
+    #[doc(hidden)]
+    pub fn new_for_tests(id: &str, number: i64, currency: Currency, amount_total: i64) -> Order {
+        Order {
+            id: id.to_owned(),
+            number,
+            status: OrderStatus::Open,
+            currency,
+            amount_total,
+            lines: Vec::new(),
+            customer_email: None,
+            checkout_session: format!("cs_{id}"),
+            checkout_url: None,
+            expires_at: 0,
+            payment_intent: None,
+            last_payment_error: None,
+            charge: None,
+            refunds: Vec::new(),
+            invoice: None,
+            subscription: None,
+            created_at: 0,
+            paid_at: None,
+            updated_at: 0,
+        }
+    }
+
     pub fn total(&self) -> Money {
         Money::new(self.amount_total, self.currency)
     }
@@ -486,6 +543,9 @@ impl Order {
         next.refunds
             .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         next.invoice = read.invoice.clone();
+        if read.subscription.is_some() {
+            next.subscription = read.subscription.clone();
+        }
         let paid = read.payment_status == "paid"
             || read.payment_intent_status.as_deref() == Some("succeeded");
         next.status = if paid {
@@ -600,6 +660,13 @@ mod tests {
             interval_count: 1,
             usage_type: None,
         });
+        let mut yearly = plan.clone();
+        yearly.id = "price_plan_yearly".into();
+        yearly.recurring = Some(Recurrence {
+            interval: "year".into(),
+            interval_count: 1,
+            usage_type: None,
+        });
         let mut archived = price("price_old", "prod_course", "usd", 3900);
         archived.active = false;
         vec![
@@ -618,7 +685,7 @@ mod tests {
                 "Atelier",
                 vec![price("price_eu", "prod_eu", "eur", 2000)],
             ),
-            product("prod_plan", "Pro plan", vec![plan]),
+            product("prod_plan", "Pro plan", vec![plan, yearly]),
             product("prod_none", "Masterclass", vec![]),
         ]
     }
@@ -643,6 +710,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.total, 3 * 4900 + 1500);
+        assert!(!ok.recurring());
+        let sub = check_cart(&c, &[item("price_plan", 1), item("price_ebook", 1)]).unwrap();
+        assert!(sub.recurring(), "a recurring price makes a subscription");
+        assert_eq!(
+            sub.total,
+            900 + 1500,
+            "the first invoice carries the one-time item"
+        );
+        assert_eq!(sub.lines[0].interval.as_deref(), Some("month"));
         assert_eq!(ok.lines.len(), 2, "lines of one price merge");
         assert_eq!(ok.lines[0].quantity, 3);
         let cases: &[(&[CartItem], &str)] = &[
@@ -659,7 +735,10 @@ mod tests {
                 &[item("price_course", 600), item("price_course", 600)],
                 "invalid_quantity",
             ),
-            (&[item("price_plan", 1)], "recurring_price"),
+            (
+                &[item("price_plan", 1), item("price_plan_yearly", 1)],
+                "mixed_intervals",
+            ),
         ];
         for (items, code) in cases {
             assert_eq!(check_cart(&c, items).unwrap_err().code, *code, "{items:?}");
@@ -691,6 +770,7 @@ mod tests {
             charge: None,
             refunds: vec![],
             invoice: None,
+            subscription: None,
             created_at: 0,
             paid_at: None,
             updated_at: 0,
@@ -708,6 +788,7 @@ mod tests {
             charge: None,
             refunds: vec![],
             invoice: None,
+            subscription: None,
         }
     }
 

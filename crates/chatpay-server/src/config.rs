@@ -100,6 +100,9 @@ pub struct ChatConfig {
     /// The platform's fee on every checkout, in basis points of the order's total (100 = 1%),
     /// sent as Stripe's `application_fee_amount`; 0 takes none.
     pub application_fee_bps: u32,
+    /// Days a past-due subscription keeps its access (entitlements) after its first failed
+    /// renewal payment.
+    pub grace_days: i64,
 }
 
 impl Default for ChatConfig {
@@ -112,6 +115,7 @@ impl Default for ChatConfig {
             stripe_test_requests_per_second: 24.0,
             stripe_live_requests_per_second: 95.0,
             application_fee_bps: 0,
+            grace_days: chatpay_core::billing::DEFAULT_GRACE_DAYS,
         }
     }
 }

@@ -266,6 +266,52 @@ pub enum ExtraWrite {
     MarkEventProcessed { id: String, outcome: String },
     /// An order's next version; the turn fails with `Conflict` if the order moved on meanwhile.
     PutOrder(OrderUpdate),
+    /// A subscription's first or next version; the turn fails with `Conflict` if another read
+    /// stored it first or it moved on meanwhile.
+    PutSubscription(SubscriptionUpdate),
+}
+
+/// A subscription's change, computed from version `expected_version` (0: not stored yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionUpdate {
+    pub id: String,
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    pub account_id: String,
+    pub expected_version: i64,
+    pub status: String,
+    pub customer_email: Option<String>,
+    /// The subscription as JSON (owned by `chatpay_core::billing`).
+    pub data: String,
+}
+
+fn subscription_conflict(s: &SubscriptionUpdate) -> StoreError {
+    StoreError::Conflict(format!(
+        "subscription {} is no longer at version {}",
+        s.id, s.expected_version
+    ))
+}
+
+/// A stored subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRecord {
+    pub id: String,
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    pub account_id: String,
+    pub status: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub data: String,
+}
+
+/// Which subscriptions to list: newest first, before a (created_at, id) cursor.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubscriptionFilter {
+    pub status: Option<String>,
+    pub customer_email: Option<String>,
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
 }
 
 /// A change to an order, computed from version `expected_version`.
@@ -277,6 +323,7 @@ pub struct OrderUpdate {
     pub payment_intent: Option<String>,
     /// The order as JSON (owned by `chatpay_core::orders`).
     pub data: String,
+    pub customer_email: Option<String>,
 }
 
 fn order_conflict(o: &OrderUpdate) -> StoreError {
@@ -305,6 +352,7 @@ pub struct NewOrder {
     pub session_id: String,
     pub created_at: i64,
     pub data: String,
+    pub customer_email: Option<String>,
 }
 
 /// A stored order.
@@ -331,6 +379,8 @@ pub struct OrderFilter {
     /// Only orders numbered below this.
     pub before: Option<i64>,
     pub limit: i64,
+    /// Only this customer's (any case).
+    pub customer_email: Option<String>,
 }
 
 /// How to find an order from what Stripe names.
@@ -456,6 +506,15 @@ pub trait Store: Send + Sync + 'static {
         mode: Mode,
         filter: &OrderFilter,
     ) -> StoreResult<Vec<OrderRecord>>;
+
+    /// A subscription by its Stripe id (any project: the caller checks).
+    async fn subscription(&self, id: &str) -> StoreResult<Option<SubscriptionRecord>>;
+    async fn subscriptions(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+        filter: &SubscriptionFilter,
+    ) -> StoreResult<Vec<SubscriptionRecord>>;
 
     /// Stores one product of `account` read at `observed_at`, unless a newer read is stored.
     /// `data` makes the product's new state from the stored one, inside the same transaction. `Err(Conflict)` when the read was stale, `Err(NotFound)`

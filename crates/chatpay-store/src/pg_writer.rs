@@ -11,8 +11,8 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::sql::{
     CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, FRAME_ROWS_PER_INSERT,
-    MARK_EVENT_PROCESSED, PUT_ORDER, Params, TURNS_PER_UPDATE, UPSERT_CONNECTION,
-    frames_insert_sql, turns_update_sql,
+    INSERT_SUBSCRIPTION, MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, Params,
+    TURNS_PER_UPDATE, UPSERT_CONNECTION, frames_insert_sql, turns_update_sql,
 };
 use super::writer::Writer;
 use super::{ExtraWrite, StoreResult, StoredFrame, TurnWrite};
@@ -175,10 +175,40 @@ async fn apply_extra(tx: &mut Tx, extra: &ExtraWrite, now: i64) -> StoreResult<(
                 .bind(o.payment_intent.as_deref())
                 .bind(&o.data)
                 .bind(now)
+                .bind(o.customer_email.as_deref().map(str::to_lowercase))
                 .execute(&mut **tx)
                 .await?;
             if done.rows_affected() != 1 {
                 return Err(super::order_conflict(o));
+            }
+        }
+        ExtraWrite::PutSubscription(s) => {
+            let email = s.customer_email.as_deref().map(str::to_lowercase);
+            let done = if s.expected_version == 0 {
+                sqlx::query(INSERT_SUBSCRIPTION)
+                    .bind(&s.id)
+                    .bind(s.project_id.as_str())
+                    .bind(s.mode.as_str())
+                    .bind(&s.account_id)
+                    .bind(&s.status)
+                    .bind(email)
+                    .bind(&s.data)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?
+            } else {
+                sqlx::query(PUT_SUBSCRIPTION)
+                    .bind(&s.id)
+                    .bind(s.expected_version)
+                    .bind(&s.status)
+                    .bind(email)
+                    .bind(&s.data)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?
+            };
+            if done.rows_affected() != 1 {
+                return Err(super::subscription_conflict(s));
             }
         }
     }

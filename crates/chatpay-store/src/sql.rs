@@ -45,6 +45,11 @@ fn migrator() -> Migrator {
             "publishable_keys",
             include_str!("../migrations/0006_publishable_keys.sql"),
         ),
+        migration(
+            8,
+            "subscriptions",
+            include_str!("../migrations/0008_subscriptions.sql"),
+        ),
     ])
 }
 
@@ -160,7 +165,18 @@ pub(super) const MARK_EVENT_PROCESSED: &str = "UPDATE webhook_events SET process
 /// Moves an order to its next version, only from the version its change was computed from
 /// ($1 id, $2 expected version, $3 status, $4 payment intent, $5 data, $6 time).
 pub(super) const PUT_ORDER: &str = "UPDATE orders SET version = version + 1, status = $3, \
-     payment_intent = COALESCE($4, payment_intent), data = $5, updated_at = $6 \
+     payment_intent = COALESCE($4, payment_intent), data = $5, updated_at = $6, \
+     customer_email = COALESCE($7, customer_email) \
+     WHERE id = $1 AND version = $2";
+/// A subscription's first version ($1 id, $2 project, $3 mode, $4 account, $5 status, $6 email,
+/// $7 data, $8 time); nothing if another read stored it first.
+pub(super) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions \
+     (id, project_id, mode, account_id, status, customer_email, data, created_at, updated_at, version) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1) ON CONFLICT (id) DO NOTHING";
+/// Moves a subscription to its next version, only from the version its change was computed
+/// from ($1 id, $2 expected version, $3 status, $4 email, $5 data, $6 time).
+pub(super) const PUT_SUBSCRIPTION: &str = "UPDATE subscriptions SET version = version + 1, \
+     status = $3, customer_email = COALESCE($4, customer_email), data = $5, updated_at = $6 \
      WHERE id = $1 AND version = $2";
 /// Forgets a project's catalog in a mode ($1, $2), its runs and what they staged.
 pub(super) const FORGET_CATALOG: [&str; 4] = [
@@ -189,7 +205,7 @@ macro_rules! sql_store {
         use crate::writer::Writer;
         use crate::{
             CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, NewOrder, OrderFilter,
-            OrderKey, OrderRecord, ProductPut, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind,
+            OrderKey, OrderRecord, ProductPut, SubscriptionFilter, SubscriptionRecord, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind,
             StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct, TurnWrite,
             WebhookEventRecord,
         };
@@ -380,6 +396,21 @@ macro_rules! sql_store {
 
         const ORDER_COLUMNS: &str = "SELECT id, project_id, mode, number, status, version, \
             created_at, data FROM orders";
+        const SUBSCRIPTION_COLUMNS: &str = "SELECT id, project_id, mode, account_id, status, \
+            version, created_at, data FROM subscriptions";
+
+        fn subscription_row(row: &DbRow) -> StoreResult<SubscriptionRecord> {
+            Ok(SubscriptionRecord {
+                id: row.try_get("id")?,
+                project_id: stored_id(ProjectId::parse, row.try_get("project_id")?)?,
+                mode: parse_mode(row.try_get("mode")?)?,
+                account_id: row.try_get("account_id")?,
+                status: row.try_get("status")?,
+                version: row.try_get("version")?,
+                created_at: row.try_get("created_at")?,
+                data: row.try_get("data")?,
+            })
+        }
 
         const PROJECT_COLUMNS: &str = "SELECT id, token_id, name, backend, mode, created_at FROM projects";
         const CONVERSATION_COLUMNS: &str = "SELECT id, project_id, last_seq, state FROM conversations";
@@ -647,8 +678,8 @@ macro_rules! sql_store {
                     .try_get("next")?;
                     let inserted = sqlx::query(
                         "INSERT INTO orders (id, project_id, mode, number, status, session_id, \
-                         payment_intent, created_at, updated_at, version, data) \
-                         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7, 1, $8)",
+                         payment_intent, created_at, updated_at, version, data, customer_email) \
+                         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7, 1, $8, $9)",
                     )
                     .bind(&o.id)
                     .bind(o.project_id.as_str())
@@ -658,6 +689,7 @@ macro_rules! sql_store {
                     .bind(&o.session_id)
                     .bind(o.created_at)
                     .bind(&o.data)
+                    .bind(o.customer_email.as_deref().map(str::to_lowercase))
                     .execute(&mut *tx)
                     .await;
                     match inserted.map_err(StoreError::from) {
@@ -750,7 +782,8 @@ macro_rules! sql_store {
                     ORDER_COLUMNS,
                     "WHERE project_id = $1 AND mode = $2 AND ($3 IS NULL OR status = $3) \
                      AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) \
-                     AND ($6 IS NULL OR number < $6) ORDER BY number DESC LIMIT $7",
+                     AND ($6 IS NULL OR number < $6) AND ($8 IS NULL OR customer_email = $8) \
+                     ORDER BY number DESC LIMIT $7",
                 ))
                 .bind(project.as_str())
                 .bind(mode.as_str())
@@ -759,10 +792,43 @@ macro_rules! sql_store {
                 .bind(f.until)
                 .bind(f.before)
                 .bind(f.limit.clamp(1, 1000))
+                .bind(f.customer_email.as_deref().map(str::to_lowercase))
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
                 .map(order_row)
+                .collect()
+            }
+
+            async fn subscription(&self, id: &str) -> StoreResult<Option<SubscriptionRecord>> {
+                sqlx::query(select(SUBSCRIPTION_COLUMNS, "WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(subscription_row)
+                    .transpose()
+            }
+
+            async fn subscriptions(&self, project: &ProjectId, mode: Mode, f: &SubscriptionFilter) -> StoreResult<Vec<SubscriptionRecord>> {
+                sqlx::query(select(
+                    SUBSCRIPTION_COLUMNS,
+                    "WHERE project_id = $1 AND mode = $2 AND ($3 IS NULL OR status = $3) \
+                     AND ($4 IS NULL OR customer_email = $4) \
+                     AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+                     ORDER BY created_at DESC, id DESC LIMIT $7",
+                ))
+                .bind(project.as_str())
+                .bind(mode.as_str())
+                .bind(f.status.as_deref())
+                .bind(f.customer_email.as_deref().map(str::to_lowercase))
+                .bind(f.before.as_ref().map(|b| b.0))
+                .bind(f.before.as_ref().map(|b| b.1.as_str()).unwrap_or(""))
+                .bind(f.limit.clamp(1, 1000))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(subscription_row)
                 .collect()
             }
 

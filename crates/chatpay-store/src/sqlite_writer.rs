@@ -13,8 +13,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, params};
 use tokio::sync::oneshot;
 
 use super::sql::{
-    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, MARK_EVENT_PROCESSED, PUT_ORDER,
-    SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS, UPSERT_CONNECTION,
+    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, INSERT_SUBSCRIPTION,
+    MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS,
+    UPSERT_CONNECTION,
 };
 use super::writer::{self, Jobs, Writer};
 use super::{ExtraWrite, StoreError, StoreResult, TurnWrite};
@@ -286,6 +287,7 @@ fn apply_extra(conn: &Connection, extra: &ExtraWrite, now: i64) -> StoreResult<(
         .then_some(())
         .ok_or_else(|| match extra {
             ExtraWrite::PutOrder(o) => super::order_conflict(o),
+            ExtraWrite::PutSubscription(s) => super::subscription_conflict(s),
             _ => StoreError::Conflict("a row of the turn changed meanwhile".to_owned()),
         })
 }
@@ -336,9 +338,34 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
                     o.status,
                     o.payment_intent,
                     o.data,
-                    now
+                    now,
+                    o.customer_email.as_deref().map(str::to_lowercase)
                 ],
             )?;
+            return Ok(moved == 1);
+        }
+        ExtraWrite::PutSubscription(s) => {
+            let email = s.customer_email.as_deref().map(str::to_lowercase);
+            let moved = if s.expected_version == 0 {
+                conn.execute(
+                    &numbered(INSERT_SUBSCRIPTION),
+                    params![
+                        s.id,
+                        s.project_id.as_str(),
+                        s.mode.as_str(),
+                        s.account_id,
+                        s.status,
+                        email,
+                        s.data,
+                        now
+                    ],
+                )?
+            } else {
+                conn.execute(
+                    &numbered(PUT_SUBSCRIPTION),
+                    params![s.id, s.expected_version, s.status, email, s.data, now],
+                )?
+            };
             return Ok(moved == 1);
         }
     }

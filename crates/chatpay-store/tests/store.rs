@@ -7,7 +7,8 @@ use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis}
 use chatpay_store::{
     ConnectionRecord, DynStore, ExtraWrite, NewOrder, OrderFilter, OrderKey, OrderUpdate,
     ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError,
-    StoredFrame, StoredProduct, TurnWrite, WebhookEventRecord,
+    StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionUpdate, TurnWrite,
+    WebhookEventRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -479,6 +480,7 @@ async fn orders(store: DynStore) {
             session_id: "cs_1".into(),
             created_at: 1,
             data: "{}".into(),
+            customer_email: Some("Ana@Example.com".into()),
         })
         .await
         .unwrap();
@@ -490,6 +492,7 @@ async fn orders(store: DynStore) {
             status: status.into(),
             payment_intent: Some("pi_1".into()),
             data: format!("{{\"status\":\"{status}\"}}"),
+            customer_email: None,
         })
     };
     let mut t = turn(&conv, 0, vec![frame(1, None)]);
@@ -544,6 +547,7 @@ async fn orders(store: DynStore) {
         session_id: format!("cs_{id}"),
         created_at: at,
         data: "{}".into(),
+        customer_email: None,
     };
     assert_eq!(
         store
@@ -645,6 +649,17 @@ async fn orders(store: DynStore) {
         .await,
         [1002]
     );
+    // By customer, whatever the case of the address (kept from the insert: a change without
+    // an email leaves it).
+    assert_eq!(
+        list(OrderFilter {
+            customer_email: Some("ANA@example.COM".into()),
+            limit: 10,
+            ..OrderFilter::default()
+        })
+        .await,
+        [1001]
+    );
 
     // A publishable key per project; its origins can change, the key stays.
     assert!(store.publishable_key(&p.id).await.unwrap().is_none());
@@ -683,6 +698,100 @@ async fn orders(store: DynStore) {
     );
 }
 
+/// A subscription is inserted by its first read (version 0 -> 1) and moves only from the version
+/// its change was computed from; a second first-insert (two reads racing) is a conflict; lists
+/// are per project and mode, by status and customer, newest first.
+async fn subscriptions(store: DynStore) {
+    let p = project(&store).await;
+    let conv = store.conversation_for(&p.id).await.unwrap().id;
+    let put = |id: &str, expected_version: i64, status: &str, email: Option<&str>| {
+        ExtraWrite::PutSubscription(SubscriptionUpdate {
+            id: id.into(),
+            project_id: p.id.clone(),
+            mode: Mode::Test,
+            account_id: "acct_1".into(),
+            expected_version,
+            status: status.into(),
+            customer_email: email.map(str::to_owned),
+            data: format!("{{\"status\":\"{status}\"}}"),
+        })
+    };
+    let mut t = turn(&conv, 0, vec![frame(1, None)]);
+    t.extra
+        .push(put("sub_1", 0, "active", Some("Ana@Example.com")));
+    store.commit_turn(t).await.unwrap();
+    let stored = store.subscription("sub_1").await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.status.as_str()), (1, "active"));
+
+    let mut twice = turn(&conv, 1, vec![frame(2, None)]);
+    twice.extra.push(put("sub_1", 0, "active", None));
+    let refused = store.commit_turn(twice).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+
+    let mut next = turn(&conv, 1, vec![frame(2, None)]);
+    next.extra.push(put("sub_1", 1, "past_due", None));
+    store.commit_turn(next).await.unwrap();
+    let mut stale = turn(&conv, 2, vec![frame(3, None)]);
+    stale.extra.push(put("sub_1", 1, "canceled", None));
+    assert!(matches!(
+        store.commit_turn(stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let stored = store.subscription("sub_1").await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.status.as_str()), (2, "past_due"));
+
+    let mut more = turn(&conv, 2, vec![frame(3, None)]);
+    more.extra
+        .push(put("sub_2", 0, "active", Some("bo@example.com")));
+    store.commit_turn(more).await.unwrap();
+    let ids = |f: SubscriptionFilter| {
+        let store = store.clone();
+        let id = p.id.clone();
+        async move {
+            store
+                .subscriptions(&id, Mode::Test, &f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = SubscriptionFilter {
+        limit: 10,
+        ..SubscriptionFilter::default()
+    };
+    assert_eq!(ids(all.clone()).await.len(), 2);
+    assert_eq!(
+        ids(SubscriptionFilter {
+            customer_email: Some("ana@EXAMPLE.com".into()),
+            ..all.clone()
+        })
+        .await,
+        ["sub_1"],
+        "the email is kept when a later change has none, and matched in any case"
+    );
+    assert_eq!(
+        ids(SubscriptionFilter {
+            status: Some("active".into()),
+            ..all.clone()
+        })
+        .await,
+        ["sub_2"]
+    );
+    assert!(
+        store
+            .subscriptions(&p.id, Mode::Live, &all)
+            .await
+            .unwrap()
+            .is_empty(),
+        "never the other mode's"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_meets_the_store_contract() {
     let (store, _dir) = sqlite().await;
@@ -693,6 +802,8 @@ async fn sqlite_meets_the_store_contract() {
     catalog(store).await;
     let (store, _dir) = sqlite().await;
     orders(store).await;
+    let (store, _dir) = sqlite().await;
+    subscriptions(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -705,6 +816,7 @@ async fn postgres_meets_the_store_contract() {
     group_commit(postgres().await.unwrap()).await;
     catalog(postgres().await.unwrap()).await;
     orders(postgres().await.unwrap()).await;
+    subscriptions(postgres().await.unwrap()).await;
 }
 
 /// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays

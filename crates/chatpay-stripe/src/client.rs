@@ -27,7 +27,8 @@ use stripe_billing::invoice::RetrieveInvoice;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionInvoiceCreation,
     CreateCheckoutSessionInvoiceCreationInvoiceData, CreateCheckoutSessionLineItems,
-    CreateCheckoutSessionPaymentIntentData, RetrieveCheckoutSession,
+    CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData,
+    RetrieveCheckoutSession,
 };
 use stripe_core::balance_transaction::RetrieveBalanceTransaction;
 use stripe_core::charge::{RetrieveCharge, UpdateCharge};
@@ -36,10 +37,11 @@ use stripe_core::refund::{CreateRefund, ListRefund};
 
 use super::{
     CheckoutRequest, CreatedSession, Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page,
-    RefundRequest,
+    RefundRequest, SubscriptionChange,
 };
 use crate::httpc::HttpClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
+use chatpay_core::billing::{Balance, Payout, Subscription};
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
 use chatpay_core::domain::Secret;
 use chatpay_core::domain::{BusinessType, Mode};
@@ -196,7 +198,7 @@ impl StripeGateway {
     }
 
     /// Sends `req` on behalf of connected `account`, retrying what may be retried.
-    async fn send_as<R>(
+    pub(crate) async fn send_as<R>(
         &self,
         mode: Mode,
         account: &str,
@@ -253,7 +255,7 @@ impl StripeGateway {
     }
 
     /// POSTs `req` on behalf of connected `account` with idempotency key `key`, with retries.
-    async fn post_as<R>(
+    pub(crate) async fn post_as<R>(
         &self,
         mode: Mode,
         account: &str,
@@ -607,21 +609,35 @@ impl Gateway for StripeGateway {
             .collect();
         let metadata: HashMap<String, String> =
             [("chatpay_order".to_owned(), r.order_id.clone())].into();
-        let mut invoice = CreateCheckoutSessionInvoiceCreation::new(true);
-        let mut invoice_data = CreateCheckoutSessionInvoiceCreationInvoiceData::new();
-        invoice_data.metadata = Some(metadata.clone());
-        invoice.invoice_data = Some(invoice_data);
-        let mut intent = CreateCheckoutSessionPaymentIntentData::new();
-        intent.application_fee_amount = r.application_fee_amount;
-        intent.metadata = Some(metadata.clone());
         let mut req = CreateCheckoutSession::new()
-            .mode(stripe_shared::CheckoutSessionMode::Payment)
             .line_items(lines)
             .success_url(r.success_url.clone())
             .client_reference_id(r.order_id.clone())
-            .metadata(metadata)
-            .payment_intent_data(intent)
-            .invoice_creation(invoice);
+            .metadata(metadata.clone());
+        req = match &r.subscription {
+            // Subscription mode: Stripe makes the invoices (the first one carries any one-time
+            // items) and their PaymentIntents; the subscription carries the order's id.
+            Some(sub) => {
+                let mut data = CreateCheckoutSessionSubscriptionData::new();
+                data.metadata = Some(metadata);
+                data.trial_period_days = sub.trial_period_days;
+                data.application_fee_percent = sub.application_fee_percent;
+                req.mode(stripe_shared::CheckoutSessionMode::Subscription)
+                    .subscription_data(data)
+            }
+            None => {
+                let mut invoice = CreateCheckoutSessionInvoiceCreation::new(true);
+                let mut invoice_data = CreateCheckoutSessionInvoiceCreationInvoiceData::new();
+                invoice_data.metadata = Some(metadata.clone());
+                invoice.invoice_data = Some(invoice_data);
+                let mut intent = CreateCheckoutSessionPaymentIntentData::new();
+                intent.application_fee_amount = r.application_fee_amount;
+                intent.metadata = Some(metadata);
+                req.mode(stripe_shared::CheckoutSessionMode::Payment)
+                    .payment_intent_data(intent)
+                    .invoice_creation(invoice)
+            }
+        };
         if let Some(url) = &r.cancel_url {
             req = req.cancel_url(url.clone());
         }
@@ -665,7 +681,40 @@ impl Gateway for StripeGateway {
             charge: None,
             refunds: Vec::new(),
             invoice: None,
+            subscription: s.subscription.as_ref().map(|x| x.id().to_string()),
         };
+        if let Some(inv) = s.invoice.as_ref().and_then(|i| i.id().clone()) {
+            let invoice = self
+                .send_as(
+                    mode,
+                    account,
+                    &RetrieveInvoice::new(inv.as_str()).expand(vec!["payments".to_owned()]),
+                )
+                .await?;
+            read.invoice = Some(InvoiceInfo {
+                id: inv.to_string(),
+                number: invoice.number.clone(),
+                status: invoice
+                    .status
+                    .as_ref()
+                    .map_or("draft", |st| st.as_str())
+                    .to_owned(),
+                hosted_invoice_url: invoice.hosted_invoice_url.clone(),
+                invoice_pdf: invoice.invoice_pdf.clone(),
+            });
+            // A subscription's invoice is paid by a PaymentIntent of its own (the session has
+            // none): the invoice's payments name it.
+            if read.payment_intent.is_none() {
+                read.payment_intent = invoice.payments.as_ref().and_then(|p| {
+                    p.data.iter().find_map(|x| {
+                        x.payment
+                            .payment_intent
+                            .as_ref()
+                            .map(|i| i.id().to_string())
+                    })
+                });
+            }
+        }
         if let Some(pi) = &read.payment_intent {
             let intent = self
                 .send_as(mode, account, &RetrievePaymentIntent::new(pi.as_str()))
@@ -723,22 +772,6 @@ impl Gateway for StripeGateway {
                 }
             }
         }
-        if let Some(inv) = s.invoice.as_ref().and_then(|i| i.id().clone()) {
-            let invoice = self
-                .send_as(mode, account, &RetrieveInvoice::new(inv.as_str()))
-                .await?;
-            read.invoice = Some(InvoiceInfo {
-                id: inv.to_string(),
-                number: invoice.number.clone(),
-                status: invoice
-                    .status
-                    .as_ref()
-                    .map_or("draft", |st| st.as_str())
-                    .to_owned(),
-                hosted_invoice_url: invoice.hosted_invoice_url.clone(),
-                invoice_pdf: invoice.invoice_pdf.clone(),
-            });
-        }
         Ok(read)
     }
 
@@ -791,6 +824,50 @@ impl Gateway for StripeGateway {
         let req = UpdateCharge::new(charge).receipt_email(email);
         self.post_as(mode, account, &req, key).await?;
         Ok(())
+    }
+
+    async fn read_subscription(
+        &self,
+        mode: Mode,
+        account: &str,
+        subscription: &str,
+    ) -> Result<Option<Subscription>, GatewayError> {
+        self.read_subscription_now(mode, account, subscription)
+            .await
+    }
+
+    async fn change_subscription(
+        &self,
+        mode: Mode,
+        account: &str,
+        subscription: &str,
+        change: SubscriptionChange,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        self.change_subscription_now(mode, account, subscription, change, key)
+            .await
+    }
+
+    async fn balance(&self, mode: Mode, account: &str) -> Result<Balance, GatewayError> {
+        self.balance_now(mode, account).await
+    }
+
+    async fn payouts(
+        &self,
+        mode: Mode,
+        account: &str,
+        limit: i64,
+    ) -> Result<Vec<Payout>, GatewayError> {
+        self.payouts_now(mode, account, limit).await
+    }
+
+    async fn payout(
+        &self,
+        mode: Mode,
+        account: &str,
+        payout: &str,
+    ) -> Result<Option<Payout>, GatewayError> {
+        self.payout_now(mode, account, payout).await
     }
 }
 

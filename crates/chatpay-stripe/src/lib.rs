@@ -12,6 +12,7 @@
 //! Stripe stand-in used in development and tests is its own crate, `stripe-sandbox`, which
 //! shares no code with this one.
 
+mod billing;
 pub mod client;
 pub mod httpc;
 pub mod webhook;
@@ -19,6 +20,7 @@ pub mod webhook;
 use async_trait::async_trait;
 
 use chatpay_core::account::AccountSnapshot;
+use chatpay_core::billing::{Balance, Payout, Subscription};
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData};
 use chatpay_core::domain::Mode;
 use chatpay_core::flows::{LinkKind, NewAccount};
@@ -186,18 +188,70 @@ pub trait Gateway: Send + Sync + 'static {
         email: &str,
         key: &str,
     ) -> Result<(), GatewayError>;
+
+    /// A subscription with its invoices (newest first) as Stripe holds them now; `None` if
+    /// Stripe does not know it.
+    async fn read_subscription(
+        &self,
+        mode: Mode,
+        account: &str,
+        subscription: &str,
+    ) -> Result<Option<Subscription>, GatewayError>;
+
+    /// Cancels now, or at the current period's end (`at_period_end`); `resume` takes a
+    /// scheduled cancellation back.
+    async fn change_subscription(
+        &self,
+        mode: Mode,
+        account: &str,
+        subscription: &str,
+        change: SubscriptionChange,
+        key: &str,
+    ) -> Result<(), GatewayError>;
+
+    /// The account's balance, available and pending, per currency.
+    async fn balance(&self, mode: Mode, account: &str) -> Result<Balance, GatewayError>;
+
+    /// The account's payouts, newest first (at most `limit`).
+    async fn payouts(
+        &self,
+        mode: Mode,
+        account: &str,
+        limit: i64,
+    ) -> Result<Vec<Payout>, GatewayError>;
+
+    /// One payout with the charges it carries; `None` if Stripe does not know it.
+    async fn payout(
+        &self,
+        mode: Mode,
+        account: &str,
+        payout: &str,
+    ) -> Result<Option<Payout>, GatewayError>;
 }
 
+pub use chatpay_core::billing::SubscriptionChange;
+
 /// A checkout to create: one-time prices and quantities, for one of chatpay's orders.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckoutRequest {
     pub order_id: String,
     pub lines: Vec<(String, i64)>,
     pub success_url: String,
     pub cancel_url: Option<String>,
     pub customer_email: Option<String>,
-    /// The platform's fee, in the order's minor unit.
+    /// The platform's fee, in the order's minor unit (a one-time checkout).
     pub application_fee_amount: Option<i64>,
+    /// A checkout with recurring prices: subscription mode.
+    pub subscription: Option<SubscriptionCheckout>,
+}
+
+/// How a subscription-mode checkout starts its subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionCheckout {
+    /// A free trial from the request (the price's own trial applies otherwise).
+    pub trial_period_days: Option<u32>,
+    /// The platform's fee on each invoice, in percent.
+    pub application_fee_percent: Option<f64>,
 }
 
 /// A created Checkout Session.

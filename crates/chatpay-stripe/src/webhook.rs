@@ -138,6 +138,20 @@ impl EventEnvelope {
         self.object.get(field)?.as_str().map(str::to_owned)
     }
 
+    /// The subscription an invoice belongs to: `parent.subscription_details.subscription` in
+    /// Stripe's current API, `subscription` in older versions.
+    fn invoice_subscription(&self) -> Option<String> {
+        let nested = self
+            .object
+            .get("parent")
+            .and_then(|p| p.get("subscription_details"))
+            .and_then(|d| d.get("subscription"));
+        nested
+            .or_else(|| self.object.get("subscription"))
+            .and_then(|v| v.as_str().or_else(|| v.get("id").and_then(|i| i.as_str())))
+            .map(str::to_owned)
+    }
+
     /// The order an event of `metadata.chatpay_order` names (set on every checkout, its
     /// PaymentIntent, its invoice and chatpay's refunds).
     fn chatpay_order(&self) -> Option<String> {
@@ -183,6 +197,21 @@ impl EventEnvelope {
             ("charge", _) | ("refund", _) | ("charge.refund", _) => {
                 order(self.text("payment_intent").map(OrderRef::PaymentIntent))
             }
+            ("customer.subscription", _) => {
+                self.text("id")
+                    .map(|subscription| Outside::SubscriptionChanged {
+                        subscription,
+                        event: Some(self.id.clone()),
+                    })
+            }
+            // A subscription's invoice (a renewal, a retry, its payment): the subscription is
+            // read again with its invoices.
+            ("invoice", _) if self.invoice_subscription().is_some() => self
+                .invoice_subscription()
+                .map(|subscription| Outside::SubscriptionChanged {
+                    subscription,
+                    event: Some(self.id.clone()),
+                }),
             (
                 "invoice",
                 "invoice.paid"
@@ -190,6 +219,10 @@ impl EventEnvelope {
                 | "invoice.payment_succeeded"
                 | "invoice.updated",
             ) => order(None),
+            ("payout", _) => self.text("id").map(|payout| Outside::PayoutChanged {
+                payout,
+                event: Some(self.id.clone()),
+            }),
             _ => None,
         }
     }
@@ -279,6 +312,52 @@ mod tests {
             ),
             (
                 event("customer.created", serde_json::json!({"id": "cus_1"})),
+                None,
+            ),
+            (
+                event(
+                    "customer.subscription.updated",
+                    serde_json::json!({"id": "sub_1", "object": "subscription"}),
+                ),
+                Some(Outside::SubscriptionChanged {
+                    subscription: "sub_1".into(),
+                    event: Some("evt_1".into()),
+                }),
+            ),
+            (
+                event(
+                    "invoice.payment_failed",
+                    serde_json::json!({"id": "in_2", "parent": {"type": "subscription_details",
+                        "subscription_details": {"subscription": "sub_1"}}}),
+                ),
+                Some(Outside::SubscriptionChanged {
+                    subscription: "sub_1".into(),
+                    event: Some("evt_1".into()),
+                }),
+            ),
+            (
+                event(
+                    "invoice.paid",
+                    serde_json::json!({"id": "in_3", "subscription": "sub_2",
+                        "metadata": {"chatpay_order": "ord_1"}}),
+                ),
+                Some(Outside::SubscriptionChanged {
+                    subscription: "sub_2".into(),
+                    event: Some("evt_1".into()),
+                }),
+            ),
+            (
+                event("payout.failed", serde_json::json!({"id": "po_1"})),
+                Some(Outside::PayoutChanged {
+                    payout: "po_1".into(),
+                    event: Some("evt_1".into()),
+                }),
+            ),
+            (
+                event(
+                    "balance.available",
+                    serde_json::json!({"object": "balance"}),
+                ),
                 None,
             ),
         ];

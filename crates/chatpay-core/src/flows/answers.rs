@@ -82,7 +82,7 @@ fn format_day(d: NaiveDate) -> String {
 }
 
 /// The day a date slot means, relative to today (UTC).
-fn resolve_date(slot: &str, today: NaiveDate) -> Option<NaiveDate> {
+pub(super) fn resolve_date(slot: &str, today: NaiveDate) -> Option<NaiveDate> {
     match slot {
         "today" => Some(today),
         "yesterday" => today.pred_opt(),

@@ -423,7 +423,9 @@ impl Turn<'_, '_> {
             Outside::StartConnect(_)
             | Outside::StartSync
             | Outside::CatalogChanged { .. }
-            | Outside::OrderChanged { .. } => {}
+            | Outside::OrderChanged { .. }
+            | Outside::SubscriptionChanged { .. }
+            | Outside::PayoutChanged { .. } => {}
             Outside::AccountChanged { account } => {
                 let ours = self
                     .connection

@@ -10,6 +10,7 @@
 //! answered and the current step is shown again; `cancel` ends the flow and its cards go stale.
 
 mod answers;
+mod billing;
 mod catalog;
 mod connect;
 mod selling;
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountSnapshot;
+use crate::billing::{Payout, Subscription, SubscriptionChange};
 use crate::cards::{Action, Card, CardKind, Fact, Field};
 use crate::catalog::{CatalogProduct, SyncReport};
 use crate::domain::{
@@ -28,6 +30,7 @@ use crate::intents::{Classification, Intent, Outcome, Slots};
 use crate::orders::{Order, RefundInfo};
 
 pub use answers::BACKEND_REQUIRED;
+pub use billing::{PayoutAsk, PayoutsAnswer, SubscriptionAsk};
 pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
@@ -198,6 +201,16 @@ pub enum Outside {
         order: OrderRef,
         event: Option<String>,
     },
+    /// Stripe says a subscription (or one of its invoices) changed; it is re-read.
+    SubscriptionChanged {
+        subscription: String,
+        event: Option<String>,
+    },
+    /// Stripe says a payout changed; it is re-read.
+    PayoutChanged {
+        payout: String,
+        event: Option<String>,
+    },
 }
 
 /// A call to Stripe that a transition asks for.
@@ -269,6 +282,31 @@ pub enum Call {
         charge: String,
         email: String,
     },
+    /// Re-read a subscription and its invoices; answers the stored one and its version.
+    RefreshSubscription {
+        subscription: String,
+        events: Vec<String>,
+        #[serde(default)]
+        attempt: u32,
+    },
+    /// Read the stored subscriptions (for an answer).
+    ListSubscriptions {
+        ask: SubscriptionAsk,
+    },
+    /// Cancel or resume a subscription on Stripe.
+    ChangeSubscription {
+        subscription: String,
+        change: SubscriptionChange,
+    },
+    /// Read the balance, the payouts and when paid orders' money becomes available.
+    ReadPayouts {
+        ask: PayoutAsk,
+    },
+    /// Re-read a payout after Stripe said it changed.
+    RefreshPayout {
+        payout: String,
+        events: Vec<String>,
+    },
 }
 
 impl Call {
@@ -288,6 +326,11 @@ impl Call {
             Call::ListOrders { .. } => "list_orders",
             Call::CreateRefund { .. } => "create_refund",
             Call::ResendReceipt { .. } => "resend_receipt",
+            Call::RefreshSubscription { .. } => "refresh_subscription",
+            Call::ListSubscriptions { .. } => "list_subscriptions",
+            Call::ChangeSubscription { .. } => "change_subscription",
+            Call::ReadPayouts { .. } => "read_payouts",
+            Call::RefreshPayout { .. } => "refresh_payout",
         }
     }
 }
@@ -337,6 +380,16 @@ pub enum CallOutput {
     OrderFound(Option<Box<Order>>),
     Orders(Vec<Order>),
     Refunded(RefundInfo),
+    /// A subscription as stored (at `version`, 0: not yet) and as Stripe's fresh read makes it
+    /// (`None`: Stripe doesn't know it, or it is not this project's).
+    SubscriptionRefreshed {
+        before: Option<Box<Subscription>>,
+        after: Option<Box<Subscription>>,
+        version: i64,
+    },
+    Subscriptions(Vec<Subscription>),
+    Payouts(Box<PayoutsAnswer>),
+    PayoutRefreshed(Option<Box<Payout>>),
 }
 
 /// What the stored catalog says, for an answer.
@@ -384,6 +437,11 @@ pub enum Effect {
     /// otherwise the whole turn is refused and the read runs again.
     SaveOrder {
         order: Box<Order>,
+        expected_version: i64,
+    },
+    /// Store the subscription's next version (0: its first), with the same rule as orders.
+    SaveSubscription {
+        subscription: Box<Subscription>,
         expected_version: i64,
     },
     /// A webhook event's effects are part of this turn.
@@ -443,6 +501,11 @@ pub enum Owner {
     },
     /// An order's card (refund, status); repeatable while it is the order's newest card.
     Order { number: i64 },
+    /// Confirm cancelling (or resuming) a subscription; one click acts.
+    ConfirmSubscription {
+        subscription: String,
+        customer: String,
+    },
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -481,6 +544,8 @@ pub enum Purpose {
     Answer,
     /// Order re-reads after Stripe events.
     Orders,
+    /// Subscription and payout re-reads after Stripe events.
+    Billing,
 }
 
 /// Where a flow is.
@@ -771,6 +836,11 @@ impl Turn<'_, '_> {
                 self.selling_intent(intent, topic, slots);
                 self.present_step();
             }
+            Intent::Subscriptions => {
+                self.subscriptions_intent(topic, slots);
+                self.present_step();
+            }
+            Intent::PayoutStatus if self.payouts_intent(topic, slots) => self.present_step(),
             Intent::Help => {
                 self.reply(answers::HELP_INTRO);
                 self.help_card();
@@ -842,6 +912,11 @@ impl Turn<'_, '_> {
             Owner::Order { .. } => {
                 let owner = live.owner.clone();
                 self.selling_click(&owner, action);
+            }
+            Owner::ConfirmSubscription { .. } => {
+                let owner = live.owner.clone();
+                self.state.cards.remove(pos);
+                self.subscription_click(&owner, action);
             }
             Owner::Disconnect => {
                 self.state.cards.remove(pos);
@@ -935,6 +1010,11 @@ impl Turn<'_, '_> {
             Outside::StartSync => self.start_sync(Entry::Integrations),
             Outside::CatalogChanged { product } => self.catalog_changed(product),
             Outside::OrderChanged { order, event } => self.order_changed(order, event),
+            Outside::SubscriptionChanged {
+                subscription,
+                event,
+            } => self.subscription_changed(subscription, event),
+            Outside::PayoutChanged { payout, event } => self.payout_changed(payout, event),
             other => self.connect_outside(other),
         }
     }
@@ -954,6 +1034,11 @@ impl Turn<'_, '_> {
             | Call::ListOrders { .. }
             | Call::CreateRefund { .. }
             | Call::ResendReceipt { .. } => self.selling_done(pending, result),
+            Call::RefreshSubscription { .. }
+            | Call::ListSubscriptions { .. }
+            | Call::ChangeSubscription { .. }
+            | Call::ReadPayouts { .. }
+            | Call::RefreshPayout { .. } => self.billing_done(pending, result),
             _ => self.connect_done(pending, result),
         }
     }

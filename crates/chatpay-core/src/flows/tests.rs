@@ -596,6 +596,7 @@ fn effect_kind(e: &Effect) -> String {
         Effect::SaveConnection(_) => "save_connection".into(),
         Effect::DropConnection => "drop_connection".into(),
         Effect::SaveOrder { .. } => "save_order".into(),
+        Effect::SaveSubscription { .. } => "save_subscription".into(),
         Effect::EventApplied { .. } => "event_applied".into(),
     }
 }

@@ -45,12 +45,13 @@ pub enum Intent {
     PayoutStatus,
     ReceiptsInvoices,
     DisconnectStripe,
+    Subscriptions,
     Help,
     Cancel,
 }
 
 impl Intent {
-    pub const ALL: [Intent; 15] = [
+    pub const ALL: [Intent; 16] = [
         Intent::AddPayments,
         Intent::ConnectStripe,
         Intent::CreateStripeAccount,
@@ -64,6 +65,7 @@ impl Intent {
         Intent::PayoutStatus,
         Intent::ReceiptsInvoices,
         Intent::DisconnectStripe,
+        Intent::Subscriptions,
         Intent::Help,
         Intent::Cancel,
     ];
@@ -85,6 +87,7 @@ impl Intent {
             Intent::DisconnectStripe => "disconnect_stripe",
             Intent::Help => "help",
             Intent::Cancel => "cancel",
+            Intent::Subscriptions => "subscriptions",
         }
     }
 

@@ -18,7 +18,8 @@ use chatpay_core::flows::{
 };
 use chatpay_core::intents::Outcome;
 use chatpay_store::{
-    ConnectionRecord, ExtraWrite, OrderUpdate, ProjectRecord, StoredFrame, TurnWrite,
+    ConnectionRecord, ExtraWrite, OrderUpdate, ProjectRecord, StoredFrame, SubscriptionUpdate,
+    TurnWrite,
 };
 use chatpay_stripe::Gateway;
 
@@ -480,6 +481,24 @@ impl Actor {
                     status: order.status.as_str().to_owned(),
                     payment_intent: order.payment_intent.clone(),
                     data: serde_json::to_string(order).map_err(anyhow::Error::new)?,
+                    customer_email: order.customer_email.clone(),
+                })),
+                Effect::SaveSubscription {
+                    subscription,
+                    expected_version,
+                } => extra.push(ExtraWrite::PutSubscription(SubscriptionUpdate {
+                    id: subscription.id.clone(),
+                    project_id: self.project.id.clone(),
+                    mode: self.project.mode,
+                    account_id: self
+                        .connection
+                        .as_ref()
+                        .map(|c| c.account.id.clone())
+                        .unwrap_or_default(),
+                    expected_version: *expected_version,
+                    status: subscription.status.as_str().to_owned(),
+                    customer_email: subscription.customer_email.clone(),
+                    data: serde_json::to_string(subscription).map_err(anyhow::Error::new)?,
                 })),
                 Effect::EventApplied { id, outcome } => {
                     extra.push(ExtraWrite::MarkEventProcessed {
@@ -640,6 +659,21 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 .map(|a| CallOutput::Catalog(Box::new(a)));
         }
         Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
+        Call::RefreshSubscription { subscription, .. } => {
+            return exec.orders().refresh_subscription(subscription).await;
+        }
+        Call::ListSubscriptions { ask } => return exec.orders().list_subscriptions(ask).await,
+        Call::ChangeSubscription {
+            subscription,
+            change,
+        } => {
+            return exec
+                .orders()
+                .change_subscription(subscription, *change, key)
+                .await;
+        }
+        Call::ReadPayouts { ask } => return exec.orders().read_payouts(ask).await,
+        Call::RefreshPayout { payout, .. } => return exec.orders().refresh_payout(payout).await,
         Call::FindOrder { order, .. } => return exec.orders().find_order(order).await,
         Call::ListOrders { period, ask } => return exec.orders().list(period, *ask).await,
         Call::CreateRefund {

@@ -7,6 +7,7 @@
 //! parallel and share group commits. Actors load on first use and unload when idle.
 
 mod actor;
+mod billing;
 mod bucket;
 mod catalog_sync;
 mod hub;
@@ -399,7 +400,9 @@ impl Engine {
         // An order's re-read marks its event applied with the order's change; other inputs
         // mark it with the turn they cause.
         let ledger = match &input {
-            Outside::OrderChanged { .. } => None,
+            Outside::OrderChanged { .. }
+            | Outside::SubscriptionChanged { .. }
+            | Outside::PayoutChanged { .. } => None,
             _ => Some(event.id.clone()),
         };
         let mode = if event.livemode {

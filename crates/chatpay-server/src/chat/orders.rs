@@ -15,7 +15,7 @@ use chatpay_store::{
     DynStore, NewOrder, OrderFilter, OrderKey, OrderRecord, ProjectRecord, PublishableKey,
     StoreError,
 };
-use chatpay_stripe::{CheckoutRequest, Gateway, GatewayError, RefundRequest};
+use chatpay_stripe::{CheckoutRequest, Gateway, GatewayError, RefundRequest, SubscriptionCheckout};
 
 use super::{ChatError, Engine, catalog_sync};
 
@@ -198,6 +198,9 @@ pub struct CheckoutInput {
     pub success_url: Option<String>,
     #[serde(default)]
     pub cancel_url: Option<String>,
+    /// Days of free trial for a subscription (a cart with a recurring price), 1 to 730.
+    #[serde(default)]
+    pub trial_period_days: Option<u32>,
 }
 
 /// A refund made through the API: the refund as Stripe answered, and the order after it.
@@ -310,6 +313,14 @@ impl Engine {
             ),
             None => None,
         };
+        if let Some(days) = input.trial_period_days
+            && !(1..=730).contains(&days)
+        {
+            return Err(rejected(
+                "invalid_trial",
+                format!("trial_period_days is {days}: it must be from 1 to 730 (Stripe's limit)."),
+            ));
+        }
         let id = order_id(&project.id, project.mode, key);
         let success_url = match &input.success_url {
             Some(u) => web_url("success_url", u)?,
@@ -331,6 +342,12 @@ impl Engine {
         }
         let cart =
             check_cart(&catalog.shown, &input.items).map_err(|e| rejected(e.code, e.message))?;
+        if input.trial_period_days.is_some() && !cart.recurring() {
+            return Err(rejected(
+                "invalid_trial",
+                "A free trial needs a recurring price in the cart: one-time items are charged at checkout.",
+            ));
+        }
         if let Some(existing) = self.inner.store.order_by(OrderKey::Id(&id)).await? {
             let order = stored_order(&existing)?;
             if order.lines != cart.lines {
@@ -342,7 +359,12 @@ impl Engine {
             return Ok(order);
         }
         let fee = u64::from(self.inner.config.application_fee_bps);
-        let application_fee_amount = (fee > 0).then(|| {
+        let subscription = cart.recurring().then(|| SubscriptionCheckout {
+            trial_period_days: input.trial_period_days,
+            // The same fee, as Stripe takes it on every invoice of a subscription.
+            application_fee_percent: (fee > 0).then(|| fee as f64 / 100.0),
+        });
+        let application_fee_amount = (fee > 0 && subscription.is_none()).then(|| {
             i64::try_from(u64::try_from(cart.total).unwrap_or(0) * fee / 10_000).unwrap_or(0)
         });
         let request = CheckoutRequest {
@@ -356,6 +378,7 @@ impl Engine {
             cancel_url,
             customer_email: email.clone(),
             application_fee_amount,
+            subscription,
         };
         let session = self
             .inner
@@ -385,6 +408,7 @@ impl Engine {
             charge: None,
             refunds: Vec::new(),
             invoice: None,
+            subscription: None,
             created_at: now,
             paid_at: None,
             updated_at: now,
@@ -400,6 +424,7 @@ impl Engine {
                 session_id: session.id,
                 created_at: now,
                 data: serde_json::to_string(&order).map_err(anyhow::Error::new)?,
+                customer_email: order.customer_email.clone(),
             })
             .await?;
         stored_order(&record)

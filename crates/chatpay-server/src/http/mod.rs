@@ -2,6 +2,7 @@
 //! sends people back to, health. Handlers translate HTTP to engine calls and back; decisions are
 //! the engine's.
 
+mod billing;
 mod error;
 mod html;
 mod orders;
@@ -77,6 +78,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/projects/{id}/orders/{number}/refunds",
             post(orders::refund),
         )
+        .route("/v1/projects/{id}/subscriptions", get(billing::list))
+        .route("/v1/projects/{id}/subscriptions/{sub}", get(billing::show))
+        .route(
+            "/v1/projects/{id}/subscriptions/{sub}/cancel",
+            post(billing::cancel),
+        )
+        .route(
+            "/v1/projects/{id}/subscriptions/{sub}/resume",
+            post(billing::resume),
+        )
+        .route("/v1/projects/{id}/entitlements", get(billing::entitlements))
+        .route("/v1/projects/{id}/balance", get(billing::balance))
+        .route("/v1/projects/{id}/payouts", get(billing::payouts))
         .route("/checkout/complete", get(orders::complete))
         .route("/v1/webhooks/stripe", post(webhooks::stripe))
         .route(

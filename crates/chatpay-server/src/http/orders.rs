@@ -184,6 +184,8 @@ pub struct ListQuery {
     /// An order number: the page after it (older orders).
     starting_after: Option<i64>,
     limit: Option<i64>,
+    /// A customer's email: only their orders.
+    customer: Option<String>,
 }
 
 fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
@@ -239,6 +241,7 @@ pub async fn list(
             .transpose()?,
         before: q.starting_after,
         limit: limit + 1,
+        customer_email: q.customer.clone(),
     };
     let mut orders = state.engine.orders(&project, &filter).await?;
     let has_more = orders.len() as i64 > limit;

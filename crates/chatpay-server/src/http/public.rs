@@ -140,6 +140,7 @@ pub async fn buy(
         customer_email: None,
         success_url: None,
         cancel_url: None,
+        trial_period_days: None,
     };
     match state.engine.checkout(&project, input, None).await {
         Ok(order) => match order.checkout_url {

@@ -1,0 +1,748 @@
+//! Recurring billing: subscriptions with their invoices, what a customer may access
+//! (entitlements), payouts, and Stripe's codes for them in plain words.
+//!
+//! Plain values and pure functions, like [`crate::orders`]: a subscription's stored state is a
+//! fresh read of Stripe's objects (the subscription, its items, its invoices), never an event's
+//! payload, so duplicates and any order of arrival end in the state Stripe holds. [`changes`]
+//! says what a builder should hear about a transition; [`entitlements`] says who may access what
+//! at a given moment, from subscriptions and one-time orders.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Currency, Money};
+use crate::orders::{Order, OrderStatus};
+
+/// Stripe's subscription statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Incomplete,
+    IncompleteExpired,
+    Trialing,
+    Active,
+    PastDue,
+    Unpaid,
+    Canceled,
+    Paused,
+}
+
+impl SubscriptionStatus {
+    pub const ALL: [SubscriptionStatus; 8] = [
+        SubscriptionStatus::Incomplete,
+        SubscriptionStatus::IncompleteExpired,
+        SubscriptionStatus::Trialing,
+        SubscriptionStatus::Active,
+        SubscriptionStatus::PastDue,
+        SubscriptionStatus::Unpaid,
+        SubscriptionStatus::Canceled,
+        SubscriptionStatus::Paused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Incomplete => "incomplete",
+            SubscriptionStatus::IncompleteExpired => "incomplete_expired",
+            SubscriptionStatus::Trialing => "trialing",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::PastDue => "past_due",
+            SubscriptionStatus::Unpaid => "unpaid",
+            SubscriptionStatus::Canceled => "canceled",
+            SubscriptionStatus::Paused => "paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SubscriptionStatus> {
+        SubscriptionStatus::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+
+    /// Over for good: Stripe never moves it again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
+        )
+    }
+
+    /// What it means, for a person.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Incomplete => "waiting for its first payment",
+            SubscriptionStatus::IncompleteExpired => "expired before its first payment",
+            SubscriptionStatus::Trialing => "in its free trial",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::PastDue => "past due (a renewal payment failed; Stripe retries)",
+            SubscriptionStatus::Unpaid => "unpaid (the retries failed; access is suspended)",
+            SubscriptionStatus::Canceled => "canceled",
+            SubscriptionStatus::Paused => "paused",
+        }
+    }
+}
+
+/// One price on a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionItem {
+    pub price: String,
+    pub product: String,
+    /// The product's name from the synced catalog, when known.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub quantity: i64,
+    /// Per unit and interval, in the currency's minor unit.
+    #[serde(default)]
+    pub unit_amount: Option<i64>,
+    /// `day`, `week`, `month` or `year`.
+    pub interval: String,
+    pub interval_count: i64,
+    /// The item's current period (Stripe keeps periods on items), Unix seconds.
+    pub current_period_start: i64,
+    pub current_period_end: i64,
+}
+
+impl SubscriptionItem {
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.product.clone())
+    }
+}
+
+/// Stripe's invoice statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    Draft,
+    Open,
+    Paid,
+    Uncollectible,
+    Void,
+}
+
+impl InvoiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Draft => "draft",
+            InvoiceStatus::Open => "open",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Uncollectible => "uncollectible",
+            InvoiceStatus::Void => "void",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InvoiceStatus> {
+        [
+            InvoiceStatus::Draft,
+            InvoiceStatus::Open,
+            InvoiceStatus::Paid,
+            InvoiceStatus::Uncollectible,
+            InvoiceStatus::Void,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// One of a subscription's invoices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    #[serde(default)]
+    pub number: Option<String>,
+    pub status: InvoiceStatus,
+    pub currency: Currency,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    /// `subscription_create`, `subscription_cycle`, `subscription_update`, `manual`, …
+    #[serde(default)]
+    pub billing_reason: Option<String>,
+    #[serde(default)]
+    pub hosted_invoice_url: Option<String>,
+    #[serde(default)]
+    pub invoice_pdf: Option<String>,
+    pub attempt_count: i64,
+    /// Unix seconds; the next automatic retry of an open invoice.
+    #[serde(default)]
+    pub next_payment_attempt: Option<i64>,
+    /// Unix seconds.
+    pub created: i64,
+    /// When it was paid (Unix seconds).
+    #[serde(default)]
+    pub paid_at: Option<i64>,
+}
+
+impl Invoice {
+    pub fn amount(&self) -> Money {
+        Money::new(self.amount_due, self.currency)
+    }
+}
+
+/// A subscription as Stripe holds it now, with its invoices (newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub customer: String,
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    pub status: SubscriptionStatus,
+    pub currency: Currency,
+    pub items: Vec<SubscriptionItem>,
+    /// Unix seconds.
+    pub created: i64,
+    #[serde(default)]
+    pub trial_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    /// When it is set to end (Unix seconds), if it is.
+    #[serde(default)]
+    pub cancel_at: Option<i64>,
+    #[serde(default)]
+    pub canceled_at: Option<i64>,
+    #[serde(default)]
+    pub ended_at: Option<i64>,
+    /// chatpay's order for the checkout that started it (the subscription's metadata).
+    #[serde(default)]
+    pub order: Option<String>,
+    #[serde(default)]
+    pub invoices: Vec<Invoice>,
+}
+
+impl Subscription {
+    /// The current period's end: the latest of the items' (Unix seconds).
+    pub fn current_period_end(&self) -> Option<i64> {
+        self.items.iter().map(|i| i.current_period_end).max()
+    }
+
+    /// The amount charged per period, before tax and discounts.
+    pub fn amount_per_period(&self) -> Money {
+        let minor = self
+            .items
+            .iter()
+            .map(|i| i.unit_amount.unwrap_or(0) * i.quantity)
+            .sum();
+        Money::new(minor, self.currency)
+    }
+
+    /// "Pro (monthly)" or "Pro, Extra seat × 3 (monthly)".
+    pub fn summary(&self) -> String {
+        let names = self
+            .items
+            .iter()
+            .map(|i| {
+                if i.quantity == 1 {
+                    i.label()
+                } else {
+                    format!("{} × {}", i.label(), i.quantity)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.items.first() {
+            Some(i) => format!("{names} ({})", every(&i.interval, i.interval_count)),
+            None => names,
+        }
+    }
+
+    /// The open invoice whose payment failed (the one Stripe retries), newest first.
+    pub fn failing_invoice(&self) -> Option<&Invoice> {
+        self.invoices
+            .iter()
+            .find(|i| i.status == InvoiceStatus::Open && i.attempt_count > 0)
+    }
+
+    pub fn email_or_customer(&self) -> &str {
+        self.customer_email.as_deref().unwrap_or(&self.customer)
+    }
+}
+
+/// "monthly", "every 3 months", "yearly".
+pub fn every(interval: &str, count: i64) -> String {
+    match (interval, count) {
+        ("day", 1) => "daily".to_owned(),
+        ("week", 1) => "weekly".to_owned(),
+        ("month", 1) => "monthly".to_owned(),
+        ("year", 1) => "yearly".to_owned(),
+        (i, n) => format!("every {n} {i}s"),
+    }
+}
+
+/// What a builder hears about a subscription's transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionNews {
+    /// New, and paid or trialing.
+    Started,
+    TrialStarted,
+    /// A renewal invoice was paid.
+    Renewed(Invoice),
+    /// A payment failed; Stripe retries (or the subscription is now unpaid).
+    PaymentFailed(Invoice),
+    /// Past due (or unpaid) and now active again.
+    Recovered,
+    /// Set to cancel at the period's end.
+    CancelScheduled,
+    /// A scheduled cancellation was taken back.
+    Resumed,
+    Ended,
+    Paused,
+}
+
+/// What changed between two reads of a subscription (`before` is `None` for the first read).
+pub fn changes(before: Option<&Subscription>, after: &Subscription) -> Vec<SubscriptionNews> {
+    use SubscriptionStatus as S;
+    let mut out = Vec::new();
+    let was = before.map(|b| b.status);
+    let granted = |s: S| matches!(s, S::Active | S::Trialing);
+    match (was, after.status) {
+        (None | Some(S::Incomplete), S::Active) => out.push(SubscriptionNews::Started),
+        (None | Some(S::Incomplete), S::Trialing) => out.push(SubscriptionNews::TrialStarted),
+        (Some(S::PastDue | S::Unpaid | S::Paused), S::Active) => {
+            out.push(SubscriptionNews::Recovered)
+        }
+        (Some(w), S::Canceled | S::IncompleteExpired) if !w.is_final() => {
+            out.push(SubscriptionNews::Ended)
+        }
+        (Some(w), S::Paused) if w != S::Paused => out.push(SubscriptionNews::Paused),
+        _ => {}
+    }
+    if let Some(b) = before {
+        for inv in &after.invoices {
+            let old = b.invoices.iter().find(|o| o.id == inv.id);
+            let newly_paid =
+                inv.status == InvoiceStatus::Paid && old.is_none_or(|o| o.status != inv.status);
+            if newly_paid && inv.billing_reason.as_deref() == Some("subscription_cycle") {
+                out.push(SubscriptionNews::Renewed(inv.clone()));
+            }
+            let failed_again = inv.status == InvoiceStatus::Open
+                && inv.attempt_count > old.map_or(0, |o| o.attempt_count);
+            if failed_again {
+                out.push(SubscriptionNews::PaymentFailed(inv.clone()));
+            }
+        }
+        if !after.status.is_final() && granted(after.status) || after.status == S::PastDue {
+            match (b.cancel_at_period_end, after.cancel_at_period_end) {
+                (false, true) => out.push(SubscriptionNews::CancelScheduled),
+                (true, false) => out.push(SubscriptionNews::Resumed),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Where a customer's access comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum Grant {
+    Subscription {
+        subscription: String,
+        status: SubscriptionStatus,
+    },
+    Order {
+        order: i64,
+    },
+}
+
+/// One product a customer may access now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entitlement {
+    pub product: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub grant: Grant,
+    /// Unix seconds.
+    pub since: i64,
+    /// Unix seconds; `None`: for good (a one-time purchase).
+    pub until: Option<i64>,
+}
+
+/// How long a past-due subscription keeps its access (the builder's setting), in days.
+pub const DEFAULT_GRACE_DAYS: i64 = 3;
+
+/// When a subscription stops granting access, if it grants access at `now` (Unix seconds):
+/// active and trialing ones until their period's end (renewals move it); past-due ones for
+/// `grace_days` after their first failed payment, and never past the period's end plus grace.
+fn access_until(s: &Subscription, now: i64, grace_days: i64) -> Option<Option<i64>> {
+    let end = s.current_period_end();
+    match s.status {
+        SubscriptionStatus::Active => Some(end),
+        SubscriptionStatus::Trialing => Some(s.trial_end.or(end)),
+        SubscriptionStatus::PastDue => {
+            let since = s
+                .failing_invoice()
+                .map_or(end.unwrap_or(now), |i| i.created);
+            let until = since + grace_days * 86_400;
+            (until > now).then_some(Some(until))
+        }
+        _ => None,
+    }
+}
+
+/// What `email` may access at `now` (Unix seconds): products of granting subscriptions and
+/// products bought once in orders that were paid and not wholly refunded. One entry per
+/// product, the one that lasts longest.
+pub fn entitlements(
+    email: &str,
+    subscriptions: &[Subscription],
+    orders: &[Order],
+    now: i64,
+    grace_days: i64,
+) -> Vec<Entitlement> {
+    let same = |e: Option<&str>| e.is_some_and(|e| e.eq_ignore_ascii_case(email));
+    let mut out: Vec<Entitlement> = Vec::new();
+    let mut add = |e: Entitlement| match out.iter_mut().find(|o| o.product == e.product) {
+        Some(o) => {
+            let longer = match (o.until, e.until) {
+                (Some(a), Some(b)) => b > a,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if longer {
+                *o = e;
+            }
+        }
+        None => out.push(e),
+    };
+    for s in subscriptions
+        .iter()
+        .filter(|s| same(s.customer_email.as_deref()))
+    {
+        let Some(until) = access_until(s, now, grace_days) else {
+            continue;
+        };
+        for item in &s.items {
+            add(Entitlement {
+                product: item.product.clone(),
+                name: item.label(),
+                grant: Grant::Subscription {
+                    subscription: s.id.clone(),
+                    status: s.status,
+                },
+                since: s.created,
+                until,
+            });
+        }
+    }
+    for o in orders.iter().filter(|o| same(o.customer_email.as_deref())) {
+        let granted = matches!(o.status, OrderStatus::Paid | OrderStatus::PartiallyRefunded);
+        if !granted || o.subscription.is_some() {
+            continue;
+        }
+        for line in &o.lines {
+            add(Entitlement {
+                product: line.product.clone(),
+                name: line.name.clone(),
+                grant: Grant::Order { order: o.number },
+                since: o.paid_at.map_or(o.created_at, |p| p) / 1000,
+                until: None,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// What to do to a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionChange {
+    CancelNow,
+    CancelAtPeriodEnd,
+    Resume,
+}
+
+/// Stripe's payout statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    Pending,
+    InTransit,
+    Paid,
+    Failed,
+    Canceled,
+}
+
+impl PayoutStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutStatus::Pending => "pending",
+            PayoutStatus::InTransit => "in_transit",
+            PayoutStatus::Paid => "paid",
+            PayoutStatus::Failed => "failed",
+            PayoutStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PayoutStatus> {
+        [
+            PayoutStatus::Pending,
+            PayoutStatus::InTransit,
+            PayoutStatus::Paid,
+            PayoutStatus::Failed,
+            PayoutStatus::Canceled,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// A payout to the connected account's bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    pub id: String,
+    pub amount: i64,
+    pub currency: Currency,
+    pub status: PayoutStatus,
+    /// Unix seconds: when it is expected (or was) in the bank.
+    pub arrival_date: i64,
+    /// Unix seconds.
+    pub created: i64,
+    #[serde(default)]
+    pub failure_code: Option<String>,
+    #[serde(default)]
+    pub failure_message: Option<String>,
+    /// The payments it carries (charge ids), when read with its balance transactions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payments: Vec<String>,
+}
+
+impl Payout {
+    pub fn money(&self) -> Money {
+        Money::new(self.amount, self.currency)
+    }
+}
+
+/// An amount per currency of the account's balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceAmount {
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+/// The account's balance: what can be paid out now, and what is still settling.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    pub available: Vec<BalanceAmount>,
+    pub pending: Vec<BalanceAmount>,
+}
+
+/// Stripe's payout failure codes in plain words, with what to do.
+pub fn payout_failure_in_words(code: &str) -> &'static str {
+    match code {
+        "account_closed" => {
+            "the bank account has been closed. Add a new bank account in Stripe (Settings -> Payouts) and Stripe pays out again."
+        }
+        "account_frozen" => {
+            "the bank account is frozen. Ask your bank why, or add another bank account in Stripe."
+        }
+        "bank_account_restricted" => {
+            "the bank account doesn't accept this kind of payment. Ask your bank, or add another account."
+        }
+        "bank_ownership_changed" => {
+            "the bank account's ownership changed. Add the bank account again in Stripe."
+        }
+        "could_not_process" | "debit_not_authorized" | "declined" => {
+            "the bank couldn't process it. Check the bank details in Stripe, or add another account; Stripe tries again once they change."
+        }
+        "insufficient_funds" => {
+            "the Stripe balance was too low to cover it (refunds or disputes came first). It's paid once the balance covers it."
+        }
+        "invalid_account_number" | "no_account" => {
+            "the bank account number is wrong or the account doesn't exist. Correct the bank details in Stripe (Settings -> Payouts)."
+        }
+        "invalid_currency" => {
+            "the bank account can't receive this currency. Add a bank account in that currency in Stripe."
+        }
+        "incorrect_account_holder_name" | "incorrect_account_holder_type" => {
+            "the account holder's name or type doesn't match the bank's records. Correct it in Stripe."
+        }
+        _ => "the bank returned it. Check the bank details in Stripe (Settings -> Payouts).",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::OrderLine;
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_795_000_000;
+
+    fn usd() -> Currency {
+        Currency::parse("usd").unwrap()
+    }
+
+    fn invoice(id: &str, status: InvoiceStatus, attempts: i64, created: i64) -> Invoice {
+        Invoice {
+            id: id.into(),
+            number: None,
+            status,
+            currency: usd(),
+            amount_due: 900,
+            amount_paid: if status == InvoiceStatus::Paid {
+                900
+            } else {
+                0
+            },
+            billing_reason: Some("subscription_cycle".into()),
+            hosted_invoice_url: None,
+            invoice_pdf: None,
+            attempt_count: attempts,
+            next_payment_attempt: None,
+            created,
+            paid_at: None,
+        }
+    }
+
+    fn sub(status: SubscriptionStatus) -> Subscription {
+        Subscription {
+            id: "sub_1".into(),
+            customer: "cus_1".into(),
+            customer_email: Some("ana@example.com".into()),
+            status,
+            currency: usd(),
+            items: vec![SubscriptionItem {
+                price: "price_pro".into(),
+                product: "prod_pro".into(),
+                name: Some("Pro".into()),
+                quantity: 1,
+                unit_amount: Some(900),
+                interval: "month".into(),
+                interval_count: 1,
+                current_period_start: NOW - 10 * DAY,
+                current_period_end: NOW + 20 * DAY,
+            }],
+            created: NOW - 40 * DAY,
+            trial_end: None,
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: None,
+            ended_at: None,
+            order: None,
+            invoices: Vec::new(),
+        }
+    }
+
+    fn order(status: OrderStatus) -> Order {
+        let mut o = Order::new_for_tests("ord_1", 1001, usd(), 2_500);
+        o.status = status;
+        o.customer_email = Some("Ana@Example.com".into());
+        o.lines = vec![OrderLine {
+            price: "price_book".into(),
+            product: "prod_book".into(),
+            name: "Ebook".into(),
+            quantity: 1,
+            unit_amount: 2_500,
+            amount: 2_500,
+            interval: None,
+        }];
+        o.paid_at = Some((NOW - DAY) * 1000);
+        o
+    }
+
+    fn products(e: &[Entitlement]) -> Vec<(&str, Option<i64>)> {
+        e.iter().map(|e| (e.product.as_str(), e.until)).collect()
+    }
+
+    #[test]
+    fn active_and_trialing_subscriptions_grant_until_their_period_or_trial_ends() {
+        let active = sub(SubscriptionStatus::Active);
+        let e = entitlements("ana@example.com", &[active], &[], NOW, 3);
+        assert_eq!(products(&e), [("prod_pro", Some(NOW + 20 * DAY))]);
+        let mut trial = sub(SubscriptionStatus::Trialing);
+        trial.trial_end = Some(NOW + 5 * DAY);
+        let e = entitlements("ana@example.com", &[trial], &[], NOW, 3);
+        assert_eq!(products(&e), [("prod_pro", Some(NOW + 5 * DAY))]);
+    }
+
+    #[test]
+    fn past_due_keeps_access_for_the_grace_period_only() {
+        let mut s = sub(SubscriptionStatus::PastDue);
+        s.invoices = vec![invoice("in_2", InvoiceStatus::Open, 1, NOW - 2 * DAY)];
+        let e = entitlements("ana@example.com", std::slice::from_ref(&s), &[], NOW, 3);
+        assert_eq!(products(&e), [("prod_pro", Some(NOW + DAY))]);
+        let e = entitlements("ana@example.com", &[s], &[], NOW + 2 * DAY, 3);
+        assert!(e.is_empty(), "grace is over: {e:?}");
+    }
+
+    #[test]
+    fn ended_unpaid_and_other_customers_grant_nothing() {
+        for st in [
+            SubscriptionStatus::Canceled,
+            SubscriptionStatus::Unpaid,
+            SubscriptionStatus::Incomplete,
+            SubscriptionStatus::IncompleteExpired,
+            SubscriptionStatus::Paused,
+        ] {
+            assert!(entitlements("ana@example.com", &[sub(st)], &[], NOW, 3).is_empty());
+        }
+        let e = entitlements(
+            "bo@example.com",
+            &[sub(SubscriptionStatus::Active)],
+            &[],
+            NOW,
+            3,
+        );
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn one_time_purchases_grant_for_good_until_wholly_refunded() {
+        let e = entitlements("ana@example.com", &[], &[order(OrderStatus::Paid)], NOW, 3);
+        assert_eq!(products(&e), [("prod_book", None)]);
+        assert_eq!(e[0].grant, Grant::Order { order: 1001 });
+        assert_eq!(e[0].since, NOW - DAY);
+        let partly = order(OrderStatus::PartiallyRefunded);
+        assert_eq!(
+            entitlements("ana@example.com", &[], &[partly], NOW, 3).len(),
+            1
+        );
+        for st in [
+            OrderStatus::Refunded,
+            OrderStatus::Open,
+            OrderStatus::Expired,
+            OrderStatus::PaymentFailed,
+        ] {
+            assert!(entitlements("ana@example.com", &[], &[order(st)], NOW, 3).is_empty());
+        }
+    }
+
+    #[test]
+    fn news_follow_transitions_once() {
+        use SubscriptionNews as N;
+        let active = sub(SubscriptionStatus::Active);
+        assert_eq!(changes(None, &active), [N::Started]);
+        assert_eq!(changes(Some(&active), &active), []);
+
+        let mut failing = sub(SubscriptionStatus::PastDue);
+        failing.invoices = vec![invoice("in_2", InvoiceStatus::Open, 1, NOW)];
+        assert_eq!(
+            changes(Some(&active), &failing),
+            [N::PaymentFailed(failing.invoices[0].clone())]
+        );
+        let mut again = failing.clone();
+        again.invoices[0].attempt_count = 2;
+        assert_eq!(
+            changes(Some(&failing), &again),
+            [N::PaymentFailed(again.invoices[0].clone())]
+        );
+        assert_eq!(changes(Some(&again), &again), []);
+
+        let mut recovered = sub(SubscriptionStatus::Active);
+        recovered.invoices = vec![invoice("in_2", InvoiceStatus::Paid, 2, NOW)];
+        assert_eq!(
+            changes(Some(&again), &recovered),
+            [N::Recovered, N::Renewed(recovered.invoices[0].clone())]
+        );
+
+        let mut ending = active.clone();
+        ending.cancel_at_period_end = true;
+        assert_eq!(changes(Some(&active), &ending), [N::CancelScheduled]);
+        assert_eq!(changes(Some(&ending), &active), [N::Resumed]);
+        let ended = sub(SubscriptionStatus::Canceled);
+        assert_eq!(changes(Some(&ending), &ended), [N::Ended]);
+        assert_eq!(changes(Some(&ended), &ended), []);
+    }
+
+    #[test]
+    fn payout_failures_say_what_to_fix() {
+        assert!(payout_failure_in_words("account_closed").contains("new bank account"));
+        assert!(payout_failure_in_words("something_new").contains("bank details"));
+    }
+}
