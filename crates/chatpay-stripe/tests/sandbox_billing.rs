@@ -25,9 +25,12 @@ use stripe_checkout::checkout_session::{
     RetrieveCheckoutSession,
 };
 use stripe_connect::account::CreateAccount;
+use stripe_core::balance::RetrieveForMyAccountBalance;
+use stripe_core::balance_transaction::ListBalanceTransaction;
 use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::{CreateCustomer, RetrieveCustomer, RetrieveCustomerReturned};
 use stripe_core::payment_intent::RetrievePaymentIntent;
+use stripe_core::payout::{CancelPayout, CreatePayout, ListPayout, RetrievePayout};
 use stripe_product::price::{CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval};
 use stripe_product::product::CreateProduct;
 use stripe_sandbox::{
@@ -277,6 +280,11 @@ impl Site {
             .data
     }
 
+    /// The sandbox clock (the wall clock plus what the tests advanced).
+    fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.sandbox.advance_clock(Duration::ZERO)
+    }
+
     fn advance(&self, seconds: i64) {
         self.sandbox
             .advance_clock(Duration::from_secs(u64::try_from(seconds).unwrap()));
@@ -415,7 +423,7 @@ async fn a_month_later_the_renewal_is_invoiced_and_paid() {
     let sub_id = id_of(&s.subscription);
     let before = site.sub(&sub_id).await;
     let (_, end) = period(&before);
-    let now = chrono::Utc::now().timestamp();
+    let now = site.now();
     // Past the period end: a draft invoice waits an hour before it is finalized and charged.
     site.advance(end - now + 60);
     let invoices = site.invoices_of(&sub_id).await;
@@ -457,7 +465,7 @@ async fn a_failed_renewal_makes_it_past_due_and_paying_the_invoice_recovers_it()
         .set_customer_card(&customer, "4000 0000 0000 0341")
         .unwrap();
     let (_, end) = period(&site.sub(&sub_id).await);
-    let now = chrono::Utc::now().timestamp();
+    let now = site.now();
     site.advance(end - now + 3600 + 60);
     let sub = site.sub(&sub_id).await;
     assert_eq!(status(&sub), "past_due");
@@ -524,7 +532,7 @@ async fn after_the_last_retry_the_subscription_is_canceled_or_unpaid() {
             .set_customer_card(&id_of(&s.customer), "4000000000000341")
             .unwrap();
         let (_, end) = period(&site.sub(&sub_id).await);
-        let now = chrono::Utc::now().timestamp();
+        let now = site.now();
         // Renewal attempt, then retries at 3, 5 and 7 days.
         site.advance(end - now + 3600 + 60 + 7 * DAY);
         let sub = site.sub(&sub_id).await;
@@ -580,7 +588,7 @@ async fn a_trial_ends_with_trial_will_end_then_the_first_real_invoice() {
     let sub7 = site.sub(&id_of(&s7.subscription)).await;
     assert_eq!(sub7.trial_end.unwrap() - sub7.trial_start.unwrap(), 7 * DAY);
 
-    let now = chrono::Utc::now().timestamp();
+    let now = site.now();
     site.advance(trial_end - now - 3 * DAY + 10);
     let k = kinds(&events(&site.sandbox, site.account.as_str()));
     assert_eq!(
@@ -645,7 +653,7 @@ async fn cancel_at_period_end_then_resume_then_cancel_now() {
     // Set again, and let the period end: canceled, no renewal invoice.
     update(true, "cancel-2").await.unwrap();
     let (_, end) = period(&sub);
-    let now = chrono::Utc::now().timestamp();
+    let now = site.now();
     site.advance(end - now + 10);
     let ended = site.sub(&sub_id).await;
     assert_eq!(status(&ended), "canceled");
@@ -886,4 +894,226 @@ async fn an_incomplete_subscription_expires_and_invoices_can_be_voided_or_marked
     ] {
         assert!(k.contains(&kind.to_owned()), "{kind}");
     }
+}
+
+// ---- balance and payouts ----
+
+fn amount_of(list: &[stripe_core::BalanceAmount]) -> i64 {
+    list.iter()
+        .filter(|a| a.currency == Currency::USD)
+        .map(|a| a.amount)
+        .sum()
+}
+
+impl Site {
+    async fn balance(&self) -> stripe_core::Balance {
+        RetrieveForMyAccountBalance::new()
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .unwrap()
+    }
+
+    async fn payouts(&self) -> Vec<stripe_shared::Payout> {
+        ListPayout::new()
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .unwrap()
+            .data
+    }
+
+    /// Subscribes (a $10.00 charge) on a verified account; returns the charge's balance
+    /// transaction.
+    async fn paid_charge(&self) -> stripe_shared::BalanceTransaction {
+        self.subscribe("4242424242424242", None).await;
+        ListBalanceTransaction::new()
+            .type_("charge")
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .unwrap()
+            .data
+            .remove(0)
+    }
+}
+
+fn midnight_after(t: i64) -> i64 {
+    (t.div_euclid(DAY) + 1) * DAY
+}
+
+#[tokio::test]
+async fn funds_become_available_after_7_days_and_the_first_payout_waits_3_more() {
+    let site = site().await;
+    site.sandbox
+        .set_verification(
+            site.account.as_str(),
+            stripe_sandbox::VerificationOutcome::Verified,
+        )
+        .unwrap();
+    let txn = site.paid_charge().await;
+    let paid_at = txn.created;
+    assert_eq!(
+        txn.available_on,
+        paid_at + 7 * DAY,
+        "paid Nov 20, available Nov 27"
+    );
+    assert_eq!(txn.status, "pending");
+    let b = site.balance().await;
+    assert_eq!(
+        (amount_of(&b.available), amount_of(&b.pending)),
+        (0, txn.net)
+    );
+
+    // Available after 7 days; no payout yet (the first one waits for the security review).
+    let now = site.now();
+    site.advance(txn.available_on - now + 1);
+    let b = site.balance().await;
+    assert_eq!(
+        (amount_of(&b.available), amount_of(&b.pending)),
+        (txn.net, 0)
+    );
+    assert!(site.payouts().await.is_empty());
+    let evs = events(&site.sandbox, site.account.as_str());
+    let available = evs
+        .iter()
+        .find(|e| e.type_.as_str() == "balance.available")
+        .expect("balance.available");
+    let EventObject::BalanceAvailable(balance) = &available.data.object else {
+        panic!("a balance");
+    };
+    assert_eq!(amount_of(&balance.available), txn.net);
+
+    // The first payout: the first midnight 3 days after the funds became available.
+    let run = midnight_after(txn.available_on + 3 * DAY - 1);
+    let now = site.now();
+    site.advance(run - now - 60);
+    assert!(
+        site.payouts().await.is_empty(),
+        "not before the review ends"
+    );
+    site.advance(120);
+    let payouts = site.payouts().await;
+    assert_eq!(payouts.len(), 1);
+    let po = &payouts[0];
+    assert_eq!(
+        (po.status.as_str(), po.amount, po.created),
+        ("pending", txn.net, run)
+    );
+    assert!(po.automatic);
+    assert!(po.arrival_date >= run + 2 * DAY && po.arrival_date <= run + 4 * DAY);
+    let b = site.balance().await;
+    assert_eq!(amount_of(&b.available), 0);
+    // Which payments the payout carries.
+    let carried = ListBalanceTransaction::new()
+        .payout(po.id.as_str())
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap()
+        .data;
+    let mut kinds_carried: Vec<&str> = carried.iter().map(|t| t.type_.as_str()).collect();
+    kinds_carried.sort();
+    assert_eq!(kinds_carried, ["charge", "payout"]);
+
+    site.advance(3600);
+    assert_eq!(site.payouts().await[0].status.as_str(), "in_transit");
+    let now = site.now();
+    site.advance(po.arrival_date - now + 1);
+    let po = RetrievePayout::new(po.id.as_str())
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    assert_eq!(po.status.as_str(), "paid");
+    let k = kinds(&events(&site.sandbox, site.account.as_str()));
+    let payout_events: Vec<&String> = k.iter().filter(|x| x.starts_with("payout.")).collect();
+    assert_eq!(
+        payout_events,
+        [
+            "payout.created",
+            "payout.updated",
+            "payout.updated",
+            "payout.paid"
+        ]
+    );
+
+    // Later payments are paid out at the first midnight after they are available.
+    let second = site.paid_charge().await;
+    let now = site.now();
+    site.advance(midnight_after(second.available_on - 1) - now + 1);
+    let payouts = site.payouts().await;
+    assert_eq!(payouts.len(), 2);
+    assert_eq!(payouts[0].created, midnight_after(second.available_on - 1));
+}
+
+#[tokio::test]
+async fn a_failed_payout_returns_the_money_and_says_why() {
+    let site = site().await;
+    site.sandbox
+        .set_verification(
+            site.account.as_str(),
+            stripe_sandbox::VerificationOutcome::Verified,
+        )
+        .unwrap();
+    site.sandbox
+        .fail_next_payout(site.account.as_str(), "account_closed")
+        .unwrap();
+    assert!(
+        site.sandbox
+            .fail_next_payout(site.account.as_str(), "nope")
+            .is_err()
+    );
+    let txn = site.paid_charge().await;
+    let now = site.now();
+    site.advance(txn.available_on + 3 * DAY - now + 6 * DAY);
+    let po = site.payouts().await.remove(0);
+    assert_eq!(po.status.as_str(), "failed");
+    assert_eq!(po.failure_code.as_deref(), Some("account_closed"));
+    assert_eq!(
+        po.failure_message.as_deref(),
+        Some("The bank account has been closed.")
+    );
+    assert!(po.failure_balance_transaction.is_some());
+    let b = site.balance().await;
+    assert_eq!(amount_of(&b.available), txn.net, "the money is back");
+    let k = kinds(&events(&site.sandbox, site.account.as_str()));
+    assert!(k.contains(&"payout.failed".to_owned()));
+
+    // A manual payout of the available balance, canceled while pending.
+    let manual = CreatePayout::new(txn.net, Currency::USD)
+        .customize()
+        .account_id(site.on())
+        .request_strategy(RequestStrategy::Idempotent(
+            IdempotencyKey::new("po-1").unwrap(),
+        ))
+        .send(&site.c)
+        .await
+        .unwrap();
+    assert_eq!(
+        (manual.status.as_str(), manual.automatic),
+        ("pending", false)
+    );
+    let (err, _) = stripe_error(
+        CreatePayout::new(1, Currency::USD)
+            .customize()
+            .account_id(site.on())
+            .send(&site.c)
+            .await,
+    );
+    assert_eq!(err.type_, ApiErrorsType::InvalidRequestError);
+    let canceled = CancelPayout::new(manual.id.as_str())
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    assert_eq!(canceled.status.as_str(), "canceled");
+    assert_eq!(amount_of(&site.balance().await.available), txn.net);
+    events(&site.sandbox, site.account.as_str());
 }

@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, ErrorType};
 use super::form::{Form, Params};
 use super::shapes::API_VERSION;
 use super::state::{App, IdempotencyRecord, RequestInfo, Tx};
-use super::{accounts, billing_api, catalog, checkout, events, ids, payments};
+use super::{accounts, billing_api, catalog, checkout, events, ids, payments, payouts};
 use crate::Mode;
 
 /// Who is calling: the mode of the key, and the account an OAuth access token is bound to.
@@ -130,6 +130,12 @@ enum Route {
     RetrieveCharge(String),
     UpdateCharge(String),
     RetrieveBalanceTransaction(String),
+    ListBalanceTransactions,
+    RetrieveBalance,
+    ListPayouts,
+    CreatePayout,
+    RetrievePayout(String),
+    CancelPayout(String),
     RetrieveInvoice(String),
     ListInvoices,
     PayInvoice(String),
@@ -193,6 +199,12 @@ impl Route {
             ("GET", ["charges", c]) => Route::RetrieveCharge(id(c)),
             ("POST", ["charges", c]) => Route::UpdateCharge(id(c)),
             ("GET", ["balance_transactions", t]) => Route::RetrieveBalanceTransaction(id(t)),
+            ("GET", ["balance_transactions"]) => Route::ListBalanceTransactions,
+            ("GET", ["balance"]) => Route::RetrieveBalance,
+            ("GET", ["payouts"]) => Route::ListPayouts,
+            ("POST", ["payouts"]) => Route::CreatePayout,
+            ("GET", ["payouts", po]) => Route::RetrievePayout(id(po)),
+            ("POST", ["payouts", po, "cancel"]) => Route::CancelPayout(id(po)),
             ("GET", ["invoices"]) => Route::ListInvoices,
             ("GET", ["invoices", i]) => Route::RetrieveInvoice(id(i)),
             ("POST", ["invoices", i, "pay"]) => Route::PayInvoice(id(i)),
@@ -278,6 +290,12 @@ impl Route {
             Route::RetrieveBalanceTransaction(id) => {
                 payments::retrieve_balance_transaction(tx, call, id, p)
             }
+            Route::ListBalanceTransactions => payouts::list_balance_transactions(tx, call, p),
+            Route::RetrieveBalance => payouts::retrieve_balance(tx, call, p),
+            Route::ListPayouts => payouts::list_payouts(tx, call, p),
+            Route::CreatePayout => payouts::create_payout(tx, call, p),
+            Route::RetrievePayout(id) => payouts::retrieve_payout(tx, call, id, p),
+            Route::CancelPayout(id) => payouts::cancel_payout(tx, call, id, p),
             Route::RetrieveInvoice(id) => billing_api::retrieve_invoice(tx, call, id, p),
             Route::ListInvoices => billing_api::list_invoices(tx, call, p),
             Route::PayInvoice(id) => billing_api::pay_invoice(tx, call, id, p),

@@ -33,8 +33,6 @@ use super::state::{App, PageRequest, Tx};
 const DEFAULT_TTL: i64 = 24 * 3600;
 const MIN_TTL: i64 = 30 * 60;
 const MAX_QUANTITY: i64 = 999_999;
-/// Days before a card payment's funds become available (a new account's payout delay).
-const AVAILABLE_AFTER: i64 = 7 * 86_400;
 
 fn no_such_session(id: &str) -> ApiError {
     ApiError::no_such("checkout.session", id, "session")
@@ -646,7 +644,8 @@ fn settle_inner(tx: &mut Tx<'_>, ctx: Ctx<'_>) -> bool {
     }
     let failed = super::payments::fail_due_refunds(tx, ctx);
     let billed = super::subscriptions::settle(tx, ctx);
-    !due.is_empty() || failed || billed
+    let paid_out = super::payouts::settle(tx, ctx);
+    !due.is_empty() || failed || billed || paid_out
 }
 
 // ---- paying ----
@@ -1068,7 +1067,7 @@ fn succeed(
         available_on: if available_now {
             now
         } else {
-            now + AVAILABLE_AFTER
+            now + super::payouts::available_after(tx, account.as_deref())
         },
         kind: "charge".into(),
         reporting_category: "charge".into(),

@@ -238,6 +238,10 @@ pub(crate) fn router() -> Router<App> {
         )
         .route("/__sandbox/customers/{id}/card", post(http_customer_card))
         .route("/__sandbox/billing/settings", post(http_billing_settings))
+        .route(
+            "/__sandbox/accounts/{id}/payouts/fail_next",
+            post(http_fail_next_payout),
+        )
         .route("/__sandbox/outbox", get(http_outbox_page))
         .route("/__sandbox/outbox.json", get(http_outbox_json))
         .route_layer(middleware::from_fn(loopback_only))
@@ -741,5 +745,38 @@ async fn http_billing_settings(
     set_after_retries(&app, b.account.as_deref(), b.after_retries)?;
     Ok(Json(
         json!({ "account": b.account, "after_retries": b.after_retries }),
+    ))
+}
+
+/// Makes the next payout of `account` fail on its arrival date with `failure_code`
+/// (`account_closed`, `insufficient_funds`, `could_not_process`, `no_account`,
+/// `invalid_account_number`, ...).
+pub(crate) fn fail_next_payout(app: &App, account: &str, code: &str) -> Result<(), ControlError> {
+    let mode = {
+        let st = app.lock();
+        st.find_account(account)
+            .map(|(m, _)| m)
+            .ok_or_else(|| ControlError::NotFound(format!("no such account: {account}")))?
+    };
+    app.transact(mode, None, |tx| {
+        super::payouts::fail_next(tx, account, code)
+    })
+    .map_err(ControlError::Invalid)
+}
+
+#[derive(Deserialize)]
+struct FailNextBody {
+    failure_code: String,
+}
+
+async fn http_fail_next_payout(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
+    let b: FailNextBody = parse(&body)?;
+    fail_next_payout(&app, &id, &b.failure_code)?;
+    Ok(Json(
+        json!({ "account": id, "failure_code": b.failure_code }),
     ))
 }

@@ -132,6 +132,7 @@ pub use faults::{Fault, FaultAction, RateLimit};
 pub use model::{DISABLED_REASONS, REJECT_REASONS, VerificationOutcome};
 pub use oauth::OAuthAuthorize;
 pub use onboarding::FollowResult;
+pub use payouts::PAYOUT_FAILURES;
 pub use sales::SentEmail;
 pub use shapes::API_VERSION;
 pub use webhooks::{DeliveryAttempt, DeliveryConfig, DeliveryState, signature_header};
@@ -458,6 +459,13 @@ impl Sandbox {
         after: AfterRetries,
     ) -> Result<(), ControlError> {
         control::set_after_retries(&self.app, account, after)
+    }
+
+    /// Makes the next payout of a connected account fail on its arrival date with a Stripe
+    /// failure code (`account_closed`, `insufficient_funds`, `could_not_process`,
+    /// `no_account`, `invalid_account_number`, ...; see [`PAYOUT_FAILURES`]).
+    pub fn fail_next_payout(&self, account: &str, failure_code: &str) -> Result<(), ControlError> {
+        control::fail_next_payout(&self.app, account, failure_code)
     }
 
     /// The receipt emails "sent" so far, oldest first.

@@ -49,8 +49,6 @@ pub(crate) const INCOMPLETE_TTL: i64 = 23 * 3600;
 pub(crate) const FINALIZE_AFTER: i64 = 3600;
 /// `customer.subscription.trial_will_end` fires this long before the trial ends.
 pub(crate) const TRIAL_WILL_END_BEFORE: i64 = 3 * 86_400;
-/// Days before a card payment's funds become available (see `payouts.rs`).
-pub(crate) const AVAILABLE_AFTER: i64 = 7 * 86_400;
 
 const DAY: i64 = 86_400;
 
@@ -808,6 +806,7 @@ pub(crate) fn charge_invoice(
     };
     let decline = card.fails_with.as_deref().map(saved_decline);
     let charge_id = ids::charge();
+    let available_on = now + super::payouts::available_after(tx, account.as_deref());
     let (txn, outcome) = match &decline {
         None => {
             let mut fee_details = vec![FeeDetail {
@@ -829,7 +828,7 @@ pub(crate) fn charge_invoice(
                 amount: inv.total,
                 currency: inv.currency.clone(),
                 fee_details,
-                available_on: now + AVAILABLE_AFTER,
+                available_on,
                 kind: "charge".into(),
                 reporting_category: "charge".into(),
                 source: charge_id.clone(),
