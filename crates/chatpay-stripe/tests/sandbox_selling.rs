@@ -1003,10 +1003,11 @@ async fn idempotent_creation_scoping_modes_and_validation() {
         .await,
     );
     assert_eq!(err.param.as_deref(), Some("line_items[0][quantity]"));
+    // Subscription mode needs a recurring price (tests/sandbox_billing.rs covers the rest).
     let (err, _) = stripe_error(
         CreateCheckoutSession::new()
             .mode(stripe_shared::CheckoutSessionMode::Subscription)
-            .line_items(vec![item(monthly.id.as_str(), 1)])
+            .line_items(vec![item(&shop.price, 1)])
             .success_url(SUCCESS_URL)
             .customize()
             .account_id(shop.on())
@@ -1014,7 +1015,11 @@ async fn idempotent_creation_scoping_modes_and_validation() {
             .await,
     );
     assert_eq!(err.type_, ApiErrorsType::InvalidRequestError);
-    assert!(err.message.unwrap().contains("mode=subscription"));
+    assert!(
+        err.message
+            .unwrap()
+            .contains("at least one recurring price")
+    );
     shop.sandbox.shutdown().await;
 }
 

@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, ErrorType};
 use super::form::{Form, Params};
 use super::shapes::API_VERSION;
 use super::state::{App, IdempotencyRecord, RequestInfo, Tx};
-use super::{accounts, catalog, checkout, events, ids, payments};
+use super::{accounts, billing_api, catalog, checkout, events, ids, payments, payouts};
 use crate::Mode;
 
 /// Who is calling: the mode of the key, and the account an OAuth access token is bound to.
@@ -130,7 +130,32 @@ enum Route {
     RetrieveCharge(String),
     UpdateCharge(String),
     RetrieveBalanceTransaction(String),
+    ListBalanceTransactions,
+    RetrieveBalance,
+    ListPayouts,
+    CreatePayout,
+    RetrievePayout(String),
+    CancelPayout(String),
     RetrieveInvoice(String),
+    ListInvoices,
+    PayInvoice(String),
+    VoidInvoice(String),
+    MarkInvoiceUncollectible(String),
+    FinalizeInvoice(String),
+    CreateCustomer,
+    ListCustomers,
+    RetrieveCustomer(String),
+    UpdateCustomer(String),
+    CreateSubscription,
+    ListSubscriptions,
+    RetrieveSubscription(String),
+    UpdateSubscription(String),
+    CancelSubscription(String),
+    CreateTestClock,
+    ListTestClocks,
+    RetrieveTestClock(String),
+    AdvanceTestClock(String),
+    DeleteTestClock(String),
     CreateRefund,
     ListRefunds,
     RetrieveRefund(String),
@@ -174,7 +199,36 @@ impl Route {
             ("GET", ["charges", c]) => Route::RetrieveCharge(id(c)),
             ("POST", ["charges", c]) => Route::UpdateCharge(id(c)),
             ("GET", ["balance_transactions", t]) => Route::RetrieveBalanceTransaction(id(t)),
+            ("GET", ["balance_transactions"]) => Route::ListBalanceTransactions,
+            ("GET", ["balance"]) => Route::RetrieveBalance,
+            ("GET", ["payouts"]) => Route::ListPayouts,
+            ("POST", ["payouts"]) => Route::CreatePayout,
+            ("GET", ["payouts", po]) => Route::RetrievePayout(id(po)),
+            ("POST", ["payouts", po, "cancel"]) => Route::CancelPayout(id(po)),
+            ("GET", ["invoices"]) => Route::ListInvoices,
             ("GET", ["invoices", i]) => Route::RetrieveInvoice(id(i)),
+            ("POST", ["invoices", i, "pay"]) => Route::PayInvoice(id(i)),
+            ("POST", ["invoices", i, "void"]) => Route::VoidInvoice(id(i)),
+            ("POST", ["invoices", i, "mark_uncollectible"]) => {
+                Route::MarkInvoiceUncollectible(id(i))
+            }
+            ("POST", ["invoices", i, "finalize"]) => Route::FinalizeInvoice(id(i)),
+            ("POST", ["customers"]) => Route::CreateCustomer,
+            ("GET", ["customers"]) => Route::ListCustomers,
+            ("GET", ["customers", c]) => Route::RetrieveCustomer(id(c)),
+            ("POST", ["customers", c]) => Route::UpdateCustomer(id(c)),
+            ("POST", ["subscriptions"]) => Route::CreateSubscription,
+            ("GET", ["subscriptions"]) => Route::ListSubscriptions,
+            ("GET", ["subscriptions", s]) => Route::RetrieveSubscription(id(s)),
+            ("POST", ["subscriptions", s]) => Route::UpdateSubscription(id(s)),
+            ("DELETE", ["subscriptions", s]) => Route::CancelSubscription(id(s)),
+            ("POST", ["test_helpers", "test_clocks"]) => Route::CreateTestClock,
+            ("GET", ["test_helpers", "test_clocks"]) => Route::ListTestClocks,
+            ("GET", ["test_helpers", "test_clocks", c]) => Route::RetrieveTestClock(id(c)),
+            ("POST", ["test_helpers", "test_clocks", c, "advance"]) => {
+                Route::AdvanceTestClock(id(c))
+            }
+            ("DELETE", ["test_helpers", "test_clocks", c]) => Route::DeleteTestClock(id(c)),
             ("POST", ["refunds"]) => Route::CreateRefund,
             ("GET", ["refunds"]) => Route::ListRefunds,
             ("GET", ["refunds", r]) => Route::RetrieveRefund(id(r)),
@@ -236,7 +290,32 @@ impl Route {
             Route::RetrieveBalanceTransaction(id) => {
                 payments::retrieve_balance_transaction(tx, call, id, p)
             }
-            Route::RetrieveInvoice(id) => payments::retrieve_invoice(tx, call, id, p),
+            Route::ListBalanceTransactions => payouts::list_balance_transactions(tx, call, p),
+            Route::RetrieveBalance => payouts::retrieve_balance(tx, call, p),
+            Route::ListPayouts => payouts::list_payouts(tx, call, p),
+            Route::CreatePayout => payouts::create_payout(tx, call, p),
+            Route::RetrievePayout(id) => payouts::retrieve_payout(tx, call, id, p),
+            Route::CancelPayout(id) => payouts::cancel_payout(tx, call, id, p),
+            Route::RetrieveInvoice(id) => billing_api::retrieve_invoice(tx, call, id, p),
+            Route::ListInvoices => billing_api::list_invoices(tx, call, p),
+            Route::PayInvoice(id) => billing_api::pay_invoice(tx, call, id, p),
+            Route::VoidInvoice(id) => billing_api::void_invoice(tx, call, id, p),
+            Route::MarkInvoiceUncollectible(id) => billing_api::mark_uncollectible(tx, call, id, p),
+            Route::FinalizeInvoice(id) => billing_api::finalize_invoice(tx, call, id, p),
+            Route::CreateCustomer => billing_api::create_customer(tx, call, p),
+            Route::ListCustomers => billing_api::list_customers(tx, call, p),
+            Route::RetrieveCustomer(id) => billing_api::retrieve_customer(tx, call, id, p),
+            Route::UpdateCustomer(id) => billing_api::update_customer(tx, call, id, p),
+            Route::CreateSubscription => billing_api::create_subscription(tx, call, p),
+            Route::ListSubscriptions => billing_api::list_subscriptions(tx, call, p),
+            Route::RetrieveSubscription(id) => billing_api::retrieve_subscription(tx, call, id, p),
+            Route::UpdateSubscription(id) => billing_api::update_subscription(tx, call, id, p),
+            Route::CancelSubscription(id) => billing_api::cancel_subscription(tx, call, id, p),
+            Route::CreateTestClock => billing_api::create_clock(tx, call, p),
+            Route::ListTestClocks => billing_api::list_clocks(tx, call, p),
+            Route::RetrieveTestClock(id) => billing_api::retrieve_clock(tx, call, id, p),
+            Route::AdvanceTestClock(id) => billing_api::advance_clock(tx, call, id, p),
+            Route::DeleteTestClock(id) => billing_api::delete_clock(tx, call, id, p),
             Route::CreateRefund => payments::create_refund(tx, call, p),
             Route::ListRefunds => payments::list_refunds(tx, call, p),
             Route::RetrieveRefund(id) => payments::retrieve_refund(tx, call, id, p),
@@ -310,10 +389,12 @@ fn serve(
         }
     }
     let route = Route::parse(method, uri.path())?;
-    let raw = if method == Method::POST {
-        body
-    } else {
+    // POST and DELETE carry their parameters in a form body (async-stripe sends DELETE's
+    // that way), GET in the query string.
+    let raw = if method == Method::GET || (method == Method::DELETE && body.is_empty()) {
         uri.query().unwrap_or("").as_bytes()
+    } else {
+        body
     };
     let form = Form::parse(raw)?;
     let header_account = headers

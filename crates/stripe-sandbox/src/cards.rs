@@ -15,6 +15,8 @@ pub(crate) enum Behavior {
     RefundFailsLater,
     /// 3D Secure authentication is required first (`...3155`).
     Authenticate,
+    /// Attaching it to a customer succeeds, but every charge fails (`...0341`).
+    ChargeFails,
     /// The issuer declines.
     Decline(Decline),
 }
@@ -63,6 +65,7 @@ const TEST_CARDS: &[(&str, Behavior)] = &[
     ("4000000000000077", Behavior::SucceedAvailable),
     ("4000000000005126", Behavior::RefundFailsLater),
     ("4000002500003155", Behavior::Authenticate),
+    ("4000000000000341", Behavior::ChargeFails),
     (
         "4000000000000002",
         Behavior::Decline(Decline {
@@ -127,6 +130,34 @@ const TEST_CARDS: &[(&str, Behavior)] = &[
         }),
     ),
 ];
+
+/// How a charge of the `...0341` card fails (it attached fine).
+pub(crate) const CHARGE_FAILS: Decline = Decline {
+    code: "card_declined",
+    decline_code: "generic_decline",
+    message: DECLINED,
+    param: None,
+};
+
+/// What Stripe answers in live mode to one of its test cards.
+pub(crate) const TEST_CARD_IN_LIVE_MODE: Decline = Decline {
+    code: "card_declined",
+    decline_code: "live_mode_test_card",
+    message: "Your card was declined. Your request was in live mode, but used a known test card.",
+    param: None,
+};
+
+/// What a card does in a mode: live mode refuses Stripe's test cards, and any other valid
+/// number goes through.
+pub(crate) fn behavior_in(card: &Card, live: bool) -> Behavior {
+    if !live {
+        return card.behavior.clone();
+    }
+    match &card.behavior {
+        Behavior::Decline(d) if d.decline_code == "test_mode_live_card" => Behavior::Succeed,
+        _ => Behavior::Decline(TEST_CARD_IN_LIVE_MODE),
+    }
+}
 
 /// What Stripe answers in test mode to a real (non-test) card number.
 pub(crate) const LIVE_CARD_IN_TEST_MODE: Decline = Decline {
@@ -284,6 +315,24 @@ pub(crate) const PAGE_LIST: &[(&str, &str)] = &[
         "4000 0000 0000 5126",
         "succeeds; a refund of it fails later",
     ),
+    (
+        "4000 0000 0000 0341",
+        "saved for a subscription, but every charge fails",
+    ),
+];
+
+/// Stripe's test PaymentMethod ids (`pm_card_visa`...) and the card number each stands for.
+pub(crate) const TEST_PAYMENT_METHODS: &[(&str, &str)] = &[
+    ("pm_card_visa", "4242424242424242"),
+    ("pm_card_mastercard", "5555555555554444"),
+    ("pm_card_amex", "378282246310005"),
+    ("pm_card_chargeCustomerFail", "4000000000000341"),
+    ("pm_card_visa_chargeDeclined", "4000000000000002"),
+    (
+        "pm_card_visa_chargeDeclinedInsufficientFunds",
+        "4000000000009995",
+    ),
+    ("pm_card_authenticationRequired", "4000002500003155"),
 ];
 
 #[cfg(test)]

@@ -121,9 +121,20 @@ fn price_spec(p: &Params<'_>, prefix: &str) -> ApiResult<PriceSpec> {
                     "The chatpay sandbox supports only `licensed` recurring prices.",
                 ));
             }
+            let trial_period_days = match r.int("trial_period_days")? {
+                None => None,
+                Some(d @ 1..=730) => Some(u32::try_from(d).unwrap_or(1)),
+                Some(_) => {
+                    return Err(ApiError::bad_param(
+                        &name("recurring[trial_period_days]"),
+                        "Invalid integer: trial_period_days must be between 1 and 730.",
+                    ));
+                }
+            };
             Some(Recurring {
                 interval: interval.to_owned(),
                 interval_count: u32::try_from(count).unwrap_or(1),
+                trial_period_days,
             })
         }
     };
@@ -875,6 +886,7 @@ pub(crate) fn seed(tx: &mut Tx<'_>, spec: &SeedCatalog) -> Result<SeedReport, St
         let mut prices = Vec::new();
         if i % 10 != 9 {
             let recurring = (i % 3 == 1).then(|| Recurring {
+                trial_period_days: None,
                 interval: if i % 6 == 4 { "year" } else { "month" }.into(),
                 interval_count: 1,
             });

@@ -22,19 +22,17 @@ use super::money;
 use super::rules;
 use super::sales::{
     BalanceTransaction, CardDetails, Charge, CheckoutSession, FeeDetail, IntentStatus, Invoice,
-    InvoiceLine, LineItem, Outcome, PaymentError, PaymentIntent, PendingAuth, SentEmail,
-    SessionStatus,
+    InvoiceLine, InvoiceStatus, LineItem, Outcome, PaymentError, PaymentIntent, PendingAuth,
+    SentEmail, SessionStatus,
 };
 use super::shapes;
-use super::shapes_sales::{self as ss, InvoiceStage};
+use super::shapes_sales as ss;
 use super::state::{App, PageRequest, Tx};
 
 /// Default and bounds of `expires_at`, seconds from creation.
 const DEFAULT_TTL: i64 = 24 * 3600;
 const MIN_TTL: i64 = 30 * 60;
 const MAX_QUANTITY: i64 = 999_999;
-/// Days before a card payment's funds become available (a new account's payout delay).
-const AVAILABLE_AFTER: i64 = 7 * 86_400;
 
 fn no_such_session(id: &str) -> ApiError {
     ApiError::no_such("checkout.session", id, "session")
@@ -76,8 +74,10 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         "payment_intent_data",
         "payment_method_types",
         "submit_type",
+        "subscription_data",
         "success_url",
         "ui_mode",
+        "customer",
     ];
     const KNOWN_UNSUPPORTED: &[&str] = &[
         "adaptive_pricing",
@@ -89,7 +89,6 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         "currency",
         "custom_fields",
         "custom_text",
-        "customer",
         "customer_update",
         "discounts",
         "optional_items",
@@ -103,7 +102,6 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         "setup_intent_data",
         "shipping_address_collection",
         "shipping_options",
-        "subscription_data",
         "tax_id_collection",
     ];
     if let Some(k) = KNOWN_UNSUPPORTED.iter().find(|k| p.contains(k)) {
@@ -119,13 +117,27 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         p.required("mode")?,
         &["payment", "setup", "subscription"],
     )?;
-    if mode != "payment" {
+    if mode == "setup" {
         return Err(ApiError::bad_param(
             "mode",
-            format!(
-                "The chatpay sandbox supports only `mode=payment` Checkout Sessions for now; \
-                 `mode={mode}` is not available yet."
-            ),
+            "The chatpay sandbox supports `mode=payment` and `mode=subscription` Checkout \
+             Sessions; `mode=setup` is not available yet.",
+        ));
+    }
+    let subscription_mode = mode == "subscription";
+    if subscription_mode {
+        for k in ["payment_intent_data", "invoice_creation"] {
+            if p.contains(k) {
+                return Err(ApiError::bad_param(
+                    k,
+                    format!("You can not pass `{k}` in `subscription` mode."),
+                ));
+            }
+        }
+    } else if p.contains("subscription_data") {
+        return Err(ApiError::bad_param(
+            "subscription_data",
+            "You can only pass `subscription_data` in `subscription` mode.",
         ));
     }
     // API version 2026-09-30 calls Stripe's hosted page `hosted_page` (formerly `hosted`).
@@ -161,6 +173,24 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         .text("customer_email")?
         .map(|e| rules::email("customer_email", &e))
         .transpose()?;
+    let customer = p.text("customer")?;
+    if let Some(c) = &customer {
+        if customer_email.is_some() {
+            return Err(ApiError::invalid(
+                "You may only specify one of these parameters: customer, customer_email.",
+            )
+            .code("parameters_exclusive"));
+        }
+        let known = tx
+            .ms()
+            .billing
+            .customers
+            .get(c)
+            .is_some_and(|cus| cus.account.as_deref() == call.scope);
+        if !known {
+            return Err(ApiError::no_such("customer", c, "customer"));
+        }
+    }
     let client_reference_id = p.text("client_reference_id")?;
     if client_reference_id
         .as_ref()
@@ -257,7 +287,7 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
                 ),
             ));
         }
-        if price.recurring.is_some() {
+        if price.recurring.is_some() && !subscription_mode {
             return Err(ApiError::bad_param(
                 &format!("line_items[{i}]"),
                 "You specified `payment` mode but passed a recurring price. Either switch to \
@@ -287,6 +317,16 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
     }
     let currency = currency.unwrap_or_else(|| "usd".into());
     let total: i64 = line_items.iter().map(LineItem::amount).sum();
+    let subscription_data = if subscription_mode {
+        Some(super::subscriptions::checkout_subscription_data(
+            p,
+            call,
+            &line_items,
+            now,
+        )?)
+    } else {
+        None
+    };
     // payment_intent_data
     let mut application_fee_amount = None;
     let mut pi_metadata = BTreeMap::new();
@@ -407,6 +447,11 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         customer_name: None,
         customer_details_email: None,
         last_error: None,
+        mode: mode.to_owned(),
+        subscription_data,
+        customer,
+        subscription: None,
+        pending_auth: None,
     };
     let out = ss::checkout_session(&session, live, &call.app.base_url);
     let seq = tx.st.seq();
@@ -598,7 +643,9 @@ fn settle_inner(tx: &mut Tx<'_>, ctx: Ctx<'_>) -> bool {
         expire(tx, ctx, id);
     }
     let failed = super::payments::fail_due_refunds(tx, ctx);
-    !due.is_empty() || failed
+    let billed = super::subscriptions::settle(tx, ctx);
+    let paid_out = super::payouts::settle(tx, ctx);
+    !due.is_empty() || failed || billed || paid_out
 }
 
 // ---- paying ----
@@ -624,13 +671,13 @@ pub(crate) enum PayOutcome {
     NotOpen(SessionStatus),
 }
 
-fn fingerprint(number: &str) -> String {
+pub(crate) fn fingerprint(number: &str) -> String {
     let digest = Sha256::digest(format!("sandbox-card:{number}").as_bytes());
     let hex = hex::encode(digest);
     hex[..16].to_owned()
 }
 
-fn card_details(card: &Card) -> CardDetails {
+pub(crate) fn card_details(card: &Card) -> CardDetails {
     CardDetails {
         brand: card.brand.to_owned(),
         funding: card.funding.to_owned(),
@@ -667,6 +714,7 @@ fn ensure_intent(tx: &mut Tx<'_>, ctx: Ctx<'_>, session: &CheckoutSession) -> St
         pending_auth: None,
         session: session.id.clone(),
         canceled_at: None,
+        customer: None,
     };
     let out = ss::payment_intent(&pi, live, ctx.base_url);
     let seq = tx.st.seq();
@@ -683,7 +731,7 @@ fn ensure_intent(tx: &mut Tx<'_>, ctx: Ctx<'_>, session: &CheckoutSession) -> St
     id
 }
 
-fn open_session(tx: &mut Tx<'_>, id: &str) -> Result<CheckoutSession, PayOutcome> {
+pub(crate) fn open_session(tx: &mut Tx<'_>, id: &str) -> Result<CheckoutSession, PayOutcome> {
     match tx.ms().sales.sessions.get(id) {
         Some(s) if s.status == SessionStatus::Open => Ok(s.clone()),
         Some(s) => Err(PayOutcome::NotOpen(s.status)),
@@ -698,6 +746,11 @@ pub(crate) fn pay(tx: &mut Tx<'_>, ctx: Ctx<'_>, session_id: &str, input: PayInp
         Ok(s) => s,
         Err(outcome) => return outcome,
     };
+    if session.is_subscription() {
+        let pm = ids::payment_method();
+        let details = card_details(&input.card);
+        return super::subscriptions::checkout_pay(tx, ctx, &session, input, pm, details);
+    }
     let pi_id = ensure_intent(tx, ctx, &session);
     if tx
         .ms()
@@ -710,25 +763,21 @@ pub(crate) fn pay(tx: &mut Tx<'_>, ctx: Ctx<'_>, session_id: &str, input: PayInp
     }
     let pm = ids::payment_method();
     let details = card_details(&input.card);
-    let behavior = if tx.livemode() {
-        // Live mode refuses Stripe's test cards; any other valid number goes through.
-        match &input.card.behavior {
-            Behavior::Decline(d) if d.decline_code == "test_mode_live_card" => Behavior::Succeed,
-            _ => Behavior::Decline(cards::Decline {
-                code: "card_declined",
-                decline_code: "live_mode_test_card",
-                message: "Your card was declined. Your request was in live mode, but used a \
-                          known test card.",
-                param: None,
-            }),
-        }
-    } else {
-        input.card.behavior.clone()
-    };
+    let behavior = cards::behavior_in(&input.card, tx.livemode());
     match behavior {
         Behavior::Decline(decline) => {
             decline_attempt(tx, ctx, &session, &pi_id, &pm, details, &input, &decline)
         }
+        Behavior::ChargeFails => decline_attempt(
+            tx,
+            ctx,
+            &session,
+            &pi_id,
+            &pm,
+            details,
+            &input,
+            &cards::CHARGE_FAILS,
+        ),
         Behavior::Authenticate => {
             let live = tx.livemode();
             let Some(pi) = tx.ms().sales.intents.get_mut(&pi_id) else {
@@ -782,6 +831,9 @@ pub(crate) fn authenticate(
         Ok(s) => s,
         Err(outcome) => return outcome,
     };
+    if session.is_subscription() {
+        return super::subscriptions::checkout_authenticate(tx, ctx, &session, complete);
+    }
     let Some(pi_id) = session.payment_intent.clone() else {
         return PayOutcome::Declined {
             code: "payment_intent_unexpected_state".into(),
@@ -897,6 +949,7 @@ fn decline_attempt(
         description: session.payment_intent_description.clone(),
         refunds_fail: false,
         session: session.id.clone(),
+        customer: None,
     };
     let charge_json = ss::charge(&charge, live, ctx.base_url, ctx.client_id, Vec::new());
     let charge_id = charge.id.clone();
@@ -1014,12 +1067,13 @@ fn succeed(
         available_on: if available_now {
             now
         } else {
-            now + AVAILABLE_AFTER
+            now + super::payouts::available_after(tx, account.as_deref())
         },
         kind: "charge".into(),
         reporting_category: "charge".into(),
         source: charge_id.clone(),
         description: session.payment_intent_description.clone(),
+        payout: None,
     };
     let txn_id = txn.id.clone();
     let seq = tx.st.seq();
@@ -1059,6 +1113,7 @@ fn succeed(
         description: session.payment_intent_description.clone(),
         refunds_fail,
         session: session.id.clone(),
+        customer: None,
     };
     let charge_json = ss::charge(&charge, live, ctx.base_url, ctx.client_id, Vec::new());
     send_receipt(tx, ctx, &charge, email);
@@ -1110,10 +1165,76 @@ fn create_invoice(
 ) -> String {
     let live = tx.livemode();
     let now = tx.now;
-    let key = session
-        .account
-        .clone()
-        .unwrap_or_else(|| super::state::PLATFORM.to_owned());
+    let number = next_invoice_number(tx, session.account.as_deref());
+    let invoice = Invoice {
+        id: ids::invoice(),
+        account: session.account.clone(),
+        created: now,
+        number,
+        currency: session.currency.clone(),
+        total: session.amount_subtotal(),
+        lines: session
+            .line_items
+            .iter()
+            .map(|li| InvoiceLine {
+                id: ids::invoice_line(),
+                description: li.description.clone(),
+                quantity: li.quantity,
+                amount: li.amount(),
+                price: li.price.id.clone(),
+                product: li.price.product.clone(),
+                unit_amount: li.price.unit_amount,
+                period: None,
+                subscription_item: None,
+            })
+            .collect(),
+        customer_email: Some(email.to_owned()),
+        customer_name: Some(name.to_owned()),
+        description: session.invoice_description.clone(),
+        metadata: session.invoice_metadata.clone(),
+        payment_intent: pi_id.to_owned(),
+        charge: charge_id.to_owned(),
+        paid_at: Some(now),
+        status: InvoiceStatus::Paid,
+        customer: None,
+        subscription: None,
+        billing_reason: "manual".into(),
+        period: None,
+        attempt_count: 1,
+        next_payment_attempt: None,
+        finalize_at: None,
+        finalized_at: Some(now),
+        voided_at: None,
+        marked_uncollectible_at: None,
+        test_clock: None,
+        subscription_metadata: BTreeMap::new(),
+        application_fee_percent: None,
+    };
+    let account = session.account.as_deref();
+    for (kind, status) in [
+        ("invoice.created", InvoiceStatus::Draft),
+        ("invoice.finalized", InvoiceStatus::Open),
+        ("invoice.paid", InvoiceStatus::Paid),
+        ("invoice.payment_succeeded", InvoiceStatus::Paid),
+    ] {
+        let stage = Invoice {
+            status,
+            attempt_count: u32::from(status == InvoiceStatus::Paid),
+            ..invoice.clone()
+        };
+        let out = ss::invoice(&stage, live, ctx.base_url);
+        tx.emit(kind, account, out, None);
+    }
+    let id = invoice.id.clone();
+    let seq = tx.st.seq();
+    tx.ms().sales.invoices.insert(seq, invoice);
+    id
+}
+
+/// The next invoice number of an account: `ABCD1234-0001` (Stripe numbers an account's
+/// invoices in sequence with a prefix).
+pub(crate) fn next_invoice_number(tx: &mut Tx<'_>, account: Option<&str>) -> String {
+    let key = account.unwrap_or(super::state::PLATFORM).to_owned();
     let counter = {
         let n = tx
             .ms()
@@ -1132,46 +1253,5 @@ fn create_invoice(
         .take(8)
         .collect::<String>()
         .to_ascii_uppercase();
-    let invoice = Invoice {
-        id: ids::invoice(),
-        account: session.account.clone(),
-        created: now,
-        number: format!("{prefix}-{counter:04}"),
-        currency: session.currency.clone(),
-        total: session.amount_subtotal(),
-        lines: session
-            .line_items
-            .iter()
-            .map(|li| InvoiceLine {
-                id: ids::invoice_line(),
-                description: li.description.clone(),
-                quantity: li.quantity,
-                amount: li.amount(),
-                price: li.price.id.clone(),
-                product: li.price.product.clone(),
-                unit_amount: li.price.unit_amount,
-            })
-            .collect(),
-        customer_email: Some(email.to_owned()),
-        customer_name: Some(name.to_owned()),
-        description: session.invoice_description.clone(),
-        metadata: session.invoice_metadata.clone(),
-        payment_intent: pi_id.to_owned(),
-        charge: charge_id.to_owned(),
-        paid_at: now,
-    };
-    let account = session.account.as_deref();
-    for (kind, stage) in [
-        ("invoice.created", InvoiceStage::Draft),
-        ("invoice.finalized", InvoiceStage::Open),
-        ("invoice.paid", InvoiceStage::Paid),
-        ("invoice.payment_succeeded", InvoiceStage::Paid),
-    ] {
-        let out = ss::invoice(&invoice, live, ctx.base_url, stage);
-        tx.emit(kind, account, out, None);
-    }
-    let id = invoice.id.clone();
-    let seq = tx.st.seq();
-    tx.ms().sales.invoices.insert(seq, invoice);
-    id
+    format!("{prefix}-{counter:04}")
 }

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::accounts;
+use super::billing::AfterRetries;
 use super::cards;
 use super::catalog::{self, SeedCatalog, SeedReport};
 use super::checkout::{self, Ctx, PayInput, PayOutcome};
@@ -234,6 +235,12 @@ pub(crate) fn router() -> Router<App> {
         .route(
             "/__sandbox/checkout/{id}/authenticate",
             post(http_authenticate),
+        )
+        .route("/__sandbox/customers/{id}/card", post(http_customer_card))
+        .route("/__sandbox/billing/settings", post(http_billing_settings))
+        .route(
+            "/__sandbox/accounts/{id}/payouts/fail_next",
+            post(http_fail_next_payout),
         )
         .route("/__sandbox/outbox", get(http_outbox_page))
         .route("/__sandbox/outbox.json", get(http_outbox_json))
@@ -621,4 +628,155 @@ async fn http_outbox_json(State(app): State<App>) -> Json<Vec<SentEmail>> {
 
 async fn http_outbox_page(State(app): State<App>) -> Response {
     hosted::outbox_page(&outbox(&app))
+}
+
+// ---- billing ----
+
+fn customer_mode(app: &App, id: &str) -> Result<Mode, ControlError> {
+    let st = app.lock();
+    [Mode::Test, Mode::Live]
+        .into_iter()
+        .find(|m| st.mode(*m).billing.customers.get(id).is_some())
+        .ok_or_else(|| ControlError::NotFound(format!("no such customer: {id}")))
+}
+
+/// Replaces a customer's saved card, as the customer would in a billing portal: the card
+/// becomes the default payment method of the customer and of its live subscriptions. Use
+/// `4000 0000 0000 0341` to make every later charge fail; answers the customer.
+pub(crate) fn set_customer_card(
+    app: &App,
+    customer: &str,
+    card: &str,
+) -> Result<Value, ControlError> {
+    let mode = customer_mode(app, customer)?;
+    let checked = cards::check(&cards::normalize(card), "12 / 34", "123", app.now())
+        .map_err(|e| ControlError::Invalid(e.to_owned()))?;
+    Ok(app.transact(mode, None, |tx| {
+        let ctx = Ctx::app(app);
+        let behavior = cards::behavior_in(&checked, tx.livemode());
+        let saved = super::subscriptions::saved_card(
+            super::ids::payment_method(),
+            checkout::card_details(&checked),
+            &behavior,
+            tx.now,
+        );
+        super::subscriptions::set_default_card(tx, customer, saved.clone());
+        let subs: Vec<String> = tx
+            .ms()
+            .billing
+            .subscriptions
+            .iter()
+            .filter(|s| s.customer == customer && !s.status.ended())
+            .map(|s| s.id.clone())
+            .collect();
+        for sub in subs {
+            let pm = saved.id.clone();
+            super::subscriptions::update_subscription(tx, ctx, &sub, |s| {
+                s.default_payment_method = Some(pm);
+            });
+        }
+        let live = tx.livemode();
+        tx.ms()
+            .billing
+            .customers
+            .get(customer)
+            .map(|c| super::shapes_billing::customer(c, live))
+            .unwrap_or(Value::Null)
+    }))
+}
+
+/// What happens to a subscription after the last retry of a failed renewal, for the
+/// subscriptions of `account` (`None`: the platform's own, in both modes).
+pub(crate) fn set_after_retries(
+    app: &App,
+    account: Option<&str>,
+    after: AfterRetries,
+) -> Result<(), ControlError> {
+    let modes: Vec<Mode> = match account {
+        None => vec![Mode::Test, Mode::Live],
+        Some(a) => {
+            let st = app.lock();
+            vec![
+                st.find_account(a)
+                    .map(|(m, _)| m)
+                    .ok_or_else(|| ControlError::NotFound(format!("no such account: {a}")))?,
+            ]
+        }
+    };
+    for mode in modes {
+        app.transact(mode, None, |tx| {
+            tx.ms()
+                .billing
+                .settings
+                .entry(account.unwrap_or(super::state::PLATFORM).to_owned())
+                .or_default()
+                .after_retries = after;
+        });
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CardBody {
+    card: String,
+}
+
+async fn http_customer_card(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
+    let b: CardBody = parse(&body)?;
+    set_customer_card(&app, &id, &b.card).map(Json)
+}
+
+#[derive(Deserialize)]
+struct BillingSettingsBody {
+    #[serde(default)]
+    account: Option<String>,
+    after_retries: AfterRetries,
+}
+
+async fn http_billing_settings(
+    State(app): State<App>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
+    let b: BillingSettingsBody = parse(&body)?;
+    set_after_retries(&app, b.account.as_deref(), b.after_retries)?;
+    Ok(Json(
+        json!({ "account": b.account, "after_retries": b.after_retries }),
+    ))
+}
+
+/// Makes the next payout of `account` fail on its arrival date with `failure_code`
+/// (`account_closed`, `insufficient_funds`, `could_not_process`, `no_account`,
+/// `invalid_account_number`, ...).
+pub(crate) fn fail_next_payout(app: &App, account: &str, code: &str) -> Result<(), ControlError> {
+    let mode = {
+        let st = app.lock();
+        st.find_account(account)
+            .map(|(m, _)| m)
+            .ok_or_else(|| ControlError::NotFound(format!("no such account: {account}")))?
+    };
+    app.transact(mode, None, |tx| {
+        super::payouts::fail_next(tx, account, code)
+    })
+    .map_err(ControlError::Invalid)
+}
+
+#[derive(Deserialize)]
+struct FailNextBody {
+    failure_code: String,
+}
+
+async fn http_fail_next_payout(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
+    let b: FailNextBody = parse(&body)?;
+    fail_next_payout(&app, &id, &b.failure_code)?;
+    Ok(Json(
+        json!({ "account": id, "failure_code": b.failure_code }),
+    ))
 }

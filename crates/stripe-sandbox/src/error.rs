@@ -12,6 +12,7 @@ pub(crate) enum ErrorType {
     InvalidRequest,
     Api,
     Idempotency,
+    Card,
 }
 
 impl ErrorType {
@@ -20,6 +21,7 @@ impl ErrorType {
             ErrorType::InvalidRequest => "invalid_request_error",
             ErrorType::Api => "api_error",
             ErrorType::Idempotency => "idempotency_error",
+            ErrorType::Card => "card_error",
         }
     }
 }
@@ -34,6 +36,8 @@ pub(crate) struct ApiError {
     pub param: Option<String>,
     /// Sent as `Stripe-Should-Retry` when set.
     pub should_retry: Option<bool>,
+    /// More fields of the error hash (`decline_code`, `payment_intent`).
+    pub extra: Option<Value>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
@@ -47,6 +51,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             should_retry: None,
+            extra: None,
         }
     }
 
@@ -153,6 +158,11 @@ impl ApiError {
         }
         if let Some(param) = &self.param {
             error["param"] = json!(param);
+        }
+        if let Some(Value::Object(extra)) = &self.extra {
+            for (k, v) in extra {
+                error[k] = v.clone();
+            }
         }
         json!({ "error": error })
     }

@@ -8,13 +8,14 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::cards::{self, PAGE_LIST};
+use super::cards::{self, Behavior, PAGE_LIST};
 use super::checkout::{self, Ctx, PayInput, PayOutcome};
 use super::html::{self, escape};
 use super::money;
 use super::rules;
-use super::sales::{Charge, CheckoutSession, Invoice, Refund, SessionStatus};
+use super::sales::{Charge, CheckoutSession, Invoice, InvoiceStatus, Refund, SessionStatus};
 use super::state::App;
+use super::subscriptions;
 use crate::Mode;
 
 /// Finds a session in either mode, after applying what the clock says (expiry).
@@ -258,6 +259,7 @@ fn waiting_for_auth(app: &App, mode: Mode, s: &CheckoutSession) -> bool {
         .as_ref()
         .and_then(|pi| st.mode(mode).sales.intents.get(pi))
         .is_some_and(|pi| pi.pending_auth.is_some())
+        || s.pending_auth.is_some()
 }
 
 /// Checks the form and turns it into a payment attempt's input.
@@ -488,16 +490,28 @@ fn invoice_lines(i: &Invoice) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) async fn invoice(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let Some((mode, i)) = find::<Invoice>(&app, |s| s.invoices.get(&id)) else {
-        return html::message(
-            StatusCode::NOT_FOUND,
-            "Invoice not found",
-            "There is no such invoice.",
-        );
-    };
-    let seller = seller_name(&app, mode, i.account.as_deref());
-    let rows: String = invoice_lines(&i)
+fn invoice_missing() -> Response {
+    html::message(
+        StatusCode::NOT_FOUND,
+        "Invoice not found",
+        "There is no such invoice.",
+    )
+}
+
+/// The invoice after applying what the clock says; drafts have no hosted page.
+fn find_invoice(app: &App, id: &str) -> Option<(Mode, Invoice)> {
+    let (mode, _) = find::<Invoice>(app, |s| s.invoices.get(id))?;
+    let i = app.transact(mode, None, |tx| {
+        let changed = checkout::settle(tx, Ctx::app(app));
+        tx.read_only = !changed;
+        tx.ms().sales.invoices.get(id).cloned()
+    })?;
+    (i.status != InvoiceStatus::Draft).then_some((mode, i))
+}
+
+fn invoice_page(app: &App, mode: Mode, i: &Invoice, e: &Entered, error: Option<&str>) -> String {
+    let seller = seller_name(app, mode, i.account.as_deref());
+    let rows: String = invoice_lines(i)
         .iter()
         .map(|(d, a)| {
             format!(
@@ -507,29 +521,188 @@ pub(crate) async fn invoice(State(app): State<App>, Path(id): Path<String>) -> R
             )
         })
         .collect();
+    let total = money::format(i.total, &i.currency);
+    let to = i
+        .customer_email
+        .as_deref()
+        .map(|e| format!(" · Billed to {}", escape(e)))
+        .unwrap_or_default();
+    let (title, when, total_label) = match i.status {
+        InvoiceStatus::Paid => (
+            "Paid",
+            format!("Paid {}", date(i.paid_at.unwrap_or(i.created))),
+            "Amount paid",
+        ),
+        InvoiceStatus::Void => (
+            "Void",
+            format!("Voided {}", date(i.voided_at.unwrap_or(i.created))),
+            "Amount (void)",
+        ),
+        _ => (
+            "Due",
+            format!("Issued {}", date(i.finalized_at.unwrap_or(i.created))),
+            "Amount due",
+        ),
+    };
+    let receipt = if i.charge.is_empty() || i.status != InvoiceStatus::Paid {
+        String::new()
+    } else {
+        format!(" · <a href=\"/receipts/{}\">Receipt</a>", escape(&i.charge))
+    };
+    let error = error
+        .map(|m| {
+            format!(
+                "<div class=\"errors\" role=\"alert\" id=\"payment-error\">{}</div>",
+                escape(m)
+            )
+        })
+        .unwrap_or_default();
+    let form = if i.status.payable() {
+        let cards: String = PAGE_LIST
+            .iter()
+            .map(|(n, what)| format!("<li><code>{n}</code> {}</li>", escape(what)))
+            .collect();
+        let test_note = if mode == Mode::Test {
+            format!("<div class=\"card\"><h2>Test cards</h2><ul class=\"cards\">{cards}</ul></div>")
+        } else {
+            String::new()
+        };
+        format!(
+            r#"{error}
+<form method="post" action="/invoices/{id}" class="card" novalidate>
+<h2>Pay this invoice with a card</h2>
+<p class="muted">The card also becomes the default for future payments of the subscription.</p>
+<label for="cardNumber">Card number</label>
+<input type="text" id="cardNumber" name="cardNumber" inputmode="numeric" autocomplete="cc-number" placeholder="1234 1234 1234 1234" required value="{number}">
+<div class="row"><div><label for="cardExpiry">Expiration (MM / YY)</label>
+<input type="text" id="cardExpiry" name="cardExpiry" inputmode="numeric" autocomplete="cc-exp" placeholder="MM / YY" required value="{expiry}"></div>
+<div><label for="cardCvc">CVC</label>
+<input type="text" id="cardCvc" name="cardCvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" required value="{cvc}"></div></div>
+<label for="billingName">Cardholder name</label>
+<input type="text" id="billingName" name="billingName" autocomplete="cc-name" required value="{name}">
+<button class="primary pay" type="submit" id="submitButton">Pay {total}</button>
+</form>
+{test_note}"#,
+            id = escape(&i.id),
+            number = escape(&e.card_number),
+            expiry = escape(&e.card_expiry),
+            cvc = escape(&e.card_cvc),
+            name = escape(&e.billing_name),
+            total = escape(&total),
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"<div class="card"><p class="muted">Invoice from {seller}{badge}</p>
+<h1>Invoice {number} · {title}</h1>
+<p class="muted">{when}{to}</p>
+<table class="lines"><caption>Items</caption>{rows}<tr class="total"><th scope="row">{total_label}</th><td>{total}</td></tr></table>
+<p><a href="/invoices/{id}/pdf">Download invoice (PDF)</a>{receipt}</p></div>
+{form}"#,
+        seller = escape(&seller),
+        badge = test_badge(mode),
+        number = escape(&i.number),
+        when = escape(&when),
+        total = escape(&total),
+        id = escape(&i.id),
+    )
+}
+
+pub(crate) async fn invoice(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let Some((mode, i)) = find_invoice(&app, &id) else {
+        return invoice_missing();
+    };
     page(
         StatusCode::OK,
         "Invoice",
-        &format!(
-            r#"<div class="card"><p class="muted">Invoice from {seller}{badge}</p>
-<h1>Invoice {number} · Paid</h1>
-<p class="muted">Paid {when}{to}</p>
-<table class="lines"><caption>Items</caption>{rows}<tr class="total"><th scope="row">Amount paid</th><td>{total}</td></tr></table>
-<p><a href="/invoices/{id}/pdf">Download invoice (PDF)</a> · <a href="/receipts/{charge}">Receipt</a></p></div>"#,
-            seller = escape(&seller),
-            badge = test_badge(mode),
-            number = escape(&i.number),
-            when = escape(&date(i.paid_at)),
-            to = i
-                .customer_email
-                .as_deref()
-                .map(|e| format!(" · Billed to {}", escape(e)))
-                .unwrap_or_default(),
-            total = escape(&money::format(i.total, &i.currency)),
-            id = escape(&i.id),
-            charge = escape(&i.charge),
-        ),
+        &invoice_page(&app, mode, &i, &Entered::default(), None),
     )
+}
+
+/// Paying an open invoice on its hosted page: the card is charged and saved as the
+/// customer's (and the subscription's) default payment method.
+pub(crate) async fn pay_invoice(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some((mode, i)) = find_invoice(&app, &id) else {
+        return invoice_missing();
+    };
+    if !i.status.payable() {
+        return html::redirect(StatusCode::SEE_OTHER, &format!("/invoices/{id}"));
+    }
+    let entered = Entered::parse(&body);
+    let checked = cards::check(
+        &entered.card_number,
+        &entered.card_expiry,
+        &entered.card_cvc,
+        app.now(),
+    )
+    .and_then(|card| {
+        if entered.billing_name.trim().is_empty() {
+            Err("Your cardholder name is incomplete.")
+        } else {
+            Ok(card)
+        }
+    });
+    let card = match checked {
+        Ok(card) => card,
+        Err(message) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Invoice",
+                &invoice_page(&app, mode, &i, &entered, Some(message)),
+            );
+        }
+    };
+    let outcome = app.transact(mode, None, |tx| {
+        let ctx = Ctx::app(&app);
+        let behavior = cards::behavior_in(&card, tx.livemode());
+        if let Behavior::Decline(d) = &behavior {
+            return Err(d.message.to_owned());
+        }
+        if behavior == Behavior::Authenticate {
+            return Err(
+                "This card asks for 3D Secure authentication, which the sandbox's \
+                        invoice page does not do yet: use another card."
+                    .to_owned(),
+            );
+        }
+        let saved = subscriptions::saved_card(
+            super::ids::payment_method(),
+            checkout::card_details(&card),
+            &behavior,
+            tx.now,
+        );
+        if let Some(customer) = &i.customer {
+            subscriptions::set_default_card(tx, customer, saved.clone());
+        }
+        if let Some(sub) = &i.subscription {
+            let pm = saved.id.clone();
+            subscriptions::update_subscription(tx, ctx, sub, |s| {
+                s.default_payment_method = Some(pm);
+            });
+        }
+        subscriptions::pay_now(tx, ctx, &id, Some(saved)).map_err(|d| d.message.to_owned())
+    });
+    match outcome {
+        Ok(()) => html::redirect(StatusCode::SEE_OTHER, &format!("/invoices/{id}")),
+        Err(message) => {
+            let i = find_invoice(&app, &id).map(|(_, i)| i).unwrap_or(i);
+            let keep = Entered {
+                card_number: String::new(),
+                card_cvc: String::new(),
+                ..entered
+            };
+            page(
+                StatusCode::PAYMENT_REQUIRED,
+                "Invoice",
+                &invoice_page(&app, mode, &i, &keep, Some(&message)),
+            )
+        }
+    }
 }
 
 /// A one-page PDF with the invoice as text lines (Helvetica, WinAnsi: non-Latin-1 characters
@@ -582,19 +755,19 @@ pub(crate) fn pdf(lines: &[String]) -> Vec<u8> {
 }
 
 pub(crate) async fn invoice_pdf(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let Some((mode, i)) = find::<Invoice>(&app, |s| s.invoices.get(&id)) else {
-        return html::message(
-            StatusCode::NOT_FOUND,
-            "Invoice not found",
-            "There is no such invoice.",
-        );
+    let Some((mode, i)) = find_invoice(&app, &id) else {
+        return invoice_missing();
     };
     let seller = seller_name(&app, mode, i.account.as_deref());
     let mut lines = vec![
         format!("Invoice {}", i.number),
         format!("From: {seller}"),
         format!("Billed to: {}", i.customer_email.as_deref().unwrap_or("-")),
-        format!("Paid: {}", date(i.paid_at)),
+        match i.status {
+            InvoiceStatus::Paid => format!("Paid: {}", date(i.paid_at.unwrap_or(i.created))),
+            InvoiceStatus::Void => "Void".to_owned(),
+            _ => format!("Amount due: {}", money::format(i.total, &i.currency)),
+        },
         if mode == Mode::Test {
             "TEST MODE".to_owned()
         } else {
@@ -607,7 +780,12 @@ pub(crate) async fn invoice_pdf(State(app): State<App>, Path(id): Path<String>) 
     }
     lines.push(String::new());
     lines.push(format!(
-        "Amount paid: {}",
+        "{}: {}",
+        if i.status == InvoiceStatus::Paid {
+            "Amount paid"
+        } else {
+            "Total"
+        },
         money::format(i.total, &i.currency)
     ));
     (

@@ -86,6 +86,18 @@ pub(crate) fn invoice() -> String {
 pub(crate) fn invoice_line() -> String {
     format!("il_1{}", random(23))
 }
+pub(crate) fn customer() -> String {
+    format!("cus_{}", random(14))
+}
+pub(crate) fn subscription() -> String {
+    format!("sub_1{}", random(23))
+}
+pub(crate) fn subscription_item() -> String {
+    format!("si_{}", random(14))
+}
+pub(crate) fn test_clock() -> String {
+    format!("clock_1{}", random(23))
+}
 pub(crate) fn application_fee() -> String {
     format!("fee_1{}", random(23))
 }

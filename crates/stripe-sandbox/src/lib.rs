@@ -83,6 +83,8 @@
 
 mod accounts;
 mod api;
+mod billing;
+mod billing_api;
 mod cards;
 mod catalog;
 mod checkout;
@@ -100,13 +102,16 @@ mod money;
 mod oauth;
 mod onboarding;
 mod payments;
+mod payouts;
 mod persist;
 mod rules;
 mod sales;
 mod server;
 mod shapes;
+mod shapes_billing;
 mod shapes_sales;
 mod state;
+mod subscriptions;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -119,6 +124,7 @@ use anyhow::Context as _;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+pub use billing::AfterRetries;
 pub use catalog::{SeedCatalog, SeedReport};
 pub use control::{Authenticate, ControlError, PaymentResult, TestPayment};
 pub use events::EventSummary;
@@ -126,6 +132,7 @@ pub use faults::{Fault, FaultAction, RateLimit};
 pub use model::{DISABLED_REASONS, REJECT_REASONS, VerificationOutcome};
 pub use oauth::OAuthAuthorize;
 pub use onboarding::FollowResult;
+pub use payouts::PAYOUT_FAILURES;
 pub use sales::SentEmail;
 pub use shapes::API_VERSION;
 pub use webhooks::{DeliveryAttempt, DeliveryConfig, DeliveryState, signature_header};
@@ -431,6 +438,34 @@ impl Sandbox {
         answer: Authenticate,
     ) -> Result<PaymentResult, ControlError> {
         control::authenticate_checkout(&self.app, session, answer)
+    }
+
+    /// Replaces a customer's saved card (and its subscriptions' default payment method), as
+    /// the customer would in a billing portal; `4000 0000 0000 0341` makes every later charge
+    /// fail. Returns the customer as the API shows it.
+    pub fn set_customer_card(
+        &self,
+        customer: &str,
+        card: &str,
+    ) -> Result<serde_json::Value, ControlError> {
+        control::set_customer_card(&self.app, customer, card)
+    }
+
+    /// What happens after the last retry of a failed renewal, for `account`'s subscriptions
+    /// (`None`: the platform's). Stripe's default is to cancel.
+    pub fn set_after_retries(
+        &self,
+        account: Option<&str>,
+        after: AfterRetries,
+    ) -> Result<(), ControlError> {
+        control::set_after_retries(&self.app, account, after)
+    }
+
+    /// Makes the next payout of a connected account fail on its arrival date with a Stripe
+    /// failure code (`account_closed`, `insufficient_funds`, `could_not_process`,
+    /// `no_account`, `invalid_account_number`, ...; see [`PAYOUT_FAILURES`]).
+    pub fn fail_next_payout(&self, account: &str, failure_code: &str) -> Result<(), ControlError> {
+        control::fail_next_payout(&self.app, account, failure_code)
     }
 
     /// The receipt emails "sent" so far, oldest first.

@@ -749,6 +749,29 @@ pub(crate) struct Recurring {
     /// `day`, `week`, `month` or `year`.
     pub interval: String,
     pub interval_count: u32,
+    /// `recurring[trial_period_days]`: the default trial of subscriptions to this price.
+    #[serde(default)]
+    pub trial_period_days: Option<u32>,
+}
+
+impl Recurring {
+    /// The end of one billing period that starts at `start` (Unix seconds, UTC): months and
+    /// years keep the day of the month where they can (Jan 31 + 1 month = Feb 28/29), as
+    /// Stripe's billing cycle anchor does.
+    pub fn period_end(&self, start: i64) -> i64 {
+        use chrono::{Days, Months};
+        let Some(at) = chrono::DateTime::from_timestamp(start, 0) else {
+            return start;
+        };
+        let n = self.interval_count.max(1);
+        let end = match self.interval.as_str() {
+            "day" => at.checked_add_days(Days::new(u64::from(n))),
+            "week" => at.checked_add_days(Days::new(7 * u64::from(n))),
+            "year" => at.checked_add_months(Months::new(12 * n)),
+            _ => at.checked_add_months(Months::new(n)),
+        };
+        end.map_or(start, |e| e.timestamp())
+    }
 }
 
 /// A price of a product.

@@ -20,7 +20,7 @@ use super::money;
 use super::rules;
 use super::sales::{BalanceTransaction, Charge, Refund};
 use super::shapes;
-use super::shapes_sales::{self as ss, InvoiceStage};
+use super::shapes_sales as ss;
 use super::state::{PageRequest, Tx, previous_attributes};
 
 /// Seconds after creation at which a refund of the 5126 card fails (sandbox clock).
@@ -206,23 +206,6 @@ pub(crate) fn retrieve_balance_transaction(
     ))
 }
 
-pub(crate) fn retrieve_invoice(
-    tx: &mut Tx<'_>,
-    call: &Call<'_>,
-    id: &str,
-    p: &Params<'_>,
-) -> ApiResult<Value> {
-    p.only(&["expand"])?;
-    let live = tx.livemode();
-    let i = visible(
-        tx.ms().sales.invoices.get(id),
-        |i| i.account.as_deref(),
-        call.scope,
-    )
-    .ok_or_else(|| ApiError::no_such("invoice", id, "invoice"))?;
-    Ok(ss::invoice(i, live, &call.app.base_url, InvoiceStage::Paid))
-}
-
 // ---- refunds ----
 
 pub(crate) fn create_refund(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> ApiResult<Value> {
@@ -372,6 +355,7 @@ pub(crate) fn create_refund(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) ->
         reporting_category: "refund".into(),
         source: refund_id.clone(),
         description: Some("REFUND FOR CHARGE".into()),
+        payout: None,
     };
     let refund = Refund {
         id: refund_id,
@@ -473,6 +457,7 @@ pub(crate) fn fail_due_refunds(tx: &mut Tx<'_>, ctx: Ctx<'_>) -> bool {
             reporting_category: "refund_failure".into(),
             source: refund.id.clone(),
             description: Some("REFUND FAILURE".into()),
+            payout: None,
         };
         let mut failed = refund.clone();
         failed.status = "failed".into();

@@ -76,9 +76,76 @@ pub(crate) struct CheckoutSession {
     pub customer_details_email: Option<String>,
     /// The message the hosted page shows after a failed attempt.
     pub last_error: Option<String>,
+    /// `payment` or `subscription`.
+    #[serde(default = "payment_mode")]
+    pub mode: String,
+    /// Subscription mode: what `subscription_data` asked for.
+    #[serde(default)]
+    pub subscription_data: Option<SubscriptionData>,
+    /// The Customer the session was created for (`customer=`), or created on payment.
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// The subscription created on payment.
+    #[serde(default)]
+    pub subscription: Option<String>,
+    /// Subscription mode: a 3D Secure step waiting (no PaymentIntent exists yet).
+    #[serde(default)]
+    pub pending_auth: Option<PendingAuth>,
+}
+
+fn payment_mode() -> String {
+    "payment".to_owned()
+}
+
+/// `subscription_data` of a subscription-mode session.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub(crate) struct SubscriptionData {
+    pub trial_period_days: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub application_fee_percent: Option<f64>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl CheckoutSession {
+    pub fn is_subscription(&self) -> bool {
+        self.mode == "subscription"
+    }
+
+    /// The trial a subscription-mode session gives: `subscription_data[trial_end]`, else
+    /// `subscription_data[trial_period_days]`, else the first recurring price's own trial.
+    pub fn trial_end(&self, now: i64) -> Option<i64> {
+        let data = self.subscription_data.as_ref();
+        if let Some(end) = data.and_then(|d| d.trial_end) {
+            return Some(end);
+        }
+        let days = data.and_then(|d| d.trial_period_days).or_else(|| {
+            self.line_items
+                .iter()
+                .find_map(|li| {
+                    li.price
+                        .recurring
+                        .as_ref()
+                        .and_then(|r| r.trial_period_days)
+                })
+                .map(i64::from)
+        })?;
+        (days > 0).then(|| now + days * 86_400)
+    }
+
+    /// What the customer pays today: everything, or with a trial only the one-time items.
+    pub fn amount_due_now(&self, now: i64) -> i64 {
+        if self.is_subscription() && self.trial_end(now).is_some() {
+            self.line_items
+                .iter()
+                .filter(|li| li.price.recurring.is_none())
+                .map(LineItem::amount)
+                .sum()
+        } else {
+            self.amount_subtotal()
+        }
+    }
+
     pub fn amount_subtotal(&self) -> i64 {
         self.line_items.iter().map(LineItem::amount).sum()
     }
@@ -155,10 +222,12 @@ pub(crate) struct PaymentIntent {
     pub payment_method: Option<String>,
     pub last_payment_error: Option<PaymentError>,
     pub pending_auth: Option<PendingAuth>,
-    /// The Checkout Session that made it.
+    /// The Checkout Session that made it (empty for an invoice's payment).
     pub session: String,
     pub client_secret: String,
     pub canceled_at: Option<i64>,
+    #[serde(default)]
+    pub customer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,8 +267,10 @@ pub(crate) struct Charge {
     pub description: Option<String>,
     /// The 5126 test card: refunds of this charge fail some time later.
     pub refunds_fail: bool,
-    /// The Checkout Session paid with it.
+    /// The Checkout Session paid with it (empty for an invoice's payment).
     pub session: String,
+    #[serde(default)]
+    pub customer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,9 +315,12 @@ pub(crate) struct BalanceTransaction {
     /// `charge`, `refund`, `payment_failure_refund`...
     pub kind: String,
     pub reporting_category: String,
-    /// The charge or refund id.
+    /// The charge, refund or payout id.
     pub source: String,
     pub description: Option<String>,
+    /// The automatic payout that paid this transaction out (`payout` filter of the list).
+    #[serde(default)]
+    pub payout: Option<String>,
 }
 
 impl BalanceTransaction {
@@ -278,6 +352,12 @@ pub(crate) struct InvoiceLine {
     pub price: String,
     pub product: String,
     pub unit_amount: i64,
+    /// `period` of the line (a subscription item's period, or the invoice's date).
+    #[serde(default)]
+    pub period: Option<(i64, i64)>,
+    /// `si_...` for a subscription item's line.
+    #[serde(default)]
+    pub subscription_item: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,9 +374,78 @@ pub(crate) struct Invoice {
     pub customer_name: Option<String>,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// The PaymentIntent of the latest attempt (empty until one is made).
     pub payment_intent: String,
+    /// The charge of the latest attempt (empty until one is made).
     pub charge: String,
-    pub paid_at: i64,
+    pub paid_at: Option<i64>,
+    #[serde(default = "paid_status")]
+    pub status: InvoiceStatus,
+    #[serde(default)]
+    pub customer: Option<String>,
+    #[serde(default)]
+    pub subscription: Option<String>,
+    /// `manual`, `subscription_create`, `subscription_cycle`.
+    #[serde(default = "manual_reason")]
+    pub billing_reason: String,
+    #[serde(default)]
+    pub period: Option<(i64, i64)>,
+    #[serde(default)]
+    pub attempt_count: u32,
+    #[serde(default)]
+    pub next_payment_attempt: Option<i64>,
+    /// When a draft finalizes and its first payment is attempted (an hour after creation).
+    #[serde(default)]
+    pub finalize_at: Option<i64>,
+    #[serde(default)]
+    pub finalized_at: Option<i64>,
+    #[serde(default)]
+    pub voided_at: Option<i64>,
+    #[serde(default)]
+    pub marked_uncollectible_at: Option<i64>,
+    #[serde(default)]
+    pub test_clock: Option<String>,
+    /// `subscription_details.metadata`.
+    #[serde(default)]
+    pub subscription_metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub application_fee_percent: Option<f64>,
+}
+
+fn paid_status() -> InvoiceStatus {
+    InvoiceStatus::Paid
+}
+
+fn manual_reason() -> String {
+    "manual".to_owned()
+}
+
+/// `status` of an invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum InvoiceStatus {
+    Draft,
+    Open,
+    Paid,
+    Uncollectible,
+    Void,
+}
+
+impl InvoiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Draft => "draft",
+            InvoiceStatus::Open => "open",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Uncollectible => "uncollectible",
+            InvoiceStatus::Void => "void",
+        }
+    }
+
+    /// Open and uncollectible invoices can still be paid.
+    pub fn payable(self) -> bool {
+        matches!(self, InvoiceStatus::Open | InvoiceStatus::Uncollectible)
+    }
 }
 
 /// A receipt email the sandbox "sent".

@@ -25,7 +25,10 @@ pub(crate) fn router(app: App) -> Router {
             get(hosted::show_authenticate).post(hosted::submit_authenticate),
         )
         .route("/receipts/{id}", get(hosted::receipt))
-        .route("/invoices/{id}", get(hosted::invoice))
+        .route(
+            "/invoices/{id}",
+            get(hosted::invoice).post(hosted::pay_invoice),
+        )
         .route("/invoices/{id}/pdf", get(hosted::invoice_pdf))
         .route("/oauth/authorize", get(oauth::page).post(oauth::decide))
         .route("/oauth/token", post(oauth::token))

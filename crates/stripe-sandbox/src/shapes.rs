@@ -263,7 +263,7 @@ pub(crate) fn price(p: &Price, livemode: bool) -> Value {
             "interval": r.interval,
             "interval_count": r.interval_count,
             "meter": null,
-            "trial_period_days": null,
+            "trial_period_days": r.trial_period_days,
             "usage_type": "licensed",
         })),
         "tax_behavior": p.tax_behavior,

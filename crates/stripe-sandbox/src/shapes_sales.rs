@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::sales::{
-    BalanceTransaction, Charge, CheckoutSession, IntentStatus, Invoice, LineItem, PaymentIntent,
-    Refund, SessionStatus,
+    BalanceTransaction, Charge, CheckoutSession, IntentStatus, Invoice, InvoiceStatus, LineItem,
+    PaymentIntent, Refund, SessionStatus,
 };
 use super::shapes;
 
@@ -45,7 +45,14 @@ pub(crate) fn line_item(li: &LineItem, live: bool) -> Value {
 }
 
 pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) -> Value {
-    let subtotal = s.amount_subtotal();
+    let subtotal = s.amount_due_now(s.created);
+    let payment_status = if s.paid {
+        "paid"
+    } else if s.is_subscription() && s.status == SessionStatus::Complete {
+        "no_payment_required"
+    } else {
+        "unpaid"
+    };
     let customer_details = (s.status == SessionStatus::Complete).then(|| {
         json!({
             "address": null,
@@ -84,8 +91,8 @@ pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) 
             "submit": null,
             "terms_of_service_acceptance": null,
         },
-        "customer": null,
-        "customer_creation": "if_required",
+        "customer": s.customer,
+        "customer_creation": if s.is_subscription() { "always" } else { "if_required" },
         "customer_details": customer_details,
         "customer_email": s.customer_email,
         "discounts": [],
@@ -106,14 +113,14 @@ pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) 
         "livemode": live,
         "locale": null,
         "metadata": s.metadata,
-        "mode": "payment",
+        "mode": s.mode,
         "payment_intent": s.payment_intent,
         "payment_link": null,
-        "payment_method_collection": "if_required",
+        "payment_method_collection": if s.is_subscription() { "always" } else { "if_required" },
         "payment_method_configuration_details": null,
         "payment_method_options": {},
         "payment_method_types": ["card"],
-        "payment_status": if s.paid { "paid" } else { "unpaid" },
+        "payment_status": payment_status,
         "phone_number_collection": { "enabled": false },
         "recovered_from": null,
         "saved_payment_method_options": null,
@@ -123,7 +130,7 @@ pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) 
         "shipping_options": [],
         "status": s.status.as_str(),
         "submit_type": null,
-        "subscription": null,
+        "subscription": s.subscription,
         "success_url": s.success_url,
         "total_details": { "amount_discount": 0, "amount_shipping": 0, "amount_tax": 0 },
         "ui_mode": "hosted_page",
@@ -151,15 +158,16 @@ pub(crate) fn payment_intent(pi: &PaymentIntent, live: bool, base_url: &str) -> 
         }
         out
     });
-    let next_action = (pi.status == IntentStatus::RequiresAction).then(|| {
-        json!({
-            "type": "redirect_to_url",
-            "redirect_to_url": {
-                "return_url": checkout_url(base_url, &pi.session),
-                "url": format!("{}/authenticate", checkout_url(base_url, &pi.session)),
-            },
-        })
-    });
+    let next_action =
+        (pi.status == IntentStatus::RequiresAction && !pi.session.is_empty()).then(|| {
+            json!({
+                "type": "redirect_to_url",
+                "redirect_to_url": {
+                    "return_url": checkout_url(base_url, &pi.session),
+                    "url": format!("{}/authenticate", checkout_url(base_url, &pi.session)),
+                },
+            })
+        });
     json!({
         "id": pi.id,
         "object": "payment_intent",
@@ -177,7 +185,7 @@ pub(crate) fn payment_intent(pi: &PaymentIntent, live: bool, base_url: &str) -> 
         "confirmation_method": "automatic",
         "created": pi.created,
         "currency": pi.currency,
-        "customer": null,
+        "customer": pi.customer,
         "description": pi.description,
         "excluded_payment_method_types": null,
         "last_payment_error": last_error,
@@ -235,7 +243,7 @@ pub(crate) fn charge(
         "captured": c.succeeded,
         "created": c.created,
         "currency": c.currency,
-        "customer": null,
+        "customer": c.customer,
         "description": c.description,
         "disputed": false,
         "failure_balance_transaction": null,
@@ -366,21 +374,40 @@ pub(crate) fn balance_transaction(
     })
 }
 
-/// Where an invoice stands when it is rendered (its events show each stage).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum InvoiceStage {
-    Draft,
-    Open,
-    Paid,
-}
-
-pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str, stage: InvoiceStage) -> Value {
-    let finalized = stage != InvoiceStage::Draft;
-    let paid = stage == InvoiceStage::Paid;
+/// An invoice as it stands (`status` and its transitions come from the object).
+pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str) -> Value {
+    let finalized = i.status != InvoiceStatus::Draft;
+    let paid = i.status == InvoiceStatus::Paid;
+    let (period_start, period_end) = i.period.unwrap_or((i.created, i.created));
     let lines: Vec<Value> = i
         .lines
         .iter()
         .map(|l| {
+            let (start, end) = l.period.unwrap_or((i.created, i.created));
+            let parent = match (&l.subscription_item, &i.subscription) {
+                (Some(si), sub) => json!({
+                    "invoice_item_details": null,
+                    "subscription_item_details": {
+                        "invoice_item": null,
+                        "proration": false,
+                        "proration_details": { "credited_items": null },
+                        "subscription": sub,
+                        "subscription_item": si,
+                    },
+                    "type": "subscription_item_details",
+                }),
+                (None, Some(sub)) => json!({
+                    "invoice_item_details": {
+                        "invoice_item": format!("ii_{}", l.id.trim_start_matches("il_")),
+                        "proration": false,
+                        "proration_details": { "credited_items": null },
+                        "subscription": sub,
+                    },
+                    "subscription_item_details": null,
+                    "type": "invoice_item_details",
+                }),
+                (None, None) => Value::Null,
+            };
             json!({
                 "id": l.id,
                 "object": "line_item",
@@ -393,8 +420,8 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str, stage: InvoiceSta
                 "invoice": i.id,
                 "livemode": live,
                 "metadata": {},
-                "parent": null,
-                "period": { "end": i.created, "start": i.created },
+                "parent": parent,
+                "period": { "end": end, "start": start },
                 "pretax_credit_amounts": [],
                 "pricing": {
                     "price_details": { "price": l.price, "product": l.product },
@@ -409,6 +436,20 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str, stage: InvoiceSta
         })
         .collect();
     let url = invoice_url(base_url, &i.id);
+    let parent = i.subscription.as_ref().map(|sub| {
+        json!({
+            "quote_details": null,
+            "subscription_details": {
+                "metadata": i.subscription_metadata,
+                "subscription": sub,
+                "subscription_proration_date": null,
+            },
+            "type": "subscription_details",
+        })
+    });
+    let finalized_at = i.finalized_at.or(if finalized { i.paid_at } else { None });
+    let auto_advance =
+        i.subscription.is_some() && matches!(i.status, InvoiceStatus::Draft | InvoiceStatus::Open);
     json!({
         "id": i.id,
         "object": "invoice",
@@ -418,24 +459,26 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str, stage: InvoiceSta
         "amount_due": i.total,
         "amount_overpaid": 0,
         "amount_paid": if paid { i.total } else { 0 },
-        "amount_remaining": if paid { 0 } else { i.total },
+        "amount_paid_off_stripe": null,
+        "amount_remaining": if paid || i.status == InvoiceStatus::Void { 0 } else { i.total },
         "amount_shipping": 0,
         "application": null,
-        "attempt_count": if paid { 1 } else { 0 },
-        "attempted": paid,
-        "auto_advance": false,
+        "attempt_count": i.attempt_count,
+        "attempted": i.attempt_count > 0 || paid,
+        "auto_advance": auto_advance,
         "automatic_tax": {
             "disabled_reason": null, "enabled": false, "liability": null,
             "provider": null, "status": null,
         },
-        "automatically_finalizes_at": null,
-        "billing_reason": "manual",
+        "automatically_finalizes_at": if i.status == InvoiceStatus::Draft { i.finalize_at } else { None },
+        "billing_reason": i.billing_reason,
         "collection_method": "charge_automatically",
         "confirmation_secret": null,
         "created": i.created,
         "currency": i.currency,
         "custom_fields": null,
-        "customer": null,
+        "customer": i.customer,
+        "customer_account": null,
         "customer_address": null,
         "customer_email": i.customer_email,
         "customer_name": i.customer_name,
@@ -449,7 +492,7 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str, stage: InvoiceSta
         "description": i.description,
         "discounts": [],
         "due_date": null,
-        "effective_at": finalized.then_some(i.paid_at),
+        "effective_at": finalized_at,
         "ending_balance": if finalized { Some(0) } else { None },
         "footer": null,
         "from_invoice": null,
@@ -461,15 +504,15 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str, stage: InvoiceSta
         "lines": shapes::list(&format!("/v1/invoices/{}/lines", i.id), lines, false),
         "livemode": live,
         "metadata": i.metadata,
-        "next_payment_attempt": null,
+        "next_payment_attempt": if i.status == InvoiceStatus::Open { i.next_payment_attempt } else { None },
         "number": finalized.then(|| i.number.clone()),
         "on_behalf_of": null,
-        "parent": null,
+        "parent": parent,
         "payment_settings": {
             "default_mandate": null, "payment_method_options": null, "payment_method_types": null,
         },
-        "period_end": i.created,
-        "period_start": i.created,
+        "period_end": period_end,
+        "period_start": period_start,
         "post_payment_credit_notes_amount": 0,
         "pre_payment_credit_notes_amount": 0,
         "receipt_number": null,
@@ -478,20 +521,17 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str, stage: InvoiceSta
         "shipping_details": null,
         "starting_balance": 0,
         "statement_descriptor": null,
-        "status": match stage {
-            InvoiceStage::Draft => "draft",
-            InvoiceStage::Open => "open",
-            InvoiceStage::Paid => "paid",
-        },
+        "status": i.status.as_str(),
+        "status_details": null,
         "status_transitions": {
-            "finalized_at": finalized.then_some(i.paid_at),
-            "marked_uncollectible_at": null,
-            "paid_at": paid.then_some(i.paid_at),
-            "voided_at": null,
+            "finalized_at": finalized_at,
+            "marked_uncollectible_at": i.marked_uncollectible_at,
+            "paid_at": if paid { i.paid_at } else { None },
+            "voided_at": i.voided_at,
         },
         "subtotal": i.total,
         "subtotal_excluding_tax": i.total,
-        "test_clock": null,
+        "test_clock": i.test_clock,
         "threshold_reason": null,
         "total": i.total,
         "total_discount_amounts": [],

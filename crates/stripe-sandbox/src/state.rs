@@ -71,6 +71,7 @@ impl Shared {
                 request,
                 events: Vec::new(),
                 read_only: false,
+                event_time: None,
             };
             let out = f(&mut tx);
             (out, tx.events, tx.read_only)
@@ -327,6 +328,12 @@ pub(crate) struct ModeState {
     /// Checkout Sessions, payments, refunds, invoices.
     #[serde(default)]
     pub sales: super::sales::Sales,
+    /// Customers, subscriptions, test clocks.
+    #[serde(default)]
+    pub billing: super::billing::Billing,
+    /// Payouts and payout controls.
+    #[serde(default)]
+    pub payouts: super::payouts::Payouts,
 }
 
 /// The catalog key of the platform's own products.
@@ -484,6 +491,9 @@ pub(crate) struct Tx<'a> {
     pub events: Vec<String>,
     /// Set by reads: nothing to save afterwards.
     pub read_only: bool,
+    /// When set, events get this `created` instead of `now` (a test clock's objects live at
+    /// its frozen time, their events at the sandbox's).
+    pub event_time: Option<i64>,
 }
 
 impl Tx<'_> {
@@ -515,7 +525,7 @@ impl Tx<'_> {
         let seq = self.st.seq();
         let record = EventRecord {
             id: id.clone(),
-            created: self.now,
+            created: self.event_time.unwrap_or(self.now),
             kind: kind.to_owned(),
             account: account.map(str::to_owned),
             object,
