@@ -1117,3 +1117,61 @@ async fn a_failed_payout_returns_the_money_and_says_why() {
     assert_eq!(amount_of(&site.balance().await.available), txn.net);
     events(&site.sandbox, site.account.as_str());
 }
+
+#[tokio::test]
+async fn the_hosted_invoice_page_pays_an_open_invoice_without_javascript() {
+    let site = site().await;
+    let s = site.subscribe("4242424242424242", None).await;
+    let sub_id = id_of(&s.subscription);
+    site.sandbox
+        .set_customer_card(&id_of(&s.customer), "4000000000000341")
+        .unwrap();
+    let (_, end) = period(&site.sub(&sub_id).await);
+    let now = site.now();
+    site.advance(end - now + 3600 + 60);
+    let sub = site.sub(&sub_id).await;
+    assert_eq!(status(&sub), "past_due");
+    let open = site.invoice(&id_of(&sub.latest_invoice)).await;
+    let url = open.hosted_invoice_url.clone().unwrap();
+    let http = chatpay_stripe::httpc::HttpClient::default();
+    let page = http.get(&url, &[]).await.unwrap();
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("Amount due") && html.contains("id=\"cardNumber\""));
+    assert!(!html.contains("<script"));
+    let form = |card: &'static str| {
+        vec![
+            ("cardNumber", card),
+            ("cardExpiry", "12 / 34"),
+            ("cardCvc", "123"),
+            ("billingName", "Ana Silva"),
+        ]
+    };
+    let declined = http
+        .post_form(&url, &[], &form("4000 0000 0000 0002"))
+        .await
+        .unwrap();
+    assert_eq!(declined.status, 402);
+    assert!(declined.text().contains("Your card was declined."));
+    let paid = http
+        .post_form(&url, &[], &form("4242 4242 4242 4242"))
+        .await
+        .unwrap();
+    assert_eq!(paid.status, 303);
+    let inv = site.invoice(open.id.as_ref().unwrap().as_str()).await;
+    assert_eq!(inv_status(&inv), "paid");
+    let sub = site.sub(&sub_id).await;
+    assert_eq!(status(&sub), "active");
+    assert!(http.get(&url, &[]).await.unwrap().text().contains("Paid"));
+    // The new card pays the next renewal.
+    let (_, end) = period(&sub);
+    let now = site.now();
+    site.advance(end - now + 3600 + 60);
+    let sub = site.sub(&sub_id).await;
+    assert_eq!(status(&sub), "active");
+    assert_eq!(
+        inv_status(&site.invoice(&id_of(&sub.latest_invoice)).await),
+        "paid"
+    );
+    events(&site.sandbox, site.account.as_str());
+}

@@ -14,10 +14,17 @@
 //!   sends the receipt again), `GET /v1/balance_transactions/{id}`, `GET /v1/invoices/{id}`,
 //!   `POST`/`GET /v1/refunds`, `GET /v1/refunds/{id}`; sessions expire when the sandbox clock
 //!   passes `expires_at` (`checkout.session.expired`);
+//! - billing (docs/stripe.md, "The sandbox: billing and payouts"): subscription-mode Checkout,
+//!   `/v1/customers`, `/v1/subscriptions`, `/v1/invoices` (list, pay, void,
+//!   mark_uncollectible, finalize), `/v1/test_helpers/test_clocks`; renewals, trials, failed
+//!   payments with retries at 3, 5 and 7 days, cancellation (`subscriptions.rs`);
+//! - balance and payouts: `GET /v1/balance`, `GET /v1/balance_transactions`, `/v1/payouts`, on
+//!   the account's payout schedule with the first-payout hold (`payouts.rs`);
 //! - `/checkout/{session}`: the hosted Checkout page (a plain HTML form, no JavaScript, with
 //!   Stripe Checkout's field ids `email`, `cardNumber`, `cardExpiry`, `cardCvc`, `billingName`),
 //!   `/checkout/{session}/authenticate` (the 3D Secure step), `/receipts/{charge}` (the
-//!   `receipt_url`, refunds included), `/invoices/{id}` and `/invoices/{id}/pdf`;
+//!   `receipt_url`, refunds included), `/invoices/{id}` (pays an open invoice) and
+//!   `/invoices/{id}/pdf`;
 //! - `/onboarding/{link}`: the hosted onboarding page account links point to;
 //! - `/oauth/authorize`, `/oauth/token`, `/oauth/deauthorize`: Connect OAuth;
 //! - `/__sandbox/...`: test controls (loopback only), mirrored by methods on [`Sandbox`].
@@ -72,6 +79,9 @@
 //! | `POST /__sandbox/clock/advance` | `{"seconds": 600}` | `{"offset_seconds": 600}` (sessions expire, late refund failures happen) |
 //! | `POST /__sandbox/checkout/{cs}/pay` | `{"card": "4242 4242 4242 4242", "email": "a@b.example", "authenticate": "complete"}` | `PaymentResult` |
 //! | `POST /__sandbox/checkout/{cs}/authenticate` | `{"outcome": "complete"}` or `"fail"` | `PaymentResult` |
+//! | `POST /__sandbox/customers/{cus}/card` | `{"card": "4000000000000341"}` | the customer |
+//! | `POST /__sandbox/billing/settings` | `{"account": "acct_x", "after_retries": "unpaid"}` | the setting |
+//! | `POST /__sandbox/accounts/{id}/payouts/fail_next` | `{"failure_code": "account_closed"}` | the failure armed |
 //! | `GET /__sandbox/outbox.json` | | `[SentEmail]` |
 //! | `GET /__sandbox/outbox` | | the outbox as an HTML page |
 //!
