@@ -41,6 +41,8 @@ pub enum CardKind {
     Order,
     /// Confirm a refund: what, to whom, what remains.
     ConfirmRefund,
+    /// The go-live checklist: each item, what is missing and how to fix it; or the switch.
+    GoLive,
 }
 
 impl CardKind {
@@ -62,6 +64,7 @@ impl CardKind {
             CardKind::Catalog => "catalog",
             CardKind::Order => "order",
             CardKind::ConfirmRefund => "confirm_refund",
+            CardKind::GoLive => "go_live",
         }
     }
 }

@@ -266,6 +266,8 @@ pub enum ExtraWrite {
     MarkEventProcessed { id: String, outcome: String },
     /// An order's next version; the turn fails with `Conflict` if the order moved on meanwhile.
     PutOrder(OrderUpdate),
+    /// The project takes payments in `mode` from this turn on (the go-live switch, or back).
+    SetProjectMode { project_id: ProjectId, mode: Mode },
 }
 
 /// A change to an order, computed from version `expected_version`.
@@ -398,6 +400,10 @@ pub trait Store: Send + Sync + 'static {
     async fn unprocessed_events(&self, limit: i64) -> StoreResult<Vec<WebhookEventRecord>>;
     /// Marks an event handled outside a conversation turn (ignored, unknown account, …).
     async fn mark_event_processed(&self, id: &str, outcome: &str) -> StoreResult<()>;
+    /// Whether the ledger holds an event about `account` in that mode (events are recorded
+    /// only once their signature is verified): the go-live checklist's "the live webhook
+    /// endpoint has delivered a signed event".
+    async fn has_event_for(&self, account: &str, livemode: bool) -> StoreResult<bool>;
 
     /// The project's unfinished sync run in `mode` (running or failed), resumed; or a new one.
     async fn catalog_open_run(

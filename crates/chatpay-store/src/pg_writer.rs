@@ -11,7 +11,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::sql::{
     CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, FRAME_ROWS_PER_INSERT,
-    MARK_EVENT_PROCESSED, PUT_ORDER, Params, TURNS_PER_UPDATE, UPSERT_CONNECTION,
+    MARK_EVENT_PROCESSED, PUT_ORDER, Params, SET_PROJECT_MODE, TURNS_PER_UPDATE, UPSERT_CONNECTION,
     frames_insert_sql, turns_update_sql,
 };
 use super::writer::Writer;
@@ -180,6 +180,13 @@ async fn apply_extra(tx: &mut Tx, extra: &ExtraWrite, now: i64) -> StoreResult<(
             if done.rows_affected() != 1 {
                 return Err(super::order_conflict(o));
             }
+        }
+        ExtraWrite::SetProjectMode { project_id, mode } => {
+            sqlx::query(SET_PROJECT_MODE)
+                .bind(project_id.as_str())
+                .bind(mode.as_str())
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(())

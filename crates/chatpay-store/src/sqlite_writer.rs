@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::sql::{
     CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, MARK_EVENT_PROCESSED, PUT_ORDER,
-    SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS, UPSERT_CONNECTION,
+    SET_PROJECT_MODE, SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS, UPSERT_CONNECTION,
 };
 use super::writer::{self, Jobs, Writer};
 use super::{ExtraWrite, StoreError, StoreResult, TurnWrite};
@@ -340,6 +340,12 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
                 ],
             )?;
             return Ok(moved == 1);
+        }
+        ExtraWrite::SetProjectMode { project_id, mode } => {
+            conn.execute(
+                &numbered(SET_PROJECT_MODE),
+                params![project_id.as_str(), mode.as_str()],
+            )?;
         }
     }
     Ok(true)

@@ -12,6 +12,7 @@
 mod answers;
 mod catalog;
 mod connect;
+mod golive;
 mod selling;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use crate::orders::{Order, RefundInfo};
 pub use answers::BACKEND_REQUIRED;
 pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
+pub use golive::{CheckCode, CheckItem, LiveFacts, checklist};
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 
 /// Every state a `flow` frame can carry, per flow (steps, then how a flow ends).
@@ -50,6 +52,9 @@ pub const FLOW_STATES: &[(&str, &str)] = &[
     ("catalog_sync", "syncing"),
     ("catalog_sync", "done"),
     ("catalog_sync", "failed"),
+    ("go_live", "checking"),
+    ("go_live", "not_ready"),
+    ("go_live", "live"),
 ];
 
 /// The guided flows.
@@ -58,6 +63,8 @@ pub const FLOW_STATES: &[(&str, &str)] = &[
 pub enum FlowKind {
     StripeConnect,
     CatalogSync,
+    /// The go-live checklist (runs beside the other flows: it is one read, never a step).
+    GoLive,
 }
 
 impl FlowKind {
@@ -65,6 +72,7 @@ impl FlowKind {
         match self {
             FlowKind::StripeConnect => "stripe_connect",
             FlowKind::CatalogSync => "catalog_sync",
+            FlowKind::GoLive => "go_live",
         }
     }
 }
@@ -129,8 +137,16 @@ impl Links {
 pub struct Facts<'a> {
     pub conversation: &'a ConversationId,
     pub backend: bool,
+    /// The mode this input is about: the working mode for what the person does (the project's
+    /// mode, or the mode being set up, see `ConversationState::setup`), the event's mode for a
+    /// Stripe event, the mode a call was asked in for its result.
     pub mode: Mode,
+    /// The project's connection in `mode`.
     pub connection: Option<&'a Connection>,
+    /// The mode the project takes payments in (`projects.mode`).
+    pub project_mode: Mode,
+    /// The project's connection in the other mode (for switching the working mode mid-turn).
+    pub other_connection: Option<&'a Connection>,
     /// Milliseconds since the Unix epoch, UTC.
     pub now_ms: i64,
     pub links: &'a Links,
@@ -198,6 +214,10 @@ pub enum Outside {
         order: OrderRef,
         event: Option<String>,
     },
+    /// Switch the project to live mode once the checklist passes (`POST …/mode`).
+    GoLive(Entry),
+    /// Switch the project (or the conversation setting up live) back to test mode.
+    BackToTest(Entry),
 }
 
 /// A call to Stripe that a transition asks for.
@@ -269,6 +289,9 @@ pub enum Call {
         charge: String,
         email: String,
     },
+    /// Gather what the go-live checklist needs, in live mode: the live account re-read from
+    /// Stripe, the live catalog, the webhook ledger, the configured keys.
+    CheckLive,
 }
 
 impl Call {
@@ -288,6 +311,7 @@ impl Call {
             Call::ListOrders { .. } => "list_orders",
             Call::CreateRefund { .. } => "create_refund",
             Call::ResendReceipt { .. } => "resend_receipt",
+            Call::CheckLive => "check_live",
         }
     }
 }
@@ -337,6 +361,7 @@ pub enum CallOutput {
     OrderFound(Option<Box<Order>>),
     Orders(Vec<Order>),
     Refunded(RefundInfo),
+    LiveChecked(Box<LiveFacts>),
 }
 
 /// What the stored catalog says, for an answer.
@@ -376,10 +401,17 @@ pub enum Effect {
         op: u64,
         call: Call,
     },
-    /// Store the project's connection (with this turn).
-    SaveConnection(Box<Connection>),
-    /// The project has no connection any more (with this turn).
-    DropConnection,
+    /// Store the project's connection in `mode` (with this turn).
+    SaveConnection {
+        mode: Mode,
+        connection: Box<Connection>,
+    },
+    /// The project has no connection in `mode` any more (with this turn).
+    DropConnection {
+        mode: Mode,
+    },
+    /// The project takes payments in `mode` from this turn on (the go-live switch, or back).
+    SetMode(Mode),
     /// Store the order's next version (with this turn), if it is still at `expected_version`;
     /// otherwise the whole turn is refused and the read runs again.
     SaveOrder {
@@ -443,6 +475,8 @@ pub enum Owner {
     },
     /// An order's card (refund, status); repeatable while it is the order's newest card.
     Order { number: i64 },
+    /// The go-live checklist's fix buttons; repeatable while it is the newest checklist.
+    GoLive,
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -460,6 +494,10 @@ pub struct Pending {
     /// Read again when done: something changed while it ran.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub again: bool,
+    /// The mode the call runs in (`None` in states stored before modes were per call: the
+    /// project's mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
 }
 
 /// Who waits for a call.
@@ -508,6 +546,9 @@ pub struct ActiveFlow {
     /// The current step's card, shown again after a digression.
     #[serde(default)]
     pub card: Option<Card>,
+    /// The mode the flow works in (`None` in states stored before: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
 }
 
 /// Everything a conversation remembers between turns (stored as JSON with each turn).
@@ -523,9 +564,18 @@ pub struct ConversationState {
     pub cards: Vec<LiveCard>,
     #[serde(default)]
     pub pending: Vec<Pending>,
-    /// The newest account read applied (reads are applied in the order they were asked for).
+    /// The newest account read applied (reads are applied in the order they were asked for),
+    /// per mode: test, then live.
     #[serde(default)]
     last_account_op: u64,
+    #[serde(default)]
+    last_live_account_op: u64,
+    /// The mode this conversation is setting up while the project still takes payments in
+    /// test mode (connecting a live account, syncing the live catalog): what people do in the
+    /// chat works in it. Entered from the go-live checklist, left by "back to test" or by the
+    /// switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Mode>,
     /// What the last status card showed (state, reason, what was due), so only changes are
     /// pushed.
     #[serde(default)]
@@ -537,8 +587,16 @@ pub(crate) struct Turn<'s, 'f> {
     pub state: &'s mut ConversationState,
     pub facts: &'f Facts<'f>,
     pub effects: Vec<Effect>,
-    /// The project's connection as this turn leaves it (saved or dropped by its effects).
+    /// The mode the turn works in (starts as `facts.mode`; entering or leaving live setup, or
+    /// the switch, moves it).
+    pub mode: Mode,
+    /// The project's connection in `mode` as this turn leaves it (saved or dropped by its
+    /// effects).
     pub connection: Option<Connection>,
+    /// The connection in the other mode.
+    pub other: Option<Connection>,
+    /// The project's mode as this turn leaves it.
+    pub project_mode: Mode,
     /// Cards made in this turn (part of their ids).
     cards_made: u32,
     /// Who asked, for calls whose results answer them.
@@ -553,7 +611,10 @@ impl ConversationState {
             state: &mut work,
             facts,
             effects: Vec::new(),
+            mode: facts.mode,
             connection: facts.connection.cloned(),
+            other: facts.other_connection.cloned(),
+            project_mode: facts.project_mode,
             cards_made: 0,
             asked: facts.asked.cloned(),
         };
@@ -611,7 +672,8 @@ impl Turn<'_, '_> {
     /// The project no longer has a connection.
     pub(crate) fn drop_connection(&mut self) {
         self.connection = None;
-        self.effects.push(Effect::DropConnection);
+        self.effects
+            .push(Effect::DropConnection { mode: self.mode });
     }
 
     pub(crate) fn reply(&mut self, text: impl Into<String>) {
@@ -635,7 +697,7 @@ impl Turn<'_, '_> {
             kind,
             title: title.to_owned(),
             body,
-            mode: self.facts.mode,
+            mode: self.mode,
             facts: Vec::new(),
             fields: Vec::new(),
             actions: Vec::new(),
@@ -688,6 +750,7 @@ impl Turn<'_, '_> {
             asked,
             queued: Vec::new(),
             again: false,
+            mode: Some(self.mode),
         });
         self.effects.push(Effect::Call { op, call });
         op
@@ -762,6 +825,8 @@ impl Turn<'_, '_> {
         };
         match intent {
             Intent::Cancel => self.cancel(),
+            Intent::GoLive => self.start_go_live(Entry::Chat),
+            Intent::BackToTest => self.back_to_test(Entry::Chat),
             Intent::AddPayments | Intent::ConnectStripe => self.offer_connect(),
             Intent::CreateStripeAccount => self.start_connect(Entry::Chat, true),
             Intent::DisconnectStripe => self.ask_disconnect(),
@@ -847,6 +912,7 @@ impl Turn<'_, '_> {
                 self.state.cards.remove(pos);
                 self.disconnect_click(action);
             }
+            Owner::GoLive => self.golive_click(action),
         }
         Ok(())
     }
@@ -935,6 +1001,8 @@ impl Turn<'_, '_> {
             Outside::StartSync => self.start_sync(Entry::Integrations),
             Outside::CatalogChanged { product } => self.catalog_changed(product),
             Outside::OrderChanged { order, event } => self.order_changed(order, event),
+            Outside::GoLive(entry) => self.start_go_live(entry),
+            Outside::BackToTest(entry) => self.back_to_test(entry),
             other => self.connect_outside(other),
         }
     }
@@ -954,6 +1022,7 @@ impl Turn<'_, '_> {
             | Call::ListOrders { .. }
             | Call::CreateRefund { .. }
             | Call::ResendReceipt { .. } => self.selling_done(pending, result),
+            Call::CheckLive => self.golive_done(result),
             _ => self.connect_done(pending, result),
         }
     }
@@ -966,14 +1035,21 @@ impl Turn<'_, '_> {
         account: AccountSnapshot,
         origin: Origin,
     ) -> bool {
-        if op <= self.state.last_account_op {
+        let last = if self.mode.is_live() {
+            &mut self.state.last_live_account_op
+        } else {
+            &mut self.state.last_account_op
+        };
+        if op <= *last {
             return false;
         }
-        self.state.last_account_op = op;
+        *last = op;
         let connection = Connection { account, origin };
         self.connection = Some(connection.clone());
-        self.effects
-            .push(Effect::SaveConnection(Box::new(connection)));
+        self.effects.push(Effect::SaveConnection {
+            mode: self.mode,
+            connection: Box::new(connection),
+        });
         true
     }
 

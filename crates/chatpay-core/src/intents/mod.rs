@@ -40,6 +40,7 @@ pub enum Intent {
     ShowCatalog,
     TestMode,
     GoLive,
+    BackToTest,
     PaymentStatus,
     Refund,
     PayoutStatus,
@@ -50,7 +51,7 @@ pub enum Intent {
 }
 
 impl Intent {
-    pub const ALL: [Intent; 15] = [
+    pub const ALL: [Intent; 16] = [
         Intent::AddPayments,
         Intent::ConnectStripe,
         Intent::CreateStripeAccount,
@@ -59,6 +60,7 @@ impl Intent {
         Intent::ShowCatalog,
         Intent::TestMode,
         Intent::GoLive,
+        Intent::BackToTest,
         Intent::PaymentStatus,
         Intent::Refund,
         Intent::PayoutStatus,
@@ -78,6 +80,7 @@ impl Intent {
             Intent::ShowCatalog => "show_catalog",
             Intent::TestMode => "test_mode",
             Intent::GoLive => "go_live",
+            Intent::BackToTest => "back_to_test",
             Intent::PaymentStatus => "payment_status",
             Intent::Refund => "refund",
             Intent::PayoutStatus => "payout_status",
