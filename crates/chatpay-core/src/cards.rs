@@ -47,6 +47,8 @@ pub enum CardKind {
     ConfirmSubscription,
     /// A payout: arrived, failed, or asked about.
     Payout,
+    /// The go-live checklist: each item, what is missing and how to fix it; or the switch.
+    GoLive,
 }
 
 impl CardKind {
@@ -71,6 +73,7 @@ impl CardKind {
             CardKind::Subscription => "subscription",
             CardKind::ConfirmSubscription => "confirm_subscription",
             CardKind::Payout => "payout",
+            CardKind::GoLive => "go_live",
         }
     }
 }

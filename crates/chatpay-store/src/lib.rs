@@ -269,6 +269,8 @@ pub enum ExtraWrite {
     /// A subscription's first or next version; the turn fails with `Conflict` if another read
     /// stored it first or it moved on meanwhile.
     PutSubscription(SubscriptionUpdate),
+    /// The project takes payments in `mode` from this turn on (the go-live switch, or back).
+    SetProjectMode { project_id: ProjectId, mode: Mode },
 }
 
 /// A subscription's change, computed from version `expected_version` (0: not stored yet).
@@ -448,6 +450,10 @@ pub trait Store: Send + Sync + 'static {
     async fn unprocessed_events(&self, limit: i64) -> StoreResult<Vec<WebhookEventRecord>>;
     /// Marks an event handled outside a conversation turn (ignored, unknown account, …).
     async fn mark_event_processed(&self, id: &str, outcome: &str) -> StoreResult<()>;
+    /// Whether the ledger holds an event about `account` in that mode (events are recorded
+    /// only once their signature is verified): the go-live checklist's "the live webhook
+    /// endpoint has delivered a signed event".
+    async fn has_event_for(&self, account: &str, livemode: bool) -> StoreResult<bool>;
 
     /// The project's unfinished sync run in `mode` (running or failed), resumed; or a new one.
     async fn catalog_open_run(

@@ -12,7 +12,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use super::sql::{
     CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, FRAME_ROWS_PER_INSERT,
     INSERT_SUBSCRIPTION, MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, Params,
-    TURNS_PER_UPDATE, UPSERT_CONNECTION, frames_insert_sql, turns_update_sql,
+    SET_PROJECT_MODE, TURNS_PER_UPDATE, UPSERT_CONNECTION, frames_insert_sql, turns_update_sql,
 };
 use super::writer::Writer;
 use super::{ExtraWrite, StoreResult, StoredFrame, TurnWrite};
@@ -210,6 +210,13 @@ async fn apply_extra(tx: &mut Tx, extra: &ExtraWrite, now: i64) -> StoreResult<(
             if done.rows_affected() != 1 {
                 return Err(super::subscription_conflict(s));
             }
+        }
+        ExtraWrite::SetProjectMode { project_id, mode } => {
+            sqlx::query(SET_PROJECT_MODE)
+                .bind(project_id.as_str())
+                .bind(mode.as_str())
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(())

@@ -50,6 +50,11 @@ fn migrator() -> Migrator {
             "subscriptions",
             include_str!("../migrations/0008_subscriptions.sql"),
         ),
+        migration(
+            9,
+            "mode_events_by_account",
+            include_str!("../migrations/0009_mode_events_by_account.sql"),
+        ),
     ])
 }
 
@@ -162,6 +167,7 @@ pub(super) const DELETE_CONNECTION: &str =
     "DELETE FROM stripe_connections WHERE project_id = $1 AND mode = $2";
 pub(super) const MARK_EVENT_PROCESSED: &str = "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
      WHERE id = $1 AND processed_at IS NULL";
+pub(super) const SET_PROJECT_MODE: &str = "UPDATE projects SET mode = $2 WHERE id = $1";
 /// Moves an order to its next version, only from the version its change was computed from
 /// ($1 id, $2 expected version, $3 status, $4 payment intent, $5 data, $6 time).
 pub(super) const PUT_ORDER: &str = "UPDATE orders SET version = version + 1, status = $3, \
@@ -654,6 +660,17 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn has_event_for(&self, account: &str, livemode: bool) -> StoreResult<bool> {
+                let row = sqlx::query(
+                    "SELECT 1 AS found FROM webhook_events WHERE account = $1 AND livemode = $2 LIMIT 1",
+                )
+                .bind(account)
+                .bind(livemode)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.is_some())
             }
 
             async fn insert_order(&self, o: &NewOrder) -> StoreResult<OrderRecord> {

@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 
 use super::sql::{
     CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, INSERT_SUBSCRIPTION,
-    MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS,
-    UPSERT_CONNECTION,
+    MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, SET_PROJECT_MODE, SQLITE_BUSY_TIMEOUT,
+    SQLITE_PRAGMAS, UPSERT_CONNECTION,
 };
 use super::writer::{self, Jobs, Writer};
 use super::{ExtraWrite, StoreError, StoreResult, TurnWrite};
@@ -367,6 +367,12 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
                 )?
             };
             return Ok(moved == 1);
+        }
+        ExtraWrite::SetProjectMode { project_id, mode } => {
+            conn.execute(
+                &numbered(SET_PROJECT_MODE),
+                params![project_id.as_str(), mode.as_str()],
+            )?;
         }
     }
     Ok(true)

@@ -213,6 +213,40 @@ async fn contract(store: DynStore) {
     let stored = store.event("evt_1").await.unwrap().unwrap();
     assert_eq!(stored.outcome.as_deref(), Some("applied"));
     assert!(stored.processed_at.is_some());
+
+    // The go-live checklist's ledger question: an event about that account, in that mode.
+    assert!(store.has_event_for("acct_1", false).await.unwrap());
+    assert!(!store.has_event_for("acct_1", true).await.unwrap());
+    assert!(!store.has_event_for("acct_2", false).await.unwrap());
+    let live = WebhookEventRecord {
+        id: "evt_live_1".into(),
+        livemode: true,
+        ..event.clone()
+    };
+    store.record_event(&live).await.unwrap();
+    assert!(store.has_event_for("acct_1", true).await.unwrap());
+
+    // The go-live switch is part of a turn, and so is the way back.
+    let mut t = turn(&conv, 5, vec![frame(6, None)]);
+    t.extra.push(ExtraWrite::SetProjectMode {
+        project_id: p.id.clone(),
+        mode: Mode::Live,
+    });
+    store.commit_turn(t).await.unwrap();
+    assert_eq!(
+        store.project(&p.id).await.unwrap().unwrap().mode,
+        Mode::Live
+    );
+    let mut t = turn(&conv, 6, vec![frame(7, None)]);
+    t.extra.push(ExtraWrite::SetProjectMode {
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+    });
+    store.commit_turn(t).await.unwrap();
+    assert_eq!(
+        store.project(&p.id).await.unwrap().unwrap().mode,
+        Mode::Test
+    );
 }
 
 /// Many conversations committing at once share transactions; none loses a frame, and a

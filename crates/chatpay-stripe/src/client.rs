@@ -411,6 +411,10 @@ pub fn snapshot(a: &Account) -> AccountSnapshot {
 
 #[async_trait]
 impl Gateway for StripeGateway {
+    fn has_key(&self, mode: Mode) -> bool {
+        self.client(mode).is_ok()
+    }
+
     async fn create_account(
         &self,
         mode: Mode,

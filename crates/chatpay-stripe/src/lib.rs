@@ -111,6 +111,9 @@ pub trait Gateway: Send + Sync + 'static {
         key: &str,
     ) -> Result<IssuedLink, GatewayError>;
 
+    /// Whether a secret key for `mode` is configured (the built-in sandbox has both).
+    fn has_key(&self, mode: Mode) -> bool;
+
     /// Stripe's OAuth authorize URL up to `client_id=…`, if OAuth is configured.
     fn oauth_authorize_base(&self) -> Option<String>;
 

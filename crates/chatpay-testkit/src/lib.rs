@@ -264,7 +264,10 @@ impl<'t> Run<'t> {
         };
         config.chat.turns_per_second = t.setup.rate_limit.unwrap_or(1000);
         config.stripe.secret_key = Some(Secret::new(sandbox_defaults.test_secret_key.clone()));
-        config.stripe.live_secret_key = Some(Secret::new(sandbox_defaults.live_secret_key.clone()));
+        config.stripe.live_secret_key = t
+            .setup
+            .live_key
+            .then(|| Secret::new(sandbox_defaults.live_secret_key.clone()));
         config.stripe.webhook_secret = Some(Secret::new(webhook_secret.clone()));
         config.stripe.api_base = Some(sandbox.base_url());
         config.stripe.connect_base = Some(sandbox.base_url());
@@ -891,7 +894,16 @@ mod stripe_steps {
     }
 
     pub(super) async fn account_id(run: &Run<'_>) -> anyhow::Result<String> {
-        let path = format!("/v1/projects/{}/integrations/stripe", run.project);
+        account_in(run, false).await
+    }
+
+    /// The project's connected account in test mode, or in live mode (`live`).
+    async fn account_in(run: &Run<'_>, live: bool) -> anyhow::Result<String> {
+        let mode = if live { "live" } else { "test" };
+        let path = format!(
+            "/v1/projects/{}/integrations/stripe?mode={mode}",
+            run.project
+        );
         let (_, status) = run.api("GET", &path, Some(&run.token), None).await?;
         status["account"]["id"]
             .as_str()
@@ -906,8 +918,24 @@ mod stripe_steps {
         path: &str,
         form: &[(&str, &str)],
     ) -> anyhow::Result<Value> {
-        let account = account_id(run).await?;
-        let auth = format!("Bearer {}", run.sandbox.config().test_secret_key);
+        api_in(run, false, method, path, form).await
+    }
+
+    /// Calls the sandbox's API as the connected account of that mode, with that mode's key.
+    async fn api_in(
+        run: &Run<'_>,
+        live: bool,
+        method: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
+        let account = account_in(run, live).await?;
+        let key = if live {
+            &run.sandbox.config().live_secret_key
+        } else {
+            &run.sandbox.config().test_secret_key
+        };
+        let auth = format!("Bearer {key}");
         let url = format!("{}{}", run.sandbox.base_url(), path.trim_start_matches('/'));
         let headers = [
             ("authorization", auth.as_str()),
@@ -924,8 +952,17 @@ mod stripe_steps {
         Ok(res.json()?)
     }
 
-    async fn product_named(run: &Run<'_>, name: &str) -> anyhow::Result<Value> {
-        let list = api_as(run, "GET", "v1/products?limit=100", &[]).await?;
+    /// Whether a step acts in live mode (`mode = "live"`).
+    fn step_is_live(s: &transcript::StripeStep) -> anyhow::Result<bool> {
+        match s.mode.as_deref() {
+            None | Some("test") => Ok(false),
+            Some("live") => Ok(true),
+            Some(other) => bail!("mode must be test or live, not {other:?}"),
+        }
+    }
+
+    async fn product_named(run: &Run<'_>, live: bool, name: &str) -> anyhow::Result<Value> {
+        let list = api_in(run, live, "GET", "v1/products?limit=100", &[]).await?;
         list["data"]
             .as_array()
             .into_iter()
@@ -940,13 +977,15 @@ mod stripe_steps {
             .name
             .clone()
             .ok_or_else(|| anyhow!("{} needs a name", s.action))?;
+        let live = step_is_live(s)?;
         match s.action.as_str() {
             "create_product" | "create_price" => {
                 let id = if s.action == "create_product" {
-                    let product = api_as(run, "POST", "v1/products", &[("name", &name)]).await?;
+                    let product =
+                        api_in(run, live, "POST", "v1/products", &[("name", &name)]).await?;
                     product["id"].as_str().unwrap_or_default().to_owned()
                 } else {
-                    let product = product_named(run, &name).await?;
+                    let product = product_named(run, live, &name).await?;
                     product["id"].as_str().unwrap_or_default().to_owned()
                 };
                 if let Some(amount) = s.amount {
@@ -960,19 +999,20 @@ mod stripe_steps {
                     if let Some(interval) = &s.interval {
                         form.push(("recurring[interval]", interval));
                     }
-                    api_as(run, "POST", "v1/prices", &form).await?;
+                    api_in(run, live, "POST", "v1/prices", &form).await?;
                 }
             }
             "archive_product" => {
-                let product = product_named(run, &name).await?;
+                let product = product_named(run, live, &name).await?;
                 let path = format!("v1/products/{}", product["id"].as_str().unwrap_or_default());
-                api_as(run, "POST", &path, &[("active", "false")]).await?;
+                api_in(run, live, "POST", &path, &[("active", "false")]).await?;
             }
             _ => {
-                let product = product_named(run, &name).await?;
+                let product = product_named(run, live, &name).await?;
                 let id = product["id"].as_str().unwrap_or_default();
-                let prices = api_as(
+                let prices = api_in(
                     run,
+                    live,
                     "GET",
                     &format!("v1/prices?product={id}&limit=100"),
                     &[],
@@ -1003,7 +1043,7 @@ mod stripe_steps {
         Ok(match body {
             Value::String(s) if s.starts_with("{price:") && s.ends_with('}') => {
                 let name = &s["{price:".len()..s.len() - 1];
-                let product = product_named(run, name).await?;
+                let product = product_named(run, false, name).await?;
                 let id = product["id"].as_str().unwrap_or_default();
                 let prices = api_as(
                     run,
@@ -1173,7 +1213,7 @@ mod stripe_steps {
                 browse(run, &back).await?;
             }
             "set_outcome" => {
-                let account = account_id(run).await?;
+                let account = account_in(run, step_is_live(s)?).await?;
                 run.sandbox.set_verification(&account, outcome(s)?)?;
             }
             "authorize_oauth" | "deny_oauth" => {
@@ -1286,7 +1326,14 @@ mod stripe_steps {
                 }
             }
             "signed_webhook" => {
-                let body = s.body.clone().unwrap_or_else(|| "{}".to_owned());
+                let mut body = s.body.clone().unwrap_or_else(|| "{}".to_owned());
+                // `{account}` / `{live_account}`: the project's connected account in that mode.
+                if body.contains("{live_account}") {
+                    body = body.replace("{live_account}", &account_in(run, true).await?);
+                }
+                if body.contains("{account}") {
+                    body = body.replace("{account}", &account_id(run).await?);
+                }
                 let secret = if s.bad_signature {
                     "whsec_wrong"
                 } else {
@@ -1321,10 +1368,11 @@ mod stripe_steps {
             }
             // Fills the connected account's catalog with a deterministic mix (see the sandbox).
             "seed_catalog" => {
-                let account = account_id(run).await?;
+                let live = step_is_live(s)?;
+                let account = account_in(run, live).await?;
                 run.sandbox.seed_catalog(&stripe_sandbox::SeedCatalog {
                     account: Some(account),
-                    livemode: false,
+                    livemode: live,
                     products: s.count.unwrap_or(10),
                     currencies: Vec::new(),
                     emit_events: false,
@@ -1334,6 +1382,67 @@ mod stripe_steps {
             "create_product" | "create_price" | "archive_price" | "archive_product"
             | "delete_price" => {
                 catalog_change(run, s).await?;
+            }
+            // The account owner changes the statement descriptor in the Stripe Dashboard
+            // (`""` clears it); Stripe sends account.updated.
+            "update_account" => {
+                let live = step_is_live(s)?;
+                let account = account_in(run, live).await?;
+                let descriptor = s
+                    .descriptor
+                    .clone()
+                    .ok_or_else(|| anyhow!("update_account needs a descriptor"))?;
+                let key = if live {
+                    &run.sandbox.config().live_secret_key
+                } else {
+                    &run.sandbox.config().test_secret_key
+                };
+                let auth = format!("Bearer {key}");
+                let url = format!("{}v1/accounts/{account}", run.sandbox.base_url());
+                let res = run
+                    .http
+                    .post_form(
+                        &url,
+                        &[("authorization", auth.as_str())],
+                        &[(
+                            "settings[payments][statement_descriptor]",
+                            descriptor.as_str(),
+                        )],
+                    )
+                    .await?;
+                if !(200..300).contains(&res.status) {
+                    bail!("updating {account} answered {}: {}", res.status, res.text());
+                }
+            }
+            // What the webhook ledger recorded for an event: `event` (its id), and `outcome`
+            // (text its outcome must contain).
+            "assert_event" => {
+                let id = s
+                    .event
+                    .clone()
+                    .ok_or_else(|| anyhow!("assert_event needs an event id"))?;
+                let want = s.outcome.clone().unwrap_or_default();
+                let store = chatpay_store::connect(&run.config.database_url).await?;
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                loop {
+                    let record = store.event(&id).await?;
+                    let outcome = record.as_ref().and_then(|r| r.outcome.clone());
+                    match &outcome {
+                        Some(o) if o.contains(&want) => break,
+                        Some(o) => bail!(
+                            "event {id} was recorded with outcome {o:?}, expected one containing {want:?}"
+                        ),
+                        None if std::time::Instant::now() > deadline => bail!(
+                            "event {id} has {} after 20 s",
+                            if record.is_some() {
+                                "no outcome"
+                            } else {
+                                "not been recorded"
+                            }
+                        ),
+                        None => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
             }
             // How many connected accounts Stripe has (test mode).
             "assert_accounts" => {

@@ -53,6 +53,9 @@ pub struct Setup {
     pub connected: bool,
     /// The sandbox enforces Stripe's rate limits (25 requests/s in test mode).
     pub stripe_rate_limit: bool,
+    /// The server is configured with a live secret key (false: `[stripe] live_secret_key`
+    /// unset, so nothing can be done in live mode).
+    pub live_key: bool,
 }
 
 impl Default for Setup {
@@ -65,6 +68,7 @@ impl Default for Setup {
             rate_limit: None,
             connected: false,
             stripe_rate_limit: false,
+            live_key: true,
         }
     }
 }
@@ -227,6 +231,11 @@ pub struct StripeStep {
     pub email: Option<String>,
     pub authenticate: Option<String>,
     pub order: Option<i64>,
+    /// Which mode's account the step acts on (`live`: the project's live connection, with the
+    /// live key); default `test`.
+    pub mode: Option<String>,
+    /// For `update_account`: the account's new statement descriptor (`""` clears it).
+    pub descriptor: Option<String>,
 }
 
 impl StripeStep {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::{FlowKind, Turn};
-use crate::account::{AccountState, USUAL_REJECTION_CAUSES};
+use crate::account::USUAL_REJECTION_CAUSES;
 use crate::cards::{Action, CardKind, Fact};
 use crate::intents::{Intent, SlotValue, Slots};
 
@@ -67,6 +67,7 @@ pub fn flow_title(kind: FlowKind) -> &'static str {
     match kind {
         FlowKind::StripeConnect => "connecting Stripe",
         FlowKind::CatalogSync => "syncing your catalog",
+        FlowKind::GoLive => "going live",
     }
 }
 
@@ -105,7 +106,7 @@ pub(super) fn resolve_date(slot: &str, today: NaiveDate) -> Option<NaiveDate> {
 
 /// Answers an informational intent.
 pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str>, slots: &Slots) {
-    let mode = turn.facts.mode;
+    let mode = turn.mode;
     match intent {
         Intent::TestMode => {
             let text = if topic == Some("mode") {
@@ -138,30 +139,6 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
             );
             card.actions = Vec::new();
             turn.show_info(card);
-        }
-        Intent::GoLive => {
-            let ready = turn
-                .facts
-                .connection
-                .is_some_and(|c| c.account.state() == AccountState::Active);
-            let status = match turn.connection.as_ref() {
-                None => "First connect Stripe (say \"add payments\").".to_owned(),
-                Some(c) if ready => {
-                    format!("Your account {} is active, so you're ready.", c.account.id)
-                }
-                Some(c) => format!(
-                    "Your account {} is {} right now; it must be active (charges and payouts enabled) before you go live.",
-                    c.account.id,
-                    c.account.state().as_str().replace('_', " ")
-                ),
-            };
-            turn.reply(format!(
-                "Going live means taking real payments: finish verification so charges and payouts \
-                 are enabled, test a purchase end to end in test mode, then switch the project to \
-                 live mode and use live keys. Products are kept separately per mode, so sync your \
-                 catalog again in live mode. {status} This project is in {} mode now.",
-                mode.as_str()
-            ));
         }
         Intent::PayoutStatus => payouts(turn, slots),
         Intent::PaymentStatus => {

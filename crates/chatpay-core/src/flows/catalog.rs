@@ -98,12 +98,13 @@ impl Turn<'_, '_> {
             "Syncing your products",
             "Reading your products and prices from Stripe, within Stripe's rate limits. The result appears here when it's done.".to_owned(),
         );
-        card.facts = vec![Fact::new("Mode", self.facts.mode.as_str())];
+        card.facts = vec![Fact::new("Mode", self.mode.as_str())];
         self.state.flow = Some(ActiveFlow {
             instance,
             kind: FlowKind::CatalogSync,
             step: FlowStep::CatalogSync(CatalogStep::Syncing),
             card: Some(card.clone()),
+            mode: Some(self.mode),
         });
         self.flow_frame(FlowKind::CatalogSync, CatalogStep::Syncing.name());
         self.show_info(card);
@@ -223,7 +224,7 @@ impl Turn<'_, '_> {
             body.push_str(" Your Stripe account has no products yet: add them in the Stripe Dashboard (Products), then sync again.");
         }
         let mut facts = vec![
-            Fact::new("Mode", self.facts.mode.as_str()),
+            Fact::new("Mode", self.mode.as_str()),
             Fact::new("Products", r.products.to_string()),
             Fact::new("Ready to sell", r.sellable.to_string()),
             Fact::new("Need attention", r.attention.len().to_string()),
@@ -311,7 +312,7 @@ impl Turn<'_, '_> {
                 a.total,
                 if a.total == 1 { "" } else { "s" },
                 a.sellable,
-                self.facts.mode.as_str(),
+                self.mode.as_str(),
                 format_deadline(synced_at)
             ),
             facts,

@@ -93,8 +93,14 @@ impl Turn<'_, '_> {
     }
 
     /// The step of the active `stripe_connect` flow.
+    /// The step of the active `stripe_connect` flow, if it works in this turn's mode (an
+    /// account event of the other mode must not move a flow that connects this one).
     fn connect_step(&self) -> Option<ConnectStep> {
-        match &self.state.flow.as_ref()?.step {
+        let flow = self.state.flow.as_ref()?;
+        if flow.mode.is_some_and(|m| m != self.mode) {
+            return None;
+        }
+        match &flow.step {
             FlowStep::StripeConnect(s) => Some(s.clone()),
             FlowStep::CatalogSync(_) => None,
         }
@@ -162,6 +168,7 @@ impl Turn<'_, '_> {
             kind: FlowKind::StripeConnect,
             step: FlowStep::StripeConnect(ConnectStep::ChooseAccount),
             card: None,
+            mode: Some(self.mode),
         });
         self.drop_cards(|c| c.owner != Owner::Offer);
         if create {
@@ -295,7 +302,7 @@ impl Turn<'_, '_> {
         self.reply(format!(
             "Creating a Stripe account for {}. {}",
             account.legal_name,
-            self.facts.mode.label()
+            self.mode.label()
         ));
         self.goto(ConnectStep::CreatingAccount { draft }, None);
         self.call(Call::CreateAccount(account), Purpose::Flow(instance));
@@ -348,7 +355,7 @@ impl Turn<'_, '_> {
             )
         };
         let mut card = self.new_card(CardKind::Onboarding, title, body);
-        card.facts = vec![Fact::new("Mode", self.facts.mode.as_str())];
+        card.facts = vec![Fact::new("Mode", self.mode.as_str())];
         card.actions = vec![
             Action::link("open", "Continue on Stripe", url),
             Action::secondary("new_link", "Get a new link"),
@@ -425,7 +432,9 @@ impl Turn<'_, '_> {
             | Outside::CatalogChanged { .. }
             | Outside::OrderChanged { .. }
             | Outside::SubscriptionChanged { .. }
-            | Outside::PayoutChanged { .. } => {}
+            | Outside::PayoutChanged { .. }
+            | Outside::GoLive(_)
+            | Outside::BackToTest(_) => {}
             Outside::AccountChanged { account } => {
                 let ours = self
                     .connection
@@ -813,7 +822,7 @@ impl Turn<'_, '_> {
         };
         let mut facts = vec![
             Fact::new("Account", account.id.clone()),
-            Fact::new("Mode", self.facts.mode.as_str()),
+            Fact::new("Mode", self.mode.as_str()),
             Fact::new("Status", state.as_str()),
             Fact::new(
                 "Charges",

@@ -13,6 +13,7 @@ mod answers;
 mod billing;
 mod catalog;
 mod connect;
+mod golive;
 mod selling;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ pub use answers::BACKEND_REQUIRED;
 pub use billing::{PayoutAsk, PayoutsAnswer, SubscriptionAsk};
 pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
+pub use golive::{CheckCode, CheckItem, LiveFacts, checklist};
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 
 /// Every state a `flow` frame can carry, per flow (steps, then how a flow ends).
@@ -53,6 +55,9 @@ pub const FLOW_STATES: &[(&str, &str)] = &[
     ("catalog_sync", "syncing"),
     ("catalog_sync", "done"),
     ("catalog_sync", "failed"),
+    ("go_live", "checking"),
+    ("go_live", "not_ready"),
+    ("go_live", "live"),
 ];
 
 /// The guided flows.
@@ -61,6 +66,8 @@ pub const FLOW_STATES: &[(&str, &str)] = &[
 pub enum FlowKind {
     StripeConnect,
     CatalogSync,
+    /// The go-live checklist (runs beside the other flows: it is one read, never a step).
+    GoLive,
 }
 
 impl FlowKind {
@@ -68,6 +75,7 @@ impl FlowKind {
         match self {
             FlowKind::StripeConnect => "stripe_connect",
             FlowKind::CatalogSync => "catalog_sync",
+            FlowKind::GoLive => "go_live",
         }
     }
 }
@@ -132,8 +140,16 @@ impl Links {
 pub struct Facts<'a> {
     pub conversation: &'a ConversationId,
     pub backend: bool,
+    /// The mode this input is about: the working mode for what the person does (the project's
+    /// mode, or the mode being set up, see `ConversationState::setup`), the event's mode for a
+    /// Stripe event, the mode a call was asked in for its result.
     pub mode: Mode,
+    /// The project's connection in `mode`.
     pub connection: Option<&'a Connection>,
+    /// The mode the project takes payments in (`projects.mode`).
+    pub project_mode: Mode,
+    /// The project's connection in the other mode (for switching the working mode mid-turn).
+    pub other_connection: Option<&'a Connection>,
     /// Milliseconds since the Unix epoch, UTC.
     pub now_ms: i64,
     pub links: &'a Links,
@@ -211,6 +227,10 @@ pub enum Outside {
         payout: String,
         event: Option<String>,
     },
+    /// Switch the project to live mode once the checklist passes (`POST …/mode`).
+    GoLive(Entry),
+    /// Switch the project (or the conversation setting up live) back to test mode.
+    BackToTest(Entry),
 }
 
 /// A call to Stripe that a transition asks for.
@@ -307,6 +327,9 @@ pub enum Call {
         payout: String,
         events: Vec<String>,
     },
+    /// Gather what the go-live checklist needs, in live mode: the live account re-read from
+    /// Stripe, the live catalog, the webhook ledger, the configured keys.
+    CheckLive,
 }
 
 impl Call {
@@ -331,6 +354,7 @@ impl Call {
             Call::ChangeSubscription { .. } => "change_subscription",
             Call::ReadPayouts { .. } => "read_payouts",
             Call::RefreshPayout { .. } => "refresh_payout",
+            Call::CheckLive => "check_live",
         }
     }
 }
@@ -390,6 +414,7 @@ pub enum CallOutput {
     Subscriptions(Vec<Subscription>),
     Payouts(Box<PayoutsAnswer>),
     PayoutRefreshed(Option<Box<Payout>>),
+    LiveChecked(Box<LiveFacts>),
 }
 
 /// What the stored catalog says, for an answer.
@@ -429,10 +454,17 @@ pub enum Effect {
         op: u64,
         call: Call,
     },
-    /// Store the project's connection (with this turn).
-    SaveConnection(Box<Connection>),
-    /// The project has no connection any more (with this turn).
-    DropConnection,
+    /// Store the project's connection in `mode` (with this turn).
+    SaveConnection {
+        mode: Mode,
+        connection: Box<Connection>,
+    },
+    /// The project has no connection in `mode` any more (with this turn).
+    DropConnection {
+        mode: Mode,
+    },
+    /// The project takes payments in `mode` from this turn on (the go-live switch, or back).
+    SetMode(Mode),
     /// Store the order's next version (with this turn), if it is still at `expected_version`;
     /// otherwise the whole turn is refused and the read runs again.
     SaveOrder {
@@ -506,6 +538,8 @@ pub enum Owner {
         subscription: String,
         customer: String,
     },
+    /// The go-live checklist's fix buttons; repeatable while it is the newest checklist.
+    GoLive,
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -523,6 +557,10 @@ pub struct Pending {
     /// Read again when done: something changed while it ran.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub again: bool,
+    /// The mode the call runs in (`None` in states stored before modes were per call: the
+    /// project's mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
 }
 
 /// Who waits for a call.
@@ -573,6 +611,9 @@ pub struct ActiveFlow {
     /// The current step's card, shown again after a digression.
     #[serde(default)]
     pub card: Option<Card>,
+    /// The mode the flow works in (`None` in states stored before: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
 }
 
 /// Everything a conversation remembers between turns (stored as JSON with each turn).
@@ -588,9 +629,18 @@ pub struct ConversationState {
     pub cards: Vec<LiveCard>,
     #[serde(default)]
     pub pending: Vec<Pending>,
-    /// The newest account read applied (reads are applied in the order they were asked for).
+    /// The newest account read applied (reads are applied in the order they were asked for),
+    /// per mode: test, then live.
     #[serde(default)]
     last_account_op: u64,
+    #[serde(default)]
+    last_live_account_op: u64,
+    /// The mode this conversation is setting up while the project still takes payments in
+    /// test mode (connecting a live account, syncing the live catalog): what people do in the
+    /// chat works in it. Entered from the go-live checklist, left by "back to test" or by the
+    /// switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Mode>,
     /// What the last status card showed (state, reason, what was due), so only changes are
     /// pushed.
     #[serde(default)]
@@ -602,8 +652,16 @@ pub(crate) struct Turn<'s, 'f> {
     pub state: &'s mut ConversationState,
     pub facts: &'f Facts<'f>,
     pub effects: Vec<Effect>,
-    /// The project's connection as this turn leaves it (saved or dropped by its effects).
+    /// The mode the turn works in (starts as `facts.mode`; entering or leaving live setup, or
+    /// the switch, moves it).
+    pub mode: Mode,
+    /// The project's connection in `mode` as this turn leaves it (saved or dropped by its
+    /// effects).
     pub connection: Option<Connection>,
+    /// The connection in the other mode.
+    pub other: Option<Connection>,
+    /// The project's mode as this turn leaves it.
+    pub project_mode: Mode,
     /// Cards made in this turn (part of their ids).
     cards_made: u32,
     /// Who asked, for calls whose results answer them.
@@ -618,7 +676,10 @@ impl ConversationState {
             state: &mut work,
             facts,
             effects: Vec::new(),
+            mode: facts.mode,
             connection: facts.connection.cloned(),
+            other: facts.other_connection.cloned(),
+            project_mode: facts.project_mode,
             cards_made: 0,
             asked: facts.asked.cloned(),
         };
@@ -676,7 +737,8 @@ impl Turn<'_, '_> {
     /// The project no longer has a connection.
     pub(crate) fn drop_connection(&mut self) {
         self.connection = None;
-        self.effects.push(Effect::DropConnection);
+        self.effects
+            .push(Effect::DropConnection { mode: self.mode });
     }
 
     pub(crate) fn reply(&mut self, text: impl Into<String>) {
@@ -700,7 +762,7 @@ impl Turn<'_, '_> {
             kind,
             title: title.to_owned(),
             body,
-            mode: self.facts.mode,
+            mode: self.mode,
             facts: Vec::new(),
             fields: Vec::new(),
             actions: Vec::new(),
@@ -753,6 +815,7 @@ impl Turn<'_, '_> {
             asked,
             queued: Vec::new(),
             again: false,
+            mode: Some(self.mode),
         });
         self.effects.push(Effect::Call { op, call });
         op
@@ -827,6 +890,8 @@ impl Turn<'_, '_> {
         };
         match intent {
             Intent::Cancel => self.cancel(),
+            Intent::GoLive => self.start_go_live(Entry::Chat),
+            Intent::BackToTest => self.back_to_test(Entry::Chat),
             Intent::AddPayments | Intent::ConnectStripe => self.offer_connect(),
             Intent::CreateStripeAccount => self.start_connect(Entry::Chat, true),
             Intent::DisconnectStripe => self.ask_disconnect(),
@@ -922,6 +987,7 @@ impl Turn<'_, '_> {
                 self.state.cards.remove(pos);
                 self.disconnect_click(action);
             }
+            Owner::GoLive => self.golive_click(action),
         }
         Ok(())
     }
@@ -1015,6 +1081,8 @@ impl Turn<'_, '_> {
                 event,
             } => self.subscription_changed(subscription, event),
             Outside::PayoutChanged { payout, event } => self.payout_changed(payout, event),
+            Outside::GoLive(entry) => self.start_go_live(entry),
+            Outside::BackToTest(entry) => self.back_to_test(entry),
             other => self.connect_outside(other),
         }
     }
@@ -1039,6 +1107,7 @@ impl Turn<'_, '_> {
             | Call::ChangeSubscription { .. }
             | Call::ReadPayouts { .. }
             | Call::RefreshPayout { .. } => self.billing_done(pending, result),
+            Call::CheckLive => self.golive_done(result),
             _ => self.connect_done(pending, result),
         }
     }
@@ -1051,14 +1120,21 @@ impl Turn<'_, '_> {
         account: AccountSnapshot,
         origin: Origin,
     ) -> bool {
-        if op <= self.state.last_account_op {
+        let last = if self.mode.is_live() {
+            &mut self.state.last_live_account_op
+        } else {
+            &mut self.state.last_account_op
+        };
+        if op <= *last {
             return false;
         }
-        self.state.last_account_op = op;
+        *last = op;
         let connection = Connection { account, origin };
         self.connection = Some(connection.clone());
-        self.effects
-            .push(Effect::SaveConnection(Box::new(connection)));
+        self.effects.push(Effect::SaveConnection {
+            mode: self.mode,
+            connection: Box::new(connection),
+        });
         true
     }
 

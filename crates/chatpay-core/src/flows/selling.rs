@@ -410,7 +410,7 @@ impl Turn<'_, '_> {
                 None => self.reply(format!(
                     "I can't find {} in this project's {} mode orders.",
                     order.describe(),
-                    self.facts.mode.as_str()
+                    self.mode.as_str()
                 )),
                 Some(found) => self.answer_order(&found, ask),
             },
@@ -799,7 +799,7 @@ impl Turn<'_, '_> {
                     self.reply(format!(
                         "No orders {} in {} mode yet.",
                         period.label,
-                        self.facts.mode.as_str()
+                        self.mode.as_str()
                     ));
                     return;
                 }

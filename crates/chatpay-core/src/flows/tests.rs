@@ -19,7 +19,12 @@ struct World {
     links: Links,
     labels: BTreeMap<String, String>,
     backend: bool,
+    /// The test-mode connection.
     connection: Option<Connection>,
+    live_connection: Option<Connection>,
+    project_mode: Mode,
+    /// The mode of the next outside input (a Stripe event's), once.
+    event_mode: Option<Mode>,
     inputs: u32,
 }
 
@@ -36,6 +41,9 @@ impl World {
             labels: BTreeMap::new(),
             backend,
             connection: None,
+            live_connection: None,
+            project_mode: Mode::Test,
+            event_mode: None,
             inputs: 0,
         }
     }
@@ -43,11 +51,30 @@ impl World {
     fn input(&mut self, input: Input<'_>) -> Result<Vec<Effect>, Refusal> {
         self.inputs += 1;
         let fresh = format!("n{}x", self.inputs);
+        // As the actor does: a call's result in the mode it was asked in, the rest in the
+        // working mode.
+        let mode = match &input {
+            Input::Done { op, .. } => self
+                .state
+                .pending
+                .iter()
+                .find(|p| p.op == *op)
+                .and_then(|p| p.mode),
+            Input::Outside(_) => self.event_mode.take(),
+            _ => None,
+        }
+        .unwrap_or(self.state.setup.unwrap_or(self.project_mode));
+        let (connection, other) = match mode {
+            Mode::Test => (self.connection.as_ref(), self.live_connection.as_ref()),
+            Mode::Live => (self.live_connection.as_ref(), self.connection.as_ref()),
+        };
         let facts = Facts {
             conversation: &self.conversation,
             backend: self.backend,
-            mode: Mode::Test,
-            connection: self.connection.as_ref(),
+            mode,
+            connection,
+            project_mode: self.project_mode,
+            other_connection: other,
             now_ms: 1_795_000_000_000,
             links: &self.links,
             labels: &self.labels,
@@ -57,12 +84,22 @@ impl World {
         let effects = self.state.handle(input, &facts)?;
         for e in &effects {
             match e {
-                Effect::SaveConnection(c) => self.connection = Some((**c).clone()),
-                Effect::DropConnection => self.connection = None,
+                Effect::SaveConnection { mode, connection } => {
+                    *self.connection_mut(*mode) = Some((**connection).clone())
+                }
+                Effect::DropConnection { mode } => *self.connection_mut(*mode) = None,
+                Effect::SetMode(mode) => self.project_mode = *mode,
                 _ => {}
             }
         }
         Ok(effects)
+    }
+
+    fn connection_mut(&mut self, mode: Mode) -> &mut Option<Connection> {
+        match mode {
+            Mode::Test => &mut self.connection,
+            Mode::Live => &mut self.live_connection,
+        }
     }
 
     fn say(&mut self, text: &str) -> Vec<Effect> {
@@ -593,8 +630,9 @@ fn effect_kind(e: &Effect) -> String {
         ),
         Effect::Flow { state, .. } => format!("flow:{state}"),
         Effect::Call { call, .. } => format!("call:{}", call.name()),
-        Effect::SaveConnection(_) => "save_connection".into(),
-        Effect::DropConnection => "drop_connection".into(),
+        Effect::SaveConnection { mode, .. } => format!("save_connection:{}", mode.as_str()),
+        Effect::DropConnection { mode } => format!("drop_connection:{}", mode.as_str()),
+        Effect::SetMode(mode) => format!("set_mode:{}", mode.as_str()),
         Effect::SaveOrder { .. } => "save_order".into(),
         Effect::SaveSubscription { .. } => "save_subscription".into(),
         Effect::EventApplied { .. } => "event_applied".into(),
@@ -651,14 +689,14 @@ const CASES: &[Case] = &[
     case!("business profile back", Profile, Click(CardKind::BusinessProfile, "back", &[]) => Some("register"), ["flow:register", "card:register"]),
     case!("creating account", Profile, Click(CardKind::BusinessProfile, "create_account", PROFILE_OK) => Some("creating_account"), ["reply", "flow:creating_account", "call:create_account"]),
     case!("account creation fails", Creating, Done(Answer::Failed) => Some("business_profile"), ["reply", "flow:business_profile", "card:business_profile"]),
-    case!("account created", Creating, Done(Answer::Account(AccountIs::Onboarding)) => Some("onboarding"), ["save_connection", "reply", "flow:onboarding", "call:create_account_link"]),
+    case!("account created", Creating, Done(Answer::Account(AccountIs::Onboarding)) => Some("onboarding"), ["save_connection:test", "reply", "flow:onboarding", "call:create_account_link"]),
     case!("onboarding link", AccountCreated, Done(Answer::Link) => Some("onboarding"), ["card:onboarding"]),
     case!("onboarding link fails", AccountCreated, Done(Answer::Failed) => Some("onboarding"), ["reply", "card:onboarding"]),
     case!("onboarding return", Onboarding, Out(Happens::OnboardingReturned) => Some("onboarding"), ["reply", "call:retrieve_account"]),
-    case!("returned unfinished", Returned, Done(Answer::Account(AccountIs::Onboarding)) => Some("onboarding"), ["save_connection", "reply", "call:create_account_link"]),
-    case!("account restricted", Returned, Done(Answer::Account(AccountIs::Restricted)) => Some("restricted"), ["save_connection", "flow:restricted", "card:account_status"]),
-    case!("account rejected", Returned, Done(Answer::Account(AccountIs::Rejected)) => Some("rejected"), ["save_connection", "flow:rejected", "card:account_status"]),
-    case!("account active", Returned, Done(Answer::Account(AccountIs::Active)) => None, ["save_connection", "flow:active", "card:account_status"]),
+    case!("returned unfinished", Returned, Done(Answer::Account(AccountIs::Onboarding)) => Some("onboarding"), ["save_connection:test", "reply", "call:create_account_link"]),
+    case!("account restricted", Returned, Done(Answer::Account(AccountIs::Restricted)) => Some("restricted"), ["save_connection:test", "flow:restricted", "card:account_status"]),
+    case!("account rejected", Returned, Done(Answer::Account(AccountIs::Rejected)) => Some("rejected"), ["save_connection:test", "flow:rejected", "card:account_status"]),
+    case!("account active", Returned, Done(Answer::Account(AccountIs::Active)) => None, ["save_connection:test", "flow:active", "card:account_status"]),
     case!("account webhook while onboarding", Onboarding, Out(Happens::AccountChanged) => Some("onboarding"), ["call:retrieve_account"]),
     // Leaving, stale cards, double clicks.
     case!("cancel said", Choosing, Say("cancel") => None, ["reply", "flow:cancelled"]),
@@ -670,10 +708,10 @@ const CASES: &[Case] = &[
     case!("unknown action", Choosing, Click(CardKind::ChooseAccount, "explode", &[]) => Some("choose_account"), refused "not_found"),
     // Disconnecting.
     case!("disconnect asked", Connected, Say("disconnect stripe") => None, ["card:confirm_disconnect"]),
-    case!("disconnect confirmed", AskedDisconnect, Click(CardKind::ConfirmDisconnect, "confirm", &[]) => None, ["drop_connection", "reply", "flow:disconnected"]),
+    case!("disconnect confirmed", AskedDisconnect, Click(CardKind::ConfirmDisconnect, "confirm", &[]) => None, ["drop_connection:test", "reply", "flow:disconnected"]),
     case!("disconnect confirmed, oauth", AskedDisconnectOauth, Click(CardKind::ConfirmDisconnect, "confirm", &[]) => None, ["reply", "call:deauthorize"]),
     case!("disconnect declined", AskedDisconnect, Click(CardKind::ConfirmDisconnect, "keep", &[]) => None, ["reply"]),
-    case!("deauthorized by Stripe", Connected, Out(Happens::Deauthorized) => None, ["drop_connection", "reply", "flow:disconnected", "card:connect_stripe"]),
+    case!("deauthorized by Stripe", Connected, Out(Happens::Deauthorized) => None, ["drop_connection:test", "reply", "flow:disconnected", "card:connect_stripe"]),
     // catalog_sync.
     case!("sync start", Connected, Out(Happens::StartSync) => Some("syncing"), ["flow:syncing", "card:catalog_sync", "call:sync_catalog"]),
     case!("sync said", Connected, Say("sync my products") => Some("syncing"), ["flow:syncing", "card:catalog_sync", "call:sync_catalog"]),
@@ -724,4 +762,346 @@ fn flow_table() {
         CASES.len(),
         failures.join("\n")
     );
+}
+
+// go_live: the checklist decides each item; the flow switches only when all pass.
+
+fn live_ready() -> LiveFacts {
+    let mut a = account(AccountIs::Active);
+    a.id = "acct_live".into();
+    a.statement_descriptor = Some("ADA SHOP".into());
+    LiveFacts {
+        account: Some(Ok(a)),
+        catalog: Some((3, 2)),
+        signed_live_event: true,
+        live_key: true,
+    }
+}
+
+fn failing(items: &[CheckItem]) -> Vec<&'static str> {
+    items
+        .iter()
+        .filter(|i| !i.ok)
+        .map(|i| i.code.as_str())
+        .collect()
+}
+
+#[test]
+fn checklist_fails_each_item_alone_and_says_how_to_fix_it() {
+    type Breaks = fn(&mut LiveFacts);
+    let cases: &[(&str, Breaks, &[&str])] = &[
+        ("everything ready", |_| {}, &[]),
+        (
+            "no live account",
+            |f| {
+                f.account = None;
+                f.signed_live_event = false
+            },
+            &["account_active", "live_webhook", "statement_descriptor"],
+        ),
+        (
+            "Stripe unreachable",
+            |f| f.account = Some(Err("Stripe didn't answer in time".into())),
+            &["account_active", "statement_descriptor"],
+        ),
+        (
+            "charges disabled",
+            |f| {
+                if let Some(Ok(a)) = &mut f.account {
+                    a.charges_enabled = false
+                }
+            },
+            &["account_active"],
+        ),
+        (
+            "payouts disabled",
+            |f| {
+                if let Some(Ok(a)) = &mut f.account {
+                    a.payouts_enabled = false
+                }
+            },
+            &["account_active"],
+        ),
+        (
+            "something due",
+            |f| {
+                if let Some(Ok(a)) = &mut f.account {
+                    a.requirements.currently_due = vec!["external_account".into()]
+                }
+            },
+            &["account_active"],
+        ),
+        (
+            "something past due",
+            |f| {
+                if let Some(Ok(a)) = &mut f.account {
+                    a.requirements.past_due = vec!["individual.id_number".into()]
+                }
+            },
+            &["account_active"],
+        ),
+        (
+            "catalog never synced",
+            |f| f.catalog = None,
+            &["live_catalog"],
+        ),
+        (
+            "catalog with nothing sellable",
+            |f| f.catalog = Some((4, 0)),
+            &["live_catalog"],
+        ),
+        (
+            "no signed live event",
+            |f| f.signed_live_event = false,
+            &["live_webhook"],
+        ),
+        (
+            "no statement descriptor",
+            |f| {
+                if let Some(Ok(a)) = &mut f.account {
+                    a.statement_descriptor = None
+                }
+            },
+            &["statement_descriptor"],
+        ),
+        (
+            "blank statement descriptor",
+            |f| {
+                if let Some(Ok(a)) = &mut f.account {
+                    a.statement_descriptor = Some("  ".into())
+                }
+            },
+            &["statement_descriptor"],
+        ),
+        ("no live key", |f| f.live_key = false, &["live_keys"]),
+    ];
+    let mut failures = Vec::new();
+    for (name, breaks, want) in cases {
+        let mut f = live_ready();
+        breaks(&mut f);
+        let items = checklist(&f, "https://chat.example/v1/webhooks/stripe");
+        assert_eq!(items.len(), 5, "{name}: every item is always reported");
+        let got = failing(&items);
+        if got != *want {
+            failures.push(format!("{name}: expected {want:?} to fail, got {got:?}"));
+        }
+        for i in items.iter().filter(|i| !i.ok) {
+            if i.fix.as_deref().is_none_or(str::is_empty) || i.detail.is_empty() {
+                failures.push(format!(
+                    "{name}: {} fails without saying why and how to fix it",
+                    i.code.as_str()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The fixes name what to do.
+    let mut f = live_ready();
+    f.signed_live_event = false;
+    let webhook = &checklist(&f, "https://chat.example/v1/webhooks/stripe")[2];
+    assert!(
+        webhook
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("https://chat.example/v1/webhooks/stripe")
+    );
+    f.account = None;
+    assert_eq!(checklist(&f, "x")[0].action, Some("connect_live"));
+}
+
+fn done_checklist(w: &mut World, facts: LiveFacts) -> Vec<Effect> {
+    let op = w
+        .state
+        .pending
+        .iter()
+        .find(|p| p.call == Call::CheckLive)
+        .map(|p| p.op)
+        .expect("a checklist call is pending");
+    w.input(Input::Done {
+        op,
+        result: Ok(CallOutput::LiveChecked(Box::new(facts))),
+    })
+    .unwrap()
+}
+
+fn kinds(effects: &[Effect]) -> Vec<String> {
+    effects.iter().map(effect_kind).collect()
+}
+
+#[test]
+fn going_live_switches_only_when_every_item_passes() {
+    let mut w = World::new(true);
+    w.connection = Some(Connection {
+        account: account(AccountIs::Active),
+        origin: crate::domain::Origin::Created,
+    });
+    let e = w.say("go live");
+    assert_eq!(kinds(&e), ["flow:checking", "reply", "call:check_live"]);
+    // Asking again while it runs joins the running check.
+    assert_eq!(kinds(&w.say("go live")), ["reply"]);
+    assert_eq!(
+        w.state
+            .pending
+            .iter()
+            .filter(|p| p.call == Call::CheckLive)
+            .count(),
+        1
+    );
+
+    let mut missing = live_ready();
+    missing.account = None;
+    let e = done_checklist(&mut w, missing);
+    assert_eq!(kinds(&e), ["flow:not_ready", "card:go_live"]);
+    let card = card_of(&e, CardKind::GoLive);
+    assert_eq!(card.mode, Mode::Live);
+    assert!(
+        card.body.contains("No live-mode Stripe account"),
+        "{}",
+        card.body
+    );
+    let actions: Vec<&str> = card.actions.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(actions, ["connect_live", "check_again"]);
+    assert_eq!(w.project_mode, Mode::Test);
+
+    // The fix button puts the conversation in live setup: connecting works in live mode.
+    let e = w.click(&card.id, "connect_live", &[]).unwrap();
+    assert_eq!(w.state.setup, Some(Mode::Live));
+    assert_eq!(
+        kinds(&e),
+        ["reply", "flow:choose_account", "card:choose_account"]
+    );
+    assert_eq!(card_of(&e, CardKind::ChooseAccount).mode, Mode::Live);
+    let create = card_of(&e, CardKind::ChooseAccount);
+    let e = w.click(&create.id, "create", &[]).unwrap();
+    let register = card_of(&e, CardKind::Register);
+    let e = w.click(&register.id, "continue", REGISTER_OK).unwrap();
+    let profile = card_of(&e, CardKind::BusinessProfile);
+    let e = w.click(&profile.id, "create_account", PROFILE_OK).unwrap();
+    let (op, call) = call_of(&e);
+    assert!(matches!(call, Call::CreateAccount(_)));
+    assert_eq!(
+        w.state.pending.iter().find(|p| p.op == op).unwrap().mode,
+        Some(Mode::Live)
+    );
+    let mut live = account(AccountIs::Onboarding);
+    live.id = "acct_live".into();
+    let e = w
+        .input(Input::Done {
+            op,
+            result: Ok(CallOutput::Account(Box::new(live))),
+        })
+        .unwrap();
+    assert!(
+        kinds(&e).contains(&"save_connection:live".to_owned()),
+        "{:?}",
+        kinds(&e)
+    );
+    assert_eq!(
+        w.connection.as_ref().unwrap().account.id,
+        "acct_1",
+        "the test connection is untouched"
+    );
+
+    // A test-mode account event meanwhile does not move the live connection flow.
+    w.event_mode = Some(Mode::Test);
+    let e = w
+        .input(Input::Outside(Outside::AccountChanged {
+            account: "acct_1".into(),
+        }))
+        .unwrap();
+    assert_eq!(kinds(&e), ["call:retrieve_account"]);
+    let (op, _) = call_of(&e);
+    assert_eq!(
+        w.state.pending.iter().find(|p| p.op == op).unwrap().mode,
+        Some(Mode::Test)
+    );
+    let e = w
+        .input(Input::Done {
+            op,
+            result: Ok(CallOutput::Account(Box::new(account(AccountIs::Active)))),
+        })
+        .unwrap();
+    assert_eq!(kinds(&e), ["save_connection:test", "card:account_status"]);
+    assert_eq!(card_of(&e, CardKind::AccountStatus).mode, Mode::Test);
+    assert_eq!(w.state.flow.as_ref().unwrap().step.name(), "onboarding");
+
+    // Everything passes: the switch is an effect of the same turn, and live setup ends.
+    w.say("cancel");
+    let e = w.say("go live");
+    assert_eq!(kinds(&e), ["flow:checking", "reply", "call:check_live"]);
+    let e = done_checklist(&mut w, live_ready());
+    assert_eq!(kinds(&e), ["set_mode:live", "flow:live", "card:go_live"]);
+    assert_eq!(w.project_mode, Mode::Live);
+    assert_eq!(w.state.setup, None);
+    assert_eq!(card_of(&e, CardKind::GoLive).mode, Mode::Live);
+    assert_eq!(kinds(&w.say("go live")), ["reply"]);
+
+    // Back to test needs no checklist.
+    let e = w.say("switch back to test mode");
+    assert_eq!(kinds(&e), ["set_mode:test", "reply"]);
+    assert_eq!(w.project_mode, Mode::Test);
+    assert_eq!(kinds(&w.say("switch back to test mode")), ["reply"]);
+}
+
+#[test]
+fn back_to_test_leaves_live_setup_and_stops_a_live_connection() {
+    let mut w = World::new(true);
+    w.say("go live");
+    let mut missing = live_ready();
+    missing.account = None;
+    let card = card_of(&done_checklist(&mut w, missing), CardKind::GoLive);
+    w.click(&card.id, "connect_live", &[]).unwrap();
+    assert_eq!(w.state.flow.as_ref().unwrap().mode, Some(Mode::Live));
+    let e = w.say("back to test mode");
+    assert_eq!(kinds(&e), ["reply", "flow:cancelled", "reply"]);
+    assert_eq!(w.state.setup, None);
+    assert!(w.state.flow.is_none());
+    assert_eq!(w.project_mode, Mode::Test);
+    // The checklist card's buttons went with it.
+    assert!(matches!(
+        w.click(&card.id, "connect_live", &[]),
+        Err(Refusal::StaleCard(_))
+    ));
+}
+
+#[test]
+fn go_live_needs_the_backend_and_survives_a_failed_check() {
+    let mut w = World::new(false);
+    assert_eq!(kinds(&w.say("go live")), ["card:backend_required"]);
+    let mut w = World::new(true);
+    w.say("go live");
+    let op = w.state.pending[0].op;
+    // The pending check is part of the stored state: a restart re-issues it.
+    let stored: ConversationState =
+        serde_json::from_str(&serde_json::to_string(&w.state).unwrap()).unwrap();
+    assert_eq!(
+        stored
+            .pending_calls()
+            .map(|(_, c)| c.clone())
+            .collect::<Vec<_>>(),
+        [Call::CheckLive]
+    );
+    let e = w
+        .input(Input::Done {
+            op,
+            result: Err(CallError {
+                message: "the store is unavailable".into(),
+                code: None,
+            }),
+        })
+        .unwrap();
+    assert_eq!(kinds(&e), ["flow:not_ready", "reply"]);
+    assert_eq!(w.project_mode, Mode::Test);
+    // A result for a check nobody waits for any more changes nothing.
+    assert!(done_is_ignored(&mut w, op));
+}
+
+fn done_is_ignored(w: &mut World, op: u64) -> bool {
+    w.input(Input::Done {
+        op,
+        result: Ok(CallOutput::LiveChecked(Box::new(live_ready()))),
+    })
+    .unwrap()
+    .is_empty()
 }

@@ -40,6 +40,7 @@ pub enum Intent {
     ShowCatalog,
     TestMode,
     GoLive,
+    BackToTest,
     PaymentStatus,
     Refund,
     PayoutStatus,
@@ -51,7 +52,7 @@ pub enum Intent {
 }
 
 impl Intent {
-    pub const ALL: [Intent; 16] = [
+    pub const ALL: [Intent; 17] = [
         Intent::AddPayments,
         Intent::ConnectStripe,
         Intent::CreateStripeAccount,
@@ -60,6 +61,7 @@ impl Intent {
         Intent::ShowCatalog,
         Intent::TestMode,
         Intent::GoLive,
+        Intent::BackToTest,
         Intent::PaymentStatus,
         Intent::Refund,
         Intent::PayoutStatus,
@@ -80,6 +82,7 @@ impl Intent {
             Intent::ShowCatalog => "show_catalog",
             Intent::TestMode => "test_mode",
             Intent::GoLive => "go_live",
+            Intent::BackToTest => "back_to_test",
             Intent::PaymentStatus => "payment_status",
             Intent::Refund => "refund",
             Intent::PayoutStatus => "payout_status",

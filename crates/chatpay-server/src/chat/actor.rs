@@ -10,11 +10,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::catalog_sync::{self, Pacer};
 use super::message::{Body, IntentTag, OutFrame};
 use super::orders::OrderCtx;
-use super::{ChatError, Command, FlowView, Inner, TurnReply, to_out};
-use chatpay_core::domain::{ConversationId, ProjectId, now_millis, random_hex};
+use super::{ChatError, Command, FlowView, Inner, ModeAnswer, TurnReply, to_out};
+use chatpay_core::domain::{ConversationId, Mode, ProjectId, now_millis, random_hex};
 use chatpay_core::flows::{
-    Asked, Call, CallError, CallOutput, Connection, ConversationState, Effect, Facts, Input,
-    Outside, Refusal,
+    Asked, Call, CallError, CallOutput, Connection, ConversationState, Effect, Entry, Facts, Input,
+    LiveFacts, Outside, Refusal, checklist,
 };
 use chatpay_core::intents::Outcome;
 use chatpay_store::{
@@ -34,7 +34,15 @@ pub(crate) enum Msg {
         event: Box<Outside>,
         /// The webhook event this input applies; marked handled with the turn.
         ledger: Option<String>,
+        /// The Stripe event this input comes from (its id and mode), if it comes from one.
+        from: Option<(String, Mode)>,
         reply: Option<oneshot::Sender<Result<FlowView, ChatError>>>,
+    },
+    /// `POST …/mode`: switch back to test, or run the go-live checklist and answer with its
+    /// outcome once it is done.
+    SetMode {
+        mode: Mode,
+        reply: oneshot::Sender<Result<ModeAnswer, ChatError>>,
     },
     Done {
         op: u64,
@@ -62,12 +70,20 @@ struct Actor {
     state_json: String,
     last_seq: i64,
     answered: HashSet<String>,
-    connection: Option<Connection>,
-    connected_at: i64,
+    /// The project's connections, test then live (see `slot`).
+    connections: [Option<Connection>; 2],
+    connected_at: [i64; 2],
     frames: broadcast::Sender<OutFrame>,
     me: mpsc::WeakSender<Msg>,
     /// Browsers waiting on a refresh URL for the link call `op` will bring.
     link_waiters: Vec<(u64, oneshot::Sender<Result<String, ChatError>>)>,
+    /// `POST …/mode` requests waiting for the checklist call `op`.
+    mode_waiters: Vec<(u64, oneshot::Sender<Result<ModeAnswer, ChatError>>)>,
+}
+
+/// Where a mode's connection is kept in `Actor::connections`.
+fn slot(mode: Mode) -> usize {
+    usize::from(mode.is_live())
 }
 
 /// What caused an input: which client frame its frames reply to, and the intent they carry.
@@ -137,6 +153,9 @@ fn fail(msg: Msg, err: impl Fn() -> ChatError) {
         Msg::LastSeq { reply } => {
             let _ = reply.send(Err(err()));
         }
+        Msg::SetMode { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
         _ => {}
     }
 }
@@ -159,16 +178,17 @@ impl Actor {
             .await?
             .ok_or_else(|| anyhow::anyhow!("project {project} does not exist"))?;
         let state: ConversationState = serde_json::from_str(&record.state)?;
-        let (connection, connected_at) = match store.connection(&project.id, project.mode).await? {
-            Some(c) => (
-                Some(Connection {
+        let mut connections = [None, None];
+        let mut connected_at = [0, 0];
+        for mode in [Mode::Test, Mode::Live] {
+            if let Some(c) = store.connection(&project.id, mode).await? {
+                connections[slot(mode)] = Some(Connection {
                     account: serde_json::from_str(&c.snapshot)?,
                     origin: c.origin,
-                }),
-                c.connected_at,
-            ),
-            None => (None, 0),
-        };
+                });
+                connected_at[slot(mode)] = c.connected_at;
+            }
+        }
         let answered = store
             .answered_ids(&conversation)
             .await?
@@ -182,11 +202,12 @@ impl Actor {
             state,
             last_seq: record.last_seq,
             answered,
-            connection,
+            connections,
             connected_at,
             frames,
             me,
             link_waiters: Vec::new(),
+            mode_waiters: Vec::new(),
         })
     }
 
@@ -225,22 +246,40 @@ impl Actor {
             Msg::Outside {
                 event,
                 ledger,
+                from,
                 reply,
             } => {
-                let cause = Cause::Outside {
-                    ledger: ledger.as_deref(),
+                let result = match from {
+                    // A Stripe event works in its own mode, if this conversation works in it.
+                    Some((id, mode)) if !self.works_in(mode) => self.refuse_event(&id, mode).await,
+                    from => {
+                        let mode = from.map_or(self.working_mode(), |(_, m)| m);
+                        let cause = Cause::Outside {
+                            ledger: ledger.as_deref(),
+                        };
+                        Box::pin(self.apply(Input::Outside(*event), cause, mode)).await
+                    }
                 };
-                let result = Box::pin(self.apply(Input::Outside(*event), cause)).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(result.map(|_| self.view()));
                 }
             }
+            Msg::SetMode { mode, reply } => Box::pin(self.set_mode(mode, reply)).await,
             Msg::Done { op, result } => {
                 let input = Input::Done {
                     op,
                     result: *result,
                 };
                 let cause = Cause::Answer(self.state.asked_by(op).cloned());
+                let mode = self.call_mode(op);
+                let checked = match &input {
+                    Input::Done {
+                        result: Ok(CallOutput::LiveChecked(facts)),
+                        ..
+                    } => Some(Ok((**facts).clone())),
+                    Input::Done { result: Err(e), .. } => Some(Err(e.message.clone())),
+                    _ => None,
+                };
                 let link = match &input {
                     Input::Done {
                         result: Ok(CallOutput::Link { url, .. }),
@@ -249,7 +288,12 @@ impl Actor {
                     Input::Done { result: Err(e), .. } => Err(e.message.clone()),
                     _ => Err(String::new()),
                 };
-                let applied = Box::pin(self.apply(input, cause)).await;
+                let applied = Box::pin(self.apply(input, cause, mode)).await;
+                if applied.is_ok()
+                    && let Some(checked) = checked
+                {
+                    self.answer_mode_waiters(op, checked);
+                }
                 if applied.is_ok()
                     && let Some(i) = self.link_waiters.iter().position(|(o, _)| *o == op)
                 {
@@ -262,7 +306,7 @@ impl Actor {
                     tracing::error!(conversation = %self.conversation, op, error = ?e, "could not store a Stripe result; retrying the call");
                     // The call is still pending in the stored state; run it again (same key).
                     if let Some(p) = self.state.pending.iter().find(|p| p.op == op) {
-                        self.spawn_call(op, p.call.clone());
+                        self.spawn_call(op, p.call.clone(), p.mode.unwrap_or(self.project.mode));
                     }
                 }
             }
@@ -276,7 +320,8 @@ impl Actor {
                 let before: Vec<u64> = self.state.pending.iter().map(|p| p.op).collect();
                 let event = Outside::RefreshLink { nonce };
                 let cause = Cause::Outside { ledger: None };
-                if let Err(e) = Box::pin(self.apply(Input::Outside(event), cause)).await {
+                let mode = self.working_mode();
+                if let Err(e) = Box::pin(self.apply(Input::Outside(event), cause, mode)).await {
                     let _ = reply.send(Err(e));
                     return;
                 }
@@ -333,7 +378,8 @@ impl Actor {
                     id: &id,
                     intent: tag.as_ref(),
                 };
-                self.apply(Input::Say(&classification), cause).await?;
+                let mode = self.working_mode();
+                self.apply(Input::Say(&classification), cause, mode).await?;
             }
             Command::Click {
                 card,
@@ -346,14 +392,118 @@ impl Actor {
                     action: &action,
                     values: &values,
                 };
-                self.apply(input, Cause::Click { id: &id }).await?;
+                let mode = self.working_mode();
+                self.apply(input, Cause::Click { id: &id }, mode).await?;
             }
         }
         Ok(TurnReply::Done)
     }
 
-    /// Runs the flows on `input`, stores the turn, then makes it visible.
-    async fn apply(&mut self, input: Input<'_>, cause: Cause<'_>) -> Result<(), ChatError> {
+    /// The mode what people do in the chat works in: the project's, or the one being set up.
+    fn working_mode(&self) -> Mode {
+        self.state.setup.unwrap_or(self.project.mode)
+    }
+
+    /// Whether this conversation works in `mode` (takes payments in it, or sets it up).
+    fn works_in(&self, mode: Mode) -> bool {
+        mode == self.project.mode || self.state.setup == Some(mode)
+    }
+
+    /// The mode call `op` was asked in (the working mode for a call nobody waits for).
+    fn call_mode(&self, op: u64) -> Mode {
+        self.state
+            .pending
+            .iter()
+            .find(|p| p.op == op)
+            .map_or(self.working_mode(), |p| p.mode.unwrap_or(self.project.mode))
+    }
+
+    /// A Stripe event of a mode this project neither takes payments in nor sets up: recorded
+    /// as refused, applied to nothing (test records never see live events, and the reverse).
+    async fn refuse_event(&mut self, id: &str, mode: Mode) -> Result<(), ChatError> {
+        let outcome = format!(
+            "refused: a {}-mode event for project {} in {} mode (not setting up {} mode)",
+            mode.as_str(),
+            self.project.id,
+            self.project.mode.as_str(),
+            mode.as_str()
+        );
+        tracing::info!(conversation = %self.conversation, event = id, %outcome, "Stripe event refused");
+        self.inner
+            .store
+            .mark_event_processed(id, &outcome)
+            .await
+            .map_err(ChatError::from)
+    }
+
+    /// `POST …/mode`. Back to test answers at once; going live answers when the checklist
+    /// (the same one "go live" runs in the chat, joined if it is running) is done.
+    async fn set_mode(
+        &mut self,
+        mode: Mode,
+        reply: oneshot::Sender<Result<ModeAnswer, ChatError>>,
+    ) {
+        let working = self.working_mode();
+        let outside = match mode {
+            Mode::Test => Outside::BackToTest(Entry::Integrations),
+            Mode::Live if self.project.mode.is_live() => {
+                let _ = reply.send(Ok(ModeAnswer::Switched(self.project.clone())));
+                return;
+            }
+            Mode::Live => Outside::GoLive(Entry::Integrations),
+        };
+        let cause = Cause::Outside { ledger: None };
+        if let Err(e) = Box::pin(self.apply(Input::Outside(outside), cause, working)).await {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if mode == Mode::Test {
+            let _ = reply.send(Ok(ModeAnswer::Switched(self.project.clone())));
+            return;
+        }
+        match self
+            .state
+            .pending
+            .iter()
+            .find(|p| p.call == Call::CheckLive)
+        {
+            Some(p) => self.mode_waiters.push((p.op, reply)),
+            None => {
+                let _ = reply.send(Err(ChatError::Internal(anyhow::anyhow!(
+                    "the go-live checklist did not start"
+                ))));
+            }
+        }
+    }
+
+    /// Answers the `POST …/mode` requests that waited for checklist call `op`.
+    fn answer_mode_waiters(&mut self, op: u64, checked: Result<LiveFacts, String>) {
+        let webhook_url = format!("{}/v1/webhooks/stripe", self.inner.links.public);
+        let mut i = 0;
+        while i < self.mode_waiters.len() {
+            if self.mode_waiters[i].0 != op {
+                i += 1;
+                continue;
+            }
+            let (_, waiter) = self.mode_waiters.swap_remove(i);
+            let answer = match &checked {
+                _ if self.project.mode.is_live() => Ok(ModeAnswer::Switched(self.project.clone())),
+                Ok(facts) => Ok(ModeAnswer::NotReady(checklist(facts, &webhook_url))),
+                Err(why) => Err(ChatError::Internal(anyhow::anyhow!(
+                    "the go-live checklist failed: {why}"
+                ))),
+            };
+            let _ = waiter.send(answer);
+        }
+    }
+
+    /// Runs the flows on `input` in `mode`, stores the turn, then makes it visible.
+    async fn apply(
+        &mut self,
+        input: Input<'_>,
+        cause: Cause<'_>,
+        mode: Mode,
+    ) -> Result<(), ChatError> {
         let answer_tag: Option<IntentTag>;
         let (reply_to, intent, ledger): (Option<&str>, Option<Option<&IntentTag>>, Option<&str>) =
             match &cause {
@@ -391,8 +541,10 @@ impl Actor {
         let facts = Facts {
             conversation: &self.conversation,
             backend: self.project.backend,
-            mode: self.project.mode,
-            connection: self.connection.as_ref(),
+            mode,
+            connection: self.connections[slot(mode)].as_ref(),
+            project_mode: self.project.mode,
+            other_connection: self.connections[1 - slot(mode)].as_ref(),
             now_ms: now_millis(),
             links: &self.inner.links,
             labels: &self.inner.labels,
@@ -408,8 +560,9 @@ impl Actor {
         let mut bodies: Vec<StoredFrame> = Vec::new();
         let mut extra = Vec::new();
         let mut calls = Vec::new();
-        let mut connection = self.connection.clone();
+        let mut connections = self.connections.clone();
         let mut connected_at = self.connected_at;
+        let mut project_mode = self.project.mode;
         let now = now_millis();
         let stored = |seq: i64, body: &Body<'_>| -> Result<StoredFrame, ChatError> {
             Ok(StoredFrame {
@@ -447,30 +600,41 @@ impl Actor {
             }
             match effect {
                 Effect::Call { op, call } => calls.push((*op, call.clone())),
-                Effect::SaveConnection(c) => {
-                    if connection
+                Effect::SaveConnection {
+                    mode,
+                    connection: c,
+                } => {
+                    let at = slot(*mode);
+                    if connections[at]
                         .as_ref()
                         .is_none_or(|old| old.account.id != c.account.id)
                     {
-                        connected_at = now;
+                        connected_at[at] = now;
                     }
                     extra.push(ExtraWrite::UpsertConnection(ConnectionRecord {
                         project_id: self.project.id.clone(),
-                        mode: self.project.mode,
+                        mode: *mode,
                         account_id: c.account.id.clone(),
                         origin: c.origin,
                         snapshot: serde_json::to_string(&c.account).map_err(anyhow::Error::new)?,
-                        connected_at,
+                        connected_at: connected_at[at],
                         updated_at: now,
                     }));
-                    connection = Some((**c).clone());
+                    connections[at] = Some((**c).clone());
                 }
-                Effect::DropConnection => {
+                Effect::DropConnection { mode } => {
                     extra.push(ExtraWrite::DeleteConnection {
                         project_id: self.project.id.clone(),
-                        mode: self.project.mode,
+                        mode: *mode,
                     });
-                    connection = None;
+                    connections[slot(*mode)] = None;
+                }
+                Effect::SetMode(mode) => {
+                    extra.push(ExtraWrite::SetProjectMode {
+                        project_id: self.project.id.clone(),
+                        mode: *mode,
+                    });
+                    project_mode = *mode;
                 }
                 Effect::SaveOrder {
                     order,
@@ -489,9 +653,8 @@ impl Actor {
                 } => extra.push(ExtraWrite::PutSubscription(SubscriptionUpdate {
                     id: subscription.id.clone(),
                     project_id: self.project.id.clone(),
-                    mode: self.project.mode,
-                    account_id: self
-                        .connection
+                    mode,
+                    account_id: connections[slot(mode)]
                         .as_ref()
                         .map(|c| c.account.id.clone())
                         .unwrap_or_default(),
@@ -553,8 +716,12 @@ impl Actor {
         self.state = next;
         self.state_json = state_json;
         self.last_seq = last_seq;
-        self.connection = connection;
+        self.connections = connections;
         self.connected_at = connected_at;
+        if project_mode != self.project.mode {
+            tracing::info!(conversation = %self.conversation, project = %self.project.id, mode = project_mode.as_str(), "project mode switched");
+            self.project.mode = project_mode;
+        }
         if let Some(id) = reply_to {
             self.answered.insert(id.to_owned());
         }
@@ -563,7 +730,8 @@ impl Actor {
             let _ = self.frames.send(to_out(f));
         }
         for (op, call) in calls {
-            self.spawn_call(op, call);
+            let mode = self.call_mode(op);
+            self.spawn_call(op, call, mode);
         }
         Ok(())
     }
@@ -572,19 +740,22 @@ impl Actor {
     fn resume_calls(&self) {
         for (op, call) in self.state.pending_calls() {
             tracing::info!(conversation = %self.conversation, op, call = call.name(), "re-issuing a Stripe call after restart");
-            self.spawn_call(op, call.clone());
+            self.spawn_call(op, call.clone(), self.call_mode(op));
         }
     }
 
-    fn spawn_call(&self, op: u64, call: Call) {
+    /// Runs call `op` in `mode` (the mode it was asked in), on that mode's connected account.
+    fn spawn_call(&self, op: u64, call: Call, mode: Mode) {
         let Some(me) = self.me.upgrade() else { return };
         let ctx = Exec {
             gateway: Arc::clone(&self.inner.gateway),
             store: Arc::clone(&self.inner.store),
-            pacer: Arc::clone(self.inner.pacer(self.project.mode)),
+            pacer: Arc::clone(self.inner.pacer(mode)),
             project: self.project.id.clone(),
-            mode: self.project.mode,
-            account: self.connection.as_ref().map(|c| c.account.id.clone()),
+            mode,
+            account: self.connections[slot(mode)]
+                .as_ref()
+                .map(|c| c.account.id.clone()),
         };
         // Derived from the operation: the same call after a crash or retry has the same key.
         let key = format!("chatpay:{}:{}:{}", self.conversation, op, call.name());
@@ -741,6 +912,11 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
             .deauthorize(mode, account)
             .await
             .map(|_| CallOutput::Done),
+        Call::CheckLive => {
+            return super::golive::check(&exec.store, &*exec.gateway, &exec.project)
+                .await
+                .map(|facts| CallOutput::LiveChecked(Box::new(facts)));
+        }
     };
     result.map_err(|e| {
         tracing::warn!(call = call.name(), error = %e, "Stripe call failed");

@@ -10,6 +10,7 @@ mod actor;
 mod billing;
 mod bucket;
 mod catalog_sync;
+mod golive;
 mod hub;
 mod message;
 mod orders;
@@ -23,7 +24,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::config::ChatConfig;
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
 use chatpay_core::error::ErrorCode;
-use chatpay_core::flows::{CatalogAnswer, Entry, Links, Outside};
+use chatpay_core::flows::{CatalogAnswer, CheckItem, Entry, Links, Outside};
 use chatpay_core::intents::Matcher;
 use chatpay_store::{DynStore, ProjectRecord, StoreError, StoredFrame, WebhookEventRecord};
 use chatpay_stripe::Gateway;
@@ -139,6 +140,15 @@ pub struct Joined {
     pub last_seq: i64,
     pub frames: broadcast::Receiver<OutFrame>,
     pub handle: ActorHandle,
+}
+
+/// What `POST /v1/projects/{id}/mode` comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModeAnswer {
+    /// The project is in the mode asked for (it switched, or already was).
+    Switched(ProjectRecord),
+    /// The checklist found something missing: every item, passing or not.
+    NotReady(Vec<CheckItem>),
 }
 
 /// A flow's position, for the HTTP API.
@@ -321,6 +331,7 @@ impl Engine {
             .send(Msg::Outside {
                 event: Box::new(event),
                 ledger: None,
+                from: None,
                 reply: Some(tx),
             })
             .await?;
@@ -335,6 +346,22 @@ impl Engine {
     ) -> Result<FlowView, ChatError> {
         Self::require_backend(project)?;
         self.outside(project, Outside::StartConnect(entry)).await
+    }
+
+    /// Switches the project to `mode`: back to test at once; to live only when the go-live
+    /// checklist (run by the conversation's flow, the same one the chat runs) passes.
+    pub async fn set_mode(
+        &self,
+        project: &ProjectRecord,
+        mode: Mode,
+    ) -> Result<ModeAnswer, ChatError> {
+        if mode.is_live() {
+            Self::require_backend(project)?;
+        }
+        let handle = self.handle_for(project).await?;
+        let (tx, rx) = oneshot::channel();
+        handle.send(Msg::SetMode { mode, reply: tx }).await?;
+        rx.await.map_err(|_| ChatError::Unavailable)?
     }
 
     /// Where the project's conversation is.
@@ -434,6 +461,7 @@ impl Engine {
                 .send(Msg::Outside {
                     event: Box::new(input.clone()),
                     ledger: ledger.clone(),
+                    from: Some((event.id.clone(), mode)),
                     reply: Some(tx),
                 })
                 .await?;

@@ -75,12 +75,17 @@ impl Engine {
         &self,
         project: &ProjectRecord,
     ) -> Result<Option<(ConnectionRecord, AccountSnapshot)>, ChatError> {
-        match self
-            .inner
-            .store
-            .connection(&project.id, project.mode)
-            .await?
-        {
+        self.stripe_connection_in(project, project.mode).await
+    }
+
+    /// The project's connection in `mode` (a live account is connected while the project is
+    /// still in test mode, before it goes live).
+    pub async fn stripe_connection_in(
+        &self,
+        project: &ProjectRecord,
+        mode: chatpay_core::domain::Mode,
+    ) -> Result<Option<(ConnectionRecord, AccountSnapshot)>, ChatError> {
+        match self.inner.store.connection(&project.id, mode).await? {
             Some(c) => {
                 let account = serde_json::from_str(&c.snapshot).map_err(anyhow::Error::new)?;
                 Ok(Some((c, account)))

@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/projects/{id}/integrations/stripe/catalog/sync",
             post(projects::catalog_sync),
         )
+        .route("/v1/projects/{id}/mode", post(projects::set_mode))
         .route("/v1/projects/{id}/catalog", get(projects::catalog))
         .route(
             "/v1/projects/{id}/checkout",

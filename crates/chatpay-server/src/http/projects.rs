@@ -2,14 +2,17 @@
 //! show, rename; the Integrations panel's Stripe status and Connect button.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, AppState, Caller};
+use crate::chat::ModeAnswer;
 use chatpay_core::account::AccountSnapshot;
-use chatpay_core::flows::Entry;
+use chatpay_core::domain::Mode;
+use chatpay_core::flows::{CheckItem, Entry};
 use chatpay_store::ProjectRecord;
 
 #[derive(Deserialize)]
@@ -142,14 +145,32 @@ fn account_json(a: &AccountSnapshot) -> Value {
     })
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeQuery {
+    mode: Option<String>,
+}
+
+fn parse_mode(mode: &str) -> Result<Mode, ApiError> {
+    Mode::parse(mode).ok_or_else(|| {
+        ApiError::BadRequest(format!("`mode` must be \"test\" or \"live\", not {mode:?}"))
+    })
+}
+
 /// The Integrations panel: is Stripe connected, in what state, and where the flow is.
+/// `?mode=live` shows the live connection while the project is still in test mode.
 pub async fn stripe_status(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<ModeQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    let connection = state.engine.stripe_connection(&project).await?;
+    let mode = match query.mode.as_deref() {
+        Some(m) => parse_mode(m)?,
+        None => project.mode,
+    };
+    let connection = state.engine.stripe_connection_in(&project, mode).await?;
     let account = connection
         .as_ref()
         .map(|(_, snapshot)| account_json(snapshot));
@@ -159,6 +180,7 @@ pub async fn stripe_status(
         "project": project.id,
         "backend": project.backend,
         "mode": project.mode,
+        "connection_mode": mode,
         "connected": connection.is_some(),
         "origin": connection.as_ref().map(|c| c.origin.as_str()),
         "connected_at": connection.as_ref().map(|c| iso(c.connected_at)),
@@ -263,4 +285,59 @@ pub async fn catalog(
         "last_sync": catalog.report,
         "products": data,
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeChange {
+    mode: String,
+}
+
+fn check_json(i: &CheckItem) -> Value {
+    json!({
+        "item": i.code.as_str(),
+        "label": i.code.label(),
+        "ok": i.ok,
+        "detail": i.detail,
+        "fix": i.fix,
+    })
+}
+
+/// `POST /v1/projects/{id}/mode {"mode":"live"|"test"}`: going live runs the go-live checklist
+/// (the conversation's flow, as "go live" in the chat does) and switches only when every item
+/// passes: 200 with the project, or 409 `not_ready` with every item (what's missing and how to
+/// fix it). Back to test is always possible.
+pub async fn set_mode(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ModeChange>,
+) -> Result<Response, ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    let mode = parse_mode(&body.mode)?;
+    match state.engine.set_mode(&project, mode).await? {
+        ModeAnswer::Switched(project) => Ok(Json(project_json(&project)).into_response()),
+        ModeAnswer::NotReady(items) => {
+            let missing: Vec<&str> = items
+                .iter()
+                .filter(|i| !i.ok)
+                .map(|i| i.code.label())
+                .collect();
+            Ok((
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "code": "not_ready",
+                    "message": format!(
+                        "The project stays in test mode: {} of {} go-live items are missing ({}). Each item says how to fix it.",
+                        missing.len(),
+                        items.len(),
+                        missing.join(", ")
+                    ),
+                    "mode": project.mode,
+                    "checklist": items.iter().map(check_json).collect::<Vec<_>>(),
+                })),
+            )
+                .into_response())
+        }
+    }
 }
