@@ -306,7 +306,12 @@ pub fn changes(before: Option<&Subscription>, after: &Subscription) -> Vec<Subsc
             let old = b.invoices.iter().find(|o| o.id == inv.id);
             let newly_paid =
                 inv.status == InvoiceStatus::Paid && old.is_none_or(|o| o.status != inv.status);
-            if newly_paid && inv.billing_reason.as_deref() == Some("subscription_cycle") {
+            // A renewal paid while recovering is the recovery (told once, as that).
+            let recovering = out.contains(&SubscriptionNews::Recovered);
+            if newly_paid
+                && !recovering
+                && inv.billing_reason.as_deref() == Some("subscription_cycle")
+            {
                 out.push(SubscriptionNews::Renewed(inv.clone()));
             }
             let failed_again = inv.status == InvoiceStatus::Open
@@ -726,9 +731,14 @@ mod tests {
 
         let mut recovered = sub(SubscriptionStatus::Active);
         recovered.invoices = vec![invoice("in_2", InvoiceStatus::Paid, 2, NOW)];
+        assert_eq!(changes(Some(&again), &recovered), [N::Recovered]);
+        let mut renewed = recovered.clone();
+        renewed
+            .invoices
+            .insert(0, invoice("in_3", InvoiceStatus::Paid, 1, NOW + DAY));
         assert_eq!(
-            changes(Some(&again), &recovered),
-            [N::Recovered, N::Renewed(recovered.invoices[0].clone())]
+            changes(Some(&recovered), &renewed),
+            [N::Renewed(renewed.invoices[0].clone())]
         );
 
         let mut ending = active.clone();

@@ -75,13 +75,35 @@ impl StripeGateway {
         account: &str,
         id: &str,
     ) -> Result<Option<Subscription>, GatewayError> {
+        // Two reads (the subscription, then its invoices) are one snapshot only if the
+        // subscription didn't move in between: Stripe changes an invoice and its subscription a
+        // moment apart. Read again until it holds still (a few times at most).
         let req = RetrieveSubscription::new(id).expand(vec!["customer".to_owned()]);
-        let Some(s) = not_found_is_none(self.send_as(mode, account, &req).await)? else {
+        let Some(mut s) = not_found_is_none(self.send_as(mode, account, &req).await)? else {
             return Ok(None);
         };
-        let mut invoices = Vec::new();
         let list = ListInvoice::new().subscription(id).limit(INVOICES_READ);
-        let page = self.send_as(mode, account, &list).await?;
+        let mut page = self.send_as(mode, account, &list).await?;
+        for _ in 0..3 {
+            let Some(again) = not_found_is_none(self.send_as(mode, account, &req).await)? else {
+                return Ok(None);
+            };
+            let still = again.status == s.status
+                && again.cancel_at_period_end == s.cancel_at_period_end
+                && again
+                    .latest_invoice
+                    .as_ref()
+                    .and_then(|i| i.id().as_ref().map(|x| x.to_string()))
+                    == s.latest_invoice
+                        .as_ref()
+                        .and_then(|i| i.id().as_ref().map(|x| x.to_string()));
+            s = again;
+            if still {
+                break;
+            }
+            page = self.send_as(mode, account, &list).await?;
+        }
+        let mut invoices = Vec::new();
         let mut email = match &s.customer {
             Expandable::Object(c) => c.email.clone(),
             Expandable::Id(_) => None,

@@ -451,7 +451,11 @@ impl Run<'_> {
             self.nothing_unread()?;
         }
         self.act(who, turn).await?;
-        self.expect_frames(who, &turn.expect).await?;
+        if turn.unordered {
+            self.expect_frames_unordered(who, &turn.expect).await?;
+        } else {
+            self.expect_frames(who, &turn.expect).await?;
+        }
         if !turn.others_expect.is_empty() {
             self.expect_others(who, &turn.others_expect).await?;
         }
@@ -640,6 +644,36 @@ impl Run<'_> {
                     expect_summary(e),
                     frame
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// The frames the acting client must receive next, in any order: each frame meets one
+    /// expectation not yet met.
+    async fn expect_frames_unordered(
+        &mut self,
+        who: usize,
+        expect: &[Expect],
+    ) -> anyhow::Result<()> {
+        let mut open: Vec<&Expect> = expect.iter().collect();
+        while !open.is_empty() {
+            let frame = self.clients[who].next(PATIENCE).await.with_context(|| {
+                let left: Vec<String> = open.iter().map(|e| expect_summary(e)).collect();
+                format!("still expected (any order): {}", left.join("; "))
+            })?;
+            self.record(&frame);
+            match open.iter().position(|e| matches(e, &frame).is_ok()) {
+                Some(i) => {
+                    open.remove(i);
+                }
+                None => {
+                    let left: Vec<String> = open.iter().map(|e| expect_summary(e)).collect();
+                    bail!(
+                        "a frame met none of the expectations left\n  expected one of: {}\n  got: {frame}",
+                        left.join("; ")
+                    );
+                }
             }
         }
         Ok(())
@@ -1097,6 +1131,15 @@ mod stripe_steps {
         ))
     }
 
+    /// The connected account's newest subscription, as the sandbox's API shows it.
+    async fn newest_subscription(run: &Run<'_>) -> anyhow::Result<Value> {
+        let list = api_as(run, "GET", "v1/subscriptions?status=all&limit=1", &[]).await?;
+        list["data"][0]
+            .as_object()
+            .map(|o| Value::Object(o.clone()))
+            .ok_or_else(|| anyhow!("the connected account has no subscription yet"))
+    }
+
     /// The checkout a selling step acts on: the named order's, or the newest.
     fn session(run: &Run<'_>, s: &transcript::StripeStep) -> anyhow::Result<String> {
         match s.order {
@@ -1170,6 +1213,45 @@ mod stripe_steps {
                         bail!("a redelivered event was not acknowledged: {attempt:?}");
                     }
                 }
+            }
+            // The newest subscription's customer replaces the saved card (4000 0000 0000 0341:
+            // every later charge fails).
+            "set_customer_card" => {
+                let sub = newest_subscription(run).await?;
+                let customer = sub["customer"].as_str().unwrap_or_default().to_owned();
+                run.sandbox.set_customer_card(
+                    &customer,
+                    s.card.as_deref().unwrap_or("4242424242424242"),
+                )?;
+            }
+            // The customer pays the newest subscription's open invoice with a new card (4242
+            // unless `card` says otherwise), as on the hosted invoice page.
+            "pay_invoice" => {
+                let sub = newest_subscription(run).await?;
+                let customer = sub["customer"].as_str().unwrap_or_default().to_owned();
+                let id = sub["id"].as_str().unwrap_or_default().to_owned();
+                let open = api_as(
+                    run,
+                    "GET",
+                    &format!("v1/invoices?subscription={id}&status=open&limit=1"),
+                    &[],
+                )
+                .await?;
+                let invoice = open["data"][0]["id"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("subscription {id} has no open invoice"))?
+                    .to_owned();
+                run.sandbox.set_customer_card(
+                    &customer,
+                    s.card.as_deref().unwrap_or("4242424242424242"),
+                )?;
+                api_as(run, "POST", &format!("v1/invoices/{invoice}/pay"), &[]).await?;
+            }
+            // The connected account's next payout fails with this Stripe failure code.
+            "fail_next_payout" => {
+                let account = account_in(run, false).await?;
+                run.sandbox
+                    .fail_next_payout(&account, s.reason.as_deref().unwrap_or("account_closed"))?;
             }
             "assert_outbox" => {
                 let n = run.sandbox.outbox().len();
@@ -1286,6 +1368,9 @@ mod stripe_steps {
             | "expire_checkout"
             | "refund_in_dashboard"
             | "shuffle_events"
+            | "set_customer_card"
+            | "pay_invoice"
+            | "fail_next_payout"
             | "assert_outbox" => {
                 selling(run, s).await?;
             }
@@ -1296,6 +1381,13 @@ mod stripe_steps {
             "advance_clock" => {
                 run.sandbox
                     .advance_clock(Duration::from_secs(u64::from(s.count.unwrap_or(60))));
+            }
+            // `count` days pass at Stripe (renewals, retries, funds becoming available and
+            // payouts happen in order).
+            "advance_days" => {
+                run.sandbox.advance_clock(Duration::from_secs(
+                    86_400 * u64::from(s.count.unwrap_or(1)),
+                ));
             }
             // At-least-once delivery: the newest account event arrives again.
             "resend_last_event" => {

@@ -111,8 +111,13 @@ pub struct Turn {
     /// the pushes its webhooks cause would otherwise race); they are delivered after it.
     #[serde(default)]
     pub hold_webhooks: bool,
+    /// The expected frames may come in any order: pushes caused by independent Stripe events
+    /// (a renewal and a payout on the same day) race. Each frame must still match one of them,
+    /// and each expectation must be met once.
+    #[serde(default)]
+    pub unordered: bool,
 
-    /// Frames this client must receive, in order.
+    /// Frames this client must receive, in order (unless `unordered`).
     #[serde(default)]
     pub expect: Vec<Expect>,
     /// Frames other clients must receive too (every other connected client).

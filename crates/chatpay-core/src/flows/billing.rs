@@ -18,6 +18,9 @@ use crate::intents::{SlotValue, Slots};
 /// Re-reads of a subscription tried before its events are marked failed.
 const REFRESH_ATTEMPTS: u32 = 3;
 
+/// Told payouts remembered (far more than arrive between two events of one payout).
+const TOLD_PAYOUTS: usize = 200;
+
 /// What was asked about subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "ask", rename_all = "snake_case")]
@@ -388,10 +391,19 @@ impl Turn<'_, '_> {
                 SubscriptionNews::PaymentFailed(inv) => (
                     "Renewal payment failed".to_owned(),
                     format!(
-                        "{who}'s payment of {} for {plan} failed (attempt {}). The subscription is {}.{} The customer can pay the open invoice any time.",
+                        "{who}'s payment of {} for {plan} failed (attempt {}).{}{} The customer can pay the open invoice any time.",
                         inv.amount(),
                         inv.attempt_count,
-                        after.status.in_words(),
+                        // Stripe moves the subscription a moment after the invoice: say its
+                        // status only once it has.
+                        if matches!(
+                            after.status,
+                            SubscriptionStatus::PastDue | SubscriptionStatus::Unpaid
+                        ) {
+                            format!(" The subscription is {}.", after.status.in_words())
+                        } else {
+                            String::new()
+                        },
                         inv.next_payment_attempt
                             .map(|t| format!(" Stripe tries again on {}.", day(t)))
                             .unwrap_or_default()
@@ -435,6 +447,9 @@ impl Turn<'_, '_> {
     }
 
     fn payout_news(&mut self, p: &Payout) {
+        if self.state.told_payouts.contains(&p.id) {
+            return;
+        }
         let (title, body) = match p.status {
             PayoutStatus::Paid => (
                 "Payout arrived",
@@ -463,6 +478,10 @@ impl Turn<'_, '_> {
         };
         let card = self.payout_card(p, title, body);
         self.show_info(card);
+        self.state.told_payouts.push(p.id.clone());
+        if self.state.told_payouts.len() > TOLD_PAYOUTS {
+            self.state.told_payouts.remove(0);
+        }
     }
 
     fn payout_card(&mut self, p: &Payout, title: &str, body: String) -> Card {

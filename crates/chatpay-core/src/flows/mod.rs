@@ -645,6 +645,10 @@ pub struct ConversationState {
     /// pushed.
     #[serde(default)]
     pub last_shown: Option<String>,
+    /// Payouts whose end (paid, failed, canceled) was told, newest last: each is told once,
+    /// however many of its events arrive (at most `TOLD_PAYOUTS` kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub told_payouts: Vec<String>,
 }
 
 /// Collects a transition's effects.

@@ -58,9 +58,10 @@ pub(super) fn order_json(o: &Order) -> Value {
         "display": { "total": money(o.amount_total), "refunded": money(o.refunded()) },
         "lines": o.lines.iter().map(|l| json!({
             "price": l.price, "product": l.product, "name": l.name, "quantity": l.quantity,
-            "unit_amount": l.unit_amount, "amount": l.amount,
+            "unit_amount": l.unit_amount, "amount": l.amount, "interval": l.interval,
         })).collect::<Vec<_>>(),
         "customer_email": o.customer_email,
+        "subscription": o.subscription,
         "url": (o.status == OrderStatus::Open || o.status == OrderStatus::PaymentFailed).then(|| o.checkout_url.clone()).flatten(),
         "checkout_session": o.checkout_session,
         "expires_at": iso(o.expires_at * 1000),
