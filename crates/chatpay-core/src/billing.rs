@@ -200,6 +200,9 @@ pub struct Subscription {
     /// chatpay's order for the checkout that started it (the subscription's metadata).
     #[serde(default)]
     pub order: Option<String>,
+    /// That order's number, when it is stored.
+    #[serde(default)]
+    pub order_number: Option<i64>,
     #[serde(default)]
     pub invoices: Vec<Invoice>,
 }
@@ -269,6 +272,8 @@ pub enum SubscriptionNews {
     /// New, and paid or trialing.
     Started,
     TrialStarted,
+    /// The trial ended and the first real payment was made.
+    TrialConverted,
     /// A renewal invoice was paid.
     Renewed(Invoice),
     /// A payment failed; Stripe retries (or the subscription is now unpaid).
@@ -295,6 +300,7 @@ pub fn changes(before: Option<&Subscription>, after: &Subscription) -> Vec<Subsc
         (Some(S::PastDue | S::Unpaid | S::Paused), S::Active) => {
             out.push(SubscriptionNews::Recovered)
         }
+        (Some(S::Trialing), S::Active) => out.push(SubscriptionNews::TrialConverted),
         (Some(w), S::Canceled | S::IncompleteExpired) if !w.is_final() => {
             out.push(SubscriptionNews::Ended)
         }
@@ -306,8 +312,9 @@ pub fn changes(before: Option<&Subscription>, after: &Subscription) -> Vec<Subsc
             let old = b.invoices.iter().find(|o| o.id == inv.id);
             let newly_paid =
                 inv.status == InvoiceStatus::Paid && old.is_none_or(|o| o.status != inv.status);
-            // A renewal paid while recovering is the recovery (told once, as that).
-            let recovering = out.contains(&SubscriptionNews::Recovered);
+            // A renewal paid while recovering (or ending a trial) is told once, as that.
+            let recovering = out.contains(&SubscriptionNews::Recovered)
+                || out.contains(&SubscriptionNews::TrialConverted);
             if newly_paid
                 && !recovering
                 && inv.billing_reason.as_deref() == Some("subscription_cycle")
@@ -620,6 +627,7 @@ mod tests {
             canceled_at: None,
             ended_at: None,
             order: None,
+            order_number: None,
             invoices: Vec::new(),
         }
     }
@@ -745,6 +753,12 @@ mod tests {
         ending.cancel_at_period_end = true;
         assert_eq!(changes(Some(&active), &ending), [N::CancelScheduled]);
         assert_eq!(changes(Some(&ending), &active), [N::Resumed]);
+        let mut trial = sub(SubscriptionStatus::Trialing);
+        trial.trial_end = Some(NOW);
+        assert_eq!(changes(None, &trial), [N::TrialStarted]);
+        let mut converted = sub(SubscriptionStatus::Active);
+        converted.invoices = vec![invoice("in_9", InvoiceStatus::Paid, 1, NOW)];
+        assert_eq!(changes(Some(&trial), &converted), [N::TrialConverted]);
         let ended = sub(SubscriptionStatus::Canceled);
         assert_eq!(changes(Some(&ending), &ended), [N::Ended]);
         assert_eq!(changes(Some(&ended), &ended), []);

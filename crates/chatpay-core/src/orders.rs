@@ -424,6 +424,10 @@ pub struct StripeOrderRead {
     /// The subscription a subscription-mode checkout started.
     #[serde(default)]
     pub subscription: Option<String>,
+    /// The session's `amount_total` (what the customer paid or pays at checkout: 0 for a
+    /// subscription that starts with a free trial).
+    #[serde(default)]
+    pub amount_total: Option<i64>,
 }
 
 /// An order: a checkout and everything that happened to it.
@@ -546,7 +550,14 @@ impl Order {
         if read.subscription.is_some() {
             next.subscription = read.subscription.clone();
         }
+        if let Some(total) = read.amount_total {
+            next.amount_total = total;
+        }
+        // A checkout with nothing to pay now (a free trial) is complete without a payment.
+        let nothing_due =
+            read.session_status == "complete" && read.payment_status == "no_payment_required";
         let paid = read.payment_status == "paid"
+            || nothing_due
             || read.payment_intent_status.as_deref() == Some("succeeded");
         next.status = if paid {
             let refunded = next.refunded();
@@ -789,6 +800,7 @@ mod tests {
             refunds: vec![],
             invoice: None,
             subscription: None,
+            amount_total: None,
         }
     }
 

@@ -156,6 +156,7 @@ impl StripeGateway {
             canceled_at: s.canceled_at,
             ended_at: s.ended_at,
             order: s.metadata.get("chatpay_order").cloned(),
+            order_number: None,
             invoices,
         }))
     }

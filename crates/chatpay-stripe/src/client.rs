@@ -686,6 +686,7 @@ impl Gateway for StripeGateway {
             refunds: Vec::new(),
             invoice: None,
             subscription: s.subscription.as_ref().map(|x| x.id().to_string()),
+            amount_total: s.amount_total,
         };
         if let Some(inv) = s.invoice.as_ref().and_then(|i| i.id().clone()) {
             let invoice = self

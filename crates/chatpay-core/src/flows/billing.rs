@@ -340,6 +340,9 @@ impl Turn<'_, '_> {
             Fact::new("Amount", format!("{} per period", s.amount_per_period())),
             Fact::new("Status", s.status.as_str()),
         ];
+        if let Some(n) = s.order_number {
+            facts.push(Fact::new("Order", format!("#{n}")));
+        }
         if let Some(end) = s.current_period_end() {
             let label = if s.cancel_at_period_end {
                 "Ends"
@@ -382,6 +385,17 @@ impl Turn<'_, '_> {
                             .trial_end
                             .map(|t| format!(" until {}; the first charge is then", day(t)))
                             .unwrap_or_default()
+                    ),
+                ),
+                SubscriptionNews::TrialConverted => (
+                    "Trial converted".to_owned(),
+                    format!(
+                        "{who}'s free trial of {plan} ended and the first payment of {} was made.",
+                        after
+                            .invoices
+                            .iter()
+                            .find(|i| i.status == crate::billing::InvoiceStatus::Paid)
+                            .map_or_else(|| after.amount_per_period(), |i| i.amount())
                     ),
                 ),
                 SubscriptionNews::Renewed(inv) => (

@@ -492,6 +492,9 @@ impl Turn<'_, '_> {
         for news in changes(before, after) {
             let n = after.number;
             let card = match news {
+                // A subscription's checkout is told by the subscription's own card ("New
+                // subscriber", "New trial"), once.
+                OrderNews::Paid if after.subscription.is_some() => continue,
                 OrderNews::Paid => {
                     let mut card = self.order_card(
                         after,
@@ -562,6 +565,19 @@ impl Turn<'_, '_> {
                 order.status.label()
             ),
         };
+        let mut body = body;
+        if order.status == OrderStatus::Refunded
+            && r.status == "succeeded"
+            && order.subscription.is_none()
+        {
+            // Wholly refunded: what it bought is no longer the customer's (entitlements).
+            let names: Vec<&str> = order.lines.iter().map(|l| l.name.as_str()).collect();
+            body.push_str(&format!(
+                " {} no longer has access to {}.",
+                email_of(order),
+                names.join(", ")
+            ));
+        }
         self.order_card(order, &format!("Refund for order #{n}"), body)
     }
 

@@ -86,6 +86,15 @@ impl OrderCtx<'_> {
                 if s.customer_email.is_none() {
                     s.customer_email = before.as_ref().and_then(|b| b.customer_email.clone());
                 }
+                if let Some(order) = &s.order {
+                    s.order_number = self
+                        .store
+                        .order_by(chatpay_store::OrderKey::Id(order))
+                        .await
+                        .map_err(store_error)?
+                        .filter(|r| r.project_id == *self.project && r.mode == self.mode)
+                        .map(|r| r.number);
+                }
                 Some(Box::new(s))
             }
             None => None,

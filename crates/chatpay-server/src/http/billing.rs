@@ -57,6 +57,7 @@ pub(super) fn subscription_json(s: &Subscription) -> Value {
         "ended_at": opt_day(s.ended_at),
         "created": day(s.created),
         "order": s.order,
+        "order_number": s.order_number,
         "invoices": s.invoices.iter().map(|i| json!({
             "id": i.id, "number": i.number, "status": i.status.as_str(),
             "amount_due": i.amount_due, "amount_paid": i.amount_paid,
