@@ -397,6 +397,9 @@ pub struct ChargeInfo {
     /// When the net funds become available (the balance transaction's `available_on`), seconds.
     #[serde(default)]
     pub available_on: Option<i64>,
+    /// What reaches the balance after Stripe's fees (the balance transaction's `net`).
+    #[serde(default)]
+    pub net: Option<i64>,
 }
 
 /// What Stripe holds about an order right now, read in one go (the gateway's answer).
@@ -813,6 +816,7 @@ mod tests {
             amount_refunded: refunded,
             created: 100,
             available_on: None,
+            net: None,
         }
     }
 

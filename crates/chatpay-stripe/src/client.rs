@@ -738,17 +738,18 @@ impl Gateway for StripeGateway {
                     .send_as(mode, account, &RetrieveCharge::new(ch.id().as_str()))
                     .await?;
                 if charge.status.as_str() == "succeeded" {
-                    let available_on = match &charge.balance_transaction {
-                        Some(txn) => Some(
-                            self.send_as(
-                                mode,
-                                account,
-                                &RetrieveBalanceTransaction::new(txn.id().as_str()),
-                            )
-                            .await?
-                            .available_on,
-                        ),
-                        None => None,
+                    let (available_on, net) = match &charge.balance_transaction {
+                        Some(txn) => {
+                            let t = self
+                                .send_as(
+                                    mode,
+                                    account,
+                                    &RetrieveBalanceTransaction::new(txn.id().as_str()),
+                                )
+                                .await?;
+                            (Some(t.available_on), Some(t.net))
+                        }
+                        None => (None, None),
                     };
                     read.charge = Some(ChargeInfo {
                         id: charge.id.to_string(),
@@ -758,6 +759,7 @@ impl Gateway for StripeGateway {
                         amount_refunded: charge.amount_refunded,
                         created: charge.created,
                         available_on,
+                        net,
                     });
                 }
             }

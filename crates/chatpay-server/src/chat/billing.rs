@@ -176,7 +176,15 @@ impl OrderCtx<'_> {
                 continue;
             }
             let day = on - on.rem_euclid(86_400);
-            let net = o.money(o.amount_total - o.refunded());
+            // What reaches the balance: the charge's net after fees (less any refund), or the
+            // paid amount if Stripe didn't say.
+            let paid = o.charge.as_ref().map_or(o.amount_total, |c| c.amount_captured);
+            let fees = o
+                .charge
+                .as_ref()
+                .and_then(|c| c.net.map(|n| paid - n))
+                .unwrap_or(0);
+            let net = o.money(paid - fees - o.refunded());
             match upcoming
                 .iter_mut()
                 .find(|(d, m)| *d == day && m.currency == net.currency)
