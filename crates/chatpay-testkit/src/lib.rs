@@ -1113,8 +1113,15 @@ mod stripe_steps {
         })
     }
 
-    /// Replaces `{price:NAME}` in a path (a buy link) as in bodies.
+    /// Replaces `{price:NAME}` in a path (a buy link) as in bodies, and `{subscription}` by
+    /// the connected account's newest subscription.
     pub(super) async fn fill_path(run: &Run<'_>, path: String) -> anyhow::Result<String> {
+        let path = if path.contains("{subscription}") {
+            let sub = newest_subscription(run).await?;
+            path.replace("{subscription}", sub["id"].as_str().unwrap_or_default())
+        } else {
+            path
+        };
         let Some(start) = path.find("{price:") else {
             return Ok(path);
         };

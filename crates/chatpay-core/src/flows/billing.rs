@@ -38,6 +38,11 @@ pub enum SubscriptionAsk {
         email: String,
         resume: bool,
     },
+    /// The invoices of the subscription an order started.
+    Invoices {
+        subscription: String,
+        order: i64,
+    },
 }
 
 /// What was asked about payouts.
@@ -611,6 +616,48 @@ impl Turn<'_, '_> {
                     self.show_info(card);
                 }
             },
+            SubscriptionAsk::Invoices { order, .. } => {
+                let Some(s) = subs.first() else {
+                    self.reply(format!(
+                        "Order #{order} started a subscription I haven't heard about from Stripe yet; ask again in a moment."
+                    ));
+                    return;
+                };
+                let mut card = self.subscription_card(
+                    s,
+                    &format!("Invoices for order #{order}"),
+                    format!(
+                        "{} invoice{} for {}'s {}, newest first.",
+                        s.invoices.len(),
+                        if s.invoices.len() == 1 { "" } else { "s" },
+                        s.email_or_customer(),
+                        s.summary()
+                    ),
+                );
+                for inv in s.invoices.iter().take(12) {
+                    card.facts.push(Fact::new(
+                        &format!(
+                            "{}{}",
+                            day(inv.created),
+                            inv.number.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                        ),
+                        format!("{} {}", inv.amount(), inv.status.as_str()),
+                    ));
+                }
+                card.actions.clear();
+                for (i, inv) in s.invoices.iter().take(3).enumerate() {
+                    if let Some(url) = &inv.hosted_invoice_url {
+                        let label = if i == 0 {
+                            "Newest invoice".to_owned()
+                        } else {
+                            format!("Invoice of {}", day(inv.created))
+                        };
+                        card.actions
+                            .push(Action::link(&format!("invoice_{i}"), &label, url));
+                    }
+                }
+                self.show_info(card);
+            }
             SubscriptionAsk::Change { email, resume } => {
                 let live: Vec<&Subscription> =
                     subs.iter().filter(|s| !s.status.is_final()).collect();

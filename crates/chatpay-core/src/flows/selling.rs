@@ -746,6 +746,19 @@ impl Turn<'_, '_> {
                     },
                 );
             }
+            OrderAsk::Invoice if order.subscription.is_some() => {
+                // A subscription's order: its invoices are the subscription's, renewals too.
+                let subscription = order.subscription.clone().unwrap_or_default();
+                self.call(
+                    Call::ListSubscriptions {
+                        ask: super::SubscriptionAsk::Invoices {
+                            subscription,
+                            order: n,
+                        },
+                    },
+                    Purpose::Answer,
+                );
+            }
             OrderAsk::Receipt | OrderAsk::Invoice => {
                 let receipt = order.charge.as_ref().and_then(|c| c.receipt_url.clone());
                 let invoice = order.invoice.as_ref();

@@ -107,6 +107,16 @@ impl OrderCtx<'_> {
     }
 
     pub async fn list_subscriptions(&self, ask: &SubscriptionAsk) -> Result<CallOutput, CallError> {
+        if let SubscriptionAsk::Invoices { subscription, .. } = ask {
+            let found = self
+                .store
+                .subscription(subscription)
+                .await
+                .map_err(store_error)?
+                .filter(|r| r.project_id == *self.project && r.mode == self.mode);
+            let subs = found.iter().map(subscription_of).collect::<Result<_, _>>()?;
+            return Ok(CallOutput::Subscriptions(subs));
+        }
         let email = match ask {
             SubscriptionAsk::Customer { email } | SubscriptionAsk::Change { email, .. } => {
                 Some(email.clone())
