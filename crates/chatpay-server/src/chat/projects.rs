@@ -58,6 +58,16 @@ impl Engine {
         Ok((project, view))
     }
 
+    /// Whether any API token exists (a fresh database has none).
+    pub async fn has_tokens(&self) -> Result<bool, ChatError> {
+        Ok(self.inner.store.has_tokens().await?)
+    }
+
+    /// A new API token named `name`, returned once (stored hashed).
+    pub async fn create_token(&self, name: &str) -> Result<String, ChatError> {
+        Ok(crate::auth::create_token(&*self.inner.store, name).await?)
+    }
+
     pub async fn projects(&self, token: &TokenId) -> Result<Vec<ProjectRecord>, ChatError> {
         Ok(self.inner.store.projects_of(token).await?)
     }

@@ -1,5 +1,5 @@
 //! The HTTP API: projects, the Stripe integration, the Stripe webhook endpoint, the pages Stripe
-//! sends people back to, health. Handlers translate HTTP to engine calls and back; decisions are
+//! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers translate HTTP to engine calls and back; decisions are
 //! the engine's.
 
 mod error;
@@ -7,7 +7,9 @@ mod html;
 mod orders;
 mod projects;
 mod public;
+mod signin;
 mod stripe_pages;
+pub mod web;
 mod webhooks;
 
 use std::sync::Arc;
@@ -37,12 +39,18 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Rate limits of the public checkout paths (publishable keys, buy links).
     pub limits: Arc<public::Limits>,
+    /// The one-time sign-in code of a fresh database (`POST /v1/signin`).
+    pub signin: Arc<crate::signin::SignInCode>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/", get(web::index))
+        .route("/favicon.ico", get(web::favicon))
+        .route("/assets/{version}/{file}", get(web::asset))
+        .route("/v1/signin", post(signin::exchange))
         .route("/v1/chat", get(crate::ws::upgrade))
         .route("/v1/projects", post(projects::create).get(projects::list))
         .route(

@@ -131,6 +131,8 @@ fn account_json(a: &AccountSnapshot) -> Value {
         "charges_enabled": a.charges_enabled,
         "payouts_enabled": a.payouts_enabled,
         "disabled_reason": r.disabled_reason,
+        // The reason in plain words, as the chat says it (the web page shows it).
+        "disabled_reason_text": r.disabled_reason.as_deref().map(|reason| chatpay_core::account::explain_disabled_reason(reason).sentence),
         "currently_due": r.currently_due,
         "past_due": r.past_due,
         "pending_verification": r.pending_verification,
