@@ -316,6 +316,7 @@ export async function order({ project }, number) {
       o.receipt_url ? h('a.btn.secondary', { href: o.receipt_url, target: '_blank', rel: 'noopener noreferrer' }, 'Receipt', h('span.sr-only', ' (opens in a new tab)')) : null,
       o.invoice?.hosted_invoice_url ? h('a.btn.secondary', { href: o.invoice.hosted_invoice_url, target: '_blank', rel: 'noopener noreferrer' }, 'Invoice', h('span.sr-only', ' (opens in a new tab)')) : null,
       o.url && o.status === 'open' ? h('a.btn.secondary', { href: o.url, target: '_blank', rel: 'noopener noreferrer' }, 'Checkout page', h('span.sr-only', ' (opens in a new tab)')) : null);
+    if (o.receipt_url && o.customer_email) links.append(resendButton(o));
     const refunds = o.refunds?.length ? h('section', h('h3.small-head', 'Refunds'), h('ul.plain', o.refunds.map((r) => h('li', money(r.amount, o.currency), ' · ', words(r.status), r.created_at ? ` · ${when(r.created_at)}` : '')))) : null;
     mount(el,
       h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, h('ol', h('li', h('a', { href: `#/p/${project.id}/orders` }, 'Orders')), h('li', { 'aria-current': 'page' }, `#${o.number}`))),
@@ -327,6 +328,27 @@ export async function order({ project }, number) {
   };
   await draw();
   return el;
+
+  function resendButton(o) {
+    const b = h('button.btn.secondary', { type: 'button', dataset: { action: 'resend_receipt' } }, 'Resend receipt');
+    const status = h('span.inline-status', { role: 'status' });
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      b.setAttribute('aria-busy', 'true');
+      status.textContent = '';
+      try {
+        const out = await api('POST', `/v1/projects/${project.id}/orders/${o.number}/receipt`, undefined, { 'idempotency-key': idempotencyKey() });
+        status.textContent = `Sent the receipt to ${out.sent_to} again.`;
+      } catch (e) {
+        status.textContent = e.message;
+        status.classList.add('bad');
+      } finally {
+        b.disabled = false;
+        b.removeAttribute('aria-busy');
+      }
+    });
+    return h('span.with-status', b, status);
+  }
 
   function refundForm(o, redraw) {
     const amountId = nextId('amount');

@@ -85,6 +85,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/projects/{id}/orders/{number}/refunds",
             post(orders::refund),
         )
+        .route(
+            "/v1/projects/{id}/orders/{number}/receipt",
+            post(orders::resend_receipt),
+        )
         .route("/checkout/complete", get(orders::complete))
         .route("/v1/webhooks/stripe", post(webhooks::stripe))
         .route(

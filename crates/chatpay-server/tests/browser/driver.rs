@@ -90,23 +90,33 @@ impl Driver {
         Ok(driver)
     }
 
-    /// A new browser window with a fresh profile, `width` × `height`.
-    pub async fn session(&self, profile: &Path, width: u32, height: u32) -> anyhow::Result<Page> {
+    /// A new browser window with a fresh profile, `width` × `height`; `phone` emulates a
+    /// phone's screen (a headless window can't be narrower than 500 pixels otherwise).
+    pub async fn session(
+        &self,
+        profile: &Path,
+        width: u32,
+        height: u32,
+        phone: bool,
+    ) -> anyhow::Result<Page> {
         let mut caps = Capabilities::new();
-        caps.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({
-                "binary": self.chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--lang=en-US",
-                    "--force-device-scale-factor=1", "--hide-scrollbars",
-                    format!("--user-data-dir={}", profile.display()),
-                    format!("--window-size={width},{height}"),
-                ],
-            }),
-        );
+        let mut options = json!({
+            "binary": self.chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--lang=en-US",
+                "--force-device-scale-factor=1", "--hide-scrollbars",
+                format!("--user-data-dir={}", profile.display()),
+                format!("--window-size={width},{height}"),
+            ],
+        });
+        if phone {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0, "touch": true },
+            });
+        }
+        caps.insert("goog:chromeOptions".to_owned(), options);
         caps.insert("goog:loggingPrefs".to_owned(), json!({ "browser": "ALL" }));
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = ClientBuilder::new(connector)

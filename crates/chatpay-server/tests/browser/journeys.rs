@@ -18,6 +18,11 @@ pub const ALL: &[(&str, bool, JourneyFn)] = &[
         true,
         connect_and_catalog,
     ),
+    (
+        "connect/restricted_fix_now_then_rejected",
+        true,
+        restricted_then_rejected,
+    ),
     ("sell/pay_decline_refund", true, sell),
     ("chat/reconnect_and_two_tabs", true, reconnect_and_two_tabs),
     ("access/keyboard_phone_axe", true, keyboard_phone_axe),
@@ -184,7 +189,8 @@ async fn back_to(page: &Page, app: fantoccini::wd::WindowHandle) -> anyhow::Resu
 
 /// The register and business-profile forms, with an invalid email first; leaves the
 /// onboarding card showing.
-async fn create_account_forms(page: &Page) -> anyhow::Result<()> {
+async fn create_account_forms(j: &Journey, shots: bool) -> anyhow::Result<()> {
+    let page = j.page();
     act(page, "choose_account", "create").await?;
     field(page, "register", "legal_name", "Ada Lovelace").await?;
     field(page, "register", "country", "GB").await?;
@@ -253,13 +259,14 @@ async fn onboard(page: &Page, outcome: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The whole connect journey up to an active account, from the sidebar's +.
-async fn connect_to_active(j: &Journey, shots: bool) -> anyhow::Result<()> {
+/// The connect journey from the sidebar's + to Stripe's onboarding page, submitted with
+/// `outcome`; back in the app's tab.
+async fn connect_with(j: &Journey, outcome: &str, shots: bool) -> anyhow::Result<()> {
     let page = j.page();
     page.click("#plus").await?;
     page.click("[data-item=connect_stripe]").await?;
     page.find(&current("choose_account")).await?;
-    create_account_forms(page).await?;
+    create_account_forms(j, shots).await?;
     if shots {
         j.shot(0, "chat-cards").await?;
     }
@@ -268,11 +275,21 @@ async fn connect_to_active(j: &Journey, shots: bool) -> anyhow::Result<()> {
     if shots {
         j.shot(0, "sandbox-onboarding").await?;
     }
-    onboard(page, "verified").await?;
+    onboard(page, outcome).await?;
     // Back on chatpay's return page, then in the app's tab.
-    page.find("main, body").await?;
-    back_to(page, app).await?;
-    page.find_text(&current("account_status"), "active").await?;
+    page.find_text("body", "Stripe").await?;
+    back_to(page, app).await
+}
+
+/// The whole connect journey up to an active account.
+async fn connect_to_active(j: &Journey, shots: bool) -> anyhow::Result<()> {
+    connect_with(j, "verified", shots).await?;
+    j.page()
+        .find_text(&current("account_status"), "active")
+        .await?;
+    if shots {
+        j.shot(0, "chat-active").await?;
+    }
     Ok(())
 }
 
@@ -460,6 +477,18 @@ fn sell(j: &mut Journey) -> Run<'_> {
             .await?;
         page.find_text(".panel-head .pill", "Paid").await?;
         page.find_text(".facts", "ana@example.com").await?;
+        // The receipt, e-mailed again.
+        let sent = j.world.sandbox.outbox().len();
+        page.click("[data-action=resend_receipt]").await?;
+        page.find_text(
+            ".inline-status",
+            "Sent the receipt to ana@example.com again",
+        )
+        .await?;
+        ensure!(
+            j.world.sandbox.outbox().len() == sent + 1,
+            "no receipt e-mail was sent"
+        );
         j.shot(0, "order").await?;
         // Refund $5, through a confirmation: what, to whom, what remains.
         page.fill("form.refund input[name=amount]", "5").await?;
@@ -747,6 +776,49 @@ fn without_backend(j: &mut Journey) -> Run<'_> {
             )
             .await?;
         ensure!(v == json!("#/new"), "how to start a backend project: {v}");
+        Ok(())
+    })
+}
+
+fn restricted_then_rejected(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let url = j.world.url();
+        sign_in_with_token(j.page(), &url, j.world.token()).await?;
+        create_project(j.page(), "Dorothy's studio", true).await?;
+        connect_with(j, "more_info", false).await?;
+        let page = j.page();
+        page.find(&current("account_status")).await?;
+        // Integrations: restricted, what Stripe needs, Fix now.
+        page.click("#integrations-link").await?;
+        page.find_text(".integration [data-state=restricted]", "Restricted")
+            .await?;
+        page.find(".integration ul.needs li").await?;
+        page.assert_accessible("a restricted account").await?;
+        j.shot(0, "integrations-restricted").await?;
+        let page = j.page();
+        page.click_text(".integration", "Fix now").await?;
+        // Fix now leads to the chat's step: the account's state with its fix.
+        page.until(
+            "the chat opens",
+            "return /^#\\/p\\/[^/]+$/.test(location.hash)",
+        )
+        .await?;
+        act(page, "account_status", "fix").await?;
+        page.find(&format!("{} [data-action=open]", current("onboarding")))
+            .await?;
+        let app = open_link(page, "onboarding", "open").await?;
+        page.find("input[name=outcome]").await?;
+        page.click("input[name=outcome][value=rejected]").await?;
+        page.click("form button[type=submit].primary").await?;
+        page.find_text("body", "Stripe").await?;
+        back_to(page, app).await?;
+        page.find_text("article.card[data-kind=account_status]", "ejected")
+            .await?;
+        // Integrations: rejected, with the reason in plain words.
+        page.click("#integrations-link").await?;
+        page.find_text(".integration [data-state=rejected]", "Rejected")
+            .await?;
+        page.find_text(".integration", "Why:").await?;
         Ok(())
     })
 }

@@ -48,7 +48,9 @@ impl Journey {
     pub async fn open_browser(&mut self, (w, h): (u32, u32)) -> anyhow::Result<usize> {
         let profile = self.profiles.path().join(format!("p{}", self.pages.len()));
         std::fs::create_dir_all(&profile)?;
-        self.pages.push(self.driver.session(&profile, w, h).await?);
+        let phone = (w, h) == PHONE;
+        self.pages
+            .push(self.driver.session(&profile, w, h, phone).await?);
         Ok(self.pages.len() - 1)
     }
 
