@@ -124,11 +124,20 @@ function openProject(project) {
   socket.addEventListener('state', (ev) => {
     const { state: s, welcome, error } = ev.detail;
     if (s === 'refused') {
-      if (error?.code === 'unauthorized' && /token/i.test(error.message)) {
-        session.token = null;
-        signInPage('Your API token is no longer accepted (it may have been revoked). Sign in again.');
-        return;
-      }
+      // Refused at hello: the token no longer works (revoked), or the project is not this
+      // token's any more. The API tells which.
+      api('GET', '/v1/projects').then(
+        () => {
+          const conn = document.getElementById('conn');
+          if (conn) conn.textContent = `Not connected: ${error?.message || 'refused'}`;
+        },
+        (e) => {
+          if (e instanceof ApiError && e.status === 401) {
+            session.token = null;
+            signInPage('Your API token is no longer accepted (it may have been revoked). Sign in again.');
+          }
+        },
+      );
     }
     if (welcome) state.mode = welcome.mode;
     state.connection = s;
@@ -281,6 +290,9 @@ async function loadProjects() {
 // ---------- start ----------
 
 window.addEventListener('hashchange', route);
+document.addEventListener('click', (ev) => {
+  if (!ev.target.closest?.('.plus-wrap')) views.closeMenus();
+});
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape') {
     root.classList.remove('nav-open');

@@ -78,6 +78,9 @@ export class ChatView {
 
   add(el) {
     this.empty.hidden = true;
+    // The first of consecutive messages from chatpay carries its avatar.
+    const prev = this.log.lastElementChild;
+    if (el.classList.contains('bot') && !prev?.classList.contains('bot')) el.classList.add('first');
     this.log.append(el);
     this.scroll();
   }

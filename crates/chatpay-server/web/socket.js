@@ -47,6 +47,9 @@ export class ChatSocket extends EventTarget {
     const ws = new WebSocket(url);
     this.ws = ws;
     let welcomed = false;
+    // The first connection replays the stored transcript (history); a reconnection's backlog
+    // is what was missed, as new as live frames.
+    const firstOpen = this.lastSeq === 0;
     ws.onopen = () => {
       ws.send(JSON.stringify({ type: 'hello', token: this.token, project: this.project, resume_after: this.lastSeq }));
     };
@@ -78,9 +81,9 @@ export class ChatSocket extends EventTarget {
         this.lastSeq = frame.seq;
       }
       if (frame.reply_to) this.pending.delete(frame.reply_to);
-      const backlog = typeof frame.seq === 'number' && frame.seq <= (this.backlogUntil || 0);
+      const backlog = firstOpen && typeof frame.seq === 'number' && frame.seq <= (this.backlogUntil || 0);
       this.dispatchEvent(new CustomEvent('frame', { detail: { frame, backlog } }));
-      if (backlog && frame.seq === this.backlogUntil) this.dispatchEvent(new CustomEvent('caught-up'));
+      if (typeof frame.seq === 'number' && frame.seq === this.backlogUntil) this.dispatchEvent(new CustomEvent('caught-up'));
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;

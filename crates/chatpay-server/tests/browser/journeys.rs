@@ -220,6 +220,9 @@ async fn create_account_forms(j: &Journey, shots: bool) -> anyhow::Result<()> {
         tied.is_string(),
         "the error is not tied to the email field: {tied}"
     );
+    if shots {
+        j.shot(0, "chat-form-error").await?;
+    }
     field(page, "register", "email", "ada@example.com").await?;
     act(page, "register", "continue").await?;
     page.find(&current("business_profile")).await?;
@@ -259,12 +262,18 @@ async fn onboard(page: &Page, outcome: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The connect journey from the sidebar's + to Stripe's onboarding page, submitted with
-/// `outcome`; back in the app's tab.
+/// The connect journey, from the chat (when taking screenshots) or the sidebar's +, to
+/// Stripe's onboarding page, submitted with `outcome`; back in the app's tab.
 async fn connect_with(j: &Journey, outcome: &str, shots: bool) -> anyhow::Result<()> {
     let page = j.page();
-    page.click("#plus").await?;
-    page.click("[data-item=connect_stripe]").await?;
+    if shots {
+        // From the chat (the other journeys start from the sidebar's +).
+        say(page, "I want to add payments").await?;
+        act(page, "connect_stripe", "connect").await?;
+    } else {
+        page.click("#plus").await?;
+        page.click("[data-item=connect_stripe]").await?;
+    }
     page.find(&current("choose_account")).await?;
     create_account_forms(j, shots).await?;
     if shots {
