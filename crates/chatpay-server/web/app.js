@@ -292,6 +292,11 @@ async function loadProjects() {
 window.addEventListener('hashchange', route);
 document.addEventListener('click', (ev) => {
   if (!ev.target.closest?.('.plus-wrap')) views.closeMenus();
+  // At phone width, a tap beside the open sidebar closes it.
+  if (root.classList.contains('nav-open') && !ev.target.closest?.('#sidebar, .menu-btn')) {
+    root.classList.remove('nav-open');
+    document.querySelector('.menu-btn')?.setAttribute('aria-expanded', 'false');
+  }
 });
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape') {

@@ -51,8 +51,10 @@ export function plusMenu(project, button, go) {
     h('span.menu-sub', project.backend ? 'Take payments with Stripe' : 'Needs a backend project'));
   const menu = h('div.menu#plus-menu', { role: 'menu', hidden: true, 'aria-label': 'Add to this project' }, connect, note);
   const close = () => {
+    const inside = menu.contains(document.activeElement);
     menu.hidden = true;
     button.setAttribute('aria-expanded', 'false');
+    if (inside) button.focus(); // keyboard users land where they opened it
   };
   menus = [close];
   button.addEventListener('click', () => {

@@ -25,31 +25,39 @@ pub struct Browser {
 impl Browser {
     /// The installed Chromium and chromedriver, or why they can't be used.
     pub fn find() -> Result<Browser, String> {
-        let pick = |env: &str, names: &[&str]| -> Option<PathBuf> {
+        let pick = |env: &str, names: &[&str]| -> Result<PathBuf, String> {
             if let Ok(p) = std::env::var(env) {
-                return Some(PathBuf::from(p));
+                let p = PathBuf::from(p);
+                return if p.is_file() {
+                    Ok(p)
+                } else {
+                    Err(format!("{env}={} is not a file", p.display()))
+                };
             }
             let path = std::env::var_os("PATH").unwrap_or_default();
-            names.iter().find_map(|n| {
-                std::env::split_paths(&path)
-                    .map(|d| d.join(n))
-                    .find(|p| p.is_file())
-            })
+            names
+                .iter()
+                .find_map(|n| {
+                    std::env::split_paths(&path)
+                        .map(|d| d.join(n))
+                        .find(|p| p.is_file())
+                })
+                .ok_or_else(|| format!("no {} on PATH", names.join(" or ")))
         };
-        let chromium = pick("CHATPAY_CHROMIUM", &["chromium", "chromium-browser"]);
-        let chromedriver = pick("CHATPAY_CHROMEDRIVER", &["chromedriver"]);
-        match (chromium, chromedriver) {
-            (Some(chromium), Some(chromedriver)) => Ok(Browser {
-                chromium,
-                chromedriver,
-            }),
-            _ => Err(
-                "the browser tests need Chromium and chromedriver (Debian: apt-get install \
-                      chromium chromium-driver; ./scripts/test.sh installs them), or \
-                      CHATPAY_TEST_BROWSER=skip to skip them"
-                    .to_owned(),
-            ),
-        }
+        let found =
+            pick("CHATPAY_CHROMIUM", &["chromium", "chromium-browser"]).and_then(|chromium| {
+                pick("CHATPAY_CHROMEDRIVER", &["chromedriver"]).map(|chromedriver| Browser {
+                    chromium,
+                    chromedriver,
+                })
+            });
+        found.map_err(|why| {
+            format!(
+                "the browser tests need Chromium and chromedriver ({why}): on Debian, apt-get \
+                 install chromium chromium-driver (./scripts/test.sh does), or set \
+                 CHATPAY_TEST_BROWSER=skip to skip them"
+            )
+        })
     }
 }
 

@@ -575,6 +575,18 @@ fn reconnect_and_two_tabs(j: &mut Journey) -> Run<'_> {
         j.pages[second].find_text(".log .msg.bot", "payout").await?;
         say(page, "how do refunds work?").await?;
         page.find_text(".msg.me .status", "Sending").await?;
+        // A click while offline: the button is busy and the card takes no second click.
+        act(page, "choose_account", "existing").await?;
+        let busy = page
+            .js(
+                "const c = [...document.querySelectorAll('article.card[data-kind=choose_account]')].pop();
+                 return c.querySelector('[data-action=existing]').getAttribute('aria-busy') === 'true'
+                   && [...c.querySelectorAll('button')].every(b => b.disabled)",
+                vec![],
+            )
+            .await?;
+        ensure!(busy == json!(true), "the clicked card is not busy");
+        let _ = act(page, "choose_account", "create").await;
         page.js("window.dispatchEvent(new Event('online'))", vec![])
             .await?;
         page.until(
@@ -584,6 +596,14 @@ fn reconnect_and_two_tabs(j: &mut Journey) -> Run<'_> {
         .await?;
         page.find_text(".log .msg.bot", "payout").await?;
         page.find_text(".log .msg.bot", "efund").await?;
+        // The click was sent once, after the reconnection, and answered once in both tabs.
+        for p in &j.pages {
+            p.find(&current("connect_existing")).await?;
+            let n = p
+                .js("return document.querySelectorAll('article.card[data-kind=connect_existing], article.card[data-kind=register]').length", vec![])
+                .await?;
+            ensure!(n == json!(1), "the click was answered {n} times");
+        }
         same_as_server(j, j.page(), &project).await?;
 
         // The server restarts: every socket drops for real and comes back.
@@ -675,8 +695,33 @@ fn keyboard_phone_axe(j: &mut Journey) -> Run<'_> {
         .await?;
         page.assert_accessible("the chat with a form and errors")
             .await?;
-        // The sidebar's + menu by keyboard.
-        page.tab_to("#plus", 60).await.or_else(|_| anyhow::Ok(()))?;
+        // The message list is a log, made live only once the stored transcript is in, so a
+        // screen reader announces new messages, not the history again.
+        page.client.refresh().await?;
+        page.find(&current("register")).await?;
+        let log = page
+            .until(
+                "the log is live",
+                "const l = document.querySelector('.log'); return l.getAttribute('role') === 'log' && l.getAttribute('aria-live') === 'polite' && l.getAttribute('aria-relevant')",
+            )
+            .await?;
+        ensure!(log == json!("additions"), "aria-relevant: {log}");
+        // The sidebar's + menu by keyboard: Enter opens it on its item, Escape closes it.
+        page.js("document.querySelector('.brand').focus()", vec![])
+            .await?;
+        page.tab_to("#plus", 10).await?;
+        page.keys(&Key::Enter).await?;
+        page.until(
+            "the menu's item has focus",
+            "return document.activeElement.dataset.item === 'connect_stripe'",
+        )
+        .await?;
+        page.keys(&Key::Escape).await?;
+        page.until(
+            "the menu is closed",
+            "return document.getElementById('plus-menu').hidden && document.activeElement.id === 'plus'",
+        )
+        .await?;
         // The Integrations panel by keyboard (top right).
         page.js(
             "document.getElementById('integrations-link').focus()",
@@ -712,6 +757,11 @@ fn keyboard_phone_axe(j: &mut Journey) -> Run<'_> {
         j.shot(phone, "phone-chat").await?;
         p.click(".menu-btn").await?;
         p.find("aside.sidebar [data-nav=orders]").await?;
+        p.until(
+            "the sidebar has slid in",
+            "return document.getElementById('sidebar').getBoundingClientRect().left === 0",
+        )
+        .await?;
         j.shot(phone, "phone-menu").await?;
         p.click("aside.sidebar [data-nav=orders]").await?;
         p.find_text(".empty-state", "No orders yet").await?;
