@@ -203,7 +203,7 @@ function topbar(project, title) {
     h('div.top-title', h('h1', title), project && !project.backend ? h('span.pill.muted-pill', 'No backend') : null),
     h('span#conn.conn', { role: 'status', hidden: true }),
     h('div.top-right',
-      h('span#mode-badge.mode.test', 'TEST'),
+      project ? h('span#mode-badge.mode.test', 'TEST') : null,
       project ? h('a.btn.secondary.small#integrations-link', { href: `#/p/${project.id}/integrations` }, 'Integrations') : null));
 }
 

@@ -44,13 +44,21 @@ export function nextId(prefix) {
   return `${prefix}-${uid}`;
 }
 
+/** How many decimals a currency's minor unit has (2 for USD, 0 for JPY). */
+export function minorDigits(currency) {
+  try {
+    return new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions().maximumFractionDigits;
+  } catch {
+    return 2;
+  }
+}
+
 /** Minor units and a currency as people read them ("$113.00"). */
 export function money(amount, currency) {
   if (amount === null || amount === undefined || !currency) return '';
   const code = currency.toUpperCase();
   try {
-    const digits = new Intl.NumberFormat('en', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits;
-    return new Intl.NumberFormat('en', { style: 'currency', currency: code }).format(amount / 10 ** digits);
+    return new Intl.NumberFormat('en', { style: 'currency', currency: code }).format(amount / 10 ** minorDigits(code));
   } catch {
     return `${amount} ${code}`;
   }

@@ -1,7 +1,7 @@
 // The screens besides the chat: projects, a new project, Integrations, Stripe details with the
 // product catalog, orders and an order. Each is a function of the API's answers.
 
-import { h, mount, money, when, words, nextId } from './dom.js';
+import { h, mount, money, minorDigits, when, words, nextId } from './dom.js';
 import { api, idempotencyKey } from './api.js';
 
 /** The URL of an embedded asset of this version. */
@@ -232,8 +232,22 @@ export async function stripeDetails({ project }) {
   const syncing = h('p.muted#sync-status', { role: 'status' });
   const sync = h('button.btn.primary#sync', { type: 'button' }, 'Sync');
   const draw = async () => {
-    const c = await api('GET', `/v1/projects/${project.id}/catalog`);
+    const [c, stripe] = await Promise.all([
+      api('GET', `/v1/projects/${project.id}/catalog`),
+      api('GET', `/v1/projects/${project.id}/integrations/stripe`),
+    ]);
     const products = c.products || [];
+    const account = stripe.account;
+    const [stateLabel, , tone] = (account && STATES[account.state]) || ['Not connected', '', 'neutral'];
+    const details = h('section.panel', { 'aria-labelledby': 'details-head' },
+      h('div.panel-head', h('h2#details-head', 'Stripe details'), h(`span.pill.${tone}`, stateLabel)),
+      account
+        ? h('dl.facts',
+          h('div.fact', h('dt', 'Account'), h('dd', h('code', account.id))),
+          h('div.fact', h('dt', 'Mode'), h('dd', stripe.mode === 'live' ? 'Live' : 'Test')),
+          h('div.fact', h('dt', 'Payments'), h('dd', account.charges_enabled ? 'Enabled' : 'Not yet')),
+          account.payout_schedule ? h('div.fact', h('dt', 'Payouts'), h('dd', `${words(account.payout_schedule.interval)}, ${account.payout_schedule.delay_days} days after payment`)) : null)
+        : h('p.muted', 'Connect Stripe from ', h('a', { href: `#/p/${project.id}/integrations` }, 'Integrations'), ' to sync a catalog.'));
     const table = products.length ? h('table.table.catalog',
       h('caption.sr-only', 'Products'),
       h('thead', h('tr', h('th', { scope: 'col' }, 'Product'), h('th', { scope: 'col' }, 'Prices'), h('th', { scope: 'col' }, 'Status'))),
@@ -248,6 +262,7 @@ export async function stripeDetails({ project }) {
       project.backend ? null : backendNote(project),
       h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, h('ol',
         h('li', 'Settings'), h('li', h('a', { href: `#/p/${project.id}/integrations` }, 'Integrations')), h('li', 'Stripe details'), h('li', { 'aria-current': 'page' }, 'Product catalog'))),
+      details,
       h('section.panel', { 'aria-labelledby': 'catalog-head' },
         h('div.panel-head', h('div', h('h2#catalog-head', 'Product catalog'), h('p.muted', c.synced_at ? `Last synced ${when(c.synced_at)} · ${c.mode === 'live' ? 'Live' : 'Test'} mode` : 'Never synced')), sync),
         syncing, problem,
@@ -283,19 +298,37 @@ export async function stripeDetails({ project }) {
 // ---------- orders ----------
 
 export async function orders({ project }) {
-  const list = await api('GET', `/v1/projects/${project.id}/orders?limit=50`);
+  const path = (after) => `/v1/projects/${project.id}/orders?limit=50${after ? `&starting_after=${after}` : ''}`;
+  const list = await api('GET', path());
   const rows = list.data || [];
-  const body = rows.length ? h('table.table.orders',
-    h('caption.sr-only', 'Orders, newest first'),
-    h('thead', h('tr', ['Order', 'Status', 'Amount', 'Customer', 'Date'].map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', rows.map((o) => h('tr', { dataset: { order: o.number } },
-      h('td', h('a.strong', { href: `#/p/${project.id}/orders/${o.number}` }, `#${o.number}`)),
-      h('td', statusPill(o.status)),
-      h('td.num', o.display?.total || money(o.amount_total, o.currency)),
-      h('td', o.customer_email || h('span.muted', '—')),
-      h('td.muted', when(o.created_at))))))
-    : h('div.empty-state', h('h2', 'No orders yet'), h('p.muted', 'Orders appear here when a checkout is created, and the chat tells you when one is paid.'));
-  return h('div.page', project.backend ? null : backendNote(project), h('section.panel.flush', { 'aria-label': 'Orders' }, body));
+  const row = (o) => h('tr', { dataset: { order: o.number } },
+    h('td', h('a.strong', { href: `#/p/${project.id}/orders/${o.number}` }, `#${o.number}`)),
+    h('td', statusPill(o.status)),
+    h('td.num', o.display?.total || money(o.amount_total, o.currency)),
+    h('td', o.customer_email || h('span.muted', '—')),
+    h('td.muted', when(o.created_at)));
+  if (!rows.length) {
+    return h('div.page', project.backend ? null : backendNote(project), h('section.panel.flush', { 'aria-label': 'Orders' },
+      h('div.empty-state', h('h2', 'No orders yet'), h('p.muted', 'Orders appear here when a checkout is created, and the chat tells you when one is paid.'))));
+  }
+  const tbody = h('tbody', rows.map(row));
+  let next = list.has_more ? list.next_starting_after : null;
+  const more = h('button.btn.secondary', { type: 'button', hidden: !next }, 'Older orders');
+  more.addEventListener('click', async () => {
+    more.disabled = true;
+    const page = await api('GET', path(next));
+    tbody.append(...(page.data || []).map(row));
+    next = page.has_more ? page.next_starting_after : null;
+    more.hidden = !next;
+    more.disabled = false;
+  });
+  return h('div.page', project.backend ? null : backendNote(project),
+    h('section.panel.flush', { 'aria-label': 'Orders' },
+      h('table.table.orders',
+        h('caption.sr-only', 'Orders, newest first'),
+        h('thead', h('tr', ['Order', 'Status', 'Amount', 'Customer', 'Date'].map((c) => h('th', { scope: 'col' }, c)))),
+        tbody)),
+    h('div.actions', more));
 }
 
 export async function order({ project }, number) {
@@ -354,7 +387,8 @@ export async function order({ project }, number) {
 
   function refundForm(o, redraw) {
     const amountId = nextId('amount');
-    const amount = h('input', { id: amountId, name: 'amount', inputmode: 'decimal', autocomplete: 'off', placeholder: (o.amount_refundable / 100).toFixed(2), 'aria-describedby': `${amountId}-help ${amountId}-err` });
+    const digits = minorDigits(o.currency);
+    const amount = h('input', { id: amountId, name: 'amount', inputmode: 'decimal', autocomplete: 'off', placeholder: (o.amount_refundable / 10 ** digits).toFixed(digits), 'aria-describedby': `${amountId}-help ${amountId}-err` });
     const err = h('p.field-error', { id: `${amountId}-err`, hidden: true });
     const confirmBox = h('div.confirm', { hidden: true, role: 'group', 'aria-label': 'Confirm the refund' });
     const start = h('button.btn.danger', { type: 'submit' }, 'Refund…');
@@ -370,8 +404,9 @@ export async function order({ project }, number) {
       let minor = o.amount_refundable;
       const text = amount.value.trim().replace(/^[$€£]/, '');
       if (text) {
-        if (!/^\d+(\.\d{1,2})?$/.test(text) || Number(text) <= 0) return fieldError('Enter an amount like 5 or 12.50.');
-        minor = Math.round(Number(text) * 100);
+        const shape = digits ? new RegExp(`^\\d+(\\.\\d{1,${digits}})?$`) : /^\d+$/;
+        if (!shape.test(text) || Number(text) <= 0) return fieldError(digits ? 'Enter an amount like 5 or 12.50.' : 'Enter a whole amount like 500.');
+        minor = Math.round(Number(text) * 10 ** digits);
         if (minor > o.amount_refundable) return fieldError(`At most ${money(o.amount_refundable, o.currency)} is left to refund.`);
       }
       // The same confirmation as the chat's: what, to whom, what remains; one click acts once.

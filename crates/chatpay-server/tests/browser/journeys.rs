@@ -411,7 +411,12 @@ fn connect_and_catalog(j: &mut Journey) -> Run<'_> {
             .await?;
         page.find_text(".sync-report", "Masterclass").await?;
         page.assert_accessible("the product catalog").await?;
+        // Tall enough for the report and the table together.
+        page.client.set_window_size(1280, 1160).await?;
         j.shot(0, "catalog").await?;
+        page.client
+            .set_window_size(crate::LAPTOP.0, crate::LAPTOP.1)
+            .await?;
         // The chat told the same.
         page.click("[data-nav=chat]").await?;
         page.find_text(
