@@ -92,9 +92,13 @@ export function renderCard(card, { onClick, orderHref }) {
   const bar = h('div.actions');
   for (const action of card.actions) {
     let btn;
-    if (action.url) {
+    // Links open Stripe's (or the sandbox's) pages; anything but http(s) is not followed.
+    const link = action.url && /^https?:\/\//i.test(action.url);
+    if (link) {
       btn = h(`a.btn.${action.style}`, { href: action.url, target: '_blank', rel: 'noopener noreferrer', dataset: { action: action.id } },
         action.label, h('span.ext', { 'aria-hidden': 'true' }, ' ↗'), h('span.sr-only', ' (opens in a new tab)'));
+    } else if (action.url) {
+      btn = h(`button.btn.${action.style}`, { type: 'button', disabled: true, title: 'This link is not a web address', dataset: { action: action.id } }, action.label);
     } else {
       btn = h(`button.btn.${action.style}`, { type: 'button', dataset: { action: action.id }, onclick: () => act(action) }, action.label);
     }

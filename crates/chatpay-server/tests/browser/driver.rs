@@ -70,12 +70,15 @@ pub struct Driver {
 
 impl Driver {
     pub fn start(browser: &Browser) -> anyhow::Result<Driver> {
+        // A free port, asked of the kernel (chromedriver takes a number, not a listener).
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let child = Command::new(&browser.chromedriver)
             .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
+            // No --allowed-ips: with it chromedriver listens on every interface; without it,
+            // on loopback only.
+            .arg("--log-level=WARNING")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
