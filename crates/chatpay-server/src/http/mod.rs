@@ -1,6 +1,6 @@
 //! The HTTP API: projects, the Stripe integration, the Stripe webhook endpoint, the pages Stripe
-//! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers translate HTTP to engine calls and back; decisions are
-//! the engine's.
+//! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers
+//! translate HTTP to engine calls and back; decisions are the engine's.
 
 mod error;
 mod html;

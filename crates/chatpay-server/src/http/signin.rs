@@ -28,6 +28,8 @@ pub async fn exchange(
             "This sign-in link is not valid: it works once, for an hour, on the server that printed it. Sign in with an API token from `chatpay token create --name NAME`.".to_owned(),
         ));
     }
+    // A storage failure here has used the code up; the server prints a new one when it starts
+    // again on a database that still has no token.
     let token = state.engine.create_token(TOKEN_NAME).await?;
     Ok((
         StatusCode::CREATED,
