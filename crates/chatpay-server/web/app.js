@@ -111,6 +111,7 @@ function openProject(project) {
   teardown();
   state.project = project;
   state.mode = project.mode;
+  state.connection = 'connecting';
   const socket = new ChatSocket(project.id, session.token);
   state.socket = socket;
   state.chat = new ChatView({
@@ -160,7 +161,8 @@ function renderStatus() {
     const text = { open: 'Connected', connecting: 'Connecting…', reconnecting: 'Reconnecting…', refused: 'Not connected' }[s] || s;
     conn.textContent = text;
     conn.className = `conn ${s}`;
-    conn.hidden = s === 'open';
+    // Only a project's page has a connection to show.
+    conn.hidden = !state.socket || s === 'open';
   }
 }
 

@@ -382,6 +382,13 @@ fn connect_and_catalog(j: &mut Journey) -> Run<'_> {
     Box::pin(async move {
         let url = j.world.url();
         sign_in_with_token(j.page(), &url, j.world.token()).await?;
+        // The New project form, with its note about the backend.
+        j.page().click(".side-head a.small-link").await?;
+        j.page()
+            .fill("form.form input[name=name]", "Ada's courses")
+            .await?;
+        j.page().assert_accessible("the New project form").await?;
+        j.shot(0, "new-project").await?;
         let project = create_project(j.page(), "Ada's courses", true).await?;
         connect_to_active(j, true).await?;
         let page = j.page();
