@@ -253,7 +253,9 @@ export async function stripeDetails({ project }) {
       h('thead', h('tr', h('th', { scope: 'col' }, 'Product'), h('th', { scope: 'col' }, 'Prices'), h('th', { scope: 'col' }, 'Status'))),
       h('tbody', products.map((p) => h('tr', { dataset: { product: p.id, sellable: String(p.sellable) } },
         h('td', h('div.strong', p.name || '(no name)'), p.description ? h('div.muted.small', p.description) : null),
-        h('td', p.prices.length ? h('ul.plain', p.prices.map((pr) => h('li', pr.display || money(pr.amount, pr.currency), pr.default ? h('span.muted', ' · default') : null, pr.active ? null : h('span.muted', ' · archived')))) : h('span.muted', 'No price')),
+        h('td', p.prices.length ? h('ul.plain', p.prices.map((pr) => h('li', pr.display || money(pr.amount, pr.currency), pr.default ? h('span.muted', ' · default') : null, pr.active ? null : h('span.muted', ' · archived'),
+          // A buy link opens a fresh checkout: the way to sell without writing code.
+          pr.buy_url ? h('a.buy-link', { href: pr.buy_url, target: '_blank', rel: 'noopener noreferrer', dataset: { buy: pr.id } }, 'Buy link', h('span', { 'aria-hidden': 'true' }, ' ↗'), h('span.sr-only', ` for ${p.name}, opens a checkout in a new tab`)) : null))) : h('span.muted', 'No price')),
         h('td',
           p.sellable ? h('span.pill.good', 'Sellable') : h('span.pill.warn', 'Needs attention'),
           p.problems.length ? h('ul.problems', p.problems.map((x) => h('li', { class: x.blocking ? 'blocking' : 'hint' }, x.message)))

@@ -248,6 +248,24 @@ impl Page {
         }
     }
 
+    /// Waits for a window that is not among `before` (a link opened a tab).
+    pub async fn until_window(
+        &self,
+        before: &[fantoccini::wd::WindowHandle],
+    ) -> anyhow::Result<fantoccini::wd::WindowHandle> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let now = self.client.windows().await?;
+            if let Some(w) = now.into_iter().find(|w| !before.contains(w)) {
+                return Ok(w);
+            }
+            if Instant::now() > deadline {
+                bail!("no new window opened");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
         self.find(css)
             .await?

@@ -1,13 +1,13 @@
 //! What a journey runs against: a fresh SQLite database, its own Stripe sandbox, and the real
 //! server on port 0 (restartable on the same port, to drop every socket for real), plus the
-//! HTTP calls a journey makes besides the browser's (the app builder's app creating a
-//! checkout, products made in the Stripe account).
+//! HTTP calls a journey makes besides the browser's, as Stripe's Dashboard would (products
+//! made in the Stripe account).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use chatpay_server::config::{Config, Secret};
 use chatpay_stripe::httpc::HttpClient;
@@ -205,21 +205,5 @@ impl World {
             return Ok(price["id"].as_str().unwrap_or_default().to_owned());
         }
         Ok(id)
-    }
-
-    /// The app builder's app creating a checkout: the order, with its hosted page's `url`.
-    pub async fn checkout(
-        &self,
-        project: &str,
-        price: &str,
-        quantity: u32,
-        email: &str,
-    ) -> anyhow::Result<Value> {
-        self.api(
-            "POST",
-            &format!("/v1/projects/{project}/checkout"),
-            Some(json!({ "items": [{ "price": price, "quantity": quantity }], "customer_email": email })),
-        )
-        .await
     }
 }
