@@ -239,8 +239,12 @@ export async function stripeDetails({ project }) {
     const products = c.products || [];
     const account = stripe.account;
     const [stateLabel, , tone] = (account && STATES[account.state]) || ['Not connected', '', 'neutral'];
+    const dashboard = account?.dashboard_url
+      ? h('a.btn.secondary.small', { href: account.dashboard_url, target: '_blank', rel: 'noopener noreferrer', dataset: { dashboard: '' } },
+        'Manage products in Stripe', h('span', { 'aria-hidden': 'true' }, ' ↗'), h('span.sr-only', ' (opens in a new tab)'))
+      : null;
     const details = h('section.panel', { 'aria-labelledby': 'details-head' },
-      h('div.panel-head', h('h2#details-head', 'Stripe details'), h(`span.pill.${tone}`, stateLabel)),
+      h('div.panel-head', h('h2#details-head', 'Stripe details'), h('div.head-right', h(`span.pill.${tone}`, stateLabel), dashboard)),
       account
         ? h('dl.facts',
           h('div.fact', h('dt', 'Account'), h('dd', h('code', account.id))),

@@ -87,6 +87,7 @@ mod cards;
 mod catalog;
 mod checkout;
 mod control;
+mod dashboard;
 mod delivery;
 mod error;
 mod events;

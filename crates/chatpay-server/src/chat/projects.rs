@@ -58,6 +58,12 @@ impl Engine {
         Ok((project, view))
     }
 
+    /// Where the connected account's products are managed (Stripe's Dashboard or the
+    /// sandbox's page).
+    pub fn stripe_dashboard_url(&self, project: &ProjectRecord, account: &str) -> String {
+        self.inner.gateway.dashboard_url(project.mode, account)
+    }
+
     /// Whether any API token exists (a fresh database has none).
     pub async fn has_tokens(&self) -> Result<bool, ChatError> {
         Ok(self.inner.store.has_tokens().await?)

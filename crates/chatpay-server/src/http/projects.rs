@@ -152,9 +152,11 @@ pub async fn stripe_status(
 ) -> Result<Json<Value>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
     let connection = state.engine.stripe_connection(&project).await?;
-    let account = connection
-        .as_ref()
-        .map(|(_, snapshot)| account_json(snapshot));
+    let account = connection.as_ref().map(|(_, snapshot)| {
+        let mut a = account_json(snapshot);
+        a["dashboard_url"] = json!(state.engine.stripe_dashboard_url(&project, &snapshot.id));
+        a
+    });
     let connection = connection.map(|(c, _)| c);
     let view = state.engine.flow_view(&project).await?;
     Ok(Json(json!({

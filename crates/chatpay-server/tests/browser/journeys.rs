@@ -382,7 +382,7 @@ fn connect_and_catalog(j: &mut Journey) -> Run<'_> {
             .await?;
         j.page().assert_accessible("the New project form").await?;
         j.shot(0, "new-project").await?;
-        let project = create_project(j.page(), "Ada's courses", true).await?;
+        create_project(j.page(), "Ada's courses", true).await?;
         connect_to_active(j, true).await?;
         let page = j.page();
         // The onboarding card is over once the account is active.
@@ -393,13 +393,25 @@ fn connect_and_catalog(j: &mut Journey) -> Run<'_> {
             .await?;
         page.find_text(".integration", "can take payments").await?;
         j.shot(0, "integrations").await?;
-        // Products made in Stripe: one sells, one has no price.
-        let account = j.world.account(&project).await?;
-        j.world.product(&account, "Course", Some(4900)).await?;
-        j.world.product(&account, "Masterclass", None).await?;
-        // Settings -> Integrations -> Stripe details -> Product catalog -> Sync.
+        // Stripe details -> Manage products: the sandbox's Dashboard page, in a new tab. One
+        // product sells; one has no price.
         let page = j.page();
         page.click_text(".integration", "Stripe details").await?;
+        let app = page.client.window().await?;
+        let before = page.client.windows().await?;
+        page.click("a[data-dashboard]").await?;
+        let tab = page.until_window(&before).await?;
+        page.client.switch_to_window(tab).await?;
+        page.fill("#name", "Course").await?;
+        page.fill("#amount", "49.00").await?;
+        page.click("#add-product button[type=submit]").await?;
+        page.find_text(".ok", "Added Course").await?;
+        page.fill("#name", "Masterclass").await?;
+        page.click("#add-product button[type=submit]").await?;
+        page.find_text(".ok", "Added Masterclass").await?;
+        page.find_text("table.list", "USD 49.00").await?;
+        back_to(page, app).await?;
+        // Settings -> Integrations -> Stripe details -> Product catalog -> Sync.
         page.find_text(".crumbs", "Product catalog").await?;
         page.click("#sync").await?;
         page.find_text("tr[data-sellable=false]", "Needs attention")
