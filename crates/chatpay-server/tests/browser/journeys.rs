@@ -410,6 +410,7 @@ fn connect_and_catalog(j: &mut Journey) -> Run<'_> {
         page.click("#add-product button[type=submit]").await?;
         page.find_text(".ok", "Added Masterclass").await?;
         page.find_text("table.list", "USD 49.00").await?;
+        j.shot(0, "sandbox-products").await?;
         back_to(page, app).await?;
         // Settings -> Integrations -> Stripe details -> Product catalog -> Sync.
         page.find_text(".crumbs", "Product catalog").await?;
