@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: formatting and lints are in .ci/run; this runs every
 # test against SQLite and against a throwaway PostgreSQL server on loopback, which it installs
-# (Debian's packages) and starts when CHATPAY_TEST_POSTGRES does not already name one.
+# (Debian's packages) and starts when CHATPAY_TEST_POSTGRES does not already name one, and the
+# web chat view in headless Chromium, whose Debian packages (chromium, chromium-driver) it
+# installs when missing unless CHATPAY_TEST_BROWSER=skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +54,17 @@ stop_postgres() {
 
 if [ -z "${CHATPAY_TEST_POSTGRES:-}" ]; then
     start_postgres
+fi
+
+install_browser() {
+    if need chromium && need chromedriver; then return; fi
+    echo "test.sh: installing Chromium and chromedriver (Debian packages)" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
+if [ "${CHATPAY_TEST_BROWSER:-}" != skip ]; then
+    install_browser
 fi
 
 cargo test --locked --workspace "$@"

@@ -27,6 +27,8 @@ pub struct Application {
     state: AppState,
     shutdown: watch::Sender<bool>,
     sandbox: Option<Sandbox>,
+    /// The one-time sign-in link, when the database had no API token.
+    signin_url: Option<String>,
 }
 
 impl Application {
@@ -66,10 +68,18 @@ impl Application {
             store,
             Arc::new(matcher),
             gateway,
-            public_url,
+            public_url.clone(),
             config.chat.clone(),
         );
+        // A fresh database has no token, so nobody could sign in: offer a one-time link.
+        let signin = Arc::new(crate::signin::SignInCode::default());
+        let signin_url = if engine.has_tokens().await? {
+            None
+        } else {
+            Some(format!("{public_url}/#signin={}", signin.issue()))
+        };
         let state = AppState {
+            signin,
             engine,
             chat: Arc::new(config.chat.clone()),
             webhook_secrets: Arc::new(webhook_secrets),
@@ -82,7 +92,14 @@ impl Application {
             state,
             shutdown,
             sandbox,
+            signin_url,
         })
+    }
+
+    /// The one-time sign-in link (`{public_url}/#signin=cps_…`, valid once for an hour), when
+    /// the database had no API token when the server started.
+    pub fn signin_url(&self) -> Option<&str> {
+        self.signin_url.as_deref()
     }
 
     pub fn port(&self) -> u16 {

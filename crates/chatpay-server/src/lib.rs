@@ -8,7 +8,8 @@
 //! - [`config`]: layered configuration (defaults, TOML file, environment, flags).
 //! - [`telemetry`]: logging set-up.
 //! - [`ws`]: the WebSocket transport and protocol v1 framing (`ws::protocol`).
-//! - [`http`]: the REST API, health, the Stripe webhook endpoint, Stripe's return pages.
+//! - [`http`]: the REST API, health, the Stripe webhook endpoint, Stripe's return pages, the web
+//!   chat view's embedded files (`http::web`, files in `web/`).
 //! - [`chat`]: the orchestrator: commands in, flows run, effects carried out, frames stored and
 //!   broadcast; one actor per conversation.
 //! - [`intents`]: the intent file format, loader and matcher (Aho-Corasick + `RegexSet`).
@@ -19,6 +20,7 @@
 //! - [`store`]: all SQL, SQLite and PostgreSQL behind one `Store` trait, group commit.
 //! - [`domain`]: values with rules (ids, money, currency, statement descriptor, email, country).
 //! - [`auth`]: API tokens (stored hashed).
+//! - [`signin`]: the one-time sign-in link a fresh database offers.
 //! - [`httpc`]: a small HTTP client (webhook delivery, OAuth, tests).
 //! - [`replay`]: transcript replay against a real server (tests and `chatpay replay`).
 //! - [`bench`]: the load client (`chatpay bench`).
@@ -27,5 +29,6 @@ pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod http;
+pub mod signin;
 pub mod telemetry;
 pub mod ws;

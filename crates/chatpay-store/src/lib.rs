@@ -408,6 +408,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_token(&self, id: &TokenId, name: &str, secret_hash: &str) -> StoreResult<()>;
     async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenId>>;
+    /// Whether any API token exists: a fresh database has none, and `chatpay serve` then offers a
+    /// one-time sign-in link.
+    async fn has_tokens(&self) -> StoreResult<bool>;
 
     async fn insert_project(&self, project: &ProjectRecord) -> StoreResult<()>;
     async fn project(&self, id: &ProjectId) -> StoreResult<Option<ProjectRecord>>;

@@ -459,6 +459,13 @@ macro_rules! sql_store {
                 row.map(|r| stored_id(TokenId::parse, r.try_get("id")?)).transpose()
             }
 
+            async fn has_tokens(&self) -> StoreResult<bool> {
+                let row = sqlx::query("SELECT id FROM tokens LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
             async fn insert_project(&self, p: &ProjectRecord) -> StoreResult<()> {
                 // The project's conversation is created with it, so that joining a conversation
                 // only ever reads.

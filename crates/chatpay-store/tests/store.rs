@@ -76,6 +76,10 @@ fn turn(conversation: &ConversationId, prev: i64, frames: Vec<StoredFrame>) -> T
 
 async fn contract(store: DynStore) {
     // Tokens and projects.
+    assert!(
+        !store.has_tokens().await.unwrap(),
+        "a fresh database has no token"
+    );
     let p = project(&store).await;
     assert_eq!(store.project(&p.id).await.unwrap().as_ref(), Some(&p));
     assert_eq!(
@@ -88,6 +92,7 @@ async fn contract(store: DynStore) {
         store.rename_project(&ProjectId::generate(), "x").await,
         Err(StoreError::NotFound)
     ));
+    assert!(store.has_tokens().await.unwrap());
     let dup = store
         .insert_token(&TokenId::generate(), "dup", "same-hash")
         .await;

@@ -488,6 +488,16 @@ impl Gateway for StripeGateway {
         })
     }
 
+    fn dashboard_url(&self, mode: Mode, account: &str) -> String {
+        if self.connect_base == "https://connect.stripe.com" {
+            let test = if mode == Mode::Test { "test/" } else { "" };
+            format!("https://dashboard.stripe.com/{test}products")
+        } else {
+            // The sandbox (or another Stripe-shaped server) serves its own products page.
+            format!("{}/dashboard/{account}/products", self.connect_base)
+        }
+    }
+
     fn oauth_authorize_base(&self) -> Option<String> {
         self.client_id
             .as_ref()

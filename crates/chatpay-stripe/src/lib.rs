@@ -117,6 +117,10 @@ pub trait Gateway: Send + Sync + 'static {
     /// Stripe's OAuth authorize URL up to `client_id=…`, if OAuth is configured.
     fn oauth_authorize_base(&self) -> Option<String>;
 
+    /// Where a person manages the connected account's products in `mode`: Stripe's Dashboard
+    /// (the account owner signs in there), or the sandbox's products page.
+    fn dashboard_url(&self, mode: Mode, account: &str) -> String;
+
     /// Exchanges an OAuth authorization code for the connected account's id.
     async fn exchange_oauth_code(&self, mode: Mode, code: &str) -> Result<String, GatewayError>;
 

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 pub use catalog_bench::{CatalogBench, catalog_bench};
 use chatpay_server::config::{Config, Secret};
 use chatpay_stripe::httpc::HttpClient;
-use client::Client;
+pub use client::Client;
 pub use server::TestServer;
 use stripe_sandbox::{Sandbox, SandboxConfig};
 pub use transcript::{Expect, Transcript, Turn};

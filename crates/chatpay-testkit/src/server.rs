@@ -13,6 +13,8 @@ use chatpay_server::config::Config;
 
 pub struct TestServer {
     pub address: SocketAddr,
+    /// The one-time sign-in link, when the database had no API token.
+    pub signin_url: Option<String>,
     stop: Option<oneshot::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -44,7 +46,7 @@ impl TestServer {
                             return false;
                         }
                     };
-                    let _ = ready_tx.send(Ok(app.address()));
+                    let _ = ready_tx.send(Ok((app.address(), app.signin_url().map(str::to_owned))));
                     let (signal_tx, signal_rx) = oneshot::channel::<()>();
                     let server = tokio::spawn(app.run_until_stopped(async move {
                         let _ = signal_rx.await;
@@ -62,11 +64,12 @@ impl TestServer {
                 }
             })
             .context("spawning the server thread")?;
-        let address = ready_rx
+        let (address, signin_url) = ready_rx
             .recv()
             .context("the server thread stopped before starting")??;
         Ok(TestServer {
             address,
+            signin_url,
             stop: Some(stop_tx),
             thread: Some(thread),
         })

@@ -217,6 +217,17 @@ fn serve(
     }
     runtime()?.block_on(async {
         let app = chatpay_server::app::Application::build(config).await?;
+        let url = app.engine().public_url().to_owned();
+        // The web chat view's address, and how to sign in to it (stdout, not the log: the
+        // sign-in link is for the person who started the server).
+        match app.signin_url() {
+            Some(link) => println!(
+                "chatpay is running at {url}/\n\nThe database has no API token yet. To sign in, open this link\n(it works once, within an hour):\n\n    {link}\n"
+            ),
+            None => println!(
+                "chatpay is running at {url}/\nSign in with an API token (`chatpay token create --name NAME` prints one)."
+            ),
+        }
         app.run_until_stopped(shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)

@@ -329,6 +329,46 @@ enum Answer {
     Replay(IdempotencyRecord),
 }
 
+/// Calls the API as the platform's test-mode key acting on `account` (`Stripe-Account`), the
+/// way the sandbox's own Dashboard pages do: the same rules, events and answers as over HTTP.
+pub(crate) fn call_as(
+    app: &App,
+    account: &str,
+    method: Method,
+    path_and_query: &str,
+    pairs: &[(&str, &str)],
+) -> ApiResult<Value> {
+    let mut headers = HeaderMap::new();
+    let auth = format!("Bearer {}", app.config.test_secret_key);
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&auth).map_err(|_| ApiError::invalid("Invalid API key"))?,
+    );
+    headers.insert(
+        "stripe-account",
+        HeaderValue::from_str(account)
+            .map_err(|_| ApiError::invalid("Invalid Stripe-Account header"))?,
+    );
+    let uri: Uri = path_and_query
+        .parse()
+        .map_err(|_| ApiError::invalid("Invalid request path"))?;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let text = match serve(
+        app,
+        &method,
+        &uri,
+        &headers,
+        body.as_bytes(),
+        &ids::request(),
+    )? {
+        Answer::Fresh { body, .. } => body,
+        Answer::Replay(record) => record.body,
+    };
+    serde_json::from_str(&text).map_err(|_| ApiError::invalid("Unreadable answer"))
+}
+
 /// The `/v1/{*path}` handler.
 pub(crate) async fn handle(
     State(app): State<App>,

@@ -153,7 +153,8 @@ fn checkout_page(
         .map(|u| format!("<p><a href=\"{}\">Cancel and go back</a></p>", escape(u)))
         .unwrap_or_default();
     format!(
-        r#"<div class="card"><p class="muted">Pay {seller}{badge}</p><h1>{total}</h1>{summary}{cancel}</div>
+        r#"<div class="split"><div class="summary"><div class="card"><p class="muted">Pay {seller}{badge}</p><h1>{total}</h1>{summary}{cancel}</div>
+{test_note}</div><div class="payment">
 {error}
 <form method="post" action="/checkout/{id}" class="card" novalidate>
 <h2>Pay with card</h2>
@@ -168,8 +169,8 @@ fn checkout_page(
 <label for="billingName">Cardholder name</label>
 <input type="text" id="billingName" name="billingName" autocomplete="cc-name" required value="{name}">
 <button class="primary pay" type="submit" id="submitButton">Pay {total}</button>
-</form>
-{test_note}"#,
+<p class="secure">Payments are processed by Stripe (sandbox).</p>
+</form></div></div>"#,
         seller = escape(&seller),
         badge = test_badge(mode),
         total = escape(&total),
@@ -191,7 +192,7 @@ table.lines tr.total th,table.lines tr.total td{font-weight:700;border-top:1px s
 table.lines small{color:#595f6e}\
 button.pay{width:100%;margin-top:16px;font-size:16px}\
 ul.cards{padding-left:18px;margin:0}ul.cards code{font-size:13px}\
-a{color:#4b44c8}</style>";
+a{color:#4b44c8}.secure{font-size:12px;color:#595f6e;text-align:center;margin:10px 0 0}h1{font-size:30px;letter-spacing:-.02em}@media (min-width:900px){main:has(.split){max-width:980px}.split{display:grid;grid-template-columns:1fr 1fr;gap:32px;align-items:start}}</style>";
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     html::respond(status, title, &format!("{EXTRA_STYLE}{body}"))

@@ -30,7 +30,10 @@ h1{font-size:20px;margin:0 0 4px}
 h2{font-size:15px;margin:0 0 12px;color:#3c4257}
 p.muted{color:#697386;margin:0 0 12px}
 label{display:block;font-size:13px;color:#3c4257;margin:10px 0 4px}
-input[type=text],input[type=email],input[type=date],input[type=url],select{width:100%;padding:8px 10px;border:1px solid #cfd7df;border-radius:6px;font:inherit;background:#fff}
+input[type=text],input[type=email],input[type=date],input[type=url],select{width:100%;padding:9px 11px;border:1px solid #cfd7df;border-radius:6px;font:inherit;background:#fff;box-shadow:0 1px 1px rgba(0,0,0,.03)}
+input:focus,select:focus{outline:none;border-color:#635bff;box-shadow:0 0 0 3px rgba(99,91,255,.25)}
+button.primary:hover{background:#5146e8}
+.card{box-shadow:0 1px 3px rgba(16,24,40,.06)}
 .row{display:flex;gap:12px}.row>div{flex:1}
 .choice{display:flex;gap:8px;align-items:flex-start;margin:8px 0}
 .choice input{margin-top:4px}

@@ -99,6 +99,7 @@ mod cards;
 mod catalog;
 mod checkout;
 mod control;
+mod dashboard;
 mod delivery;
 mod error;
 mod events;

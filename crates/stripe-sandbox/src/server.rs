@@ -1,4 +1,5 @@
-//! The router: Stripe's API under `/v1`, the hosted onboarding page, Connect OAuth, and the
+//! The router: Stripe's API under `/v1`, the hosted onboarding page, Connect OAuth, the
+//! Dashboard's products page, and the
 //! test controls, all on one port; faults are injected in front of everything but the controls.
 
 use axum::Router;
@@ -9,7 +10,7 @@ use axum::routing::{any, get, post};
 
 use super::error::{ApiError, ErrorType};
 use super::state::App;
-use super::{api, control, faults, hosted, oauth, onboarding};
+use super::{api, control, dashboard, faults, hosted, oauth, onboarding};
 
 pub(crate) fn router(app: App) -> Router {
     Router::new()
@@ -30,6 +31,10 @@ pub(crate) fn router(app: App) -> Router {
             get(hosted::invoice).post(hosted::pay_invoice),
         )
         .route("/invoices/{id}/pdf", get(hosted::invoice_pdf))
+        .route(
+            "/dashboard/{account}/products",
+            get(dashboard::products).post(dashboard::create_product),
+        )
         .route("/oauth/authorize", get(oauth::page).post(oauth::decide))
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/deauthorize", post(oauth::deauthorize))

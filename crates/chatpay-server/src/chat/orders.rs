@@ -578,6 +578,45 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Sends a paid order's receipt to its customer again (the order page's button; the chat's
+    /// "send the receipt for order 12 again" does the same through the conversation). Each
+    /// request sends once more: an `Idempotency-Key` makes a retried request send once.
+    pub async fn resend_receipt(
+        &self,
+        project: &ProjectRecord,
+        number: i64,
+        key: Option<&str>,
+    ) -> Result<String, ChatError> {
+        let account = self.selling_account(project).await?;
+        let order = self.order(project, number).await?;
+        let (Some(charge), Some(email)) = (order.charge.as_ref(), order.customer_email.as_ref())
+        else {
+            return Err(rejected(
+                "no_receipt",
+                if order.customer_email.is_none() {
+                    format!("Order #{number} has no customer email to send the receipt to.")
+                } else {
+                    format!(
+                        "Order #{number} has no receipt to send: it is {}.",
+                        order.status.label()
+                    )
+                },
+            ));
+        };
+        let key = match key {
+            Some(k) => format!("chatpay:receipt:{}:{k}", order.id),
+            None => format!("chatpay:receipt:{}:{}", order.id, random_hex(8)),
+        };
+        self.inner
+            .gateway
+            .resend_receipt(project.mode, &account, &charge.id, email, &key)
+            .await
+            .map_err(gateway_error)?;
+        Ok(email.clone())
+    }
+}
+
 /// Publishable keys start so (API tokens start `cpk_`): a key that can only create checkouts.
 pub const PUBLISHABLE_PREFIX: &str = "cpub_";
 

@@ -58,6 +58,22 @@ impl Engine {
         Ok((project, view))
     }
 
+    /// Where the connected account's products are managed (Stripe's Dashboard or the
+    /// sandbox's page).
+    pub fn stripe_dashboard_url(&self, project: &ProjectRecord, account: &str) -> String {
+        self.inner.gateway.dashboard_url(project.mode, account)
+    }
+
+    /// Whether any API token exists (a fresh database has none).
+    pub async fn has_tokens(&self) -> Result<bool, ChatError> {
+        Ok(self.inner.store.has_tokens().await?)
+    }
+
+    /// A new API token named `name`, returned once (stored hashed).
+    pub async fn create_token(&self, name: &str) -> Result<String, ChatError> {
+        Ok(crate::auth::create_token(&*self.inner.store, name).await?)
+    }
+
     pub async fn projects(&self, token: &TokenId) -> Result<Vec<ProjectRecord>, ChatError> {
         Ok(self.inner.store.projects_of(token).await?)
     }

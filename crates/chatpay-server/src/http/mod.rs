@@ -1,6 +1,6 @@
 //! The HTTP API: projects, the Stripe integration, the Stripe webhook endpoint, the pages Stripe
-//! sends people back to, health. Handlers translate HTTP to engine calls and back; decisions are
-//! the engine's.
+//! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers
+//! translate HTTP to engine calls and back; decisions are the engine's.
 
 mod billing;
 mod error;
@@ -8,7 +8,9 @@ mod html;
 mod orders;
 mod projects;
 mod public;
+mod signin;
 mod stripe_pages;
+pub mod web;
 mod webhooks;
 
 use std::sync::Arc;
@@ -38,12 +40,18 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Rate limits of the public checkout paths (publishable keys, buy links).
     pub limits: Arc<public::Limits>,
+    /// The one-time sign-in code of a fresh database (`POST /v1/signin`).
+    pub signin: Arc<crate::signin::SignInCode>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/", get(web::index))
+        .route("/favicon.ico", get(web::favicon))
+        .route("/assets/{version}/{file}", get(web::asset))
+        .route("/v1/signin", post(signin::exchange))
         .route("/v1/chat", get(crate::ws::upgrade))
         .route("/v1/projects", post(projects::create).get(projects::list))
         .route(
@@ -92,6 +100,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/projects/{id}/entitlements", get(billing::entitlements))
         .route("/v1/projects/{id}/balance", get(billing::balance))
         .route("/v1/projects/{id}/payouts", get(billing::payouts))
+        .route(
+            "/v1/projects/{id}/orders/{number}/receipt",
+            post(orders::resend_receipt),
+        )
         .route("/checkout/complete", get(orders::complete))
         .route("/v1/webhooks/stripe", post(webhooks::stripe))
         .route(

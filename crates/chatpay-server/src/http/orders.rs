@@ -321,6 +321,23 @@ pub async fn refund(
     ))
 }
 
+/// `POST /v1/projects/{id}/orders/{number}/receipt`: e-mails the receipt again.
+pub async fn resend_receipt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, number)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let project = owned(&state, &caller, &id).await?;
+    let number = parse_number(&number)?;
+    let key = idempotency_key(&headers)?;
+    let email = state
+        .engine
+        .resend_receipt(&project, number, key.as_deref())
+        .await?;
+    Ok(Json(json!({ "number": number, "sent_to": email })))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct CompleteQuery {
     order: Option<String>,

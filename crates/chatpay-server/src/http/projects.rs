@@ -134,6 +134,8 @@ fn account_json(a: &AccountSnapshot) -> Value {
         "charges_enabled": a.charges_enabled,
         "payouts_enabled": a.payouts_enabled,
         "disabled_reason": r.disabled_reason,
+        // The reason in plain words, as the chat says it (the web page shows it).
+        "disabled_reason_text": r.disabled_reason.as_deref().map(|reason| chatpay_core::account::explain_disabled_reason(reason).sentence),
         "currently_due": r.currently_due,
         "past_due": r.past_due,
         "pending_verification": r.pending_verification,
@@ -171,9 +173,11 @@ pub async fn stripe_status(
         None => project.mode,
     };
     let connection = state.engine.stripe_connection_in(&project, mode).await?;
-    let account = connection
-        .as_ref()
-        .map(|(_, snapshot)| account_json(snapshot));
+    let account = connection.as_ref().map(|(_, snapshot)| {
+        let mut a = account_json(snapshot);
+        a["dashboard_url"] = json!(state.engine.stripe_dashboard_url(&project, &snapshot.id));
+        a
+    });
     let connection = connection.map(|(c, _)| c);
     let view = state.engine.flow_view(&project).await?;
     Ok(Json(json!({

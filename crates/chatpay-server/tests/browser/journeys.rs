@@ -1,0 +1,907 @@
+//! The journeys, as a person takes them: every step is a click or keys in the page (or on the
+//! sandbox's Stripe pages); the HTTP calls made besides are what the app builder's own app or
+//! Stripe would do (creating a checkout, products made in Stripe).
+
+use anyhow::{Context, bail, ensure};
+use fantoccini::Locator;
+use fantoccini::key::Key;
+use serde_json::{Value, json};
+
+use crate::driver::Page;
+use crate::{Journey, JourneyFn, PHONE, Run};
+
+/// (name, whether the database starts with an API token, the journey)
+pub const ALL: &[(&str, bool, JourneyFn)] = &[
+    ("sign_in/one_time_link_then_token", false, sign_in),
+    (
+        "connect/create_account_onboarding_catalog",
+        true,
+        connect_and_catalog,
+    ),
+    (
+        "connect/restricted_fix_now_then_rejected",
+        true,
+        restricted_then_rejected,
+    ),
+    ("sell/pay_decline_refund", true, sell),
+    ("chat/reconnect_and_two_tabs", true, reconnect_and_two_tabs),
+    ("access/keyboard_phone_axe", true, keyboard_phone_axe),
+    ("projects/without_backend", true, without_backend),
+];
+
+// ---------- steps ----------
+
+async fn sign_in_with_token(page: &Page, url: &str, token: &str) -> anyhow::Result<()> {
+    page.goto(&format!("{url}/")).await?;
+    page.fill("#token", token).await?;
+    page.click("form.signin-form button[type=submit]").await?;
+    page.find("aside.sidebar")
+        .await
+        .context("signed in: the sidebar shows")?;
+    Ok(())
+}
+
+/// Creates a project from the New project form; returns its id (from the address).
+async fn create_project(page: &Page, name: &str, backend: bool) -> anyhow::Result<String> {
+    page.click(".side-head a.small-link").await?;
+    page.fill("form.form input[name=name]", name).await?;
+    let checked = page
+        .js("return document.getElementById('backend').checked", vec![])
+        .await?;
+    if checked != json!(backend) {
+        page.click("label.toggle").await?;
+    }
+    page.find_text(".toggle-row", "can't be turned on later")
+        .await?;
+    page.click("form.form button[type=submit]").await?;
+    let hash = page
+        .until(
+            "the new project opens",
+            "return location.hash.startsWith('#/p/') && location.hash",
+        )
+        .await?;
+    Ok(hash
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("#/p/")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+async fn say(page: &Page, text: &str) -> anyhow::Result<()> {
+    page.fill("#composer-input", text).await?;
+    page.keys(&Key::Enter).await
+}
+
+/// The current (not done) card of `kind`, the latest one.
+fn current(kind: &str) -> String {
+    format!("article.card[data-kind={kind}]:not(.done)")
+}
+
+/// Clicks `action` on the latest current card of `kind`.
+async fn act(page: &Page, kind: &str, action: &str) -> anyhow::Result<()> {
+    let css = format!("{} [data-action={action}]", current(kind));
+    page.find(&css).await?;
+    let all = page.client.find_all(Locator::Css(&css)).await?;
+    let last = all.last().context("the action")?;
+    last.click()
+        .await
+        .with_context(|| format!("clicking {action} on {kind}"))?;
+    Ok(())
+}
+
+/// Fills a field of the latest current card of `kind`.
+async fn field(page: &Page, kind: &str, name: &str, value: &str) -> anyhow::Result<()> {
+    let css = format!("{} [name={name}]", current(kind));
+    let el = page.find(&css).await?;
+    if el.tag_name().await? == "select" {
+        el.select_by_value(value).await?;
+    } else {
+        el.clear().await?;
+        el.send_keys(value).await?;
+    }
+    Ok(())
+}
+
+/// The `seq` of every message the page shows, in order.
+async fn seqs(page: &Page) -> anyhow::Result<Vec<i64>> {
+    let v = page
+        .js("return [...document.querySelectorAll('.log > .msg[data-seq]')].map(e => Number(e.dataset.seq))", vec![])
+        .await?;
+    Ok(serde_json::from_value(v)?)
+}
+
+/// Frames that became messages: `reply` and `card` (flow frames update state, not the list).
+async fn server_messages(j: &Journey, project: &str) -> anyhow::Result<Vec<i64>> {
+    let mut c = chatpay_testkit::Client::new();
+    let welcome = c
+        .connect(&j.world.server().ws_url(), j.world.token(), project, 0)
+        .await?;
+    let last = welcome["last_seq"].as_i64().unwrap_or(0);
+    let mut out = Vec::new();
+    let mut seen = 0;
+    while seen < last {
+        let f = c.next(crate::driver::PATIENCE).await?;
+        if let Some(seq) = f["seq"].as_i64() {
+            seen = seq;
+            if f["type"] == "reply" || f["type"] == "card" {
+                out.push(seq);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Nothing lost, nothing twice: the page shows exactly the server's messages, in order.
+async fn same_as_server(j: &Journey, page: &Page, project: &str) -> anyhow::Result<()> {
+    let want = server_messages(j, project).await?;
+    let deadline = std::time::Instant::now() + crate::driver::PATIENCE;
+    loop {
+        let got = seqs(page).await?;
+        if got == want {
+            return Ok(());
+        }
+        let mut sorted = got.clone();
+        sorted.dedup();
+        ensure!(
+            sorted.len() == got.len(),
+            "a message is shown twice: {got:?}"
+        );
+        if std::time::Instant::now() > deadline {
+            bail!("the page shows messages {got:?}, the server stored {want:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Opens the link action of the latest current card in the new tab it opens; returns to the
+/// app's window afterwards with `back`.
+async fn open_link(
+    page: &Page,
+    kind: &str,
+    action: &str,
+) -> anyhow::Result<fantoccini::wd::WindowHandle> {
+    let app = page.client.window().await?;
+    let before = page.client.windows().await?;
+    act(page, kind, action).await?;
+    let tab = page
+        .until_window(&before)
+        .await
+        .context("the link opens a tab")?;
+    page.client.switch_to_window(tab).await?;
+    Ok(app)
+}
+
+async fn back_to(page: &Page, app: fantoccini::wd::WindowHandle) -> anyhow::Result<()> {
+    page.client.close_window().await?;
+    page.client.switch_to_window(app).await?;
+    Ok(())
+}
+
+/// The register and business-profile forms, with an invalid email first; leaves the
+/// onboarding card showing.
+async fn create_account_forms(j: &Journey, shots: bool) -> anyhow::Result<()> {
+    let page = j.page();
+    act(page, "choose_account", "create").await?;
+    field(page, "register", "legal_name", "Ada Lovelace").await?;
+    field(page, "register", "country", "GB").await?;
+    field(page, "register", "email", "ada@invalid").await?;
+    act(page, "register", "continue").await?;
+    // The server's per-field message, inline, tied to the field.
+    let err = page
+        .find(&format!(
+            "{} .field-error:not([hidden])",
+            current("register")
+        ))
+        .await?;
+    let text = err.text().await?;
+    ensure!(
+        text.to_lowercase().contains("email"),
+        "the email's message: {text:?}"
+    );
+    let tied = page
+        .js(
+            "const i = document.querySelector('article.card[data-kind=register]:not(.done) [name=email]');
+             const e = document.getElementById(i.getAttribute('aria-describedby').split(' ').pop());
+             return i.getAttribute('aria-invalid') === 'true' && !e.hidden && e.textContent",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        tied.is_string(),
+        "the error is not tied to the email field: {tied}"
+    );
+    if shots {
+        j.shot(0, "chat-form-error").await?;
+    }
+    field(page, "register", "email", "ada@example.com").await?;
+    act(page, "register", "continue").await?;
+    page.find(&current("business_profile")).await?;
+    // The register card's step is over: shown done, its buttons disabled.
+    let disabled = page
+        .until("the register card is done", "const c = [...document.querySelectorAll('article.card[data-kind=register]')].pop(); return c.classList.contains('done') && [...c.querySelectorAll('button')].every(b => b.disabled)")
+        .await?;
+    ensure!(disabled == json!(true));
+    field(
+        page,
+        "business_profile",
+        "statement_descriptor",
+        "ADA LOVELACE LTD",
+    )
+    .await?;
+    field(page, "business_profile", "business_type", "individual").await?;
+    act(page, "business_profile", "create_account").await?;
+    page.find(&format!("{} [data-action=open]", current("onboarding")))
+        .await?;
+    Ok(())
+}
+
+/// On the sandbox's onboarding page: fills and submits with `outcome`.
+async fn onboard(page: &Page, outcome: &str) -> anyhow::Result<()> {
+    page.find("input[name=first_name]").await?;
+    page.fill("input[name=first_name]", "Ada").await?;
+    page.fill("input[name=last_name]", "Lovelace").await?;
+    page.js(
+        "document.getElementById('dob').value = '1990-12-10'",
+        vec![],
+    )
+    .await?;
+    page.fill("input[name=url]", "https://ada.example").await?;
+    page.click(&format!("input[name=outcome][value={outcome}]"))
+        .await?;
+    page.click("form button[type=submit].primary").await?;
+    Ok(())
+}
+
+/// The connect journey, from the chat (when taking screenshots) or the sidebar's +, to
+/// Stripe's onboarding page, submitted with `outcome`; back in the app's tab.
+async fn connect_with(j: &Journey, outcome: &str, shots: bool) -> anyhow::Result<()> {
+    let page = j.page();
+    if shots {
+        // From the chat (the other journeys start from the sidebar's +).
+        say(page, "I want to add payments").await?;
+        act(page, "connect_stripe", "connect").await?;
+    } else {
+        page.click("#plus").await?;
+        page.click("[data-item=connect_stripe]").await?;
+    }
+    page.find(&current("choose_account")).await?;
+    create_account_forms(j, shots).await?;
+    if shots {
+        j.shot(0, "chat-cards").await?;
+    }
+    let app = open_link(page, "onboarding", "open").await?;
+    page.find("input[name=first_name]").await?;
+    if shots {
+        j.shot(0, "sandbox-onboarding").await?;
+    }
+    onboard(page, outcome).await?;
+    // Back on chatpay's return page, then in the app's tab.
+    page.find_text("body", "Stripe").await?;
+    back_to(page, app).await
+}
+
+/// The whole connect journey up to an active account.
+async fn connect_to_active(j: &Journey, shots: bool) -> anyhow::Result<()> {
+    connect_with(j, "verified", shots).await?;
+    j.page()
+        .find_text(&current("account_status"), "active")
+        .await?;
+    if shots {
+        j.shot(0, "chat-active").await?;
+    }
+    Ok(())
+}
+
+// ---------- journeys ----------
+
+fn sign_in(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let link = j
+            .world
+            .server()
+            .signin_url
+            .clone()
+            .context("a fresh database prints a sign-in link")?;
+        let url = j.world.url();
+        let page = j.page();
+        page.goto(&link).await?;
+        page.find_text(".empty-state", "Create your first project")
+            .await?;
+        // The code is gone from the address; the session is in this tab only.
+        ensure!(
+            page.hash().await?.is_empty(),
+            "the sign-in code stays in the address"
+        );
+        let stored = page
+            .js("return sessionStorage.getItem('chatpay.token')", vec![])
+            .await?;
+        ensure!(
+            stored.as_str().is_some_and(|t| t.starts_with("cpk_")),
+            "no session: {stored}"
+        );
+        ensure!(
+            page.js("return document.cookie", vec![]).await? == json!(""),
+            "a cookie was set"
+        );
+        // A reload keeps the session.
+        page.client.refresh().await?;
+        page.find_text(".empty-state", "Create your first project")
+            .await?;
+        // The link works once.
+        page.click(".side-foot button").await?;
+        page.goto(&link).await?;
+        page.find_text("#token-error", "not valid").await?;
+        // A wrong token: a clear message, tied to the field.
+        page.fill("#token", "cpk_0000000000000000000000000000000000000000")
+            .await?;
+        page.click("form.signin-form button[type=submit]").await?;
+        page.find_text("#token-error", "not accepted").await?;
+        ensure!(
+            page.js(
+                "return document.getElementById('token').getAttribute('aria-invalid')",
+                vec![]
+            )
+            .await?
+                == json!("true")
+        );
+        j.page().assert_accessible("the sign-in page").await?;
+        j.shot(0, "sign-in").await?;
+        // A token made with `chatpay token create` signs in.
+        let store = chatpay_store::connect(&format!(
+            "sqlite://{}",
+            j.world.dir.path().join("chatpay.db").display()
+        ))
+        .await?;
+        let token = chatpay_server::auth::create_token(&*store, "cli").await?;
+        drop(store);
+        sign_in_with_token(j.page(), &url, &token).await?;
+        // The refused sign-ins answered 401 (the browser logs those); nothing else went wrong.
+        let errors: Vec<String> = j
+            .page()
+            .console_errors(&url)
+            .await
+            .into_iter()
+            .filter(|e| !e.contains("status of 401"))
+            .collect();
+        ensure!(errors.is_empty(), "console errors: {errors:?}");
+        Ok(())
+    })
+}
+
+fn connect_and_catalog(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let url = j.world.url();
+        sign_in_with_token(j.page(), &url, j.world.token()).await?;
+        // The New project form, with its note about the backend.
+        j.page().click(".side-head a.small-link").await?;
+        j.page()
+            .fill("form.form input[name=name]", "Ada's courses")
+            .await?;
+        j.page().assert_accessible("the New project form").await?;
+        j.shot(0, "new-project").await?;
+        create_project(j.page(), "Ada's courses", true).await?;
+        connect_to_active(j, true).await?;
+        let page = j.page();
+        // The onboarding card is over once the account is active.
+        page.until("the onboarding card is done", "return [...document.querySelectorAll('article.card[data-kind=onboarding]')].every(c => c.classList.contains('done'))").await?;
+        // Integrations, top right: the account's state in plain words.
+        page.click("#integrations-link").await?;
+        page.find_text(".integration [data-state]", "Active")
+            .await?;
+        page.find_text(".integration", "can take payments").await?;
+        j.shot(0, "integrations").await?;
+        // Stripe details -> Manage products: the sandbox's Dashboard page, in a new tab. One
+        // product sells; one has no price.
+        let page = j.page();
+        page.click_text(".integration", "Stripe details").await?;
+        let app = page.client.window().await?;
+        let before = page.client.windows().await?;
+        page.click("a[data-dashboard]").await?;
+        let tab = page.until_window(&before).await?;
+        page.client.switch_to_window(tab).await?;
+        page.fill("#name", "Course").await?;
+        page.fill("#amount", "49.00").await?;
+        page.click("#add-product button[type=submit]").await?;
+        page.find_text(".ok", "Added Course").await?;
+        page.fill("#name", "Masterclass").await?;
+        page.click("#add-product button[type=submit]").await?;
+        page.find_text(".ok", "Added Masterclass").await?;
+        page.find_text("table.list", "USD 49.00").await?;
+        j.shot(0, "sandbox-products").await?;
+        back_to(page, app).await?;
+        // Settings -> Integrations -> Stripe details -> Product catalog -> Sync.
+        page.find_text(".crumbs", "Product catalog").await?;
+        page.click("#sync").await?;
+        page.find_text("tr[data-sellable=false]", "Needs attention")
+            .await?;
+        page.find_text("tr[data-sellable=false]", "no active price")
+            .await?;
+        page.find_text("tr[data-sellable=true]", "Sellable").await?;
+        page.find_text(".sync-report", "1 of 2 products ready to sell")
+            .await?;
+        page.find_text(".sync-report", "Masterclass").await?;
+        page.assert_accessible("the product catalog").await?;
+        // Tall enough for the report and the table together.
+        page.client.set_window_size(1280, 1160).await?;
+        j.shot(0, "catalog").await?;
+        page.client
+            .set_window_size(crate::LAPTOP.0, crate::LAPTOP.1)
+            .await?;
+        // The chat told the same.
+        page.click("[data-nav=chat]").await?;
+        page.find_text(
+            &format!("{} ", "article.card[data-kind=catalog_sync]"),
+            "Masterclass",
+        )
+        .await?;
+        page.assert_accessible("the chat with cards").await?;
+        let errors = page.console_errors(&url).await;
+        ensure!(errors.is_empty(), "console errors: {errors:?}");
+        Ok(())
+    })
+}
+
+async fn pay_on_checkout_page(page: &Page, url: &str, card: &str) -> anyhow::Result<()> {
+    page.goto(url).await?;
+    page.fill("#email", "ana@example.com").await?;
+    page.fill("#cardNumber", card).await?;
+    page.fill("#cardExpiry", "12 / 34").await?;
+    page.fill("#cardCvc", "123").await?;
+    page.fill("#billingName", "Ana Lima").await?;
+    page.click("#submitButton").await?;
+    Ok(())
+}
+
+fn sell(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let url = j.world.url();
+        sign_in_with_token(j.page(), &url, j.world.token()).await?;
+        let project = create_project(j.page(), "Ana's shop", true).await?;
+        connect_to_active(j, false).await?;
+        let account = j.world.account(&project).await?;
+        let price = j.world.product(&account, "Course", Some(4900)).await?;
+        let page = j.page();
+        say(page, "sync my products").await?;
+        page.find_text("article.card[data-kind=catalog_sync]", "ready to sell")
+            .await?;
+        // The catalog's buy link opens a checkout in a new tab; the customer pays there.
+        page.click("[data-nav=catalog]").await?;
+        page.find(&format!("a[data-buy='{price}']")).await?;
+        let app = page.client.window().await?;
+        let before = page.client.windows().await?;
+        page.click(&format!("a[data-buy='{price}']")).await?;
+        let tab = page
+            .until_window(&before)
+            .await
+            .context("the buy link opens a tab")?;
+        page.client.switch_to_window(tab).await?;
+        page.find("#cardNumber").await?;
+        let checkout = page.client.current_url().await?.to_string();
+        ensure!(
+            checkout.contains("/checkout/cs_"),
+            "the buy link led to {checkout}"
+        );
+        j.shot(0, "sandbox-checkout").await?;
+        // Declined first, then paid.
+        pay_on_checkout_page(page, &checkout, "4000 0000 0000 0002").await?;
+        page.find_text("body", "declined").await?;
+        pay_on_checkout_page(page, &checkout, "4242 4242 4242 4242").await?;
+        page.find_text("body", "Thank").await?;
+        let number = 1001;
+        back_to(page, app).await?;
+        page.click("[data-nav=chat]").await?;
+        // The chat's news: the failed attempt, then the paid order, linking to its page.
+        page.find_text("article.card[data-kind=order]", "declined")
+            .await?;
+        let paid = format!("New order #{number}");
+        page.find_text("article.card[data-kind=order]", &paid)
+            .await?;
+        let cards = page
+            .client
+            .find_all(Locator::Css(
+                "article.card[data-kind=order] [data-action=view_order]",
+            ))
+            .await?;
+        cards.last().context("a link to the order")?.click().await?;
+        page.find_text(".panel-head", &format!("Order #{number}"))
+            .await?;
+        page.find_text(".panel-head .pill", "Paid").await?;
+        page.find_text(".facts", "ana@example.com").await?;
+        // The receipt, e-mailed again.
+        let sent = j.world.sandbox.outbox().len();
+        page.click("[data-action=resend_receipt]").await?;
+        page.find_text(
+            ".inline-status",
+            "Sent the receipt to ana@example.com again",
+        )
+        .await?;
+        ensure!(
+            j.world.sandbox.outbox().len() == sent + 1,
+            "no receipt e-mail was sent"
+        );
+        j.shot(0, "order").await?;
+        // Refund $5, through a confirmation: what, to whom, what remains.
+        page.fill("form.refund input[name=amount]", "5").await?;
+        page.click("form.refund button[type=submit]").await?;
+        page.find_text(".confirm", "to ana@example.com").await?;
+        page.find_text(".confirm", "$44.00 will remain").await?;
+        page.click_text(".confirm", "Refund $5.00").await?;
+        page.find_text(".success-box", "Refunded $5.00").await?;
+        page.find_text(".panel-head .pill", "Partially refunded")
+            .await?;
+        page.assert_accessible("the order page").await?;
+        // Over what remains: refused before anything is sent, next to the field.
+        page.fill("form.refund input[name=amount]", "500").await?;
+        page.click("form.refund button[type=submit]").await?;
+        page.find_text("form.refund .field-error", "At most $44.00")
+            .await?;
+        // The orders list: status, amount, date.
+        page.click("[data-nav=orders]").await?;
+        let row = page
+            .find_text(&format!("tr[data-order='{number}']"), "Partially refunded")
+            .await?;
+        let text = row.text().await?;
+        ensure!(
+            text.contains("$49.00") && text.contains("UTC"),
+            "the order's row: {text:?}"
+        );
+        page.assert_accessible("the orders list").await?;
+        j.shot(0, "orders").await?;
+        // The refund is in the chat too.
+        page.click("[data-nav=chat]").await?;
+        page.find_text("article.card[data-kind=order]", "$5.00 refunded")
+            .await?;
+        let errors = page.console_errors(&url).await;
+        ensure!(errors.is_empty(), "console errors: {errors:?}");
+        Ok(())
+    })
+}
+
+fn reconnect_and_two_tabs(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let url = j.world.url();
+        let token = j.world.token().to_owned();
+        sign_in_with_token(j.page(), &url, &token).await?;
+        let project = create_project(j.page(), "Two tabs", true).await?;
+        let page = j.page();
+        say(page, "what is test mode?").await?;
+        page.find_text(".log .msg.bot", "Test mode").await?;
+        // A second tab on the same project.
+        let second = j.open_browser(crate::LAPTOP).await?;
+        sign_in_with_token(&j.pages[second], &url, &token).await?;
+        j.pages[second]
+            .goto(&format!("{url}/#/p/{project}"))
+            .await?;
+        j.pages[second]
+            .find_text(".log .msg.bot", "Test mode")
+            .await?;
+        say(&j.pages[second], "I want to add payments").await?;
+        j.page().find(&current("connect_stripe")).await?;
+        // A click in one tab is seen in the other: the card is over in both.
+        act(j.page(), "connect_stripe", "connect").await?;
+        for p in &j.pages {
+            p.find(&current("choose_account")).await?;
+            p.until("the connect card is done", "return document.querySelector('article.card[data-kind=connect_stripe]').classList.contains('done')").await?;
+        }
+        same_as_server(j, &j.pages[0], &project).await?;
+        same_as_server(j, &j.pages[second], &project).await?;
+
+        // The network goes away: "Reconnecting…" shows; meanwhile the other tab talks, and
+        // this tab sends a message of its own.
+        let page = j.page();
+        page.js("window.dispatchEvent(new Event('offline'))", vec![])
+            .await?;
+        page.find_text("#conn", "Reconnecting").await?;
+        say(&j.pages[second], "what are the payout times?").await?;
+        j.pages[second].find_text(".log .msg.bot", "payout").await?;
+        say(page, "how do refunds work?").await?;
+        page.find_text(".msg.me .status", "Sending").await?;
+        // A click while offline: the button is busy and the card takes no second click.
+        act(page, "choose_account", "existing").await?;
+        let busy = page
+            .js(
+                "const c = [...document.querySelectorAll('article.card[data-kind=choose_account]')].pop();
+                 return c.querySelector('[data-action=existing]').getAttribute('aria-busy') === 'true'
+                   && [...c.querySelectorAll('button')].every(b => b.disabled)",
+                vec![],
+            )
+            .await?;
+        ensure!(busy == json!(true), "the clicked card is not busy");
+        let _ = act(page, "choose_account", "create").await;
+        page.js("window.dispatchEvent(new Event('online'))", vec![])
+            .await?;
+        page.until(
+            "connected again",
+            "return document.getElementById('conn').hidden",
+        )
+        .await?;
+        page.find_text(".log .msg.bot", "payout").await?;
+        page.find_text(".log .msg.bot", "efund").await?;
+        // The click was sent once, after the reconnection, and answered once in both tabs.
+        for p in &j.pages {
+            p.find(&current("connect_existing")).await?;
+            let n = p
+                .js("return document.querySelectorAll('article.card[data-kind=connect_existing], article.card[data-kind=register]').length", vec![])
+                .await?;
+            ensure!(n == json!(1), "the click was answered {n} times");
+        }
+        same_as_server(j, j.page(), &project).await?;
+
+        // The server restarts: every socket drops for real and comes back.
+        j.world.stop_server().await;
+        j.page().find_text("#conn", "Reconnecting").await?;
+        j.world.restart_server().await?;
+        j.page()
+            .until(
+                "connected again",
+                "return document.getElementById('conn').hidden",
+            )
+            .await?;
+        j.pages[second]
+            .until(
+                "connected again",
+                "return document.getElementById('conn').hidden",
+            )
+            .await?;
+        say(j.page(), "is my account verified?").await?;
+        j.pages[second]
+            .find_text(".log .msg.bot, .log .card", "No Stripe account")
+            .await?;
+        same_as_server(j, &j.pages[0], &project).await?;
+        same_as_server(j, &j.pages[second], &project).await?;
+        Ok(())
+    })
+}
+
+fn keyboard_phone_axe(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let url = j.world.url();
+        let token = j.world.token().to_owned();
+        let page = j.page();
+        // Sign in with the keyboard alone: the token field has focus.
+        page.goto(&format!("{url}/")).await?;
+        page.find("#token").await?;
+        page.until(
+            "the token field has focus",
+            "return document.activeElement.id === 'token'",
+        )
+        .await?;
+        page.keys(&token).await?;
+        page.keys(&Key::Enter).await?;
+        page.find("aside.sidebar").await?;
+        // New project, by keyboard.
+        page.tab_to(".side-head a.small-link", 20).await?;
+        page.keys(&Key::Enter).await?;
+        page.until(
+            "the name field has focus",
+            "return document.activeElement.name === 'name'",
+        )
+        .await?;
+        page.keys("Keyboard shop").await?;
+        page.tab_to("#backend", 5).await?;
+        let on = page
+            .js("return document.getElementById('backend').checked", vec![])
+            .await?;
+        ensure!(on == json!(true), "Backend is on by default");
+        page.tab_to("form.form button[type=submit]", 5).await?;
+        page.keys(&Key::Enter).await?;
+        page.until("the chat opens", "return location.hash.startsWith('#/p/') && document.activeElement.id === 'composer-input'").await?;
+        // Chat by keyboard: type, Enter, then reach the card's button with Tab.
+        page.keys("I want to add payments").await?;
+        page.keys(&Key::Enter).await?;
+        page.find(&current("connect_stripe")).await?;
+        page.js("document.getElementById('composer-input').blur(); document.querySelector('.log').focus()", vec![]).await?;
+        page.tab_to(
+            &format!("{} [data-action=connect]", current("connect_stripe")),
+            10,
+        )
+        .await?;
+        page.keys(&Key::Enter).await?;
+        page.find(&current("choose_account")).await?;
+        page.tab_to(
+            &format!("{} [data-action=create]", current("choose_account")),
+            10,
+        )
+        .await?;
+        page.keys(&Key::Enter).await?;
+        page.find(&current("register")).await?;
+        // A form by keyboard: the required fields missing are named at each field.
+        page.tab_to(&format!("{} [name=legal_name]", current("register")), 10)
+            .await?;
+        page.keys(&Key::Enter).await?;
+        page.find(&format!(
+            "{} .field-error:not([hidden])",
+            current("register")
+        ))
+        .await?;
+        page.assert_accessible("the chat with a form and errors")
+            .await?;
+        // The message list is a log, made live only once the stored transcript is in, so a
+        // screen reader announces new messages, not the history again.
+        page.client.refresh().await?;
+        page.find(&current("register")).await?;
+        let log = page
+            .until(
+                "the log is live",
+                "const l = document.querySelector('.log'); return l.getAttribute('role') === 'log' && l.getAttribute('aria-live') === 'polite' && l.getAttribute('aria-relevant')",
+            )
+            .await?;
+        ensure!(log == json!("additions"), "aria-relevant: {log}");
+        // The sidebar's + menu by keyboard: Enter opens it on its item, Escape closes it.
+        page.js("document.querySelector('.brand').focus()", vec![])
+            .await?;
+        page.tab_to("#plus", 10).await?;
+        page.keys(&Key::Enter).await?;
+        page.until(
+            "the menu's item has focus",
+            "return document.activeElement.dataset.item === 'connect_stripe'",
+        )
+        .await?;
+        page.keys(&Key::Escape).await?;
+        page.until(
+            "the menu is closed",
+            "return document.getElementById('plus-menu').hidden && document.activeElement.id === 'plus'",
+        )
+        .await?;
+        // The Integrations panel by keyboard (top right).
+        page.js(
+            "document.getElementById('integrations-link').focus()",
+            vec![],
+        )
+        .await?;
+        page.keys(&Key::Enter).await?;
+        page.find_text(".integration", "Stripe").await?;
+        page.assert_accessible("the Integrations panel").await?;
+
+        // Phone width: the same screens, no sideways scrolling, the menu opens the sidebar.
+        let phone = j.open_browser(PHONE).await?;
+        let p = &j.pages[phone];
+        sign_in_with_token_phone(p, &url, &token).await?;
+        p.click(".tiles a").await?;
+        p.find("#composer-input").await?;
+        // The conversation so far (the form the laptop left open), then a question.
+        p.find(&current("register")).await?;
+        say(p, "what is test mode?").await?;
+        p.find_text(".log .msg.bot", "Test mode").await?;
+        let wide = p
+            .js(
+                "return document.documentElement.scrollWidth <= window.innerWidth",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            wide == json!(true),
+            "the chat scrolls sideways at phone width"
+        );
+        p.find_text("#mode-badge", "TEST").await?;
+        p.assert_accessible("the chat at phone width").await?;
+        j.shot(phone, "phone-chat").await?;
+        p.click(".menu-btn").await?;
+        p.find("aside.sidebar [data-nav=orders]").await?;
+        p.until(
+            "the sidebar has slid in",
+            "return document.getElementById('sidebar').getBoundingClientRect().left === 0",
+        )
+        .await?;
+        j.shot(phone, "phone-menu").await?;
+        p.click("aside.sidebar [data-nav=orders]").await?;
+        p.find_text(".empty-state", "No orders yet").await?;
+        let wide = p
+            .js(
+                "return document.documentElement.scrollWidth <= window.innerWidth",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            wide == json!(true),
+            "the orders page scrolls sideways at phone width"
+        );
+        Ok(())
+    })
+}
+
+async fn sign_in_with_token_phone(p: &Page, url: &str, token: &str) -> anyhow::Result<()> {
+    p.goto(&format!("{url}/")).await?;
+    p.fill("#token", token).await?;
+    p.click("form.signin-form button[type=submit]").await?;
+    p.find(".tiles a").await?;
+    Ok(())
+}
+
+fn without_backend(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let url = j.world.url();
+        sign_in_with_token(j.page(), &url, j.world.token()).await?;
+        create_project(j.page(), "Landing page", false).await?;
+        let page = j.page();
+        page.find_text(".callout", "Payments are unavailable")
+            .await?;
+        page.find_text(".callout", "only be chosen when a project is created")
+            .await?;
+        // The + menu's Connect says why too.
+        page.click("#plus").await?;
+        page.click("[data-item=connect_stripe]").await?;
+        page.find_text(".menu-note", "backend").await?;
+        // So does the chat.
+        page.keys(&Key::Escape).await?;
+        say(page, "I want to add payments").await?;
+        page.find("article.card[data-kind=backend_required]")
+            .await?;
+        page.assert_accessible("a project without the backend")
+            .await?;
+        // The check itself can fail: a button with no name is a critical violation.
+        page.js(
+            "document.querySelector('.callout').append(document.createElement('button'))",
+            vec![],
+        )
+        .await?;
+        let caught = page
+            .assert_accessible("a page with a nameless button")
+            .await;
+        ensure!(
+            caught
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("button-name")),
+            "axe-core did not report a nameless button: {caught:?}"
+        );
+        page.js(
+            "document.querySelector('.callout > button:last-child').remove()",
+            vec![],
+        )
+        .await?;
+        let v: Value = page
+            .js(
+                "return document.querySelector('.callout a').getAttribute('href')",
+                vec![],
+            )
+            .await?;
+        ensure!(v == json!("#/new"), "how to start a backend project: {v}");
+        Ok(())
+    })
+}
+
+fn restricted_then_rejected(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let url = j.world.url();
+        sign_in_with_token(j.page(), &url, j.world.token()).await?;
+        create_project(j.page(), "Dorothy's studio", true).await?;
+        connect_with(j, "more_info", false).await?;
+        let page = j.page();
+        page.find(&current("account_status")).await?;
+        // Integrations: restricted, what Stripe needs, Fix now.
+        page.click("#integrations-link").await?;
+        page.find_text(".integration [data-state=restricted]", "Restricted")
+            .await?;
+        page.find(".integration ul.needs li").await?;
+        page.assert_accessible("a restricted account").await?;
+        j.shot(0, "integrations-restricted").await?;
+        let page = j.page();
+        page.click_text(".integration", "Fix now").await?;
+        // Fix now leads to the chat's step: the account's state with its fix.
+        page.until(
+            "the chat opens",
+            "return /^#\\/p\\/[^/]+$/.test(location.hash)",
+        )
+        .await?;
+        act(page, "account_status", "fix").await?;
+        page.find(&format!("{} [data-action=open]", current("onboarding")))
+            .await?;
+        let app = open_link(page, "onboarding", "open").await?;
+        page.find("input[name=outcome]").await?;
+        page.click("input[name=outcome][value=rejected]").await?;
+        page.click("form button[type=submit].primary").await?;
+        page.find_text("body", "Stripe").await?;
+        back_to(page, app).await?;
+        page.find_text("article.card[data-kind=account_status]", "ejected")
+            .await?;
+        // Integrations: rejected, with the reason in plain words.
+        page.click("#integrations-link").await?;
+        page.find_text(".integration [data-state=rejected]", "Rejected")
+            .await?;
+        page.find_text(".integration", "Why:").await?;
+        Ok(())
+    })
+}

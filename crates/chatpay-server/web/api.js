@@ -1,0 +1,55 @@
+// The HTTP API, as any client uses it: `Authorization: Bearer <api token>`, JSON bodies, errors
+// as {"code", "message"}. The token lives in this tab's sessionStorage only: never in a URL, a
+// cookie or a log.
+
+const KEY = 'chatpay.token';
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export const session = {
+  get token() {
+    return sessionStorage.getItem(KEY);
+  },
+  set token(value) {
+    if (value) sessionStorage.setItem(KEY, value);
+    else sessionStorage.removeItem(KEY);
+  },
+};
+
+/** Calls the API; resolves to the parsed body, rejects with an ApiError. */
+export async function api(method, path, body, headers = {}) {
+  const init = { method, headers: { ...headers } };
+  if (session.token) init.headers.authorization = `Bearer ${session.token}`;
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', 'chatpay is not reachable. Check that the server is running, then try again.');
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    throw new ApiError(res.status, data?.code || 'http_' + res.status, data?.message || `The server answered ${res.status}.`);
+  }
+  return data;
+}
+
+/** A fresh idempotency key, so a retried request acts once. */
+export function idempotencyKey() {
+  return crypto.randomUUID();
+}

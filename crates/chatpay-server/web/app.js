@@ -1,0 +1,323 @@
+// The shell: sign-in, the project sidebar, the top bar (mode badge, connection state,
+// Integrations), and the hash routes. Routes are fragments (#/p/prj_…/orders) so the server
+// serves one page and no route ever carries a secret.
+
+import { h, mount } from './dom.js';
+import { api, session, ApiError } from './api.js';
+import { ChatSocket } from './socket.js';
+import { ChatView } from './chat.js';
+import * as views from './views.js';
+
+const root = document.getElementById('app');
+const state = {
+  projects: [],
+  project: null, // the open project
+  socket: null,
+  chat: null,
+  mode: null,
+  connection: 'connecting',
+  route: null,
+};
+
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+// ---------- sign-in ----------
+
+async function signInWithCode(code) {
+  // Out of the address bar and the history before anything else.
+  history.replaceState(null, '', location.pathname);
+  try {
+    const out = await api('POST', '/v1/signin', { code });
+    session.token = out.token;
+    return null;
+  } catch (e) {
+    return e.message;
+  }
+}
+
+async function checkToken(token) {
+  session.token = token;
+  try {
+    state.projects = (await api('GET', '/v1/projects')).data;
+    return null;
+  } catch (e) {
+    session.token = null;
+    if (e instanceof ApiError && e.status === 401) {
+      return 'That API token was not accepted: it is wrong, or it has been revoked. Check it, or create a new one with `chatpay token create --name NAME`.';
+    }
+    return e.message;
+  }
+}
+
+function signInPage(message) {
+  teardown();
+  const input = h('input#token', { type: 'password', name: 'token', autocomplete: 'off', spellcheck: 'false', placeholder: 'cpk_…', 'aria-describedby': 'token-help token-error', 'aria-invalid': message ? 'true' : null });
+  const err = h('p.field-error#token-error', { hidden: !message }, message || '');
+  const submit = h('button.btn.primary.wide', { type: 'submit' }, 'Sign in');
+  const form = h('form.signin-form', { novalidate: true },
+    h('div.field', h('label', { for: 'token' }, 'API token'), input,
+      h('p.field-help#token-help', 'Run ', h('code', 'chatpay token create --name me'), ' and paste what it prints. A fresh server prints a one-time sign-in link instead.'),
+      err),
+    submit);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const token = input.value.trim();
+    if (!token) {
+      err.textContent = 'Paste your API token first.';
+      err.hidden = false;
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      return;
+    }
+    submit.disabled = true;
+    submit.setAttribute('aria-busy', 'true');
+    const problem = await checkToken(token);
+    if (problem) signInPage(problem);
+    else go('#/');
+  });
+  mount(root, h('main#main.signin', { tabindex: '-1' },
+    h('div.signin-card',
+      h('div.brand.big', h('img', { src: views.asset('icon.svg'), alt: '', width: 36, height: 36 }), h('span', 'chatpay')),
+      h('h1', 'Sign in'),
+      h('p.muted', 'Add payments to your app by chatting. Your session stays in this browser tab.'),
+      form)));
+  root.className = 'signed-out';
+  input.focus();
+}
+
+function signOut() {
+  session.token = null;
+  teardown();
+  signInPage();
+}
+
+// ---------- the project and its socket ----------
+
+function teardown() {
+  state.socket?.stop();
+  state.socket = null;
+  state.chat = null;
+  state.project = null;
+}
+
+function openProject(project) {
+  if (state.project?.id === project.id && state.socket) {
+    state.project = project;
+    return;
+  }
+  teardown();
+  state.project = project;
+  state.mode = project.mode;
+  state.connection = 'connecting';
+  const socket = new ChatSocket(project.id, session.token);
+  state.socket = socket;
+  state.chat = new ChatView({
+    project,
+    socket,
+    orderHref: (n) => `#/p/${project.id}/orders/${n}`,
+    onFlow: (f, backlog) => {
+      if (!backlog) views.flowChanged(f);
+    },
+  });
+  socket.addEventListener('state', (ev) => {
+    const { state: s, welcome, error } = ev.detail;
+    if (s === 'refused') {
+      // Refused at hello: the token no longer works (revoked), or the project is not this
+      // token's any more. The API tells which.
+      api('GET', '/v1/projects').then(
+        () => {
+          const conn = document.getElementById('conn');
+          if (conn) conn.textContent = `Not connected: ${error?.message || 'refused'}`;
+        },
+        (e) => {
+          if (e instanceof ApiError && e.status === 401) {
+            session.token = null;
+            signInPage('Your API token is no longer accepted (it may have been revoked). Sign in again.');
+          }
+        },
+      );
+    }
+    if (welcome) state.mode = welcome.mode;
+    state.connection = s;
+    renderStatus();
+  });
+  socket.start();
+}
+
+function renderStatus() {
+  const badge = document.getElementById('mode-badge');
+  if (badge) {
+    const live = state.mode === 'live';
+    badge.textContent = live ? 'LIVE' : 'TEST';
+    badge.className = `mode ${live ? 'live' : 'test'}`;
+    badge.title = live ? 'Live mode: real money moves' : 'Test mode: no real money moves';
+  }
+  const conn = document.getElementById('conn');
+  if (conn) {
+    const s = state.connection;
+    const text = { open: 'Connected', connecting: 'Connecting…', reconnecting: 'Reconnecting…', refused: 'Not connected' }[s] || s;
+    conn.textContent = text;
+    conn.className = `conn ${s}`;
+    // Only a project's page has a connection to show.
+    conn.hidden = !state.socket || s === 'open';
+  }
+}
+
+// ---------- layout ----------
+
+function sidebar(current, section) {
+  const list = h('ul.projects', state.projects.map((p) =>
+    h('li', h('a', { href: `#/p/${p.id}`, 'aria-current': current?.id === p.id ? 'page' : null },
+      h('span.dot', { class: p.backend ? 'on' : 'off', 'aria-hidden': 'true' }), h('span.pname', p.name),
+      p.backend ? null : h('span.sr-only', ' (no backend)')))));
+  let nav = null;
+  if (current) {
+    const plus = h('button.icon-btn#plus', { type: 'button', 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'aria-controls': 'plus-menu', title: 'Add to this project' }, h('span', { 'aria-hidden': 'true' }, '+'), h('span.sr-only', 'Add to this project'));
+    const menu = views.plusMenu(current, plus, go);
+    const item = (id, label, href) => h('li', h('a', { href, 'aria-current': section === id ? 'page' : null, dataset: { nav: id } }, label));
+    nav = h('nav.project-nav', { 'aria-label': current.name },
+      h('div.nav-head', h('span.nav-title', current.name), h('div.plus-wrap', plus, menu)),
+      h('ul',
+        item('chat', 'Chat', `#/p/${current.id}`),
+        item('orders', 'Orders', `#/p/${current.id}/orders`),
+        item('catalog', 'Product catalog', `#/p/${current.id}/settings/stripe`),
+        item('integrations', 'Integrations', `#/p/${current.id}/integrations`)));
+  }
+  return h('aside.sidebar#sidebar', { 'aria-label': 'Projects' },
+    h('a.brand', { href: '#/' }, h('img', { src: views.asset('icon.svg'), alt: '', width: 24, height: 24 }), h('span', 'chatpay')),
+    nav,
+    h('div.side-section',
+      h('div.side-head', h('h2', 'Projects'), h('a.small-link', { href: '#/new' }, 'New')),
+      state.projects.length ? list : h('p.muted.small', 'No projects yet.')),
+    h('div.side-foot', h('button.link-btn', { type: 'button', onclick: signOut }, 'Sign out')));
+}
+
+function topbar(project, title) {
+  const menuBtn = h('button.icon-btn.menu-btn', { type: 'button', 'aria-controls': 'sidebar', 'aria-expanded': 'false', onclick: (ev) => {
+    const open = root.classList.toggle('nav-open');
+    ev.currentTarget.setAttribute('aria-expanded', String(open));
+  } }, h('span', { 'aria-hidden': 'true' }, '☰'), h('span.sr-only', 'Menu'));
+  return h('header.topbar',
+    menuBtn,
+    h('div.top-title', h('h1', title), project && !project.backend ? h('span.pill.muted-pill', 'No backend') : null),
+    h('span#conn.conn', { role: 'status', hidden: true }),
+    h('div.top-right',
+      project ? h('span#mode-badge.mode.test', 'TEST') : null,
+      project ? h('a.btn.secondary.small#integrations-link', { href: `#/p/${project.id}/integrations` }, 'Integrations') : null));
+}
+
+function layout(project, section, title, content) {
+  root.className = 'signed-in';
+  const main = h('main#main', { tabindex: '-1' }, content);
+  mount(root, sidebar(project, section), h('div.column', topbar(project, title), main));
+  renderStatus();
+  return main;
+}
+
+// ---------- routes ----------
+
+async function route() {
+  // A sign-in link opened in a tab that already has the page (only the fragment changed).
+  if (/^#signin=/.test(location.hash)) return start();
+  if (!session.token) return signInPage();
+  root.classList.remove('nav-open');
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
+  try {
+    if (parts[0] === 'new') {
+      teardown();
+      layout(null, null, 'New project', views.newProject({ go, refresh: loadProjects }));
+      return focusMain();
+    }
+    if (parts[0] !== 'p' || !parts[1]) {
+      teardown();
+      await loadProjects();
+      layout(null, null, 'Projects', views.projectList(state.projects));
+      return focusMain();
+    }
+    const id = parts[1];
+    let project = state.projects.find((p) => p.id === id);
+    if (!project) {
+      await loadProjects();
+      project = state.projects.find((p) => p.id === id);
+    }
+    if (!project) {
+      layout(null, null, 'Not found', h('div.page', h('p', 'There is no such project for this token. '), h('a', { href: '#/' }, 'See your projects')));
+      return focusMain();
+    }
+    openProject(project);
+    const ctx = { project, go, chat: state.chat, socket: state.socket };
+    const section = parts[2] || 'chat';
+    if (section === 'chat') {
+      const main = layout(project, 'chat', project.name, views.chatPage(ctx));
+      main.classList.add('chat-main');
+      state.chat.scroll();
+      state.chat.focus();
+    } else if (section === 'integrations') {
+      layout(project, 'integrations', 'Integrations', await views.integrations(ctx));
+      focusMain();
+    } else if (section === 'settings') {
+      layout(project, 'catalog', 'Stripe details', await views.stripeDetails(ctx));
+      focusMain();
+    } else if (section === 'orders' && parts[3]) {
+      layout(project, 'orders', `Order #${parts[3]}`, await views.order(ctx, parts[3]));
+      focusMain();
+    } else if (section === 'orders') {
+      layout(project, 'orders', 'Orders', await views.orders(ctx));
+      focusMain();
+    } else {
+      go(`#/p/${id}`);
+    }
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      session.token = null;
+      return signInPage('Your API token is no longer accepted (it may have been revoked). Sign in again.');
+    }
+    layout(state.project, null, 'Something went wrong', h('div.page', h('p.error-box', { role: 'alert' }, e.message)));
+  } finally {
+    state.routedOnce = true;
+  }
+}
+
+function focusMain() {
+  if (state.routedOnce) document.getElementById('main')?.focus({ preventScroll: true });
+}
+
+async function loadProjects() {
+  state.projects = (await api('GET', '/v1/projects')).data;
+}
+
+// ---------- start ----------
+
+window.addEventListener('hashchange', route);
+document.addEventListener('click', (ev) => {
+  if (!ev.target.closest?.('.plus-wrap')) views.closeMenus();
+  // At phone width, a tap beside the open sidebar closes it.
+  if (root.classList.contains('nav-open') && !ev.target.closest?.('#sidebar, .menu-btn')) {
+    root.classList.remove('nav-open');
+    document.querySelector('.menu-btn')?.setAttribute('aria-expanded', 'false');
+  }
+});
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape') {
+    root.classList.remove('nav-open');
+    views.closeMenus();
+  }
+});
+
+async function start() {
+  const m = location.hash.match(/^#signin=([A-Za-z0-9_]+)$/);
+  if (m) {
+    const problem = await signInWithCode(m[1]);
+    if (problem) return signInPage(problem);
+  }
+  if (session.token) {
+    const problem = await checkToken(session.token);
+    if (problem) return signInPage(problem);
+  }
+  route();
+}
+
+start();

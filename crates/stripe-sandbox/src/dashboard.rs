@@ -1,0 +1,256 @@
+//! A small part of Stripe's Dashboard: a connected account's products in test mode, and a form
+//! to add one with a price (`GET`/`POST /dashboard/{account}/products`). People trying chatpay
+//! without a Stripe account make their catalog here, by clicking; the form goes through the
+//! sandbox's own API (`api::call_as`), so the same rules apply and the same events are sent.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+
+use super::api;
+use super::html::{self, escape};
+use super::state::App;
+
+const CURRENCIES: &[(&str, &str)] = &[("usd", "USD"), ("eur", "EUR"), ("gbp", "GBP")];
+const BILLING: &[(&str, &str)] = &[
+    ("one_time", "One-time"),
+    ("month", "Monthly"),
+    ("year", "Yearly"),
+];
+
+/// `GET /dashboard/{account}/products`
+pub(crate) async fn products(State(app): State<App>, Path(account): Path<String>) -> Response {
+    page(&app, &account, StatusCode::OK, None, &Entered::default())
+}
+
+/// What the form held, to show again after a refusal.
+#[derive(Default)]
+struct Entered {
+    name: String,
+    amount: String,
+    currency: String,
+    billing: String,
+}
+
+/// `POST /dashboard/{account}/products`: creates the product, then its price if an amount is
+/// given (a product without a price is allowed, as in Stripe; chatpay flags it).
+pub(crate) async fn create_product(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    body: Bytes,
+) -> Response {
+    let mut e = Entered::default();
+    for (k, v) in form_urlencoded::parse(&body) {
+        let v = v.trim().to_owned();
+        match &*k {
+            "name" => e.name = v,
+            "amount" => e.amount = v,
+            "currency" => e.currency = v,
+            "billing" => e.billing = v,
+            _ => {}
+        }
+    }
+    match create(&app, &account, &e) {
+        Ok(name) => page(
+            &app,
+            &account,
+            StatusCode::OK,
+            Some(Ok(name)),
+            &Entered::default(),
+        ),
+        Err(message) => page(
+            &app,
+            &account,
+            StatusCode::BAD_REQUEST,
+            Some(Err(message)),
+            &e,
+        ),
+    }
+}
+
+fn create(app: &App, account: &str, e: &Entered) -> Result<String, String> {
+    if e.name.is_empty() {
+        return Err("Enter the product's name.".to_owned());
+    }
+    let amount = if e.amount.is_empty() {
+        None
+    } else {
+        Some(minor_units(&e.amount).ok_or_else(|| {
+            "Enter the price like 49 or 49.00 (or leave it empty for no price).".to_owned()
+        })?)
+    };
+    let product = api::call_as(
+        app,
+        account,
+        Method::POST,
+        "/v1/products",
+        &[("name", &e.name)],
+    )
+    .map_err(|err| err.message)?;
+    if let Some(amount) = amount {
+        let id = product["id"].as_str().unwrap_or_default();
+        let amount = amount.to_string();
+        let currency = if e.currency.is_empty() {
+            "usd"
+        } else {
+            &e.currency
+        };
+        let mut form = vec![
+            ("product", id),
+            ("unit_amount", amount.as_str()),
+            ("currency", currency),
+        ];
+        if e.billing == "month" || e.billing == "year" {
+            form.push(("recurring[interval]", e.billing.as_str()));
+        }
+        api::call_as(app, account, Method::POST, "/v1/prices", &form).map_err(|err| {
+            format!(
+                "The product was created, but not its price: {}",
+                err.message
+            )
+        })?;
+    }
+    Ok(e.name.clone())
+}
+
+/// "49" or "49.5" or "49.00" in a two-decimal currency -> 4900.
+fn minor_units(text: &str) -> Option<i64> {
+    let text = text.trim_start_matches(['$', '€', '£']);
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 2
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let cents = format!("{frac:0<2}").parse::<i64>().ok()?;
+    let amount = whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(cents)?;
+    (amount > 0).then_some(amount)
+}
+
+fn price_text(p: &Value) -> String {
+    let amount = p["unit_amount"].as_i64().unwrap_or(0);
+    let currency = p["currency"].as_str().unwrap_or("").to_uppercase();
+    let every = p["recurring"]["interval"]
+        .as_str()
+        .map(|i| format!(" / {i}"))
+        .unwrap_or_default();
+    format!("{currency} {}.{:02}{every}", amount / 100, amount % 100)
+}
+
+fn page(
+    app: &App,
+    account: &str,
+    status: StatusCode,
+    outcome: Option<Result<String, String>>,
+    e: &Entered,
+) -> Response {
+    let products = api::call_as(app, account, Method::GET, "/v1/products?limit=100", &[]);
+    let prices = api::call_as(app, account, Method::GET, "/v1/prices?limit=100", &[]);
+    let (products, prices) = match (products, prices) {
+        (Ok(p), Ok(q)) => (p, q),
+        (Err(err), _) | (_, Err(err)) => {
+            return html::message(
+                StatusCode::NOT_FOUND,
+                "This account can't be shown",
+                &err.message,
+            );
+        }
+    };
+    let no_prices = Vec::new();
+    let prices = prices["data"].as_array().unwrap_or(&no_prices);
+    let rows: String = products["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let id = p["id"].as_str().unwrap_or_default();
+            let shown: Vec<String> = prices
+                .iter()
+                .filter(|q| q["product"] == id && q["active"] == true)
+                .map(price_text)
+                .collect();
+            let shown = if shown.is_empty() {
+                "<span class=\"muted\">No price</span>".to_owned()
+            } else {
+                escape(&shown.join(", "))
+            };
+            let state = if p["active"] == true {
+                "Active"
+            } else {
+                "Archived"
+            };
+            format!(
+                "<tr><td>{}</td><td>{shown}</td><td>{state}</td></tr>",
+                escape(p["name"].as_str().unwrap_or_default())
+            )
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        "<p class=\"muted\">No products yet.</p>".to_owned()
+    } else {
+        format!(
+            "<table class=\"list\"><thead><tr><th>Product</th><th>Price</th><th>Status</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    };
+    let notice = match &outcome {
+        Some(Ok(name)) => format!(
+            "<div class=\"ok\" role=\"status\">Added {}. Sync the catalog in chatpay to sell it.</div>",
+            escape(name)
+        ),
+        Some(Err(message)) => format!(
+            "<div class=\"errors\" role=\"alert\">{}</div>",
+            escape(message)
+        ),
+        None => String::new(),
+    };
+    let options = |list: &[(&str, &str)], chosen: &str| -> String {
+        list.iter()
+            .map(|(v, label)| {
+                let selected = if *v == chosen { " selected" } else { "" };
+                format!("<option value=\"{v}\"{selected}>{label}</option>")
+            })
+            .collect()
+    };
+    let body = format!(
+        r#"<style>table.list{{width:100%;border-collapse:collapse}}table.list th{{text-align:left;font-size:12px;color:#697386;text-transform:uppercase;letter-spacing:.04em;padding:8px 0;border-bottom:1px solid #e3e8ee}}table.list td{{padding:10px 0;border-bottom:1px solid #e3e8ee}}.ok{{background:#e6f6ec;border:1px solid #b7e4c7;color:#0a6b40;border-radius:6px;padding:10px 14px;margin-bottom:16px}}.muted{{color:#697386}}</style>
+<div class="card"><h1>Products</h1><p class="muted">{account} <span class="test">TEST DATA</span> What this account sells.</p>{table}</div>
+{notice}
+<form method="post" class="card" id="add-product">
+<h2>Add a product</h2>
+<label for="name">Name</label><input type="text" id="name" name="name" required value="{name}">
+<div class="row"><div><label for="amount">Price (leave empty for none)</label><input type="text" id="amount" name="amount" inputmode="decimal" placeholder="49.00" value="{amount}"></div>
+<div><label for="currency">Currency</label><select id="currency" name="currency">{currencies}</select></div></div>
+<label for="billing">Billing</label><select id="billing" name="billing">{billing}</select>
+<p><button class="primary" type="submit">Add product</button></p>
+</form>"#,
+        account = escape(account),
+        name = escape(&e.name),
+        amount = escape(&e.amount),
+        currencies = options(CURRENCIES, &e.currency),
+        billing = options(BILLING, &e.billing),
+    );
+    html::respond(status, "Products", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minor_units;
+
+    #[test]
+    fn prices_are_read_in_minor_units() {
+        assert_eq!(minor_units("49"), Some(4900));
+        assert_eq!(minor_units("49.5"), Some(4950));
+        assert_eq!(minor_units("$49.05"), Some(4905));
+        for bad in ["", "0", "4.999", "a", "-3", "1.2.3", ".5"] {
+            assert_eq!(minor_units(bad), None, "{bad:?}");
+        }
+    }
+}
