@@ -450,6 +450,168 @@ pub fn entitlements(
     out
 }
 
+/// Why a customer's access changed, as the builder's app hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessReason {
+    /// A subscription started, paid.
+    SubscriptionStarted,
+    /// A subscription started with a free trial.
+    TrialStarted,
+    /// An unpaid or paused subscription is active again.
+    SubscriptionRecovered,
+    /// The subscription was canceled (now, at its period's end, or after failed retries).
+    SubscriptionCanceled,
+    /// The retries of a failed renewal ran out: the subscription is unpaid.
+    SubscriptionUnpaid,
+    SubscriptionPaused,
+    /// A one-time purchase was paid.
+    OrderPaid,
+    /// A one-time purchase was wholly refunded.
+    OrderRefunded,
+}
+
+impl AccessReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessReason::SubscriptionStarted => "subscription_started",
+            AccessReason::TrialStarted => "trial_started",
+            AccessReason::SubscriptionRecovered => "subscription_recovered",
+            AccessReason::SubscriptionCanceled => "subscription_canceled",
+            AccessReason::SubscriptionUnpaid => "subscription_unpaid",
+            AccessReason::SubscriptionPaused => "subscription_paused",
+            AccessReason::OrderPaid => "order_paid",
+            AccessReason::OrderRefunded => "order_refunded",
+        }
+    }
+}
+
+/// A product a customer gained or lost access to (chatpay's `entitlement.granted` and
+/// `entitlement.revoked` events to the builder's app), from the same transition that tells the
+/// builder in the chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessChange {
+    pub granted: bool,
+    pub reason: AccessReason,
+    pub customer_email: Option<String>,
+    pub product: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub grant: Grant,
+    /// Unix seconds.
+    pub since: i64,
+    /// Unix seconds: until when access holds (granted: the trial's or the period's end, `None`
+    /// for a one-time purchase; revoked: when it ended).
+    pub until: Option<i64>,
+}
+
+impl AccessChange {
+    /// `entitlement.granted` or `entitlement.revoked`.
+    pub fn event_type(&self) -> &'static str {
+        if self.granted {
+            "entitlement.granted"
+        } else {
+            "entitlement.revoked"
+        }
+    }
+}
+
+/// Whether a subscription in `status` grants access (past due: for the grace period, which
+/// [`entitlements`] applies).
+fn grants(status: SubscriptionStatus) -> bool {
+    matches!(
+        status,
+        SubscriptionStatus::Active | SubscriptionStatus::Trialing | SubscriptionStatus::PastDue
+    )
+}
+
+/// Who gained or lost access between two reads of a subscription (`before` is `None` for the
+/// first read), one change per product, at `now` (Unix seconds).
+pub fn subscription_access(
+    before: Option<&Subscription>,
+    after: &Subscription,
+    now: i64,
+) -> Vec<AccessChange> {
+    use SubscriptionStatus as S;
+    let was = before.is_some_and(|b| grants(b.status));
+    let is = grants(after.status);
+    let (granted, reason, until) = match (was, is) {
+        (false, true) => {
+            let reason = match (before.map(|b| b.status), after.status) {
+                (None | Some(S::Incomplete), S::Trialing) => AccessReason::TrialStarted,
+                (None | Some(S::Incomplete), _) => AccessReason::SubscriptionStarted,
+                _ => AccessReason::SubscriptionRecovered,
+            };
+            let until = match after.status {
+                S::Trialing => after.trial_end.or(after.current_period_end()),
+                _ => after.current_period_end(),
+            };
+            (true, reason, until)
+        }
+        (true, false) => {
+            let reason = match after.status {
+                S::Unpaid => AccessReason::SubscriptionUnpaid,
+                S::Paused => AccessReason::SubscriptionPaused,
+                _ => AccessReason::SubscriptionCanceled,
+            };
+            (false, reason, Some(after.ended_at.unwrap_or(now)))
+        }
+        _ => return Vec::new(),
+    };
+    after
+        .items
+        .iter()
+        .map(|item| AccessChange {
+            granted,
+            reason,
+            customer_email: after.customer_email.clone(),
+            product: item.product.clone(),
+            name: item.label(),
+            grant: Grant::Subscription {
+                subscription: after.id.clone(),
+                status: after.status,
+            },
+            since: after.created,
+            until,
+        })
+        .collect()
+}
+
+/// Who gained or lost access between two versions of a one-time order (a subscription's
+/// checkout order grants nothing itself: its subscription does), at `now` (Unix seconds).
+pub fn order_access(before: &Order, after: &Order, now: i64) -> Vec<AccessChange> {
+    let grants = |o: &Order| matches!(o.status, OrderStatus::Paid | OrderStatus::PartiallyRefunded);
+    if after.subscription.is_some() || grants(before) == grants(after) {
+        return Vec::new();
+    }
+    let granted = grants(after);
+    // Losing access takes a whole refund (an expired or failed checkout never granted any).
+    if !granted && after.status != OrderStatus::Refunded {
+        return Vec::new();
+    }
+    let since = after.paid_at.map_or(after.created_at, |p| p) / 1000;
+    after
+        .lines
+        .iter()
+        .map(|line| AccessChange {
+            granted,
+            reason: if granted {
+                AccessReason::OrderPaid
+            } else {
+                AccessReason::OrderRefunded
+            },
+            customer_email: after.customer_email.clone(),
+            product: line.product.clone(),
+            name: line.name.clone(),
+            grant: Grant::Order {
+                order: after.number,
+            },
+            since,
+            until: (!granted).then_some(now),
+        })
+        .collect()
+}
+
 /// What to do to a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -762,6 +924,81 @@ mod tests {
         let ended = sub(SubscriptionStatus::Canceled);
         assert_eq!(changes(Some(&ending), &ended), [N::Ended]);
         assert_eq!(changes(Some(&ended), &ended), []);
+    }
+
+    #[test]
+    fn access_changes_follow_what_grants_access() {
+        let reasons = |v: Vec<AccessChange>| {
+            v.into_iter()
+                .map(|c| (c.granted, c.reason, c.product))
+                .collect::<Vec<_>>()
+        };
+        let active = sub(SubscriptionStatus::Active);
+        assert_eq!(
+            reasons(subscription_access(None, &active, NOW)),
+            [(
+                true,
+                AccessReason::SubscriptionStarted,
+                "prod_pro".to_owned()
+            )]
+        );
+        assert!(subscription_access(Some(&active), &active, NOW).is_empty());
+        let mut trial = sub(SubscriptionStatus::Trialing);
+        trial.trial_end = Some(NOW + 5 * DAY);
+        let started = subscription_access(None, &trial, NOW);
+        assert_eq!(
+            (started[0].reason, started[0].until),
+            (AccessReason::TrialStarted, Some(NOW + 5 * DAY))
+        );
+        // Converting, failing a renewal (grace) and recovering change nothing.
+        assert!(subscription_access(Some(&trial), &active, NOW).is_empty());
+        let past_due = sub(SubscriptionStatus::PastDue);
+        assert!(subscription_access(Some(&active), &past_due, NOW).is_empty());
+        let unpaid = sub(SubscriptionStatus::Unpaid);
+        assert_eq!(
+            reasons(subscription_access(Some(&past_due), &unpaid, NOW)),
+            [(
+                false,
+                AccessReason::SubscriptionUnpaid,
+                "prod_pro".to_owned()
+            )]
+        );
+        assert_eq!(
+            reasons(subscription_access(Some(&unpaid), &active, NOW)),
+            [(
+                true,
+                AccessReason::SubscriptionRecovered,
+                "prod_pro".to_owned()
+            )]
+        );
+        let mut ended = sub(SubscriptionStatus::Canceled);
+        ended.ended_at = Some(NOW - 1);
+        let revoked = subscription_access(Some(&active), &ended, NOW);
+        assert_eq!(
+            (revoked[0].reason, revoked[0].until),
+            (AccessReason::SubscriptionCanceled, Some(NOW - 1))
+        );
+        assert!(subscription_access(Some(&ended), &ended, NOW).is_empty());
+        assert!(subscription_access(None, &ended, NOW).is_empty());
+
+        let open = order(OrderStatus::Open);
+        let paid = order(OrderStatus::Paid);
+        assert_eq!(
+            reasons(order_access(&open, &paid, NOW)),
+            [(true, AccessReason::OrderPaid, "prod_book".to_owned())]
+        );
+        let partly = order(OrderStatus::PartiallyRefunded);
+        assert!(order_access(&paid, &partly, NOW).is_empty());
+        let refunded = order(OrderStatus::Refunded);
+        let revoked = order_access(&partly, &refunded, NOW);
+        assert_eq!(
+            (revoked[0].reason, revoked[0].until),
+            (AccessReason::OrderRefunded, Some(NOW))
+        );
+        assert!(order_access(&open, &order(OrderStatus::Expired), NOW).is_empty());
+        let mut sub_order = paid.clone();
+        sub_order.subscription = Some("sub_1".into());
+        assert!(order_access(&open, &sub_order, NOW).is_empty());
     }
 
     #[test]

@@ -136,6 +136,10 @@ impl Application {
                 Err(e) => tracing::error!(error = %e, "could not apply pending webhook events"),
             }
         });
+        // chatpay's own webhooks to builders' apps, including those left undelivered last time.
+        let engine = self.state.engine.clone();
+        let stopping = self.state.shutdown.clone();
+        let deliverer = tokio::spawn(async move { engine.deliver_app_events(stopping).await });
         tracing::info!(address = %self.address, "chatpay listening");
         let shutdown = self.shutdown;
         let app = router(self.state);
@@ -155,6 +159,7 @@ impl Application {
             let _ = shutdown.send(true);
         })
         .await?;
+        let _ = deliverer.await;
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;
         }

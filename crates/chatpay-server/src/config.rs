@@ -103,6 +103,13 @@ pub struct ChatConfig {
     /// Days a past-due subscription keeps its access (entitlements) after its first failed
     /// renewal payment.
     pub grace_days: i64,
+    /// App webhooks: the wait after a first failed delivery (each failure doubles it, with
+    /// jitter), how long an event is retried (hours), and how long one attempt may take.
+    #[serde(with = "secs")]
+    pub app_webhook_first_retry: Duration,
+    pub app_webhook_give_up_hours: u64,
+    #[serde(with = "secs")]
+    pub app_webhook_timeout: Duration,
 }
 
 impl Default for ChatConfig {
@@ -116,6 +123,9 @@ impl Default for ChatConfig {
             stripe_live_requests_per_second: 95.0,
             application_fee_bps: 0,
             grace_days: chatpay_core::billing::DEFAULT_GRACE_DAYS,
+            app_webhook_first_retry: Duration::from_secs(60),
+            app_webhook_give_up_hours: 72,
+            app_webhook_timeout: Duration::from_secs(10),
         }
     }
 }

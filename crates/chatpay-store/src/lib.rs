@@ -271,6 +271,60 @@ pub enum ExtraWrite {
     PutSubscription(SubscriptionUpdate),
     /// The project takes payments in `mode` from this turn on (the go-live switch, or back).
     SetProjectMode { project_id: ProjectId, mode: Mode },
+    /// An event for the builder's app, into the outbox; written only if the project has an app
+    /// webhook endpoint when the turn commits (nobody to tell otherwise).
+    EnqueueAppEvent(NewAppEvent),
+}
+
+/// An event a turn puts in the outbox for the project's app webhook endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAppEvent {
+    /// `evt_cp_…`.
+    pub id: String,
+    pub project_id: ProjectId,
+    /// `entitlement.granted`, `entitlement.revoked`.
+    pub event_type: String,
+    /// The exact JSON body every attempt sends.
+    pub payload: String,
+    /// Order within the project (increasing): events are delivered oldest first.
+    pub seq: i64,
+    /// Milliseconds; also when the first attempt is due.
+    pub created_at: i64,
+}
+
+/// A project's app webhook endpoint: where its events go and the secret that signs them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppWebhook {
+    pub project_id: ProjectId,
+    pub url: String,
+    /// `whsec_…`: signs every delivery (`Chatpay-Signature`).
+    pub secret: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An outbox row as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppEventRecord {
+    pub id: String,
+    pub project_id: ProjectId,
+    pub event_type: String,
+    pub payload: String,
+    pub seq: i64,
+    pub created_at: i64,
+    pub attempts: i64,
+    /// `None` once delivered or given up.
+    pub next_attempt_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// An event due for delivery, with where it goes and the secret to sign it with now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueAppEvent {
+    pub event: AppEventRecord,
+    pub url: String,
+    pub secret: String,
 }
 
 /// A subscription's change, computed from version `expected_version` (0: not stored yet).
@@ -497,6 +551,29 @@ pub trait Store: Send + Sync + 'static {
     async fn publishable_key_by_key(&self, key: &str) -> StoreResult<Option<PublishableKey>>;
     /// Creates the project's key, or replaces its allowed origins (the key itself stays).
     async fn put_publishable_key(&self, key: &PublishableKey) -> StoreResult<PublishableKey>;
+
+    async fn app_webhook(&self, project: &ProjectId) -> StoreResult<Option<AppWebhook>>;
+    /// Creates the project's app webhook endpoint or replaces its URL and secret.
+    async fn put_app_webhook(&self, hook: &AppWebhook) -> StoreResult<AppWebhook>;
+    /// Removes the endpoint and drops its events not yet delivered; false if there was none.
+    async fn delete_app_webhook(&self, project: &ProjectId) -> StoreResult<bool>;
+    /// Events due at `now` (ms), at most `limit`: for each project with an endpoint, only its
+    /// oldest pending event (a project's events go out in order), if it is due.
+    async fn due_app_events(&self, now: i64, limit: i64) -> StoreResult<Vec<DueAppEvent>>;
+    /// When the next event `due_app_events` would give is due (ms), if any is pending.
+    async fn next_app_event_at(&self) -> StoreResult<Option<i64>>;
+    /// An attempt answered 2xx: delivered, nothing more to send.
+    async fn app_event_delivered(&self, id: &str, now: i64) -> StoreResult<()>;
+    /// An attempt failed with `error`; the next is due at `next_attempt_at` (`None`: given up).
+    async fn app_event_failed(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+    ) -> StoreResult<()>;
+    /// The project's events, oldest first, at most `limit`.
+    async fn app_events(&self, project: &ProjectId, limit: i64)
+    -> StoreResult<Vec<AppEventRecord>>;
 
     /// Stores a new order with the next number of its project and mode (from 1001); an order
     /// with the same id already stored is returned as it is (a retried checkout).

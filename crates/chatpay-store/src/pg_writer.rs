@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::sql::{
-    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, FRAME_ROWS_PER_INSERT,
+    CONNECTED_ACCOUNT, DELETE_CONNECTION, ENQUEUE_APP_EVENT, FORGET_CATALOG, FRAME_ROWS_PER_INSERT,
     INSERT_SUBSCRIPTION, MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, Params,
     SET_PROJECT_MODE, TURNS_PER_UPDATE, UPSERT_CONNECTION, frames_insert_sql, turns_update_sql,
 };
@@ -215,6 +215,17 @@ async fn apply_extra(tx: &mut Tx, extra: &ExtraWrite, now: i64) -> StoreResult<(
             sqlx::query(SET_PROJECT_MODE)
                 .bind(project_id.as_str())
                 .bind(mode.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        ExtraWrite::EnqueueAppEvent(e) => {
+            sqlx::query(ENQUEUE_APP_EVENT)
+                .bind(&e.id)
+                .bind(e.project_id.as_str())
+                .bind(&e.event_type)
+                .bind(&e.payload)
+                .bind(e.seq)
+                .bind(e.created_at)
                 .execute(&mut **tx)
                 .await?;
         }

@@ -55,6 +55,11 @@ fn migrator() -> Migrator {
             "mode_events_by_account",
             include_str!("../migrations/0009_mode_events_by_account.sql"),
         ),
+        migration(
+            10,
+            "app_webhooks",
+            include_str!("../migrations/0010_app_webhooks.sql"),
+        ),
     ])
 }
 
@@ -184,6 +189,12 @@ pub(super) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions \
 pub(super) const PUT_SUBSCRIPTION: &str = "UPDATE subscriptions SET version = version + 1, \
      status = $3, customer_email = COALESCE($4, customer_email), data = $5, updated_at = $6 \
      WHERE id = $1 AND version = $2";
+/// Puts an event in the outbox, only if the project has an app webhook endpoint ($1 id,
+/// $2 project, $3 type, $4 payload, $5 seq, $6 time: also when the first attempt is due).
+pub(super) const ENQUEUE_APP_EVENT: &str = "INSERT INTO app_events \
+     (id, project_id, type, payload, seq, created_at, attempts, next_attempt_at) \
+     SELECT $1, project_id, $3, $4, $5, $6, 0, $6 FROM app_webhooks WHERE project_id = $2 \
+     ON CONFLICT (id) DO NOTHING";
 /// Forgets a project's catalog in a mode ($1, $2), its runs and what they staged.
 pub(super) const FORGET_CATALOG: [&str; 4] = [
     "DELETE FROM catalog_staging WHERE run_id IN \
@@ -211,7 +222,7 @@ macro_rules! sql_store {
         use crate::writer::Writer;
         use crate::{
             CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord, NewOrder, OrderFilter,
-            OrderKey, OrderRecord, ProductPut, SubscriptionFilter, SubscriptionRecord, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind,
+            OrderKey, OrderRecord, ProductPut, AppWebhook, AppEventRecord, DueAppEvent, SubscriptionFilter, SubscriptionRecord, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind,
             StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct, TurnWrite,
             WebhookEventRecord,
         };
@@ -315,6 +326,34 @@ macro_rules! sql_store {
 
         fn stored_id<T>(parse: fn(&str) -> Option<T>, s: &str) -> Result<T, StoreError> {
             parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad id {s:?} in the database")))
+        }
+
+        const APP_EVENT_COLUMNS: &str = "SELECT id, project_id, type, payload, seq, created_at, attempts, \
+             next_attempt_at, delivered_at, last_error FROM app_events";
+
+        fn app_event_row(row: &DbRow) -> StoreResult<AppEventRecord> {
+            Ok(AppEventRecord {
+                id: row.try_get("id")?,
+                project_id: stored_id(ProjectId::parse, row.try_get("project_id")?)?,
+                event_type: row.try_get("type")?,
+                payload: row.try_get("payload")?,
+                seq: row.try_get("seq")?,
+                created_at: row.try_get("created_at")?,
+                attempts: row.try_get("attempts")?,
+                next_attempt_at: row.try_get("next_attempt_at")?,
+                delivered_at: row.try_get("delivered_at")?,
+                last_error: row.try_get("last_error")?,
+            })
+        }
+
+        fn app_webhook_row(row: &DbRow) -> StoreResult<AppWebhook> {
+            Ok(AppWebhook {
+                project_id: stored_id(ProjectId::parse, row.try_get("project_id")?)?,
+                url: row.try_get("url")?,
+                secret: row.try_get("secret")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
         }
 
         fn project_row(row: &DbRow) -> StoreResult<ProjectRecord> {
@@ -772,6 +811,123 @@ macro_rules! sql_store {
                 self.publishable_key(&k.project_id)
                     .await?
                     .ok_or(StoreError::NotFound)
+            }
+
+            async fn app_webhook(&self, project: &ProjectId) -> StoreResult<Option<AppWebhook>> {
+                sqlx::query(
+                    "SELECT project_id, url, secret, created_at, updated_at FROM app_webhooks WHERE project_id = $1",
+                )
+                .bind(project.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(app_webhook_row)
+                .transpose()
+            }
+
+            async fn put_app_webhook(&self, h: &AppWebhook) -> StoreResult<AppWebhook> {
+                sqlx::query(
+                    "INSERT INTO app_webhooks (project_id, url, secret, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id) DO UPDATE SET \
+                     url = excluded.url, secret = excluded.secret, updated_at = excluded.updated_at",
+                )
+                .bind(h.project_id.as_str())
+                .bind(&h.url)
+                .bind(&h.secret)
+                .bind(h.created_at)
+                .bind(h.updated_at)
+                .execute(&self.pool)
+                .await?;
+                self.app_webhook(&h.project_id).await?.ok_or(StoreError::NotFound)
+            }
+
+            async fn delete_app_webhook(&self, project: &ProjectId) -> StoreResult<bool> {
+                let mut tx = self.pool.begin_with(BEGIN).await?;
+                sqlx::query("DELETE FROM app_events WHERE project_id = $1 AND delivered_at IS NULL")
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let gone = sqlx::query("DELETE FROM app_webhooks WHERE project_id = $1")
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(gone > 0)
+            }
+
+            async fn due_app_events(&self, now: i64, limit: i64) -> StoreResult<Vec<DueAppEvent>> {
+                let rows = sqlx::query(
+                    "SELECT e.id, e.project_id, e.type, e.payload, e.seq, e.created_at, e.attempts, \
+                     e.next_attempt_at, e.delivered_at, e.last_error, w.url, w.secret \
+                     FROM app_events e JOIN app_webhooks w ON w.project_id = e.project_id \
+                     WHERE e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM app_events f WHERE f.project_id = e.project_id \
+                     AND f.next_attempt_at IS NOT NULL AND f.seq < e.seq) \
+                     ORDER BY e.next_attempt_at, e.seq LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DueAppEvent {
+                            event: app_event_row(r)?,
+                            url: r.try_get("url")?,
+                            secret: r.try_get("secret")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn next_app_event_at(&self) -> StoreResult<Option<i64>> {
+                let row = sqlx::query(
+                    "SELECT MIN(e.next_attempt_at) AS next FROM app_events e \
+                     JOIN app_webhooks w ON w.project_id = e.project_id \
+                     WHERE e.next_attempt_at IS NOT NULL \
+                     AND NOT EXISTS (SELECT 1 FROM app_events f WHERE f.project_id = e.project_id \
+                     AND f.next_attempt_at IS NOT NULL AND f.seq < e.seq)",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row.try_get("next")?)
+            }
+
+            async fn app_event_delivered(&self, id: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE app_events SET attempts = attempts + 1, delivered_at = $2, \
+                     next_attempt_at = NULL, last_error = NULL WHERE id = $1 AND delivered_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn app_event_failed(&self, id: &str, error: &str, next_attempt_at: Option<i64>) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE app_events SET attempts = attempts + 1, last_error = $2, \
+                     next_attempt_at = $3 WHERE id = $1 AND delivered_at IS NULL",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(next_attempt_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn app_events(&self, project: &ProjectId, limit: i64) -> StoreResult<Vec<AppEventRecord>> {
+                sqlx::query(select(APP_EVENT_COLUMNS, "WHERE project_id = $1 ORDER BY seq LIMIT $2"))
+                    .bind(project.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(app_event_row)
+                    .collect()
             }
 
             async fn order_by_number(&self, project: &ProjectId, mode: Mode, number: i64) -> StoreResult<Option<OrderRecord>> {

@@ -13,7 +13,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, params};
 use tokio::sync::oneshot;
 
 use super::sql::{
-    CONNECTED_ACCOUNT, DELETE_CONNECTION, FORGET_CATALOG, INSERT_SUBSCRIPTION,
+    CONNECTED_ACCOUNT, DELETE_CONNECTION, ENQUEUE_APP_EVENT, FORGET_CATALOG, INSERT_SUBSCRIPTION,
     MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, SET_PROJECT_MODE, SQLITE_BUSY_TIMEOUT,
     SQLITE_PRAGMAS, UPSERT_CONNECTION,
 };
@@ -372,6 +372,19 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
             conn.execute(
                 &numbered(SET_PROJECT_MODE),
                 params![project_id.as_str(), mode.as_str()],
+            )?;
+        }
+        ExtraWrite::EnqueueAppEvent(e) => {
+            conn.execute(
+                &numbered(ENQUEUE_APP_EVENT),
+                params![
+                    e.id,
+                    e.project_id.as_str(),
+                    e.event_type,
+                    e.payload,
+                    e.seq,
+                    e.created_at
+                ],
             )?;
         }
     }

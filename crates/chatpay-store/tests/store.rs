@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
 use chatpay_store::{
-    ConnectionRecord, DynStore, ExtraWrite, NewOrder, OrderFilter, OrderKey, OrderUpdate,
-    ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError,
-    StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionUpdate, TurnWrite,
-    WebhookEventRecord,
+    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOrder, OrderFilter,
+    OrderKey, OrderUpdate, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase,
+    StagedKind, StoreError, StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionUpdate,
+    TurnWrite, WebhookEventRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -831,6 +831,141 @@ async fn subscriptions(store: DynStore) {
     );
 }
 
+fn app_event(p: &ProjectRecord, id: &str, seq: i64, at: i64) -> ExtraWrite {
+    ExtraWrite::EnqueueAppEvent(NewAppEvent {
+        id: id.to_owned(),
+        project_id: p.id.clone(),
+        event_type: "entitlement.granted".to_owned(),
+        payload: format!("{{\"id\":\"{id}\"}}"),
+        seq,
+        created_at: at,
+    })
+}
+
+/// The app webhook outbox: events exist only with their committed turn and only for a project
+/// with an endpoint; each project's go out oldest first; delivery and failure are recorded.
+async fn app_outbox(store: DynStore) {
+    let p = project(&store).await;
+    let other = project(&store).await;
+    let conv = store.conversation_for(&p.id).await.unwrap();
+    let t0 = 1_800_000_000_000;
+
+    // No endpoint yet: the turn commits, the event is not kept (nobody to tell).
+    let mut t = turn(&conv.id, 0, vec![frame(1, None)]);
+    t.extra.push(app_event(&p, "evt_cp_none", 1, t0));
+    store.commit_turn(t).await.unwrap();
+    assert!(store.app_events(&p.id, 10).await.unwrap().is_empty());
+    assert_eq!(store.app_webhook(&p.id).await.unwrap(), None);
+
+    let hook = AppWebhook {
+        project_id: p.id.clone(),
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: "whsec_one".into(),
+        created_at: t0,
+        updated_at: t0,
+    };
+    assert_eq!(store.put_app_webhook(&hook).await.unwrap(), hook);
+    let rotated = AppWebhook {
+        secret: "whsec_two".into(),
+        updated_at: t0 + 1,
+        ..hook.clone()
+    };
+    let stored = store.put_app_webhook(&rotated).await.unwrap();
+    assert_eq!(
+        (stored.secret.as_str(), stored.created_at),
+        ("whsec_two", t0)
+    );
+
+    // A turn that loses its race writes no event.
+    let mut lost = turn(&conv.id, 0, vec![frame(1, None)]);
+    lost.extra.push(app_event(&p, "evt_cp_lost", 2, t0));
+    assert!(matches!(
+        store.commit_turn(lost).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Two events in one turn, one in the next; another project's without an endpoint.
+    let mut t = turn(&conv.id, 1, vec![frame(2, None)]);
+    t.extra.push(app_event(&p, "evt_cp_a", 3, t0));
+    t.extra.push(app_event(&p, "evt_cp_b", 4, t0));
+    t.extra.push(app_event(&other, "evt_cp_other", 1, t0));
+    store.commit_turn(t).await.unwrap();
+    let mut t = turn(&conv.id, 2, vec![frame(3, None)]);
+    t.extra.push(app_event(&p, "evt_cp_c", 5, t0 + 10));
+    store.commit_turn(t).await.unwrap();
+    let ids =
+        |v: &[chatpay_store::AppEventRecord]| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let all = store.app_events(&p.id, 10).await.unwrap();
+    assert_eq!(ids(&all), ["evt_cp_a", "evt_cp_b", "evt_cp_c"]);
+    assert_eq!(all[0].attempts, 0);
+    assert_eq!(all[0].next_attempt_at, Some(t0));
+    assert!(store.app_events(&other.id, 10).await.unwrap().is_empty());
+
+    // Not due before its time; then only the project's oldest, signed with the current secret.
+    assert!(store.due_app_events(t0 - 1, 10).await.unwrap().is_empty());
+    assert_eq!(store.next_app_event_at().await.unwrap(), Some(t0));
+    let due = store.due_app_events(t0 + 100, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].event.id, "evt_cp_a");
+    assert_eq!(due[0].event.payload, "{\"id\":\"evt_cp_a\"}");
+    assert_eq!(
+        (due[0].url.as_str(), due[0].secret.as_str()),
+        (hook.url.as_str(), "whsec_two")
+    );
+
+    // A failure moves it later and holds the ones behind it.
+    store
+        .app_event_failed("evt_cp_a", "answered 500", Some(t0 + 1_000))
+        .await
+        .unwrap();
+    assert!(store.due_app_events(t0 + 100, 10).await.unwrap().is_empty());
+    assert_eq!(store.next_app_event_at().await.unwrap(), Some(t0 + 1_000));
+    let due = store.due_app_events(t0 + 1_000, 10).await.unwrap();
+    assert_eq!(due[0].event.attempts, 1);
+    assert_eq!(due[0].event.last_error.as_deref(), Some("answered 500"));
+    store
+        .app_event_delivered("evt_cp_a", t0 + 1_001)
+        .await
+        .unwrap();
+    // Delivered is final: a late failure report changes nothing.
+    store
+        .app_event_failed("evt_cp_a", "late", Some(t0 + 5_000))
+        .await
+        .unwrap();
+    let a = &store.app_events(&p.id, 10).await.unwrap()[0];
+    assert_eq!(
+        (a.attempts, a.delivered_at, a.next_attempt_at),
+        (2, Some(t0 + 1_001), None)
+    );
+    assert_eq!(a.last_error, None);
+
+    // Given up: no longer pending, and the next one goes.
+    let due = store.due_app_events(t0 + 2_000, 10).await.unwrap();
+    assert_eq!(ids(&[due[0].event.clone()]), ["evt_cp_b"]);
+    store
+        .app_event_failed("evt_cp_b", "gave up", None)
+        .await
+        .unwrap();
+    let due = store.due_app_events(t0 + 2_000, 10).await.unwrap();
+    assert_eq!(due[0].event.id, "evt_cp_c");
+
+    // Removing the endpoint drops what was not delivered; the delivered one stays on record.
+    assert!(store.delete_app_webhook(&p.id).await.unwrap());
+    assert!(!store.delete_app_webhook(&p.id).await.unwrap());
+    assert_eq!(store.app_webhook(&p.id).await.unwrap(), None);
+    assert!(
+        store
+            .due_app_events(t0 + 10_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_app_event_at().await.unwrap(), None);
+    assert_eq!(
+        ids(&store.app_events(&p.id, 10).await.unwrap()),
+        ["evt_cp_a"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_meets_the_store_contract() {
     let (store, _dir) = sqlite().await;
@@ -843,6 +978,8 @@ async fn sqlite_meets_the_store_contract() {
     orders(store).await;
     let (store, _dir) = sqlite().await;
     subscriptions(store).await;
+    let (store, _dir) = sqlite().await;
+    app_outbox(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -856,6 +993,7 @@ async fn postgres_meets_the_store_contract() {
     catalog(postgres().await.unwrap()).await;
     orders(postgres().await.unwrap()).await;
     subscriptions(postgres().await.unwrap()).await;
+    app_outbox(postgres().await.unwrap()).await;
 }
 
 /// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays

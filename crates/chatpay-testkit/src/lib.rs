@@ -4,6 +4,7 @@
 //!
 //! Used by the integration tests and by `chatpay replay FILE…`.
 
+mod app_receiver;
 pub mod bench;
 mod catalog_bench;
 mod client;
@@ -225,6 +226,8 @@ struct Run<'t> {
     sessions: BTreeMap<i64, String>,
     /// The project's publishable key, once an HTTP step has shown it (`{publishable_key}`).
     publishable_key: Option<String>,
+    /// The builder's app, once an `app_webhook` step started it.
+    app: Option<app_receiver::AppReceiver>,
 }
 
 pub async fn run(t: &Transcript, backend: &Backend) -> anyhow::Result<Coverage> {
@@ -263,6 +266,8 @@ impl<'t> Run<'t> {
             ..Config::default()
         };
         config.chat.turns_per_second = t.setup.rate_limit.unwrap_or(1000);
+        // App webhook retries in milliseconds, not minutes.
+        config.chat.app_webhook_first_retry = Duration::from_millis(50);
         config.stripe.secret_key = Some(Secret::new(sandbox_defaults.test_secret_key.clone()));
         config.stripe.live_secret_key = t
             .setup
@@ -295,6 +300,7 @@ impl<'t> Run<'t> {
             flow_at: BTreeMap::new(),
             sessions: BTreeMap::new(),
             publishable_key: None,
+            app: None,
         };
         run.start_server().await?;
         Ok((run, db))
@@ -531,6 +537,8 @@ impl Run<'_> {
             self.hello(who, &ws_url, h).await?;
         } else if let Some(h) = &turn.http {
             self.http_step(h).await?;
+        } else if let Some(a) = &turn.app_webhook {
+            self.app_webhook_step(a).await?;
         } else if let Some(s) = &turn.stripe {
             if s.holds_webhooks() {
                 self.sandbox.pause_deliveries(true);
@@ -538,7 +546,7 @@ impl Run<'_> {
             self.stripe_step(s).await?;
         } else if !turn.wait {
             bail!(
-                "the turn does nothing: give it say, click, raw, oversized, resend, restart, reconnect, connect, hello, http, stripe or wait"
+                "the turn does nothing: give it say, click, raw, oversized, resend, restart, reconnect, connect, hello, http, stripe, app_webhook or wait"
             );
         }
         Ok(())
@@ -810,6 +818,66 @@ impl Run<'_> {
         }
     }
 
+    async fn app_webhook_step(&mut self, a: &transcript::AppWebhookStep) -> anyhow::Result<()> {
+        if a.action == "start" {
+            let app = app_receiver::AppReceiver::start(a.fail_first.unwrap_or(0)).await?;
+            let path = format!("/v1/projects/{}/app_webhook", self.project);
+            let (status, hook) = self
+                .api(
+                    "PUT",
+                    &path,
+                    Some(&self.token),
+                    Some(&json!({ "url": app.url() })),
+                )
+                .await?;
+            let secret = hook["secret"].as_str().unwrap_or_default();
+            if status != 200 || !secret.starts_with("whsec_") {
+                bail!("PUT {path} answered {status}: {hook}");
+            }
+            app.set_secret(secret);
+            self.app = Some(app);
+            return Ok(());
+        }
+        let app = self
+            .app
+            .as_ref()
+            .ok_or_else(|| anyhow!("no app_webhook receiver: start one first"))?;
+        match a.action.as_str() {
+            "down" => app.set_down(true),
+            "up" => app.set_down(false),
+            "wait_refused" => {
+                let want = a.refused.unwrap_or(1);
+                let started = std::time::Instant::now();
+                while app.received().iter().filter(|r| r.status == 500).count() < want {
+                    if started.elapsed() > PATIENCE {
+                        bail!(
+                            "the app was not sent {want} deliveries to refuse within {PATIENCE:?}: {:?}",
+                            app.received()
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            "expect" => {
+                let started = std::time::Instant::now();
+                loop {
+                    match check_app_events(&app.received(), a) {
+                        Ok(()) => break,
+                        Err(e) if started.elapsed() < PATIENCE => {
+                            tracing::debug!(error = %e, "app events: not yet");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(e) => bail!("app webhooks after {PATIENCE:?}: {e}"),
+                    }
+                }
+            }
+            other => bail!(
+                "unknown app_webhook action {other:?}: start, down, up, wait_refused or expect"
+            ),
+        }
+        Ok(())
+    }
+
     async fn stripe_step(&mut self, s: &transcript::StripeStep) -> anyhow::Result<()> {
         stripe_steps::run(self, s).await
     }
@@ -847,6 +915,61 @@ impl Run<'_> {
 }
 
 /// Reads frames until a card of `kind` arrives.
+/// Whether the app has been sent what the step expects: every signature right, the events
+/// delivered (2xx) in order with their reasons, each once, and every refused delivery sent
+/// again with the same id and body until it was delivered.
+fn check_app_events(
+    got: &[app_receiver::Received],
+    a: &transcript::AppWebhookStep,
+) -> anyhow::Result<()> {
+    if let Some(bad) = got.iter().find(|r| r.bad_signature.is_some()) {
+        bail!("a delivery was not signed right: {bad:?}");
+    }
+    let delivered: Vec<&app_receiver::Received> = got.iter().filter(|r| r.status == 200).collect();
+    let types: Vec<&str> = delivered.iter().map(|r| r.event_type.as_str()).collect();
+    if types != a.events {
+        bail!("delivered {types:?}, expected {:?}", a.events);
+    }
+    if !a.reasons.is_empty() {
+        let reasons: Vec<String> = delivered
+            .iter()
+            .map(|r| {
+                serde_json::from_str::<Value>(&r.body).unwrap_or(Value::Null)["data"]["object"]
+                    ["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        if reasons != a.reasons {
+            bail!("delivered reasons {reasons:?}, expected {:?}", a.reasons);
+        }
+    }
+    let mut ids: Vec<&str> = delivered.iter().map(|r| r.id.as_str()).collect();
+    if ids.iter().any(|id| !id.starts_with("evt_cp_")) {
+        bail!("event ids must start with evt_cp_: {ids:?}");
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != delivered.len() {
+        bail!("an event was delivered twice: {delivered:?}");
+    }
+    let refused: Vec<&app_receiver::Received> = got.iter().filter(|r| r.status == 500).collect();
+    for r in &refused {
+        match delivered.iter().find(|d| d.id == r.id) {
+            Some(d) if d.body == r.body => {}
+            Some(d) => bail!("a retry changed the body:\n  {}\n  {}", r.body, d.body),
+            None => bail!("refused event {} was not delivered again", r.id),
+        }
+    }
+    if let Some(n) = a.refused
+        && refused.len() != n
+    {
+        bail!("{} deliveries were refused, expected {n}", refused.len());
+    }
+    Ok(())
+}
+
 /// Whether an HTTP answer is what the turn expects.
 fn check_http(h: &transcript::Http, path: &str, status: u16, answer: &Value) -> anyhow::Result<()> {
     if status != h.status {
@@ -1588,6 +1711,8 @@ fn describe(t: &Turn) -> String {
         format!("{} {}", h.method, h.path)
     } else if let Some(s) = &t.stripe {
         format!("stripe {}", s.action)
+    } else if let Some(a) = &t.app_webhook {
+        format!("app_webhook {}", a.action)
     } else {
         "wait".to_owned()
     }

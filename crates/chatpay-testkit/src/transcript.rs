@@ -104,6 +104,8 @@ pub struct Turn {
     pub http: Option<Http>,
     /// Make the Stripe sandbox do something.
     pub stripe: Option<StripeStep>,
+    /// The builder's app receiving chatpay's app webhooks (see [`AppWebhookStep`]).
+    pub app_webhook: Option<AppWebhookStep>,
     /// Only wait for the expected frames (pushed by something else).
     #[serde(default)]
     pub wait: bool,
@@ -250,6 +252,27 @@ impl StripeStep {
             "complete_onboarding" | "leave_onboarding" | "authorize_oauth" | "deny_oauth"
         ))
     }
+}
+
+/// The builder's app: a receiver of chatpay's signed app webhooks.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AppWebhookStep {
+    /// `start`: listen on 127.0.0.1:0 and register with `PUT …/app_webhook` (keeping the secret
+    /// it answers); `down` / `up`: answer 500 to every delivery, or stop doing so; `expect`:
+    /// wait until the events delivered (answered 2xx) are `events`, in order.
+    pub action: String,
+    /// For `start`: answer 500 to this many deliveries first.
+    pub fail_first: Option<u32>,
+    /// For `expect`: the types of every event delivered so far, in order.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// For `expect`: the `data.object.reason` of each, in order.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// For `expect`: how many deliveries were refused (500) in all; for `wait_refused`: wait
+    /// until at least this many were.
+    pub refused: Option<usize>,
 }
 
 /// One expected frame. Unset fields are not checked.

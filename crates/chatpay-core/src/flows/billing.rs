@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Call, CallError, CallOutput, Effect, Owner, Pending, Purpose, Turn};
 use crate::billing::{
     Balance, Payout, PayoutStatus, Subscription, SubscriptionChange, SubscriptionNews,
-    SubscriptionStatus, changes, payout_failure_in_words,
+    SubscriptionStatus, changes, payout_failure_in_words, subscription_access,
 };
 use crate::cards::{Action, Card, CardKind, Fact, Style};
 use crate::domain::Money;
@@ -462,6 +462,10 @@ impl Turn<'_, '_> {
             };
             let card = self.subscription_card(after, &title, body);
             self.show_info(card);
+        }
+        // The builder's app hears who gained or lost access, with the same turn.
+        for change in subscription_access(before, after, self.facts.now_ms / 1000) {
+            self.effects.push(Effect::Notify(change));
         }
     }
 

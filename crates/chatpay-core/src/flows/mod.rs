@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountSnapshot;
-use crate::billing::{Payout, Subscription, SubscriptionChange};
+use crate::billing::{AccessChange, Payout, Subscription, SubscriptionChange};
 use crate::cards::{Action, Card, CardKind, Fact, Field};
 use crate::catalog::{CatalogProduct, SyncReport};
 use crate::domain::{
@@ -481,6 +481,9 @@ pub enum Effect {
         id: String,
         outcome: String,
     },
+    /// Tell the builder's app (its app webhook, if it has one) that a customer's access
+    /// changed, with this turn: the event exists exactly when the turn is stored.
+    Notify(AccessChange),
 }
 
 /// Why an input was refused; becomes an `error` frame, nothing is stored.

@@ -19,6 +19,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Call, CallError, CallOutput, Effect, Owner, Pending, Purpose, Turn};
+use crate::billing::order_access;
 use crate::cards::{Action, Card, CardKind, Fact, Style};
 use crate::domain::Money;
 use crate::intents::{Intent, SlotValue, Slots};
@@ -533,6 +534,10 @@ impl Turn<'_, '_> {
             };
             self.drop_cards(|c| c.owner != Owner::Order { number: n });
             self.show(card, Owner::Order { number: n });
+        }
+        // The builder's app hears who gained or lost access, with the same turn.
+        for change in order_access(before, after, self.facts.now_ms / 1000) {
+            self.effects.push(Effect::Notify(change));
         }
     }
 

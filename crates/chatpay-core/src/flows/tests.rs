@@ -636,6 +636,7 @@ fn effect_kind(e: &Effect) -> String {
         Effect::SaveOrder { .. } => "save_order".into(),
         Effect::SaveSubscription { .. } => "save_subscription".into(),
         Effect::EventApplied { .. } => "event_applied".into(),
+        Effect::Notify(c) => format!("notify:{}", c.event_type()),
     }
 }
 

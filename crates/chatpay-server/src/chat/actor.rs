@@ -563,6 +563,7 @@ impl Actor {
         let mut connections = self.connections.clone();
         let mut connected_at = self.connected_at;
         let mut project_mode = self.project.mode;
+        let mut notify_app = false;
         let now = now_millis();
         let stored = |seq: i64, body: &Body<'_>| -> Result<StoredFrame, ChatError> {
             Ok(StoredFrame {
@@ -669,6 +670,18 @@ impl Actor {
                         outcome: outcome.clone(),
                     })
                 }
+                Effect::Notify(change) => {
+                    extra.push(ExtraWrite::EnqueueAppEvent(
+                        super::app_webhooks::outbox_row(
+                            &self.project.id,
+                            mode,
+                            change,
+                            now,
+                            self.inner.app_seq.next(now),
+                        ),
+                    ));
+                    notify_app = true;
+                }
                 Effect::Reply(_) | Effect::Card(_) | Effect::Flow { .. } => {}
             }
         }
@@ -728,6 +741,9 @@ impl Actor {
         for f in bodies {
             // No receivers is fine: the frames are stored for whoever connects.
             let _ = self.frames.send(to_out(f));
+        }
+        if notify_app {
+            self.inner.app_events.notify_one();
         }
         for (op, call) in calls {
             let mode = self.call_mode(op);

@@ -188,7 +188,10 @@ impl OrderCtx<'_> {
             let day = on - on.rem_euclid(86_400);
             // What reaches the balance: the charge's net after fees (less any refund), or the
             // paid amount if Stripe didn't say.
-            let paid = o.charge.as_ref().map_or(o.amount_total, |c| c.amount_captured);
+            let paid = o
+                .charge
+                .as_ref()
+                .map_or(o.amount_total, |c| c.amount_captured);
             let fees = o
                 .charge
                 .as_ref()

@@ -7,6 +7,7 @@
 //! parallel and share group commits. Actors load on first use and unload when idle.
 
 mod actor;
+pub mod app_webhooks;
 mod billing;
 mod bucket;
 mod catalog_sync;
@@ -169,6 +170,10 @@ pub(crate) struct Inner {
     hub: Hub,
     /// Paces catalog reads within Stripe's rate limit, per mode.
     pacers: [Arc<catalog_sync::Pacer>; 2],
+    /// Wakes the app webhook delivery task when a turn has put events in the outbox.
+    pub app_events: tokio::sync::Notify,
+    pub app_seq: app_webhooks::EventSeq,
+    pub app_webhooks: app_webhooks::RetryPolicy,
 }
 
 impl Inner {
@@ -218,6 +223,15 @@ impl Engine {
                         config.stripe_live_requests_per_second,
                     )),
                 ],
+                app_events: tokio::sync::Notify::new(),
+                app_seq: app_webhooks::EventSeq::default(),
+                app_webhooks: app_webhooks::RetryPolicy {
+                    first_retry: config.app_webhook_first_retry,
+                    give_up_after: std::time::Duration::from_secs(
+                        config.app_webhook_give_up_hours.saturating_mul(3600),
+                    ),
+                    timeout: config.app_webhook_timeout,
+                },
                 config,
                 hub: Hub::default(),
             }),

@@ -2,6 +2,7 @@
 //! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers
 //! translate HTTP to engine calls and back; decisions are the engine's.
 
+mod app_webhooks;
 mod billing;
 mod error;
 mod html;
@@ -98,6 +99,12 @@ pub fn router(state: AppState) -> Router {
             post(billing::resume),
         )
         .route("/v1/projects/{id}/entitlements", get(billing::entitlements))
+        .route(
+            "/v1/projects/{id}/app_webhook",
+            get(app_webhooks::show)
+                .put(app_webhooks::put)
+                .delete(app_webhooks::delete),
+        )
         .route("/v1/projects/{id}/balance", get(billing::balance))
         .route("/v1/projects/{id}/payouts", get(billing::payouts))
         .route(
