@@ -19,6 +19,7 @@ use chatpay_core::flows::{
 use chatpay_core::intents::Outcome;
 use chatpay_store::{
     ConnectionRecord, ExtraWrite, OrderUpdate, ProjectRecord, StoredFrame, TurnWrite,
+    WebhookEventRecord,
 };
 use chatpay_stripe::Gateway;
 
@@ -33,6 +34,9 @@ pub(crate) enum Msg {
         event: Box<Outside>,
         /// The webhook event this input applies; marked handled with the turn.
         ledger: Option<String>,
+        /// The webhook event's ledger row, when it is not stored yet: recorded with the turn,
+        /// so that the delivery costs one commit (shared with other turns) before its answer.
+        record: Option<Box<WebhookEventRecord>>,
         reply: Option<oneshot::Sender<Result<FlowView, ChatError>>>,
     },
     Done {
@@ -79,9 +83,11 @@ enum Cause<'a> {
     Click {
         id: &'a str,
     },
-    /// Something outside the chat; `ledger` is the webhook event the turn applies.
+    /// Something outside the chat; `ledger` is the webhook event the turn applies, `record`
+    /// its ledger row if it is to be stored with the turn.
     Outside {
         ledger: Option<&'a str>,
+        record: Option<&'a WebhookEventRecord>,
     },
     /// A call's result that answers someone's question.
     Answer(Option<Asked>),
@@ -224,10 +230,12 @@ impl Actor {
             Msg::Outside {
                 event,
                 ledger,
+                record,
                 reply,
             } => {
                 let cause = Cause::Outside {
                     ledger: ledger.as_deref(),
+                    record: record.as_deref(),
                 };
                 let result = Box::pin(self.apply(Input::Outside(*event), cause)).await;
                 if let Some(reply) = reply {
@@ -274,7 +282,10 @@ impl Actor {
             Msg::RefreshLink { nonce, reply } => {
                 let before: Vec<u64> = self.state.pending.iter().map(|p| p.op).collect();
                 let event = Outside::RefreshLink { nonce };
-                let cause = Cause::Outside { ledger: None };
+                let cause = Cause::Outside {
+                    ledger: None,
+                    record: None,
+                };
                 if let Err(e) = Box::pin(self.apply(Input::Outside(event), cause)).await {
                     let _ = reply.send(Err(e));
                     return;
@@ -358,7 +369,7 @@ impl Actor {
             match &cause {
                 Cause::Say { id, intent } => (Some(*id), Some(*intent), None),
                 Cause::Click { id } => (Some(*id), None, None),
-                Cause::Outside { ledger } => (None, None, *ledger),
+                Cause::Outside { ledger, .. } => (None, None, *ledger),
                 Cause::Answer(asked) => {
                     answer_tag = asked.as_ref().and_then(|a| {
                         a.intent.as_ref().map(|(name, confidence)| IntentTag {
@@ -406,6 +417,14 @@ impl Actor {
 
         let mut bodies: Vec<StoredFrame> = Vec::new();
         let mut extra = Vec::new();
+        if let Cause::Outside {
+            record: Some(record),
+            ..
+        } = &cause
+        {
+            // First: the turn's own marks of this event update the row it inserts.
+            extra.push(ExtraWrite::RecordEvent((*record).clone()));
+        }
         let mut calls = Vec::new();
         let mut connection = self.connection.clone();
         let mut connected_at = self.connected_at;
