@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
+use stripe::{RequestStrategy, StripeError};
 use stripe_connect::account::{
     CreateAccount, CreateAccountController, CreateAccountControllerFees,
     CreateAccountControllerFeesPayer, CreateAccountControllerLosses,
@@ -39,6 +39,7 @@ use super::{
     RefundRequest,
 };
 use crate::httpc::HttpClient;
+use crate::pooled::PooledClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
 use chatpay_core::domain::Secret;
@@ -96,8 +97,8 @@ pub struct StripeSettings {
 }
 
 pub struct StripeGateway {
-    test: Option<(Client, Secret)>,
-    live: Option<(Client, Secret)>,
+    test: Option<(PooledClient, Secret)>,
+    live: Option<(PooledClient, Secret)>,
     connect_base: String,
     client_id: Option<String>,
     http: HttpClient,
@@ -148,16 +149,17 @@ fn classify(e: StripeError) -> Attempt {
 
 impl StripeGateway {
     pub fn new(settings: StripeSettings) -> Result<StripeGateway, GatewayError> {
-        let build = |key: &Option<Secret>| -> Result<Option<(Client, Secret)>, GatewayError> {
+        let build = |key: &Option<Secret>| -> Result<Option<(PooledClient, Secret)>, GatewayError> {
             key.as_ref()
                 .map(|k| {
-                    ClientBuilder::new(k.expose())
-                        .url(settings.api_base.clone())
-                        .timeout(settings.retry.timeout)
-                        .app_info("chatpay", Some(env!("CARGO_PKG_VERSION").to_owned()), None)
-                        .build()
-                        .map(|c| (c, k.clone()))
-                        .map_err(|e| GatewayError::NotConfigured(e.to_string()))
+                    PooledClient::new(
+                        k.expose(),
+                        &settings.api_base,
+                        concat!("chatpay/", env!("CARGO_PKG_VERSION")),
+                        settings.retry.timeout,
+                    )
+                    .map(|c| (c, k.clone()))
+                    .map_err(GatewayError::NotConfigured)
                 })
                 .transpose()
         };
@@ -171,7 +173,7 @@ impl StripeGateway {
         })
     }
 
-    fn client(&self, mode: Mode) -> Result<&(Client, Secret), GatewayError> {
+    fn client(&self, mode: Mode) -> Result<&(PooledClient, Secret), GatewayError> {
         match mode {
             Mode::Test => self.test.as_ref(),
             Mode::Live => self.live.as_ref(),

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod httpc;
+mod pooled;
 pub mod webhook;
 
 use async_trait::async_trait;
