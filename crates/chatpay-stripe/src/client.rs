@@ -646,8 +646,18 @@ impl Gateway for StripeGateway {
         account: &str,
         session: &str,
     ) -> Result<StripeOrderRead, GatewayError> {
+        // One GET for the session with its PaymentIntent, charge, balance transaction and
+        // invoice expanded in place (an order is re-read per webhook event: six GETs were most
+        // of the cost); an object that comes back as a bare id is read on its own.
         let s = self
-            .send_as(mode, account, &RetrieveCheckoutSession::new(session))
+            .send_as(
+                mode,
+                account,
+                &RetrieveCheckoutSession::new(session).expand(vec![
+                    "payment_intent.latest_charge.balance_transaction".to_owned(),
+                    "invoice".to_owned(),
+                ]),
+            )
             .await?;
         let mut read = StripeOrderRead {
             session_status: s
@@ -668,10 +678,18 @@ impl Gateway for StripeGateway {
             refunds: Vec::new(),
             invoice: None,
         };
-        if let Some(pi) = &read.payment_intent {
-            let intent = self
-                .send_as(mode, account, &RetrievePaymentIntent::new(pi.as_str()))
-                .await?;
+        if let Some(expandable) = &s.payment_intent {
+            let pi = expandable.id().to_string();
+            let fetched;
+            let intent = match expandable.as_object() {
+                Some(intent) => intent,
+                None => {
+                    fetched = self
+                        .send_as(mode, account, &RetrievePaymentIntent::new(pi.as_str()))
+                        .await?;
+                    &fetched
+                }
+            };
             read.payment_intent_status = Some(intent.status.as_str().to_owned());
             read.last_payment_error = intent.last_payment_error.as_ref().map(|e| PaymentError {
                 code: e.code.as_ref().map(|c| c.as_str().to_owned()),
@@ -682,20 +700,30 @@ impl Gateway for StripeGateway {
                     .unwrap_or_else(|| "The payment failed.".to_owned()),
             });
             if let Some(ch) = &intent.latest_charge {
-                let charge = self
-                    .send_as(mode, account, &RetrieveCharge::new(ch.id().as_str()))
-                    .await?;
+                let fetched;
+                let charge = match ch.as_object() {
+                    Some(charge) => charge,
+                    None => {
+                        fetched = self
+                            .send_as(mode, account, &RetrieveCharge::new(ch.id().as_str()))
+                            .await?;
+                        &fetched
+                    }
+                };
                 if charge.status.as_str() == "succeeded" {
                     let available_on = match &charge.balance_transaction {
-                        Some(txn) => Some(
-                            self.send_as(
-                                mode,
-                                account,
-                                &RetrieveBalanceTransaction::new(txn.id().as_str()),
-                            )
-                            .await?
-                            .available_on,
-                        ),
+                        Some(txn) => Some(match txn.as_object() {
+                            Some(t) => t.available_on,
+                            None => {
+                                self.send_as(
+                                    mode,
+                                    account,
+                                    &RetrieveBalanceTransaction::new(txn.id().as_str()),
+                                )
+                                .await?
+                                .available_on
+                            }
+                        }),
                         None => None,
                     };
                     read.charge = Some(ChargeInfo {
@@ -725,10 +753,19 @@ impl Gateway for StripeGateway {
                 }
             }
         }
-        if let Some(inv) = s.invoice.as_ref().and_then(|i| i.id().clone()) {
-            let invoice = self
-                .send_as(mode, account, &RetrieveInvoice::new(inv.as_str()))
-                .await?;
+        if let Some(expandable) = &s.invoice
+            && let Some(inv) = expandable.id().clone()
+        {
+            let fetched;
+            let invoice = match expandable.as_object() {
+                Some(invoice) => invoice,
+                None => {
+                    fetched = self
+                        .send_as(mode, account, &RetrieveInvoice::new(inv.as_str()))
+                        .await?;
+                    &fetched
+                }
+            };
             read.invoice = Some(InvoiceInfo {
                 id: inv.to_string(),
                 number: invoice.number.clone(),
