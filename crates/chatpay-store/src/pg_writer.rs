@@ -1,9 +1,9 @@
 //! PostgreSQL's group-commit writer: the one path by which a PostgreSQL store commits turns.
 //!
 //! A task on the pool ([`Writer::spawn`]): its statements are network round trips anyway. A batch
-//! is one transaction: multi-row `INSERT`s record the batch's webhook events, one multi-row
-//! `UPDATE` moves every conversation of the batch, each turn's [`ExtraWrite`]s run in order,
-//! multi-row `INSERT`s add the frames. SQLite's twin is
+//! is one transaction: one multi-row `UPDATE` moves every conversation of the batch, multi-row
+//! `INSERT`s record every webhook event of the batch (its own and those of the turns that won),
+//! each turn's other [`ExtraWrite`]s run in order, multi-row `INSERT`s add the frames. SQLite's twin is
 //! `super::sqlite_writer`; both run the statements in `super::sql` (`UPSERT_CONNECTION`, …).
 
 use std::collections::HashSet;
@@ -62,14 +62,6 @@ async fn commit_together(
     let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let t_begin = t0.elapsed();
-    let events: Vec<&WebhookEventRecord> = writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::Event(e) => Some(e),
-            Write::Turn(_) => None,
-        })
-        .collect();
-    let mut recorded = record_events(&mut tx, &events).await?.into_iter();
     let turns: Vec<&TurnWrite> = writes
         .iter()
         .filter_map(|w| match w {
@@ -78,6 +70,28 @@ async fn commit_together(
         })
         .collect();
     let won = move_conversations(&mut tx, &turns, now).await?;
+    // Every event of the batch in one multi-row insert (not a round trip each): the writes'
+    // own first, then those of the turns that won, before any turn's other rows (its ledger
+    // mark of the same event updates the row inserted here).
+    let mut events: Vec<&WebhookEventRecord> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Event(e) => Some(e),
+            Write::Turn(_) => None,
+        })
+        .collect();
+    let own = events.len();
+    events.extend(
+        turns
+            .iter()
+            .filter(|t| won.contains(t.conversation.as_str()))
+            .flat_map(|t| &t.extra)
+            .filter_map(|x| match x {
+                ExtraWrite::RecordEvent(e) => Some(e),
+                _ => None,
+            }),
+    );
+    let mut recorded = record_events(&mut tx, &events).await?.into_iter().take(own);
     let t_update = t0.elapsed();
     let mut results = Vec::with_capacity(writes.len());
     let mut frames: Vec<(&ConversationId, &StoredFrame)> = Vec::new();
@@ -95,7 +109,9 @@ async fn commit_together(
             continue;
         }
         for extra in &turn.extra {
-            apply_extra(&mut tx, extra, now).await?;
+            if !matches!(extra, ExtraWrite::RecordEvent(_)) {
+                apply_extra(&mut tx, extra, now).await?;
+            }
         }
         frames.extend(turn.frames.iter().map(|f| (&turn.conversation, f)));
         results.push(Ok(Written::Turn));
@@ -107,9 +123,8 @@ async fn commit_together(
     Ok(results)
 }
 
-/// Inserts the batch's events in multi-row statements (`ON CONFLICT (id) DO NOTHING`), before
-/// the turns (whose ledger marks may name them). Returns, per event in order, whether it is new:
-/// the first of each id that was inserted.
+/// Inserts the batch's events in multi-row statements (`ON CONFLICT (id) DO NOTHING`). Returns,
+/// per event in order, whether it is new: the first of each id that was inserted.
 async fn record_events(tx: &mut Tx, events: &[&WebhookEventRecord]) -> StoreResult<Vec<Recorded>> {
     let mut inserted: HashSet<String> = HashSet::with_capacity(events.len());
     for chunk in events.chunks(EVENT_ROWS_PER_INSERT) {
