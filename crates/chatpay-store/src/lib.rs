@@ -264,6 +264,10 @@ pub enum ExtraWrite {
     DeleteConnection { project_id: ProjectId, mode: Mode },
     /// A webhook event's effects are part of this turn.
     MarkEventProcessed { id: String, outcome: String },
+    /// Records a webhook event in the ledger with this turn (nothing if its id is stored
+    /// already), so that the delivery is acknowledged after one commit, not two. Comes before
+    /// the turn's [`ExtraWrite::MarkEventProcessed`] of the same event.
+    RecordEvent(WebhookEventRecord),
     /// An order's next version; the turn fails with `Conflict` if the order moved on meanwhile.
     PutOrder(OrderUpdate),
     /// A subscription's first or next version; the turn fails with `Conflict` if another read
@@ -500,7 +504,10 @@ pub trait Store: Send + Sync + 'static {
     async fn connections_for_account(&self, account_id: &str)
     -> StoreResult<Vec<ConnectionRecord>>;
 
-    /// Records an event in the ledger; a second delivery of the same id is a duplicate.
+    /// Records an event in the ledger; a second delivery of the same id is a duplicate. Goes
+    /// through the group-commit writer (many concurrent deliveries share one commit) and
+    /// returns once the event is durable. An event recorded with `processed_at` set (one chatpay
+    /// ignores) needs no second write.
     async fn record_event(&self, event: &WebhookEventRecord) -> StoreResult<Recorded>;
     async fn event(&self, id: &str) -> StoreResult<Option<WebhookEventRecord>>;
     /// Events recorded but not yet handled (after a crash), oldest first.

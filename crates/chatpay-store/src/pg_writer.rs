@@ -1,8 +1,9 @@
 //! PostgreSQL's group-commit writer: the one path by which a PostgreSQL store commits turns.
 //!
 //! A task on the pool ([`Writer::spawn`]): its statements are network round trips anyway. A batch
-//! is one transaction: one multi-row `UPDATE` moves every conversation of the batch, each turn's
-//! [`ExtraWrite`]s run in order, multi-row `INSERT`s add the frames. SQLite's twin is
+//! is one transaction: one multi-row `UPDATE` moves every conversation of the batch, multi-row
+//! `INSERT`s record every webhook event of the batch (its own and those of the turns that won),
+//! each turn's other [`ExtraWrite`]s run in order, multi-row `INSERT`s add the frames. SQLite's twin is
 //! `super::sqlite_writer`; both run the statements in `super::sql` (`UPSERT_CONNECTION`, …).
 
 use std::collections::HashSet;
@@ -10,61 +11,111 @@ use std::collections::HashSet;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::sql::{
-    CONNECTED_ACCOUNT, DELETE_CONNECTION, ENQUEUE_APP_EVENT, FORGET_CATALOG, FRAME_ROWS_PER_INSERT,
-    INSERT_SUBSCRIPTION, MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, Params,
-    SET_PROJECT_MODE, TURNS_PER_UPDATE, UPSERT_CONNECTION, frames_insert_sql, turns_update_sql,
+    CONNECTED_ACCOUNT, DELETE_CONNECTION, ENQUEUE_APP_EVENT, EVENT_ROWS_PER_INSERT, FORGET_CATALOG,
+    FRAME_ROWS_PER_INSERT, INSERT_SUBSCRIPTION, MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION,
+    Params, RECORD_EVENT, SET_PROJECT_MODE, TURNS_PER_UPDATE, UPSERT_CONNECTION, events_insert_sql,
+    frames_insert_sql, turns_update_sql,
 };
-use super::writer::Writer;
-use super::{ExtraWrite, StoreResult, StoredFrame, TurnWrite};
+use super::writer::{Write, Writer, Written, first_of_each};
+use super::{
+    ExtraWrite, Recorded, StoreError, StoreResult, StoredFrame, TurnWrite, WebhookEventRecord,
+};
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, now_millis};
 
 type Tx = Transaction<'static, Postgres>;
 
 /// Starts the writer task on `pool`.
 pub(super) fn spawn(pool: PgPool) -> Writer {
-    Writer::spawn(move |turns| {
+    Writer::spawn(move |writes| {
         let pool = pool.clone();
-        async move { commit_batch(&pool, turns).await }
+        async move { commit_batch(&pool, writes).await }
     })
 }
 
-/// Commits the batch in one transaction. If that fails as a whole, each turn is retried in its
-/// own transaction so that one bad turn cannot sink the others.
-async fn commit_batch(pool: &PgPool, turns: Vec<TurnWrite>) -> Vec<StoreResult<()>> {
-    match commit_together(pool, &turns).await {
+/// Commits the batch in one transaction. If that fails as a whole, each write is retried in its
+/// own transaction so that one bad write cannot sink the others; a failure that is not the
+/// write's own (the server) fails each of them again, and every submitter hears of it.
+async fn commit_batch(pool: &PgPool, writes: Vec<Write>) -> Vec<StoreResult<Written>> {
+    match commit_together(pool, &writes).await {
         Ok(results) => results,
-        Err(e) if turns.len() == 1 => vec![Err(e)],
+        Err(e) if writes.len() == 1 => vec![Err(e)],
         Err(e) => {
-            tracing::warn!(error = %e, turns = turns.len(), "batch commit failed; committing turns one by one");
-            let mut results = Vec::with_capacity(turns.len());
-            for turn in &turns {
-                let r = commit_together(pool, std::slice::from_ref(turn)).await;
-                results.push(r.and_then(|mut v| v.pop().unwrap_or(Ok(()))));
+            tracing::warn!(error = %e, writes = writes.len(), "batch commit failed; committing writes one by one");
+            let mut results = Vec::with_capacity(writes.len());
+            for write in &writes {
+                let r = commit_together(pool, std::slice::from_ref(write)).await;
+                results.push(r.and_then(|mut v| {
+                    v.pop().unwrap_or_else(|| {
+                        Err(StoreError::Other(anyhow::anyhow!("no result for a write")))
+                    })
+                }));
             }
             results
         }
     }
 }
 
-async fn commit_together(pool: &PgPool, turns: &[TurnWrite]) -> StoreResult<Vec<StoreResult<()>>> {
+async fn commit_together(
+    pool: &PgPool,
+    writes: &[Write],
+) -> StoreResult<Vec<StoreResult<Written>>> {
     let now = now_millis();
     let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let t_begin = t0.elapsed();
-    let won = move_conversations(&mut tx, turns, now).await?;
+    let turns: Vec<&TurnWrite> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Turn(t) => Some(t),
+            Write::Event(_) => None,
+        })
+        .collect();
+    let won = move_conversations(&mut tx, &turns, now).await?;
+    // Every event of the batch in one multi-row insert (not a round trip each): the writes'
+    // own first, then those of the turns that won, before any turn's other rows (its ledger
+    // mark of the same event updates the row inserted here).
+    let mut events: Vec<&WebhookEventRecord> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Event(e) => Some(e),
+            Write::Turn(_) => None,
+        })
+        .collect();
+    let own = events.len();
+    events.extend(
+        turns
+            .iter()
+            .filter(|t| won.contains(t.conversation.as_str()))
+            .flat_map(|t| &t.extra)
+            .filter_map(|x| match x {
+                ExtraWrite::RecordEvent(e) => Some(e),
+                _ => None,
+            }),
+    );
+    let mut recorded = record_events(&mut tx, &events).await?.into_iter().take(own);
     let t_update = t0.elapsed();
-    let mut results = Vec::with_capacity(turns.len());
+    let mut results = Vec::with_capacity(writes.len());
     let mut frames: Vec<(&ConversationId, &StoredFrame)> = Vec::new();
-    for turn in turns {
+    for write in writes {
+        let turn = match write {
+            Write::Turn(t) => t,
+            Write::Event(_) => {
+                let r = recorded.next().unwrap_or(Recorded::Duplicate);
+                results.push(Ok(Written::Event(r)));
+                continue;
+            }
+        };
         if !won.contains(turn.conversation.as_str()) {
             results.push(Err(super::turn_conflict(turn)));
             continue;
         }
         for extra in &turn.extra {
-            apply_extra(&mut tx, extra, now).await?;
+            if !matches!(extra, ExtraWrite::RecordEvent(_)) {
+                apply_extra(&mut tx, extra, now).await?;
+            }
         }
         frames.extend(turn.frames.iter().map(|f| (&turn.conversation, f)));
-        results.push(Ok(()));
+        results.push(Ok(Written::Turn));
     }
     insert_frames(&mut tx, &frames, now).await?;
     let t_insert = t0.elapsed();
@@ -73,11 +124,42 @@ async fn commit_together(pool: &PgPool, turns: &[TurnWrite]) -> StoreResult<Vec<
     Ok(results)
 }
 
+/// Inserts the batch's events in multi-row statements (`ON CONFLICT (id) DO NOTHING`). Returns,
+/// per event in order, whether it is new: the first of each id that was inserted.
+async fn record_events(tx: &mut Tx, events: &[&WebhookEventRecord]) -> StoreResult<Vec<Recorded>> {
+    let mut inserted: HashSet<String> = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(EVENT_ROWS_PER_INSERT) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(events_insert_sql(
+            Params::Dollar,
+            chunk.len(),
+        )));
+        for e in chunk {
+            q = q
+                .bind(&e.id)
+                .bind(&e.event_type)
+                .bind(e.account.as_deref())
+                .bind(e.livemode)
+                .bind(e.created)
+                .bind(&e.payload)
+                .bind(e.received_at)
+                .bind(e.processed_at)
+                .bind(e.outcome.as_deref());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            inserted.insert(row.try_get("id")?);
+        }
+    }
+    Ok(first_of_each(
+        events.iter().map(|e| e.id.as_str()),
+        &inserted,
+    ))
+}
+
 /// One `UPDATE` per chunk of turns (not one per turn): each row moves only from the seq its turn
 /// started at. Returns the conversations of the turns that won.
 async fn move_conversations<'t>(
     tx: &mut Tx,
-    turns: &'t [TurnWrite],
+    turns: &[&'t TurnWrite],
     now: i64,
 ) -> StoreResult<HashSet<&'t str>> {
     let mut won: HashSet<&str> = HashSet::with_capacity(turns.len());
@@ -164,6 +246,20 @@ async fn apply_extra(tx: &mut Tx, extra: &ExtraWrite, now: i64) -> StoreResult<(
                 .bind(id)
                 .bind(now)
                 .bind(outcome)
+                .execute(&mut **tx)
+                .await?;
+        }
+        ExtraWrite::RecordEvent(e) => {
+            sqlx::query(RECORD_EVENT)
+                .bind(&e.id)
+                .bind(&e.event_type)
+                .bind(e.account.as_deref())
+                .bind(e.livemode)
+                .bind(e.created)
+                .bind(&e.payload)
+                .bind(e.received_at)
+                .bind(e.processed_at)
+                .bind(e.outcome.as_deref())
                 .execute(&mut **tx)
                 .await?;
         }

@@ -116,6 +116,20 @@ pub(super) fn frames_insert_sql(params: Params, rows: usize) -> String {
     )
 }
 
+/// `INSERT INTO webhook_events … VALUES (…),(…) ON CONFLICT (id) DO NOTHING RETURNING id` for
+/// `rows` events: the ids it returns are the events that were new.
+pub(super) fn events_insert_sql(params: Params, rows: usize) -> String {
+    format!(
+        "INSERT INTO webhook_events \
+         (id, event_type, account, livemode, created, payload, received_at, processed_at, outcome) \
+         VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+        params.rows(rows, 9)
+    )
+}
+
+/// Rows per multi-row event insert (9 parameters each).
+pub(super) const EVENT_ROWS_PER_INSERT: usize = 100;
+
 /// Rows per multi-row frame insert (5 parameters each, well under both backends' limits).
 pub(super) const FRAME_ROWS_PER_INSERT: usize = 200;
 
@@ -170,6 +184,11 @@ pub(super) const UPSERT_CONNECTION: &str = "INSERT INTO stripe_connections \
      updated_at = excluded.updated_at";
 pub(super) const DELETE_CONNECTION: &str =
     "DELETE FROM stripe_connections WHERE project_id = $1 AND mode = $2";
+/// Records a webhook event unless its id is stored already ($1 id, $2 type, $3 account,
+/// $4 livemode, $5 created, $6 payload, $7 received at, $8 processed at, $9 outcome).
+pub(super) const RECORD_EVENT: &str = "INSERT INTO webhook_events \
+     (id, event_type, account, livemode, created, payload, received_at, processed_at, outcome) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
 pub(super) const MARK_EVENT_PROCESSED: &str = "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
      WHERE id = $1 AND processed_at IS NULL";
 pub(super) const SET_PROJECT_MODE: &str = "UPDATE projects SET mode = $2 WHERE id = $1";
@@ -634,7 +653,7 @@ macro_rules! sql_store {
             }
 
             async fn commit_turn(&self, turn: TurnWrite) -> StoreResult<()> {
-                self.writer.submit(turn).await
+                self.writer.turn(turn).await
             }
 
             async fn connection(&self, project: &ProjectId, mode: Mode) -> StoreResult<Option<ConnectionRecord>> {
@@ -659,23 +678,7 @@ macro_rules! sql_store {
             }
 
             async fn record_event(&self, e: &WebhookEventRecord) -> StoreResult<Recorded> {
-                let done = sqlx::query(
-                    "INSERT INTO webhook_events \
-                     (id, event_type, account, livemode, created, payload, received_at, processed_at, outcome) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&e.id)
-                .bind(&e.event_type)
-                .bind(e.account.as_deref())
-                .bind(e.livemode)
-                .bind(e.created)
-                .bind(&e.payload)
-                .bind(e.received_at)
-                .bind(e.processed_at)
-                .bind(e.outcome.as_deref())
-                .execute(&self.pool)
-                .await?;
-                Ok(if done.rows_affected() == 1 { Recorded::New } else { Recorded::Duplicate })
+                self.writer.record(e.clone()).await
             }
 
             async fn event(&self, id: &str) -> StoreResult<Option<WebhookEventRecord>> {

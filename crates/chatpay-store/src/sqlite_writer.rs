@@ -1,7 +1,7 @@
 //! SQLite's group-commit writer: a thread of its own that owns one connection.
 //!
-//! A batch is `BEGIN IMMEDIATE`, one `UPDATE` per turn, one `INSERT` per frame and `COMMIT`, all
-//! through statements prepared once, without leaving the thread. Through sqlx every statement
+//! A batch is `BEGIN IMMEDIATE`, one `UPDATE` per turn, one `INSERT` per frame, one `INSERT` per
+//! webhook event and `COMMIT`, all through statements prepared once, without leaving the thread. Through sqlx every statement
 //! was a round trip between a tokio task and sqlx's connection thread, and under load each round
 //! trip waited for a core: a batch of two turns took milliseconds, most of it waiting.
 
@@ -14,11 +14,11 @@ use tokio::sync::oneshot;
 
 use super::sql::{
     CONNECTED_ACCOUNT, DELETE_CONNECTION, ENQUEUE_APP_EVENT, FORGET_CATALOG, INSERT_SUBSCRIPTION,
-    MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, SET_PROJECT_MODE, SQLITE_BUSY_TIMEOUT,
-    SQLITE_PRAGMAS, UPSERT_CONNECTION,
+    MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, RECORD_EVENT, SET_PROJECT_MODE,
+    SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS, UPSERT_CONNECTION,
 };
-use super::writer::{self, Jobs, Writer};
-use super::{ExtraWrite, StoreError, StoreResult, TurnWrite};
+use super::writer::{self, Jobs, Write, Writer, Written};
+use super::{ExtraWrite, Recorded, StoreError, StoreResult, TurnWrite, WebhookEventRecord};
 use chatpay_core::domain::{Mode, ProjectId, now_millis};
 
 /// How often the writer finishes a checkpoint while it is writing (see [`checkpoint`]).
@@ -127,7 +127,7 @@ fn run(
     let mut checkpointed = Instant::now();
     writer::serve_blocking(
         jobs,
-        |turns| commit_batch(&conn, &mut statements, &turns),
+        |writes| commit_batch(&conn, &mut statements, &writes),
         || {
             if LOG_PAGES.get() < CHECKPOINT_FROM {
                 return;
@@ -179,6 +179,7 @@ struct Statements<'c> {
     rollback: Statement<'c>,
     move_conversation: Statement<'c>,
     insert_frame: Statement<'c>,
+    record_event: Statement<'c>,
 }
 
 impl<'c> Statements<'c> {
@@ -190,27 +191,32 @@ impl<'c> Statements<'c> {
             rollback: conn.prepare("ROLLBACK")?,
             move_conversation: conn.prepare(MOVE_CONVERSATION)?,
             insert_frame: conn.prepare(INSERT_FRAME)?,
+            record_event: conn.prepare(&numbered(RECORD_EVENT))?,
         })
     }
 }
 
-/// Commits the batch in one transaction. If that fails as a whole, each turn is retried in its
-/// own transaction so that one bad turn cannot sink the others.
+/// Commits the batch in one transaction. If that fails as a whole, each write is retried in its
+/// own transaction so that one bad write cannot sink the others; a failure that is not the
+/// write's own (the disk) fails each of them again, and every submitter hears of it.
 fn commit_batch(
     conn: &Connection,
     s: &mut Statements<'_>,
-    turns: &[TurnWrite],
-) -> Vec<StoreResult<()>> {
-    match commit_together(conn, s, turns) {
+    writes: &[Write],
+) -> Vec<StoreResult<Written>> {
+    match commit_together(conn, s, writes) {
         Ok(results) => results,
-        Err(e) if turns.len() == 1 => vec![Err(e)],
+        Err(e) if writes.len() == 1 => vec![Err(e)],
         Err(e) => {
-            tracing::warn!(error = %e, turns = turns.len(), "batch commit failed; committing turns one by one");
-            turns
+            tracing::warn!(error = %e, writes = writes.len(), "batch commit failed; committing writes one by one");
+            writes
                 .iter()
-                .map(|turn| {
-                    commit_together(conn, s, std::slice::from_ref(turn))
-                        .and_then(|mut v| v.pop().unwrap_or(Ok(())))
+                .map(|write| {
+                    commit_together(conn, s, std::slice::from_ref(write)).and_then(|mut v| {
+                        v.pop().unwrap_or_else(|| {
+                            Err(StoreError::Other(anyhow::anyhow!("no result for a write")))
+                        })
+                    })
                 })
                 .collect()
         }
@@ -220,14 +226,14 @@ fn commit_batch(
 fn commit_together(
     conn: &Connection,
     s: &mut Statements<'_>,
-    turns: &[TurnWrite],
-) -> StoreResult<Vec<StoreResult<()>>> {
+    writes: &[Write],
+) -> StoreResult<Vec<StoreResult<Written>>> {
     let started = Instant::now();
     s.begin.execute([]).map_err(db_error)?;
-    let written = write_turns(conn, s, turns).and_then(|results| {
+    let written = write_all(conn, s, writes).and_then(|results| {
         let wrote = started.elapsed();
         s.commit.execute([]).map_err(db_error)?;
-        tracing::trace!(turns = turns.len(), ?wrote, took = ?started.elapsed(), "batch");
+        tracing::trace!(writes = writes.len(), ?wrote, took = ?started.elapsed(), "batch");
         Ok(results)
     });
     if written.is_err()
@@ -239,46 +245,86 @@ fn commit_together(
     written
 }
 
-fn write_turns(
+fn write_all(
     conn: &Connection,
     s: &mut Statements<'_>,
-    turns: &[TurnWrite],
-) -> StoreResult<Vec<StoreResult<()>>> {
+    writes: &[Write],
+) -> StoreResult<Vec<StoreResult<Written>>> {
     let now = now_millis();
-    let mut results = Vec::with_capacity(turns.len());
-    for turn in turns {
-        // The conversation moves only from the seq its turn started at.
-        let moved = s
-            .move_conversation
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        match write {
+            Write::Turn(turn) => results.push(write_turn(conn, s, turn, now)?),
+            Write::Event(e) => {
+                let recorded = record_event(&mut s.record_event, e).map_err(db_error)?;
+                results.push(Ok(Written::Event(recorded)));
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// One turn; `Ok(Err(conflict))` when its conversation moved on (the turn fails alone).
+fn write_turn(
+    conn: &Connection,
+    s: &mut Statements<'_>,
+    turn: &TurnWrite,
+    now: i64,
+) -> StoreResult<StoreResult<Written>> {
+    // The conversation moves only from the seq its turn started at.
+    let moved = s
+        .move_conversation
+        .execute(params![
+            turn.conversation.as_str(),
+            turn.prev_seq,
+            turn.last_seq,
+            turn.state.as_deref(),
+            now
+        ])
+        .map_err(db_error)?;
+    if moved != 1 {
+        return Ok(Err(super::turn_conflict(turn)));
+    }
+    for extra in &turn.extra {
+        match extra {
+            ExtraWrite::RecordEvent(e) => {
+                record_event(&mut s.record_event, e).map_err(db_error)?;
+            }
+            other => apply_extra(conn, other, now)?,
+        }
+    }
+    for f in &turn.frames {
+        s.insert_frame
             .execute(params![
                 turn.conversation.as_str(),
-                turn.prev_seq,
-                turn.last_seq,
-                turn.state.as_deref(),
+                f.seq,
+                f.reply_to.as_deref(),
+                &*f.body,
                 now
             ])
             .map_err(db_error)?;
-        if moved != 1 {
-            results.push(Err(super::turn_conflict(turn)));
-            continue;
-        }
-        for extra in &turn.extra {
-            apply_extra(conn, extra, now)?;
-        }
-        for f in &turn.frames {
-            s.insert_frame
-                .execute(params![
-                    turn.conversation.as_str(),
-                    f.seq,
-                    f.reply_to.as_deref(),
-                    &*f.body,
-                    now
-                ])
-                .map_err(db_error)?;
-        }
-        results.push(Ok(()));
     }
-    Ok(results)
+    Ok(Ok(Written::Turn))
+}
+
+/// Inserts the event unless its id is stored (earlier in this batch included).
+fn record_event(insert: &mut Statement<'_>, e: &WebhookEventRecord) -> rusqlite::Result<Recorded> {
+    let inserted = insert.execute(params![
+        e.id,
+        e.event_type,
+        e.account,
+        e.livemode,
+        e.created,
+        e.payload,
+        e.received_at,
+        e.processed_at,
+        e.outcome
+    ])?;
+    Ok(if inserted == 1 {
+        Recorded::New
+    } else {
+        Recorded::Duplicate
+    })
 }
 
 fn apply_extra(conn: &Connection, extra: &ExtraWrite, now: i64) -> StoreResult<()> {
@@ -328,6 +374,9 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
         }
         ExtraWrite::MarkEventProcessed { id, outcome } => {
             conn.execute(&numbered(MARK_EVENT_PROCESSED), params![id, now, outcome])?;
+        }
+        ExtraWrite::RecordEvent(e) => {
+            record_event(&mut conn.prepare(&numbered(RECORD_EVENT))?, e)?;
         }
         ExtraWrite::PutOrder(o) => {
             let moved = conn.execute(

@@ -254,6 +254,103 @@ async fn contract(store: DynStore) {
     );
 }
 
+fn ledger_event(id: &str) -> WebhookEventRecord {
+    WebhookEventRecord {
+        id: id.into(),
+        event_type: "charge.succeeded".into(),
+        account: Some("acct_1".into()),
+        livemode: false,
+        created: 10,
+        payload: format!("{{\"id\":\"{id}\"}}"),
+        received_at: now_millis(),
+        processed_at: None,
+        outcome: None,
+    }
+}
+
+/// The ledger's writes share the writer's group commits: many deliveries at once, the same
+/// event several times among them, are each stored once and answered once each as new; an
+/// event recorded as handled needs no second write; a turn can record its event itself.
+async fn ledger(store: DynStore) {
+    let store = Arc::new(store);
+    // 40 distinct events, each delivered 5 times at once (200 concurrent records).
+    let mut tasks = Vec::new();
+    for copy in 0..5 {
+        for i in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut e = ledger_event(&format!("evt_c{i}"));
+                e.received_at += copy;
+                (i, store.record_event(&e).await.unwrap())
+            }));
+        }
+    }
+    let mut new = vec![0; 40];
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        if r == Recorded::New {
+            new[i] += 1;
+        }
+    }
+    assert!(
+        new.iter().all(|&n| n == 1),
+        "each event is new exactly once: {new:?}"
+    );
+    let pending = store.unprocessed_events(1000).await.unwrap();
+    assert_eq!(pending.len(), 40);
+    assert!(pending.iter().all(|e| e.payload.contains(&e.id)));
+
+    // An ignored event is recorded handled in its one insert.
+    let mut ignored = ledger_event("evt_ignored");
+    ignored.processed_at = Some(now_millis());
+    ignored.outcome = Some("ignored: customer.created is not handled".into());
+    assert_eq!(store.record_event(&ignored).await.unwrap(), Recorded::New);
+    assert_eq!(
+        store.record_event(&ignored).await.unwrap(),
+        Recorded::Duplicate
+    );
+    let stored = store.event("evt_ignored").await.unwrap().unwrap();
+    assert_eq!(stored.outcome, ignored.outcome);
+    assert_eq!(store.unprocessed_events(1000).await.unwrap().len(), 40);
+
+    // A turn records its event and marks it applied in the same transaction; a second turn
+    // recording the same event (a concurrent redelivery) leaves the row as it is.
+    let p = project(&store).await;
+    let conv = store.conversation_for(&p.id).await.unwrap().id;
+    let mut t = turn(&conv, 0, vec![frame(1, None)]);
+    t.extra
+        .push(ExtraWrite::RecordEvent(ledger_event("evt_turn")));
+    t.extra.push(ExtraWrite::MarkEventProcessed {
+        id: "evt_turn".into(),
+        outcome: "applied".into(),
+    });
+    store.commit_turn(t).await.unwrap();
+    let mut t = turn(&conv, 1, vec![frame(2, None)]);
+    let mut again = ledger_event("evt_turn");
+    again.payload = "{}".into();
+    t.extra.push(ExtraWrite::RecordEvent(again));
+    store.commit_turn(t).await.unwrap();
+    let stored = store.event("evt_turn").await.unwrap().unwrap();
+    assert_eq!(stored.outcome.as_deref(), Some("applied"));
+    assert_eq!(stored.payload, "{\"id\":\"evt_turn\"}");
+    assert_eq!(
+        store.record_event(&ledger_event("evt_turn")).await.unwrap(),
+        Recorded::Duplicate
+    );
+
+    // A turn that loses its conflict check stores nothing of its event: the delivery fails and
+    // Stripe sends it again.
+    let mut stale = turn(&conv, 0, vec![frame(1, None)]);
+    stale
+        .extra
+        .push(ExtraWrite::RecordEvent(ledger_event("evt_lost")));
+    assert!(matches!(
+        store.commit_turn(stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.event("evt_lost").await.unwrap().is_none());
+}
+
 /// Many conversations committing at once share transactions; none loses a frame, and a
 /// conflicting turn fails alone.
 async fn group_commit(store: DynStore) {
@@ -980,6 +1077,8 @@ async fn sqlite_meets_the_store_contract() {
     subscriptions(store).await;
     let (store, _dir) = sqlite().await;
     app_outbox(store).await;
+    let (store, _dir) = sqlite().await;
+    ledger(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -994,6 +1093,7 @@ async fn postgres_meets_the_store_contract() {
     orders(postgres().await.unwrap()).await;
     subscriptions(postgres().await.unwrap()).await;
     app_outbox(postgres().await.unwrap()).await;
+    ledger(postgres().await.unwrap()).await;
 }
 
 /// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays

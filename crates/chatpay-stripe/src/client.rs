@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
 use stripe::{IdempotencyKey, StripeRequest};
+use stripe::{RequestStrategy, StripeError};
 use stripe_connect::account::{
     CreateAccount, CreateAccountController, CreateAccountControllerFees,
     CreateAccountControllerFeesPayer, CreateAccountControllerLosses,
@@ -40,6 +40,7 @@ use super::{
     RefundRequest, SubscriptionChange,
 };
 use crate::httpc::HttpClient;
+use crate::pooled::PooledClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::billing::{Balance, Payout, Subscription};
 use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
@@ -98,8 +99,8 @@ pub struct StripeSettings {
 }
 
 pub struct StripeGateway {
-    test: Option<(Client, Secret)>,
-    live: Option<(Client, Secret)>,
+    test: Option<(PooledClient, Secret)>,
+    live: Option<(PooledClient, Secret)>,
     connect_base: String,
     client_id: Option<String>,
     http: HttpClient,
@@ -150,16 +151,17 @@ fn classify(e: StripeError) -> Attempt {
 
 impl StripeGateway {
     pub fn new(settings: StripeSettings) -> Result<StripeGateway, GatewayError> {
-        let build = |key: &Option<Secret>| -> Result<Option<(Client, Secret)>, GatewayError> {
+        let build = |key: &Option<Secret>| -> Result<Option<(PooledClient, Secret)>, GatewayError> {
             key.as_ref()
                 .map(|k| {
-                    ClientBuilder::new(k.expose())
-                        .url(settings.api_base.clone())
-                        .timeout(settings.retry.timeout)
-                        .app_info("chatpay", Some(env!("CARGO_PKG_VERSION").to_owned()), None)
-                        .build()
-                        .map(|c| (c, k.clone()))
-                        .map_err(|e| GatewayError::NotConfigured(e.to_string()))
+                    PooledClient::new(
+                        k.expose(),
+                        &settings.api_base,
+                        concat!("chatpay/", env!("CARGO_PKG_VERSION")),
+                        settings.retry.timeout,
+                    )
+                    .map(|c| (c, k.clone()))
+                    .map_err(GatewayError::NotConfigured)
                 })
                 .transpose()
         };
@@ -173,7 +175,7 @@ impl StripeGateway {
         })
     }
 
-    fn client(&self, mode: Mode) -> Result<&(Client, Secret), GatewayError> {
+    fn client(&self, mode: Mode) -> Result<&(PooledClient, Secret), GatewayError> {
         match mode {
             Mode::Test => self.test.as_ref(),
             Mode::Live => self.live.as_ref(),
@@ -674,8 +676,18 @@ impl Gateway for StripeGateway {
         account: &str,
         session: &str,
     ) -> Result<StripeOrderRead, GatewayError> {
+        // One GET for the session with its PaymentIntent, charge, balance transaction and
+        // invoice expanded in place (an order is re-read per webhook event: six GETs were most
+        // of the cost); an object that comes back as a bare id is read on its own.
         let s = self
-            .send_as(mode, account, &RetrieveCheckoutSession::new(session))
+            .send_as(
+                mode,
+                account,
+                &RetrieveCheckoutSession::new(session).expand(vec![
+                    "payment_intent.latest_charge.balance_transaction".to_owned(),
+                    "invoice".to_owned(),
+                ]),
+            )
             .await?;
         let mut read = StripeOrderRead {
             session_status: s
@@ -698,14 +710,22 @@ impl Gateway for StripeGateway {
             subscription: s.subscription.as_ref().map(|x| x.id().to_string()),
             amount_total: s.amount_total,
         };
-        if let Some(inv) = s.invoice.as_ref().and_then(|i| i.id().clone()) {
-            let invoice = self
-                .send_as(
-                    mode,
-                    account,
-                    &RetrieveInvoice::new(inv.as_str()).expand(vec!["payments".to_owned()]),
-                )
-                .await?;
+        // A subscription's first invoice is paid by a PaymentIntent of its own (the session has
+        // none): the invoice's payments name it, where Stripe lists them.
+        let mut invoice_payment: Option<String> = None;
+        if let Some(expandable) = &s.invoice
+            && let Some(inv) = expandable.id().clone()
+        {
+            let fetched;
+            let invoice = match expandable.as_object() {
+                Some(invoice) => invoice,
+                None => {
+                    fetched = self
+                        .send_as(mode, account, &RetrieveInvoice::new(inv.as_str()))
+                        .await?;
+                    &fetched
+                }
+            };
             read.invoice = Some(InvoiceInfo {
                 id: inv.to_string(),
                 number: invoice.number.clone(),
@@ -717,23 +737,31 @@ impl Gateway for StripeGateway {
                 hosted_invoice_url: invoice.hosted_invoice_url.clone(),
                 invoice_pdf: invoice.invoice_pdf.clone(),
             });
-            // A subscription's invoice is paid by a PaymentIntent of its own (the session has
-            // none): the invoice's payments name it.
-            if read.payment_intent.is_none() {
-                read.payment_intent = invoice.payments.as_ref().and_then(|p| {
-                    p.data.iter().find_map(|x| {
-                        x.payment
-                            .payment_intent
-                            .as_ref()
-                            .map(|i| i.id().to_string())
-                    })
-                });
-            }
+            invoice_payment = invoice.payments.as_ref().and_then(|p| {
+                p.data.iter().find_map(|x| {
+                    x.payment
+                        .payment_intent
+                        .as_ref()
+                        .map(|i| i.id().to_string())
+                })
+            });
         }
-        if let Some(pi) = &read.payment_intent {
-            let intent = self
-                .send_as(mode, account, &RetrievePaymentIntent::new(pi.as_str()))
-                .await?;
+        let intent_ref = match &s.payment_intent {
+            Some(e) => Some((e.id().to_string(), e.as_object())),
+            None => invoice_payment.map(|id| (id, None)),
+        };
+        if let Some((pi, expanded)) = intent_ref {
+            let fetched;
+            let intent = match expanded {
+                Some(intent) => intent,
+                None => {
+                    fetched = self
+                        .send_as(mode, account, &RetrievePaymentIntent::new(pi.as_str()))
+                        .await?;
+                    &fetched
+                }
+            };
+            read.payment_intent = Some(pi.clone());
             read.payment_intent_status = Some(intent.status.as_str().to_owned());
             read.last_payment_error = intent.last_payment_error.as_ref().map(|e| PaymentError {
                 code: e.code.as_ref().map(|c| c.as_str().to_owned()),
@@ -744,21 +772,31 @@ impl Gateway for StripeGateway {
                     .unwrap_or_else(|| "The payment failed.".to_owned()),
             });
             if let Some(ch) = &intent.latest_charge {
-                let charge = self
-                    .send_as(mode, account, &RetrieveCharge::new(ch.id().as_str()))
-                    .await?;
+                let fetched;
+                let charge = match ch.as_object() {
+                    Some(charge) => charge,
+                    None => {
+                        fetched = self
+                            .send_as(mode, account, &RetrieveCharge::new(ch.id().as_str()))
+                            .await?;
+                        &fetched
+                    }
+                };
                 if charge.status.as_str() == "succeeded" {
                     let (available_on, net) = match &charge.balance_transaction {
-                        Some(txn) => {
-                            let t = self
-                                .send_as(
-                                    mode,
-                                    account,
-                                    &RetrieveBalanceTransaction::new(txn.id().as_str()),
-                                )
-                                .await?;
-                            (Some(t.available_on), Some(t.net))
-                        }
+                        Some(txn) => match txn.as_object() {
+                            Some(t) => (Some(t.available_on), Some(t.net)),
+                            None => {
+                                let t = self
+                                    .send_as(
+                                        mode,
+                                        account,
+                                        &RetrieveBalanceTransaction::new(txn.id().as_str()),
+                                    )
+                                    .await?;
+                                (Some(t.available_on), Some(t.net))
+                            }
+                        },
                         None => (None, None),
                     };
                     read.charge = Some(ChargeInfo {

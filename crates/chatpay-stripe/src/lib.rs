@@ -15,6 +15,7 @@
 mod billing;
 pub mod client;
 pub mod httpc;
+mod pooled;
 pub mod webhook;
 
 use async_trait::async_trait;

@@ -1313,3 +1313,84 @@ async fn sales_survive_a_restart_with_a_state_file() {
     assert_eq!(second.outbox().len(), 1);
     second.shutdown().await;
 }
+
+/// `expand[]` on a session nests the objects it names as their own retrieve shows them, a
+/// path expanding every object it leads through, in shapes async-stripe parses; the gateway's
+/// order re-read is that one GET (and the refunds list).
+#[tokio::test]
+async fn a_session_expands_its_payment_charge_balance_transaction_and_invoice() {
+    let shop = shop().await;
+    let s = shop.session().await;
+    assert_eq!(
+        shop.pay(s.id.as_str(), "4242424242424242").outcome,
+        "succeeded"
+    );
+    let plain = shop.retrieve(s.id.as_str()).await;
+    assert!(
+        plain
+            .payment_intent
+            .as_ref()
+            .is_some_and(|p| !p.is_object())
+    );
+    let expanded = RetrieveCheckoutSession::new(s.id.as_str())
+        .expand(vec![
+            "payment_intent.latest_charge.balance_transaction".to_owned(),
+            "invoice".to_owned(),
+        ])
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    let intent = expanded
+        .payment_intent
+        .as_ref()
+        .and_then(|p| p.as_object())
+        .expect("the PaymentIntent, expanded");
+    assert_eq!(intent.id.as_str(), id_of(&plain.payment_intent));
+    let alone = shop.intent(intent.id.as_str()).await;
+    assert_eq!(intent.status, alone.status);
+    let charge = intent
+        .latest_charge
+        .as_ref()
+        .and_then(|c| c.as_object())
+        .expect("the charge, expanded");
+    assert_eq!(charge.id.as_str(), id_of(&alone.latest_charge));
+    let charge_alone = shop.charge(charge.id.as_str()).await;
+    assert_eq!(charge.amount_captured, charge_alone.amount_captured);
+    assert_eq!(charge.receipt_url, charge_alone.receipt_url);
+    let txn = charge
+        .balance_transaction
+        .as_ref()
+        .and_then(|t| t.as_object())
+        .expect("the balance transaction, expanded");
+    assert_eq!(txn.id.as_str(), id_of(&charge_alone.balance_transaction));
+    assert!(txn.available_on > txn.created);
+    let invoice = expanded
+        .invoice
+        .as_ref()
+        .and_then(|i| i.as_object())
+        .expect("the invoice, expanded");
+    assert_eq!(id_of(&expanded.invoice), id_of(&plain.invoice));
+    assert!(invoice.hosted_invoice_url.is_some());
+    // Only what is asked for: `payment_intent` alone leaves its charge an id.
+    let one_level = RetrieveCheckoutSession::new(s.id.as_str())
+        .expand(vec!["payment_intent".to_owned()])
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    let intent = one_level
+        .payment_intent
+        .as_ref()
+        .and_then(|p| p.as_object())
+        .expect("expanded");
+    assert!(
+        intent
+            .latest_charge
+            .as_ref()
+            .is_some_and(|c| !c.is_object())
+    );
+    assert!(one_level.invoice.as_ref().is_some_and(|i| !i.is_object()));
+}

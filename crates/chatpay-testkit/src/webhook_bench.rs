@@ -200,6 +200,10 @@ pub struct WebhookBench {
     /// `GET /v1/checkout/sessions/{id}` on the sandbox from C connections (a refresh makes
     /// several such reads).
     pub sandbox_floor: Floor,
+    /// CPU time this process (server, sandbox, load client, SQLite writer) used from the first
+    /// POST until every event was applied, when the system reports it; with a machine shared
+    /// with other work, CPU per event says more than events per second.
+    pub cpu: Option<Duration>,
 }
 
 impl std::fmt::Display for WebhookBench {
@@ -239,6 +243,15 @@ impl std::fmt::Display for WebhookBench {
             self.orders_settled,
             self.projects * self.orders
         )?;
+        if let Some(cpu) = self.cpu {
+            writeln!(
+                f,
+                "cpu: {:.2} s of this process's CPU over the events ({:.0} µs per event; {:.0} events/s if it had 2 cores to itself)",
+                cpu.as_secs_f64(),
+                1e6 * cpu.as_secs_f64() / self.events.max(1) as f64,
+                2.0 * self.events as f64 / cpu.as_secs_f64().max(f64::EPSILON)
+            )?;
+        }
         write!(
             f,
             "floors: one-row durable commit {:.0}/s (p50 {:.3} ms); empty HTTP round trip {:.0}/s over {} connections (p50 {:.3} ms), {:.0}/s on one (p50 {:.3} ms); sandbox GET of a checkout {:.0}/s over {} connections (p50 {:.3} ms)",
@@ -563,6 +576,7 @@ async fn measure(
     let store = chatpay_store::connect(&run.config.database_url).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let hook = format!("{url}/v1/webhooks/stripe");
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let mut senders = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
@@ -612,6 +626,9 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let applied = started.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     // Pushes follow the commits that apply them; give the readers a moment to count them.
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::SeqCst);
@@ -674,7 +691,20 @@ async fn measure(
         http_floor,
         http_serial,
         sandbox_floor,
+        cpu,
     })
+}
+
+/// User and system CPU time of this process so far, from `/proc/self/stat` (Linux; in
+/// `USER_HZ` ticks, 100 a second on the platforms Linux runs on here). `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 const FLOOR_RUN: Duration = Duration::from_secs(2);

@@ -1,7 +1,8 @@
 //! `kill -9` in the middle of traffic loses nothing: the real `chatpay` binary serves many
 //! conversations at once, is killed with SIGKILL, restarted on the same database, and every frame
 //! a client received is still stored, with the same `seq` and bytes, with no gaps; retrying the
-//! frames that were in flight never answers one twice.
+//! frames that were in flight never answers one twice. The same for webhooks: every event the
+//! server acknowledged before the kill is in the ledger afterwards, once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -17,10 +18,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chatpay");
 
+const WEBHOOK_SECRET: &str = "whsec_crash_test";
+
 async fn serve(db: &str, listen: &str) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", listen, "--database-url", db])
         .env("CHATPAY_LOG", "info")
+        .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -229,6 +233,117 @@ async fn kill_9_mid_traffic_loses_nothing() {
                 Some(1),
                 "{id} answered {:?} times",
                 blocks.get(id)
+            );
+        }
+    }
+}
+
+/// A signed event chatpay records and does not act on.
+fn signed_event(id: &str) -> (String, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let body = json!({
+        "id": id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": now,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "type": "customer.created",
+        "data": { "object": { "id": "cus_1", "object": "customer" } },
+    })
+    .to_string();
+    let header = chatpay_stripe::webhook::sign(body.as_bytes(), WEBHOOK_SECRET, now);
+    (header, body)
+}
+
+/// Webhooks share the writer's group commits; an acknowledged one is on disk. Many senders
+/// deliver distinct events at once, the server is SIGKILLed among them, and every event that
+/// was answered 2xx is in the ledger afterwards; delivered again, each is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_webhooks_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hooks.db").display());
+    let (mut server, addr) = serve(&db, "127.0.0.1:0").await;
+    let hook = format!("http://{addr}/v1/webhooks/stripe");
+    let acked_total = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let mut senders = Vec::new();
+    for s in 0..16 {
+        let (hook, acked_total, enough) = (hook.clone(), acked_total.clone(), enough.clone());
+        senders.push(tokio::spawn(async move {
+            let http = chatpay_stripe::httpc::HttpClient::new(Duration::from_secs(10));
+            let mut acked = Vec::new();
+            let mut sent = Vec::new();
+            for n in 0.. {
+                let id = format!("evt_crash_{s}_{n}");
+                let (header, body) = signed_event(&id);
+                sent.push(id.clone());
+                let headers = [
+                    ("stripe-signature", header.as_str()),
+                    ("content-type", "application/json"),
+                ];
+                match http.send("POST", &hook, &headers, body).await {
+                    Ok(res) if res.status == 200 => {
+                        acked.push(id);
+                        if acked_total.fetch_add(1, Ordering::Relaxed) + 1 == 400 {
+                            enough.notify_one();
+                        }
+                    }
+                    Ok(res) => panic!("{id} was answered {}: {}", res.status, res.text()),
+                    // The kill: connection refused or reset.
+                    Err(_) => break,
+                }
+            }
+            (acked, sent)
+        }));
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(60), enough.notified()).await;
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    let mut acked = Vec::new();
+    let mut sent = Vec::new();
+    for s in senders {
+        let (a, t) = s.await.unwrap();
+        acked.extend(a);
+        sent.extend(t);
+    }
+    assert!(
+        acked.len() >= 100,
+        "too little before the kill ({} acknowledged)",
+        acked.len()
+    );
+
+    let store = chatpay_store::connect(&db).await.unwrap();
+    for id in &acked {
+        assert!(
+            store.event(id).await.unwrap().is_some(),
+            "{id} was acknowledged but is not in the ledger"
+        );
+    }
+    drop(store);
+    // Stripe delivers again what it never heard answered (and some of what it did): the
+    // acknowledged ones are duplicates, the rest are recorded now.
+    let (_server, addr) = serve(&db, "127.0.0.1:0").await;
+    let hook = format!("http://{addr}/v1/webhooks/stripe");
+    let http = chatpay_stripe::httpc::HttpClient::default();
+    for id in acked.iter().take(50).chain(sent.iter().rev().take(50)) {
+        let (header, body) = signed_event(id);
+        let headers = [
+            ("stripe-signature", header.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let res = http.send("POST", &hook, &headers, body).await.unwrap();
+        assert_eq!(res.status, 200, "{}", res.text());
+        if acked.contains(id) {
+            assert_eq!(
+                res.json().unwrap()["duplicate"],
+                true,
+                "{id}: {}",
+                res.text()
             );
         }
     }

@@ -19,6 +19,7 @@ use super::error::{ApiError, ApiResult};
 use super::form::Params;
 use super::ids;
 use super::money;
+use super::payments;
 use super::rules;
 use super::sales::{
     BalanceTransaction, CardDetails, Charge, CheckoutSession, FeeDetail, IntentStatus, Invoice,
@@ -482,9 +483,14 @@ pub(crate) fn retrieve_session(
     let live = tx.livemode();
     let s = scoped_session(tx, call.scope, id)?;
     let mut out = ss::checkout_session(s, live, &call.app.base_url);
-    if p.strings("expand")?
-        .is_some_and(|e| e.iter().any(|x| x == "line_items"))
-    {
+    let expand = p.strings("expand")?.unwrap_or_default();
+    // Stripe expands a path and every path it leads through (`a.b` expands `a`, then its `b`).
+    let wants = |path: &str| {
+        expand
+            .iter()
+            .any(|x| x == path || x.strip_prefix(path).is_some_and(|r| r.starts_with('.')))
+    };
+    if wants("line_items") {
         let data = s
             .line_items
             .iter()
@@ -495,6 +501,30 @@ pub(crate) fn retrieve_session(
             data,
             false,
         );
+    }
+    // The objects as their own retrieve shows them, nested where their ids were.
+    if wants("payment_intent")
+        && let Some(pi) = out["payment_intent"].as_str().map(str::to_owned)
+    {
+        let mut intent = payments::retrieve_payment_intent(tx, call, &pi, p)?;
+        if wants("payment_intent.latest_charge")
+            && let Some(ch) = intent["latest_charge"].as_str().map(str::to_owned)
+        {
+            let mut charge = payments::retrieve_charge(tx, call, &ch, p)?;
+            if wants("payment_intent.latest_charge.balance_transaction")
+                && let Some(bt) = charge["balance_transaction"].as_str().map(str::to_owned)
+            {
+                charge["balance_transaction"] =
+                    payments::retrieve_balance_transaction(tx, call, &bt, p)?;
+            }
+            intent["latest_charge"] = charge;
+        }
+        out["payment_intent"] = intent;
+    }
+    if wants("invoice")
+        && let Some(inv) = out["invoice"].as_str().map(str::to_owned)
+    {
+        out["invoice"] = crate::billing_api::retrieve_invoice(tx, call, &inv, p)?;
     }
     Ok(out)
 }

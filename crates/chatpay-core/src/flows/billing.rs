@@ -643,7 +643,10 @@ impl Turn<'_, '_> {
                         &format!(
                             "{}{}",
                             day(inv.created),
-                            inv.number.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                            inv.number
+                                .as_deref()
+                                .map(|n| format!(" ({n})"))
+                                .unwrap_or_default()
                         ),
                         format!("{} {}", inv.amount(), inv.status.as_str()),
                     ));

@@ -19,7 +19,7 @@ use chatpay_core::flows::{
 use chatpay_core::intents::Outcome;
 use chatpay_store::{
     ConnectionRecord, ExtraWrite, OrderUpdate, ProjectRecord, StoredFrame, SubscriptionUpdate,
-    TurnWrite,
+    TurnWrite, WebhookEventRecord,
 };
 use chatpay_stripe::Gateway;
 
@@ -36,6 +36,9 @@ pub(crate) enum Msg {
         ledger: Option<String>,
         /// The Stripe event this input comes from (its id and mode), if it comes from one.
         from: Option<(String, Mode)>,
+        /// The webhook event's ledger row, when it is not stored yet: recorded with the turn,
+        /// so that the delivery costs one commit (shared with other turns) before its answer.
+        record: Option<Box<WebhookEventRecord>>,
         reply: Option<oneshot::Sender<Result<FlowView, ChatError>>>,
     },
     /// `POST …/mode`: switch back to test, or run the go-live checklist and answer with its
@@ -96,9 +99,11 @@ enum Cause<'a> {
     Click {
         id: &'a str,
     },
-    /// Something outside the chat; `ledger` is the webhook event the turn applies.
+    /// Something outside the chat; `ledger` is the webhook event the turn applies, `record`
+    /// its ledger row if it is to be stored with the turn.
     Outside {
         ledger: Option<&'a str>,
+        record: Option<&'a WebhookEventRecord>,
     },
     /// A call's result that answers someone's question.
     Answer(Option<Asked>),
@@ -247,15 +252,19 @@ impl Actor {
                 event,
                 ledger,
                 from,
+                record,
                 reply,
             } => {
                 let result = match from {
                     // A Stripe event works in its own mode, if this conversation works in it.
-                    Some((id, mode)) if !self.works_in(mode) => self.refuse_event(&id, mode).await,
+                    Some((id, mode)) if !self.works_in(mode) => {
+                        self.refuse_event(&id, mode, record.map(|r| *r)).await
+                    }
                     from => {
                         let mode = from.map_or(self.working_mode(), |(_, m)| m);
                         let cause = Cause::Outside {
                             ledger: ledger.as_deref(),
+                            record: record.as_deref(),
                         };
                         Box::pin(self.apply(Input::Outside(*event), cause, mode)).await
                     }
@@ -319,7 +328,10 @@ impl Actor {
             Msg::RefreshLink { nonce, reply } => {
                 let before: Vec<u64> = self.state.pending.iter().map(|p| p.op).collect();
                 let event = Outside::RefreshLink { nonce };
-                let cause = Cause::Outside { ledger: None };
+                let cause = Cause::Outside {
+                    ledger: None,
+                    record: None,
+                };
                 let mode = self.working_mode();
                 if let Err(e) = Box::pin(self.apply(Input::Outside(event), cause, mode)).await {
                     let _ = reply.send(Err(e));
@@ -420,7 +432,12 @@ impl Actor {
 
     /// A Stripe event of a mode this project neither takes payments in nor sets up: recorded
     /// as refused, applied to nothing (test records never see live events, and the reverse).
-    async fn refuse_event(&mut self, id: &str, mode: Mode) -> Result<(), ChatError> {
+    async fn refuse_event(
+        &mut self,
+        id: &str,
+        mode: Mode,
+        record: Option<WebhookEventRecord>,
+    ) -> Result<(), ChatError> {
         let outcome = format!(
             "refused: a {}-mode event for project {} in {} mode (not setting up {} mode)",
             mode.as_str(),
@@ -429,11 +446,20 @@ impl Actor {
             mode.as_str()
         );
         tracing::info!(conversation = %self.conversation, event = id, %outcome, "Stripe event refused");
-        self.inner
-            .store
-            .mark_event_processed(id, &outcome)
-            .await
-            .map_err(ChatError::from)
+        let store = &self.inner.store;
+        // Not stored yet (it was to be stored with this turn): recorded as handled in one insert.
+        let recorded = match record {
+            Some(mut r) => {
+                r.processed_at = Some(now_millis());
+                r.outcome = Some(outcome.clone());
+                store.record_event(&r).await?
+            }
+            None => chatpay_store::Recorded::Duplicate,
+        };
+        if recorded == chatpay_store::Recorded::Duplicate {
+            store.mark_event_processed(id, &outcome).await?;
+        }
+        Ok(())
     }
 
     /// `POST …/mode`. Back to test answers at once; going live answers when the checklist
@@ -452,7 +478,10 @@ impl Actor {
             }
             Mode::Live => Outside::GoLive(Entry::Integrations),
         };
-        let cause = Cause::Outside { ledger: None };
+        let cause = Cause::Outside {
+            ledger: None,
+            record: None,
+        };
         if let Err(e) = Box::pin(self.apply(Input::Outside(outside), cause, working)).await {
             let _ = reply.send(Err(e));
             return;
@@ -509,7 +538,7 @@ impl Actor {
             match &cause {
                 Cause::Say { id, intent } => (Some(*id), Some(*intent), None),
                 Cause::Click { id } => (Some(*id), None, None),
-                Cause::Outside { ledger } => (None, None, *ledger),
+                Cause::Outside { ledger, .. } => (None, None, *ledger),
                 Cause::Answer(asked) => {
                     answer_tag = asked.as_ref().and_then(|a| {
                         a.intent.as_ref().map(|(name, confidence)| IntentTag {
@@ -559,6 +588,14 @@ impl Actor {
 
         let mut bodies: Vec<StoredFrame> = Vec::new();
         let mut extra = Vec::new();
+        if let Cause::Outside {
+            record: Some(record),
+            ..
+        } = &cause
+        {
+            // First: the turn's own marks of this event update the row it inserts.
+            extra.push(ExtraWrite::RecordEvent((*record).clone()));
+        }
         let mut calls = Vec::new();
         let mut connections = self.connections.clone();
         let mut connected_at = self.connected_at;

@@ -114,7 +114,10 @@ impl OrderCtx<'_> {
                 .await
                 .map_err(store_error)?
                 .filter(|r| r.project_id == *self.project && r.mode == self.mode);
-            let subs = found.iter().map(subscription_of).collect::<Result<_, _>>()?;
+            let subs = found
+                .iter()
+                .map(subscription_of)
+                .collect::<Result<_, _>>()?;
             return Ok(CallOutput::Subscriptions(subs));
         }
         let email = match ask {

@@ -27,7 +27,9 @@ use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
 use chatpay_core::error::ErrorCode;
 use chatpay_core::flows::{CatalogAnswer, CheckItem, Entry, Links, Outside};
 use chatpay_core::intents::Matcher;
-use chatpay_store::{DynStore, ProjectRecord, StoreError, StoredFrame, WebhookEventRecord};
+use chatpay_store::{
+    DynStore, ProjectRecord, Recorded, StoreError, StoredFrame, WebhookEventRecord,
+};
 use chatpay_stripe::Gateway;
 use chatpay_stripe::webhook::EventEnvelope;
 
@@ -174,9 +176,20 @@ pub(crate) struct Inner {
     pub app_events: tokio::sync::Notify,
     pub app_seq: app_webhooks::EventSeq,
     pub app_webhooks: app_webhooks::RetryPolicy,
+    /// Each project's conversation, as looked up (it never changes).
+    conversations: std::sync::Mutex<std::collections::HashMap<ProjectId, ConversationId>>,
 }
 
 impl Inner {
+    fn conversations(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ProjectId, ConversationId>> {
+        // The map holds plain ids; a panic elsewhere cannot leave it half-written.
+        self.conversations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub(crate) fn pacer(&self, mode: Mode) -> &Arc<catalog_sync::Pacer> {
         &self.pacers[usize::from(mode.is_live())]
     }
@@ -234,6 +247,7 @@ impl Engine {
                 },
                 config,
                 hub: Hub::default(),
+                conversations: std::sync::Mutex::default(),
             }),
         }
     }
@@ -326,11 +340,24 @@ impl Engine {
     }
 
     async fn handle_for(&self, project: &ProjectRecord) -> Result<ActorHandle, ChatError> {
-        let conversation = self.inner.store.conversation_for(&project.id).await?;
-        Ok(self
-            .inner
-            .hub
-            .get(&self.inner, &conversation.id, &project.id))
+        self.handle_for_id(&project.id).await
+    }
+
+    /// The actor of the project's conversation. A project's conversation never changes once
+    /// made, so it is looked up once and remembered.
+    async fn handle_for_id(&self, project: &ProjectId) -> Result<ActorHandle, ChatError> {
+        let known = self.inner.conversations().get(project).cloned();
+        let conversation = match known {
+            Some(c) => c,
+            None => {
+                let c = self.inner.store.conversation_for(project).await?.id;
+                self.inner
+                    .conversations()
+                    .insert(project.clone(), c.clone());
+                c
+            }
+        };
+        Ok(self.inner.hub.get(&self.inner, &conversation, project))
     }
 
     /// Sends an outside event to the project's conversation and waits until it is applied.
@@ -346,6 +373,7 @@ impl Engine {
                 event: Box::new(event),
                 ledger: None,
                 from: None,
+                record: None,
                 reply: Some(tx),
             })
             .await?;
@@ -422,21 +450,30 @@ impl Engine {
         rx.await.map_err(|_| ChatError::Unavailable)?
     }
 
-    /// Hands a recorded Stripe event to the conversations it concerns. Returns what happened,
-    /// for the ledger.
+    /// Hands a recorded Stripe event to the conversations it concerns (after a crash, or a
+    /// redelivery of one recorded but not applied). Returns what happened, for the ledger.
     pub async fn stripe_event(&self, event: &EventEnvelope) -> Result<String, ChatError> {
+        Ok(self.handle_event(event, None).await?.0)
+    }
+
+    /// Handles a verified event. `record` is its ledger row when it is not stored yet: it is
+    /// stored with the event's first effect (the ignored outcome, or the conversation's turn),
+    /// in the writer's group commit, so that a delivery costs one shared commit before its
+    /// answer. Returns what happened and whether the row turned out to be stored already (a
+    /// concurrent delivery of the same event got there first).
+    pub(crate) async fn handle_event(
+        &self,
+        event: &EventEnvelope,
+        mut record: Option<WebhookEventRecord>,
+    ) -> Result<(String, Recorded), ChatError> {
         let store = &self.inner.store;
-        let input = event.input();
-        let Some(account) = event.account.clone() else {
-            store
-                .mark_event_processed(&event.id, "ignored: not about a connected account")
-                .await?;
-            return Ok("ignored: not about a connected account".to_owned());
+        let Some(account) = event.account.as_deref() else {
+            let outcome = "ignored: not about a connected account".to_owned();
+            return self.settle(event, record, outcome).await;
         };
-        let Some(input) = input else {
+        let Some(input) = event.input() else {
             let outcome = format!("ignored: {} is not handled", event.event_type);
-            store.mark_event_processed(&event.id, &outcome).await?;
-            return Ok(outcome);
+            return self.settle(event, record, outcome).await;
         };
         // An order's re-read marks its event applied with the order's change; other inputs
         // mark it with the turn they cause.
@@ -451,7 +488,7 @@ impl Engine {
         } else {
             Mode::Test
         };
-        let connections = store.connections_for_account(&account).await?;
+        let connections = store.connections_for_account(account).await?;
         let matching: Vec<_> = connections.iter().filter(|c| c.mode == mode).collect();
         if matching.is_empty() {
             let outcome = if connections.is_empty() {
@@ -462,26 +499,47 @@ impl Engine {
                     event.livemode
                 )
             };
-            store.mark_event_processed(&event.id, &outcome).await?;
-            return Ok(outcome);
+            return self.settle(event, record, outcome).await;
         }
         for c in matching {
-            let Some(project) = store.project(&c.project_id).await? else {
-                continue;
-            };
-            let handle = self.handle_for(&project).await?;
+            let handle = self.handle_for_id(&c.project_id).await?;
             let (tx, rx) = oneshot::channel();
             handle
                 .send(Msg::Outside {
                     event: Box::new(input.clone()),
                     ledger: ledger.clone(),
                     from: Some((event.id.clone(), mode)),
+                    // Stored with the first project's turn.
+                    record: record.take().map(Box::new),
                     reply: Some(tx),
                 })
                 .await?;
             rx.await.map_err(|_| ChatError::Unavailable)??;
         }
-        Ok("delivered".to_owned())
+        Ok(("delivered".to_owned(), Recorded::New))
+    }
+
+    /// An event chatpay does not act on: recorded as handled in one insert, or, if its row is
+    /// stored already, marked handled.
+    async fn settle(
+        &self,
+        event: &EventEnvelope,
+        record: Option<WebhookEventRecord>,
+        outcome: String,
+    ) -> Result<(String, Recorded), ChatError> {
+        let store = &self.inner.store;
+        let recorded = match record {
+            Some(mut r) => {
+                r.processed_at = Some(chatpay_core::domain::now_millis());
+                r.outcome = Some(outcome.clone());
+                store.record_event(&r).await?
+            }
+            None => Recorded::Duplicate,
+        };
+        if recorded == Recorded::Duplicate {
+            store.mark_event_processed(&event.id, &outcome).await?;
+        }
+        Ok((outcome, recorded))
     }
 
     /// Handles events recorded before a crash but not yet applied.

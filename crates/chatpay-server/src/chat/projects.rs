@@ -124,16 +124,20 @@ impl Engine {
         self.outside(project, Outside::StartSync).await
     }
 
-    /// A verified Stripe event: recorded in the ledger before anything else (so a 2xx means it
-    /// is stored), deduplicated by id, then handled. One recorded but not yet applied (a crash
-    /// in between) is applied now.
+    /// A verified Stripe event: deduplicated by id, then recorded in the ledger with its first
+    /// effect, in one group-committed transaction, before this returns (so a 2xx means it is
+    /// stored). One recorded but not yet applied (a crash in between) is applied now.
     pub async fn receive_event(
         &self,
         event: &EventEnvelope,
         payload: &[u8],
     ) -> Result<Received, ChatError> {
         let store = &self.inner.store;
-        let record = WebhookEventRecord {
+        let stored = store.event(&event.id).await?;
+        if stored.as_ref().is_some_and(|e| e.processed_at.is_some()) {
+            return Ok(Received::Duplicate);
+        }
+        let record = stored.is_none().then(|| WebhookEventRecord {
             id: event.id.clone(),
             event_type: event.event_type.clone(),
             account: event.account.clone(),
@@ -143,14 +147,14 @@ impl Engine {
             received_at: now_millis(),
             processed_at: None,
             outcome: None,
-        };
-        if store.record_event(&record).await? == Recorded::Duplicate {
-            let stored = store.event(&event.id).await?;
-            if stored.as_ref().is_some_and(|e| e.processed_at.is_some()) {
-                return Ok(Received::Duplicate);
-            }
-        }
-        Ok(Received::Handled(self.stripe_event(event).await?))
+        });
+        let (outcome, recorded) = self.handle_event(event, record).await?;
+        Ok(if recorded == Recorded::Duplicate && stored.is_none() {
+            // A concurrent delivery recorded it first and handles it.
+            Received::Duplicate
+        } else {
+            Received::Handled(outcome)
+        })
     }
 
     /// Whether the database answers, and which backend it is.
