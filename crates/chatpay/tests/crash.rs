@@ -110,13 +110,17 @@ async fn kill_9_mid_traffic_loses_nothing() {
     let received_total = Arc::new(AtomicUsize::new(0));
     let enough = Arc::new(tokio::sync::Notify::new());
     let mut clients = Vec::new();
-    for (i, project) in projects.iter().cloned().enumerate() {
-        let (addr, token) = (addr.clone(), token.clone());
+    // Every client is in before the traffic starts: a client still waiting for its welcome
+    // when the others' traffic triggers the kill would fail for the wrong reason.
+    let mut joined = Vec::new();
+    for project in &projects {
+        joined.push(join(&addr, &token, project, 0).await.0);
+    }
+    for ((i, project), mut ws) in projects.iter().cloned().enumerate().zip(joined) {
         let mut killed = kill_tx.subscribe();
         let counter = received_total.clone();
         let enough = enough.clone();
         clients.push(tokio::spawn(async move {
-            let (mut ws, _) = join(&addr, &token, &project, 0).await;
             let mut received: BTreeMap<i64, Value> = BTreeMap::new();
             let mut sent: Vec<String> = Vec::new();
             for n in 0.. {
