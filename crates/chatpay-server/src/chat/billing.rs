@@ -348,9 +348,17 @@ impl Engine {
         p: &ProjectRecord,
         id: &str,
     ) -> Result<Subscription, ChatError> {
+        let r = self.subscription_record(p, id).await?;
+        subscription_of(&r).map_err(internal)
+    }
+
+    async fn subscription_record(
+        &self,
+        p: &ProjectRecord,
+        id: &str,
+    ) -> Result<SubscriptionRecord, ChatError> {
         Self::require_backend(p)?;
-        let r = self
-            .inner
+        self.inner
             .store
             .subscription(id)
             .await?
@@ -360,8 +368,7 @@ impl Engine {
                     "no subscription {id} in this project's {} mode",
                     p.mode.as_str()
                 ))
-            })?;
-        subscription_of(&r).map_err(internal)
+            })
     }
 
     /// Cancels (now or at the period's end) or resumes a subscription on Stripe; the change
@@ -372,9 +379,10 @@ impl Engine {
         p: &ProjectRecord,
         id: &str,
         change: SubscriptionChange,
-        key: &str,
+        key: Option<&str>,
     ) -> Result<Subscription, ChatError> {
-        let before = self.subscription(p, id).await?;
+        let record = self.subscription_record(p, id).await?;
+        let before = subscription_of(&record).map_err(internal)?;
         if before.status.is_final() {
             return Err(ChatError::Rejected {
                 code: "subscription_ended",
@@ -392,7 +400,12 @@ impl Engine {
         }
         Self::require_backend(p)?;
         let account = self.billing_account(p).await?;
-        let key = format!("chatpay:{}:sub:{id}:{change:?}:{key}", p.id);
+        // The caller's key makes a retried request act once; without one, the same change of
+        // the same stored version is one request (a cancel after a resume is a new one).
+        let key = match key {
+            Some(k) => format!("chatpay:{}:sub:{id}:{change:?}:key:{k}", p.id),
+            None => format!("chatpay:{}:sub:{id}:{change:?}:v{}", p.id, record.version),
+        };
         self.inner
             .gateway
             .change_subscription(p.mode, &account, id, change, &key)

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::orders::idempotency_key;
 use super::projects::owned;
 use super::{ApiError, AppState, Caller};
 use chatpay_core::billing::{
@@ -96,12 +97,7 @@ pub async fn list(
             all.join(", ")
         )));
     }
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "`limit` must be from 1 to 100".to_owned(),
-        ));
-    }
+    let limit = super::page_limit(q.limit, 20)?;
     let page = state
         .engine
         .subscriptions(
@@ -137,24 +133,6 @@ pub struct CancelBody {
     at_period_end: Option<bool>,
 }
 
-fn key_of(headers: &HeaderMap) -> Result<String, ApiError> {
-    match headers.get("idempotency-key") {
-        None => Ok("once".to_owned()),
-        Some(v) => {
-            let k = v
-                .to_str()
-                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be text".to_owned()))?
-                .trim();
-            if k.is_empty() || k.len() > 200 {
-                return Err(ApiError::BadRequest(
-                    "Idempotency-Key must be 1 to 200 characters".to_owned(),
-                ));
-            }
-            Ok(k.to_owned())
-        }
-    }
-}
-
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,7 +158,12 @@ pub async fn cancel(
     };
     let after = state
         .engine
-        .change_subscription(&project, &sub, change, &key_of(&headers)?)
+        .change_subscription(
+            &project,
+            &sub,
+            change,
+            idempotency_key(&headers)?.as_deref(),
+        )
         .await?;
     Ok(Json(subscription_json(&after)))
 }
@@ -198,7 +181,7 @@ pub async fn resume(
             &project,
             &sub,
             SubscriptionChange::Resume,
-            &key_of(&headers)?,
+            idempotency_key(&headers)?.as_deref(),
         )
         .await?;
     Ok(Json(subscription_json(&after)))
@@ -293,12 +276,7 @@ pub async fn payouts(
     Query(q): Query<PayoutsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    let limit = q.limit.unwrap_or(10);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "`limit` must be from 1 to 100".to_owned(),
-        ));
-    }
+    let limit = super::page_limit(q.limit, 10)?;
     let list = state.engine.payouts(&project, limit).await?;
     Ok(Json(json!({
         "data": list.iter().map(payout_json).collect::<Vec<_>>(),

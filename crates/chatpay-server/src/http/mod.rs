@@ -45,6 +45,18 @@ pub struct AppState {
     pub signin: Arc<crate::signin::SignInCode>,
 }
 
+/// A list's `limit` parameter: 1 to 100, `default` when absent.
+pub(super) fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=100).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest(
+            "`limit` must be from 1 to 100".to_owned(),
+        ))
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

@@ -26,7 +26,7 @@ use crate::chat::{CheckoutInput, PUBLISHABLE_PREFIX};
 use chatpay_core::orders::{Order, OrderStatus};
 use chatpay_store::OrderFilter;
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
@@ -222,12 +222,7 @@ pub async fn list(
             all.join(", ")
         )));
     }
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "`limit` must be from 1 to 100".to_owned(),
-        ));
-    }
+    let limit = super::page_limit(q.limit, 20)?;
     let filter = OrderFilter {
         status: q.status.clone(),
         since: q
