@@ -70,10 +70,21 @@ fn summary(s: &CheckoutSession) -> String {
             } else {
                 String::new()
             };
+            // A recurring price is charged every period, as Stripe's page says ("per month").
+            let every = li
+                .price
+                .recurring
+                .as_ref()
+                .map(|r| match r.interval_count {
+                    1 => format!(" per {}", r.interval),
+                    n => format!(" every {n} {}s", r.interval),
+                })
+                .unwrap_or_default();
             format!(
-                "<tr><th scope=\"row\">{}{each}</th><td>{}</td></tr>",
+                "<tr><th scope=\"row\">{}{each}</th><td>{}{}</td></tr>",
                 escape(&li.description),
-                escape(&money::format(li.amount(), &li.price.currency))
+                escape(&money::format(li.amount(), &li.price.currency)),
+                escape(&every)
             )
         })
         .collect();
@@ -152,6 +163,12 @@ fn checkout_page(
         .as_deref()
         .map(|u| format!("<p><a href=\"{}\">Cancel and go back</a></p>", escape(u)))
         .unwrap_or_default();
+    // Stripe's page says "Subscribe" for a checkout that starts a subscription.
+    let pay_label = if s.mode == "subscription" {
+        "Subscribe".to_owned()
+    } else {
+        format!("Pay {total}")
+    };
     format!(
         r#"<div class="split"><div class="summary"><div class="card"><p class="muted">Pay {seller}{badge}</p><h1>{total}</h1>{summary}{cancel}</div>
 {test_note}</div><div class="payment">
@@ -168,7 +185,7 @@ fn checkout_page(
 <input type="text" id="cardCvc" name="cardCvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" required value="{cvc}"></div></div>
 <label for="billingName">Cardholder name</label>
 <input type="text" id="billingName" name="billingName" autocomplete="cc-name" required value="{name}">
-<button class="primary pay" type="submit" id="submitButton">Pay {total}</button>
+<button class="primary pay" type="submit" id="submitButton">{pay_label}</button>
 <p class="secure">Payments are processed by Stripe (sandbox).</p>
 </form></div></div>"#,
         seller = escape(&seller),

@@ -189,18 +189,14 @@ impl OrderCtx<'_> {
                 continue;
             }
             let day = on - on.rem_euclid(86_400);
-            // What reaches the balance: the charge's net after fees (less any refund), or the
-            // paid amount if Stripe didn't say.
+            // What becomes available: the charge's net after Stripe's fees (its balance
+            // transaction's `net`), or the paid amount if Stripe didn't say. A refund is taken
+            // from the balance when it is made, not from this.
             let paid = o
                 .charge
                 .as_ref()
                 .map_or(o.amount_total, |c| c.amount_captured);
-            let fees = o
-                .charge
-                .as_ref()
-                .and_then(|c| c.net.map(|n| paid - n))
-                .unwrap_or(0);
-            let net = o.money(paid - fees - o.refunded());
+            let net = o.money(o.charge.as_ref().and_then(|c| c.net).unwrap_or(paid));
             match upcoming
                 .iter_mut()
                 .find(|(d, m)| *d == day && m.currency == net.currency)

@@ -265,9 +265,9 @@ pub async fn catalog(
         .map(|p| {
             let problems = p.problems();
             let sellable = !problems.iter().any(|x| x.blocking);
-            // A shareable link that opens a fresh checkout (one-time prices of products that sell).
+            // A shareable link that opens a fresh checkout (a subscription, for a recurring price).
             let buy = |price: &chatpay_core::catalog::PriceData| {
-                (sellable && price.active && price.kind == "one_time").then(|| {
+                (sellable && price.active && price.unit_amount.is_some()).then(|| {
                     format!("{}/buy/{}/{}", state.engine.public_url(), project.id, price.id)
                 })
             };
