@@ -117,7 +117,9 @@ impl Turn<'_, '_> {
             .iter_mut()
             .find(|p| matches!(&p.call, Call::RefreshPayout { payout: s, .. } if *s == payout));
         if let Some(p) = running {
+            // It may have read Stripe before this event: read again when it is done.
             p.queued.extend(event);
+            p.again = true;
             return;
         }
         self.call(
@@ -270,9 +272,7 @@ impl Turn<'_, '_> {
                     self.refresh_subscription(subscription, queued, 0);
                 }
             }
-            (Call::RefreshPayout { events, .. }, result) => {
-                let mut events = events;
-                events.extend(pending.queued);
+            (Call::RefreshPayout { payout, events }, result) => {
                 match result {
                     Ok(CallOutput::PayoutRefreshed(Some(p))) => {
                         self.payout_news(&p);
@@ -284,6 +284,16 @@ impl Turn<'_, '_> {
                             format!("ignored: the payout could not be read ({})", e.message);
                         self.billing_events(events, &outcome);
                     }
+                }
+                // Events that came while it ran are applied by a read after them.
+                if pending.again || !pending.queued.is_empty() {
+                    self.call(
+                        Call::RefreshPayout {
+                            payout,
+                            events: pending.queued,
+                        },
+                        Purpose::Billing,
+                    );
                 }
             }
             (Call::ListSubscriptions { ask }, Ok(CallOutput::Subscriptions(subs))) => {

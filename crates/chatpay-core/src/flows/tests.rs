@@ -1106,3 +1106,67 @@ fn done_is_ignored(w: &mut World, op: u64) -> bool {
     .unwrap()
     .is_empty()
 }
+
+fn payout(status: crate::billing::PayoutStatus) -> crate::billing::Payout {
+    crate::billing::Payout {
+        id: "po_1".into(),
+        amount: 4728,
+        currency: crate::domain::Currency::parse("usd").unwrap(),
+        status,
+        arrival_date: 1_795_000_000,
+        created: 1_794_800_000,
+        failure_code: None,
+        failure_message: None,
+        payments: Vec::new(),
+    }
+}
+
+fn payout_event(w: &mut World, event: &str) -> Vec<Effect> {
+    w.input(Input::Outside(Outside::PayoutChanged {
+        payout: "po_1".into(),
+        event: Some(event.into()),
+    }))
+    .unwrap()
+}
+
+fn payout_read(w: &mut World, op: u64, p: crate::billing::PayoutStatus) -> Vec<Effect> {
+    w.input(Input::Done {
+        op,
+        result: Ok(CallOutput::PayoutRefreshed(Some(Box::new(payout(p))))),
+    })
+    .unwrap()
+}
+
+/// A payout's events race its re-reads: an event that arrives while a read runs is applied by
+/// a read after it (so "paid" is not lost behind an "in transit" read), and the arrival is told
+/// once however many events name it.
+#[test]
+fn payouts_are_read_after_their_last_event_and_told_once() {
+    use crate::billing::PayoutStatus as P;
+    let mut w = World::new(true);
+    w.connection = Some(Connection {
+        account: account(AccountIs::Active),
+        origin: Origin::Created,
+    });
+    let (op, _) = call_of(&payout_event(&mut w, "evt_updated"));
+    // payout.paid arrives while the read for payout.updated is running.
+    assert!(kinds(&payout_event(&mut w, "evt_paid")).is_empty());
+    let after = payout_read(&mut w, op, P::InTransit);
+    assert!(!after.iter().any(|e| matches!(e, Effect::Card(_))));
+    let (again, call) = call_of(&after);
+    assert!(
+        matches!(&call, Call::RefreshPayout { events, .. } if events == &["evt_paid".to_owned()])
+    );
+    let told = payout_read(&mut w, again, P::Paid);
+    assert_eq!(card_of(&told, CardKind::Payout).title, "Payout arrived");
+    assert!(told.iter().any(
+        |e| matches!(e, Effect::EventApplied { id, outcome } if id == "evt_paid" && outcome == "applied")
+    ));
+    // A late duplicate reads paid again: nothing more is told.
+    let (op, _) = call_of(&payout_event(&mut w, "evt_paid_again"));
+    let quiet = payout_read(&mut w, op, P::Paid);
+    assert!(
+        !quiet.iter().any(|e| matches!(e, Effect::Card(_))),
+        "{quiet:?}"
+    );
+}
