@@ -14,8 +14,11 @@ function pill(tones, status, label) {
 
 /** A subscription's status, with "Canceling" when it ends at the period's end. */
 export function subscriptionPill(s) {
-  if (s.cancel_at_period_end && !s.ended_at && s.status !== 'canceled') return h('span.pill.warn', { dataset: { status: 'canceling' } }, 'Canceling');
-  return pill(SUB_TONES, s.status, s.status === 'past_due' ? 'Past due' : null);
+  const status = pill(SUB_TONES, s.status, s.status === 'past_due' ? 'Past due' : null);
+  if (!s.cancel_at_period_end || s.ended_at || s.status === 'canceled') return status;
+  // Still active (or past due) until the period's end, then canceled.
+  const canceling = h('span.pill.warn', { dataset: { status: 'canceling' } }, 'Canceling');
+  return s.status === 'active' ? canceling : h('span.pills', status, canceling);
 }
 
 /** When the subscription renews or ends, in words. */

@@ -145,12 +145,13 @@ pub(crate) async fn clock(
         Some("month") => (31, "1 month (31 days)"),
         _ => {
             let text = "Choose how far to move the clock: a day, a week or a month.";
-            return page(
+            return page_with(
                 &app,
                 &account,
                 StatusCode::BAD_REQUEST,
                 Some(Err(text.to_owned())),
                 &Entered::default(),
+                true,
             );
         }
     };
@@ -167,12 +168,13 @@ pub(crate) async fn clock(
         "Moved the clock on by {label}: it is now {}.",
         time_text(app.now())
     );
-    page(
+    page_with(
         &app,
         &account,
         StatusCode::OK,
         Some(Ok(text)),
         &Entered::default(),
+        true,
     )
 }
 
@@ -199,7 +201,7 @@ pub(crate) async fn failing_card(State(app): State<App>, Path(account): Path<Str
             .map_err(|e| e.to_string())
     });
     match outcome {
-        Ok(customer) => page(
+        Ok(customer) => page_with(
             &app,
             &account,
             StatusCode::OK,
@@ -207,13 +209,15 @@ pub(crate) async fn failing_card(State(app): State<App>, Path(account): Path<Str
                 "Customer {customer} now pays with 4000 0000 0000 0341: the next renewal is declined."
             ))),
             &Entered::default(),
+            true,
         ),
-        Err(text) => page(
+        Err(text) => page_with(
             &app,
             &account,
             StatusCode::BAD_REQUEST,
             Some(Err(text)),
             &Entered::default(),
+            true,
         ),
     }
 }
@@ -254,6 +258,18 @@ fn page(
     status: StatusCode,
     outcome: Option<Result<String, String>>,
     e: &Entered,
+) -> Response {
+    page_with(app, account, status, outcome, e, false)
+}
+
+/// The page; a test tool's outcome (`tools`) shows in the test tools' card, by its buttons.
+fn page_with(
+    app: &App,
+    account: &str,
+    status: StatusCode,
+    outcome: Option<Result<String, String>>,
+    e: &Entered,
+    tools: bool,
 ) -> Response {
     let products = api::call_as(app, account, Method::GET, "/v1/products?limit=100", &[]);
     let prices = api::call_as(app, account, Method::GET, "/v1/prices?limit=100", &[]);
@@ -322,7 +338,7 @@ fn page(
     let body = format!(
         r#"<style>table.list{{width:100%;border-collapse:collapse}}table.list th{{text-align:left;font-size:12px;color:#697386;text-transform:uppercase;letter-spacing:.04em;padding:8px 0;border-bottom:1px solid #e3e8ee}}table.list td{{padding:10px 0;border-bottom:1px solid #e3e8ee}}.ok{{background:#e6f6ec;border:1px solid #b7e4c7;color:#0a6b40;border-radius:6px;padding:10px 14px;margin-bottom:16px}}.muted{{color:#697386}}</style>
 <div class="card"><h1>Products</h1><p class="muted">{account} <span class="test">TEST DATA</span> What this account sells.</p>{table}</div>
-{notice}
+{product_notice}
 <form method="post" class="card" id="add-product">
 <h2>Add a product</h2>
 <label for="name">Name</label><input type="text" id="name" name="name" required value="{name}">
@@ -331,12 +347,14 @@ fn page(
 <label for="billing">Billing</label><select id="billing" name="billing">{billing}</select>
 <p><button class="primary" type="submit">Add product</button></p>
 </form>
-<div class="card" id="test-tools"><h2>Sandbox test tools</h2><p class="muted">Only in chatpay's Stripe sandbox, to see in a browser what happens over time. Sandbox time: <strong id="sandbox-time">{now}</strong>.</p>
+<div class="card" id="test-tools"><h2>Sandbox test tools</h2><p class="muted">Only in chatpay's Stripe sandbox, to see in a browser what happens over time. Sandbox time: <strong id="sandbox-time">{now}</strong>.</p>{tools_notice}
 <form method="post" action="/dashboard/{account}/clock" id="clock"><h3>Clock</h3><p class="muted">Move the sandbox's time on (for every account): subscriptions renew (as on Stripe, a renewal's invoice stays a draft for about an hour before it is charged), payments become available, payouts are made and arrive.</p>
 <p><button type="submit" name="advance" value="day">Advance 1 day</button> <button type="submit" name="advance" value="week">Advance 1 week</button> <button type="submit" name="advance" value="month">Advance 1 month (31 days)</button></p></form>
 <form method="post" action="/dashboard/{account}/failing_card" id="failing-card"><h3>Failing card</h3><p class="muted">Give the newest subscription's customer the test card 4000 0000 0000 0341: it was accepted once, and every later charge is declined, so the next renewal fails.</p>
 <p><button type="submit">Use the failing card</button></p></form></div>"#,
         now = escape(&time_text(app.now())),
+        product_notice = if tools { "" } else { notice.as_str() },
+        tools_notice = if tools { notice.as_str() } else { "" },
         account = escape(account),
         name = escape(&e.name),
         amount = escape(&e.amount),

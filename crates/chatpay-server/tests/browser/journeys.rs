@@ -1080,6 +1080,33 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
             .await?;
         page.find("tr[data-reason=subscription_cycle] a[data-pdf]")
             .await?;
+        // The customer's card starts failing (the Dashboard's failing card), and a month
+        // later the renewal is declined: past due, its invoice open with a retry date.
+        page.client.switch_to_window(dashboard.clone()).await?;
+        page.click("#failing-card button").await?;
+        page.find_text(".ok", "now pays with 4000 0000 0000 0341")
+            .await?;
+        page.click("#clock button[value=month]").await?;
+        page.find_text(".ok", "Moved the clock on by 1 month")
+            .await?;
+        page.click("#clock button[value=day]").await?;
+        page.find_text(".ok", "Moved the clock on by 1 day").await?;
+        page.client.switch_to_window(app.clone()).await?;
+        api_until(j, "the subscription is past due", &sub_path, |v| {
+            v["status"] == "past_due"
+        })
+        .await?;
+        page.click("[data-nav=subscriptions]").await?;
+        page.find("select[name=status]")
+            .await?
+            .select_by_value("past_due")
+            .await?;
+        page.find_text(&format!("tr[data-subscription='{sub}']"), "Past due")
+            .await?;
+        page.click(&format!("tr[data-subscription='{sub}'] a"))
+            .await?;
+        page.find_text(".panel-head .pill", "Past due").await?;
+        page.find_text("tr[data-status=open]", "Retry").await?;
         let renews = page.find_text("[data-renewal]", "Renews on").await?;
         let renews = renews.text().await?;
         let end_day = renews.trim_start_matches("Renews on ").to_owned();
