@@ -107,6 +107,7 @@ function teardown() {
 function openProject(project) {
   if (state.project?.id === project.id && state.socket) {
     state.project = project;
+    state.mode = project.mode;
     return;
   }
   teardown();
@@ -120,7 +121,10 @@ function openProject(project) {
     socket,
     orderHref: (n) => `#/p/${project.id}/orders/${n}`,
     onFlow: (f, backlog) => {
-      if (!backlog) views.flowChanged(f);
+      if (backlog) return;
+      views.flowChanged(f);
+      // Going live (or back to test) from the chat: the badge follows the project's mode.
+      if (f.flow === 'go_live') api('GET', `/v1/projects/${project.id}`).then(modeChanged, () => {});
     },
   });
   socket.addEventListener('state', (ev) => {

@@ -1136,8 +1136,17 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
         // Resumed meanwhile elsewhere (the app's own backend): Resume here answers
         // not_canceling, shown in the confirmation, tied to its button.
         j.world
-            .api("POST", &format!("{sub_path}/resume"), Some(json!({})))
+            .api_with(
+                "POST",
+                &format!("{sub_path}/resume"),
+                Some(json!({})),
+                &[("idempotency-key", &format!("resume-{}", line!()))],
+            )
             .await?;
+        api_until(j, "the resume is known", &sub_path, |v| {
+            v["cancel_at_period_end"] == false
+        })
+        .await?;
         page.click("[data-action=resume]").await?;
         page.click("[data-confirm]").await?;
         let err = page
@@ -1157,12 +1166,17 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
         );
         // Canceled again at the period's end; the list says "Ends on".
         j.world
-            .api(
+            .api_with(
                 "POST",
                 &format!("{sub_path}/cancel"),
                 Some(json!({"at_period_end": true})),
+                &[("idempotency-key", "cancel-at-end")],
             )
             .await?;
+        api_until(j, "the cancellation is known", &sub_path, |v| {
+            v["cancel_at_period_end"] == true
+        })
+        .await?;
         page.click("[data-nav=subscriptions]").await?;
         let row = page
             .find_text(&format!("tr[data-subscription='{sub}']"), "Canceling")
@@ -1222,6 +1236,49 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
         );
         page.assert_accessible("the go-live checklist").await?;
         j.shot(0, "go-live").await?;
+        // Ended meanwhile (canceled now by the app's backend) while its page is open: the
+        // page's Cancel answers subscription_ended, in words, by the button.
+        j.world
+            .api_with(
+                "POST",
+                &format!("{sub_path}/resume"),
+                Some(json!({})),
+                &[("idempotency-key", &format!("resume-{}", line!()))],
+            )
+            .await?;
+        api_until(j, "the resume is known", &sub_path, |v| {
+            v["cancel_at_period_end"] == false
+        })
+        .await?;
+        let page = j.page();
+        page.goto(&format!("{url}/#/p/{project}/subscriptions/{sub}"))
+            .await?;
+        page.find("[data-action=cancel_at_period_end]").await?;
+        j.world
+            .api_with(
+                "POST",
+                &format!("{sub_path}/cancel"),
+                Some(json!({"at_period_end": false})),
+                &[("idempotency-key", "cancel-now")],
+            )
+            .await?;
+        api_until(j, "the end is known", &sub_path, |v| {
+            v["status"] == "canceled"
+        })
+        .await?;
+        let page = j.page();
+        page.click("[data-action=cancel_at_period_end]").await?;
+        page.click("[data-confirm]").await?;
+        page.find_text(".confirm .error-box", "already ended")
+            .await?;
+        page.click(".crumbs a").await?;
+        page.find_text(&format!("tr[data-subscription='{sub}']"), "Canceled")
+            .await?;
+        page.click(&format!("tr[data-subscription='{sub}'] a"))
+            .await?;
+        page.find_text(".panel-head .pill", "Canceled").await?;
+        page.find_text(".panel", "This subscription has ended")
+            .await?;
         // At phone width: the subscriptions and payouts screens fit.
         let phone = j.open_browser(PHONE).await?;
         let p = &j.pages[phone];
@@ -1264,6 +1321,7 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
             .into_iter()
             .filter(|e| {
                 !(e.contains(&format!("{sub}/resume")) && e.contains("422")
+                    || e.contains(&format!("{sub}/cancel")) && e.contains("422")
                     || e.contains(&format!("{project}/mode")) && e.contains("409"))
             })
             .collect();
