@@ -127,7 +127,7 @@ export async function subscription({ project }, id) {
       s.order_number ? h('div.fact', h('dt', 'First order'), h('dd', h('a', { href: `#/p/${project.id}/orders/${s.order_number}` }, `#${s.order_number}`))) : null);
     mount(el,
       h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, h('ol', h('li', h('a', { href: `#/p/${project.id}/subscriptions` }, 'Subscriptions')), h('li', { 'aria-current': 'page' }, s.customer_email || s.id))),
-      notice ? h('p.success-box', { role: 'status' }, notice) : null,
+      notice ? h('p.success-box', { role: 'status', tabindex: '-1' }, notice) : null,
       h('section.panel', { 'aria-labelledby': 'sub-head' },
         h('div.panel-head', h('div', h('h2#sub-head', plan(s)), h('p.muted.small', h('code', s.id))), subscriptionPill(s)),
         facts,
@@ -164,7 +164,8 @@ export async function subscription({ project }, id) {
         try {
           const out = await api('POST', `/v1/projects/${project.id}/subscriptions/${encodeURIComponent(s.id)}/${path}`, body, { 'idempotency-key': key });
           await redraw(done(out), out);
-          document.querySelector('.success-box')?.focus?.();
+          // The buttons are gone: keyboard users land on what happened.
+          el.querySelector('.success-box')?.focus();
         } catch (e) {
           problem.textContent = explain(e);
           problem.hidden = false;

@@ -1040,6 +1040,40 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
             .await?;
         page.find(&format!("tr[data-subscription='{sub}']")).await?;
         page.assert_accessible("the subscriptions list").await?;
+        // The Clock refuses what it can't do, without moving: an unknown step, an unknown
+        // account.
+        let offset = j.world.sandbox.advance_clock(std::time::Duration::ZERO);
+        let account = j.world.account(&project).await?;
+        let base = j.world.sandbox.base_url();
+        let refused = j
+            .world
+            .http
+            .post_form(
+                &format!("{base}dashboard/{account}/clock"),
+                &[],
+                &[("advance", "year")],
+            )
+            .await?;
+        ensure!(refused.status == 400, "advance=year: {}", refused.status);
+        let unknown = j
+            .world
+            .http
+            .post_form(
+                &format!("{base}dashboard/acct_unknown/clock"),
+                &[],
+                &[("advance", "day")],
+            )
+            .await?;
+        ensure!(
+            unknown.status == 404,
+            "an unknown account: {}",
+            unknown.status
+        );
+        ensure!(
+            j.world.sandbox.advance_clock(std::time::Duration::ZERO) == offset,
+            "a refused Clock moved the sandbox's time"
+        );
+        let page = j.page();
         // A month later on the sandbox's Clock: the subscription renews, its money becomes
         // available and is paid out.
         page.client.switch_to_window(dashboard.clone()).await?;
@@ -1129,6 +1163,16 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
         page.keys(&Key::Enter.to_string()).await?;
         page.find_text(".success-box", "Canceled at the period's end")
             .await?;
+        let landed = page
+            .js(
+                "return document.activeElement.classList.contains('success-box')",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            landed == json!(true),
+            "the focus is not on the outcome after the confirmation"
+        );
         page.find_text("[data-renewal]", &format!("Ends on {end_day}"))
             .await?;
         page.find_text(".panel-head .pill", "Canceling").await?;
