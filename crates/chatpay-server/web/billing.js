@@ -223,13 +223,20 @@ export async function payouts({ project }) {
     rows.length ? h('table.table.payouts',
       h('caption.sr-only', 'Payouts, newest first'),
       h('thead', h('tr', h('th.num', { scope: 'col' }, 'Amount'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Arrives'), h('th', { scope: 'col' }, 'Details'))),
-      h('tbody', rows.map((p) => h('tr', { dataset: { payout: p.id, status: p.status } },
-        h('td.num.strong', p.display?.amount || money(p.amount, p.currency)),
-        h('td', pill(PAYOUT_TONES, p.status, p.status === 'in_transit' ? 'In transit' : null)),
-        h('td', day(p.arrival_date)),
-        h('td', p.status === 'failed'
-          ? h('div.failure', h('strong', p.failure_message || words(p.failure_code)), p.failure_explained ? h('p.small', p.failure_explained) : null)
-          : h('span.muted.small', `${p.payments?.length || 0} payment${p.payments?.length === 1 ? '' : 's'}`))))))
+      h('tbody', rows.flatMap((p) => {
+        const failedId = nextId('payout-failure');
+        const row = h('tr', { dataset: { payout: p.id, status: p.status }, class: p.status === 'failed' ? 'has-failure' : null },
+          h('td.num.strong', p.display?.amount || money(p.amount, p.currency)),
+          h('td', pill(PAYOUT_TONES, p.status, p.status === 'in_transit' ? 'In transit' : null)),
+          h('td.date', day(p.arrival_date)),
+          h('td', h('span.muted.small', `${p.payments?.length || 0} payment${p.payments?.length === 1 ? '' : 's'}`)));
+        if (p.status !== 'failed') return [row];
+        // Why it failed and what to do, on its own line under the payout.
+        row.setAttribute('aria-describedby', failedId);
+        return [row, h('tr.failure-row', { dataset: { status: 'failed', failureOf: p.id } },
+          h('td', { colspan: 4, id: failedId }, h('div.failure', { role: 'note' },
+            h('strong', 'Why it failed: '), p.failure_explained || p.failure_message || words(p.failure_code))))];
+      })))
       : h('div.empty-state', h('h2', 'No payouts yet'), h('p.muted', 'Stripe pays the available balance out to the bank account on the payout schedule.')));
   const paid = (orders.data || []).filter((o) => ['paid', 'partially_refunded', 'refunded'].includes(o.status));
   const fundsView = h('section.panel.flush', { 'aria-labelledby': 'funds-head' },

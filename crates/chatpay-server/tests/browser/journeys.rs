@@ -1120,6 +1120,25 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
         page.click("#failing-card button").await?;
         page.find_text(".ok", "now pays with 4000 0000 0000 0341")
             .await?;
+        // And the bank account closes: the next payout fails on its arrival date.
+        let armed = j
+            .world
+            .http
+            .send_json(
+                "POST",
+                &format!(
+                    "{}__sandbox/accounts/{account}/payouts/fail_next",
+                    j.world.sandbox.base_url()
+                ),
+                &[],
+                &json!({"failure_code": "account_closed"}),
+            )
+            .await?;
+        ensure!(
+            armed.status == 200,
+            "arming a payout failure: {}",
+            armed.text()
+        );
         page.click("#clock button[value=month]").await?;
         page.find_text(".ok", "Moved the clock on by 1 month")
             .await?;
@@ -1243,8 +1262,28 @@ fn subscription_renewal_cancel_payout(j: &mut Journey) -> Run<'_> {
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        let failed = api_until(
+            j,
+            "a payout fails",
+            &format!("/v1/projects/{project}/payouts"),
+            |v| {
+                v["data"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|p| p["status"] == "failed"))
+            },
+        )
+        .await?;
+        let explained = failed["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|p| p["status"] == "failed"))
+            .and_then(|p| p["failure_explained"].as_str())
+            .context("a failed payout explained")?
+            .to_owned();
         page.click("[data-nav=payouts]").await?;
         let row = page.find(&format!("tr[data-payout='{payout}']")).await?;
+        // The failed one says why, in the words the API gives.
+        page.find_text("tr[data-status=failed] .failure", &explained)
+            .await?;
         let text = row.text().await?;
         ensure!(text.contains('$'), "the payout's row: {text:?}");
         page.find("[data-balance=available] .big-amount").await?;
