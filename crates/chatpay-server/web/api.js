@@ -5,10 +5,11 @@
 const KEY = 'chatpay.token';
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, body) {
     super(message);
     this.status = status;
     this.code = code;
+    this.body = body; // the whole answer (e.g. the go-live checklist of a 409 not_ready)
   }
 }
 
@@ -44,7 +45,7 @@ export async function api(method, path, body, headers = {}) {
     data = null;
   }
   if (!res.ok) {
-    throw new ApiError(res.status, data?.code || 'http_' + res.status, data?.message || `The server answered ${res.status}.`);
+    throw new ApiError(res.status, data?.code || 'http_' + res.status, data?.message || `The server answered ${res.status}.`, data);
   }
   return data;
 }

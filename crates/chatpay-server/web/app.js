@@ -7,6 +7,7 @@ import { api, session, ApiError } from './api.js';
 import { ChatSocket } from './socket.js';
 import { ChatView } from './chat.js';
 import * as views from './views.js';
+import * as billing from './billing.js';
 
 const root = document.getElementById('app');
 const state = {
@@ -106,6 +107,7 @@ function teardown() {
 function openProject(project) {
   if (state.project?.id === project.id && state.socket) {
     state.project = project;
+    state.mode = project.mode;
     return;
   }
   teardown();
@@ -119,7 +121,10 @@ function openProject(project) {
     socket,
     orderHref: (n) => `#/p/${project.id}/orders/${n}`,
     onFlow: (f, backlog) => {
-      if (!backlog) views.flowChanged(f);
+      if (backlog) return;
+      views.flowChanged(f);
+      // Going live (or back to test) from the chat: the badge follows the project's mode.
+      if (f.flow === 'go_live') api('GET', `/v1/projects/${project.id}`).then(modeChanged, () => {});
     },
   });
   socket.addEventListener('state', (ev) => {
@@ -155,6 +160,8 @@ function renderStatus() {
     badge.className = `mode ${live ? 'live' : 'test'}`;
     badge.title = live ? 'Live mode: real money moves' : 'Test mode: no real money moves';
   }
+  const liveLink = document.getElementById('live-link');
+  if (liveLink) liveLink.textContent = state.mode === 'live' ? 'Live mode' : 'Go live';
   const conn = document.getElementById('conn');
   if (conn) {
     const s = state.connection;
@@ -183,8 +190,11 @@ function sidebar(current, section) {
       h('ul',
         item('chat', 'Chat', `#/p/${current.id}`),
         item('orders', 'Orders', `#/p/${current.id}/orders`),
+        item('subscriptions', 'Subscriptions', `#/p/${current.id}/subscriptions`),
+        item('payouts', 'Balance & payouts', `#/p/${current.id}/payouts`),
         item('catalog', 'Product catalog', `#/p/${current.id}/settings/stripe`),
-        item('integrations', 'Integrations', `#/p/${current.id}/integrations`)));
+        item('integrations', 'Integrations', `#/p/${current.id}/integrations`),
+        current.backend ? item('live', 'Go live', `#/p/${current.id}/live`) : null));
   }
   return h('aside.sidebar#sidebar', { 'aria-label': 'Projects' },
     h('a.brand', { href: '#/' }, h('img', { src: views.asset('icon.svg'), alt: '', width: 24, height: 24 }), h('span', 'chatpay')),
@@ -206,6 +216,7 @@ function topbar(project, title) {
     h('span#conn.conn', { role: 'status', hidden: true }),
     h('div.top-right',
       project ? h('span#mode-badge.mode.test', 'TEST') : null,
+      project?.backend ? h('a.btn.secondary.small#live-link', { href: `#/p/${project.id}/live` }, state.mode === 'live' ? 'Live mode' : 'Go live') : null,
       project ? h('a.btn.secondary.small#integrations-link', { href: `#/p/${project.id}/integrations` }, 'Integrations') : null));
 }
 
@@ -261,6 +272,18 @@ async function route() {
     } else if (section === 'settings') {
       layout(project, 'catalog', 'Stripe details', await views.stripeDetails(ctx));
       focusMain();
+    } else if (section === 'subscriptions' && parts[3]) {
+      layout(project, 'subscriptions', 'Subscription', await billing.subscription(ctx, decodeURIComponent(parts[3])));
+      focusMain();
+    } else if (section === 'subscriptions') {
+      layout(project, 'subscriptions', 'Subscriptions', await billing.subscriptions(ctx));
+      focusMain();
+    } else if (section === 'payouts') {
+      layout(project, 'payouts', 'Balance & payouts', await billing.payouts(ctx));
+      focusMain();
+    } else if (section === 'live') {
+      layout(project, 'live', 'Go live', await billing.goLive(ctx, modeChanged));
+      focusMain();
     } else if (section === 'orders' && parts[3]) {
       layout(project, 'orders', `Order #${parts[3]}`, await views.order(ctx, parts[3]));
       focusMain();
@@ -279,6 +302,14 @@ async function route() {
   } finally {
     state.routedOnce = true;
   }
+}
+
+/** The project's mode changed (going live, or back to test): the badge and the lists follow. */
+function modeChanged(p) {
+  state.projects = state.projects.map((x) => (x.id === p.id ? { ...x, ...p } : x));
+  if (state.project?.id === p.id) state.project = { ...state.project, ...p };
+  state.mode = p.mode;
+  renderStatus();
 }
 
 function focusMain() {

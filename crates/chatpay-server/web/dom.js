@@ -77,3 +77,11 @@ export function words(code) {
   const s = String(code || '').replaceAll('_', ' ');
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
+
+/** An RFC 3339 time as a date in UTC ("1 Jan 2027"). */
+export function day(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleDateString('en-GB', { timeZone: 'UTC', day: 'numeric', month: 'short', year: 'numeric' });
+}

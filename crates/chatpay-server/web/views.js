@@ -1,7 +1,7 @@
 // The screens besides the chat: projects, a new project, Integrations, Stripe details with the
 // product catalog, orders and an order. Each is a function of the API's answers.
 
-import { h, mount, money, minorDigits, when, words, nextId } from './dom.js';
+import { h, mount, money, minorDigits, when, day, words, nextId } from './dom.js';
 import { api, idempotencyKey } from './api.js';
 
 /** The URL of an embedded asset of this version. */
@@ -312,7 +312,8 @@ export async function orders({ project }) {
     h('td', statusPill(o.status)),
     h('td.num', o.display?.total || money(o.amount_total, o.currency)),
     h('td', o.customer_email || h('span.muted', '—')),
-    h('td.muted', when(o.created_at)));
+    h('td.muted', when(o.created_at)),
+    h('td.muted', o.funds_available_on ? day(o.funds_available_on) : '—'));
   if (!rows.length) {
     return h('div.page', project.backend ? null : backendNote(project), h('section.panel.flush', { 'aria-label': 'Orders' },
       h('div.empty-state', h('h2', 'No orders yet'), h('p.muted', 'Orders appear here when a checkout is created, and the chat tells you when one is paid.'))));
@@ -332,7 +333,7 @@ export async function orders({ project }) {
     h('section.panel.flush', { 'aria-label': 'Orders' },
       h('table.table.orders',
         h('caption.sr-only', 'Orders, newest first'),
-        h('thead', h('tr', ['Order', 'Status', 'Amount', 'Customer', 'Date'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('thead', h('tr', ['Order', 'Status', 'Amount', 'Customer', 'Date', 'Funds available'].map((c) => h('th', { scope: 'col' }, c)))),
         tbody)),
     h('div.actions', more));
 }
@@ -351,7 +352,7 @@ export async function order({ project }, number) {
       o.amount_refunded ? h('div.fact', h('dt', 'Refunded'), h('dd', money(o.amount_refunded, o.currency))) : null,
       h('div.fact', h('dt', 'Customer'), h('dd', o.customer_email || '—')),
       h('div.fact', h('dt', 'Created'), h('dd', when(o.created_at))),
-      o.funds_available_on ? h('div.fact', h('dt', 'Funds available'), h('dd', when(o.funds_available_on))) : null,
+      o.funds_available_on ? h('div.fact', h('dt', 'Funds available'), h('dd', { dataset: { funds: '' } }, day(o.funds_available_on))) : null,
       o.last_payment_error ? h('div.fact', h('dt', 'Last payment attempt'), h('dd', o.last_payment_error.message || String(o.last_payment_error))) : null);
     const links = h('div.actions',
       o.receipt_url ? h('a.btn.secondary', { href: o.receipt_url, target: '_blank', rel: 'noopener noreferrer' }, 'Receipt', h('span.sr-only', ' (opens in a new tab)')) : null,

@@ -247,7 +247,7 @@ pub(crate) fn router() -> Router<App> {
         .route_layer(middleware::from_fn(loopback_only))
 }
 
-async fn loopback_only(req: Request, next: Next) -> Response {
+pub(crate) async fn loopback_only(req: Request, next: Next) -> Response {
     let loopback = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

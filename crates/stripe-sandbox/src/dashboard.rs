@@ -2,6 +2,13 @@
 //! to add one with a price (`GET`/`POST /dashboard/{account}/products`). People trying chatpay
 //! without a Stripe account make their catalog here, by clicking; the form goes through the
 //! sandbox's own API (`api::call_as`), so the same rules apply and the same events are sent.
+//!
+//! Below them, sandbox-only test tools (Stripe's Dashboard has nothing like them): a Clock that
+//! moves the sandbox's time on by a day, a week or a month (`POST /dashboard/{account}/clock`,
+//! as `POST /__sandbox/clock/advance` does: subscriptions renew, balances become available,
+//! payouts are made and arrive), and a button that gives the newest subscription's customer
+//! the failing test card 4000 0000 0000 0341 (`POST /dashboard/{account}/failing_card`), so the
+//! next renewal is declined. Like every `/__sandbox` control, they serve loopback clients only.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -57,7 +64,9 @@ pub(crate) async fn create_product(
             &app,
             &account,
             StatusCode::OK,
-            Some(Ok(name)),
+            Some(Ok(format!(
+                "Added {name}. Sync the catalog in chatpay to sell it."
+            ))),
             &Entered::default(),
         ),
         Err(message) => page(
@@ -115,6 +124,104 @@ fn create(app: &App, account: &str, e: &Entered) -> Result<String, String> {
     Ok(e.name.clone())
 }
 
+fn time_text(secs: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
+        .map(|d| d.format("%-d %b %Y %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// `POST /dashboard/{account}/clock` `advance=day|week|month`: the sandbox's time moves on.
+pub(crate) async fn clock(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    body: Bytes,
+) -> Response {
+    let by = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "advance")
+        .map(|(_, v)| v.into_owned());
+    let (days, label) = match by.as_deref() {
+        Some("day") => (1, "1 day"),
+        Some("week") => (7, "1 week"),
+        Some("month") => (31, "1 month (31 days)"),
+        _ => {
+            let text = "Choose how far to move the clock: a day, a week or a month.";
+            return page_with(
+                &app,
+                &account,
+                StatusCode::BAD_REQUEST,
+                Some(Err(text.to_owned())),
+                &Entered::default(),
+                true,
+            );
+        }
+    };
+    // The account must exist: the page is refused otherwise, before the clock moves.
+    if let Err(err) = api::call_as(&app, &account, Method::GET, "/v1/products?limit=1", &[]) {
+        return html::message(
+            StatusCode::NOT_FOUND,
+            "This account can't be shown",
+            &err.message,
+        );
+    }
+    super::control::advance_clock(&app, std::time::Duration::from_secs(days * 86_400));
+    let text = format!(
+        "Moved the clock on by {label}: it is now {}.",
+        time_text(app.now())
+    );
+    page_with(
+        &app,
+        &account,
+        StatusCode::OK,
+        Some(Ok(text)),
+        &Entered::default(),
+        true,
+    )
+}
+
+/// `POST /dashboard/{account}/failing_card`: the newest subscription's customer gets the card
+/// 4000 0000 0000 0341 (attaches, then declines every charge).
+pub(crate) async fn failing_card(State(app): State<App>, Path(account): Path<String>) -> Response {
+    let outcome = api::call_as(
+        &app,
+        &account,
+        Method::GET,
+        "/v1/subscriptions?limit=1",
+        &[],
+    )
+    .map_err(|err| err.message)
+    .and_then(|list| {
+        list["data"][0]["customer"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "This account has no subscriptions yet.".to_owned())
+    })
+    .and_then(|customer| {
+        super::control::set_customer_card(&app, &customer, "4000000000000341")
+            .map(|_| customer)
+            .map_err(|e| e.to_string())
+    });
+    match outcome {
+        Ok(customer) => page_with(
+            &app,
+            &account,
+            StatusCode::OK,
+            Some(Ok(format!(
+                "Customer {customer} now pays with 4000 0000 0000 0341: the next renewal is declined."
+            ))),
+            &Entered::default(),
+            true,
+        ),
+        Err(text) => page_with(
+            &app,
+            &account,
+            StatusCode::BAD_REQUEST,
+            Some(Err(text)),
+            &Entered::default(),
+            true,
+        ),
+    }
+}
+
 /// "49" or "49.5" or "49.00" in a two-decimal currency -> 4900.
 fn minor_units(text: &str) -> Option<i64> {
     let text = text.trim_start_matches(['$', '€', '£']);
@@ -151,6 +258,18 @@ fn page(
     status: StatusCode,
     outcome: Option<Result<String, String>>,
     e: &Entered,
+) -> Response {
+    page_with(app, account, status, outcome, e, false)
+}
+
+/// The page; a test tool's outcome (`tools`) shows in the test tools' card, by its buttons.
+fn page_with(
+    app: &App,
+    account: &str,
+    status: StatusCode,
+    outcome: Option<Result<String, String>>,
+    e: &Entered,
+    tools: bool,
 ) -> Response {
     let products = api::call_as(app, account, Method::GET, "/v1/products?limit=100", &[]);
     let prices = api::call_as(app, account, Method::GET, "/v1/prices?limit=100", &[]);
@@ -201,10 +320,7 @@ fn page(
         )
     };
     let notice = match &outcome {
-        Some(Ok(name)) => format!(
-            "<div class=\"ok\" role=\"status\">Added {}. Sync the catalog in chatpay to sell it.</div>",
-            escape(name)
-        ),
+        Some(Ok(text)) => format!("<div class=\"ok\" role=\"status\">{}</div>", escape(text)),
         Some(Err(message)) => format!(
             "<div class=\"errors\" role=\"alert\">{}</div>",
             escape(message)
@@ -222,7 +338,7 @@ fn page(
     let body = format!(
         r#"<style>table.list{{width:100%;border-collapse:collapse}}table.list th{{text-align:left;font-size:12px;color:#697386;text-transform:uppercase;letter-spacing:.04em;padding:8px 0;border-bottom:1px solid #e3e8ee}}table.list td{{padding:10px 0;border-bottom:1px solid #e3e8ee}}.ok{{background:#e6f6ec;border:1px solid #b7e4c7;color:#0a6b40;border-radius:6px;padding:10px 14px;margin-bottom:16px}}.muted{{color:#697386}}</style>
 <div class="card"><h1>Products</h1><p class="muted">{account} <span class="test">TEST DATA</span> What this account sells.</p>{table}</div>
-{notice}
+{product_notice}
 <form method="post" class="card" id="add-product">
 <h2>Add a product</h2>
 <label for="name">Name</label><input type="text" id="name" name="name" required value="{name}">
@@ -230,7 +346,15 @@ fn page(
 <div><label for="currency">Currency</label><select id="currency" name="currency">{currencies}</select></div></div>
 <label for="billing">Billing</label><select id="billing" name="billing">{billing}</select>
 <p><button class="primary" type="submit">Add product</button></p>
-</form>"#,
+</form>
+<div class="card" id="test-tools"><h2>Sandbox test tools</h2><p class="muted">Only in chatpay's Stripe sandbox, to see in a browser what happens over time. Sandbox time: <strong id="sandbox-time">{now}</strong>.</p>{tools_notice}
+<form method="post" action="/dashboard/{account}/clock" id="clock"><h3>Clock</h3><p class="muted">Move the sandbox's time on (for every account): subscriptions renew (as on Stripe, a renewal's invoice stays a draft for about an hour before it is charged), payments become available, payouts are made and arrive.</p>
+<p><button type="submit" name="advance" value="day">Advance 1 day</button> <button type="submit" name="advance" value="week">Advance 1 week</button> <button type="submit" name="advance" value="month">Advance 1 month (31 days)</button></p></form>
+<form method="post" action="/dashboard/{account}/failing_card" id="failing-card"><h3>Failing card</h3><p class="muted">Give the newest subscription's customer the test card 4000 0000 0000 0341: it was accepted once, and every later charge is declined, so the next renewal fails.</p>
+<p><button type="submit">Use the failing card</button></p></form></div>"#,
+        now = escape(&time_text(app.now())),
+        product_notice = if tools { "" } else { notice.as_str() },
+        tools_notice = if tools { notice.as_str() } else { "" },
         account = escape(account),
         name = escape(&e.name),
         amount = escape(&e.amount),

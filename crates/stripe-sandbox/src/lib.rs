@@ -87,6 +87,12 @@
 //!
 //! Errors of the controls use Stripe's error body too:
 //! `{"error": {"type": "invalid_request_error", "code": "resource_missing", "message": ...}}`.
+//!
+//! For people testing in a browser, the Dashboard page `/dashboard/{acct}/products` has the same
+//! clock and card controls as forms (loopback clients only, like the controls):
+//! `POST /dashboard/{acct}/clock` `advance=day|week|month` (a month is 31 days) and
+//! `POST /dashboard/{acct}/failing_card` (the newest subscription's customer gets
+//! `4000 0000 0000 0341`); each answers the page with what happened.
 
 // The big `json!` literals of Stripe's shapes (a Checkout Session, an Invoice) nest deeply.
 #![recursion_limit = "256"]

@@ -35,6 +35,15 @@ pub(crate) fn router(app: App) -> Router {
             "/dashboard/{account}/products",
             get(dashboard::products).post(dashboard::create_product),
         )
+        .merge(
+            Router::new()
+                .route("/dashboard/{account}/clock", post(dashboard::clock))
+                .route(
+                    "/dashboard/{account}/failing_card",
+                    post(dashboard::failing_card),
+                )
+                .route_layer(middleware::from_fn(control::loopback_only)),
+        )
         .route("/oauth/authorize", get(oauth::page).post(oauth::decide))
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/deauthorize", post(oauth::deauthorize))

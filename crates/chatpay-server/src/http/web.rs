@@ -63,6 +63,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/views.js"),
     ),
     (
+        "billing.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/billing.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_bytes!("../../web/icon.svg"),

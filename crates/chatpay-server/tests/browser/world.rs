@@ -126,9 +126,21 @@ impl World {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
+        self.api_with(method, path, body, &[]).await
+    }
+
+    /// Calls chatpay's API with the world's token and more headers (an Idempotency-Key).
+    pub async fn api_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        more: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
         let auth = format!("Bearer {}", self.token());
         let url = format!("{}{path}", self.url());
-        let headers = [("authorization", auth.as_str())];
+        let mut headers = vec![("authorization", auth.as_str())];
+        headers.extend_from_slice(more);
         let res = match body {
             Some(b) => self.http.send_json(method, &url, &headers, &b).await?,
             None => self.http.send(method, &url, &headers, Vec::new()).await?,
