@@ -696,6 +696,49 @@ pub struct Balance {
     pub pending: Vec<BalanceAmount>,
 }
 
+/// When paid orders' money becomes available, per UTC day (Unix seconds of the day) and
+/// currency, after `now` (Unix seconds), soonest first: each charge's net after Stripe's fees
+/// (its balance transaction's `net`), or the paid amount if Stripe didn't say. A refund is
+/// taken from the balance when it is made, not from this.
+pub fn funds_upcoming(orders: &[Order], now: i64) -> Vec<(i64, Money)> {
+    let mut out: Vec<(i64, Money)> = Vec::new();
+    for o in orders.iter().filter(|o| o.status.was_paid()) {
+        let Some(charge) = &o.charge else { continue };
+        let Some(on) = charge.available_on.filter(|on| *on > now) else {
+            continue;
+        };
+        let day = on - on.rem_euclid(86_400);
+        let net = o.money(charge.net.unwrap_or(charge.amount_captured));
+        match out
+            .iter_mut()
+            .find(|(d, m)| *d == day && m.currency == net.currency)
+        {
+            Some((_, m)) => m.minor += net.minor,
+            None => out.push((day, net)),
+        }
+    }
+    out.sort_by_key(|(d, _)| *d);
+    out
+}
+
+/// The orders paid on `day` (UTC): when each one's money becomes available (if Stripe said)
+/// and its total.
+pub fn paid_on_day(orders: &[Order], day: chrono::NaiveDate) -> Vec<(Option<i64>, Money)> {
+    let start = day
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp_millis();
+    orders
+        .iter()
+        .filter(|o| o.status.was_paid())
+        .filter(|o| {
+            o.paid_at
+                .is_some_and(|p| p >= start && p < start + 86_400_000)
+        })
+        .map(|o| (o.charge.as_ref().and_then(|c| c.available_on), o.total()))
+        .collect()
+}
+
 /// Stripe's payout failure codes in plain words, with what to do.
 pub fn payout_failure_in_words(code: &str) -> &'static str {
     match code {
@@ -999,6 +1042,35 @@ mod tests {
         let mut sub_order = paid.clone();
         sub_order.subscription = Some("sub_1".into());
         assert!(order_access(&open, &sub_order, NOW).is_empty());
+    }
+
+    #[test]
+    fn funds_become_available_per_day_net_of_fees_and_refunds_dont_count() {
+        let charge = |available_on: i64, net: Option<i64>| crate::orders::ChargeInfo {
+            id: "ch_1".into(),
+            receipt_url: None,
+            receipt_email: None,
+            amount_captured: 4900,
+            amount_refunded: 0,
+            created: NOW,
+            available_on: Some(available_on),
+            net,
+        };
+        let mut a = order(OrderStatus::Paid);
+        a.charge = Some(charge(NOW + 7 * DAY + 5, Some(4728)));
+        let mut b = order(OrderStatus::PartiallyRefunded);
+        b.charge = Some(charge(NOW + 7 * DAY + 99, None));
+        let mut past = order(OrderStatus::Paid);
+        past.charge = Some(charge(NOW - DAY, Some(100)));
+        let up = funds_upcoming(&[a, b.clone(), past], NOW);
+        let day = (NOW + 7 * DAY) - (NOW + 7 * DAY).rem_euclid(DAY);
+        assert_eq!(up, [(day, Money::new(4728 + 4900, usd()))]);
+
+        let paid_day = chrono::DateTime::from_timestamp((NOW - DAY) as i64, 0)
+            .unwrap()
+            .date_naive();
+        let on = paid_on_day(&[b], paid_day);
+        assert_eq!(on, [(Some(NOW + 7 * DAY + 99), Money::new(2_500, usd()))]);
     }
 
     #[test]

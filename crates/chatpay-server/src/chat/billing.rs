@@ -9,9 +9,10 @@
 use chrono::NaiveDate;
 
 use chatpay_core::billing::{
-    Balance, Entitlement, Payout, Subscription, SubscriptionChange, entitlements,
+    Balance, Entitlement, Payout, Subscription, SubscriptionChange, entitlements, funds_upcoming,
+    paid_on_day,
 };
-use chatpay_core::domain::{Money, now_millis};
+use chatpay_core::domain::now_millis;
 use chatpay_core::flows::{CallError, CallOutput, PayoutAsk, PayoutsAnswer, SubscriptionAsk};
 use chatpay_core::orders::{Order, OrderStatus};
 use chatpay_store::{OrderFilter, ProjectRecord, SubscriptionFilter, SubscriptionRecord};
@@ -178,52 +179,12 @@ impl OrderCtx<'_> {
             .payouts(self.mode, account, 20)
             .await
             .map_err(stripe_error)?;
-        let now = now_millis() / 1000;
         let paid = self.paid_orders(now_millis() - 90 * 86_400_000).await?;
-        let mut upcoming: Vec<(i64, Money)> = Vec::new();
-        for o in &paid {
-            let Some(on) = o.charge.as_ref().and_then(|c| c.available_on) else {
-                continue;
-            };
-            if on <= now {
-                continue;
-            }
-            let day = on - on.rem_euclid(86_400);
-            // What becomes available: the charge's net after Stripe's fees (its balance
-            // transaction's `net`), or the paid amount if Stripe didn't say. A refund is taken
-            // from the balance when it is made, not from this.
-            let paid = o
-                .charge
-                .as_ref()
-                .map_or(o.amount_total, |c| c.amount_captured);
-            let net = o.money(o.charge.as_ref().and_then(|c| c.net).unwrap_or(paid));
-            match upcoming
-                .iter_mut()
-                .find(|(d, m)| *d == day && m.currency == net.currency)
-            {
-                Some((_, m)) => m.minor += net.minor,
-                None => upcoming.push((day, net)),
-            }
-        }
-        upcoming.sort_by_key(|(d, _)| *d);
+        let upcoming = funds_upcoming(&paid, now_millis() / 1000);
         let paid_on = match ask {
-            PayoutAsk::PaidOn { day } => {
-                let start = NaiveDate::parse_from_str(day, "%Y-%m-%d")
-                    .ok()
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .map(|d| d.and_utc().timestamp_millis());
-                match start {
-                    Some(start) => paid
-                        .iter()
-                        .filter(|o| {
-                            o.paid_at
-                                .is_some_and(|p| p >= start && p < start + 86_400_000)
-                        })
-                        .map(|o| (o.charge.as_ref().and_then(|c| c.available_on), o.total()))
-                        .collect(),
-                    None => Vec::new(),
-                }
-            }
+            PayoutAsk::PaidOn { day } => NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                .map(|d| paid_on_day(&paid, d))
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         let first_payout = !payouts
