@@ -1066,7 +1066,7 @@ mod tests {
         let day = (NOW + 7 * DAY) - (NOW + 7 * DAY).rem_euclid(DAY);
         assert_eq!(up, [(day, Money::new(4728 + 4900, usd()))]);
 
-        let paid_day = chrono::DateTime::from_timestamp((NOW - DAY) as i64, 0)
+        let paid_day = chrono::DateTime::from_timestamp(NOW - DAY, 0)
             .unwrap()
             .date_naive();
         let on = paid_on_day(&[b], paid_day);
