@@ -92,12 +92,8 @@ impl Turn<'_, '_> {
     /// A Stripe event about a subscription or its invoice: re-read it (joining a re-read
     /// already running).
     pub(super) fn subscription_changed(&mut self, subscription: String, event: Option<String>) {
-        let running = self.state.pending.iter_mut().find(|p| {
-            matches!(&p.call, Call::RefreshSubscription { subscription: s, .. } if *s == subscription)
-        });
-        if let Some(p) = running {
-            p.queued.extend(event);
-            p.again = true;
+        let same = |c: &Call| matches!(c, Call::RefreshSubscription { subscription: s, .. } if *s == subscription);
+        if self.join_reread(same, event.clone()) {
             return;
         }
         self.call(
@@ -111,15 +107,8 @@ impl Turn<'_, '_> {
     }
 
     pub(super) fn payout_changed(&mut self, payout: String, event: Option<String>) {
-        let running = self
-            .state
-            .pending
-            .iter_mut()
-            .find(|p| matches!(&p.call, Call::RefreshPayout { payout: s, .. } if *s == payout));
-        if let Some(p) = running {
-            // It may have read Stripe before this event: read again when it is done.
-            p.queued.extend(event);
-            p.again = true;
+        let same = |c: &Call| matches!(c, Call::RefreshPayout { payout: s, .. } if *s == payout);
+        if self.join_reread(same, event.clone()) {
             return;
         }
         self.call(

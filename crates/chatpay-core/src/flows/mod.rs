@@ -828,6 +828,24 @@ impl Turn<'_, '_> {
         op
     }
 
+    /// Joins a Stripe event to the re-read of the same object already running, if one is
+    /// (`same` picks it): it may have read Stripe before this event, so it reads again when it
+    /// is done and that read applies the event. False when none runs.
+    pub(crate) fn join_reread(
+        &mut self,
+        same: impl Fn(&Call) -> bool,
+        event: Option<String>,
+    ) -> bool {
+        match self.state.pending.iter_mut().find(|p| same(&p.call)) {
+            Some(p) => {
+                p.queued.extend(event);
+                p.again = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn drop_cards(&mut self, keep: impl Fn(&LiveCard) -> bool) {
         self.state.cards.retain(keep);
     }

@@ -301,15 +301,8 @@ impl Turn<'_, '_> {
 
     /// A Stripe event about an order: re-read it (joining a re-read already running).
     pub(super) fn order_changed(&mut self, order: OrderRef, event: Option<String>) {
-        let running = self
-            .state
-            .pending
-            .iter_mut()
-            .find(|p| matches!(&p.call, Call::RefreshOrder { order: o, .. } if *o == order));
-        if let Some(p) = running {
-            // It may have read Stripe before this event: read again when it is done.
-            p.queued.extend(event);
-            p.again = true;
+        let same = |c: &Call| matches!(c, Call::RefreshOrder { order: o, .. } if *o == order);
+        if self.join_reread(same, event.clone()) {
             return;
         }
         self.call(
