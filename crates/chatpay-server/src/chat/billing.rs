@@ -18,7 +18,7 @@ use chatpay_core::orders::{Order, OrderStatus};
 use chatpay_store::{OrderFilter, ProjectRecord, SubscriptionFilter, SubscriptionRecord};
 use chatpay_stripe::GatewayError;
 
-use super::orders::{OrderCtx, order_of};
+use super::orders::{OrderCtx, gateway_error, order_of};
 use super::{ChatError, Engine, catalog_sync};
 
 fn store_error(e: chatpay_store::StoreError) -> CallError {
@@ -228,18 +228,6 @@ fn internal(e: CallError) -> ChatError {
     ChatError::Internal(anyhow::anyhow!(e.message))
 }
 
-fn gateway_failed(e: GatewayError) -> ChatError {
-    match e {
-        GatewayError::Stripe {
-            status: 400..=499, ..
-        } => ChatError::Rejected {
-            code: "stripe_refused",
-            message: format!("Stripe refused: {}", e.user_message()),
-        },
-        e => ChatError::Internal(anyhow::anyhow!("Stripe: {e}")),
-    }
-}
-
 impl Engine {
     /// The project's connected account (charges need not be enabled to read or cancel).
     async fn billing_account(&self, p: &ProjectRecord) -> Result<String, ChatError> {
@@ -367,13 +355,13 @@ impl Engine {
             .gateway
             .change_subscription(p.mode, &account, id, change, &key)
             .await
-            .map_err(gateway_failed)?;
+            .map_err(gateway_error)?;
         let mut after = self
             .inner
             .gateway
             .read_subscription(p.mode, &account, id)
             .await
-            .map_err(gateway_failed)?
+            .map_err(gateway_error)?
             .unwrap_or(before.clone());
         for item in &mut after.items {
             if let Some(b) = before.items.iter().find(|b| b.price == item.price) {
@@ -446,7 +434,7 @@ impl Engine {
             .gateway
             .balance(p.mode, &account)
             .await
-            .map_err(gateway_failed)
+            .map_err(gateway_error)
     }
 
     /// The connected account's payouts, newest first; with `detail`, each with the charges it
@@ -459,7 +447,7 @@ impl Engine {
             .gateway
             .payouts(p.mode, &account, limit)
             .await
-            .map_err(gateway_failed)?;
+            .map_err(gateway_error)?;
         let mut out = Vec::with_capacity(list.len());
         for po in list {
             let detailed = self
@@ -467,7 +455,7 @@ impl Engine {
                 .gateway
                 .payout(p.mode, &account, &po.id)
                 .await
-                .map_err(gateway_failed)?;
+                .map_err(gateway_error)?;
             out.push(detailed.unwrap_or(po));
         }
         Ok(out)

@@ -217,7 +217,9 @@ fn rejected(code: &'static str, message: impl Into<String>) -> ChatError {
     }
 }
 
-fn gateway_error(e: GatewayError) -> ChatError {
+/// A Stripe call's failure for the HTTP API: Stripe's refusal says why (422), an unreachable
+/// Stripe asks for a retry (503), anything else is internal.
+pub(crate) fn gateway_error(e: GatewayError) -> ChatError {
     match e {
         GatewayError::Stripe {
             status, message, ..
