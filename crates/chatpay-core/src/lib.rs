@@ -14,6 +14,8 @@
 //! - [`error`]: the error codes clients may receive, one list for the protocol, HTTP and tests.
 //! - [`intents`]: the intent file format, loader, normalizer and matcher.
 //! - [`orders`]: carts checked against the catalog; orders derived from fresh reads of Stripe.
+//! - [`evidence`]: what an event's payload says about an order, to skip a re-read that would
+//!   find nothing new.
 //! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
 //!   ports they need (a Stripe call, a catalog read) are types there.
 pub mod account;
@@ -22,6 +24,7 @@ pub mod cards;
 pub mod catalog;
 pub mod domain;
 pub mod error;
+pub mod evidence;
 pub mod flows;
 pub mod intents;
 pub mod orders;

@@ -7,9 +7,11 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::Sha256;
 
 use chatpay_core::domain::Secret;
+use chatpay_core::evidence::Evidence;
 use chatpay_core::flows::{OrderRef, Outside};
 
 /// Stripe's default tolerance for a signature's timestamp.
@@ -162,6 +164,58 @@ impl EventEnvelope {
             .map(str::to_owned)
     }
 
+    /// The event's object as evidence about an order (see `chatpay_core::evidence`); `None`
+    /// for an object of another type, or one missing a field the evidence needs.
+    pub fn evidence(&self) -> Option<Evidence> {
+        let o = &self.object;
+        let text = |field: &str| self.text(field);
+        // An expandable field: an id, or the object itself when expanded.
+        let id_of = |field: &str| match o.get(field)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(m) => m.get("id")?.as_str().map(str::to_owned),
+            _ => None,
+        };
+        let int = |field: &str| o.get(field)?.as_i64();
+        Some(match o.get("object")?.as_str()? {
+            "checkout.session" => Evidence::CheckoutSession {
+                id: text("id")?,
+                status: text("status")?,
+                payment_status: text("payment_status")?,
+                amount_total: int("amount_total"),
+                customer_email: o
+                    .get("customer_details")
+                    .and_then(|d| d.get("email"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .or_else(|| text("customer_email")),
+                subscription: id_of("subscription"),
+            },
+            "payment_intent" => Evidence::PaymentIntent {
+                id: text("id")?,
+                status: text("status")?,
+            },
+            "charge" => Evidence::Charge {
+                id: text("id")?,
+                status: text("status")?,
+                amount_captured: int("amount_captured")?,
+                amount_refunded: int("amount_refunded")?,
+                receipt_url: text("receipt_url"),
+                receipt_email: text("receipt_email"),
+                balance_transaction: id_of("balance_transaction").is_some(),
+            },
+            "refund" => Evidence::Refund {
+                id: text("id")?,
+                status: text("status")?,
+                amount: int("amount")?,
+            },
+            "invoice" => Evidence::Invoice {
+                id: text("id")?,
+                status: text("status")?,
+            },
+            _ => return None,
+        })
+    }
+
     /// What the event means to chatpay, by its type: which account, product or order to re-read
     /// (`None`: a type chatpay doesn't act on; it is recorded and acknowledged all the same).
     /// Payloads are not trusted for state: the named object is read again from Stripe.
@@ -175,6 +229,7 @@ impl EventEnvelope {
                 .map(|order| Outside::OrderChanged {
                     order,
                     event: Some(self.id.clone()),
+                    evidence: self.evidence(),
                 })
         };
         match (family, kind) {
@@ -246,6 +301,7 @@ mod tests {
             Some(Outside::OrderChanged {
                 order: o,
                 event: Some("evt_1".into()),
+                evidence: None,
             })
         };
         let cases = [
@@ -368,6 +424,63 @@ mod tests {
 
     fn json_obj(id: &str) -> serde_json::Value {
         serde_json::json!({ "id": id })
+    }
+
+    /// The evidence is read from the object's own type and fields (an expanded field counts by
+    /// its id); an object missing a field it needs is no evidence at all.
+    #[test]
+    fn evidence_comes_from_the_events_object() {
+        let event = |object: serde_json::Value| EventEnvelope {
+            id: "evt_1".into(),
+            event_type: "charge.refunded".into(),
+            account: Some("acct_1".into()),
+            livemode: false,
+            created: 1,
+            object,
+        };
+        let charge = event(serde_json::json!({
+            "id": "ch_1", "object": "charge", "status": "succeeded",
+            "amount_captured": 4900, "amount_refunded": 500,
+            "receipt_url": "https://r/ch_1", "receipt_email": null,
+            "balance_transaction": {"id": "txn_1", "object": "balance_transaction"},
+            "payment_intent": "pi_1"
+        }));
+        assert_eq!(
+            charge.evidence(),
+            Some(Evidence::Charge {
+                id: "ch_1".into(),
+                status: "succeeded".into(),
+                amount_captured: 4900,
+                amount_refunded: 500,
+                receipt_url: Some("https://r/ch_1".into()),
+                receipt_email: None,
+                balance_transaction: true,
+            })
+        );
+        let session = event(serde_json::json!({
+            "id": "cs_1", "object": "checkout.session", "status": "complete",
+            "payment_status": "paid", "amount_total": 4900,
+            "customer_details": {"email": "ana@example.com"}, "customer_email": null,
+            "subscription": null
+        }));
+        assert_eq!(
+            session.evidence(),
+            Some(Evidence::CheckoutSession {
+                id: "cs_1".into(),
+                status: "complete".into(),
+                payment_status: "paid".into(),
+                amount_total: Some(4900),
+                customer_email: Some("ana@example.com".into()),
+                subscription: None,
+            })
+        );
+        let no_amounts =
+            event(serde_json::json!({"id": "ch_1", "object": "charge", "status": "succeeded"}));
+        assert_eq!(no_amounts.evidence(), None);
+        assert_eq!(
+            event(serde_json::json!({"id": "dp_1", "object": "dispute"})).evidence(),
+            None
+        );
     }
 
     const SECRET: &str = "whsec_test_secret";

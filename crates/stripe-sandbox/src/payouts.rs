@@ -21,7 +21,7 @@
 //!   returns to the balance with a `payout_failure` transaction). A pending payout can be
 //!   canceled (`canceled`; its amount returns with a `payout_cancel` transaction).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Days, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -670,16 +670,17 @@ enum Due {
     Arrive(String),
 }
 
-/// Connected accounts that may be paid out, with their schedules.
-fn accounts(tx: &mut Tx<'_>) -> Vec<(String, PayoutSchedule, bool)> {
-    tx.ms()
-        .accounts
-        .iter()
-        .map(|a| (a.id.clone(), a.payouts.clone(), a.payouts_enabled()))
-        .collect()
+/// What one pass over the balance finds for one account: its unpaid-out transactions' earliest
+/// availability, and its first charge's.
+#[derive(Default)]
+struct Unpaid {
+    first_available: Option<i64>,
+    unpaid_from: Option<i64>,
+    /// The earliest availability of a credit later than what was announced.
+    announce_after: Vec<i64>,
 }
 
-fn next_due(tx: &mut Tx<'_>, accts: &[(String, PayoutSchedule, bool)]) -> Option<(i64, Due)> {
+fn next_due(tx: &mut Tx<'_>) -> Option<(i64, Due)> {
     let mut best: Option<(i64, Due)> = None;
     let mut consider = |t: i64, d: Due| {
         if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
@@ -687,41 +688,57 @@ fn next_due(tx: &mut Tx<'_>, accts: &[(String, PayoutSchedule, bool)]) -> Option
         }
     };
     let ms = tx.st.mode(tx.mode);
-    for (id, schedule, enabled) in accts {
-        let state = ms.payouts.accounts.get(id).cloned().unwrap_or_default();
-        let mut first_available: Option<i64> = None;
-        let mut unpaid_from: Option<i64> = None;
-        let mut announce: Option<i64> = None;
-        for t in ms.sales.balance_transactions.iter() {
-            if t.account.as_deref() != Some(id.as_str()) || t.payout.is_some() {
-                continue;
-            }
-            if t.kind == "charge" {
-                first_available =
-                    Some(first_available.map_or(t.available_on, |f| f.min(t.available_on)));
-            }
-            if t.amount > 0 && t.available_on > state.announced_until {
-                announce = Some(announce.map_or(t.available_on, |a| a.min(t.available_on)));
-            }
-            unpaid_from = Some(unpaid_from.map_or(t.available_on, |u| u.min(t.available_on)));
+    // One pass over the balance (not one per account: a request settles time first, and the
+    // balance grows with every payment).
+    let mut unpaid: HashMap<&str, Unpaid> = HashMap::new();
+    for t in ms.sales.balance_transactions.iter() {
+        let (Some(account), None) = (t.account.as_deref(), &t.payout) else {
+            continue;
+        };
+        let u = unpaid.entry(account).or_default();
+        if t.kind == "charge" {
+            u.first_available = Some(
+                u.first_available
+                    .map_or(t.available_on, |f| f.min(t.available_on)),
+            );
         }
+        if t.amount > 0 {
+            u.announce_after.push(t.available_on);
+        }
+        u.unpaid_from = Some(
+            u.unpaid_from
+                .map_or(t.available_on, |f| f.min(t.available_on)),
+        );
+    }
+    for a in ms.accounts.iter() {
+        let Some(u) = unpaid.get(a.id.as_str()) else {
+            continue;
+        };
+        let default = AccountPayouts::default();
+        let state = ms.payouts.accounts.get(&a.id).unwrap_or(&default);
+        let announce = u
+            .announce_after
+            .iter()
+            .copied()
+            .filter(|t| *t > state.announced_until)
+            .min();
         if let Some(t) = announce {
-            consider(t, Due::Announce(id.clone()));
+            consider(t, Due::Announce(a.id.clone()));
         }
-        if !enabled {
+        if !a.payouts_enabled() {
             continue;
         }
-        let Some(from) = unpaid_from else {
+        let Some(from) = u.unpaid_from else {
             continue;
         };
         let hold = if state.first_payout_made {
             0
         } else {
-            first_available.map_or(0, |f| f + FIRST_PAYOUT_REVIEW)
+            u.first_available.map_or(0, |f| f + FIRST_PAYOUT_REVIEW)
         };
         let earliest = from.max(hold).max(state.last_run + 1);
-        if let Some(run) = run_at_or_after(earliest, schedule) {
-            consider(run, Due::Run(id.clone(), run));
+        if let Some(run) = run_at_or_after(earliest, &a.payouts) {
+            consider(run, Due::Run(a.id.clone(), run));
         }
     }
     for po in ms.payouts.payouts.iter() {
@@ -808,10 +825,9 @@ fn apply(tx: &mut Tx<'_>, due: Due) {
 /// moving. Returns true if anything happened.
 pub(crate) fn settle(tx: &mut Tx<'_>, _ctx: Ctx<'_>) -> bool {
     let until = tx.now;
-    let accts = accounts(tx);
     let mut changed = false;
     for _ in 0..100_000 {
-        let Some((t, due)) = next_due(tx, &accts) else {
+        let Some((t, due)) = next_due(tx) else {
             break;
         };
         if t > until {

@@ -27,6 +27,7 @@ use crate::catalog::{CatalogProduct, SyncReport};
 use crate::domain::{
     BusinessType, ConversationId, Country, Email, Mode, Origin, StatementDescriptor,
 };
+use crate::evidence::Evidence;
 use crate::intents::{Classification, Intent, Outcome, Slots};
 use crate::orders::{Order, RefundInfo};
 
@@ -216,6 +217,9 @@ pub enum Outside {
     OrderChanged {
         order: OrderRef,
         event: Option<String>,
+        /// What the event's object says, when the server could read it: a re-read is skipped
+        /// if the stored order already shows all of it.
+        evidence: Option<Evidence>,
     },
     /// Stripe says a subscription (or one of its invoices) changed; it is re-read.
     SubscriptionChanged {
@@ -278,6 +282,11 @@ pub enum Call {
         events: Vec<String>,
         #[serde(default)]
         attempt: u32,
+        /// The first event's evidence ([`crate::evidence`]): when the stored order already
+        /// shows it, the order is not read from Stripe. Re-reads asked for by events that came
+        /// meanwhile carry none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<Evidence>,
     },
     /// Read one stored order.
     FindOrder {
@@ -1100,7 +1109,11 @@ impl Turn<'_, '_> {
             Outside::StartConnect(entry) => self.start_connect(entry, false),
             Outside::StartSync => self.start_sync(Entry::Integrations),
             Outside::CatalogChanged { product } => self.catalog_changed(product),
-            Outside::OrderChanged { order, event } => self.order_changed(order, event),
+            Outside::OrderChanged {
+                order,
+                event,
+                evidence,
+            } => self.order_changed(order, event, evidence),
             Outside::SubscriptionChanged {
                 subscription,
                 event,

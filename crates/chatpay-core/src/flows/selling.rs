@@ -22,6 +22,7 @@ use super::{Call, CallError, CallOutput, Effect, Owner, Pending, Purpose, Turn};
 use crate::billing::order_access;
 use crate::cards::{Action, Card, CardKind, Fact, Style};
 use crate::domain::Money;
+use crate::evidence::Evidence;
 use crate::intents::{Intent, SlotValue, Slots};
 use crate::orders::{Order, OrderNews, OrderStatus, RefundInfo, changes};
 
@@ -42,6 +43,18 @@ pub enum OrderRef {
 }
 
 impl OrderRef {
+    /// Whether `self` and `other` certainly name different orders (the same kind of reference
+    /// with different values). A payment and an order id may name the same order.
+    fn surely_differs(&self, other: &OrderRef) -> bool {
+        match (self, other) {
+            (OrderRef::Order(a), OrderRef::Order(b))
+            | (OrderRef::Session(a), OrderRef::Session(b))
+            | (OrderRef::PaymentIntent(a), OrderRef::PaymentIntent(b)) => a != b,
+            (OrderRef::Number(a), OrderRef::Number(b)) => a != b,
+            _ => false,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             OrderRef::Number(n) => format!("order {n}"),
@@ -300,16 +313,29 @@ impl Turn<'_, '_> {
     }
 
     /// A Stripe event about an order: re-read it (joining a re-read already running).
-    pub(super) fn order_changed(&mut self, order: OrderRef, event: Option<String>) {
+    pub(super) fn order_changed(
+        &mut self,
+        order: OrderRef,
+        event: Option<String>,
+        evidence: Option<Evidence>,
+    ) {
         let same = |c: &Call| matches!(c, Call::RefreshOrder { order: o, .. } if *o == order);
         if self.join_reread(same, event.clone()) {
             return;
         }
+        // The evidence may spare the read only while no other re-read of this order runs (one
+        // started earlier may store an older state); one under another kind of reference might
+        // be of this order.
+        let maybe_same = self.state.pending.iter().any(
+            |p| matches!(&p.call, Call::RefreshOrder { order: o, .. } if !o.surely_differs(&order)),
+        );
+        let evidence = evidence.filter(|_| !maybe_same);
         self.call(
             Call::RefreshOrder {
                 order,
                 events: event.into_iter().collect(),
                 attempt: 0,
+                evidence,
             },
             Purpose::Orders,
         );
@@ -363,6 +389,7 @@ impl Turn<'_, '_> {
                     order,
                     events,
                     attempt,
+                    ..
                 },
                 result,
             ) => {
@@ -467,6 +494,7 @@ impl Turn<'_, '_> {
                 order,
                 events,
                 attempt,
+                evidence: None,
             },
             Purpose::Orders,
         );

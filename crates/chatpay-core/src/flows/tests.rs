@@ -1170,3 +1170,67 @@ fn payouts_are_read_after_their_last_event_and_told_once() {
         "{quiet:?}"
     );
 }
+
+fn order_event(w: &mut World, order: OrderRef, event: &str) -> Vec<Effect> {
+    w.input(Input::Outside(Outside::OrderChanged {
+        order,
+        event: Some(event.into()),
+        evidence: Some(crate::evidence::Evidence::PaymentIntent {
+            id: "pi_1".into(),
+            status: "succeeded".into(),
+        }),
+    }))
+    .unwrap()
+}
+
+fn evidence_of(call: &Call) -> Option<&crate::evidence::Evidence> {
+    match call {
+        Call::RefreshOrder { evidence, .. } => evidence.as_ref(),
+        other => panic!("not a re-read: {other:?}"),
+    }
+}
+
+/// An event's evidence may spare the order's read only when no other re-read of that order
+/// runs: an event arriving during a read joins it, the read after it carries no evidence, and
+/// a read running under another kind of reference (a PaymentIntent) may be of the same order.
+#[test]
+fn evidence_is_passed_on_only_while_no_read_of_the_order_runs() {
+    let mut w = World::new(true);
+    w.connection = Some(Connection {
+        account: account(AccountIs::Active),
+        origin: Origin::Created,
+    });
+    let ord = |id: &str| OrderRef::Order(id.into());
+    let (first, call) = call_of(&order_event(&mut w, ord("ord_1"), "evt_1"));
+    assert!(evidence_of(&call).is_some());
+    // Another order's event: its own read, with its evidence.
+    let (other, call) = call_of(&order_event(&mut w, ord("ord_2"), "evt_2"));
+    assert!(evidence_of(&call).is_some());
+    // The same order again: joined to the running read.
+    assert!(kinds(&order_event(&mut w, ord("ord_1"), "evt_3")).is_empty());
+    // Named by its PaymentIntent: maybe the same order, so read in full.
+    let (by_pi, call) = call_of(&order_event(
+        &mut w,
+        OrderRef::PaymentIntent("pi_1".into()),
+        "evt_4",
+    ));
+    assert!(evidence_of(&call).is_none());
+    // The first read ends: the joined event is read again, without evidence.
+    let done = |w: &mut World, op: u64| {
+        w.input(Input::Done {
+            op,
+            result: Ok(CallOutput::OrderRefreshed {
+                before: None,
+                after: None,
+                version: 0,
+            }),
+        })
+        .unwrap()
+    };
+    let (_, again) = call_of(&done(&mut w, first));
+    assert!(
+        matches!(&again, Call::RefreshOrder { events, evidence: None, .. } if events == &["evt_3".to_owned()])
+    );
+    done(&mut w, other);
+    done(&mut w, by_pi);
+}

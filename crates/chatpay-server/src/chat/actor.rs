@@ -882,7 +882,9 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 .await
                 .map(|a| CallOutput::Catalog(Box::new(a)));
         }
-        Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
+        Call::RefreshOrder {
+            order, evidence, ..
+        } => return exec.orders().refresh(order, evidence.as_ref()).await,
         Call::RefreshSubscription { subscription, .. } => {
             return exec.orders().refresh_subscription(subscription).await;
         }

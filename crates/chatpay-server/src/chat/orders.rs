@@ -9,6 +9,7 @@
 
 use chatpay_core::account::AccountState;
 use chatpay_core::domain::{Email, Mode, ProjectId, WebOrigin, WebUrl, now_millis, random_hex};
+use chatpay_core::evidence::Evidence;
 use chatpay_core::flows::{CallError, CallOutput, ListAsk, OrderRef, Outside, Period};
 use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
 use chatpay_store::{
@@ -138,7 +139,14 @@ impl OrderCtx<'_> {
     }
 
     /// Re-reads an order from Stripe: the stored order, its version, and what the read makes it.
-    pub async fn refresh(&self, order: &OrderRef) -> Result<CallOutput, CallError> {
+    /// When the stored order already shows all that the event's `evidence` says, Stripe is not
+    /// asked: the answer is the stored order, unchanged (see `chatpay_core::evidence`; the
+    /// conversation asks so only while no other re-read of the order runs).
+    pub async fn refresh(
+        &self,
+        order: &OrderRef,
+        evidence: Option<&Evidence>,
+    ) -> Result<CallOutput, CallError> {
         let Some(record) = self.find(order).await? else {
             return Ok(CallOutput::OrderRefreshed {
                 before: None,
@@ -147,6 +155,13 @@ impl OrderCtx<'_> {
             });
         };
         let before = order_of(&record)?;
+        if evidence.is_some_and(|e| before.already_shows(e)) {
+            return Ok(CallOutput::OrderRefreshed {
+                after: Some(Box::new(before.clone())),
+                before: Some(Box::new(before)),
+                version: record.version,
+            });
+        }
         let read = self
             .gateway
             .read_order(self.mode, self.account_id()?, &before.checkout_session)
@@ -566,6 +581,7 @@ impl Engine {
             Outside::OrderChanged {
                 order: OrderRef::Order(order.id.clone()),
                 event: None,
+                evidence: None,
             },
         )
         .await?;
