@@ -68,6 +68,8 @@ pub(super) async fn spawn(path: &Path) -> StoreResult<Writer> {
 /// turn is answered only once it is on disk.
 fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(db_error)?;
+    // Every statement a batch may run stays prepared.
+    conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(db_error)?;
     for &(name, value) in SQLITE_PRAGMAS {
         conn.pragma_update(None, name, value).map_err(db_error)?;
@@ -343,17 +345,17 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
     match extra {
         ExtraWrite::UpsertConnection(c) => {
             let previous: Option<String> = conn
-                .query_row(
-                    &numbered(CONNECTED_ACCOUNT),
-                    params![c.project_id.as_str(), c.mode.as_str()],
-                    |r| r.get(0),
-                )
+                .prepare_cached(&numbered(CONNECTED_ACCOUNT))?
+                .query_row(params![c.project_id.as_str(), c.mode.as_str()], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             if previous.is_some_and(|a| a != c.account_id) {
                 forget_catalog(conn, &c.project_id, c.mode)?;
             }
-            conn.execute(
-                &numbered(UPSERT_CONNECTION),
+            exec(
+                conn,
+                UPSERT_CONNECTION,
                 params![
                     c.project_id.as_str(),
                     c.mode.as_str(),
@@ -366,21 +368,24 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
             )?;
         }
         ExtraWrite::DeleteConnection { project_id, mode } => {
-            conn.execute(
-                &numbered(DELETE_CONNECTION),
+            exec(
+                conn,
+                DELETE_CONNECTION,
                 params![project_id.as_str(), mode.as_str()],
             )?;
             forget_catalog(conn, project_id, *mode)?;
         }
         ExtraWrite::MarkEventProcessed { id, outcome } => {
-            conn.execute(&numbered(MARK_EVENT_PROCESSED), params![id, now, outcome])?;
+            exec(conn, MARK_EVENT_PROCESSED, params![id, now, outcome])?;
         }
         ExtraWrite::RecordEvent(e) => {
-            record_event(&mut conn.prepare(&numbered(RECORD_EVENT))?, e)?;
+            let mut insert = conn.prepare_cached(&numbered(RECORD_EVENT))?;
+            record_event(&mut insert, e)?;
         }
         ExtraWrite::PutOrder(o) => {
-            let moved = conn.execute(
-                &numbered(PUT_ORDER),
+            let moved = exec(
+                conn,
+                PUT_ORDER,
                 params![
                     o.id,
                     o.expected_version,
@@ -396,8 +401,9 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
         ExtraWrite::PutSubscription(s) => {
             let email = s.customer_email.as_deref().map(str::to_lowercase);
             let moved = if s.expected_version == 0 {
-                conn.execute(
-                    &numbered(INSERT_SUBSCRIPTION),
+                exec(
+                    conn,
+                    INSERT_SUBSCRIPTION,
                     params![
                         s.id,
                         s.project_id.as_str(),
@@ -410,22 +416,25 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
                     ],
                 )?
             } else {
-                conn.execute(
-                    &numbered(PUT_SUBSCRIPTION),
+                exec(
+                    conn,
+                    PUT_SUBSCRIPTION,
                     params![s.id, s.expected_version, s.status, email, s.data, now],
                 )?
             };
             return Ok(moved == 1);
         }
         ExtraWrite::SetProjectMode { project_id, mode } => {
-            conn.execute(
-                &numbered(SET_PROJECT_MODE),
+            exec(
+                conn,
+                SET_PROJECT_MODE,
                 params![project_id.as_str(), mode.as_str()],
             )?;
         }
         ExtraWrite::EnqueueAppEvent(e) => {
-            conn.execute(
-                &numbered(ENQUEUE_APP_EVENT),
+            exec(
+                conn,
+                ENQUEUE_APP_EVENT,
                 params![
                     e.id,
                     e.project_id.as_str(),
@@ -442,9 +451,15 @@ fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Resul
 
 fn forget_catalog(conn: &Connection, project: &ProjectId, mode: Mode) -> rusqlite::Result<()> {
     for sql in FORGET_CATALOG {
-        conn.execute(&numbered(sql), params![project.as_str(), mode.as_str()])?;
+        exec(conn, sql, params![project.as_str(), mode.as_str()])?;
     }
     Ok(())
+}
+
+/// Runs one of the shared statements, prepared once per connection (rusqlite's statement
+/// cache) rather than per row.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&numbered(sql))?.execute(params)
 }
 
 /// The shared statements' `$N` parameters as `?N`. SQLite numbers `$N` (a name to it) in order

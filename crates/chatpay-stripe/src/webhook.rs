@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
+use chatpay_core::account::AccountSnapshot;
 use chatpay_core::domain::Secret;
 use chatpay_core::evidence::Evidence;
 use chatpay_core::flows::{OrderRef, Outside};
@@ -216,6 +217,17 @@ impl EventEnvelope {
         })
     }
 
+    /// An `account.updated` event's account as chatpay keeps it (the same reading of Stripe's
+    /// Account as a fresh read's), if the payload is that account.
+    fn account_evidence(&self, account: &str) -> Option<Box<AccountSnapshot>> {
+        if self.object.get("object")?.as_str()? != "account" || self.text("id")? != account {
+            return None;
+        }
+        let json = serde_json::to_string(&self.object).ok()?;
+        let parsed: stripe_shared::Account = miniserde::json::from_str(&json).ok()?;
+        Some(Box::new(crate::client::snapshot(&parsed)))
+    }
+
     /// What the event means to chatpay, by its type: which account, product or order to re-read
     /// (`None`: a type chatpay doesn't act on; it is recorded and acknowledged all the same).
     /// Payloads are not trusted for state: the named object is read again from Stripe.
@@ -233,10 +245,10 @@ impl EventEnvelope {
                 })
         };
         match (family, kind) {
-            (_, "account.updated") => self
-                .account
-                .clone()
-                .map(|account| Outside::AccountChanged { account }),
+            (_, "account.updated") => self.account.clone().map(|account| Outside::AccountChanged {
+                evidence: self.account_evidence(&account),
+                account,
+            }),
             (_, "account.application.deauthorized") => self
                 .account
                 .clone()
@@ -309,6 +321,7 @@ mod tests {
                 event("account.updated", json_obj("acct_1")),
                 Some(Outside::AccountChanged {
                     account: "acct_1".into(),
+                    evidence: None,
                 }),
             ),
             (

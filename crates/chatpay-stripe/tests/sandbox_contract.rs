@@ -708,6 +708,56 @@ async fn verification_outcomes_move_the_account() {
     sandbox.shutdown().await;
 }
 
+/// An `account.updated` payload, read as chatpay keeps an account, equals a fresh read of the
+/// account: the webhook's evidence (which spares a read when it equals what is stored) uses the
+/// same reading as the gateway.
+#[tokio::test]
+async fn an_account_updated_payload_reads_as_a_fresh_read_does() {
+    let sandbox = sandbox().await;
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let id = account.id.as_str();
+    let l = link(&c, id, CreateAccountLinkType::AccountOnboarding)
+        .await
+        .unwrap();
+    sandbox
+        .follow_account_link(&l.url, VerificationOutcome::Verified)
+        .unwrap();
+    let latest = sandbox
+        .events(Some("account.updated"))
+        .into_iter()
+        .rfind(|e| e.account.as_deref() == Some(id))
+        .expect("an account.updated for the account");
+    let auth = format!("Bearer {}", sandbox.config().test_secret_key);
+    let http = HttpClient::new(Duration::from_secs(10));
+    let res = http
+        .send(
+            "GET",
+            &format!("{}v1/events/{}", sandbox.base_url(), latest.id),
+            &[("authorization", auth.as_str()), ("stripe-account", id)],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    let event = chatpay_stripe::webhook::EventEnvelope::parse(res.text().as_bytes()).unwrap();
+    let fresh = RetrieveAccount::new(account.id.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    match event.input() {
+        Some(chatpay_core::flows::Outside::AccountChanged {
+            evidence: Some(snapshot),
+            ..
+        }) => {
+            assert_eq!(*snapshot, chatpay_stripe::client::snapshot(&fresh));
+            assert!(snapshot.charges_enabled, "{snapshot:?}");
+        }
+        other => panic!("no account evidence: {other:?}"),
+    }
+    sandbox.shutdown().await;
+}
+
 fn form_of(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()

@@ -84,7 +84,7 @@ impl Rng {
 /// one `account.updated` for one of `accounts`, one a type chatpay doesn't act on.
 pub fn event_mix(
     templates: &[Template],
-    accounts: &[String],
+    accounts: &[(String, Value)],
     n: usize,
     duplicate_share: f64,
     lag: usize,
@@ -114,16 +114,12 @@ pub fn event_mix(
         let id = format!("evt_bench{u:08}{:08x}", rng.next() as u32);
         let (kind, account, object) = match u % 10 {
             8 if !accounts.is_empty() => {
-                let account = accounts[(u / 10) % accounts.len()].clone();
-                (
-                    "account.updated".to_owned(),
-                    account.clone(),
-                    json!({ "id": account, "object": "account" }),
-                )
+                let (account, object) = accounts[(u / 10) % accounts.len()].clone();
+                ("account.updated".to_owned(), account, object)
             }
             9 if !accounts.is_empty() => (
                 UNHANDLED[(u / 10) % UNHANDLED.len()].to_owned(),
-                accounts[(u / 10) % accounts.len()].clone(),
+                accounts[(u / 10) % accounts.len()].0.clone(),
                 json!({ "id": format!("obj_{u}"), "object": "unknown" }),
             ),
             _ if !templates.is_empty() => {
@@ -200,6 +196,9 @@ pub struct WebhookBench {
     /// `GET /v1/checkout/sessions/{id}` on the sandbox from C connections (a refresh makes
     /// several such reads).
     pub sandbox_floor: Floor,
+    /// Requests the sandbox (Stripe) answered from the first POST until every event was
+    /// applied: the re-reads the events caused.
+    pub stripe_requests: u64,
     /// CPU time this process (server, sandbox, load client, SQLite writer) used from the first
     /// POST until every event was applied, when the system reports it; with a machine shared
     /// with other work, CPU per event says more than events per second.
@@ -242,6 +241,11 @@ impl std::fmt::Display for WebhookBench {
             self.frames_pushed,
             self.orders_settled,
             self.projects * self.orders
+        )?;
+        writeln!(
+            f,
+            "stripe: {} API requests while applying them (re-reads of orders and accounts; the other events showed nothing the server did not hold)",
+            self.stripe_requests
         )?;
         if let Some(cpu) = self.cpu {
             writeln!(
@@ -498,7 +502,14 @@ async fn measure(
             }
         }
     }
-    let accounts: Vec<String> = shops.iter().map(|s| s.account.clone()).collect();
+    // Each account as the sandbox's API shows it: an `account.updated` carries the whole
+    // account, as Stripe's do.
+    let mut accounts: Vec<(String, Value)> = Vec::with_capacity(shops.len());
+    for shop in &shops {
+        let path = format!("v1/accounts/{}", shop.account);
+        let object = sandbox_api(run, &shop.account, "GET", &path, &[]).await?;
+        accounts.push((shop.account.clone(), object));
+    }
     eprintln!(
         "set up {} projects with {} orders each in {:.1} s; {} selling events",
         shops.len(),
@@ -577,6 +588,7 @@ async fn measure(
     let next = Arc::new(AtomicUsize::new(0));
     let hook = format!("{url}/v1/webhooks/stripe");
     let cpu_before = process_cpu();
+    let requests_before = run.sandbox.api_requests();
     let started = Instant::now();
     let mut senders = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
@@ -626,6 +638,7 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let applied = started.elapsed();
+    let stripe_requests = run.sandbox.api_requests() - requests_before;
     let cpu = process_cpu()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
@@ -691,6 +704,7 @@ async fn measure(
         http_floor,
         http_serial,
         sandbox_floor,
+        stripe_requests,
         cpu,
     })
 }
@@ -838,7 +852,16 @@ mod tests {
 
     #[test]
     fn thirty_percent_are_exact_redeliveries_of_earlier_events() {
-        let accounts = vec!["acct_1".to_owned(), "acct_2".to_owned()];
+        let accounts = vec![
+            (
+                "acct_1".to_owned(),
+                json!({ "id": "acct_1", "object": "account" }),
+            ),
+            (
+                "acct_2".to_owned(),
+                json!({ "id": "acct_2", "object": "account" }),
+            ),
+        ];
         for n in [1, 7, 10, 333, 1000, 20_001] {
             let events = event_mix(&templates(), &accounts, n, 0.3, 64, 1_700_000_000, 9);
             assert_eq!(events.len(), n);
@@ -868,7 +891,10 @@ mod tests {
 
     #[test]
     fn the_new_events_are_mostly_selling_with_some_account_and_unhandled_ones() {
-        let accounts = vec!["acct_1".to_owned()];
+        let accounts = vec![(
+            "acct_1".to_owned(),
+            json!({ "id": "acct_1", "object": "account" }),
+        )];
         let events = event_mix(&templates(), &accounts, 1000, 0.3, 64, 1_700_000_000, 9);
         let fresh: Vec<&BenchEvent> = events.iter().filter(|e| !e.duplicate).collect();
         let count = |f: &dyn Fn(&str) -> bool| fresh.iter().filter(|e| f(&e.kind)).count();

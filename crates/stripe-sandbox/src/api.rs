@@ -378,6 +378,8 @@ pub(crate) async fn handle(
     body: Bytes,
 ) -> Response {
     let request_id = ids::request();
+    app.api_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut response = match serve(&app, &method, &uri, &headers, &body, &request_id) {
         Ok(Answer::Fresh { status, body }) => json_response(status, body),
         Ok(Answer::Replay(record)) => {

@@ -133,7 +133,7 @@ mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -280,6 +280,7 @@ impl Sandbox {
             base_url: format!("http://{host}/"),
             state: Mutex::new(state),
             clock_offset: AtomicI64::new(0),
+            api_requests: AtomicU64::new(0),
             faults: Mutex::new(faults::Faults::default()),
             limiter: config
                 .rate_limit
@@ -326,6 +327,11 @@ impl Sandbox {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many API requests (`/v1/…`) it has answered so far.
+    pub fn api_requests(&self) -> u64 {
+        self.app.api_requests.load(Ordering::Relaxed)
     }
 
     /// The configuration it runs with (keys, client id).

@@ -5,7 +5,7 @@
 //! critical section, and nothing awaits while holding it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     /// Seconds added to the wall clock (test control), for expiring links without waiting.
     pub clock_offset: AtomicI64,
+    /// API requests answered so far (as the Dashboard's request log would count them).
+    pub api_requests: AtomicU64,
     pub faults: Mutex<Faults>,
     pub limiter: Option<Mutex<RateLimiter>>,
     pub webhooks: Webhooks,

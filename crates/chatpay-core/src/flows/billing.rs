@@ -93,7 +93,7 @@ impl Turn<'_, '_> {
     /// already running).
     pub(super) fn subscription_changed(&mut self, subscription: String, event: Option<String>) {
         let same = |c: &Call| matches!(c, Call::RefreshSubscription { subscription: s, .. } if *s == subscription);
-        if self.join_reread(same, event.clone()) {
+        if self.join_reread(same, event.clone()).is_some() {
             return;
         }
         self.call(
@@ -108,7 +108,7 @@ impl Turn<'_, '_> {
 
     pub(super) fn payout_changed(&mut self, payout: String, event: Option<String>) {
         let same = |c: &Call| matches!(c, Call::RefreshPayout { payout: s, .. } if *s == payout);
-        if self.join_reread(same, event.clone()) {
+        if self.join_reread(same, event.clone()).is_some() {
             return;
         }
         self.call(

@@ -435,13 +435,24 @@ impl Turn<'_, '_> {
             | Outside::PayoutChanged { .. }
             | Outside::GoLive(_)
             | Outside::BackToTest(_) => {}
-            Outside::AccountChanged { account } => {
-                let ours = self
+            Outside::AccountChanged { account, evidence } => {
+                let connected = self
                     .connection
                     .as_ref()
-                    .is_some_and(|c| c.account.id == account)
-                    || step.as_ref().and_then(|s| s.account()) == Some(account.as_str());
-                if ours {
+                    .is_some_and(|c| c.account.id == account);
+                let in_flow = step.as_ref().and_then(|s| s.account()) == Some(account.as_str());
+                // The payload shows the account as stored, no flow waits on it, and no read of
+                // it runs (one started earlier may store an older state): nothing to read. See
+                // `chatpay_core::evidence` for why this holds in any order of arrival.
+                let nothing_new = connected
+                    && !in_flow
+                    && evidence.is_some_and(|e| {
+                        self.connection.as_ref().is_some_and(|c| c.account == *e)
+                    })
+                    && !self.state.pending.iter().any(|p| {
+                        matches!(&p.call, Call::RetrieveAccount { account: a } if *a == account)
+                    });
+                if (connected || in_flow) && !nothing_new {
                     self.call(Call::RetrieveAccount { account }, Purpose::Refresh);
                 }
             }

@@ -195,7 +195,12 @@ pub enum Outside {
     /// Start (or show) the Stripe connection flow from the project screens.
     StartConnect(Entry),
     /// Stripe says the account changed (a webhook); the fresh account is re-read first.
-    AccountChanged { account: String },
+    AccountChanged {
+        account: String,
+        /// The event's account as chatpay keeps it, when the payload could be read: if it equals
+        /// the connection's and no read of the account runs, there is nothing to read.
+        evidence: Option<Box<AccountSnapshot>>,
+    },
     /// The user revoked chatpay's access to their account in Stripe.
     Deauthorized { account: String },
     /// The browser came back from Stripe's onboarding page.
@@ -282,11 +287,10 @@ pub enum Call {
         events: Vec<String>,
         #[serde(default)]
         attempt: u32,
-        /// The first event's evidence ([`crate::evidence`]): when the stored order already
-        /// shows it, the order is not read from Stripe. Re-reads asked for by events that came
-        /// meanwhile carry none.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        evidence: Option<Evidence>,
+        /// What the events' objects say ([`crate::evidence`]): when the stored order already
+        /// shows all of it, the order is not read from Stripe. Empty: read.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        evidence: Vec<Evidence>,
     },
     /// Read one stored order.
     FindOrder {
@@ -569,6 +573,11 @@ pub struct Pending {
     /// Read again when done: something changed while it ran.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub again: bool,
+    /// For an order's re-read: the evidence of every event queued behind it, while each one
+    /// brought some (`None` once one came without, and in states stored before evidence). The
+    /// read after it is spared when the order it stored shows all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_evidence: Option<Vec<Evidence>>,
     /// The mode the call runs in (`None` in states stored before modes were per call: the
     /// project's mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -831,6 +840,7 @@ impl Turn<'_, '_> {
             asked,
             queued: Vec::new(),
             again: false,
+            queued_evidence: None,
             mode: Some(self.mode),
         });
         self.effects.push(Effect::Call { op, call });
@@ -839,20 +849,16 @@ impl Turn<'_, '_> {
 
     /// Joins a Stripe event to the re-read of the same object already running, if one is
     /// (`same` picks it): it may have read Stripe before this event, so it reads again when it
-    /// is done and that read applies the event. False when none runs.
+    /// is done and that read applies the event. The joined call, or `None` when none runs.
     pub(crate) fn join_reread(
         &mut self,
         same: impl Fn(&Call) -> bool,
         event: Option<String>,
-    ) -> bool {
-        match self.state.pending.iter_mut().find(|p| same(&p.call)) {
-            Some(p) => {
-                p.queued.extend(event);
-                p.again = true;
-                true
-            }
-            None => false,
-        }
+    ) -> Option<&mut Pending> {
+        let p = self.state.pending.iter_mut().find(|p| same(&p.call))?;
+        p.queued.extend(event);
+        p.again = true;
+        Some(p)
     }
 
     pub(crate) fn drop_cards(&mut self, keep: impl Fn(&LiveCard) -> bool) {

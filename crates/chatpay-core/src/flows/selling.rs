@@ -320,25 +320,51 @@ impl Turn<'_, '_> {
         evidence: Option<Evidence>,
     ) {
         let same = |c: &Call| matches!(c, Call::RefreshOrder { order: o, .. } if *o == order);
-        if self.join_reread(same, event.clone()) {
-            return;
+        match self.join_reread(same, event.clone()) {
+            Some(p) => {
+                // The read after the running one applies it; its evidence goes with it.
+                p.queued_evidence = p.queued_evidence.take().zip(evidence).map(|(mut list, e)| {
+                    list.push(e);
+                    list
+                });
+            }
+            None => self.read_order(
+                order,
+                event.into_iter().collect(),
+                0,
+                evidence.into_iter().collect(),
+            ),
         }
-        // The evidence may spare the read only while no other re-read of this order runs (one
-        // started earlier may store an older state); one under another kind of reference might
-        // be of this order.
+    }
+
+    /// Asks for an order's re-read. `evidence` may spare it only while no other re-read of the
+    /// order runs (one started earlier may store an older state); one under another kind of
+    /// reference might be of this order.
+    fn read_order(
+        &mut self,
+        order: OrderRef,
+        events: Vec<String>,
+        attempt: u32,
+        mut evidence: Vec<Evidence>,
+    ) {
         let maybe_same = self.state.pending.iter().any(
             |p| matches!(&p.call, Call::RefreshOrder { order: o, .. } if !o.surely_differs(&order)),
         );
-        let evidence = evidence.filter(|_| !maybe_same);
-        self.call(
+        if maybe_same {
+            evidence.clear();
+        }
+        let op = self.call(
             Call::RefreshOrder {
                 order,
-                events: event.into_iter().collect(),
-                attempt: 0,
+                events,
+                attempt,
                 evidence,
             },
             Purpose::Orders,
         );
+        if let Some(p) = self.state.pending.iter_mut().find(|p| p.op == op) {
+            p.queued_evidence = Some(Vec::new());
+        }
     }
 
     pub(super) fn selling_click(&mut self, owner: &Owner, action: &str) {
@@ -415,7 +441,7 @@ impl Turn<'_, '_> {
                     Err(e) if e.code.is_none() && attempt + 1 < REFRESH_ATTEMPTS => {
                         // Stripe could not be reached: read again later, events kept.
                         queued.extend(events);
-                        return self.refresh_again(order, queued, attempt + 1);
+                        return self.read_order(order, queued, attempt + 1, Vec::new());
                     }
                     Err(e) => {
                         let outcome =
@@ -424,7 +450,8 @@ impl Turn<'_, '_> {
                     }
                 }
                 if pending.again || !queued.is_empty() {
-                    self.refresh_again(order, queued, 0);
+                    let evidence = pending.queued_evidence.unwrap_or_default();
+                    self.read_order(order, queued, 0, evidence);
                 }
             }
             (Call::FindOrder { order, ask }, Ok(CallOutput::OrderFound(found))) => match found {
@@ -486,18 +513,6 @@ impl Turn<'_, '_> {
             // News pushed in the middle of a flow brings its step back.
             self.present_step();
         }
-    }
-
-    fn refresh_again(&mut self, order: OrderRef, events: Vec<String>, attempt: u32) {
-        self.call(
-            Call::RefreshOrder {
-                order,
-                events,
-                attempt,
-                evidence: None,
-            },
-            Purpose::Orders,
-        );
     }
 
     fn events_applied(&mut self, events: Vec<String>, outcome: &str) {

@@ -884,7 +884,7 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
         }
         Call::RefreshOrder {
             order, evidence, ..
-        } => return exec.orders().refresh(order, evidence.as_ref()).await,
+        } => return exec.orders().refresh(order, evidence).await,
         Call::RefreshSubscription { subscription, .. } => {
             return exec.orders().refresh_subscription(subscription).await;
         }

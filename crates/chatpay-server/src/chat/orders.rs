@@ -139,13 +139,13 @@ impl OrderCtx<'_> {
     }
 
     /// Re-reads an order from Stripe: the stored order, its version, and what the read makes it.
-    /// When the stored order already shows all that the event's `evidence` says, Stripe is not
+    /// When the stored order already shows all that the events' `evidence` says, Stripe is not
     /// asked: the answer is the stored order, unchanged (see `chatpay_core::evidence`; the
     /// conversation asks so only while no other re-read of the order runs).
     pub async fn refresh(
         &self,
         order: &OrderRef,
-        evidence: Option<&Evidence>,
+        evidence: &[Evidence],
     ) -> Result<CallOutput, CallError> {
         let Some(record) = self.find(order).await? else {
             return Ok(CallOutput::OrderRefreshed {
@@ -155,7 +155,7 @@ impl OrderCtx<'_> {
             });
         };
         let before = order_of(&record)?;
-        if evidence.is_some_and(|e| before.already_shows(e)) {
+        if !evidence.is_empty() && evidence.iter().all(|e| before.already_shows(e)) {
             return Ok(CallOutput::OrderRefreshed {
                 after: Some(Box::new(before.clone())),
                 before: Some(Box::new(before)),
