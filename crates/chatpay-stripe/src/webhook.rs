@@ -242,6 +242,7 @@ impl EventEnvelope {
                     order,
                     event: Some(self.id.clone()),
                     evidence: self.evidence(),
+                    known: None,
                 })
         };
         match (family, kind) {
@@ -314,6 +315,7 @@ mod tests {
                 order: o,
                 event: Some("evt_1".into()),
                 evidence: None,
+                known: None,
             })
         };
         let cases = [

@@ -225,6 +225,9 @@ pub enum Outside {
         /// What the event's object says, when the server could read it: a re-read is skipped
         /// if the stored order already shows all of it.
         evidence: Option<Evidence>,
+        /// The stored order, when the server looked it up for the evidence (the conversation
+        /// then decides without asking for a read).
+        known: Option<Box<Order>>,
     },
     /// Stripe says a subscription (or one of its invoices) changed; it is re-read.
     SubscriptionChanged {
@@ -1119,7 +1122,8 @@ impl Turn<'_, '_> {
                 order,
                 event,
                 evidence,
-            } => self.order_changed(order, event, evidence),
+                known,
+            } => self.order_changed(order, event, evidence, known.as_deref()),
             Outside::SubscriptionChanged {
                 subscription,
                 event,

@@ -318,23 +318,39 @@ impl Turn<'_, '_> {
         order: OrderRef,
         event: Option<String>,
         evidence: Option<Evidence>,
+        known: Option<&Order>,
     ) {
         let same = |c: &Call| matches!(c, Call::RefreshOrder { order: o, .. } if *o == order);
-        match self.join_reread(same, event.clone()) {
-            Some(p) => {
-                // The read after the running one applies it; its evidence goes with it.
-                p.queued_evidence = p.queued_evidence.take().zip(evidence).map(|(mut list, e)| {
-                    list.push(e);
-                    list
-                });
-            }
-            None => self.read_order(
-                order,
-                event.into_iter().collect(),
-                0,
-                evidence.into_iter().collect(),
-            ),
+        if let Some(p) = self.join_reread(same, event.clone()) {
+            // The read after the running one applies it; its evidence goes with it.
+            p.queued_evidence = p.queued_evidence.take().zip(evidence).map(|(mut list, e)| {
+                list.push(e);
+                list
+            });
+            return;
         }
+        let nothing_new = known
+            .zip(evidence.as_ref())
+            .is_some_and(|(o, e)| o.already_shows(e));
+        if nothing_new && self.no_read_of(&order) {
+            // The stored order shows it all: nothing to read.
+            self.events_applied(event.into_iter().collect(), "applied");
+            return;
+        }
+        self.read_order(
+            order,
+            event.into_iter().collect(),
+            0,
+            evidence.into_iter().collect(),
+        );
+    }
+
+    /// Whether no re-read runs that may be of `order` (one under another kind of reference
+    /// might be).
+    fn no_read_of(&self, order: &OrderRef) -> bool {
+        !self.state.pending.iter().any(
+            |p| matches!(&p.call, Call::RefreshOrder { order: o, .. } if !o.surely_differs(order)),
+        )
     }
 
     /// Asks for an order's re-read. `evidence` may spare it only while no other re-read of the
@@ -347,10 +363,7 @@ impl Turn<'_, '_> {
         attempt: u32,
         mut evidence: Vec<Evidence>,
     ) {
-        let maybe_same = self.state.pending.iter().any(
-            |p| matches!(&p.call, Call::RefreshOrder { order: o, .. } if !o.surely_differs(&order)),
-        );
-        if maybe_same {
+        if !self.no_read_of(&order) {
             evidence.clear();
         }
         let op = self.call(

@@ -1183,6 +1183,7 @@ fn order_event(w: &mut World, order: OrderRef, event: &str) -> Vec<Effect> {
             id: "pi_1".into(),
             status: "succeeded".into(),
         }),
+        known: None,
     }))
     .unwrap()
 }
@@ -1250,6 +1251,7 @@ fn evidence_is_passed_on_only_while_no_read_of_the_order_runs() {
         order: ord("ord_1"),
         event: None,
         evidence: None,
+        known: None,
     }))
     .unwrap();
     let (_, call) = call_of(&done(&mut w, op));
@@ -1285,4 +1287,62 @@ fn an_account_event_showing_the_stored_account_reads_nothing() {
     assert_ne!(op, again);
     let (_, call) = call_of(&event(&mut w, None));
     assert!(matches!(call, Call::RetrieveAccount { .. }));
+}
+
+/// With the stored order at hand (the server looked it up), an event it already shows is
+/// applied at once, without a read; not while a read that may be of the same order runs.
+#[test]
+fn an_order_event_the_stored_order_shows_is_applied_without_a_read() {
+    let mut w = World::new(true);
+    w.connection = Some(Connection {
+        account: account(AccountIs::Active),
+        origin: Origin::Created,
+    });
+    let mut paid = crate::orders::Order::new_for_tests(
+        "ord_1",
+        1001,
+        crate::domain::Currency::parse("usd").unwrap(),
+        4900,
+    );
+    paid.status = crate::orders::OrderStatus::Paid;
+    paid.payment_intent = Some("pi_1".into());
+    let event = |w: &mut World, order: OrderRef, id: &str, known: Option<&crate::orders::Order>| {
+        w.input(Input::Outside(Outside::OrderChanged {
+            order,
+            event: Some(id.into()),
+            evidence: Some(crate::evidence::Evidence::PaymentIntent {
+                id: "pi_1".into(),
+                status: "succeeded".into(),
+            }),
+            known: known.cloned().map(Box::new),
+        }))
+        .unwrap()
+    };
+    let quiet = event(
+        &mut w,
+        OrderRef::Order("ord_1".into()),
+        "evt_1",
+        Some(&paid),
+    );
+    assert!(
+        matches!(quiet.as_slice(), [Effect::EventApplied { id, .. }] if id == "evt_1"),
+        "{quiet:?}"
+    );
+    let mut open = paid.clone();
+    open.status = crate::orders::OrderStatus::Open;
+    let (_, call) = call_of(&event(
+        &mut w,
+        OrderRef::Order("ord_1".into()),
+        "evt_2",
+        Some(&open),
+    ));
+    assert!(matches!(call, Call::RefreshOrder { .. }));
+    // That read runs: the same order under its PaymentIntent is read, whatever is stored.
+    let (_, call) = call_of(&event(
+        &mut w,
+        OrderRef::PaymentIntent("pi_1".into()),
+        "evt_3",
+        Some(&paid),
+    ));
+    assert!(matches!(call, Call::RefreshOrder { .. }));
 }

@@ -14,12 +14,12 @@ use super::{ChatError, Command, FlowView, Inner, ModeAnswer, TurnReply, to_out};
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, now_millis, random_hex};
 use chatpay_core::flows::{
     Asked, Call, CallError, CallOutput, Connection, ConversationState, Effect, Entry, Facts, Input,
-    LiveFacts, Outside, Refusal, checklist,
+    LiveFacts, OrderRef, Outside, Refusal, checklist,
 };
 use chatpay_core::intents::Outcome;
 use chatpay_store::{
-    ConnectionRecord, ExtraWrite, OrderUpdate, ProjectRecord, StoredFrame, SubscriptionUpdate,
-    TurnWrite, WebhookEventRecord,
+    ConnectionRecord, ExtraWrite, OrderKey, OrderUpdate, ProjectRecord, StoredFrame,
+    SubscriptionUpdate, TurnWrite, WebhookEventRecord,
 };
 use chatpay_stripe::Gateway;
 
@@ -266,7 +266,9 @@ impl Actor {
                             ledger: ledger.as_deref(),
                             record: record.as_deref(),
                         };
-                        Box::pin(self.apply(Input::Outside(*event), cause, mode)).await
+                        let mut event = *event;
+                        self.look_up_order(&mut event, mode).await;
+                        Box::pin(self.apply(Input::Outside(event), cause, mode)).await
                     }
                 };
                 if let Some(reply) = reply {
@@ -527,6 +529,36 @@ impl Actor {
     }
 
     /// Runs the flows on `input` in `mode`, stores the turn, then makes it visible.
+    /// An order event with evidence gets the stored order, so that the conversation can tell
+    /// without a read of Stripe that there is nothing new. All of an order's changes are
+    /// stored by this conversation's turns, each committed before the next input, so what is
+    /// read here is what the conversation last stored. Not found or unreadable: the
+    /// conversation asks for a read as before.
+    async fn look_up_order(&self, event: &mut Outside, mode: Mode) {
+        let Outside::OrderChanged {
+            order,
+            evidence: Some(_),
+            known,
+            ..
+        } = event
+        else {
+            return;
+        };
+        let key = match order {
+            OrderRef::Order(id) => OrderKey::Id(id),
+            OrderRef::Session(cs) => OrderKey::Session(cs),
+            OrderRef::PaymentIntent(pi) => OrderKey::PaymentIntent(pi),
+            OrderRef::Number(_) | OrderRef::Latest => return,
+        };
+        let Ok(Some(record)) = self.inner.store.order_by(key).await else {
+            return;
+        };
+        if record.project_id != self.project.id || record.mode != mode {
+            return;
+        }
+        *known = super::orders::order_of(&record).ok().map(Box::new);
+    }
+
     async fn apply(
         &mut self,
         input: Input<'_>,

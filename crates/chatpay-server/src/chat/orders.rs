@@ -582,6 +582,7 @@ impl Engine {
                 order: OrderRef::Order(order.id.clone()),
                 event: None,
                 evidence: None,
+                known: None,
             },
         )
         .await?;
