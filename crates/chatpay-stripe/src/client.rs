@@ -686,6 +686,9 @@ impl Gateway for StripeGateway {
                 &RetrieveCheckoutSession::new(session).expand(vec![
                     "payment_intent.latest_charge.balance_transaction".to_owned(),
                     "invoice".to_owned(),
+                    // A subscription's checkout has no PaymentIntent of its own: its first
+                    // invoice's payment names it.
+                    "invoice.payments".to_owned(),
                 ]),
             )
             .await?;

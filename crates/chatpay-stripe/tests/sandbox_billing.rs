@@ -382,6 +382,41 @@ async fn subscription_checkout_creates_customer_subscription_and_paid_invoice() 
         "the one-time item is on the first invoice"
     );
     assert!(inv.hosted_invoice_url.is_some() && inv.invoice_pdf.is_some());
+    // `payments` is includable: absent unless expanded, then the PaymentIntent that paid it.
+    assert!(inv.payments.is_none());
+    let expanded = RetrieveInvoice::new(id_of(&s.invoice))
+        .expand(vec!["payments".to_owned()])
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    let payments = expanded.payments.expect("payments when expanded").data;
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].status, "paid");
+    assert_eq!(payments[0].amount_paid, Some(1500));
+    let pi = id_of(&payments[0].payment.payment_intent);
+    assert!(pi.starts_with("pi_"), "{pi}");
+    let via_session = RetrieveCheckoutSession::new(s.id.as_str())
+        .expand(vec!["invoice.payments".to_owned()])
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    let nested = via_session
+        .invoice
+        .as_ref()
+        .and_then(|i| i.as_object())
+        .unwrap();
+    assert_eq!(
+        id_of(
+            &nested.payments.as_ref().unwrap().data[0]
+                .payment
+                .payment_intent
+        ),
+        pi
+    );
     let parent = inv.parent.as_ref().unwrap();
     assert_eq!(
         id_of(

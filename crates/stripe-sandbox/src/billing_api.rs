@@ -674,7 +674,12 @@ pub(crate) fn retrieve_invoice(
     p.only(&["expand"])?;
     let live = tx.livemode();
     let i = scoped_invoice(tx, call.scope, id)?;
-    Ok(ss::invoice(i, live, &call.app.base_url))
+    let mut out = ss::invoice(i, live, &call.app.base_url);
+    let expand = p.strings("expand")?.unwrap_or_default();
+    if expand.iter().any(|x| x == "payments") {
+        out["payments"] = ss::invoice_payments(i, live);
+    }
+    Ok(out)
 }
 
 pub(crate) fn list_invoices(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> ApiResult<Value> {

@@ -525,6 +525,11 @@ pub(crate) fn retrieve_session(
         && let Some(inv) = out["invoice"].as_str().map(str::to_owned)
     {
         out["invoice"] = crate::billing_api::retrieve_invoice(tx, call, &inv, p)?;
+        if wants("invoice.payments")
+            && let Some(i) = tx.ms().sales.invoices.get(&inv)
+        {
+            out["invoice"]["payments"] = ss::invoice_payments(i, live);
+        }
     }
     Ok(out)
 }

@@ -375,6 +375,36 @@ pub(crate) fn balance_transaction(
 }
 
 /// An invoice as it stands (`status` and its transitions come from the object).
+/// An invoice's `payments` (includable: only when expanded): its default InvoicePayment, the
+/// PaymentIntent of its latest attempt, once one was made.
+pub(crate) fn invoice_payments(i: &Invoice, live: bool) -> Value {
+    let paid = i.status == InvoiceStatus::Paid;
+    let data: Vec<Value> = if i.payment_intent.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({
+            "id": format!("inpay_{}", i.id.trim_start_matches("in_")),
+            "object": "invoice_payment",
+            "amount_paid": if paid { Some(i.total) } else { None },
+            "amount_requested": i.total,
+            "created": i.finalized_at.unwrap_or(i.created),
+            "currency": i.currency,
+            "invoice": i.id,
+            "is_default": true,
+            "livemode": live,
+            "payment": {
+                "charge": null,
+                "payment_intent": i.payment_intent,
+                "payment_record": null,
+                "type": "payment_intent",
+            },
+            "status": if paid { "paid" } else if i.status == InvoiceStatus::Void { "canceled" } else { "open" },
+            "status_transitions": { "canceled_at": null, "paid_at": if paid { i.paid_at } else { None } },
+        })]
+    };
+    shapes::list(&format!("/v1/invoices/{}/payments", i.id), data, false)
+}
+
 pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str) -> Value {
     let finalized = i.status != InvoiceStatus::Draft;
     let paid = i.status == InvoiceStatus::Paid;
