@@ -270,6 +270,7 @@ impl EventEnvelope {
                     .map(|subscription| Outside::SubscriptionChanged {
                         subscription,
                         event: Some(self.id.clone()),
+                        trial_ending: kind == "customer.subscription.trial_will_end",
                     })
             }
             // A subscription's invoice (a renewal, a retry, its payment): the subscription is
@@ -279,6 +280,7 @@ impl EventEnvelope {
                 .map(|subscription| Outside::SubscriptionChanged {
                     subscription,
                     event: Some(self.id.clone()),
+                    trial_ending: kind == "customer.subscription.trial_will_end",
                 }),
             (
                 "invoice",
@@ -393,6 +395,7 @@ mod tests {
                 Some(Outside::SubscriptionChanged {
                     subscription: "sub_1".into(),
                     event: Some("evt_1".into()),
+                    trial_ending: false,
                 }),
             ),
             (
@@ -404,6 +407,7 @@ mod tests {
                 Some(Outside::SubscriptionChanged {
                     subscription: "sub_1".into(),
                     event: Some("evt_1".into()),
+                    trial_ending: false,
                 }),
             ),
             (
@@ -415,6 +419,7 @@ mod tests {
                 Some(Outside::SubscriptionChanged {
                     subscription: "sub_2".into(),
                     event: Some("evt_1".into()),
+                    trial_ending: false,
                 }),
             ),
             (

@@ -91,19 +91,23 @@ fn email_slot(slots: &Slots) -> Option<String> {
 impl Turn<'_, '_> {
     /// A Stripe event about a subscription or its invoice: re-read it (joining a re-read
     /// already running).
-    pub(super) fn subscription_changed(&mut self, subscription: String, event: Option<String>) {
+    pub(super) fn subscription_changed(
+        &mut self,
+        subscription: String,
+        event: Option<String>,
+        trial_ending: bool,
+    ) {
         let same = |c: &Call| matches!(c, Call::RefreshSubscription { subscription: s, .. } if *s == subscription);
-        if self.join_reread(same, event.clone()).is_some() {
+        if let Some(p) = self.join_reread(same, event.clone()) {
+            if let Call::RefreshSubscription {
+                trial_ending: flag, ..
+            } = &mut p.call
+            {
+                *flag |= trial_ending;
+            }
             return;
         }
-        self.call(
-            Call::RefreshSubscription {
-                subscription,
-                events: event.into_iter().collect(),
-                attempt: 0,
-            },
-            Purpose::Billing,
-        );
+        self.refresh_subscription(subscription, event.into_iter().collect(), 0, trial_ending);
     }
 
     pub(super) fn payout_changed(&mut self, payout: String, event: Option<String>) {
@@ -222,6 +226,7 @@ impl Turn<'_, '_> {
                     subscription,
                     events,
                     attempt,
+                    trial_ending,
                 },
                 result,
             ) => {
@@ -234,6 +239,9 @@ impl Turn<'_, '_> {
                     }) => {
                         if let Some(after) = after {
                             self.subscription_news(before.as_deref(), &after);
+                            if trial_ending {
+                                self.trial_ending_news(&after);
+                            }
                             if before.as_deref() != Some(&*after) {
                                 self.effects.push(Effect::SaveSubscription {
                                     subscription: after,
@@ -246,7 +254,7 @@ impl Turn<'_, '_> {
                     Ok(_) => self.billing_events(events, "applied"),
                     Err(e) if e.code.is_none() && attempt + 1 < REFRESH_ATTEMPTS => {
                         queued.extend(events);
-                        self.refresh_subscription(subscription, queued, attempt + 1);
+                        self.refresh_subscription(subscription, queued, attempt + 1, trial_ending);
                         return;
                     }
                     Err(e) => {
@@ -258,7 +266,7 @@ impl Turn<'_, '_> {
                     }
                 }
                 if pending.again || !queued.is_empty() {
-                    self.refresh_subscription(subscription, queued, 0);
+                    self.refresh_subscription(subscription, queued, 0, false);
                 }
             }
             (Call::RefreshPayout { payout, events }, result) => {
@@ -317,12 +325,19 @@ impl Turn<'_, '_> {
         }
     }
 
-    fn refresh_subscription(&mut self, subscription: String, events: Vec<String>, attempt: u32) {
+    fn refresh_subscription(
+        &mut self,
+        subscription: String,
+        events: Vec<String>,
+        attempt: u32,
+        trial_ending: bool,
+    ) {
         self.call(
             Call::RefreshSubscription {
                 subscription,
                 events,
                 attempt,
+                trial_ending,
             },
             Purpose::Billing,
         );
@@ -367,6 +382,26 @@ impl Turn<'_, '_> {
                 .push(Action::link("invoice", "Open invoice to pay", url));
         }
         card
+    }
+
+    /// "Trial ends soon", when Stripe said so and the subscription is still in its trial (a
+    /// late event, after the trial converted or was canceled, says nothing).
+    fn trial_ending_news(&mut self, after: &Subscription) {
+        if after.status != SubscriptionStatus::Trialing {
+            return;
+        }
+        let who = after.email_or_customer().to_owned();
+        let body = format!(
+            "{who}'s free trial of {} ends{}; then {} per period is charged to the card on file, unless the trial is canceled first.",
+            after.summary(),
+            after
+                .trial_end
+                .map(|t| format!(" on {}", day(t)))
+                .unwrap_or_default(),
+            after.amount_per_period()
+        );
+        let card = self.subscription_card(after, "Trial ends soon", body);
+        self.show_info(card);
     }
 
     fn subscription_news(&mut self, before: Option<&Subscription>, after: &Subscription) {

@@ -233,6 +233,9 @@ pub enum Outside {
     SubscriptionChanged {
         subscription: String,
         event: Option<String>,
+        /// Stripe says the free trial ends soon (`customer.subscription.trial_will_end`, three
+        /// days before): told once the read shows it still trialing.
+        trial_ending: bool,
     },
     /// Stripe says a payout changed; it is re-read.
     PayoutChanged {
@@ -324,6 +327,9 @@ pub enum Call {
         events: Vec<String>,
         #[serde(default)]
         attempt: u32,
+        /// One of its events says the trial ends soon.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        trial_ending: bool,
     },
     /// Read the stored subscriptions (for an answer).
     ListSubscriptions {
@@ -1127,7 +1133,8 @@ impl Turn<'_, '_> {
             Outside::SubscriptionChanged {
                 subscription,
                 event,
-            } => self.subscription_changed(subscription, event),
+                trial_ending,
+            } => self.subscription_changed(subscription, event, trial_ending),
             Outside::PayoutChanged { payout, event } => self.payout_changed(payout, event),
             Outside::GoLive(entry) => self.start_go_live(entry),
             Outside::BackToTest(entry) => self.back_to_test(entry),
