@@ -66,15 +66,35 @@ impl OrderRef {
     }
 }
 
+/// "50", "12.5" (a percentage, from "50%") or a fraction word as basis points of the payment;
+/// `None` for a share that is not one (0, over 100%).
+fn share_in_bps(text: &str) -> Option<u32> {
+    let bps = match text.to_ascii_lowercase().as_str() {
+        "half" => 5_000,
+        "a third" | "one third" => 3_333,
+        "two thirds" => 6_666,
+        "a quarter" | "one quarter" => 2_500,
+        "three quarters" => 7_500,
+        number => {
+            let percent: f64 = number.parse().ok()?;
+            (percent * 100.0).round() as u32
+        }
+    };
+    (1..=10_000).contains(&bps).then_some(bps)
+}
+
 /// What a question about one order wants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "ask", rename_all = "snake_case")]
 pub enum OrderAsk {
     Status,
-    /// Refund this much (minor units of `currency`), or everything left.
+    /// Refund this much (minor units of `currency`), or this share of what was paid (in
+    /// basis points: "half" is 5,000), or everything left.
     Refund {
         amount: Option<i64>,
         currency: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        share_bps: Option<u32>,
     },
     Receipt,
     Invoice,
@@ -288,7 +308,28 @@ impl Turn<'_, '_> {
                     }
                     _ => (None, None),
                 };
-                self.ask_order(order, OrderAsk::Refund { amount, currency });
+                let share = slots.get("share").and_then(SlotValue::as_text);
+                let share_bps = match (amount, share) {
+                    (None, Some(text)) => match share_in_bps(text) {
+                        Some(bps) => Some(bps),
+                        None => {
+                            // Never a full refund for a share that can't be read.
+                            self.reply(format!(
+                                "I can't read \"{text}\" as a share of the payment. Say the amount instead: \"refund $5 of {what}\"."
+                            ));
+                            return;
+                        }
+                    },
+                    _ => None,
+                };
+                self.ask_order(
+                    order,
+                    OrderAsk::Refund {
+                        amount,
+                        currency,
+                        share_bps,
+                    },
+                );
             }
             Intent::ReceiptsInvoices => {
                 let Some(order) = target else {
@@ -411,6 +452,7 @@ impl Turn<'_, '_> {
                 OrderAsk::Refund {
                     amount: None,
                     currency: None,
+                    share_bps: None,
                 },
             ),
             (Owner::Order { number }, _) => {
@@ -708,16 +750,26 @@ impl Turn<'_, '_> {
                 }
                 self.show_info(card);
             }
-            OrderAsk::Refund { amount, currency } => {
+            OrderAsk::Refund {
+                amount,
+                currency,
+                share_bps,
+            } => {
                 let Some(pi) = order
                     .payment_intent
                     .clone()
                     .filter(|_| order.status.was_paid())
                 else {
-                    self.reply(format!(
-                        "Order #{n} can't be refunded: it is {}, so no money was taken.",
-                        order.status.label()
-                    ));
+                    self.reply(if order.status.was_paid() {
+                        format!(
+                            "Order #{n} has no payment to refund: nothing was charged at checkout (a free trial, or a total of 0)."
+                        )
+                    } else {
+                        format!(
+                            "Order #{n} can't be refunded: it is {}, so no money was taken.",
+                            order.status.label()
+                        )
+                    });
                     return;
                 };
                 if let Some(c) = &currency
@@ -736,7 +788,14 @@ impl Turn<'_, '_> {
                     self.reply(format!("Order #{n} is already fully refunded."));
                     return;
                 }
-                let amount = amount.unwrap_or(left);
+                let paid = order
+                    .charge
+                    .as_ref()
+                    .map_or(order.amount_total, |c| c.amount_captured);
+                let amount = match share_bps {
+                    Some(bps) => paid * i64::from(bps) / 10_000,
+                    None => amount.unwrap_or(left),
+                };
                 if amount <= 0 || amount > left {
                     self.reply(format!(
                         "I can't refund {} of order #{n}: at most {} is left to refund.",
@@ -1061,5 +1120,27 @@ mod tests {
             target(&slots),
             Some(OrderRef::PaymentIntent("pi_123456789".into()))
         );
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::share_in_bps;
+
+    #[test]
+    fn shares_read_as_basis_points_and_nothing_else() {
+        for (text, bps) in [
+            ("half", Some(5_000)),
+            ("A Quarter", Some(2_500)),
+            ("two thirds", Some(6_666)),
+            ("50", Some(5_000)),
+            ("12.5", Some(1_250)),
+            ("100", Some(10_000)),
+            ("0", None),
+            ("150", None),
+            ("lots", None),
+        ] {
+            assert_eq!(share_in_bps(text), bps, "{text}");
+        }
     }
 }

@@ -504,10 +504,16 @@ impl Engine {
         else {
             return Err(rejected(
                 "order_not_paid",
-                format!(
-                    "Order #{number} is {}: only a paid order can be refunded.",
-                    order.status.label()
-                ),
+                if order.status.was_paid() {
+                    format!(
+                        "Order #{number} has no payment to refund: nothing was charged at checkout (a free trial, or a total of 0)."
+                    )
+                } else {
+                    format!(
+                        "Order #{number} is {}: only a paid order can be refunded.",
+                        order.status.label()
+                    )
+                },
             ));
         };
         let left = order.refundable();
