@@ -113,17 +113,17 @@ impl Turn<'_, '_> {
 
     /// "What products do I have?" / "How much is the Pro plan?", answered from the stored
     /// catalog, which the server reads for it (`Call::ReadCatalog`).
-    pub(super) fn show_catalog(&mut self, wanted: Option<String>) {
+    pub(super) fn show_catalog(&mut self, wanted: Option<String>, links: bool) {
         if !self.catalog_ready() {
             return;
         }
-        self.call(Call::ReadCatalog { wanted }, Purpose::Answer);
+        self.call(Call::ReadCatalog { wanted, links }, Purpose::Answer);
     }
 
     pub(super) fn catalog_click(&mut self, action: &str) {
         match action {
             "sync_catalog" | "retry" => self.start_sync(Entry::Chat),
-            _ => self.show_catalog(None),
+            _ => self.show_catalog(None, false),
         }
     }
 
@@ -138,8 +138,8 @@ impl Turn<'_, '_> {
         let said_before = self.effects.len();
         let refresh = matches!(pending.call, Call::RefreshProduct { .. });
         match (pending.call, result) {
-            (Call::ReadCatalog { .. }, Ok(CallOutput::Catalog(answer))) => {
-                self.catalog_answer(&answer)
+            (Call::ReadCatalog { links, .. }, Ok(CallOutput::Catalog(answer))) => {
+                self.catalog_answer(&answer, links)
             }
             (Call::ReadCatalog { .. }, _) => {
                 self.reply("I couldn't read your catalog just now; please ask again.")
@@ -247,7 +247,13 @@ impl Turn<'_, '_> {
         self.show(card, Owner::Catalog);
     }
 
-    fn catalog_answer(&mut self, a: &CatalogAnswer) {
+    fn catalog_answer(&mut self, a: &CatalogAnswer, links: bool) {
+        // A sellable product's link to its main price: a fresh checkout for whoever opens it.
+        let buy_url = |p: &CatalogProduct| -> Option<String> {
+            let base = a.buy_base.as_deref()?;
+            let price = p.main_price().filter(|_| p.sellable())?;
+            Some(format!("{base}/{}", price.id))
+        };
         let Some(synced_at) = a.synced_at else {
             let mut card = self.new_card(
                 CardKind::Catalog,
@@ -275,6 +281,13 @@ impl Turn<'_, '_> {
                     if let Some(blocking) = p.problems().into_iter().find(|p| p.blocking) {
                         text.push(' ');
                         text.push_str(&blocking.message);
+                    }
+                    if let Some(url) = buy_url(p) {
+                        text.push_str(&format!(
+                            " Its buy link, to share or put behind a Buy button (each visit opens a fresh checkout): {url}"
+                        ));
+                    } else if links {
+                        text.push_str(" It has no buy link until it can be sold.");
                     }
                     self.reply(text);
                 }
@@ -318,6 +331,28 @@ impl Turn<'_, '_> {
             facts,
         );
         card.actions = vec![Action::secondary("sync_catalog", "Sync again")];
+        if links {
+            // The links themselves, for the first few sellable products.
+            for (i, (p, url)) in a
+                .shown
+                .iter()
+                .filter_map(|p| Some((p, buy_url(p)?)))
+                .take(LISTED)
+                .enumerate()
+            {
+                card.actions.insert(
+                    i,
+                    Action::link(
+                        &format!("buy_{}", i + 1),
+                        &format!("Buy link: {}", p.product.name),
+                        &url,
+                    ),
+                );
+            }
+            card.body.push_str(
+                " Each product's buy link opens a fresh checkout: share it, or put it behind a Buy button. Ask \"buy link for <product>\" for one.",
+            );
+        }
         self.drop_cards(|c| c.owner != Owner::Catalog);
         self.show(card, Owner::Catalog);
     }

@@ -285,6 +285,9 @@ pub enum Call {
     /// Read the stored catalog (for an answer), the named product first.
     ReadCatalog {
         wanted: Option<String>,
+        /// Someone asked for a link to sell with ("give me a buy link for the yoga class").
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        links: bool,
     },
     /// Re-read an order's objects from Stripe; answers the stored order and its next version.
     RefreshOrder {
@@ -451,6 +454,9 @@ pub struct CatalogAnswer {
     pub wanted: Option<String>,
     /// The last sync's report.
     pub report: Option<SyncReport>,
+    /// Where the project's buy links start (`{public}/buy/{project}`): a price's link is this,
+    /// `/`, its id, and opens a fresh checkout.
+    pub buy_base: Option<String>,
 }
 
 /// Why a call failed, after the gateway's retries.
@@ -945,7 +951,10 @@ impl Turn<'_, '_> {
             Intent::CreateStripeAccount => self.start_connect(Entry::Chat, true),
             Intent::DisconnectStripe => self.ask_disconnect(),
             Intent::SyncCatalog => self.start_sync(Entry::Chat),
-            Intent::ShowCatalog => self.show_catalog(wanted_product(slots).map(str::to_owned)),
+            Intent::ShowCatalog => self.show_catalog(
+                wanted_product(slots).map(str::to_owned),
+                topic == Some("link"),
+            ),
             Intent::PaymentStatus | Intent::Refund | Intent::ReceiptsInvoices => {
                 self.selling_intent(intent, topic, slots);
                 self.present_step();

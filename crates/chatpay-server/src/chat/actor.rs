@@ -841,6 +841,7 @@ impl Actor {
             account: self.connections[slot(mode)]
                 .as_ref()
                 .map(|c| c.account.id.clone()),
+            public: self.inner.links.public.clone(),
         };
         // Derived from the operation: the same call after a crash or retry has the same key.
         let key = format!("chatpay:{}:{}:{}", self.conversation, op, call.name());
@@ -865,6 +866,8 @@ struct Exec {
     mode: chatpay_core::domain::Mode,
     /// The connected account when the call was made.
     account: Option<String>,
+    /// This server's public base URL (for links in answers).
+    public: String,
 }
 
 impl Exec {
@@ -909,10 +912,13 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 });
         }
 
-        Call::ReadCatalog { wanted } => {
+        Call::ReadCatalog { wanted, .. } => {
             return catalog_sync::read(&exec.store, &exec.project, mode, wanted.as_deref())
                 .await
-                .map(|a| CallOutput::Catalog(Box::new(a)));
+                .map(|mut a| {
+                    a.buy_base = Some(format!("{}/buy/{}", exec.public, exec.project));
+                    CallOutput::Catalog(Box::new(a))
+                });
         }
         Call::RefreshOrder {
             order, evidence, ..

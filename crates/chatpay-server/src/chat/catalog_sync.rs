@@ -478,5 +478,6 @@ pub(super) async fn read(
         sellable,
         shown,
         wanted: wanted.map(str::to_owned),
+        buy_base: None,
     })
 }
