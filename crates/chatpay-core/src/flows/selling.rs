@@ -288,6 +288,9 @@ impl Turn<'_, '_> {
                     }
                 }
             },
+            Intent::Refund if topic == Some("undo") => self.reply(
+                "A refund can't be undone: once Stripe has sent it, the money is on its way back to the customer. If they should pay again, send them the product's buy link (\"buy link for <product>\").",
+            ),
             Intent::Refund => {
                 let Some(order) = target else {
                     let text = match slots.get("amount") {
@@ -988,7 +991,15 @@ impl Turn<'_, '_> {
                         orders[0].status.label()
                     )
                 } else {
-                    format!("{paid_shown} of your latest {shown} orders are paid.")
+                    let refunded = orders
+                        .iter()
+                        .take(RECENT)
+                        .filter(|o| o.status == OrderStatus::Refunded)
+                        .count();
+                    format!(
+                        "{paid_shown} of your latest {shown} orders are paid{}.",
+                        in_full(refunded, "of them ")
+                    )
                 });
                 self.show_info(card);
             }
@@ -997,11 +1008,16 @@ impl Turn<'_, '_> {
                     .iter()
                     .filter(|o| o.status == OrderStatus::Open)
                     .count();
+                let refunded = paid
+                    .iter()
+                    .filter(|o| o.status == OrderStatus::Refunded)
+                    .count();
                 self.reply(format!(
-                    "{} paid order{} {}{}.",
+                    "{} paid order{} {}{}{}.",
                     paid.len(),
                     if paid.len() == 1 { "" } else { "s" },
                     period.label,
+                    in_full(refunded, ""),
                     if open > 0 {
                         format!(
                             ", and {open} checkout{} still open",
@@ -1017,7 +1033,7 @@ impl Turn<'_, '_> {
                     self.reply(format!("No revenue {}: no paid orders.", period.label));
                     return;
                 }
-                let mut by_currency: std::collections::BTreeMap<&str, (i64, i64, usize)> =
+                let mut by_currency: std::collections::BTreeMap<&str, (i64, i64, usize, usize)> =
                     Default::default();
                 for o in &paid {
                     let e = by_currency.entry(o.currency.as_str()).or_default();
@@ -1027,6 +1043,7 @@ impl Turn<'_, '_> {
                         .map_or(o.amount_total, |c| c.amount_captured);
                     e.1 += o.refunded();
                     e.2 += 1;
+                    e.3 += usize::from(o.status == OrderStatus::Refunded);
                 }
                 let parts: Vec<String> = paid
                     .iter()
@@ -1034,9 +1051,13 @@ impl Turn<'_, '_> {
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .map(|c| {
-                        let (gross, refunded, count) = by_currency[c.as_str()];
+                        let (gross, refunded, count, in_whole) = by_currency[c.as_str()];
                         let refunds = if refunded > 0 {
-                            format!(", after {} refunded", Money::new(refunded, c))
+                            format!(
+                                ", after {} refunded{}",
+                                Money::new(refunded, c),
+                                in_full(in_whole, "")
+                            )
                         } else {
                             String::new()
                         };
@@ -1054,6 +1075,15 @@ impl Turn<'_, '_> {
                 ));
             }
         }
+    }
+}
+
+/// " (2 since refunded in full)", or nothing.
+fn in_full(n: usize, of: &str) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} {of}since refunded in full)")
     }
 }
 
