@@ -780,9 +780,16 @@ impl Turn<'_, '_> {
         } else {
             ""
         };
+        // Stripe takes a refund from the available balance when it is made, while the payment
+        // it refunds may still be pending: the sum comes out right, but it reads like a debt.
+        let below_zero = if a.balance.available.iter().any(|b| b.amount < 0) {
+            " The available balance is below zero because refunds are taken from it at once, while the payments they refund are still pending; as those become available it evens out, and payouts wait until it is above zero."
+        } else {
+            ""
+        };
         match ask {
             PayoutAsk::Balance => self.reply(format!(
-                "Your Stripe balance: {} available to pay out, {} pending (payments still settling).",
+                "Your Stripe balance: {} available to pay out, {} pending (payments still settling).{below_zero}",
                 amounts(&a.balance.available),
                 amounts(&a.balance.pending)
             )),
@@ -858,7 +865,7 @@ impl Turn<'_, '_> {
                     parts.push(format!("Money from recent payments becomes available: {list}."));
                 }
                 parts.push(format!(
-                    "Balance: {} available, {} pending.",
+                    "Balance: {} available, {} pending.{below_zero}",
                     amounts(&a.balance.available),
                     amounts(&a.balance.pending)
                 ));
