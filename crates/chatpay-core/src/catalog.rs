@@ -280,6 +280,9 @@ pub struct SyncReport {
     pub attention: Vec<(String, Vec<String>)>,
     /// Requests made to Stripe by this run (all its attempts).
     pub requests: u64,
+    /// Where products are added (the Stripe Dashboard's products page, or the sandbox's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub products_url: Option<String>,
 }
 
 /// Builds the report of a new catalog against the previous one.
@@ -308,6 +311,7 @@ pub fn report(
         diff: diff(before, after),
         attention,
         requests,
+        products_url: None,
     }
 }
 

@@ -13,7 +13,7 @@ use super::{
     Pending, Purpose, Turn,
 };
 use crate::account::AccountState;
-use crate::cards::{Action, CardKind, Fact};
+use crate::cards::{Action, CardKind, Fact, Style};
 use crate::catalog::{CatalogProduct, SyncReport};
 use crate::intents::{SlotValue, Slots};
 
@@ -223,6 +223,9 @@ impl Turn<'_, '_> {
         if r.products == 0 {
             body.push_str(" Your Stripe account has no products yet: add them in the Stripe Dashboard (Products), then sync again.");
         }
+        if r.products > 0 && !r.diff.added.is_empty() {
+            body.push_str(" Say \"send me the buy links\" for links that sell them.");
+        }
         let mut facts = vec![
             Fact::new("Mode", self.mode.as_str()),
             Fact::new("Products", r.products.to_string()),
@@ -243,6 +246,17 @@ impl Turn<'_, '_> {
             Action::secondary("show_catalog", "Show products"),
             Action::secondary("sync_catalog", "Sync again"),
         ];
+        if let Some(url) = &r.products_url {
+            let add = Action::link("add_products", "Add products in Stripe", url);
+            if r.products == 0 {
+                card.actions.insert(0, add);
+            } else {
+                card.actions.push(Action {
+                    style: Style::Secondary,
+                    ..add
+                });
+            }
+        }
         self.drop_cards(|c| c.owner != Owner::Catalog);
         self.show(card, Owner::Catalog);
     }

@@ -346,7 +346,8 @@ async fn apply(
                 (id, p)
             })
             .collect();
-        let report = catalog::report(&before, &new, requests);
+        let mut report = catalog::report(&before, &new, requests);
+        report.products_url = Some(ctx.gateway.dashboard_url(ctx.mode, &ctx.account));
         drop(before);
         let rows = new
             .iter()
