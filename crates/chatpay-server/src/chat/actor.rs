@@ -528,7 +528,6 @@ impl Actor {
         }
     }
 
-    /// Runs the flows on `input` in `mode`, stores the turn, then makes it visible.
     /// An order event with evidence gets the stored order, so that the conversation can tell
     /// without a read of Stripe that there is nothing new. All of an order's changes are
     /// stored by this conversation's turns, each committed before the next input, so what is
@@ -559,6 +558,7 @@ impl Actor {
         *known = super::orders::order_of(&record).ok().map(Box::new);
     }
 
+    /// Runs the flows on `input` in `mode`, stores the turn, then makes it visible.
     async fn apply(
         &mut self,
         input: Input<'_>,
