@@ -676,7 +676,8 @@ enum Due {
 struct Unpaid {
     first_available: Option<i64>,
     unpaid_from: Option<i64>,
-    /// The earliest availability of a credit later than what was announced.
+    /// When each credit becomes available (the announcement is due at the first one after
+    /// what was announced).
     announce_after: Vec<i64>,
 }
 
