@@ -13,8 +13,10 @@
 //! event whose object carries the field's new value. While that event is not yet handled, it is
 //! still to come, and it differs from what is stored, so it causes a re-read. A stale event (an
 //! `updated` older than what was read) differs too, and only costs the read it always cost. The
-//! server asks only when no re-read of the order is running: a read started earlier may store an
-//! older state, and an event arriving meanwhile joins it and reads again afterwards.
+//! conversation decides (`flows::selling`), against the stored order the server hands it with the
+//! event, or against the order a read just stored for the events that joined that read; and only
+//! when no other re-read of the order is running, since a read started earlier may store an
+//! older state.
 //!
 //! Anything the comparison does not know (a failed payment, a refund's first sight, a status it
 //! has no rule for) is not evidence of "nothing new": the order is read.

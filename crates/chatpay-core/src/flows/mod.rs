@@ -296,10 +296,6 @@ pub enum Call {
         events: Vec<String>,
         #[serde(default)]
         attempt: u32,
-        /// What the events' objects say ([`crate::evidence`]): when the stored order already
-        /// shows all of it, the order is not read from Stripe. Empty: read.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        evidence: Vec<Evidence>,
     },
     /// Read one stored order.
     FindOrder {

@@ -373,20 +373,32 @@ impl Turn<'_, '_> {
             });
             return;
         }
-        let nothing_new = known
-            .zip(evidence.as_ref())
-            .is_some_and(|(o, e)| o.already_shows(e));
-        if nothing_new && self.no_read_of(&order) {
-            // The stored order shows it all: nothing to read.
-            self.events_applied(event.into_iter().collect(), "applied");
-            return;
-        }
-        self.read_order(
+        self.apply_or_read(
             order,
             event.into_iter().collect(),
-            0,
-            evidence.into_iter().collect(),
+            known,
+            evidence.as_slice(),
         );
+    }
+
+    /// Applies `events` at once when `shown` (the order as stored) already shows all their
+    /// `evidence` and no re-read that may be of this order runs (one started earlier may store
+    /// an older state; one under another kind of reference might be of this order). Otherwise
+    /// the order is read from Stripe. The one place the evidence decides (`crate::evidence`).
+    fn apply_or_read(
+        &mut self,
+        order: OrderRef,
+        events: Vec<String>,
+        shown: Option<&Order>,
+        evidence: &[Evidence],
+    ) {
+        let nothing_new = !evidence.is_empty()
+            && shown.is_some_and(|o| evidence.iter().all(|e| o.already_shows(e)));
+        if nothing_new && self.no_read_of(&order) {
+            self.events_applied(events, "applied");
+        } else {
+            self.read_order(order, events, 0);
+        }
     }
 
     /// Whether no re-read runs that may be of `order` (one under another kind of reference
@@ -397,28 +409,17 @@ impl Turn<'_, '_> {
         )
     }
 
-    /// Asks for an order's re-read. `evidence` may spare it only while no other re-read of the
-    /// order runs (one started earlier may store an older state); one under another kind of
-    /// reference might be of this order.
-    fn read_order(
-        &mut self,
-        order: OrderRef,
-        events: Vec<String>,
-        attempt: u32,
-        mut evidence: Vec<Evidence>,
-    ) {
-        if !self.no_read_of(&order) {
-            evidence.clear();
-        }
+    /// Asks for an order's re-read from Stripe.
+    fn read_order(&mut self, order: OrderRef, events: Vec<String>, attempt: u32) {
         let op = self.call(
             Call::RefreshOrder {
                 order,
                 events,
                 attempt,
-                evidence,
             },
             Purpose::Orders,
         );
+        // Events that join it bring their evidence for the read after it.
         if let Some(p) = self.state.pending.iter_mut().find(|p| p.op == op) {
             p.queued_evidence = Some(Vec::new());
         }
@@ -478,6 +479,8 @@ impl Turn<'_, '_> {
                 result,
             ) => {
                 let mut queued = pending.queued;
+                // The order as this turn stores it, for the evidence of events that came meanwhile.
+                let mut stored = None;
                 match result {
                     Ok(CallOutput::OrderRefreshed {
                         before,
@@ -488,10 +491,11 @@ impl Turn<'_, '_> {
                             self.order_news(&before, &after);
                             if after != before {
                                 self.effects.push(Effect::SaveOrder {
-                                    order: after,
+                                    order: after.clone(),
                                     expected_version: version,
                                 });
                             }
+                            stored = Some(after);
                         }
                         self.events_applied(events, "applied");
                     }
@@ -499,7 +503,7 @@ impl Turn<'_, '_> {
                     Err(e) if e.code.is_none() && attempt + 1 < REFRESH_ATTEMPTS => {
                         // Stripe could not be reached: read again later, events kept.
                         queued.extend(events);
-                        return self.read_order(order, queued, attempt + 1, Vec::new());
+                        return self.read_order(order, queued, attempt + 1);
                     }
                     Err(e) => {
                         let outcome =
@@ -509,7 +513,7 @@ impl Turn<'_, '_> {
                 }
                 if pending.again || !queued.is_empty() {
                     let evidence = pending.queued_evidence.unwrap_or_default();
-                    self.read_order(order, queued, 0, evidence);
+                    self.apply_or_read(order, queued, stored.as_deref(), &evidence);
                 }
             }
             (Call::FindOrder { order, ask }, Ok(CallOutput::OrderFound(found))) => match found {

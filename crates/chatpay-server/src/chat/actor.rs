@@ -920,9 +920,7 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     CallOutput::Catalog(Box::new(a))
                 });
         }
-        Call::RefreshOrder {
-            order, evidence, ..
-        } => return exec.orders().refresh(order, evidence).await,
+        Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
         Call::RefreshSubscription { subscription, .. } => {
             return exec.orders().refresh_subscription(subscription).await;
         }

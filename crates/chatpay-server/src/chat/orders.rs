@@ -9,7 +9,6 @@
 
 use chatpay_core::account::AccountState;
 use chatpay_core::domain::{Email, Mode, ProjectId, WebOrigin, WebUrl, now_millis, random_hex};
-use chatpay_core::evidence::Evidence;
 use chatpay_core::flows::{CallError, CallOutput, ListAsk, OrderRef, Outside, Period};
 use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
 use chatpay_store::{
@@ -139,14 +138,7 @@ impl OrderCtx<'_> {
     }
 
     /// Re-reads an order from Stripe: the stored order, its version, and what the read makes it.
-    /// When the stored order already shows all that the events' `evidence` says, Stripe is not
-    /// asked: the answer is the stored order, unchanged (see `chatpay_core::evidence`; the
-    /// conversation asks so only while no other re-read of the order runs).
-    pub async fn refresh(
-        &self,
-        order: &OrderRef,
-        evidence: &[Evidence],
-    ) -> Result<CallOutput, CallError> {
+    pub async fn refresh(&self, order: &OrderRef) -> Result<CallOutput, CallError> {
         let Some(record) = self.find(order).await? else {
             return Ok(CallOutput::OrderRefreshed {
                 before: None,
@@ -155,13 +147,6 @@ impl OrderCtx<'_> {
             });
         };
         let before = order_of(&record)?;
-        if !evidence.is_empty() && evidence.iter().all(|e| before.already_shows(e)) {
-            return Ok(CallOutput::OrderRefreshed {
-                after: Some(Box::new(before.clone())),
-                before: Some(Box::new(before)),
-                version: record.version,
-            });
-        }
         let read = self
             .gateway
             .read_order(self.mode, self.account_id()?, &before.checkout_session)
