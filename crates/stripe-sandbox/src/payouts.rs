@@ -676,9 +676,8 @@ enum Due {
 struct Unpaid {
     first_available: Option<i64>,
     unpaid_from: Option<i64>,
-    /// When each credit becomes available (the announcement is due at the first one after
-    /// what was announced).
-    announce_after: Vec<i64>,
+    /// The first availability of a credit after what was announced.
+    announce: Option<i64>,
 }
 
 fn next_due(tx: &mut Tx<'_>) -> Option<(i64, Due)> {
@@ -696,6 +695,11 @@ fn next_due(tx: &mut Tx<'_>) -> Option<(i64, Due)> {
         let (Some(account), None) = (t.account.as_deref(), &t.payout) else {
             continue;
         };
+        let announced_until = ms
+            .payouts
+            .accounts
+            .get(account)
+            .map_or(0, |a| a.announced_until);
         let u = unpaid.entry(account).or_default();
         if t.kind == "charge" {
             u.first_available = Some(
@@ -703,8 +707,8 @@ fn next_due(tx: &mut Tx<'_>) -> Option<(i64, Due)> {
                     .map_or(t.available_on, |f| f.min(t.available_on)),
             );
         }
-        if t.amount > 0 {
-            u.announce_after.push(t.available_on);
+        if t.amount > 0 && t.available_on > announced_until {
+            u.announce = Some(u.announce.map_or(t.available_on, |a| a.min(t.available_on)));
         }
         u.unpaid_from = Some(
             u.unpaid_from
@@ -717,13 +721,7 @@ fn next_due(tx: &mut Tx<'_>) -> Option<(i64, Due)> {
         };
         let default = AccountPayouts::default();
         let state = ms.payouts.accounts.get(&a.id).unwrap_or(&default);
-        let announce = u
-            .announce_after
-            .iter()
-            .copied()
-            .filter(|t| *t > state.announced_until)
-            .min();
-        if let Some(t) = announce {
+        if let Some(t) = u.announce {
             consider(t, Due::Announce(a.id.clone()));
         }
         if !a.payouts_enabled() {
