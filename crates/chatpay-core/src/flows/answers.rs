@@ -46,10 +46,7 @@ pub fn small_talk(kind: &str, about: Option<&str>) -> Option<(&'static str, bool
 pub const HELP_INTRO: &str = "I set up payments for your app with Stripe and answer questions \
     about them. Pick one, or ask in your own words:";
 
-pub const BACKEND_REQUIRED: &str = "Payments need a project created with the backend turned on, \
-    because payments are handled on the server. The backend can only be chosen when a project is \
-    created and can't be switched on later. To take payments, create a new project with the \
-    backend on (New project -> Backend: on), then ask me to add payments there.";
+pub use crate::rules::BACKEND_REQUIRED;
 
 pub const TIMELINES: &str = "How long things usually take: setting up a Stripe account takes \
     about 15-20 minutes; verification is often instant and can take 1-7 business days; funds \

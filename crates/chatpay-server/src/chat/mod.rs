@@ -27,6 +27,7 @@ use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
 use chatpay_core::error::ErrorCode;
 use chatpay_core::flows::{CatalogAnswer, CheckItem, Entry, Links, Outside};
 use chatpay_core::intents::Matcher;
+use chatpay_core::rules::{RefusalKind, Refused};
 use chatpay_store::{
     DynStore, ProjectRecord, Recorded, StoreError, StoredFrame, WebhookEventRecord,
 };
@@ -123,6 +124,22 @@ impl ChatError {
                 "Something went wrong on our side; nothing was lost. Please retry.".to_owned()
             }
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<Refused> for ChatError {
+    fn from(r: Refused) -> Self {
+        match r.kind {
+            RefusalKind::Rejected => ChatError::Rejected {
+                code: r.code,
+                message: r.message,
+            },
+            RefusalKind::NotReady => ChatError::Conflict {
+                code: r.code,
+                message: r.message,
+            },
+            RefusalKind::BackendRequired => ChatError::BackendRequired(r.message),
         }
     }
 }
