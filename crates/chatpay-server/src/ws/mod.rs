@@ -62,9 +62,17 @@ struct Connection {
 
 /// Why a connection ends.
 enum End {
+    /// The connection is gone (or broken): nothing more can be sent.
     Closed,
+    /// The client sent a Close: it is answered with one (RFC 6455 §5.5.1).
+    ClosedByClient,
+    /// The server closes with this code and reason, and waits for the client's Close.
     Close(u16, Cow<'static, str>),
 }
+
+/// How long a server-initiated close waits for the client's Close before it drops the
+/// connection.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Connection {
     async fn run(
@@ -86,14 +94,34 @@ impl Connection {
                 break end;
             }
         };
-        if let End::Close(code, reason) = end {
-            let _ = self
-                .socket
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.as_ref().into(),
-                })))
-                .await;
+        match end {
+            End::Closed => {}
+            // The library queued the answering Close when it read the client's: send it.
+            End::ClosedByClient => {
+                let _ = self.socket.flush().await;
+            }
+            End::Close(code, reason) => {
+                let sent = self
+                    .socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.as_ref().into(),
+                    })))
+                    .await;
+                // Read on until the client's Close (or the end, or CLOSE_WAIT): closing the
+                // TCP connection with unread data in it sends a reset, and a client that is
+                // still sending (an oversized frame) would never read the Close.
+                if sent.is_ok() {
+                    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                        while let Some(m) = self.socket.recv().await {
+                            if matches!(m, Ok(Message::Close(_))) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                }
+            }
         }
     }
 
@@ -149,7 +177,7 @@ impl Connection {
                     ))
                     .await;
             }
-            Some(Ok(Message::Close(_))) => return Err(End::Closed),
+            Some(Ok(Message::Close(_))) => return Err(End::ClosedByClient),
             Some(Ok(_)) => return Ok(()), // ping/pong: handled by the library
         };
         let frame = match protocol::parse(text.as_str()) {
