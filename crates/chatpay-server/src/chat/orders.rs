@@ -186,20 +186,14 @@ impl OrderCtx<'_> {
     }
 }
 
-/// A checkout the builder's app asks for.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A checkout the builder's app asks for, parsed at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutInput {
-    #[serde(default)]
     pub items: Vec<CartItem>,
-    #[serde(default)]
-    pub customer_email: Option<String>,
-    #[serde(default)]
+    pub customer_email: Option<Email>,
     pub success_url: Option<String>,
-    #[serde(default)]
     pub cancel_url: Option<String>,
     /// Days of free trial for a subscription (a cart with a recurring price), 1 to 730.
-    #[serde(default)]
     pub trial_period_days: Option<u32>,
 }
 
@@ -299,22 +293,7 @@ impl Engine {
         key: Option<&str>,
     ) -> Result<Order, ChatError> {
         let account = self.selling_account(project).await?;
-        let email = match input
-            .customer_email
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            Some(e) => Some(
-                Email::parse(e)
-                    .ok_or_else(|| {
-                        rejected("invalid_email", format!("{e:?} is not an email address"))
-                    })?
-                    .as_str()
-                    .to_owned(),
-            ),
-            None => None,
-        };
+        let email = input.customer_email.as_ref().map(|e| e.as_str().to_owned());
         if let Some(days) = input.trial_period_days
             && !(1..=730).contains(&days)
         {
