@@ -68,8 +68,12 @@ impl AppWebhook {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutAppWebhook {
-    /// `http://` or `https://`.
-    #[schema(example = "https://app.example/hooks/chatpay")]
+    /// `http://` or `https://`, a host (no credentials), at most 2048 characters.
+    #[schema(
+        example = "https://app.example/hooks/chatpay",
+        max_length = 2048,
+        pattern = r"^https?://[^\s/?#@\x00-\x1f\x7f-\x9f]+([/?#][^\s\x00-\x1f\x7f-\x9f]*)?$"
+    )]
     url: String,
     /// Make a new signing secret (shown once, in the answer).
     #[serde(default)]

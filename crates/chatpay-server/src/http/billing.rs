@@ -259,7 +259,7 @@ pub struct CancelRequest {
     params(
         ("id" = String, Path, description = "The project (`prj_…`)"),
         ("sub" = String, Path, description = "The subscription (`sub_…`)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry acts once"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry acts once", pattern = "^[!-~]([ -~]{0,198}[!-~])?$"),
     ),
     request_body(content = Option<CancelRequest>, description = "Optional: no body cancels at the period's end"),
     responses(
@@ -300,7 +300,7 @@ pub async fn cancel(
     params(
         ("id" = String, Path, description = "The project (`prj_…`)"),
         ("sub" = String, Path, description = "The subscription (`sub_…`)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry acts once"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry acts once", pattern = "^[!-~]([ -~]{0,198}[!-~])?$"),
     ),
     responses(
         (status = 200, description = "The subscription as Stripe holds it after", body = Subscription),
@@ -333,7 +333,12 @@ pub async fn resume(
 #[into_params(parameter_in = Query)]
 pub struct EntitlementsQuery {
     /// The customer's email address (required).
-    #[param(required = true, example = "ana@example.com")]
+    #[param(
+        required = true,
+        example = "ana@example.com",
+        max_length = 254,
+        pattern = r"^[^\s,@]+@[^\s,@.][^\s,@]*\.[^\s,@]*[^\s,@.]$"
+    )]
     customer: Option<String>,
 }
 

@@ -4,7 +4,8 @@
 //! - [`ApiJson`]: a JSON object, `Content-Type: application/json` (415 otherwise), at most
 //!   [`MAX_BODY`] bytes (413), syntax (400) and shape (400: the top level, and every nested
 //!   object, must be an object: serde's derive would also read an array as a struct's fields in
-//!   order, so `[1]` was a refund of one cent); [`OptionalJson`] is the same or no body at all.
+//!   order, so `[1]` was a refund of one cent); [`OptionalJson`] is the same, or no body at all
+//!   (nothing, or `null`).
 //! - [`ApiQuery`], [`ApiPath`]: query and path parameters (400 saying which and why).
 //! - [`RawBody`]: the bytes as sent (the Stripe webhook signs them), with the same 413.
 
@@ -12,10 +13,10 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
+use futures_util::StreamExt;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -28,7 +29,7 @@ pub const MAX_BODY: usize = 2 * 1024 * 1024;
 /// A JSON object body, read into `T`.
 pub struct ApiJson<T>(pub T);
 
-/// A JSON object body, or no body at all (`None`).
+/// A JSON object body, or no body at all (`None`: nothing, or `null`).
 pub struct OptionalJson<T>(pub Option<T>);
 
 /// Query parameters whose refusal is a 400 with the one error body.
@@ -48,7 +49,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        optional_object(req, state)
+        optional_object(req, state, false)
             .await?
             .map(ApiJson)
             .ok_or_else(|| {
@@ -65,42 +66,70 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        optional_object(req, state).await.map(OptionalJson)
+        optional_object(req, state, true).await.map(OptionalJson)
     }
 }
 
-/// The body read as `T`, or `None` when there is none (nothing, or only white space).
-async fn optional_object<S, T>(req: Request, state: &S) -> Result<Option<T>, ApiError>
+/// The body read as `T`, or `None` when there is none (nothing, white space, or `null` when
+/// `null_is_none`).
+async fn optional_object<S, T>(
+    req: Request,
+    state: &S,
+    null_is_none: bool,
+) -> Result<Option<T>, ApiError>
 where
     S: Send + Sync,
     T: DeserializeOwned,
 {
     let json = json_content_type(req.headers());
     let RawBody(body) = RawBody::from_request(req, state).await?;
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().all(u8::is_ascii_whitespace) || (null_is_none && body.trim_ascii() == b"null") {
         return Ok(None);
     }
     json?;
     parse_object(&body).map(Some)
 }
 
+/// How much of a body over [`MAX_BODY`] is read and thrown away before the 413, so that a
+/// client still sending it reads the answer rather than a reset connection. A body declared
+/// (or found) larger is answered at once and its connection closed.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|r: BytesRejection| {
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(format!(
-                        "the body is larger than {} MiB",
-                        MAX_BODY / (1024 * 1024)
-                    ))
-                } else {
-                    ApiError::BadRequest(format!("the body could not be read: {}", r.body_text()))
-                }
-            })
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let too_large = || {
+            ApiError::PayloadTooLarge(format!(
+                "the body is larger than {} MiB",
+                MAX_BODY / (1024 * 1024)
+            ))
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+            return Err(too_large());
+        }
+        let mut stream = req.into_body().into_data_stream();
+        let mut body = Vec::new();
+        let mut seen = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+            seen = seen.saturating_add(chunk.len());
+            if seen <= MAX_BODY {
+                body.extend_from_slice(&chunk);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+        if seen > MAX_BODY {
+            return Err(too_large());
+        }
+        Ok(RawBody(Bytes::from(body)))
     }
 }
 
@@ -223,6 +252,29 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
             .deserialize_map(ObjectVisitor(PhantomData))
             .map(Object)
     }
+}
+
+/// For an integer field: JSON Schema's `integer` is any number without a fraction, so `511.0`
+/// is one; serde's integers refuse it. `#[serde(default, deserialize_with = "whole")]`, on an
+/// `Option` of `i64` or `u32`.
+pub fn whole<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    });
+    whole
+        .and_then(|i| T::try_from(i).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number in range")))
 }
 
 /// For a field holding a list of objects: `#[serde(deserialize_with = "objects")]`.

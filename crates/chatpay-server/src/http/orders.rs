@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
-use super::extract::objects;
+use super::extract::{objects, whole};
 use super::html::{escape, page_html};
 use super::openapi::{BodyRefusals, Refusals};
 use super::projects::owned;
@@ -225,14 +225,10 @@ impl From<&CoreOrder> for Order {
 pub struct CartLine {
     /// A price of the synced catalog (`price_…`).
     price: String,
-    /// 1 to 999.
-    #[serde(default = "one")]
-    #[schema(default = 1, minimum = 1, maximum = 999)]
-    quantity: i64,
-}
-
-fn one() -> i64 {
-    1
+    /// 1 to 999 (1 when absent).
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(value_type = i64, default = 1, minimum = 1, maximum = 999)]
+    quantity: Option<i64>,
 }
 
 /// `POST /v1/projects/{id}/checkout`: a cart of the synced catalog.
@@ -241,20 +237,23 @@ fn one() -> i64 {
 pub struct CheckoutRequest {
     /// 1 to 100 lines.
     #[serde(default, deserialize_with = "objects")]
+    #[schema(min_items = 1, max_items = 100)]
     items: Vec<CartLine>,
     /// Prefills the checkout page and receives the receipt.
     #[serde(default)]
-    #[schema(format = Email, example = "ana@example.com")]
+    #[schema(format = Email, example = "ana@example.com", max_length = 254, pattern = r"^[^\s,@]+@[^\s,@.][^\s,@]*\.[^\s,@]*[^\s,@.]$")]
     customer_email: Option<String>,
     /// Where the customer lands after paying (`http://` or `https://`); chatpay's thank-you
     /// page when absent.
     #[serde(default)]
+    #[schema(pattern = r"^https?://[^\s/?#]+\S*$", max_length = 2000)]
     success_url: Option<String>,
     /// Where the checkout page's back link goes.
     #[serde(default)]
+    #[schema(pattern = r"^https?://[^\s/?#]+\S*$", max_length = 2000)]
     cancel_url: Option<String>,
     /// Days of free trial for a cart with a recurring price, 1 to 730.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 1, maximum = 730)]
     trial_period_days: Option<u32>,
 }
@@ -275,7 +274,7 @@ impl CheckoutRequest {
                 .into_iter()
                 .map(|l| CartItem {
                     price: l.price,
-                    quantity: l.quantity,
+                    quantity: l.quantity.unwrap_or(1),
                 })
                 .collect(),
             customer_email,
@@ -293,7 +292,7 @@ impl CheckoutRequest {
 #[utoipa::path(post, operation_id = "orders_checkout", path = "/v1/projects/{id}/checkout", tag = "selling",
     params(
         ("id" = String, Path, description = "The project (`prj_…`)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry answers the same order"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry answers the same order", pattern = "^[!-~]([ -~]{0,198}[!-~])?$"),
     ),
     request_body = CheckoutRequest,
     responses(
@@ -398,7 +397,24 @@ pub async fn publishable_key(
 #[serde(deny_unknown_fields)]
 pub struct Origins {
     /// `https://shop.example` (scheme, host, optional port).
+    #[schema(schema_with = origin_list)]
     allowed_origins: Vec<String>,
+}
+
+/// `allowed_origins`' schema: web origins as browsers send them.
+fn origin_list() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?$"))
+                .examples([serde_json::json!("https://shop.example")]),
+        )
+        .description(Some(
+            "Origins (scheme, host, optional port; no path) whose pages may use the key",
+        ))
+        .build()
 }
 
 /// Sets the origins whose pages may use the publishable key.
@@ -432,8 +448,10 @@ pub struct ListQuery {
     /// Only orders in this status.
     status: Option<OrderStatus>,
     /// A date (`2026-12-01`, UTC) or an RFC 3339 time; inclusive.
+    #[param(schema_with = date_or_time)]
     since: Option<String>,
     /// A date or an RFC 3339 time; exclusive.
+    #[param(schema_with = date_or_time)]
     until: Option<String>,
     /// An order number: the page after it (older orders).
     starting_after: Option<i64>,
@@ -442,6 +460,21 @@ pub struct ListQuery {
     limit: Option<i64>,
     /// A customer's email: only their orders.
     customer: Option<String>,
+}
+
+/// A date (`2026-12-01`) or an RFC 3339 time, as a query parameter's schema.
+fn date_or_time() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let string = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    OneOfBuilder::new()
+        .item(string(KnownFormat::Date))
+        .item(string(KnownFormat::DateTime))
+        .description(Some("A date (UTC) or an RFC 3339 time"))
+        .into()
 }
 
 fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
@@ -551,6 +584,7 @@ fn parse_number(raw: &str) -> Result<i64, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// In the currency's minor unit; everything left when absent.
+    #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 1)]
     amount: Option<i64>,
 }
@@ -568,7 +602,7 @@ pub struct RefundCreated {
     params(
         ("id" = String, Path, description = "The project (`prj_…`)"),
         ("number" = i64, Path, description = "The order's number (1001, …)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry refunds once"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry refunds once", pattern = "^[!-~]([ -~]{0,198}[!-~])?$"),
     ),
     request_body(content = Option<RefundRequest>, description = "Optional: no body refunds everything left"),
     responses(
@@ -616,7 +650,7 @@ pub struct ReceiptSent {
     params(
         ("id" = String, Path, description = "The project (`prj_…`)"),
         ("number" = i64, Path, description = "The order's number (1001, …)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry sends once"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: a retry sends once", pattern = "^[!-~]([ -~]{0,198}[!-~])?$"),
     ),
     responses(
         (status = 200, body = ReceiptSent),

@@ -22,12 +22,12 @@ use chatpay_store::ProjectRecord;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
-    /// 1 to 100 characters.
-    #[schema(example = "My shop")]
+    /// 1 to 100 characters, not all spaces.
+    #[schema(example = "My shop", min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
     /// Required: whether the project has the backend (payments need it). It can never be
     /// changed afterwards.
-    #[schema(required = true)]
+    #[schema(required = true, value_type = bool)]
     backend: Option<bool>,
     /// Start connecting Stripe now: the flow's first card waits in the chat.
     #[serde(default)]
@@ -38,7 +38,8 @@ pub struct NewProject {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
-    /// A new name, 1 to 100 characters.
+    /// A new name, 1 to 100 characters, not all spaces.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: Option<String>,
     /// Only the project's own value is accepted: a different one is 409 `backend_immutable`.
     backend: Option<bool>,

@@ -43,6 +43,12 @@ pub struct WsState {
 /// `GET /v1/chat`: the WebSocket upgrade. A request that is not one answers the API's error
 /// body (`bad_request`), not axum's plain text.
 #[utoipa::path(get, operation_id = "chat_upgrade", path = "/v1/chat", tag = "chat",
+    params(
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes, base64"),
+    ),
     description = "The chat, protocol v1 (docs/protocol.md): a WebSocket; the first frame is         `hello` with the API token and the project.",
     responses(
         (status = 101, description = "Switched to the WebSocket protocol"),
