@@ -1,6 +1,11 @@
 //! The HTTP API: projects, the Stripe integration, the Stripe webhook endpoint, the pages Stripe
 //! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers
 //! translate HTTP to engine calls and back; decisions are the engine's.
+//!
+//! Each handler's request and response bodies are typed beside it (serde and utoipa, converted
+//! from the core's types; shared values such as `Timestamp` in `types`); requests are
+//! read through `extract`, so every refusal is the one error body; the router is built from one
+//! route table ([`route_table`]), and `openapi` serves the document made from all of it.
 
 mod app_webhooks;
 mod billing;
