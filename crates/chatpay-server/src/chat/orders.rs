@@ -638,7 +638,7 @@ impl Engine {
             let origin = WebOrigin::parse(o).map(|o| o.as_str().to_owned()).ok_or_else(|| {
                 rejected(
                     "invalid_origin",
-                    format!("{o:?} is not a web origin: write it as https://your-app.example (scheme and host, a port if any, no path)"),
+                    format!("\"{o}\" is not a web origin: write it as https://your-app.example (scheme and host, a port if any, no path)"),
                 )
             })?;
             if !allowed.contains(&origin) {
@@ -700,7 +700,7 @@ impl Engine {
 
     /// A project by id, whoever asks (buy links and publishable checkouts name it).
     pub async fn public_project(&self, id: &str) -> Result<ProjectRecord, ChatError> {
-        let not_found = || ChatError::NotFound(format!("no project {id:?}"));
+        let not_found = || ChatError::NotFound(format!("no project \"{id}\""));
         let id = ProjectId::parse(id).ok_or_else(not_found)?;
         self.inner.store.project(&id).await?.ok_or_else(not_found)
     }

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::openapi::{BodyRefusals, Refusals};
 use super::types::{AccountState, FlowRef, FlowStarted, Mode, Origin, Timestamp};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Caller};
 use crate::chat::ModeAnswer;
-use crate::http::error::ErrorBody;
 use chatpay_core::account::AccountSnapshot;
 use chatpay_core::catalog::{CatalogProduct, PriceData, SyncReport};
 use chatpay_core::flows::{CheckItem, Entry};
