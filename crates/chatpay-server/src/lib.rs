@@ -7,6 +7,7 @@
 //! - [`app`]: `Application::build(config)` wires everything and binds; `run_until_stopped`.
 //! - [`config`]: layered configuration (defaults, TOML file, environment, flags).
 //! - [`telemetry`]: logging set-up.
+//! - [`wire`]: the error body both transports send.
 //! - [`ws`]: the WebSocket transport and protocol v1 framing (`ws::protocol`).
 //! - [`http`]: the REST API, health, the Stripe webhook endpoint, Stripe's return pages, the web
 //!   chat view's embedded files (`http::web`, files in `web/`).
@@ -31,4 +32,5 @@ pub mod config;
 pub mod http;
 pub mod signin;
 pub mod telemetry;
+pub mod wire;
 pub mod ws;

@@ -155,7 +155,7 @@ fn check_url(raw: &str) -> Result<String, ChatError> {
         rejected(
             "invalid_url",
             format!(
-                "{raw:?} is not a webhook URL: write it as https://your-app.example/path (http:// is accepted too)"
+                "\"{raw}\" is not a webhook URL: write it as https://your-app.example/path (http:// is accepted too)"
             ),
         )
     };
@@ -167,7 +167,7 @@ fn check_url(raw: &str) -> Result<String, ChatError> {
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty()
         || host.contains('@')
-        || url.len() > 2048
+        || url.chars().count() > 2048
         || url.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(bad());

@@ -9,8 +9,8 @@
 use chrono::NaiveDate;
 
 use chatpay_core::billing::{
-    Balance, Entitlement, Payout, Subscription, SubscriptionChange, entitlements, funds_upcoming,
-    paid_on_day,
+    Balance, Entitlement, Payout, Subscription, SubscriptionChange, SubscriptionStatus,
+    entitlements, funds_upcoming, paid_on_day,
 };
 use chatpay_core::domain::now_millis;
 use chatpay_core::flows::{CallError, CallOutput, PayoutAsk, PayoutsAnswer, SubscriptionAsk};
@@ -246,7 +246,7 @@ impl Engine {
     pub async fn subscriptions(
         &self,
         p: &ProjectRecord,
-        status: Option<&str>,
+        status: Option<SubscriptionStatus>,
         customer: Option<&str>,
         limit: i64,
         starting_after: Option<&str>,
@@ -268,7 +268,7 @@ impl Engine {
             None => None,
         };
         let filter = SubscriptionFilter {
-            status: status.map(str::to_owned),
+            status,
             customer_email: customer.map(str::to_owned),
             before,
             limit: limit + 1,

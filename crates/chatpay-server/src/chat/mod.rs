@@ -299,7 +299,7 @@ impl Engine {
         };
         found
             .filter(|p| &p.token_id == token)
-            .ok_or_else(|| ChatError::NotFound(format!("no project {project:?} for this token")))
+            .ok_or_else(|| ChatError::NotFound(format!("no project \"{project}\" for this token")))
     }
 
     /// Joins the project's conversation: subscribes to its frames and tells where it is.

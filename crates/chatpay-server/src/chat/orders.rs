@@ -186,20 +186,14 @@ impl OrderCtx<'_> {
     }
 }
 
-/// A checkout the builder's app asks for.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A checkout the builder's app asks for, parsed at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutInput {
-    #[serde(default)]
     pub items: Vec<CartItem>,
-    #[serde(default)]
-    pub customer_email: Option<String>,
-    #[serde(default)]
+    pub customer_email: Option<Email>,
     pub success_url: Option<String>,
-    #[serde(default)]
     pub cancel_url: Option<String>,
     /// Days of free trial for a subscription (a cart with a recurring price), 1 to 730.
-    #[serde(default)]
     pub trial_period_days: Option<u32>,
 }
 
@@ -276,22 +270,7 @@ impl Engine {
         key: Option<&str>,
     ) -> Result<Order, ChatError> {
         let account = self.selling_account(project).await?;
-        let email = match input
-            .customer_email
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            Some(e) => Some(
-                Email::parse(e)
-                    .ok_or_else(|| {
-                        rejected("invalid_email", format!("{e:?} is not an email address"))
-                    })?
-                    .as_str()
-                    .to_owned(),
-            ),
-            None => None,
-        };
+        let email = input.customer_email.as_ref().map(|e| e.as_str().to_owned());
         let id = order_id(&project.id, project.mode, key);
         let success_url = match &input.success_url {
             Some(u) => web_url("success_url", u)?,
@@ -586,7 +565,7 @@ impl Engine {
             let origin = WebOrigin::parse(o).map(|o| o.as_str().to_owned()).ok_or_else(|| {
                 rejected(
                     "invalid_origin",
-                    format!("{o:?} is not a web origin: write it as https://your-app.example (scheme and host, a port if any, no path)"),
+                    format!("\"{o}\" is not a web origin: write it as https://your-app.example (scheme and host, a port if any, no path)"),
                 )
             })?;
             if !allowed.contains(&origin) {
@@ -648,7 +627,7 @@ impl Engine {
 
     /// A project by id, whoever asks (buy links and publishable checkouts name it).
     pub async fn public_project(&self, id: &str) -> Result<ProjectRecord, ChatError> {
-        let not_found = || ChatError::NotFound(format!("no project {id:?}"));
+        let not_found = || ChatError::NotFound(format!("no project \"{id}\""));
         let id = ProjectId::parse(id).ok_or_else(not_found)?;
         self.inner.store.project(&id).await?.ok_or_else(not_found)
     }
