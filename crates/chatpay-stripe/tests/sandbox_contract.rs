@@ -30,6 +30,9 @@ use stripe_connect::account::{
 };
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_core::event::{ListEvent, RetrieveEvent};
+use stripe_product::coupon::{
+    CreateCoupon, CreateCouponAppliesTo, DeleteCoupon, ListCoupon, RetrieveCoupon, UpdateCoupon,
+};
 use stripe_product::price::{
     CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, RetrievePrice,
     UpdatePrice,
@@ -39,13 +42,17 @@ use stripe_product::product::{
     CreateProductDefaultPriceDataRecurringInterval, DeleteProduct, ListProduct, RetrieveProduct,
     UpdateProduct,
 };
+use stripe_product::promotion_code::{
+    CreatePromotionCode, CreatePromotionCodePromotion, CreatePromotionCodePromotionType,
+    CreatePromotionCodeRestrictions, ListPromotionCode, RetrievePromotionCode, UpdatePromotionCode,
+};
 use stripe_sandbox::{
     DeliveryConfig, DeliveryState, Fault, FaultAction, OAuthAuthorize, RateLimit, Sandbox,
     SandboxConfig, SeedCatalog, VerificationOutcome,
 };
 use stripe_shared::{
     Account, AccountId, AccountRequirementsDisabledReason, AccountType, ApiErrors, ApiErrorsCode,
-    ApiErrorsType, PriceType,
+    ApiErrorsType, CouponDuration, PriceType,
 };
 use stripe_types::Currency;
 use stripe_webhook::{Event, EventObject, Webhook};
@@ -223,6 +230,12 @@ fn object_id_of(e: &Event) -> Option<String> {
         EventObject::PriceCreated(p)
         | EventObject::PriceUpdated(p)
         | EventObject::PriceDeleted(p) => p.id.to_string(),
+        EventObject::CouponCreated(c)
+        | EventObject::CouponUpdated(c)
+        | EventObject::CouponDeleted(c) => c.id.to_string(),
+        EventObject::PromotionCodeCreated(p) | EventObject::PromotionCodeUpdated(p) => {
+            p.id.to_string()
+        }
         _ => return None,
     })
 }
@@ -1037,6 +1050,548 @@ async fn products_and_prices_on_a_connected_account() {
     sandbox.delete_price(extra.id.as_str()).unwrap();
     let gone = hooks.wait_type("price.deleted", extra.id.as_str()).await;
     assert!(matches!(gone.data.object, EventObject::PriceDeleted(_)));
+    sandbox.shutdown().await;
+}
+
+/// A promotion for `coupon`.
+fn promotion(coupon: &str) -> CreatePromotionCodePromotion {
+    let mut p = CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon);
+    p.coupon = Some(coupon.to_owned());
+    p
+}
+
+#[tokio::test]
+async fn coupons_on_a_connected_account() {
+    let sandbox = sandbox().await;
+    let hooks = Hooks::start().await;
+    sandbox.set_webhook_endpoint(&hooks.url, SECRET);
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let on = || account.id.clone();
+    let now = chrono::Utc::now().timestamp();
+    let mat = CreateProduct::new("Yoga mat")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+
+    // A repeating percentage coupon, limited to one product, with a custom id.
+    let mut applies = CreateCouponAppliesTo::new();
+    applies.products = Some(vec![mat.id.to_string()]);
+    let summer = CreateCoupon::new()
+        .id("SUMMER")
+        .name("Summer sale")
+        .percent_off(25.0)
+        .duration(CouponDuration::Repeating)
+        .duration_in_months(3)
+        .max_redemptions(10)
+        .redeem_by(now + 30 * 86_400)
+        .applies_to(applies)
+        .metadata(HashMap::from([("campaign".to_owned(), "s1".to_owned())]))
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(summer.id.as_str(), "SUMMER");
+    assert_eq!(summer.percent_off, Some(25.0));
+    assert_eq!(summer.duration, CouponDuration::Repeating);
+    assert_eq!(summer.duration_in_months, Some(3));
+    assert_eq!((summer.times_redeemed, summer.valid), (0, true));
+    assert!(!summer.livemode);
+    // `applies_to` is includable: only when expanded.
+    assert!(summer.applies_to.is_none());
+    let expanded = RetrieveCoupon::new("SUMMER")
+        .expand(vec!["applies_to".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(
+        expanded.applies_to.unwrap().products,
+        vec![mat.id.to_string()]
+    );
+    hooks.wait_type("coupon.created", "SUMMER").await;
+    // An amount off needs its currency; generated ids look like Stripe's.
+    let five_off = CreateCoupon::new()
+        .amount_off(500)
+        .currency(Currency::USD)
+        .duration(CouponDuration::Forever)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(five_off.id.as_str().len(), 8);
+    assert_eq!(
+        (five_off.amount_off, five_off.currency),
+        (Some(500), Some(Currency::USD))
+    );
+    assert_eq!(five_off.duration_in_months, None);
+
+    // Stripe's rules.
+    let refused = |req: CreateCoupon| {
+        let c = c.clone();
+        let on = on();
+        Box::pin(async move { stripe_error(req.customize().account_id(on).send(&c).await) })
+    };
+    let (err, status) = refused(CreateCoupon::new().percent_off(10.0).amount_off(100)).await;
+    assert_eq!(status, 400);
+    assert_eq!(err.code, Some(ApiErrorsCode::ParametersExclusive));
+    let (err, _) = refused(CreateCoupon::new().amount_off(100)).await;
+    assert_eq!(err.param.as_deref(), Some("currency"));
+    let (err, _) = refused(CreateCoupon::new()).await;
+    assert_eq!(err.code, Some(ApiErrorsCode::ParameterMissing));
+    let (err, _) = refused(
+        CreateCoupon::new()
+            .percent_off(10.0)
+            .duration(CouponDuration::Repeating),
+    )
+    .await;
+    assert_eq!(err.param.as_deref(), Some("duration_in_months"));
+    let (err, _) = refused(CreateCoupon::new().percent_off(10.0).duration_in_months(2)).await;
+    assert_eq!(err.param.as_deref(), Some("duration_in_months"));
+    let (err, _) = refused(CreateCoupon::new().percent_off(120.0)).await;
+    assert_eq!(err.param.as_deref(), Some("percent_off"));
+    let (err, _) = refused(CreateCoupon::new().percent_off(10.0).redeem_by(now - 60)).await;
+    assert_eq!(err.param.as_deref(), Some("redeem_by"));
+    let (err, _) = refused(CreateCoupon::new().id("SUMMER").percent_off(5.0)).await;
+    assert_eq!(err.code, Some(ApiErrorsCode::ResourceAlreadyExists));
+    let mut nowhere = CreateCouponAppliesTo::new();
+    nowhere.products = Some(vec!["prod_missing".to_owned()]);
+    let (err, status) = refused(CreateCoupon::new().percent_off(5.0).applies_to(nowhere)).await;
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    assert_eq!(err.param.as_deref(), Some("applies_to[products][0]"));
+
+    // Only the name and metadata change; the terms are fixed (an unknown parameter to Stripe).
+    let renamed = UpdateCoupon::new("SUMMER")
+        .name("Summer sale 2026")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_deref(), Some("Summer sale 2026"));
+    let updated = hooks.wait_type("coupon.updated", "SUMMER").await;
+    assert!(updated.data.previous_attributes.is_some());
+    let http = HttpClient::default();
+    let auth = format!("Bearer {}", sandbox.config().test_secret_key);
+    let scoped = [
+        ("authorization", auth.as_str()),
+        ("stripe-account", account.id.as_str()),
+    ];
+    let r = http
+        .post_form(
+            &format!("{}v1/coupons/SUMMER", sandbox.base_url()),
+            &scoped,
+            &[("percent_off", "50")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let body = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "parameter_unknown");
+    assert_eq!(body["error"]["param"], "percent_off");
+
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn promotion_codes_on_a_connected_account() {
+    let sandbox = sandbox().await;
+    let hooks = Hooks::start().await;
+    sandbox.set_webhook_endpoint(&hooks.url, SECRET);
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let other = new_account(&c).await;
+    let on = || account.id.clone();
+    let now = chrono::Utc::now().timestamp();
+    CreateCoupon::new()
+        .id("SUMMER")
+        .percent_off(25.0)
+        .max_redemptions(10)
+        .redeem_by(now + 30 * 86_400)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let five_off = CreateCoupon::new()
+        .amount_off(500)
+        .currency(Currency::USD)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+
+    // Promotion codes: unique regardless of case among active codes; within the coupon's limits.
+    let mut restrictions = CreatePromotionCodeRestrictions::new();
+    restrictions.first_time_transaction = Some(true);
+    restrictions.minimum_amount = Some(3000);
+    restrictions.minimum_amount_currency = Some(Currency::USD);
+    let code = CreatePromotionCode::new(promotion("SUMMER"))
+        .code("Summer25")
+        .max_redemptions(5)
+        .expires_at(now + 7 * 86_400)
+        .restrictions(restrictions)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(code.id.as_str().starts_with("promo_"));
+    assert!(code.active);
+    assert_eq!(code.code, "Summer25");
+    assert_eq!(
+        code.promotion.coupon.as_ref().map(|k| k.id().to_string()),
+        Some("SUMMER".to_owned())
+    );
+    assert!(code.restrictions.first_time_transaction);
+    assert_eq!(
+        (
+            code.restrictions.minimum_amount,
+            code.restrictions.minimum_amount_currency
+        ),
+        (Some(3000), Some(Currency::USD))
+    );
+    assert_eq!((code.max_redemptions, code.times_redeemed), (Some(5), 0));
+    hooks
+        .wait_type("promotion_code.created", code.id.as_str())
+        .await;
+    let (err, _) = stripe_error(
+        CreatePromotionCode::new(promotion("SUMMER"))
+            .code("SUMMER25")
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.code, Some(ApiErrorsCode::ResourceAlreadyExists));
+    let (err, _) = stripe_error(
+        CreatePromotionCode::new(promotion("SUMMER"))
+            .max_redemptions(11)
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.param.as_deref(), Some("max_redemptions"));
+    let (err, _) = stripe_error(
+        CreatePromotionCode::new(promotion("SUMMER"))
+            .expires_at(now + 60 * 86_400)
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.param.as_deref(), Some("expires_at"));
+    let (err, status) = stripe_error(
+        CreatePromotionCode::new(promotion("NOPE"))
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    assert_eq!(err.param.as_deref(), Some("promotion[coupon]"));
+    let mut half = CreatePromotionCodeRestrictions::new();
+    half.minimum_amount = Some(100);
+    let (err, _) = stripe_error(
+        CreatePromotionCode::new(promotion("SUMMER"))
+            .restrictions(half)
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(
+        err.param.as_deref(),
+        Some("restrictions[minimum_amount_currency]")
+    );
+    let generated = CreatePromotionCode::new(promotion(five_off.id.as_str()))
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(generated.code.len() >= 6, "a code is generated");
+
+    // Lists filter by code (regardless of case), coupon and active.
+    let by_code = ListPromotionCode::new()
+        .code("summer25")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(by_code.data.len(), 1);
+    assert_eq!(by_code.url, "/v1/promotion_codes");
+    let by_coupon = ListPromotionCode::new()
+        .coupon(five_off.id.as_str())
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(by_coupon.data[0].id, generated.id);
+    let off = UpdatePromotionCode::new(code.id.clone())
+        .active(false)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!off.active);
+    let deactivated = hooks
+        .wait_type("promotion_code.updated", code.id.as_str())
+        .await;
+    assert!(deactivated.data.previous_attributes.is_some());
+    let active = ListPromotionCode::new()
+        .active(true)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(active.data.len(), 1);
+    // While it is inactive another code may take its text; reactivating it is then refused.
+    let taken = CreatePromotionCode::new(promotion("SUMMER"))
+        .code("summer25")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let (err, _) = stripe_error(
+        UpdatePromotionCode::new(code.id.clone())
+            .active(true)
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.param.as_deref(), Some("active"));
+    UpdatePromotionCode::new(taken.id.clone())
+        .active(false)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let again = UpdatePromotionCode::new(code.id.clone())
+        .active(true)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(again.active);
+
+    // Another account sees none of it.
+    let (_, status) = stripe_error(
+        RetrieveCoupon::new("SUMMER")
+            .customize()
+            .account_id(other.id.clone())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(status, 404);
+    let (_, status) = stripe_error(
+        RetrievePromotionCode::new(code.id.clone())
+            .customize()
+            .account_id(other.id.clone())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(status, 404);
+    let coupons = ListCoupon::new()
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(coupons.data.len(), 2);
+    assert_eq!(coupons.url, "/v1/coupons");
+
+    // Deleting the coupon: gone, `coupon.deleted`, its codes inactive.
+    let deleted = DeleteCoupon::new("SUMMER")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(deleted.id.as_str(), "SUMMER");
+    hooks.wait_type("coupon.deleted", "SUMMER").await;
+    let (err, status) = stripe_error(
+        RetrieveCoupon::new("SUMMER")
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (404, Some(ApiErrorsCode::ResourceMissing))
+    );
+    let orphan = RetrievePromotionCode::new(code.id.clone())
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!orphan.active);
+
+    // Every event of the account parses into its typed object.
+    let now = chrono::Utc::now().timestamp();
+    for s in sandbox
+        .events(None)
+        .into_iter()
+        .filter(|s| s.account.as_deref() == Some(account.id.as_str()))
+    {
+        let payload = s.event.to_string();
+        let header = stripe_sandbox::signature_header(payload.as_bytes(), SECRET, now);
+        let event = Webhook::construct_event(&payload, &header, SECRET)
+            .unwrap_or_else(|e| panic!("{} must parse: {e:?}\n{payload}", s.kind));
+        assert!(
+            !matches!(event.data.object, EventObject::Unknown(_)),
+            "{} has a typed object",
+            s.kind
+        );
+    }
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn prices_keep_their_amount_and_currency_and_products_change_what_stripe_allows() {
+    let sandbox = sandbox().await;
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let on = || account.id.clone();
+    let mut data = CreateProductDefaultPriceData::new(Currency::USD);
+    data.unit_amount = Some(4_900);
+    let product = CreateProduct::new("Course")
+        .default_price_data(data)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let old_price = product.default_price.as_ref().unwrap().id().to_string();
+
+    // Amount, currency and product are not parameters of a price update: Stripe's answer.
+    let http = HttpClient::default();
+    let auth = format!("Bearer {}", sandbox.config().test_secret_key);
+    let scoped = [
+        ("authorization", auth.as_str()),
+        ("stripe-account", account.id.as_str()),
+    ];
+    let url = format!("{}v1/prices/{old_price}", sandbox.base_url());
+    for (param, value) in [
+        ("unit_amount", "5900"),
+        ("currency", "eur"),
+        ("product", "prod_x"),
+        ("recurring[interval]", "month"),
+    ] {
+        let r = http
+            .post_form(&url, &scoped, &[(param, value)])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400, "{param}");
+        let body = r.json().unwrap();
+        assert_eq!(body["error"]["code"], "parameter_unknown", "{param}");
+        assert_eq!(
+            body["error"]["message"],
+            format!(
+                "Received unknown parameter: {}",
+                param.split('[').next().unwrap()
+            )
+        );
+    }
+    // What may change does.
+    let renamed = UpdatePrice::new(old_price.as_str())
+        .nickname("Launch price")
+        .lookup_key("course")
+        .metadata(HashMap::from([("k".to_owned(), "v".to_owned())]))
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(renamed.nickname.as_deref(), Some("Launch price"));
+    assert_eq!(renamed.lookup_key.as_deref(), Some("course"));
+    assert_eq!(renamed.unit_amount, Some(4_900));
+
+    // "Changing the price": a new price, the product's default switched, the old archived.
+    let new_price = CreatePrice::new(Currency::USD)
+        .product(product.id.as_str())
+        .unit_amount(5_900)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let switched = UpdateProduct::new(product.id.clone())
+        .default_price(new_price.id.as_str())
+        .name("Course (2026)")
+        .description("Twelve lessons")
+        .metadata(HashMap::from([("level".to_owned(), "1".to_owned())]))
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(
+        switched.default_price.as_ref().unwrap().id().as_str(),
+        new_price.id.as_str()
+    );
+    assert_eq!(switched.description.as_deref(), Some("Twelve lessons"));
+    let archived = UpdatePrice::new(old_price.as_str())
+        .active(false)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!archived.active);
+    // The default price must be one of the product's active prices.
+    let (err, _) = stripe_error(
+        UpdateProduct::new(product.id.clone())
+            .default_price(old_price.as_str())
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.param.as_deref(), Some("default_price"));
+    let (err, status) = stripe_error(
+        UpdateProduct::new(product.id.clone())
+            .default_price("price_missing")
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    let archived_product = UpdateProduct::new(product.id.clone())
+        .active(false)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!archived_product.active);
     sandbox.shutdown().await;
 }
 

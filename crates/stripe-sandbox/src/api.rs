@@ -12,7 +12,9 @@ use super::error::{ApiError, ApiResult, ErrorType};
 use super::form::{Form, Params};
 use super::shapes::API_VERSION;
 use super::state::{App, IdempotencyRecord, RequestInfo, Tx};
-use super::{accounts, billing_api, catalog, checkout, events, ids, payments, payouts};
+use super::{
+    accounts, billing_api, catalog, checkout, discounts_api, events, ids, payments, payouts,
+};
 use crate::Mode;
 
 /// Who is calling: the mode of the key, and the account an OAuth access token is bound to.
@@ -118,6 +120,15 @@ enum Route {
     CreatePrice,
     RetrievePrice(String),
     UpdatePrice(String),
+    ListCoupons,
+    CreateCoupon,
+    RetrieveCoupon(String),
+    UpdateCoupon(String),
+    DeleteCoupon(String),
+    ListPromotionCodes,
+    CreatePromotionCode,
+    RetrievePromotionCode(String),
+    UpdatePromotionCode(String),
     ListEvents,
     RetrieveEvent(String),
     CreateCheckoutSession,
@@ -185,6 +196,15 @@ impl Route {
             ("POST", ["prices"]) => Route::CreatePrice,
             ("GET", ["prices", p]) => Route::RetrievePrice(id(p)),
             ("POST", ["prices", p]) => Route::UpdatePrice(id(p)),
+            ("GET", ["coupons"]) => Route::ListCoupons,
+            ("POST", ["coupons"]) => Route::CreateCoupon,
+            ("GET", ["coupons", c]) => Route::RetrieveCoupon(id(c)),
+            ("POST", ["coupons", c]) => Route::UpdateCoupon(id(c)),
+            ("DELETE", ["coupons", c]) => Route::DeleteCoupon(id(c)),
+            ("GET", ["promotion_codes"]) => Route::ListPromotionCodes,
+            ("POST", ["promotion_codes"]) => Route::CreatePromotionCode,
+            ("GET", ["promotion_codes", c]) => Route::RetrievePromotionCode(id(c)),
+            ("POST", ["promotion_codes", c]) => Route::UpdatePromotionCode(id(c)),
             ("GET", ["events"]) => Route::ListEvents,
             ("GET", ["events", e]) => Route::RetrieveEvent(id(e)),
             ("POST", ["checkout", "sessions"]) => Route::CreateCheckoutSession,
@@ -276,6 +296,17 @@ impl Route {
             Route::CreatePrice => catalog::create_price(tx, call, p),
             Route::RetrievePrice(id) => catalog::retrieve_price(tx, call, id, p),
             Route::UpdatePrice(id) => catalog::update_price(tx, call, id, p),
+            Route::ListCoupons => discounts_api::list_coupons(tx, call, p),
+            Route::CreateCoupon => discounts_api::create_coupon(tx, call, p),
+            Route::RetrieveCoupon(id) => discounts_api::retrieve_coupon(tx, call, id, p),
+            Route::UpdateCoupon(id) => discounts_api::update_coupon(tx, call, id, p),
+            Route::DeleteCoupon(id) => discounts_api::delete_coupon(tx, call, id, p),
+            Route::ListPromotionCodes => discounts_api::list_promotion_codes(tx, call, p),
+            Route::CreatePromotionCode => discounts_api::create_promotion_code(tx, call, p),
+            Route::RetrievePromotionCode(id) => {
+                discounts_api::retrieve_promotion_code(tx, call, id, p)
+            }
+            Route::UpdatePromotionCode(id) => discounts_api::update_promotion_code(tx, call, id, p),
             Route::ListEvents => events::list(tx, call, p),
             Route::RetrieveEvent(id) => events::retrieve(tx, call, id, p),
             Route::CreateCheckoutSession => checkout::create_session(tx, call, p),

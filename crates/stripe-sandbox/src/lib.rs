@@ -3,7 +3,8 @@
 //! client can talk to it over plain HTTP on loopback.
 //!
 //! What it serves, all on one port:
-//! - `/v1/accounts`, `/v1/account_links`, `/v1/products`, `/v1/prices`, `/v1/events`: form
+//! - `/v1/accounts`, `/v1/account_links`, `/v1/products`, `/v1/prices`, `/v1/coupons`,
+//!   `/v1/promotion_codes`, `/v1/events`: form
 //!   requests with Stripe's bracket syntax, `Authorization: Bearer` (the test key gives
 //!   test-mode objects, the live key live-mode ones, kept apart), `Stripe-Account` scoping,
 //!   `Idempotency-Key` replay, cursor paging, Stripe's error bodies, optional rate limits;
@@ -18,6 +19,10 @@
 //!   `/v1/customers`, `/v1/subscriptions`, `/v1/invoices` (list, pay, void,
 //!   mark_uncollectible, finalize), `/v1/test_helpers/test_clocks`; renewals, trials, failed
 //!   payments with retries at 3, 5 and 7 days, cancellation (`subscriptions.rs`);
+//! - discounts (`discounts.rs`): coupons and promotion codes with Stripe's rules,
+//!   `discounts[]` / `allow_promotion_codes` on Checkout Sessions, the hosted page's promotion
+//!   code field, discounted payments, invoices and subscriptions, redemptions counted once per
+//!   completed session;
 //! - balance and payouts: `GET /v1/balance`, `GET /v1/balance_transactions`, `/v1/payouts`, on
 //!   the account's payout schedule with the first-payout hold (`payouts.rs`);
 //! - `/checkout/{session}`: the hosted Checkout page (a plain HTML form, no JavaScript, with
@@ -79,6 +84,7 @@
 //! | `POST /__sandbox/clock/advance` | `{"seconds": 600}` | `{"offset_seconds": 600}` (sessions expire, late refund failures happen) |
 //! | `POST /__sandbox/checkout/{cs}/pay` | `{"card": "4242 4242 4242 4242", "email": "a@b.example", "authenticate": "complete"}` | `PaymentResult` |
 //! | `POST /__sandbox/checkout/{cs}/authenticate` | `{"outcome": "complete"}` or `"fail"` | `PaymentResult` |
+//! | `POST /__sandbox/checkout/{cs}/promotion_code` | `{"code": "SUMMER25", "email": "a@b.example"}` | the session (a refused code: 400 with the page's message) |
 //! | `POST /__sandbox/customers/{cus}/card` | `{"card": "4000000000000341"}` | the customer |
 //! | `POST /__sandbox/billing/settings` | `{"account": "acct_x", "after_retries": "unpaid"}` | the setting |
 //! | `POST /__sandbox/accounts/{id}/payouts/fail_next` | `{"failure_code": "account_closed"}` | the failure armed |
@@ -107,6 +113,8 @@ mod checkout;
 mod control;
 mod dashboard;
 mod delivery;
+mod discounts;
+mod discounts_api;
 mod error;
 mod events;
 mod faults;
@@ -126,6 +134,7 @@ mod sales;
 mod server;
 mod shapes;
 mod shapes_billing;
+mod shapes_discounts;
 mod shapes_sales;
 mod state;
 mod subscriptions;
@@ -452,6 +461,19 @@ impl Sandbox {
         payment: TestPayment,
     ) -> Result<PaymentResult, ControlError> {
         control::pay_checkout(&self.app, session, payment)
+    }
+
+    /// Applies a promotion code to an open Checkout Session (`allow_promotion_codes`) as the
+    /// customer would in the hosted page's "Add promotion code" field, optionally with the
+    /// email the customer typed; returns the session as the API shows it. A refused code is
+    /// [`ControlError::Invalid`] with the page's message.
+    pub fn apply_promotion_code(
+        &self,
+        session: &str,
+        code: &str,
+        email: Option<&str>,
+    ) -> Result<serde_json::Value, ControlError> {
+        control::apply_promotion_code(&self.app, session, code, email)
     }
 
     /// Completes or fails the 3D Secure step a session's payment waits in.

@@ -22,6 +22,14 @@ pub(crate) fn router(app: App) -> Router {
         .route("/onboarding/{token}/exit", get(onboarding::exit))
         .route("/checkout/{id}", get(hosted::show).post(hosted::submit))
         .route(
+            "/checkout/{id}/promotion_code",
+            post(hosted::apply_promotion_code),
+        )
+        .route(
+            "/checkout/{id}/promotion_code/remove",
+            post(hosted::remove_promotion_code),
+        )
+        .route(
             "/checkout/{id}/authenticate",
             get(hosted::show_authenticate).post(hosted::submit_authenticate),
         )

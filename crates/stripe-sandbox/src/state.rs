@@ -101,26 +101,19 @@ pub(crate) trait Keyed {
     fn key(&self) -> &str;
 }
 
-impl Keyed for Account {
-    fn key(&self) -> &str {
-        &self.id
-    }
+/// Implements [`Keyed`] for types whose key is their `id` field.
+macro_rules! keyed_by_id {
+    ($($t:ty),*) => {$(
+        impl $crate::state::Keyed for $t {
+            fn key(&self) -> &str {
+                &self.id
+            }
+        }
+    )*};
 }
-impl Keyed for Product {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
-impl Keyed for Price {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
-impl Keyed for EventRecord {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
+pub(crate) use keyed_by_id;
+
+keyed_by_id!(Account, Product, Price, EventRecord);
 
 /// Objects in creation order (a global sequence number), indexed by id. Lists run newest first.
 #[derive(Debug, Clone)]
@@ -313,11 +306,16 @@ pub(crate) struct EventRecord {
     pub attempts: Vec<DeliveryAttempt>,
 }
 
-/// A catalog: the products and prices of the platform or of one connected account.
+/// A catalog: the products, prices, coupons and promotion codes of the platform or of one
+/// connected account.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Catalog {
     pub products: Collection<Product>,
     pub prices: Collection<Price>,
+    #[serde(default)]
+    pub coupons: Collection<super::discounts::Coupon>,
+    #[serde(default)]
+    pub promotion_codes: Collection<super::discounts::PromotionCode>,
 }
 
 /// Everything of one mode.
