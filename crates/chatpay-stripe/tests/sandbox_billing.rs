@@ -565,6 +565,18 @@ async fn a_repeating_coupon_discounts_the_first_three_months_of_invoices() {
     );
     assert_eq!(first.amount_paid, 500);
     assert_eq!(first.discounts.len(), 1);
+    // `expand[]=discounts` turns the ids into the Discounts.
+    let expanded = RetrieveInvoice::new(first.id.clone().unwrap())
+        .expand(vec!["discounts".to_owned()])
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    let discount = expanded.discounts[0].as_object().expect("expanded");
+    assert_eq!(id_of(&discount.source.coupon), half.id.as_str());
+    assert_eq!(discount.subscription.as_deref(), Some(sub_id.as_str()));
+    assert!(discount.end.is_some(), "a repeating discount ends");
     // Months 2 and 3 are discounted; month 4 is not, and the discount has left the
     // subscription.
     for month in 2..=3 {

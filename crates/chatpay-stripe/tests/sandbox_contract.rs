@@ -40,7 +40,7 @@ use stripe_product::price::{
 use stripe_product::product::{
     CreateProduct, CreateProductDefaultPriceData, CreateProductDefaultPriceDataRecurring,
     CreateProductDefaultPriceDataRecurringInterval, DeleteProduct, ListProduct, RetrieveProduct,
-    UpdateProduct,
+    SearchProduct, UpdateProduct,
 };
 use stripe_product::promotion_code::{
     CreatePromotionCode, CreatePromotionCodePromotion, CreatePromotionCodePromotionType,
@@ -1592,6 +1592,327 @@ async fn prices_keep_their_amount_and_currency_and_products_change_what_stripe_a
         .await
         .unwrap();
     assert!(!archived_product.active);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn expand_works_on_lists_and_single_objects() {
+    let sandbox = sandbox().await;
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let on = || account.id.clone();
+    let mut data = CreateProductDefaultPriceData::new(Currency::USD);
+    data.unit_amount = Some(1_200);
+    let product = CreateProduct::new("Tea")
+        .default_price_data(data)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    CreateProduct::new("No price yet")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+
+    let listed = ListProduct::new()
+        .expand(vec!["data.default_price".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let tea = listed.data.iter().find(|p| p.id == product.id).unwrap();
+    let price = tea
+        .default_price
+        .as_ref()
+        .and_then(|p| p.as_object())
+        .expect("data.default_price is expanded into the Price");
+    assert_eq!(price.unit_amount, Some(1_200));
+    let bare = listed.data.iter().find(|p| p.id != product.id).unwrap();
+    assert!(bare.default_price.is_none(), "a null id stays null");
+
+    let prices = ListPrice::new()
+        .expand(vec!["data.product".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let owner = prices.data[0]
+        .product
+        .as_object()
+        .expect("data.product is expanded into the Product");
+    assert_eq!(owner.name, "Tea");
+    let one = RetrievePrice::new(price.id.as_str())
+        .expand(vec!["product".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(one.product.as_object().is_some());
+    let one = RetrieveProduct::new(product.id.clone())
+        .expand(vec!["default_price".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(one.default_price.unwrap().as_object().is_some());
+    // Without expand, ids.
+    let plain = ListProduct::new()
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(
+        plain
+            .data
+            .iter()
+            .filter_map(|p| p.default_price.as_ref())
+            .all(|p| p.as_object().is_none())
+    );
+    let (err, status) = stripe_error(
+        ListProduct::new()
+            .expand(vec!["data.default_price.product.a.b".to_owned()])
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!((status, err.param.as_deref()), (400, Some("expand")));
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn products_search_with_stripes_query_language() {
+    let sandbox = sandbox().await;
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let on = || account.id.clone();
+    for (name, sku, active) in [
+        ("Yoga mat", "m-1", true),
+        ("Yoga block", "b-1", true),
+        ("Old strap", "s-1", false),
+    ] {
+        CreateProduct::new(name)
+            .active(active)
+            .metadata(HashMap::from([("sku".to_owned(), sku.to_owned())]))
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await
+            .unwrap();
+    }
+    let search = |query: &str| {
+        SearchProduct::new(query)
+            .customize()
+            .account_id(on())
+            .send(&c)
+    };
+    let found = search("active:'true' AND metadata['sku']:'m-1'")
+        .await
+        .unwrap();
+    assert_eq!(found.url, "/v1/products/search");
+    assert_eq!(found.data.len(), 1);
+    assert_eq!(found.data[0].name, "Yoga mat");
+    let yoga = search("name~'yoga'").await.unwrap();
+    assert_eq!(yoga.data.len(), 2);
+    let either = search(r#"name:"old strap" OR metadata["sku"]:"b-1""#)
+        .await
+        .unwrap();
+    assert_eq!(either.data.len(), 2);
+    let not_yoga = search("-name~'yoga'").await.unwrap();
+    assert_eq!(not_yoga.data[0].name, "Old strap");
+    // Pages, newest first.
+    let first = SearchProduct::new("name~'yoga'")
+        .limit(1)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(first.has_more);
+    assert_eq!(first.data[0].name, "Yoga block");
+    let second = SearchProduct::new("name~'yoga'")
+        .limit(1)
+        .page(first.next_page.clone().unwrap())
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!second.has_more);
+    assert_eq!(second.data[0].name, "Yoga mat");
+    // Another account's catalog is not searched.
+    let other = new_account(&c).await;
+    let none = SearchProduct::new("name~'yoga'")
+        .customize()
+        .account_id(other.id.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(none.data.is_empty());
+    let (err, status) = stripe_error(search("email:'a@b.example'").await);
+    assert_eq!((status, err.param.as_deref()), (400, Some("query")));
+    let (err, _) = stripe_error(search("name:'a' AND active:'true' OR url:'x'").await);
+    assert_eq!(err.param.as_deref(), Some("query"));
+    // Not a product lookup: other methods on the URL are unknown URLs.
+    let http = HttpClient::default();
+    let auth = format!("Bearer {}", sandbox.config().test_secret_key);
+    let r = http
+        .post_form(
+            &format!("{}v1/products/search", sandbox.base_url()),
+            &[("authorization", auth.as_str())],
+            &[("name", "x")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert!(
+        r.json().unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unrecognized request URL (POST: /v1/products/search)")
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_basic_auth_works_as_in_stripes_curl_examples() {
+    let sandbox = sandbox().await;
+    let http = HttpClient::default();
+    let url = format!("{}v1/products", sandbox.base_url());
+    // `curl -u sk_test_chatpay_sandbox:` sends Basic base64("sk_test_chatpay_sandbox:").
+    let basic = |key: &str| {
+        let raw = format!("{key}:");
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in raw.as_bytes().chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(table[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        format!("Basic {out}")
+    };
+    let auth = basic(&sandbox.config().test_secret_key);
+    let created = http
+        .post_form(
+            &url,
+            &[("authorization", auth.as_str())],
+            &[("name", "Tea")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(created.json().unwrap()["livemode"], false);
+    let live = basic(&sandbox.config().live_secret_key);
+    let listed = http
+        .get(&url, &[("authorization", live.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json().unwrap()["data"], json!([]));
+    let wrong = basic("sk_test_wrong");
+    let refused = http
+        .get(&url, &[("authorization", wrong.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.json().unwrap()["error"]["message"],
+        "Invalid API Key provided: sk_test_****rong"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_products_page_works_for_a_live_account() {
+    let sandbox = sandbox().await;
+    let live = live_client(&sandbox);
+    let test = test_client(&sandbox);
+    let account = new_account(&live).await;
+    assert!(account.id.as_str().starts_with("acct_"));
+    let http = HttpClient::default();
+    let page_url = format!(
+        "{}dashboard/{}/products",
+        sandbox.base_url(),
+        account.id.as_str()
+    );
+    let page = http.get(&page_url, &[]).await.unwrap();
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("LIVE DATA"));
+    assert!(!page.text().contains("does not have access"));
+    let added = http
+        .post_form(
+            &page_url,
+            &[],
+            &[
+                ("name", "Live course"),
+                ("amount", "49"),
+                ("currency", "usd"),
+                ("billing", "one_time"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.status, 200, "{}", added.text());
+    assert!(added.text().contains("Added Live course"));
+    // In the live catalog, through the live key; test mode does not see it.
+    let products = ListProduct::new()
+        .customize()
+        .account_id(account.id.clone())
+        .send(&live)
+        .await
+        .unwrap();
+    assert_eq!(products.data.len(), 1);
+    assert!(products.data[0].livemode);
+    let prices = ListPrice::new()
+        .customize()
+        .account_id(account.id.clone())
+        .send(&live)
+        .await
+        .unwrap();
+    assert_eq!(prices.data[0].unit_amount, Some(4900));
+    let (_, status) = stripe_error(
+        ListProduct::new()
+            .customize()
+            .account_id(account.id.clone())
+            .send(&test)
+            .await,
+    );
+    assert_eq!(status, 403);
+    // The test account's page still shows test data.
+    let test_account = new_account(&test).await;
+    let test_page = http
+        .get(
+            &format!(
+                "{}dashboard/{}/products",
+                sandbox.base_url(),
+                test_account.id.as_str()
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(test_page.text().contains("TEST DATA"));
+    let live_events = sandbox.events(Some("product.created"));
+    assert_eq!(live_events.len(), 1);
+    assert!(live_events[0].livemode);
     sandbox.shutdown().await;
 }
 

@@ -1556,6 +1556,98 @@ async fn promotion_codes_on_the_hosted_page_with_stripes_refusals() {
 }
 
 #[tokio::test]
+async fn the_checkout_page_names_the_business_not_the_person() {
+    let shop = shop().await;
+    let http = HttpClient::default();
+    // An account with a public business name and a person behind it; one for a company with
+    // only its legal name; one for a person without a business name.
+    let named = |profile_name: Option<&str>,
+                 kind: stripe_shared::AccountBusinessType,
+                 company: Option<&str>| {
+        let mut req = CreateAccount::new()
+            .type_(stripe_connect::account::CreateAccountType::Standard)
+            .country("US")
+            .business_type(kind);
+        if let Some(n) = profile_name {
+            let mut profile = stripe_connect::account::CreateAccountBusinessProfile::new();
+            profile.name = Some(n.to_owned());
+            req = req.business_profile(profile);
+        }
+        match company {
+            Some(c) => {
+                let mut co = stripe_connect::account::CreateAccountCompany::new();
+                co.name = Some(c.to_owned());
+                req = req.company(co);
+            }
+            None => {
+                let mut person = stripe_connect::account::CreateAccountIndividual::new();
+                person.first_name = Some("Maya".to_owned());
+                person.last_name = Some("Patel".to_owned());
+                req = req.individual(person);
+            }
+        }
+        let c = shop.c.clone();
+        Box::pin(async move { req.send(&c).await.unwrap().id })
+    };
+    let cases = [
+        (
+            named(
+                Some("Bright Yoga"),
+                stripe_shared::AccountBusinessType::Individual,
+                None,
+            )
+            .await,
+            "Bright Yoga",
+        ),
+        (
+            named(
+                None,
+                stripe_shared::AccountBusinessType::Company,
+                Some("Patel Studio LLC"),
+            )
+            .await,
+            "Patel Studio LLC",
+        ),
+        (
+            named(None, stripe_shared::AccountBusinessType::Individual, None).await,
+            "Maya Patel",
+        ),
+    ];
+    for (i, (account, name)) in cases.iter().enumerate() {
+        let price = CreatePrice::new(Currency::USD)
+            .product_data(stripe_product::price::CreatePriceProductData::new("Class"))
+            .unit_amount(1500)
+            .customize()
+            .account_id(account.clone())
+            .send(&shop.c)
+            .await
+            .unwrap();
+        let s = CreateCheckoutSession::new()
+            .mode(stripe_shared::CheckoutSessionMode::Payment)
+            .line_items(vec![item(price.id.as_str(), 1)])
+            .success_url(SUCCESS_URL)
+            .customize()
+            .account_id(account.clone())
+            .send(&shop.c)
+            .await
+            .unwrap();
+        let page = http
+            .get(s.url.as_deref().unwrap(), &[])
+            .await
+            .unwrap()
+            .text();
+        assert!(page.contains(&format!("Pay {name}")), "{name}: {page}");
+        if i < 2 {
+            assert!(
+                !page.contains("Maya Patel"),
+                "{name}: not the person's name"
+            );
+        }
+    }
+    shop.sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn receipts_are_sent_and_resent_through_the_outbox() {
     let shop = shop().await;
     let s = shop.session().await;

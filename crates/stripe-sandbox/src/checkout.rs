@@ -1259,8 +1259,7 @@ pub(crate) fn send_receipt(tx: &mut Tx<'_>, ctx: Ctx<'_>, charge: &Charge, to: &
                 .mode(tx.mode)
                 .accounts
                 .get(a)
-                .and_then(|acc| acc.profile.name.clone())
-                .unwrap_or_else(|| a.to_owned()))
+                .map_or_else(|| a.to_owned(), |acc| acc.public_name()))
             .unwrap_or_else(|| "the platform".to_owned()),
         charge.receipt_number.as_deref().unwrap_or("0000-0000")
     );

@@ -41,12 +41,18 @@ fn date(t: i64) -> String {
         .to_string()
 }
 
+/// Who the customer pays, as Stripe's hosted pages name a connected account: its public
+/// business name ([`Account::public_name`](super::model::Account::public_name)).
 fn seller_name(app: &App, mode: Mode, account: Option<&str>) -> String {
     let st = app.lock();
-    account
-        .and_then(|a| st.mode(mode).accounts.get(a))
-        .and_then(|a| a.profile.name.clone())
-        .unwrap_or_else(|| account.unwrap_or("Sandbox platform").to_owned())
+    match account {
+        None => "Sandbox platform".to_owned(),
+        Some(a) => st
+            .mode(mode)
+            .accounts
+            .get(a)
+            .map_or_else(|| a.to_owned(), |acc| acc.public_name()),
+    }
 }
 
 fn test_badge(mode: Mode) -> &'static str {

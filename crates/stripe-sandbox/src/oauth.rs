@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::api::bearer;
+use super::api::api_key;
 use super::html::{self, escape};
 use super::ids;
 use super::model::Account;
@@ -242,13 +242,14 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// The platform's secret key, from `Authorization: Bearer` or the `client_secret` field.
+/// The platform's secret key, from `Authorization` (Bearer or Basic) or the `client_secret`
+/// field.
 fn platform_mode(
     app: &App,
     headers: &HeaderMap,
     f: &[(String, String)],
 ) -> Result<Mode, OAuthError> {
-    let key = bearer(headers).or_else(|| get(f, "client_secret"));
+    let key = api_key(headers).or_else(|| get(f, "client_secret").map(str::to_owned));
     match key {
         None => Err(OAuthError::new(
             StatusCode::UNAUTHORIZED,
@@ -261,7 +262,7 @@ fn platform_mode(
         Some(k) => Err(OAuthError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
-            format!("Invalid API Key provided: {}", super::api::redact(k)),
+            format!("Invalid API Key provided: {}", super::api::redact(&k)),
         )),
     }
 }

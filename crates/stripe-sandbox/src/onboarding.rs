@@ -372,7 +372,7 @@ fn form_page(
 <button class="primary" type="submit">Agree and submit</button>
 <p class="muted">By submitting you accept the (sandbox) Stripe Connected Account Agreement.</p>
 </form>"#,
-        account = escape(a.profile.name.as_deref().unwrap_or(&a.id)),
+        account = escape(&a.public_name()),
         session = escape(session),
         first = input("first_name", "First name", &f.first_name, "text"),
         last = input("last_name", "Last name", &f.last_name, "text"),
