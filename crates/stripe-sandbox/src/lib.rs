@@ -222,8 +222,14 @@ pub struct SandboxConfig {
     pub rate_limit: Option<RateLimit>,
     /// Webhook retry schedule.
     pub delivery: DeliveryConfig,
-    /// Load the state from here at start and save it after each change.
+    /// Load the state from here at start and write it durably after each change, before the
+    /// request that made it is answered.
     pub state_file: Option<PathBuf>,
+    /// With a state file and `listen` on port 0: listen where the sandbox listened last time
+    /// (recorded in the state file), so the URLs it gave out (hosted checkout pages, invoices)
+    /// still work after a restart; a free port the first time, or when that one is taken.
+    /// Off by default: tests want a fresh port each time.
+    pub keep_address: bool,
 }
 
 impl Default for SandboxConfig {
@@ -237,6 +243,7 @@ impl Default for SandboxConfig {
             rate_limit: None,
             delivery: DeliveryConfig::default(),
             state_file: None,
+            keep_address: false,
         }
     }
 }
@@ -277,10 +284,10 @@ impl Sandbox {
             None => state::State::default(),
         };
         state.reset_in_flight();
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding the Stripe sandbox to {}", config.listen))?;
+        let listener = bind(&config, state.address).await?;
         let addr = listener.local_addr()?;
+        let moved = state.address != Some(addr);
+        state.address = Some(addr);
         let host = if addr.ip().is_unspecified() {
             SocketAddr::from(([127, 0, 0, 1], addr.port()))
         } else {
@@ -298,9 +305,15 @@ impl Sandbox {
                 .map(|l| Mutex::new(faults::RateLimiter::new(l))),
             webhooks: webhooks::Webhooks::new(config.delivery.clone()),
             dirty: Notify::new(),
+            changed: AtomicU64::new(0),
+            durable: watch::channel(0).0,
             shutdown: stopped.clone(),
             config,
         });
+        // Where it listens is part of the state: recorded before the first answer.
+        if moved && let Some(path) = &app.config.state_file {
+            persist::save(&app, path).await?;
+        }
         let router = server::router(app.clone());
         let mut shutdown = stopped;
         let server = tokio::spawn(async move {
@@ -531,6 +544,33 @@ impl Sandbox {
     }
 }
 
+/// Binds `config.listen`; with `keep_address` and port 0, the address of last time first.
+async fn bind(
+    config: &SandboxConfig,
+    before: Option<SocketAddr>,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let reuse = before.filter(|b| {
+        config.keep_address
+            && config.state_file.is_some()
+            && config.listen.port() == 0
+            && b.ip() == config.listen.ip()
+    });
+    if let Some(addr) = reuse {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => tracing::warn!(
+                %addr,
+                error = %e,
+                "the Stripe sandbox's address of last time is taken: listening on another port; \
+                 links it gave out before (checkout pages, invoices) point at the old one"
+            ),
+        }
+    }
+    tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the Stripe sandbox to {}", config.listen))
+}
+
 /// Runs the sandbox alone until `stop` resolves: prints its address and keys, and delivers
 /// webhooks to `webhook` (URL and signing secret) if given. What `stripe-sandbox` and
 /// `chatpay stripe-sandbox` run.
@@ -544,11 +584,18 @@ pub async fn serve_until(
         sandbox.set_webhook_endpoint(&url, &secret);
     }
     let c = sandbox.config().clone();
-    println!("Stripe sandbox at {}", sandbox.base_url());
-    println!(
-        "  test key: {}   live key: {}   connect client id: {}",
-        c.test_secret_key, c.live_secret_key, c.connect_client_id
-    );
+    // A closed stdout (`| head -1`) must not stop the sandbox: what it prints is only news.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Stripe sandbox at {}", sandbox.base_url());
+        let _ = writeln!(
+            out,
+            "  test key: {}   live key: {}   connect client id: {}",
+            c.test_secret_key, c.live_secret_key, c.connect_client_id
+        );
+        let _ = out.flush();
+    }
     stop.await;
     sandbox.shutdown().await;
     Ok(())

@@ -121,7 +121,7 @@ pub(crate) fn authorize(app: &App, req: OAuthAuthorize) -> Result<String, String
             used: false,
         },
     );
-    app.dirty.notify_one();
+    app.mark_changed();
     Ok(with_query(
         &req.redirect_uri,
         &[("scope", &req.scope), ("code", &code), ("state", state)],
@@ -347,7 +347,7 @@ fn exchange(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::V
                 .ok_or_else(|| invalid_grant(format!("Invalid refresh token: {refresh}")))?;
             st.access_tokens.insert(access_token.clone(), grant.clone());
             drop(st);
-            app.dirty.notify_one();
+            app.mark_changed();
             Ok(token_response(
                 mode,
                 &access_token,

@@ -60,7 +60,7 @@ fn visit(app: &App, token: &str) -> Visit {
     let (mode, account_id, kind) = (link.mode, link.account.clone(), link.kind.clone());
     let account = st.mode(mode).accounts.get(&account_id).cloned();
     drop(st);
-    app.dirty.notify_one();
+    app.mark_changed();
     match account {
         Some(account) => Visit::Form {
             account: Box::new(account),
@@ -543,7 +543,7 @@ pub(crate) fn leave(app: &App, url_or_token: &str) -> Option<String> {
     }
     let back = link.return_url.clone();
     drop(st);
-    app.dirty.notify_one();
+    app.mark_changed();
     Some(back)
 }
 
