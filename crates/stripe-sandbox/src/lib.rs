@@ -4,10 +4,14 @@
 //!
 //! What it serves, all on one port:
 //! - `/v1/accounts`, `/v1/account_links`, `/v1/products`, `/v1/prices`, `/v1/coupons`,
-//!   `/v1/promotion_codes`, `/v1/events`: form
-//!   requests with Stripe's bracket syntax, `Authorization: Bearer` (the test key gives
-//!   test-mode objects, the live key live-mode ones, kept apart), `Stripe-Account` scoping,
-//!   `Idempotency-Key` replay, cursor paging, Stripe's error bodies, optional rate limits;
+//!   `/v1/promotion_codes`, `/v1/events`: form requests with Stripe's bracket syntax, the key
+//!   as `Authorization: Bearer` or HTTP Basic (the test key gives test-mode objects, the live
+//!   key live-mode ones, kept apart), `Stripe-Account` scoping, `Idempotency-Key` replay,
+//!   cursor paging, `expand[]` on every request, lists included (`expand.rs`), Stripe's error
+//!   bodies (an unknown object named in a parameter is a 400 naming it, a 404 only for the
+//!   object in the URL), optional rate limits;
+//! - `GET /v1/{products,prices,customers,charges,payment_intents,invoices,subscriptions}/search`:
+//!   Stripe's Search Query Language (`search.rs`);
 //! - selling (one-time payments, on the platform or a connected account):
 //!   `POST/GET /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}` (and `/line_items`),
 //!   `POST /v1/checkout/sessions/{id}/expire`, `GET /v1/payment_intents/{id}`,
@@ -49,6 +53,11 @@
 //!
 //! Events are signed like Stripe's (`Stripe-Signature`) and POSTed to the endpoint set with
 //! [`Sandbox::set_webhook_endpoint`]: at least once, concurrently, unordered, with retries.
+//!
+//! With a state file ([`SandboxConfig::state_file`]) every change is written durably (fsync)
+//! before the request that made it is answered and before a webhook tells of it, so what the
+//! sandbox answered survives `kill -9` (`persist.rs`); with [`SandboxConfig::keep_address`] it
+//! listens where it listened last time, so the URLs it gave out keep working.
 //!
 //! # Examples
 //! ```no_run
