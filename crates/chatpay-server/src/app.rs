@@ -202,6 +202,9 @@ async fn wire_stripe(
             .sandbox_listen
             .unwrap_or_else(|| "127.0.0.1:0".parse().expect("literal")),
         state_file,
+        // By default the sandbox comes back on the port it had (kept in its state file), so the
+        // checkout links of open orders still work after a restart.
+        keep_address: s.sandbox_listen.is_none(),
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::start(sandbox_config.clone())

@@ -145,7 +145,9 @@ pub struct StripeConfig {
     pub api_base: Option<String>,
     /// Stripe Connect OAuth base URL (`https://connect.stripe.com/`).
     pub connect_base: Option<String>,
-    /// Where the built-in sandbox listens when it is used (port 0: any free port).
+    /// Where the built-in sandbox listens when it is used (port 0: any free port). Unset: the
+    /// port it had last time (kept in its state file beside a SQLite database), else any free
+    /// port.
     pub sandbox_listen: Option<SocketAddr>,
 }
 
