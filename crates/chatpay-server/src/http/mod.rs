@@ -17,7 +17,7 @@ mod webhooks;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
@@ -43,6 +43,17 @@ pub struct AppState {
     pub limits: Arc<public::Limits>,
     /// The one-time sign-in code of a fresh database (`POST /v1/signin`).
     pub signin: Arc<crate::signin::SignInCode>,
+}
+
+/// The WebSocket endpoint's share of the state (`ws` knows nothing of HTTP's).
+impl FromRef<AppState> for crate::ws::WsState {
+    fn from_ref(state: &AppState) -> Self {
+        crate::ws::WsState {
+            engine: state.engine.clone(),
+            chat: state.chat.clone(),
+            shutdown: state.shutdown.clone(),
+        }
+    }
 }
 
 /// A list's `limit` parameter: 1 to 100, `default` when absent.

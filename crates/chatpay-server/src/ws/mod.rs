@@ -1,9 +1,10 @@
 //! The WebSocket transport at `/v1/chat`: upgrade, one task per connection, protocol framing.
 //! It translates frames to commands and results to frames; the chat engine decides everything.
 
-pub mod protocol;
+mod protocol;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
@@ -11,9 +12,10 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::SinkExt;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use crate::chat::{ChatError, Engine, Joined, OutFrame, TokenBucket, TurnReply};
-use crate::http::AppState;
+use crate::config::ChatConfig;
 use chatpay_core::error::ErrorCode;
 use protocol::{ClientFrame, FrameError};
 
@@ -27,7 +29,17 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const READ_BUFFER: usize = 2 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// What a connection needs from the server; cheap to clone. The HTTP router, which serves the
+/// upgrade at `/v1/chat`, derives it from its own state.
+#[derive(Clone)]
+pub struct WsState {
+    pub engine: Engine,
+    pub chat: Arc<ChatConfig>,
+    /// Flips to true when the server is stopping (connections close with 1001).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<WsState>) -> Response {
     let max = state.chat.max_frame_bytes;
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
@@ -69,7 +81,7 @@ enum End {
 impl Connection {
     async fn run(
         &mut self,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        shutdown: &mut watch::Receiver<bool>,
         hello_deadline: tokio::time::Instant,
     ) {
         let end = loop {
