@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use serde_json::{Value, json};
 
 use chatpay_server::config::Config;
-use chatpay_stripe::httpc::{HttpClient, Response};
+use chatpay_http_client::{HttpClient, Response};
 use chatpay_testkit::TestServer;
 
 struct Fixture {

@@ -1345,7 +1345,7 @@ async fn the_hosted_invoice_page_pays_an_open_invoice_without_javascript() {
     assert_eq!(status(&sub), "past_due");
     let open = site.invoice(&id_of(&sub.latest_invoice)).await;
     let url = open.hosted_invoice_url.clone().unwrap();
-    let http = chatpay_stripe::httpc::HttpClient::default();
+    let http = chatpay_http_client::HttpClient::default();
     let page = http.get(&url, &[]).await.unwrap();
     assert_eq!(page.status, 200);
     let html = page.text();

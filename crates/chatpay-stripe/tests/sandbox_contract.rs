@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chatpay_stripe::httpc::{HttpClient, Response};
+use chatpay_http_client::{HttpClient, Response};
 use serde_json::{Value, json};
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_connect::account::{

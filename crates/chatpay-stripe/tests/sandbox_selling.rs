@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chatpay_stripe::httpc::HttpClient;
+use chatpay_http_client::HttpClient;
 use serde_json::json;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::invoice::RetrieveInvoice;

@@ -108,6 +108,30 @@
 //! `POST /dashboard/{acct}/clock` `advance=day|week|month` (a month is 31 days) and
 //! `POST /dashboard/{acct}/failing_card` (the newest subscription's customer gets
 //! `4000 0000 0000 0341`); each answers the page with what happened.
+//!
+//! # Module map
+//! Every module is private; what other crates use is re-exported here.
+//!
+//! - Serving: `server` (the router, faults in front), `api` (`/v1` authentication, rate limits,
+//!   `Stripe-Account` scoping, idempotency, the route table), `form` (Stripe's form encoding),
+//!   `error` (Stripe's error body), `faults` (fault injection and rate limiting).
+//! - The API by resource: `accounts` (accounts and account links), `catalog` (products and
+//!   prices), `checkout` (Checkout Sessions and paying them), `payments` (PaymentIntents,
+//!   Charges, BalanceTransactions, Invoices, Refunds), `billing_api` (customers, subscriptions,
+//!   invoices, test clocks), `payouts` (the balance and payouts), `events` (`/v1/events`).
+//! - Stripe's rules and objects: `model` (account requirements, products, prices), `sales` (the
+//!   objects of selling), `billing` (the objects of billing), `subscriptions` (billing's rules),
+//!   `rules` (parameter rules with Stripe's messages), `cards` (test cards), `money` (minor units
+//!   per currency), `ids` (Stripe-looking ids).
+//! - Stripe's JSON: `shapes`, `shapes_sales`, `shapes_billing`.
+//! - State: `state` (per mode, cursor paging, the transaction that records events), `persist`
+//!   (the optional state file).
+//! - Pages people see: `onboarding` (hosted onboarding), `oauth` (Connect OAuth), `hosted`
+//!   (Checkout, 3D Secure, receipts, invoices), `dashboard` (the products page and test tools),
+//!   `html` (their shared HTML).
+//! - Webhooks: `webhooks` (signed delivery, retries, attempts recorded), `delivery` (the HTTP
+//!   client they go out on).
+//! - `control`: the test controls, as [`Sandbox`] methods and under `/__sandbox`.
 
 // The big `json!` literals of Stripe's shapes (a Checkout Session, an Invoice) nest deeply.
 #![recursion_limit = "256"]

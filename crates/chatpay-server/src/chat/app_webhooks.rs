@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use super::{ChatError, Engine};
 use chatpay_core::billing::{AccessChange, Grant};
 use chatpay_core::domain::{Mode, ProjectId, now_millis, random_hex};
+use chatpay_http_client::HttpClient;
 use chatpay_store::{AppWebhook, DueAppEvent, NewAppEvent, ProjectRecord};
-use chatpay_stripe::httpc::HttpClient;
 use chatpay_stripe::webhook::sign;
 
 /// The prefix of chatpay's own event ids (Stripe's are `evt_…`).

@@ -38,8 +38,8 @@ use actor::Msg;
 pub use bucket::TokenBucket;
 pub use hub::ActorHandle;
 use hub::Hub;
-pub use message::{IntentTag, OutFrame};
-pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX, RefundOutcome};
+pub use message::OutFrame;
+pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX};
 pub use projects::Received;
 
 /// A client frame that asks for something, parsed and checked.

@@ -1,7 +1,7 @@
 //! The WebSocket transport at `/v1/chat`: upgrade, one task per connection, protocol framing.
 //! It translates frames to commands and results to frames; the chat engine decides everything.
 
-pub mod protocol;
+mod protocol;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -131,7 +131,7 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 impl Connection {
     async fn run(
         &mut self,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        shutdown: &mut watch::Receiver<bool>,
         hello_deadline: tokio::time::Instant,
     ) {
         let end = loop {
