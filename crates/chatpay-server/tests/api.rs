@@ -11,8 +11,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use serde_json::{Value, json};
 
-use chatpay_server::config::Config;
 use chatpay_http_client::{HttpClient, Response};
+use chatpay_server::config::Config;
 use chatpay_testkit::TestServer;
 
 struct Fixture {
