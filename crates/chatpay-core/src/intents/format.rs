@@ -68,6 +68,8 @@ pub enum SlotKind {
     Amount,
     /// Captures `year`, `month`, `day` or `rel`: becomes `YYYY-MM-DD`, `--MM-DD` or the word.
     Date,
+    /// The `value` capture, a decimal number ("15", "12.5"): becomes a JSON number.
+    Number,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +80,11 @@ pub struct SlotDef {
     /// Matched against the original text (ids are case-sensitive), case-insensitively where the
     /// pattern says `(?i)`.
     pub regex: String,
+    /// Only when the utterance is read as one of these intents (empty: always). For patterns
+    /// that would mislead elsewhere: a bare upper-case word is a discount code only in a request
+    /// about discount codes.
+    #[serde(default)]
+    pub intents: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

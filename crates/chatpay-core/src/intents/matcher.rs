@@ -395,10 +395,6 @@ impl Matcher {
         }));
         ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
 
-        let mut slots = Slots::new();
-        self.slots
-            .extract(text, &mut s.slot_sets, &mut s.slot_hits, &mut slots);
-
         let rules_outcome = match ranked.first() {
             None => Outcome::Nothing,
             Some(&(_, _, top, _)) if top < self.threshold => {
@@ -453,6 +449,16 @@ impl Matcher {
                 None => other,
             },
         };
+        // Slots are read for the intent the utterance is read as (some patterns are limited to
+        // some intents).
+        let intent = match &outcome {
+            Outcome::Matched(c) | Outcome::Unsure(c) => Some(&*c.intent),
+            Outcome::Clarify(cs) => cs.first().map(|c| &*c.intent),
+            Outcome::Nothing => None,
+        };
+        let mut slots = Slots::new();
+        self.slots
+            .extract(text, intent, &mut s.slot_sets, &mut s.slot_hits, &mut slots);
         let small_talk = match outcome {
             Outcome::Matched(_) | Outcome::Clarify(_) => None,
             _ => self.small_talk(s),

@@ -26,7 +26,7 @@ use matcher::{IntentInfo, RuleInfo, RuleRegex, SmallTalkSet, Tag};
 pub use normalize::{Normalized, Normalizer};
 use scan::Literals;
 pub use set::ascii_word_boundaries;
-pub use slots::{SlotValue, Slots};
+pub use slots::{Price, SlotValue, Slots};
 
 /// The intents chatpay has built-in behaviour for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,10 +49,19 @@ pub enum Intent {
     Subscriptions,
     Help,
     Cancel,
+    CreateProduct,
+    UpdateProduct,
+    DiscountCodes,
+    Customers,
+    Disputes,
+    CustomerPortal,
+    ChangePlan,
+    SubscriptionMetrics,
+    ExportData,
 }
 
 impl Intent {
-    pub const ALL: [Intent; 17] = [
+    pub const ALL: [Intent; 26] = [
         Intent::AddPayments,
         Intent::ConnectStripe,
         Intent::CreateStripeAccount,
@@ -70,6 +79,15 @@ impl Intent {
         Intent::Subscriptions,
         Intent::Help,
         Intent::Cancel,
+        Intent::CreateProduct,
+        Intent::UpdateProduct,
+        Intent::DiscountCodes,
+        Intent::Customers,
+        Intent::Disputes,
+        Intent::CustomerPortal,
+        Intent::ChangePlan,
+        Intent::SubscriptionMetrics,
+        Intent::ExportData,
     ];
 
     pub fn name(self) -> &'static str {
@@ -91,6 +109,15 @@ impl Intent {
             Intent::Help => "help",
             Intent::Cancel => "cancel",
             Intent::Subscriptions => "subscriptions",
+            Intent::CreateProduct => "create_product",
+            Intent::UpdateProduct => "update_product",
+            Intent::DiscountCodes => "discount_codes",
+            Intent::Customers => "customers",
+            Intent::Disputes => "disputes",
+            Intent::CustomerPortal => "customer_portal",
+            Intent::ChangePlan => "change_plan",
+            Intent::SubscriptionMetrics => "subscription_metrics",
+            Intent::ExportData => "export_data",
         }
     }
 
@@ -571,6 +598,7 @@ impl Build {
                     name: d.name.clone(),
                     kind: d.kind,
                     regex: d.regex.clone(),
+                    intents: d.intents.clone(),
                 })
                 .collect::<Vec<_>>(),
         )
