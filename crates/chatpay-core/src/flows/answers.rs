@@ -208,6 +208,19 @@ fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, slots: &Slots) {
     let text = |name: &str| slots.get(name).and_then(SlotValue::as_text);
     let connected = turn.connection.is_some();
     let reply = match intent {
+        Intent::CreateProduct if !slots.contains_key("amount") => {
+            // "How much is it?": the next "$25 a month" (or "monthly", then the amount)
+            // answers it.
+            let what = text("product").map_or("it".to_owned(), |p| format!("\"{p}\""));
+            let how_often = match text("interval") {
+                Some("one_time") | None => ", and is it one-time or monthly/yearly",
+                Some(_) => "",
+            };
+            turn.await_answer(intent.name(), slots, &["amount", "interval", "prices"]);
+            format!(
+                "How much is {what}{how_often}? Then I'll tell you exactly what to add in Stripe."
+            )
+        }
         Intent::CreateProduct => {
             let what = match (text("product"), prices_of(slots)) {
                 (Some(p), Some(prices)) => format!("\"{p}\" at {prices}"),

@@ -27,6 +27,11 @@ pub struct LexiconFile {
     /// Small talk kind (`greeting`, `thanks`, …) -> regexes over the whole normalized text.
     #[serde(default)]
     pub small_talk: BTreeMap<String, Vec<String>>,
+    /// Short replies (`yes`, `no`, `second`, `month`, …) -> regexes over the whole normalized
+    /// text: what an answer to a card's question reads as (the conversation decides whether one
+    /// was asked).
+    #[serde(default)]
+    pub replies: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +123,10 @@ pub struct IntentFile {
     pub unless: Vec<String>,
     /// A fixed answer, for intents that chatpay has no built-in behaviour for.
     pub answer: Option<String>,
+    /// Acting on it changes something (creates, refunds, cancels, disconnects, goes live): it
+    /// acts only on a confident reading, below that the conversation asks "did you mean …?".
+    #[serde(default)]
+    pub side_effects: bool,
     #[serde(default)]
     pub examples: Vec<Spanned<String>>,
     #[serde(default)]
@@ -142,6 +151,9 @@ pub struct RuleDef {
     /// A regular expression over the normalized text; named captures become slots.
     pub regex: Option<String>,
     pub weight: f32,
+    /// Overrides the intent's `side_effects` for this rule (a question about subscriptions has
+    /// none; cancelling one has).
+    pub side_effects: Option<bool>,
     /// Overrides the intent's `negatable` for this rule.
     pub negatable: Option<bool>,
     /// A finer topic within the intent ("timeline", "rejected"), passed to the answer.
