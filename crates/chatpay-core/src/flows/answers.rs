@@ -308,7 +308,10 @@ fn prices_of(slots: &Slots) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join(" or "),
         ),
-        (_, Some(SlotValue::Amount(m))) => Some(m.to_string()),
+        (_, Some(SlotValue::Amount(m))) => Some(match slots.get("interval") {
+            Some(SlotValue::Text(unit)) => each(m, unit),
+            _ => m.to_string(),
+        }),
         _ => None,
     }
 }
