@@ -75,6 +75,9 @@ pub enum SlotKind {
     Date,
     /// The `value` capture, a decimal number ("15", "12.5"): becomes a JSON number.
     Number,
+    /// The `value` capture, a billing interval ("monthly", "annual"): becomes `week`, `month`
+    /// or `year`.
+    Interval,
 }
 
 #[derive(Debug, Deserialize)]

@@ -201,8 +201,8 @@ const WEAK_RULE: f32 = 0.7;
 const MODEL_OVERRULE: f32 = 0.6;
 const MODEL_DOUBT: f32 = 6.0;
 /// An intent with side effects acts from this confidence on; below it the conversation asks
-/// "did you mean …?" (calibrated on blind round 1: see docs/intents.md).
-pub const ACT_CONFIDENCE: f32 = 0.8;
+/// "did you mean …?" (calibrated on blind rounds 1 and 2: see docs/intents.md).
+pub const ACT_CONFIDENCE: f32 = 0.7;
 /// The model's best intent short of [`MODEL_THRESHOLD`] is offered as "did you mean …?" from
 /// this probability on.
 const SUGGEST_FLOOR: f32 = 0.4;

@@ -75,7 +75,7 @@ impl SlotExtractor {
         for (i, d) in defs.iter().enumerate() {
             let names: Vec<&str> = set.get(i).capture_names().flatten().collect();
             let needs: &[&[&str]] = match d.kind {
-                SlotKind::Text | SlotKind::Number => &[&["value"]],
+                SlotKind::Text | SlotKind::Number | SlotKind::Interval => &[&["value"]],
                 SlotKind::Amount => &[&["number"], &["symbol", "code"]],
                 SlotKind::Date => &[&["month", "rel"]],
             };
@@ -136,6 +136,10 @@ impl SlotExtractor {
                         .map(|m| SlotValue::Text(m.as_str().to_owned())),
                     SlotKind::Amount => amount(&caps).map(SlotValue::Amount),
                     SlotKind::Date => date(&caps).map(SlotValue::Date),
+                    SlotKind::Interval => caps
+                        .name("value")
+                        .and_then(|m| interval_unit(m.as_str()))
+                        .map(|u| SlotValue::Text(u.to_owned())),
                     SlotKind::Number => caps
                         .name("value")
                         .and_then(|m| number(m.as_str()))
@@ -195,12 +199,21 @@ impl SlotExtractor {
             return;
         }
         into.insert("amount".to_owned(), SlotValue::Amount(prices[0].amount));
-        into.insert(
-            "interval".to_owned(),
-            SlotValue::Text(prices[0].interval.clone()),
-        );
+        into.entry("interval".to_owned())
+            .or_insert_with(|| SlotValue::Text(prices[0].interval.clone()));
         into.insert("prices".to_owned(), SlotValue::Prices(prices));
     }
+}
+
+/// `week`, `month` or `year` for an interval word.
+fn interval_unit(word: &str) -> Option<&'static str> {
+    let w = word.to_lowercase();
+    Some(match w.as_str() {
+        "week" | "weekly" => "week",
+        "month" | "monthly" => "month",
+        "year" | "yearly" | "annual" | "annually" => "year",
+        _ => return None,
+    })
 }
 
 /// "15" or "12.5" (a decimal comma too) as a JSON number.
@@ -220,7 +233,7 @@ fn currency_of(word: &str) -> Option<Currency> {
         "€" | "euro" | "euros" | "eur" => "eur",
         "£" | "pound" | "pounds" | "quid" | "gbp" => "gbp",
         "¥" | "yen" | "jpy" => "jpy",
-        "₹" | "rupee" | "rupees" | "inr" => "inr",
+        "₹" | "rupee" | "rupees" | "inr" | "rs" | "rs." => "inr",
         other if other.len() == 3 => return Currency::parse(other),
         _ => return None,
     };
