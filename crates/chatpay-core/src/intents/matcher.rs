@@ -581,8 +581,9 @@ impl Matcher {
         // intents whose rules read a negation as part of what they ask ("I have no Stripe
         // account"), may still be found.
         let refusal = s.refused.iter().any(Option::is_some);
+        // Nor is a refusal turned into a question ("please do not connect stripe").
         if best >= self.intents.len()
-            || (refusal && self.refusable[best])
+            || (refusal && (self.refusable[best] || p < MODEL_THRESHOLD))
             || p < SUGGEST_FLOOR
             || s.suppressed[best]
             || s.refused[best].is_some()
