@@ -428,6 +428,8 @@ fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
             cs.first(),
             Some(cs.iter().map(|c| c.intent.to_string()).collect::<Vec<_>>()),
         ),
+        // "Did you mean …?": one candidate to ask about.
+        Outcome::Suggest(m) => (None, Some(m), Some(vec![m.intent.to_string()])),
         Outcome::Unsure(m) => (None, Some(m), None),
         Outcome::Nothing => (None, None, None),
     };
