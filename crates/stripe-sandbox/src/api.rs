@@ -13,7 +13,8 @@ use super::form::{Form, Params};
 use super::shapes::API_VERSION;
 use super::state::{App, IdempotencyRecord, RequestInfo, Tx};
 use super::{
-    accounts, billing_api, catalog, checkout, discounts_api, events, ids, payments, payouts,
+    accounts, billing_api, catalog, checkout, discounts_api, disputes, events, ids, payments,
+    payouts,
 };
 use crate::Mode;
 
@@ -207,6 +208,12 @@ enum Route {
     CreateRefund,
     ListRefunds,
     RetrieveRefund(String),
+    ListDisputes,
+    RetrieveDispute(String),
+    UpdateDispute(String),
+    CloseDispute(String),
+    ListEarlyFraudWarnings,
+    RetrieveEarlyFraudWarning(String),
     Search(super::search::Searchable),
 }
 
@@ -309,6 +316,14 @@ impl Route {
             ("POST", ["refunds"]) => Route::CreateRefund,
             ("GET", ["refunds"]) => Route::ListRefunds,
             ("GET", ["refunds", r]) => Route::RetrieveRefund(id(r)),
+            ("GET", ["disputes"]) => Route::ListDisputes,
+            ("GET", ["disputes", d]) => Route::RetrieveDispute(id(d)),
+            ("POST", ["disputes", d]) => Route::UpdateDispute(id(d)),
+            ("POST", ["disputes", d, "close"]) => Route::CloseDispute(id(d)),
+            ("GET", ["radar", "early_fraud_warnings"]) => Route::ListEarlyFraudWarnings,
+            ("GET", ["radar", "early_fraud_warnings", w]) => {
+                Route::RetrieveEarlyFraudWarning(id(w))
+            }
             _ => return Err(unrecognized()),
         };
         Ok(route)
@@ -398,6 +413,12 @@ impl Route {
             Route::CreateRefund => payments::create_refund(tx, call, p),
             Route::ListRefunds => payments::list_refunds(tx, call, p),
             Route::RetrieveRefund(id) => payments::retrieve_refund(tx, call, id, p),
+            Route::ListDisputes => disputes::list_disputes(tx, call, p),
+            Route::RetrieveDispute(id) => disputes::retrieve_dispute(tx, call, id, p),
+            Route::UpdateDispute(id) => disputes::update_dispute(tx, call, id, p),
+            Route::CloseDispute(id) => disputes::close_dispute(tx, call, id, p),
+            Route::ListEarlyFraudWarnings => disputes::list_warnings(tx, call, p),
+            Route::RetrieveEarlyFraudWarning(id) => disputes::retrieve_warning(tx, call, id, p),
             Route::Search(resource) => super::search::search(tx, call, *resource, p),
         }
     }

@@ -23,6 +23,9 @@ pub(crate) struct SavedCard {
     /// `None`: charges succeed; `Some(decline_code)`: every charge fails with it.
     pub fails_with: Option<String>,
     pub created: i64,
+    /// A dispute test card: what follows each successful charge.
+    #[serde(default)]
+    pub after_charge: Option<super::cards::AfterCharge>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

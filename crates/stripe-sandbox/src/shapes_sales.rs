@@ -272,7 +272,7 @@ pub(crate) fn charge(
         "currency": c.currency,
         "customer": c.customer,
         "description": c.description,
-        "disputed": false,
+        "disputed": c.disputed,
         "failure_balance_transaction": null,
         "failure_code": c.failure_code,
         "failure_message": c.failure_message,

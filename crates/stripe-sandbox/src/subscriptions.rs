@@ -185,11 +185,16 @@ pub(crate) fn saved_card(
         Behavior::Decline(d) => Some(d.clone()),
         _ => None,
     };
+    let after_charge = match behavior {
+        Behavior::Then(after) => Some(*after),
+        _ => None,
+    };
     SavedCard {
         id: pm,
         card: details,
         fails_with: fails_with.map(|d| d.decline_code.to_owned()),
         created: now,
+        after_charge,
     }
 }
 
@@ -925,6 +930,7 @@ pub(crate) fn charge_invoice(
         refunds_fail: false,
         session: String::new(),
         customer: inv.customer.clone(),
+        disputed: false,
     };
     if let Some(txn) = txn {
         let seq = tx.st.seq();
@@ -980,7 +986,7 @@ pub(crate) fn charge_invoice(
     }
     if let Some(i) = tx.ms().sales.invoices.get_mut(id) {
         i.attempt_count += 1;
-        i.charge = charge_id;
+        i.charge = charge_id.clone();
         if succeeded {
             i.status = InvoiceStatus::Paid;
             i.paid_at = Some(now);
@@ -991,6 +997,9 @@ pub(crate) fn charge_invoice(
         None => {
             emit_invoice(tx, ctx, "invoice.paid", id, None);
             emit_invoice(tx, ctx, "invoice.payment_succeeded", id, None);
+            if let Some(after) = card.after_charge {
+                super::disputes::after_charge(tx, ctx, &charge_id, after);
+            }
             Ok(())
         }
         Some(d) => Err(d),

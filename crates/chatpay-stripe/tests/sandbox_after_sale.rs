@@ -1,0 +1,632 @@
+//! Contract test of the sandbox's "after the sale" endpoints against the real async-stripe 1.0
+//! client, on a connected account: disputes (Stripe's dispute test cards, evidence, test
+//! evidence deciding the outcome, acceptance, funds withdrawn and reinstated with the dispute
+//! fees), early fraud warnings, the billing portal (configurations, sessions, the hosted portal
+//! page), invoice previews with prorations, subscription item changes and subscription
+//! schedules. Every response is parsed with async-stripe's types and every recorded event is
+//! signed, verified and parsed with `stripe_webhook` into its typed object.
+//!
+//! No sleeps: time moves with the sandbox clock (`advance_clock`) or a test clock.
+
+use std::time::Duration;
+
+use stripe::{Client, ClientBuilder, StripeError, StripeRequest};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, RetrieveCheckoutSession,
+};
+use stripe_connect::account::CreateAccount;
+use stripe_core::balance::RetrieveForMyAccountBalance;
+use stripe_core::charge::RetrieveCharge;
+use stripe_core::dispute::{
+    CloseDispute, ListDispute, RetrieveDispute, UpdateDispute, UpdateDisputeEvidence,
+};
+use stripe_core::refund::CreateRefund;
+use stripe_fraud::radar_early_fraud_warning::{
+    ListRadarEarlyFraudWarning, RetrieveRadarEarlyFraudWarning,
+};
+use stripe_product::price::CreatePrice;
+use stripe_product::product::CreateProduct;
+use stripe_sandbox::{DeliveryConfig, Sandbox, SandboxConfig, TestPayment, signature_header};
+use stripe_shared::{AccountId, ApiErrors, Dispute, DisputeStatus};
+use stripe_types::Currency;
+use stripe_webhook::{Event, EventObject, Webhook};
+
+const SECRET: &str = "whsec_after_sale_test";
+const SUCCESS_URL: &str = "https://shop.example/thanks";
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxConfig {
+        delivery: DeliveryConfig {
+            max_attempts: 2,
+            first_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(50),
+            timeout: Duration::from_secs(5),
+            concurrency: 2,
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+fn stripe_error<T: std::fmt::Debug>(result: Result<T, StripeError>) -> (ApiErrors, u16) {
+    match result {
+        Err(StripeError::Stripe(error, status)) => (*error, status),
+        other => panic!("expected a Stripe error, got {other:?}"),
+    }
+}
+
+/// Every event the sandbox recorded for `account`, signed and parsed as a webhook would be:
+/// each must parse into its typed object and carry the connected account.
+fn events(sandbox: &Sandbox, account: &str) -> Vec<Event> {
+    let now = chrono::Utc::now().timestamp();
+    sandbox
+        .events(None)
+        .into_iter()
+        .filter(|s| s.account.as_deref() == Some(account))
+        .map(|s| {
+            let payload = s.event.to_string();
+            let header = signature_header(payload.as_bytes(), SECRET, now);
+            let event = Webhook::construct_event(&payload, &header, SECRET)
+                .unwrap_or_else(|e| panic!("{} must parse: {e:?}\n{payload}", s.kind));
+            assert!(
+                !matches!(event.data.object, EventObject::Unknown(_)),
+                "{} has a typed object",
+                s.kind
+            );
+            assert_eq!(event.account.as_deref(), Some(account), "{}", s.kind);
+            event
+        })
+        .collect()
+}
+
+fn kinds(events: &[Event]) -> Vec<String> {
+    events.iter().map(|e| e.type_.as_str().to_owned()).collect()
+}
+
+/// The kinds of events after the first `skip`.
+fn kinds_after(events: &[Event], skip: usize) -> Vec<String> {
+    kinds(&events[skip.min(events.len())..])
+}
+
+fn id_of<T: stripe_types::Object>(e: &Option<stripe_types::Expandable<T>>) -> String {
+    use stripe_types::AsCursorOpt as _;
+    e.as_ref()
+        .and_then(|x| x.id().as_cursor_opt().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+// ---- the shop ----
+
+struct Shop {
+    sandbox: Sandbox,
+    c: Client,
+    account: AccountId,
+    /// A one-time price of $25.00.
+    price: String,
+}
+
+async fn shop() -> Shop {
+    let sandbox = sandbox().await;
+    let c = ClientBuilder::new(&sandbox.config().test_secret_key)
+        .url(sandbox.base_url())
+        .build()
+        .expect("client builds");
+    let account = CreateAccount::new()
+        .type_(stripe_connect::account::CreateAccountType::Standard)
+        .country("US")
+        .send(&c)
+        .await
+        .unwrap()
+        .id;
+    let product = CreateProduct::new("Yoga mat")
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    let price = CreatePrice::new(Currency::USD)
+        .product(product.id.as_str())
+        .unit_amount(2500)
+        .customize()
+        .account_id(account.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    Shop {
+        sandbox,
+        c,
+        account,
+        price: price.id.to_string(),
+    }
+}
+
+impl Shop {
+    fn on(&self) -> AccountId {
+        self.account.clone()
+    }
+
+    /// Pays 2 × $25.00 with `card`; returns the charge id.
+    async fn paid_with(&self, card: &str) -> String {
+        let mut li = CreateCheckoutSessionLineItems::new();
+        li.price = Some(self.price.clone());
+        li.quantity = Some(2);
+        let s = CreateCheckoutSession::new()
+            .mode(stripe_shared::CheckoutSessionMode::Payment)
+            .line_items(vec![li])
+            .success_url(SUCCESS_URL)
+            .customer_email("jenny@example.com")
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .unwrap();
+        let paid = self
+            .sandbox
+            .pay_checkout(s.id.as_str(), TestPayment::card(card))
+            .unwrap();
+        assert_eq!(paid.outcome, "succeeded", "{card}: {paid:?}");
+        let s = RetrieveCheckoutSession::new(s.id.as_str())
+            .expand(vec!["payment_intent".to_owned()])
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .unwrap();
+        let pi = match s.payment_intent {
+            Some(stripe_types::Expandable::Object(pi)) => pi,
+            other => panic!("expanded intent: {other:?}"),
+        };
+        id_of(&pi.latest_charge)
+    }
+
+    async fn disputes_of(&self, charge: &str) -> Vec<Dispute> {
+        ListDispute::new()
+            .charge(charge)
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .unwrap()
+            .data
+    }
+
+    async fn dispute(&self, id: &str) -> Dispute {
+        RetrieveDispute::new(id)
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .unwrap()
+    }
+
+    async fn submit(&self, id: &str, text: &str, submit: bool) -> Result<Dispute, StripeError> {
+        let mut evidence = UpdateDisputeEvidence::new();
+        evidence.uncategorized_text = Some(text.to_owned());
+        evidence.customer_email_address = Some("jenny@example.com".into());
+        UpdateDispute::new(id)
+            .evidence(evidence)
+            .submit(submit)
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+    }
+
+    /// Available plus pending balance in USD, cents.
+    async fn balance(&self) -> i64 {
+        let b = RetrieveForMyAccountBalance::new()
+            .customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .unwrap();
+        b.available
+            .iter()
+            .chain(b.pending.iter())
+            .filter(|a| a.currency == Currency::USD)
+            .map(|a| a.amount)
+            .sum()
+    }
+
+    async fn refund(&self, charge: &str, amount: Option<i64>) -> Result<(), StripeError> {
+        let mut r = CreateRefund::new().charge(charge);
+        if let Some(a) = amount {
+            r = r.amount(a);
+        }
+        r.customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .map(|_| ())
+    }
+
+    fn decide(&self) {
+        // The issuer's decision on Stripe's test evidence comes a minute after submitting.
+        self.sandbox.advance_clock(Duration::from_secs(120));
+    }
+}
+
+fn txn_amounts(d: &Dispute) -> Vec<(i64, i64, String)> {
+    d.balance_transactions
+        .iter()
+        .map(|t| (t.amount, t.fee, t.reporting_category.clone()))
+        .collect()
+}
+
+// ---- disputes ----
+
+#[tokio::test]
+async fn a_0259_payment_is_disputed_and_won_with_winning_evidence() {
+    let shop = shop().await;
+    let charge = shop.paid_with("4000 0000 0000 0259").await;
+    let before = shop.balance().await;
+    let disputes = shop.disputes_of(&charge).await;
+    assert_eq!(disputes.len(), 1, "the charge is disputed right after it");
+    let d = &disputes[0];
+    assert!(d.id.as_str().starts_with("du_"));
+    assert_eq!(d.status, DisputeStatus::NeedsResponse);
+    assert_eq!(d.reason, "fraudulent");
+    assert_eq!(d.amount, 5000);
+    assert_eq!(id_of(&Some(d.charge.clone())), charge);
+    assert!(
+        !d.is_charge_refundable,
+        "a chargeback is answered, not refunded"
+    );
+    let due = d.evidence_details.due_by.expect("due_by");
+    assert_eq!(due % 86_400, 86_399, "due at the end of a day");
+    assert!(due > d.created + 6 * 86_400);
+    assert_eq!(d.evidence_details.submission_count, 0);
+    assert!(!d.evidence_details.has_evidence);
+    let card = d
+        .payment_method_details
+        .as_ref()
+        .and_then(|p| p.card.as_ref())
+        .expect("card details");
+    assert_eq!(card.case_type.as_str(), "chargeback");
+    assert_eq!(card.network_reason_code.as_deref(), Some("10.4"));
+    // The disputed amount and the $15.00 dispute fee are withdrawn at once.
+    assert_eq!(txn_amounts(d), vec![(-5000, 1500, "dispute".to_owned())]);
+    assert_eq!(d.balance_transactions[0].net, -6500);
+    let c = RetrieveCharge::new(charge.as_str())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert!(c.disputed);
+
+    // Refunds go through the dispute while it is open.
+    let (e, status) = stripe_error(shop.refund(&charge, Some(100)).await);
+    assert_eq!(status, 400);
+    assert_eq!(
+        e.code.as_ref().map(|c| c.as_str()),
+        Some("charge_disputed"),
+        "{e:?}"
+    );
+
+    // Staged evidence is not submitted.
+    let staged = shop
+        .submit(d.id.as_str(), "winning_evidence", false)
+        .await
+        .unwrap();
+    assert_eq!(staged.status, DisputeStatus::NeedsResponse);
+    assert!(staged.evidence_details.has_evidence);
+    assert_eq!(staged.evidence_details.submission_count, 0);
+    assert_eq!(
+        staged.evidence.uncategorized_text.as_deref(),
+        Some("winning_evidence")
+    );
+    // Submitted: under review, and the evidence is final.
+    let submitted = UpdateDispute::new(d.id.as_str())
+        .submit(true)
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(submitted.status, DisputeStatus::UnderReview);
+    assert_eq!(submitted.evidence_details.submission_count, 1);
+    let (e, status) = stripe_error(shop.submit(d.id.as_str(), "more", true).await);
+    assert_eq!(status, 400, "{e:?}");
+    assert_eq!(e.param.as_deref(), Some("evidence"));
+    let (_, status) = stripe_error(
+        CloseDispute::new(d.id.as_str())
+            .customize()
+            .account_id(shop.on())
+            .send(&shop.c)
+            .await,
+    );
+    assert_eq!(status, 400, "under review can't be accepted");
+    // Countering costs the $15.00 countered fee.
+    assert_eq!(shop.balance().await, before - 1500);
+
+    shop.decide();
+    let won = shop.dispute(d.id.as_str()).await;
+    assert_eq!(won.status, DisputeStatus::Won);
+    assert_eq!(
+        txn_amounts(&won),
+        vec![
+            (-5000, 1500, "dispute".to_owned()),
+            (5000, 0, "dispute_reversal".to_owned())
+        ]
+    );
+    // Won: the funds and the countered fee come back; the received fee does not.
+    assert_eq!(shop.balance().await, before + 5000);
+
+    let all = events(&shop.sandbox, shop.account.as_str());
+    let dispute_events: Vec<String> = kinds(&all)
+        .into_iter()
+        .filter(|k| k.starts_with("charge.dispute."))
+        .collect();
+    assert_eq!(
+        dispute_events,
+        [
+            "charge.dispute.created",
+            "charge.dispute.funds_withdrawn",
+            "charge.dispute.updated",
+            "charge.dispute.updated",
+            "charge.dispute.closed",
+            "charge.dispute.funds_reinstated",
+        ]
+    );
+    let created = all
+        .iter()
+        .find(|e| e.type_.as_str() == "charge.dispute.created")
+        .unwrap();
+    match &created.data.object {
+        EventObject::ChargeDisputeCreated(d) => {
+            assert_eq!(d.status, DisputeStatus::NeedsResponse);
+            assert!(d.balance_transactions.is_empty(), "withdrawn just after");
+        }
+        other => panic!("{other:?}"),
+    }
+    let closed = all
+        .iter()
+        .find(|e| e.type_.as_str() == "charge.dispute.closed")
+        .unwrap();
+    match &closed.data.object {
+        EventObject::ChargeDisputeClosed(d) => assert_eq!(d.status, DisputeStatus::Won),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn losing_evidence_and_acceptance_keep_the_funds_withdrawn() {
+    let shop = shop().await;
+    // 2685: disputed as product not received.
+    let charge = shop.paid_with("4000000000002685").await;
+    let d = shop.disputes_of(&charge).await.remove(0);
+    assert_eq!(d.reason, "product_not_received");
+    assert_eq!(d.status, DisputeStatus::NeedsResponse);
+    let before = shop.balance().await;
+    let submitted = shop
+        .submit(d.id.as_str(), "losing_evidence", true)
+        .await
+        .unwrap();
+    assert_eq!(submitted.status, DisputeStatus::UnderReview);
+    shop.decide();
+    let lost = shop.dispute(d.id.as_str()).await;
+    assert_eq!(lost.status, DisputeStatus::Lost);
+    assert_eq!(lost.balance_transactions.len(), 1, "nothing reinstated");
+    assert_eq!(
+        shop.balance().await,
+        before - 1500,
+        "the countered fee stays"
+    );
+
+    // Accepting (closing) another one: lost at once, irreversibly.
+    let charge = shop.paid_with("4000000000000259").await;
+    let d = shop.disputes_of(&charge).await.remove(0);
+    let closed = CloseDispute::new(d.id.as_str())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(closed.status, DisputeStatus::Lost);
+    assert_eq!(closed.balance_transactions.len(), 1);
+    let (_, status) = stripe_error(
+        CloseDispute::new(d.id.as_str())
+            .customize()
+            .account_id(shop.on())
+            .send(&shop.c)
+            .await,
+    );
+    assert_eq!(status, 400, "already closed");
+    let (e, _) = stripe_error(shop.refund(&charge, None).await);
+    assert_eq!(e.code.as_ref().map(|c| c.as_str()), Some("charge_disputed"));
+
+    // An unknown dispute is a 404; a file evidence field names a file that must exist.
+    let (e, status) = stripe_error(
+        RetrieveDispute::new("du_missing")
+            .customize()
+            .account_id(shop.on())
+            .send(&shop.c)
+            .await,
+    );
+    assert_eq!((status, e.param.as_deref()), (404, Some("dispute")));
+    let all = ListDispute::new()
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(all.data.len(), 2);
+    events(&shop.sandbox, shop.account.as_str());
+}
+
+#[tokio::test]
+async fn a_chargeback_nobody_answers_is_lost_at_its_due_date() {
+    let shop = shop().await;
+    let charge = shop.paid_with("4000000000000259").await;
+    let d = shop.disputes_of(&charge).await.remove(0);
+    shop.sandbox
+        .advance_clock(Duration::from_secs(8 * 86_400 + 60));
+    let lost = shop.dispute(d.id.as_str()).await;
+    assert_eq!(lost.status, DisputeStatus::Lost);
+    let (_, status) = stripe_error(shop.submit(d.id.as_str(), "winning_evidence", true).await);
+    assert_eq!(status, 400, "too late");
+}
+
+#[tokio::test]
+async fn an_1976_inquiry_moves_no_money_and_closes_when_won() {
+    let shop = shop().await;
+    let before_payment = shop.balance().await;
+    let charge = shop.paid_with("4000 0000 0000 1976").await;
+    let d = shop.disputes_of(&charge).await.remove(0);
+    assert_eq!(d.status, DisputeStatus::WarningNeedsResponse);
+    assert_eq!(d.reason, "general");
+    assert!(d.is_charge_refundable, "an inquiry may be refunded");
+    assert!(d.balance_transactions.is_empty(), "no money moves");
+    let card = d
+        .payment_method_details
+        .as_ref()
+        .unwrap()
+        .card
+        .as_ref()
+        .unwrap();
+    assert_eq!(card.case_type.as_str(), "inquiry");
+    let after_payment = shop.balance().await;
+    assert!(after_payment > before_payment);
+    // A partial refund is allowed during an inquiry.
+    shop.refund(&charge, Some(500)).await.unwrap();
+    let submitted = shop
+        .submit(d.id.as_str(), "winning_evidence", true)
+        .await
+        .unwrap();
+    assert_eq!(submitted.status, DisputeStatus::WarningUnderReview);
+    shop.decide();
+    let closed = shop.dispute(d.id.as_str()).await;
+    assert_eq!(closed.status, DisputeStatus::WarningClosed);
+    assert!(closed.balance_transactions.is_empty());
+    assert_eq!(shop.balance().await, after_payment - 500, "no dispute fee");
+
+    // An inquiry lost escalates to a lost chargeback: the funds and the fee go.
+    let charge = shop.paid_with("4000000000001976").await;
+    let d = shop.disputes_of(&charge).await.remove(0);
+    shop.submit(d.id.as_str(), "losing_evidence", true)
+        .await
+        .unwrap();
+    shop.decide();
+    let lost = shop.dispute(d.id.as_str()).await;
+    assert_eq!(lost.status, DisputeStatus::Lost);
+    assert_eq!(
+        txn_amounts(&lost),
+        vec![(-5000, 1500, "dispute".to_owned())]
+    );
+    events(&shop.sandbox, shop.account.as_str());
+}
+
+#[tokio::test]
+async fn a_partly_refunded_charge_is_disputed_in_full() {
+    let shop = shop().await;
+    let charge = shop.paid_with("4242424242424242").await;
+    shop.refund(&charge, Some(1000)).await.unwrap();
+    let d = shop
+        .sandbox
+        .dispute_charge(&charge, "fraudulent")
+        .expect("the bank disputes it");
+    assert_eq!(d["amount"], 5000, "the customer disputes the whole payment");
+    let id = d["id"].as_str().unwrap().to_owned();
+    // Accepted: lost, and the part already refunded comes back.
+    let closed = CloseDispute::new(id.as_str())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(closed.status, DisputeStatus::Lost);
+    assert_eq!(
+        txn_amounts(&closed),
+        vec![
+            (-5000, 1500, "dispute".to_owned()),
+            (1000, 0, "dispute_reversal".to_owned())
+        ]
+    );
+    let all = events(&shop.sandbox, shop.account.as_str());
+    let tail: Vec<String> = kinds(&all)
+        .into_iter()
+        .filter(|k| k.starts_with("charge.dispute."))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "charge.dispute.created",
+            "charge.dispute.funds_withdrawn",
+            "charge.dispute.closed",
+            "charge.dispute.funds_reinstated",
+        ]
+    );
+    let reinstated = all
+        .iter()
+        .rev()
+        .find(|e| e.type_.as_str() == "charge.dispute.funds_reinstated")
+        .unwrap();
+    match &reinstated.data.object {
+        EventObject::ChargeDisputeFundsReinstated(d) => {
+            assert_eq!(d.status, DisputeStatus::Lost)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        shop.sandbox.dispute_charge(&charge, "chargeback").is_err(),
+        "an unknown reason is refused"
+    );
+}
+
+// ---- early fraud warnings ----
+
+#[tokio::test]
+async fn a_5423_payment_gets_an_early_fraud_warning() {
+    let shop = shop().await;
+    let charge = shop.paid_with("4000000000005423").await;
+    assert!(shop.disputes_of(&charge).await.is_empty(), "no dispute");
+    let list = ListRadarEarlyFraudWarning::new()
+        .charge(charge.as_str())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(list.data.len(), 1);
+    let w = &list.data[0];
+    assert!(w.id.as_str().starts_with("issfr_"));
+    assert!(w.actionable);
+    assert_eq!(w.fraud_type, "misc");
+    assert_eq!(id_of(&Some(w.charge.clone())), charge);
+    let mark = events(&shop.sandbox, shop.account.as_str()).len();
+    // Fully refunded, it is no longer actionable.
+    shop.refund(&charge, None).await.unwrap();
+    let w = RetrieveRadarEarlyFraudWarning::new(w.id.as_str())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert!(!w.actionable);
+    let all = events(&shop.sandbox, shop.account.as_str());
+    assert!(
+        kinds(&all).contains(&"radar.early_fraud_warning.created".to_owned()),
+        "{:?}",
+        kinds(&all)
+    );
+    assert!(kinds_after(&all, mark).contains(&"radar.early_fraud_warning.updated".to_owned()));
+    let updated = all
+        .iter()
+        .rev()
+        .find(|e| e.type_.as_str() == "radar.early_fraud_warning.updated")
+        .unwrap();
+    match &updated.data.object {
+        EventObject::RadarEarlyFraudWarningUpdated(w) => assert!(!w.actionable),
+        other => panic!("{other:?}"),
+    }
+    let empty = ListRadarEarlyFraudWarning::new()
+        .charge("ch_other")
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert!(empty.data.is_empty());
+}
