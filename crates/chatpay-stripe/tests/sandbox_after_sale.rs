@@ -11,12 +11,25 @@
 use std::time::Duration;
 
 use stripe::{Client, ClientBuilder, StripeError, StripeRequest};
+use stripe_billing::invoice::{
+    CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails,
+    CreatePreviewInvoiceSubscriptionDetailsItems,
+    CreatePreviewInvoiceSubscriptionDetailsProrationBehavior, ListInvoice, RetrieveInvoice,
+};
+use stripe_billing::subscription::{
+    CreateSubscription, CreateSubscriptionItems, RetrieveSubscription, UpdateSubscription,
+    UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+};
+use stripe_billing::test_helpers_test_clock::{
+    AdvanceTestHelpersTestClock, CreateTestHelpersTestClock,
+};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, RetrieveCheckoutSession,
 };
 use stripe_connect::account::CreateAccount;
 use stripe_core::balance::RetrieveForMyAccountBalance;
 use stripe_core::charge::RetrieveCharge;
+use stripe_core::customer::CreateCustomer;
 use stripe_core::dispute::{
     CloseDispute, ListDispute, RetrieveDispute, UpdateDispute, UpdateDisputeEvidence,
 };
@@ -24,10 +37,12 @@ use stripe_core::refund::CreateRefund;
 use stripe_fraud::radar_early_fraud_warning::{
     ListRadarEarlyFraudWarning, RetrieveRadarEarlyFraudWarning,
 };
-use stripe_product::price::CreatePrice;
+use stripe_product::price::{CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval};
 use stripe_product::product::CreateProduct;
 use stripe_sandbox::{DeliveryConfig, Sandbox, SandboxConfig, TestPayment, signature_header};
-use stripe_shared::{AccountId, ApiErrors, Dispute, DisputeStatus};
+use stripe_shared::{
+    AccountId, ApiErrors, Dispute, DisputeStatus, Invoice, Subscription, SubscriptionStatus,
+};
 use stripe_types::Currency;
 use stripe_webhook::{Event, EventObject, Webhook};
 
@@ -629,4 +644,401 @@ async fn a_5423_payment_gets_an_early_fraud_warning() {
         .await
         .unwrap();
     assert!(empty.data.is_empty());
+}
+
+// ---- plan changes and invoice previews ----
+
+const DAY: i64 = 86_400;
+/// 2030-01-01 00:00 UTC.
+const START: i64 = 1_893_456_000;
+
+struct Plans {
+    shop: Shop,
+    basic: String,
+    pro: String,
+    pro_yearly: String,
+    customer: String,
+    sub: Subscription,
+}
+
+async fn recurring_price(shop: &Shop, product: &str, amount: i64, yearly: bool) -> String {
+    let interval = if yearly {
+        CreatePriceRecurringInterval::Year
+    } else {
+        CreatePriceRecurringInterval::Month
+    };
+    CreatePrice::new(Currency::USD)
+        .product(product)
+        .unit_amount(amount)
+        .recurring(CreatePriceRecurring::new(interval))
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap()
+        .id
+        .to_string()
+}
+
+/// A subscriber on Basic ($10.00 a month) since 2030-01-01, on a test clock; Pro costs $30.00
+/// a month or $300.00 a year.
+async fn plans() -> Plans {
+    let shop = shop().await;
+    let basic_product = CreateProduct::new("Basic")
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    let pro_product = CreateProduct::new("Pro")
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    let basic = recurring_price(&shop, basic_product.id.as_str(), 1000, false).await;
+    let pro = recurring_price(&shop, pro_product.id.as_str(), 3000, false).await;
+    let pro_yearly = recurring_price(&shop, pro_product.id.as_str(), 30000, true).await;
+    let clock = CreateTestHelpersTestClock::new(START)
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    let customer = CreateCustomer::new()
+        .email("ana@example.com")
+        .payment_method("pm_card_visa")
+        .test_clock(clock.id.as_str())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let mut item = CreateSubscriptionItems::new();
+    item.price = Some(basic.clone());
+    let sub = CreateSubscription::new()
+        .customer(customer.as_str())
+        .items(vec![item])
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(sub.status, SubscriptionStatus::Active);
+    Plans {
+        shop,
+        basic,
+        pro,
+        pro_yearly,
+        customer,
+        sub,
+    }
+}
+
+impl Plans {
+    fn item(&self) -> String {
+        self.sub.items.data[0].id.to_string()
+    }
+
+    async fn preview(
+        &self,
+        price: &str,
+        behavior: Option<CreatePreviewInvoiceSubscriptionDetailsProrationBehavior>,
+        date: i64,
+    ) -> Result<Invoice, StripeError> {
+        let mut item = CreatePreviewInvoiceSubscriptionDetailsItems::new();
+        item.id = Some(self.item());
+        item.price = Some(price.to_owned());
+        let mut details = CreatePreviewInvoiceSubscriptionDetails::new();
+        details.items = Some(vec![item]);
+        details.proration_behavior = behavior;
+        details.proration_date = Some(date);
+        CreatePreviewInvoice::new()
+            .customer(self.customer.as_str())
+            .subscription(self.sub.id.as_str())
+            .subscription_details(details)
+            .customize()
+            .account_id(self.shop.on())
+            .send(&self.shop.c)
+            .await
+    }
+
+    async fn switch(
+        &self,
+        price: &str,
+        behavior: UpdateSubscriptionProrationBehavior,
+        date: Option<i64>,
+    ) -> Result<Subscription, StripeError> {
+        let mut item = UpdateSubscriptionItems::new();
+        item.id = Some(self.item());
+        item.price = Some(price.to_owned());
+        let mut req = UpdateSubscription::new(self.sub.id.as_str())
+            .items(vec![item])
+            .proration_behavior(behavior);
+        if let Some(d) = date {
+            req = req.proration_date(d);
+        }
+        req.customize()
+            .account_id(self.shop.on())
+            .send(&self.shop.c)
+            .await
+    }
+
+    async fn invoice(&self, id: &str) -> Invoice {
+        RetrieveInvoice::new(id)
+            .customize()
+            .account_id(self.shop.on())
+            .send(&self.shop.c)
+            .await
+            .unwrap()
+    }
+}
+
+fn is_proration(l: &stripe_shared::InvoiceLineItem) -> bool {
+    l.parent
+        .as_ref()
+        .and_then(|p| p.subscription_item_details.as_ref())
+        .is_some_and(|d| d.proration)
+}
+
+fn line_amounts(i: &Invoice) -> Vec<(i64, bool)> {
+    i.lines
+        .data
+        .iter()
+        .map(|l| (l.amount, is_proration(l)))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_upgrade_is_previewed_then_invoiced_with_prorations() {
+    let p = plans().await;
+    // Half of January's 31 days are left.
+    let half = START + 31 * DAY / 2;
+    let next = p.preview(&p.pro, None, half).await.unwrap();
+    assert!(next.id.is_none(), "a preview has no id");
+    assert_eq!(
+        line_amounts(&next),
+        vec![(-500, true), (1500, true), (3000, false)],
+        "create_prorations: the next invoice carries them"
+    );
+    assert_eq!(next.total, 4000);
+    assert_eq!(next.period_end, START + 31 * DAY);
+    assert!(
+        next.lines.data[0]
+            .description
+            .as_deref()
+            .is_some_and(|d| d.starts_with("Unused time on Basic after 16 Jan 2030")),
+        "{:?}",
+        next.lines.data[0].description
+    );
+    let now = p
+        .preview(
+            &p.pro,
+            Some(CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::AlwaysInvoice),
+            half,
+        )
+        .await
+        .unwrap();
+    assert_eq!(line_amounts(&now), vec![(-500, true), (1500, true)]);
+    assert_eq!(now.total, 1000, "what is charged now");
+    assert_eq!(
+        now.billing_reason,
+        Some(stripe_shared::InvoiceBillingReason::SubscriptionUpdate)
+    );
+    // Nothing was stored.
+    let listed = ListInvoice::new()
+        .subscription(p.sub.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(listed.data.len(), 1, "only the first invoice");
+
+    let mark = events(&p.shop.sandbox, p.shop.account.as_str()).len();
+    let upgraded = p
+        .switch(
+            &p.pro,
+            UpdateSubscriptionProrationBehavior::AlwaysInvoice,
+            Some(half),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        upgraded.items.data[0].price.id.as_str(),
+        p.pro.as_str(),
+        "same item, new price"
+    );
+    assert_eq!(upgraded.items.data[0].id.as_str(), p.item());
+    let invoice = p.invoice(&id_of(&upgraded.latest_invoice)).await;
+    assert_eq!(invoice.total, 1000);
+    assert_eq!(invoice.status, Some(stripe_shared::InvoiceStatus::Paid));
+    let all = events(&p.shop.sandbox, p.shop.account.as_str());
+    let after = kinds_after(&all, mark);
+    assert!(
+        after.starts_with(&["customer.subscription.updated".to_owned()]),
+        "{after:?}"
+    );
+    assert!(after.contains(&"invoice.paid".to_owned()), "{after:?}");
+    let updated = &all[mark];
+    let prev = updated
+        .data
+        .previous_attributes
+        .as_ref()
+        .map(miniserde::json::to_string)
+        .unwrap_or_default();
+    assert!(prev.contains("\"items\""), "{prev}");
+
+    // The renewal then bills Pro alone.
+    AdvanceTestHelpersTestClock::new(
+        id_of(&upgraded.test_clock).as_str(),
+        START + 31 * DAY + 2 * 3600,
+    )
+    .customize()
+    .account_id(p.shop.on())
+    .send(&p.shop.c)
+    .await
+    .unwrap();
+    let renewed = RetrieveSubscription::new(p.sub.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    let renewal = p.invoice(&id_of(&renewed.latest_invoice)).await;
+    assert_eq!(line_amounts(&renewal), vec![(3000, false)]);
+}
+
+#[tokio::test]
+async fn a_downgrade_with_create_prorations_credits_the_next_renewal() {
+    let p = plans().await;
+    let pro = p
+        .switch(&p.pro, UpdateSubscriptionProrationBehavior::None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        id_of(&pro.latest_invoice),
+        id_of(&p.sub.latest_invoice),
+        "none: no invoice"
+    );
+    let p = Plans { sub: pro, ..p };
+    // Three quarters of 31 days left: 23.25 days.
+    let at = START + 31 * DAY / 4;
+    p.switch(
+        &p.basic,
+        UpdateSubscriptionProrationBehavior::CreateProrations,
+        Some(at),
+    )
+    .await
+    .unwrap();
+    AdvanceTestHelpersTestClock::new(
+        id_of(&p.sub.test_clock).as_str(),
+        START + 31 * DAY + 2 * 3600,
+    )
+    .customize()
+    .account_id(p.shop.on())
+    .send(&p.shop.c)
+    .await
+    .unwrap();
+    let renewed = RetrieveSubscription::new(p.sub.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    let renewal = p.invoice(&id_of(&renewed.latest_invoice)).await;
+    assert_eq!(
+        line_amounts(&renewal),
+        vec![(-2250, true), (750, true), (1000, false)]
+    );
+    assert_eq!(renewal.total, -500);
+    assert_eq!(renewal.amount_due, 0, "a credit is never due");
+    assert_eq!(renewal.status, Some(stripe_shared::InvoiceStatus::Paid));
+}
+
+#[tokio::test]
+async fn monthly_to_yearly_restarts_the_period_and_invoices_now() {
+    let p = plans().await;
+    let half = START + 31 * DAY / 2;
+    let yearly = p
+        .switch(
+            &p.pro_yearly,
+            UpdateSubscriptionProrationBehavior::CreateProrations,
+            Some(half),
+        )
+        .await
+        .unwrap();
+    let item = &yearly.items.data[0];
+    assert_eq!(item.current_period_start, half);
+    assert_eq!(item.current_period_end, half + 365 * DAY);
+    assert_eq!(yearly.billing_cycle_anchor, half);
+    let invoice = p.invoice(&id_of(&yearly.latest_invoice)).await;
+    assert_eq!(line_amounts(&invoice), vec![(-500, true), (30000, false)]);
+    assert_eq!(invoice.status, Some(stripe_shared::InvoiceStatus::Paid));
+}
+
+#[tokio::test]
+async fn bad_plan_changes_and_previews_are_refused_with_the_param() {
+    let p = plans().await;
+    let (e, status) = stripe_error(
+        p.switch(
+            "price_missing",
+            UpdateSubscriptionProrationBehavior::CreateProrations,
+            None,
+        )
+        .await,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(e.param.as_deref(), Some("items[0][price]"));
+    assert_eq!(
+        e.code.as_ref().map(|c| c.as_str()),
+        Some("resource_missing")
+    );
+    let (e, status) = stripe_error(
+        p.switch(
+            &p.pro,
+            UpdateSubscriptionProrationBehavior::CreateProrations,
+            Some(START - DAY),
+        )
+        .await,
+    );
+    assert_eq!((status, e.param.as_deref()), (400, Some("proration_date")));
+    let (e, status) = stripe_error(p.preview(&p.pro, None, START + 40 * DAY).await);
+    assert_eq!(
+        (status, e.param.as_deref()),
+        (400, Some("subscription_details[proration_date]"))
+    );
+    let (e, status) = stripe_error(
+        CreatePreviewInvoice::new()
+            .subscription("sub_missing")
+            .customize()
+            .account_id(p.shop.on())
+            .send(&p.shop.c)
+            .await,
+    );
+    assert_eq!((status, e.param.as_deref()), (400, Some("subscription")));
+    let (e, status) = stripe_error(
+        CreatePreviewInvoice::new()
+            .customer(p.customer.as_str())
+            .customize()
+            .account_id(p.shop.on())
+            .send(&p.shop.c)
+            .await,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        e.code.as_ref().map(|c| c.as_str()),
+        Some("invoice_upcoming_none")
+    );
+    // Without changes: the next renewal as it stands.
+    let next = CreatePreviewInvoice::new()
+        .subscription(p.sub.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(line_amounts(&next), vec![(1000, false)]);
 }

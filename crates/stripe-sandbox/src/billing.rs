@@ -152,6 +152,13 @@ pub(crate) struct Subscription {
     /// The discount its invoices get while it applies (`discounts`).
     #[serde(default)]
     pub discount: Option<super::discounts::Discount>,
+    /// Prorations of changes made with `proration_behavior=create_prorations`, waiting for the
+    /// next invoice (Stripe's pending invoice items).
+    #[serde(default)]
+    pub pending_prorations: Vec<super::sales::InvoiceLine>,
+    /// The subscription schedule managing it (`sub_sched_…`).
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 impl Subscription {

@@ -1462,6 +1462,7 @@ fn create_invoice(
                 period: None,
                 subscription_item: None,
                 discount_amount: share,
+                proration: false,
             })
             .collect(),
         customer_email: Some(email.to_owned()),

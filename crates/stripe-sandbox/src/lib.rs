@@ -27,6 +27,8 @@
 //!   `discounts[]` / `allow_promotion_codes` on Checkout Sessions, the hosted page's promotion
 //!   code field, discounted payments, invoices and subscriptions, redemptions counted once per
 //!   completed session;
+//! - plan changes: `items[]` with `proration_behavior` / `proration_date` on
+//!   `POST /v1/subscriptions/{id}`, `POST /v1/invoices/create_preview` (`plans.rs`);
 //! - disputes and early fraud warnings (`disputes.rs`): `GET /v1/disputes[/{id}]`,
 //!   `POST /v1/disputes/{id}` (evidence, `submit`), `POST /v1/disputes/{id}/close`,
 //!   `GET /v1/radar/early_fraud_warnings[/{id}]`; Stripe's dispute test cards;
@@ -124,7 +126,8 @@
 //!   prices), `checkout` (Checkout Sessions and paying them), `payments` (PaymentIntents,
 //!   Charges, BalanceTransactions, Invoices, Refunds), `billing_api` (customers, subscriptions,
 //!   invoices, test clocks), `payouts` (the balance and payouts), `events` (`/v1/events`),
-//!   `disputes` (disputes and Radar's early fraud warnings, their money and their clock).
+//!   `disputes` (disputes and Radar's early fraud warnings, their money and their clock),
+//!   `plans` (subscription price changes, prorations, invoice previews).
 //! - Stripe's rules and objects: `model` (account requirements, products, prices), `sales` (the
 //!   objects of selling), `billing` (the objects of billing), `subscriptions` (billing's rules),
 //!   `rules` (parameter rules with Stripe's messages), `cards` (test cards), `money` (minor units
@@ -170,6 +173,7 @@ mod onboarding;
 mod payments;
 mod payouts;
 mod persist;
+mod plans;
 mod rules;
 mod sales;
 mod search;

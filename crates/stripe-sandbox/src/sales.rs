@@ -420,6 +420,9 @@ pub(crate) struct InvoiceLine {
     /// What the invoice's discount takes off this line (`discount_amounts`).
     #[serde(default)]
     pub discount_amount: i64,
+    /// A proration of a subscription change (`parent.….proration`).
+    #[serde(default)]
+    pub proration: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -494,7 +494,7 @@ pub(crate) struct Started {
     pub decline: Option<Decline>,
 }
 
-fn item_description(item: &SubItem) -> String {
+pub(crate) fn item_description(item: &SubItem) -> String {
     let r = item.price.recurring.as_ref();
     let every = match r {
         Some(r) if r.interval_count > 1 => format!("every {} {}s", r.interval_count, r.interval),
@@ -576,6 +576,8 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
         pause_collection: None,
         test_clock: clock.clone(),
         incomplete_expires_at: trial_end.is_none().then_some(t + INCOMPLETE_TTL),
+        pending_prorations: Vec::new(),
+        schedule: None,
         discount: start.discount.clone().map(|mut d| {
             d.subscription = Some(sub_id.clone());
             d.customer = Some(start.customer.clone());
@@ -608,6 +610,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
                 period: Some((t, period_end)),
                 subscription_item: Some(i.id.clone()),
                 discount_amount: 0,
+                proration: false,
             }
         })
         .collect();
@@ -622,6 +625,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
         period: Some((t, t)),
         subscription_item: None,
         discount_amount: 0,
+        proration: false,
     }));
     let invoice = new_invoice(
         tx,
@@ -680,7 +684,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
 }
 
 /// A new draft invoice of a subscription (not stored).
-fn new_invoice(
+pub(crate) fn new_invoice(
     tx: &mut Tx<'_>,
     sub: &Subscription,
     id: String,
@@ -754,7 +758,13 @@ fn new_invoice(
 
 // ---- invoices ----
 
-fn emit_invoice(tx: &mut Tx<'_>, ctx: Ctx<'_>, kind: &str, id: &str, prev: Option<Value>) {
+pub(crate) fn emit_invoice(
+    tx: &mut Tx<'_>,
+    ctx: Ctx<'_>,
+    kind: &str,
+    id: &str,
+    prev: Option<Value>,
+) {
     let live = tx.livemode();
     let Some(i) = tx.ms().sales.invoices.get(id).cloned() else {
         return;
@@ -1111,7 +1121,7 @@ pub(crate) fn pay_now(
         .invoices
         .get(invoice_id)
         .map_or(0, |i| i.total);
-    let outcome = if total == 0 {
+    let outcome = if total <= 0 {
         mark_paid_without_charge(tx, ctx, invoice_id);
         Ok(())
     } else {
@@ -1418,22 +1428,21 @@ fn period_ends(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
         _ => sub,
     };
     let invoice_id = ids::invoice();
-    let lines: Vec<InvoiceLine> = sub
-        .items
-        .iter()
-        .map(|i| InvoiceLine {
-            id: ids::invoice_line(),
-            description: item_description(i),
-            quantity: i.quantity,
-            amount: i.amount(),
-            price: i.price.id.clone(),
-            product: i.price.product.clone(),
-            unit_amount: i.price.unit_amount,
-            period: Some((start, end)),
-            subscription_item: Some(i.id.clone()),
-            discount_amount: 0,
-        })
-        .collect();
+    // Prorations waiting for this invoice come first, as Stripe's pending invoice items do.
+    let mut lines: Vec<InvoiceLine> = sub.pending_prorations.clone();
+    lines.extend(sub.items.iter().map(|i| InvoiceLine {
+        id: ids::invoice_line(),
+        description: item_description(i),
+        quantity: i.quantity,
+        amount: i.amount(),
+        price: i.price.id.clone(),
+        product: i.price.product.clone(),
+        unit_amount: i.price.unit_amount,
+        period: Some((start, end)),
+        subscription_item: Some(i.id.clone()),
+        discount_amount: 0,
+        proration: false,
+    }));
     let mut invoice = new_invoice(
         tx,
         &sub,
@@ -1452,13 +1461,14 @@ fn period_ends(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
         s.current_period_start = start;
         s.current_period_end = end;
         s.latest_invoice = Some(invoice_id.clone());
+        s.pending_prorations.clear();
         if s.status == SubStatus::Trialing {
             s.status = SubStatus::Active;
         }
     });
 }
 
-fn finalize_and_charge(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
+pub(crate) fn finalize_and_charge(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
     let Some(inv) = tx.ms().sales.invoices.get(id).cloned() else {
         return;
     };
@@ -1488,7 +1498,7 @@ fn finalize_and_charge(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
         }
     }
     finalize(tx, ctx, id);
-    if inv.total == 0 {
+    if inv.total <= 0 {
         mark_paid_without_charge(tx, ctx, id);
         return;
     }
