@@ -156,6 +156,9 @@ pub(crate) struct Subscription {
     /// next invoice (Stripe's pending invoice items).
     #[serde(default)]
     pub pending_prorations: Vec<super::sales::InvoiceLine>,
+    /// `cancellation_details.feedback` (the portal's cancellation reasons).
+    #[serde(default)]
+    pub cancellation_feedback: Option<String>,
     /// The subscription schedule managing it (`sub_sched_…`).
     #[serde(default)]
     pub schedule: Option<String>,
@@ -211,6 +214,14 @@ pub(crate) struct Billing {
     pub customers: Collection<Customer>,
     pub subscriptions: Collection<Subscription>,
     pub clocks: Collection<TestClock>,
+    /// The customer portal's configurations and sessions.
+    #[serde(default)]
+    pub portal_configurations: Collection<super::portal::PortalConfiguration>,
+    #[serde(default)]
+    pub portal_sessions: Collection<super::portal::PortalSession>,
+    /// Subscription schedules.
+    #[serde(default)]
+    pub schedules: Collection<super::schedules::Schedule>,
     /// Keyed by account id, or `platform`.
     pub settings: BTreeMap<String, BillingSettings>,
 }

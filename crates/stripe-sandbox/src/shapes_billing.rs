@@ -99,7 +99,7 @@ pub(crate) fn subscription(s: &Subscription, live: bool) -> Value {
         .collect();
     let cancellation_details = json!({
         "comment": null,
-        "feedback": null,
+        "feedback": s.cancellation_feedback,
         "reason": s.cancellation_reason,
     });
     let pause = s

@@ -577,6 +577,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
         test_clock: clock.clone(),
         incomplete_expires_at: trial_end.is_none().then_some(t + INCOMPLETE_TTL),
         pending_prorations: Vec::new(),
+        cancellation_feedback: None,
         schedule: None,
         discount: start.discount.clone().map(|mut d| {
             d.subscription = Some(sub_id.clone());
@@ -1411,6 +1412,15 @@ fn period_ends(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
         cancel_now(tx, ctx, id, "cancellation_requested");
         return;
     }
+    // A schedule's next phase takes over before the renewal is invoiced.
+    if sub.schedule.is_some()
+        && super::schedules::at_period_end(tx, ctx, id, sub.current_period_end)
+    {
+        return;
+    }
+    let Some(sub) = tx.ms().billing.subscriptions.get(id).cloned() else {
+        return;
+    };
     let Some(recurring) = sub.recurring().cloned() else {
         return;
     };
