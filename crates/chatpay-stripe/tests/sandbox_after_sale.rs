@@ -659,6 +659,7 @@ struct Plans {
     pro_yearly: String,
     customer: String,
     sub: Subscription,
+    pro_product_id: String,
 }
 
 async fn recurring_price(shop: &Shop, product: &str, amount: i64, yearly: bool) -> String {
@@ -734,6 +735,7 @@ async fn plans() -> Plans {
         pro_yearly,
         customer,
         sub,
+        pro_product_id: pro_product.id.to_string(),
     }
 }
 
@@ -1041,4 +1043,433 @@ async fn bad_plan_changes_and_previews_are_refused_with_the_param() {
         .await
         .unwrap();
     assert_eq!(line_amounts(&next), vec![(1000, false)]);
+}
+
+// ---- the billing portal and subscription schedules ----
+
+use stripe_billing::billing_portal_configuration::{
+    CreateBillingPortalConfiguration, CreateBillingPortalConfigurationFeatures,
+    CreateBillingPortalConfigurationFeaturesSubscriptionCancel,
+    CreateBillingPortalConfigurationFeaturesSubscriptionCancelMode,
+    CreateBillingPortalConfigurationFeaturesSubscriptionUpdate,
+    CreateBillingPortalConfigurationFeaturesSubscriptionUpdateProrationBehavior,
+    CreateBillingPortalConfigurationFeaturesSubscriptionUpdateScheduleAtPeriodEnd,
+    CreateBillingPortalConfigurationFeaturesSubscriptionUpdateScheduleAtPeriodEndConditions,
+    CreateBillingPortalConfigurationFeaturesSubscriptionUpdateScheduleAtPeriodEndConditionsType,
+    InvoiceListParam, ListBillingPortalConfiguration, PaymentMethodUpdateParam,
+    RetrieveBillingPortalConfiguration, SubscriptionUpdateProductParam,
+};
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::subscription_schedule::{
+    CancelSubscriptionSchedule, CreateSubscriptionSchedule, ReleaseSubscriptionSchedule,
+    RetrieveSubscriptionSchedule, UpdateSubscriptionSchedule, UpdateSubscriptionSchedulePhases,
+    UpdateSubscriptionSchedulePhasesItems,
+};
+
+impl Plans {
+    async fn portal_configuration(&self) -> stripe_billing::BillingPortalConfiguration {
+        let mut cancel = CreateBillingPortalConfigurationFeaturesSubscriptionCancel::new(true);
+        cancel.mode =
+            Some(CreateBillingPortalConfigurationFeaturesSubscriptionCancelMode::AtPeriodEnd);
+        let mut update = CreateBillingPortalConfigurationFeaturesSubscriptionUpdate::new(true);
+        update.products = Some(vec![
+            SubscriptionUpdateProductParam::new(vec![self.basic.clone()], self.basic_product()),
+            SubscriptionUpdateProductParam::new(
+                vec![self.pro.clone(), self.pro_yearly.clone()],
+                self.pro_product(),
+            ),
+        ]);
+        update.proration_behavior = Some(
+            CreateBillingPortalConfigurationFeaturesSubscriptionUpdateProrationBehavior::AlwaysInvoice,
+        );
+        let mut at_end =
+            CreateBillingPortalConfigurationFeaturesSubscriptionUpdateScheduleAtPeriodEnd::new();
+        at_end.conditions = Some(vec![
+            CreateBillingPortalConfigurationFeaturesSubscriptionUpdateScheduleAtPeriodEndConditions::new(
+                CreateBillingPortalConfigurationFeaturesSubscriptionUpdateScheduleAtPeriodEndConditionsType::DecreasingItemAmount,
+            ),
+        ]);
+        update.schedule_at_period_end = Some(at_end);
+        let mut features = CreateBillingPortalConfigurationFeatures::new();
+        features.invoice_history = Some(InvoiceListParam::new(true));
+        features.payment_method_update = Some(PaymentMethodUpdateParam::new(true));
+        features.subscription_cancel = Some(cancel);
+        features.subscription_update = Some(update);
+        CreateBillingPortalConfiguration::new(features)
+            .default_return_url("https://shop.example/account")
+            .customize()
+            .account_id(self.shop.on())
+            .send(&self.shop.c)
+            .await
+            .unwrap()
+    }
+
+    fn basic_product(&self) -> String {
+        self.sub.items.data[0].price.product.id().to_string()
+    }
+
+    fn pro_product(&self) -> String {
+        self.pro_product_id.clone()
+    }
+
+    async fn current(&self) -> Subscription {
+        RetrieveSubscription::new(self.sub.id.as_str())
+            .customize()
+            .account_id(self.shop.on())
+            .send(&self.shop.c)
+            .await
+            .unwrap()
+    }
+
+    async fn advance_to(&self, t: i64) {
+        AdvanceTestHelpersTestClock::new(id_of(&self.sub.test_clock).as_str(), t)
+            .customize()
+            .account_id(self.shop.on())
+            .send(&self.shop.c)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_portal_switches_plans_updates_the_card_and_cancels() {
+    let p = plans().await;
+    let config = p.portal_configuration().await;
+    assert!(config.id.as_str().starts_with("bpc_"));
+    assert!(config.features.subscription_update.enabled);
+    assert_eq!(
+        config
+            .features
+            .subscription_update
+            .products
+            .as_ref()
+            .map(Vec::len),
+        Some(2)
+    );
+    let again = RetrieveBillingPortalConfiguration::new(config.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(again.id, config.id);
+    let listed = ListBillingPortalConfiguration::new()
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(listed.data.len(), 1);
+
+    let session = CreateBillingPortalSession::new()
+        .customer(p.customer.as_str())
+        .configuration(config.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(
+        session.return_url.as_deref(),
+        Some("https://shop.example/account")
+    );
+    assert!(session.url.contains("/p/session/test_"), "{}", session.url);
+    let http = chatpay_http_client::HttpClient::default();
+    let page = http.get(&session.url, &[]).await.unwrap();
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    for needle in [
+        "Update plan",
+        "Invoice history",
+        "id=\"cardNumber\"",
+        "Cancel plan",
+    ] {
+        assert!(html.contains(needle), "{needle}: {html}");
+    }
+    assert!(!html.contains("<script"));
+
+    // Upgrade now (always_invoice).
+    let mark = events(&p.shop.sandbox, p.shop.account.as_str()).len();
+    let sub_id = p.sub.id.to_string();
+    let up = http
+        .post_form(
+            &format!("{}/update", session.url),
+            &[],
+            &[("subscription", sub_id.as_str()), ("price", p.pro.as_str())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(up.status, 200, "{}", up.text());
+    assert!(up.text().contains("Your plan was updated."));
+    let now = p.current().await;
+    assert_eq!(now.items.data[0].price.id.as_str(), p.pro.as_str());
+    let k = kinds_after(&events(&p.shop.sandbox, p.shop.account.as_str()), mark);
+    assert!(
+        k.contains(&"customer.subscription.updated".to_owned()),
+        "{k:?}"
+    );
+    assert!(k.contains(&"invoice.paid".to_owned()), "{k:?}");
+
+    // A downgrade waits for the period's end (schedule_at_period_end).
+    let down = http
+        .post_form(
+            &format!("{}/update", session.url),
+            &[],
+            &[
+                ("subscription", sub_id.as_str()),
+                ("price", p.basic.as_str()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        down.text().contains("at the end of the billing period"),
+        "{}",
+        down.text()
+    );
+    let now = p.current().await;
+    assert_eq!(
+        now.items.data[0].price.id.as_str(),
+        p.pro.as_str(),
+        "not yet"
+    );
+    let schedule = id_of(&now.schedule);
+    assert!(schedule.starts_with("sub_sched_"), "{schedule}");
+    let sched = RetrieveSubscriptionSchedule::new(schedule.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(sched.phases.len(), 2);
+    assert_eq!(sched.phases[1].start_date, START + 31 * DAY);
+
+    // A card that is refused stays out; a good one becomes the default.
+    let card = |n: &'static str| {
+        vec![
+            ("cardNumber", n),
+            ("cardExpiry", "12 / 34"),
+            ("cardCvc", "123"),
+            ("billingName", "Ana Silva"),
+        ]
+    };
+    let refused = http
+        .post_form(
+            &format!("{}/card", session.url),
+            &[],
+            &card("4000000000000002"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 402);
+    let before_pm = id_of(&p.current().await.default_payment_method);
+    let saved = http
+        .post_form(
+            &format!("{}/card", session.url),
+            &[],
+            &card("5555555555554444"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved.status, 200);
+    assert!(saved.text().contains("Your card was updated."));
+    let after_pm = id_of(&p.current().await.default_payment_method);
+    assert_ne!(before_pm, after_pm);
+
+    // The period ends: the schedule's next phase (Basic) is billed; the schedule is released
+    // when that last phase ends.
+    p.advance_to(START + 31 * DAY + 2 * 3600).await;
+    let renewed = p.current().await;
+    assert_eq!(renewed.items.data[0].price.id.as_str(), p.basic.as_str());
+    assert_eq!(id_of(&renewed.schedule), schedule);
+    let renewal = p.invoice(&id_of(&renewed.latest_invoice)).await;
+    assert_eq!(line_amounts(&renewal), vec![(1000, false)]);
+
+    // Cancel at the period's end.
+    let cancel = http
+        .post_form(
+            &format!("{}/cancel", session.url),
+            &[],
+            &[("subscription", sub_id.as_str())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cancel.status, 200);
+    assert!(p.current().await.cancel_at_period_end);
+    let all = events(&p.shop.sandbox, p.shop.account.as_str());
+    for k in [
+        "billing_portal.configuration.created",
+        "billing_portal.session.created",
+        "subscription_schedule.created",
+        "subscription_schedule.updated",
+        "customer.updated",
+    ] {
+        assert!(kinds(&all).contains(&k.to_owned()), "{k}");
+    }
+    // Another customer's link can't touch this subscription.
+    assert_eq!(
+        http.get(&format!("{}x", session.url), &[])
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn portal_configurations_and_sessions_refuse_bad_input() {
+    let p = plans().await;
+    let (e, status) = stripe_error(
+        CreateBillingPortalSession::new()
+            .customer(p.customer.as_str())
+            .customize()
+            .account_id(p.shop.on())
+            .send(&p.shop.c)
+            .await,
+    );
+    assert_eq!((status, e.param.as_deref()), (400, Some("configuration")));
+    let mut features = CreateBillingPortalConfigurationFeatures::new();
+    features.subscription_update =
+        Some(CreateBillingPortalConfigurationFeaturesSubscriptionUpdate::new(true));
+    let (e, status) = stripe_error(
+        CreateBillingPortalConfiguration::new(features)
+            .customize()
+            .account_id(p.shop.on())
+            .send(&p.shop.c)
+            .await,
+    );
+    assert_eq!(
+        (status, e.param.as_deref()),
+        (400, Some("features[subscription_update][products]"))
+    );
+    let mut update = CreateBillingPortalConfigurationFeaturesSubscriptionUpdate::new(true);
+    update.products = Some(vec![SubscriptionUpdateProductParam::new(
+        vec![p.pro.clone()],
+        p.basic_product(),
+    )]);
+    let mut features = CreateBillingPortalConfigurationFeatures::new();
+    features.subscription_update = Some(update);
+    let (e, status) = stripe_error(
+        CreateBillingPortalConfiguration::new(features)
+            .customize()
+            .account_id(p.shop.on())
+            .send(&p.shop.c)
+            .await,
+    );
+    assert_eq!(
+        (status, e.param.as_deref()),
+        (
+            400,
+            Some("features[subscription_update][products][0][prices]")
+        ),
+        "a price of another product"
+    );
+    let config = p.portal_configuration().await;
+    let (e, status) = stripe_error(
+        CreateBillingPortalSession::new()
+            .customer("cus_missing")
+            .configuration(config.id.as_str())
+            .customize()
+            .account_id(p.shop.on())
+            .send(&p.shop.c)
+            .await,
+    );
+    assert_eq!((status, e.param.as_deref()), (400, Some("customer")));
+    assert_eq!(
+        e.code.as_ref().map(|c| c.as_str()),
+        Some("resource_missing")
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_from_a_subscription_downgrades_at_the_period_end() {
+    let p = plans().await;
+    let pro = p
+        .switch(&p.pro, UpdateSubscriptionProrationBehavior::None, None)
+        .await
+        .unwrap();
+    let p = Plans { sub: pro, ..p };
+    let sched = CreateSubscriptionSchedule::new()
+        .from_subscription(p.sub.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(sched.status.as_str(), "active");
+    assert_eq!(sched.phases.len(), 1);
+    assert_eq!(sched.phases[0].end_date, START + 31 * DAY);
+    let (e, status) = stripe_error(
+        CreateSubscriptionSchedule::new()
+            .from_subscription(p.sub.id.as_str())
+            .customize()
+            .account_id(p.shop.on())
+            .send(&p.shop.c)
+            .await,
+    );
+    assert_eq!(
+        (status, e.param.as_deref()),
+        (400, Some("from_subscription"))
+    );
+    let phase = |price: &str, end: Option<i64>| {
+        let mut item = UpdateSubscriptionSchedulePhasesItems::new();
+        item.price = Some(price.to_owned());
+        let mut ph = UpdateSubscriptionSchedulePhases::new(vec![item]);
+        if let Some(e) = end {
+            ph.end_date = Some(stripe_billing::subscription_schedule::UpdateSubscriptionSchedulePhasesEndDate::Timestamp(e));
+        }
+        ph
+    };
+    let updated = UpdateSubscriptionSchedule::new(sched.id.as_str())
+        .phases(vec![
+            phase(&p.pro, Some(START + 31 * DAY)),
+            phase(&p.basic, None),
+        ])
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(updated.phases.len(), 2);
+    assert_eq!(updated.phases[1].end_date, START + 59 * DAY, "one February");
+    p.advance_to(START + 31 * DAY + 2 * 3600).await;
+    let now = p.current().await;
+    assert_eq!(now.items.data[0].price.id.as_str(), p.basic.as_str());
+    assert_eq!(id_of(&now.schedule), sched.id.as_str(), "still managed");
+    let released = ReleaseSubscriptionSchedule::new(sched.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(released.status.as_str(), "released");
+    assert_eq!(
+        released.released_subscription.as_deref(),
+        Some(p.sub.id.as_str())
+    );
+    assert!(p.current().await.schedule.is_none());
+    let (_, status) = stripe_error(
+        CancelSubscriptionSchedule::new(sched.id.as_str())
+            .customize()
+            .account_id(p.shop.on())
+            .send(&p.shop.c)
+            .await,
+    );
+    assert_eq!(status, 400, "a released schedule can't be canceled");
+    // Canceling a schedule cancels its subscription.
+    let again = CreateSubscriptionSchedule::new()
+        .from_subscription(p.sub.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    CancelSubscriptionSchedule::new(again.id.as_str())
+        .customize()
+        .account_id(p.shop.on())
+        .send(&p.shop.c)
+        .await
+        .unwrap();
+    assert_eq!(p.current().await.status, SubscriptionStatus::Canceled);
+    events(&p.shop.sandbox, p.shop.account.as_str());
 }

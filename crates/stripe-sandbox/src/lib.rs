@@ -29,6 +29,9 @@
 //!   completed session;
 //! - plan changes: `items[]` with `proration_behavior` / `proration_date` on
 //!   `POST /v1/subscriptions/{id}`, `POST /v1/invoices/create_preview` (`plans.rs`);
+//! - the customer portal: `/v1/billing_portal/configurations`, `/v1/billing_portal/sessions`,
+//!   the hosted portal page `/p/session/{secret}` (`portal.rs`); subscription schedules
+//!   `/v1/subscription_schedules` (`schedules.rs`);
 //! - disputes and early fraud warnings (`disputes.rs`): `GET /v1/disputes[/{id}]`,
 //!   `POST /v1/disputes/{id}` (evidence, `submit`), `POST /v1/disputes/{id}/close`,
 //!   `GET /v1/radar/early_fraud_warnings[/{id}]`; Stripe's dispute test cards;
@@ -127,7 +130,9 @@
 //!   Charges, BalanceTransactions, Invoices, Refunds), `billing_api` (customers, subscriptions,
 //!   invoices, test clocks), `payouts` (the balance and payouts), `events` (`/v1/events`),
 //!   `disputes` (disputes and Radar's early fraud warnings, their money and their clock),
-//!   `plans` (subscription price changes, prorations, invoice previews).
+//!   `plans` (subscription price changes, prorations, invoice previews), `portal` (the
+//!   customer portal's configurations, sessions and hosted page), `schedules` (subscription
+//!   schedules).
 //! - Stripe's rules and objects: `model` (account requirements, products, prices), `sales` (the
 //!   objects of selling), `billing` (the objects of billing), `subscriptions` (billing's rules),
 //!   `rules` (parameter rules with Stripe's messages), `cards` (test cards), `money` (minor units

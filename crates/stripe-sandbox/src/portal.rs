@@ -1027,17 +1027,15 @@ fn portal_page(
         body.push_str(&format!(
             "<p><a id=\"return\" href=\"{}\">← Return to {}</a></p>",
             escape(u),
-            escape(&checkout_seller(app, mode, s.account.as_deref()))
+            escape(
+                &s.account
+                    .as_deref()
+                    .and_then(|a| ms.accounts.get(a).map(|x| x.public_name()))
+                    .unwrap_or_else(|| "the business".into())
+            )
         ));
     }
     body
-}
-
-fn checkout_seller(app: &App, mode: Mode, account: Option<&str>) -> String {
-    let st = app.lock();
-    account
-        .and_then(|a| st.mode(mode).accounts.get(a).map(|x| x.public_name()))
-        .unwrap_or_else(|| "the business".into())
 }
 
 fn show_page(app: &App, secret: &str, status: StatusCode, note: Option<&str>) -> Response {
