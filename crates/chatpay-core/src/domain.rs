@@ -493,11 +493,31 @@ impl WebOrigin {
         let rest = raw
             .strip_prefix("https://")
             .or_else(|| raw.strip_prefix("http://"))?;
-        let ok = !rest.is_empty()
+        // A host name, or an IPv6 address in brackets; then an optional port.
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(v6) => {
+                let (address, after) = v6.split_once(']')?;
+                address.parse::<std::net::Ipv6Addr>().ok()?;
+                (address, after)
+            }
+            None => match rest.split_once(':') {
+                Some((host, _)) => (host, rest.get(host.len()..).unwrap_or_default()),
+                None => (rest, ""),
+            },
+        };
+        let port_ok = match port.strip_prefix(':') {
+            Some(digits) => {
+                (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+            }
+            None => port.is_empty(),
+        };
+        let ok = !host.is_empty()
             && rest.len() <= 253
-            && rest.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-            });
+            && port_ok
+            && (rest.starts_with('[')
+                || host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')));
         ok.then(|| WebOrigin(raw.to_ascii_lowercase()))
     }
 
@@ -583,11 +603,19 @@ mod tests {
             "https://shop.example"
         );
         assert!(WebOrigin::parse("http://localhost:3000").is_some());
+        assert!(WebOrigin::parse("http://[::1]:8080").is_some());
         for bad in [
             "shop.example",
             "https://shop.example/path",
             "ftp://shop.example",
             "https://",
+            "http://[",
+            "http://[]",
+            "http://[e04ac:d.]",
+            "http://a]",
+            "http://shop.example:",
+            "http://shop.example:80:80",
+            "http://:80",
         ] {
             assert!(WebOrigin::parse(bad).is_none(), "{bad}");
         }

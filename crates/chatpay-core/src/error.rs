@@ -31,13 +31,17 @@ pub enum ErrorCode {
     /// A Stripe webhook whose signature doesn't verify.
     BadSignature,
     MethodNotAllowed,
+    /// An HTTP request body larger than the server reads (413).
+    PayloadTooLarge,
+    /// An HTTP request body that is not JSON (415).
+    UnsupportedMediaType,
     /// A request that breaks a domain rule (HTTP 409 or 422).
     Rule(&'static str),
 }
 
 impl ErrorCode {
     /// Every fixed code (the `Rule` codes are listed with their APIs).
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadFrame,
         ErrorCode::UnknownType,
         ErrorCode::Unauthorized,
@@ -51,6 +55,8 @@ impl ErrorCode {
         ErrorCode::BadRequest,
         ErrorCode::BadSignature,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
     ];
 
     /// The codes of protocol v1's `error` frames.
@@ -82,6 +88,8 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::BadSignature => "bad_signature",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Rule(code) => code,
         }
     }

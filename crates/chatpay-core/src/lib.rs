@@ -16,6 +16,8 @@
 //! - [`orders`]: carts checked against the catalog; orders derived from fresh reads of Stripe.
 //! - [`evidence`]: what an event's payload says about an order, to skip a re-read that would
 //!   find nothing new.
+//! - [`rules`]: the business rules, each decided once for the chat and the HTTP API alike
+//!   (may this project sell, this order be refunded and by how much, this subscription change).
 //! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
 //!   ports they need (a Stripe call, a catalog read) are types there.
 pub mod account;
@@ -28,3 +30,4 @@ pub mod evidence;
 pub mod flows;
 pub mod intents;
 pub mod orders;
+pub mod rules;

@@ -1,38 +1,80 @@
-//! Building and running the server: `Application::build(config)` opens the database, loads the
-//! intents, wires Stripe (real, or the built-in sandbox when no key is configured), binds the
-//! listener (port 0 in tests) and exposes its port; `run_until_stopped` serves until a signal.
+//! Building and running the server: `Application::build(config, stripe)` opens the database,
+//! loads the intents, binds the listener (port 0 in tests) and exposes its port;
+//! `run_until_stopped` serves until a signal.
+//!
+//! Which Stripe the server talks to is its caller's choice, handed in as a [`Stripe`]: the
+//! `chatpay` binary picks real Stripe or starts the sandbox when no key is configured, and the
+//! test kit does the same for tests. This crate never starts a fake Stripe.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::chat::Engine;
-use crate::config::{Config, Secret};
-use crate::http::{AppState, router};
+use crate::config::{Config, Secret, StripeConfig};
+use crate::http::{self, AppState};
 use chatpay_core::intents;
 use chatpay_store as store;
 use chatpay_stripe::Gateway;
 use chatpay_stripe::client::{Retry, StripeGateway, StripeSettings};
-use stripe_sandbox::{Sandbox, SandboxConfig};
+
+/// The Stripe a server talks to, chosen by its caller.
+pub struct Stripe {
+    /// Every call to Stripe goes through it.
+    pub gateway: Arc<dyn Gateway>,
+    /// The secrets Stripe signs webhooks with (several during a rotation); with none, every
+    /// webhook is refused.
+    pub webhook_secrets: Vec<Secret>,
+}
+
+impl Stripe {
+    /// The gateway on async-stripe with `config`'s keys, URLs (Stripe's own where none is set)
+    /// and webhook secret: real Stripe, or any server speaking its API at `api_base` (the
+    /// sandbox the binary started, or a test's).
+    pub fn from_config(config: &StripeConfig) -> anyhow::Result<Stripe> {
+        let gateway = StripeGateway::new(StripeSettings {
+            test_key: config.secret_key.clone(),
+            live_key: config.live_secret_key.clone(),
+            api_base: config
+                .api_base
+                .clone()
+                .unwrap_or_else(|| "https://api.stripe.com/".to_owned()),
+            connect_base: config
+                .connect_base
+                .clone()
+                .unwrap_or_else(|| "https://connect.stripe.com/".to_owned()),
+            connect_client_id: config.connect_client_id.clone(),
+            retry: Retry::default(),
+        })?;
+        let webhook_secrets: Vec<Secret> = config.webhook_secret.iter().cloned().collect();
+        if webhook_secrets.is_empty() {
+            tracing::warn!("no STRIPE_WEBHOOK_SECRET: every webhook will be refused");
+        }
+        Ok(Stripe {
+            gateway: Arc::new(gateway),
+            webhook_secrets,
+        })
+    }
+}
 
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
-    state: AppState,
+    engine: Engine,
+    routes: Router,
     shutdown: watch::Sender<bool>,
-    sandbox: Option<Sandbox>,
     /// The one-time sign-in link, when the database had no API token.
     signin_url: Option<String>,
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Application> {
+    pub async fn build(config: Config, stripe: Stripe) -> anyhow::Result<Application> {
         let store = store::connect(&config.database_url)
             .await
             .with_context(|| {
@@ -62,12 +104,11 @@ impl Application {
         let address = listener.local_addr()?;
         let public_url = config.public_url(address);
 
-        let (gateway, webhook_secrets, sandbox) = wire_stripe(&config, &public_url).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let engine = Engine::new(
             store,
             Arc::new(matcher),
-            gateway,
+            stripe.gateway,
             public_url.clone(),
             config.chat.clone(),
         );
@@ -78,20 +119,20 @@ impl Application {
         } else {
             Some(format!("{public_url}/#signin={}", signin.issue()))
         };
-        let state = AppState {
+        let routes = http::router(AppState {
             signin,
-            engine,
-            chat: Arc::new(config.chat.clone()),
-            webhook_secrets: Arc::new(webhook_secrets),
+            engine: engine.clone(),
+            chat: Arc::new(config.chat),
+            webhook_secrets: Arc::new(stripe.webhook_secrets),
             shutdown: shutdown_rx,
             limits: Arc::default(),
-        };
+        });
         Ok(Application {
             listener,
             address,
-            state,
+            engine,
+            routes,
             shutdown,
-            sandbox,
             signin_url,
         })
     }
@@ -110,13 +151,15 @@ impl Application {
         self.address
     }
 
-    pub fn engine(&self) -> Engine {
-        self.state.engine.clone()
+    /// The base URL links are built on (`public_url`, or `http://{bound address}`), without a
+    /// trailing slash.
+    pub fn public_url(&self) -> &str {
+        self.engine.public_url()
     }
 
-    /// The built-in Stripe sandbox, when this server runs one.
-    pub fn sandbox(&self) -> Option<&Sandbox> {
-        self.sandbox.as_ref()
+    /// Where Stripe (or the sandbox) is to deliver webhooks: `{public_url}/v1/webhooks/stripe`.
+    pub fn stripe_webhook_url(&self) -> String {
+        format!("{}/v1/webhooks/stripe", self.public_url())
     }
 
     /// Serves until `signal` resolves, then closes WebSockets (1001) and drains requests.
@@ -124,7 +167,7 @@ impl Application {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let engine = self.state.engine.clone();
+        let engine = self.engine.clone();
         // Events recorded before a crash but not yet applied.
         tokio::spawn(async move {
             match engine.resume_events().await {
@@ -137,12 +180,11 @@ impl Application {
             }
         });
         // chatpay's own webhooks to builders' apps, including those left undelivered last time.
-        let engine = self.state.engine.clone();
-        let stopping = self.state.shutdown.clone();
+        let engine = self.engine;
+        let stopping = self.shutdown.subscribe();
         let deliverer = tokio::spawn(async move { engine.deliver_app_events(stopping).await });
         tracing::info!(address = %self.address, "chatpay listening");
         let shutdown = self.shutdown;
-        let app = router(self.state);
         // Chat frames are small: send them now, not when Nagle's algorithm decides to.
         let listener = self.listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
@@ -151,7 +193,8 @@ impl Application {
         });
         axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            self.routes
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             signal.await;
@@ -160,78 +203,8 @@ impl Application {
         })
         .await?;
         let _ = deliverer.await;
-        if let Some(sandbox) = self.sandbox {
-            sandbox.shutdown().await;
-        }
         Ok(())
     }
-}
-
-/// Real Stripe when a key is configured, otherwise the built-in sandbox on loopback.
-async fn wire_stripe(
-    config: &Config,
-    public_url: &str,
-) -> anyhow::Result<(Arc<dyn Gateway>, Vec<Secret>, Option<Sandbox>)> {
-    let s = &config.stripe;
-    let webhook_url = format!("{public_url}/v1/webhooks/stripe");
-    if !s.uses_sandbox() {
-        let secrets: Vec<Secret> = s.webhook_secret.iter().cloned().collect();
-        if secrets.is_empty() {
-            tracing::warn!("no STRIPE_WEBHOOK_SECRET: every webhook will be refused");
-        }
-        let gateway = StripeGateway::new(StripeSettings {
-            test_key: s.secret_key.clone(),
-            live_key: s.live_secret_key.clone(),
-            api_base: s
-                .api_base
-                .clone()
-                .unwrap_or_else(|| "https://api.stripe.com/".to_owned()),
-            connect_base: s
-                .connect_base
-                .clone()
-                .unwrap_or_else(|| "https://connect.stripe.com/".to_owned()),
-            connect_client_id: s.connect_client_id.clone(),
-            retry: Retry::default(),
-        })?;
-        tracing::info!(webhook = %webhook_url, "using Stripe");
-        return Ok((Arc::new(gateway), secrets, None));
-    }
-    let state_file = sandbox_state_file(&config.database_url);
-    let sandbox_config = SandboxConfig {
-        listen: s
-            .sandbox_listen
-            .unwrap_or_else(|| "127.0.0.1:0".parse().expect("literal")),
-        state_file,
-        ..SandboxConfig::default()
-    };
-    let sandbox = Sandbox::start(sandbox_config.clone())
-        .await
-        .context("starting the built-in Stripe sandbox")?;
-    let secret = s
-        .webhook_secret
-        .clone()
-        .unwrap_or_else(|| Secret::new(format!("whsec_{}", chatpay_core::domain::random_hex(16))));
-    sandbox.set_webhook_endpoint(&webhook_url, secret.expose());
-    let gateway = StripeGateway::new(StripeSettings {
-        test_key: Some(Secret::new(sandbox_config.test_secret_key.clone())),
-        live_key: Some(Secret::new(sandbox_config.live_secret_key.clone())),
-        api_base: sandbox.base_url(),
-        connect_base: sandbox.base_url(),
-        connect_client_id: Some(sandbox_config.connect_client_id.clone()),
-        retry: Retry::default(),
-    })?;
-    tracing::info!(sandbox = %sandbox.base_url(), "no Stripe key configured: using the built-in Stripe sandbox");
-    Ok((Arc::new(gateway), vec![secret], Some(sandbox)))
-}
-
-/// The sandbox keeps its state beside a SQLite database, so a restart keeps its accounts.
-fn sandbox_state_file(database_url: &str) -> Option<PathBuf> {
-    let path = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))?;
-    let path = path.split('?').next().unwrap_or(path);
-    (!path.is_empty() && !path.contains(":memory:"))
-        .then(|| PathBuf::from(format!("{path}.stripe-sandbox.json")))
 }
 
 /// A database URL without its password, for messages.

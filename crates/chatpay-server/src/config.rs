@@ -133,7 +133,8 @@ impl Default for ChatConfig {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct StripeConfig {
-    /// Test-mode secret key (`sk_test_…`). Without any key, the built-in sandbox is used.
+    /// Test-mode secret key (`sk_test_…`). Without any key, `chatpay serve` starts the built-in
+    /// sandbox and points these settings at it.
     pub secret_key: Option<Secret>,
     /// Live-mode secret key (`sk_live_…`), needed only for projects that go live.
     pub live_secret_key: Option<Secret>,
@@ -145,14 +146,39 @@ pub struct StripeConfig {
     pub api_base: Option<String>,
     /// Stripe Connect OAuth base URL (`https://connect.stripe.com/`).
     pub connect_base: Option<String>,
-    /// Where the built-in sandbox listens when it is used (port 0: any free port).
+    /// Where the sandbox listens when `chatpay serve` starts it (port 0: any free port). Unset:
+    /// the port it had last time (kept in its state file beside a SQLite database), else any
+    /// free port.
     pub sandbox_listen: Option<SocketAddr>,
 }
 
 impl StripeConfig {
-    /// True when no real Stripe key is configured and the built-in sandbox stands in.
+    /// True when no Stripe key is configured, so the caller (`chatpay serve`, the test kit)
+    /// starts the built-in sandbox to stand in.
     pub fn uses_sandbox(&self) -> bool {
         self.secret_key.is_none() && self.live_secret_key.is_none()
+    }
+
+    /// Points these settings at a server speaking Stripe's API at `base_url` (the built-in
+    /// sandbox), with its test and live keys and Connect client id. Returns the webhook secret
+    /// it is to sign events with: the configured one, else a new one (now configured).
+    pub fn point_at(
+        &mut self,
+        base_url: &str,
+        test_key: &str,
+        live_key: &str,
+        connect_client_id: &str,
+    ) -> Secret {
+        self.secret_key = Some(Secret::new(test_key));
+        self.live_secret_key = Some(Secret::new(live_key));
+        self.api_base = Some(base_url.to_owned());
+        self.connect_base = Some(base_url.to_owned());
+        self.connect_client_id = Some(connect_client_id.to_owned());
+        self.webhook_secret
+            .get_or_insert_with(|| {
+                Secret::new(format!("whsec_{}", chatpay_core::domain::random_hex(16)))
+            })
+            .clone()
     }
 }
 

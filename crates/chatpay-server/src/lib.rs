@@ -1,34 +1,36 @@
-//! chatpay: add payments to a chat-built app by talking to it.
+//! The chatpay server: add payments to a chat-built app by talking to it.
 //!
 //! A WebSocket chat server that recognizes what an app builder wants ("I want to add payments"),
-//! answers with action cards, and drives the guided flows (connecting Stripe, onboarding) as a
-//! persistent state machine. Module map, outside in:
+//! answers with action cards, and drives the guided flows (connecting Stripe, onboarding,
+//! selling) as a persistent state machine, with an HTTP API beside it. The rules and flows are
+//! `chatpay-core`'s, the SQL `chatpay-store`'s, the Stripe calls `chatpay-stripe`'s; which
+//! Stripe (real, or the sandbox) is the caller's choice, handed to [`app::Application::build`].
+//! Module map, outside in:
 //!
-//! - [`app`]: `Application::build(config)` wires everything and binds; `run_until_stopped`.
+//! - [`app`]: `Application::build(config, stripe)` wires the rest and binds;
+//!   `run_until_stopped`.
 //! - [`config`]: layered configuration (defaults, TOML file, environment, flags).
 //! - [`telemetry`]: logging set-up.
-//! - [`ws`]: the WebSocket transport and protocol v1 framing (`ws::protocol`).
-//! - [`http`]: the REST API, health, the Stripe webhook endpoint, Stripe's return pages, the web
-//!   chat view's embedded files (`http::web`, files in `web/`).
-//! - [`chat`]: the orchestrator: commands in, flows run, effects carried out, frames stored and
-//!   broadcast; one actor per conversation.
-//! - [`intents`]: the intent file format, loader and matcher (Aho-Corasick + `RegexSet`).
-//! - [`flows`]: the guided flows as pure transitions returning effects.
-//! - [`cards`]: the action cards clients render.
-//! - [`account`]: a connected account's state, and Stripe's codes in plain language.
-//! - [`stripe`]: the `Gateway` trait, the async-stripe client, webhook signatures, the sandbox.
-//! - [`store`]: all SQL, SQLite and PostgreSQL behind one `Store` trait, group commit.
-//! - [`domain`]: values with rules (ids, money, currency, statement descriptor, email, country).
+//! - [`http`]: the REST API, health, the Stripe webhook endpoint, Stripe's return pages, the
+//!   sign-in exchange, the web chat view's embedded files (`http::web`, files in `web/`), and
+//!   the route of the WebSocket upgrade.
+//! - `wire`: the error body both transports send.
+//! - `ws`: the WebSocket transport and protocol v1 framing (`ws::protocol`).
+//! - `chat`: the engine: commands in, flows run, effects carried out, frames stored and
+//!   broadcast; one actor per conversation; catalog syncs, orders, subscriptions and payouts,
+//!   going live, webhooks to builders' apps.
 //! - [`auth`]: API tokens (stored hashed).
-//! - [`signin`]: the one-time sign-in link a fresh database offers.
-//! - [`httpc`]: a small HTTP client (webhook delivery, OAuth, tests).
-//! - [`replay`]: transcript replay against a real server (tests and `chatpay replay`).
-//! - [`bench`]: the load client (`chatpay bench`).
+//! - `signin`: the one-time sign-in link a fresh database offers.
+//!
+//! Public are the modules another crate uses (the `chatpay` binary, the test kit, this crate's
+//! integration tests); `ws`, `chat` and `signin` are private. Dependencies between them point
+//! one way: `app` → `http` → `ws` → `chat` → `auth`.
 pub mod app;
 pub mod auth;
-pub mod chat;
+mod chat;
 pub mod config;
 pub mod http;
-pub mod signin;
+mod signin;
 pub mod telemetry;
-pub mod ws;
+mod wire;
+mod ws;

@@ -50,7 +50,7 @@ async fn a_storage_failure_is_an_internal_error_frame() {
         .unwrap()
         .unwrap();
 
-    let http = chatpay_stripe::httpc::HttpClient::default();
+    let http = chatpay_http_client::HttpClient::default();
     let res = http
         .post_json(
             &format!("{}/v1/projects", server.url()),

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use chatpay_http_client::{HttpClient, Response};
 use chatpay_server::config::Config;
-use chatpay_stripe::httpc::{HttpClient, Response};
 use chatpay_testkit::TestServer;
 
 struct Fixture {

@@ -63,7 +63,7 @@ async fn deliver_at_once(server: &TestServer, bodies: &[String]) -> Vec<(u16, se
     for body in bodies {
         let (hook, body) = (hook.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            let http = chatpay_stripe::httpc::HttpClient::default();
+            let http = chatpay_http_client::HttpClient::default();
             let signature = chatpay_stripe::webhook::sign(
                 body.as_bytes(),
                 SECRET,

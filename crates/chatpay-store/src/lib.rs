@@ -319,7 +319,7 @@ pub struct SubscriptionRecord {
 /// Which subscriptions to list: newest first, before a (created_at, id) cursor.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SubscriptionFilter {
-    pub status: Option<String>,
+    pub status: Option<chatpay_core::billing::SubscriptionStatus>,
     pub customer_email: Option<String>,
     pub before: Option<(i64, String)>,
     pub limit: i64,
@@ -363,7 +363,7 @@ pub struct OrderRecord {
 /// Which orders to list: newest first, before a number (the cursor), in a time range.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OrderFilter {
-    pub status: Option<String>,
+    pub status: Option<chatpay_core::orders::OrderStatus>,
     /// Milliseconds, inclusive.
     pub since: Option<i64>,
     /// Milliseconds, exclusive.

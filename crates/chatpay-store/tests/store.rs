@@ -761,7 +761,7 @@ async fn orders(store: DynStore) {
     assert_eq!(list(all.clone()).await, [1004, 1003, 1002, 1001]);
     assert_eq!(
         list(OrderFilter {
-            status: Some("paid".into()),
+            status: Some(chatpay_core::orders::OrderStatus::Paid),
             ..all.clone()
         })
         .await,
@@ -912,7 +912,7 @@ async fn subscriptions(store: DynStore) {
     );
     assert_eq!(
         ids(SubscriptionFilter {
-            status: Some("active".into()),
+            status: Some(chatpay_core::billing::SubscriptionStatus::Active),
             ..all.clone()
         })
         .await,

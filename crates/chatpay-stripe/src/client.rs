@@ -39,7 +39,6 @@ use super::{
     CheckoutRequest, CreatedSession, Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page,
     RefundRequest, SubscriptionChange,
 };
-use crate::httpc::HttpClient;
 use crate::pooled::PooledClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::billing::{Balance, Payout, Subscription};
@@ -48,6 +47,7 @@ use chatpay_core::domain::Secret;
 use chatpay_core::domain::{BusinessType, Mode};
 use chatpay_core::flows::{LinkKind, NewAccount};
 use chatpay_core::orders::{ChargeInfo, InvoiceInfo, PaymentError, RefundInfo, StripeOrderRead};
+use chatpay_http_client::HttpClient;
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy)]

@@ -1,12 +1,16 @@
-//! Everything chatpay asks of Stripe, behind one trait.
+//! Everything chatpay asks of Stripe, behind one trait. Module map:
 //!
-//! * [`Gateway`]: the operations (accounts, account links, OAuth, catalog reads).
-//! * `client`: the real implementation on async-stripe 1.0, against api.stripe.com or any base
+//! * [`Gateway`] (here): the operations (accounts, account links, OAuth, catalog reads, selling,
+//!   subscriptions, the balance and payouts) as plain values.
+//! * [`client`]: the real implementation on async-stripe 1.0, against api.stripe.com or any base
 //!   URL (the built-in sandbox in development and tests). Every POST carries an idempotency key
 //!   derived from the operation; 429, 5xx and connection errors are retried with backoff and
-//!   jitter within a bound; every call has a timeout.
-//! * `webhook`: signature verification over the raw body and the event envelope.
-//! * `httpc`: a small HTTP client for the calls async-stripe does not make (OAuth) and for tests.
+//!   jitter within a bound; every call has a timeout. Stripe's OAuth endpoints, which
+//!   async-stripe does not cover, go through `chatpay-http-client`.
+//! * `billing` (private): subscriptions, invoices, the balance and payouts, from Stripe's objects
+//!   to chatpay's plain values.
+//! * `pooled` (private): async-stripe's requests sent over one pooled hyper client.
+//! * [`webhook`]: signature verification over the raw body and the event envelope.
 //!
 //! Types from async-stripe stay inside this crate; the rest of chatpay sees plain values. The
 //! Stripe stand-in used in development and tests is its own crate, `stripe-sandbox`, which
@@ -14,7 +18,6 @@
 
 mod billing;
 pub mod client;
-pub mod httpc;
 mod pooled;
 pub mod webhook;
 

@@ -9,13 +9,12 @@
 
 use std::time::Duration;
 
+use chatpay_http_client::{Connector, connector};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
 use hyper::{Method, Request};
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use stripe::{CustomizedStripeRequest, StripeError};
 use stripe_client_core::StripeMethod;
@@ -23,7 +22,7 @@ use stripe_client_core::StripeMethod;
 /// A Stripe API client with a connection pool. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PooledClient {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
     /// `https://api.stripe.com/` or another base URL speaking Stripe's API, with its `/`.
     base: String,
     secret: HeaderValue,
@@ -39,15 +38,6 @@ impl PooledClient {
         app: &str,
         timeout: Duration,
     ) -> Result<PooledClient, String> {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout));
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         let mut secret = HeaderValue::try_from(format!("Bearer {secret}"))
             .map_err(|_| "the secret key is not a valid header value".to_owned())?;
         secret.set_sensitive(true);
@@ -60,7 +50,7 @@ impl PooledClient {
             base.push('/');
         }
         Ok(PooledClient {
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: Client::builder(TokioExecutor::new()).build(connector(timeout)),
             base,
             secret,
             user_agent,

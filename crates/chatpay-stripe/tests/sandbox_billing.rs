@@ -14,15 +14,15 @@ use stripe_billing::invoice::{
     ListInvoice, MarkUncollectibleInvoice, PayInvoice, RetrieveInvoice, VoidInvoiceInvoice,
 };
 use stripe_billing::subscription::{
-    CancelSubscription, CreateSubscription, CreateSubscriptionItems, ListSubscription,
-    ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
+    CancelSubscription, CreateSubscription, CreateSubscriptionItems, DiscountsDataParam,
+    ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
 };
 use stripe_billing::test_helpers_test_clock::{
     AdvanceTestHelpersTestClock, CreateTestHelpersTestClock, RetrieveTestHelpersTestClock,
 };
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
-    RetrieveCheckoutSession,
+    CreateCheckoutSession, CreateCheckoutSessionDiscounts, CreateCheckoutSessionLineItems,
+    CreateCheckoutSessionSubscriptionData, RetrieveCheckoutSession,
 };
 use stripe_connect::account::CreateAccount;
 use stripe_core::balance::RetrieveForMyAccountBalance;
@@ -31,12 +31,19 @@ use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::{CreateCustomer, RetrieveCustomer, RetrieveCustomerReturned};
 use stripe_core::payment_intent::RetrievePaymentIntent;
 use stripe_core::payout::{CancelPayout, CreatePayout, ListPayout, RetrievePayout};
+use stripe_product::coupon::{CreateCoupon, RetrieveCoupon};
 use stripe_product::price::{CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval};
 use stripe_product::product::CreateProduct;
+use stripe_product::promotion_code::{
+    CreatePromotionCode, CreatePromotionCodePromotion, CreatePromotionCodePromotionType,
+    RetrievePromotionCode,
+};
 use stripe_sandbox::{
     AfterRetries, DeliveryConfig, Sandbox, SandboxConfig, TestPayment, signature_header,
 };
-use stripe_shared::{AccountId, ApiErrorsType, CheckoutSession, Invoice, Subscription};
+use stripe_shared::{
+    AccountId, ApiErrorsType, CheckoutSession, CouponDuration, Invoice, Subscription,
+};
 use stripe_types::Currency;
 use stripe_webhook::{Event, EventObject, Webhook};
 
@@ -488,6 +495,176 @@ async fn a_month_later_the_renewal_is_invoiced_and_paid() {
     let k = kinds(&events(&site.sandbox, site.account.as_str()));
     assert_eq!(k.iter().filter(|x| *x == "invoice.paid").count(), 2);
     assert_eq!(k.iter().filter(|x| *x == "invoice.finalized").count(), 2);
+}
+
+fn total_off(i: &Invoice) -> i64 {
+    i.total_discount_amounts
+        .as_ref()
+        .map_or(0, |d| d.iter().map(|x| x.amount).sum())
+}
+
+/// Runs the subscription into its next period and the renewal's charge; returns the renewal.
+async fn next_renewal(site: &Site, sub_id: &str) -> Invoice {
+    let (_, end) = period(&site.sub(sub_id).await);
+    site.advance(end - site.now() + 2 * 3600);
+    let invoices = site.invoices_of(sub_id).await;
+    let renewal = invoices[0].clone();
+    assert_eq!(inv_status(&renewal), "paid");
+    renewal
+}
+
+#[tokio::test]
+async fn a_repeating_coupon_discounts_the_first_three_months_of_invoices() {
+    let site = site().await;
+    let half = CreateCoupon::new()
+        .percent_off(50.0)
+        .duration(CouponDuration::Repeating)
+        .duration_in_months(3)
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    let mut d = CreateCheckoutSessionDiscounts::new();
+    d.coupon = Some(half.id.to_string());
+    let s = CreateCheckoutSession::new()
+        .mode(stripe_shared::CheckoutSessionMode::Subscription)
+        .line_items(vec![item(&site.monthly, 1)])
+        .success_url("https://club.example/welcome")
+        .customer_email("ana@example.com")
+        .discounts(vec![d])
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    assert_eq!((s.amount_subtotal, s.amount_total), (Some(1000), Some(500)));
+    let paid = site
+        .sandbox
+        .pay_checkout(s.id.as_str(), TestPayment::card("4242424242424242"))
+        .unwrap();
+    assert_eq!(paid.outcome, "succeeded");
+    let s = RetrieveCheckoutSession::new(s.id.as_str())
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    assert_eq!(s.amount_total, Some(500));
+    let sub_id = id_of(&s.subscription);
+    let sub = site.sub(&sub_id).await;
+    assert_eq!(
+        sub.discounts.len(),
+        1,
+        "the subscription carries the discount"
+    );
+    let first = site.invoice(&id_of(&s.invoice)).await;
+    assert_eq!(
+        (first.subtotal, total_off(&first), first.total),
+        (1000, 500, 500)
+    );
+    assert_eq!(first.amount_paid, 500);
+    assert_eq!(first.discounts.len(), 1);
+    // `expand[]=discounts` turns the ids into the Discounts.
+    let expanded = RetrieveInvoice::new(first.id.clone().unwrap())
+        .expand(vec!["discounts".to_owned()])
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    let discount = expanded.discounts[0].as_object().expect("expanded");
+    assert_eq!(id_of(&discount.source.coupon), half.id.as_str());
+    assert_eq!(discount.subscription.as_deref(), Some(sub_id.as_str()));
+    assert!(discount.end.is_some(), "a repeating discount ends");
+    // Months 2 and 3 are discounted; month 4 is not, and the discount has left the
+    // subscription.
+    for month in 2..=3 {
+        let renewal = next_renewal(&site, &sub_id).await;
+        assert_eq!(
+            (renewal.total, total_off(&renewal)),
+            (500, 500),
+            "month {month}"
+        );
+    }
+    let fourth = next_renewal(&site, &sub_id).await;
+    assert_eq!((fourth.total, total_off(&fourth)), (1000, 0));
+    assert!(fourth.discounts.is_empty());
+    assert!(site.sub(&sub_id).await.discounts.is_empty());
+    let counted = RetrieveCoupon::new(half.id.clone())
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted.times_redeemed, 1,
+        "one redemption per completed session"
+    );
+    events(&site.sandbox, site.account.as_str());
+}
+
+#[tokio::test]
+async fn a_subscription_created_with_a_once_promotion_code_discounts_its_first_invoice() {
+    let site = site().await;
+    let five = CreateCoupon::new()
+        .amount_off(500)
+        .currency(Currency::USD)
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    let mut promotion = CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon);
+    promotion.coupon = Some(five.id.to_string());
+    let code = CreatePromotionCode::new(promotion)
+        .code("FIVEOFF")
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    let customer = CreateCustomer::new()
+        .email("bo@example.com")
+        .payment_method("pm_card_visa")
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    let mut d = DiscountsDataParam::new();
+    d.promotion_code = Some(code.id.to_string());
+    let sub = CreateSubscription::new()
+        .customer(customer.id.as_str())
+        .items(vec![{
+            let mut i = CreateSubscriptionItems::new();
+            i.price = Some(site.monthly.clone());
+            i
+        }])
+        .discounts(vec![d])
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    assert_eq!(status(&sub), "active");
+    assert_eq!(sub.discounts.len(), 1);
+    let first = site.invoice(&id_of(&sub.latest_invoice)).await;
+    assert_eq!(
+        (first.subtotal, first.total, first.amount_paid),
+        (1000, 500, 500)
+    );
+    let renewal = next_renewal(&site, sub.id.as_str()).await;
+    assert_eq!((renewal.total, total_off(&renewal)), (1000, 0));
+    assert!(site.sub(sub.id.as_str()).await.discounts.is_empty());
+    let counted = RetrievePromotionCode::new(code.id.clone())
+        .customize()
+        .account_id(site.on())
+        .send(&site.c)
+        .await
+        .unwrap();
+    assert_eq!(counted.times_redeemed, 1);
+    events(&site.sandbox, site.account.as_str());
 }
 
 #[tokio::test]
@@ -1168,7 +1345,7 @@ async fn the_hosted_invoice_page_pays_an_open_invoice_without_javascript() {
     assert_eq!(status(&sub), "past_due");
     let open = site.invoice(&id_of(&sub.latest_invoice)).await;
     let url = open.hosted_invoice_url.clone().unwrap();
-    let http = chatpay_stripe::httpc::HttpClient::default();
+    let http = chatpay_http_client::HttpClient::default();
     let page = http.get(&url, &[]).await.unwrap();
     assert_eq!(page.status, 200);
     let html = page.text();

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chatpay_stripe::httpc::{HttpClient, Response};
+use chatpay_http_client::{HttpClient, Response};
 use serde_json::{Value, json};
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_connect::account::{
@@ -30,6 +30,9 @@ use stripe_connect::account::{
 };
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_core::event::{ListEvent, RetrieveEvent};
+use stripe_product::coupon::{
+    CreateCoupon, CreateCouponAppliesTo, DeleteCoupon, ListCoupon, RetrieveCoupon, UpdateCoupon,
+};
 use stripe_product::price::{
     CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, RetrievePrice,
     UpdatePrice,
@@ -37,7 +40,11 @@ use stripe_product::price::{
 use stripe_product::product::{
     CreateProduct, CreateProductDefaultPriceData, CreateProductDefaultPriceDataRecurring,
     CreateProductDefaultPriceDataRecurringInterval, DeleteProduct, ListProduct, RetrieveProduct,
-    UpdateProduct,
+    SearchProduct, UpdateProduct,
+};
+use stripe_product::promotion_code::{
+    CreatePromotionCode, CreatePromotionCodePromotion, CreatePromotionCodePromotionType,
+    CreatePromotionCodeRestrictions, ListPromotionCode, RetrievePromotionCode, UpdatePromotionCode,
 };
 use stripe_sandbox::{
     DeliveryConfig, DeliveryState, Fault, FaultAction, OAuthAuthorize, RateLimit, Sandbox,
@@ -45,7 +52,7 @@ use stripe_sandbox::{
 };
 use stripe_shared::{
     Account, AccountId, AccountRequirementsDisabledReason, AccountType, ApiErrors, ApiErrorsCode,
-    ApiErrorsType, PriceType,
+    ApiErrorsType, CouponDuration, PriceType,
 };
 use stripe_types::Currency;
 use stripe_webhook::{Event, EventObject, Webhook};
@@ -223,6 +230,12 @@ fn object_id_of(e: &Event) -> Option<String> {
         EventObject::PriceCreated(p)
         | EventObject::PriceUpdated(p)
         | EventObject::PriceDeleted(p) => p.id.to_string(),
+        EventObject::CouponCreated(c)
+        | EventObject::CouponUpdated(c)
+        | EventObject::CouponDeleted(c) => c.id.to_string(),
+        EventObject::PromotionCodeCreated(p) | EventObject::PromotionCodeUpdated(p) => {
+            p.id.to_string()
+        }
         _ => return None,
     })
 }
@@ -1037,6 +1050,869 @@ async fn products_and_prices_on_a_connected_account() {
     sandbox.delete_price(extra.id.as_str()).unwrap();
     let gone = hooks.wait_type("price.deleted", extra.id.as_str()).await;
     assert!(matches!(gone.data.object, EventObject::PriceDeleted(_)));
+    sandbox.shutdown().await;
+}
+
+/// A promotion for `coupon`.
+fn promotion(coupon: &str) -> CreatePromotionCodePromotion {
+    let mut p = CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon);
+    p.coupon = Some(coupon.to_owned());
+    p
+}
+
+#[tokio::test]
+async fn coupons_on_a_connected_account() {
+    let sandbox = sandbox().await;
+    let hooks = Hooks::start().await;
+    sandbox.set_webhook_endpoint(&hooks.url, SECRET);
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let on = || account.id.clone();
+    let now = chrono::Utc::now().timestamp();
+    let mat = CreateProduct::new("Yoga mat")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+
+    // A repeating percentage coupon, limited to one product, with a custom id.
+    let mut applies = CreateCouponAppliesTo::new();
+    applies.products = Some(vec![mat.id.to_string()]);
+    let summer = CreateCoupon::new()
+        .id("SUMMER")
+        .name("Summer sale")
+        .percent_off(25.0)
+        .duration(CouponDuration::Repeating)
+        .duration_in_months(3)
+        .max_redemptions(10)
+        .redeem_by(now + 30 * 86_400)
+        .applies_to(applies)
+        .metadata(HashMap::from([("campaign".to_owned(), "s1".to_owned())]))
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(summer.id.as_str(), "SUMMER");
+    assert_eq!(summer.percent_off, Some(25.0));
+    assert_eq!(summer.duration, CouponDuration::Repeating);
+    assert_eq!(summer.duration_in_months, Some(3));
+    assert_eq!((summer.times_redeemed, summer.valid), (0, true));
+    assert!(!summer.livemode);
+    // `applies_to` is includable: only when expanded.
+    assert!(summer.applies_to.is_none());
+    let expanded = RetrieveCoupon::new("SUMMER")
+        .expand(vec!["applies_to".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(
+        expanded.applies_to.unwrap().products,
+        vec![mat.id.to_string()]
+    );
+    hooks.wait_type("coupon.created", "SUMMER").await;
+    // An amount off needs its currency; generated ids look like Stripe's.
+    let five_off = CreateCoupon::new()
+        .amount_off(500)
+        .currency(Currency::USD)
+        .duration(CouponDuration::Forever)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(five_off.id.as_str().len(), 8);
+    assert_eq!(
+        (five_off.amount_off, five_off.currency),
+        (Some(500), Some(Currency::USD))
+    );
+    assert_eq!(five_off.duration_in_months, None);
+
+    // Stripe's rules.
+    let refused = |req: CreateCoupon| {
+        let c = c.clone();
+        let on = on();
+        Box::pin(async move { stripe_error(req.customize().account_id(on).send(&c).await) })
+    };
+    let (err, status) = refused(CreateCoupon::new().percent_off(10.0).amount_off(100)).await;
+    assert_eq!(status, 400);
+    assert_eq!(err.code, Some(ApiErrorsCode::ParametersExclusive));
+    let (err, _) = refused(CreateCoupon::new().amount_off(100)).await;
+    assert_eq!(err.param.as_deref(), Some("currency"));
+    let (err, _) = refused(CreateCoupon::new()).await;
+    assert_eq!(err.code, Some(ApiErrorsCode::ParameterMissing));
+    let (err, _) = refused(
+        CreateCoupon::new()
+            .percent_off(10.0)
+            .duration(CouponDuration::Repeating),
+    )
+    .await;
+    assert_eq!(err.param.as_deref(), Some("duration_in_months"));
+    let (err, _) = refused(CreateCoupon::new().percent_off(10.0).duration_in_months(2)).await;
+    assert_eq!(err.param.as_deref(), Some("duration_in_months"));
+    let (err, _) = refused(CreateCoupon::new().percent_off(120.0)).await;
+    assert_eq!(err.param.as_deref(), Some("percent_off"));
+    let (err, _) = refused(CreateCoupon::new().percent_off(10.0).redeem_by(now - 60)).await;
+    assert_eq!(err.param.as_deref(), Some("redeem_by"));
+    let (err, _) = refused(CreateCoupon::new().id("SUMMER").percent_off(5.0)).await;
+    assert_eq!(err.code, Some(ApiErrorsCode::ResourceAlreadyExists));
+    let mut nowhere = CreateCouponAppliesTo::new();
+    nowhere.products = Some(vec!["prod_missing".to_owned()]);
+    let (err, status) = refused(CreateCoupon::new().percent_off(5.0).applies_to(nowhere)).await;
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    assert_eq!(err.param.as_deref(), Some("applies_to[products][0]"));
+
+    // Only the name and metadata change; the terms are fixed (an unknown parameter to Stripe).
+    let renamed = UpdateCoupon::new("SUMMER")
+        .name("Summer sale 2026")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_deref(), Some("Summer sale 2026"));
+    let updated = hooks.wait_type("coupon.updated", "SUMMER").await;
+    assert!(updated.data.previous_attributes.is_some());
+    let http = HttpClient::default();
+    let auth = format!("Bearer {}", sandbox.config().test_secret_key);
+    let scoped = [
+        ("authorization", auth.as_str()),
+        ("stripe-account", account.id.as_str()),
+    ];
+    let r = http
+        .post_form(
+            &format!("{}v1/coupons/SUMMER", sandbox.base_url()),
+            &scoped,
+            &[("percent_off", "50")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let body = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "parameter_unknown");
+    assert_eq!(body["error"]["param"], "percent_off");
+
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn promotion_codes_on_a_connected_account() {
+    let sandbox = sandbox().await;
+    let hooks = Hooks::start().await;
+    sandbox.set_webhook_endpoint(&hooks.url, SECRET);
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let other = new_account(&c).await;
+    let on = || account.id.clone();
+    let now = chrono::Utc::now().timestamp();
+    CreateCoupon::new()
+        .id("SUMMER")
+        .percent_off(25.0)
+        .max_redemptions(10)
+        .redeem_by(now + 30 * 86_400)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let five_off = CreateCoupon::new()
+        .amount_off(500)
+        .currency(Currency::USD)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+
+    // Promotion codes: unique regardless of case among active codes; within the coupon's limits.
+    let mut restrictions = CreatePromotionCodeRestrictions::new();
+    restrictions.first_time_transaction = Some(true);
+    restrictions.minimum_amount = Some(3000);
+    restrictions.minimum_amount_currency = Some(Currency::USD);
+    let code = CreatePromotionCode::new(promotion("SUMMER"))
+        .code("Summer25")
+        .max_redemptions(5)
+        .expires_at(now + 7 * 86_400)
+        .restrictions(restrictions)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(code.id.as_str().starts_with("promo_"));
+    assert!(code.active);
+    assert_eq!(code.code, "Summer25");
+    assert_eq!(
+        code.promotion.coupon.as_ref().map(|k| k.id().to_string()),
+        Some("SUMMER".to_owned())
+    );
+    assert!(code.restrictions.first_time_transaction);
+    assert_eq!(
+        (
+            code.restrictions.minimum_amount,
+            code.restrictions.minimum_amount_currency
+        ),
+        (Some(3000), Some(Currency::USD))
+    );
+    assert_eq!((code.max_redemptions, code.times_redeemed), (Some(5), 0));
+    hooks
+        .wait_type("promotion_code.created", code.id.as_str())
+        .await;
+    let (err, _) = stripe_error(
+        CreatePromotionCode::new(promotion("SUMMER"))
+            .code("SUMMER25")
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.code, Some(ApiErrorsCode::ResourceAlreadyExists));
+    let (err, _) = stripe_error(
+        CreatePromotionCode::new(promotion("SUMMER"))
+            .max_redemptions(11)
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.param.as_deref(), Some("max_redemptions"));
+    let (err, _) = stripe_error(
+        CreatePromotionCode::new(promotion("SUMMER"))
+            .expires_at(now + 60 * 86_400)
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.param.as_deref(), Some("expires_at"));
+    let (err, status) = stripe_error(
+        CreatePromotionCode::new(promotion("NOPE"))
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    assert_eq!(err.param.as_deref(), Some("promotion[coupon]"));
+    let mut half = CreatePromotionCodeRestrictions::new();
+    half.minimum_amount = Some(100);
+    let (err, _) = stripe_error(
+        CreatePromotionCode::new(promotion("SUMMER"))
+            .restrictions(half)
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(
+        err.param.as_deref(),
+        Some("restrictions[minimum_amount_currency]")
+    );
+    let generated = CreatePromotionCode::new(promotion(five_off.id.as_str()))
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(generated.code.len() >= 6, "a code is generated");
+
+    // Lists filter by code (regardless of case), coupon and active.
+    let by_code = ListPromotionCode::new()
+        .code("summer25")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(by_code.data.len(), 1);
+    assert_eq!(by_code.url, "/v1/promotion_codes");
+    let by_coupon = ListPromotionCode::new()
+        .coupon(five_off.id.as_str())
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(by_coupon.data[0].id, generated.id);
+    let off = UpdatePromotionCode::new(code.id.clone())
+        .active(false)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!off.active);
+    let deactivated = hooks
+        .wait_type("promotion_code.updated", code.id.as_str())
+        .await;
+    assert!(deactivated.data.previous_attributes.is_some());
+    let active = ListPromotionCode::new()
+        .active(true)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(active.data.len(), 1);
+    // While it is inactive another code may take its text; reactivating it is then refused.
+    let taken = CreatePromotionCode::new(promotion("SUMMER"))
+        .code("summer25")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let (err, _) = stripe_error(
+        UpdatePromotionCode::new(code.id.clone())
+            .active(true)
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.param.as_deref(), Some("active"));
+    UpdatePromotionCode::new(taken.id.clone())
+        .active(false)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let again = UpdatePromotionCode::new(code.id.clone())
+        .active(true)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(again.active);
+
+    // Another account sees none of it.
+    let (_, status) = stripe_error(
+        RetrieveCoupon::new("SUMMER")
+            .customize()
+            .account_id(other.id.clone())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(status, 404);
+    let (_, status) = stripe_error(
+        RetrievePromotionCode::new(code.id.clone())
+            .customize()
+            .account_id(other.id.clone())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(status, 404);
+    let coupons = ListCoupon::new()
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(coupons.data.len(), 2);
+    assert_eq!(coupons.url, "/v1/coupons");
+
+    // Deleting the coupon: gone, `coupon.deleted`, its codes inactive.
+    let deleted = DeleteCoupon::new("SUMMER")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(deleted.id.as_str(), "SUMMER");
+    hooks.wait_type("coupon.deleted", "SUMMER").await;
+    let (err, status) = stripe_error(
+        RetrieveCoupon::new("SUMMER")
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (404, Some(ApiErrorsCode::ResourceMissing))
+    );
+    let orphan = RetrievePromotionCode::new(code.id.clone())
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!orphan.active);
+
+    // Every event of the account parses into its typed object.
+    let now = chrono::Utc::now().timestamp();
+    for s in sandbox
+        .events(None)
+        .into_iter()
+        .filter(|s| s.account.as_deref() == Some(account.id.as_str()))
+    {
+        let payload = s.event.to_string();
+        let header = stripe_sandbox::signature_header(payload.as_bytes(), SECRET, now);
+        let event = Webhook::construct_event(&payload, &header, SECRET)
+            .unwrap_or_else(|e| panic!("{} must parse: {e:?}\n{payload}", s.kind));
+        assert!(
+            !matches!(event.data.object, EventObject::Unknown(_)),
+            "{} has a typed object",
+            s.kind
+        );
+    }
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn prices_keep_their_amount_and_currency_and_products_change_what_stripe_allows() {
+    let sandbox = sandbox().await;
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let on = || account.id.clone();
+    let mut data = CreateProductDefaultPriceData::new(Currency::USD);
+    data.unit_amount = Some(4_900);
+    let product = CreateProduct::new("Course")
+        .default_price_data(data)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let old_price = product.default_price.as_ref().unwrap().id().to_string();
+
+    // Amount, currency and product are not parameters of a price update: Stripe's answer.
+    let http = HttpClient::default();
+    let auth = format!("Bearer {}", sandbox.config().test_secret_key);
+    let scoped = [
+        ("authorization", auth.as_str()),
+        ("stripe-account", account.id.as_str()),
+    ];
+    let url = format!("{}v1/prices/{old_price}", sandbox.base_url());
+    for (param, value) in [
+        ("unit_amount", "5900"),
+        ("currency", "eur"),
+        ("product", "prod_x"),
+        ("recurring[interval]", "month"),
+    ] {
+        let r = http
+            .post_form(&url, &scoped, &[(param, value)])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400, "{param}");
+        let body = r.json().unwrap();
+        assert_eq!(body["error"]["code"], "parameter_unknown", "{param}");
+        assert_eq!(
+            body["error"]["message"],
+            format!(
+                "Received unknown parameter: {}",
+                param.split('[').next().unwrap()
+            )
+        );
+    }
+    // What may change does.
+    let renamed = UpdatePrice::new(old_price.as_str())
+        .nickname("Launch price")
+        .lookup_key("course")
+        .metadata(HashMap::from([("k".to_owned(), "v".to_owned())]))
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(renamed.nickname.as_deref(), Some("Launch price"));
+    assert_eq!(renamed.lookup_key.as_deref(), Some("course"));
+    assert_eq!(renamed.unit_amount, Some(4_900));
+
+    // "Changing the price": a new price, the product's default switched, the old archived.
+    let new_price = CreatePrice::new(Currency::USD)
+        .product(product.id.as_str())
+        .unit_amount(5_900)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let switched = UpdateProduct::new(product.id.clone())
+        .default_price(new_price.id.as_str())
+        .name("Course (2026)")
+        .description("Twelve lessons")
+        .metadata(HashMap::from([("level".to_owned(), "1".to_owned())]))
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert_eq!(
+        switched.default_price.as_ref().unwrap().id().as_str(),
+        new_price.id.as_str()
+    );
+    assert_eq!(switched.description.as_deref(), Some("Twelve lessons"));
+    let archived = UpdatePrice::new(old_price.as_str())
+        .active(false)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!archived.active);
+    // The default price must be one of the product's active prices.
+    let (err, _) = stripe_error(
+        UpdateProduct::new(product.id.clone())
+            .default_price(old_price.as_str())
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(err.param.as_deref(), Some("default_price"));
+    let (err, status) = stripe_error(
+        UpdateProduct::new(product.id.clone())
+            .default_price("price_missing")
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    let archived_product = UpdateProduct::new(product.id.clone())
+        .active(false)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!archived_product.active);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn expand_works_on_lists_and_single_objects() {
+    let sandbox = sandbox().await;
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let on = || account.id.clone();
+    let mut data = CreateProductDefaultPriceData::new(Currency::USD);
+    data.unit_amount = Some(1_200);
+    let product = CreateProduct::new("Tea")
+        .default_price_data(data)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    CreateProduct::new("No price yet")
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+
+    let listed = ListProduct::new()
+        .expand(vec!["data.default_price".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let tea = listed.data.iter().find(|p| p.id == product.id).unwrap();
+    let price = tea
+        .default_price
+        .as_ref()
+        .and_then(|p| p.as_object())
+        .expect("data.default_price is expanded into the Price");
+    assert_eq!(price.unit_amount, Some(1_200));
+    let bare = listed.data.iter().find(|p| p.id != product.id).unwrap();
+    assert!(bare.default_price.is_none(), "a null id stays null");
+
+    let prices = ListPrice::new()
+        .expand(vec!["data.product".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    let owner = prices.data[0]
+        .product
+        .as_object()
+        .expect("data.product is expanded into the Product");
+    assert_eq!(owner.name, "Tea");
+    let one = RetrievePrice::new(price.id.as_str())
+        .expand(vec!["product".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(one.product.as_object().is_some());
+    let one = RetrieveProduct::new(product.id.clone())
+        .expand(vec!["default_price".to_owned()])
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(one.default_price.unwrap().as_object().is_some());
+    // Without expand, ids.
+    let plain = ListProduct::new()
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(
+        plain
+            .data
+            .iter()
+            .filter_map(|p| p.default_price.as_ref())
+            .all(|p| p.as_object().is_none())
+    );
+    let (err, status) = stripe_error(
+        ListProduct::new()
+            .expand(vec!["data.default_price.product.a.b".to_owned()])
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await,
+    );
+    assert_eq!((status, err.param.as_deref()), (400, Some("expand")));
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn products_search_with_stripes_query_language() {
+    let sandbox = sandbox().await;
+    let c = test_client(&sandbox);
+    let account = new_account(&c).await;
+    let on = || account.id.clone();
+    for (name, sku, active) in [
+        ("Yoga mat", "m-1", true),
+        ("Yoga block", "b-1", true),
+        ("Old strap", "s-1", false),
+    ] {
+        CreateProduct::new(name)
+            .active(active)
+            .metadata(HashMap::from([("sku".to_owned(), sku.to_owned())]))
+            .customize()
+            .account_id(on())
+            .send(&c)
+            .await
+            .unwrap();
+    }
+    let search = |query: &str| {
+        SearchProduct::new(query)
+            .customize()
+            .account_id(on())
+            .send(&c)
+    };
+    let found = search("active:'true' AND metadata['sku']:'m-1'")
+        .await
+        .unwrap();
+    assert_eq!(found.url, "/v1/products/search");
+    assert_eq!(found.data.len(), 1);
+    assert_eq!(found.data[0].name, "Yoga mat");
+    let yoga = search("name~'yoga'").await.unwrap();
+    assert_eq!(yoga.data.len(), 2);
+    let either = search(r#"name:"old strap" OR metadata["sku"]:"b-1""#)
+        .await
+        .unwrap();
+    assert_eq!(either.data.len(), 2);
+    let not_yoga = search("-name~'yoga'").await.unwrap();
+    assert_eq!(not_yoga.data[0].name, "Old strap");
+    // Pages, newest first.
+    let first = SearchProduct::new("name~'yoga'")
+        .limit(1)
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(first.has_more);
+    assert_eq!(first.data[0].name, "Yoga block");
+    let second = SearchProduct::new("name~'yoga'")
+        .limit(1)
+        .page(first.next_page.clone().unwrap())
+        .customize()
+        .account_id(on())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(!second.has_more);
+    assert_eq!(second.data[0].name, "Yoga mat");
+    // Another account's catalog is not searched.
+    let other = new_account(&c).await;
+    let none = SearchProduct::new("name~'yoga'")
+        .customize()
+        .account_id(other.id.clone())
+        .send(&c)
+        .await
+        .unwrap();
+    assert!(none.data.is_empty());
+    let (err, status) = stripe_error(search("email:'a@b.example'").await);
+    assert_eq!((status, err.param.as_deref()), (400, Some("query")));
+    let (err, _) = stripe_error(search("name:'a' AND active:'true' OR url:'x'").await);
+    assert_eq!(err.param.as_deref(), Some("query"));
+    // Not a product lookup: other methods on the URL are unknown URLs.
+    let http = HttpClient::default();
+    let auth = format!("Bearer {}", sandbox.config().test_secret_key);
+    let r = http
+        .post_form(
+            &format!("{}v1/products/search", sandbox.base_url()),
+            &[("authorization", auth.as_str())],
+            &[("name", "x")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert!(
+        r.json().unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unrecognized request URL (POST: /v1/products/search)")
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_basic_auth_works_as_in_stripes_curl_examples() {
+    let sandbox = sandbox().await;
+    let http = HttpClient::default();
+    let url = format!("{}v1/products", sandbox.base_url());
+    // `curl -u sk_test_chatpay_sandbox:` sends Basic base64("sk_test_chatpay_sandbox:").
+    let basic = |key: &str| {
+        let raw = format!("{key}:");
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in raw.as_bytes().chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(table[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        format!("Basic {out}")
+    };
+    let auth = basic(&sandbox.config().test_secret_key);
+    let created = http
+        .post_form(
+            &url,
+            &[("authorization", auth.as_str())],
+            &[("name", "Tea")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(created.json().unwrap()["livemode"], false);
+    let live = basic(&sandbox.config().live_secret_key);
+    let listed = http
+        .get(&url, &[("authorization", live.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json().unwrap()["data"], json!([]));
+    let wrong = basic("sk_test_wrong");
+    let refused = http
+        .get(&url, &[("authorization", wrong.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.json().unwrap()["error"]["message"],
+        "Invalid API Key provided: sk_test_****rong"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_products_page_works_for_a_live_account() {
+    let sandbox = sandbox().await;
+    let live = live_client(&sandbox);
+    let test = test_client(&sandbox);
+    let account = new_account(&live).await;
+    assert!(account.id.as_str().starts_with("acct_"));
+    let http = HttpClient::default();
+    let page_url = format!(
+        "{}dashboard/{}/products",
+        sandbox.base_url(),
+        account.id.as_str()
+    );
+    let page = http.get(&page_url, &[]).await.unwrap();
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("LIVE DATA"));
+    assert!(!page.text().contains("does not have access"));
+    let added = http
+        .post_form(
+            &page_url,
+            &[],
+            &[
+                ("name", "Live course"),
+                ("amount", "49"),
+                ("currency", "usd"),
+                ("billing", "one_time"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.status, 200, "{}", added.text());
+    assert!(added.text().contains("Added Live course"));
+    // In the live catalog, through the live key; test mode does not see it.
+    let products = ListProduct::new()
+        .customize()
+        .account_id(account.id.clone())
+        .send(&live)
+        .await
+        .unwrap();
+    assert_eq!(products.data.len(), 1);
+    assert!(products.data[0].livemode);
+    let prices = ListPrice::new()
+        .customize()
+        .account_id(account.id.clone())
+        .send(&live)
+        .await
+        .unwrap();
+    assert_eq!(prices.data[0].unit_amount, Some(4900));
+    let (_, status) = stripe_error(
+        ListProduct::new()
+            .customize()
+            .account_id(account.id.clone())
+            .send(&test)
+            .await,
+    );
+    assert_eq!(status, 403);
+    // The test account's page still shows test data.
+    let test_account = new_account(&test).await;
+    let test_page = http
+        .get(
+            &format!(
+                "{}dashboard/{}/products",
+                sandbox.base_url(),
+                test_account.id.as_str()
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(test_page.text().contains("TEST DATA"));
+    let live_events = sandbox.events(Some("product.created"));
+    assert_eq!(live_events.len(), 1);
+    assert!(live_events[0].livemode);
     sandbox.shutdown().await;
 }
 

@@ -14,26 +14,33 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chatpay_stripe::httpc::HttpClient;
+use chatpay_http_client::HttpClient;
 use serde_json::json;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::invoice::RetrieveInvoice;
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionInvoiceCreation, CreateCheckoutSessionLineItems,
-    CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession, ListLineItemsCheckoutSession,
-    RetrieveCheckoutSession,
+    CreateCheckoutSession, CreateCheckoutSessionDiscounts, CreateCheckoutSessionInvoiceCreation,
+    CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession,
+    ListLineItemsCheckoutSession, RetrieveCheckoutSession,
 };
 use stripe_connect::account::CreateAccount;
 use stripe_core::balance_transaction::RetrieveBalanceTransaction;
 use stripe_core::charge::{ListCharge, RetrieveCharge, UpdateCharge};
 use stripe_core::payment_intent::RetrievePaymentIntent;
 use stripe_core::refund::{CreateRefund, CreateRefundReason, ListRefund, RetrieveRefund};
+use stripe_product::coupon::{CreateCoupon, RetrieveCoupon};
 use stripe_product::price::CreatePrice;
 use stripe_product::product::CreateProduct;
+use stripe_product::promotion_code::{
+    CreatePromotionCode, CreatePromotionCodePromotion, CreatePromotionCodePromotionType,
+    CreatePromotionCodeRestrictions, RetrievePromotionCode,
+};
 use stripe_sandbox::{
     Authenticate, DeliveryConfig, Sandbox, SandboxConfig, TestPayment, signature_header,
 };
-use stripe_shared::{AccountId, ApiErrors, ApiErrorsCode, ApiErrorsType, CheckoutSession};
+use stripe_shared::{
+    AccountId, ApiErrors, ApiErrorsCode, ApiErrorsType, CheckoutSession, CouponDuration,
+};
 use stripe_types::Currency;
 use stripe_webhook::{Event, EventObject, Webhook};
 use tokio::sync::{Mutex, mpsc};
@@ -948,14 +955,20 @@ async fn idempotent_creation_scoping_modes_and_validation() {
     assert!(status == 404 || status == 403, "{status}");
 
     // Validation: unknown price, recurring price, mixed currencies, quantity, subscription mode.
-    let (err, _) = stripe_error(
+    // A price named in a parameter is a 400 naming the parameter (404 is for URLs).
+    let (err, status) = stripe_error(
         send(
             vec![item("price_nope", 1)],
             IdempotencyKey::new("k2").unwrap(),
         )
         .await,
     );
-    assert_eq!(err.code, Some(ApiErrorsCode::ResourceMissing));
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    assert_eq!(err.param.as_deref(), Some("line_items[0][price]"));
+    assert_eq!(err.message.as_deref(), Some("No such price: 'price_nope'"));
     let monthly = CreatePrice::new(Currency::USD)
         .product(shop.product.as_str())
         .unit_amount(900)
@@ -1143,6 +1156,494 @@ async fn the_hosted_page_works_without_javascript() {
         .unwrap();
     let page = http.get(s.url.as_deref().unwrap(), &[]).await.unwrap();
     assert!(page.text().contains("Pay ¥3,000"), "{}", page.text());
+    shop.sandbox.shutdown().await;
+}
+
+// ---- discounts ----
+
+fn coupon_discount(coupon: &str) -> CreateCheckoutSessionDiscounts {
+    let mut d = CreateCheckoutSessionDiscounts::new();
+    d.coupon = Some(coupon.to_owned());
+    d
+}
+
+impl Shop {
+    async fn coupon(&self, req: CreateCoupon) -> stripe_shared::Coupon {
+        req.customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .expect("coupon created")
+    }
+
+    async fn code(&self, req: CreatePromotionCode) -> stripe_shared::PromotionCode {
+        req.customize()
+            .account_id(self.on())
+            .send(&self.c)
+            .await
+            .expect("promotion code created")
+    }
+}
+
+fn promotion(coupon: &str) -> CreatePromotionCodePromotion {
+    let mut p = CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon);
+    p.coupon = Some(coupon.to_owned());
+    p
+}
+
+#[tokio::test]
+async fn a_coupon_discounts_the_session_its_payment_and_its_invoice() {
+    let shop = shop().await;
+    let quarter = shop
+        .coupon(CreateCoupon::new().percent_off(25.0).name("Spring sale"))
+        .await;
+    // `discounts` and `allow_promotion_codes` exclude each other.
+    let (err, status) = stripe_error(
+        shop.session_request(vec![item(&shop.price, 2)])
+            .discounts(vec![coupon_discount(quarter.id.as_str())])
+            .allow_promotion_codes(true)
+            .customize()
+            .account_id(shop.on())
+            .send(&shop.c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ParametersExclusive))
+    );
+    assert_eq!(
+        err.message.as_deref(),
+        Some("You may only specify one of these parameters: allow_promotion_codes, discounts.")
+    );
+    assert_eq!(err.param.as_deref(), Some("allow_promotion_codes"));
+    let (err, status) = stripe_error(
+        shop.session_request(vec![item(&shop.price, 2)])
+            .discounts(vec![coupon_discount("NOPE")])
+            .customize()
+            .account_id(shop.on())
+            .send(&shop.c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    assert_eq!(err.param.as_deref(), Some("discounts[0][coupon]"));
+
+    // 2 × $25 + $5 = $55.00, 25% off: $13.75 off, $41.25 to pay.
+    let s = shop
+        .session_request(vec![item(&shop.price, 2), item(&shop.price_small, 1)])
+        .discounts(vec![coupon_discount(quarter.id.as_str())])
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(s.amount_subtotal, Some(5500));
+    assert_eq!(s.total_details.as_ref().unwrap().amount_discount, 1375);
+    assert_eq!(s.amount_total, Some(4125));
+    let discounts = s.discounts.clone().unwrap();
+    assert_eq!(discounts.len(), 1);
+    assert_eq!(id_of(&discounts[0].coupon), quarter.id.as_str());
+    let items = ListLineItemsCheckoutSession::new(s.id.as_str())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    let off: Vec<(i64, i64)> = items
+        .data
+        .iter()
+        .map(|li| (li.amount_discount, li.amount_total))
+        .collect();
+    assert_eq!(off, [(1250, 3750), (125, 375)]);
+    let line_discount = &items.data[0].discounts.as_ref().unwrap()[0];
+    assert_eq!(line_discount.amount, 1250);
+    assert_eq!(
+        line_discount.discount.checkout_session.as_deref(),
+        Some(s.id.as_str())
+    );
+    let broken_down = RetrieveCheckoutSession::new(s.id.as_str())
+        .expand(vec!["total_details.breakdown".to_owned()])
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    let breakdown = broken_down
+        .total_details
+        .unwrap()
+        .breakdown
+        .expect("breakdown expanded");
+    assert_eq!(breakdown.discounts[0].amount, 1375);
+    assert_eq!(
+        id_of(&breakdown.discounts[0].discount.source.coupon),
+        quarter.id.as_str()
+    );
+
+    // The payment is the discounted total; the invoice shows the discount.
+    assert_eq!(
+        shop.pay(s.id.as_str(), "4242424242424242").outcome,
+        "succeeded"
+    );
+    let done = shop.retrieve(s.id.as_str()).await;
+    assert_eq!(done.amount_total, Some(4125));
+    let pi = shop.intent(&id_of(&done.payment_intent)).await;
+    assert_eq!((pi.amount, pi.amount_received), (4125, 4125));
+    let ch = shop.charge(&id_of(&pi.latest_charge)).await;
+    assert_eq!(ch.amount, 4125);
+    let txn = RetrieveBalanceTransaction::new(id_of(&ch.balance_transaction))
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(txn.amount, 4125);
+    let inv = RetrieveInvoice::new(id_of(&done.invoice))
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(
+        (inv.subtotal, inv.total, inv.amount_paid),
+        (5500, 4125, 4125)
+    );
+    let total_off = inv.total_discount_amounts.clone().unwrap();
+    assert_eq!(total_off[0].amount, 1375);
+    assert_eq!(inv.discounts.len(), 1);
+    assert_eq!(
+        inv.lines.data[0].discount_amounts.as_ref().unwrap()[0].amount,
+        1250
+    );
+    // One redemption, counted when the session completed.
+    let counted = RetrieveCoupon::new(quarter.id.clone())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(counted.times_redeemed, 1);
+    let all = kinds(&parse_all_events(&shop.sandbox, shop.account.as_str()));
+    assert!(all.iter().any(|k| k == "coupon.created"), "{all:?}");
+    shop.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn promotion_codes_on_the_hosted_page_with_stripes_refusals() {
+    let shop = shop().await;
+    let now = chrono::Utc::now().timestamp();
+    let twenty = shop
+        .coupon(
+            CreateCoupon::new()
+                .percent_off(20.0)
+                .duration(CouponDuration::Forever),
+        )
+        .await;
+    let for_code = |code: &str| CreatePromotionCode::new(promotion(twenty.id.as_str())).code(code);
+    let save = shop.code(for_code("SAVE20")).await;
+    let once = shop.code(for_code("ONCE").max_redemptions(1)).await;
+    let soon = shop.code(for_code("SOON").expires_at(now + 3600)).await;
+    let mut minimum = CreatePromotionCodeRestrictions::new();
+    minimum.minimum_amount = Some(10_000);
+    minimum.minimum_amount_currency = Some(Currency::USD);
+    shop.code(for_code("BIG").restrictions(minimum)).await;
+    let mut first = CreatePromotionCodeRestrictions::new();
+    first.first_time_transaction = Some(true);
+    shop.code(for_code("WELCOME").restrictions(first)).await;
+
+    let open = |email: Option<&'static str>| {
+        let shop = &shop;
+        async move {
+            let mut req = CreateCheckoutSession::new()
+                .mode(stripe_shared::CheckoutSessionMode::Payment)
+                .line_items(vec![item(&shop.price, 2), item(&shop.price_small, 1)])
+                .success_url(SUCCESS_URL)
+                .allow_promotion_codes(true);
+            if let Some(e) = email {
+                req = req.customer_email(e);
+            }
+            req.customize()
+                .account_id(shop.on())
+                .send(&shop.c)
+                .await
+                .unwrap()
+        }
+    };
+    let http = HttpClient::default();
+    let apply = |s: &CheckoutSession, code: &str| {
+        let url = format!("{}/promotion_code", s.url.clone().unwrap());
+        let http = http.clone();
+        let code = code.to_owned();
+        async move {
+            http.post_form(&url, &[], &[("promotionCode", &code)])
+                .await
+                .unwrap()
+        }
+    };
+    // "ONCE" is used up by a first customer.
+    let s = open(Some("jenny@example.com")).await;
+    assert_eq!(s.allow_promotion_codes, Some(true));
+    let page = http.get(s.url.as_deref().unwrap(), &[]).await.unwrap();
+    assert!(page.text().contains("Add promotion code"));
+    assert!(page.text().contains("id=\"promotionCode\""));
+    let applied = apply(&s, "once").await;
+    assert_eq!(applied.status, 303, "{}", applied.text());
+    assert_eq!(
+        shop.pay(s.id.as_str(), "4242424242424242").outcome,
+        "succeeded"
+    );
+    let paid = shop.retrieve(s.id.as_str()).await;
+    assert_eq!(paid.amount_total, Some(4400));
+    let used = RetrievePromotionCode::new(once.id.clone())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(used.times_redeemed, 1);
+
+    // Each refusal in Stripe's words, under the field; nothing applied.
+    shop.sandbox.advance_clock(Duration::from_secs(2 * 3600));
+    let s = open(Some("jenny@example.com")).await;
+    for (code, message) in [
+        ("NOPE", "This code is invalid."),
+        (
+            "ONCE",
+            "This code has already been used the maximum number of times.",
+        ),
+        ("SOON", "This code has expired."),
+        ("BIG", "This code requires a minimum order of $100.00."),
+        (
+            "WELCOME",
+            "This code is only valid for customers making their first purchase.",
+        ),
+    ] {
+        let r = apply(&s, code).await;
+        assert_eq!(r.status, 400, "{code}");
+        let html = r.text();
+        assert!(html.contains(message), "{code}: {html}");
+        assert!(html.contains("id=\"promotionCode-error\""), "{code}");
+        assert!(html.contains("Pay $55.00"), "{code}: nothing applied");
+    }
+    assert!(
+        shop.retrieve(s.id.as_str())
+            .await
+            .discounts
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let _ = soon;
+
+    // A valid code, in any case: applied, shown, removable; the payment is the discounted total.
+    let r = apply(&s, "save20").await;
+    assert_eq!(r.status, 303);
+    let page = http
+        .get(s.url.as_deref().unwrap(), &[])
+        .await
+        .unwrap()
+        .text();
+    assert!(
+        page.contains("SAVE20") && page.contains("20% off"),
+        "{page}"
+    );
+    assert!(
+        page.contains("−$11.00") && page.contains("Pay $44.00"),
+        "{page}"
+    );
+    let s_now = shop.retrieve(s.id.as_str()).await;
+    assert_eq!(s_now.amount_total, Some(4400));
+    assert_eq!(
+        id_of(&s_now.discounts.unwrap()[0].promotion_code),
+        save.id.as_str()
+    );
+    let removed = http
+        .post_form(
+            &format!("{}/promotion_code/remove", s.url.clone().unwrap()),
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.status, 303);
+    assert_eq!(shop.retrieve(s.id.as_str()).await.amount_total, Some(5500));
+    assert_eq!(apply(&s, "SAVE20").await.status, 303);
+    let form = [
+        ("email", "jenny@example.com"),
+        ("cardNumber", "4242 4242 4242 4242"),
+        ("cardExpiry", "12 / 34"),
+        ("cardCvc", "123"),
+        ("billingName", "Jenny Rosen"),
+    ];
+    let r = http
+        .post_form(s.url.as_deref().unwrap(), &[], &form)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 303);
+    let done = shop.retrieve(s.id.as_str()).await;
+    assert_eq!(
+        (done.amount_subtotal, done.amount_total),
+        (Some(5500), Some(4400))
+    );
+    let pi = shop.intent(&id_of(&done.payment_intent)).await;
+    assert_eq!(pi.amount_received, 4400);
+    let counted = RetrievePromotionCode::new(save.id.clone())
+        .customize()
+        .account_id(shop.on())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    assert_eq!(counted.times_redeemed, 1, "once per completed session");
+
+    // A first-purchase code typed before the email is known is checked when the customer pays.
+    let s = open(None).await;
+    assert_eq!(apply(&s, "WELCOME").await.status, 303);
+    let r = http
+        .post_form(s.url.as_deref().unwrap(), &[], &form)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 402);
+    assert!(
+        r.text()
+            .contains("This code is only valid for customers making their first purchase."),
+        "{}",
+        r.text()
+    );
+    assert_eq!(shop.retrieve(s.id.as_str()).await.amount_total, Some(5500));
+    // A new customer gets it; the API's own message for a returning one.
+    assert!(
+        shop.sandbox
+            .apply_promotion_code(s.id.as_str(), "WELCOME", Some("new@example.com"))
+            .is_ok()
+    );
+    let returning =
+        shop.sandbox
+            .apply_promotion_code(s.id.as_str(), "WELCOME", Some("jenny@example.com"));
+    assert!(returning.is_err());
+    // Codes are per account: another account's session does not know them.
+    let other = CreateAccount::new().send(&shop.c).await.unwrap().id;
+    let elsewhere = CreatePrice::new(Currency::USD)
+        .product_data(stripe_product::price::CreatePriceProductData::new("Mat"))
+        .unit_amount(2500)
+        .customize()
+        .account_id(other.clone())
+        .send(&shop.c)
+        .await
+        .unwrap();
+    let (err, status) = stripe_error(
+        CreateCheckoutSession::new()
+            .mode(stripe_shared::CheckoutSessionMode::Payment)
+            .line_items(vec![item(elsewhere.id.as_str(), 1)])
+            .success_url(SUCCESS_URL)
+            .discounts(vec![{
+                let mut d = CreateCheckoutSessionDiscounts::new();
+                d.promotion_code = Some(save.id.to_string());
+                d
+            }])
+            .customize()
+            .account_id(other)
+            .send(&shop.c)
+            .await,
+    );
+    assert_eq!(
+        (status, err.code),
+        (400, Some(ApiErrorsCode::ResourceMissing))
+    );
+    assert_eq!(err.param.as_deref(), Some("discounts[0][promotion_code]"));
+    let all = kinds(&parse_all_events(&shop.sandbox, shop.account.as_str()));
+    assert!(all.iter().any(|k| k == "promotion_code.created"), "{all:?}");
+    shop.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_checkout_page_names_the_business_not_the_person() {
+    let shop = shop().await;
+    let http = HttpClient::default();
+    // An account with a public business name and a person behind it; one for a company with
+    // only its legal name; one for a person without a business name.
+    let named = |profile_name: Option<&str>,
+                 kind: stripe_shared::AccountBusinessType,
+                 company: Option<&str>| {
+        let mut req = CreateAccount::new()
+            .type_(stripe_connect::account::CreateAccountType::Standard)
+            .country("US")
+            .business_type(kind);
+        if let Some(n) = profile_name {
+            let mut profile = stripe_connect::account::CreateAccountBusinessProfile::new();
+            profile.name = Some(n.to_owned());
+            req = req.business_profile(profile);
+        }
+        match company {
+            Some(c) => {
+                let mut co = stripe_connect::account::CreateAccountCompany::new();
+                co.name = Some(c.to_owned());
+                req = req.company(co);
+            }
+            None => {
+                let mut person = stripe_connect::account::CreateAccountIndividual::new();
+                person.first_name = Some("Maya".to_owned());
+                person.last_name = Some("Patel".to_owned());
+                req = req.individual(person);
+            }
+        }
+        let c = shop.c.clone();
+        Box::pin(async move { req.send(&c).await.unwrap().id })
+    };
+    let cases = [
+        (
+            named(
+                Some("Bright Yoga"),
+                stripe_shared::AccountBusinessType::Individual,
+                None,
+            )
+            .await,
+            "Bright Yoga",
+        ),
+        (
+            named(
+                None,
+                stripe_shared::AccountBusinessType::Company,
+                Some("Patel Studio LLC"),
+            )
+            .await,
+            "Patel Studio LLC",
+        ),
+        (
+            named(None, stripe_shared::AccountBusinessType::Individual, None).await,
+            "Maya Patel",
+        ),
+    ];
+    for (i, (account, name)) in cases.iter().enumerate() {
+        let price = CreatePrice::new(Currency::USD)
+            .product_data(stripe_product::price::CreatePriceProductData::new("Class"))
+            .unit_amount(1500)
+            .customize()
+            .account_id(account.clone())
+            .send(&shop.c)
+            .await
+            .unwrap();
+        let s = CreateCheckoutSession::new()
+            .mode(stripe_shared::CheckoutSessionMode::Payment)
+            .line_items(vec![item(price.id.as_str(), 1)])
+            .success_url(SUCCESS_URL)
+            .customize()
+            .account_id(account.clone())
+            .send(&shop.c)
+            .await
+            .unwrap();
+        let page = http
+            .get(s.url.as_deref().unwrap(), &[])
+            .await
+            .unwrap()
+            .text();
+        assert!(page.contains(&format!("Pay {name}")), "{name}: {page}");
+        if i < 2 {
+            assert!(
+                !page.contains("Maya Patel"),
+                "{name}: not the person's name"
+            );
+        }
+    }
     shop.sandbox.shutdown().await;
 }
 

@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
+use chatpay_http_client::HttpClient;
 use chatpay_server::config::Config;
-use chatpay_stripe::httpc::HttpClient;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {

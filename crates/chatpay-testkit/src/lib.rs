@@ -1,8 +1,23 @@
-//! Transcript replay: boots a real server (with its own Stripe sandbox) on port 0, creates a project,
-//! connects real WebSocket clients and plays a transcript turn by turn, checking every frame. A
-//! failure names the transcript, the turn and the frame, with what was expected and what came.
+//! chatpay's test tooling: real servers for tests, transcript replay and coverage, and the load
+//! and ingestion benchmarks. Test tooling only: the server's integration tests use it as a
+//! dev-dependency, and the `chatpay` binary links it only when built with its `testkit` feature
+//! (`chatpay replay`, `chatpay bench`).
 //!
-//! Used by the integration tests and by `chatpay replay FILE…`.
+//! Transcript replay boots a real server (with its own Stripe sandbox) on port 0, creates a
+//! project, connects real WebSocket clients and plays a transcript turn by turn, checking every
+//! frame. A failure names the transcript, the turn and the frame, with what was expected and what
+//! came. Module map:
+//!
+//! - here (`lib.rs`): the replay itself (`run`, `run_file`, `run_all`), coverage, fresh
+//!   databases per backend, and the Stripe steps a transcript takes in the sandbox.
+//! - `server`: [`TestServer`], the real server on its own runtime and thread (stop or crash),
+//!   with Stripe wired as `chatpay serve` wires it.
+//! - `transcript`: the transcript format ([`Transcript`], [`Turn`], [`Expect`]).
+//! - `client`: a WebSocket [`Client`] that remembers what it saw.
+//! - `app_receiver`: a builder's app that receives chatpay's app webhooks and checks them.
+//! - [`bench`]: `chatpay bench`, the load client; it dispatches to
+//! - `catalog_bench`: `--catalog N`, a catalog sync under Stripe's rate limit, and
+//! - `webhook_bench`: `--webhooks N`, webhook ingestion.
 
 mod app_receiver;
 pub mod bench;
@@ -20,8 +35,8 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 pub use catalog_bench::{CatalogBench, catalog_bench};
+use chatpay_http_client::HttpClient;
 use chatpay_server::config::{Config, Secret};
-use chatpay_stripe::httpc::HttpClient;
 pub use client::Client;
 pub use server::TestServer;
 use stripe_sandbox::{Sandbox, SandboxConfig};
@@ -258,7 +273,6 @@ impl<'t> Run<'t> {
             ..SandboxConfig::default()
         })
         .await?;
-        let sandbox_defaults = SandboxConfig::default();
         let webhook_secret = format!("whsec_replay_{}", chatpay_core::domain::random_hex(8));
         let mut config = Config {
             listen: "127.0.0.1:0".parse()?,
@@ -268,15 +282,17 @@ impl<'t> Run<'t> {
         config.chat.turns_per_second = t.setup.rate_limit.unwrap_or(1000);
         // App webhook retries in milliseconds, not minutes.
         config.chat.app_webhook_first_retry = Duration::from_millis(50);
-        config.stripe.secret_key = Some(Secret::new(sandbox_defaults.test_secret_key.clone()));
-        config.stripe.live_secret_key = t
-            .setup
-            .live_key
-            .then(|| Secret::new(sandbox_defaults.live_secret_key.clone()));
         config.stripe.webhook_secret = Some(Secret::new(webhook_secret.clone()));
-        config.stripe.api_base = Some(sandbox.base_url());
-        config.stripe.connect_base = Some(sandbox.base_url());
-        config.stripe.connect_client_id = Some(sandbox_defaults.connect_client_id.clone());
+        let keys = sandbox.config();
+        config.stripe.point_at(
+            &sandbox.base_url(),
+            &keys.test_secret_key,
+            &keys.live_secret_key,
+            &keys.connect_client_id,
+        );
+        if !t.setup.live_key {
+            config.stripe.live_secret_key = None;
+        }
 
         let store = chatpay_store::connect(&db.url).await?;
         let token = chatpay_server::auth::create_token(&*store, "replay").await?;

@@ -1,6 +1,10 @@
 //! A chatpay server for tests and `chatpay replay`, running in its own Tokio runtime on its own
 //! thread, so that "crash" means what it says: the runtime is dropped with everything in flight,
 //! as `kill -9` would leave it, and the next server opens the same database.
+//!
+//! Stripe is wired the way `chatpay serve` wires it: `config.stripe`'s keys and URLs (a test's
+//! own sandbox, or an address that answers nothing), or, with no key, a sandbox of the server's
+//! own on loopback, which lives and dies with it.
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -8,8 +12,9 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use tokio::sync::oneshot;
 
-use chatpay_server::app::Application;
+use chatpay_server::app::{Application, Stripe};
 use chatpay_server::config::Config;
+use stripe_sandbox::{Sandbox, SandboxConfig};
 
 pub struct TestServer {
     pub address: SocketAddr,
@@ -39,8 +44,8 @@ impl TestServer {
                     }
                 };
                 let graceful = runtime.block_on(async move {
-                    let app = match Application::build(config).await {
-                        Ok(app) => app,
+                    let (app, sandbox) = match build(config).await {
+                        Ok(built) => built,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
                             return false;
@@ -55,6 +60,9 @@ impl TestServer {
                     if graceful {
                         let _ = signal_tx.send(());
                         let _ = server.await;
+                        if let Some(sandbox) = sandbox {
+                            sandbox.shutdown().await;
+                        }
                     }
                     graceful
                 });
@@ -101,6 +109,35 @@ impl TestServer {
             let _ = t.join();
         }
     }
+}
+
+/// The server for `config`, with the sandbox it started when no Stripe key is configured.
+async fn build(mut config: Config) -> anyhow::Result<(Application, Option<Sandbox>)> {
+    let sandbox = if config.stripe.uses_sandbox() {
+        let sandbox = Sandbox::start(SandboxConfig {
+            listen: "127.0.0.1:0".parse()?,
+            ..SandboxConfig::default()
+        })
+        .await
+        .context("starting the server's Stripe sandbox")?;
+        let keys = sandbox.config();
+        let secret = config.stripe.point_at(
+            &sandbox.base_url(),
+            &keys.test_secret_key,
+            &keys.live_secret_key,
+            &keys.connect_client_id,
+        );
+        Some((sandbox, secret))
+    } else {
+        None
+    };
+    let stripe = Stripe::from_config(&config.stripe)?;
+    let app = Application::build(config, stripe).await?;
+    let sandbox = sandbox.map(|(sandbox, secret)| {
+        sandbox.set_webhook_endpoint(&app.stripe_webhook_url(), secret.expose());
+        sandbox
+    });
+    Ok((app, sandbox))
 }
 
 impl Drop for TestServer {

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::client::Client;
 use super::transcript::{Setup, StripeStep};
 use super::{Backend, Run, Transcript};
-use chatpay_stripe::httpc::HttpClient;
+use chatpay_http_client::HttpClient;
 use stripe_sandbox::TestPayment;
 
 /// What the benchmark is asked to do.

@@ -1,4 +1,12 @@
 //! The `chatpay` command: parse the command line, set up logging, run the subcommand.
+//!
+//! Wiring happens here, at the top: `serve` chooses real Stripe (a key is configured) or starts
+//! the built-in sandbox and points the Stripe settings at it, then hands the server its gateway.
+//! `replay` and `bench` are test tooling (`chatpay-testkit`), compiled in only with the
+//! `testkit` feature (`testkit.rs`), so the production build does not link the test kit.
+
+#[cfg(feature = "testkit")]
+mod testkit;
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -10,7 +18,9 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use chatpay_core::intents::{self, Outcome};
-use chatpay_server::config::{Config, LogFormat};
+use chatpay_server::app::{Application, Stripe};
+use chatpay_server::config::{Config, LogFormat, Secret};
+use stripe_sandbox::{Sandbox, SandboxConfig};
 
 #[derive(Parser)]
 #[command(
@@ -55,16 +65,23 @@ enum Command {
         command: IntentsCommand,
     },
     /// Replay transcript files against a fresh server; prints what failed and the coverage.
-    Replay {
-        /// Transcript files or directories of them.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Replay on PostgreSQL: an admin URL of a server where databases may be created.
-        #[arg(long, env = "CHATPAY_TEST_POSTGRES")]
-        postgres: Option<String>,
-    },
+    #[cfg(feature = "testkit")]
+    Replay(testkit::ReplayArgs),
     /// Load client: N WebSocket connections sending turns; prints turns/s and latency.
+    #[cfg(feature = "testkit")]
     Bench(chatpay_testkit::bench::BenchArgs),
+    /// `replay` and `bench` in a build without the test kit: says how to build one with it.
+    #[cfg(not(feature = "testkit"))]
+    #[command(
+        name = "replay",
+        alias = "bench",
+        hide = true,
+        disable_help_flag = true
+    )]
+    WithoutTestkit {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run only the built-in Stripe sandbox.
     StripeSandbox {
         #[arg(long, default_value = "127.0.0.1:12111")]
@@ -143,7 +160,6 @@ fn config(cli: &Cli) -> anyhow::Result<Config> {
 
 /// Stripe settings from their conventional environment variables.
 fn stripe_env(config: &mut Config) {
-    use chatpay_server::config::Secret;
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let Some(k) = var("STRIPE_SECRET_KEY") {
         config.stripe.secret_key = Some(Secret::new(k));
@@ -189,11 +205,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Intents {
             command: IntentsCommand::Eval { file, dir },
         } => intents_eval(&config, &file, dir),
-        Command::Replay { files, postgres } => replay(files, postgres),
-        Command::Bench(args) => {
-            runtime()?.block_on(chatpay_testkit::bench::run(args, config))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        #[cfg(feature = "testkit")]
+        Command::Replay(args) => testkit::replay(args, runtime()?),
+        #[cfg(feature = "testkit")]
+        Command::Bench(args) => testkit::bench(args, config, runtime()?),
+        #[cfg(not(feature = "testkit"))]
+        Command::WithoutTestkit { .. } => anyhow::bail!(
+            "`replay` and `bench` come with the test kit, which this build leaves out: build with \
+             `cargo build --release --features testkit` (or run \
+             `cargo run --release --features testkit -- replay …`)"
+        ),
         Command::StripeSandbox {
             listen,
             webhook_url,
@@ -216,8 +237,19 @@ fn serve(
         config.public_url = Some(u);
     }
     runtime()?.block_on(async {
-        let app = chatpay_server::app::Application::build(config).await?;
-        let url = app.engine().public_url().to_owned();
+        let sandbox = if config.stripe.uses_sandbox() {
+            Some(start_sandbox(&mut config).await?)
+        } else {
+            None
+        };
+        let stripe = Stripe::from_config(&config.stripe)?;
+        let app = Application::build(config, stripe).await?;
+        let webhook_url = app.stripe_webhook_url();
+        match &sandbox {
+            Some((sandbox, secret)) => sandbox.set_webhook_endpoint(&webhook_url, secret.expose()),
+            None => tracing::info!(webhook = %webhook_url, "using Stripe"),
+        }
+        let url = app.public_url().to_owned();
         // The web chat view's address, and how to sign in to it (stdout, not the log: the
         // sign-in link is for the person who started the server).
         match app.signin_url() {
@@ -228,9 +260,50 @@ fn serve(
                 "chatpay is running at {url}/\nSign in with an API token (`chatpay token create --name NAME` prints one)."
             ),
         }
-        app.run_until_stopped(shutdown_signal()).await
+        let served = app.run_until_stopped(shutdown_signal()).await;
+        if let Some((sandbox, _)) = sandbox {
+            sandbox.shutdown().await;
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// No Stripe key configured: the built-in sandbox on loopback stands in, and the Stripe settings
+/// point at it. Returns it with the secret it signs webhooks with.
+async fn start_sandbox(config: &mut Config) -> anyhow::Result<(Sandbox, Secret)> {
+    let sandbox = Sandbox::start(SandboxConfig {
+        listen: config
+            .stripe
+            .sandbox_listen
+            .unwrap_or_else(|| "127.0.0.1:0".parse().expect("literal")),
+        state_file: sandbox_state_file(&config.database_url),
+        // By default the sandbox comes back on the port it had (kept in its state file), so the
+        // checkout links of open orders still work after a restart.
+        keep_address: config.stripe.sandbox_listen.is_none(),
+        ..SandboxConfig::default()
+    })
+    .await
+    .context("starting the built-in Stripe sandbox")?;
+    let keys = sandbox.config();
+    let secret = config.stripe.point_at(
+        &sandbox.base_url(),
+        &keys.test_secret_key,
+        &keys.live_secret_key,
+        &keys.connect_client_id,
+    );
+    tracing::info!(sandbox = %sandbox.base_url(), "no Stripe key configured: using the built-in Stripe sandbox");
+    Ok((sandbox, secret))
+}
+
+/// The sandbox keeps its state beside a SQLite database, so a restart keeps its accounts.
+fn sandbox_state_file(database_url: &str) -> Option<PathBuf> {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && !path.contains(":memory:"))
+        .then(|| PathBuf::from(format!("{path}.stripe-sandbox.json")))
 }
 
 /// `chatpay token create`: prints the new token (stored hashed, shown only this once).
@@ -325,34 +398,6 @@ fn intents_classify(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// `chatpay replay`: every transcript in `files` (directories expanded), then the coverage.
-fn replay(files: Vec<PathBuf>, postgres: Option<String>) -> anyhow::Result<ExitCode> {
-    let backend = match postgres {
-        Some(url) => chatpay_testkit::Backend::Postgres(url),
-        None => chatpay_testkit::Backend::Sqlite,
-    };
-    let mut paths = Vec::new();
-    for f in files {
-        if f.is_dir() {
-            paths.extend(chatpay_testkit::transcript_files(&f)?);
-        } else {
-            paths.push(f);
-        }
-    }
-    let (passed, failed, coverage) =
-        runtime()?.block_on(chatpay_testkit::run_all(&paths, &backend));
-    println!("{}", coverage.report());
-    println!("{passed} passed, {} failed", failed.len());
-    for f in &failed {
-        println!("FAILED {f}");
-    }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
 /// `chatpay stripe-sandbox`: only the sandbox, until SIGINT or SIGTERM.
 fn stripe_sandbox(
     listen: SocketAddr,
@@ -360,7 +405,7 @@ fn stripe_sandbox(
     webhook_secret: String,
     state_file: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let config = stripe_sandbox::SandboxConfig {
+    let config = SandboxConfig {
         listen,
         state_file,
         ..Default::default()
@@ -383,6 +428,8 @@ fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
             cs.first(),
             Some(cs.iter().map(|c| c.intent.to_string()).collect::<Vec<_>>()),
         ),
+        // "Did you mean …?": one candidate to ask about.
+        Outcome::Suggest(m) => (None, Some(m), Some(vec![m.intent.to_string()])),
         Outcome::Unsure(m) => (None, Some(m), None),
         Outcome::Nothing => (None, None, None),
     };

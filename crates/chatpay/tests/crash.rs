@@ -89,7 +89,7 @@ async fn kill_9_mid_traffic_loses_nothing() {
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
     let (mut server, addr) = serve(&db, "127.0.0.1:0").await;
-    let http = chatpay_stripe::httpc::HttpClient::default();
+    let http = chatpay_http_client::HttpClient::default();
     let auth = format!("Bearer {token}");
     let mut projects = Vec::new();
     for i in 0..8 {
@@ -279,7 +279,7 @@ async fn kill_9_mid_webhooks_loses_no_acknowledged_event() {
     for s in 0..16 {
         let (hook, acked_total, enough) = (hook.clone(), acked_total.clone(), enough.clone());
         senders.push(tokio::spawn(async move {
-            let http = chatpay_stripe::httpc::HttpClient::new(Duration::from_secs(10));
+            let http = chatpay_http_client::HttpClient::new(Duration::from_secs(10));
             let mut acked = Vec::new();
             let mut sent = Vec::new();
             for n in 0.. {
@@ -333,7 +333,7 @@ async fn kill_9_mid_webhooks_loses_no_acknowledged_event() {
     // acknowledged ones are duplicates, the rest are recorded now.
     let (_server, addr) = serve(&db, "127.0.0.1:0").await;
     let hook = format!("http://{addr}/v1/webhooks/stripe");
-    let http = chatpay_stripe::httpc::HttpClient::default();
+    let http = chatpay_http_client::HttpClient::default();
     for id in acked.iter().take(50).chain(sent.iter().rev().take(50)) {
         let (header, body) = signed_event(id);
         let headers = [

@@ -379,7 +379,7 @@ fn apply(a: &mut Account, p: &Params<'_>, now: i64) -> ApiResult<()> {
     if let Some(token) = p.str("external_account")? {
         // Test bank account tokens (`btok_us_verified`, ...) attach Stripe's test account.
         if !token.starts_with("btok_") {
-            return Err(ApiError::no_such("token", token, "external_account"));
+            return Err(ApiError::no_such_param("token", token, "external_account"));
         }
         let holder = a.individual.as_ref().and_then(|i| {
             Some(format!(
@@ -616,7 +616,7 @@ pub(crate) fn create_link(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> A
         .accounts
         .get(account_id)
         .filter(|a| !a.revoked)
-        .ok_or_else(|| ApiError::no_such("account", account_id, "account"))?;
+        .ok_or_else(|| ApiError::no_such_param("account", account_id, "account"))?;
     if kind == "account_update"
         && (account.controller.requirement_collection != "application"
             || account.controller.dashboard != "none")

@@ -12,7 +12,9 @@ use super::error::{ApiError, ApiResult, ErrorType};
 use super::form::{Form, Params};
 use super::shapes::API_VERSION;
 use super::state::{App, IdempotencyRecord, RequestInfo, Tx};
-use super::{accounts, billing_api, catalog, checkout, events, ids, payments, payouts};
+use super::{
+    accounts, billing_api, catalog, checkout, discounts_api, events, ids, payments, payouts,
+};
 use crate::Mode;
 
 /// Who is calling: the mode of the key, and the account an OAuth access token is bound to.
@@ -52,19 +54,55 @@ pub(crate) fn redact(key: &str) -> String {
     format!("{}****{tail}", &key[..prefix_len])
 }
 
-/// The bearer token of a request, if any.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The key a request authenticates with: `Authorization: Bearer sk_…`, or HTTP Basic with the
+/// key as the user name and no password (`curl -u sk_test_…:`, as Stripe's docs do).
+pub(crate) fn api_key(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    let token = token.trim();
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        token.to_owned()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = String::from_utf8(base64_decode(token)?).ok()?;
+        let (user, _password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+        user.to_owned()
+    } else {
+        return None;
+    };
+    (!key.is_empty()).then_some(key)
+}
+
+/// Standard base64 (with or without padding); `None` if it is not base64.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let digits = text.trim_end_matches('=').as_bytes();
+    if digits.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c)? << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
 }
 
 /// Maps a secret key (or an OAuth access token) to a mode.
 pub(crate) fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Auth> {
-    let Some(key) = bearer(headers) else {
+    let Some(key) = api_key(headers) else {
         return Err(ApiError::unauthorized(
             "You did not provide an API key. You need to provide your API key in the \
              Authorization header, using Bearer auth (e.g. 'Authorization: Bearer \
@@ -72,6 +110,7 @@ pub(crate) fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Auth> {
              we can help at https://support.stripe.com/.",
         ));
     };
+    let key = key.as_str();
     let key_hint = redact(key);
     let config = &app.config;
     if key == config.test_secret_key {
@@ -118,6 +157,15 @@ enum Route {
     CreatePrice,
     RetrievePrice(String),
     UpdatePrice(String),
+    ListCoupons,
+    CreateCoupon,
+    RetrieveCoupon(String),
+    UpdateCoupon(String),
+    DeleteCoupon(String),
+    ListPromotionCodes,
+    CreatePromotionCode,
+    RetrievePromotionCode(String),
+    UpdatePromotionCode(String),
     ListEvents,
     RetrieveEvent(String),
     CreateCheckoutSession,
@@ -159,6 +207,7 @@ enum Route {
     CreateRefund,
     ListRefunds,
     RetrieveRefund(String),
+    Search(super::search::Searchable),
 }
 
 impl Route {
@@ -169,6 +218,25 @@ impl Route {
             .filter(|s| !s.is_empty())
             .collect();
         let id = |s: &str| s.to_owned();
+        let unrecognized = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorType::InvalidRequest,
+                format!(
+                    "Unrecognized request URL ({method}: {path}). Please see \
+                     https://stripe.com/docs or we can help at https://support.stripe.com/."
+                ),
+            )
+        };
+        // `/v1/products/search` is Stripe's search, not a product named "search".
+        if let [resource, "search"] = segments.as_slice()
+            && let Some(searchable) = super::search::Searchable::from_path(resource)
+        {
+            return match method.as_str() {
+                "GET" => Ok(Route::Search(searchable)),
+                _ => Err(unrecognized()),
+            };
+        }
         let route = match (method.as_str(), segments.as_slice()) {
             ("GET", ["accounts"]) => Route::ListAccounts,
             ("POST", ["accounts"]) => Route::CreateAccount,
@@ -185,6 +253,15 @@ impl Route {
             ("POST", ["prices"]) => Route::CreatePrice,
             ("GET", ["prices", p]) => Route::RetrievePrice(id(p)),
             ("POST", ["prices", p]) => Route::UpdatePrice(id(p)),
+            ("GET", ["coupons"]) => Route::ListCoupons,
+            ("POST", ["coupons"]) => Route::CreateCoupon,
+            ("GET", ["coupons", c]) => Route::RetrieveCoupon(id(c)),
+            ("POST", ["coupons", c]) => Route::UpdateCoupon(id(c)),
+            ("DELETE", ["coupons", c]) => Route::DeleteCoupon(id(c)),
+            ("GET", ["promotion_codes"]) => Route::ListPromotionCodes,
+            ("POST", ["promotion_codes"]) => Route::CreatePromotionCode,
+            ("GET", ["promotion_codes", c]) => Route::RetrievePromotionCode(id(c)),
+            ("POST", ["promotion_codes", c]) => Route::UpdatePromotionCode(id(c)),
             ("GET", ["events"]) => Route::ListEvents,
             ("GET", ["events", e]) => Route::RetrieveEvent(id(e)),
             ("POST", ["checkout", "sessions"]) => Route::CreateCheckoutSession,
@@ -232,16 +309,7 @@ impl Route {
             ("POST", ["refunds"]) => Route::CreateRefund,
             ("GET", ["refunds"]) => Route::ListRefunds,
             ("GET", ["refunds", r]) => Route::RetrieveRefund(id(r)),
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    ErrorType::InvalidRequest,
-                    format!(
-                        "Unrecognized request URL ({method}: {path}). Please see \
-                         https://stripe.com/docs or we can help at https://support.stripe.com/."
-                    ),
-                ));
-            }
+            _ => return Err(unrecognized()),
         };
         Ok(route)
     }
@@ -276,6 +344,17 @@ impl Route {
             Route::CreatePrice => catalog::create_price(tx, call, p),
             Route::RetrievePrice(id) => catalog::retrieve_price(tx, call, id, p),
             Route::UpdatePrice(id) => catalog::update_price(tx, call, id, p),
+            Route::ListCoupons => discounts_api::list_coupons(tx, call, p),
+            Route::CreateCoupon => discounts_api::create_coupon(tx, call, p),
+            Route::RetrieveCoupon(id) => discounts_api::retrieve_coupon(tx, call, id, p),
+            Route::UpdateCoupon(id) => discounts_api::update_coupon(tx, call, id, p),
+            Route::DeleteCoupon(id) => discounts_api::delete_coupon(tx, call, id, p),
+            Route::ListPromotionCodes => discounts_api::list_promotion_codes(tx, call, p),
+            Route::CreatePromotionCode => discounts_api::create_promotion_code(tx, call, p),
+            Route::RetrievePromotionCode(id) => {
+                discounts_api::retrieve_promotion_code(tx, call, id, p)
+            }
+            Route::UpdatePromotionCode(id) => discounts_api::update_promotion_code(tx, call, id, p),
             Route::ListEvents => events::list(tx, call, p),
             Route::RetrieveEvent(id) => events::retrieve(tx, call, id, p),
             Route::CreateCheckoutSession => checkout::create_session(tx, call, p),
@@ -319,6 +398,7 @@ impl Route {
             Route::CreateRefund => payments::create_refund(tx, call, p),
             Route::ListRefunds => payments::list_refunds(tx, call, p),
             Route::RetrieveRefund(id) => payments::retrieve_refund(tx, call, id, p),
+            Route::Search(resource) => super::search::search(tx, call, *resource, p),
         }
     }
 }
@@ -329,8 +409,17 @@ enum Answer {
     Replay(IdempotencyRecord),
 }
 
-/// Calls the API as the platform's test-mode key acting on `account` (`Stripe-Account`), the
-/// way the sandbox's own Dashboard pages do: the same rules, events and answers as over HTTP.
+/// The mode a connected account lives in (test when there is no such account: the call then
+/// fails as Stripe's would).
+pub(crate) fn account_mode(app: &App, account: &str) -> Mode {
+    app.lock()
+        .find_account(account)
+        .map_or(Mode::Test, |(mode, _)| mode)
+}
+
+/// Calls the API as the platform acting on `account` (`Stripe-Account`), with the secret key
+/// of the mode the account lives in, the way the sandbox's own Dashboard pages do: the same
+/// rules, events and answers as over HTTP.
 pub(crate) fn call_as(
     app: &App,
     account: &str,
@@ -339,7 +428,11 @@ pub(crate) fn call_as(
     pairs: &[(&str, &str)],
 ) -> ApiResult<Value> {
     let mut headers = HeaderMap::new();
-    let auth = format!("Bearer {}", app.config.test_secret_key);
+    let key = match account_mode(app, account) {
+        Mode::Test => &app.config.test_secret_key,
+        Mode::Live => &app.config.live_secret_key,
+    };
+    let auth = format!("Bearer {key}");
     headers.insert(
         header::AUTHORIZATION,
         HeaderValue::from_str(&auth).map_err(|_| ApiError::invalid("Invalid API key"))?,
@@ -526,7 +619,10 @@ fn serve(
             app,
             key_hint: &auth.key_hint,
         };
-        let value = route.run(tx, &call, &form.params())?;
+        let params = form.params();
+        let mut value = route.run(tx, &call, &params)?;
+        let expand = params.strings("expand")?.unwrap_or_default();
+        super::expand::apply(tx, &call, &mut value, &expand)?;
         let body = serde_json::to_string_pretty(&value).map_err(|_| ApiError::internal())?;
         if let Some(rk) = record_key {
             tx.st.idempotency.insert(
@@ -549,6 +645,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_come_from_bearer_or_basic_auth() {
+        let with = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            api_key(&h)
+        };
+        assert_eq!(with("Bearer sk_test_1").as_deref(), Some("sk_test_1"));
+        // `curl -u sk_test_123:` sends base64("sk_test_123:").
+        assert_eq!(
+            with("Basic c2tfdGVzdF8xMjM6").as_deref(),
+            Some("sk_test_123")
+        );
+        assert_eq!(
+            with("basic c2tfdGVzdF8xMjM=").as_deref(),
+            Some("sk_test_123")
+        );
+        assert_eq!(with("Basic !!!"), None);
+        assert_eq!(with("Basic Og=="), None, "an empty user name");
+        assert_eq!(with("Digest x"), None);
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGk").unwrap(), b"hi");
+    }
+
+    #[test]
     fn keys_are_redacted() {
         assert_eq!(redact("sk_test_abcdef123456"), "sk_test_****3456");
         assert_eq!(redact("weird"), "****eird");
@@ -566,6 +686,16 @@ mod tests {
         );
         let e = Route::parse(&Method::PUT, "/v1/products").unwrap_err();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            Route::parse(&Method::GET, "/v1/products/search").unwrap(),
+            Route::Search(crate::search::Searchable::Products)
+        );
+        let e = Route::parse(&Method::POST, "/v1/products/search").unwrap_err();
+        assert!(e.message.starts_with("Unrecognized request URL"));
+        assert_eq!(
+            Route::parse(&Method::GET, "/v1/products/prod_search").unwrap(),
+            Route::RetrieveProduct("prod_search".into())
+        );
         assert!(Route::RetrieveAccount("acct_1".into()).allows_scope("acct_1"));
         assert!(!Route::CreateAccount.allows_scope("acct_1"));
         assert!(Route::ListProducts.allows_scope("acct_1"));

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::Price;
 use super::sales::CardDetails;
-use super::state::{Collection, Keyed};
+use super::state::Collection;
 
 /// A saved card and what charging it does: Stripe's test cards keep their behaviour once
 /// attached, so `4000 0000 0000 0341` attaches fine and every later charge fails.
@@ -146,6 +146,9 @@ pub(crate) struct Subscription {
     pub test_clock: Option<String>,
     /// When an `incomplete` subscription expires (23 hours after creation, as Stripe's).
     pub incomplete_expires_at: Option<i64>,
+    /// The discount its invoices get while it applies (`discounts`).
+    #[serde(default)]
+    pub discount: Option<super::discounts::Discount>,
 }
 
 impl Subscription {
@@ -190,16 +193,7 @@ pub(crate) struct BillingSettings {
     pub after_retries: AfterRetries,
 }
 
-macro_rules! keyed {
-    ($($t:ty),*) => {$(
-        impl Keyed for $t {
-            fn key(&self) -> &str {
-                &self.id
-            }
-        }
-    )*};
-}
-keyed!(Customer, Subscription, TestClock);
+super::state::keyed_by_id!(Customer, Subscription, TestClock);
 
 /// Everything billed in one mode.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

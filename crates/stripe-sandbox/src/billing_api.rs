@@ -11,6 +11,8 @@ use super::api::Call;
 use super::billing::{PauseCollection, SavedCard, SubItem, SubStatus, TestClock};
 use super::cards::{self, Decline};
 use super::checkout::{self, Ctx};
+use super::discounts::{Line, Order};
+use super::discounts_api;
 use super::error::{ApiError, ApiResult, ErrorType};
 use super::form::Params;
 use super::ids;
@@ -37,7 +39,7 @@ pub(crate) fn card_error(d: &Decline, payment_intent: Option<&str>) -> ApiError 
 /// A test PaymentMethod id (`pm_card_visa`, ...) as a saved card.
 fn test_payment_method(tx: &mut Tx<'_>, param: &str, id: &str) -> ApiResult<SavedCard> {
     let Some((_, number)) = cards::TEST_PAYMENT_METHODS.iter().find(|(pm, _)| *pm == id) else {
-        return Err(ApiError::no_such("PaymentMethod", id, param));
+        return Err(ApiError::no_such_param("PaymentMethod", id, param));
     };
     let card = cards::check(number, "12 / 34", "123", tx.now)
         .map_err(|m| ApiError::bad_param(param, m))?;
@@ -67,7 +69,14 @@ fn scoped_customer<'t>(
         .customers
         .get(id)
         .filter(|c| c.account.as_deref() == scope)
-        .ok_or_else(|| ApiError::no_such("customer", id, param))
+        .ok_or_else(|| {
+            // 404 only for the customer in the URL; one named in a parameter is a 400.
+            if param == "id" {
+                ApiError::no_such("customer", id, param)
+            } else {
+                ApiError::no_such_param("customer", id, param)
+            }
+        })
 }
 
 fn default_pm_param(p: &Params<'_>) -> ApiResult<Option<(String, String)>> {
@@ -131,7 +140,7 @@ pub(crate) fn create_customer(
             .get(c)
             .is_some_and(|k| k.account.as_deref() == call.scope && !k.deleted);
         if !ok {
-            return Err(ApiError::no_such(
+            return Err(ApiError::no_such_param(
                 "test_helpers.test_clock",
                 c,
                 "test_clock",
@@ -254,6 +263,7 @@ pub(crate) fn create_subscription(
         "customer",
         "default_payment_method",
         "description",
+        "discounts",
         "expand",
         "items",
         "metadata",
@@ -298,7 +308,7 @@ pub(crate) fn create_subscription(
         let price_id = item.required("price")?.to_owned();
         let catalog = tx.catalog(call.scope);
         let Some(price) = catalog.prices.get(&price_id).cloned() else {
-            return Err(ApiError::no_such("price", &price_id, &at("price")));
+            return Err(ApiError::no_such_param("price", &price_id, &at("price")));
         };
         if !price.active {
             return Err(ApiError::bad_param(
@@ -440,6 +450,45 @@ pub(crate) fn create_subscription(
         };
         return Err(card_error(&d, None));
     }
+    let discount_items = p.items("discounts")?.unwrap_or_default();
+    if discount_items.len() > 1 {
+        return Err(ApiError::bad_param(
+            "discounts",
+            "The chatpay sandbox supports one discount per subscription.",
+        ));
+    }
+    let discount = match discount_items.first() {
+        None => None,
+        Some(item) => {
+            let lines: Vec<Line<'_>> = sub_items
+                .iter()
+                .map(|i| Line {
+                    product: &i.price.product,
+                    amount: i.amount(),
+                })
+                .collect();
+            let paid_before =
+                discounts_api::paid_before(tx, call.scope, Some(&customer), cus.email.as_deref());
+            let currency = sub_items
+                .first()
+                .map(|i| i.price.currency.clone())
+                .unwrap_or_default();
+            let order = Order {
+                currency: &currency,
+                lines: &lines,
+                customer: Some(&customer),
+                paid_before: Some(paid_before),
+                now,
+            };
+            Some(discounts_api::from_param(
+                tx,
+                call.scope,
+                item,
+                "discounts[0]",
+                &order,
+            )?)
+        }
+    };
     let ctx = Ctx::of(call);
     let started = subs::start_subscription(
         tx,
@@ -455,8 +504,12 @@ pub(crate) fn create_subscription(
             description: p.text("description")?,
             application_fee_percent,
             attempt: behavior != "default_incomplete",
+            discount: discount.clone(),
         },
     );
+    if let Some(d) = &discount {
+        discounts_api::redeem(tx, call.scope, d);
+    }
     if p.bool("cancel_at_period_end")? == Some(true) {
         subs::update_subscription(tx, ctx, &started.subscription, |s| {
             s.cancel_at_period_end = true;

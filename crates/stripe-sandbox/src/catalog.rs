@@ -386,7 +386,7 @@ pub(crate) fn update_product(
                 "default_price",
                 format!("The price {price_id} does not belong to product {id}."),
             )),
-            None => Err(ApiError::no_such("price", &price_id, "default_price")),
+            None => Err(ApiError::no_such_param("price", &price_id, "default_price")),
         })?
         .apply(&mut next.default_price);
     let before = shapes::product(&current, live);
@@ -521,7 +521,7 @@ pub(crate) fn create_price(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
         }
         (Some(id), None) => {
             if tx.catalog(call.scope).products.get(id).is_none() {
-                return Err(ApiError::no_such("product", id, "product"));
+                return Err(ApiError::no_such_param("product", id, "product"));
             }
             (id.to_owned(), None)
         }

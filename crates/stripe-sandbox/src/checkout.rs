@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::api::Call;
 use super::cards::{self, Behavior, Card};
+use super::discounts::{Discount, Line, Order, Refusal, allocate};
+use super::discounts_api;
 use super::error::{ApiError, ApiResult};
 use super::form::Params;
 use super::ids;
@@ -61,10 +63,12 @@ impl<'a> Ctx<'a> {
 
 pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> ApiResult<Value> {
     const ACCEPTED: &[&str] = &[
+        "allow_promotion_codes",
         "cancel_url",
         "client_reference_id",
         "customer_creation",
         "customer_email",
+        "discounts",
         "expand",
         "expires_at",
         "invoice_creation",
@@ -83,7 +87,6 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
     const KNOWN_UNSUPPORTED: &[&str] = &[
         "adaptive_pricing",
         "after_expiration",
-        "allow_promotion_codes",
         "automatic_tax",
         "billing_address_collection",
         "consent_collection",
@@ -91,7 +94,6 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         "custom_fields",
         "custom_text",
         "customer_update",
-        "discounts",
         "optional_items",
         "payment_method_collection",
         "payment_method_configuration",
@@ -113,6 +115,21 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
     }
     let all: Vec<&str> = ACCEPTED.iter().chain(KNOWN_UNSUPPORTED).copied().collect();
     p.only(&all)?;
+    let allow_promotion_codes = p.bool("allow_promotion_codes")?.unwrap_or(false);
+    let discount_items = p.items("discounts")?.unwrap_or_default();
+    if p.contains("allow_promotion_codes") && !discount_items.is_empty() {
+        return Err(ApiError::invalid(
+            "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+        )
+        .code("parameters_exclusive")
+        .param("allow_promotion_codes"));
+    }
+    if discount_items.len() > 1 {
+        return Err(ApiError::bad_param(
+            "discounts",
+            "You can only apply one discount to a Checkout Session.",
+        ));
+    }
     let mode = rules::one_of(
         "mode",
         p.required("mode")?,
@@ -189,7 +206,7 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
             .get(c)
             .is_some_and(|cus| cus.account.as_deref() == call.scope);
         if !known {
-            return Err(ApiError::no_such("customer", c, "customer"));
+            return Err(ApiError::no_such_param("customer", c, "customer"));
         }
     }
     let client_reference_id = p.text("client_reference_id")?;
@@ -266,7 +283,7 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         };
         let catalog = tx.catalog(call.scope);
         let Some(price) = catalog.prices.get(&price_id).cloned() else {
-            return Err(ApiError::no_such("price", &price_id, &at("price")));
+            return Err(ApiError::no_such_param("price", &price_id, &at("price")));
         };
         if !price.active {
             return Err(ApiError::bad_param(
@@ -276,7 +293,11 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         }
         let product = catalog.products.get(&price.product).cloned();
         let Some(product) = product else {
-            return Err(ApiError::no_such("product", &price.product, &at("price")));
+            return Err(ApiError::no_such_param(
+                "product",
+                &price.product,
+                &at("price"),
+            ));
         };
         if !product.active {
             return Err(ApiError::bad_param(
@@ -317,7 +338,55 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         });
     }
     let currency = currency.unwrap_or_else(|| "usd".into());
-    let total: i64 = line_items.iter().map(LineItem::amount).sum();
+    let live = tx.livemode();
+    let session_id = ids::checkout_session(live);
+    let discount = match discount_items.first() {
+        None => None,
+        Some(item) => {
+            let lines: Vec<Line<'_>> = line_items
+                .iter()
+                .map(|li| Line {
+                    product: &li.price.product,
+                    amount: li.amount(),
+                })
+                .collect();
+            let paid_before = match (&customer, &customer_email) {
+                (None, None) => None,
+                (c, e) => Some(discounts_api::paid_before(
+                    tx,
+                    call.scope,
+                    c.as_deref(),
+                    e.as_deref(),
+                )),
+            };
+            let order = Order {
+                currency: &currency,
+                lines: &lines,
+                customer: customer.as_deref(),
+                paid_before,
+                now,
+            };
+            let mut d = discounts_api::from_param(tx, call.scope, item, "discounts[0]", &order)?;
+            if !subscription_mode {
+                d.checkout_session = Some(session_id.clone());
+            }
+            Some(d)
+        }
+    };
+    let (discount_total, _) = match &discount {
+        None => (0, Vec::new()),
+        Some(d) => {
+            let lines: Vec<Line<'_>> = line_items
+                .iter()
+                .map(|li| Line {
+                    product: &li.price.product,
+                    amount: li.amount(),
+                })
+                .collect();
+            allocate(&d.coupon, &currency, &lines)
+        }
+    };
+    let total: i64 = line_items.iter().map(LineItem::amount).sum::<i64>() - discount_total;
     let subscription_data = if subscription_mode {
         Some(super::subscriptions::checkout_subscription_data(
             p,
@@ -422,9 +491,8 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
             }
         }
     }
-    let live = tx.livemode();
     let session = CheckoutSession {
-        id: ids::checkout_session(live),
+        id: session_id,
         account: call.scope.map(str::to_owned),
         created: now,
         expires_at,
@@ -453,6 +521,8 @@ pub(crate) fn create_session(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -
         customer,
         subscription: None,
         pending_auth: None,
+        allow_promotion_codes,
+        discount,
     };
     let out = ss::checkout_session(&session, live, &call.app.base_url);
     let seq = tx.st.seq();
@@ -491,16 +561,15 @@ pub(crate) fn retrieve_session(
             .any(|x| x == path || x.strip_prefix(path).is_some_and(|r| r.starts_with('.')))
     };
     if wants("line_items") {
-        let data = s
-            .line_items
-            .iter()
-            .map(|li| ss::line_item(li, live))
-            .collect();
+        let data = ss::line_items(s, live);
         out["line_items"] = shapes::list(
             &format!("/v1/checkout/sessions/{id}/line_items"),
             data,
             false,
         );
+    }
+    if wants("total_details.breakdown") {
+        out["total_details"]["breakdown"] = ss::total_breakdown(s);
     }
     // The objects as their own retrieve shows them, nested where their ids were.
     if wants("payment_intent")
@@ -589,12 +658,9 @@ pub(crate) fn list_line_items(
             })?,
         Some(super::state::Cursor::EndingBefore(_)) => 0,
     };
-    let rest = &s.line_items[start.min(s.line_items.len())..];
-    let data = rest
-        .iter()
-        .take(req.limit)
-        .map(|li| ss::line_item(li, live))
-        .collect();
+    let all = ss::line_items(s, live);
+    let rest = &all[start.min(all.len())..];
+    let data = rest.iter().take(req.limit).cloned().collect();
     Ok(shapes::list(
         &format!("/v1/checkout/sessions/{id}/line_items"),
         data,
@@ -735,7 +801,7 @@ fn ensure_intent(tx: &mut Tx<'_>, ctx: Ctx<'_>, session: &CheckoutSession) -> St
         id: id.clone(),
         account: session.account.clone(),
         created: tx.now,
-        amount: session.amount_subtotal(),
+        amount: session.amount_total(),
         currency: session.currency.clone(),
         status: IntentStatus::RequiresPaymentMethod,
         amount_received: 0,
@@ -774,12 +840,162 @@ pub(crate) fn open_session(tx: &mut Tx<'_>, id: &str) -> Result<CheckoutSession,
     }
 }
 
+// ---- promotion codes on the hosted page ----
+
+/// Sets (or removes) a session's discount; a PaymentIntent already started charges the new total.
+fn set_discount(tx: &mut Tx<'_>, session_id: &str, discount: Option<Discount>) {
+    let Some(s) = tx.ms().sales.sessions.get_mut(session_id) else {
+        return;
+    };
+    s.discount = discount;
+    let (total, pi) = (s.amount_total(), s.payment_intent.clone());
+    if let Some(pi) = pi.and_then(|pi| tx.ms().sales.intents.get_mut(&pi))
+        && pi.status != IntentStatus::Succeeded
+    {
+        pi.amount = total;
+    }
+}
+
+/// The email a redemption is checked with: the one typed, else the session's.
+fn known_email(tx: &mut Tx<'_>, s: &CheckoutSession, typed: Option<&str>) -> Option<String> {
+    typed
+        .filter(|e| !e.trim().is_empty())
+        .map(str::to_owned)
+        .or_else(|| s.customer_email.clone())
+        .or_else(|| {
+            s.customer.as_deref().and_then(|c| {
+                tx.ms()
+                    .billing
+                    .customers
+                    .get(c)
+                    .and_then(|cus| cus.email.clone())
+            })
+        })
+}
+
+/// The order a redemption is checked against, and whether the customer has paid before (when
+/// the email or customer is known).
+fn paid_before(tx: &mut Tx<'_>, s: &CheckoutSession, email: Option<&str>) -> Option<bool> {
+    let email = known_email(tx, s, email);
+    if email.is_none() && s.customer.is_none() {
+        return None;
+    }
+    Some(discounts_api::paid_before(
+        tx,
+        s.account.as_deref(),
+        s.customer.as_deref(),
+        email.as_deref(),
+    ))
+}
+
+/// The customer typed a promotion code on the hosted page (`allow_promotion_codes`). On a
+/// refusal, the message the page shows under the field.
+pub(crate) fn apply_code(
+    tx: &mut Tx<'_>,
+    ctx: Ctx<'_>,
+    session_id: &str,
+    text: &str,
+    email: Option<&str>,
+) -> Result<(), String> {
+    settle(tx, ctx);
+    let s = open_session(tx, session_id)
+        .map_err(|_| "This checkout session is no longer open.".to_owned())?;
+    if !s.allow_promotion_codes {
+        return Err("Promotion codes can't be used for this purchase.".to_owned());
+    }
+    if text.trim().is_empty() {
+        return Err("Enter a promotion code.".to_owned());
+    }
+    let paid_before = paid_before(tx, &s, email);
+    let lines = s.order_lines();
+    let order = Order {
+        currency: &s.currency,
+        lines: &lines,
+        customer: s.customer.as_deref(),
+        paid_before,
+        now: tx.now,
+    };
+    let mut d = discounts_api::from_typed_code(tx, s.account.as_deref(), text, &order)
+        .map_err(|r| r.page_message())?;
+    if !s.is_subscription() {
+        d.checkout_session = Some(s.id.clone());
+    }
+    let discounted = CheckoutSession {
+        discount: Some(d.clone()),
+        ..s.clone()
+    };
+    if discounted.amount_total() == s.amount_total() {
+        return Err(Refusal::NoProducts.page_message());
+    }
+    if s.application_fee_amount
+        .is_some_and(|fee| fee > discounted.amount_total())
+    {
+        return Err("This code can't be applied to this order.".to_owned());
+    }
+    set_discount(tx, session_id, Some(d));
+    if let Some(s) = tx.ms().sales.sessions.get_mut(session_id) {
+        s.last_error = None;
+    }
+    Ok(())
+}
+
+/// The customer removed the code they typed ("Remove" by the discount).
+pub(crate) fn remove_code(tx: &mut Tx<'_>, ctx: Ctx<'_>, session_id: &str) {
+    settle(tx, ctx);
+    if let Ok(s) = open_session(tx, session_id)
+        && s.discount.as_ref().is_some_and(|d| d.entered_on_page)
+    {
+        set_discount(tx, session_id, None);
+    }
+}
+
+/// Before a payment: the discount is checked again with the email the customer typed (a
+/// first-purchase code), and in case it expired or was used up meanwhile. A refused discount
+/// is removed and the page says why; the customer may pay the full price.
+fn recheck_discount(
+    tx: &mut Tx<'_>,
+    session: &CheckoutSession,
+    email: &str,
+) -> Result<(), PayOutcome> {
+    let Some(d) = &session.discount else {
+        return Ok(());
+    };
+    let paid_before = paid_before(tx, session, Some(email));
+    let lines = session.order_lines();
+    let order = Order {
+        currency: &session.currency,
+        lines: &lines,
+        customer: session.customer.as_deref(),
+        paid_before,
+        now: tx.now,
+    };
+    let Err(refusal) = discounts_api::still_redeemable(tx, session.account.as_deref(), d, &order)
+    else {
+        return Ok(());
+    };
+    let message = refusal.page_message();
+    set_discount(tx, &session.id, None);
+    if let Some(s) = tx.ms().sales.sessions.get_mut(&session.id) {
+        s.last_error = Some(message.clone());
+    }
+    Err(PayOutcome::Declined {
+        code: refusal.code().to_owned(),
+        message,
+    })
+}
+
 /// One payment attempt on an open session.
 pub(crate) fn pay(tx: &mut Tx<'_>, ctx: Ctx<'_>, session_id: &str, input: PayInput) -> PayOutcome {
     settle(tx, ctx);
     let session = match open_session(tx, session_id) {
         Ok(s) => s,
         Err(outcome) => return outcome,
+    };
+    if let Err(outcome) = recheck_discount(tx, &session, &input.email) {
+        return outcome;
+    }
+    let Ok(session) = open_session(tx, session_id) else {
+        return PayOutcome::NotOpen(SessionStatus::Expired);
     };
     if session.is_subscription() {
         let pm = ids::payment_method();
@@ -956,7 +1172,7 @@ fn decline_attempt(
         id: ids::charge(),
         account: account.clone(),
         created: now,
-        amount: session.amount_subtotal(),
+        amount: session.amount_total(),
         currency: session.currency.clone(),
         succeeded: false,
         amount_refunded: 0,
@@ -1043,8 +1259,7 @@ pub(crate) fn send_receipt(tx: &mut Tx<'_>, ctx: Ctx<'_>, charge: &Charge, to: &
                 .mode(tx.mode)
                 .accounts
                 .get(a)
-                .and_then(|acc| acc.profile.name.clone())
-                .unwrap_or_else(|| a.to_owned()))
+                .map_or_else(|| a.to_owned(), |acc| acc.public_name()))
             .unwrap_or_else(|| "the platform".to_owned()),
         charge.receipt_number.as_deref().unwrap_or("0000-0000")
     );
@@ -1076,7 +1291,7 @@ fn succeed(
     let live = tx.livemode();
     let now = tx.now;
     let account = session.account.clone();
-    let amount = session.amount_subtotal();
+    let amount = session.amount_total();
     let currency = session.currency.clone();
     let charge_id = ids::charge();
     // Balance transaction: Stripe's fee, and the platform's application fee.
@@ -1176,12 +1391,18 @@ fn succeed(
         s.status = SessionStatus::Complete;
         s.paid = true;
         s.invoice = invoice_id;
+        if let Some(d) = &mut s.discount {
+            d.customer.clone_from(&s.customer);
+        }
         s.customer_details_email = Some(email.to_owned());
         s.customer_name = Some(name.to_owned());
         s.last_error = None;
         let s = s.clone();
         let out = ss::checkout_session(&s, live, ctx.base_url);
         tx.emit("checkout.session.completed", account.as_deref(), out, None);
+        if let Some(d) = &s.discount {
+            discounts_api::redeem(tx, account.as_deref(), d);
+        }
         s.success_url
             .unwrap_or_default()
             .replace("{CHECKOUT_SESSION_ID}", &s.id)
@@ -1201,17 +1422,19 @@ fn create_invoice(
     let live = tx.livemode();
     let now = tx.now;
     let number = next_invoice_number(tx, session.account.as_deref());
+    let (discount_amount, shares) = session.discount_shares();
     let invoice = Invoice {
         id: ids::invoice(),
         account: session.account.clone(),
         created: now,
         number,
         currency: session.currency.clone(),
-        total: session.amount_subtotal(),
+        total: session.amount_total(),
         lines: session
             .line_items
             .iter()
-            .map(|li| InvoiceLine {
+            .zip(shares)
+            .map(|(li, share)| InvoiceLine {
                 id: ids::invoice_line(),
                 description: li.description.clone(),
                 quantity: li.quantity,
@@ -1221,6 +1444,7 @@ fn create_invoice(
                 unit_amount: li.price.unit_amount,
                 period: None,
                 subscription_item: None,
+                discount_amount: share,
             })
             .collect(),
         customer_email: Some(email.to_owned()),
@@ -1244,6 +1468,8 @@ fn create_invoice(
         test_clock: None,
         subscription_metadata: BTreeMap::new(),
         application_fee_percent: None,
+        discount: session.discount.clone().filter(|_| discount_amount > 0),
+        discount_amount,
     };
     let account = session.account.as_deref();
     for (kind, status) in [

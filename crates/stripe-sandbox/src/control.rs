@@ -233,6 +233,10 @@ pub(crate) fn router() -> Router<App> {
         .route("/__sandbox/clock/advance", post(http_clock))
         .route("/__sandbox/checkout/{id}/pay", post(http_pay))
         .route(
+            "/__sandbox/checkout/{id}/promotion_code",
+            post(http_promotion_code),
+        )
+        .route(
             "/__sandbox/checkout/{id}/authenticate",
             post(http_authenticate),
         )
@@ -570,6 +574,44 @@ pub(crate) fn pay_checkout(
         }
         payment_result(tx, app, session, outcome)
     }))
+}
+
+/// Applies a promotion code to an open session as the customer would on its hosted page;
+/// returns the session as the API shows it, or the page's message for a refused code.
+pub(crate) fn apply_promotion_code(
+    app: &App,
+    session: &str,
+    code: &str,
+    email: Option<&str>,
+) -> Result<Value, ControlError> {
+    let mode = session_mode(app, session)?;
+    app.transact(mode, None, |tx| {
+        checkout::apply_code(tx, Ctx::app(app), session, code, email)
+            .map_err(ControlError::Invalid)?;
+        let live = tx.livemode();
+        tx.ms()
+            .sales
+            .sessions
+            .get(session)
+            .map(|s| shapes_sales::checkout_session(s, live, &app.base_url))
+            .ok_or_else(|| ControlError::NotFound(format!("no such checkout session: {session}")))
+    })
+}
+
+#[derive(Deserialize)]
+struct PromotionCodeBody {
+    code: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+async fn http_promotion_code(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
+    let req: PromotionCodeBody = parse(&body)?;
+    apply_promotion_code(&app, &id, &req.code, req.email.as_deref()).map(Json)
 }
 
 pub(crate) fn authenticate_checkout(

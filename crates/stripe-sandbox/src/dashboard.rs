@@ -1,7 +1,9 @@
-//! A small part of Stripe's Dashboard: a connected account's products in test mode, and a form
-//! to add one with a price (`GET`/`POST /dashboard/{account}/products`). People trying chatpay
-//! without a Stripe account make their catalog here, by clicking; the form goes through the
-//! sandbox's own API (`api::call_as`), so the same rules apply and the same events are sent.
+//! A small part of Stripe's Dashboard: a connected account's products, and a form to add one
+//! with a price (`GET`/`POST /dashboard/{account}/products`), in the mode the account lives in
+//! (a live account's page shows and adds to its live catalog, with the live key). People trying
+//! chatpay without a Stripe account make their catalog here, by clicking; the form goes through
+//! the sandbox's own API (`api::call_as`), so the same rules apply and the same events are
+//! sent.
 //!
 //! Below them, sandbox-only test tools (Stripe's Dashboard has nothing like them): a Clock that
 //! moves the sandbox's time on by a day, a week or a month (`POST /dashboard/{account}/clock`,
@@ -336,8 +338,8 @@ fn page_with(
             .collect()
     };
     let body = format!(
-        r#"<style>table.list{{width:100%;border-collapse:collapse}}table.list th{{text-align:left;font-size:12px;color:#697386;text-transform:uppercase;letter-spacing:.04em;padding:8px 0;border-bottom:1px solid #e3e8ee}}table.list td{{padding:10px 0;border-bottom:1px solid #e3e8ee}}.ok{{background:#e6f6ec;border:1px solid #b7e4c7;color:#0a6b40;border-radius:6px;padding:10px 14px;margin-bottom:16px}}.muted{{color:#697386}}</style>
-<div class="card"><h1>Products</h1><p class="muted">{account} <span class="test">TEST DATA</span> What this account sells.</p>{table}</div>
+        r#"<style>table.list{{width:100%;border-collapse:collapse}}table.list th{{text-align:left;font-size:12px;color:#697386;text-transform:uppercase;letter-spacing:.04em;padding:8px 0;border-bottom:1px solid #e3e8ee}}table.list td{{padding:10px 0;border-bottom:1px solid #e3e8ee}}.live{{display:inline-block;background:#d7f7e3;color:#0a6b40;border-radius:4px;padding:0 6px;font-size:12px;font-weight:600}}.ok{{background:#e6f6ec;border:1px solid #b7e4c7;color:#0a6b40;border-radius:6px;padding:10px 14px;margin-bottom:16px}}.muted{{color:#697386}}</style>
+<div class="card"><h1>Products</h1><p class="muted">{account} {mode_badge} What this account sells.</p>{table}</div>
 {product_notice}
 <form method="post" class="card" id="add-product">
 <h2>Add a product</h2>
@@ -353,6 +355,10 @@ fn page_with(
 <form method="post" action="/dashboard/{account}/failing_card" id="failing-card"><h3>Failing card</h3><p class="muted">Give the newest subscription's customer the test card 4000 0000 0000 0341: it was accepted once, and every later charge is declined, so the next renewal fails.</p>
 <p><button type="submit">Use the failing card</button></p></form></div>"#,
         now = escape(&time_text(app.now())),
+        mode_badge = match api::account_mode(app, account) {
+            crate::Mode::Test => "<span class=\"test\">TEST DATA</span>",
+            crate::Mode::Live => "<span class=\"live\">LIVE DATA</span>",
+        },
         product_notice = if tools { "" } else { notice.as_str() },
         tools_notice = if tools { notice.as_str() } else { "" },
         account = escape(account),

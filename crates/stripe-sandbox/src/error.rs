@@ -79,7 +79,7 @@ impl ApiError {
         ApiError::invalid(message).param(param)
     }
 
-    /// 404 `resource_missing`: `No such product: 'prod_x'`.
+    /// 404 `resource_missing`: `No such product: 'prod_x'`, for the object the URL names.
     pub fn no_such(what: &str, id: &str, param: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -88,6 +88,12 @@ impl ApiError {
         )
         .code("resource_missing")
         .param(param)
+    }
+
+    /// 400 `resource_missing` for an object a parameter names (`line_items[0][price]`): Stripe
+    /// answers 404 only for the object in the URL.
+    pub fn no_such_param(what: &str, id: &str, param: &str) -> ApiError {
+        ApiError::no_such(what, id, param).status(StatusCode::BAD_REQUEST)
     }
 
     /// 401 with Stripe's message for a missing or unknown key.
@@ -135,6 +141,12 @@ impl ApiError {
 
     pub fn param(mut self, param: impl Into<String>) -> ApiError {
         self.param = Some(param.into());
+        self
+    }
+
+    /// The same error with another message.
+    pub fn message_with(mut self, message: impl Into<String>) -> ApiError {
+        self.message = message.into();
         self
     }
 
@@ -197,5 +209,8 @@ mod tests {
             body["error"]["doc_url"],
             "https://stripe.com/docs/error-codes/resource-missing"
         );
+        let p = ApiError::no_such_param("price", "price_x", "line_items[0][price]");
+        assert_eq!(p.status, StatusCode::BAD_REQUEST);
+        assert_eq!(p.body()["error"]["param"], "line_items[0][price]");
     }
 }

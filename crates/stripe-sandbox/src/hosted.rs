@@ -41,12 +41,18 @@ fn date(t: i64) -> String {
         .to_string()
 }
 
+/// Who the customer pays, as Stripe's hosted pages name a connected account: its public
+/// business name ([`Account::public_name`](super::model::Account::public_name)).
 fn seller_name(app: &App, mode: Mode, account: Option<&str>) -> String {
     let st = app.lock();
-    account
-        .and_then(|a| st.mode(mode).accounts.get(a))
-        .and_then(|a| a.profile.name.clone())
-        .unwrap_or_else(|| account.unwrap_or("Sandbox platform").to_owned())
+    match account {
+        None => "Sandbox platform".to_owned(),
+        Some(a) => st
+            .mode(mode)
+            .accounts
+            .get(a)
+            .map_or_else(|| a.to_owned(), |acc| acc.public_name()),
+    }
 }
 
 fn test_badge(mode: Mode) -> &'static str {
@@ -88,10 +94,69 @@ fn summary(s: &CheckoutSession) -> String {
             )
         })
         .collect();
+    let (discount, _) = s.discount_shares();
+    let discount_rows = match &s.discount {
+        Some(d) if discount > 0 => {
+            let label = d.label();
+            let remove = if d.entered_on_page {
+                format!(
+                    " <form method=\"post\" action=\"/checkout/{}/promotion_code/remove\" \
+                     class=\"inline\"><button class=\"link\" type=\"submit\" \
+                     id=\"removePromotionCode\">Remove</button></form>",
+                    escape(&s.id)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "<tr class=\"subtotal\"><th scope=\"row\">Subtotal</th><td>{}</td></tr>\
+                 <tr class=\"discount\" id=\"discount\"><th scope=\"row\">{}<br><small>{}</small>{remove}</th>\
+                 <td>−{}</td></tr>",
+                escape(&money::format(s.amount_due_now(s.created), &s.currency)),
+                escape(&label),
+                escape(&d.coupon.describe()),
+                escape(&money::format(discount, &s.currency)),
+            )
+        }
+        _ => String::new(),
+    };
+    // A trial's recurring lines are due later: Stripe's page says what is due today.
+    let due_label = if s.is_subscription() {
+        "Total due today"
+    } else {
+        "Total due"
+    };
     format!(
-        "<table class=\"lines\"><caption>Order summary</caption>{rows}\
-         <tr class=\"total\"><th scope=\"row\">Total due</th><td>{}</td></tr></table>",
-        escape(&money::format(s.amount_subtotal(), &s.currency))
+        "<table class=\"lines\"><caption>Order summary</caption>{rows}{discount_rows}\
+         <tr class=\"total\"><th scope=\"row\">{due_label}</th><td>{}</td></tr></table>",
+        escape(&money::format(s.amount_total(), &s.currency))
+    )
+}
+
+/// The "Add promotion code" field of a session with `allow_promotion_codes` (its own form, as
+/// on Stripe's page; a code already applied shows in the summary with "Remove").
+fn promotion_form(s: &CheckoutSession, typed: &str, error: Option<&str>) -> String {
+    if !s.allow_promotion_codes || s.discount.is_some() {
+        return String::new();
+    }
+    let (error_html, described) = match error {
+        Some(m) => (
+            format!(
+                "<p class=\"field-error\" role=\"alert\" id=\"promotionCode-error\">{}</p>",
+                escape(m)
+            ),
+            " aria-describedby=\"promotionCode-error\" aria-invalid=\"true\"",
+        ),
+        None => (String::new(), ""),
+    };
+    format!(
+        r#"<form method="post" action="/checkout/{id}/promotion_code" class="promo" id="promotion-code-form" novalidate>
+<label for="promotionCode">Add promotion code</label>
+<div class="row"><div><input type="text" id="promotionCode" name="promotionCode" autocomplete="off" autocapitalize="characters" value="{typed}"{described}></div>
+<div class="apply"><button class="secondary" type="submit" id="applyPromotionCode">Apply</button></div></div>
+{error_html}</form>"#,
+        id = escape(&s.id),
+        typed = escape(typed),
     )
 }
 
@@ -123,15 +188,23 @@ impl Entered {
     }
 }
 
+/// What the promotion code field shows: the code as typed, and why it was refused.
+#[derive(Debug, Default, Clone)]
+struct Promo {
+    typed: String,
+    error: Option<String>,
+}
+
 fn checkout_page(
     app: &App,
     mode: Mode,
     s: &CheckoutSession,
     e: &Entered,
     error: Option<&str>,
+    promo: &Promo,
 ) -> String {
     let seller = seller_name(app, mode, s.account.as_deref());
-    let total = money::format(s.amount_subtotal(), &s.currency);
+    let total = money::format(s.amount_total(), &s.currency);
     let error = error
         .map(|m| {
             format!(
@@ -170,7 +243,7 @@ fn checkout_page(
         format!("Pay {total}")
     };
     format!(
-        r#"<div class="split"><div class="summary"><div class="card"><p class="muted">Pay {seller}{badge}</p><h1>{total}</h1>{summary}{cancel}</div>
+        r#"<div class="split"><div class="summary"><div class="card"><p class="muted">Pay {seller}{badge}</p><h1>{total}</h1>{summary}{promo}{cancel}</div>
 {test_note}</div><div class="payment">
 {error}
 <form method="post" action="/checkout/{id}" class="card" novalidate>
@@ -192,6 +265,7 @@ fn checkout_page(
         badge = test_badge(mode),
         total = escape(&total),
         summary = summary(s),
+        promo = promotion_form(s, &promo.typed, promo.error.as_deref()),
         id = escape(&s.id),
         email = escape(&email),
         number = escape(&e.card_number),
@@ -207,6 +281,10 @@ table.lines th{text-align:left;font-weight:400;padding:6px 0}\
 table.lines td{text-align:right;padding:6px 0;white-space:nowrap}\
 table.lines tr.total th,table.lines tr.total td{font-weight:700;border-top:1px solid #e3e8ee}\
 table.lines small{color:#595f6e}\
+table.lines tr.discount td{color:#0a6b40}table.lines tr.subtotal th,table.lines tr.subtotal td{border-top:1px solid #e3e8ee}\
+form.promo{margin:8px 0 12px}form.promo .row{align-items:flex-end}form.promo .apply{flex:0 0 auto}\
+form.inline{display:inline}button.link{background:none;border:0;padding:0 0 0 6px;color:#4b44c8;font-weight:600;cursor:pointer}\
+.field-error{color:#a8071a;font-size:13px;margin:6px 0 0}\
 button.pay{width:100%;margin-top:16px;font-size:16px}\
 ul.cards{padding-left:18px;margin:0}ul.cards code{font-size:13px}\
 a{color:#4b44c8}.secure{font-size:12px;color:#595f6e;text-align:center;margin:10px 0 0}h1{font-size:30px;letter-spacing:-.02em}@media (min-width:900px){main:has(.split){max-width:980px}.split{display:grid;grid-template-columns:1fr 1fr;gap:32px;align-items:start}}</style>";
@@ -222,7 +300,7 @@ fn closed_page(app: &App, mode: Mode, s: &CheckoutSession) -> Response {
             "This payment is complete",
             format!(
                 "You paid {} to {seller}. Thank you!",
-                money::format(s.amount_subtotal(), &s.currency)
+                money::format(s.amount_total(), &s.currency)
             ),
         ),
         _ => (
@@ -267,7 +345,14 @@ pub(crate) async fn show(State(app): State<App>, Path(id): Path<String>) -> Resp
     page(
         StatusCode::OK,
         "Checkout",
-        &checkout_page(&app, mode, &s, &Entered::default(), error.as_deref()),
+        &checkout_page(
+            &app,
+            mode,
+            &s,
+            &Entered::default(),
+            error.as_deref(),
+            &Promo::default(),
+        ),
     )
 }
 
@@ -313,7 +398,7 @@ pub(crate) async fn submit(
             return page(
                 StatusCode::BAD_REQUEST,
                 "Checkout",
-                &checkout_page(&app, mode, &s, &entered, Some(message)),
+                &checkout_page(&app, mode, &s, &entered, Some(message), &Promo::default()),
             );
         }
     };
@@ -343,7 +428,7 @@ fn respond(app: &App, mode: Mode, id: &str, outcome: PayOutcome, entered: &Enter
                 page(
                     StatusCode::PAYMENT_REQUIRED,
                     "Checkout",
-                    &checkout_page(app, mode, &s, &keep, Some(&message)),
+                    &checkout_page(app, mode, &s, &keep, Some(&message), &Promo::default()),
                 )
             }
             None => missing(),
@@ -353,6 +438,69 @@ fn respond(app: &App, mode: Mode, id: &str, outcome: PayOutcome, entered: &Enter
             None => missing(),
         },
     }
+}
+
+fn promotion_code_text(body: &[u8]) -> String {
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == "promotionCode")
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// `POST /checkout/{id}/promotion_code`: applies the typed code, or shows the page again with
+/// why it was refused under the field.
+pub(crate) async fn apply_promotion_code(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some((mode, s)) = find_session(&app, &id) else {
+        return missing();
+    };
+    if s.status != SessionStatus::Open {
+        return closed_page(&app, mode, &s);
+    }
+    let typed = promotion_code_text(&body);
+    let outcome = app.transact(mode, None, |tx| {
+        checkout::apply_code(tx, Ctx::app(&app), &id, &typed, None)
+    });
+    match outcome {
+        Ok(()) => html::redirect(StatusCode::SEE_OTHER, &format!("/checkout/{id}")),
+        Err(message) => {
+            let Some((mode, s)) = find_session(&app, &id) else {
+                return missing();
+            };
+            page(
+                StatusCode::BAD_REQUEST,
+                "Checkout",
+                &checkout_page(
+                    &app,
+                    mode,
+                    &s,
+                    &Entered::default(),
+                    None,
+                    &Promo {
+                        typed,
+                        error: Some(message),
+                    },
+                ),
+            )
+        }
+    }
+}
+
+/// `POST /checkout/{id}/promotion_code/remove`: removes the code the customer applied.
+pub(crate) async fn remove_promotion_code(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some((mode, _)) = find_session(&app, &id) else {
+        return missing();
+    };
+    app.transact(mode, None, |tx| {
+        checkout::remove_code(tx, Ctx::app(&app), &id);
+    });
+    html::redirect(StatusCode::SEE_OTHER, &format!("/checkout/{id}"))
 }
 
 pub(crate) async fn show_authenticate(State(app): State<App>, Path(id): Path<String>) -> Response {
@@ -365,7 +513,7 @@ pub(crate) async fn show_authenticate(State(app): State<App>, Path(id): Path<Str
     if !waiting_for_auth(&app, mode, &s) {
         return html::redirect(StatusCode::SEE_OTHER, &format!("/checkout/{id}"));
     }
-    let total = money::format(s.amount_subtotal(), &s.currency);
+    let total = money::format(s.amount_total(), &s.currency);
     page(
         StatusCode::OK,
         "Authenticate your payment",
@@ -496,8 +644,10 @@ pub(crate) async fn receipt(State(app): State<App>, Path(id): Path<String>) -> R
     )
 }
 
+/// The invoice's lines, then its subtotal and discount when it has one.
 fn invoice_lines(i: &Invoice) -> Vec<(String, String)> {
-    i.lines
+    let mut rows: Vec<(String, String)> = i
+        .lines
         .iter()
         .map(|l| {
             (
@@ -505,7 +655,18 @@ fn invoice_lines(i: &Invoice) -> Vec<(String, String)> {
                 money::format(l.amount, &i.currency),
             )
         })
-        .collect()
+        .collect();
+    if let Some(d) = i.discount.as_ref().filter(|_| i.discount_amount > 0) {
+        rows.push((
+            "Subtotal".to_owned(),
+            money::format(i.subtotal(), &i.currency),
+        ));
+        rows.push((
+            format!("{} ({})", d.label(), d.coupon.describe()),
+            format!("-{}", money::format(i.discount_amount, &i.currency)),
+        ));
+    }
+    rows
 }
 
 fn invoice_missing() -> Response {

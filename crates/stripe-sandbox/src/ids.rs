@@ -101,6 +101,16 @@ pub(crate) fn test_clock() -> String {
 pub(crate) fn application_fee() -> String {
     format!("fee_1{}", random(23))
 }
+/// A coupon's generated id: 8 characters, as Stripe's (`Z4OV52SU`).
+pub(crate) fn coupon() -> String {
+    random(8).to_ascii_uppercase()
+}
+pub(crate) fn promotion_code() -> String {
+    format!("promo_1{}", random(23))
+}
+pub(crate) fn discount() -> String {
+    format!("di_1{}", random(23))
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,10 +3,15 @@
 //! client can talk to it over plain HTTP on loopback.
 //!
 //! What it serves, all on one port:
-//! - `/v1/accounts`, `/v1/account_links`, `/v1/products`, `/v1/prices`, `/v1/events`: form
-//!   requests with Stripe's bracket syntax, `Authorization: Bearer` (the test key gives
-//!   test-mode objects, the live key live-mode ones, kept apart), `Stripe-Account` scoping,
-//!   `Idempotency-Key` replay, cursor paging, Stripe's error bodies, optional rate limits;
+//! - `/v1/accounts`, `/v1/account_links`, `/v1/products`, `/v1/prices`, `/v1/coupons`,
+//!   `/v1/promotion_codes`, `/v1/events`: form requests with Stripe's bracket syntax, the key
+//!   as `Authorization: Bearer` or HTTP Basic (the test key gives test-mode objects, the live
+//!   key live-mode ones, kept apart), `Stripe-Account` scoping, `Idempotency-Key` replay,
+//!   cursor paging, `expand[]` on every request, lists included (`expand.rs`), Stripe's error
+//!   bodies (an unknown object named in a parameter is a 400 naming it, a 404 only for the
+//!   object in the URL), optional rate limits;
+//! - `GET /v1/{products,prices,customers,charges,payment_intents,invoices,subscriptions}/search`:
+//!   Stripe's Search Query Language (`search.rs`);
 //! - selling (one-time payments, on the platform or a connected account):
 //!   `POST/GET /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}` (and `/line_items`),
 //!   `POST /v1/checkout/sessions/{id}/expire`, `GET /v1/payment_intents/{id}`,
@@ -18,6 +23,10 @@
 //!   `/v1/customers`, `/v1/subscriptions`, `/v1/invoices` (list, pay, void,
 //!   mark_uncollectible, finalize), `/v1/test_helpers/test_clocks`; renewals, trials, failed
 //!   payments with retries at 3, 5 and 7 days, cancellation (`subscriptions.rs`);
+//! - discounts (`discounts.rs`): coupons and promotion codes with Stripe's rules,
+//!   `discounts[]` / `allow_promotion_codes` on Checkout Sessions, the hosted page's promotion
+//!   code field, discounted payments, invoices and subscriptions, redemptions counted once per
+//!   completed session;
 //! - balance and payouts: `GET /v1/balance`, `GET /v1/balance_transactions`, `/v1/payouts`, on
 //!   the account's payout schedule with the first-payout hold (`payouts.rs`);
 //! - `/checkout/{session}`: the hosted Checkout page (a plain HTML form, no JavaScript, with
@@ -44,6 +53,11 @@
 //!
 //! Events are signed like Stripe's (`Stripe-Signature`) and POSTed to the endpoint set with
 //! [`Sandbox::set_webhook_endpoint`]: at least once, concurrently, unordered, with retries.
+//!
+//! With a state file ([`SandboxConfig::state_file`]) every change is written durably (fsync)
+//! before the request that made it is answered and before a webhook tells of it, so what the
+//! sandbox answered survives `kill -9` (`persist.rs`); with [`SandboxConfig::keep_address`] it
+//! listens where it listened last time, so the URLs it gave out keep working.
 //!
 //! # Examples
 //! ```no_run
@@ -79,6 +93,7 @@
 //! | `POST /__sandbox/clock/advance` | `{"seconds": 600}` | `{"offset_seconds": 600}` (sessions expire, late refund failures happen) |
 //! | `POST /__sandbox/checkout/{cs}/pay` | `{"card": "4242 4242 4242 4242", "email": "a@b.example", "authenticate": "complete"}` | `PaymentResult` |
 //! | `POST /__sandbox/checkout/{cs}/authenticate` | `{"outcome": "complete"}` or `"fail"` | `PaymentResult` |
+//! | `POST /__sandbox/checkout/{cs}/promotion_code` | `{"code": "SUMMER25", "email": "a@b.example"}` | the session (a refused code: 400 with the page's message) |
 //! | `POST /__sandbox/customers/{cus}/card` | `{"card": "4000000000000341"}` | the customer |
 //! | `POST /__sandbox/billing/settings` | `{"account": "acct_x", "after_retries": "unpaid"}` | the setting |
 //! | `POST /__sandbox/accounts/{id}/payouts/fail_next` | `{"failure_code": "account_closed"}` | the failure armed |
@@ -93,6 +108,30 @@
 //! `POST /dashboard/{acct}/clock` `advance=day|week|month` (a month is 31 days) and
 //! `POST /dashboard/{acct}/failing_card` (the newest subscription's customer gets
 //! `4000 0000 0000 0341`); each answers the page with what happened.
+//!
+//! # Module map
+//! Every module is private; what other crates use is re-exported here.
+//!
+//! - Serving: `server` (the router, faults in front), `api` (`/v1` authentication, rate limits,
+//!   `Stripe-Account` scoping, idempotency, the route table), `form` (Stripe's form encoding),
+//!   `error` (Stripe's error body), `faults` (fault injection and rate limiting).
+//! - The API by resource: `accounts` (accounts and account links), `catalog` (products and
+//!   prices), `checkout` (Checkout Sessions and paying them), `payments` (PaymentIntents,
+//!   Charges, BalanceTransactions, Invoices, Refunds), `billing_api` (customers, subscriptions,
+//!   invoices, test clocks), `payouts` (the balance and payouts), `events` (`/v1/events`).
+//! - Stripe's rules and objects: `model` (account requirements, products, prices), `sales` (the
+//!   objects of selling), `billing` (the objects of billing), `subscriptions` (billing's rules),
+//!   `rules` (parameter rules with Stripe's messages), `cards` (test cards), `money` (minor units
+//!   per currency), `ids` (Stripe-looking ids).
+//! - Stripe's JSON: `shapes`, `shapes_sales`, `shapes_billing`.
+//! - State: `state` (per mode, cursor paging, the transaction that records events), `persist`
+//!   (the optional state file).
+//! - Pages people see: `onboarding` (hosted onboarding), `oauth` (Connect OAuth), `hosted`
+//!   (Checkout, 3D Secure, receipts, invoices), `dashboard` (the products page and test tools),
+//!   `html` (their shared HTML).
+//! - Webhooks: `webhooks` (signed delivery, retries, attempts recorded), `delivery` (the HTTP
+//!   client they go out on).
+//! - `control`: the test controls, as [`Sandbox`] methods and under `/__sandbox`.
 
 // The big `json!` literals of Stripe's shapes (a Checkout Session, an Invoice) nest deeply.
 #![recursion_limit = "256"]
@@ -107,8 +146,11 @@ mod checkout;
 mod control;
 mod dashboard;
 mod delivery;
+mod discounts;
+mod discounts_api;
 mod error;
 mod events;
+mod expand;
 mod faults;
 mod form;
 mod hosted;
@@ -123,9 +165,11 @@ mod payouts;
 mod persist;
 mod rules;
 mod sales;
+mod search;
 mod server;
 mod shapes;
 mod shapes_billing;
+mod shapes_discounts;
 mod shapes_sales;
 mod state;
 mod subscriptions;
@@ -211,8 +255,14 @@ pub struct SandboxConfig {
     pub rate_limit: Option<RateLimit>,
     /// Webhook retry schedule.
     pub delivery: DeliveryConfig,
-    /// Load the state from here at start and save it after each change.
+    /// Load the state from here at start and write it durably after each change, before the
+    /// request that made it is answered.
     pub state_file: Option<PathBuf>,
+    /// With a state file and `listen` on port 0: listen where the sandbox listened last time
+    /// (recorded in the state file), so the URLs it gave out (hosted checkout pages, invoices)
+    /// still work after a restart; a free port the first time, or when that one is taken.
+    /// Off by default: tests want a fresh port each time.
+    pub keep_address: bool,
 }
 
 impl Default for SandboxConfig {
@@ -226,6 +276,7 @@ impl Default for SandboxConfig {
             rate_limit: None,
             delivery: DeliveryConfig::default(),
             state_file: None,
+            keep_address: false,
         }
     }
 }
@@ -266,10 +317,10 @@ impl Sandbox {
             None => state::State::default(),
         };
         state.reset_in_flight();
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding the Stripe sandbox to {}", config.listen))?;
+        let listener = bind(&config, state.address).await?;
         let addr = listener.local_addr()?;
+        let moved = state.address != Some(addr);
+        state.address = Some(addr);
         let host = if addr.ip().is_unspecified() {
             SocketAddr::from(([127, 0, 0, 1], addr.port()))
         } else {
@@ -287,9 +338,15 @@ impl Sandbox {
                 .map(|l| Mutex::new(faults::RateLimiter::new(l))),
             webhooks: webhooks::Webhooks::new(config.delivery.clone()),
             dirty: Notify::new(),
+            changed: AtomicU64::new(0),
+            durable: watch::channel(0).0,
             shutdown: stopped.clone(),
             config,
         });
+        // Where it listens is part of the state: recorded before the first answer.
+        if moved && let Some(path) = &app.config.state_file {
+            persist::save(&app, path).await?;
+        }
         let router = server::router(app.clone());
         let mut shutdown = stopped;
         let server = tokio::spawn(async move {
@@ -454,6 +511,19 @@ impl Sandbox {
         control::pay_checkout(&self.app, session, payment)
     }
 
+    /// Applies a promotion code to an open Checkout Session (`allow_promotion_codes`) as the
+    /// customer would in the hosted page's "Add promotion code" field, optionally with the
+    /// email the customer typed; returns the session as the API shows it. A refused code is
+    /// [`ControlError::Invalid`] with the page's message.
+    pub fn apply_promotion_code(
+        &self,
+        session: &str,
+        code: &str,
+        email: Option<&str>,
+    ) -> Result<serde_json::Value, ControlError> {
+        control::apply_promotion_code(&self.app, session, code, email)
+    }
+
     /// Completes or fails the 3D Secure step a session's payment waits in.
     pub fn authenticate_checkout(
         &self,
@@ -507,6 +577,33 @@ impl Sandbox {
     }
 }
 
+/// Binds `config.listen`; with `keep_address` and port 0, the address of last time first.
+async fn bind(
+    config: &SandboxConfig,
+    before: Option<SocketAddr>,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let reuse = before.filter(|b| {
+        config.keep_address
+            && config.state_file.is_some()
+            && config.listen.port() == 0
+            && b.ip() == config.listen.ip()
+    });
+    if let Some(addr) = reuse {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => tracing::warn!(
+                %addr,
+                error = %e,
+                "the Stripe sandbox's address of last time is taken: listening on another port; \
+                 links it gave out before (checkout pages, invoices) point at the old one"
+            ),
+        }
+    }
+    tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the Stripe sandbox to {}", config.listen))
+}
+
 /// Runs the sandbox alone until `stop` resolves: prints its address and keys, and delivers
 /// webhooks to `webhook` (URL and signing secret) if given. What `stripe-sandbox` and
 /// `chatpay stripe-sandbox` run.
@@ -520,11 +617,18 @@ pub async fn serve_until(
         sandbox.set_webhook_endpoint(&url, &secret);
     }
     let c = sandbox.config().clone();
-    println!("Stripe sandbox at {}", sandbox.base_url());
-    println!(
-        "  test key: {}   live key: {}   connect client id: {}",
-        c.test_secret_key, c.live_secret_key, c.connect_client_id
-    );
+    // A closed stdout (`| head -1`) must not stop the sandbox: what it prints is only news.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Stripe sandbox at {}", sandbox.base_url());
+        let _ = writeln!(
+            out,
+            "  test key: {}   live key: {}   connect client id: {}",
+            c.test_secret_key, c.live_secret_key, c.connect_client_id
+        );
+        let _ = out.flush();
+    }
     stop.await;
     sandbox.shutdown().await;
     Ok(())

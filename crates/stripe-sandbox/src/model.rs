@@ -461,6 +461,26 @@ impl Account {
         account
     }
 
+    /// The name customers see on Checkout, receipts and invoices: the public business name
+    /// (`business_profile.name`, "Public business name" in Stripe's settings), else the
+    /// company's legal name, else the person's for an individual, else the account id. Never
+    /// the person's name while the account has a business name.
+    pub fn public_name(&self) -> String {
+        let person = self.individual.as_ref().and_then(|p| {
+            match (p.first_name.as_deref(), p.last_name.as_deref()) {
+                (Some(f), Some(l)) => Some(format!("{f} {l}")),
+                (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
+                (None, None) => None,
+            }
+        });
+        [self.profile.name.clone(), self.company_name.clone(), person]
+            .into_iter()
+            .flatten()
+            .map(|n| n.trim().to_owned())
+            .find(|n| !n.is_empty())
+            .unwrap_or_else(|| self.id.clone())
+    }
+
     pub fn is_company(&self) -> bool {
         matches!(
             self.business_type.as_deref(),
@@ -947,6 +967,25 @@ mod tests {
             matches!(o, VerificationOutcome::MoreInfo { ref requirement, .. } if requirement == "individual.verification.document")
         );
         assert!(serde_json::from_str::<VerificationOutcome>(r#"{"outcome":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn the_public_name_is_the_business_name_first() {
+        let mut a = submitted(VerificationOutcome::Verified);
+        a.profile.name = Some("Bright Yoga".into());
+        assert_eq!(a.public_name(), "Bright Yoga");
+        a.profile.name = None;
+        assert_eq!(a.public_name(), "Jenny Rosen", "an individual's legal name");
+        a.business_type = Some("company".into());
+        a.company_name = Some("Bright Yoga LLC".into());
+        assert_eq!(a.public_name(), "Bright Yoga LLC");
+        a.profile.name = Some("  ".into());
+        assert_eq!(
+            a.public_name(),
+            "Bright Yoga LLC",
+            "a blank name is no name"
+        );
+        assert_eq!(fresh().public_name(), "acct_1");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::api::bearer;
+use super::api::api_key;
 use super::html::{self, escape};
 use super::ids;
 use super::model::Account;
@@ -121,7 +121,7 @@ pub(crate) fn authorize(app: &App, req: OAuthAuthorize) -> Result<String, String
             used: false,
         },
     );
-    app.dirty.notify_one();
+    app.mark_changed();
     Ok(with_query(
         &req.redirect_uri,
         &[("scope", &req.scope), ("code", &code), ("state", state)],
@@ -242,13 +242,14 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// The platform's secret key, from `Authorization: Bearer` or the `client_secret` field.
+/// The platform's secret key, from `Authorization` (Bearer or Basic) or the `client_secret`
+/// field.
 fn platform_mode(
     app: &App,
     headers: &HeaderMap,
     f: &[(String, String)],
 ) -> Result<Mode, OAuthError> {
-    let key = bearer(headers).or_else(|| get(f, "client_secret"));
+    let key = api_key(headers).or_else(|| get(f, "client_secret").map(str::to_owned));
     match key {
         None => Err(OAuthError::new(
             StatusCode::UNAUTHORIZED,
@@ -261,7 +262,7 @@ fn platform_mode(
         Some(k) => Err(OAuthError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
-            format!("Invalid API Key provided: {}", super::api::redact(k)),
+            format!("Invalid API Key provided: {}", super::api::redact(&k)),
         )),
     }
 }
@@ -346,7 +347,7 @@ fn exchange(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::V
                 .ok_or_else(|| invalid_grant(format!("Invalid refresh token: {refresh}")))?;
             st.access_tokens.insert(access_token.clone(), grant.clone());
             drop(st);
-            app.dirty.notify_one();
+            app.mark_changed();
             Ok(token_response(
                 mode,
                 &access_token,

@@ -60,7 +60,7 @@ fn visit(app: &App, token: &str) -> Visit {
     let (mode, account_id, kind) = (link.mode, link.account.clone(), link.kind.clone());
     let account = st.mode(mode).accounts.get(&account_id).cloned();
     drop(st);
-    app.dirty.notify_one();
+    app.mark_changed();
     match account {
         Some(account) => Visit::Form {
             account: Box::new(account),
@@ -372,7 +372,7 @@ fn form_page(
 <button class="primary" type="submit">Agree and submit</button>
 <p class="muted">By submitting you accept the (sandbox) Stripe Connected Account Agreement.</p>
 </form>"#,
-        account = escape(a.profile.name.as_deref().unwrap_or(&a.id)),
+        account = escape(&a.public_name()),
         session = escape(session),
         first = input("first_name", "First name", &f.first_name, "text"),
         last = input("last_name", "Last name", &f.last_name, "text"),
@@ -543,7 +543,7 @@ pub(crate) fn leave(app: &App, url_or_token: &str) -> Option<String> {
     }
     let back = link.return_url.clone();
     drop(st);
-    app.dirty.notify_one();
+    app.mark_changed();
     Some(back)
 }
 

@@ -249,7 +249,7 @@ pub(crate) fn create_refund(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) ->
                 |c| c.account.as_deref(),
                 call.scope,
             )
-            .ok_or_else(|| ApiError::no_such("charge", c, "charge"))?;
+            .ok_or_else(|| ApiError::no_such_param("charge", c, "charge"))?;
             if let Some(pi) = &pi_param
                 && charge.payment_intent != *pi
             {
@@ -266,7 +266,7 @@ pub(crate) fn create_refund(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) ->
                 |pi| pi.account.as_deref(),
                 call.scope,
             )
-            .ok_or_else(|| ApiError::no_such("payment_intent", pi_id, "payment_intent"))?;
+            .ok_or_else(|| ApiError::no_such_param("payment_intent", pi_id, "payment_intent"))?;
             match (&pi.status, &pi.latest_charge) {
                 (super::sales::IntentStatus::Succeeded, Some(c)) => c.clone(),
                 _ => {

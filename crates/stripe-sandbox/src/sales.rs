@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::discounts::{Discount, Line, allocate};
 use super::model::Price;
-use super::state::{Collection, Keyed};
+use super::state::Collection;
 
 /// `status` of a Checkout Session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +92,12 @@ pub(crate) struct CheckoutSession {
     /// Subscription mode: a 3D Secure step waiting (no PaymentIntent exists yet).
     #[serde(default)]
     pub pending_auth: Option<PendingAuth>,
+    /// `allow_promotion_codes`: the hosted page has a promotion code field.
+    #[serde(default)]
+    pub allow_promotion_codes: bool,
+    /// The discount: from `discounts[]`, or a code typed on the hosted page.
+    #[serde(default)]
+    pub discount: Option<Discount>,
 }
 
 fn payment_mode() -> String {
@@ -148,6 +155,55 @@ impl CheckoutSession {
 
     pub fn amount_subtotal(&self) -> i64 {
         self.line_items.iter().map(LineItem::amount).sum()
+    }
+
+    /// Each line's amount due now (a trial's recurring lines are free).
+    fn amounts_due_now(&self) -> Vec<i64> {
+        let trial = self.is_subscription() && self.trial_end(self.created).is_some();
+        self.line_items
+            .iter()
+            .map(|li| {
+                if trial && li.price.recurring.is_some() {
+                    0
+                } else {
+                    li.amount()
+                }
+            })
+            .collect()
+    }
+
+    /// What the discount takes off what is due now: the total and each line's share.
+    pub fn discount_shares(&self) -> (i64, Vec<i64>) {
+        let due = self.amounts_due_now();
+        let Some(d) = &self.discount else {
+            return (0, vec![0; due.len()]);
+        };
+        let lines: Vec<Line<'_>> = self
+            .line_items
+            .iter()
+            .zip(&due)
+            .map(|(li, amount)| Line {
+                product: &li.price.product,
+                amount: *amount,
+            })
+            .collect();
+        allocate(&d.coupon, &self.currency, &lines)
+    }
+
+    /// What the customer pays now, after the discount.
+    pub fn amount_total(&self) -> i64 {
+        self.amount_due_now(self.created) - self.discount_shares().0
+    }
+
+    /// The lines a promotion code's conditions are checked against (full amounts).
+    pub fn order_lines(&self) -> Vec<Line<'_>> {
+        self.line_items
+            .iter()
+            .map(|li| Line {
+                product: &li.price.product,
+                amount: li.amount(),
+            })
+            .collect()
     }
 }
 
@@ -358,6 +414,9 @@ pub(crate) struct InvoiceLine {
     /// `si_...` for a subscription item's line.
     #[serde(default)]
     pub subscription_item: Option<String>,
+    /// What the invoice's discount takes off this line (`discount_amounts`).
+    #[serde(default)]
+    pub discount_amount: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -410,6 +469,18 @@ pub(crate) struct Invoice {
     pub subscription_metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub application_fee_percent: Option<f64>,
+    /// The discount applied to the whole invoice, and what it took off (`total` is after it).
+    #[serde(default)]
+    pub discount: Option<Discount>,
+    #[serde(default)]
+    pub discount_amount: i64,
+}
+
+impl Invoice {
+    /// The lines' amounts before the discount.
+    pub fn subtotal(&self) -> i64 {
+        self.lines.iter().map(|l| l.amount).sum()
+    }
 }
 
 fn paid_status() -> InvoiceStatus {
@@ -465,16 +536,7 @@ pub struct SentEmail {
     pub at: i64,
 }
 
-macro_rules! keyed {
-    ($($t:ty),*) => {$(
-        impl Keyed for $t {
-            fn key(&self) -> &str {
-                &self.id
-            }
-        }
-    )*};
-}
-keyed!(
+super::state::keyed_by_id!(
     CheckoutSession,
     PaymentIntent,
     Charge,

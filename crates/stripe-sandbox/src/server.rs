@@ -1,6 +1,7 @@
 //! The router: Stripe's API under `/v1`, the hosted onboarding page, Connect OAuth, the
-//! Dashboard's products page, and the
-//! test controls, all on one port; faults are injected in front of everything but the controls.
+//! Dashboard's products page, and the test controls, all on one port. A request that changed
+//! the state is answered once the state file holds the change (`persist::durable_answers`);
+//! faults are injected in front of everything but the controls.
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
@@ -10,7 +11,7 @@ use axum::routing::{any, get, post};
 
 use super::error::{ApiError, ErrorType};
 use super::state::App;
-use super::{api, control, dashboard, faults, hosted, oauth, onboarding};
+use super::{api, control, dashboard, faults, hosted, oauth, onboarding, persist};
 
 pub(crate) fn router(app: App) -> Router {
     Router::new()
@@ -21,6 +22,14 @@ pub(crate) fn router(app: App) -> Router {
         )
         .route("/onboarding/{token}/exit", get(onboarding::exit))
         .route("/checkout/{id}", get(hosted::show).post(hosted::submit))
+        .route(
+            "/checkout/{id}/promotion_code",
+            post(hosted::apply_promotion_code),
+        )
+        .route(
+            "/checkout/{id}/promotion_code/remove",
+            post(hosted::remove_promotion_code),
+        )
         .route(
             "/checkout/{id}/authenticate",
             get(hosted::show_authenticate).post(hosted::submit_authenticate),
@@ -50,6 +59,10 @@ pub(crate) fn router(app: App) -> Router {
         .merge(control::router())
         .fallback(unrecognized)
         .method_not_allowed_fallback(unrecognized)
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            persist::durable_answers,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), faults::inject))
         .with_state(app)
 }

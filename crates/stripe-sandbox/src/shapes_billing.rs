@@ -135,7 +135,7 @@ pub(crate) fn subscription(s: &Subscription, live: bool) -> Value {
         "default_source": null,
         "default_tax_rates": [],
         "description": s.description,
-        "discounts": [],
+        "discounts": s.discount.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
         "ended_at": s.ended_at,
         "invoice_settings": {
             "account_tax_ids": null,

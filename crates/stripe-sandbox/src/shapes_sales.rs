@@ -5,11 +5,13 @@
 
 use serde_json::{Value, json};
 
+use super::discounts::Discount;
 use super::sales::{
     BalanceTransaction, Charge, CheckoutSession, IntentStatus, Invoice, InvoiceStatus, LineItem,
     PaymentIntent, Refund, SessionStatus,
 };
 use super::shapes;
+use super::shapes_discounts as sd;
 
 /// Where a hosted Checkout page lives.
 pub(crate) fn checkout_url(base_url: &str, id: &str) -> String {
@@ -24,19 +26,29 @@ pub(crate) fn invoice_url(base_url: &str, invoice: &str) -> String {
     format!("{base_url}invoices/{invoice}")
 }
 
-pub(crate) fn line_item(li: &LineItem, live: bool) -> Value {
+/// A session's line items with what its discount takes off each.
+pub(crate) fn line_items(s: &CheckoutSession, live: bool) -> Vec<Value> {
+    let (_, shares) = s.discount_shares();
+    s.line_items
+        .iter()
+        .zip(shares)
+        .map(|(li, share)| line_item(li, live, s.discount.as_ref(), share))
+        .collect()
+}
+
+fn line_item(li: &LineItem, live: bool, discount: Option<&Discount>, share: i64) -> Value {
     let amount = li.amount();
     json!({
         "id": li.id,
         "object": "item",
         "adjustable_quantity": null,
-        "amount_discount": 0,
+        "amount_discount": share,
         "amount_subtotal": amount,
         "amount_tax": 0,
-        "amount_total": amount,
+        "amount_total": amount - share,
         "currency": li.price.currency,
         "description": li.description,
-        "discounts": [],
+        "discounts": sd::line_discounts(discount, share),
         "metadata": {},
         "price": shapes::price(&li.price, live),
         "quantity": li.quantity,
@@ -44,8 +56,23 @@ pub(crate) fn line_item(li: &LineItem, live: bool) -> Value {
     })
 }
 
+/// `total_details.breakdown` (includable: `expand[]=total_details.breakdown`).
+pub(crate) fn total_breakdown(s: &CheckoutSession) -> Value {
+    let (amount, _) = s.discount_shares();
+    json!({
+        "discounts": sd::line_discounts(s.discount.as_ref(), amount),
+        "taxes": [],
+    })
+}
+
 pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) -> Value {
     let subtotal = s.amount_due_now(s.created);
+    let (discount, _) = s.discount_shares();
+    let discounts: Vec<Value> = s
+        .discount
+        .iter()
+        .map(|d| json!({ "coupon": d.coupon.id, "promotion_code": d.promotion_code }))
+        .collect();
     let payment_status = if s.paid {
         "paid"
     } else if s.is_subscription() && s.status == SessionStatus::Complete {
@@ -70,9 +97,9 @@ pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) 
         "object": "checkout.session",
         "adaptive_pricing": { "enabled": false },
         "after_expiration": null,
-        "allow_promotion_codes": null,
+        "allow_promotion_codes": s.allow_promotion_codes.then_some(true),
         "amount_subtotal": subtotal,
-        "amount_total": subtotal,
+        "amount_total": subtotal - discount,
         "automatic_tax": { "enabled": false, "liability": null, "provider": null, "status": null },
         "billing_address_collection": null,
         "cancel_url": s.cancel_url,
@@ -95,7 +122,7 @@ pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) 
         "customer_creation": if s.is_subscription() { "always" } else { "if_required" },
         "customer_details": customer_details,
         "customer_email": s.customer_email,
-        "discounts": [],
+        "discounts": discounts,
         "expires_at": s.expires_at,
         "invoice": s.invoice,
         "invoice_creation": {
@@ -132,7 +159,7 @@ pub(crate) fn checkout_session(s: &CheckoutSession, live: bool, base_url: &str) 
         "submit_type": null,
         "subscription": s.subscription,
         "success_url": s.success_url,
-        "total_details": { "amount_discount": 0, "amount_shipping": 0, "amount_tax": 0 },
+        "total_details": { "amount_discount": discount, "amount_shipping": 0, "amount_tax": 0 },
         "ui_mode": "hosted_page",
         "url": (s.status == SessionStatus::Open).then(|| checkout_url(base_url, &s.id)),
         "wallet_options": null,
@@ -374,6 +401,15 @@ pub(crate) fn balance_transaction(
     })
 }
 
+/// `[{"amount": n, "discount": "di_…"}]` for an invoice or one of its lines (`[]` when the
+/// discount takes nothing off it).
+fn discount_amounts(i: &Invoice, amount: i64) -> Value {
+    match &i.discount {
+        Some(d) if amount > 0 => json!([{ "amount": amount, "discount": d.id }]),
+        _ => json!([]),
+    }
+}
+
 /// An invoice as it stands (`status` and its transitions come from the object).
 /// An invoice's `payments` (includable: only when expanded): its default InvoicePayment, the
 /// PaymentIntent of its latest attempt, once one was made.
@@ -444,7 +480,7 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str) -> Value {
                 "amount": l.amount,
                 "currency": i.currency,
                 "description": l.description,
-                "discount_amounts": [],
+                "discount_amounts": discount_amounts(i, l.discount_amount),
                 "discountable": true,
                 "discounts": [],
                 "invoice": i.id,
@@ -520,7 +556,7 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str) -> Value {
         "default_source": null,
         "default_tax_rates": [],
         "description": i.description,
-        "discounts": [],
+        "discounts": i.discount.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
         "due_date": null,
         "effective_at": finalized_at,
         "ending_balance": if finalized { Some(0) } else { None },
@@ -559,12 +595,12 @@ pub(crate) fn invoice(i: &Invoice, live: bool, base_url: &str) -> Value {
             "paid_at": if paid { i.paid_at } else { None },
             "voided_at": i.voided_at,
         },
-        "subtotal": i.total,
-        "subtotal_excluding_tax": i.total,
+        "subtotal": i.subtotal(),
+        "subtotal_excluding_tax": i.subtotal(),
         "test_clock": i.test_clock,
         "threshold_reason": null,
         "total": i.total,
-        "total_discount_amounts": [],
+        "total_discount_amounts": discount_amounts(i, i.discount_amount),
         "total_excluding_tax": i.total,
         "total_pretax_credit_amounts": [],
         "total_taxes": [],

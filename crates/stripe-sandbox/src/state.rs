@@ -36,7 +36,17 @@ pub(crate) struct Shared {
     pub webhooks: Webhooks,
     /// Wakes the state-file writer after a mutation.
     pub dirty: Notify,
+    /// Mutations so far: each one counts one more, after it is applied.
+    pub changed: AtomicU64,
+    /// The count the state file holds, on disk and synced (with a state file).
+    pub durable: watch::Sender<u64>,
     pub shutdown: watch::Receiver<bool>,
+}
+
+tokio::task_local! {
+    /// The highest mutation count a request reached, so that its answer waits until the state
+    /// file holds it (`persist::durable_answers`).
+    pub(crate) static WROTE: std::cell::Cell<u64>;
 }
 
 pub(crate) type App = Arc<Shared>;
@@ -46,6 +56,24 @@ impl Shared {
     /// that matters to a sandbox, so a poisoned lock is simply taken over.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the state changed (call it after the change): the state file will be
+    /// written again, and the request that made the change answers once it is on disk.
+    pub fn mark_changed(&self) {
+        let count = self.changed.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = WROTE.try_with(|w| w.set(w.get().max(count)));
+        self.dirty.notify_one();
+    }
+
+    /// Waits until the state file holds every change up to `count` (at once without a state
+    /// file).
+    pub async fn wait_durable(&self, count: u64) {
+        if self.config.state_file.is_none() {
+            return;
+        }
+        let mut durable = self.durable.subscribe();
+        let _ = durable.wait_for(|d| *d >= count).await;
     }
 
     /// The sandbox clock, Unix seconds.
@@ -79,11 +107,11 @@ impl Shared {
             (out, tx.events, tx.read_only)
         };
         let (out, events, read_only) = out_events;
+        if !read_only {
+            self.mark_changed();
+        }
         if !events.is_empty() {
             super::webhooks::schedule(self, events);
-        }
-        if !read_only {
-            self.dirty.notify_one();
         }
         out
     }
@@ -101,26 +129,19 @@ pub(crate) trait Keyed {
     fn key(&self) -> &str;
 }
 
-impl Keyed for Account {
-    fn key(&self) -> &str {
-        &self.id
-    }
+/// Implements [`Keyed`] for types whose key is their `id` field.
+macro_rules! keyed_by_id {
+    ($($t:ty),*) => {$(
+        impl $crate::state::Keyed for $t {
+            fn key(&self) -> &str {
+                &self.id
+            }
+        }
+    )*};
 }
-impl Keyed for Product {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
-impl Keyed for Price {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
-impl Keyed for EventRecord {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
+pub(crate) use keyed_by_id;
+
+keyed_by_id!(Account, Product, Price, EventRecord);
 
 /// Objects in creation order (a global sequence number), indexed by id. Lists run newest first.
 #[derive(Debug, Clone)]
@@ -313,11 +334,16 @@ pub(crate) struct EventRecord {
     pub attempts: Vec<DeliveryAttempt>,
 }
 
-/// A catalog: the products and prices of the platform or of one connected account.
+/// A catalog: the products, prices, coupons and promotion codes of the platform or of one
+/// connected account.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Catalog {
     pub products: Collection<Product>,
     pub prices: Collection<Price>,
+    #[serde(default)]
+    pub coupons: Collection<super::discounts::Coupon>,
+    #[serde(default)]
+    pub promotion_codes: Collection<super::discounts::PromotionCode>,
 }
 
 /// Everything of one mode.
@@ -409,6 +435,10 @@ pub(crate) struct State {
     /// Receipt emails "sent", oldest first.
     #[serde(default)]
     pub outbox: Vec<super::sales::SentEmail>,
+    /// Where the sandbox listened, so that with `keep_address` it listens there again and the
+    /// URLs it gave out (checkout pages, invoices) still work after a restart.
+    #[serde(default)]
+    pub address: Option<std::net::SocketAddr>,
 }
 
 impl State {

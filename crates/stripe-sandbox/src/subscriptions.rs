@@ -27,6 +27,7 @@ use super::api::Call;
 use super::billing::{AfterRetries, Customer, SavedCard, SubItem, SubStatus, Subscription};
 use super::cards::{self, Behavior, Decline};
 use super::checkout::{self, Ctx, PayInput, PayOutcome};
+use super::discounts::{Discount, Line, allocate};
 use super::error::{ApiError, ApiResult};
 use super::form::Params;
 use super::ids;
@@ -350,6 +351,7 @@ fn complete_checkout(
         description: data.description,
         application_fee_percent: data.application_fee_percent,
         attempt: true,
+        discount: session.discount.clone(),
     };
     let started = start_subscription(tx, ctx, start);
     let paid = matches!(started.paid, Some(true)) && started.amount > 0;
@@ -368,6 +370,9 @@ fn complete_checkout(
         let s = s.clone();
         let out = ss::checkout_session(&s, live, ctx.base_url);
         tx.emit("checkout.session.completed", account.as_deref(), out, None);
+        if let Some(d) = &s.discount {
+            super::discounts_api::redeem(tx, account.as_deref(), d);
+        }
         s.success_url
             .unwrap_or_default()
             .replace("{CHECKOUT_SESSION_ID}", &s.id)
@@ -470,6 +475,9 @@ pub(crate) struct Start {
     pub application_fee_percent: Option<f64>,
     /// Charge the first invoice now (`payment_behavior=default_incomplete` leaves it open).
     pub attempt: bool,
+    /// A coupon or promotion code applied to the subscription (and its invoices, per its
+    /// duration).
+    pub discount: Option<Discount>,
 }
 
 pub(crate) struct Started {
@@ -563,6 +571,12 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
         pause_collection: None,
         test_clock: clock.clone(),
         incomplete_expires_at: trial_end.is_none().then_some(t + INCOMPLETE_TTL),
+        discount: start.discount.clone().map(|mut d| {
+            d.subscription = Some(sub_id.clone());
+            d.customer = Some(start.customer.clone());
+            d.checkout_session = None;
+            d
+        }),
     };
     // First invoice: the recurring items (free during a trial), then one-time items.
     let mut lines: Vec<InvoiceLine> = start
@@ -588,6 +602,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
                 },
                 period: Some((t, period_end)),
                 subscription_item: Some(i.id.clone()),
+                discount_amount: 0,
             }
         })
         .collect();
@@ -601,6 +616,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
         unit_amount: li.price.unit_amount,
         period: Some((t, t)),
         subscription_item: None,
+        discount_amount: 0,
     }));
     let invoice = new_invoice(
         tx,
@@ -675,13 +691,35 @@ fn new_invoice(
         .get(&sub.customer)
         .map(|c| (c.email.clone(), c.name.clone()))
         .unwrap_or_default();
+    let mut lines = lines;
+    let discount = sub
+        .discount
+        .clone()
+        .filter(|d| d.applies_to_invoice(tx.now, reason == "subscription_create"));
+    let discount_amount = match &discount {
+        None => 0,
+        Some(d) => {
+            let products: Vec<Line<'_>> = lines
+                .iter()
+                .map(|l| Line {
+                    product: &l.product,
+                    amount: l.amount,
+                })
+                .collect();
+            let (total, shares) = allocate(&d.coupon, &sub.currency, &products);
+            for (line, share) in lines.iter_mut().zip(shares) {
+                line.discount_amount = share;
+            }
+            total
+        }
+    };
     Invoice {
         id,
         account: sub.account.clone(),
         created: tx.now,
         number,
         currency: sub.currency.clone(),
-        total: lines.iter().map(|l| l.amount).sum(),
+        total: lines.iter().map(|l| l.amount).sum::<i64>() - discount_amount,
         lines,
         customer_email: email,
         customer_name: name,
@@ -704,6 +742,8 @@ fn new_invoice(
         test_clock: sub.test_clock.clone(),
         subscription_metadata: sub.metadata.clone(),
         application_fee_percent: sub.application_fee_percent,
+        discount: discount.filter(|_| discount_amount > 0),
+        discount_amount,
     }
 }
 
@@ -1357,6 +1397,17 @@ fn period_ends(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
     };
     let start = sub.current_period_end;
     let end = recurring.period_end(start);
+    // A `once` discount was the first invoice's; a `repeating` one ends after its months.
+    let sub = match &sub.discount {
+        Some(d) if !d.applies_to_invoice(now, false) => {
+            update_subscription(tx, ctx, id, |s| s.discount = None);
+            Subscription {
+                discount: None,
+                ..sub
+            }
+        }
+        _ => sub,
+    };
     let invoice_id = ids::invoice();
     let lines: Vec<InvoiceLine> = sub
         .items
@@ -1371,6 +1422,7 @@ fn period_ends(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
             unit_amount: i.price.unit_amount,
             period: Some((start, end)),
             subscription_item: Some(i.id.clone()),
+            discount_amount: 0,
         })
         .collect();
     let mut invoice = new_invoice(

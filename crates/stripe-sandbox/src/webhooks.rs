@@ -197,9 +197,12 @@ pub(crate) fn schedule(app: &App, ids: Vec<String>) {
             .filter(|id| scheduled.insert(id.clone()))
             .collect()
     };
+    // An event is sent only once the state file holds what it is about.
+    let written = app.changed.load(Ordering::SeqCst);
     for id in fresh {
         let app = app.clone();
         tokio::spawn(async move {
+            app.wait_durable(written).await;
             deliver_with_retries(&app, &id).await;
             app.webhooks
                 .scheduled
@@ -243,7 +246,7 @@ async fn deliver_with_retries(app: &App, id: &str) {
                 DeliveryState::Delivered => s,
                 _ => DeliveryState::Failed,
             });
-            app.dirty.notify_one();
+            app.mark_changed();
             return;
         }
         drop(permit);
@@ -313,7 +316,7 @@ pub(crate) async fn attempt_once(
     }
     tracing::debug!(event = id, ?status, ok, "sandbox: webhook attempt");
     drop(st);
-    app.dirty.notify_one();
+    app.mark_changed();
     Some(attempt)
 }
 

@@ -46,10 +46,7 @@ pub fn small_talk(kind: &str, about: Option<&str>) -> Option<(&'static str, bool
 pub const HELP_INTRO: &str = "I set up payments for your app with Stripe and answer questions \
     about them. Pick one, or ask in your own words:";
 
-pub const BACKEND_REQUIRED: &str = "Payments need a project created with the backend turned on, \
-    because payments are handled on the server. The backend can only be chosen when a project is \
-    created and can't be switched on later. To take payments, create a new project with the \
-    backend on (New project -> Backend: on), then ask me to add payments there.";
+pub use crate::rules::BACKEND_REQUIRED;
 
 pub const TIMELINES: &str = "How long things usually take: setting up a Stripe account takes \
     about 15-20 minutes; verification is often instant and can take 1-7 business days; funds \
@@ -183,6 +180,15 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                  charge you twice."
             ));
         }
+        Intent::CreateProduct
+        | Intent::UpdateProduct
+        | Intent::DiscountCodes
+        | Intent::Customers
+        | Intent::Disputes
+        | Intent::CustomerPortal
+        | Intent::ChangePlan
+        | Intent::SubscriptionMetrics
+        | Intent::ExportData => not_yet(turn, intent, slots),
         Intent::ReceiptsInvoices => turn.reply(
             "Stripe can email a receipt for every successful payment and refund (Settings -> \
              Customer emails in the Stripe Dashboard). For invoices, create one in the Dashboard \
@@ -190,6 +196,120 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
              invoice every billing period automatically.",
         ),
         _ => {}
+    }
+}
+
+/// The intents whose flows are still to come: a truthful answer that says where it is done
+/// today (the later flows replace these).
+fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, slots: &Slots) {
+    let text = |name: &str| slots.get(name).and_then(SlotValue::as_text);
+    let connected = turn.connection.is_some();
+    let reply = match intent {
+        Intent::CreateProduct if !slots.contains_key("amount") => {
+            // "How much is it?": the next "$25 a month" (or "monthly", then the amount)
+            // answers it.
+            let what = text("product").map_or("it".to_owned(), |p| format!("\"{p}\""));
+            let how_often = match text("interval") {
+                Some("one_time") | None => ", and is it one-time or monthly/yearly",
+                Some(_) => "",
+            };
+            turn.await_answer(intent.name(), slots, &["amount", "interval", "prices"]);
+            format!(
+                "How much is {what}{how_often}? Then I'll tell you exactly what to add in Stripe."
+            )
+        }
+        Intent::CreateProduct => {
+            let what = match (text("product"), prices_of(slots)) {
+                (Some(p), Some(prices)) => format!("\"{p}\" at {prices}"),
+                (Some(p), None) => format!("\"{p}\" with its price"),
+                (None, Some(prices)) => format!("the product at {prices}"),
+                (None, None) => "the product with its price".to_owned(),
+            };
+            format!(
+                "I can't create products from the chat yet. Products are made in Stripe: open \
+                 Product catalog -> Manage products in Stripe (the Stripe Dashboard's products \
+                 page), add {what}, then say \"sync my products\" and it's ready to sell here, \
+                 with its buy link.{}",
+                if connected {
+                    ""
+                } else {
+                    " Stripe isn't connected yet: say \"add payments\" to connect it first."
+                }
+            )
+        }
+        Intent::UpdateProduct => {
+            let what = text("product").map_or("the product".to_owned(), |p| format!("\"{p}\""));
+            format!(
+                "I can't change products from the chat yet. In Stripe (Product catalog -> Manage \
+                 products in Stripe), open {what}: edit its name or description there; a new \
+                 price is added as a new price (then archive the old one); Archive product stops \
+                 selling it and Restore brings it back. Then say \"sync my products\"."
+            )
+        }
+        Intent::DiscountCodes => {
+            let code = text("code").map_or(String::new(), |c| format!(" such as {c}"));
+            format!(
+                "I can't manage discount codes from the chat yet. In the Stripe Dashboard, \
+                 Product catalog -> Coupons makes a coupon (percent or amount off, for how long, \
+                 how many redemptions, until when) and its customer-facing promotion codes{code}; \
+                 each code shows how often it was redeemed, and archiving it turns it off."
+            )
+        }
+        Intent::Customers => "I can't answer questions about customers yet. Every order here \
+             shows who paid (ask \"show my orders this month\"), and the Stripe Dashboard's \
+             Customers page lists each customer with their payments and what they've spent."
+            .to_owned(),
+        Intent::Disputes => "I don't track disputes yet. When a customer disputes a payment, \
+             Stripe emails you and takes the amount and a dispute fee from your balance; the \
+             Stripe Dashboard's Disputes page lists them with the deadline to respond, where you \
+             submit evidence or accept the dispute. Early fraud warnings appear there too."
+            .to_owned(),
+        Intent::CustomerPortal => "I can't set up the customer portal from the chat yet. \
+             Stripe's customer portal (Settings -> Billing -> Customer portal in the Stripe \
+             Dashboard) lets subscribers update their card, switch plans or cancel, now or at the \
+             end of the period, as you choose there. Here, a subscription's page cancels it at \
+             the period's end or now, or resumes it."
+            .to_owned(),
+        Intent::ChangePlan => {
+            let who = text("email").map_or("the customer".to_owned(), str::to_owned);
+            format!(
+                "I can't move a subscriber to another plan from the chat yet. In the Stripe \
+                 Dashboard, open {who}'s subscription -> Update subscription and pick the new \
+                 price; Stripe prorates the change unless you say otherwise."
+            )
+        }
+        Intent::SubscriptionMetrics => "I can't compute subscription figures yet. The Stripe \
+             Dashboard's Billing overview shows recurring revenue (MRR), churn, and subscriptions \
+             started and canceled per period. Here, ask \"how many active subscribers do I \
+             have?\" or open Subscriptions."
+            .to_owned(),
+        Intent::ExportData => "I can't export from the chat yet. The Stripe Dashboard exports \
+             payments and customers as CSV (Export on the Payments or Customers page), and the \
+             API lists this project's orders (GET /v1/projects/{id}/orders)."
+            .to_owned(),
+        _ => return,
+    };
+    turn.reply(reply);
+}
+
+/// "$12 / month or $120 / year" for the `prices` slot (or the `amount`).
+fn prices_of(slots: &Slots) -> Option<String> {
+    let each = |m: &crate::domain::Money, interval: &str| match interval {
+        "one_time" => m.to_string(),
+        unit => format!("{m} / {unit}"),
+    };
+    match (slots.get("prices"), slots.get("amount")) {
+        (Some(SlotValue::Prices(ps)), _) if !ps.is_empty() => Some(
+            ps.iter()
+                .map(|p| each(&p.amount, &p.interval))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        ),
+        (_, Some(SlotValue::Amount(m))) => Some(match slots.get("interval") {
+            Some(SlotValue::Text(unit)) => each(m, unit),
+            _ => m.to_string(),
+        }),
+        _ => None,
     }
 }
 

@@ -14,6 +14,7 @@ use crate::billing::{
 use crate::cards::{Action, Card, CardKind, Fact, Style};
 use crate::domain::Money;
 use crate::intents::{SlotValue, Slots};
+use crate::rules;
 
 /// Re-reads of a subscription tried before its events are marked failed.
 const REFRESH_ATTEMPTS: u32 = 3;
@@ -709,11 +710,13 @@ impl Turn<'_, '_> {
                     ));
                     return;
                 };
-                if resume && !s.cancel_at_period_end {
-                    self.reply(format!(
-                        "{email}'s {} isn't set to cancel, so there is nothing to resume.",
-                        s.summary()
-                    ));
+                let change = if resume {
+                    SubscriptionChange::Resume
+                } else {
+                    SubscriptionChange::CancelAtPeriodEnd
+                };
+                if let Err(refused) = rules::subscription_change(s, change) {
+                    self.reply(refused.message);
                     return;
                 }
                 let end = s.current_period_end().map(day).unwrap_or_default();

@@ -13,6 +13,7 @@ mod answers;
 mod billing;
 mod catalog;
 mod connect;
+mod context;
 mod golive;
 mod selling;
 
@@ -28,13 +29,14 @@ use crate::domain::{
     BusinessType, ConversationId, Country, Email, Mode, Origin, StatementDescriptor,
 };
 use crate::evidence::Evidence;
-use crate::intents::{Classification, Intent, Outcome, Slots};
+use crate::intents::{Classification, Intent, Outcome, SlotValue, Slots};
 use crate::orders::{Order, RefundInfo};
 
 pub use answers::BACKEND_REQUIRED;
 pub use billing::{PayoutAsk, PayoutsAnswer, SubscriptionAsk};
 pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
+pub use context::Awaiting;
 pub use golive::{CheckCode, CheckItem, LiveFacts, checklist};
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 
@@ -541,6 +543,9 @@ pub enum Owner {
         slots: Slots,
         #[serde(default)]
         answers: BTreeMap<String, String>,
+        /// The finer topic of each candidate that has one.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        topics: BTreeMap<String, String>,
     },
     /// Buttons that say an intent; repeatable.
     Help,
@@ -681,6 +686,10 @@ pub struct ConversationState {
     /// however many of its events arrive (at most `TOLD_PAYOUTS` kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub told_payouts: Vec<String>,
+    /// A question asked in words ("Which order should I refund?") and what would answer it;
+    /// the next utterance either answers it or is a new request (see `context.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting: Option<Awaiting>,
 }
 
 /// Collects a transition's effects.
@@ -877,6 +886,9 @@ impl Turn<'_, '_> {
     }
 
     fn say(&mut self, c: &Classification) {
+        if self.answer_in_context(c) {
+            return;
+        }
         match &c.outcome {
             Outcome::Matched(m) => {
                 if let Some(asked) = &mut self.asked {
@@ -886,6 +898,34 @@ impl Turn<'_, '_> {
                 let mut slots = c.slots.clone();
                 slots.extend(m.captures.iter().map(|(k, v)| (k.clone(), v.clone())));
                 self.intent(&m.intent, m.topic.as_deref(), &slots, m.answer.as_deref())
+            }
+            Outcome::Suggest(cand) => {
+                // One reading, not sure enough to act on: ask before doing anything.
+                let label = self.label(&cand.intent);
+                let mut card = self.new_card(
+                    CardKind::Clarify,
+                    &format!("Did you mean \"{label}\"?"),
+                    "I think that's what you mean, but I'm not sure enough to go ahead. Pick it, \
+                     or tell me in other words."
+                        .to_owned(),
+                );
+                card.actions.push(Action::secondary(&cand.intent, &label));
+                let answers = cand
+                    .answer
+                    .as_deref()
+                    .map(|a| (cand.intent.to_string(), a.to_owned()))
+                    .into_iter()
+                    .collect();
+                let topics = topics_of(std::slice::from_ref(cand));
+                self.drop_cards(|c| !matches!(c.owner, Owner::Clarify { .. }));
+                self.show(
+                    card,
+                    Owner::Clarify {
+                        slots: with_captures(c, cand),
+                        answers,
+                        topics,
+                    },
+                );
             }
             Outcome::Clarify(candidates) => {
                 let mut card = self.new_card(
@@ -906,6 +946,7 @@ impl Turn<'_, '_> {
                     Owner::Clarify {
                         slots: c.slots.clone(),
                         answers,
+                        topics: topics_of(candidates),
                     },
                 );
             }
@@ -951,6 +992,19 @@ impl Turn<'_, '_> {
                 wanted_product(slots).map(str::to_owned),
                 topic == Some("link"),
             ),
+            Intent::Refund
+                if !slots.contains_key("order_number")
+                    && !slots.contains_key("order_ref")
+                    && !slots
+                        .get("payment_id")
+                        .and_then(SlotValue::as_text)
+                        .is_some_and(|p| p.starts_with("pi_")) =>
+            {
+                // "Which order should I refund?": the next "#1042" answers it.
+                self.selling_intent(intent, topic, slots);
+                self.await_answer(name, slots, &["order_number", "payment_id", "order_ref"]);
+                self.present_step();
+            }
             Intent::PaymentStatus | Intent::Refund | Intent::ReceiptsInvoices => {
                 self.selling_intent(intent, topic, slots);
                 self.present_step();
@@ -1014,11 +1068,16 @@ impl Turn<'_, '_> {
                     _ => self.reply("No problem. Say \"add payments\" whenever you're ready."),
                 }
             }
-            Owner::Clarify { slots, answers } => {
+            Owner::Clarify {
+                slots,
+                answers,
+                topics,
+            } => {
                 let answer = answers.get(action).cloned();
+                let topic = topics.get(action).cloned();
                 let slots = slots.clone();
                 self.state.cards.remove(pos);
-                self.intent(action, None, &slots, answer.as_deref());
+                self.intent(action, topic.as_deref(), &slots, answer.as_deref());
             }
             Owner::Help => self.intent(action, None, &Slots::new(), None),
             Owner::Status => self.status_click(action),
@@ -1221,6 +1280,21 @@ impl Turn<'_, '_> {
         card.fields = fields;
         card
     }
+}
+
+/// Each candidate's topic, by intent, for a clarify card.
+fn topics_of(candidates: &[crate::intents::Candidate]) -> BTreeMap<String, String> {
+    candidates
+        .iter()
+        .filter_map(|c| Some((c.intent.to_string(), c.topic.as_deref()?.to_owned())))
+        .collect()
+}
+
+/// The utterance's slots with the candidate's named captures, as acting on it would see them.
+fn with_captures(c: &Classification, cand: &crate::intents::Candidate) -> Slots {
+    let mut slots = c.slots.clone();
+    slots.extend(cand.captures.iter().map(|(k, v)| (k.clone(), v.clone())));
+    slots
 }
 
 #[cfg(test)]

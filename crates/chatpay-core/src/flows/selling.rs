@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 use super::{Call, CallError, CallOutput, Effect, Owner, Pending, Purpose, Turn};
 use crate::billing::order_access;
 use crate::cards::{Action, Card, CardKind, Fact, Style};
-use crate::domain::Money;
+use crate::domain::{Currency, Money};
 use crate::evidence::Evidence;
 use crate::intents::{Intent, SlotValue, Slots};
 use crate::orders::{Order, OrderNews, OrderStatus, RefundInfo, changes};
+use crate::rules::{self, RefundSize};
 
 /// Which order an event or a question is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +232,18 @@ fn email_of(order: &Order) -> String {
 }
 
 impl Turn<'_, '_> {
+    /// What the refunds of order `id` asked of Stripe and not answered yet will take.
+    fn refunds_in_flight(&self, id: &str) -> i64 {
+        self.state
+            .pending
+            .iter()
+            .filter_map(|p| match &p.call {
+                Call::CreateRefund { order, amount, .. } if order == id => Some(*amount),
+                _ => None,
+            })
+            .sum()
+    }
+
     /// Whether the project can sell at all; says why not otherwise (`what` names what was asked).
     fn selling_ready(&mut self, doing: &str) -> bool {
         if !self.facts.backend {
@@ -762,56 +775,30 @@ impl Turn<'_, '_> {
                 currency,
                 share_bps,
             } => {
-                let Some(pi) = order
-                    .payment_intent
-                    .clone()
-                    .filter(|_| order.status.was_paid())
-                else {
-                    self.reply(if order.status.was_paid() {
-                        format!(
-                            "Order #{n} has no payment to refund: nothing was charged at checkout (a free trial, or a total of 0)."
-                        )
-                    } else {
-                        format!(
-                            "Order #{n} can't be refunded: it is {}, so no money was taken.",
-                            order.status.label()
-                        )
-                    });
-                    return;
+                let size = match (share_bps, amount) {
+                    (Some(bps), _) => RefundSize::Share { bps },
+                    (None, Some(minor)) => RefundSize::Amount {
+                        minor,
+                        currency: currency.as_deref().and_then(Currency::parse),
+                    },
+                    (None, None) => RefundSize::Rest,
                 };
-                if let Some(c) = &currency
-                    && !c.eq_ignore_ascii_case(order.currency.as_str())
+                if let (Some(c), None) = (&currency, currency.as_deref().and_then(Currency::parse))
                 {
                     self.reply(format!(
-                        "Order #{n} was paid in {}, not {}: say the amount in {}.",
-                        order.currency.as_str().to_ascii_uppercase(),
-                        c.to_ascii_uppercase(),
+                        "I don't know the currency {c:?}; say the amount in {}.",
                         order.currency.as_str().to_ascii_uppercase()
                     ));
                     return;
                 }
-                let left = order.refundable();
-                if left == 0 {
-                    self.reply(format!("Order #{n} is already fully refunded."));
-                    return;
-                }
-                let paid = order
-                    .charge
-                    .as_ref()
-                    .map_or(order.amount_total, |c| c.amount_captured);
-                let amount = match share_bps {
-                    Some(bps) => paid * i64::from(bps) / 10_000,
-                    None => amount.unwrap_or(left),
+                let plan = match rules::refund(order, size, self.refunds_in_flight(&order.id)) {
+                    Ok(plan) => plan,
+                    Err(refused) => {
+                        self.reply(refused.message);
+                        return;
+                    }
                 };
-                if amount <= 0 || amount > left {
-                    self.reply(format!(
-                        "I can't refund {} of order #{n}: at most {} is left to refund.",
-                        order.money(amount),
-                        order.money(left)
-                    ));
-                    return;
-                }
-                let after = left - amount;
+                let (pi, amount, after) = (plan.payment_intent, plan.amount, plan.left_after);
                 let mut card = self.new_card(
                     CardKind::ConfirmRefund,
                     &format!("Refund {} of order #{n}?", order.money(amount)),

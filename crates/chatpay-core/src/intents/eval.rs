@@ -6,7 +6,9 @@
 //! starts a comment line. An intent line is right when the matcher is confident in that intent
 //! (a clarify card is not an answer); a `none` line is right when nothing is confidently matched,
 //! and a confident match there is a false trigger. Slots are right when every slot the line
-//! names has that value.
+//! names has that value. The clarify rate is the share of lines where the conversation asks
+//! instead of acting (a clarify card, or "did you mean …?"): wrong on any line, never a false
+//! trigger.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -65,6 +67,8 @@ pub struct EvalReport {
     pub false_triggers: usize,
     pub slot_lines: usize,
     pub slot_correct: usize,
+    /// Lines answered with a clarify card or "did you mean …?".
+    pub clarified: usize,
     /// (expected, got) -> count, for the lines that were wrong; `none`, `clarify`.
     pub confusion: BTreeMap<(String, String), usize>,
     /// Every wrong line: (line, text, expected, got and what decided).
@@ -85,8 +89,15 @@ pub fn evaluate(matcher: &Matcher, cases: &[EvalCase]) -> EvalReport {
                 "clarify".to_owned(),
                 cs.iter().map(|c| &*c.intent).collect::<Vec<_>>().join("/"),
             ),
+            Outcome::Suggest(c) => (
+                "clarify".to_owned(),
+                format!("did you mean {} ({:.2} {})", c.intent, c.confidence, c.rule),
+            ),
             Outcome::Unsure(_) | Outcome::Nothing => ("none".to_owned(), String::new()),
         };
+        if got.asks() {
+            r.clarified += 1;
+        }
         let want = case.intent.as_deref().unwrap_or("none");
         r.total += 1;
         let right = match &case.intent {
@@ -164,6 +175,13 @@ impl fmt::Display for EvalReport {
             self.slot_correct,
             self.slot_lines,
             pct(self.slot_correct, self.slot_lines)
+        )?;
+        writeln!(
+            f,
+            "clarify rate: {}/{} ({:.1}%)",
+            self.clarified,
+            self.total,
+            pct(self.clarified, self.total)
         )?;
         if !self.confusion.is_empty() {
             writeln!(f, "confusion (expected -> got: count):")?;

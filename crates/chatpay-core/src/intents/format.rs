@@ -27,6 +27,11 @@ pub struct LexiconFile {
     /// Small talk kind (`greeting`, `thanks`, …) -> regexes over the whole normalized text.
     #[serde(default)]
     pub small_talk: BTreeMap<String, Vec<String>>,
+    /// Short replies (`yes`, `no`, `second`, `month`, …) -> regexes over the whole normalized
+    /// text: what an answer to a card's question reads as (the conversation decides whether one
+    /// was asked).
+    #[serde(default)]
+    pub replies: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +73,11 @@ pub enum SlotKind {
     Amount,
     /// Captures `year`, `month`, `day` or `rel`: becomes `YYYY-MM-DD`, `--MM-DD` or the word.
     Date,
+    /// The `value` capture, a decimal number ("15", "12.5"): becomes a JSON number.
+    Number,
+    /// The `value` capture, a billing interval ("monthly", "annual"): becomes `week`, `month`
+    /// or `year`.
+    Interval,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +88,11 @@ pub struct SlotDef {
     /// Matched against the original text (ids are case-sensitive), case-insensitively where the
     /// pattern says `(?i)`.
     pub regex: String,
+    /// Only when the utterance is read as one of these intents (empty: always). For patterns
+    /// that would mislead elsewhere: a bare upper-case word is a discount code only in a request
+    /// about discount codes.
+    #[serde(default)]
+    pub intents: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +126,10 @@ pub struct IntentFile {
     pub unless: Vec<String>,
     /// A fixed answer, for intents that chatpay has no built-in behaviour for.
     pub answer: Option<String>,
+    /// Acting on it changes something (creates, refunds, cancels, disconnects, goes live): it
+    /// acts only on a confident reading, below that the conversation asks "did you mean …?".
+    #[serde(default)]
+    pub side_effects: bool,
     #[serde(default)]
     pub examples: Vec<Spanned<String>>,
     #[serde(default)]
@@ -135,6 +154,9 @@ pub struct RuleDef {
     /// A regular expression over the normalized text; named captures become slots.
     pub regex: Option<String>,
     pub weight: f32,
+    /// Overrides the intent's `side_effects` for this rule (a question about subscriptions has
+    /// none; cancelling one has).
+    pub side_effects: Option<bool>,
     /// Overrides the intent's `negatable` for this rule.
     pub negatable: Option<bool>,
     /// A finer topic within the intent ("timeline", "rejected"), passed to the answer.

@@ -39,6 +39,8 @@ pub(super) struct IntentInfo {
     pub summary: String,
     pub label: String,
     pub answer: Option<Arc<str>>,
+    /// The intent file says `side_effects` (what a model-decided candidate carries).
+    pub side_effects: bool,
 }
 
 /// A rule's regular expression, and what the term scan knows about it.
@@ -64,6 +66,8 @@ pub(super) struct RuleInfo {
     pub regex: Option<usize>,
     pub weight: f32,
     pub negatable: bool,
+    /// Acting on it changes something: it acts only on a confident reading.
+    pub side_effects: bool,
     pub topic: Option<Arc<str>>,
     /// `file:line id`, for explanations.
     pub label: Arc<str>,
@@ -78,6 +82,10 @@ pub struct Classification {
     /// When no intent matched: small talk ("hi", "thanks") or a refusal ("no payments for
     /// now"), answered as such. Never an action.
     pub small_talk: Option<SmallTalk>,
+    /// What a short utterance reads as when it answers a question (`yes`, `no`, `second`,
+    /// `month`, …: the `[replies]` kinds of `_lexicon.toml`). Context-free: the conversation
+    /// knows whether a card asked something and decides.
+    pub reply: Option<Arc<str>>,
 }
 
 /// Small talk or a refusal, and what decided it.
@@ -105,6 +113,9 @@ pub enum Outcome {
     Matched(Candidate),
     /// Several intents, too close to call: ask.
     Clarify(Vec<Candidate>),
+    /// One reading, not confident enough to act on (an intent with side effects below
+    /// [`ACT_CONFIDENCE`], or the model short of its threshold): ask "did you mean …?".
+    Suggest(Candidate),
     /// Something matched, but below the threshold.
     Unsure(Candidate),
     Nothing,
@@ -124,6 +135,9 @@ pub struct Candidate {
     pub captures: Slots,
     /// The fixed answer of a data-only intent.
     pub answer: Option<Arc<str>>,
+    /// Acting on this reading changes something (its rule, or its intent, says
+    /// `side_effects`).
+    pub side_effects: bool,
 }
 
 impl Classification {
@@ -138,10 +152,15 @@ impl Classification {
     /// The best candidate whatever the outcome.
     pub fn best(&self) -> Option<&Candidate> {
         match &self.outcome {
-            Outcome::Matched(c) | Outcome::Unsure(c) => Some(c),
+            Outcome::Matched(c) | Outcome::Unsure(c) | Outcome::Suggest(c) => Some(c),
             Outcome::Clarify(cs) => cs.first(),
             Outcome::Nothing => None,
         }
+    }
+
+    /// Whether the conversation asks instead of acting (a clarify card or "did you mean …?").
+    pub fn asks(&self) -> bool {
+        matches!(self.outcome, Outcome::Clarify(_) | Outcome::Suggest(_))
     }
 }
 
@@ -163,6 +182,8 @@ pub struct Matcher {
     /// The n-gram model, consulted when no rule decides or rules tie.
     pub(super) model: Model,
     pub(super) small_talk: SmallTalkSet,
+    /// The `[replies]` patterns: what a short answer reads as.
+    pub(super) replies: SmallTalkSet,
     pub threshold: f32,
     pub clarify_margin: f32,
 }
@@ -179,6 +200,14 @@ const STRONG_RULE: f32 = 0.93;
 const WEAK_RULE: f32 = 0.7;
 const MODEL_OVERRULE: f32 = 0.6;
 const MODEL_DOUBT: f32 = 6.0;
+/// An intent with side effects acts from this confidence on; below it the conversation asks
+/// "did you mean …?" (calibrated on blind rounds 1 and 2: see docs/intents.md).
+pub const ACT_CONFIDENCE: f32 = 0.7;
+/// The model's best intent short of [`MODEL_THRESHOLD`] is offered as "did you mean …?" from
+/// this probability on.
+const SUGGEST_FLOOR: f32 = 0.4;
+/// Utterances longer than this many words are not read as short replies.
+const REPLY_WORDS: usize = 6;
 
 #[derive(Debug, Clone, Copy)]
 struct Hit {
@@ -395,10 +424,6 @@ impl Matcher {
         }));
         ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
 
-        let mut slots = Slots::new();
-        self.slots
-            .extract(text, &mut s.slot_sets, &mut s.slot_hits, &mut slots);
-
         let rules_outcome = match ranked.first() {
             None => Outcome::Nothing,
             Some(&(_, _, top, _)) if top < self.threshold => {
@@ -449,18 +474,47 @@ impl Matcher {
                 None => Outcome::Clarify(cs),
             },
             other => match self.model_candidate(text, s) {
-                Some(c) => Outcome::Matched(c),
+                Some(c) if c.confidence >= MODEL_THRESHOLD => Outcome::Matched(c),
+                Some(c) => Outcome::Suggest(c),
                 None => other,
             },
         };
+        // Side effects only on a confident reading.
+        let outcome = match outcome {
+            Outcome::Matched(c) if c.side_effects && c.confidence < ACT_CONFIDENCE => {
+                Outcome::Suggest(c)
+            }
+            other => other,
+        };
+        // Slots are read for the intent the utterance is read as (some patterns are limited to
+        // some intents).
+        let intent = match &outcome {
+            Outcome::Matched(c) | Outcome::Unsure(c) | Outcome::Suggest(c) => Some(&*c.intent),
+            Outcome::Clarify(cs) => cs.first().map(|c| &*c.intent),
+            Outcome::Nothing => None,
+        };
+        let mut slots = Slots::new();
+        self.slots
+            .extract(text, intent, &mut s.slot_sets, &mut s.slot_hits, &mut slots);
         let small_talk = match outcome {
-            Outcome::Matched(_) | Outcome::Clarify(_) => None,
+            Outcome::Matched(_) | Outcome::Clarify(_) | Outcome::Suggest(_) => None,
             _ => self.small_talk(s),
+        };
+        let reply = if s.norm.text.split(' ').count() <= REPLY_WORDS {
+            self.replies
+                .set
+                .matches(&s.norm.text)
+                .into_iter()
+                .next()
+                .map(|ix| self.replies.kinds[ix].0.clone())
+        } else {
+            None
         };
         Classification {
             outcome,
             slots,
             small_talk,
+            reply,
         }
     }
 
@@ -527,9 +581,10 @@ impl Matcher {
         // intents whose rules read a negation as part of what they ask ("I have no Stripe
         // account"), may still be found.
         let refusal = s.refused.iter().any(Option::is_some);
+        // Nor is a refusal turned into a question ("please do not connect stripe").
         if best >= self.intents.len()
-            || (refusal && self.refusable[best])
-            || p < MODEL_THRESHOLD
+            || (refusal && (self.refusable[best] || p < MODEL_THRESHOLD))
+            || p < SUGGEST_FLOOR
             || s.suppressed[best]
             || s.refused[best].is_some()
         {
@@ -627,6 +682,7 @@ impl Matcher {
             topic,
             captures: Slots::new(),
             answer: self.intents[intent].answer.clone(),
+            side_effects: self.intents[intent].side_effects,
         }
     }
 
@@ -725,6 +781,7 @@ impl Matcher {
             topic: rule.topic.clone(),
             captures,
             answer: self.intents[intent].answer.clone(),
+            side_effects: rule.side_effects,
         }
     }
 }

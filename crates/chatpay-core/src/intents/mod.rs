@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 
 pub use eval::{EvalCase, EvalReport, evaluate, parse_eval};
 use format::{IntentFile, LexiconFile, NoIntentFile, SlotsFile, line_of};
-pub use matcher::{Candidate, Classification, Matcher, Outcome, SmallTalk};
+pub use matcher::{ACT_CONFIDENCE, Candidate, Classification, Matcher, Outcome, SmallTalk};
 use matcher::{IntentInfo, RuleInfo, RuleRegex, SmallTalkSet, Tag};
 pub use normalize::{Normalized, Normalizer};
 use scan::Literals;
 pub use set::ascii_word_boundaries;
-pub use slots::{SlotValue, Slots};
+pub use slots::{Price, SlotValue, Slots};
 
 /// The intents chatpay has built-in behaviour for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,10 +49,19 @@ pub enum Intent {
     Subscriptions,
     Help,
     Cancel,
+    CreateProduct,
+    UpdateProduct,
+    DiscountCodes,
+    Customers,
+    Disputes,
+    CustomerPortal,
+    ChangePlan,
+    SubscriptionMetrics,
+    ExportData,
 }
 
 impl Intent {
-    pub const ALL: [Intent; 17] = [
+    pub const ALL: [Intent; 26] = [
         Intent::AddPayments,
         Intent::ConnectStripe,
         Intent::CreateStripeAccount,
@@ -70,6 +79,15 @@ impl Intent {
         Intent::Subscriptions,
         Intent::Help,
         Intent::Cancel,
+        Intent::CreateProduct,
+        Intent::UpdateProduct,
+        Intent::DiscountCodes,
+        Intent::Customers,
+        Intent::Disputes,
+        Intent::CustomerPortal,
+        Intent::ChangePlan,
+        Intent::SubscriptionMetrics,
+        Intent::ExportData,
     ];
 
     pub fn name(self) -> &'static str {
@@ -91,6 +109,15 @@ impl Intent {
             Intent::Help => "help",
             Intent::Cancel => "cancel",
             Intent::Subscriptions => "subscriptions",
+            Intent::CreateProduct => "create_product",
+            Intent::UpdateProduct => "update_product",
+            Intent::DiscountCodes => "discount_codes",
+            Intent::Customers => "customers",
+            Intent::Disputes => "disputes",
+            Intent::CustomerPortal => "customer_portal",
+            Intent::ChangePlan => "change_plan",
+            Intent::SubscriptionMetrics => "subscription_metrics",
+            Intent::ExportData => "export_data",
         }
     }
 
@@ -219,7 +246,8 @@ pub fn load_sources(
     let regexes = compile_regexes(&build.regex_patterns, &build.rules, &mut build.errors);
     let regex_gated = build.gate_regexes();
     let slot_extractor = build.slots(slot_file);
-    let small_talk = build.small_talk(&lexicon);
+    let small_talk = build.small_talk(&lexicon.small_talk, "small_talk");
+    let replies = build.small_talk(&lexicon.replies, "replies");
 
     let Build {
         normalizer,
@@ -266,6 +294,7 @@ pub fn load_sources(
         negation_window: lexicon.negation.window,
         model: model::Model::default(),
         small_talk,
+        replies,
         threshold,
         clarify_margin,
     };
@@ -413,6 +442,7 @@ impl Build {
             summary: file.summary.clone(),
             label: file.label.clone().unwrap_or_else(|| file.summary.clone()),
             answer: file.answer.as_deref().map(Arc::from),
+            side_effects: file.side_effects,
         }
     }
 
@@ -480,27 +510,29 @@ impl Build {
             regex,
             weight: def.weight,
             negatable: def.negatable.unwrap_or(file.negatable),
+            side_effects: def.side_effects.unwrap_or(file.side_effects),
             topic: def.topic.as_deref().map(Arc::from),
             label: Arc::from(format!("{}:{line} {}", src.name, def.id)),
         });
     }
 
-    /// The `[small_talk]` patterns of the lexicon, in one set (first kind by name wins).
-    fn small_talk(&mut self, lexicon: &LexiconFile) -> SmallTalkSet {
+    /// The `[small_talk]` (or `[replies]`) patterns of the lexicon, named `table`, in one set
+    /// (first kind by name wins).
+    fn small_talk(&mut self, lexicon: &BTreeMap<String, Vec<String>>, table: &str) -> SmallTalkSet {
         let mut patterns = Vec::new();
         let mut kinds = Vec::new();
-        for (kind, list) in &lexicon.small_talk {
+        for (kind, list) in lexicon {
             for (i, p) in list.iter().enumerate() {
                 patterns.push(ascii_word_boundaries(p));
                 kinds.push((
                     Arc::from(kind.as_str()),
-                    Arc::from(format!("_lexicon.toml small_talk.{kind}[{i}]")),
+                    Arc::from(format!("_lexicon.toml {table}.{kind}[{i}]")),
                 ));
             }
         }
         let set = regex::RegexSet::new(&patterns).unwrap_or_else(|e| {
             self.errors
-                .push(format!("_lexicon.toml: small_talk: bad regex: {e}"));
+                .push(format!("_lexicon.toml: {table}: bad regex: {e}"));
             regex::RegexSet::empty()
         });
         SmallTalkSet { set, kinds }
@@ -571,6 +603,7 @@ impl Build {
                     name: d.name.clone(),
                     kind: d.kind,
                     regex: d.regex.clone(),
+                    intents: d.intents.clone(),
                 })
                 .collect::<Vec<_>>(),
         )
@@ -679,6 +712,10 @@ pub fn check(matcher: &Matcher, corpus: &Corpus) -> Vec<String> {
                     .join(" and ")
             ),
             Outcome::Unsure(m) => format!("nothing (best {} at {:.2})", m.intent, m.confidence),
+            Outcome::Suggest(m) => format!(
+                "did you mean {} ({:.2}, rule {})?",
+                m.intent, m.confidence, m.rule
+            ),
             Outcome::Nothing => "nothing".to_owned(),
         };
         let failure = match &c.expect {
@@ -688,12 +725,16 @@ pub fn check(matcher: &Matcher, corpus: &Corpus) -> Vec<String> {
                 let hit = match &got.outcome {
                     Outcome::Matched(m) => *m.intent == **not,
                     Outcome::Clarify(cs) => cs.iter().any(|m| *m.intent == **not),
+                    Outcome::Suggest(m) => *m.intent == **not,
                     _ => false,
                 };
                 hit.then(|| format!("must not be {not}, got {}", describe()))
             }
-            Expect::Nothing => matches!(got.outcome, Outcome::Matched(_) | Outcome::Clarify(_))
-                .then(|| format!("expected no intent, got {}", describe())),
+            Expect::Nothing => matches!(
+                got.outcome,
+                Outcome::Matched(_) | Outcome::Clarify(_) | Outcome::Suggest(_)
+            )
+            .then(|| format!("expected no intent, got {}", describe())),
             Expect::Slots(want) => {
                 let got_json = serde_json::to_value(&got.slots).unwrap_or_default();
                 let mismatched: Vec<String> = want

@@ -1,8 +1,16 @@
-//! Slots: values pulled out of an utterance (order number, payment id, amount, date).
+//! Slots: values pulled out of an utterance (order number, payment id, amount, date, product,
+//! discount code, …).
 //!
 //! Slot patterns run on the original text, because Stripe ids are case-sensitive. The patterns
 //! are data (`intents/_slots.toml`); turning captures into values is code (amounts become exact
-//! minor units, months become numbers).
+//! minor units, months become numbers). A pattern may be limited to some intents (`intents`):
+//! slots are read once the utterance's intent is known.
+//!
+//! Prices are read from the amounts: every amount in the text, in order, with the billing
+//! interval written right after it ("$12 a month or $120 a year"). They become `prices` (a
+//! list of `{minor, currency, interval}`) and `interval` (the first price's) when an interval is
+//! written, or when the request is about a product (then an amount with no interval is
+//! `one_time`); `amount` is then the first price's.
 
 use std::collections::BTreeMap;
 
@@ -21,13 +29,30 @@ pub enum SlotValue {
     Amount(Money),
     /// `YYYY-MM-DD`, `--MM-DD` (no year given) or a relative word (`today`, `yesterday`).
     Date(String),
+    /// A number as written ("15" for "15% off").
+    Number(serde_json::Number),
+    /// Every price of a product, in the order written.
+    Prices(Vec<Price>),
 }
+
+/// One price of a product: an amount and how often it is charged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    #[serde(flatten)]
+    pub amount: Money,
+    /// `one_time`, `week`, `month` or `year`.
+    pub interval: String,
+}
+
+/// Intents whose amounts are a product's prices: an amount with no interval written is a
+/// one-time price there.
+const PRICE_INTENTS: &[&str] = &["create_product", "update_product"];
 
 impl SlotValue {
     pub fn as_text(&self) -> Option<&str> {
         match self {
             SlotValue::Text(s) | SlotValue::Date(s) => Some(s),
-            SlotValue::Amount(_) => None,
+            SlotValue::Amount(_) | SlotValue::Number(_) | SlotValue::Prices(_) => None,
         }
     }
 }
@@ -37,7 +62,10 @@ pub type Slots = BTreeMap<String, SlotValue>;
 #[derive(Debug)]
 pub struct SlotExtractor {
     set: MultiRegex,
-    defs: Vec<(String, SlotKind)>,
+    /// Per pattern: slot name, kind, and the intents it is limited to (empty: all).
+    defs: Vec<(String, SlotKind, Vec<String>)>,
+    /// The billing interval written right after an amount.
+    interval: regex::Regex,
 }
 
 impl SlotExtractor {
@@ -47,7 +75,7 @@ impl SlotExtractor {
         for (i, d) in defs.iter().enumerate() {
             let names: Vec<&str> = set.get(i).capture_names().flatten().collect();
             let needs: &[&[&str]] = match d.kind {
-                SlotKind::Text => &[&["value"]],
+                SlotKind::Text | SlotKind::Number | SlotKind::Interval => &[&["value"]],
                 SlotKind::Amount => &[&["number"], &["symbol", "code"]],
                 SlotKind::Date => &[&["month", "rel"]],
             };
@@ -64,24 +92,38 @@ impl SlotExtractor {
         }
         Ok(SlotExtractor {
             set,
-            defs: defs.iter().map(|d| (d.name.clone(), d.kind)).collect(),
+            defs: defs
+                .iter()
+                .map(|d| (d.name.clone(), d.kind, d.intents.clone()))
+                .collect(),
+            interval: regex::Regex::new(
+                r"^(?i)\s*(?:(?:/|per|a|an|each|every|billed)\s*)?(?:(?P<month>months?|mo|mth|monthly)|(?P<year>years?|yr|annum|yearly|annually|annual)|(?P<week>weeks?|wk|weekly)|(?P<once>one[- ]?time|once))\b",
+            )
+            .expect("the interval pattern compiles"),
         })
     }
 
-    /// Every slot found in `text`; for a slot with several patterns the first that yields a
-    /// value wins.
+    /// Every slot found in `text` for an utterance read as `intent`; for a slot with several
+    /// patterns the first that yields a value wins. Then the prices (see the module's doc).
     pub fn extract(
         &self,
         text: &str,
+        intent: Option<&str>,
         scratch: &mut SetScratch,
         hits: &mut Vec<usize>,
         into: &mut Slots,
     ) {
         hits.clear();
         self.set.matches(text, scratch, hits);
+        let mut amounts = 0;
         for &i in hits.iter() {
-            let (name, kind) = &self.defs[i];
-            if into.contains_key(name) {
+            let (name, kind, only) = &self.defs[i];
+            if *kind == SlotKind::Amount {
+                amounts += 1;
+            }
+            if into.contains_key(name)
+                || (!only.is_empty() && !intent.is_some_and(|x| only.iter().any(|o| o == x)))
+            {
                 continue;
             }
             let value = self
@@ -94,12 +136,95 @@ impl SlotExtractor {
                         .map(|m| SlotValue::Text(m.as_str().to_owned())),
                     SlotKind::Amount => amount(&caps).map(SlotValue::Amount),
                     SlotKind::Date => date(&caps).map(SlotValue::Date),
+                    SlotKind::Interval => caps
+                        .name("value")
+                        .and_then(|m| interval_unit(m.as_str()))
+                        .map(|u| SlotValue::Text(u.to_owned())),
+                    SlotKind::Number => caps
+                        .name("value")
+                        .and_then(|m| number(m.as_str()))
+                        .map(SlotValue::Number),
                 });
             if let Some(v) = value {
                 into.insert(name.clone(), v);
             }
         }
+        if amounts > 0 {
+            self.prices(text, intent, hits, into);
+        }
     }
+
+    /// Every amount in `text` (from the amount patterns among `hits`), in order, with the
+    /// interval written after it; into `prices`, `interval` and `amount` (see the module's doc).
+    fn prices(&self, text: &str, intent: Option<&str>, hits: &[usize], into: &mut Slots) {
+        let mut found: Vec<(usize, usize, Money)> = Vec::new();
+        for &i in hits {
+            if self.defs[i].1 != SlotKind::Amount {
+                continue;
+            }
+            for caps in self.set.get(i).captures_iter(text) {
+                let whole = caps.get(0).expect("group 0 always matches");
+                if let Some(m) = amount(&caps) {
+                    found.push((whole.start(), whole.end(), m));
+                }
+            }
+        }
+        // In order; of overlapping readings ("$ 5" and "5 bucks"), the one that starts first.
+        found.sort_by_key(|&(start, end, _)| (start, std::cmp::Reverse(end)));
+        let mut prices: Vec<Price> = Vec::new();
+        let mut written = false;
+        let mut last_end = 0;
+        for (start, end, m) in found {
+            if start < last_end {
+                continue;
+            }
+            last_end = end;
+            let interval = self.interval.captures(&text[end..]).and_then(|c| {
+                ["month", "year", "week", "once"]
+                    .into_iter()
+                    .find(|n| c.name(n).is_some())
+            });
+            written |= interval.is_some();
+            let interval = match interval {
+                Some("once") | None => "one_time",
+                Some(unit) => unit,
+            };
+            prices.push(Price {
+                amount: m,
+                interval: interval.to_owned(),
+            });
+        }
+        let product = intent.is_some_and(|i| PRICE_INTENTS.contains(&i));
+        if prices.is_empty() || !(written || product) {
+            return;
+        }
+        into.insert("amount".to_owned(), SlotValue::Amount(prices[0].amount));
+        into.entry("interval".to_owned())
+            .or_insert_with(|| SlotValue::Text(prices[0].interval.clone()));
+        into.insert("prices".to_owned(), SlotValue::Prices(prices));
+    }
+}
+
+/// `week`, `month` or `year` for an interval word.
+fn interval_unit(word: &str) -> Option<&'static str> {
+    let w = word.to_lowercase();
+    Some(match w.as_str() {
+        "week" | "weekly" => "week",
+        "month" | "monthly" => "month",
+        "year" | "yearly" | "annual" | "annually" => "year",
+        _ => return None,
+    })
+}
+
+/// "15" or "12.5" (a decimal comma too) as a JSON number.
+fn number(raw: &str) -> Option<serde_json::Number> {
+    let raw = raw.replace(',', ".");
+    if let Ok(n) = raw.parse::<u64>() {
+        return Some(n.into());
+    }
+    raw.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
 }
 
 fn currency_of(word: &str) -> Option<Currency> {
@@ -108,7 +233,7 @@ fn currency_of(word: &str) -> Option<Currency> {
         "€" | "euro" | "euros" | "eur" => "eur",
         "£" | "pound" | "pounds" | "quid" | "gbp" => "gbp",
         "¥" | "yen" | "jpy" => "jpy",
-        "₹" | "rupee" | "rupees" | "inr" => "inr",
+        "₹" | "rupee" | "rupees" | "inr" | "rs" | "rs." => "inr",
         other if other.len() == 3 => return Currency::parse(other),
         _ => return None,
     };

@@ -23,8 +23,8 @@ use tokio::sync::watch;
 use super::{ChatError, Engine};
 use chatpay_core::billing::{AccessChange, Grant};
 use chatpay_core::domain::{Mode, ProjectId, now_millis, random_hex};
+use chatpay_http_client::HttpClient;
 use chatpay_store::{AppWebhook, DueAppEvent, NewAppEvent, ProjectRecord};
-use chatpay_stripe::httpc::HttpClient;
 use chatpay_stripe::webhook::sign;
 
 /// The prefix of chatpay's own event ids (Stripe's are `evt_…`).
@@ -156,7 +156,7 @@ fn check_url(raw: &str) -> Result<String, ChatError> {
         rejected(
             "invalid_url",
             format!(
-                "{raw:?} is not a webhook URL: write it as https://your-app.example/path (http:// is accepted too)"
+                "\"{raw}\" is not a webhook URL: write it as https://your-app.example/path (http:// is accepted too)"
             ),
         )
     };
@@ -168,7 +168,7 @@ fn check_url(raw: &str) -> Result<String, ChatError> {
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty()
         || host.contains('@')
-        || url.len() > 2048
+        || url.chars().count() > 2048
         || url.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(bad());

@@ -9,12 +9,13 @@
 use chrono::NaiveDate;
 
 use chatpay_core::billing::{
-    Balance, Entitlement, Payout, Subscription, SubscriptionChange, entitlements, funds_upcoming,
-    paid_on_day,
+    Balance, Entitlement, Payout, Subscription, SubscriptionChange, SubscriptionStatus,
+    entitlements, funds_upcoming, paid_on_day,
 };
 use chatpay_core::domain::now_millis;
 use chatpay_core::flows::{CallError, CallOutput, PayoutAsk, PayoutsAnswer, SubscriptionAsk};
 use chatpay_core::orders::{Order, OrderStatus};
+use chatpay_core::rules;
 use chatpay_store::{OrderFilter, ProjectRecord, SubscriptionFilter, SubscriptionRecord};
 use chatpay_stripe::GatewayError;
 
@@ -245,7 +246,7 @@ impl Engine {
     pub async fn subscriptions(
         &self,
         p: &ProjectRecord,
-        status: Option<&str>,
+        status: Option<SubscriptionStatus>,
         customer: Option<&str>,
         limit: i64,
         starting_after: Option<&str>,
@@ -267,7 +268,7 @@ impl Engine {
             None => None,
         };
         let filter = SubscriptionFilter {
-            status: status.map(str::to_owned),
+            status,
             customer_email: customer.map(str::to_owned),
             before,
             limit: limit + 1,
@@ -328,21 +329,7 @@ impl Engine {
     ) -> Result<Subscription, ChatError> {
         let record = self.subscription_record(p, id).await?;
         let before = subscription_of(&record).map_err(internal)?;
-        if before.status.is_final() {
-            return Err(ChatError::Rejected {
-                code: "subscription_ended",
-                message: format!(
-                    "subscription {id} is {} already; nothing to change",
-                    before.status.as_str()
-                ),
-            });
-        }
-        if change == SubscriptionChange::Resume && !before.cancel_at_period_end {
-            return Err(ChatError::Rejected {
-                code: "not_canceling",
-                message: format!("subscription {id} isn't set to cancel; nothing to resume"),
-            });
-        }
+        rules::subscription_change(&before, change)?;
         Self::require_backend(p)?;
         let account = self.billing_account(p).await?;
         // The caller's key makes a retried request act once; without one, the same change of

@@ -28,6 +28,7 @@ use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
 use chatpay_core::error::ErrorCode;
 use chatpay_core::flows::{CatalogAnswer, CheckItem, Entry, Links, Outside};
 use chatpay_core::intents::Matcher;
+use chatpay_core::rules::{RefusalKind, Refused};
 use chatpay_store::{
     DynStore, ProjectRecord, Recorded, StoreError, StoredFrame, WebhookEventRecord,
 };
@@ -38,8 +39,8 @@ use actor::Msg;
 pub use bucket::TokenBucket;
 pub use hub::ActorHandle;
 use hub::Hub;
-pub use message::{IntentTag, OutFrame};
-pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX, RefundOutcome};
+pub use message::OutFrame;
+pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX};
 pub use projects::Received;
 
 /// A client frame that asks for something, parsed and checked.
@@ -124,6 +125,22 @@ impl ChatError {
                 "Something went wrong on our side; nothing was lost. Please retry.".to_owned()
             }
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<Refused> for ChatError {
+    fn from(r: Refused) -> Self {
+        match r.kind {
+            RefusalKind::Rejected => ChatError::Rejected {
+                code: r.code,
+                message: r.message,
+            },
+            RefusalKind::NotReady => ChatError::Conflict {
+                code: r.code,
+                message: r.message,
+            },
+            RefusalKind::BackendRequired => ChatError::BackendRequired(r.message),
         }
     }
 }
@@ -283,7 +300,7 @@ impl Engine {
         };
         found
             .filter(|p| &p.token_id == token)
-            .ok_or_else(|| ChatError::NotFound(format!("no project {project:?} for this token")))
+            .ok_or_else(|| ChatError::NotFound(format!("no project \"{project}\" for this token")))
     }
 
     /// Joins the project's conversation: subscribes to its frames and tells where it is.

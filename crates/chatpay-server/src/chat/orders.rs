@@ -7,10 +7,10 @@
 //! order as the read makes it. The flow decides what to tell and stores the change on that
 //! version (see `chatpay_core::flows` `selling`).
 
-use chatpay_core::account::AccountState;
 use chatpay_core::domain::{Email, Mode, ProjectId, WebOrigin, WebUrl, now_millis, random_hex};
 use chatpay_core::flows::{CallError, CallOutput, ListAsk, OrderRef, Outside, Period};
 use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
+use chatpay_core::rules::{self, RefundSize};
 use chatpay_store::{
     DynStore, NewOrder, OrderFilter, OrderKey, OrderRecord, ProjectRecord, PublishableKey,
     StoreError,
@@ -186,20 +186,14 @@ impl OrderCtx<'_> {
     }
 }
 
-/// A checkout the builder's app asks for.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A checkout the builder's app asks for, parsed at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutInput {
-    #[serde(default)]
     pub items: Vec<CartItem>,
-    #[serde(default)]
-    pub customer_email: Option<String>,
-    #[serde(default)]
+    pub customer_email: Option<Email>,
     pub success_url: Option<String>,
-    #[serde(default)]
     pub cancel_url: Option<String>,
     /// Days of free trial for a subscription (a cart with a recurring price), 1 to 730.
-    #[serde(default)]
     pub trial_period_days: Option<u32>,
 }
 
@@ -259,35 +253,12 @@ impl Engine {
     /// The project's connected account, if it can take payments now; says why not otherwise.
     /// The one place that decides whether a project may sell.
     pub async fn selling_account(&self, project: &ProjectRecord) -> Result<String, ChatError> {
-        Self::require_backend(project)?;
-        let Some((c, account)) = self.stripe_connection(project).await? else {
-            return Err(ChatError::Conflict {
-                code: "stripe_not_connected",
-                message: "Connect Stripe first: checkouts are paid into the connected Stripe account. Say \"add payments\" in the chat, or use Integrations -> Stripe -> Connect.".to_owned(),
-            });
+        let connection = match project.backend {
+            true => self.stripe_connection(project).await?,
+            false => None,
         };
-        if !account.charges_enabled {
-            let why = match account.state() {
-                AccountState::Onboarding => "its onboarding on Stripe isn't finished".to_owned(),
-                AccountState::VerificationPending => "Stripe is still verifying it".to_owned(),
-                AccountState::Rejected => "Stripe rejected it".to_owned(),
-                _ => {
-                    let needs = account.needs_in_plain_words();
-                    if needs.is_empty() {
-                        "Stripe hasn't enabled charges yet".to_owned()
-                    } else {
-                        format!("Stripe still needs: {}", needs.join("; "))
-                    }
-                }
-            };
-            return Err(ChatError::Conflict {
-                code: "charges_disabled",
-                message: format!(
-                    "The connected Stripe account can't take payments yet: {why}. Ask \"is my account verified?\" in the chat for what to do."
-                ),
-            });
-        }
-        Ok(c.account_id)
+        let account = rules::selling_account(project.backend, connection.as_ref().map(|(_, a)| a))?;
+        Ok(account.id.clone())
     }
 
     /// Creates an order and its Checkout Session for a cart of the synced catalog. With `key`
@@ -299,30 +270,7 @@ impl Engine {
         key: Option<&str>,
     ) -> Result<Order, ChatError> {
         let account = self.selling_account(project).await?;
-        let email = match input
-            .customer_email
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            Some(e) => Some(
-                Email::parse(e)
-                    .ok_or_else(|| {
-                        rejected("invalid_email", format!("{e:?} is not an email address"))
-                    })?
-                    .as_str()
-                    .to_owned(),
-            ),
-            None => None,
-        };
-        if let Some(days) = input.trial_period_days
-            && !(1..=730).contains(&days)
-        {
-            return Err(rejected(
-                "invalid_trial",
-                format!("trial_period_days is {days}: it must be from 1 to 730 (Stripe's limit)."),
-            ));
-        }
+        let email = input.customer_email.as_ref().map(|e| e.as_str().to_owned());
         let id = order_id(&project.id, project.mode, key);
         let success_url = match &input.success_url {
             Some(u) => web_url("success_url", u)?,
@@ -344,12 +292,7 @@ impl Engine {
         }
         let cart =
             check_cart(&catalog.shown, &input.items).map_err(|e| rejected(e.code, e.message))?;
-        if input.trial_period_days.is_some() && !cart.recurring() {
-            return Err(rejected(
-                "invalid_trial",
-                "A free trial needs a recurring price in the cart: one-time items are charged at checkout.",
-            ));
-        }
+        rules::trial(input.trial_period_days, cart.recurring())?;
         if let Some(existing) = self.inner.store.order_by(OrderKey::Id(&id)).await? {
             let order = stored_order(&existing)?;
             if order.lines != cart.lines {
@@ -482,26 +425,6 @@ impl Engine {
     ) -> Result<RefundOutcome, ChatError> {
         let account = self.selling_account(project).await?;
         let order = self.order(project, number).await?;
-        let Some(pi) = order
-            .payment_intent
-            .clone()
-            .filter(|_| order.status.was_paid())
-        else {
-            return Err(rejected(
-                "order_not_paid",
-                if order.status.was_paid() {
-                    format!(
-                        "Order #{number} has no payment to refund: nothing was charged at checkout (a free trial, or a total of 0)."
-                    )
-                } else {
-                    format!(
-                        "Order #{number} is {}: only a paid order can be refunded.",
-                        order.status.label()
-                    )
-                },
-            ));
-        };
-        let left = order.refundable();
         let key = match key {
             Some(k) => format!("chatpay:refund:{}:{k}", order.id),
             // Without the caller's key: the same request against the same order state gets
@@ -514,41 +437,24 @@ impl Engine {
             ),
         };
         // The same request again (same key): Stripe answers the refund it already made.
-        let replay = order
+        let replayed = order
             .refunds
             .iter()
-            .any(|r| r.request.as_deref() == Some(key.as_str()));
-        if left == 0 && !replay {
-            return Err(rejected(
-                "already_refunded",
-                format!("Order #{number} is already fully refunded."),
-            ));
-        }
-        let amount = match (amount, replay) {
-            (Some(a), _) => a,
-            (None, true) => order
-                .refunds
-                .iter()
-                .find(|r| r.request.as_deref() == Some(key.as_str()))
-                .map_or(left, |r| r.amount),
-            (None, false) => left,
+            .find(|r| r.request.as_deref() == Some(key.as_str()));
+        let (pi, amount) = match replayed {
+            Some(r) => (order.payment_intent.clone().unwrap_or_default(), r.amount),
+            None => {
+                let size = match amount {
+                    Some(minor) => RefundSize::Amount {
+                        minor,
+                        currency: None,
+                    },
+                    None => RefundSize::Rest,
+                };
+                let plan = rules::refund(&order, size, 0)?;
+                (plan.payment_intent, plan.amount)
+            }
         };
-        if amount <= 0 {
-            return Err(rejected(
-                "invalid_amount",
-                "`amount` must be a positive number of minor units (cents).",
-            ));
-        }
-        if amount > left && !replay {
-            return Err(rejected(
-                "amount_too_large",
-                format!(
-                    "Order #{number} has {} left to refund; {} is more than that.",
-                    order.money(left),
-                    order.money(amount)
-                ),
-            ));
-        }
         let refund = self
             .inner
             .gateway
@@ -659,7 +565,7 @@ impl Engine {
             let origin = WebOrigin::parse(o).map(|o| o.as_str().to_owned()).ok_or_else(|| {
                 rejected(
                     "invalid_origin",
-                    format!("{o:?} is not a web origin: write it as https://your-app.example (scheme and host, a port if any, no path)"),
+                    format!("\"{o}\" is not a web origin: write it as https://your-app.example (scheme and host, a port if any, no path)"),
                 )
             })?;
             if !allowed.contains(&origin) {
@@ -721,7 +627,7 @@ impl Engine {
 
     /// A project by id, whoever asks (buy links and publishable checkouts name it).
     pub async fn public_project(&self, id: &str) -> Result<ProjectRecord, ChatError> {
-        let not_found = || ChatError::NotFound(format!("no project {id:?}"));
+        let not_found = || ChatError::NotFound(format!("no project \"{id}\""));
         let id = ProjectId::parse(id).ok_or_else(not_found)?;
         self.inner.store.project(&id).await?.ok_or_else(not_found)
     }

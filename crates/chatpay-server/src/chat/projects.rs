@@ -3,7 +3,8 @@
 
 use chatpay_core::account::AccountSnapshot;
 use chatpay_core::domain::{Mode, ProjectId, TokenId, now_millis};
-use chatpay_core::flows::{BACKEND_REQUIRED, Entry, Outside};
+use chatpay_core::flows::{Entry, Outside};
+use chatpay_core::rules;
 use chatpay_store::{ConnectionRecord, ProjectRecord, Recorded, WebhookEventRecord};
 use chatpay_stripe::webhook::EventEnvelope;
 
@@ -19,14 +20,10 @@ pub enum Received {
 }
 
 impl Engine {
-    /// The one rule that payments need a project created with the backend (chat, Integrations
-    /// panel, project creation, checkouts and refunds all ask here or in the flows' same text).
+    /// Payments need a project created with the backend (`chatpay_core::rules`, asked by the
+    /// flows too).
     pub fn require_backend(project: &ProjectRecord) -> Result<(), ChatError> {
-        if project.backend {
-            Ok(())
-        } else {
-            Err(ChatError::BackendRequired(BACKEND_REQUIRED.to_owned()))
-        }
+        Ok(rules::payments_allowed(project.backend)?)
     }
 
     /// Creates a project (test mode); with `connect_stripe`, the Stripe connection flow starts

@@ -1,14 +1,14 @@
 //! One error type for the HTTP API and one body everywhere: `{"code": "…", "message": "…"}`.
 //! Internals are logged here, once, and never sent.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
-use axum::extract::FromRequest;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::chat::ChatError;
+pub use crate::wire::ErrorBody;
 use chatpay_core::error::ErrorCode;
 use chatpay_store::StoreError;
 
@@ -27,6 +27,13 @@ pub enum ApiError {
     Rejected { code: &'static str, message: String },
     #[error("{0}")]
     BadSignature(String),
+    /// Form values that break a rule, each field with what is wrong (422).
+    #[error("some values are not valid")]
+    InvalidValues(BTreeMap<String, String>),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     #[error("{0}")]
@@ -50,6 +57,16 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Rule(code))
             }
             ApiError::BadSignature(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadSignature),
+            ApiError::InvalidValues(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidValues)
+            }
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
+            }
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+            ),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, ErrorCode::Rule(code)),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
             ApiError::MethodNotAllowed => {
@@ -77,11 +94,16 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
-            status,
-            Json(json!({ "code": code.as_str(), "message": message })),
-        )
-            .into_response()
+        let fields = match self {
+            ApiError::InvalidValues(fields) => Some(fields),
+            _ => None,
+        };
+        let body = ErrorBody {
+            code: code.as_str().to_owned(),
+            message,
+            fields,
+        };
+        (status, Json(body)).into_response()
     }
 }
 
@@ -94,9 +116,7 @@ impl From<ChatError> for ApiError {
                 code: ErrorCode::StaleCard.as_str(),
                 message: m,
             },
-            ChatError::InvalidValues(fields) => {
-                ApiError::BadRequest(format!("invalid values: {fields:?}"))
-            }
+            ChatError::InvalidValues(fields) => ApiError::InvalidValues(fields),
             ChatError::BackendRequired(m) => ApiError::Conflict {
                 code: ErrorCode::BackendRequired.as_str(),
                 message: m,
@@ -120,33 +140,5 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Other(e) => ApiError::Internal(e),
         }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        ApiError::BadRequest(r.body_text())
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        ApiError::BadRequest(r.body_text())
-    }
-}
-
-/// `Json` whose rejections are [`ApiError`]s.
-pub struct ApiJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
-        Ok(ApiJson(value))
     }
 }

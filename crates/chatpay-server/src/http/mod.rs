@@ -1,34 +1,45 @@
 //! The HTTP API: projects, the Stripe integration, the Stripe webhook endpoint, the pages Stripe
 //! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers
 //! translate HTTP to engine calls and back; decisions are the engine's.
+//!
+//! Each handler's request and response bodies are typed beside it (serde and utoipa, converted
+//! from the core's types; shared values such as `Timestamp` in `types`); requests are
+//! read through `extract`, so every refusal is the one error body; the router is built from one
+//! route table ([`route_table`]), and `openapi` serves the document made from all of it.
 
 mod app_webhooks;
 mod billing;
 mod error;
+mod extract;
 mod html;
+pub mod openapi;
 mod orders;
 mod projects;
 mod public;
 mod signin;
 mod stripe_pages;
+mod types;
 pub mod web;
 mod webhooks;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use serde_json::json;
+use axum::routing::{MethodFilter, on};
+use serde::Serialize;
 use tokio::sync::watch;
+use utoipa::ToSchema;
 
 use crate::chat::Engine;
 use crate::config::{ChatConfig, Secret};
 use chatpay_core::domain::TokenId;
-pub use error::{ApiError, ApiJson};
+pub use error::{ApiError, ErrorBody};
+pub use extract::{ApiJson, ApiPath, ApiQuery, MAX_BODY, OptionalJson, RawBody};
 
 /// What every handler and connection shares; cheap to clone.
 #[derive(Clone)]
@@ -45,6 +56,17 @@ pub struct AppState {
     pub signin: Arc<crate::signin::SignInCode>,
 }
 
+/// The WebSocket transport's share of the state.
+impl FromRef<AppState> for crate::ws::WsState {
+    fn from_ref(state: &AppState) -> crate::ws::WsState {
+        crate::ws::WsState {
+            engine: state.engine.clone(),
+            chat: state.chat.clone(),
+            shutdown: state.shutdown.clone(),
+        }
+    }
+}
+
 /// A list's `limit` parameter: 1 to 100, `default` when absent.
 pub(super) fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
     let limit = limit.unwrap_or(default);
@@ -57,105 +79,197 @@ pub(super) fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiErr
     }
 }
 
+/// One route: a method and a path template (`/v1/projects/{id}`), as axum and OpenAPI write it.
+pub type Route = (Method, &'static str);
+
+/// The router as it is built, with the list of its routes: each route is added here once, so
+/// the list is the router's (the OpenAPI test compares it with the document).
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<Route>,
+}
+
+impl Routes {
+    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Routes
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+        self.router = self.router.route(path, on(filter, handler));
+        self.table.push((method, path));
+        self
+    }
+}
+
+fn routes() -> Routes {
+    use Method as M;
+    Routes {
+        router: Router::new(),
+        table: Vec::new(),
+    }
+    .add(M::GET, "/healthz", health)
+    .add(M::GET, "/readyz", ready)
+    .add(M::GET, "/openapi.json", openapi::document)
+    .add(M::GET, "/", web::index)
+    .add(M::GET, "/favicon.ico", web::favicon)
+    .add(M::GET, "/assets/{version}/{file}", web::asset)
+    .add(M::POST, "/v1/signin", signin::exchange)
+    .add(M::GET, "/v1/chat", crate::ws::upgrade)
+    .add(M::POST, "/v1/projects", projects::create)
+    .add(M::GET, "/v1/projects", projects::list)
+    .add(M::GET, "/v1/projects/{id}", projects::show)
+    .add(M::PATCH, "/v1/projects/{id}", projects::update)
+    .add(
+        M::GET,
+        "/v1/projects/{id}/integrations/stripe",
+        projects::stripe_status,
+    )
+    .add(
+        M::POST,
+        "/v1/projects/{id}/integrations/stripe/connect",
+        projects::stripe_connect,
+    )
+    .add(
+        M::POST,
+        "/v1/projects/{id}/integrations/stripe/catalog/sync",
+        projects::catalog_sync,
+    )
+    .add(M::POST, "/v1/projects/{id}/mode", projects::set_mode)
+    .add(M::GET, "/v1/projects/{id}/catalog", projects::catalog)
+    .add(M::POST, "/v1/projects/{id}/checkout", orders::checkout)
+    .add(M::OPTIONS, "/v1/projects/{id}/checkout", public::preflight)
+    .add(
+        M::GET,
+        "/v1/projects/{id}/publishable_key",
+        orders::publishable_key,
+    )
+    .add(
+        M::PATCH,
+        "/v1/projects/{id}/publishable_key",
+        orders::allow_origins,
+    )
+    .add(M::GET, "/buy/{project}/{price}", public::buy)
+    .add(M::GET, "/v1/projects/{id}/orders", orders::list)
+    .add(M::GET, "/v1/projects/{id}/orders/{number}", orders::show)
+    .add(
+        M::POST,
+        "/v1/projects/{id}/orders/{number}/refunds",
+        orders::refund,
+    )
+    .add(
+        M::POST,
+        "/v1/projects/{id}/orders/{number}/receipt",
+        orders::resend_receipt,
+    )
+    .add(M::GET, "/v1/projects/{id}/subscriptions", billing::list)
+    .add(
+        M::GET,
+        "/v1/projects/{id}/subscriptions/{sub}",
+        billing::show,
+    )
+    .add(
+        M::POST,
+        "/v1/projects/{id}/subscriptions/{sub}/cancel",
+        billing::cancel,
+    )
+    .add(
+        M::POST,
+        "/v1/projects/{id}/subscriptions/{sub}/resume",
+        billing::resume,
+    )
+    .add(
+        M::GET,
+        "/v1/projects/{id}/entitlements",
+        billing::entitlements,
+    )
+    .add(M::GET, "/v1/projects/{id}/app_webhook", app_webhooks::show)
+    .add(M::PUT, "/v1/projects/{id}/app_webhook", app_webhooks::put)
+    .add(
+        M::DELETE,
+        "/v1/projects/{id}/app_webhook",
+        app_webhooks::delete,
+    )
+    .add(M::GET, "/v1/projects/{id}/balance", billing::balance)
+    .add(M::GET, "/v1/projects/{id}/payouts", billing::payouts)
+    .add(M::GET, "/checkout/complete", orders::complete)
+    .add(M::POST, "/v1/webhooks/stripe", webhooks::stripe)
+    .add(
+        M::GET,
+        "/v1/stripe/onboarding/return",
+        stripe_pages::onboarding_return,
+    )
+    .add(
+        M::GET,
+        "/v1/stripe/onboarding/refresh",
+        stripe_pages::onboarding_refresh,
+    )
+    .add(
+        M::GET,
+        "/v1/stripe/oauth/callback",
+        stripe_pages::oauth_callback,
+    )
+}
+
+/// Every route the router serves (method and path template), for checks against the OpenAPI
+/// document.
+pub fn route_table() -> Vec<Route> {
+    routes().table
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/", get(web::index))
-        .route("/favicon.ico", get(web::favicon))
-        .route("/assets/{version}/{file}", get(web::asset))
-        .route("/v1/signin", post(signin::exchange))
-        .route("/v1/chat", get(crate::ws::upgrade))
-        .route("/v1/projects", post(projects::create).get(projects::list))
-        .route(
-            "/v1/projects/{id}",
-            get(projects::show).patch(projects::update),
-        )
-        .route(
-            "/v1/projects/{id}/integrations/stripe",
-            get(projects::stripe_status),
-        )
-        .route(
-            "/v1/projects/{id}/integrations/stripe/connect",
-            post(projects::stripe_connect),
-        )
-        .route(
-            "/v1/projects/{id}/integrations/stripe/catalog/sync",
-            post(projects::catalog_sync),
-        )
-        .route("/v1/projects/{id}/mode", post(projects::set_mode))
-        .route("/v1/projects/{id}/catalog", get(projects::catalog))
-        .route(
-            "/v1/projects/{id}/checkout",
-            post(orders::checkout).options(public::preflight),
-        )
-        .route(
-            "/v1/projects/{id}/publishable_key",
-            get(orders::publishable_key).patch(orders::allow_origins),
-        )
-        .route("/buy/{project}/{price}", get(public::buy))
-        .route("/v1/projects/{id}/orders", get(orders::list))
-        .route("/v1/projects/{id}/orders/{number}", get(orders::show))
-        .route(
-            "/v1/projects/{id}/orders/{number}/refunds",
-            post(orders::refund),
-        )
-        .route("/v1/projects/{id}/subscriptions", get(billing::list))
-        .route("/v1/projects/{id}/subscriptions/{sub}", get(billing::show))
-        .route(
-            "/v1/projects/{id}/subscriptions/{sub}/cancel",
-            post(billing::cancel),
-        )
-        .route(
-            "/v1/projects/{id}/subscriptions/{sub}/resume",
-            post(billing::resume),
-        )
-        .route("/v1/projects/{id}/entitlements", get(billing::entitlements))
-        .route(
-            "/v1/projects/{id}/app_webhook",
-            get(app_webhooks::show)
-                .put(app_webhooks::put)
-                .delete(app_webhooks::delete),
-        )
-        .route("/v1/projects/{id}/balance", get(billing::balance))
-        .route("/v1/projects/{id}/payouts", get(billing::payouts))
-        .route(
-            "/v1/projects/{id}/orders/{number}/receipt",
-            post(orders::resend_receipt),
-        )
-        .route("/checkout/complete", get(orders::complete))
-        .route("/v1/webhooks/stripe", post(webhooks::stripe))
-        .route(
-            "/v1/stripe/onboarding/return",
-            get(stripe_pages::onboarding_return),
-        )
-        .route(
-            "/v1/stripe/onboarding/refresh",
-            get(stripe_pages::onboarding_refresh),
-        )
-        .route(
-            "/v1/stripe/oauth/callback",
-            get(stripe_pages::oauth_callback),
-        )
+    routes()
+        .router
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+/// The server is up.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    status: String,
+}
+
+/// Liveness.
+#[utoipa::path(get, operation_id = "health_health", path = "/healthz", tag = "health",
+    responses((status = 200, body = Health)))]
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// The database answers.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    status: String,
+    /// `sqlite` or `postgres`.
+    database: String,
+}
+
+/// Readiness: the database is reachable.
+#[utoipa::path(get, operation_id = "health_ready", path = "/readyz", tag = "health",
+    responses(
+        (status = 200, body = Ready),
+        (status = 503, description = "`unavailable`: the database is not reachable", body = ErrorBody),
+    ))]
+async fn ready(State(state): State<AppState>) -> axum::response::Response {
     match state.engine.ready().await {
         Ok(backend) => (
             StatusCode::OK,
-            axum::Json(json!({ "status": "ready", "database": backend })),
-        ),
+            axum::Json(Ready {
+                status: "ready".to_owned(),
+                database: backend.to_string(),
+            }),
+        )
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "database not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(
-                    json!({ "code": "unavailable", "message": "the database is not reachable" }),
-                ),
-            )
+            ApiError::Unavailable("the database is not reachable".to_owned()).into_response()
         }
     }
 }

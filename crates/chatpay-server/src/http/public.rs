@@ -8,13 +8,15 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
+use super::error::ErrorBody;
 use super::html::page;
-use super::{ApiError, AppState};
+use super::{ApiError, ApiPath, ApiQuery, AppState};
 use crate::chat::{CheckoutInput, TokenBucket};
 use chatpay_core::orders::CartItem;
 
@@ -63,9 +65,22 @@ pub(super) fn allow_origin(response: &mut Response, origin: &str) {
 
 /// `OPTIONS /v1/projects/{id}/checkout`: a browser asks whether a page on its origin may post a
 /// checkout with the project's publishable key.
+#[utoipa::path(options, operation_id = "public_preflight", path = "/v1/projects/{id}/checkout", tag = "selling",
+    params(
+        ("id" = String, Path, description = "The project (`prj_…`)"),
+        ("Origin" = String, Header, description = "The page's origin"),
+    ),
+    responses(
+        (status = 204, description = "The origin may post checkouts (CORS headers)"),
+        (status = 400, description = "`bad_request`: no Origin header", body = ErrorBody),
+        (status = 403, description = "`origin_not_allowed`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such project", body = ErrorBody),
+        (status = 409, description = "`backend_required`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+    ))]
 pub async fn preflight(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let origin = headers
@@ -94,22 +109,46 @@ pub async fn preflight(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BuyQuery {
+    /// 1 to 999 (1 when absent).
+    #[param(minimum = 1, maximum = 999)]
     quantity: Option<i64>,
 }
 
 /// `GET /buy/{project}/{price}`: a fresh checkout for one price (`?quantity=N`), then off to
 /// the hosted checkout page.
+#[utoipa::path(get, operation_id = "public_buy", path = "/buy/{project}/{price}", tag = "pages",
+    params(
+        ("project" = String, Path, description = "The project (`prj_…`)"),
+        ("price" = String, Path, description = "A sellable price of its catalog (`price_…`)"),
+        BuyQuery,
+    ),
+    responses(
+        (status = 303, description = "To the hosted checkout page"),
+        (status = 400, description = "A wrong quantity", content_type = "text/html", body = String),
+        (status = 404, description = "No such shop", content_type = "text/html", body = String),
+        (status = 409, description = "The shop can't sell now", content_type = "text/html", body = String),
+        (status = 422, description = "The price can't be bought", content_type = "text/html", body = String),
+        (status = 429, description = "Too many checkouts from here", content_type = "text/html", body = String),
+    ))]
 pub async fn buy(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    Path((project, price)): Path<(String, String)>,
-    query: Result<Query<BuyQuery>, axum::extract::rejection::QueryRejection>,
+    path: Result<ApiPath<(String, String)>, ApiError>,
+    query: Result<ApiQuery<BuyQuery>, ApiError>,
 ) -> Response {
+    let Ok(ApiPath((project, price))) = path else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "This link doesn't lead anywhere",
+            "The link is not one chatpay made.",
+        );
+    };
     let quantity = match query {
-        Ok(Query(q)) => q.quantity.unwrap_or(1),
+        Ok(ApiQuery(q)) => q.quantity.unwrap_or(1),
         Err(_) => {
             return page(
                 StatusCode::BAD_REQUEST,

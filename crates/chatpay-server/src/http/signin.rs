@@ -5,24 +5,47 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
+use super::openapi::BodyRefusals;
 use super::{ApiError, ApiJson, AppState};
 
-#[derive(Deserialize)]
+/// `POST /v1/signin`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Exchange {
+pub struct SignIn {
+    /// The one-time code of the sign-in link (`cps_…`).
     code: String,
+}
+
+/// A new API token.
+#[derive(Serialize, ToSchema)]
+pub struct SignedIn {
+    /// `cpk_…`: send it as `Authorization: Bearer`.
+    token: String,
+    /// The name it is stored under.
+    name: String,
 }
 
 /// The name the token made from a sign-in link is stored under.
 const TOKEN_NAME: &str = "web sign-in link";
 
+/// Exchanges the one-time code of the sign-in link a fresh server prints for a new API token.
+#[utoipa::path(post, operation_id = "signin_exchange", path = "/v1/signin", tag = "sign-in",
+    request_body = SignIn,
+    responses(
+        (status = 201, body = SignedIn),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: a wrong, used or expired code", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        BodyRefusals,
+    ))]
 pub async fn exchange(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Exchange>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<SignIn>,
+) -> Result<(StatusCode, Json<SignedIn>), ApiError> {
     if !state.signin.redeem(&body.code) {
         return Err(ApiError::Unauthorized(
             "This sign-in link is not valid: it works once, for an hour, on the server that printed it. Sign in with an API token from `chatpay token create --name NAME`.".to_owned(),
@@ -33,6 +56,9 @@ pub async fn exchange(
     let token = state.engine.create_token(TOKEN_NAME).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "token": token, "name": TOKEN_NAME })),
+        Json(SignedIn {
+            token,
+            name: TOKEN_NAME.to_owned(),
+        }),
     ))
 }

@@ -13,12 +13,12 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::ApiError;
+use super::error::ErrorBody;
+use super::{ApiError, ApiPath};
 
 /// The files: name, content type, bytes.
 const FILES: &[(&str, &str, &[u8])] = &[
@@ -119,6 +119,8 @@ fn secure(mut res: Response) -> Response {
 }
 
 /// `GET /`: the page. Always revalidated, so it names the current assets.
+#[utoipa::path(get, operation_id = "web_index", path = "/", tag = "pages",
+    responses((status = 200, description = "The web chat view", content_type = "text/html", body = String)))]
 pub async fn index() -> Response {
     secure(
         (
@@ -134,6 +136,8 @@ pub async fn index() -> Response {
 
 /// `GET /favicon.ico`: browsers ask for it on every page of this origin (Stripe's return pages
 /// too); the icon is an SVG, which they accept whatever the name.
+#[utoipa::path(get, operation_id = "web_favicon", path = "/favicon.ico", tag = "pages",
+    responses((status = 200, description = "The icon", content_type = "image/svg+xml", body = String)))]
 pub async fn favicon() -> Response {
     let icon = FILES
         .iter()
@@ -154,7 +158,17 @@ pub async fn favicon() -> Response {
 
 /// `GET /assets/{version}/{file}`: a file of the current version, cached for a year. An old
 /// version's URL is 404 (a page that old reloads `/` and gets the new names).
-pub async fn asset(Path((version, file)): Path<(String, String)>) -> Response {
+#[utoipa::path(get, operation_id = "web_asset", path = "/assets/{version}/{file}", tag = "pages",
+    params(
+        ("version" = String, Path, description = "The assets' version, named by `/`"),
+        ("file" = String, Path, description = "`app.js`, `app.css`, …"),
+    ),
+    responses(
+        (status = 200, description = "The file", content((String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"))),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such file in this version", body = ErrorBody),
+    ))]
+pub async fn asset(ApiPath((version, file)): ApiPath<(String, String)>) -> Response {
     let found = FILES.iter().find(|(name, _, _)| *name == file);
     match found {
         Some((_, content_type, bytes)) if version == *VERSION => secure(
@@ -168,9 +182,7 @@ pub async fn asset(Path((version, file)): Path<(String, String)>) -> Response {
             )
                 .into_response(),
         ),
-        _ => {
-            ApiError::NotFound(format!("no asset {file:?} in version {version:?}")).into_response()
-        }
+        _ => ApiError::NotFound(format!("no asset {file} in version {version}")).into_response(),
     }
 }
 

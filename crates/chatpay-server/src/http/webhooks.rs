@@ -4,21 +4,46 @@
 //! and ignored; one recorded but not yet applied (a crash in between) is applied now.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use serde_json::{Value, json};
+use serde::Serialize;
 use tracing::Instrument;
+use utoipa::ToSchema;
 
-use super::{ApiError, AppState};
+use super::error::ErrorBody;
+use super::openapi::BodyRefusals;
+use super::{ApiError, AppState, RawBody};
 use crate::chat::Received;
 use chatpay_stripe::webhook::{EventEnvelope, TOLERANCE_SECS, verify};
 
+/// A Stripe event acknowledged: recorded (and applied, or refused and recorded as such).
+#[derive(Serialize, ToSchema)]
+pub struct WebhookReceived {
+    received: bool,
+    /// The event was already applied: nothing was done again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
+    /// What handling it did, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<String>,
+}
+
+/// Stripe's webhook endpoint: the signature (`Stripe-Signature`) over the raw body, not a token.
+#[utoipa::path(post, operation_id = "webhooks_stripe", path = "/v1/webhooks/stripe", tag = "stripe",
+    request_body(content = Object, description = "A Stripe event, as Stripe sends it"),
+    responses(
+        (status = 200, body = WebhookReceived),
+        (status = 400, description = "`bad_signature`, or `bad_request`: not a Stripe event", body = ErrorBody),
+        (status = 500, description = "`internal`: not recorded; Stripe delivers it again", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        BodyRefusals,
+    ),
+    security(("stripe_signature" = [])))]
 pub async fn stripe(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+    RawBody(body): RawBody,
+) -> Result<Json<WebhookReceived>, ApiError> {
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
@@ -48,10 +73,18 @@ pub async fn stripe(
     {
         Received::Duplicate => {
             span.in_scope(|| tracing::info!("duplicate webhook ignored"));
-            return Ok(Json(json!({ "received": true, "duplicate": true })));
+            return Ok(Json(WebhookReceived {
+                received: true,
+                duplicate: Some(true),
+                outcome: None,
+            }));
         }
         Received::Handled(outcome) => outcome,
     };
     span.in_scope(|| tracing::info!(%outcome, "webhook handled"));
-    Ok(Json(json!({ "received": true, "outcome": outcome })))
+    Ok(Json(WebhookReceived {
+        received: true,
+        duplicate: None,
+        outcome: Some(outcome),
+    }))
 }

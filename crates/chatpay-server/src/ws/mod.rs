@@ -1,19 +1,23 @@
 //! The WebSocket transport at `/v1/chat`: upgrade, one task per connection, protocol framing.
 //! It translates frames to commands and results to frames; the chat engine decides everything.
 
-pub mod protocol;
+mod protocol;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use crate::chat::{ChatError, Engine, Joined, OutFrame, TokenBucket, TurnReply};
-use crate::http::AppState;
+use crate::config::ChatConfig;
+use crate::wire::ErrorBody;
 use chatpay_core::error::ErrorCode;
 use protocol::{ClientFrame, FrameError};
 
@@ -27,7 +31,39 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const READ_BUFFER: usize = 2 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// What a connection needs from the server (the router's state provides it).
+#[derive(Clone)]
+pub struct WsState {
+    pub engine: Engine,
+    pub chat: Arc<ChatConfig>,
+    /// Flips to true when the server is stopping.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// `GET /v1/chat`: the WebSocket upgrade. A request that is not one answers the API's error
+/// body (`bad_request`), not axum's plain text.
+#[utoipa::path(get, operation_id = "chat_upgrade", path = "/v1/chat", tag = "chat",
+    params(
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes, base64"),
+    ),
+    description = "The chat, protocol v1 (docs/protocol.md): a WebSocket; the first frame is         `hello` with the API token and the project.",
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "`bad_request`: not a WebSocket upgrade", body = ErrorBody),
+        (status = 405, description = "`method_not_allowed`: an upgrade must be a GET", body = ErrorBody),
+        (status = 426, description = "`bad_request`: the upgrade needs `Upgrade: websocket`", body = ErrorBody),
+    ))]
+pub async fn upgrade(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(state): State<WsState>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return refused(&rejection),
+    };
     let max = state.chat.max_frame_bytes;
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
@@ -49,6 +85,24 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
         })
 }
 
+/// A request that is not a WebSocket upgrade, as the one error body.
+fn refused(rejection: &WebSocketUpgradeRejection) -> Response {
+    let code = if rejection.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        ErrorCode::MethodNotAllowed
+    } else {
+        ErrorCode::BadRequest
+    };
+    let body = ErrorBody {
+        code: code.as_str().to_owned(),
+        message: format!(
+            "/v1/chat is a WebSocket (protocol v1, docs/protocol.md): {}",
+            rejection.body_text()
+        ),
+        fields: None,
+    };
+    (rejection.status(), axum::Json(body)).into_response()
+}
+
 struct Connection {
     socket: WebSocket,
     engine: Engine,
@@ -62,14 +116,22 @@ struct Connection {
 
 /// Why a connection ends.
 enum End {
+    /// The connection is gone (or broken): nothing more can be sent.
     Closed,
+    /// The client sent a Close: it is answered with one (RFC 6455 §5.5.1).
+    ClosedByClient,
+    /// The server closes with this code and reason, and waits for the client's Close.
     Close(u16, Cow<'static, str>),
 }
+
+/// How long a server-initiated close waits for the client's Close before it drops the
+/// connection.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Connection {
     async fn run(
         &mut self,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        shutdown: &mut watch::Receiver<bool>,
         hello_deadline: tokio::time::Instant,
     ) {
         let end = loop {
@@ -86,14 +148,34 @@ impl Connection {
                 break end;
             }
         };
-        if let End::Close(code, reason) = end {
-            let _ = self
-                .socket
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.as_ref().into(),
-                })))
-                .await;
+        match end {
+            End::Closed => {}
+            // The library queued the answering Close when it read the client's: send it.
+            End::ClosedByClient => {
+                let _ = self.socket.flush().await;
+            }
+            End::Close(code, reason) => {
+                let sent = self
+                    .socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.as_ref().into(),
+                    })))
+                    .await;
+                // Read on until the client's Close (or the end, or CLOSE_WAIT): closing the
+                // TCP connection with unread data in it sends a reset, and a client that is
+                // still sending (an oversized frame) would never read the Close.
+                if sent.is_ok() {
+                    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                        while let Some(m) = self.socket.recv().await {
+                            if matches!(m, Ok(Message::Close(_))) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                }
+            }
         }
     }
 
@@ -149,7 +231,7 @@ impl Connection {
                     ))
                     .await;
             }
-            Some(Ok(Message::Close(_))) => return Err(End::Closed),
+            Some(Ok(Message::Close(_))) => return Err(End::ClosedByClient),
             Some(Ok(_)) => return Ok(()), // ping/pong: handled by the library
         };
         let frame = match protocol::parse(text.as_str()) {

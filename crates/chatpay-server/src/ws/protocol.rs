@@ -121,16 +121,8 @@ fn id_field(obj: &Map<String, Value>, id: &Option<String>) -> Result<String, Fra
     Ok(value)
 }
 
-/// Parses one text frame.
-///
-/// # Examples
-/// ```
-/// use chatpay_server::ws::protocol::{parse, ClientFrame};
-/// let f = parse(r#"{"type":"say","id":"u1","text":"hi"}"#).unwrap();
-/// assert!(matches!(f, ClientFrame::Command(_)));
-/// assert_eq!(parse("nope").unwrap_err().code.as_str(), "bad_frame");
-/// assert_eq!(parse(r#"{"type":"dance","id":"u2"}"#).unwrap_err().code.as_str(), "unknown_type");
-/// ```
+/// Parses one text frame: `{"type":"say","id":"u1","text":"hi"}` is a command, `nope` a
+/// `bad_frame` error, `{"type":"dance","id":"u2"}` an `unknown_type` one (replying to `u2`).
 pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| FrameError::new(None, ErrorCode::BadFrame, format!("not JSON: {e}")))?;
@@ -259,6 +251,13 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_say_frame_is_a_command() {
+        let f = parse(r#"{"type":"say","id":"u1","text":"hi"}"#).unwrap();
+        assert!(matches!(f, ClientFrame::Command(Command::Say { .. })));
+        assert_eq!(parse("nope").unwrap_err().code.as_str(), "bad_frame");
+    }
 
     #[test]
     fn every_malformed_shape_has_a_precise_error() {

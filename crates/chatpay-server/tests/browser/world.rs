@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 
+use chatpay_http_client::HttpClient;
 use chatpay_server::config::{Config, Secret};
-use chatpay_stripe::httpc::HttpClient;
 use chatpay_testkit::TestServer;
 use stripe_sandbox::{Sandbox, SandboxConfig};
 
@@ -40,19 +40,20 @@ impl World {
             ..SandboxConfig::default()
         })
         .await?;
-        let defaults = SandboxConfig::default();
         let database_url = format!("sqlite://{}", dir.path().join("chatpay.db").display());
         let mut config = Config {
             listen: "127.0.0.1:0".parse()?,
             database_url: database_url.clone(),
             ..Config::default()
         };
-        config.stripe.secret_key = Some(Secret::new(defaults.test_secret_key.clone()));
-        config.stripe.live_secret_key = Some(Secret::new(defaults.live_secret_key.clone()));
         config.stripe.webhook_secret = Some(Secret::new("whsec_browser_tests".to_owned()));
-        config.stripe.api_base = Some(sandbox.base_url());
-        config.stripe.connect_base = Some(sandbox.base_url());
-        config.stripe.connect_client_id = Some(defaults.connect_client_id.clone());
+        let keys = sandbox.config();
+        config.stripe.point_at(
+            &sandbox.base_url(),
+            &keys.test_secret_key,
+            &keys.live_secret_key,
+            &keys.connect_client_id,
+        );
         let token = if with_token {
             let store = chatpay_store::connect(&database_url).await?;
             let t = chatpay_server::auth::create_token(&*store, "browser").await?;

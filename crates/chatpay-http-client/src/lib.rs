@@ -1,6 +1,25 @@
 //! A small HTTP/1.1 client on hyper and rustls (both already in the tree through async-stripe), for
-//! the few calls chatpay makes itself: webhook delivery from the sandbox, Stripe's OAuth endpoints,
-//! and the test harness. Speaks `http://` and `https://`.
+//! the few calls chatpay makes itself: the server's webhooks to builders' apps, Stripe's OAuth
+//! endpoints (the Stripe gateway), and the test harness and tests. Speaks `http://` and `https://`.
+//!
+//! Its own crate because two library crates need it (`chatpay-server`, `chatpay-stripe`) and it is
+//! about neither. The Stripe sandbox delivers its webhooks with a client of its own: it depends on
+//! no chatpay crate.
+//!
+//! # Examples
+//! ```no_run
+//! # async fn demo() -> Result<(), chatpay_http_client::HttpError> {
+//! use chatpay_http_client::HttpClient;
+//! let http = HttpClient::default();
+//! let res = http
+//!     .post_json("http://127.0.0.1:8080/hook", &[], &serde_json::json!({"hello": 1}))
+//!     .await?;
+//! if res.status == 200 {
+//!     println!("{}", res.text());
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::time::Duration;
 
@@ -12,9 +31,26 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+/// How connections are made: `http://` and `https://` (rustls with the webpki roots), HTTP/1.1.
+pub type Connector = HttpsConnector<HttpConnector>;
+
+/// A [`Connector`] that sends without Nagle's delay and gives up connecting after `timeout`;
+/// the Stripe gateway's pooled client connects with it too.
+pub fn connector(timeout: Duration) -> Connector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(timeout));
+    http.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<Connector, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -61,17 +97,8 @@ impl Default for HttpClient {
 
 impl HttpClient {
     pub fn new(timeout: Duration) -> HttpClient {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout));
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         HttpClient {
-            inner: Client::builder(TokioExecutor::new()).build(connector),
+            inner: Client::builder(TokioExecutor::new()).build(connector(timeout)),
             timeout,
         }
     }

@@ -1,0 +1,524 @@
+//! The business rules, each decided once: may this project sell, may this order be refunded and
+//! how much, may this subscription be cancelled or resumed, may this checkout have a trial.
+//!
+//! The chat's flows and the HTTP API ask the same function and get the same answer: a plan to
+//! carry out, or a [`Refused`] with one code and one wording, which the chat says as it is and
+//! the API sends as `{"code", "message"}` (with the status its [`RefusalKind`] gives). A rule is
+//! a pure function of the values it judges; nothing here reads or writes anything.
+
+use crate::account::{AccountSnapshot, AccountState};
+use crate::billing::{Subscription, SubscriptionChange};
+use crate::domain::Currency;
+use crate::orders::Order;
+
+/// Why a request can't be carried out, said once for every caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub kind: RefusalKind,
+    /// A stable snake_case code (documented with the API).
+    pub code: &'static str,
+    /// What to tell the person, and what they can do instead.
+    pub message: String,
+}
+
+/// What kind of refusal it is, which the HTTP API turns into a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// This request breaks a rule about what it asks for (an over-refund, an unpaid order, a
+    /// subscription that ended, a bad trial): 422.
+    Rejected,
+    /// The project isn't ready for it (Stripe not connected, charges not enabled yet): 409.
+    NotReady,
+    /// The project was created without the backend: payments can never be used in it.
+    BackendRequired,
+}
+
+fn rejected(code: &'static str, message: String) -> Refused {
+    Refused {
+        kind: RefusalKind::Rejected,
+        code,
+        message,
+    }
+}
+
+fn not_ready(code: &'static str, message: String) -> Refused {
+    Refused {
+        kind: RefusalKind::NotReady,
+        code,
+        message,
+    }
+}
+
+/// Why payments are unavailable in a project created without the backend.
+pub const BACKEND_REQUIRED: &str = "Payments need a project created with the backend turned on, \
+    because payments are handled on the server. The backend can only be chosen when a project is \
+    created and can't be switched on later. To take payments, create a new project with the \
+    backend on (New project -> Backend: on), then ask me to add payments there.";
+
+/// Payments of any kind (connecting Stripe, selling, billing) need the backend.
+pub fn payments_allowed(backend: bool) -> Result<(), Refused> {
+    if backend {
+        Ok(())
+    } else {
+        Err(Refused {
+            kind: RefusalKind::BackendRequired,
+            code: "backend_required",
+            message: BACKEND_REQUIRED.to_owned(),
+        })
+    }
+}
+
+/// The connected account a project sells through, if it can take payments now.
+pub fn selling_account(
+    backend: bool,
+    account: Option<&AccountSnapshot>,
+) -> Result<&AccountSnapshot, Refused> {
+    payments_allowed(backend)?;
+    let Some(account) = account else {
+        return Err(not_ready(
+            "stripe_not_connected",
+            "Connect Stripe first: payments are paid into the connected Stripe account. Say \"add payments\" in the chat, or use Integrations -> Stripe -> Connect.".to_owned(),
+        ));
+    };
+    if !account.charges_enabled {
+        let why = match account.state() {
+            AccountState::Onboarding => "its onboarding on Stripe isn't finished".to_owned(),
+            AccountState::VerificationPending => "Stripe is still verifying it".to_owned(),
+            AccountState::Rejected => "Stripe rejected it".to_owned(),
+            _ => {
+                let needs = account.needs_in_plain_words();
+                if needs.is_empty() {
+                    "Stripe hasn't enabled charges yet".to_owned()
+                } else {
+                    format!("Stripe still needs: {}", needs.join("; "))
+                }
+            }
+        };
+        return Err(not_ready(
+            "charges_disabled",
+            format!(
+                "The connected Stripe account can't take payments yet: {why}. Ask \"is my account verified?\" in the chat for what to do."
+            ),
+        ));
+    }
+    Ok(account)
+}
+
+/// How much of an order to refund, as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundSize {
+    /// All that is left.
+    Rest,
+    /// An amount in minor units; in `currency` when the asker named one.
+    Amount {
+        minor: i64,
+        currency: Option<Currency>,
+    },
+    /// A share of what was paid, in basis points (5000: half).
+    Share { bps: u32 },
+}
+
+/// A refund that may be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundPlan {
+    pub payment_intent: String,
+    pub amount: i64,
+    /// What stays refundable after it.
+    pub left_after: i64,
+}
+
+/// Whether `order` may be refunded by `size`, and by how much. `in_flight` is what refunds
+/// already asked of Stripe but not yet seen on the order will take (so two refunds asked at
+/// once can't add up to more than was paid).
+pub fn refund(order: &Order, size: RefundSize, in_flight: i64) -> Result<RefundPlan, Refused> {
+    let n = order.number;
+    if !order.status.was_paid() {
+        return Err(rejected(
+            "order_not_paid",
+            format!(
+                "Order #{n} can't be refunded: it is {}, so no money was taken.",
+                order.status.label()
+            ),
+        ));
+    }
+    let Some(payment_intent) = order.payment_intent.clone() else {
+        return Err(rejected(
+            "nothing_charged",
+            format!(
+                "Order #{n} has no payment to refund: nothing was charged at checkout (a free trial, or a total of 0)."
+            ),
+        ));
+    };
+    if let RefundSize::Amount {
+        currency: Some(c), ..
+    } = size
+        && c != order.currency
+    {
+        let paid = order.currency.as_str().to_ascii_uppercase();
+        return Err(rejected(
+            "currency_mismatch",
+            format!(
+                "Order #{n} was paid in {paid}, not {}: give the amount in {paid}.",
+                c.as_str().to_ascii_uppercase()
+            ),
+        ));
+    }
+    let left = (order.refundable() - in_flight).max(0);
+    if left == 0 {
+        return Err(rejected(
+            "already_refunded",
+            if in_flight > 0 {
+                format!("Order #{n} is being refunded in full already.")
+            } else {
+                format!("Order #{n} is already fully refunded.")
+            },
+        ));
+    }
+    let paid = order
+        .charge
+        .as_ref()
+        .map_or(order.amount_total, |c| c.amount_captured);
+    let amount = match size {
+        RefundSize::Rest => left,
+        RefundSize::Amount { minor, .. } => minor,
+        RefundSize::Share { bps } => paid.saturating_mul(i64::from(bps)) / 10_000,
+    };
+    if amount <= 0 {
+        return Err(rejected(
+            "invalid_amount",
+            format!(
+                "A refund must be more than zero; order #{n} has {} left to refund.",
+                order.money(left)
+            ),
+        ));
+    }
+    if amount > left {
+        return Err(rejected(
+            "amount_too_large",
+            format!(
+                "Order #{n} has {} left to refund; {} is more than that.",
+                order.money(left),
+                order.money(amount)
+            ),
+        ));
+    }
+    Ok(RefundPlan {
+        payment_intent,
+        amount,
+        left_after: left - amount,
+    })
+}
+
+/// Whether `subscription` may be changed so.
+pub fn subscription_change(
+    subscription: &Subscription,
+    change: SubscriptionChange,
+) -> Result<(), Refused> {
+    let who = subscription
+        .customer_email
+        .clone()
+        .unwrap_or_else(|| "the customer".to_owned());
+    if subscription.status.is_final() {
+        return Err(rejected(
+            "subscription_ended",
+            format!(
+                "{who}'s {} has ended ({}): there is nothing to {}.",
+                subscription.summary(),
+                subscription.status.as_str(),
+                if change == SubscriptionChange::Resume {
+                    "resume"
+                } else {
+                    "cancel"
+                }
+            ),
+        ));
+    }
+    if change == SubscriptionChange::Resume && !subscription.cancel_at_period_end {
+        return Err(rejected(
+            "not_canceling",
+            format!(
+                "{who}'s {} isn't set to cancel, so there is nothing to resume.",
+                subscription.summary()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Stripe's longest free trial, in days.
+pub const MAX_TRIAL_DAYS: u32 = 730;
+
+/// Whether a checkout may have a free trial of `days` (`recurring`: its cart starts a
+/// subscription).
+pub fn trial(days: Option<u32>, recurring: bool) -> Result<(), Refused> {
+    let Some(days) = days else { return Ok(()) };
+    if !(1..=MAX_TRIAL_DAYS).contains(&days) {
+        return Err(rejected(
+            "invalid_trial",
+            format!(
+                "trial_period_days is {days}: it must be from 1 to {MAX_TRIAL_DAYS} (Stripe's limit)."
+            ),
+        ));
+    }
+    if !recurring {
+        return Err(rejected(
+            "trial_needs_subscription",
+            "A free trial needs a recurring price in the cart: one-time items are charged at checkout.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::SubscriptionStatus;
+    use crate::orders::{ChargeInfo, OrderStatus, RefundInfo};
+
+    fn usd() -> Currency {
+        Currency::parse("usd").expect("usd")
+    }
+
+    fn paid_order(total: i64, refunded: &[i64]) -> Order {
+        let mut o = Order::new_for_tests("ord_1", 1001, usd(), total);
+        o.status = OrderStatus::Paid;
+        o.payment_intent = Some("pi_1".to_owned());
+        o.charge = Some(ChargeInfo {
+            id: "ch_1".to_owned(),
+            receipt_url: None,
+            receipt_email: None,
+            amount_captured: total,
+            amount_refunded: 0,
+            created: 0,
+            available_on: None,
+            net: None,
+        });
+        o.refunds = refunded
+            .iter()
+            .enumerate()
+            .map(|(i, a)| RefundInfo {
+                id: format!("re_{i}"),
+                amount: *a,
+                status: "succeeded".to_owned(),
+                failure_reason: None,
+                created: 0,
+                request: None,
+            })
+            .collect();
+        o
+    }
+
+    #[test]
+    fn refund_table() {
+        let eur = Currency::parse("eur").expect("eur");
+        let mut open = paid_order(1000, &[]);
+        open.status = OrderStatus::Open;
+        let mut trial = paid_order(0, &[]);
+        trial.payment_intent = None;
+        // (order, size, in flight, expected amount or refusal code)
+        let cases: Vec<(Order, RefundSize, i64, Result<i64, &str>)> = vec![
+            (paid_order(1000, &[]), RefundSize::Rest, 0, Ok(1000)),
+            (paid_order(1000, &[300]), RefundSize::Rest, 0, Ok(700)),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Amount {
+                    minor: 500,
+                    currency: None,
+                },
+                0,
+                Ok(500),
+            ),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Amount {
+                    minor: 500,
+                    currency: Some(usd()),
+                },
+                0,
+                Ok(500),
+            ),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Share { bps: 5000 },
+                0,
+                Ok(500),
+            ),
+            (paid_order(1000, &[]), RefundSize::Rest, 400, Ok(600)),
+            (open, RefundSize::Rest, 0, Err("order_not_paid")),
+            (trial, RefundSize::Rest, 0, Err("nothing_charged")),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Amount {
+                    minor: 500,
+                    currency: Some(eur),
+                },
+                0,
+                Err("currency_mismatch"),
+            ),
+            (
+                paid_order(1000, &[1000]),
+                RefundSize::Rest,
+                0,
+                Err("already_refunded"),
+            ),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Rest,
+                1000,
+                Err("already_refunded"),
+            ),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Amount {
+                    minor: 0,
+                    currency: None,
+                },
+                0,
+                Err("invalid_amount"),
+            ),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Amount {
+                    minor: -5,
+                    currency: None,
+                },
+                0,
+                Err("invalid_amount"),
+            ),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Share { bps: 0 },
+                0,
+                Err("invalid_amount"),
+            ),
+            (
+                paid_order(1000, &[600]),
+                RefundSize::Amount {
+                    minor: 500,
+                    currency: None,
+                },
+                0,
+                Err("amount_too_large"),
+            ),
+            (
+                paid_order(1000, &[]),
+                RefundSize::Amount {
+                    minor: 700,
+                    currency: None,
+                },
+                400,
+                Err("amount_too_large"),
+            ),
+        ];
+        for (i, (order, size, in_flight, want)) in cases.into_iter().enumerate() {
+            let got = refund(&order, size, in_flight);
+            match (got, want) {
+                (Ok(plan), Ok(amount)) => {
+                    assert_eq!(plan.amount, amount, "case {i}");
+                    assert_eq!(plan.payment_intent, "pi_1", "case {i}");
+                }
+                (Err(r), Err(code)) => {
+                    assert_eq!(r.code, code, "case {i}: {}", r.message);
+                    assert!(r.message.contains("#1001"), "case {i}: {}", r.message);
+                }
+                (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    fn subscription(status: SubscriptionStatus, canceling: bool) -> Subscription {
+        Subscription {
+            id: "sub_1".to_owned(),
+            customer: "cus_1".to_owned(),
+            customer_email: Some("ana@example.com".to_owned()),
+            status,
+            currency: usd(),
+            items: Vec::new(),
+            created: 0,
+            trial_end: None,
+            cancel_at_period_end: canceling,
+            cancel_at: None,
+            canceled_at: None,
+            ended_at: None,
+            order: None,
+            order_number: None,
+            invoices: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn subscription_change_table() {
+        use SubscriptionChange::*;
+        use SubscriptionStatus::*;
+        let cases = [
+            (Active, false, CancelAtPeriodEnd, None),
+            (Active, false, CancelNow, None),
+            (Trialing, false, CancelNow, None),
+            (PastDue, false, CancelAtPeriodEnd, None),
+            (Active, true, Resume, None),
+            (Active, true, CancelNow, None),
+            (Active, false, Resume, Some("not_canceling")),
+            (Canceled, false, CancelNow, Some("subscription_ended")),
+            (Canceled, true, Resume, Some("subscription_ended")),
+            (
+                IncompleteExpired,
+                false,
+                CancelAtPeriodEnd,
+                Some("subscription_ended"),
+            ),
+        ];
+        for (status, canceling, change, want) in cases {
+            let got = subscription_change(&subscription(status, canceling), change)
+                .err()
+                .map(|r| r.code);
+            assert_eq!(got, want, "{status:?} canceling={canceling} {change:?}");
+        }
+    }
+
+    #[test]
+    fn trial_table() {
+        let cases = [
+            (None, false, None),
+            (None, true, None),
+            (Some(14), true, None),
+            (Some(1), true, None),
+            (Some(730), true, None),
+            (Some(0), true, Some("invalid_trial")),
+            (Some(731), true, Some("invalid_trial")),
+            (Some(14), false, Some("trial_needs_subscription")),
+        ];
+        for (days, recurring, want) in cases {
+            assert_eq!(
+                trial(days, recurring).err().map(|r| r.code),
+                want,
+                "{days:?} {recurring}"
+            );
+        }
+    }
+
+    #[test]
+    fn selling_needs_backend_connection_and_charges() {
+        assert_eq!(
+            selling_account(false, None).unwrap_err().kind,
+            RefusalKind::BackendRequired
+        );
+        assert_eq!(
+            selling_account(true, None).unwrap_err().code,
+            "stripe_not_connected"
+        );
+        let mut a = AccountSnapshot {
+            id: "acct_1".to_owned(),
+            ..AccountSnapshot::default()
+        };
+        a.charges_enabled = false;
+        assert_eq!(
+            selling_account(true, Some(&a)).unwrap_err().code,
+            "charges_disabled"
+        );
+        a.charges_enabled = true;
+        assert_eq!(
+            selling_account(true, Some(&a)).map(|a| a.id.as_str()),
+            Ok("acct_1")
+        );
+    }
+}
