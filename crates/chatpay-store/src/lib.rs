@@ -1,15 +1,37 @@
 //! All SQL lives here. One [`Store`] interface, two backends (SQLite by default, PostgreSQL for
-//! scale-out) generated from the same SQL text, so the test suite exercises both with one body.
+//! scale-out) running the same SQL text, so the test suite exercises both with one body.
 //!
-//! Turn writes (a conversation's new state plus the frames it emits) go through a group-commit
-//! writer: many conversations' turns share one transaction and one fsync, instead of one fsync
-//! per frame. Each backend has one commit path, which also writes a turn's [`ExtraWrite`]s:
-//! PostgreSQL's writer is a task on the pool (`pg_writer.rs`); SQLite's is a thread that owns its
-//! own connection and keeps the write-ahead log small (`sqlite_writer.rs`).
+//! The modules, from the value a turn writes down to each backend:
+//!
+//! - `write`: the write value. [`TurnWrite`] is everything one conversation turn changes (its
+//!   move, frames, state and [`ExtraWrite`] rows); each `ExtraWrite` variant's SQL is written
+//!   there, once for both backends (`ExtraWrite::statements`).
+//! - `sql`: what the backends share. A `Statement` is SQL text (PostgreSQL's `$N` style) and its
+//!   arguments as values, which either backend runs; the statements of a turn's move, frames and
+//!   ledger event; the `Dialect`, where the two backends' SQL differs. It depends on no backend.
+//! - `store`: the [`Store`] implementation, written once as generic code over a `Backend` (the
+//!   reads and the writes outside turns, through sqlx's pool); `rows` turns rows into records;
+//!   `conn` is where sqlx's generic bounds are written, once.
+//! - `writer`: the group-commit queue. Turns (and webhook events for the ledger) go through one
+//!   writer per backend: many conversations' turns share one transaction and one fsync, instead
+//!   of one fsync per frame.
+//! - `sqlite` and `postgres`: each backend's `open` and its writer, the one place that turns a
+//!   [`TurnWrite`] into that backend's calls. PostgreSQL's is a task on the pool
+//!   (`postgres::writer`, multi-row statements); SQLite's is a thread that owns its own
+//!   connection and keeps the write-ahead log small (`sqlite::writer`).
+//! - `migrations`: the embedded migrations, shared by both backends.
+//!
+//! The dependencies point one way: the backends use the shared modules, which know no backend.
+//! `docs/architecture.md` ("What a turn stores") has the recipe for adding a row to a turn.
 
-mod pg_writer;
+mod conn;
+mod migrations;
+mod postgres;
+mod rows;
 mod sql;
-mod sqlite_writer;
+mod sqlite;
+mod store;
+mod write;
 mod writer;
 
 use std::sync::Arc;
@@ -18,7 +40,20 @@ use async_trait::async_trait;
 
 use chatpay_core::domain::{ConversationId, Mode, Origin, ProjectId, TokenId};
 
-pub use sql::connect;
+pub use write::{ExtraWrite, NewAppEvent, OrderUpdate, SubscriptionUpdate, TurnWrite};
+
+/// Opens (creating and migrating) the database at `url`: `sqlite://file.db` or `postgres://…`.
+pub async fn connect(url: &str) -> StoreResult<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::open(url).await?))
+    } else {
+        Err(StoreError::Other(anyhow::anyhow!(
+            "unsupported database URL {url:?}: use sqlite://FILE or postgres://…"
+        )))
+    }
+}
 
 /// The few ways storage can fail that callers act on.
 #[derive(Debug, thiserror::Error)]
@@ -233,69 +268,6 @@ pub struct CatalogRecord {
     pub products: Vec<StoredProduct>,
 }
 
-/// Everything one conversation turn changes, committed atomically.
-#[derive(Debug, Clone)]
-pub struct TurnWrite {
-    pub conversation: ConversationId,
-    /// The `last_seq` this turn started from; a different stored value is a conflict.
-    pub prev_seq: i64,
-    pub last_seq: i64,
-    /// The new state, or `None` if the turn left it as it was.
-    pub state: Option<Arc<str>>,
-    pub frames: Vec<StoredFrame>,
-    /// Other rows that must change with this turn.
-    pub extra: Vec<ExtraWrite>,
-}
-
-/// A turn that lost: its conversation moved on (another node, or a replayed write).
-fn turn_conflict(turn: &TurnWrite) -> StoreError {
-    StoreError::Conflict(format!(
-        "conversation {} is no longer at seq {}",
-        turn.conversation, turn.prev_seq
-    ))
-}
-
-/// Rows a turn writes besides its own frames and state.
-#[derive(Debug, Clone)]
-pub enum ExtraWrite {
-    /// Insert or replace the project's connection in that mode.
-    UpsertConnection(ConnectionRecord),
-    /// The project no longer has a connection in that mode.
-    DeleteConnection { project_id: ProjectId, mode: Mode },
-    /// A webhook event's effects are part of this turn.
-    MarkEventProcessed { id: String, outcome: String },
-    /// Records a webhook event in the ledger with this turn (nothing if its id is stored
-    /// already), so that the delivery is acknowledged after one commit, not two. Comes before
-    /// the turn's [`ExtraWrite::MarkEventProcessed`] of the same event.
-    RecordEvent(WebhookEventRecord),
-    /// An order's next version; the turn fails with `Conflict` if the order moved on meanwhile.
-    PutOrder(OrderUpdate),
-    /// A subscription's first or next version; the turn fails with `Conflict` if another read
-    /// stored it first or it moved on meanwhile.
-    PutSubscription(SubscriptionUpdate),
-    /// The project takes payments in `mode` from this turn on (the go-live switch, or back).
-    SetProjectMode { project_id: ProjectId, mode: Mode },
-    /// An event for the builder's app, into the outbox; written only if the project has an app
-    /// webhook endpoint when the turn commits (nobody to tell otherwise).
-    EnqueueAppEvent(NewAppEvent),
-}
-
-/// An event a turn puts in the outbox for the project's app webhook endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewAppEvent {
-    /// `evt_cp_…`.
-    pub id: String,
-    pub project_id: ProjectId,
-    /// `entitlement.granted`, `entitlement.revoked`.
-    pub event_type: String,
-    /// The exact JSON body every attempt sends.
-    pub payload: String,
-    /// Order within the project (increasing): events are delivered oldest first.
-    pub seq: i64,
-    /// Milliseconds; also when the first attempt is due.
-    pub created_at: i64,
-}
-
 /// A project's app webhook endpoint: where its events go and the secret that signs them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppWebhook {
@@ -331,27 +303,6 @@ pub struct DueAppEvent {
     pub secret: String,
 }
 
-/// A subscription's change, computed from version `expected_version` (0: not stored yet).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SubscriptionUpdate {
-    pub id: String,
-    pub project_id: ProjectId,
-    pub mode: Mode,
-    pub account_id: String,
-    pub expected_version: i64,
-    pub status: String,
-    pub customer_email: Option<String>,
-    /// The subscription as JSON (owned by `chatpay_core::billing`).
-    pub data: String,
-}
-
-fn subscription_conflict(s: &SubscriptionUpdate) -> StoreError {
-    StoreError::Conflict(format!(
-        "subscription {} is no longer at version {}",
-        s.id, s.expected_version
-    ))
-}
-
 /// A stored subscription.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionRecord {
@@ -372,25 +323,6 @@ pub struct SubscriptionFilter {
     pub customer_email: Option<String>,
     pub before: Option<(i64, String)>,
     pub limit: i64,
-}
-
-/// A change to an order, computed from version `expected_version`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrderUpdate {
-    pub id: String,
-    pub expected_version: i64,
-    pub status: String,
-    pub payment_intent: Option<String>,
-    /// The order as JSON (owned by `chatpay_core::orders`).
-    pub data: String,
-    pub customer_email: Option<String>,
-}
-
-fn order_conflict(o: &OrderUpdate) -> StoreError {
-    StoreError::Conflict(format!(
-        "order {} is no longer at version {}",
-        o.id, o.expected_version
-    ))
 }
 
 /// A project's publishable key and the web origins allowed to use it.

@@ -1,26 +1,26 @@
 //! One task per loaded conversation. It owns the conversation's state, applies inputs one at a
 //! time through the pure flows, stores each turn (state + frames + connection changes) before
 //! anyone sees it, then broadcasts the frames and starts the Stripe calls the turn asked for.
+//! What a turn stores and what follows from it is worked out without I/O in `super::turn`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::app_webhooks::EVENT_PREFIX;
 use super::catalog_sync::{self, Pacer};
-use super::message::{Body, IntentTag, OutFrame};
+use super::message::{IntentTag, OutFrame};
 use super::orders::OrderCtx;
+use super::turn::{self, After, Cause, Held, Stamps, Turn, slot};
 use super::{ChatError, Command, FlowView, Inner, ModeAnswer, TurnReply, to_out};
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, now_millis, random_hex};
 use chatpay_core::flows::{
-    Asked, Call, CallError, CallOutput, Connection, ConversationState, Effect, Entry, Facts, Input,
-    LiveFacts, OrderRef, Outside, Refusal, checklist,
+    Call, CallError, CallOutput, Connection, ConversationState, Entry, Facts, Input, LiveFacts,
+    OrderRef, Outside, Refusal, checklist,
 };
 use chatpay_core::intents::Outcome;
-use chatpay_store::{
-    ConnectionRecord, ExtraWrite, OrderKey, OrderUpdate, ProjectRecord, StoredFrame,
-    SubscriptionUpdate, TurnWrite, WebhookEventRecord,
-};
+use chatpay_store::{OrderKey, ProjectRecord, StoredFrame, WebhookEventRecord};
 use chatpay_stripe::Gateway;
 
 /// What an actor is asked. Payloads are boxed so that a message, and so the mailbox every
@@ -73,7 +73,7 @@ struct Actor {
     state_json: String,
     last_seq: i64,
     answered: HashSet<String>,
-    /// The project's connections, test then live (see `slot`).
+    /// The project's connections, test then live (see `turn::slot`).
     connections: [Option<Connection>; 2],
     connected_at: [i64; 2],
     frames: broadcast::Sender<OutFrame>,
@@ -82,31 +82,6 @@ struct Actor {
     link_waiters: Vec<(u64, oneshot::Sender<Result<String, ChatError>>)>,
     /// `POST …/mode` requests waiting for the checklist call `op`.
     mode_waiters: Vec<(u64, oneshot::Sender<Result<ModeAnswer, ChatError>>)>,
-}
-
-/// Where a mode's connection is kept in `Actor::connections`.
-fn slot(mode: Mode) -> usize {
-    usize::from(mode.is_live())
-}
-
-/// What caused an input: which client frame its frames reply to, and the intent they carry.
-enum Cause<'a> {
-    /// A `say`, read as `intent` (`None`: nothing matched).
-    Say {
-        id: &'a str,
-        intent: Option<&'a IntentTag>,
-    },
-    Click {
-        id: &'a str,
-    },
-    /// Something outside the chat; `ledger` is the webhook event the turn applies, `record`
-    /// its ledger row if it is to be stored with the turn.
-    Outside {
-        ledger: Option<&'a str>,
-        record: Option<&'a WebhookEventRecord>,
-    },
-    /// A call's result that answers someone's question.
-    Answer(Option<Asked>),
 }
 
 pub(super) fn spawn(
@@ -565,39 +540,9 @@ impl Actor {
         cause: Cause<'_>,
         mode: Mode,
     ) -> Result<(), ChatError> {
-        let answer_tag: Option<IntentTag>;
-        let (reply_to, intent, ledger): (Option<&str>, Option<Option<&IntentTag>>, Option<&str>) =
-            match &cause {
-                Cause::Say { id, intent } => (Some(*id), Some(*intent), None),
-                Cause::Click { id } => (Some(*id), None, None),
-                Cause::Outside { ledger, .. } => (None, None, *ledger),
-                Cause::Answer(asked) => {
-                    answer_tag = asked.as_ref().and_then(|a| {
-                        a.intent.as_ref().map(|(name, confidence)| IntentTag {
-                            name: name.clone(),
-                            confidence: *confidence,
-                        })
-                    });
-                    match asked {
-                        Some(a) => (Some(a.reply_to.as_str()), Some(answer_tag.as_ref()), None),
-                        None => (None, None, None),
-                    }
-                }
-            };
-        // Frames of a `say` answered later by a call carry the intent; a click's do not.
-        let intent = match (&cause, intent) {
-            (Cause::Answer(Some(a)), Some(None)) if a.intent.is_none() => None,
-            (_, i) => i,
-        };
-        let asked = match &cause {
-            Cause::Say { id, .. } | Cause::Click { id } => Some(Asked {
-                reply_to: (*id).to_owned(),
-                intent: None,
-            }),
-            Cause::Answer(asked) => asked.clone(),
-            Cause::Outside { .. } => None,
-        };
+        let now = now_millis();
         let fresh = random_hex(12);
+        let asked = cause.asked();
         let mut next = self.state.clone();
         let facts = Facts {
             conversation: &self.conversation,
@@ -606,7 +551,7 @@ impl Actor {
             connection: self.connections[slot(mode)].as_ref(),
             project_mode: self.project.mode,
             other_connection: self.connections[1 - slot(mode)].as_ref(),
-            now_ms: now_millis(),
+            now_ms: now,
             links: &self.inner.links,
             labels: &self.inner.labels,
             fresh: &fresh,
@@ -617,208 +562,70 @@ impl Actor {
             Refusal::NotFound(m) => ChatError::NotFound(m),
             Refusal::InvalidValues(fields) => ChatError::InvalidValues(fields),
         })?;
-
-        let mut bodies: Vec<StoredFrame> = Vec::new();
-        let mut extra = Vec::new();
-        if let Cause::Outside {
-            record: Some(record),
-            ..
-        } = &cause
-        {
-            // First: the turn's own marks of this event update the row it inserts.
-            extra.push(ExtraWrite::RecordEvent((*record).clone()));
-        }
-        let mut calls = Vec::new();
-        let mut connections = self.connections.clone();
-        let mut connected_at = self.connected_at;
-        let mut project_mode = self.project.mode;
-        let mut notify_app = false;
-        let now = now_millis();
-        let stored = |seq: i64, body: &Body<'_>| -> Result<StoredFrame, ChatError> {
-            Ok(StoredFrame {
-                seq,
-                reply_to: reply_to.map(str::to_owned),
-                body: Arc::from(serde_json::to_string(body).map_err(anyhow::Error::new)?),
-            })
-        };
-        for effect in &effects {
-            let seq = self.last_seq + bodies.len() as i64 + 1;
-            let body = match effect {
-                Effect::Reply(text) => Some(Body::Reply {
-                    seq,
-                    reply_to,
-                    text,
-                    intent,
-                }),
-                Effect::Card(card) => Some(Body::Card {
-                    seq,
-                    reply_to,
-                    intent,
-                    card,
-                }),
-                Effect::Flow { flow, state } => Some(Body::Flow {
-                    seq,
-                    reply_to,
-                    intent,
-                    flow: flow.as_str(),
-                    state,
-                }),
-                _ => None,
+        let planned = {
+            let held = Held {
+                conversation: &self.conversation,
+                project: &self.project.id,
+                project_mode: self.project.mode,
+                last_seq: self.last_seq,
+                state_json: &self.state_json,
+                connections: &self.connections,
+                connected_at: self.connected_at,
             };
-            if let Some(body) = body {
-                bodies.push(stored(seq, &body)?);
-            }
-            match effect {
-                Effect::Call { op, call } => calls.push((*op, call.clone())),
-                Effect::SaveConnection {
-                    mode,
-                    connection: c,
-                } => {
-                    let at = slot(*mode);
-                    if connections[at]
-                        .as_ref()
-                        .is_none_or(|old| old.account.id != c.account.id)
-                    {
-                        connected_at[at] = now;
-                    }
-                    extra.push(ExtraWrite::UpsertConnection(ConnectionRecord {
-                        project_id: self.project.id.clone(),
-                        mode: *mode,
-                        account_id: c.account.id.clone(),
-                        origin: c.origin,
-                        snapshot: serde_json::to_string(&c.account).map_err(anyhow::Error::new)?,
-                        connected_at: connected_at[at],
-                        updated_at: now,
-                    }));
-                    connections[at] = Some((**c).clone());
-                }
-                Effect::DropConnection { mode } => {
-                    extra.push(ExtraWrite::DeleteConnection {
-                        project_id: self.project.id.clone(),
-                        mode: *mode,
-                    });
-                    connections[slot(*mode)] = None;
-                }
-                Effect::SetMode(mode) => {
-                    extra.push(ExtraWrite::SetProjectMode {
-                        project_id: self.project.id.clone(),
-                        mode: *mode,
-                    });
-                    project_mode = *mode;
-                }
-                Effect::SaveOrder {
-                    order,
-                    expected_version,
-                } => extra.push(ExtraWrite::PutOrder(OrderUpdate {
-                    id: order.id.clone(),
-                    expected_version: *expected_version,
-                    status: order.status.as_str().to_owned(),
-                    payment_intent: order.payment_intent.clone(),
-                    data: serde_json::to_string(order).map_err(anyhow::Error::new)?,
-                    customer_email: order.customer_email.clone(),
-                })),
-                Effect::SaveSubscription {
-                    subscription,
-                    expected_version,
-                } => extra.push(ExtraWrite::PutSubscription(SubscriptionUpdate {
-                    id: subscription.id.clone(),
-                    project_id: self.project.id.clone(),
-                    mode,
-                    account_id: connections[slot(mode)]
-                        .as_ref()
-                        .map(|c| c.account.id.clone())
-                        .unwrap_or_default(),
-                    expected_version: *expected_version,
-                    status: subscription.status.as_str().to_owned(),
-                    customer_email: subscription.customer_email.clone(),
-                    data: serde_json::to_string(subscription).map_err(anyhow::Error::new)?,
-                })),
-                Effect::EventApplied { id, outcome } => {
-                    extra.push(ExtraWrite::MarkEventProcessed {
-                        id: id.clone(),
-                        outcome: outcome.clone(),
-                    })
-                }
-                Effect::Notify(change) => {
-                    extra.push(ExtraWrite::EnqueueAppEvent(
-                        super::app_webhooks::outbox_row(
-                            &self.project.id,
-                            mode,
-                            change,
-                            now,
-                            self.inner.app_seq.next(now),
-                        ),
-                    ));
-                    notify_app = true;
-                }
-                Effect::Reply(_) | Effect::Card(_) | Effect::Flow { .. } => {}
-            }
-        }
-        let answered_later = reply_to.is_some_and(|id| next.answers_pending_for(id));
-        if reply_to.is_some() && bodies.is_empty() && !answered_later {
-            // The protocol promises at least one frame per say and click (an answer a call
-            // will give comes with the call's result).
-            let seq = self.last_seq + 1;
-            bodies.push(stored(
-                seq,
-                &Body::Reply {
-                    seq,
-                    reply_to,
-                    text: "Okay.",
-                    intent,
-                },
-            )?);
-        }
-        if let Some(id) = ledger {
-            extra.push(ExtraWrite::MarkEventProcessed {
-                id: id.to_owned(),
-                outcome: "applied".to_owned(),
-            });
-        }
-        let state_json = serde_json::to_string(&next).map_err(anyhow::Error::new)?;
-        if bodies.is_empty() && extra.is_empty() && state_json == self.state_json {
+            let app_seq = &self.inner.app_seq;
+            let mut app_event = || {
+                (
+                    format!("{EVENT_PREFIX}{}", random_hex(12)),
+                    app_seq.next(now),
+                )
+            };
+            let mut stamps = Stamps {
+                now,
+                app_event: &mut app_event,
+            };
+            turn::plan(&held, &cause, mode, next, &effects, &mut stamps)
+                .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?
+        };
+        let Some(Turn { write, after }) = planned else {
             return Ok(());
-        }
-        let last_seq = self.last_seq + bodies.len() as i64;
-        let state_changed = state_json != self.state_json;
+        };
+        let frames = write.frames.clone();
         self.inner
             .store
-            .commit_turn(TurnWrite {
-                conversation: self.conversation.clone(),
-                prev_seq: self.last_seq,
-                last_seq,
-                state: state_changed.then(|| Arc::from(state_json.as_str())),
-                frames: bodies.clone(),
-                extra,
-            })
+            .commit_turn(write)
             .await
             .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?;
-
         // Stored: now it may be seen and acted on.
-        self.state = next;
-        self.state_json = state_json;
-        self.last_seq = last_seq;
-        self.connections = connections;
-        self.connected_at = connected_at;
-        if project_mode != self.project.mode {
-            tracing::info!(conversation = %self.conversation, project = %self.project.id, mode = project_mode.as_str(), "project mode switched");
-            self.project.mode = project_mode;
+        self.take_on(after, frames);
+        Ok(())
+    }
+
+    /// What a stored turn leaves: the state it moved to, its frames sent to every client, the
+    /// calls it asked for started.
+    fn take_on(&mut self, after: After, frames: Vec<StoredFrame>) {
+        self.state = after.state;
+        self.state_json = after.state_json;
+        self.last_seq = after.last_seq;
+        self.connections = after.connections;
+        self.connected_at = after.connected_at;
+        if after.project_mode != self.project.mode {
+            tracing::info!(conversation = %self.conversation, project = %self.project.id, mode = after.project_mode.as_str(), "project mode switched");
+            self.project.mode = after.project_mode;
         }
-        if let Some(id) = reply_to {
-            self.answered.insert(id.to_owned());
+        if let Some(id) = after.answered {
+            self.answered.insert(id);
         }
-        for f in bodies {
+        for f in frames {
             // No receivers is fine: the frames are stored for whoever connects.
             let _ = self.frames.send(to_out(f));
         }
-        if notify_app {
+        if after.notify_app {
             self.inner.app_events.notify_one();
         }
-        for (op, call) in calls {
+        for (op, call) in after.calls {
             let mode = self.call_mode(op);
             self.spawn_call(op, call, mode);
         }
-        Ok(())
     }
 
     /// Calls that were in flight when the conversation was last stored (a restart).

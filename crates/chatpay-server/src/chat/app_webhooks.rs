@@ -1,9 +1,10 @@
 //! chatpay's own webhooks to a builder's app: who gained or lost access to what.
 //!
-//! The flows say it (`Effect::Notify`) in the turn that tells the builder in the chat; the actor
-//! turns each into an outbox row committed with the turn's frames (`ExtraWrite::EnqueueAppEvent`),
-//! so an event exists exactly when its turn was stored: a crash before the commit loses the
-//! turn and its events together, and a replayed turn that lost its race stores neither. The
+//! The flows say it (`Effect::Notify`) in the turn that tells the builder in the chat; the turn
+//! (`super::turn::plan`) makes each an outbox row committed with its frames
+//! (`ExtraWrite::EnqueueAppEvent`), so an event exists exactly when its turn was stored: a crash
+//! before the commit loses the turn and its events together, and a replayed turn that lost its
+//! race stores neither. The
 //! store keeps the row only if the project has an endpoint when the turn commits.
 //!
 //! [`Engine::deliver_app_events`] is the one task that sends them: each project's events in
@@ -87,16 +88,16 @@ impl EventSeq {
     }
 }
 
-/// The outbox row for one access change: the JSON body the app receives, fixed now so that
-/// every attempt sends the same bytes.
+/// The outbox row for one access change, event `id` (`evt_cp_…`): the JSON body the app
+/// receives, fixed now so that every attempt sends the same bytes.
 pub(crate) fn outbox_row(
     project: &ProjectId,
     mode: Mode,
     change: &AccessChange,
     now_ms: i64,
     seq: i64,
+    id: String,
 ) -> NewAppEvent {
-    let id = format!("{EVENT_PREFIX}{}", random_hex(12));
     let (source, subscription, status, order) = match &change.grant {
         Grant::Subscription {
             subscription,

@@ -16,6 +16,7 @@ mod hub;
 mod message;
 mod orders;
 mod projects;
+mod turn;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

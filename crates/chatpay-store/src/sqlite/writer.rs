@@ -1,25 +1,48 @@
-//! SQLite's group-commit writer: a thread of its own that owns one connection.
+//! SQLite's group-commit writer: a thread of its own that owns one connection, and the one
+//! place that turns a [`TurnWrite`] into SQLite calls.
 //!
-//! A batch is `BEGIN IMMEDIATE`, one `UPDATE` per turn, one `INSERT` per frame, one `INSERT` per
-//! webhook event and `COMMIT`, all through statements prepared once, without leaving the thread. Through sqlx every statement
-//! was a round trip between a tokio task and sqlx's connection thread, and under load each round
-//! trip waited for a core: a batch of two turns took milliseconds, most of it waiting.
+//! A batch is `BEGIN IMMEDIATE`, one `UPDATE` per turn, one `INSERT` per frame, each turn's
+//! other rows (their statements from `ExtraWrite::statements`), one `INSERT` per webhook event
+//! and `COMMIT`, all through statements prepared once (rusqlite's statement cache), without
+//! leaving the thread. Through sqlx every statement was a round trip between a tokio task and
+//! sqlx's connection thread, and under load each round trip waited for a core: a batch of two
+//! turns took milliseconds, most of it waiting.
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, params};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, ToSql, params_from_iter};
 use tokio::sync::oneshot;
 
-use super::sql::{
-    CONNECTED_ACCOUNT, DELETE_CONNECTION, ENQUEUE_APP_EVENT, FORGET_CATALOG, INSERT_SUBSCRIPTION,
-    MARK_EVENT_PROCESSED, PUT_ORDER, PUT_SUBSCRIPTION, RECORD_EVENT, SET_PROJECT_MODE,
-    SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS, UPSERT_CONNECTION,
+use crate::sql::{Arg, numbered};
+use crate::write::{
+    INSERT_FRAME, MOVE_CONVERSATION, RECORD_EVENT, event_args, frame_args, move_args,
 };
-use super::writer::{self, Jobs, Write, Writer, Written};
-use super::{ExtraWrite, Recorded, StoreError, StoreResult, TurnWrite, WebhookEventRecord};
-use chatpay_core::domain::{Mode, ProjectId, now_millis};
+use crate::writer::{self, Jobs, Write, Writer, Written};
+use crate::{Recorded, StoreError, StoreResult, TurnWrite, WebhookEventRecord};
+use chatpay_core::domain::now_millis;
+
+/// Every SQLite connection's settings, the pool's and this writer's alike (WAL journal mode is
+/// set once, by the pool, and stays with the file).
+pub(super) const PRAGMAS: &[(&str, &str)] = &[
+    // A committed turn survives a crash of the process or the machine.
+    ("synchronous", "FULL"),
+    ("foreign_keys", "ON"),
+    // Read through memory mapping and a 64 MiB cache rather than a read per page.
+    ("mmap_size", "268435456"),
+    ("cache_size", "-65536"),
+    // Statement journals in memory, not in temporary files.
+    ("temp_store", "MEMORY"),
+    // Checkpoints are this writer's (see `checkpoint`), never inside a commit; a log that a
+    // burst grew past 64 MiB is cut back when it restarts.
+    ("wal_autocheckpoint", "0"),
+    ("journal_size_limit", "67108864"),
+];
+
+/// How long an SQLite connection waits for another's write lock.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often the writer finishes a checkpoint while it is writing (see [`checkpoint`]).
 const FINISH_EVERY: Duration = Duration::from_millis(100);
@@ -43,10 +66,6 @@ fn note_log_length(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite
     Ok(())
 }
 
-const MOVE_CONVERSATION: &str = "UPDATE conversations SET last_seq = ?3, \
-     state = COALESCE(?4, state), updated_at = ?5 WHERE id = ?1 AND last_seq = ?2";
-const INSERT_FRAME: &str = "INSERT INTO frames (conversation_id, seq, reply_to, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
-
 /// Opens the writer's connection to the (already migrated) database file and starts its thread,
 /// and the log copier's beside it (see [`checkpoint`]).
 pub(super) async fn spawn(path: &Path) -> StoreResult<Writer> {
@@ -64,14 +83,14 @@ pub(super) async fn spawn(path: &Path) -> StoreResult<Writer> {
     Ok(writer)
 }
 
-/// A connection set up as the pool's (`SQLITE_PRAGMAS`): WAL with `synchronous = FULL`, so a
+/// A connection set up as the pool's ([`PRAGMAS`]): WAL with `synchronous = FULL`, so a
 /// turn is answered only once it is on disk.
 fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(db_error)?;
     // Every statement a batch may run stays prepared.
     conn.set_prepared_statement_cache_capacity(64);
-    conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(db_error)?;
-    for &(name, value) in SQLITE_PRAGMAS {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
+    for &(name, value) in PRAGMAS {
         conn.pragma_update(None, name, value).map_err(db_error)?;
     }
     let mode: String = conn
@@ -175,13 +194,14 @@ fn checkpoint(conn: &Connection) -> bool {
     }
 }
 
+/// The statements every batch runs, prepared once.
 struct Statements<'c> {
-    begin: Statement<'c>,
-    commit: Statement<'c>,
-    rollback: Statement<'c>,
-    move_conversation: Statement<'c>,
-    insert_frame: Statement<'c>,
-    record_event: Statement<'c>,
+    begin: rusqlite::Statement<'c>,
+    commit: rusqlite::Statement<'c>,
+    rollback: rusqlite::Statement<'c>,
+    move_conversation: rusqlite::Statement<'c>,
+    insert_frame: rusqlite::Statement<'c>,
+    record_event: rusqlite::Statement<'c>,
 }
 
 impl<'c> Statements<'c> {
@@ -191,8 +211,8 @@ impl<'c> Statements<'c> {
             begin: conn.prepare("BEGIN IMMEDIATE")?,
             commit: conn.prepare("COMMIT")?,
             rollback: conn.prepare("ROLLBACK")?,
-            move_conversation: conn.prepare(MOVE_CONVERSATION)?,
-            insert_frame: conn.prepare(INSERT_FRAME)?,
+            move_conversation: conn.prepare(&numbered(MOVE_CONVERSATION))?,
+            insert_frame: conn.prepare(&numbered(INSERT_FRAME))?,
             record_event: conn.prepare(&numbered(RECORD_EVENT))?,
         })
     }
@@ -258,7 +278,7 @@ fn write_all(
         match write {
             Write::Turn(turn) => results.push(write_turn(conn, s, turn, now)?),
             Write::Event(e) => {
-                let recorded = record_event(&mut s.record_event, e).map_err(db_error)?;
+                let recorded = record(&mut s.record_event, e).map_err(db_error)?;
                 results.push(Ok(Written::Event(recorded)));
             }
         }
@@ -276,52 +296,36 @@ fn write_turn(
     // The conversation moves only from the seq its turn started at.
     let moved = s
         .move_conversation
-        .execute(params![
-            turn.conversation.as_str(),
-            turn.prev_seq,
-            turn.last_seq,
-            turn.state.as_deref(),
-            now
-        ])
+        .execute(params_from_iter(move_args(turn, now)))
         .map_err(db_error)?;
     if moved != 1 {
-        return Ok(Err(super::turn_conflict(turn)));
+        return Ok(Err(turn.conflict()));
     }
     for extra in &turn.extra {
-        match extra {
-            ExtraWrite::RecordEvent(e) => {
-                record_event(&mut s.record_event, e).map_err(db_error)?;
+        for st in extra.statements(now) {
+            let changed = conn
+                .prepare_cached(&numbered(&st.sql))
+                .and_then(|mut prepared| prepared.execute(params_from_iter(&st.args)))
+                .map_err(db_error)?;
+            if let Some(refused) = st.check.and_then(|c| c.refuses(changed as u64)) {
+                return Err(refused);
             }
-            other => apply_extra(conn, other, now)?,
         }
     }
     for f in &turn.frames {
         s.insert_frame
-            .execute(params![
-                turn.conversation.as_str(),
-                f.seq,
-                f.reply_to.as_deref(),
-                &*f.body,
-                now
-            ])
+            .execute(params_from_iter(frame_args(&turn.conversation, f, now)))
             .map_err(db_error)?;
     }
     Ok(Ok(Written::Turn))
 }
 
 /// Inserts the event unless its id is stored (earlier in this batch included).
-fn record_event(insert: &mut Statement<'_>, e: &WebhookEventRecord) -> rusqlite::Result<Recorded> {
-    let inserted = insert.execute(params![
-        e.id,
-        e.event_type,
-        e.account,
-        e.livemode,
-        e.created,
-        e.payload,
-        e.received_at,
-        e.processed_at,
-        e.outcome
-    ])?;
+fn record(
+    insert: &mut rusqlite::Statement<'_>,
+    e: &WebhookEventRecord,
+) -> rusqlite::Result<Recorded> {
+    let inserted = insert.execute(params_from_iter(event_args(e)))?;
     Ok(if inserted == 1 {
         Recorded::New
     } else {
@@ -329,144 +333,16 @@ fn record_event(insert: &mut Statement<'_>, e: &WebhookEventRecord) -> rusqlite:
     })
 }
 
-fn apply_extra(conn: &Connection, extra: &ExtraWrite, now: i64) -> StoreResult<()> {
-    apply_row(conn, extra, now)
-        .map_err(db_error)?
-        .then_some(())
-        .ok_or_else(|| match extra {
-            ExtraWrite::PutOrder(o) => super::order_conflict(o),
-            ExtraWrite::PutSubscription(s) => super::subscription_conflict(s),
-            _ => StoreError::Conflict("a row of the turn changed meanwhile".to_owned()),
-        })
-}
-
-/// Writes one extra row; false when a version check refused it.
-fn apply_row(conn: &Connection, extra: &ExtraWrite, now: i64) -> rusqlite::Result<bool> {
-    match extra {
-        ExtraWrite::UpsertConnection(c) => {
-            let previous: Option<String> = conn
-                .prepare_cached(&numbered(CONNECTED_ACCOUNT))?
-                .query_row(params![c.project_id.as_str(), c.mode.as_str()], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            if previous.is_some_and(|a| a != c.account_id) {
-                forget_catalog(conn, &c.project_id, c.mode)?;
-            }
-            exec(
-                conn,
-                UPSERT_CONNECTION,
-                params![
-                    c.project_id.as_str(),
-                    c.mode.as_str(),
-                    c.account_id,
-                    c.origin.as_str(),
-                    c.snapshot,
-                    c.connected_at,
-                    c.updated_at
-                ],
-            )?;
-        }
-        ExtraWrite::DeleteConnection { project_id, mode } => {
-            exec(
-                conn,
-                DELETE_CONNECTION,
-                params![project_id.as_str(), mode.as_str()],
-            )?;
-            forget_catalog(conn, project_id, *mode)?;
-        }
-        ExtraWrite::MarkEventProcessed { id, outcome } => {
-            exec(conn, MARK_EVENT_PROCESSED, params![id, now, outcome])?;
-        }
-        ExtraWrite::RecordEvent(e) => {
-            let mut insert = conn.prepare_cached(&numbered(RECORD_EVENT))?;
-            record_event(&mut insert, e)?;
-        }
-        ExtraWrite::PutOrder(o) => {
-            let moved = exec(
-                conn,
-                PUT_ORDER,
-                params![
-                    o.id,
-                    o.expected_version,
-                    o.status,
-                    o.payment_intent,
-                    o.data,
-                    now,
-                    o.customer_email.as_deref().map(str::to_lowercase)
-                ],
-            )?;
-            return Ok(moved == 1);
-        }
-        ExtraWrite::PutSubscription(s) => {
-            let email = s.customer_email.as_deref().map(str::to_lowercase);
-            let moved = if s.expected_version == 0 {
-                exec(
-                    conn,
-                    INSERT_SUBSCRIPTION,
-                    params![
-                        s.id,
-                        s.project_id.as_str(),
-                        s.mode.as_str(),
-                        s.account_id,
-                        s.status,
-                        email,
-                        s.data,
-                        now
-                    ],
-                )?
-            } else {
-                exec(
-                    conn,
-                    PUT_SUBSCRIPTION,
-                    params![s.id, s.expected_version, s.status, email, s.data, now],
-                )?
-            };
-            return Ok(moved == 1);
-        }
-        ExtraWrite::SetProjectMode { project_id, mode } => {
-            exec(
-                conn,
-                SET_PROJECT_MODE,
-                params![project_id.as_str(), mode.as_str()],
-            )?;
-        }
-        ExtraWrite::EnqueueAppEvent(e) => {
-            exec(
-                conn,
-                ENQUEUE_APP_EVENT,
-                params![
-                    e.id,
-                    e.project_id.as_str(),
-                    e.event_type,
-                    e.payload,
-                    e.seq,
-                    e.created_at
-                ],
-            )?;
-        }
+/// An argument as SQLite takes it (a boolean is an integer, as sqlx stores it).
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Arg::Text(Some(t)) => ValueRef::Text(t.as_bytes()),
+            Arg::Int(Some(i)) => ValueRef::Integer(*i),
+            Arg::Bool(b) => ValueRef::Integer(i64::from(*b)),
+            Arg::Text(None) | Arg::Int(None) => ValueRef::Null,
+        }))
     }
-    Ok(true)
-}
-
-fn forget_catalog(conn: &Connection, project: &ProjectId, mode: Mode) -> rusqlite::Result<()> {
-    for sql in FORGET_CATALOG {
-        exec(conn, sql, params![project.as_str(), mode.as_str()])?;
-    }
-    Ok(())
-}
-
-/// Runs one of the shared statements, prepared once per connection (rusqlite's statement
-/// cache) rather than per row.
-fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
-    conn.prepare_cached(&numbered(sql))?.execute(params)
-}
-
-/// The shared statements' `$N` parameters as `?N`. SQLite numbers `$N` (a name to it) in order
-/// of first appearance, so `SET a = $2 … WHERE id = $1` would take the first positional value
-/// for `$2`; `?N` is parameter N wherever it appears. (sqlx resolves `$N` by name itself.)
-fn numbered(sql: &str) -> String {
-    sql.replace('$', "?")
 }
 
 /// Uniqueness failures are conflicts, as from sqlx; anything else is an internal error.
