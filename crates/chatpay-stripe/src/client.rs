@@ -446,7 +446,13 @@ impl Gateway for StripeGateway {
         payments.statement_descriptor = Some(new.statement_descriptor.as_str().to_owned());
         settings.payments = Some(payments);
         let mut profile = stripe_connect::account::CreateAccountBusinessProfile::new();
-        profile.name = Some(new.legal_name.clone());
+        // The name on checkout pages and receipts: the one the owner chose, not the legal
+        // name ("Pay Maya Patel").
+        profile.name = Some(if new.business_name.is_empty() {
+            new.legal_name.clone()
+        } else {
+            new.business_name.clone()
+        });
         let req = CreateAccount::new()
             .controller(controller)
             .country(new.country.as_str())

@@ -33,6 +33,10 @@ pub struct Draft {
     pub email: Option<Email>,
     pub statement_descriptor: Option<StatementDescriptor>,
     pub business_type: Option<BusinessType>,
+    /// The name customers see on checkout pages, receipts and invoices (Stripe's
+    /// `business_profile.name`); the legal name when left empty.
+    #[serde(default)]
+    pub business_name: Option<String>,
 }
 
 /// The steps of `stripe_connect`; the names are what `flow` frames carry.
@@ -276,6 +280,9 @@ impl Turn<'_, '_> {
             "How your business appears on customers' card statements, and what kind of business it is."
                 .to_owned(),
             vec![
+                Field::text("business_name", "Business name")
+                    .with_value(draft.business_name.as_deref().or(draft.legal_name.as_deref()))
+                    .with_help("What customers see on checkout pages, receipts and invoices: your app's or shop's name"),
                 Field::text("statement_descriptor", "Statement descriptor")
                     .with_value(suggested.as_deref())
                     .with_help("5-22 Latin characters, at least one letter, none of < > \\ ' \" *; your recognizable business name"),
@@ -1075,6 +1082,14 @@ fn validate_business(
             None
         }
     };
+    let business_name = match get("business_name") {
+        "" => None,
+        name if name.chars().count() > 100 => {
+            errors.insert("business_name".into(), "Use at most 100 characters.".into());
+            None
+        }
+        name => Some(name.to_owned()),
+    };
     let business_type = BusinessType::parse(get("business_type"));
     if business_type.is_none() {
         errors.insert(
@@ -1101,7 +1116,9 @@ fn validate_business(
     };
     draft.statement_descriptor = Some(descriptor.clone());
     draft.business_type = Some(business_type);
+    draft.business_name = business_name.clone();
     let account = NewAccount {
+        business_name: business_name.unwrap_or_else(|| legal_name.clone()),
         legal_name,
         country,
         email,

@@ -385,6 +385,10 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewAccount {
     pub legal_name: String,
+    /// The customer-facing name (Stripe's `business_profile.name`); empty in a call stored
+    /// before it existed, when the legal name stands in.
+    #[serde(default)]
+    pub business_name: String,
     pub country: Country,
     pub email: Email,
     pub business_type: BusinessType,

@@ -206,7 +206,10 @@ fn create_path_validates_each_field_and_calls_stripe_once() {
         )
         .unwrap();
     let profile = card_of(&e, CardKind::BusinessProfile);
-    assert_eq!(profile.fields[0].value.as_deref(), Some("ADA LOVELACE"));
+    // The name customers see starts as the legal name, for the owner to change.
+    assert_eq!(profile.fields[0].name, "business_name");
+    assert_eq!(profile.fields[0].value.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(profile.fields[1].value.as_deref(), Some("ADA LOVELACE"));
     assert!(matches!(
         w.click(&register.id, "continue", &[]),
         Err(Refusal::StaleCard(_))
@@ -215,7 +218,11 @@ fn create_path_validates_each_field_and_calls_stripe_once() {
     let bad = w.click(
         &profile.id,
         "create_account",
-        &[("statement_descriptor", "A*"), ("business_type", "llc")],
+        &[
+            ("statement_descriptor", "A*"),
+            ("business_type", "llc"),
+            ("business_name", &"x".repeat(101)),
+        ],
     );
     let Err(Refusal::InvalidValues(errors)) = bad else {
         panic!("{bad:?}")
@@ -229,6 +236,7 @@ fn create_path_validates_each_field_and_calls_stripe_once() {
         "{errors:?}"
     );
     assert!(errors.contains_key("business_type"));
+    assert!(errors.contains_key("business_name"));
 
     let e = w
         .click(
@@ -237,6 +245,7 @@ fn create_path_validates_each_field_and_calls_stripe_once() {
             &[
                 ("statement_descriptor", "ADA LOVELACE"),
                 ("business_type", "individual"),
+                ("business_name", "  Ada's Tutoring "),
             ],
         )
         .unwrap();
@@ -246,6 +255,8 @@ fn create_path_validates_each_field_and_calls_stripe_once() {
         panic!()
     };
     assert_eq!(new.country.as_str(), "GB");
+    assert_eq!(new.legal_name, "Ada Lovelace");
+    assert_eq!(new.business_name, "Ada's Tutoring");
     assert!(matches!(
         w.click(&profile.id, "create_account", &[]),
         Err(Refusal::StaleCard(_))

@@ -222,6 +222,8 @@ pub struct Account {
     payout_schedule: Option<PayoutSchedule>,
     email: Option<String>,
     country: Option<String>,
+    /// The name customers see on checkout pages and receipts (Stripe's `business_profile.name`).
+    business_name: Option<String>,
     /// Where the account's products are managed: Stripe's Dashboard, or the sandbox's page.
     dashboard_url: String,
 }
@@ -256,6 +258,7 @@ impl Account {
             }),
             email: a.email.clone(),
             country: a.country.clone(),
+            business_name: a.business_name.clone(),
             dashboard_url,
         }
     }
