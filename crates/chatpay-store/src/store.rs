@@ -931,8 +931,11 @@ impl<B: Backend> Store for SqlStore<B> {
                 .bind(limit),
             )
             .await?;
-        let claimed = rows.iter().map(operation_row).collect::<StoreResult<_>>()?;
+        let mut claimed: Vec<OperationRecord> =
+            rows.iter().map(operation_row).collect::<StoreResult<_>>()?;
         tx.commit().await?;
+        // `RETURNING` keeps no order: oldest first, as claimed.
+        claimed.sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
         Ok(claimed)
     }
 

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use chatpay_http_client::HttpClient;
 use chatpay_store::OperationStatus;
-use chatpay_testkit::client::Client;
+use chatpay_testkit::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chatpay");
 const WEBHOOK_SECRET: &str = "whsec_operations_crash";
