@@ -179,6 +179,10 @@ impl Application {
                 Err(e) => tracing::error!(error = %e, "could not apply pending webhook events"),
             }
         });
+        // Stripe writes recorded but not finished (a crash), and those waiting for a retry.
+        let engine = self.engine.clone();
+        let stopping = self.shutdown.subscribe();
+        let operations = tokio::spawn(async move { engine.run_operations(stopping).await });
         // chatpay's own webhooks to builders' apps, including those left undelivered last time.
         let engine = self.engine;
         let stopping = self.shutdown.subscribe();
@@ -203,6 +207,7 @@ impl Application {
         })
         .await?;
         let _ = deliverer.await;
+        let _ = operations.await;
         Ok(())
     }
 }

@@ -21,6 +21,12 @@
 //!   connection and keeps the write-ahead log small (`sqlite::writer`).
 //! - `migrations`: the embedded migrations, shared by both backends.
 //!
+//! Rows written outside a turn in one transaction (a Stripe write recorded in the `operations`
+//! table with the change that asks for it, or ended with the change that applies its answer) go
+//! through [`Store::write`], which runs the same [`ExtraWrite`] statements as the writers; the
+//! claims on pending operations (`owner`, `lease_until`; `FOR UPDATE SKIP LOCKED` on PostgreSQL)
+//! are `Store` methods too.
+//!
 //! The dependencies point one way: the backends use the shared modules, which know no backend.
 //! `docs/architecture.md` ("What a turn stores") has the recipe for adding a row to a turn.
 
@@ -40,7 +46,9 @@ use async_trait::async_trait;
 
 use chatpay_core::domain::{ConversationId, Mode, Origin, ProjectId, TokenId};
 
-pub use write::{ExtraWrite, NewAppEvent, OrderUpdate, SubscriptionUpdate, TurnWrite};
+pub use write::{
+    ExtraWrite, NewAppEvent, NewOperation, OrderUpdate, SubscriptionUpdate, TurnWrite,
+};
 
 /// Opens (creating and migrating) the database at `url`: `sqlite://file.db` or `postgres://…`.
 pub async fn connect(url: &str) -> StoreResult<DynStore> {
@@ -383,6 +391,60 @@ pub enum OrderKey<'a> {
     PaymentIntent(&'a str),
 }
 
+/// Where a stored Stripe write is: `pending` until Stripe's answer is applied, then `done`;
+/// `failed` when Stripe refused it or it could not be made after its retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
+impl OperationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationStatus::Pending => "pending",
+            OperationStatus::Done => "done",
+            OperationStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OperationStatus> {
+        [
+            OperationStatus::Pending,
+            OperationStatus::Done,
+            OperationStatus::Failed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// A stored Stripe write (the `operations` table; see `ExtraWrite::RecordOperation`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationRecord {
+    /// The idempotency key Stripe is sent, every time.
+    pub key: String,
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    /// The conversation whose turn made it (it re-issues its own calls), if any.
+    pub conversation_id: Option<ConversationId>,
+    /// What kind of write (`checkout`, `refund`, …), for logs and queries.
+    pub kind: String,
+    /// What to ask Stripe, as JSON owned by the server.
+    pub request: String,
+    pub status: OperationStatus,
+    /// Stripe's answer (done), its refusal (failed), or the last error while pending.
+    pub result: Option<String>,
+    /// The instance holding it, until `lease_until` (milliseconds).
+    pub owner: Option<String>,
+    pub lease_until: Option<i64>,
+    /// How many times it has been claimed (each claim is one attempt).
+    pub attempts: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// Outcome of recording a webhook event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -540,6 +602,45 @@ pub trait Store: Send + Sync + 'static {
         mode: Mode,
         filter: &SubscriptionFilter,
     ) -> StoreResult<Vec<SubscriptionRecord>>;
+
+    /// Writes `rows` in one transaction, outside any turn (an operation recorded with the
+    /// change that asks for it; an operation's result applied as it is marked done). A
+    /// version-checked row that changes nothing fails the whole write with `Conflict`.
+    async fn write(&self, rows: Vec<ExtraWrite>) -> StoreResult<()>;
+    /// A stored Stripe write by its idempotency key.
+    async fn operation(&self, key: &str) -> StoreResult<Option<OperationRecord>>;
+    /// Claims pending operations that no live lease holds (none, or expired at `now`), oldest
+    /// first, at most `limit`, for `owner` until `lease_until`; each claim counts an attempt.
+    /// Only operations outside conversations (a conversation re-issues its own). On PostgreSQL
+    /// concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`), so each
+    /// operation goes to one instance.
+    async fn claim_operations(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OperationRecord>>;
+    /// Claims one pending operation by key for `owner`, if no other live lease holds it.
+    async fn claim_operation(
+        &self,
+        key: &str,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<OperationRecord>>;
+    /// Extends `owner`'s lease; false if it no longer holds the operation (taken over, or
+    /// finished).
+    async fn renew_operation(&self, key: &str, owner: &str, lease_until: i64) -> StoreResult<bool>;
+    /// Gives a pending operation back after a failure that may pass: tried again from
+    /// `retry_at` (milliseconds) by whoever claims it then; `error` is kept as its last error.
+    async fn retry_operation(
+        &self,
+        key: &str,
+        owner: &str,
+        retry_at: i64,
+        error: &str,
+    ) -> StoreResult<()>;
 
     /// Stores one product of `account` read at `observed_at`, unless a newer read is stored.
     /// `data` makes the product's new state from the stored one, inside the same transaction. `Err(Conflict)` when the read was stale, `Err(NotFound)`

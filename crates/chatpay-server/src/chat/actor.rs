@@ -543,6 +543,19 @@ impl Actor {
         let now = now_millis();
         let fresh = random_hex(12);
         let asked = cause.asked();
+        // A call's result: the call, whose stored operation ends with this turn.
+        let finished_call = match &input {
+            Input::Done { op, result } => {
+                self.state.pending.iter().find(|p| p.op == *op).map(|p| {
+                    (
+                        *op,
+                        p.call.clone(),
+                        result.as_ref().err().map(|e| e.message.clone()),
+                    )
+                })
+            }
+            _ => None,
+        };
         let mut next = self.state.clone();
         let facts = Facts {
             conversation: &self.conversation,
@@ -571,6 +584,13 @@ impl Actor {
                 state_json: &self.state_json,
                 connections: &self.connections,
                 connected_at: self.connected_at,
+                finished: finished_call
+                    .as_ref()
+                    .map(|(op, call, error)| turn::Finished {
+                        op: *op,
+                        call,
+                        error: error.as_deref(),
+                    }),
             };
             let app_seq = &self.inner.app_seq;
             let mut app_event = || {
@@ -651,7 +671,7 @@ impl Actor {
             public: self.inner.links.public.clone(),
         };
         // Derived from the operation: the same call after a crash or retry has the same key.
-        let key = format!("chatpay:{}:{}:{}", self.conversation, op, call.name());
+        let key = turn::call_key(&self.conversation, op, &call);
         tokio::spawn(async move {
             let result = execute(&ctx, &call, &key).await;
             let _ = me

@@ -14,6 +14,7 @@ mod catalog_sync;
 mod golive;
 mod hub;
 mod message;
+mod operations;
 mod orders;
 mod projects;
 mod turn;
@@ -194,6 +195,12 @@ pub(crate) struct Inner {
     pub app_events: tokio::sync::Notify,
     pub app_seq: app_webhooks::EventSeq,
     pub app_webhooks: app_webhooks::RetryPolicy,
+    /// This instance's name in the claims it makes on stored Stripe writes.
+    pub instance: String,
+    /// Wakes the task that finishes stored Stripe writes (one is waiting for another attempt).
+    pub operations_due: tokio::sync::Notify,
+    /// The crash test's fault hook ([`operations::FAULT_PAUSE_ENV`]); `None` in production.
+    pub fault_pause: Option<String>,
     /// Each project's conversation, as looked up (it never changes).
     conversations: std::sync::Mutex<std::collections::HashMap<ProjectId, ConversationId>>,
 }
@@ -264,6 +271,11 @@ impl Engine {
                     timeout: config.app_webhook_timeout,
                 },
                 config,
+                instance: format!("inst_{}", chatpay_core::domain::random_hex(8)),
+                operations_due: tokio::sync::Notify::new(),
+                fault_pause: std::env::var(operations::FAULT_PAUSE_ENV)
+                    .ok()
+                    .filter(|v| !v.is_empty()),
                 hub: Hub::default(),
                 conversations: std::sync::Mutex::default(),
             }),
