@@ -36,13 +36,32 @@ use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis}
 pub(crate) struct SqlStore<B: Backend> {
     pool: Pool<B>,
     writer: Writer,
+    /// PostgreSQL's change feed, until the server takes it; its connection's state.
+    feed: std::sync::Mutex<Option<crate::changes::ChangeFeed>>,
+    listening: Option<crate::changes::Listening>,
 }
 
 type Tx<B> = Transaction<'static, B>;
 
 impl<B: Backend> SqlStore<B> {
     pub(crate) fn new(pool: Pool<B>, writer: Writer) -> SqlStore<B> {
-        SqlStore { pool, writer }
+        SqlStore {
+            pool,
+            writer,
+            feed: std::sync::Mutex::new(None),
+            listening: None,
+        }
+    }
+
+    /// With a change feed (PostgreSQL: other instances' commits).
+    pub(crate) fn with_feed(
+        mut self,
+        feed: crate::changes::ChangeFeed,
+        listening: crate::changes::Listening,
+    ) -> SqlStore<B> {
+        self.feed = std::sync::Mutex::new(Some(feed));
+        self.listening = Some(listening);
+        self
     }
 
     async fn conn(&self) -> StoreResult<PoolConnection<B>> {
@@ -173,6 +192,17 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn ping(&self) -> StoreResult<()> {
         self.run(sql("SELECT 1")).await?;
         Ok(())
+    }
+
+    fn take_changes(&self) -> Option<crate::changes::ChangeFeed> {
+        self.feed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    fn listener_connected(&self) -> Option<bool> {
+        self.listening.as_ref().map(crate::changes::Listening::get)
     }
 
     // ---- Tokens and projects.
@@ -964,7 +994,7 @@ impl<B: Backend> Store for SqlStore<B> {
             )
             .bind(project.as_str())
             .bind(mode.as_str())
-            .bind(f.status.as_deref())
+            .bind(f.status.map(|s| s.as_str()))
             .bind(f.since)
             .bind(f.until)
             .bind(f.before)
@@ -999,7 +1029,7 @@ impl<B: Backend> Store for SqlStore<B> {
             )
             .bind(project.as_str())
             .bind(mode.as_str())
-            .bind(f.status.as_deref())
+            .bind(f.status.map(|s| s.as_str()))
             .bind(f.customer_email.as_deref().map(str::to_lowercase))
             .bind(f.before.as_ref().map(|b| b.0))
             .bind(f.before.as_ref().map_or("", |b| b.1.as_str()))
