@@ -536,6 +536,15 @@ pub trait Store: Send + Sync + 'static {
     /// oldest pending event (a project's events go out in order), if it is due.
     async fn due_app_events(&self, now: i64, limit: i64) -> StoreResult<Vec<DueAppEvent>>;
     /// When the next event `due_app_events` would give is due (ms), if any is pending.
+    /// Claims up to `limit` due app events for delivery: each row's next attempt moves to
+    /// `lease_until`, so no other instance takes it meanwhile, and an instance that dies while
+    /// sending leaves it due again when the lease ends (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn claim_app_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueAppEvent>>;
     async fn next_app_event_at(&self) -> StoreResult<Option<i64>>;
     /// An attempt answered 2xx: delivered, nothing more to send.
     async fn app_event_delivered(&self, id: &str, now: i64) -> StoreResult<()>;

@@ -20,7 +20,7 @@ use super::rows::{
     event_row, frame_row, order_row, product_row, project_row, publishable_row, select, staged_row,
     stored_id, subscription_row,
 };
-use super::sql::{ROWS_PER_INSERT, Statement, sql};
+use super::sql::{Dialect, ROWS_PER_INSERT, Statement, sql};
 use super::write::mark_event_processed;
 use super::writer::Writer;
 use super::{
@@ -820,6 +820,50 @@ impl<B: Backend> Store for SqlStore<B> {
             due_app_event_row,
         )
         .await
+    }
+
+    async fn claim_app_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueAppEvent>> {
+        // PostgreSQL: rows another instance is claiming are skipped, not waited for (and not
+        // taken twice); SQLite's `BEGIN IMMEDIATE` already makes the claim exclusive.
+        let lock = match B::DIALECT {
+            Dialect::Postgres => " FOR UPDATE OF e SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut tx = self.begin().await?;
+        let rows = tx
+            .fetch_all(
+                sql(format!(
+                    "SELECT e.id, e.project_id, e.type, e.payload, e.seq, e.created_at, \
+                     e.attempts, e.next_attempt_at, e.delivered_at, e.last_error, w.url, w.secret \
+                     FROM app_events e JOIN app_webhooks w ON w.project_id = e.project_id \
+                     WHERE e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM app_events f WHERE f.project_id = e.project_id \
+                     AND f.next_attempt_at IS NOT NULL AND f.seq < e.seq) \
+                     ORDER BY e.next_attempt_at, e.seq LIMIT $2{lock}"
+                ))
+                .bind(now)
+                .bind(limit),
+            )
+            .await?;
+        let due = rows
+            .iter()
+            .map(due_app_event_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        for d in &due {
+            tx.execute(
+                sql("UPDATE app_events SET next_attempt_at = $2 WHERE id = $1")
+                    .bind(d.event.id.as_str())
+                    .bind(lease_until),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(due)
     }
 
     async fn next_app_event_at(&self) -> StoreResult<Option<i64>> {
