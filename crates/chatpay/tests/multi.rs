@@ -484,6 +484,28 @@ async fn two_instances_on_one_postgres_are_one_service() {
     assert!(wa.status < 300, "webhook on A: {} {}", wa.status, wa.text());
     assert!(wb.status < 300, "webhook on B: {} {}", wb.status, wb.text());
 
+    // The listeners' connections are cut (`pg_terminate_backend`): a turn on B still reaches
+    // the client on A (the listener reconnects and catches up; the safety poll covers the rest).
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+        let cut: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert!(!cut.is_empty(), "no listener connection found");
+    }
+    let mut on_b = Client::join(&b, &token, &project, on_a.last_seq).await;
+    on_b.say("t1", "is this test mode?").await;
+    on_a.until("B's turn after the listener was cut", |f| {
+        f["reply_to"] == "t1"
+    })
+    .await;
+    drop(on_b);
+
     // kill -9 A in the middle of a turn: the client goes to B, resumes, retries the same id.
     on_a.send(json!({ "type": "say", "id": "k1", "text": "what is my account status?" }))
         .await;
@@ -524,6 +546,14 @@ async fn two_instances_on_one_postgres_are_one_service() {
         .await
         .unwrap()
         .text();
+    eprintln!(
+        "instance B's figures:\n{}",
+        metrics
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     for name in ["chatpay_turns_total", "chatpay_notifications_total"] {
         assert!(metrics.contains(name), "{name} not in /metrics:\n{metrics}");
     }
