@@ -30,6 +30,7 @@
 //! The dependencies point one way: the backends use the shared modules, which know no backend.
 //! `docs/architecture.md` ("What a turn stores") has the recipe for adding a row to a turn.
 
+pub mod changes;
 mod conn;
 mod migrations;
 mod postgres;
@@ -60,6 +61,36 @@ pub async fn connect(url: &str) -> StoreResult<DynStore> {
         Err(StoreError::Other(anyhow::anyhow!(
             "unsupported database URL {url:?}: use sqlite://FILE or postgres://…"
         )))
+    }
+}
+
+/// One serving process per SQLite file: an exclusive OS lock on `FILE.lock` beside the database
+/// of a `sqlite://FILE` URL, held as long as the returned file is open (the OS releases it when
+/// the process ends, however it ends). `Ok(None)` for other databases (several instances on one
+/// PostgreSQL is what PostgreSQL is for). Another process holding it is an error that says so.
+/// Only `serve` takes it: `chatpay token create` and other one-shot commands may use the file
+/// while a server runs.
+pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, String> {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(None);
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    let lock = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| format!("could not open the lock file {lock}: {e}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another chatpay server is already serving the SQLite database {path} (it holds              {lock}). SQLite is for one instance; stop the other one, or run several instances on              PostgreSQL (README: Running several instances)."
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("could not lock {lock}: {e}")),
     }
 }
 
@@ -457,6 +488,11 @@ pub trait Store: Send + Sync + 'static {
     /// Which backend this is (`sqlite` or `postgres`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;
+    /// Other instances' commits (PostgreSQL), once: the first caller gets the feed, later ones
+    /// `None`; SQLite has none (one instance per file).
+    fn take_changes(&self) -> Option<changes::ChangeFeed>;
+    /// Whether the change listener's connection is up (`None`: no listener, SQLite).
+    fn listener_connected(&self) -> Option<bool>;
 
     async fn insert_token(&self, id: &TokenId, name: &str, secret_hash: &str) -> StoreResult<()>;
     async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenId>>;
@@ -562,6 +598,15 @@ pub trait Store: Send + Sync + 'static {
     /// oldest pending event (a project's events go out in order), if it is due.
     async fn due_app_events(&self, now: i64, limit: i64) -> StoreResult<Vec<DueAppEvent>>;
     /// When the next event `due_app_events` would give is due (ms), if any is pending.
+    /// Claims up to `limit` due app events for delivery: each row's next attempt moves to
+    /// `lease_until`, so no other instance takes it meanwhile, and an instance that dies while
+    /// sending leaves it due again when the lease ends (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn claim_app_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueAppEvent>>;
     async fn next_app_event_at(&self) -> StoreResult<Option<i64>>;
     /// An attempt answered 2xx: delivered, nothing more to send.
     async fn app_event_delivered(&self, id: &str, now: i64) -> StoreResult<()>;

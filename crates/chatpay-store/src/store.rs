@@ -36,13 +36,32 @@ use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis}
 pub(crate) struct SqlStore<B: Backend> {
     pool: Pool<B>,
     writer: Writer,
+    /// PostgreSQL's change feed, until the server takes it; its connection's state.
+    feed: std::sync::Mutex<Option<crate::changes::ChangeFeed>>,
+    listening: Option<crate::changes::Listening>,
 }
 
 type Tx<B> = Transaction<'static, B>;
 
 impl<B: Backend> SqlStore<B> {
     pub(crate) fn new(pool: Pool<B>, writer: Writer) -> SqlStore<B> {
-        SqlStore { pool, writer }
+        SqlStore {
+            pool,
+            writer,
+            feed: std::sync::Mutex::new(None),
+            listening: None,
+        }
+    }
+
+    /// With a change feed (PostgreSQL: other instances' commits).
+    pub(crate) fn with_feed(
+        mut self,
+        feed: crate::changes::ChangeFeed,
+        listening: crate::changes::Listening,
+    ) -> SqlStore<B> {
+        self.feed = std::sync::Mutex::new(Some(feed));
+        self.listening = Some(listening);
+        self
     }
 
     async fn conn(&self) -> StoreResult<PoolConnection<B>> {
@@ -173,6 +192,17 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn ping(&self) -> StoreResult<()> {
         self.run(sql("SELECT 1")).await?;
         Ok(())
+    }
+
+    fn take_changes(&self) -> Option<crate::changes::ChangeFeed> {
+        self.feed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    fn listener_connected(&self) -> Option<bool> {
+        self.listening.as_ref().map(crate::changes::Listening::get)
     }
 
     // ---- Tokens and projects.
@@ -790,6 +820,50 @@ impl<B: Backend> Store for SqlStore<B> {
             due_app_event_row,
         )
         .await
+    }
+
+    async fn claim_app_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueAppEvent>> {
+        // PostgreSQL: rows another instance is claiming are skipped, not waited for (and not
+        // taken twice); SQLite's `BEGIN IMMEDIATE` already makes the claim exclusive.
+        let lock = match B::DIALECT {
+            Dialect::Postgres => " FOR UPDATE OF e SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut tx = self.begin().await?;
+        let rows = tx
+            .fetch_all(
+                sql(format!(
+                    "SELECT e.id, e.project_id, e.type, e.payload, e.seq, e.created_at, \
+                     e.attempts, e.next_attempt_at, e.delivered_at, e.last_error, w.url, w.secret \
+                     FROM app_events e JOIN app_webhooks w ON w.project_id = e.project_id \
+                     WHERE e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM app_events f WHERE f.project_id = e.project_id \
+                     AND f.next_attempt_at IS NOT NULL AND f.seq < e.seq) \
+                     ORDER BY e.next_attempt_at, e.seq LIMIT $2{lock}"
+                ))
+                .bind(now)
+                .bind(limit),
+            )
+            .await?;
+        let due = rows
+            .iter()
+            .map(due_app_event_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        for d in &due {
+            tx.execute(
+                sql("UPDATE app_events SET next_attempt_at = $2 WHERE id = $1")
+                    .bind(d.event.id.as_str())
+                    .bind(lease_until),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(due)
     }
 
     async fn next_app_event_at(&self) -> StoreResult<Option<i64>> {

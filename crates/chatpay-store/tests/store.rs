@@ -1045,6 +1045,27 @@ async fn app_outbox(store: DynStore) {
     let due = store.due_app_events(t0 + 2_000, 10).await.unwrap();
     assert_eq!(due[0].event.id, "evt_cp_c");
 
+    // A claim takes the due row until its lease ends: a second claim (another instance) gets
+    // nothing meanwhile, and the row is due again after the lease (its claimer died).
+    let claimed = store
+        .claim_app_events(t0 + 2_000, t0 + 5_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&[claimed[0].event.clone()]), ["evt_cp_c"]);
+    assert!(
+        store
+            .claim_app_events(t0 + 2_000, t0 + 5_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_app_event_at().await.unwrap(), Some(t0 + 5_000));
+    let again = store
+        .claim_app_events(t0 + 5_000, t0 + 8_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+
     // Removing the endpoint drops what was not delivered; the delivered one stays on record.
     assert!(store.delete_app_webhook(&p.id).await.unwrap());
     assert!(!store.delete_app_webhook(&p.id).await.unwrap());

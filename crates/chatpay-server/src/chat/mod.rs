@@ -201,6 +201,9 @@ pub(crate) struct Inner {
     pub operations_due: tokio::sync::Notify,
     /// The crash test's fault hook ([`operations::FAULT_PAUSE_ENV`]); `None` in production.
     pub fault_pause: Option<String>,
+    /// Whether other instances may write the same database (PostgreSQL): then an actor's copy
+    /// of its conversation is a cache, checked against the store where it matters.
+    pub shared: bool,
     /// Each project's conversation, as looked up (it never changes).
     conversations: std::sync::Mutex<std::collections::HashMap<ProjectId, ConversationId>>,
 }
@@ -246,8 +249,10 @@ impl Engine {
             public: public_url,
             oauth_authorize: gateway.oauth_authorize_base(),
         };
+        let shared = store.backend() == "postgres";
         Engine {
             inner: Arc::new(Inner {
+                shared,
                 store,
                 matcher,
                 gateway,
@@ -333,6 +338,37 @@ impl Engine {
             frames,
             handle,
         })
+    }
+
+    /// Follows other instances' commits until `stopping`: each notification wakes the actor of
+    /// its conversation if this instance has it loaded (it reads the new frames from the store
+    /// and pushes them); after the listener reconnects, and every `poll` in case a
+    /// notification was lost, every loaded actor checks the store. Nothing to follow on SQLite.
+    pub async fn follow_changes(&self, mut stopping: tokio::sync::watch::Receiver<bool>) {
+        let Some(mut feed) = self.inner.store.take_changes() else {
+            return;
+        };
+        let poll = self.inner.config.safety_poll;
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stopping.changed() => return,
+                change = feed.changes.recv() => match change {
+                    Some(chatpay_store::changes::Change::Moved { conversation, seq }) => {
+                        metrics::counter!("chatpay_notifications_total").increment(1);
+                        self.inner.hub.behind(&conversation, Some(seq));
+                    }
+                    Some(chatpay_store::changes::Change::Reconnected) => {
+                        metrics::counter!("chatpay_listener_reconnects_total").increment(1);
+                        self.inner.hub.all_behind();
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => self.inner.hub.all_behind(),
+            }
+        }
     }
 
     /// Stored frames with `after < seq <= upto`, in order.

@@ -100,6 +100,14 @@ impl Cause<'_> {
         }
     }
 
+    /// The client frame this turn answers itself (a say or a click), whose id is then answered.
+    pub(super) fn reply_to_id(&self) -> Option<&str> {
+        match self {
+            Cause::Say { id, .. } | Cause::Click { id } => Some(id),
+            Cause::Answer(_) | Cause::Outside { .. } => None,
+        }
+    }
+
     /// The client frame the turn's frames reply to.
     fn reply_to(&self) -> Option<&str> {
         match self {
