@@ -75,6 +75,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config, stripe: Stripe) -> anyhow::Result<Application> {
+        crate::telemetry::init_metrics();
         let store = store::connect(&config.database_url)
             .await
             .with_context(|| {
@@ -179,11 +180,18 @@ impl Application {
                 Err(e) => tracing::error!(error = %e, "could not apply pending webhook events"),
             }
         });
+        // Stripe writes recorded but not finished (a crash), and those waiting for a retry.
+        let engine = self.engine.clone();
+        let stopping = self.shutdown.subscribe();
+        let operations = tokio::spawn(async move { engine.run_operations(stopping).await });
         // chatpay's own webhooks to builders' apps, including those left undelivered last time.
+        let engine = self.engine.clone();
+        let stopping = self.shutdown.subscribe();
+        tokio::spawn(async move { engine.follow_changes(stopping).await });
         let engine = self.engine;
         let stopping = self.shutdown.subscribe();
         let deliverer = tokio::spawn(async move { engine.deliver_app_events(stopping).await });
-        tracing::info!(address = %self.address, "chatpay listening");
+        tracing::info!(address = %self.address, instance = crate::telemetry::instance_id(), "chatpay listening");
         let shutdown = self.shutdown;
         // Chat frames are small: send them now, not when Nagle's algorithm decides to.
         let listener = self.listener.tap_io(|tcp| {
@@ -203,6 +211,7 @@ impl Application {
         })
         .await?;
         let _ = deliverer.await;
+        let _ = operations.await;
         Ok(())
     }
 }

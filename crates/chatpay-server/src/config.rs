@@ -93,6 +93,10 @@ pub struct ChatConfig {
     /// A conversation with no connected client is unloaded from memory after this long.
     #[serde(with = "secs")]
     pub idle_unload: Duration,
+    /// Several instances on PostgreSQL: how often each loaded conversation checks the store
+    /// for frames another instance stored, in case a notification was lost.
+    #[serde(with = "secs")]
+    pub safety_poll: Duration,
     /// Stripe requests per second a catalog sync may make (Stripe allows 25 in test mode and
     /// 100 in live mode).
     pub stripe_test_requests_per_second: f64,
@@ -119,6 +123,7 @@ impl Default for ChatConfig {
             hello_timeout: Duration::from_secs(10),
             turns_per_second: 50,
             idle_unload: Duration::from_secs(300),
+            safety_poll: Duration::from_secs(5),
             stripe_test_requests_per_second: 24.0,
             stripe_live_requests_per_second: 95.0,
             application_fee_bps: 0,

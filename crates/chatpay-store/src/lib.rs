@@ -21,9 +21,16 @@
 //!   connection and keeps the write-ahead log small (`sqlite::writer`).
 //! - `migrations`: the embedded migrations, shared by both backends.
 //!
+//! Rows written outside a turn in one transaction (a Stripe write recorded in the `operations`
+//! table with the change that asks for it, or ended with the change that applies its answer) go
+//! through [`Store::write`], which runs the same [`ExtraWrite`] statements as the writers; the
+//! claims on pending operations (`owner`, `lease_until`; `FOR UPDATE SKIP LOCKED` on PostgreSQL)
+//! are `Store` methods too.
+//!
 //! The dependencies point one way: the backends use the shared modules, which know no backend.
 //! `docs/architecture.md` ("What a turn stores") has the recipe for adding a row to a turn.
 
+pub mod changes;
 mod conn;
 mod migrations;
 mod postgres;
@@ -40,7 +47,9 @@ use async_trait::async_trait;
 
 use chatpay_core::domain::{ConversationId, Mode, Origin, ProjectId, TokenId};
 
-pub use write::{ExtraWrite, NewAppEvent, OrderUpdate, SubscriptionUpdate, TurnWrite};
+pub use write::{
+    ExtraWrite, NewAppEvent, NewOperation, OrderUpdate, SubscriptionUpdate, TurnWrite,
+};
 
 /// Opens (creating and migrating) the database at `url`: `sqlite://file.db` or `postgres://…`.
 pub async fn connect(url: &str) -> StoreResult<DynStore> {
@@ -52,6 +61,36 @@ pub async fn connect(url: &str) -> StoreResult<DynStore> {
         Err(StoreError::Other(anyhow::anyhow!(
             "unsupported database URL {url:?}: use sqlite://FILE or postgres://…"
         )))
+    }
+}
+
+/// One serving process per SQLite file: an exclusive OS lock on `FILE.lock` beside the database
+/// of a `sqlite://FILE` URL, held as long as the returned file is open (the OS releases it when
+/// the process ends, however it ends). `Ok(None)` for other databases (several instances on one
+/// PostgreSQL is what PostgreSQL is for). Another process holding it is an error that says so.
+/// Only `serve` takes it: `chatpay token create` and other one-shot commands may use the file
+/// while a server runs.
+pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, String> {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(None);
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    let lock = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| format!("could not open the lock file {lock}: {e}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another chatpay server is already serving the SQLite database {path} (it holds              {lock}). SQLite is for one instance; stop the other one, or run several instances on              PostgreSQL (README: Running several instances)."
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("could not lock {lock}: {e}")),
     }
 }
 
@@ -383,6 +422,60 @@ pub enum OrderKey<'a> {
     PaymentIntent(&'a str),
 }
 
+/// Where a stored Stripe write is: `pending` until Stripe's answer is applied, then `done`;
+/// `failed` when Stripe refused it or it could not be made after its retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
+impl OperationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationStatus::Pending => "pending",
+            OperationStatus::Done => "done",
+            OperationStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OperationStatus> {
+        [
+            OperationStatus::Pending,
+            OperationStatus::Done,
+            OperationStatus::Failed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// A stored Stripe write (the `operations` table; see `ExtraWrite::RecordOperation`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationRecord {
+    /// The idempotency key Stripe is sent, every time.
+    pub key: String,
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    /// The conversation whose turn made it (it re-issues its own calls), if any.
+    pub conversation_id: Option<ConversationId>,
+    /// What kind of write (`checkout`, `refund`, …), for logs and queries.
+    pub kind: String,
+    /// What to ask Stripe, as JSON owned by the server.
+    pub request: String,
+    pub status: OperationStatus,
+    /// Stripe's answer (done), its refusal (failed), or the last error while pending.
+    pub result: Option<String>,
+    /// The instance holding it, until `lease_until` (milliseconds).
+    pub owner: Option<String>,
+    pub lease_until: Option<i64>,
+    /// How many times it has been claimed (each claim is one attempt).
+    pub attempts: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// Outcome of recording a webhook event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -395,6 +488,11 @@ pub trait Store: Send + Sync + 'static {
     /// Which backend this is (`sqlite` or `postgres`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;
+    /// Other instances' commits (PostgreSQL), once: the first caller gets the feed, later ones
+    /// `None`; SQLite has none (one instance per file).
+    fn take_changes(&self) -> Option<changes::ChangeFeed>;
+    /// Whether the change listener's connection is up (`None`: no listener, SQLite).
+    fn listener_connected(&self) -> Option<bool>;
 
     async fn insert_token(&self, id: &TokenId, name: &str, secret_hash: &str) -> StoreResult<()>;
     async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenId>>;
@@ -500,6 +598,15 @@ pub trait Store: Send + Sync + 'static {
     /// oldest pending event (a project's events go out in order), if it is due.
     async fn due_app_events(&self, now: i64, limit: i64) -> StoreResult<Vec<DueAppEvent>>;
     /// When the next event `due_app_events` would give is due (ms), if any is pending.
+    /// Claims up to `limit` due app events for delivery: each row's next attempt moves to
+    /// `lease_until`, so no other instance takes it meanwhile, and an instance that dies while
+    /// sending leaves it due again when the lease ends (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn claim_app_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueAppEvent>>;
     async fn next_app_event_at(&self) -> StoreResult<Option<i64>>;
     /// An attempt answered 2xx: delivered, nothing more to send.
     async fn app_event_delivered(&self, id: &str, now: i64) -> StoreResult<()>;
@@ -540,6 +647,45 @@ pub trait Store: Send + Sync + 'static {
         mode: Mode,
         filter: &SubscriptionFilter,
     ) -> StoreResult<Vec<SubscriptionRecord>>;
+
+    /// Writes `rows` in one transaction, outside any turn (an operation recorded with the
+    /// change that asks for it; an operation's result applied as it is marked done). A
+    /// version-checked row that changes nothing fails the whole write with `Conflict`.
+    async fn write(&self, rows: Vec<ExtraWrite>) -> StoreResult<()>;
+    /// A stored Stripe write by its idempotency key.
+    async fn operation(&self, key: &str) -> StoreResult<Option<OperationRecord>>;
+    /// Claims pending operations that no live lease holds (none, or expired at `now`), oldest
+    /// first, at most `limit`, for `owner` until `lease_until`; each claim counts an attempt.
+    /// Only operations outside conversations (a conversation re-issues its own). On PostgreSQL
+    /// concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`), so each
+    /// operation goes to one instance.
+    async fn claim_operations(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OperationRecord>>;
+    /// Claims one pending operation by key for `owner`, if no other live lease holds it.
+    async fn claim_operation(
+        &self,
+        key: &str,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<OperationRecord>>;
+    /// Extends `owner`'s lease; false if it no longer holds the operation (taken over, or
+    /// finished).
+    async fn renew_operation(&self, key: &str, owner: &str, lease_until: i64) -> StoreResult<bool>;
+    /// Gives a pending operation back after a failure that may pass: tried again from
+    /// `retry_at` (milliseconds) by whoever claims it then; `error` is kept as its last error.
+    async fn retry_operation(
+        &self,
+        key: &str,
+        owner: &str,
+        retry_at: i64,
+        error: &str,
+    ) -> StoreResult<()>;
 
     /// Stores one product of `account` read at `observed_at`, unless a newer read is stored.
     /// `data` makes the product's new state from the stored one, inside the same transaction. `Err(Conflict)` when the read was stale, `Err(NotFound)`

@@ -49,5 +49,10 @@ pub(crate) fn migrator() -> Migrator {
             "app_webhooks",
             include_str!("../migrations/0010_app_webhooks.sql"),
         ),
+        migration(
+            11,
+            "operations",
+            include_str!("../migrations/0011_operations.sql"),
+        ),
     ])
 }

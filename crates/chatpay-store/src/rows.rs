@@ -3,9 +3,10 @@
 use super::conn::Columns;
 use super::sql::{Statement, sql};
 use super::{
-    AppEventRecord, AppWebhook, ConnectionRecord, ConversationRecord, DueAppEvent, OrderRecord,
-    ProductState, ProjectRecord, PublishableKey, StagedKind, StagedObject, StoreError, StoreResult,
-    StoredFrame, StoredProduct, SubscriptionRecord, WebhookEventRecord,
+    AppEventRecord, AppWebhook, ConnectionRecord, ConversationRecord, DueAppEvent, OperationRecord,
+    OperationStatus, OrderRecord, ProductState, ProjectRecord, PublishableKey, StagedKind,
+    StagedObject, StoreError, StoreResult, StoredFrame, StoredProduct, SubscriptionRecord,
+    WebhookEventRecord,
 };
 use chatpay_core::domain::{ConversationId, Mode, Origin, ProjectId, TokenId};
 
@@ -112,6 +113,32 @@ pub(super) fn order_row(row: &impl Columns) -> StoreResult<OrderRecord> {
         version: row.int("version")?,
         created_at: row.int("created_at")?,
         data: row.text("data")?,
+    })
+}
+
+/// An operation's columns, for a `SELECT` or a `RETURNING`.
+pub(super) const OPERATION_FIELDS: &str = "idempotency_key, project_id, mode, conversation_id, \
+     kind, request, status, result, owner, lease_until, attempts, created_at, updated_at";
+
+pub(super) fn operation_row(row: &impl Columns) -> StoreResult<OperationRecord> {
+    let status = row.text("status")?;
+    Ok(OperationRecord {
+        key: row.text("idempotency_key")?,
+        project_id: stored_id(row, "project_id", ProjectId::parse)?,
+        mode: mode(row, "mode")?,
+        conversation_id: row
+            .opt_text("conversation_id")?
+            .map(|c| ConversationId::parse(&c).ok_or_else(|| bad("id", &c)))
+            .transpose()?,
+        kind: row.text("kind")?,
+        request: row.text("request")?,
+        status: OperationStatus::parse(&status).ok_or_else(|| bad("operation status", &status))?,
+        result: row.opt_text("result")?,
+        owner: row.opt_text("owner")?,
+        lease_until: row.opt_int("lease_until")?,
+        attempts: row.int("attempts")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
     })
 }
 

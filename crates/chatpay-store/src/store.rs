@@ -15,20 +15,20 @@ use sqlx::{Pool, Transaction};
 use super::conn::{Backend, Columns, Conn};
 use super::rows::{
     APP_EVENT_COLUMNS, APP_WEBHOOK_COLUMNS, CONNECTION_COLUMNS, CONVERSATION_COLUMNS,
-    EVENT_COLUMNS, ORDER_COLUMNS, PROJECT_COLUMNS, PUBLISHABLE_COLUMNS, SUBSCRIPTION_COLUMNS,
-    app_event_row, app_webhook_row, bad, connection_row, conversation_row, due_app_event_row,
-    event_row, frame_row, order_row, product_row, project_row, publishable_row, select, staged_row,
-    stored_id, subscription_row,
+    EVENT_COLUMNS, OPERATION_FIELDS, ORDER_COLUMNS, PROJECT_COLUMNS, PUBLISHABLE_COLUMNS,
+    SUBSCRIPTION_COLUMNS, app_event_row, app_webhook_row, bad, connection_row, conversation_row,
+    due_app_event_row, event_row, frame_row, operation_row, order_row, product_row, project_row,
+    publishable_row, select, staged_row, stored_id, subscription_row,
 };
-use super::sql::{ROWS_PER_INSERT, Statement, sql};
+use super::sql::{Dialect, ROWS_PER_INSERT, Statement, sql};
 use super::write::mark_event_processed;
 use super::writer::Writer;
 use super::{
     AppEventRecord, AppWebhook, CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord,
-    DueAppEvent, NewOrder, OrderFilter, OrderKey, OrderRecord, ProductPut, ProductState,
-    ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StagedObject, Store, StoreError,
-    StoreResult, StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionRecord, TurnWrite,
-    WebhookEventRecord,
+    DueAppEvent, ExtraWrite, NewOrder, OperationRecord, OrderFilter, OrderKey, OrderRecord,
+    ProductPut, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind,
+    StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct, SubscriptionFilter,
+    SubscriptionRecord, TurnWrite, WebhookEventRecord,
 };
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
 
@@ -36,13 +36,32 @@ use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis}
 pub(crate) struct SqlStore<B: Backend> {
     pool: Pool<B>,
     writer: Writer,
+    /// PostgreSQL's change feed, until the server takes it; its connection's state.
+    feed: std::sync::Mutex<Option<crate::changes::ChangeFeed>>,
+    listening: Option<crate::changes::Listening>,
 }
 
 type Tx<B> = Transaction<'static, B>;
 
 impl<B: Backend> SqlStore<B> {
     pub(crate) fn new(pool: Pool<B>, writer: Writer) -> SqlStore<B> {
-        SqlStore { pool, writer }
+        SqlStore {
+            pool,
+            writer,
+            feed: std::sync::Mutex::new(None),
+            listening: None,
+        }
+    }
+
+    /// With a change feed (PostgreSQL: other instances' commits).
+    pub(crate) fn with_feed(
+        mut self,
+        feed: crate::changes::ChangeFeed,
+        listening: crate::changes::Listening,
+    ) -> SqlStore<B> {
+        self.feed = std::sync::Mutex::new(Some(feed));
+        self.listening = Some(listening);
+        self
     }
 
     async fn conn(&self) -> StoreResult<PoolConnection<B>> {
@@ -173,6 +192,17 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn ping(&self) -> StoreResult<()> {
         self.run(sql("SELECT 1")).await?;
         Ok(())
+    }
+
+    fn take_changes(&self) -> Option<crate::changes::ChangeFeed> {
+        self.feed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    fn listener_connected(&self) -> Option<bool> {
+        self.listening.as_ref().map(crate::changes::Listening::get)
     }
 
     // ---- Tokens and projects.
@@ -792,6 +822,50 @@ impl<B: Backend> Store for SqlStore<B> {
         .await
     }
 
+    async fn claim_app_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueAppEvent>> {
+        // PostgreSQL: rows another instance is claiming are skipped, not waited for (and not
+        // taken twice); SQLite's `BEGIN IMMEDIATE` already makes the claim exclusive.
+        let lock = match B::DIALECT {
+            Dialect::Postgres => " FOR UPDATE OF e SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut tx = self.begin().await?;
+        let rows = tx
+            .fetch_all(
+                sql(format!(
+                    "SELECT e.id, e.project_id, e.type, e.payload, e.seq, e.created_at, \
+                     e.attempts, e.next_attempt_at, e.delivered_at, e.last_error, w.url, w.secret \
+                     FROM app_events e JOIN app_webhooks w ON w.project_id = e.project_id \
+                     WHERE e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM app_events f WHERE f.project_id = e.project_id \
+                     AND f.next_attempt_at IS NOT NULL AND f.seq < e.seq) \
+                     ORDER BY e.next_attempt_at, e.seq LIMIT $2{lock}"
+                ))
+                .bind(now)
+                .bind(limit),
+            )
+            .await?;
+        let due = rows
+            .iter()
+            .map(due_app_event_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        for d in &due {
+            tx.execute(
+                sql("UPDATE app_events SET next_attempt_at = $2 WHERE id = $1")
+                    .bind(d.event.id.as_str())
+                    .bind(lease_until),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
     async fn next_app_event_at(&self) -> StoreResult<Option<i64>> {
         let next = self
             .one(
@@ -856,6 +930,148 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     // ---- Orders and subscriptions (their changes ride with turns: `ExtraWrite`).
+
+    async fn write(&self, rows: Vec<ExtraWrite>) -> StoreResult<()> {
+        let now = now_millis();
+        // A unique-key race (two new orders numbered alike) fails the transaction; run it again.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut tx = self.begin().await?;
+            let mut raced = None;
+            'rows: for row in &rows {
+                for st in row.statements(now) {
+                    let check = st.check;
+                    match tx.execute(st).await {
+                        Ok(changed) => {
+                            if let Some(refused) = check.and_then(|c| c.refuses(changed)) {
+                                return Err(refused);
+                            }
+                        }
+                        Err(StoreError::Conflict(e)) if tries < 5 => {
+                            raced = Some(e);
+                            break 'rows;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            match raced {
+                None => return tx.commit().await.map_err(StoreError::from),
+                Some(e) => tracing::debug!(error = %e, "a write raced another; again"),
+            }
+        }
+    }
+
+    async fn operation(&self, key: &str) -> StoreResult<Option<OperationRecord>> {
+        self.one(
+            sql(format!(
+                "SELECT {OPERATION_FIELDS} FROM operations WHERE idempotency_key = $1"
+            ))
+            .bind(key),
+            operation_row,
+        )
+        .await
+    }
+
+    async fn claim_operations(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OperationRecord>> {
+        // PostgreSQL: rows another instance is claiming right now are skipped, not waited for.
+        // SQLite: one writer at a time (`BEGIN IMMEDIATE`), one instance.
+        let lock = match B::DIALECT {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut tx = self.begin().await?;
+        let rows = tx
+            .fetch_all(
+                sql(format!(
+                    "UPDATE operations SET owner = $1, lease_until = $3, \
+                     attempts = attempts + 1, updated_at = $2 \
+                     WHERE idempotency_key IN (SELECT idempotency_key FROM operations \
+                     WHERE status = 'pending' AND conversation_id IS NULL \
+                     AND (lease_until IS NULL OR lease_until <= $2) \
+                     ORDER BY created_at LIMIT $4{lock}) \
+                     RETURNING {OPERATION_FIELDS}"
+                ))
+                .bind(owner)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit),
+            )
+            .await?;
+        let mut claimed: Vec<OperationRecord> =
+            rows.iter().map(operation_row).collect::<StoreResult<_>>()?;
+        tx.commit().await?;
+        // `RETURNING` keeps no order: oldest first, as claimed.
+        claimed.sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
+        Ok(claimed)
+    }
+
+    async fn claim_operation(
+        &self,
+        key: &str,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<OperationRecord>> {
+        self.one(
+            sql(format!(
+                "UPDATE operations SET owner = $2, lease_until = $4, \
+                 attempts = attempts + 1, updated_at = $3 \
+                 WHERE idempotency_key = $1 AND status = 'pending' \
+                 AND (owner IS NULL OR owner = $2 OR lease_until IS NULL OR lease_until <= $3) \
+                 RETURNING {OPERATION_FIELDS}"
+            ))
+            .bind(key)
+            .bind(owner)
+            .bind(now)
+            .bind(lease_until),
+            operation_row,
+        )
+        .await
+    }
+
+    async fn renew_operation(&self, key: &str, owner: &str, lease_until: i64) -> StoreResult<bool> {
+        let changed = self
+            .run(
+                sql("UPDATE operations SET lease_until = $3 \
+                     WHERE idempotency_key = $1 AND owner = $2 AND status = 'pending'")
+                .bind(key)
+                .bind(owner)
+                .bind(lease_until),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn retry_operation(
+        &self,
+        key: &str,
+        owner: &str,
+        retry_at: i64,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.run(
+            sql(
+                "UPDATE operations SET owner = NULL, lease_until = $3, result = $4, \
+                 updated_at = $5 \
+                 WHERE idempotency_key = $1 AND owner = $2 AND status = 'pending'",
+            )
+            .bind(key)
+            .bind(owner)
+            .bind(retry_at)
+            .bind(error)
+            .bind(now_millis()),
+        )
+        .await?;
+        Ok(())
+    }
 
     async fn insert_order(&self, o: &NewOrder) -> StoreResult<OrderRecord> {
         // Two checkouts at once may pick the same number; the loser picks again.

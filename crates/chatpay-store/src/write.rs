@@ -13,7 +13,9 @@
 use std::sync::Arc;
 
 use super::sql::{Arg, Dialect, Statement, VersionCheck, sql};
-use super::{ConnectionRecord, StoreError, StoredFrame, WebhookEventRecord};
+use super::{
+    ConnectionRecord, NewOrder, OperationStatus, StoreError, StoredFrame, WebhookEventRecord,
+};
 use chatpay_core::domain::{ConversationId, Mode, ProjectId};
 
 /// Everything one conversation turn changes, committed atomically.
@@ -64,6 +66,19 @@ pub enum ExtraWrite {
     /// An event for the builder's app, into the outbox; written only if the project has an app
     /// webhook endpoint when the turn commits (nobody to tell otherwise).
     EnqueueAppEvent(NewAppEvent),
+    /// A Stripe write about to be made, with its idempotency key (nothing if that key is stored
+    /// already: the same operation again). Written with the change that asks for it.
+    RecordOperation(NewOperation),
+    /// A pending Stripe write's end: `Done` with Stripe's answer, written with the change that
+    /// applies it, or `Failed` with the refusal. Nothing if it had ended already.
+    FinishOperation {
+        key: String,
+        status: OperationStatus,
+        result: String,
+    },
+    /// A new order, numbered next in its project and mode (from 1001); nothing if its id is
+    /// stored already (its checkout finished before).
+    InsertOrder(NewOrder),
 }
 
 impl ExtraWrite {
@@ -179,8 +194,72 @@ impl ExtraWrite {
                 .bind(e.seq)
                 .bind(e.created_at),
             ],
+            ExtraWrite::RecordOperation(o) => {
+                vec![
+                sql("INSERT INTO operations (idempotency_key, project_id, mode, conversation_id, \
+                     kind, request, status, result, owner, lease_until, attempts, created_at, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, NULL, NULL, 0, \
+                     $7, $7) ON CONFLICT (idempotency_key) DO NOTHING")
+                .bind(o.key.as_str())
+                .bind(o.project_id.as_str())
+                .bind(o.mode.as_str())
+                .bind(o.conversation_id.as_ref().map(ConversationId::as_str))
+                .bind(o.kind.as_str())
+                .bind(o.request.as_str())
+                .bind(o.created_at),
+            ]
+            }
+            ExtraWrite::FinishOperation {
+                key,
+                status,
+                result,
+            } => vec![
+                sql(
+                    "UPDATE operations SET status = $2, result = $3, owner = NULL, \
+                     lease_until = NULL, updated_at = $4 \
+                     WHERE idempotency_key = $1 AND status = 'pending'",
+                )
+                .bind(key.as_str())
+                .bind(status.as_str())
+                .bind(result.as_str())
+                .bind(now),
+            ],
+            ExtraWrite::InsertOrder(o) => vec![
+                // Two at once may pick the same number: the loser's transaction fails on the
+                // unique number and is run again (`Store::write`).
+                sql(
+                    "INSERT INTO orders (id, project_id, mode, number, status, session_id, \
+                     payment_intent, created_at, updated_at, version, data, customer_email) \
+                     SELECT $1, $2, $3, COALESCE(MAX(number), 1000) + 1, $4, $5, NULL, $6, $6, 1, \
+                     $7, $8 FROM orders WHERE project_id = $2 AND mode = $3 \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(o.id.as_str())
+                .bind(o.project_id.as_str())
+                .bind(o.mode.as_str())
+                .bind(o.status.as_str())
+                .bind(o.session_id.as_str())
+                .bind(o.created_at)
+                .bind(o.data.as_str())
+                .bind(o.customer_email.as_deref().map(str::to_lowercase)),
+            ],
         }
     }
+}
+
+/// A Stripe write to record before it is made ([`ExtraWrite::RecordOperation`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOperation {
+    /// The idempotency key, derived from chatpay's own ids.
+    pub key: String,
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    /// The conversation whose turn makes it, if any.
+    pub conversation_id: Option<ConversationId>,
+    pub kind: String,
+    /// What to ask Stripe, as JSON owned by the server.
+    pub request: String,
+    pub created_at: i64,
 }
 
 /// Forgets a project's catalog in a mode ($1, $2), its runs and what they staged: the catalog
@@ -461,6 +540,30 @@ mod tests {
                 payload: "{}".into(),
                 seq: 1,
                 created_at: 1,
+            }),
+            ExtraWrite::RecordOperation(NewOperation {
+                key: "chatpay:order:ord_1:checkout".into(),
+                project_id: project.clone(),
+                mode: Mode::Test,
+                conversation_id: None,
+                kind: "checkout".into(),
+                request: "{}".into(),
+                created_at: 1,
+            }),
+            ExtraWrite::FinishOperation {
+                key: "chatpay:order:ord_1:checkout".into(),
+                status: OperationStatus::Done,
+                result: "{}".into(),
+            },
+            ExtraWrite::InsertOrder(NewOrder {
+                id: "ord_1".into(),
+                project_id: project.clone(),
+                mode: Mode::Test,
+                status: "open".into(),
+                session_id: "cs_1".into(),
+                created_at: 1,
+                data: "{}".into(),
+                customer_email: None,
             }),
         ];
         for row in &rows {

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
 use chatpay_store::{
-    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOrder, OrderFilter,
-    OrderKey, OrderUpdate, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase,
-    StagedKind, StoreError, StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionUpdate,
-    TurnWrite, WebhookEventRecord,
+    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOperation, NewOrder,
+    OperationStatus, OrderFilter, OrderKey, OrderUpdate, ProductState, ProjectRecord,
+    PublishableKey, Recorded, RunPhase, StagedKind, StoreError, StoredFrame, StoredProduct,
+    SubscriptionFilter, SubscriptionUpdate, TurnWrite, WebhookEventRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -1045,6 +1045,27 @@ async fn app_outbox(store: DynStore) {
     let due = store.due_app_events(t0 + 2_000, 10).await.unwrap();
     assert_eq!(due[0].event.id, "evt_cp_c");
 
+    // A claim takes the due row until its lease ends: a second claim (another instance) gets
+    // nothing meanwhile, and the row is due again after the lease (its claimer died).
+    let claimed = store
+        .claim_app_events(t0 + 2_000, t0 + 5_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&[claimed[0].event.clone()]), ["evt_cp_c"]);
+    assert!(
+        store
+            .claim_app_events(t0 + 2_000, t0 + 5_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_app_event_at().await.unwrap(), Some(t0 + 5_000));
+    let again = store
+        .claim_app_events(t0 + 5_000, t0 + 8_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+
     // Removing the endpoint drops what was not delivered; the delivered one stays on record.
     assert!(store.delete_app_webhook(&p.id).await.unwrap());
     assert!(!store.delete_app_webhook(&p.id).await.unwrap());
@@ -1063,6 +1084,279 @@ async fn app_outbox(store: DynStore) {
     );
 }
 
+fn new_operation(p: &ProjectRecord, key: &str, at: i64) -> ExtraWrite {
+    ExtraWrite::RecordOperation(NewOperation {
+        key: key.into(),
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+        conversation_id: None,
+        kind: "checkout".into(),
+        request: format!("{{\"for\":\"{key}\"}}"),
+        created_at: at,
+    })
+}
+
+fn new_order(p: &ProjectRecord, id: &str, session: &str) -> NewOrder {
+    NewOrder {
+        id: id.into(),
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+        status: "open".into(),
+        session_id: session.into(),
+        created_at: now_millis(),
+        data: "{}".into(),
+        customer_email: Some("Bo@Example.com".into()),
+    }
+}
+
+/// Stored Stripe writes: recorded once per key, claimed by one owner at a time under a lease
+/// that another may take over once it lapses, given back for a later attempt, and finished
+/// with their result in the same transaction as the change that applies it.
+async fn operations(store: DynStore) {
+    let p = project(&store).await;
+    let t0 = 1_000_000;
+    // Recorded with the change that asks for it; the same key again records nothing new.
+    store
+        .write(vec![new_operation(&p, "op_a", t0)])
+        .await
+        .unwrap();
+    store
+        .write(vec![ExtraWrite::RecordOperation(NewOperation {
+            request: "{\"other\":true}".into(),
+            ..match new_operation(&p, "op_a", t0 + 5) {
+                ExtraWrite::RecordOperation(o) => o,
+                _ => unreachable!(),
+            }
+        })])
+        .await
+        .unwrap();
+    let a = store.operation("op_a").await.unwrap().unwrap();
+    assert_eq!(a.status, OperationStatus::Pending);
+    assert_eq!(a.request, "{\"for\":\"op_a\"}");
+    assert_eq!(
+        (a.attempts, a.owner.as_deref(), a.created_at),
+        (0, None, t0)
+    );
+    assert_eq!(a.project_id, p.id);
+    assert!(store.operation("op_missing").await.unwrap().is_none());
+    store
+        .write(vec![new_operation(&p, "op_b", t0 + 1)])
+        .await
+        .unwrap();
+
+    // One claim at a time: "one" takes a by key; nobody else may until its lease lapses.
+    let now = t0 + 10;
+    let claimed = store
+        .claim_operation("op_a", "one", now, now + 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (claimed.attempts, claimed.owner.as_deref()),
+        (1, Some("one"))
+    );
+    assert!(
+        store
+            .claim_operation("op_a", "two", now + 50, now + 150)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The background claim takes only what no live lease holds: b, not a.
+    let batch = store
+        .claim_operations("two", now + 50, now + 150, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        ["op_b"]
+    );
+    assert_eq!(batch[0].attempts, 1);
+    // Renewed by its owner only.
+    assert!(
+        store
+            .renew_operation("op_a", "one", now + 300)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_operation("op_a", "two", now + 300)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_operations("three", now + 140, now + 400, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a renewed lease and b's are live"
+    );
+    // Lapsed: taken over, oldest first, each claim one more attempt.
+    let taken = store
+        .claim_operations("three", now + 301, now + 700, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken
+            .iter()
+            .map(|o| (o.key.as_str(), o.attempts))
+            .collect::<Vec<_>>(),
+        [("op_a", 2), ("op_b", 2)]
+    );
+    assert!(
+        !store
+            .renew_operation("op_a", "one", now + 900)
+            .await
+            .unwrap()
+    );
+
+    // Given back after a failure that may pass: tried again from then, its error kept.
+    store
+        .retry_operation("op_b", "three", now + 1_000, "Stripe unreachable")
+        .await
+        .unwrap();
+    let b = store.operation("op_b").await.unwrap().unwrap();
+    assert_eq!(
+        (b.owner, b.lease_until, b.result.as_deref()),
+        (None, Some(now + 1_000), Some("Stripe unreachable"))
+    );
+    assert!(
+        store
+            .claim_operations("four", now + 650, now + 2_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A client's retry of the same request may take it at once.
+    assert!(
+        store
+            .claim_operation("op_b", "four", now + 650, now + 2_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Done with its result, in the same transaction as the order it made; done once.
+    store
+        .write(vec![
+            ExtraWrite::InsertOrder(new_order(&p, "ord_ops_1", "cs_1")),
+            ExtraWrite::FinishOperation {
+                key: "op_a".into(),
+                status: OperationStatus::Done,
+                result: "{\"id\":\"cs_1\"}".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    store
+        .write(vec![
+            ExtraWrite::InsertOrder(new_order(&p, "ord_ops_1", "cs_other")),
+            ExtraWrite::FinishOperation {
+                key: "op_a".into(),
+                status: OperationStatus::Failed,
+                result: "{}".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    let a = store.operation("op_a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.status, a.result.as_deref(), a.owner, a.lease_until),
+        (OperationStatus::Done, Some("{\"id\":\"cs_1\"}"), None, None)
+    );
+    let order = store
+        .order_by(OrderKey::Id("ord_ops_1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((order.number, order.version), (1001, 1));
+    assert_eq!(
+        store
+            .order_by(OrderKey::Session("cs_1"))
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some("ord_ops_1".to_owned())
+    );
+    // The next order is numbered after it; numbering is per project.
+    store
+        .write(vec![ExtraWrite::InsertOrder(new_order(
+            &p,
+            "ord_ops_2",
+            "cs_2",
+        ))])
+        .await
+        .unwrap();
+    let second = store
+        .order_by(OrderKey::Id("ord_ops_2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.number, 1002);
+    // Finished operations are never claimed again.
+    store
+        .write(vec![ExtraWrite::FinishOperation {
+            key: "op_b".into(),
+            status: OperationStatus::Failed,
+            result: "{\"message\":\"no\"}".into(),
+        }])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_operations("five", i64::MAX - 1, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_operation("op_a", "five", i64::MAX - 1, i64::MAX)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Operations a conversation's turn made are its own to re-issue, not the background's.
+    store
+        .write(vec![ExtraWrite::RecordOperation(NewOperation {
+            conversation_id: Some(store.conversation_for(&p.id).await.unwrap().id),
+            ..match new_operation(&p, "op_c", t0) {
+                ExtraWrite::RecordOperation(o) => o,
+                _ => unreachable!(),
+            }
+        })])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_operations("five", now, now + 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A version-checked row that changes nothing fails the whole write.
+    let refused = store
+        .write(vec![
+            new_operation(&p, "op_d", t0),
+            ExtraWrite::PutOrder(OrderUpdate {
+                id: "ord_ops_1".into(),
+                expected_version: 7,
+                status: "paid".into(),
+                payment_intent: None,
+                data: "{}".into(),
+                customer_email: None,
+            }),
+        ])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert!(store.operation("op_d").await.unwrap().is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_meets_the_store_contract() {
     let (store, _dir) = sqlite().await;
@@ -1079,6 +1373,8 @@ async fn sqlite_meets_the_store_contract() {
     app_outbox(store).await;
     let (store, _dir) = sqlite().await;
     ledger(store).await;
+    let (store, _dir) = sqlite().await;
+    operations(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1094,6 +1390,7 @@ async fn postgres_meets_the_store_contract() {
     subscriptions(postgres().await.unwrap()).await;
     app_outbox(postgres().await.unwrap()).await;
     ledger(postgres().await.unwrap()).await;
+    operations(postgres().await.unwrap()).await;
 }
 
 /// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays

@@ -243,7 +243,7 @@ pub trait Gateway: Send + Sync + 'static {
 pub use chatpay_core::billing::SubscriptionChange;
 
 /// A checkout to create: one-time prices and quantities, for one of chatpay's orders.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CheckoutRequest {
     pub order_id: String,
     pub lines: Vec<(String, i64)>,
@@ -257,7 +257,7 @@ pub struct CheckoutRequest {
 }
 
 /// How a subscription-mode checkout starts its subscription.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionCheckout {
     /// A free trial from the request (the price's own trial applies otherwise).
     pub trial_period_days: Option<u32>,
@@ -266,7 +266,7 @@ pub struct SubscriptionCheckout {
 }
 
 /// A created Checkout Session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreatedSession {
     pub id: String,
     pub url: String,
@@ -275,7 +275,7 @@ pub struct CreatedSession {
 }
 
 /// A refund to make.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefundRequest {
     pub payment_intent: String,
     pub amount: Option<i64>,

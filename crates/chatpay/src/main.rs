@@ -236,6 +236,9 @@ fn serve(
     if let Some(u) = public_url {
         config.public_url = Some(u);
     }
+    // Held until this process ends: a second `serve` on the same SQLite file refuses to start.
+    let _serving =
+        chatpay_store::lock_for_serving(&config.database_url).map_err(anyhow::Error::msg)?;
     runtime()?.block_on(async {
         let sandbox = if config.stripe.uses_sandbox() {
             Some(start_sandbox(&mut config).await?)

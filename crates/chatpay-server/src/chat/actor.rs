@@ -20,7 +20,7 @@ use chatpay_core::flows::{
     OrderRef, Outside, Refusal, checklist,
 };
 use chatpay_core::intents::Outcome;
-use chatpay_store::{OrderKey, ProjectRecord, StoredFrame, WebhookEventRecord};
+use chatpay_store::{OrderKey, ProjectRecord, StoreError, StoredFrame, WebhookEventRecord};
 use chatpay_stripe::Gateway;
 
 /// What an actor is asked. Payloads are boxed so that a message, and so the mailbox every
@@ -54,6 +54,12 @@ pub(crate) enum Msg {
     LastSeq {
         reply: oneshot::Sender<Result<i64, ChatError>>,
     },
+    /// Another instance may have moved the conversation (to `seq`, if a notification said; a
+    /// poll or a listener's reconnect does not know): read the store, take on what it has and
+    /// push the new frames to this instance's clients.
+    Behind {
+        seq: Option<i64>,
+    },
     View {
         reply: oneshot::Sender<FlowView>,
     },
@@ -72,6 +78,9 @@ struct Actor {
     state: ConversationState,
     state_json: String,
     last_seq: i64,
+    /// The highest `seq` broadcast to this instance's clients. Equal to `last_seq` except
+    /// while frames another instance stored are being read to be pushed.
+    pushed_seq: i64,
     answered: HashSet<String>,
     /// The project's connections, test then live (see `turn::slot`).
     connections: [Option<Connection>; 2],
@@ -82,6 +91,24 @@ struct Actor {
     link_waiters: Vec<(u64, oneshot::Sender<Result<String, ChatError>>)>,
     /// `POST …/mode` requests waiting for the checklist call `op`.
     mode_waiters: Vec<(u64, oneshot::Sender<Result<ModeAnswer, ChatError>>)>,
+    /// Calls whose result could not be stored, and how often each was retried.
+    retries: std::collections::HashMap<u64, u32>,
+}
+
+/// How often a turn that lost its conversation to another instance is re-applied on the
+/// reloaded state before it is refused as `unavailable` (each retry follows a commit by
+/// someone else, so this bounds contention, not time).
+const MAX_RELOADS: u32 = 8;
+/// How often a call whose result could not be stored is run again (with a doubling pause),
+/// before it is left to the next load of the conversation.
+const MAX_CALL_RETRIES: u32 = 5;
+/// Frames read per page when pushing what another instance stored.
+const PUSH_PAGE: i64 = 200;
+
+/// Whether a turn applied, or had already been answered (by another instance, found on reload).
+enum Applied {
+    Done,
+    Answered,
 }
 
 pub(super) fn spawn(
@@ -181,6 +208,7 @@ impl Actor {
             project,
             state,
             last_seq: record.last_seq,
+            pushed_seq: record.last_seq,
             answered,
             connections,
             connected_at,
@@ -188,6 +216,7 @@ impl Actor {
             me,
             link_waiters: Vec::new(),
             mode_waiters: Vec::new(),
+            retries: std::collections::HashMap::new(),
         })
     }
 
@@ -288,16 +317,31 @@ impl Actor {
                         ChatError::Internal(anyhow::anyhow!("Stripe gave no link: {m}"))
                     }));
                 }
-                if let Err(e) = applied {
-                    tracing::error!(conversation = %self.conversation, op, error = ?e, "could not store a Stripe result; retrying the call");
-                    // The call is still pending in the stored state; run it again (same key).
-                    if let Some(p) = self.state.pending.iter().find(|p| p.op == op) {
-                        self.spawn_call(op, p.call.clone(), p.mode.unwrap_or(self.project.mode));
+                match applied {
+                    Ok(()) => {
+                        self.retries.remove(&op);
                     }
+                    Err(e) => self.retry_call(op, &e),
                 }
             }
             Msg::LastSeq { reply } => {
-                let _ = reply.send(Ok(self.last_seq));
+                // Several instances: the store, not this copy, says where the conversation is.
+                if self.inner.shared
+                    && let Err(e) = self.catch_up(None).await
+                {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                let _ = reply.send(Ok(self.pushed_seq));
+            }
+            Msg::Behind { seq } => {
+                // Nobody to push to here: the next turn's compare-and-set finds out.
+                if self.frames.receiver_count() == 0 {
+                    return;
+                }
+                if let Err(e) = self.catch_up(seq).await {
+                    tracing::warn!(conversation = %self.conversation, error = %e, "could not catch up with the store");
+                }
             }
             Msg::View { reply } => {
                 let _ = reply.send(self.view());
@@ -368,7 +412,12 @@ impl Actor {
                     intent: tag.as_ref(),
                 };
                 let mode = self.working_mode();
-                self.apply(Input::Say(&classification), cause, mode).await?;
+                if let Applied::Answered = self
+                    .apply_fresh(Input::Say(&classification), cause, mode)
+                    .await?
+                {
+                    return self.resend(&id).await;
+                }
             }
             Command::Click {
                 card,
@@ -382,10 +431,130 @@ impl Actor {
                     values: &values,
                 };
                 let mode = self.working_mode();
-                self.apply(input, Cause::Click { id: &id }, mode).await?;
+                if let Applied::Answered = self
+                    .apply_fresh(input, Cause::Click { id: &id }, mode)
+                    .await?
+                {
+                    return self.resend(&id).await;
+                }
             }
         }
         Ok(TurnReply::Done)
+    }
+
+    /// The frames an already answered client frame produced, to send again.
+    async fn resend(&self, id: &str) -> Result<TurnReply, ChatError> {
+        let frames = self
+            .inner
+            .store
+            .frames_replying_to(&self.conversation, id)
+            .await?;
+        Ok(TurnReply::Resend(frames.into_iter().map(to_out).collect()))
+    }
+
+    /// A call's result could not be stored: run the call again (same key), a few times with
+    /// a doubling pause, then leave it pending in the stored state (the next load of the
+    /// conversation re-issues it). Never a tight loop, never a log line per attempt beyond
+    /// the first and the last.
+    fn retry_call(&mut self, op: u64, e: &ChatError) {
+        let Some(p) = self.state.pending.iter().find(|p| p.op == op) else {
+            // No longer pending (another instance stored its result): nothing to retry.
+            self.retries.remove(&op);
+            return;
+        };
+        let attempt = self.retries.entry(op).or_insert(0);
+        *attempt += 1;
+        if *attempt > MAX_CALL_RETRIES {
+            tracing::error!(conversation = %self.conversation, op, error = %e, "could not store a Stripe result; giving up until the conversation is loaded again");
+            return;
+        }
+        if *attempt == 1 {
+            tracing::warn!(conversation = %self.conversation, op, error = %e, "could not store a Stripe result; retrying the call");
+        }
+        let delay = std::time::Duration::from_millis(200u64 << (*attempt - 1));
+        let (call, mode) = (p.call.clone(), p.mode.unwrap_or(self.project.mode));
+        self.spawn_call_after(op, call, mode, delay);
+    }
+
+    /// Reads the store's position of the conversation; if it moved on (another instance), takes
+    /// on its state and pushes the frames this instance's clients have not had, in pages.
+    async fn catch_up(&mut self, hint: Option<i64>) -> Result<(), ChatError> {
+        if hint.is_some_and(|seq| seq <= self.last_seq && seq <= self.pushed_seq) {
+            return Ok(());
+        }
+        let stored = self
+            .inner
+            .store
+            .conversation(&self.conversation)
+            .await?
+            .map_or(self.last_seq, |c| c.last_seq);
+        if stored > self.last_seq {
+            self.reload().await?;
+        }
+        self.push_stored(self.last_seq).await
+    }
+
+    /// Broadcasts the stored frames after `pushed_seq` up to `upto`, in bounded pages.
+    async fn push_stored(&mut self, upto: i64) -> Result<(), ChatError> {
+        while self.pushed_seq < upto {
+            let page = self
+                .inner
+                .store
+                .frames_after(
+                    &self.conversation,
+                    self.pushed_seq,
+                    PUSH_PAGE.min(upto - self.pushed_seq),
+                )
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            metrics::counter!("chatpay_frames_pushed_from_store_total")
+                .increment(page.len() as u64);
+            for f in page {
+                if f.seq > upto {
+                    break;
+                }
+                self.pushed_seq = f.seq;
+                let _ = self.frames.send(to_out(f));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes on the stored conversation (another instance moved it): its state, position,
+    /// answered ids, project and connections. The calls it has pending are not re-issued here:
+    /// the instance that asked for them carries them out.
+    async fn reload(&mut self) -> Result<(), ChatError> {
+        let fresh = Actor::load(
+            Arc::clone(&self.inner),
+            self.conversation.clone(),
+            &self.project.id,
+            self.me.clone(),
+            self.frames.clone(),
+        )
+        .await
+        .map_err(ChatError::Internal)?;
+        tracing::debug!(conversation = %self.conversation, from = self.last_seq, to = fresh.last_seq, "reloaded the conversation from the store");
+        metrics::counter!("chatpay_conversation_reloads_total").increment(1);
+        self.state = fresh.state;
+        self.state_json = fresh.state_json;
+        self.last_seq = fresh.last_seq;
+        self.answered = fresh.answered;
+        self.connections = fresh.connections;
+        self.connected_at = fresh.connected_at;
+        self.project = fresh.project;
+        Ok(())
+    }
+
+    /// Whether the stored conversation is ahead of this copy.
+    async fn behind_store(&self) -> Result<bool, ChatError> {
+        Ok(self
+            .inner
+            .store
+            .conversation(&self.conversation)
+            .await?
+            .is_some_and(|c| c.last_seq != self.last_seq))
     }
 
     /// The mode what people do in the chat works in: the project's, or the one being set up.
@@ -540,9 +709,93 @@ impl Actor {
         cause: Cause<'_>,
         mode: Mode,
     ) -> Result<(), ChatError> {
+        self.apply_fresh(input, cause, mode).await.map(|_| ())
+    }
+
+    /// [`Actor::apply`], on the stored state: when another instance moved the conversation
+    /// since this copy was loaded (the commit's compare-and-set on `last_seq` refused it, or
+    /// a click was refused against a card this copy does not know), the conversation is
+    /// reloaded and the input applied again, a bounded number of times. A client frame that
+    /// the reload shows as answered already is `Applied::Answered`; a webhook event it shows
+    /// as applied already is not applied again.
+    async fn apply_fresh(
+        &mut self,
+        input: Input<'_>,
+        cause: Cause<'_>,
+        mode: Mode,
+    ) -> Result<Applied, ChatError> {
+        let mut reloads = 0;
+        loop {
+            let result = self.apply_once(input.clone(), &cause, mode).await;
+            let moved = match &result {
+                Ok(()) => {
+                    metrics::counter!("chatpay_turns_total", "outcome" => "applied").increment(1);
+                    return Ok(Applied::Done);
+                }
+                Err(Attempt::Lost) => true,
+                // Refused against this copy: the store may know better.
+                Err(Attempt::Refused(_)) => self.inner.shared && self.behind_store().await?,
+                Err(Attempt::Failed(_)) => false,
+            };
+            if !moved || reloads >= MAX_RELOADS {
+                metrics::counter!("chatpay_turns_total", "outcome" => "refused").increment(1);
+                return Err(match result {
+                    Err(Attempt::Refused(e) | Attempt::Failed(e)) => e,
+                    _ => {
+                        tracing::warn!(conversation = %self.conversation, reloads, "turn kept losing its conversation to other writers");
+                        ChatError::Unavailable
+                    }
+                });
+            }
+            reloads += 1;
+            metrics::counter!("chatpay_turn_conflicts_total").increment(1);
+            tracing::debug!(conversation = %self.conversation, at = self.last_seq, "conversation moved on elsewhere; reloading and applying the turn again");
+            self.reload().await?;
+            self.push_stored(self.last_seq).await?;
+            if let Some(id) = cause.reply_to_id()
+                && self.answered.contains(id)
+            {
+                return Ok(Applied::Answered);
+            }
+            if let Cause::Outside {
+                ledger: Some(event),
+                ..
+            } = &cause
+                && self
+                    .inner
+                    .store
+                    .event(event)
+                    .await?
+                    .is_some_and(|e| e.processed_at.is_some())
+            {
+                return Ok(Applied::Done);
+            }
+        }
+    }
+
+    /// One attempt at [`Actor::apply`].
+    async fn apply_once(
+        &mut self,
+        input: Input<'_>,
+        cause: &Cause<'_>,
+        mode: Mode,
+    ) -> Result<(), Attempt> {
         let now = now_millis();
         let fresh = random_hex(12);
         let asked = cause.asked();
+        // A call's result: the call, whose stored operation ends with this turn.
+        let finished_call = match &input {
+            Input::Done { op, result } => {
+                self.state.pending.iter().find(|p| p.op == *op).map(|p| {
+                    (
+                        *op,
+                        p.call.clone(),
+                        result.as_ref().err().map(|e| e.message.clone()),
+                    )
+                })
+            }
+            _ => None,
+        };
         let mut next = self.state.clone();
         let facts = Facts {
             conversation: &self.conversation,
@@ -557,10 +810,12 @@ impl Actor {
             fresh: &fresh,
             asked: asked.as_ref(),
         };
-        let effects = next.handle(input, &facts).map_err(|r| match r {
-            Refusal::StaleCard(m) => ChatError::StaleCard(m),
-            Refusal::NotFound(m) => ChatError::NotFound(m),
-            Refusal::InvalidValues(fields) => ChatError::InvalidValues(fields),
+        let effects = next.handle(input, &facts).map_err(|r| {
+            Attempt::Refused(match r {
+                Refusal::StaleCard(m) => ChatError::StaleCard(m),
+                Refusal::NotFound(m) => ChatError::NotFound(m),
+                Refusal::InvalidValues(fields) => ChatError::InvalidValues(fields),
+            })
         })?;
         let planned = {
             let held = Held {
@@ -571,6 +826,13 @@ impl Actor {
                 state_json: &self.state_json,
                 connections: &self.connections,
                 connected_at: self.connected_at,
+                finished: finished_call
+                    .as_ref()
+                    .map(|(op, call, error)| turn::Finished {
+                        op: *op,
+                        call,
+                        error: error.as_deref(),
+                    }),
             };
             let app_seq = &self.inner.app_seq;
             let mut app_event = || {
@@ -583,18 +845,28 @@ impl Actor {
                 now,
                 app_event: &mut app_event,
             };
-            turn::plan(&held, &cause, mode, next, &effects, &mut stamps)
-                .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?
+            turn::plan(&held, cause, mode, next, &effects, &mut stamps)
+                .map_err(|e| Attempt::Failed(ChatError::Internal(anyhow::Error::new(e))))?
         };
         let Some(Turn { write, after }) = planned else {
             return Ok(());
         };
         let frames = write.frames.clone();
-        self.inner
-            .store
-            .commit_turn(write)
-            .await
-            .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?;
+        match self.inner.store.commit_turn(write).await {
+            Ok(()) => {}
+            // The move's compare-and-set lost (another instance), or a version-checked row
+            // did: only the first is cured by reloading the conversation.
+            Err(StoreError::Conflict(why)) => {
+                return Err(match self.behind_store().await {
+                    Ok(true) => Attempt::Lost,
+                    Ok(false) => {
+                        Attempt::Failed(ChatError::Internal(anyhow::anyhow!("conflict: {why}")))
+                    }
+                    Err(e) => Attempt::Failed(e),
+                });
+            }
+            Err(e) => return Err(Attempt::Failed(ChatError::Internal(anyhow::Error::new(e)))),
+        }
         // Stored: now it may be seen and acted on.
         self.take_on(after, frames);
         Ok(())
@@ -617,6 +889,7 @@ impl Actor {
         }
         for f in frames {
             // No receivers is fine: the frames are stored for whoever connects.
+            self.pushed_seq = self.pushed_seq.max(f.seq);
             let _ = self.frames.send(to_out(f));
         }
         if after.notify_app {
@@ -638,6 +911,11 @@ impl Actor {
 
     /// Runs call `op` in `mode` (the mode it was asked in), on that mode's connected account.
     fn spawn_call(&self, op: u64, call: Call, mode: Mode) {
+        self.spawn_call_after(op, call, mode, std::time::Duration::ZERO);
+    }
+
+    /// [`Actor::spawn_call`] after a pause.
+    fn spawn_call_after(&self, op: u64, call: Call, mode: Mode, delay: std::time::Duration) {
         let Some(me) = self.me.upgrade() else { return };
         let ctx = Exec {
             gateway: Arc::clone(&self.inner.gateway),
@@ -651,8 +929,11 @@ impl Actor {
             public: self.inner.links.public.clone(),
         };
         // Derived from the operation: the same call after a crash or retry has the same key.
-        let key = format!("chatpay:{}:{}:{}", self.conversation, op, call.name());
+        let key = turn::call_key(&self.conversation, op, &call);
         tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let result = execute(&ctx, &call, &key).await;
             let _ = me
                 .send(Msg::Done {
@@ -662,6 +943,16 @@ impl Actor {
                 .await;
         });
     }
+}
+
+/// Why one attempt at a turn did not store it.
+enum Attempt {
+    /// Another instance moved the conversation: reload and apply again.
+    Lost,
+    /// The flows refused the input against this copy of the conversation.
+    Refused(ChatError),
+    /// Anything else.
+    Failed(ChatError),
 }
 
 /// What a call needs to run.

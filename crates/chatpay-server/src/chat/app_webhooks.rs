@@ -267,10 +267,23 @@ impl Engine {
         client: &HttpClient,
         policy: &RetryPolicy,
     ) -> Result<bool, chatpay_store::StoreError> {
-        let due = self.inner.store.due_app_events(now_millis(), BATCH).await?;
+        // Claimed for as long as an attempt may take (and then some): another instance skips
+        // these rows, and takes them over if this one dies before recording the outcome.
+        let now = now_millis();
+        let lease = i64::try_from(policy.timeout.as_millis())
+            .unwrap_or(60_000)
+            .saturating_mul(2)
+            .saturating_add(30_000);
+        let due = self
+            .inner
+            .store
+            .claim_app_events(now, now.saturating_add(lease), BATCH)
+            .await?;
         if due.is_empty() {
             return Ok(false);
         }
+        metrics::counter!("chatpay_job_claims_total", "kind" => "app_event")
+            .increment(due.len() as u64);
         let attempts = due.iter().map(|d| self.attempt(client, policy, d));
         futures_util::future::join_all(attempts).await;
         Ok(true)

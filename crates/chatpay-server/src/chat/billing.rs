@@ -19,6 +19,7 @@ use chatpay_core::rules;
 use chatpay_store::{OrderFilter, ProjectRecord, SubscriptionFilter, SubscriptionRecord};
 use chatpay_stripe::GatewayError;
 
+use super::operations::StripeWrite;
 use super::orders::{OrderCtx, gateway_error, order_of};
 use super::{ChatError, Engine, catalog_sync};
 
@@ -338,11 +339,12 @@ impl Engine {
             Some(k) => format!("chatpay:{}:sub:{id}:{change:?}:key:{k}", p.id),
             None => format!("chatpay:{}:sub:{id}:{change:?}:v{}", p.id, record.version),
         };
-        self.inner
-            .gateway
-            .change_subscription(p.mode, &account, id, change, &key)
-            .await
-            .map_err(gateway_error)?;
+        let write = StripeWrite::SubscriptionChange {
+            account: account.clone(),
+            subscription: id.to_owned(),
+            change,
+        };
+        self.stripe_write(p, &key, &write, Vec::new()).await?;
         let mut after = self
             .inner
             .gateway

@@ -101,6 +101,23 @@ impl Hub {
         handle
     }
 
+    /// Tells the conversation's actor, if loaded here, that the store may be ahead of it.
+    /// Never waits: a full mailbox is busy anyway, and the next turn or poll catches up.
+    pub(super) fn behind(&self, conversation: &ConversationId, seq: Option<i64>) {
+        let handle = self.actors().get(conversation).cloned();
+        if let Some(h) = handle {
+            let _ = h.tx.try_send(Msg::Behind { seq });
+        }
+    }
+
+    /// [`Hub::behind`] for every loaded actor (a listener reconnect, the safety poll).
+    pub(super) fn all_behind(&self) {
+        let handles: Vec<ActorHandle> = self.actors().values().cloned().collect();
+        for h in handles {
+            let _ = h.tx.try_send(Msg::Behind { seq: None });
+        }
+    }
+
     /// Unloads the actor if nobody listens and it is still the registered one. The caller then
     /// answers what is already in its mailbox and stops.
     pub(super) fn unload_if_idle(

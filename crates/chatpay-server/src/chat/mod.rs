@@ -14,6 +14,7 @@ mod catalog_sync;
 mod golive;
 mod hub;
 mod message;
+mod operations;
 mod orders;
 mod projects;
 mod turn;
@@ -194,6 +195,15 @@ pub(crate) struct Inner {
     pub app_events: tokio::sync::Notify,
     pub app_seq: app_webhooks::EventSeq,
     pub app_webhooks: app_webhooks::RetryPolicy,
+    /// This instance's name in the claims it makes on stored Stripe writes.
+    pub instance: String,
+    /// Wakes the task that finishes stored Stripe writes (one is waiting for another attempt).
+    pub operations_due: tokio::sync::Notify,
+    /// The crash test's fault hook ([`operations::FAULT_PAUSE_ENV`]); `None` in production.
+    pub fault_pause: Option<String>,
+    /// Whether other instances may write the same database (PostgreSQL): then an actor's copy
+    /// of its conversation is a cache, checked against the store where it matters.
+    pub shared: bool,
     /// Each project's conversation, as looked up (it never changes).
     conversations: std::sync::Mutex<std::collections::HashMap<ProjectId, ConversationId>>,
 }
@@ -239,8 +249,10 @@ impl Engine {
             public: public_url,
             oauth_authorize: gateway.oauth_authorize_base(),
         };
+        let shared = store.backend() == "postgres";
         Engine {
             inner: Arc::new(Inner {
+                shared,
                 store,
                 matcher,
                 gateway,
@@ -264,6 +276,11 @@ impl Engine {
                     timeout: config.app_webhook_timeout,
                 },
                 config,
+                instance: format!("inst_{}", chatpay_core::domain::random_hex(8)),
+                operations_due: tokio::sync::Notify::new(),
+                fault_pause: std::env::var(operations::FAULT_PAUSE_ENV)
+                    .ok()
+                    .filter(|v| !v.is_empty()),
                 hub: Hub::default(),
                 conversations: std::sync::Mutex::default(),
             }),
@@ -321,6 +338,37 @@ impl Engine {
             frames,
             handle,
         })
+    }
+
+    /// Follows other instances' commits until `stopping`: each notification wakes the actor of
+    /// its conversation if this instance has it loaded (it reads the new frames from the store
+    /// and pushes them); after the listener reconnects, and every `poll` in case a
+    /// notification was lost, every loaded actor checks the store. Nothing to follow on SQLite.
+    pub async fn follow_changes(&self, mut stopping: tokio::sync::watch::Receiver<bool>) {
+        let Some(mut feed) = self.inner.store.take_changes() else {
+            return;
+        };
+        let poll = self.inner.config.safety_poll;
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stopping.changed() => return,
+                change = feed.changes.recv() => match change {
+                    Some(chatpay_store::changes::Change::Moved { conversation, seq }) => {
+                        metrics::counter!("chatpay_notifications_total").increment(1);
+                        self.inner.hub.behind(&conversation, Some(seq));
+                    }
+                    Some(chatpay_store::changes::Change::Reconnected) => {
+                        metrics::counter!("chatpay_listener_reconnects_total").increment(1);
+                        self.inner.hub.all_behind();
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => self.inner.hub.all_behind(),
+            }
+        }
     }
 
     /// Stored frames with `after < seq <= upto`, in order.

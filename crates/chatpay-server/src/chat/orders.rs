@@ -8,15 +8,15 @@
 //! version (see `chatpay_core::flows` `selling`).
 
 use chatpay_core::domain::{Email, Mode, ProjectId, WebOrigin, WebUrl, now_millis, random_hex};
-use chatpay_core::flows::{CallError, CallOutput, ListAsk, OrderRef, Outside, Period};
+use chatpay_core::flows::{CallError, CallOutput, ListAsk, OrderRef, Period};
 use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
 use chatpay_core::rules::{self, RefundSize};
 use chatpay_store::{
-    DynStore, NewOrder, OrderFilter, OrderKey, OrderRecord, ProjectRecord, PublishableKey,
-    StoreError,
+    DynStore, OrderFilter, OrderKey, OrderRecord, ProjectRecord, PublishableKey, StoreError,
 };
 use chatpay_stripe::{CheckoutRequest, Gateway, GatewayError, RefundRequest, SubscriptionCheckout};
 
+use super::operations::StripeWrite;
 use super::{ChatError, Engine, catalog_sync};
 
 /// Where an order's calls run: the project, its mode and its connected account.
@@ -225,6 +225,17 @@ pub(crate) fn gateway_error(e: GatewayError) -> ChatError {
     }
 }
 
+/// A stored order for a retried checkout: the same cart, or the key was used for another.
+fn same_cart(order: Order, lines: &[chatpay_core::orders::OrderLine]) -> Result<Order, ChatError> {
+    if order.lines != lines {
+        return Err(ChatError::Conflict {
+            code: "idempotency_key_reused",
+            message: "This Idempotency-Key was used for a different cart: use a new key for a new checkout.".to_owned(),
+        });
+    }
+    Ok(order)
+}
+
 fn web_url(field: &str, raw: &str) -> Result<String, ChatError> {
     WebUrl::parse(raw).map(|u| u.as_str().to_owned()).ok_or_else(|| {
         rejected(
@@ -295,13 +306,15 @@ impl Engine {
         rules::trial(input.trial_period_days, cart.recurring())?;
         if let Some(existing) = self.inner.store.order_by(OrderKey::Id(&id)).await? {
             let order = stored_order(&existing)?;
-            if order.lines != cart.lines {
-                return Err(ChatError::Conflict {
-                    code: "idempotency_key_reused",
-                    message: "This Idempotency-Key was used for a different cart: use a new key for a new checkout.".to_owned(),
-                });
+            return same_cart(order, &cart.lines);
+        }
+        let key = format!("chatpay:order:{id}:checkout");
+        if let Some(op) = self.inner.store.operation(&key).await? {
+            // Recorded before (a retried request, or one that crashed): the same checkout, once.
+            if let Ok(StripeWrite::Checkout { order, .. }) = serde_json::from_str(&op.request) {
+                same_cart(*order, &cart.lines)?;
             }
-            return Ok(order);
+            return self.checkout_made(&key, &id).await;
         }
         let fee = u64::from(self.inner.config.application_fee_bps);
         let subscription = cart.recurring().then(|| SubscriptionCheckout {
@@ -325,18 +338,8 @@ impl Engine {
             application_fee_amount,
             subscription,
         };
-        let session = self
-            .inner
-            .gateway
-            .create_checkout_session(
-                project.mode,
-                &account,
-                &request,
-                &format!("chatpay:order:{id}:checkout"),
-            )
-            .await
-            .map_err(gateway_error)?;
         let now = now_millis();
+        // The order as it is stored once Stripe has made its session (`operations::apply`).
         let order = Order {
             id: id.clone(),
             number: 0,
@@ -345,9 +348,9 @@ impl Engine {
             amount_total: cart.total,
             lines: cart.lines,
             customer_email: email,
-            checkout_session: session.id.clone(),
-            checkout_url: Some(session.url),
-            expires_at: session.expires_at,
+            checkout_session: String::new(),
+            checkout_url: None,
+            expires_at: 0,
             payment_intent: None,
             last_payment_error: None,
             charge: None,
@@ -358,20 +361,26 @@ impl Engine {
             paid_at: None,
             updated_at: now,
         };
+        let write = StripeWrite::Checkout {
+            account,
+            request,
+            order: Box::new(order),
+        };
+        self.stripe_write(project, &key, &write, Vec::new()).await?;
+        self.checkout_made(&key, &id).await
+    }
+
+    /// The order a checkout operation made (stored with the operation's end).
+    async fn checkout_made(&self, key: &str, id: &str) -> Result<Order, ChatError> {
+        self.settle_operation(key).await?;
         let record = self
             .inner
             .store
-            .insert_order(&NewOrder {
-                id,
-                project_id: project.id.clone(),
-                mode: project.mode,
-                status: order.status.as_str().to_owned(),
-                session_id: session.id,
-                created_at: now,
-                data: serde_json::to_string(&order).map_err(anyhow::Error::new)?,
-                customer_email: order.customer_email.clone(),
-            })
-            .await?;
+            .order_by(OrderKey::Id(id))
+            .await?
+            .ok_or_else(|| {
+                ChatError::Internal(anyhow::anyhow!("checkout {key} is done without its order"))
+            })?;
         stored_order(&record)
     }
 
@@ -436,53 +445,43 @@ impl Engine {
                 order.refunds.len()
             ),
         };
-        // The same request again (same key): Stripe answers the refund it already made.
-        let replayed = order
-            .refunds
-            .iter()
-            .find(|r| r.request.as_deref() == Some(key.as_str()));
-        let (pi, amount) = match replayed {
-            Some(r) => (order.payment_intent.clone().unwrap_or_default(), r.amount),
-            None => {
-                let size = match amount {
-                    Some(minor) => RefundSize::Amount {
-                        minor,
-                        currency: None,
-                    },
-                    None => RefundSize::Rest,
-                };
-                let plan = rules::refund(&order, size, 0)?;
-                (plan.payment_intent, plan.amount)
-            }
-        };
-        let refund = self
-            .inner
-            .gateway
-            .create_refund(
-                project.mode,
-                &account,
-                &RefundRequest {
-                    payment_intent: pi,
+        // The same request again (same key): the refund it made, once.
+        let answer = if self.inner.store.operation(&key).await?.is_some() {
+            self.settle_operation(&key).await?
+        } else {
+            // Made before refunds were stored operations: Stripe answers the refund it made.
+            let replayed = order
+                .refunds
+                .iter()
+                .find(|r| r.request.as_deref() == Some(key.as_str()));
+            let (payment_intent, amount) = match replayed {
+                Some(r) => (order.payment_intent.clone().unwrap_or_default(), r.amount),
+                None => {
+                    let size = match amount {
+                        Some(minor) => RefundSize::Amount {
+                            minor,
+                            currency: None,
+                        },
+                        None => RefundSize::Rest,
+                    };
+                    let plan = rules::refund(&order, size, 0)?;
+                    (plan.payment_intent, plan.amount)
+                }
+            };
+            let write = StripeWrite::Refund {
+                account: account.clone(),
+                request: RefundRequest {
+                    payment_intent,
                     amount: Some(amount),
                     order_id: order.id.clone(),
                 },
-                &key,
-            )
-            .await
-            .map_err(gateway_error)?;
-        // The order learns of it by reading Stripe again, as for a refund from the Dashboard
-        // (its card is pushed to the chat, and the change stored, by the conversation); the
-        // answer shows the order as that same read of Stripe makes it.
-        self.outside(
-            project,
-            Outside::OrderChanged {
-                order: OrderRef::Order(order.id.clone()),
-                event: None,
-                evidence: None,
-                known: None,
-            },
-        )
-        .await?;
+            };
+            // The order's conversation reads the order again once Stripe has made the refund
+            // (`operations::apply`), as for a refund from the Dashboard; the answer shows the
+            // order as that same read of Stripe makes it.
+            self.stripe_write(project, &key, &write, Vec::new()).await?
+        };
+        let refund: RefundInfo = serde_json::from_value(answer).map_err(anyhow::Error::new)?;
         let read = self
             .inner
             .gateway
@@ -524,11 +523,12 @@ impl Engine {
             Some(k) => format!("chatpay:receipt:{}:{k}", order.id),
             None => format!("chatpay:receipt:{}:{}", order.id, random_hex(8)),
         };
-        self.inner
-            .gateway
-            .resend_receipt(project.mode, &account, &charge.id, email, &key)
-            .await
-            .map_err(gateway_error)?;
+        let write = StripeWrite::Receipt {
+            account,
+            charge: charge.id.clone(),
+            email: email.clone(),
+        };
+        self.stripe_write(project, &key, &write, Vec::new()).await?;
         Ok(email.clone())
     }
 }

@@ -129,6 +129,26 @@ impl Engine {
         event: &EventEnvelope,
         payload: &[u8],
     ) -> Result<Received, ChatError> {
+        let received = self.receive_event_once(event, payload).await;
+        let outcome = match &received {
+            Ok(Received::Duplicate) => "duplicate",
+            Ok(Received::Handled(_)) => "applied",
+            Err(_) => "failed",
+        };
+        metrics::counter!("chatpay_webhooks_total", "outcome" => outcome).increment(1);
+        if received.is_ok() && event.created > 0 {
+            let lag = (now_millis() / 1000 - event.created).max(0);
+            #[allow(clippy::cast_precision_loss)] // seconds of lag: far below 2^52
+            metrics::histogram!("chatpay_webhook_lag_seconds").record(lag as f64);
+        }
+        received
+    }
+
+    async fn receive_event_once(
+        &self,
+        event: &EventEnvelope,
+        payload: &[u8],
+    ) -> Result<Received, ChatError> {
         let store = &self.inner.store;
         let stored = store.event(&event.id).await?;
         if stored.as_ref().is_some_and(|e| e.processed_at.is_some()) {
@@ -154,10 +174,16 @@ impl Engine {
         })
     }
 
-    /// Whether the database answers, and which backend it is.
+    /// Whether the database answers (and, on PostgreSQL, the listener that follows other
+    /// instances' commits is connected), and which backend it is.
     pub async fn ready(&self) -> Result<&'static str, ChatError> {
         let store = &self.inner.store;
         store.ping().await?;
+        if store.listener_connected() == Some(false) {
+            return Err(ChatError::Internal(anyhow::anyhow!(
+                "the change listener is not connected to PostgreSQL"
+            )));
+        }
         Ok(store.backend())
     }
 }

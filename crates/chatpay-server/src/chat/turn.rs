@@ -15,13 +15,55 @@ use super::message::{Body, IntentTag};
 use chatpay_core::domain::{ConversationId, Mode, ProjectId};
 use chatpay_core::flows::{Asked, Call, Connection, ConversationState, Effect};
 use chatpay_store::{
-    ConnectionRecord, ExtraWrite, OrderUpdate, StoredFrame, SubscriptionUpdate, TurnWrite,
-    WebhookEventRecord,
+    ConnectionRecord, ExtraWrite, NewOperation, OperationStatus, OrderUpdate, StoredFrame,
+    SubscriptionUpdate, TurnWrite, WebhookEventRecord,
 };
 
 /// Where a mode's connection is kept in a `[Option<Connection>; 2]`: test, then live.
 pub(super) fn slot(mode: Mode) -> usize {
     usize::from(mode.is_live())
+}
+
+/// The idempotency key of the conversation's call `op`: the same call after a crash or a retry
+/// has the same key, so Stripe acts once.
+pub(super) fn call_key(conversation: &ConversationId, op: u64, call: &Call) -> String {
+    format!("chatpay:{conversation}:{op}:{}", call.name())
+}
+
+/// Whether a call writes to Stripe, and so is recorded in the `operations` table with the turn
+/// that starts it (and finished with the turn that applies its result). Reads are not recorded:
+/// nothing is changed by making them twice.
+pub(super) fn writes_to_stripe(call: &Call) -> bool {
+    match call {
+        Call::CreateAccount(_)
+        | Call::CreateAccountLink { .. }
+        | Call::RefreshLink { .. }
+        | Call::ExchangeOauthCode { .. }
+        | Call::Deauthorize { .. }
+        | Call::CreateRefund { .. }
+        | Call::ResendReceipt { .. }
+        | Call::ChangeSubscription { .. } => true,
+        Call::RetrieveAccount { .. }
+        | Call::SyncCatalog
+        | Call::RefreshProduct { .. }
+        | Call::ReadCatalog { .. }
+        | Call::RefreshOrder { .. }
+        | Call::FindOrder { .. }
+        | Call::ListOrders { .. }
+        | Call::RefreshSubscription { .. }
+        | Call::ListSubscriptions { .. }
+        | Call::ReadPayouts { .. }
+        | Call::RefreshPayout { .. }
+        | Call::CheckLive => false,
+    }
+}
+
+/// A call whose result the turn applies: its stored operation ends with the turn.
+pub(super) struct Finished<'a> {
+    pub op: u64,
+    pub call: &'a Call,
+    /// The call's failure, if it failed.
+    pub error: Option<&'a str>,
 }
 
 /// What caused an input: which client frame its frames reply to, and the intent they carry.
@@ -58,6 +100,14 @@ impl Cause<'_> {
         }
     }
 
+    /// The client frame this turn answers itself (a say or a click), whose id is then answered.
+    pub(super) fn reply_to_id(&self) -> Option<&str> {
+        match self {
+            Cause::Say { id, .. } | Cause::Click { id } => Some(id),
+            Cause::Answer(_) | Cause::Outside { .. } => None,
+        }
+    }
+
     /// The client frame the turn's frames reply to.
     fn reply_to(&self) -> Option<&str> {
         match self {
@@ -79,6 +129,8 @@ pub(super) struct Held<'a> {
     /// The project's connections, test then live ([`slot`]), and when each was connected.
     pub connections: &'a [Option<Connection>; 2],
     pub connected_at: [i64; 2],
+    /// The pending call whose result this turn applies, if it does.
+    pub finished: Option<Finished<'a>>,
 }
 
 /// What a turn takes from the world, read by the caller.
@@ -161,6 +213,22 @@ pub(super) fn plan(
     let mut connected_at = held.connected_at;
     let mut project_mode = held.project_mode;
     let mut notify_app = false;
+    if let Some(done) = &held.finished
+        && writes_to_stripe(done.call)
+    {
+        let (status, result) = match done.error {
+            None => (OperationStatus::Done, "{}".to_owned()),
+            Some(e) => (
+                OperationStatus::Failed,
+                serde_json::json!({ "message": e }).to_string(),
+            ),
+        };
+        extra.push(ExtraWrite::FinishOperation {
+            key: call_key(held.conversation, done.op, done.call),
+            status,
+            result,
+        });
+    }
     for effect in effects {
         let seq = held.last_seq + frames.len() as i64 + 1;
         let body = match effect {
@@ -184,6 +252,19 @@ pub(super) fn plan(
                 state,
             },
             Effect::Call { op, call } => {
+                if writes_to_stripe(call) {
+                    // Recorded before it is made: one record of every Stripe write in flight.
+                    // The conversation re-issues it (its pending calls) after a crash.
+                    extra.push(ExtraWrite::RecordOperation(NewOperation {
+                        key: call_key(held.conversation, *op, call),
+                        project_id: held.project.clone(),
+                        mode,
+                        conversation_id: Some(held.conversation.clone()),
+                        kind: call.name().to_owned(),
+                        request: serde_json::to_string(call)?,
+                        created_at: now,
+                    }));
+                }
                 calls.push((*op, call.clone()));
                 continue;
             }
@@ -380,6 +461,7 @@ mod tests {
                 state_json: &self.state_json,
                 connections: &self.connections,
                 connected_at: [100, 0],
+                finished: None,
             }
         }
 
@@ -476,6 +558,109 @@ mod tests {
         );
         assert_eq!((turn.write.last_seq, turn.after.last_seq), (7, 7));
         assert_eq!(turn.after.calls, [(3, Call::CheckLive)]);
+    }
+
+    /// A Stripe write is recorded (with its key) in the turn that starts it, and ends in the turn
+    /// that applies its result; a read is neither.
+    #[test]
+    fn a_stripe_write_is_recorded_with_the_turn_that_starts_it_and_ends_with_its_result() {
+        let f = fixture();
+        let refund = Call::CreateRefund {
+            order: "ord_1".into(),
+            number: 1001,
+            payment_intent: "pi_1".into(),
+            amount: 500,
+            currency: "usd".into(),
+        };
+        let turn = f
+            .plan(
+                &Cause::Click { id: "u3" },
+                &[
+                    Effect::Call {
+                        op: 4,
+                        call: refund.clone(),
+                    },
+                    Effect::Call {
+                        op: 5,
+                        call: Call::CheckLive,
+                    },
+                    Effect::Reply("Refunding…".to_owned()),
+                ],
+            )
+            .unwrap();
+        let key = format!("chatpay:{}:4:create_refund", f.conversation);
+        match turn.write.extra.as_slice() {
+            [ExtraWrite::RecordOperation(op)] => {
+                assert_eq!(op.key, key);
+                assert_eq!(op.kind, "create_refund");
+                assert_eq!(op.conversation_id.as_ref(), Some(&f.conversation));
+                assert_eq!((op.mode, op.created_at), (Mode::Test, 1000));
+                assert_eq!(serde_json::from_str::<Call>(&op.request).unwrap(), refund);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(key, call_key(&f.conversation, 4, &refund));
+
+        // Its result: the operation ends with the turn that applies it.
+        for (error, status) in [
+            (None, OperationStatus::Done),
+            (Some("card declined"), OperationStatus::Failed),
+        ] {
+            let mut held = f.held();
+            held.finished = Some(Finished {
+                op: 4,
+                call: &refund,
+                error,
+            });
+            let mut app_event = || ("evt_cp_1".to_owned(), 1);
+            let mut stamps = Stamps {
+                now: 1000,
+                app_event: &mut app_event,
+            };
+            let turn = plan(
+                &held,
+                &Cause::Answer(None),
+                Mode::Test,
+                ConversationState::default(),
+                &[Effect::Reply("Refunded.".to_owned())],
+                &mut stamps,
+            )
+            .unwrap()
+            .unwrap();
+            match turn.write.extra.as_slice() {
+                [
+                    ExtraWrite::FinishOperation {
+                        key: k, status: s, ..
+                    },
+                ] => {
+                    assert_eq!((k, *s), (&key, status));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // A read's result ends nothing.
+        let mut held = f.held();
+        held.finished = Some(Finished {
+            op: 5,
+            call: &Call::CheckLive,
+            error: None,
+        });
+        let mut app_event = || ("evt_cp_1".to_owned(), 1);
+        let mut stamps = Stamps {
+            now: 1000,
+            app_event: &mut app_event,
+        };
+        let turn = plan(
+            &held,
+            &Cause::Answer(None),
+            Mode::Test,
+            ConversationState::default(),
+            &[Effect::Reply("Checked.".to_owned())],
+            &mut stamps,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(turn.write.extra.is_empty());
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn routes() -> Routes {
     }
     .add(M::GET, "/healthz", health)
     .add(M::GET, "/readyz", ready)
+    .add(M::GET, "/metrics", metrics_text)
     .add(M::GET, "/openapi.json", openapi::document)
     .add(M::GET, "/", web::index)
     .add(M::GET, "/favicon.ico", web::favicon)
@@ -242,6 +243,22 @@ async fn health() -> axum::Json<Health> {
     })
 }
 
+/// The server's figures in Prometheus' text format (turns, conflicts between instances,
+/// notifications, catch-ups, webhooks, background work claimed). Labels are low-cardinality:
+/// never a conversation or project id.
+#[utoipa::path(get, operation_id = "health_metrics", path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+async fn metrics_text() -> axum::response::Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::metrics_text(),
+    )
+        .into_response()
+}
+
 /// The database answers.
 #[derive(Serialize, ToSchema)]
 pub struct Ready {
@@ -269,7 +286,7 @@ async fn ready(State(state): State<AppState>) -> axum::response::Response {
             .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "database not ready");
-            ApiError::Unavailable("the database is not reachable".to_owned()).into_response()
+            ApiError::Unavailable(format!("not ready: {e}")).into_response()
         }
     }
 }

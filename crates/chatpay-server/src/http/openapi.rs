@@ -32,6 +32,7 @@ use super::{app_webhooks, billing, orders, projects, public, signin, stripe_page
     paths(
         super::health,
         super::ready,
+        super::metrics_text,
         document,
         web::index,
         web::favicon,

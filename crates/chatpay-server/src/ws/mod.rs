@@ -25,6 +25,11 @@ use protocol::{ClientFrame, FrameError};
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
+/// "Try again later" (RFC 6455's registry): the page reconnects and resumes from its last `seq`.
+const CLOSE_TRY_AGAIN: u16 = 1013;
+
+/// Stored frames read per page when a client catches up.
+const CATCH_UP_PAGE: i64 = 200;
 
 /// Small buffers: an idle connection should cost a few KB, not tungstenite's 128 KiB defaults.
 /// Frames queued with `feed` are written together up to this size, or on `flush`.
@@ -310,21 +315,43 @@ impl Connection {
             joined.last_seq,
         );
         self.send_text(&welcome).await?;
-        let backlog = self
-            .engine
-            .backlog(&joined.conversation, resume_after, joined.last_seq)
-            .await;
-        self.last_sent = resume_after.min(joined.last_seq);
+        self.last_sent = resume_after.clamp(0, joined.last_seq);
+        let (conversation, upto) = (joined.conversation.clone(), joined.last_seq);
         self.joined = Some(joined);
-        match backlog {
-            Ok(frames) => {
-                for f in &frames {
-                    self.send_frame(f).await?;
-                }
-                self.flush().await
-            }
-            Err(e) => self.send_error(&chat_error(None, e)).await,
+        if self.last_sent < upto {
+            metrics::counter!("chatpay_resumes_total").increment(1);
         }
+        match self.send_stored(&conversation, upto).await {
+            Ok(()) => Ok(()),
+            Err(Ok(e)) => self.send_error(&chat_error(None, e)).await,
+            Err(Err(end)) => Err(end),
+        }
+    }
+
+    /// Sends the stored frames after `last_sent` up to `upto`, a page at a time (a client far
+    /// behind costs one page of memory, not its whole backlog), each page flushed before the
+    /// next is read.
+    async fn send_stored(
+        &mut self,
+        conversation: &chatpay_core::domain::ConversationId,
+        upto: i64,
+    ) -> Result<(), Result<ChatError, End>> {
+        while self.last_sent < upto {
+            let page_end = upto.min(self.last_sent.saturating_add(CATCH_UP_PAGE));
+            let frames = self
+                .engine
+                .backlog(conversation, self.last_sent, page_end)
+                .await
+                .map_err(Ok)?;
+            if frames.is_empty() {
+                break;
+            }
+            for f in &frames {
+                self.send_frame(f).await.map_err(Err)?;
+            }
+            self.flush().await.map_err(Err)?;
+        }
+        Ok(())
     }
 
     /// Sends whatever live frames are already waiting.
@@ -363,15 +390,18 @@ impl Connection {
             return Ok(());
         };
         let conversation = joined.conversation.clone();
-        let frames = self
-            .engine
-            .backlog(&conversation, self.last_sent, i64::MAX)
-            .await
-            .map_err(|_| End::Closed)?;
-        for f in &frames {
-            self.send_frame(f).await?;
+        metrics::counter!("chatpay_catch_ups_total").increment(1);
+        match self.send_stored(&conversation, i64::MAX).await {
+            Ok(()) => Ok(()),
+            Err(Ok(e)) => {
+                tracing::warn!(error = %e, "catch-up from the store failed");
+                Err(End::Close(
+                    CLOSE_TRY_AGAIN,
+                    "could not catch up; resume".into(),
+                ))
+            }
+            Err(Err(end)) => Err(end),
         }
-        self.flush().await
     }
 }
 

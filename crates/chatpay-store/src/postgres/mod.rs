@@ -35,5 +35,7 @@ pub(super) async fn open(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .await?;
     migrator().run(&pool).await?;
     let writer = writer::spawn(pool.clone());
-    Ok(SqlStore::new(pool, writer))
+    let listening = crate::changes::Listening::default();
+    let feed = crate::changes::listen(url.to_owned(), listening.clone());
+    Ok(SqlStore::new(pool, writer).with_feed(feed, listening))
 }

@@ -124,6 +124,7 @@ async fn commit_together(
         results.push(Ok(Written::Turn));
     }
     insert_frames(&mut tx, &frames, now).await?;
+    notify(&mut tx, &turns, &won).await?;
     let t_insert = t0.elapsed();
     tx.commit().await?;
     tracing::trace!(?t_begin, ?t_update, ?t_insert, total = ?t0.elapsed(), "commit phases");
@@ -167,6 +168,30 @@ async fn move_conversations<'t>(
         }
     }
     Ok(won)
+}
+
+/// Tells the other instances where each conversation that moved now is: one `pg_notify` per
+/// moved conversation, delivered when the transaction commits (and not at all if it does not).
+/// Only the position, never the frames: listeners read those from the table.
+async fn notify(tx: &mut Tx, turns: &[&TurnWrite], won: &HashSet<&str>) -> StoreResult<()> {
+    let moved: Vec<String> = turns
+        .iter()
+        .filter(|t| won.contains(t.conversation.as_str()))
+        .map(|t| crate::changes::Change::payload(&t.conversation, t.last_seq))
+        .collect();
+    for chunk in moved.chunks(ROWS_PER_INSERT) {
+        let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
+        let mut st = sql(format!(
+            "SELECT pg_notify('{}', p) FROM (VALUES {}) AS t(p)",
+            crate::changes::CHANNEL,
+            values.join(", ")
+        ));
+        for p in chunk {
+            st = st.bind(p.as_str());
+        }
+        tx.fetch_all(st).await?;
+    }
+    Ok(())
 }
 
 async fn insert_frames(
