@@ -314,6 +314,7 @@ impl Engine {
             if let Ok(StripeWrite::Checkout { order, .. }) = serde_json::from_str(&op.request) {
                 same_cart(*order, &cart.lines)?;
             }
+            self.settle_operation(&key).await?;
             return self.checkout_made(&key, &id).await;
         }
         let fee = u64::from(self.inner.config.application_fee_bps);
@@ -370,9 +371,8 @@ impl Engine {
         self.checkout_made(&key, &id).await
     }
 
-    /// The order a checkout operation made (stored with the operation's end).
+    /// The order a finished checkout operation made (stored with the operation's end).
     async fn checkout_made(&self, key: &str, id: &str) -> Result<Order, ChatError> {
-        self.settle_operation(key).await?;
         let record = self
             .inner
             .store
