@@ -78,9 +78,13 @@ impl Cluster {
     }
 
     fn kill_9(&self, i: usize) {
+        self.signal(i, "-KILL");
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
         let pid = self.read(&format!("instance-{i}.pid"));
         let status = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap();
         assert!(status.success());
@@ -557,6 +561,17 @@ async fn two_instances_on_one_postgres_are_one_service() {
     for name in ["chatpay_turns_total", "chatpay_notifications_total"] {
         assert!(metrics.contains(name), "{name} not in /metrics:\n{metrics}");
     }
+
+    // SIGTERM: B closes its WebSockets with 1001 ("going away": the page reconnects elsewhere).
+    cluster.signal(1, "-TERM");
+    let code = loop {
+        match tokio::time::timeout(DEADLINE, check.ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no Close from the stopping server: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1001));
 }
 
 /// SQLite is one instance's database: a second `serve` on the same file refuses to start.
