@@ -329,20 +329,29 @@ async fn two_instances_on_one_postgres_are_one_service() {
     assert_eq!(res.status, 201, "{}", res.text());
     let project = res.json().unwrap()["id"].as_str().unwrap().to_owned();
 
-    // The connect flow on A, up to Stripe's onboarding link.
+    // The connect flow, up to Stripe's onboarding link: asked on A, the card A made clicked on
+    // B (current in the store, so not `stale_card`), the next card clicked on A.
     let mut on_a = Client::join(&a, &token, &project, 0).await;
+    let mut on_b = Client::join(&b, &token, &project, 0).await;
     on_a.say("s1", "I don't have a stripe account").await;
     on_a.until("the register card", is_card("register")).await;
-    let card = on_a.card("register");
-    on_a.click(
+    on_b.until("the register card, pushed to B", is_card("register"))
+        .await;
+    let card = on_b.card("register");
+    on_b.click(
         "c1",
         &card,
         "continue",
         json!({ "legal_name": "Dorothy Vaughan", "country": "US", "email": "dorothy@example.com" }),
     )
     .await;
-    on_a.until("the business profile card", is_card("business_profile"))
+    on_b.until("the business profile card", is_card("business_profile"))
         .await;
+    on_a.until(
+        "the business profile card, pushed to A",
+        is_card("business_profile"),
+    )
+    .await;
     let card = on_a.card("business_profile");
     on_a.click(
         "c2",
@@ -364,7 +373,7 @@ async fn two_instances_on_one_postgres_are_one_service() {
         .to_owned();
 
     // Onboarding completed at Stripe: its webhook goes to B, and the card B makes reaches A.
-    let mut on_b = Client::join(&b, &token, &project, on_a.last_seq).await;
+    on_b.read_to(on_a.last_seq).await;
     let res = http
         .post_json(
             &format!("http://{sandbox}/__sandbox/account_links/follow"),
