@@ -496,6 +496,17 @@ async fn two_instances_on_one_postgres_are_one_service() {
     let (wa, wb) = tokio::join!(deliver(a.clone()), deliver(b.clone()));
     assert!(wa.status < 300, "webhook on A: {} {}", wa.status, wa.text());
     assert!(wb.status < 300, "webhook on B: {} {}", wb.status, wb.text());
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+        let rows: Vec<(Option<i64>,)> =
+            sqlx::query_as("SELECT processed_at FROM webhook_events WHERE id = 'evt_multi_1'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 1, "the event is in the ledger once");
+        assert!(rows[0].0.is_some(), "and applied");
+    }
 
     // The listeners' connections are cut (`pg_terminate_backend`): a turn on B still reaches
     // the client on A (the listener reconnects and catches up; the safety poll covers the rest).
