@@ -191,7 +191,7 @@ impl Application {
         let engine = self.engine;
         let stopping = self.shutdown.subscribe();
         let deliverer = tokio::spawn(async move { engine.deliver_app_events(stopping).await });
-        tracing::info!(address = %self.address, instance = crate::telemetry::instance_id(), "chatpay listening");
+        tracing::info!(address = %self.address, "chatpay listening");
         let shutdown = self.shutdown;
         // Chat frames are small: send them now, not when Nagle's algorithm decides to.
         let listener = self.listener.tap_io(|tcp| {

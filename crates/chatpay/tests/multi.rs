@@ -78,9 +78,13 @@ impl Cluster {
     }
 
     fn kill_9(&self, i: usize) {
+        self.signal(i, "-KILL");
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
         let pid = self.read(&format!("instance-{i}.pid"));
         let status = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap();
         assert!(status.success());
@@ -325,20 +329,29 @@ async fn two_instances_on_one_postgres_are_one_service() {
     assert_eq!(res.status, 201, "{}", res.text());
     let project = res.json().unwrap()["id"].as_str().unwrap().to_owned();
 
-    // The connect flow on A, up to Stripe's onboarding link.
+    // The connect flow, up to Stripe's onboarding link: asked on A, the card A made clicked on
+    // B (current in the store, so not `stale_card`), the next card clicked on A.
     let mut on_a = Client::join(&a, &token, &project, 0).await;
+    let mut on_b = Client::join(&b, &token, &project, 0).await;
     on_a.say("s1", "I don't have a stripe account").await;
     on_a.until("the register card", is_card("register")).await;
-    let card = on_a.card("register");
-    on_a.click(
+    on_b.until("the register card, pushed to B", is_card("register"))
+        .await;
+    let card = on_b.card("register");
+    on_b.click(
         "c1",
         &card,
         "continue",
         json!({ "legal_name": "Dorothy Vaughan", "country": "US", "email": "dorothy@example.com" }),
     )
     .await;
-    on_a.until("the business profile card", is_card("business_profile"))
+    on_b.until("the business profile card", is_card("business_profile"))
         .await;
+    on_a.until(
+        "the business profile card, pushed to A",
+        is_card("business_profile"),
+    )
+    .await;
     let card = on_a.card("business_profile");
     on_a.click(
         "c2",
@@ -360,7 +373,7 @@ async fn two_instances_on_one_postgres_are_one_service() {
         .to_owned();
 
     // Onboarding completed at Stripe: its webhook goes to B, and the card B makes reaches A.
-    let mut on_b = Client::join(&b, &token, &project, on_a.last_seq).await;
+    on_b.read_to(on_a.last_seq).await;
     let res = http
         .post_json(
             &format!("http://{sandbox}/__sandbox/account_links/follow"),
@@ -483,6 +496,17 @@ async fn two_instances_on_one_postgres_are_one_service() {
     let (wa, wb) = tokio::join!(deliver(a.clone()), deliver(b.clone()));
     assert!(wa.status < 300, "webhook on A: {} {}", wa.status, wa.text());
     assert!(wb.status < 300, "webhook on B: {} {}", wb.status, wb.text());
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+        let rows: Vec<(Option<i64>,)> =
+            sqlx::query_as("SELECT processed_at FROM webhook_events WHERE id = 'evt_multi_1'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 1, "the event is in the ledger once");
+        assert!(rows[0].0.is_some(), "and applied");
+    }
 
     // The listeners' connections are cut (`pg_terminate_backend`): a turn on B still reaches
     // the client on A (the listener reconnects and catches up; the safety poll covers the rest).
@@ -557,6 +581,17 @@ async fn two_instances_on_one_postgres_are_one_service() {
     for name in ["chatpay_turns_total", "chatpay_notifications_total"] {
         assert!(metrics.contains(name), "{name} not in /metrics:\n{metrics}");
     }
+
+    // SIGTERM: B closes its WebSockets with 1001 ("going away": the page reconnects elsewhere).
+    cluster.signal(1, "-TERM");
+    let code = loop {
+        match tokio::time::timeout(DEADLINE, check.ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no Close from the stopping server: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1001));
 }
 
 /// SQLite is one instance's database: a second `serve` on the same file refuses to start.

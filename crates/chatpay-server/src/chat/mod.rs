@@ -5,6 +5,12 @@
 //! Each conversation is served by one actor task (see `actor`), so a conversation's turns are
 //! applied one at a time and its `seq` has no gaps, while different conversations run in
 //! parallel and share group commits. Actors load on first use and unload when idle.
+//!
+//! With several instances on one PostgreSQL, an actor's copy of its conversation is a cache: the
+//! database decides which turn commits (a compare-and-set on `last_seq`), the loser reloads and
+//! applies its input again, and other instances' commits arrive as notifications
+//! ([`Engine::follow_changes`]) that make the actor read and push the new frames
+//! (docs/architecture.md, "Several instances").
 
 mod actor;
 pub mod app_webhooks;

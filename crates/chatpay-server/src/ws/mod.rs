@@ -86,7 +86,9 @@ pub async fn upgrade(
             };
             let mut shutdown = state.shutdown.clone();
             let deadline = tokio::time::Instant::now() + state.chat.hello_timeout;
+            metrics::gauge!("chatpay_ws_connections").increment(1);
             conn.run(&mut shutdown, deadline).await;
+            metrics::gauge!("chatpay_ws_connections").decrement(1);
         })
 }
 
