@@ -251,6 +251,10 @@ fn currency_of(word: &str) -> Option<Currency> {
         "hk$" => "hkd",
         "s$" => "sgd",
         "r$" => "brl",
+        "₦" | "naira" => "ngn",
+        "₩" => "krw",
+        "₱" => "php",
+        "rand" => "zar",
         other if other.len() == 3 => return Currency::parse(other),
         _ => return None,
     };
