@@ -2,7 +2,9 @@
 //! in `intents/` (hundreds of real phrasings), one `classify` each.
 //!
 //! `cargo bench --bench matcher`; the figure per utterance is the reported time divided by the
-//! number of utterances (printed first).
+//! number of utterances (printed first). `floor_lowercase_all` is the machine's floor in the same
+//! run: one lowercased copy of each utterance (what any matcher has to do at least), so that runs
+//! on a busy or a quiet machine can be compared by their ratio to it.
 
 use std::hint::black_box;
 
@@ -33,6 +35,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for t in &texts {
                 black_box(matcher.classify(black_box(t)));
+            }
+        })
+    });
+    group.bench_function("floor_lowercase_all", |b| {
+        let mut buf: Vec<u8> = Vec::with_capacity(256);
+        b.iter(|| {
+            for t in &texts {
+                buf.clear();
+                buf.extend(black_box(t).bytes().map(|c| c.to_ascii_lowercase()));
+                black_box(&buf);
             }
         })
     });

@@ -73,6 +73,8 @@ pub struct EvalReport {
     pub confusion: BTreeMap<(String, String), usize>,
     /// Every wrong line: (line, text, expected, got and what decided).
     pub misses: Vec<(usize, String, String, String)>,
+    /// Every line whose slots were wrong: (line, text, the slots expected, the slots got).
+    pub slot_misses: Vec<(usize, String, String, String)>,
 }
 
 /// Classifies every case and tallies the result.
@@ -134,6 +136,13 @@ pub fn evaluate(matcher: &Matcher, cases: &[EvalCase]) -> EvalReport {
             let got_json = serde_json::to_value(&got.slots).unwrap_or_default();
             if want_slots.iter().all(|(k, v)| got_json.get(k) == Some(v)) {
                 r.slot_correct += 1;
+            } else {
+                r.slot_misses.push((
+                    case.line,
+                    case.text.clone(),
+                    serde_json::Value::Object(want_slots.clone()).to_string(),
+                    got_json.to_string(),
+                ));
             }
         }
     }
@@ -190,6 +199,12 @@ impl fmt::Display for EvalReport {
             }
             writeln!(f, "misses:")?;
             for (line, text, want, got) in &self.misses {
+                writeln!(f, "  {line}: {text:?}: expected {want}, got {got}")?;
+            }
+        }
+        if !self.slot_misses.is_empty() {
+            writeln!(f, "slot misses:")?;
+            for (line, text, want, got) in &self.slot_misses {
                 writeln!(f, "  {line}: {text:?}: expected {want}, got {got}")?;
             }
         }

@@ -32,6 +32,37 @@ pub struct LexiconFile {
     /// was asked).
     #[serde(default)]
     pub replies: BTreeMap<String, Vec<String>>,
+    /// What makes a whole request no intent (see `frames.rs`).
+    #[serde(default)]
+    pub frames: FramesDef,
+}
+
+/// The words of `[frames]`: each list is word phrases, matched on word boundaries after
+/// normalization (see `frames.rs` for what each kind does).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FramesDef {
+    pub build_verbs: Vec<String>,
+    pub restyle_verbs: Vec<String>,
+    /// Words that, as the utterance's first word, make it a statement about a thing ("the
+    /// revenue chart is broken"): read as a restyle verb there.
+    pub subjects: Vec<String>,
+    pub artifacts: Vec<String>,
+    pub functional: Vec<String>,
+    pub object_ends: Vec<String>,
+    /// How many words after its verb an artifact still belongs to the object.
+    pub object_words: usize,
+    pub design: Vec<String>,
+    pub working: Vec<String>,
+    pub declines: Vec<String>,
+    pub deferrals: Vec<String>,
+    pub redirects: Vec<String>,
+    pub hypothetical: Vec<String>,
+    pub providers: Vec<String>,
+    pub comparisons: Vec<String>,
+    pub opinions: Vec<String>,
+    /// Intents no frame takes away ("cancel": "park this for now" is what it is about).
+    pub spare: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::frames::{self, Frame, FrameHit, FrameWord};
 use super::model::{self, Feature, Model};
 use super::normalize::{Normalized, Normalizer};
 use super::scan::Literals;
@@ -31,6 +32,8 @@ pub(super) enum Tag {
         regex: u16,
         at_start: bool,
     },
+    /// A word of `[frames]` (see `frames.rs`).
+    Frame(FrameWord),
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +182,10 @@ pub struct Matcher {
     pub(super) refusable: Vec<bool>,
     pub(super) slots: SlotExtractor,
     pub(super) negation_window: usize,
+    /// How far after its verb an artifact is still its object (`[frames]`).
+    pub(super) object_words: usize,
+    /// Per intent: no frame takes it away (`[frames] spare`).
+    pub(super) frame_spare: Vec<bool>,
     /// The n-gram model, consulted when no rule decides or rules tie.
     pub(super) model: Model,
     pub(super) small_talk: SmallTalkSet,
@@ -232,6 +239,8 @@ struct Scratch {
     hits: Vec<Hit>,
     negations: Vec<(u32, u32)>,
     breakers: Vec<u32>,
+    /// Word breaks that end a clause (`Normalized::clause_breaks`).
+    clause_breaks: Vec<u32>,
     masks: Vec<u64>,
     suppressed: Vec<bool>,
     best: Vec<Option<Best>>,
@@ -246,6 +255,9 @@ struct Scratch {
     refused: Vec<Option<usize>>,
     features: Vec<Feature>,
     probs: Vec<f32>,
+    frame_hits: Vec<FrameHit>,
+    /// The request's frame, if it makes it no intent, and what decided it.
+    frame: Option<(Frame, (u32, u32))>,
 }
 
 thread_local! {
@@ -315,6 +327,8 @@ impl Matcher {
         s.suppressed.resize(n_intents, false);
         s.refused.clear();
         s.refused.resize(n_intents, None);
+        s.frame_hits.clear();
+        s.norm.clause_breaks(text, &mut s.clause_breaks);
 
         s.gates.clear();
         s.gates.extend(self.regexes.iter().map(|r| !r.gated));
@@ -341,6 +355,20 @@ impl Matcher {
                     Tag::Negation => s.negations.push((start as u32, end as u32)),
                     Tag::Breaker => s.breakers.push(start as u32),
                     Tag::Unless { intent } => s.suppressed[intent as usize] = true,
+                    Tag::Frame(FrameWord::Subject) => {
+                        if start == 0 {
+                            s.frame_hits.push(FrameHit {
+                                start: 0,
+                                end: end as u32,
+                                word: FrameWord::RestyleVerb,
+                            });
+                        }
+                    }
+                    Tag::Frame(word) => s.frame_hits.push(FrameHit {
+                        start: start as u32,
+                        end: end as u32,
+                        word,
+                    }),
                 }
             }
             if word {
@@ -351,6 +379,26 @@ impl Matcher {
                 });
             }
         });
+
+        // A request that builds something about payments, declines or puts them off, supposes
+        // or compares is no intent, whatever words it holds.
+        let (norm_ref, breaks) = (&s.norm, &s.clause_breaks);
+        s.frame = frames::read(&mut s.frame_hits, self.object_words, |from, to| {
+            // An object phrase ends with its clause.
+            if breaks
+                .iter()
+                .any(|&b| b as usize > from && (b as usize) < to)
+            {
+                usize::MAX
+            } else {
+                norm_ref.words_between(from, to)
+            }
+        });
+        if s.frame.is_some() {
+            for (suppressed, spare) in s.suppressed.iter_mut().zip(&self.frame_spare) {
+                *suppressed |= !spare;
+            }
+        }
 
         for (regex, &open) in self.regexes.iter().zip(&s.gates) {
             if open {
@@ -687,7 +735,7 @@ impl Matcher {
     }
 
     /// Small talk, when nothing matched: a refusal (a rule cancelled by a negation) first, then
-    /// the `[small_talk]` patterns.
+    /// the `[small_talk]` patterns, then the request's frame.
     fn small_talk(&self, s: &Scratch) -> Option<SmallTalk> {
         if let Some((intent, r)) = s
             .refused
@@ -701,17 +749,22 @@ impl Matcher {
                 rule: Arc::from(format!("negated {}", self.rules[r].label)),
             });
         }
-        let ix = self
-            .small_talk
-            .set
-            .matches(&s.norm.text)
-            .into_iter()
-            .next()?;
-        let (kind, rule) = &self.small_talk.kinds[ix];
+        // A pattern says more than a frame ("no payments for now, just make the header blue" is
+        // a refusal before it is a design request).
+        if let Some(ix) = self.small_talk.set.matches(&s.norm.text).into_iter().next() {
+            let (kind, rule) = &self.small_talk.kinds[ix];
+            return Some(SmallTalk {
+                kind: kind.clone(),
+                about: None,
+                rule: rule.clone(),
+            });
+        }
+        let (frame, (start, end)) = s.frame?;
+        let words = s.norm.text.get(start as usize..end as usize).unwrap_or("");
         Some(SmallTalk {
-            kind: kind.clone(),
+            kind: Arc::from(frame.kind()),
             about: None,
-            rule: rule.clone(),
+            rule: Arc::from(format!("frame {} \"{words}\"", frame.name())),
         })
     }
 
@@ -750,7 +803,8 @@ impl Matcher {
             let distance = s
                 .norm
                 .words_between(ne.saturating_sub(1) as usize, span.0 as usize);
-            let broken = s.breakers.iter().any(|&b| b > ns && b < span.0);
+            let broken = s.breakers.iter().any(|&b| b > ns && b < span.0)
+                || s.clause_breaks.iter().any(|&b| b > ne && b < span.0);
             distance <= self.negation_window && !broken
         })
     }

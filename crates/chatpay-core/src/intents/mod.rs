@@ -6,6 +6,7 @@
 
 mod eval;
 mod format;
+mod frames;
 mod matcher;
 mod model;
 mod normalize;
@@ -232,6 +233,7 @@ pub fn load_sources(
         corpus,
     };
     build.negation(&lexicon);
+    build.frames(&lexicon);
     let mut infos = Vec::new();
     let mut seen_names: HashMap<String, String> = HashMap::new();
     for (i, (src, file)) in intents.iter().enumerate() {
@@ -277,6 +279,10 @@ pub fn load_sources(
             regexes[ix].intents.push(rule.intent);
         }
     }
+    let frame_spare = infos
+        .iter()
+        .map(|i| lexicon.frames.spare.iter().any(|n| **n == *i.name))
+        .collect();
     let refusable = rules_of
         .iter()
         .map(|rs| rs.iter().all(|&r| rules[r].negatable))
@@ -292,6 +298,8 @@ pub fn load_sources(
         refusable,
         slots: slot_extractor,
         negation_window: lexicon.negation.window,
+        object_words: lexicon.frames.object_words,
+        frame_spare,
         model: model::Model::default(),
         small_talk,
         replies,
@@ -402,6 +410,36 @@ impl Build {
         for b in &lexicon.negation.breakers {
             self.add(b, Tag::Breaker)
                 .unwrap_or_else(|e| self.errors.push(format!("_lexicon.toml: {e}")));
+        }
+    }
+
+    /// The `[frames]` words, tagged in the term automaton.
+    fn frames(&mut self, lexicon: &LexiconFile) {
+        use frames::FrameWord as W;
+        let f = &lexicon.frames;
+        let lists: [(&Vec<String>, W); 15] = [
+            (&f.build_verbs, W::BuildVerb),
+            (&f.restyle_verbs, W::RestyleVerb),
+            (&f.subjects, W::Subject),
+            (&f.artifacts, W::Artifact),
+            (&f.functional, W::Functional),
+            (&f.object_ends, W::ObjectEnd),
+            (&f.design, W::Design),
+            (&f.working, W::Working),
+            (&f.declines, W::Decline),
+            (&f.deferrals, W::Deferral),
+            (&f.redirects, W::Redirect),
+            (&f.hypothetical, W::Hypothetical),
+            (&f.providers, W::Provider),
+            (&f.comparisons, W::Comparison),
+            (&f.opinions, W::Opinion),
+        ];
+        for (list, word) in lists {
+            for p in list {
+                if let Err(e) = self.add(p, Tag::Frame(word)) {
+                    self.errors.push(format!("_lexicon.toml: frames: {e}"));
+                }
+            }
         }
     }
 

@@ -59,6 +59,32 @@ impl Normalized {
             .filter(|w| w[0] == b' ' && w[1] != b' ')
             .count()
     }
+    /// The bytes of `text` (word breaks) that came from clause punctuation in `original` (`,`
+    /// `;` `.` `!` `?` `:`, a dash), not a separator inside a number ("1,299.99"), into `out`:
+    /// a clause ends there, and with it a negation's reach and a verb's object.
+    pub fn clause_breaks(&self, original: &str, out: &mut Vec<u32>) {
+        out.clear();
+        let bytes = original.as_bytes();
+        for (at, &b) in self.text.as_bytes().iter().enumerate() {
+            if b != b' ' {
+                continue;
+            }
+            let Some(&o) = self.origin.get(at) else {
+                continue;
+            };
+            let o = o as usize;
+            let Some(&c) = bytes.get(o) else { continue };
+            let digits = o > 0
+                && bytes[o - 1].is_ascii_digit()
+                && bytes.get(o + 1).is_some_and(u8::is_ascii_digit);
+            let clause = matches!(c, b',' | b';' | b'.' | b'!' | b'?' | b':')
+                || original[o..].starts_with('—')
+                || original[o..].starts_with('–');
+            if clause && !digits {
+                out.push(at as u32);
+            }
+        }
+    }
 }
 
 fn is_word_break(s: &str, at: usize) -> bool {

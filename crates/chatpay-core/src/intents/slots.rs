@@ -76,7 +76,7 @@ impl SlotExtractor {
             let names: Vec<&str> = set.get(i).capture_names().flatten().collect();
             let needs: &[&[&str]] = match d.kind {
                 SlotKind::Text | SlotKind::Number | SlotKind::Interval => &[&["value"]],
-                SlotKind::Amount => &[&["number"], &["symbol", "code"]],
+                SlotKind::Amount => &[&["number"], &["symbol", "code", "mult"]],
                 SlotKind::Date => &[&["month", "rel"]],
             };
             for any_of in needs {
@@ -172,6 +172,7 @@ impl SlotExtractor {
         // In order; of overlapping readings ("$ 5" and "5 bucks"), the one that starts first.
         found.sort_by_key(|&(start, end, _)| (start, std::cmp::Reverse(end)));
         let mut prices: Vec<Price> = Vec::new();
+        let mut had_interval: Vec<bool> = Vec::new();
         let mut written = false;
         let mut last_end = 0;
         for (start, end, m) in found {
@@ -185,6 +186,7 @@ impl SlotExtractor {
                     .find(|n| c.name(n).is_some())
             });
             written |= interval.is_some();
+            had_interval.push(interval.is_some());
             let interval = match interval {
                 Some("once") | None => "one_time",
                 Some(unit) => unit,
@@ -197,6 +199,15 @@ impl SlotExtractor {
         let product = intent.is_some_and(|i| PRICE_INTENTS.contains(&i));
         if prices.is_empty() || !(written || product) {
             return;
+        }
+        // A product's interval in words ("a yearly plan for $99") is that of the prices that
+        // have none written.
+        if product && let Some(SlotValue::Text(unit)) = into.get("interval") {
+            for (p, &w) in prices.iter_mut().zip(&had_interval) {
+                if !w {
+                    p.interval = unit.clone();
+                }
+            }
         }
         into.insert("amount".to_owned(), SlotValue::Amount(prices[0].amount));
         into.entry("interval".to_owned())
@@ -234,18 +245,100 @@ fn currency_of(word: &str) -> Option<Currency> {
         "£" | "pound" | "pounds" | "quid" | "gbp" => "gbp",
         "¥" | "yen" | "jpy" => "jpy",
         "₹" | "rupee" | "rupees" | "inr" | "rs" | "rs." => "inr",
+        "ca$" | "c$" => "cad",
+        "a$" | "au$" => "aud",
+        "nz$" => "nzd",
+        "hk$" => "hkd",
+        "s$" => "sgd",
+        "r$" => "brl",
+        "₦" | "naira" => "ngn",
+        "₩" => "krw",
+        "₱" => "php",
+        "rand" => "zar",
         other if other.len() == 3 => return Currency::parse(other),
         _ => return None,
     };
     Currency::parse(code)
 }
 
+/// A number written in words ("five bucks", "twenty five dollars"), as digits.
+fn number_word(raw: &str) -> Option<String> {
+    const UNITS: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 8] = [
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    let mut total = 0u32;
+    for w in raw
+        .to_lowercase()
+        .split([' ', '-'])
+        .filter(|w| !w.is_empty())
+    {
+        if w == "a" || w == "and" {
+            continue;
+        }
+        if w == "hundred" {
+            total = total.max(1) * 100;
+        } else if let Some(u) = UNITS.iter().position(|x| *x == w) {
+            total += u as u32;
+        } else if let Some(t) = TENS.iter().position(|x| *x == w) {
+            total += 20 + 10 * t as u32;
+        } else {
+            return None;
+        }
+    }
+    Some(total.to_string())
+}
+
+/// `number` times ten to the `zeros` ("1.2" and 3 give "1200"), as a decimal string.
+fn shift(number: &str, zeros: usize) -> String {
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    let taken = frac.len().min(zeros);
+    let mut out = format!("{whole}{}", &frac[..taken]);
+    out.extend(std::iter::repeat_n('0', zeros - taken));
+    if taken < frac.len() {
+        out.push('.');
+        out.push_str(&frac[taken..]);
+    }
+    out
+}
+
 fn amount(caps: &Captures<'_>) -> Option<Money> {
+    let mult = caps.name("mult").map(|m| m.as_str().to_lowercase());
     let currency = caps
         .name("symbol")
         .or_else(|| caps.name("code"))
-        .and_then(|m| currency_of(m.as_str()))?;
+        .and_then(|m| currency_of(m.as_str()))
+        .or_else(|| {
+            // "2 lakh", "1.5 crore": rupees.
+            mult.as_deref()
+                .filter(|m| m.starts_with("la") || m.starts_with("cr"))
+                .and_then(|_| Currency::parse("inr"))
+        })?;
     let raw = caps.name("number")?.as_str();
+    if raw.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Money::parse_decimal(&number_word(raw)?, currency);
+    }
     // "10,50" with a single comma and two digits after it is a decimal comma.
     let decimal_comma = !raw.contains('.')
         && raw.matches(',').count() == 1
@@ -253,9 +346,17 @@ fn amount(caps: &Captures<'_>) -> Option<Money> {
     let number = if decimal_comma {
         raw.replace(',', ".")
     } else {
-        raw.to_owned()
+        raw.replace(',', "")
     };
-    Money::parse_decimal(&number, currency)
+    let zeros = match mult.as_deref() {
+        None => 0,
+        Some("k" | "thousand") => 3,
+        Some("million" | "mn") => 6,
+        Some(m) if m.starts_with("la") => 5,
+        Some(m) if m.starts_with("cr") => 7,
+        Some(_) => return None,
+    };
+    Money::parse_decimal(&shift(&number, zeros), currency)
 }
 
 fn month_number(s: &str) -> Option<u32> {
