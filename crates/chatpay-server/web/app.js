@@ -85,7 +85,7 @@ function ownerPage(code) {
     try {
       await api('POST', '/v1/session/owner', { code, email: email.input.value, password: password.input.value });
       await checkSession();
-      go('#/');
+      route();
     } catch (e) {
       submit.disabled = false;
       const fields = e.body?.fields || {};
