@@ -626,3 +626,40 @@ both!(workspaces_keep_their_projects);
 both!(sign_in_lasts_until_sign_out);
 both!(tokens_are_managed_and_revoked_at_once);
 both!(a_platform_acts_for_its_builders);
+
+/// Both sides of the conversation in every tab: a person's `say` is stored and echoed as a
+/// numbered `said` frame (with the say's id) to every client, and replayed on resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_say_is_echoed_to_every_tab_and_replayed() {
+    let f = start(false).await.unwrap();
+    let store = chatpay_store::connect(&f.database_url).await.unwrap();
+    let token = chatpay_server::auth::create_token(&*store, "t")
+        .await
+        .unwrap();
+    drop(store);
+    let project = f.new_project(&token, "shop").await;
+    let (mut one, _) = f.chat(&[], Some(&token), &project).await;
+    let (mut two, _) = f.chat(&[], Some(&token), &project).await;
+    let say = json!({ "type": "say", "id": "u1", "text": "what is test mode?" });
+    one.send(Message::Text(say.to_string().into()))
+        .await
+        .unwrap();
+    for ws in [&mut one, &mut two] {
+        let said = next_json(ws).await;
+        assert_eq!(
+            said,
+            json!({ "type": "said", "seq": 1, "reply_to": "u1", "text": "what is test mode?" })
+        );
+        let answer = next_json(ws).await;
+        assert_eq!(answer["reply_to"], "u1");
+        assert_eq!(answer["seq"], 2);
+    }
+    // A new tab (or a reload) replays both sides.
+    let (mut three, welcome) = f.chat(&[], Some(&token), &project).await;
+    assert!(welcome["last_seq"].as_i64().unwrap() >= 2);
+    let first = next_json(&mut three).await;
+    assert_eq!(
+        (first["type"].as_str(), first["text"].as_str()),
+        (Some("said"), Some("what is test mode?"))
+    );
+}

@@ -377,7 +377,7 @@ async function route() {
       layout(project, 'integrations', 'Integrations', await views.integrations(ctx));
       focusMain();
     } else if (section === 'settings') {
-      layout(project, 'catalog', 'Stripe details', await views.stripeDetails(ctx));
+      layout(project, 'catalog', 'Product catalog', await views.stripeDetails(ctx));
       focusMain();
     } else if (section === 'subscriptions' && parts[3]) {
       layout(project, 'subscriptions', 'Subscription', await billing.subscription(ctx, decodeURIComponent(parts[3])));

@@ -267,7 +267,7 @@ export async function stripeDetails({ project }) {
     mount(el,
       project.backend ? null : backendNote(project),
       h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, h('ol',
-        h('li', 'Settings'), h('li', h('a', { href: `#/p/${project.id}/integrations` }, 'Integrations')), h('li', 'Stripe details'), h('li', { 'aria-current': 'page' }, 'Product catalog'))),
+        h('li', h('a', { href: `#/p/${project.id}/integrations` }, 'Settings')), h('li', h('a', { href: `#/p/${project.id}/integrations` }, 'Integrations')), h('li', h('a', { href: `#/p/${project.id}/settings/stripe` }, 'Stripe details')), h('li', { 'aria-current': 'page' }, 'Product catalog'))),
       details,
       h('section.panel', { 'aria-labelledby': 'catalog-head' },
         h('div.panel-head', h('div', h('h2#catalog-head', 'Product catalog'), h('p.muted', c.synced_at ? `Last synced ${when(c.synced_at)} · ${c.mode === 'live' ? 'Live' : 'Test'} mode` : 'Never synced')), sync),

@@ -749,14 +749,15 @@ fn keyboard_phone_axe(j: &mut Journey) -> Run<'_> {
         let url = j.world.url();
         let token = j.world.token().to_owned();
         let page = j.page();
-        // Sign in with the keyboard alone: the token field has focus.
+        // Sign in with the keyboard alone: the email field has focus; Tab reaches the token.
         page.goto(&format!("{url}/")).await?;
         page.find("#token").await?;
         page.until(
-            "the token field has focus",
-            "return document.activeElement.id === 'token'",
+            "the email field has focus",
+            "return document.activeElement.id === 'email'",
         )
         .await?;
+        page.tab_to("#token", 6).await?;
         page.keys(&token).await?;
         page.keys(&Key::Enter).await?;
         page.find("aside.sidebar").await?;
