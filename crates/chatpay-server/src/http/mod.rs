@@ -1,5 +1,7 @@
 //! The HTTP API: projects, the Stripe integration, the Stripe webhook endpoint, the pages Stripe
-//! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers
+//! sends people back to, health, signing in (the first-run link, email and password, the session
+//! cookie: `session`), the workspace's API tokens (`tokens`), the app-builder platform's calls
+//! (`platform`), and the web chat view's files. Handlers
 //! translate HTTP to engine calls and back; decisions are the engine's.
 //!
 //! Each handler's request and response bodies are typed beside it (serde and utoipa, converted
