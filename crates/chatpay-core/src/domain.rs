@@ -71,6 +71,16 @@ prefixed_id!(
     TokenId,
     "tok_"
 );
+prefixed_id!(
+    /// A workspace: it owns projects, and its people, sessions and API tokens see all of them.
+    WorkspaceId,
+    "wsp_"
+);
+prefixed_id!(
+    /// A person who signs in to the web page with an email and a password.
+    PersonId,
+    "per_"
+);
 
 /// A secret string (API key, webhook secret): usable, never printed.
 #[derive(Clone, Deserialize, PartialEq, Eq)]

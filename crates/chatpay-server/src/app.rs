@@ -113,9 +113,9 @@ impl Application {
             public_url.clone(),
             config.chat.clone(),
         );
-        // A fresh database has no token, so nobody could sign in: offer a one-time link.
+        // Nobody has a sign-in yet (a first run): offer a one-time link that makes the owner's.
         let signin = Arc::new(crate::signin::SignInCode::default());
-        let signin_url = if engine.has_tokens().await? {
+        let signin_url = if engine.has_people().await? {
             None
         } else {
             Some(format!("{public_url}/#signin={}", signin.issue()))
@@ -127,6 +127,11 @@ impl Application {
             webhook_secrets: Arc::new(stripe.webhook_secrets),
             shutdown: shutdown_rx,
             limits: Arc::default(),
+            signin_limits: Arc::default(),
+            platform_key_hash: config
+                .platform_key
+                .as_ref()
+                .map(|k| Arc::new(crate::auth::hash(k.expose()))),
         });
         Ok(Application {
             listener,

@@ -45,6 +45,10 @@ pub struct Config {
     pub matcher: MatcherConfig,
     pub chat: ChatConfig,
     pub stripe: StripeConfig,
+    /// The app-builder platform's key (`CHATPAY_PLATFORM_KEY`): with it, the platform's server
+    /// creates workspaces and mints short-lived scoped tokens (`/v1/platform/…`). None: those
+    /// endpoints answer 401.
+    pub platform_key: Option<Secret>,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             matcher: MatcherConfig::default(),
             chat: ChatConfig::default(),
             stripe: StripeConfig::default(),
+            platform_key: None,
         }
     }
 }

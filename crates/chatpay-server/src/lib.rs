@@ -19,8 +19,9 @@
 //! - `chat`: the engine: commands in, flows run, effects carried out, frames stored and
 //!   broadcast; one actor per conversation; catalog syncs, orders, subscriptions and payouts,
 //!   going live, webhooks to builders' apps.
-//! - [`auth`]: API tokens (stored hashed).
-//! - `signin`: the one-time sign-in link a fresh database offers.
+//! - [`auth`]: credentials of a workspace (API tokens, sessions, scoped tokens; stored hashed),
+//!   principals (what a credential reaches), Argon2id passwords.
+//! - `signin`: the one-time link a first run offers (it makes the owner's sign-in).
 //!
 //! Public are the modules another crate uses (the `chatpay` binary, the test kit, this crate's
 //! integration tests); `ws`, `chat` and `signin` are private. Dependencies between them point

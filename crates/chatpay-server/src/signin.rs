@@ -1,10 +1,10 @@
-//! The one-time sign-in link a fresh server prints (the way Jupyter prints its token URL): on a
-//! database with no API token yet, nobody could sign in to the web page, so `chatpay serve`
-//! offers a code that the page exchanges once, within an hour, for a real API token
-//! (`POST /v1/signin`).
+//! The one-time sign-in link a first run prints (the way Jupyter prints its token URL): while
+//! nobody has a sign-in, nobody could sign in to the web page, so `chatpay serve` offers a code
+//! that the page redeems once, within an hour, to make the owner's sign-in
+//! (`POST /v1/session/owner`; `POST /v1/signin` exchanges it for an API token instead).
 //!
 //! The code lives only in this process, stored as its SHA-256 hash: it is printed by the process
-//! that made it and redeemed there; a restart on a still token-less database prints a new one.
+//! that made it and redeemed there; a restart while nobody has a sign-in prints a new one.
 //! It travels in the URL's fragment (`/#signin=…`), which browsers never send to the server, so
 //! it reaches no access log and no `Referer`.
 

@@ -75,8 +75,13 @@ async fn a_storage_failure_is_an_internal_error_frame() {
     ))
     .await
     .unwrap();
-    assert_eq!(next(&mut ws).await["seq"], 1);
+    let said = next(&mut ws).await;
+    assert_eq!(
+        (said["type"].as_str(), said["seq"].as_i64()),
+        (Some("said"), Some(1))
+    );
     assert_eq!(next(&mut ws).await["seq"], 2);
+    assert_eq!(next(&mut ws).await["seq"], 3);
 
     // Break the database under the server.
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();

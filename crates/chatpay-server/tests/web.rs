@@ -171,9 +171,37 @@ async fn a_fresh_database_offers_a_sign_in_link_that_works_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_with_a_token_offers_no_sign_in_link() {
+async fn a_database_with_an_owner_offers_no_sign_in_link() {
+    // A token alone is not a sign-in: the link is offered until somebody has one.
     let (f, _) = start(true).await;
-    assert_eq!(f.server.signin_url, None);
+    assert!(f.server.signin_url.is_some());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("chatpay.db").display());
+    let store = chatpay_store::connect(&url).await.unwrap();
+    let w = chatpay_server::auth::create_workspace(&*store, "w")
+        .await
+        .unwrap();
+    store
+        .insert_person(&chatpay_store::PersonRecord {
+            id: chatpay_core::domain::PersonId::generate(),
+            workspace_id: w.id,
+            email: "maya@example.com".to_owned(),
+            password_hash: chatpay_server::auth::hash_password("a long enough password").unwrap(),
+            created_at: chatpay_core::domain::now_millis(),
+        })
+        .await
+        .unwrap();
+    drop(store);
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: url,
+        ..Config::default()
+    };
+    let server = tokio::task::spawn_blocking(move || TestServer::start(config))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(server.signin_url, None);
     let res = f
         .signin(&json!({ "code": "cps_00000000000000000000000000000000" }))
         .await;

@@ -1,5 +1,7 @@
-// The HTTP API, as any client uses it: `Authorization: Bearer <api token>`, JSON bodies, errors
-// as {"code", "message"}. The token lives in this tab's sessionStorage only: never in a URL, a
+// The HTTP API, as any client uses it: JSON bodies, errors as {"code", "message"}. A person
+// signed in with email and password is known by the session cookie (HttpOnly: this script
+// never sees it; every tab shares it). An API token pasted instead lives in this tab's
+// sessionStorage only and goes as `Authorization: Bearer <api token>`: never in a URL, a
 // cookie or a log.
 
 const KEY = 'chatpay.token';
@@ -14,6 +16,10 @@ export class ApiError extends Error {
 }
 
 export const session = {
+  /** Signed in by the session cookie (known from GET /v1/session). */
+  cookie: false,
+  /** Who is signed in: GET /v1/session's answer. */
+  me: null,
   get token() {
     return sessionStorage.getItem(KEY);
   },

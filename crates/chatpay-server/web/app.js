@@ -27,15 +27,17 @@ function go(hash) {
 
 // ---------- sign-in ----------
 
-async function signInWithCode(code) {
-  // Out of the address bar and the history before anything else.
-  history.replaceState(null, '', location.pathname);
+/** Whether the session cookie signs this browser in (every tab shares it). */
+async function checkSession() {
   try {
-    const out = await api('POST', '/v1/signin', { code });
-    session.token = out.token;
-    return null;
-  } catch (e) {
-    return e.message;
+    // 204 (null): no cookie at all, signed out.
+    session.me = await api('GET', '/v1/session');
+    session.cookie = session.me?.kind === 'session';
+    return session.cookie;
+  } catch {
+    session.cookie = false;
+    session.me = null;
+    return false;
   }
 }
 
@@ -43,6 +45,7 @@ async function checkToken(token) {
   session.token = token;
   try {
     state.projects = (await api('GET', '/v1/projects')).data;
+    session.me = await api('GET', '/v1/session').catch(() => null);
     return null;
   } catch (e) {
     session.token = null;
@@ -53,14 +56,88 @@ async function checkToken(token) {
   }
 }
 
+function field(id, label, attrs, help) {
+  const input = h(`input#${id}`, { name: id, 'aria-describedby': `${id}-error${help ? ` ${id}-help` : ''}`, ...attrs });
+  const err = h(`p.field-error#${id}-error`, { hidden: true });
+  return { input, err, el: h('div.field', h('label', { for: id }, label), input, help ? h(`p.field-help#${id}-help`, help) : null, err) };
+}
+
+function showError(f, message) {
+  f.err.textContent = message || '';
+  f.err.hidden = !message;
+  f.input.setAttribute('aria-invalid', message ? 'true' : 'false');
+}
+
+/** The first-run link's page: the owner's sign-in (email and password) is made here, once. */
+function ownerPage(code) {
+  teardown();
+  const email = field('email', 'Email', { type: 'email', autocomplete: 'username', required: true });
+  const password = field('password', 'Password', { type: 'password', autocomplete: 'new-password', required: true, minlength: 10 }, 'At least 10 characters.');
+  const problem = h('p.error-box#owner-error', { role: 'alert', hidden: true });
+  const submit = h('button.btn.primary.wide', { type: 'submit' }, 'Create sign-in');
+  const form = h('form.owner-form', { novalidate: true }, email.el, password.el, problem, submit);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError(email, '');
+    showError(password, '');
+    problem.hidden = true;
+    submit.disabled = true;
+    try {
+      await api('POST', '/v1/session/owner', { code, email: email.input.value, password: password.input.value });
+      await checkSession();
+      route();
+    } catch (e) {
+      submit.disabled = false;
+      const fields = e.body?.fields || {};
+      if (fields.email) showError(email, fields.email);
+      if (fields.password) showError(password, fields.password);
+      if (!fields.email && !fields.password) {
+        problem.textContent = e.message;
+        problem.hidden = false;
+      }
+      (fields.email ? email.input : password.input).focus();
+    }
+  });
+  mount(root, h('main#main.signin', { tabindex: '-1' },
+    h('div.signin-card',
+      h('div.brand.big', h('img', { src: views.asset('icon.svg'), alt: '', width: 36, height: 36 }), h('span', 'chatpay')),
+      h('h1', 'Create your sign-in'),
+      h('p.muted', 'You are the first person here: choose the email and password you will sign in with, in any tab or browser.'),
+      form)));
+  root.className = 'signed-out';
+  email.input.focus();
+}
+
 function signInPage(message) {
   teardown();
-  const input = h('input#token', { type: 'password', name: 'token', autocomplete: 'off', spellcheck: 'false', placeholder: 'cpk_…', 'aria-describedby': 'token-help token-error', 'aria-invalid': message ? 'true' : null });
-  const err = h('p.field-error#token-error', { hidden: !message }, message || '');
-  const submit = h('button.btn.primary.wide', { type: 'submit' }, 'Sign in');
+  const email = field('email', 'Email', { type: 'email', autocomplete: 'username' });
+  const password = field('password', 'Password', { type: 'password', autocomplete: 'current-password' });
+  const pwError = h('p.error-box#signin-error', { role: 'alert', hidden: !message }, message || '');
+  const pwSubmit = h('button.btn.primary.wide#signin-submit', { type: 'submit' }, 'Sign in');
+  const pwForm = h('form.password-form', { novalidate: true }, email.el, password.el, pwError, pwSubmit);
+  pwForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    pwSubmit.disabled = true;
+    try {
+      await api('POST', '/v1/session', { email: email.input.value, password: password.input.value });
+      session.token = null;
+      await checkSession();
+      go('#/');
+    } catch (e) {
+      pwSubmit.disabled = false;
+      pwError.textContent = e.message;
+      pwError.hidden = false;
+      password.input.value = '';
+      password.input.focus();
+    }
+  });
+
+  const input = h('input#token', { type: 'password', name: 'token', autocomplete: 'off', spellcheck: 'false', placeholder: 'cpk_…', 'aria-describedby': 'token-help token-error' });
+  const err = h('p.field-error#token-error', { hidden: true });
+  const submit = h('button.btn.secondary.wide', { type: 'submit' }, 'Sign in with the token');
   const form = h('form.signin-form', { novalidate: true },
     h('div.field', h('label', { for: 'token' }, 'API token'), input,
-      h('p.field-help#token-help', 'Run ', h('code', 'chatpay token create --name me'), ' and paste what it prints. A fresh server prints a one-time sign-in link instead.'),
+      h('p.field-help#token-help', 'Or run ', h('code', 'chatpay token create --name me'), ' and paste what it prints (this tab only).'),
       err),
     submit);
   form.addEventListener('submit', async (ev) => {
@@ -76,23 +153,47 @@ function signInPage(message) {
     submit.disabled = true;
     submit.setAttribute('aria-busy', 'true');
     const problem = await checkToken(token);
-    if (problem) signInPage(problem);
-    else go('#/');
+    if (problem) {
+      submit.disabled = false;
+      submit.removeAttribute('aria-busy');
+      err.textContent = problem;
+      err.hidden = false;
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+    } else go('#/');
   });
   mount(root, h('main#main.signin', { tabindex: '-1' },
     h('div.signin-card',
       h('div.brand.big', h('img', { src: views.asset('icon.svg'), alt: '', width: 36, height: 36 }), h('span', 'chatpay')),
       h('h1', 'Sign in'),
-      h('p.muted', 'Add payments to your app by chatting. Your session stays in this browser tab.'),
+      h('p.muted', 'Add payments to your app by chatting.'),
+      pwForm,
+      h('div.or', h('span', 'or')),
       form)));
   root.className = 'signed-out';
-  input.focus();
+  (message ? password.input : email.input).focus();
 }
 
-function signOut() {
+async function signOut() {
+  if (session.cookie) await api('DELETE', '/v1/session').catch(() => {});
   session.token = null;
+  session.cookie = false;
+  session.me = null;
   teardown();
   signInPage();
+}
+
+/** Signed out by the server (a revoked token, a session ended in another tab). */
+function signedOut() {
+  const had = session.cookie ? 'You are signed out (the session ended). Sign in again.' : 'Your API token is no longer accepted (it may have been revoked). Sign in again.';
+  session.token = null;
+  session.cookie = false;
+  session.me = null;
+  return signInPage(had);
+}
+
+function signedIn() {
+  return Boolean(session.token || session.cookie);
 }
 
 // ---------- the project and its socket ----------
@@ -138,10 +239,7 @@ function openProject(project) {
           if (conn) conn.textContent = `Not connected: ${error?.message || 'refused'}`;
         },
         (e) => {
-          if (e instanceof ApiError && e.status === 401) {
-            session.token = null;
-            signInPage('Your API token is no longer accepted (it may have been revoked). Sign in again.');
-          }
+          if (e instanceof ApiError && e.status === 401) signedOut();
         },
       );
     }
@@ -202,7 +300,10 @@ function sidebar(current, section) {
     h('div.side-section',
       h('div.side-head', h('h2', 'Projects'), h('a.small-link', { href: '#/new' }, 'New')),
       state.projects.length ? list : h('p.muted.small', 'No projects yet.')),
-    h('div.side-foot', h('button.link-btn', { type: 'button', onclick: signOut }, 'Sign out')));
+    h('div.side-foot',
+      session.me?.email ? h('p.muted.small.who', session.me.email) : null,
+      h('a.small-link#tokens-link', { href: '#/settings/tokens', 'aria-current': section === 'tokens' ? 'page' : null }, 'Settings → API tokens'),
+      h('button.link-btn', { type: 'button', onclick: signOut }, 'Sign out')));
 }
 
 function topbar(project, title) {
@@ -233,10 +334,16 @@ function layout(project, section, title, content) {
 async function route() {
   // A sign-in link opened in a tab that already has the page (only the fragment changed).
   if (/^#signin=/.test(location.hash)) return start();
-  if (!session.token) return signInPage();
+  if (!signedIn()) return signInPage();
   root.classList.remove('nav-open');
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
   try {
+    if (parts[0] === 'settings' && parts[1] === 'tokens') {
+      teardown();
+      await loadProjects();
+      layout(null, 'tokens', 'API tokens', await views.apiTokens());
+      return focusMain();
+    }
     if (parts[0] === 'new') {
       teardown();
       layout(null, null, 'New project', views.newProject({ go, refresh: loadProjects }));
@@ -255,7 +362,7 @@ async function route() {
       project = state.projects.find((p) => p.id === id);
     }
     if (!project) {
-      layout(null, null, 'Not found', h('div.page', h('p', 'There is no such project for this token. '), h('a', { href: '#/' }, 'See your projects')));
+      layout(null, null, 'Not found', h('div.page', h('p', 'There is no such project in your workspace. '), h('a', { href: '#/' }, 'See your projects')));
       return focusMain();
     }
     openProject(project);
@@ -270,7 +377,7 @@ async function route() {
       layout(project, 'integrations', 'Integrations', await views.integrations(ctx));
       focusMain();
     } else if (section === 'settings') {
-      layout(project, 'catalog', 'Stripe details', await views.stripeDetails(ctx));
+      layout(project, 'catalog', 'Product catalog', await views.stripeDetails(ctx));
       focusMain();
     } else if (section === 'subscriptions' && parts[3]) {
       layout(project, 'subscriptions', 'Subscription', await billing.subscription(ctx, decodeURIComponent(parts[3])));
@@ -294,10 +401,7 @@ async function route() {
       go(`#/p/${id}`);
     }
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401) {
-      session.token = null;
-      return signInPage('Your API token is no longer accepted (it may have been revoked). Sign in again.');
-    }
+    if (e instanceof ApiError && e.status === 401) return signedOut();
     layout(state.project, null, 'Something went wrong', h('div.page', h('p.error-box', { role: 'alert' }, e.message)));
   } finally {
     state.routedOnce = true;
@@ -341,12 +445,15 @@ document.addEventListener('keydown', (ev) => {
 async function start() {
   const m = location.hash.match(/^#signin=([A-Za-z0-9_]+)$/);
   if (m) {
-    const problem = await signInWithCode(m[1]);
-    if (problem) return signInPage(problem);
+    // Out of the address bar and the history before anything else.
+    history.replaceState(null, '', location.pathname);
+    return ownerPage(m[1]);
   }
   if (session.token) {
     const problem = await checkToken(session.token);
     if (problem) return signInPage(problem);
+  } else {
+    await checkSession();
   }
   route();
 }

@@ -53,7 +53,7 @@ export function renderCard(card, { onClick, orderHref }) {
       if (field.kind === 'select') {
         input = h('select', { id, name: field.name, required: field.required },
           field.required && !field.value ? h('option', { value: '' }, 'Choose…') : null,
-          (field.options || []).map((o) => h('option', { value: o.value, selected: o.value === field.value }, o.label)));
+          (field.options || []).map((o) => h('option', { value: o.value, selected: o.value === field.value }, optionLabel(field, o))));
       } else {
         input = h('input', {
           id, name: field.name, type: field.kind === 'email' ? 'email' : 'text',
@@ -230,4 +230,18 @@ export function renderCard(card, { onClick, orderHref }) {
       }
     },
   };
+}
+
+/** A country option shows the country's name (the server sends ISO codes: AE, AT, …). */
+const regions = typeof Intl !== 'undefined' && Intl.DisplayNames ? new Intl.DisplayNames(['en'], { type: 'region' }) : null;
+function optionLabel(field, o) {
+  if (regions && /country/.test(field.name) && /^[A-Z]{2}$/.test(o.label || '')) {
+    try {
+      const name = regions.of(o.label);
+      if (name && name !== o.label) return name;
+    } catch {
+      // not a region code: shown as sent
+    }
+  }
+  return o.label;
 }

@@ -118,6 +118,12 @@ export class ChatView {
 
   /** A frame from the server, live or replayed (`backlog`). */
   frame(f, backlog) {
+    if (f.type === 'said') {
+      // The person's own message, from this tab or another (or before a reload).
+      this.showSaid(f.reply_to, f.text, false);
+      this.log.querySelector(`.msg.me[data-id="${CSS.escape(f.reply_to)}"] .status`)?.remove();
+      return;
+    }
     if (f.reply_to) {
       const mine = this.sent.get(f.reply_to);
       if (mine) this.showSaid(f.reply_to, mine, false);
@@ -132,7 +138,7 @@ export class ChatView {
       }
       this.onFlow(f, backlog);
     } else if (f.type === 'reply') {
-      this.add(h('div.msg.bot', { dataset: { seq: f.seq } }, h('div.bubble', h('span.sr-only', 'chatpay: '), f.text)));
+      this.add(h('div.msg.bot', { dataset: { seq: f.seq } }, h('div.bubble', h('span.sr-only', 'chatpay: '), ...linked(f.text))));
     } else if (f.type === 'card') {
       const previous = this.cards.get(f.card.id);
       const handle = renderCard(f.card, { onClick: (c, a, v) => this.click(c, a, v), orderHref: this.orderHref });
@@ -166,4 +172,17 @@ export class ChatView {
   clear() {
     mount(this.log);
   }
+}
+
+/** Text with its web addresses as links (a buy link in a reply opens in a new tab). */
+function linked(text) {
+  const out = [];
+  let at = 0;
+  for (const m of String(text).matchAll(/https?:\/\/[^\s<>"]+[^\s<>".,;:!?)]/g)) {
+    if (m.index > at) out.push(text.slice(at, m.index));
+    out.push(h('a', { href: m[0], target: '_blank', rel: 'noopener noreferrer' }, m[0]));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  return out;
 }

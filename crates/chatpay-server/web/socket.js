@@ -51,7 +51,10 @@ export class ChatSocket extends EventTarget {
     // is what was missed, as new as live frames.
     const firstOpen = this.lastSeq === 0;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: 'hello', token: this.token, project: this.project, resume_after: this.lastSeq }));
+      // Without a token (signed in by the cookie), the upgrade's cookie says who this is.
+      const hello = { type: 'hello', project: this.project, resume_after: this.lastSeq };
+      if (this.token) hello.token = this.token;
+      ws.send(JSON.stringify(hello));
     };
     ws.onmessage = (ev) => {
       let frame;

@@ -267,7 +267,7 @@ export async function stripeDetails({ project }) {
     mount(el,
       project.backend ? null : backendNote(project),
       h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, h('ol',
-        h('li', 'Settings'), h('li', h('a', { href: `#/p/${project.id}/integrations` }, 'Integrations')), h('li', 'Stripe details'), h('li', { 'aria-current': 'page' }, 'Product catalog'))),
+        h('li', h('a', { href: `#/p/${project.id}/integrations` }, 'Settings')), h('li', h('a', { href: `#/p/${project.id}/integrations` }, 'Integrations')), h('li', h('a', { href: `#/p/${project.id}/settings/stripe` }, 'Stripe details')), h('li', { 'aria-current': 'page' }, 'Product catalog'))),
       details,
       h('section.panel', { 'aria-labelledby': 'catalog-head' },
         h('div.panel-head', h('div', h('h2#catalog-head', 'Product catalog'), h('p.muted', c.synced_at ? `Last synced ${when(c.synced_at)} · ${c.mode === 'live' ? 'Live' : 'Test'} mode` : 'Never synced')), sync),
@@ -457,4 +457,53 @@ export async function order({ project }, number) {
     }
     return form;
   }
+}
+
+/** Settings → API tokens: the workspace's tokens (named, last use), a new one shown once, revoke. */
+export async function apiTokens() {
+  const el = h('div.page.narrow');
+  const render = async (fresh) => {
+    const { data } = await api('GET', '/v1/tokens');
+    const name = h('input#token-name', { name: 'name', required: true, maxlength: 100, placeholder: 'ci, my laptop…', 'aria-describedby': 'token-name-error' });
+    const err = h('p.field-error#token-name-error', { hidden: true });
+    const form = h('form.token-form', { novalidate: true },
+      h('div.field', h('label', { for: 'token-name' }, 'Name'), name, err),
+      h('button.btn.primary', { type: 'submit' }, 'Create token'));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      try {
+        const made = await api('POST', '/v1/tokens', { name: name.value });
+        await render(made);
+      } catch (e) {
+        err.textContent = e.message;
+        err.hidden = false;
+        name.setAttribute('aria-invalid', 'true');
+        name.focus();
+      }
+    });
+    const shown = fresh ? h('section.panel.new-token', { role: 'status' },
+      h('h3', `New token “${fresh.name}”`),
+      h('p', 'Copy it now: it is stored only as a hash and will not be shown again.'),
+      h('code.secret#new-token', { tabindex: '-1' }, fresh.token)) : null;
+    const rows = data.map((t) => h('tr', { dataset: { token: t.id } },
+      h('td', t.name),
+      h('td', when(t.created_at)),
+      h('td', t.last_used_at ? when(t.last_used_at) : 'Never'),
+      h('td', t.revoked_at ? `Revoked ${when(t.revoked_at)}` : h('button.btn.secondary.small.revoke', {
+        type: 'button',
+        'aria-label': `Revoke ${t.name}`,
+        onclick: async () => {
+          await api('DELETE', `/v1/tokens/${t.id}`);
+          await render(null);
+        },
+      }, 'Revoke'))));
+    mount(el,
+      h('p.muted', 'API tokens let scripts and other programs use chatpay as you: send one as ', h('code', 'Authorization: Bearer'), '. A revoked token stops working at once.'),
+      shown,
+      form,
+      data.length ? h('table.data.tokens', h('thead', h('tr', h('th', 'Name'), h('th', 'Created'), h('th', 'Last used'), h('th', h('span.sr-only', 'Revoke')))), h('tbody', rows)) : h('p.muted', 'No API tokens yet.'));
+    (shown ? el.querySelector('#new-token') : name)?.focus?.();
+  };
+  await render(null);
+  return el;
 }

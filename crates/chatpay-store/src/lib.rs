@@ -45,7 +45,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use chatpay_core::domain::{ConversationId, Mode, Origin, ProjectId, TokenId};
+use chatpay_core::domain::{
+    ConversationId, Mode, Origin, PersonId, ProjectId, TokenId, WorkspaceId,
+};
 
 pub use write::{
     ExtraWrite, NewAppEvent, NewOperation, OrderUpdate, SubscriptionUpdate, TurnWrite,
@@ -129,10 +131,91 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectRecord {
     pub id: ProjectId,
+    /// The workspace that owns it: everyone of the workspace sees it, nobody else.
+    pub workspace_id: WorkspaceId,
+    /// The credential (API token or session) that created it.
     pub token_id: TokenId,
     pub name: String,
     pub backend: bool,
     pub mode: Mode,
+    pub created_at: i64,
+}
+
+/// A workspace: it owns projects, people and credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceRecord {
+    pub id: WorkspaceId,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// What kind of credential a `tokens` row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A named API token (`cpk_…`), made on the command line or in Settings.
+    Api,
+    /// A person's browser session (the cookie), sliding.
+    Session,
+    /// A short-lived token a platform minted, for one workspace or one project.
+    Scoped,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Api => "api",
+            TokenKind::Session => "session",
+            TokenKind::Scoped => "scoped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        match s {
+            "api" => Some(TokenKind::Api),
+            "session" => Some(TokenKind::Session),
+            "scoped" => Some(TokenKind::Scoped),
+            _ => None,
+        }
+    }
+}
+
+/// A credential as stored (its secret only as a hash, never read back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub workspace_id: WorkspaceId,
+    pub kind: TokenKind,
+    pub name: String,
+    /// The person a session belongs to.
+    pub person_id: Option<PersonId>,
+    /// The one project a scoped token may reach (`None`: the whole workspace).
+    pub project_id: Option<ProjectId>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A credential to store: its secret's hash and what it may reach.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub id: &'a TokenId,
+    pub workspace_id: &'a WorkspaceId,
+    pub kind: TokenKind,
+    pub name: &'a str,
+    pub secret_hash: &'a str,
+    pub person_id: Option<&'a PersonId>,
+    pub project_id: Option<&'a ProjectId>,
+    pub expires_at: Option<i64>,
+}
+
+/// A person who signs in with an email and a password (its Argon2id hash, PHC string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonRecord {
+    pub id: PersonId,
+    pub workspace_id: WorkspaceId,
+    pub email: String,
+    pub password_hash: String,
     pub created_at: i64,
 }
 
@@ -494,15 +577,51 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the change listener's connection is up (`None`: no listener, SQLite).
     fn listener_connected(&self) -> Option<bool>;
 
-    async fn insert_token(&self, id: &TokenId, name: &str, secret_hash: &str) -> StoreResult<()>;
-    async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenId>>;
-    /// Whether any API token exists: a fresh database has none, and `chatpay serve` then offers a
-    /// one-time sign-in link.
+    async fn insert_workspace(&self, workspace: &WorkspaceRecord) -> StoreResult<()>;
+    async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Option<WorkspaceRecord>>;
+    /// The deployment's first workspace (the oldest), if any.
+    async fn first_workspace(&self) -> StoreResult<Option<WorkspaceRecord>>;
+
+    async fn insert_token(&self, token: NewToken<'_>) -> StoreResult<()>;
+    /// The credential whose secret hashes to `secret_hash`, revoked and expired ones included
+    /// (the caller decides).
+    async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Records a use: `last_used_at`, and a session's new `expires_at` when it slides.
+    async fn touch_token(
+        &self,
+        id: &TokenId,
+        used_at: i64,
+        expires_at: Option<i64>,
+    ) -> StoreResult<()>;
+    /// The workspace's credentials of `kind`, oldest first, revoked ones included.
+    async fn tokens_of(
+        &self,
+        workspace: &WorkspaceId,
+        kind: TokenKind,
+    ) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes the workspace's credential `id` (at `now`); false when there is none to revoke.
+    async fn revoke_token(
+        &self,
+        workspace: &WorkspaceId,
+        id: &TokenId,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Revokes every live session of the person (a new password signs everyone out); their ids.
+    async fn revoke_sessions_of(&self, person: &PersonId, now: i64) -> StoreResult<Vec<TokenId>>;
+    /// Whether any API token exists.
     async fn has_tokens(&self) -> StoreResult<bool>;
+
+    async fn insert_person(&self, person: &PersonRecord) -> StoreResult<()>;
+    /// The person with this email (compared as stored: callers lowercase it).
+    async fn person_by_email(&self, email: &str) -> StoreResult<Option<PersonRecord>>;
+    async fn person(&self, id: &PersonId) -> StoreResult<Option<PersonRecord>>;
+    async fn set_password(&self, id: &PersonId, password_hash: &str) -> StoreResult<()>;
+    /// Whether anybody has a sign-in yet (a first run has nobody: `serve` prints a link).
+    async fn has_people(&self) -> StoreResult<bool>;
 
     async fn insert_project(&self, project: &ProjectRecord) -> StoreResult<()>;
     async fn project(&self, id: &ProjectId) -> StoreResult<Option<ProjectRecord>>;
-    async fn projects_of(&self, token: &TokenId) -> StoreResult<Vec<ProjectRecord>>;
+    async fn projects_of(&self, workspace: &WorkspaceId) -> StoreResult<Vec<ProjectRecord>>;
     async fn rename_project(&self, id: &ProjectId, name: &str) -> StoreResult<()>;
 
     /// The project's conversation, created (empty) on first use.

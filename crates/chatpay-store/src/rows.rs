@@ -8,7 +8,10 @@ use super::{
     StagedObject, StoreError, StoreResult, StoredFrame, StoredProduct, SubscriptionRecord,
     WebhookEventRecord,
 };
-use chatpay_core::domain::{ConversationId, Mode, Origin, ProjectId, TokenId};
+use super::{PersonRecord, TokenKind, TokenRecord, WorkspaceRecord};
+use chatpay_core::domain::{
+    ConversationId, Mode, Origin, PersonId, ProjectId, TokenId, WorkspaceId,
+};
 
 /// `SELECT {columns} {rest}`.
 pub(super) fn select<'a>(columns: &str, rest: &str) -> Statement<'a> {
@@ -33,12 +36,65 @@ pub(super) fn stored_id<T>(
     parse(&s).ok_or_else(|| bad("id", &s))
 }
 
+fn opt_id<T>(
+    row: &impl Columns,
+    column: &str,
+    parse: fn(&str) -> Option<T>,
+) -> StoreResult<Option<T>> {
+    row.opt_text(column)?
+        .map(|s| parse(&s).ok_or_else(|| bad("id", &s)))
+        .transpose()
+}
+
+pub(super) const WORKSPACE_COLUMNS: &str = "SELECT id, name, created_at FROM workspaces";
+
+pub(super) fn workspace_row(row: &impl Columns) -> StoreResult<WorkspaceRecord> {
+    Ok(WorkspaceRecord {
+        id: stored_id(row, "id", WorkspaceId::parse)?,
+        name: row.text("name")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(super) const TOKEN_COLUMNS: &str = "SELECT id, workspace_id, kind, name, person_id, \
+     project_id, created_at, expires_at, last_used_at, revoked_at FROM tokens";
+
+pub(super) fn token_row(row: &impl Columns) -> StoreResult<TokenRecord> {
+    let kind = row.text("kind")?;
+    Ok(TokenRecord {
+        id: stored_id(row, "id", TokenId::parse)?,
+        workspace_id: stored_id(row, "workspace_id", WorkspaceId::parse)?,
+        kind: TokenKind::parse(&kind).ok_or_else(|| bad("token kind", &kind))?,
+        name: row.text("name")?,
+        person_id: opt_id(row, "person_id", PersonId::parse)?,
+        project_id: opt_id(row, "project_id", ProjectId::parse)?,
+        created_at: row.int("created_at")?,
+        expires_at: row.opt_int("expires_at")?,
+        last_used_at: row.opt_int("last_used_at")?,
+        revoked_at: row.opt_int("revoked_at")?,
+    })
+}
+
+pub(super) const PERSON_COLUMNS: &str =
+    "SELECT id, workspace_id, email, password_hash, created_at FROM people";
+
+pub(super) fn person_row(row: &impl Columns) -> StoreResult<PersonRecord> {
+    Ok(PersonRecord {
+        id: stored_id(row, "id", PersonId::parse)?,
+        workspace_id: stored_id(row, "workspace_id", WorkspaceId::parse)?,
+        email: row.text("email")?,
+        password_hash: row.text("password_hash")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
 pub(super) const PROJECT_COLUMNS: &str =
-    "SELECT id, token_id, name, backend, mode, created_at FROM projects";
+    "SELECT id, workspace_id, token_id, name, backend, mode, created_at FROM projects";
 
 pub(super) fn project_row(row: &impl Columns) -> StoreResult<ProjectRecord> {
     Ok(ProjectRecord {
         id: stored_id(row, "id", ProjectId::parse)?,
+        workspace_id: stored_id(row, "workspace_id", WorkspaceId::parse)?,
         token_id: stored_id(row, "token_id", TokenId::parse)?,
         name: row.text("name")?,
         backend: row.flag("backend")?,

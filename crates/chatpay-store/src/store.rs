@@ -15,22 +15,18 @@ use sqlx::{Pool, Transaction};
 use super::conn::{Backend, Columns, Conn};
 use super::rows::{
     APP_EVENT_COLUMNS, APP_WEBHOOK_COLUMNS, CONNECTION_COLUMNS, CONVERSATION_COLUMNS,
-    EVENT_COLUMNS, OPERATION_FIELDS, ORDER_COLUMNS, PROJECT_COLUMNS, PUBLISHABLE_COLUMNS,
-    SUBSCRIPTION_COLUMNS, app_event_row, app_webhook_row, bad, connection_row, conversation_row,
-    due_app_event_row, event_row, frame_row, operation_row, order_row, product_row, project_row,
-    publishable_row, select, staged_row, stored_id, subscription_row,
+    EVENT_COLUMNS, OPERATION_FIELDS, ORDER_COLUMNS, PROJECT_COLUMNS, PUBLISHABLE_COLUMNS, SUBSCRIPTION_COLUMNS, app_event_row, app_webhook_row, bad, connection_row, conversation_row, due_app_event_row, event_row, frame_row, operation_row, order_row, product_row, project_row, publishable_row, select, staged_row, stored_id, subscription_row, PERSON_COLUMNS, TOKEN_COLUMNS, WORKSPACE_COLUMNS, person_row, token_row, workspace_row,
 };
 use super::sql::{Dialect, ROWS_PER_INSERT, Statement, sql};
 use super::write::mark_event_processed;
 use super::writer::Writer;
 use super::{
     AppEventRecord, AppWebhook, CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord,
-    DueAppEvent, ExtraWrite, NewOrder, OperationRecord, OrderFilter, OrderKey, OrderRecord,
-    ProductPut, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind,
-    StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct, SubscriptionFilter,
-    SubscriptionRecord, TurnWrite, WebhookEventRecord,
+    DueAppEvent, ExtraWrite, NewOrder, OperationRecord, OrderFilter, OrderKey, OrderRecord, ProductPut, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionRecord, TurnWrite, WebhookEventRecord, NewToken, PersonRecord, TokenKind, TokenRecord, WorkspaceRecord,
 };
-use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
+use chatpay_core::domain::{
+    ConversationId, Mode, PersonId, ProjectId, TokenId, WorkspaceId, now_millis,
+};
 
 /// Either backend's store: its pool for reads and its writer for turns and ledger events.
 pub(crate) struct SqlStore<B: Backend> {
@@ -207,29 +203,197 @@ impl<B: Backend> Store for SqlStore<B> {
 
     // ---- Tokens and projects.
 
-    async fn insert_token(&self, id: &TokenId, name: &str, secret_hash: &str) -> StoreResult<()> {
+    async fn insert_workspace(&self, w: &WorkspaceRecord) -> StoreResult<()> {
         self.run(
-            sql("INSERT INTO tokens (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(id.as_str())
-                .bind(name)
-                .bind(secret_hash)
-                .bind(now_millis()),
+            sql("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(w.id.as_str())
+                .bind(w.name.as_str())
+                .bind(w.created_at),
         )
         .await?;
         Ok(())
     }
 
-    async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenId>> {
+    async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Option<WorkspaceRecord>> {
         self.one(
-            sql("SELECT id FROM tokens WHERE secret_hash = $1").bind(secret_hash),
-            |r| stored_id(r, "id", TokenId::parse),
+            select(WORKSPACE_COLUMNS, "WHERE id = $1").bind(id.as_str()),
+            workspace_row,
         )
         .await
     }
 
+    async fn first_workspace(&self) -> StoreResult<Option<WorkspaceRecord>> {
+        self.one(
+            select(WORKSPACE_COLUMNS, "ORDER BY created_at, id LIMIT 1"),
+            workspace_row,
+        )
+        .await
+    }
+
+    async fn insert_token(&self, t: NewToken<'_>) -> StoreResult<()> {
+        self.run(
+            sql(
+                "INSERT INTO tokens (id, name, secret_hash, created_at, workspace_id, kind, \
+                 person_id, project_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(t.id.as_str())
+            .bind(t.name)
+            .bind(t.secret_hash)
+            .bind(now_millis())
+            .bind(t.workspace_id.as_str())
+            .bind(t.kind.as_str())
+            .bind(t.person_id.map(PersonId::as_str))
+            .bind(t.project_id.map(ProjectId::as_str))
+            .bind(t.expires_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        self.one(
+            select(TOKEN_COLUMNS, "WHERE secret_hash = $1").bind(secret_hash),
+            token_row,
+        )
+        .await
+    }
+
+    async fn touch_token(
+        &self,
+        id: &TokenId,
+        used_at: i64,
+        expires_at: Option<i64>,
+    ) -> StoreResult<()> {
+        self.run(
+            sql(
+                "UPDATE tokens SET last_used_at = $2, expires_at = COALESCE($3, expires_at) \
+                 WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .bind(used_at)
+            .bind(expires_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn tokens_of(
+        &self,
+        workspace: &WorkspaceId,
+        kind: TokenKind,
+    ) -> StoreResult<Vec<TokenRecord>> {
+        self.all(
+            select(
+                TOKEN_COLUMNS,
+                "WHERE workspace_id = $1 AND kind = $2 ORDER BY created_at, id",
+            )
+            .bind(workspace.as_str())
+            .bind(kind.as_str()),
+            token_row,
+        )
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        workspace: &WorkspaceId,
+        id: &TokenId,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let changed = self
+            .run(
+                sql("UPDATE tokens SET revoked_at = $3 \
+                     WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL")
+                .bind(id.as_str())
+                .bind(workspace.as_str())
+                .bind(now),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn revoke_sessions_of(&self, person: &PersonId, now: i64) -> StoreResult<Vec<TokenId>> {
+        let mut tx = self.begin().await?;
+        let ids = tx
+            .fetch_all(
+                sql("SELECT id FROM tokens \
+                     WHERE person_id = $1 AND kind = 'session' AND revoked_at IS NULL")
+                .bind(person.as_str()),
+            )
+            .await?
+            .iter()
+            .map(|r| stored_id(r, "id", TokenId::parse))
+            .collect::<StoreResult<Vec<_>>>()?;
+        tx.execute(
+            sql("UPDATE tokens SET revoked_at = $2 \
+                 WHERE person_id = $1 AND kind = 'session' AND revoked_at IS NULL")
+            .bind(person.as_str())
+            .bind(now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     async fn has_tokens(&self) -> StoreResult<bool> {
         let one = self
-            .one(sql("SELECT id FROM tokens LIMIT 1"), |_| Ok(()))
+            .one(
+                sql("SELECT id FROM tokens WHERE kind = 'api' LIMIT 1"),
+                |_| Ok(()),
+            )
+            .await?;
+        Ok(one.is_some())
+    }
+
+    async fn insert_person(&self, p: &PersonRecord) -> StoreResult<()> {
+        self.run(
+            sql(
+                "INSERT INTO people (id, workspace_id, email, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(p.id.as_str())
+            .bind(p.workspace_id.as_str())
+            .bind(p.email.as_str())
+            .bind(p.password_hash.as_str())
+            .bind(p.created_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn person_by_email(&self, email: &str) -> StoreResult<Option<PersonRecord>> {
+        self.one(
+            select(PERSON_COLUMNS, "WHERE email = $1").bind(email),
+            person_row,
+        )
+        .await
+    }
+
+    async fn person(&self, id: &PersonId) -> StoreResult<Option<PersonRecord>> {
+        self.one(
+            select(PERSON_COLUMNS, "WHERE id = $1").bind(id.as_str()),
+            person_row,
+        )
+        .await
+    }
+
+    async fn set_password(&self, id: &PersonId, password_hash: &str) -> StoreResult<()> {
+        let changed = self
+            .run(
+                sql("UPDATE people SET password_hash = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(password_hash),
+            )
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn has_people(&self) -> StoreResult<bool> {
+        let one = self
+            .one(sql("SELECT id FROM people LIMIT 1"), |_| Ok(()))
             .await?;
         Ok(one.is_some())
     }
@@ -240,10 +404,11 @@ impl<B: Backend> Store for SqlStore<B> {
         let mut tx = self.begin().await?;
         tx.execute(
             sql(
-                "INSERT INTO projects (id, token_id, name, backend, mode, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO projects (id, workspace_id, token_id, name, backend, mode, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(p.id.as_str())
+            .bind(p.workspace_id.as_str())
             .bind(p.token_id.as_str())
             .bind(p.name.as_str())
             .bind(p.backend)
@@ -264,13 +429,13 @@ impl<B: Backend> Store for SqlStore<B> {
         .await
     }
 
-    async fn projects_of(&self, token: &TokenId) -> StoreResult<Vec<ProjectRecord>> {
+    async fn projects_of(&self, workspace: &WorkspaceId) -> StoreResult<Vec<ProjectRecord>> {
         self.all(
             select(
                 PROJECT_COLUMNS,
-                "WHERE token_id = $1 ORDER BY created_at, id",
+                "WHERE workspace_id = $1 ORDER BY created_at, id",
             )
-            .bind(token.as_str()),
+            .bind(workspace.as_str()),
             project_row,
         )
         .await

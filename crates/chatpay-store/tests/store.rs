@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId, now_millis};
+use chatpay_core::domain::{
+    ConversationId, Mode, PersonId, ProjectId, TokenId, WorkspaceId, now_millis,
+};
 use chatpay_store::{
-    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOperation, NewOrder,
-    OperationStatus, OrderFilter, OrderKey, OrderUpdate, ProductState, ProjectRecord,
-    PublishableKey, Recorded, RunPhase, StagedKind, StoreError, StoredFrame, StoredProduct,
-    SubscriptionFilter, SubscriptionUpdate, TurnWrite, WebhookEventRecord,
+    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOperation, NewOrder, OperationStatus, OrderFilter, OrderKey, OrderUpdate, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError, StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionUpdate, TurnWrite, WebhookEventRecord, NewToken, PersonRecord, TokenKind, WorkspaceRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -34,14 +33,40 @@ async fn postgres() -> Option<DynStore> {
     )
 }
 
+async fn workspace(store: &DynStore) -> WorkspaceId {
+    let w = WorkspaceRecord {
+        id: WorkspaceId::generate(),
+        name: "w".into(),
+        created_at: now_millis(),
+    };
+    store.insert_workspace(&w).await.unwrap();
+    w.id
+}
+
+fn new_token<'a>(id: &'a TokenId, workspace: &'a WorkspaceId, hash: &'a str) -> NewToken<'a> {
+    NewToken {
+        id,
+        workspace_id: workspace,
+        kind: TokenKind::Api,
+        name: "t",
+        secret_hash: hash,
+        person_id: None,
+        project_id: None,
+        expires_at: None,
+    }
+}
+
 async fn project(store: &DynStore) -> ProjectRecord {
     let token = TokenId::generate();
+    let w = workspace(store).await;
+    let hash = chatpay_core::domain::random_hex(32);
     store
-        .insert_token(&token, "t", &chatpay_core::domain::random_hex(32))
+        .insert_token(new_token(&token, &w, &hash))
         .await
         .unwrap();
     let p = ProjectRecord {
         id: ProjectId::generate(),
+        workspace_id: w,
         token_id: token,
         name: "p".into(),
         backend: true,
@@ -83,7 +108,7 @@ async fn contract(store: DynStore) {
     let p = project(&store).await;
     assert_eq!(store.project(&p.id).await.unwrap().as_ref(), Some(&p));
     assert_eq!(
-        store.projects_of(&p.token_id).await.unwrap(),
+        store.projects_of(&p.workspace_id).await.unwrap(),
         vec![p.clone()]
     );
     store.rename_project(&p.id, "renamed").await.unwrap();
@@ -93,14 +118,96 @@ async fn contract(store: DynStore) {
         Err(StoreError::NotFound)
     ));
     assert!(store.has_tokens().await.unwrap());
+    let (t1, t2) = (TokenId::generate(), TokenId::generate());
     let dup = store
-        .insert_token(&TokenId::generate(), "dup", "same-hash")
+        .insert_token(new_token(&t1, &p.workspace_id, "same-hash"))
         .await;
     assert!(dup.is_ok());
     let dup = store
-        .insert_token(&TokenId::generate(), "dup", "same-hash")
+        .insert_token(new_token(&t2, &p.workspace_id, "same-hash"))
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+    // Credentials: read back by hash, used, listed, revoked; people.
+    let t = store.token_by_hash("same-hash").await.unwrap().unwrap();
+    assert_eq!(
+        (t.id.clone(), t.kind, t.revoked_at),
+        (t1.clone(), TokenKind::Api, None)
+    );
+    assert_eq!(t.workspace_id, p.workspace_id);
+    store.touch_token(&t1, 1234, None).await.unwrap();
+    let t = store.token_by_hash("same-hash").await.unwrap().unwrap();
+    assert_eq!(t.last_used_at, Some(1234));
+    assert_eq!(
+        store
+            .tokens_of(&p.workspace_id, TokenKind::Api)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let stranger = workspace(&store).await;
+    assert!(
+        !store.revoke_token(&stranger, &t1, 5).await.unwrap(),
+        "another workspace's"
+    );
+    assert!(store.revoke_token(&p.workspace_id, &t1, 5).await.unwrap());
+    assert!(
+        !store.revoke_token(&p.workspace_id, &t1, 6).await.unwrap(),
+        "once"
+    );
+    assert_eq!(
+        store
+            .token_by_hash("same-hash")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(5)
+    );
+    assert!(store.projects_of(&stranger).await.unwrap().is_empty());
+    assert!(!store.has_people().await.unwrap());
+    let person = PersonRecord {
+        id: PersonId::generate(),
+        workspace_id: p.workspace_id.clone(),
+        email: "maya@example.com".into(),
+        password_hash: "$argon2id$x".into(),
+        created_at: now_millis(),
+    };
+    store.insert_person(&person).await.unwrap();
+    assert!(store.has_people().await.unwrap());
+    assert_eq!(
+        store.person_by_email("maya@example.com").await.unwrap(),
+        Some(person.clone())
+    );
+    store.set_password(&person.id, "$argon2id$y").await.unwrap();
+    let session = TokenId::generate();
+    store
+        .insert_token(NewToken {
+            kind: TokenKind::Session,
+            person_id: Some(&person.id),
+            expires_at: Some(99),
+            ..new_token(&session, &p.workspace_id, "session-hash")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoke_sessions_of(&person.id, 7).await.unwrap(),
+        vec![session]
+    );
+    assert_eq!(
+        store
+            .person(&person.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$y"
+    );
+    assert!(
+        store.first_workspace().await.unwrap().is_some(),
+        "the oldest workspace"
+    );
 
     // One conversation per project, created once.
     let c1 = store.conversation_for(&p.id).await.unwrap();

@@ -23,6 +23,11 @@ pub struct Client {
     cards: Vec<(String, String, Value)>,
     sent: HashMap<String, String>,
     close_code: Option<u16>,
+    /// Whether `said` frames (the echo of a person's own `say`) are returned; by default they
+    /// are noted (their `seq` counts) and skipped, as transcripts expect chatpay's answers.
+    pub keep_said: bool,
+    /// The `said` frames seen, in order.
+    pub said: Vec<Value>,
 }
 
 impl Client {
@@ -148,10 +153,10 @@ impl Client {
 
     /// Reads one frame from the socket (not the inbox), waiting up to `patience`.
     async fn read(&mut self, patience: Duration) -> anyhow::Result<Option<Value>> {
-        let Some(ws) = self.ws.as_mut() else {
-            return Ok(None);
-        };
         loop {
+            let Some(ws) = self.ws.as_mut() else {
+                return Ok(None);
+            };
             let msg = match tokio::time::timeout(patience, ws.next()).await {
                 Err(_) => return Ok(None),
                 Ok(None) => {
@@ -169,6 +174,10 @@ impl Client {
                     let v: Value = serde_json::from_str(t.as_str())
                         .context("the server sent a frame that is not JSON")?;
                     self.note(&v);
+                    if v["type"] == "said" && !self.keep_said {
+                        self.said.push(v);
+                        continue;
+                    }
                     return Ok(Some(v));
                 }
                 Message::Close(frame) => {
@@ -200,6 +209,10 @@ impl Client {
             Some(Some(Ok(Message::Text(t)))) => {
                 let v: Value = serde_json::from_str(t.as_str()).ok()?;
                 self.note(&v);
+                if v["type"] == "said" && !self.keep_said {
+                    self.said.push(v);
+                    return self.take_ready();
+                }
                 Some(v)
             }
             _ => None,

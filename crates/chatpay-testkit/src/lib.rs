@@ -296,7 +296,14 @@ impl<'t> Run<'t> {
 
         let store = chatpay_store::connect(&db.url).await?;
         let token = chatpay_server::auth::create_token(&*store, "replay").await?;
-        let other_token = chatpay_server::auth::create_token(&*store, "someone else").await?;
+        // A stranger: a token of another workspace.
+        let other_token = chatpay_server::auth::create_api_token(
+            &*store,
+            "someone else",
+            &chatpay_server::auth::Target::New,
+        )
+        .await?
+        .secret;
         drop(store);
 
         let mut run = Run {

@@ -17,8 +17,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use chatpay_core::domain::{TokenId, WorkspaceId};
 use chatpay_core::intents::{self, Outcome};
 use chatpay_server::app::{Application, Stripe};
+use chatpay_server::auth::Target;
 use chatpay_server::config::{Config, LogFormat, Secret};
 use stripe_sandbox::{Sandbox, SandboxConfig};
 
@@ -58,6 +60,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// People who sign in to the web page.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Intent files.
     Intents {
@@ -99,11 +106,36 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create a token and print it (it is stored hashed and shown only this once).
+    /// Create a token and print it (it is stored hashed and shown only this once). By default
+    /// it belongs to the deployment's first workspace (created on an empty database).
     Create {
         #[arg(long)]
         name: String,
+        /// Of this workspace (`wsp_…`).
+        #[arg(long, conflicts_with = "new_workspace")]
+        workspace: Option<String>,
+        /// Of a new workspace (a stranger to every other one), named as the token.
+        #[arg(long)]
+        new_workspace: bool,
     },
+    /// List a workspace's API tokens (the first one's by default): id, name, last use.
+    List {
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Revoke a token by its id (`tok_…`): it stops working at once.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Set a new password for EMAIL, read from standard input (one line), and end every
+    /// session of that person.
+    ResetPassword { email: String },
 }
 
 #[derive(Subcommand)]
@@ -173,6 +205,9 @@ fn stripe_env(config: &mut Config) {
     if let Some(k) = var("STRIPE_CONNECT_CLIENT_ID") {
         config.stripe.connect_client_id = Some(k);
     }
+    if let Some(k) = var("CHATPAY_PLATFORM_KEY") {
+        config.platform_key = Some(Secret::new(k));
+    }
     if let Some(k) = var("STRIPE_API_BASE") {
         config.stripe.api_base = Some(k);
     }
@@ -194,8 +229,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { listen, public_url } => serve(config, listen, public_url),
         Command::Token {
-            command: TokenCommand::Create { name },
-        } => create_token(&config, &name),
+            command:
+                TokenCommand::Create {
+                    name,
+                    workspace,
+                    new_workspace,
+                },
+        } => create_token(&config, &name, workspace.as_deref(), new_workspace),
+        Command::Token {
+            command: TokenCommand::List { workspace },
+        } => list_tokens(&config, workspace.as_deref()),
+        Command::Token {
+            command: TokenCommand::Revoke { id, workspace },
+        } => revoke_token(&config, &id, workspace.as_deref()),
+        Command::User {
+            command: UserCommand::ResetPassword { email },
+        } => reset_password(&config, &email),
         Command::Intents {
             command: IntentsCommand::Check { dir },
         } => intents_check(&config, dir.unwrap_or_else(|| PathBuf::from("intents"))),
@@ -257,10 +306,10 @@ fn serve(
         // sign-in link is for the person who started the server).
         match app.signin_url() {
             Some(link) => println!(
-                "chatpay is running at {url}/\n\nThe database has no API token yet. To sign in, open this link\n(it works once, within an hour):\n\n    {link}\n"
+                "chatpay is running at {url}/\n\nNobody has a sign-in yet. To create the owner's, open this link\n(it works once, within an hour):\n\n    {link}\n"
             ),
             None => println!(
-                "chatpay is running at {url}/\nSign in with an API token (`chatpay token create --name NAME` prints one)."
+                "chatpay is running at {url}/\nSign in with your email and password (`chatpay user reset-password EMAIL` if it is lost), or an API token (`chatpay token create --name NAME`)."
             ),
         }
         let served = app.run_until_stopped(shutdown_signal()).await;
@@ -309,13 +358,149 @@ fn sandbox_state_file(database_url: &str) -> Option<PathBuf> {
         .then(|| PathBuf::from(format!("{path}.stripe-sandbox.json")))
 }
 
-/// `chatpay token create`: prints the new token (stored hashed, shown only this once).
-fn create_token(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
-    let token = runtime()?.block_on(async {
+/// `chatpay token create`: prints the new token (stored hashed, shown only this once) on
+/// standard output, and its workspace on standard error.
+fn create_token(
+    config: &Config,
+    name: &str,
+    workspace: Option<&str>,
+    new_workspace: bool,
+) -> anyhow::Result<ExitCode> {
+    let target = match (workspace, new_workspace) {
+        (_, true) => Target::New,
+        (Some(w), false) => Target::Workspace(parse_workspace(w)?),
+        (None, false) => Target::First,
+    };
+    let minted = runtime()?.block_on(async {
         let store = chatpay_store::connect(&config.database_url).await?;
-        Ok::<_, anyhow::Error>(chatpay_server::auth::create_token(&*store, name).await?)
+        chatpay_server::auth::create_api_token(&*store, name, &target)
+            .await
+            .map_err(|e| match e {
+                chatpay_store::StoreError::NotFound => {
+                    anyhow::anyhow!("there is no workspace {}", workspace.unwrap_or_default())
+                }
+                e => e.into(),
+            })
     })?;
-    println!("{token}");
+    eprintln!("API token {} of workspace {}", minted.id, minted.workspace);
+    println!("{}", minted.secret);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_workspace(w: &str) -> anyhow::Result<WorkspaceId> {
+    WorkspaceId::parse(w).with_context(|| format!("{w:?} is not a workspace id (wsp_…)"))
+}
+
+/// The workspace `--workspace` names, or the deployment's first.
+async fn chosen_workspace(
+    store: &dyn chatpay_store::Store,
+    workspace: Option<&str>,
+) -> anyhow::Result<WorkspaceId> {
+    match workspace {
+        Some(w) => {
+            let id = parse_workspace(w)?;
+            store
+                .workspace(&id)
+                .await?
+                .map(|w| w.id)
+                .with_context(|| format!("there is no workspace {w}"))
+        }
+        None => store
+            .first_workspace()
+            .await?
+            .map(|w| w.id)
+            .context("there is no workspace yet: `chatpay token create --name NAME` makes one"),
+    }
+}
+
+/// `chatpay token list`: one line per API token (id, name, created, last used, revoked).
+fn list_tokens(config: &Config, workspace: Option<&str>) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = chatpay_store::connect(&config.database_url).await?;
+        let workspace = chosen_workspace(&*store, workspace).await?;
+        let tokens = store
+            .tokens_of(&workspace, chatpay_store::TokenKind::Api)
+            .await?;
+        let when = |ms: Option<i64>| {
+            ms.and_then(chrono::DateTime::from_timestamp_millis)
+                .map_or("-".to_owned(), |t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+        };
+        println!("workspace {workspace}");
+        println!("ID\tNAME\tCREATED\tLAST USED\tREVOKED");
+        for t in tokens {
+            println!(
+                "{}\t{}\t{}\t{}\t{}",
+                t.id,
+                t.name,
+                when(Some(t.created_at)),
+                when(t.last_used_at),
+                when(t.revoked_at)
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chatpay token revoke ID`: the token stops working at once (a running server checks the
+/// database on every use; a chat open with it closes on this server's next check).
+fn revoke_token(config: &Config, id: &str, workspace: Option<&str>) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = chatpay_store::connect(&config.database_url).await?;
+        let workspace = chosen_workspace(&*store, workspace).await?;
+        let token =
+            TokenId::parse(id).with_context(|| format!("{id:?} is not a token id (tok_…)"))?;
+        let is_api = store
+            .tokens_of(&workspace, chatpay_store::TokenKind::Api)
+            .await?
+            .iter()
+            .any(|t| t.id == token);
+        if !is_api
+            || !store
+                .revoke_token(&workspace, &token, chatpay_core::domain::now_millis())
+                .await?
+        {
+            anyhow::bail!("workspace {workspace} has no API token {id} that still works");
+        }
+        eprintln!("revoked {id}");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chatpay user reset-password EMAIL`: the new password from standard input; every session
+/// of the person ends.
+fn reset_password(config: &Config, email: &str) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let Some(email) = chatpay_server::auth::normalize_email(email) else {
+        anyhow::bail!("{email:?} is not an email address");
+    };
+    if std::io::stdin().is_terminal() {
+        eprintln!("New password for {email} (10 to 200 characters), then Enter:");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if let Some(problem) = chatpay_server::auth::password_problem(password) {
+        anyhow::bail!("the password was not changed: {problem}");
+    }
+    let hash = chatpay_server::auth::hash_password(password)?;
+    runtime()?.block_on(async {
+        let store = chatpay_store::connect(&config.database_url).await?;
+        let person = store
+            .person_by_email(&email)
+            .await?
+            .with_context(|| format!("nobody signs in as {email} here"))?;
+        store.set_password(&person.id, &hash).await?;
+        let ended = store
+            .revoke_sessions_of(&person.id, chatpay_core::domain::now_millis())
+            .await?;
+        eprintln!(
+            "The password of {email} is changed; {} session(s) ended.",
+            ended.len()
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -409,6 +409,7 @@ impl Actor {
                 tracing::debug!(conversation = %self.conversation, intent = ?tag, "say");
                 let cause = Cause::Say {
                     id: &id,
+                    text: &text,
                     intent: tag.as_ref(),
                 };
                 let mode = self.working_mode();

@@ -24,6 +24,14 @@ pub struct OutFrame {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum Body<'a> {
+    /// A person's own message, as said: part of the conversation like chatpay's answers, so
+    /// every tab (and a reload) shows both sides. `reply_to` is the `say`'s own id, so the
+    /// tab that sent it does not show it twice.
+    Said {
+        seq: i64,
+        reply_to: Option<&'a str>,
+        text: &'a str,
+    },
     Reply {
         seq: i64,
         #[serde(skip_serializing_if = "Option::is_none")]

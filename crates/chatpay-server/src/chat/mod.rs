@@ -19,6 +19,7 @@ mod bucket;
 mod catalog_sync;
 mod golive;
 mod hub;
+mod identity;
 mod message;
 mod operations;
 mod orders;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, oneshot};
 
+use crate::auth::Principal;
 use crate::config::ChatConfig;
 use chatpay_core::domain::{ConversationId, Mode, ProjectId, TokenId};
 use chatpay_core::error::ErrorCode;
@@ -37,7 +39,7 @@ use chatpay_core::flows::{CatalogAnswer, CheckItem, Entry, Links, Outside};
 use chatpay_core::intents::Matcher;
 use chatpay_core::rules::{RefusalKind, Refused};
 use chatpay_store::{
-    DynStore, ProjectRecord, Recorded, StoreError, StoredFrame, WebhookEventRecord,
+    DynStore, ProjectRecord, Recorded, StoreError, StoredFrame, TokenKind, WebhookEventRecord,
 };
 use chatpay_stripe::Gateway;
 use chatpay_stripe::webhook::EventEnvelope;
@@ -46,6 +48,7 @@ use actor::Msg;
 pub use bucket::TokenBucket;
 pub use hub::ActorHandle;
 use hub::Hub;
+pub use identity::Session;
 pub use message::OutFrame;
 pub use orders::{CheckoutInput, PUBLISHABLE_PREFIX};
 pub use projects::Received;
@@ -210,6 +213,8 @@ pub(crate) struct Inner {
     /// Whether other instances may write the same database (PostgreSQL): then an actor's copy
     /// of its conversation is a cache, checked against the store where it matters.
     pub shared: bool,
+    /// Credentials revoked in this process: open connections using one close.
+    revocations: broadcast::Sender<TokenId>,
     /// Each project's conversation, as looked up (it never changes).
     conversations: std::sync::Mutex<std::collections::HashMap<ProjectId, ConversationId>>,
 }
@@ -288,6 +293,7 @@ impl Engine {
                     .ok()
                     .filter(|v| !v.is_empty()),
                 hub: Hub::default(),
+                revocations: broadcast::channel(64).0,
                 conversations: std::sync::Mutex::default(),
             }),
         }
@@ -304,17 +310,31 @@ impl Engine {
         &self.inner.matcher
     }
 
-    /// The token's id, or `unauthorized`.
-    pub async fn authenticate(&self, token: &str) -> Result<TokenId, ChatError> {
-        crate::auth::verify(&*self.inner.store, token)
-            .await?
-            .ok_or_else(|| ChatError::Unauthorized("the API token is not valid".to_owned()))
+    /// The principal of an API token or a platform's scoped token (as sent in
+    /// `Authorization: Bearer` or the chat's `hello`), or `unauthorized`.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, ChatError> {
+        crate::auth::verify(
+            &*self.inner.store,
+            token,
+            &[TokenKind::Api, TokenKind::Scoped],
+        )
+        .await?
+        .ok_or_else(|| ChatError::Unauthorized("the API token is not valid".to_owned()))
     }
 
-    /// The project if it exists and belongs to the token (otherwise `not_found`).
+    /// The principal of a browser session's cookie, or `unauthorized`.
+    pub async fn authenticate_session(&self, secret: &str) -> Result<Principal, ChatError> {
+        crate::auth::verify(&*self.inner.store, secret, &[TokenKind::Session])
+            .await?
+            .ok_or_else(|| ChatError::Unauthorized("You are signed out. Sign in again.".to_owned()))
+    }
+
+    /// The project if it exists and the principal reaches it (its workspace's, or a scoped
+    /// token's one project); otherwise `not_found`, the same whether it exists elsewhere or
+    /// not at all.
     pub async fn project_of(
         &self,
-        token: &TokenId,
+        who: &Principal,
         project: &str,
     ) -> Result<ProjectRecord, ChatError> {
         let found = match ProjectId::parse(project) {
@@ -322,8 +342,20 @@ impl Engine {
             None => None,
         };
         found
-            .filter(|p| &p.token_id == token)
-            .ok_or_else(|| ChatError::NotFound(format!("no project \"{project}\" for this token")))
+            .filter(|p| who.reaches(&p.workspace_id, &p.id))
+            .ok_or_else(|| {
+                ChatError::NotFound(format!("no project \"{project}\" in this workspace"))
+            })
+    }
+
+    /// Tells open connections that a credential was revoked (they close at once).
+    pub fn revoked(&self, credential: &TokenId) {
+        let _ = self.inner.revocations.send(credential.clone());
+    }
+
+    /// Revoked credentials, as they are revoked in this process.
+    pub fn revocations(&self) -> broadcast::Receiver<TokenId> {
+        self.inner.revocations.subscribe()
     }
 
     /// Joins the project's conversation: subscribes to its frames and tells where it is.

@@ -1,8 +1,9 @@
 //! Projects, their Stripe connection and incoming Stripe events, as the HTTP layer asks for
 //! them: the handlers translate, these decide (and only these touch the store for them).
 
+use crate::auth::Principal;
 use chatpay_core::account::AccountSnapshot;
-use chatpay_core::domain::{Mode, ProjectId, TokenId, now_millis};
+use chatpay_core::domain::{Mode, ProjectId, now_millis};
 use chatpay_core::flows::{Entry, Outside};
 use chatpay_core::rules;
 use chatpay_store::{ConnectionRecord, ProjectRecord, Recorded, WebhookEventRecord};
@@ -30,14 +31,22 @@ impl Engine {
     /// in its chat (the new-project screen's "+ -> Connect Stripe Account").
     pub async fn create_project(
         &self,
-        token: &TokenId,
+        who: &Principal,
         name: String,
         backend: bool,
         connect_stripe: bool,
     ) -> Result<(ProjectRecord, Option<FlowView>), ChatError> {
+        if who.project.is_some() {
+            return Err(ChatError::Forbidden {
+                code: "scoped_token",
+                message: "This token is for one project only; it cannot create projects."
+                    .to_owned(),
+            });
+        }
         let project = ProjectRecord {
             id: ProjectId::generate(),
-            token_id: token.clone(),
+            workspace_id: who.workspace.clone(),
+            token_id: who.credential.clone(),
             name,
             backend,
             mode: Mode::Test,
@@ -71,8 +80,11 @@ impl Engine {
         Ok(crate::auth::create_token(&*self.inner.store, name).await?)
     }
 
-    pub async fn projects(&self, token: &TokenId) -> Result<Vec<ProjectRecord>, ChatError> {
-        Ok(self.inner.store.projects_of(token).await?)
+    /// The projects the principal reaches: its workspace's, or a scoped token's one.
+    pub async fn projects(&self, who: &Principal) -> Result<Vec<ProjectRecord>, ChatError> {
+        let mut all = self.inner.store.projects_of(&who.workspace).await?;
+        all.retain(|p| who.reaches(&p.workspace_id, &p.id));
+        Ok(all)
     }
 
     pub async fn rename_project(

@@ -71,6 +71,8 @@ pub(super) enum Cause<'a> {
     /// A `say`, read as `intent` (`None`: nothing matched).
     Say {
         id: &'a str,
+        /// What was said: stored as the turn's first frame (`said`).
+        text: &'a str,
         intent: Option<&'a IntentTag>,
     },
     Click {
@@ -229,6 +231,19 @@ pub(super) fn plan(
             result,
         });
     }
+    if let Cause::Say { text, .. } = cause {
+        // The person's own words come first, numbered like every frame of the conversation.
+        let seq = held.last_seq + 1;
+        frames.push(frame(
+            seq,
+            &Body::Said {
+                seq,
+                reply_to,
+                text,
+            },
+        )?);
+    }
+    let said = frames.len();
     for effect in effects {
         let seq = held.last_seq + frames.len() as i64 + 1;
         let body = match effect {
@@ -364,10 +379,10 @@ pub(super) fn plan(
         frames.push(frame(seq, &body)?);
     }
     let answered_later = reply_to.is_some_and(|id| next.answers_pending_for(id));
-    if reply_to.is_some() && frames.is_empty() && !answered_later {
+    if reply_to.is_some() && frames.len() == said && !answered_later {
         // The protocol promises at least one frame per say and click (an answer a call will
-        // give comes with the call's result).
-        let seq = held.last_seq + 1;
+        // give comes with the call's result); the echo of a say is not an answer.
+        let seq = held.last_seq + frames.len() as i64 + 1;
         frames.push(frame(
             seq,
             &Body::Reply {
@@ -503,6 +518,7 @@ mod tests {
         let turn = f.plan(
             &Cause::Say {
                 id: "u1",
+                text: "hm",
                 intent: None,
             },
             &[],
@@ -511,13 +527,14 @@ mod tests {
         assert_eq!(
             bodies(&turn.write),
             [
-                serde_json::json!({"type": "reply", "seq": 6, "reply_to": "u1", "text": "Okay.", "intent": null})
+                serde_json::json!({"type": "said", "seq": 6, "reply_to": "u1", "text": "hm"}),
+                serde_json::json!({"type": "reply", "seq": 7, "reply_to": "u1", "text": "Okay.", "intent": null})
             ]
         );
         assert_eq!(turn.write.frames[0].reply_to.as_deref(), Some("u1"));
-        assert_eq!((turn.write.prev_seq, turn.write.last_seq), (5, 6));
+        assert_eq!((turn.write.prev_seq, turn.write.last_seq), (5, 7));
         assert_eq!(turn.write.state, None, "the state did not change");
-        assert_eq!(turn.after.last_seq, 6);
+        assert_eq!(turn.after.last_seq, 7);
         assert_eq!(turn.after.answered.as_deref(), Some("u1"));
     }
 
@@ -532,6 +549,7 @@ mod tests {
             .plan(
                 &Cause::Say {
                     id: "u2",
+                    text: "refund it",
                     intent: Some(&tag),
                 },
                 &[
@@ -548,15 +566,16 @@ mod tests {
         assert_eq!(
             bodies(&turn.write),
             [
-                serde_json::json!({"type": "reply", "seq": 6, "reply_to": "u2", "text": "one", "intent": intent}),
-                serde_json::json!({"type": "reply", "seq": 7, "reply_to": "u2", "text": "two", "intent": intent}),
+                serde_json::json!({"type": "said", "seq": 6, "reply_to": "u2", "text": "refund it"}),
+                serde_json::json!({"type": "reply", "seq": 7, "reply_to": "u2", "text": "one", "intent": intent}),
+                serde_json::json!({"type": "reply", "seq": 8, "reply_to": "u2", "text": "two", "intent": intent}),
             ]
         );
         assert_eq!(
             turn.write.frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
-            [6, 7]
+            [6, 7, 8]
         );
-        assert_eq!((turn.write.last_seq, turn.after.last_seq), (7, 7));
+        assert_eq!((turn.write.last_seq, turn.after.last_seq), (8, 8));
         assert_eq!(turn.after.calls, [(3, Call::CheckLive)]);
     }
 

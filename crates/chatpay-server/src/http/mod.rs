@@ -1,5 +1,7 @@
 //! The HTTP API: projects, the Stripe integration, the Stripe webhook endpoint, the pages Stripe
-//! sends people back to, health, the sign-in exchange, and the web chat view's files. Handlers
+//! sends people back to, health, signing in (the first-run link, email and password, the session
+//! cookie: `session`), the workspace's API tokens (`tokens`), the app-builder platform's calls
+//! (`platform`), and the web chat view's files. Handlers
 //! translate HTTP to engine calls and back; decisions are the engine's.
 //!
 //! Each handler's request and response bodies are typed beside it (serde and utoipa, converted
@@ -14,10 +16,13 @@ mod extract;
 mod html;
 pub mod openapi;
 mod orders;
+mod platform;
 mod projects;
 mod public;
+mod session;
 mod signin;
 mod stripe_pages;
+mod tokens;
 mod types;
 pub mod web;
 mod webhooks;
@@ -35,9 +40,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
+use crate::auth::Principal;
 use crate::chat::Engine;
 use crate::config::{ChatConfig, Secret};
-use chatpay_core::domain::TokenId;
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery, MAX_BODY, OptionalJson, RawBody};
 
@@ -54,12 +59,17 @@ pub struct AppState {
     pub limits: Arc<public::Limits>,
     /// The one-time sign-in code of a fresh database (`POST /v1/signin`).
     pub signin: Arc<crate::signin::SignInCode>,
+    /// Sign-in attempts per email and per client address.
+    pub signin_limits: Arc<session::SignInLimits>,
+    /// The SHA-256 of the platform key, when one is configured.
+    pub platform_key_hash: Option<Arc<String>>,
 }
 
 /// The WebSocket transport's share of the state.
 impl FromRef<AppState> for crate::ws::WsState {
     fn from_ref(state: &AppState) -> crate::ws::WsState {
         crate::ws::WsState {
+            page_session: session::page_session,
             engine: state.engine.clone(),
             chat: state.chat.clone(),
             shutdown: state.shutdown.clone(),
@@ -116,6 +126,19 @@ fn routes() -> Routes {
     .add(M::GET, "/favicon.ico", web::favicon)
     .add(M::GET, "/assets/{version}/{file}", web::asset)
     .add(M::POST, "/v1/signin", signin::exchange)
+    .add(M::POST, "/v1/session/owner", session::create_owner)
+    .add(M::POST, "/v1/session", session::sign_in)
+    .add(M::GET, "/v1/session", session::show)
+    .add(M::DELETE, "/v1/session", session::sign_out)
+    .add(M::GET, "/v1/tokens", tokens::list)
+    .add(M::POST, "/v1/tokens", tokens::create)
+    .add(M::DELETE, "/v1/tokens/{id}", tokens::revoke)
+    .add(
+        M::POST,
+        "/v1/platform/workspaces",
+        platform::create_workspace,
+    )
+    .add(M::POST, "/v1/platform/tokens", platform::mint_token)
     .add(M::GET, "/v1/chat", crate::ws::upgrade)
     .add(M::POST, "/v1/projects", projects::create)
     .add(M::GET, "/v1/projects", projects::list)
@@ -307,13 +330,24 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> 
         })
 }
 
-/// The caller's token, from `Authorization: Bearer …`.
-pub struct Caller(pub TokenId);
+/// Who is calling: an API token or a platform's scoped token from `Authorization: Bearer …`,
+/// or else a browser session's cookie (a write with the cookie only from the page's own
+/// origin: see `session::same_origin`).
+pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .is_none()
+            && let Some(secret) = session::cookie(&parts.headers)
+        {
+            session::same_origin(&parts.method, &parts.headers)?;
+            return Ok(Caller(state.engine.authenticate_session(secret).await?));
+        }
         let token = bearer(&parts.headers)?;
         if token.starts_with(crate::chat::PUBLISHABLE_PREFIX) {
             return Err(ApiError::Unauthorized(

@@ -17,7 +17,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use super::{app_webhooks, billing, orders, projects, public, signin, stripe_pages, web, webhooks};
+use super::{
+    app_webhooks, billing, orders, platform, projects, public, session, signin, stripe_pages,
+    tokens, web, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +41,15 @@ use super::{app_webhooks, billing, orders, projects, public, signin, stripe_page
         web::favicon,
         web::asset,
         signin::exchange,
+        session::create_owner,
+        session::sign_in,
+        session::show,
+        session::sign_out,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
+        platform::create_workspace,
+        platform::mint_token,
         crate::ws::upgrade,
         projects::create,
         projects::list,
@@ -82,7 +94,9 @@ use super::{app_webhooks, billing, orders, projects, public, signin, stripe_page
         (name = "selling", description = "Checkouts, orders, refunds, receipts, publishable keys"),
         (name = "billing", description = "Subscriptions, entitlements, the balance and payouts"),
         (name = "app webhooks", description = "chatpay's own signed events to the builder's app"),
-        (name = "sign-in", description = "The one-time sign-in link of a fresh server"),
+        (name = "sign-in", description = "The first-run link, email and password sign-in, the session cookie, Sign out"),
+        (name = "tokens", description = "The workspace's API tokens (Settings → API tokens)"),
+        (name = "platform", description = "The app-builder platform: workspaces per builder, short-lived scoped tokens"),
         (name = "chat", description = "The chat: protocol v1 over a WebSocket"),
         (name = "pages", description = "Pages for browsers: the web chat view, Stripe's return pages, buy links"),
         (name = "health", description = "Liveness, readiness, this document"),
@@ -103,7 +117,7 @@ impl Modify for Security {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("cpk_…")
                     .description(Some(
-                        "An API token (`chatpay token create --name NAME`, or the sign-in link's exchange).",
+                        "An API token (`chatpay token create --name NAME`, Settings → API tokens), or a platform's scoped token (`cpt_…`).",
                     ))
                     .build(),
             ),
@@ -116,6 +130,24 @@ impl Modify for Security {
                     .bearer_format("cpub_…")
                     .description(Some(
                         "The project's publishable key: only creates checkouts, from the allowed origins.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "chatpay_session",
+                "The web page's session cookie (HttpOnly); writes only from the page's own Origin.",
+            ))),
+        );
+        components.add_security_scheme(
+            "platform_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The deployment's platform key (CHATPAY_PLATFORM_KEY): workspaces and scoped tokens.",
                     ))
                     .build(),
             ),

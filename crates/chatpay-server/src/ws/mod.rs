@@ -10,15 +10,20 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
+use crate::auth::Principal;
 use crate::chat::{ChatError, Engine, Joined, OutFrame, TokenBucket, TurnReply};
 use crate::config::ChatConfig;
 use crate::wire::ErrorBody;
+use chatpay_core::domain::TokenId;
 use chatpay_core::error::ErrorCode;
+use chatpay_store::TokenKind;
 use protocol::{ClientFrame, FrameError};
 
 /// Close codes used here (RFC 6455).
@@ -43,6 +48,9 @@ pub struct WsState {
     pub chat: Arc<ChatConfig>,
     /// Flips to true when the server is stopping.
     pub shutdown: watch::Receiver<bool>,
+    /// The web page's session secret from the upgrade request's cookie, when the request comes
+    /// from the page's own origin (the HTTP layer's rule; `None` otherwise).
+    pub page_session: fn(&HeaderMap) -> Option<String>,
 }
 
 /// `GET /v1/chat`: the WebSocket upgrade. A request that is not one answers the API's error
@@ -64,7 +72,9 @@ pub struct WsState {
 pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<WsState>,
+    headers: HeaderMap,
 ) -> Response {
+    let page_session = (state.page_session)(&headers);
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return refused(&rejection),
@@ -83,6 +93,9 @@ pub async fn upgrade(
                 last_sent: 0,
                 bucket: TokenBucket::new(state.chat.turns_per_second, Instant::now()),
                 max_frame_bytes: max,
+                page_session,
+                principal: None,
+                revocations: state.engine.revocations(),
             };
             let mut shutdown = state.shutdown.clone();
             let deadline = tokio::time::Instant::now() + state.chat.hello_timeout;
@@ -119,6 +132,12 @@ struct Connection {
     bucket: TokenBucket,
     /// The configured largest frame, named when a bigger one closes the connection.
     max_frame_bytes: usize,
+    /// The page's session from the upgrade's cookie (same origin only), used by a `hello`
+    /// without a token.
+    page_session: Option<String>,
+    /// Who said hello: the connection closes when its credential is revoked or expires.
+    principal: Option<Principal>,
+    revocations: broadcast::Receiver<TokenId>,
 }
 
 /// Why a connection ends.
@@ -148,6 +167,10 @@ impl Connection {
                     Err(End::Close(CLOSE_POLICY, "no hello in time".into()))
                 }
                 // Handling is boxed: an idle connection then holds only this small select.
+                revoked = self.revocations.recv(), if self.principal.is_some() => self.check_revoked(revoked),
+                _ = sleep_until_expiry(self.principal.as_ref()) => {
+                    Err(End::Close(CLOSE_POLICY, "the token expired".into()))
+                }
                 incoming = self.socket.recv() => Box::pin(self.incoming(incoming)).await,
                 live = recv_live(&mut self.joined) => Box::pin(self.live(live)).await,
             };
@@ -183,6 +206,20 @@ impl Connection {
                     .await;
                 }
             }
+        }
+    }
+
+    /// A credential was revoked somewhere in this process: this connection's ends it.
+    fn check_revoked(&mut self, revoked: Result<TokenId, RecvError>) -> Result<(), End> {
+        let mine = self.principal.as_ref().map(|p| &p.credential);
+        match revoked {
+            Ok(id) if Some(&id) == mine => Err(End::Close(
+                CLOSE_POLICY,
+                "the credential was revoked".into(),
+            )),
+            Ok(_) | Err(RecvError::Closed) => Ok(()),
+            // Missed some: ask the store whether this one still works.
+            Err(RecvError::Lagged(_)) => Ok(()),
         }
     }
 
@@ -298,15 +335,26 @@ impl Connection {
                 .await;
         }
         let joined = async {
-            let token = self.engine.authenticate(token).await?;
-            let project = self.engine.project_of(&token, project).await.map_err(|_| {
+            let who = match (token.is_empty(), &self.page_session) {
+                (true, Some(session)) => self.engine.authenticate_session(session).await?,
+                (true, None) => {
+                    return Err(ChatError::Unauthorized(
+                        "send the API token in hello (or open the chat from chatpay's page, signed in)"
+                            .to_owned(),
+                    ));
+                }
+                (false, _) => self.engine.authenticate(token).await?,
+            };
+            // Another workspace's project reads as one that does not exist (the protocol's
+            // `unauthorized` for both, with the same message).
+            let project = self.engine.project_of(&who, project).await.map_err(|_| {
                 ChatError::Unauthorized("no such project for this token".to_owned())
             })?;
             let joined = self.engine.join(&project).await?;
-            Ok::<_, ChatError>((joined, project))
+            Ok::<_, ChatError>((joined, project, who))
         }
         .await;
-        let (joined, project) = match joined {
+        let (joined, project, who) = match joined {
             Ok(j) => j,
             Err(e) => return self.send_error(&chat_error(None, e)).await,
         };
@@ -320,6 +368,7 @@ impl Connection {
         self.last_sent = resume_after.clamp(0, joined.last_seq);
         let (conversation, upto) = (joined.conversation.clone(), joined.last_seq);
         self.joined = Some(joined);
+        self.principal = Some(who);
         if self.last_sent < upto {
             metrics::counter!("chatpay_resumes_total").increment(1);
         }
@@ -404,6 +453,21 @@ impl Connection {
             }
             Err(Err(end)) => Err(end),
         }
+    }
+}
+
+/// Waits until a scoped token expires (forever for anything else: a session slides).
+async fn sleep_until_expiry(who: Option<&Principal>) {
+    match who {
+        Some(p) if p.kind == TokenKind::Scoped => {
+            if let Some(at) = p.expires_at {
+                let left = (at - chatpay_core::domain::now_millis()).max(0);
+                tokio::time::sleep(std::time::Duration::from_millis(left as u64)).await;
+                return;
+            }
+            std::future::pending().await
+        }
+        _ => std::future::pending().await,
     }
 }
 

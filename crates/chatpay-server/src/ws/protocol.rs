@@ -169,7 +169,11 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
                 })?,
             };
             Ok(ClientFrame::Hello {
-                token: text_field(&obj, "token", &None)?,
+                // Absent for the web page, whose session cookie came with the upgrade.
+                token: match obj.get("token") {
+                    None | Some(Value::Null) => String::new(),
+                    Some(_) => text_field(&obj, "token", &None)?,
+                },
                 project: text_field(&obj, "project", &None)?,
                 resume_after,
             })

@@ -12,7 +12,7 @@ use crate::{Journey, JourneyFn, PHONE, Run};
 
 /// (name, whether the database starts with an API token, the journey)
 pub const ALL: &[(&str, bool, JourneyFn)] = &[
-    ("sign_in/one_time_link_then_token", false, sign_in),
+    ("sign_in/owner_tabs_sign_out_tokens", false, sign_in),
     (
         "connect/create_account_onboarding_catalog",
         true,
@@ -302,6 +302,17 @@ async fn connect_to_active(j: &Journey, shots: bool) -> anyhow::Result<()> {
 
 // ---------- journeys ----------
 
+const OWNER_EMAIL: &str = "maya@example.com";
+const OWNER_PASSWORD: &str = "a long enough password";
+
+/// Signs in on the sign-in page with email and password.
+async fn sign_in_with_password(page: &Page, password: &str) -> anyhow::Result<()> {
+    page.fill("#email", OWNER_EMAIL).await?;
+    page.fill("#password", password).await?;
+    page.click("form.password-form button[type=submit]").await?;
+    Ok(())
+}
+
 fn sign_in(j: &mut Journey) -> Run<'_> {
     Box::pin(async move {
         let link = j
@@ -312,34 +323,59 @@ fn sign_in(j: &mut Journey) -> Run<'_> {
             .context("a fresh database prints a sign-in link")?;
         let url = j.world.url();
         let page = j.page();
+        // The first-run link: the owner's sign-in is made, and the person is signed in.
         page.goto(&link).await?;
+        page.fill("#email", OWNER_EMAIL).await?;
+        page.fill("#password", OWNER_PASSWORD).await?;
+        page.click("form.owner-form button[type=submit]").await?;
         page.find_text(".empty-state", "Create your first project")
             .await?;
-        // The code is gone from the address; the session is in this tab only.
         ensure!(
             page.hash().await?.is_empty(),
             "the sign-in code stays in the address"
         );
-        let stored = page
-            .js("return sessionStorage.getItem('chatpay.token')", vec![])
-            .await?;
-        ensure!(
-            stored.as_str().is_some_and(|t| t.starts_with("cpk_")),
-            "no session: {stored}"
-        );
+        // The session is an HttpOnly cookie: no script sees it, nothing in this tab's storage.
         ensure!(
             page.js("return document.cookie", vec![]).await? == json!(""),
-            "a cookie was set"
+            "the session cookie is readable by scripts"
         );
-        // A reload keeps the session.
+        ensure!(
+            page.js("return sessionStorage.getItem('chatpay.token')", vec![])
+                .await?
+                .is_null(),
+            "a token in the tab's storage"
+        );
+        // A reload keeps the session; so does a new tab.
         page.client.refresh().await?;
         page.find_text(".empty-state", "Create your first project")
             .await?;
-        // The link works once.
+        page.find_text(".side-foot .who", OWNER_EMAIL).await?;
+        let first = page.client.window().await?;
+        let tab = page.client.new_window(true).await?;
+        page.client.switch_to_window(tab.handle.clone()).await?;
+        page.goto(&format!("{url}/")).await?;
+        page.find_text(".empty-state", "Create your first project")
+            .await
+            .context("a new tab is signed in too")?;
+        // Sign out in the first tab: the second is signed out on its next request.
+        page.client.switch_to_window(first.clone()).await?;
         page.click(".side-foot button").await?;
+        page.find("form.password-form").await?;
+        page.client.switch_to_window(tab.handle.clone()).await?;
+        page.client.refresh().await?;
+        page.find("form.password-form")
+            .await
+            .context("the other tab is signed out")?;
+        page.client.close_window().await?;
+        page.client.switch_to_window(first).await?;
+        // The link works once.
         page.goto(&link).await?;
-        page.find_text("#token-error", "not valid").await?;
+        page.fill("#email", "eve@example.com").await?;
+        page.fill("#password", OWNER_PASSWORD).await?;
+        page.click("form.owner-form button[type=submit]").await?;
+        page.find_text("#owner-error", "exists already").await?;
         // A wrong token: a clear message, tied to the field.
+        page.goto(&format!("{url}/")).await?;
         page.fill("#token", "cpk_0000000000000000000000000000000000000000")
             .await?;
         page.click("form.signin-form button[type=submit]").await?;
@@ -352,9 +388,12 @@ fn sign_in(j: &mut Journey) -> Run<'_> {
             .await?
                 == json!("true")
         );
+        // A wrong password: the same answer as a wrong email.
+        sign_in_with_password(page, "not the password").await?;
+        page.find_text("#signin-error", "do not match").await?;
         j.page().assert_accessible("the sign-in page").await?;
         j.shot(0, "sign-in").await?;
-        // A token made with `chatpay token create` signs in.
+        // A token made with `chatpay token create` signs in (this tab only).
         let store = chatpay_store::connect(&format!(
             "sqlite://{}",
             j.world.dir.path().join("chatpay.db").display()
@@ -363,13 +402,51 @@ fn sign_in(j: &mut Journey) -> Run<'_> {
         let token = chatpay_server::auth::create_token(&*store, "cli").await?;
         drop(store);
         sign_in_with_token(j.page(), &url, &token).await?;
+        j.page().click(".side-foot button").await?;
+        // Email and password again; Settings → API tokens: made, shown once, revoked.
+        let page = j.page();
+        sign_in_with_password(page, OWNER_PASSWORD).await?;
+        page.find("aside.sidebar").await?;
+        page.click("#tokens-link").await?;
+        page.find_text("table.tokens", "cli").await?;
+        page.fill("#token-name", "ci").await?;
+        page.click("form.token-form button[type=submit]").await?;
+        let shown = page.find("#new-token").await?.text().await?;
+        ensure!(
+            shown.starts_with("cpk_"),
+            "the new token is shown: {shown:?}"
+        );
+        let auth = format!("Bearer {shown}");
+        let projects = format!("{url}/v1/projects");
+        let ok = j
+            .world
+            .http
+            .get(&projects, &[("authorization", &auth)])
+            .await?;
+        ensure!(ok.status == 200, "the new token works: {}", ok.status);
+        j.page().assert_accessible("the API tokens screen").await?;
+        j.shot(0, "api-tokens").await?;
+        j.page().click("tr:last-child button.revoke").await?;
+        j.page()
+            .find_text("table.tokens tr:last-child", "Revoked")
+            .await?;
+        let refused = j
+            .world
+            .http
+            .get(&projects, &[("authorization", &auth)])
+            .await?;
+        ensure!(
+            refused.status == 401,
+            "a revoked token is refused: {}",
+            refused.status
+        );
         // The refused sign-ins answered 401 (the browser logs those); nothing else went wrong.
         let errors: Vec<String> = j
             .page()
             .console_errors(&url)
             .await
             .into_iter()
-            .filter(|e| !e.contains("status of 401"))
+            .filter(|e| !e.contains("status of 401") && !e.contains("status of 409"))
             .collect();
         ensure!(errors.is_empty(), "console errors: {errors:?}");
         Ok(())
@@ -672,14 +749,15 @@ fn keyboard_phone_axe(j: &mut Journey) -> Run<'_> {
         let url = j.world.url();
         let token = j.world.token().to_owned();
         let page = j.page();
-        // Sign in with the keyboard alone: the token field has focus.
+        // Sign in with the keyboard alone: the email field has focus; Tab reaches the token.
         page.goto(&format!("{url}/")).await?;
         page.find("#token").await?;
         page.until(
-            "the token field has focus",
-            "return document.activeElement.id === 'token'",
+            "the email field has focus",
+            "return document.activeElement.id === 'email'",
         )
         .await?;
+        page.tab_to("#token", 6).await?;
         page.keys(&token).await?;
         page.keys(&Key::Enter).await?;
         page.find("aside.sidebar").await?;
