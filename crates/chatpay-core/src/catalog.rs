@@ -567,3 +567,104 @@ mod tests {
         assert!(find_by_name(c.values(), "the plan").is_none());
     }
 }
+
+/// A product to create in Stripe, as the builder confirmed it: its name, an optional
+/// description and its prices (the first becomes the default price).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewProduct {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub prices: Vec<NewPrice>,
+}
+
+/// A price to create: an amount in minor units and how often it charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPrice {
+    pub amount: Money,
+    pub billing: Billing,
+}
+
+/// How often a new price charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Billing {
+    OneTime,
+    Week,
+    Month,
+    Year,
+}
+
+impl Billing {
+    /// From the matcher's interval (`one_time`, `week`, `month`, `year`).
+    pub fn parse(s: &str) -> Option<Billing> {
+        Some(match s {
+            "one_time" | "once" => Billing::OneTime,
+            "week" | "weekly" => Billing::Week,
+            "month" | "monthly" => Billing::Month,
+            "year" | "yearly" => Billing::Year,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Billing::OneTime => "one_time",
+            Billing::Week => "week",
+            Billing::Month => "month",
+            Billing::Year => "year",
+        }
+    }
+
+    /// Stripe's `recurring[interval]`; `None` for a one-time price.
+    pub fn interval(self) -> Option<&'static str> {
+        match self {
+            Billing::OneTime => None,
+            Billing::Week => Some("week"),
+            Billing::Month => Some("month"),
+            Billing::Year => Some("year"),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Billing::OneTime => "one-time",
+            Billing::Week => "weekly",
+            Billing::Month => "monthly",
+            Billing::Year => "yearly",
+        }
+    }
+}
+
+impl NewPrice {
+    /// `$12.00 / month`, `€18.00 one-time`.
+    pub fn display(&self) -> String {
+        match self.billing.interval() {
+            Some(unit) => format!("{} / {unit}", self.amount),
+            None => format!("{} one-time", self.amount),
+        }
+    }
+}
+
+/// A change to a product chatpay makes in Stripe, as the builder confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "edit", rename_all = "snake_case")]
+pub enum ProductEdit {
+    /// Stripe's prices are immutable: a new price becomes the default, and the old one (of the
+    /// same billing, if any) is archived. Subscribers stay on the price they have.
+    Reprice {
+        price: NewPrice,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        old: Option<String>,
+    },
+    Rename {
+        name: String,
+    },
+    Describe {
+        description: String,
+    },
+    /// Stop selling it (`active=false`): buy links and new checkouts stop.
+    Archive,
+    /// Sell it again (`active=true`).
+    Restore,
+}

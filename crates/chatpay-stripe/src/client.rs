@@ -20,8 +20,13 @@ use stripe_connect::account::{
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_shared::{Account, AccountBusinessType};
 
-use stripe_product::price::ListPrice;
-use stripe_product::product::{ListProduct, RetrieveProduct};
+use stripe_product::price::{
+    CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, UpdatePrice,
+};
+use stripe_product::product::{
+    CreateProduct, CreateProductDefaultPriceData, CreateProductDefaultPriceDataRecurring,
+    CreateProductDefaultPriceDataRecurringInterval, ListProduct, RetrieveProduct, UpdateProduct,
+};
 
 use stripe_billing::invoice::RetrieveInvoice;
 use stripe_checkout::checkout_session::{
@@ -42,7 +47,9 @@ use super::{
 use crate::pooled::PooledClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::billing::{Balance, Payout, Subscription};
-use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
+use chatpay_core::catalog::{
+    Billing, CatalogProduct, NewPrice, NewProduct, PriceData, ProductData, ProductEdit, Recurrence,
+};
 use chatpay_core::domain::Secret;
 use chatpay_core::domain::{BusinessType, Mode};
 use chatpay_core::flows::{LinkKind, NewAccount};
@@ -411,6 +418,43 @@ pub fn snapshot(a: &Account) -> AccountSnapshot {
     }
 }
 
+impl StripeGateway {
+    /// Creates one price of a product; answers its id.
+    async fn create_price(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+        p: &NewPrice,
+        key: &str,
+    ) -> Result<String, GatewayError> {
+        let currency = p
+            .amount
+            .currency
+            .as_str()
+            .parse::<stripe_types::Currency>()
+            .map_err(|_| {
+                GatewayError::Protocol(format!("unknown currency {}", p.amount.currency))
+            })?;
+        let metadata: HashMap<String, String> =
+            [("chatpay_request".to_owned(), key.to_owned())].into();
+        let mut req = CreatePrice::new(currency)
+            .product(product.to_owned())
+            .unit_amount(p.amount.minor)
+            .metadata(metadata);
+        let interval = match p.billing {
+            Billing::OneTime => None,
+            Billing::Week => Some(CreatePriceRecurringInterval::Week),
+            Billing::Month => Some(CreatePriceRecurringInterval::Month),
+            Billing::Year => Some(CreatePriceRecurringInterval::Year),
+        };
+        if let Some(interval) = interval {
+            req = req.recurring(CreatePriceRecurring::new(interval));
+        }
+        Ok(self.post_as(mode, account, &req, key).await?.id.to_string())
+    }
+}
+
 #[async_trait]
 impl Gateway for StripeGateway {
     fn has_key(&self, mode: Mode) -> bool {
@@ -603,6 +647,93 @@ impl Gateway for StripeGateway {
             &[("client_id", client_id), ("stripe_user_id", account)],
         )
         .await?;
+        Ok(())
+    }
+
+    async fn create_product(
+        &self,
+        mode: Mode,
+        account: &str,
+        new: &NewProduct,
+        key: &str,
+    ) -> Result<String, GatewayError> {
+        let Some((first, rest)) = new.prices.split_first() else {
+            return Err(GatewayError::Protocol("a product needs a price".to_owned()));
+        };
+        let currency = |c: &chatpay_core::domain::Currency| {
+            c.as_str()
+                .parse::<stripe_types::Currency>()
+                .map_err(|_| GatewayError::Protocol(format!("unknown currency {c}")))
+        };
+        let metadata: HashMap<String, String> =
+            [("chatpay_request".to_owned(), key.to_owned())].into();
+        let mut default = CreateProductDefaultPriceData::new(currency(&first.amount.currency)?);
+        default.unit_amount = Some(first.amount.minor);
+        default.recurring = match first.billing {
+            Billing::OneTime => None,
+            Billing::Week => Some(CreateProductDefaultPriceDataRecurringInterval::Week),
+            Billing::Month => Some(CreateProductDefaultPriceDataRecurringInterval::Month),
+            Billing::Year => Some(CreateProductDefaultPriceDataRecurringInterval::Year),
+        }
+        .map(CreateProductDefaultPriceDataRecurring::new);
+        let mut req = CreateProduct::new(new.name.clone())
+            .default_price_data(default)
+            .metadata(metadata.clone());
+        if let Some(d) = &new.description {
+            req = req.description(d.clone());
+        }
+        let product = self
+            .post_as(mode, account, &req, &format!("{key}:product"))
+            .await?;
+        let id = product.id.to_string();
+        for (i, p) in rest.iter().enumerate() {
+            self.create_price(mode, account, &id, p, &format!("{key}:price:{}", i + 2))
+                .await?;
+        }
+        Ok(id)
+    }
+
+    async fn change_product(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+        edit: &ProductEdit,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        let update = UpdateProduct::new(product);
+        let update = match edit {
+            ProductEdit::Reprice { price, old } => {
+                // New price, then the default switched to it, then the old one archived: each
+                // step with its own key, so a retry after any of them finishes the rest.
+                let new = self
+                    .create_price(mode, account, product, price, &format!("{key}:price"))
+                    .await?;
+                self.post_as(
+                    mode,
+                    account,
+                    &UpdateProduct::new(product).default_price(new),
+                    &format!("{key}:default"),
+                )
+                .await?;
+                if let Some(old) = old {
+                    self.post_as(
+                        mode,
+                        account,
+                        &UpdatePrice::new(old.as_str()).active(false),
+                        &format!("{key}:archive"),
+                    )
+                    .await?;
+                }
+                return Ok(());
+            }
+            ProductEdit::Rename { name } => update.name(name.clone()),
+            ProductEdit::Describe { description } => update.description(description.clone()),
+            ProductEdit::Archive => update.active(false),
+            ProductEdit::Restore => update.active(true),
+        };
+        self.post_as(mode, account, &update, &format!("{key}:product"))
+            .await?;
         Ok(())
     }
 

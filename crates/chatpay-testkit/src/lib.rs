@@ -1682,6 +1682,16 @@ mod stripe_steps {
                     }
                 }
             }
+            // How many products (and prices) the connected account has in test mode: a double
+            // click or a crash made each once.
+            "assert_products" => {
+                let products = api_as(run, "GET", "v1/products?limit=100", &[]).await?;
+                let n = products["data"].as_array().map_or(0, Vec::len);
+                let want = s.count.unwrap_or(1) as usize;
+                if n != want {
+                    bail!("the connected account has {n} product(s), expected {want}");
+                }
+            }
             // How many connected accounts Stripe has (test mode).
             "assert_accounts" => {
                 let auth = format!("Bearer {}", run.sandbox.config().test_secret_key);

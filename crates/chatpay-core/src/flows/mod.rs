@@ -15,6 +15,7 @@ mod catalog;
 mod connect;
 mod context;
 mod golive;
+mod products;
 mod selling;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::account::AccountSnapshot;
 use crate::billing::{AccessChange, Payout, Subscription, SubscriptionChange};
 use crate::cards::{Action, Card, CardKind, Fact, Field};
-use crate::catalog::{CatalogProduct, SyncReport};
+use crate::catalog::{CatalogProduct, NewProduct, ProductEdit, SyncReport};
 use crate::domain::{
     BusinessType, ConversationId, Country, Email, Mode, Origin, StatementDescriptor,
 };
@@ -353,6 +354,23 @@ pub enum Call {
     /// Gather what the go-live checklist needs, in live mode: the live account re-read from
     /// Stripe, the live catalog, the webhook ledger, the configured keys.
     CheckLive,
+    /// Create a product and its prices on the connected account (the builder clicked Create),
+    /// then store it in the catalog; answers `CallOutput::ProductWritten`.
+    CreateProduct {
+        product: NewProduct,
+    },
+    /// Find a product in the stored catalog by name, with who is buying it (open checkouts,
+    /// active subscriptions), to confirm `edit`; answers `CallOutput::ProductFound`.
+    FindProduct {
+        wanted: String,
+        edit: ProductEdit,
+    },
+    /// Change a product in Stripe as confirmed, then store it; answers `ProductWritten`.
+    ChangeProduct {
+        product: String,
+        name: String,
+        edit: ProductEdit,
+    },
 }
 
 impl Call {
@@ -378,6 +396,9 @@ impl Call {
             Call::ReadPayouts { .. } => "read_payouts",
             Call::RefreshPayout { .. } => "refresh_payout",
             Call::CheckLive => "check_live",
+            Call::CreateProduct { .. } => "create_product",
+            Call::FindProduct { .. } => "find_product",
+            Call::ChangeProduct { .. } => "change_product",
         }
     }
 }
@@ -438,6 +459,23 @@ pub enum CallOutput {
     Payouts(Box<PayoutsAnswer>),
     PayoutRefreshed(Option<Box<Payout>>),
     LiveChecked(Box<LiveFacts>),
+    /// A product as Stripe now has it and the catalog stores it, with where its buy links
+    /// start (`{public}/buy/{project}`).
+    ProductWritten {
+        product: Box<CatalogProduct>,
+        buy_base: String,
+    },
+    ProductFound(Box<FoundProduct>),
+}
+
+/// A product looked up by name to be changed, with who is buying it now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FoundProduct {
+    pub product: Option<CatalogProduct>,
+    /// Checkouts of it still open (they can still be paid).
+    pub open_checkouts: usize,
+    /// Active (or trialing, or past due) subscriptions to one of its prices.
+    pub subscribers: usize,
 }
 
 /// What the stored catalog says, for an answer.
@@ -572,6 +610,16 @@ pub enum Owner {
     },
     /// The go-live checklist's fix buttons; repeatable while it is the newest checklist.
     GoLive,
+    /// Confirm a new product (Create, Edit, Cancel); one click acts.
+    ConfirmProduct { draft: NewProduct },
+    /// The form that edits a new product before it is confirmed.
+    EditProduct { draft: NewProduct },
+    /// Confirm a change to a product (new price, name, description, archive, restore).
+    ConfirmProductChange {
+        product: String,
+        name: String,
+        edit: ProductEdit,
+    },
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -1014,6 +1062,14 @@ impl Turn<'_, '_> {
                 self.present_step();
             }
             Intent::PayoutStatus if self.payouts_intent(topic, slots) => self.present_step(),
+            Intent::CreateProduct => {
+                self.create_product_intent(slots);
+                self.present_step();
+            }
+            Intent::UpdateProduct => {
+                self.update_product_intent(slots);
+                self.present_step();
+            }
             Intent::Help => {
                 self.reply(answers::HELP_INTRO);
                 self.help_card();
@@ -1101,6 +1157,15 @@ impl Turn<'_, '_> {
                 self.disconnect_click(action);
             }
             Owner::GoLive => self.golive_click(action),
+            Owner::ConfirmProduct { .. } | Owner::EditProduct { .. } => {
+                let owner = live.owner.clone();
+                self.product_click(&owner, action, values)?;
+            }
+            Owner::ConfirmProductChange { .. } => {
+                let owner = live.owner.clone();
+                self.state.cards.remove(pos);
+                self.product_change_click(&owner, action);
+            }
         }
         Ok(())
     }
@@ -1227,6 +1292,9 @@ impl Turn<'_, '_> {
             | Call::ReadPayouts { .. }
             | Call::RefreshPayout { .. } => self.billing_done(pending, result),
             Call::CheckLive => self.golive_done(result),
+            Call::CreateProduct { .. } | Call::FindProduct { .. } | Call::ChangeProduct { .. } => {
+                self.product_done(pending, result)
+            }
             _ => self.connect_done(pending, result),
         }
     }

@@ -727,6 +727,37 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     CallOutput::Catalog(Box::new(a))
                 });
         }
+        Call::CreateProduct { product } => {
+            let ctx = catalog()?;
+            let id = gateway
+                .create_product(mode, &ctx.account, product, key)
+                .await
+                .map_err(|e| call_error(call, &e))?;
+            return catalog_sync::written(&ctx, &id)
+                .await
+                .map(|p| CallOutput::ProductWritten {
+                    product: Box::new(p),
+                    buy_base: format!("{}/buy/{}", exec.public, exec.project),
+                });
+        }
+        Call::FindProduct { wanted, .. } => {
+            return catalog_sync::find_for_change(&exec.store, &exec.project, mode, wanted)
+                .await
+                .map(|f| CallOutput::ProductFound(Box::new(f)));
+        }
+        Call::ChangeProduct { product, edit, .. } => {
+            let ctx = catalog()?;
+            gateway
+                .change_product(mode, &ctx.account, product, edit, key)
+                .await
+                .map_err(|e| call_error(call, &e))?;
+            return catalog_sync::written(&ctx, product).await.map(|p| {
+                CallOutput::ProductWritten {
+                    product: Box::new(p),
+                    buy_base: format!("{}/buy/{}", exec.public, exec.project),
+                }
+            });
+        }
         Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
         Call::RefreshSubscription { subscription, .. } => {
             return exec.orders().refresh_subscription(subscription).await;
@@ -816,11 +847,14 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 .map(|facts| CallOutput::LiveChecked(Box::new(facts)));
         }
     };
-    result.map_err(|e| {
-        tracing::warn!(call = call.name(), error = %e, "Stripe call failed");
-        CallError {
-            message: e.user_message(),
-            code: e.code().map(str::to_owned),
-        }
-    })
+    result.map_err(|e| call_error(call, &e))
+}
+
+/// A failed Stripe call as the chat sees it (logged here, once).
+fn call_error(call: &Call, e: &chatpay_stripe::GatewayError) -> CallError {
+    tracing::warn!(call = call.name(), error = %e, "Stripe call failed");
+    CallError {
+        message: e.user_message(),
+        code: e.code().map(str::to_owned),
+    }
 }
