@@ -58,6 +58,12 @@ pub enum CardKind {
     /// Confirm a change to a product: a new price (what happens to subscribers), a new name or
     /// description, archiving (what it means for open checkouts and subscriptions), restoring.
     ConfirmProductChange,
+    /// Confirm a new discount code: code, discount, duration, limits, expiry, who.
+    ConfirmCode,
+    /// A discount code just created.
+    Code,
+    /// The active discount codes with how often each was used.
+    Codes,
 }
 
 impl CardKind {
@@ -87,6 +93,9 @@ impl CardKind {
             CardKind::EditProduct => "edit_product",
             CardKind::Product => "product",
             CardKind::ConfirmProductChange => "confirm_product_change",
+            CardKind::ConfirmCode => "confirm_code",
+            CardKind::Code => "code",
+            CardKind::Codes => "codes",
         }
     }
 }

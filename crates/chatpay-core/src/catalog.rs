@@ -668,3 +668,85 @@ pub enum ProductEdit {
     /// Sell it again (`active=true`).
     Restore,
 }
+
+/// A discount code to create: a coupon (what it takes off, for how long) and the promotion
+/// code customers type at checkout (its limits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCode {
+    /// What customers type, as written (Stripe matches it case-insensitively).
+    pub code: String,
+    pub off: Off,
+    pub duration: CodeDuration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_redemptions: Option<i64>,
+    /// Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Only for a customer's first order (`restrictions.first_time_transaction`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_time: bool,
+}
+
+/// What a code takes off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "off", rename_all = "snake_case")]
+pub enum Off {
+    /// In hundredths of a percent (15% = 1500), so it stays an integer.
+    Percent {
+        basis_points: u32,
+    },
+    Amount {
+        amount: Money,
+    },
+}
+
+impl Off {
+    pub fn display(&self) -> String {
+        match self {
+            Off::Percent { basis_points } if basis_points % 100 == 0 => {
+                format!("{}% off", basis_points / 100)
+            }
+            Off::Percent { basis_points } => {
+                format!("{}.{:02}% off", basis_points / 100, basis_points % 100)
+            }
+            Off::Amount { amount } => format!("{amount} off"),
+        }
+    }
+}
+
+/// How long a code's discount lasts on a subscription (one-time orders: once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "duration", rename_all = "snake_case")]
+pub enum CodeDuration {
+    Once,
+    Repeating { months: u32 },
+    Forever,
+}
+
+impl CodeDuration {
+    pub fn display(&self) -> String {
+        match self {
+            CodeDuration::Once => "once (the first payment)".to_owned(),
+            CodeDuration::Repeating { months: 1 } => "for 1 month".to_owned(),
+            CodeDuration::Repeating { months } => format!("for {months} months"),
+            CodeDuration::Forever => "forever".to_owned(),
+        }
+    }
+}
+
+/// A promotion code as Stripe has it, for answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeInfo {
+    pub id: String,
+    pub code: String,
+    pub active: bool,
+    pub times_redeemed: i64,
+    #[serde(default)]
+    pub max_redemptions: Option<i64>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// "15% off", "$5.00 off".
+    pub off: String,
+    pub first_time: bool,
+}

@@ -8,7 +8,7 @@
 
 use crate::account::{AccountSnapshot, AccountState};
 use crate::billing::{Subscription, SubscriptionChange};
-use crate::catalog::NewProduct;
+use crate::catalog::{CodeDuration, NewCode, NewProduct, Off};
 use crate::domain::{Currency, Money};
 use crate::orders::Order;
 
@@ -393,6 +393,60 @@ pub fn new_product(p: &NewProduct) -> Result<(), Refused> {
     }
     for price in &p.prices {
         new_price(price.amount)?;
+    }
+    Ok(())
+}
+
+/// Whether a discount code can be created: a code customers can type (3 to 50 letters, digits,
+/// `-` or `_`), 0-100% or an amount above zero in a currency Stripe charges in, 1 to 36 months
+/// when repeating, at least one redemption.
+pub fn new_code(c: &NewCode) -> Result<(), Refused> {
+    let len = c.code.chars().count();
+    if !(3..=50).contains(&len)
+        || !c
+            .code
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        return Err(rejected(
+            "invalid_code",
+            format!(
+                "\"{}\" can't be a code: use 3 to 50 letters, digits, - or _ (like WELCOME15).",
+                c.code
+            ),
+        ));
+    }
+    match c.off {
+        Off::Percent { basis_points } if !(1..=10_000).contains(&basis_points) => {
+            return Err(rejected(
+                "invalid_discount",
+                "A percentage off must be more than 0 and at most 100.".to_owned(),
+            ));
+        }
+        Off::Amount { amount } => {
+            currency_supported(amount.currency)?;
+            if amount.minor <= 0 || amount.minor > MAX_PRICE_AMOUNT {
+                return Err(rejected(
+                    "invalid_discount",
+                    format!("An amount off must be more than zero ({amount} was asked)."),
+                ));
+            }
+        }
+        Off::Percent { .. } => {}
+    }
+    if let CodeDuration::Repeating { months } = c.duration
+        && !(1..=36).contains(&months)
+    {
+        return Err(rejected(
+            "invalid_duration",
+            "A repeating discount lasts 1 to 36 months.".to_owned(),
+        ));
+    }
+    if c.max_redemptions.is_some_and(|m| m < 1) {
+        return Err(rejected(
+            "invalid_limit",
+            "A code must be usable at least once.".to_owned(),
+        ));
     }
     Ok(())
 }

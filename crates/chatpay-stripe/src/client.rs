@@ -20,12 +20,17 @@ use stripe_connect::account::{
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_shared::{Account, AccountBusinessType};
 
+use stripe_product::coupon::{CreateCoupon, ListCoupon};
 use stripe_product::price::{
     CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, UpdatePrice,
 };
 use stripe_product::product::{
     CreateProduct, CreateProductDefaultPriceData, CreateProductDefaultPriceDataRecurring,
     CreateProductDefaultPriceDataRecurringInterval, ListProduct, RetrieveProduct, UpdateProduct,
+};
+use stripe_product::promotion_code::{
+    CreatePromotionCode, CreatePromotionCodePromotion, CreatePromotionCodePromotionType,
+    CreatePromotionCodeRestrictions, ListPromotionCode, UpdatePromotionCode,
 };
 
 use stripe_billing::invoice::RetrieveInvoice;
@@ -48,7 +53,8 @@ use crate::pooled::PooledClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::billing::{Balance, Payout, Subscription};
 use chatpay_core::catalog::{
-    Billing, CatalogProduct, NewPrice, NewProduct, PriceData, ProductData, ProductEdit, Recurrence,
+    Billing, CatalogProduct, CodeDuration, CodeInfo, NewCode, NewPrice, NewProduct, Off, PriceData,
+    ProductData, ProductEdit, Recurrence,
 };
 use chatpay_core::domain::Secret;
 use chatpay_core::domain::{BusinessType, Mode};
@@ -693,6 +699,103 @@ impl Gateway for StripeGateway {
         Ok(id)
     }
 
+    async fn create_code(
+        &self,
+        mode: Mode,
+        account: &str,
+        new: &NewCode,
+        key: &str,
+    ) -> Result<CodeInfo, GatewayError> {
+        let metadata: HashMap<String, String> =
+            [("chatpay_request".to_owned(), key.to_owned())].into();
+        let mut coupon = CreateCoupon::new()
+            .name(new.code.clone())
+            .metadata(metadata.clone());
+        coupon = match new.off {
+            Off::Percent { basis_points } => coupon.percent_off(f64::from(basis_points) / 100.0),
+            Off::Amount { amount } => coupon.amount_off(amount.minor).currency(
+                amount
+                    .currency
+                    .as_str()
+                    .parse::<stripe_types::Currency>()
+                    .map_err(|_| GatewayError::Protocol("unknown currency".to_owned()))?,
+            ),
+        };
+        coupon = match new.duration {
+            CodeDuration::Once => coupon.duration(stripe_shared::CouponDuration::Once),
+            CodeDuration::Forever => coupon.duration(stripe_shared::CouponDuration::Forever),
+            CodeDuration::Repeating { months } => coupon
+                .duration(stripe_shared::CouponDuration::Repeating)
+                .duration_in_months(i64::from(months)),
+        };
+        let coupon = self
+            .post_as(mode, account, &coupon, &format!("{key}:coupon"))
+            .await?;
+        let mut promotion =
+            CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon);
+        promotion.coupon = Some(coupon.id.to_string());
+        let mut req = CreatePromotionCode::new(promotion)
+            .code(new.code.clone())
+            .metadata(metadata);
+        if let Some(m) = new.max_redemptions {
+            req = req.max_redemptions(m);
+        }
+        if let Some(e) = new.expires_at {
+            req = req.expires_at(e);
+        }
+        if new.first_time {
+            let mut r = CreatePromotionCodeRestrictions::new();
+            r.first_time_transaction = Some(true);
+            req = req.restrictions(r);
+        }
+        let code = self
+            .post_as(mode, account, &req, &format!("{key}:code"))
+            .await?;
+        Ok(code_info(&code, Some(&coupon)))
+    }
+
+    async fn list_codes(
+        &self,
+        mode: Mode,
+        account: &str,
+        code: Option<&str>,
+    ) -> Result<Vec<CodeInfo>, GatewayError> {
+        let coupons = self
+            .send_as(mode, account, &ListCoupon::new().limit(PAGE_SIZE))
+            .await?;
+        let mut req = ListPromotionCode::new().limit(PAGE_SIZE);
+        if let Some(c) = code {
+            req = req.code(c.to_owned());
+        }
+        let codes = self.send_as(mode, account, &req).await?;
+        Ok(codes
+            .data
+            .iter()
+            .filter(|p| code.is_none_or(|c| p.code.eq_ignore_ascii_case(c)))
+            .map(|p| {
+                let coupon_id = p.promotion.coupon.as_ref().map(|c| c.id().to_string());
+                let coupon = coupons
+                    .data
+                    .iter()
+                    .find(|c| Some(c.id.to_string()) == coupon_id);
+                code_info(p, coupon)
+            })
+            .collect())
+    }
+
+    async fn set_code_active(
+        &self,
+        mode: Mode,
+        account: &str,
+        promotion_code: &str,
+        active: bool,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        let req = UpdatePromotionCode::new(promotion_code).active(active);
+        self.post_as(mode, account, &req, key).await?;
+        Ok(())
+    }
+
     async fn change_product(
         &self,
         mode: Mode,
@@ -760,7 +863,9 @@ impl Gateway for StripeGateway {
             .line_items(lines)
             .success_url(r.success_url.clone())
             .client_reference_id(r.order_id.clone())
-            .metadata(metadata.clone());
+            .metadata(metadata.clone())
+            // Customers may type a discount code on Stripe's page.
+            .allow_promotion_codes(true);
         req = match &r.subscription {
             // Subscription mode: Stripe makes the invoices (the first one carries any one-time
             // items) and their PaymentIntents; the subscription carries the order's id.
@@ -1106,5 +1211,40 @@ mod tests {
         .unwrap();
         let shown = format!("{g:?}");
         assert!(!shown.contains("supersecret"), "{shown}");
+    }
+}
+
+/// A promotion code with what its coupon takes off.
+fn code_info(p: &stripe_shared::PromotionCode, coupon: Option<&stripe_shared::Coupon>) -> CodeInfo {
+    let off = coupon.map_or_else(
+        || "a discount".to_owned(),
+        |c| match (c.percent_off, c.amount_off, &c.currency) {
+            (Some(pct), _, _) => {
+                let bp = (pct * 100.0).round() as u32;
+                Off::Percent { basis_points: bp }.display()
+            }
+            (None, Some(amount), Some(cur)) => {
+                chatpay_core::domain::Currency::parse(&cur.to_string()).map_or_else(
+                    || format!("{amount} {cur} off"),
+                    |c| {
+                        Off::Amount {
+                            amount: chatpay_core::domain::Money::new(amount, c),
+                        }
+                        .display()
+                    },
+                )
+            }
+            _ => "a discount".to_owned(),
+        },
+    );
+    CodeInfo {
+        id: p.id.to_string(),
+        code: p.code.clone(),
+        active: p.active,
+        times_redeemed: p.times_redeemed,
+        max_redemptions: p.max_redemptions,
+        expires_at: p.expires_at,
+        off,
+        first_time: p.restrictions.first_time_transaction,
     }
 }

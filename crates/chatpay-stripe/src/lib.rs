@@ -25,7 +25,9 @@ use async_trait::async_trait;
 
 use chatpay_core::account::AccountSnapshot;
 use chatpay_core::billing::{Balance, Payout, Subscription};
-use chatpay_core::catalog::{CatalogProduct, NewProduct, PriceData, ProductData, ProductEdit};
+use chatpay_core::catalog::{
+    CatalogProduct, CodeInfo, NewCode, NewProduct, PriceData, ProductData, ProductEdit,
+};
 use chatpay_core::domain::Mode;
 use chatpay_core::flows::{LinkKind, NewAccount};
 use chatpay_core::orders::{RefundInfo, StripeOrderRead};
@@ -175,6 +177,34 @@ pub trait Gateway: Send + Sync + 'static {
         account: &str,
         product: &str,
         edit: &ProductEdit,
+        key: &str,
+    ) -> Result<(), GatewayError>;
+
+    /// Creates a coupon and its promotion code (keys `{key}:coupon`, `{key}:code`).
+    async fn create_code(
+        &self,
+        mode: Mode,
+        account: &str,
+        code: &NewCode,
+        key: &str,
+    ) -> Result<CodeInfo, GatewayError>;
+
+    /// The account's promotion codes (the first 100), newest first; only those called `code`
+    /// (any case) when given.
+    async fn list_codes(
+        &self,
+        mode: Mode,
+        account: &str,
+        code: Option<&str>,
+    ) -> Result<Vec<CodeInfo>, GatewayError>;
+
+    /// Sets a promotion code's `active`.
+    async fn set_code_active(
+        &self,
+        mode: Mode,
+        account: &str,
+        promotion_code: &str,
+        active: bool,
         key: &str,
     ) -> Result<(), GatewayError>;
 

@@ -1305,6 +1305,10 @@ mod stripe_steps {
             // The customer pays on the hosted checkout page (3D Secure answered if asked).
             "pay" => {
                 let session = session(run, s)?;
+                if let Some(code) = &s.promotion_code {
+                    run.sandbox
+                        .apply_promotion_code(&session, code, s.email.as_deref())?;
+                }
                 let mut payment =
                     TestPayment::card(s.card.as_deref().unwrap_or("4242424242424242"));
                 payment.email = s.email.clone();

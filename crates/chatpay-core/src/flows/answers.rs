@@ -180,8 +180,7 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                  charge you twice."
             ));
         }
-        Intent::DiscountCodes
-        | Intent::Customers
+        Intent::Customers
         | Intent::Disputes
         | Intent::CustomerPortal
         | Intent::ChangePlan
@@ -202,15 +201,6 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
 fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, slots: &Slots) {
     let text = |name: &str| slots.get(name).and_then(SlotValue::as_text);
     let reply = match intent {
-        Intent::DiscountCodes => {
-            let code = text("code").map_or(String::new(), |c| format!(" such as {c}"));
-            format!(
-                "I can't manage discount codes from the chat yet. In the Stripe Dashboard, \
-                 Product catalog -> Coupons makes a coupon (percent or amount off, for how long, \
-                 how many redemptions, until when) and its customer-facing promotion codes{code}; \
-                 each code shows how often it was redeemed, and archiving it turns it off."
-            )
-        }
         Intent::Customers => "I can't answer questions about customers yet. Every order here \
              shows who paid (ask \"show my orders this month\"), and the Stripe Dashboard's \
              Customers page lists each customer with their payments and what they've spent."

@@ -42,6 +42,7 @@ const YES_NO: &[CardKind] = &[
     CardKind::ConfirmSubscription,
     CardKind::ConfirmProduct,
     CardKind::ConfirmProductChange,
+    CardKind::ConfirmCode,
     CardKind::Clarify,
 ];
 

@@ -12,6 +12,7 @@
 mod answers;
 mod billing;
 mod catalog;
+mod codes;
 mod connect;
 mod context;
 mod golive;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::account::AccountSnapshot;
 use crate::billing::{AccessChange, Payout, Subscription, SubscriptionChange};
 use crate::cards::{Action, Card, CardKind, Fact, Field};
-use crate::catalog::{CatalogProduct, NewProduct, ProductEdit, SyncReport};
+use crate::catalog::{CatalogProduct, CodeInfo, NewCode, NewProduct, ProductEdit, SyncReport};
 use crate::domain::{
     BusinessType, ConversationId, Country, Email, Mode, Origin, StatementDescriptor,
 };
@@ -371,6 +372,20 @@ pub enum Call {
         name: String,
         edit: ProductEdit,
     },
+    /// Create a coupon and its promotion code (refused if an active code is already called
+    /// that); answers `Codes` with the new one.
+    CreateCode {
+        code: NewCode,
+    },
+    /// The account's promotion codes (the one called `code`, if given); answers `Codes`.
+    ListCodes {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
+    /// Turn off the active promotion code called `code`; answers `Codes` with it (empty: none).
+    TurnOffCode {
+        code: String,
+    },
 }
 
 impl Call {
@@ -399,6 +414,9 @@ impl Call {
             Call::CreateProduct { .. } => "create_product",
             Call::FindProduct { .. } => "find_product",
             Call::ChangeProduct { .. } => "change_product",
+            Call::CreateCode { .. } => "create_code",
+            Call::ListCodes { .. } => "list_codes",
+            Call::TurnOffCode { .. } => "turn_off_code",
         }
     }
 }
@@ -466,6 +484,7 @@ pub enum CallOutput {
         buy_base: String,
     },
     ProductFound(Box<FoundProduct>),
+    Codes(Vec<CodeInfo>),
 }
 
 /// A product looked up by name to be changed, with who is buying it now.
@@ -620,6 +639,8 @@ pub enum Owner {
         name: String,
         edit: ProductEdit,
     },
+    /// Confirm a new discount code; one click acts.
+    ConfirmCode { code: NewCode },
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -1066,6 +1087,10 @@ impl Turn<'_, '_> {
                 self.create_product_intent(slots);
                 self.present_step();
             }
+            Intent::DiscountCodes => {
+                self.discount_intent(slots);
+                self.present_step();
+            }
             Intent::UpdateProduct => {
                 self.update_product_intent(slots);
                 self.present_step();
@@ -1160,6 +1185,11 @@ impl Turn<'_, '_> {
             Owner::ConfirmProduct { .. } | Owner::EditProduct { .. } => {
                 let owner = live.owner.clone();
                 self.product_click(&owner, action, values)?;
+            }
+            Owner::ConfirmCode { .. } => {
+                let owner = live.owner.clone();
+                self.state.cards.remove(pos);
+                self.code_click(&owner, action);
             }
             Owner::ConfirmProductChange { .. } => {
                 let owner = live.owner.clone();
@@ -1294,6 +1324,9 @@ impl Turn<'_, '_> {
             Call::CheckLive => self.golive_done(result),
             Call::CreateProduct { .. } | Call::FindProduct { .. } | Call::ChangeProduct { .. } => {
                 self.product_done(pending, result)
+            }
+            Call::CreateCode { .. } | Call::ListCodes { .. } | Call::TurnOffCode { .. } => {
+                self.code_done(pending, result)
             }
             _ => self.connect_done(pending, result),
         }

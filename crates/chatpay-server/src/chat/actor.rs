@@ -758,6 +758,49 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 }
             });
         }
+        Call::CreateCode { code } => {
+            let ctx = catalog()?;
+            // One active code per name: Stripe would refuse it after the coupon was made.
+            let same = gateway
+                .list_codes(mode, &ctx.account, Some(&code.code))
+                .await
+                .map_err(|e| call_error(call, &e))?;
+            if same.iter().any(|c| c.active) {
+                return Err(CallError {
+                    message: format!("an active code called {} exists already", code.code),
+                    code: Some("duplicate_code".to_owned()),
+                });
+            }
+            gateway
+                .create_code(mode, &ctx.account, code, key)
+                .await
+                .map(|c| vec![c])
+        }
+        .map(CallOutput::Codes),
+        Call::ListCodes { code } => {
+            let ctx = catalog()?;
+            gateway
+                .list_codes(mode, &ctx.account, code.as_deref())
+                .await
+                .map(CallOutput::Codes)
+        }
+        Call::TurnOffCode { code } => {
+            let ctx = catalog()?;
+            let found = gateway
+                .list_codes(mode, &ctx.account, Some(code))
+                .await
+                .map_err(|e| call_error(call, &e))?;
+            let Some(mut active) = found.into_iter().find(|c| c.active) else {
+                return Ok(CallOutput::Codes(Vec::new()));
+            };
+            gateway
+                .set_code_active(mode, &ctx.account, &active.id, false, key)
+                .await
+                .map(|_| {
+                    active.active = false;
+                    CallOutput::Codes(vec![active])
+                })
+        }
         Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
         Call::RefreshSubscription { subscription, .. } => {
             return exec.orders().refresh_subscription(subscription).await;
