@@ -46,7 +46,10 @@ fn ask_of(slots: &Slots) -> Ask {
 
 /// "three" -> 3.
 fn months_of(s: &str) -> Option<u32> {
-    s.parse().ok().or(Some(match s.to_lowercase().as_str() {
+    if let Ok(n) = s.parse() {
+        return Some(n);
+    }
+    Some(match s.to_lowercase().as_str() {
         "one" => 1,
         "two" => 2,
         "three" => 3,
@@ -55,7 +58,7 @@ fn months_of(s: &str) -> Option<u32> {
         "six" => 6,
         "twelve" => 12,
         _ => return None,
-    }))
+    })
 }
 
 /// When "until the end of the month" ends (the last second of that day, UTC).
