@@ -49,6 +49,21 @@ pub enum CardKind {
     Payout,
     /// The go-live checklist: each item, what is missing and how to fix it; or the switch.
     GoLive,
+    /// Confirm a new product: what was understood (name, prices), with Create, Edit, Cancel.
+    ConfirmProduct,
+    /// Form: a new product's name, description, currency and prices.
+    EditProduct,
+    /// A product in the catalog: its prices, whether it sells, its buy link.
+    Product,
+    /// Confirm a change to a product: a new price (what happens to subscribers), a new name or
+    /// description, archiving (what it means for open checkouts and subscriptions), restoring.
+    ConfirmProductChange,
+    /// Confirm a new discount code: code, discount, duration, limits, expiry, who.
+    ConfirmCode,
+    /// A discount code just created.
+    Code,
+    /// The active discount codes with how often each was used.
+    Codes,
 }
 
 impl CardKind {
@@ -74,6 +89,13 @@ impl CardKind {
             CardKind::ConfirmSubscription => "confirm_subscription",
             CardKind::Payout => "payout",
             CardKind::GoLive => "go_live",
+            CardKind::ConfirmProduct => "confirm_product",
+            CardKind::EditProduct => "edit_product",
+            CardKind::Product => "product",
+            CardKind::ConfirmProductChange => "confirm_product_change",
+            CardKind::ConfirmCode => "confirm_code",
+            CardKind::Code => "code",
+            CardKind::Codes => "codes",
         }
     }
 }

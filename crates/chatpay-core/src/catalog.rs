@@ -567,3 +567,186 @@ mod tests {
         assert!(find_by_name(c.values(), "the plan").is_none());
     }
 }
+
+/// A product to create in Stripe, as the builder confirmed it: its name, an optional
+/// description and its prices (the first becomes the default price).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewProduct {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub prices: Vec<NewPrice>,
+}
+
+/// A price to create: an amount in minor units and how often it charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPrice {
+    pub amount: Money,
+    pub billing: Billing,
+}
+
+/// How often a new price charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Billing {
+    OneTime,
+    Week,
+    Month,
+    Year,
+}
+
+impl Billing {
+    /// From the matcher's interval (`one_time`, `week`, `month`, `year`).
+    pub fn parse(s: &str) -> Option<Billing> {
+        Some(match s {
+            "one_time" | "once" => Billing::OneTime,
+            "week" | "weekly" => Billing::Week,
+            "month" | "monthly" => Billing::Month,
+            "year" | "yearly" => Billing::Year,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Billing::OneTime => "one_time",
+            Billing::Week => "week",
+            Billing::Month => "month",
+            Billing::Year => "year",
+        }
+    }
+
+    /// Stripe's `recurring[interval]`; `None` for a one-time price.
+    pub fn interval(self) -> Option<&'static str> {
+        match self {
+            Billing::OneTime => None,
+            Billing::Week => Some("week"),
+            Billing::Month => Some("month"),
+            Billing::Year => Some("year"),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Billing::OneTime => "one-time",
+            Billing::Week => "weekly",
+            Billing::Month => "monthly",
+            Billing::Year => "yearly",
+        }
+    }
+}
+
+impl NewPrice {
+    /// `$12.00 / month`, `€18.00 one-time`.
+    pub fn display(&self) -> String {
+        match self.billing.interval() {
+            Some(unit) => format!("{} / {unit}", self.amount),
+            None => format!("{} one-time", self.amount),
+        }
+    }
+}
+
+/// A change to a product chatpay makes in Stripe, as the builder confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "edit", rename_all = "snake_case")]
+pub enum ProductEdit {
+    /// Stripe's prices are immutable: a new price becomes the default, and the old one (of the
+    /// same billing, if any) is archived. Subscribers stay on the price they have.
+    Reprice {
+        price: NewPrice,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        old: Option<String>,
+    },
+    Rename {
+        name: String,
+    },
+    Describe {
+        description: String,
+    },
+    /// Stop selling it (`active=false`): buy links and new checkouts stop.
+    Archive,
+    /// Sell it again (`active=true`).
+    Restore,
+}
+
+/// A discount code to create: a coupon (what it takes off, for how long) and the promotion
+/// code customers type at checkout (its limits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCode {
+    /// What customers type, as written (Stripe matches it case-insensitively).
+    pub code: String,
+    pub off: Off,
+    pub duration: CodeDuration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_redemptions: Option<i64>,
+    /// Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Only for a customer's first order (`restrictions.first_time_transaction`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_time: bool,
+}
+
+/// What a code takes off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "off", rename_all = "snake_case")]
+pub enum Off {
+    /// In hundredths of a percent (15% = 1500), so it stays an integer.
+    Percent {
+        basis_points: u32,
+    },
+    Amount {
+        amount: Money,
+    },
+}
+
+impl Off {
+    pub fn display(&self) -> String {
+        match self {
+            Off::Percent { basis_points } if basis_points % 100 == 0 => {
+                format!("{}% off", basis_points / 100)
+            }
+            Off::Percent { basis_points } => {
+                format!("{}.{:02}% off", basis_points / 100, basis_points % 100)
+            }
+            Off::Amount { amount } => format!("{amount} off"),
+        }
+    }
+}
+
+/// How long a code's discount lasts on a subscription (one-time orders: once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "duration", rename_all = "snake_case")]
+pub enum CodeDuration {
+    Once,
+    Repeating { months: u32 },
+    Forever,
+}
+
+impl CodeDuration {
+    pub fn display(&self) -> String {
+        match self {
+            CodeDuration::Once => "once (the first payment)".to_owned(),
+            CodeDuration::Repeating { months: 1 } => "for 1 month".to_owned(),
+            CodeDuration::Repeating { months } => format!("for {months} months"),
+            CodeDuration::Forever => "forever".to_owned(),
+        }
+    }
+}
+
+/// A promotion code as Stripe has it, for answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeInfo {
+    pub id: String,
+    pub code: String,
+    pub active: bool,
+    pub times_redeemed: i64,
+    #[serde(default)]
+    pub max_redemptions: Option<i64>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// "15% off", "$5.00 off".
+    pub off: String,
+    pub first_time: bool,
+}

@@ -8,7 +8,8 @@
 
 use crate::account::{AccountSnapshot, AccountState};
 use crate::billing::{Subscription, SubscriptionChange};
-use crate::domain::Currency;
+use crate::catalog::{CodeDuration, NewCode, NewProduct, Off};
+use crate::domain::{Currency, Money};
 use crate::orders::Order;
 
 /// Why a request can't be carried out, said once for every caller.
@@ -269,6 +270,187 @@ pub fn trial(days: Option<u32>, recurring: bool) -> Result<(), Refused> {
     Ok(())
 }
 
+/// The currencies Stripe charges in (its presentment currencies), lowercase.
+pub const STRIPE_CURRENCIES: &[&str] = &[
+    "usd", "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd",
+    "bdt", "bgn", "bhd", "bif", "bmd", "bnd", "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad",
+    "cdf", "chf", "clp", "cny", "cop", "crc", "cve", "czk", "djf", "dkk", "dop", "dzd", "egp",
+    "etb", "eur", "fjd", "fkp", "gbp", "gel", "gip", "gmd", "gnf", "gtq", "gyd", "hkd", "hnl",
+    "htg", "huf", "idr", "ils", "inr", "isk", "jmd", "jod", "jpy", "kes", "kgs", "khr", "kmf",
+    "krw", "kwd", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl", "mga", "mkd",
+    "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok",
+    "npr", "nzd", "omr", "pab", "pen", "pgk", "php", "pkr", "pln", "pyg", "qar", "ron", "rsd",
+    "rub", "rwf", "sar", "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "std", "szl",
+    "thb", "tjs", "tnd", "top", "try", "ttd", "twd", "tzs", "uah", "ugx", "uyu", "uzs", "vnd",
+    "vuv", "wst", "xaf", "xcd", "xof", "xpf", "yer", "zar", "zmw",
+];
+
+/// Stripe's minimum charge per currency (minor units), where it publishes one: a price below
+/// it could never be paid.
+const MINIMUM_CHARGE: &[(&str, i64)] = &[
+    ("usd", 50),
+    ("aed", 200),
+    ("aud", 50),
+    ("bgn", 100),
+    ("brl", 50),
+    ("cad", 50),
+    ("chf", 50),
+    ("czk", 1500),
+    ("dkk", 250),
+    ("eur", 50),
+    ("gbp", 30),
+    ("hkd", 400),
+    ("huf", 17500),
+    ("inr", 50),
+    ("jpy", 50),
+    ("mxn", 1000),
+    ("myr", 200),
+    ("nok", 300),
+    ("nzd", 50),
+    ("pln", 200),
+    ("ron", 200),
+    ("sek", 300),
+    ("sgd", 50),
+    ("thb", 1000),
+];
+
+/// The largest amount a Stripe price takes (eight digits in minor units).
+pub const MAX_PRICE_AMOUNT: i64 = 99_999_999;
+
+/// Whether Stripe charges in `currency`.
+pub fn currency_supported(currency: Currency) -> Result<(), Refused> {
+    if STRIPE_CURRENCIES.contains(&currency.as_str()) {
+        Ok(())
+    } else {
+        Err(rejected(
+            "unsupported_currency",
+            format!(
+                "{} isn't a currency Stripe charges in. Use a 3-letter code such as USD, EUR or GBP.",
+                currency.as_str().to_ascii_uppercase()
+            ),
+        ))
+    }
+}
+
+/// Whether a new price can be created and paid: a supported currency, more than zero, at
+/// least Stripe's minimum charge, at most its maximum.
+pub fn new_price(amount: Money) -> Result<(), Refused> {
+    currency_supported(amount.currency)?;
+    if amount.minor <= 0 {
+        return Err(rejected(
+            "invalid_amount",
+            format!(
+                "A price must be more than zero ({amount} was asked). Free products aren't sold through Stripe Checkout."
+            ),
+        ));
+    }
+    if let Some((_, min)) = MINIMUM_CHARGE
+        .iter()
+        .find(|(c, _)| *c == amount.currency.as_str())
+        && amount.minor < *min
+    {
+        return Err(rejected(
+            "amount_too_small",
+            format!(
+                "{amount} is below Stripe's minimum charge of {} in {}.",
+                Money::new(*min, amount.currency),
+                amount.currency.as_str().to_ascii_uppercase()
+            ),
+        ));
+    }
+    if amount.minor > MAX_PRICE_AMOUNT {
+        return Err(rejected(
+            "amount_too_large",
+            format!(
+                "{amount} is more than a Stripe price can be ({}).",
+                Money::new(MAX_PRICE_AMOUNT, amount.currency)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a product can be created as described: a name, at least one price, each valid.
+pub fn new_product(p: &NewProduct) -> Result<(), Refused> {
+    let name = p.name.trim();
+    if name.is_empty() {
+        return Err(rejected(
+            "name_required",
+            "A product needs a name.".to_owned(),
+        ));
+    }
+    if name.chars().count() > 250 {
+        return Err(rejected(
+            "name_too_long",
+            "A product's name can be at most 250 characters.".to_owned(),
+        ));
+    }
+    if p.prices.is_empty() {
+        return Err(rejected(
+            "price_required",
+            "A product needs a price to be sold.".to_owned(),
+        ));
+    }
+    for price in &p.prices {
+        new_price(price.amount)?;
+    }
+    Ok(())
+}
+
+/// Whether a discount code can be created: a code customers can type (3 to 50 letters, digits,
+/// `-` or `_`), 0-100% or an amount above zero in a currency Stripe charges in, 1 to 36 months
+/// when repeating, at least one redemption.
+pub fn new_code(c: &NewCode) -> Result<(), Refused> {
+    let len = c.code.chars().count();
+    if !(3..=50).contains(&len)
+        || !c
+            .code
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        return Err(rejected(
+            "invalid_code",
+            format!(
+                "\"{}\" can't be a code: use 3 to 50 letters, digits, - or _ (like WELCOME15).",
+                c.code
+            ),
+        ));
+    }
+    match c.off {
+        Off::Percent { basis_points } if !(1..=10_000).contains(&basis_points) => {
+            return Err(rejected(
+                "invalid_discount",
+                "A percentage off must be more than 0 and at most 100.".to_owned(),
+            ));
+        }
+        Off::Amount { amount } => {
+            currency_supported(amount.currency)?;
+            if amount.minor <= 0 || amount.minor > MAX_PRICE_AMOUNT {
+                return Err(rejected(
+                    "invalid_discount",
+                    format!("An amount off must be more than zero ({amount} was asked)."),
+                ));
+            }
+        }
+        Off::Percent { .. } => {}
+    }
+    if let CodeDuration::Repeating { months } = c.duration
+        && !(1..=36).contains(&months)
+    {
+        return Err(rejected(
+            "invalid_duration",
+            "A repeating discount lasts 1 to 36 months.".to_owned(),
+        ));
+    }
+    if c.max_redemptions.is_some_and(|m| m < 1) {
+        return Err(rejected(
+            "invalid_limit",
+            "A code must be usable at least once.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +701,33 @@ mod tests {
         assert_eq!(
             selling_account(true, Some(&a)).map(|a| a.id.as_str()),
             Ok("acct_1")
+        );
+    }
+
+    #[test]
+    fn new_prices_follow_stripe() {
+        let eur = Currency::parse("eur").expect("eur");
+        assert!(new_price(Money::new(1800, eur)).is_ok());
+        assert_eq!(
+            new_price(Money::new(0, eur)).unwrap_err().code,
+            "invalid_amount"
+        );
+        assert_eq!(
+            new_price(Money::new(-5, eur)).unwrap_err().code,
+            "invalid_amount"
+        );
+        assert_eq!(
+            new_price(Money::new(10, usd())).unwrap_err().code,
+            "amount_too_small"
+        );
+        assert_eq!(
+            new_price(Money::new(100_000_000, usd())).unwrap_err().code,
+            "amount_too_large"
+        );
+        let xyz = Currency::parse("xyz").expect("three letters");
+        assert_eq!(
+            new_price(Money::new(1000, xyz)).unwrap_err().code,
+            "unsupported_currency"
         );
     }
 }

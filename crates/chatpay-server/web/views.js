@@ -226,8 +226,24 @@ function reportView(r) {
     list('Needs attention', attention));
 }
 
-export async function stripeDetails({ project }) {
+export async function stripeDetails({ project, chat, go }) {
   const el = h('div.page');
+  // Products are made by talking: this box sends the same chat turn ("add a product called …"),
+  // and the chat shows the confirmation card.
+  const describe = h('input#new-product', { type: 'text', name: 'product', autocomplete: 'off',
+    placeholder: 'Yoga class, $25 — or: membership at $12 a month or $120 a year', 'aria-describedby': 'new-product-help' });
+  const addForm = h('form.add-product', { 'aria-labelledby': 'add-product-head' },
+    h('h3#add-product-head.small-head', 'Add a product'),
+    h('label', { for: 'new-product' }, 'What do you sell, and for how much?'),
+    h('div.row', describe, h('button.btn.secondary', { type: 'submit' }, 'Add in the chat')),
+    h('p.muted.small#new-product-help', 'chatpay shows what it understood, with Create and Edit, in the chat.'));
+  addForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = describe.value.trim();
+    if (!text || !chat) return;
+    chat.say(/\b(add|create|new|sell|offer|make)\b/i.test(text) ? text : `add a product called ${text}`);
+    go(`#/p/${project.id}`);
+  });
   const problem = h('p.error-box', { role: 'alert', hidden: true });
   const syncing = h('p.muted#sync-status', { role: 'status' });
   const sync = h('button.btn.primary#sync', { type: 'button' }, 'Sync');
@@ -272,6 +288,7 @@ export async function stripeDetails({ project }) {
       h('section.panel', { 'aria-labelledby': 'catalog-head' },
         h('div.panel-head', h('div', h('h2#catalog-head', 'Product catalog'), h('p.muted', c.synced_at ? `Last synced ${when(c.synced_at)} · ${c.mode === 'live' ? 'Live' : 'Test'} mode` : 'Never synced')), sync),
         syncing, problem,
+        project.backend && account ? addForm : null,
         c.last_sync ? h('div.sync-report', h('h3.small-head', 'Last sync'), reportView(c.last_sync)) : null,
         table));
   };

@@ -20,8 +20,18 @@ use stripe_connect::account::{
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_shared::{Account, AccountBusinessType};
 
-use stripe_product::price::ListPrice;
-use stripe_product::product::{ListProduct, RetrieveProduct};
+use stripe_product::coupon::{CreateCoupon, ListCoupon};
+use stripe_product::price::{
+    CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, UpdatePrice,
+};
+use stripe_product::product::{
+    CreateProduct, CreateProductDefaultPriceData, CreateProductDefaultPriceDataRecurring,
+    CreateProductDefaultPriceDataRecurringInterval, ListProduct, RetrieveProduct, UpdateProduct,
+};
+use stripe_product::promotion_code::{
+    CreatePromotionCode, CreatePromotionCodePromotion, CreatePromotionCodePromotionType,
+    CreatePromotionCodeRestrictions, ListPromotionCode, UpdatePromotionCode,
+};
 
 use stripe_billing::invoice::RetrieveInvoice;
 use stripe_checkout::checkout_session::{
@@ -42,7 +52,10 @@ use super::{
 use crate::pooled::PooledClient;
 use chatpay_core::account::{AccountSnapshot, PayoutSchedule, RequirementError, Requirements};
 use chatpay_core::billing::{Balance, Payout, Subscription};
-use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData, Recurrence};
+use chatpay_core::catalog::{
+    Billing, CatalogProduct, CodeDuration, CodeInfo, NewCode, NewPrice, NewProduct, Off, PriceData,
+    ProductData, ProductEdit, Recurrence,
+};
 use chatpay_core::domain::Secret;
 use chatpay_core::domain::{BusinessType, Mode};
 use chatpay_core::flows::{LinkKind, NewAccount};
@@ -411,6 +424,43 @@ pub fn snapshot(a: &Account) -> AccountSnapshot {
     }
 }
 
+impl StripeGateway {
+    /// Creates one price of a product; answers its id.
+    async fn create_price(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+        p: &NewPrice,
+        key: &str,
+    ) -> Result<String, GatewayError> {
+        let currency = p
+            .amount
+            .currency
+            .as_str()
+            .parse::<stripe_types::Currency>()
+            .map_err(|_| {
+                GatewayError::Protocol(format!("unknown currency {}", p.amount.currency))
+            })?;
+        let metadata: HashMap<String, String> =
+            [("chatpay_request".to_owned(), key.to_owned())].into();
+        let mut req = CreatePrice::new(currency)
+            .product(product.to_owned())
+            .unit_amount(p.amount.minor)
+            .metadata(metadata);
+        let interval = match p.billing {
+            Billing::OneTime => None,
+            Billing::Week => Some(CreatePriceRecurringInterval::Week),
+            Billing::Month => Some(CreatePriceRecurringInterval::Month),
+            Billing::Year => Some(CreatePriceRecurringInterval::Year),
+        };
+        if let Some(interval) = interval {
+            req = req.recurring(CreatePriceRecurring::new(interval));
+        }
+        Ok(self.post_as(mode, account, &req, key).await?.id.to_string())
+    }
+}
+
 #[async_trait]
 impl Gateway for StripeGateway {
     fn has_key(&self, mode: Mode) -> bool {
@@ -612,6 +662,190 @@ impl Gateway for StripeGateway {
         Ok(())
     }
 
+    async fn create_product(
+        &self,
+        mode: Mode,
+        account: &str,
+        new: &NewProduct,
+        key: &str,
+    ) -> Result<String, GatewayError> {
+        let Some((first, rest)) = new.prices.split_first() else {
+            return Err(GatewayError::Protocol("a product needs a price".to_owned()));
+        };
+        let currency = |c: &chatpay_core::domain::Currency| {
+            c.as_str()
+                .parse::<stripe_types::Currency>()
+                .map_err(|_| GatewayError::Protocol(format!("unknown currency {c}")))
+        };
+        let metadata: HashMap<String, String> =
+            [("chatpay_request".to_owned(), key.to_owned())].into();
+        let mut default = CreateProductDefaultPriceData::new(currency(&first.amount.currency)?);
+        default.unit_amount = Some(first.amount.minor);
+        default.recurring = match first.billing {
+            Billing::OneTime => None,
+            Billing::Week => Some(CreateProductDefaultPriceDataRecurringInterval::Week),
+            Billing::Month => Some(CreateProductDefaultPriceDataRecurringInterval::Month),
+            Billing::Year => Some(CreateProductDefaultPriceDataRecurringInterval::Year),
+        }
+        .map(CreateProductDefaultPriceDataRecurring::new);
+        let mut req = CreateProduct::new(new.name.clone())
+            .default_price_data(default)
+            .metadata(metadata.clone());
+        if let Some(d) = &new.description {
+            req = req.description(d.clone());
+        }
+        let product = self
+            .post_as(mode, account, &req, &format!("{key}:product"))
+            .await?;
+        let id = product.id.to_string();
+        for (i, p) in rest.iter().enumerate() {
+            self.create_price(mode, account, &id, p, &format!("{key}:price:{}", i + 2))
+                .await?;
+        }
+        Ok(id)
+    }
+
+    async fn create_code(
+        &self,
+        mode: Mode,
+        account: &str,
+        new: &NewCode,
+        key: &str,
+    ) -> Result<CodeInfo, GatewayError> {
+        let metadata: HashMap<String, String> =
+            [("chatpay_request".to_owned(), key.to_owned())].into();
+        let mut coupon = CreateCoupon::new()
+            .name(new.code.clone())
+            .metadata(metadata.clone());
+        coupon = match new.off {
+            Off::Percent { basis_points } => coupon.percent_off(f64::from(basis_points) / 100.0),
+            Off::Amount { amount } => coupon.amount_off(amount.minor).currency(
+                amount
+                    .currency
+                    .as_str()
+                    .parse::<stripe_types::Currency>()
+                    .map_err(|_| GatewayError::Protocol("unknown currency".to_owned()))?,
+            ),
+        };
+        coupon = match new.duration {
+            CodeDuration::Once => coupon.duration(stripe_shared::CouponDuration::Once),
+            CodeDuration::Forever => coupon.duration(stripe_shared::CouponDuration::Forever),
+            CodeDuration::Repeating { months } => coupon
+                .duration(stripe_shared::CouponDuration::Repeating)
+                .duration_in_months(i64::from(months)),
+        };
+        let coupon = self
+            .post_as(mode, account, &coupon, &format!("{key}:coupon"))
+            .await?;
+        let mut promotion =
+            CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon);
+        promotion.coupon = Some(coupon.id.to_string());
+        let mut req = CreatePromotionCode::new(promotion)
+            .code(new.code.clone())
+            .metadata(metadata);
+        if let Some(m) = new.max_redemptions {
+            req = req.max_redemptions(m);
+        }
+        if let Some(e) = new.expires_at {
+            req = req.expires_at(e);
+        }
+        if new.first_time {
+            let mut r = CreatePromotionCodeRestrictions::new();
+            r.first_time_transaction = Some(true);
+            req = req.restrictions(r);
+        }
+        let code = self
+            .post_as(mode, account, &req, &format!("{key}:code"))
+            .await?;
+        Ok(code_info(&code, Some(&coupon)))
+    }
+
+    async fn list_codes(
+        &self,
+        mode: Mode,
+        account: &str,
+        code: Option<&str>,
+    ) -> Result<Vec<CodeInfo>, GatewayError> {
+        let coupons = self
+            .send_as(mode, account, &ListCoupon::new().limit(PAGE_SIZE))
+            .await?;
+        let mut req = ListPromotionCode::new().limit(PAGE_SIZE);
+        if let Some(c) = code {
+            req = req.code(c.to_owned());
+        }
+        let codes = self.send_as(mode, account, &req).await?;
+        Ok(codes
+            .data
+            .iter()
+            .filter(|p| code.is_none_or(|c| p.code.eq_ignore_ascii_case(c)))
+            .map(|p| {
+                let coupon_id = p.promotion.coupon.as_ref().map(|c| c.id().to_string());
+                let coupon = coupons
+                    .data
+                    .iter()
+                    .find(|c| Some(c.id.to_string()) == coupon_id);
+                code_info(p, coupon)
+            })
+            .collect())
+    }
+
+    async fn set_code_active(
+        &self,
+        mode: Mode,
+        account: &str,
+        promotion_code: &str,
+        active: bool,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        let req = UpdatePromotionCode::new(promotion_code).active(active);
+        self.post_as(mode, account, &req, key).await?;
+        Ok(())
+    }
+
+    async fn change_product(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+        edit: &ProductEdit,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        let update = UpdateProduct::new(product);
+        let update = match edit {
+            ProductEdit::Reprice { price, old } => {
+                // New price, then the default switched to it, then the old one archived: each
+                // step with its own key, so a retry after any of them finishes the rest.
+                let new = self
+                    .create_price(mode, account, product, price, &format!("{key}:price"))
+                    .await?;
+                self.post_as(
+                    mode,
+                    account,
+                    &UpdateProduct::new(product).default_price(new),
+                    &format!("{key}:default"),
+                )
+                .await?;
+                if let Some(old) = old {
+                    self.post_as(
+                        mode,
+                        account,
+                        &UpdatePrice::new(old.as_str()).active(false),
+                        &format!("{key}:archive"),
+                    )
+                    .await?;
+                }
+                return Ok(());
+            }
+            ProductEdit::Rename { name } => update.name(name.clone()),
+            ProductEdit::Describe { description } => update.description(description.clone()),
+            ProductEdit::Archive => update.active(false),
+            ProductEdit::Restore => update.active(true),
+        };
+        self.post_as(mode, account, &update, &format!("{key}:product"))
+            .await?;
+        Ok(())
+    }
+
     async fn create_checkout_session(
         &self,
         mode: Mode,
@@ -635,7 +869,9 @@ impl Gateway for StripeGateway {
             .line_items(lines)
             .success_url(r.success_url.clone())
             .client_reference_id(r.order_id.clone())
-            .metadata(metadata.clone());
+            .metadata(metadata.clone())
+            // Customers may type a discount code on Stripe's page.
+            .allow_promotion_codes(true);
         req = match &r.subscription {
             // Subscription mode: Stripe makes the invoices (the first one carries any one-time
             // items) and their PaymentIntents; the subscription carries the order's id.
@@ -981,5 +1217,40 @@ mod tests {
         .unwrap();
         let shown = format!("{g:?}");
         assert!(!shown.contains("supersecret"), "{shown}");
+    }
+}
+
+/// A promotion code with what its coupon takes off.
+fn code_info(p: &stripe_shared::PromotionCode, coupon: Option<&stripe_shared::Coupon>) -> CodeInfo {
+    let off = coupon.map_or_else(
+        || "a discount".to_owned(),
+        |c| match (c.percent_off, c.amount_off, &c.currency) {
+            (Some(pct), _, _) => {
+                let bp = (pct * 100.0).round() as u32;
+                Off::Percent { basis_points: bp }.display()
+            }
+            (None, Some(amount), Some(cur)) => {
+                chatpay_core::domain::Currency::parse(&cur.to_string()).map_or_else(
+                    || format!("{amount} {cur} off"),
+                    |c| {
+                        Off::Amount {
+                            amount: chatpay_core::domain::Money::new(amount, c),
+                        }
+                        .display()
+                    },
+                )
+            }
+            _ => "a discount".to_owned(),
+        },
+    );
+    CodeInfo {
+        id: p.id.to_string(),
+        code: p.code.clone(),
+        active: p.active,
+        times_redeemed: p.times_redeemed,
+        max_redemptions: p.max_redemptions,
+        expires_at: p.expires_at,
+        off,
+        first_time: p.restrictions.first_time_transaction,
     }
 }

@@ -25,7 +25,9 @@ use async_trait::async_trait;
 
 use chatpay_core::account::AccountSnapshot;
 use chatpay_core::billing::{Balance, Payout, Subscription};
-use chatpay_core::catalog::{CatalogProduct, PriceData, ProductData};
+use chatpay_core::catalog::{
+    CatalogProduct, CodeInfo, NewCode, NewProduct, PriceData, ProductData, ProductEdit,
+};
 use chatpay_core::domain::Mode;
 use chatpay_core::flows::{LinkKind, NewAccount};
 use chatpay_core::orders::{RefundInfo, StripeOrderRead};
@@ -154,6 +156,57 @@ pub trait Gateway: Send + Sync + 'static {
         account: &str,
         product: &str,
     ) -> Result<Option<CatalogProduct>, GatewayError>;
+
+    /// Creates a product and its prices on the connected account: the product with its first
+    /// price as the default (one request), then each other price. Every request's idempotency
+    /// key is `key` with a suffix of its own, so a retry (or the same call after a crash)
+    /// creates nothing twice. Answers the product's id.
+    async fn create_product(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &NewProduct,
+        key: &str,
+    ) -> Result<String, GatewayError>;
+
+    /// Changes a product as confirmed: a new default price (the old one archived), a new name
+    /// or description, archived or restored. Keys as for `create_product`.
+    async fn change_product(
+        &self,
+        mode: Mode,
+        account: &str,
+        product: &str,
+        edit: &ProductEdit,
+        key: &str,
+    ) -> Result<(), GatewayError>;
+
+    /// Creates a coupon and its promotion code (keys `{key}:coupon`, `{key}:code`).
+    async fn create_code(
+        &self,
+        mode: Mode,
+        account: &str,
+        code: &NewCode,
+        key: &str,
+    ) -> Result<CodeInfo, GatewayError>;
+
+    /// The account's promotion codes (the first 100), newest first; only those called `code`
+    /// (any case) when given.
+    async fn list_codes(
+        &self,
+        mode: Mode,
+        account: &str,
+        code: Option<&str>,
+    ) -> Result<Vec<CodeInfo>, GatewayError>;
+
+    /// Sets a promotion code's `active`.
+    async fn set_code_active(
+        &self,
+        mode: Mode,
+        account: &str,
+        promotion_code: &str,
+        active: bool,
+        key: &str,
+    ) -> Result<(), GatewayError>;
 
     /// Creates a Checkout Session on the connected account (a direct charge).
     async fn create_checkout_session(

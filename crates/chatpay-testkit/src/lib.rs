@@ -1312,6 +1312,10 @@ mod stripe_steps {
             // The customer pays on the hosted checkout page (3D Secure answered if asked).
             "pay" => {
                 let session = session(run, s)?;
+                if let Some(code) = &s.promotion_code {
+                    run.sandbox
+                        .apply_promotion_code(&session, code, s.email.as_deref())?;
+                }
                 let mut payment =
                     TestPayment::card(s.card.as_deref().unwrap_or("4242424242424242"));
                 payment.email = s.email.clone();
@@ -1687,6 +1691,16 @@ mod stripe_steps {
                         ),
                         None => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
+                }
+            }
+            // How many products (and prices) the connected account has in test mode: a double
+            // click or a crash made each once.
+            "assert_products" => {
+                let products = api_as(run, "GET", "v1/products?limit=100", &[]).await?;
+                let n = products["data"].as_array().map_or(0, Vec::len);
+                let want = s.count.unwrap_or(1) as usize;
+                if n != want {
+                    bail!("the connected account has {n} product(s), expected {want}");
                 }
             }
             // How many connected accounts Stripe has (test mode).

@@ -238,6 +238,8 @@ pub struct StripeStep {
     pub email: Option<String>,
     pub authenticate: Option<String>,
     pub order: Option<i64>,
+    /// For `pay`: a promotion code the customer types on the checkout page first.
+    pub promotion_code: Option<String>,
     /// Which mode's account the step acts on (`live`: the project's live connection, with the
     /// live key); default `test`.
     pub mode: Option<String>,

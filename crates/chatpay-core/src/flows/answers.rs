@@ -180,10 +180,7 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                  charge you twice."
             ));
         }
-        Intent::CreateProduct
-        | Intent::UpdateProduct
-        | Intent::DiscountCodes
-        | Intent::Customers
+        Intent::Customers
         | Intent::Disputes
         | Intent::CustomerPortal
         | Intent::ChangePlan
@@ -203,58 +200,7 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
 /// today (the later flows replace these).
 fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, slots: &Slots) {
     let text = |name: &str| slots.get(name).and_then(SlotValue::as_text);
-    let connected = turn.connection.is_some();
     let reply = match intent {
-        Intent::CreateProduct if !slots.contains_key("amount") => {
-            // "How much is it?": the next "$25 a month" (or "monthly", then the amount)
-            // answers it.
-            let what = text("product").map_or("it".to_owned(), |p| format!("\"{p}\""));
-            let how_often = match text("interval") {
-                Some("one_time") | None => ", and is it one-time or monthly/yearly",
-                Some(_) => "",
-            };
-            turn.await_answer(intent.name(), slots, &["amount", "interval", "prices"]);
-            format!(
-                "How much is {what}{how_often}? Then I'll tell you exactly what to add in Stripe."
-            )
-        }
-        Intent::CreateProduct => {
-            let what = match (text("product"), prices_of(slots)) {
-                (Some(p), Some(prices)) => format!("\"{p}\" at {prices}"),
-                (Some(p), None) => format!("\"{p}\" with its price"),
-                (None, Some(prices)) => format!("the product at {prices}"),
-                (None, None) => "the product with its price".to_owned(),
-            };
-            format!(
-                "I can't create products from the chat yet. Products are made in Stripe: open \
-                 Product catalog -> Manage products in Stripe (the Stripe Dashboard's products \
-                 page), add {what}, then say \"sync my products\" and it's ready to sell here, \
-                 with its buy link.{}",
-                if connected {
-                    ""
-                } else {
-                    " Stripe isn't connected yet: say \"add payments\" to connect it first."
-                }
-            )
-        }
-        Intent::UpdateProduct => {
-            let what = text("product").map_or("the product".to_owned(), |p| format!("\"{p}\""));
-            format!(
-                "I can't change products from the chat yet. In Stripe (Product catalog -> Manage \
-                 products in Stripe), open {what}: edit its name or description there; a new \
-                 price is added as a new price (then archive the old one); Archive product stops \
-                 selling it and Restore brings it back. Then say \"sync my products\"."
-            )
-        }
-        Intent::DiscountCodes => {
-            let code = text("code").map_or(String::new(), |c| format!(" such as {c}"));
-            format!(
-                "I can't manage discount codes from the chat yet. In the Stripe Dashboard, \
-                 Product catalog -> Coupons makes a coupon (percent or amount off, for how long, \
-                 how many redemptions, until when) and its customer-facing promotion codes{code}; \
-                 each code shows how often it was redeemed, and archiving it turns it off."
-            )
-        }
         Intent::Customers => "I can't answer questions about customers yet. Every order here \
              shows who paid (ask \"show my orders this month\"), and the Stripe Dashboard's \
              Customers page lists each customer with their payments and what they've spent."
@@ -290,27 +236,6 @@ fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, slots: &Slots) {
         _ => return,
     };
     turn.reply(reply);
-}
-
-/// "$12 / month or $120 / year" for the `prices` slot (or the `amount`).
-fn prices_of(slots: &Slots) -> Option<String> {
-    let each = |m: &crate::domain::Money, interval: &str| match interval {
-        "one_time" => m.to_string(),
-        unit => format!("{m} / {unit}"),
-    };
-    match (slots.get("prices"), slots.get("amount")) {
-        (Some(SlotValue::Prices(ps)), _) if !ps.is_empty() => Some(
-            ps.iter()
-                .map(|p| each(&p.amount, &p.interval))
-                .collect::<Vec<_>>()
-                .join(" or "),
-        ),
-        (_, Some(SlotValue::Amount(m))) => Some(match slots.get("interval") {
-            Some(SlotValue::Text(unit)) => each(m, unit),
-            _ => m.to_string(),
-        }),
-        _ => None,
-    }
 }
 
 fn payouts(turn: &mut Turn<'_, '_>, slots: &Slots) {

@@ -49,7 +49,7 @@ impl Turn<'_, '_> {
     }
 
     /// Whether a catalog can be had at all; says why not otherwise.
-    fn catalog_ready(&mut self) -> bool {
+    pub(super) fn catalog_ready(&mut self) -> bool {
         if !self.facts.backend {
             self.backend_required();
             return false;
@@ -175,8 +175,18 @@ impl Turn<'_, '_> {
                     }
                 }
             }
-            (Call::RefreshProduct { .. }, Ok(CallOutput::ProductRefreshed { before, after })) => {
-                self.product_changed(before.as_deref(), after.as_deref())
+            (
+                Call::RefreshProduct { product },
+                Ok(CallOutput::ProductRefreshed { before, after }),
+            ) => {
+                // A change chatpay is making to this product is told by its own card when it
+                // is done; the webhooks it causes are not news.
+                let ours = self.state.pending.iter().any(
+                    |p| matches!(&p.call, Call::ChangeProduct { product: id, .. } if *id == product),
+                );
+                if !ours {
+                    self.product_changed(before.as_deref(), after.as_deref())
+                }
             }
             _ => {}
         }

@@ -40,6 +40,9 @@ const YES_NO: &[CardKind] = &[
     CardKind::ConfirmDisconnect,
     CardKind::ConfirmRefund,
     CardKind::ConfirmSubscription,
+    CardKind::ConfirmProduct,
+    CardKind::ConfirmProductChange,
+    CardKind::ConfirmCode,
     CardKind::Clarify,
 ];
 
@@ -159,7 +162,14 @@ impl Turn<'_, '_> {
                 [only] => Some((*only).clone()),
                 // Several ways to say yes ("cancel at period end" or "now"): the first, the
                 // card's own suggestion, on a confirmation.
-                [first, ..] if card.kind == CardKind::ConfirmSubscription => Some((*first).clone()),
+                [first, ..]
+                    if matches!(
+                        card.kind,
+                        CardKind::ConfirmSubscription | CardKind::ConfirmProduct
+                    ) =>
+                {
+                    Some((*first).clone())
+                }
                 _ => None,
             },
             "yes" => None,

@@ -12,9 +12,11 @@
 mod answers;
 mod billing;
 mod catalog;
+mod codes;
 mod connect;
 mod context;
 mod golive;
+mod products;
 mod selling;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::account::AccountSnapshot;
 use crate::billing::{AccessChange, Payout, Subscription, SubscriptionChange};
 use crate::cards::{Action, Card, CardKind, Fact, Field};
-use crate::catalog::{CatalogProduct, SyncReport};
+use crate::catalog::{CatalogProduct, CodeInfo, NewCode, NewProduct, ProductEdit, SyncReport};
 use crate::domain::{
     BusinessType, ConversationId, Country, Email, Mode, Origin, StatementDescriptor,
 };
@@ -353,6 +355,37 @@ pub enum Call {
     /// Gather what the go-live checklist needs, in live mode: the live account re-read from
     /// Stripe, the live catalog, the webhook ledger, the configured keys.
     CheckLive,
+    /// Create a product and its prices on the connected account (the builder clicked Create),
+    /// then store it in the catalog; answers `CallOutput::ProductWritten`.
+    CreateProduct {
+        product: NewProduct,
+    },
+    /// Find a product in the stored catalog by name, with who is buying it (open checkouts,
+    /// active subscriptions), to confirm `edit`; answers `CallOutput::ProductFound`.
+    FindProduct {
+        wanted: String,
+        edit: ProductEdit,
+    },
+    /// Change a product in Stripe as confirmed, then store it; answers `ProductWritten`.
+    ChangeProduct {
+        product: String,
+        name: String,
+        edit: ProductEdit,
+    },
+    /// Create a coupon and its promotion code (refused if an active code is already called
+    /// that); answers `Codes` with the new one.
+    CreateCode {
+        code: NewCode,
+    },
+    /// The account's promotion codes (the one called `code`, if given); answers `Codes`.
+    ListCodes {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
+    /// Turn off the active promotion code called `code`; answers `Codes` with it (empty: none).
+    TurnOffCode {
+        code: String,
+    },
 }
 
 impl Call {
@@ -378,6 +411,12 @@ impl Call {
             Call::ReadPayouts { .. } => "read_payouts",
             Call::RefreshPayout { .. } => "refresh_payout",
             Call::CheckLive => "check_live",
+            Call::CreateProduct { .. } => "create_product",
+            Call::FindProduct { .. } => "find_product",
+            Call::ChangeProduct { .. } => "change_product",
+            Call::CreateCode { .. } => "create_code",
+            Call::ListCodes { .. } => "list_codes",
+            Call::TurnOffCode { .. } => "turn_off_code",
         }
     }
 }
@@ -442,6 +481,24 @@ pub enum CallOutput {
     Payouts(Box<PayoutsAnswer>),
     PayoutRefreshed(Option<Box<Payout>>),
     LiveChecked(Box<LiveFacts>),
+    /// A product as Stripe now has it and the catalog stores it, with where its buy links
+    /// start (`{public}/buy/{project}`).
+    ProductWritten {
+        product: Box<CatalogProduct>,
+        buy_base: String,
+    },
+    ProductFound(Box<FoundProduct>),
+    Codes(Vec<CodeInfo>),
+}
+
+/// A product looked up by name to be changed, with who is buying it now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FoundProduct {
+    pub product: Option<CatalogProduct>,
+    /// Checkouts of it still open (they can still be paid).
+    pub open_checkouts: usize,
+    /// Active (or trialing, or past due) subscriptions to one of its prices.
+    pub subscribers: usize,
 }
 
 /// What the stored catalog says, for an answer.
@@ -576,6 +633,18 @@ pub enum Owner {
     },
     /// The go-live checklist's fix buttons; repeatable while it is the newest checklist.
     GoLive,
+    /// Confirm a new product (Create, Edit, Cancel); one click acts.
+    ConfirmProduct { draft: NewProduct },
+    /// The form that edits a new product before it is confirmed.
+    EditProduct { draft: NewProduct },
+    /// Confirm a change to a product (new price, name, description, archive, restore).
+    ConfirmProductChange {
+        product: String,
+        name: String,
+        edit: ProductEdit,
+    },
+    /// Confirm a new discount code; one click acts.
+    ConfirmCode { code: NewCode },
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -1018,6 +1087,18 @@ impl Turn<'_, '_> {
                 self.present_step();
             }
             Intent::PayoutStatus if self.payouts_intent(topic, slots) => self.present_step(),
+            Intent::CreateProduct => {
+                self.create_product_intent(slots);
+                self.present_step();
+            }
+            Intent::DiscountCodes => {
+                self.discount_intent(slots);
+                self.present_step();
+            }
+            Intent::UpdateProduct => {
+                self.update_product_intent(slots);
+                self.present_step();
+            }
             Intent::Help => {
                 self.reply(answers::HELP_INTRO);
                 self.help_card();
@@ -1105,6 +1186,20 @@ impl Turn<'_, '_> {
                 self.disconnect_click(action);
             }
             Owner::GoLive => self.golive_click(action),
+            Owner::ConfirmProduct { .. } | Owner::EditProduct { .. } => {
+                let owner = live.owner.clone();
+                self.product_click(&owner, action, values)?;
+            }
+            Owner::ConfirmCode { .. } => {
+                let owner = live.owner.clone();
+                self.state.cards.remove(pos);
+                self.code_click(&owner, action);
+            }
+            Owner::ConfirmProductChange { .. } => {
+                let owner = live.owner.clone();
+                self.state.cards.remove(pos);
+                self.product_change_click(&owner, action);
+            }
         }
         Ok(())
     }
@@ -1231,6 +1326,12 @@ impl Turn<'_, '_> {
             | Call::ReadPayouts { .. }
             | Call::RefreshPayout { .. } => self.billing_done(pending, result),
             Call::CheckLive => self.golive_done(result),
+            Call::CreateProduct { .. } | Call::FindProduct { .. } | Call::ChangeProduct { .. } => {
+                self.product_done(pending, result)
+            }
+            Call::CreateCode { .. } | Call::ListCodes { .. } | Call::TurnOffCode { .. } => {
+                self.code_done(pending, result)
+            }
             _ => self.connect_done(pending, result),
         }
     }

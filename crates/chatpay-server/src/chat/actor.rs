@@ -1019,6 +1019,80 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     CallOutput::Catalog(Box::new(a))
                 });
         }
+        Call::CreateProduct { product } => {
+            let ctx = catalog()?;
+            let id = gateway
+                .create_product(mode, &ctx.account, product, key)
+                .await
+                .map_err(|e| call_error(call, &e))?;
+            return catalog_sync::written(&ctx, &id)
+                .await
+                .map(|p| CallOutput::ProductWritten {
+                    product: Box::new(p),
+                    buy_base: format!("{}/buy/{}", exec.public, exec.project),
+                });
+        }
+        Call::FindProduct { wanted, .. } => {
+            return catalog_sync::find_for_change(&exec.store, &exec.project, mode, wanted)
+                .await
+                .map(|f| CallOutput::ProductFound(Box::new(f)));
+        }
+        Call::ChangeProduct { product, edit, .. } => {
+            let ctx = catalog()?;
+            gateway
+                .change_product(mode, &ctx.account, product, edit, key)
+                .await
+                .map_err(|e| call_error(call, &e))?;
+            return catalog_sync::written(&ctx, product).await.map(|p| {
+                CallOutput::ProductWritten {
+                    product: Box::new(p),
+                    buy_base: format!("{}/buy/{}", exec.public, exec.project),
+                }
+            });
+        }
+        Call::CreateCode { code } => {
+            let ctx = catalog()?;
+            // One active code per name: Stripe would refuse it after the coupon was made.
+            let same = gateway
+                .list_codes(mode, &ctx.account, Some(&code.code))
+                .await
+                .map_err(|e| call_error(call, &e))?;
+            if same.iter().any(|c| c.active) {
+                return Err(CallError {
+                    message: format!("an active code called {} exists already", code.code),
+                    code: Some("duplicate_code".to_owned()),
+                });
+            }
+            gateway
+                .create_code(mode, &ctx.account, code, key)
+                .await
+                .map(|c| vec![c])
+        }
+        .map(CallOutput::Codes),
+        Call::ListCodes { code } => {
+            let ctx = catalog()?;
+            gateway
+                .list_codes(mode, &ctx.account, code.as_deref())
+                .await
+                .map(CallOutput::Codes)
+        }
+        Call::TurnOffCode { code } => {
+            let ctx = catalog()?;
+            let found = gateway
+                .list_codes(mode, &ctx.account, Some(code))
+                .await
+                .map_err(|e| call_error(call, &e))?;
+            let Some(mut active) = found.into_iter().find(|c| c.active) else {
+                return Ok(CallOutput::Codes(Vec::new()));
+            };
+            gateway
+                .set_code_active(mode, &ctx.account, &active.id, false, key)
+                .await
+                .map(|_| {
+                    active.active = false;
+                    CallOutput::Codes(vec![active])
+                })
+        }
         Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
         Call::RefreshSubscription { subscription, .. } => {
             return exec.orders().refresh_subscription(subscription).await;
@@ -1108,11 +1182,14 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 .map(|facts| CallOutput::LiveChecked(Box::new(facts)));
         }
     };
-    result.map_err(|e| {
-        tracing::warn!(call = call.name(), error = %e, "Stripe call failed");
-        CallError {
-            message: e.user_message(),
-            code: e.code().map(str::to_owned),
-        }
-    })
+    result.map_err(|e| call_error(call, &e))
+}
+
+/// A failed Stripe call as the chat sees it (logged here, once).
+fn call_error(call: &Call, e: &chatpay_stripe::GatewayError) -> CallError {
+    tracing::warn!(call = call.name(), error = %e, "Stripe call failed");
+    CallError {
+        message: e.user_message(),
+        code: e.code().map(str::to_owned),
+    }
 }

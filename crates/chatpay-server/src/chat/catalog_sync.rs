@@ -17,8 +17,11 @@ use tokio::time::Instant;
 
 use chatpay_core::catalog::{self, CatalogProduct, PriceData, ProductData, SyncReport};
 use chatpay_core::domain::{Mode, ProjectId, random_hex};
-use chatpay_core::flows::{CallError, CatalogAnswer};
-use chatpay_store::{DynStore, ProductState, RunPhase, StagedKind, StoreError, StoredProduct};
+use chatpay_core::flows::{CallError, CatalogAnswer, FoundProduct};
+use chatpay_store::{
+    DynStore, OrderFilter, ProductState, RunPhase, StagedKind, StoreError, StoredProduct,
+    SubscriptionFilter,
+};
 use chatpay_stripe::{Gateway, GatewayError, Page};
 
 /// Microseconds since the epoch, strictly increasing within the process: two reads are never
@@ -439,6 +442,102 @@ pub(super) async fn refresh(
         Err(StoreError::Conflict(_) | StoreError::NotFound) => Ok((None, None)),
         Err(e) => Err(storage(e)),
     }
+}
+
+/// A product chatpay just wrote to Stripe (created it, changed its prices), stored in the
+/// catalog as a webhook refresh would store it, and answered as stored. Before the first sync
+/// there is no catalog to put it in: the catalog is synced then, so that it shows at once.
+pub(super) async fn written(ctx: &Ctx, product: &str) -> Result<CatalogProduct, CallError> {
+    if let (_, Some(p)) = refresh(ctx, product).await? {
+        return Ok(p);
+    }
+    let stored = read(&ctx.store, &ctx.project, ctx.mode, None).await?;
+    if stored.synced_at.is_none() {
+        sync(ctx).await?;
+    }
+    // Stored already by a newer read (its webhook), or by the sync: Stripe's view is the answer.
+    let mut requests = 0;
+    let mut p = patiently(ctx, &mut requests, || {
+        ctx.gateway
+            .product_with_prices(ctx.mode, &ctx.account, product)
+    })
+    .await?
+    .ok_or_else(|| failed("Stripe no longer has the product."))?;
+    p.sold = p.sellable();
+    Ok(p)
+}
+
+/// A product found by name to be changed, with who is buying it now: its checkouts still
+/// open and the subscriptions (active, trialing, past due) to one of its prices.
+pub(super) async fn find_for_change(
+    store: &DynStore,
+    project: &ProjectId,
+    mode: Mode,
+    wanted: &str,
+) -> Result<FoundProduct, CallError> {
+    use chatpay_core::billing::SubscriptionStatus;
+    use chatpay_core::orders::OrderStatus;
+    let answer = read(store, project, mode, Some(wanted)).await?;
+    let Some(product) = answer.shown.into_iter().next() else {
+        return Ok(FoundProduct::default());
+    };
+    let id = product.product.id.clone();
+    let open = store
+        .orders(
+            project,
+            mode,
+            &OrderFilter {
+                status: Some(OrderStatus::Open),
+                limit: 1000,
+                ..OrderFilter::default()
+            },
+        )
+        .await
+        .map_err(storage)?;
+    let mut open_checkouts = 0;
+    for record in &open {
+        if super::orders::order_of(record)?
+            .lines
+            .iter()
+            .any(|l| l.product == id)
+        {
+            open_checkouts += 1;
+        }
+    }
+    let mut subscribers = 0;
+    for status in [
+        SubscriptionStatus::Active,
+        SubscriptionStatus::Trialing,
+        SubscriptionStatus::PastDue,
+    ] {
+        let subs = store
+            .subscriptions(
+                project,
+                mode,
+                &SubscriptionFilter {
+                    status: Some(status),
+                    customer_email: None,
+                    before: None,
+                    limit: 1000,
+                },
+            )
+            .await
+            .map_err(storage)?;
+        for record in &subs {
+            if super::billing::subscription_of(record)?
+                .items
+                .iter()
+                .any(|i| i.product == id)
+            {
+                subscribers += 1;
+            }
+        }
+    }
+    Ok(FoundProduct {
+        product: Some(product),
+        open_checkouts,
+        subscribers,
+    })
 }
 
 /// The stored catalog, for an answer.
