@@ -13,7 +13,8 @@ use super::form::{Form, Params};
 use super::shapes::API_VERSION;
 use super::state::{App, IdempotencyRecord, RequestInfo, Tx};
 use super::{
-    accounts, billing_api, catalog, checkout, discounts_api, events, ids, payments, payouts,
+    accounts, billing_api, catalog, checkout, discounts_api, disputes, events, ids, payments,
+    payouts, portal, schedules,
 };
 use crate::Mode;
 
@@ -207,6 +208,24 @@ enum Route {
     CreateRefund,
     ListRefunds,
     RetrieveRefund(String),
+    CreatePreviewInvoice,
+    CreatePortalConfiguration,
+    ListPortalConfigurations,
+    RetrievePortalConfiguration(String),
+    UpdatePortalConfiguration(String),
+    CreatePortalSession,
+    CreateSchedule,
+    ListSchedules,
+    RetrieveSchedule(String),
+    UpdateSchedule(String),
+    ReleaseSchedule(String),
+    CancelSchedule(String),
+    ListDisputes,
+    RetrieveDispute(String),
+    UpdateDispute(String),
+    CloseDispute(String),
+    ListEarlyFraudWarnings,
+    RetrieveEarlyFraudWarning(String),
     Search(super::search::Searchable),
 }
 
@@ -283,6 +302,7 @@ impl Route {
             ("GET", ["payouts", po]) => Route::RetrievePayout(id(po)),
             ("POST", ["payouts", po, "cancel"]) => Route::CancelPayout(id(po)),
             ("GET", ["invoices"]) => Route::ListInvoices,
+            ("POST", ["invoices", "create_preview"]) => Route::CreatePreviewInvoice,
             ("GET", ["invoices", i]) => Route::RetrieveInvoice(id(i)),
             ("POST", ["invoices", i, "pay"]) => Route::PayInvoice(id(i)),
             ("POST", ["invoices", i, "void"]) => Route::VoidInvoice(id(i)),
@@ -309,6 +329,29 @@ impl Route {
             ("POST", ["refunds"]) => Route::CreateRefund,
             ("GET", ["refunds"]) => Route::ListRefunds,
             ("GET", ["refunds", r]) => Route::RetrieveRefund(id(r)),
+            ("POST", ["billing_portal", "configurations"]) => Route::CreatePortalConfiguration,
+            ("GET", ["billing_portal", "configurations"]) => Route::ListPortalConfigurations,
+            ("GET", ["billing_portal", "configurations", c]) => {
+                Route::RetrievePortalConfiguration(id(c))
+            }
+            ("POST", ["billing_portal", "configurations", c]) => {
+                Route::UpdatePortalConfiguration(id(c))
+            }
+            ("POST", ["billing_portal", "sessions"]) => Route::CreatePortalSession,
+            ("POST", ["subscription_schedules"]) => Route::CreateSchedule,
+            ("GET", ["subscription_schedules"]) => Route::ListSchedules,
+            ("GET", ["subscription_schedules", s]) => Route::RetrieveSchedule(id(s)),
+            ("POST", ["subscription_schedules", s]) => Route::UpdateSchedule(id(s)),
+            ("POST", ["subscription_schedules", s, "release"]) => Route::ReleaseSchedule(id(s)),
+            ("POST", ["subscription_schedules", s, "cancel"]) => Route::CancelSchedule(id(s)),
+            ("GET", ["disputes"]) => Route::ListDisputes,
+            ("GET", ["disputes", d]) => Route::RetrieveDispute(id(d)),
+            ("POST", ["disputes", d]) => Route::UpdateDispute(id(d)),
+            ("POST", ["disputes", d, "close"]) => Route::CloseDispute(id(d)),
+            ("GET", ["radar", "early_fraud_warnings"]) => Route::ListEarlyFraudWarnings,
+            ("GET", ["radar", "early_fraud_warnings", w]) => {
+                Route::RetrieveEarlyFraudWarning(id(w))
+            }
             _ => return Err(unrecognized()),
         };
         Ok(route)
@@ -398,6 +441,26 @@ impl Route {
             Route::CreateRefund => payments::create_refund(tx, call, p),
             Route::ListRefunds => payments::list_refunds(tx, call, p),
             Route::RetrieveRefund(id) => payments::retrieve_refund(tx, call, id, p),
+            Route::CreatePreviewInvoice => billing_api::create_preview(tx, call, p),
+            Route::CreatePortalConfiguration => portal::create_configuration(tx, call, p),
+            Route::ListPortalConfigurations => portal::list_configurations(tx, call, p),
+            Route::RetrievePortalConfiguration(id) => {
+                portal::retrieve_configuration(tx, call, id, p)
+            }
+            Route::UpdatePortalConfiguration(id) => portal::update_configuration(tx, call, id, p),
+            Route::CreatePortalSession => portal::create_session(tx, call, p),
+            Route::CreateSchedule => schedules::create(tx, call, p),
+            Route::ListSchedules => schedules::list(tx, call, p),
+            Route::RetrieveSchedule(id) => schedules::retrieve(tx, call, id, p),
+            Route::UpdateSchedule(id) => schedules::update(tx, call, id, p),
+            Route::ReleaseSchedule(id) => schedules::release_api(tx, call, id, p),
+            Route::CancelSchedule(id) => schedules::cancel_api(tx, call, id, p),
+            Route::ListDisputes => disputes::list_disputes(tx, call, p),
+            Route::RetrieveDispute(id) => disputes::retrieve_dispute(tx, call, id, p),
+            Route::UpdateDispute(id) => disputes::update_dispute(tx, call, id, p),
+            Route::CloseDispute(id) => disputes::close_dispute(tx, call, id, p),
+            Route::ListEarlyFraudWarnings => disputes::list_warnings(tx, call, p),
+            Route::RetrieveEarlyFraudWarning(id) => disputes::retrieve_warning(tx, call, id, p),
             Route::Search(resource) => super::search::search(tx, call, *resource, p),
         }
     }

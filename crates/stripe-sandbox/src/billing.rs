@@ -23,6 +23,9 @@ pub(crate) struct SavedCard {
     /// `None`: charges succeed; `Some(decline_code)`: every charge fails with it.
     pub fails_with: Option<String>,
     pub created: i64,
+    /// A dispute test card: what follows each successful charge.
+    #[serde(default)]
+    pub after_charge: Option<super::cards::AfterCharge>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +152,16 @@ pub(crate) struct Subscription {
     /// The discount its invoices get while it applies (`discounts`).
     #[serde(default)]
     pub discount: Option<super::discounts::Discount>,
+    /// Prorations of changes made with `proration_behavior=create_prorations`, waiting for the
+    /// next invoice (Stripe's pending invoice items).
+    #[serde(default)]
+    pub pending_prorations: Vec<super::sales::InvoiceLine>,
+    /// `cancellation_details.feedback` (the portal's cancellation reasons).
+    #[serde(default)]
+    pub cancellation_feedback: Option<String>,
+    /// The subscription schedule managing it (`sub_sched_…`).
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 impl Subscription {
@@ -201,6 +214,14 @@ pub(crate) struct Billing {
     pub customers: Collection<Customer>,
     pub subscriptions: Collection<Subscription>,
     pub clocks: Collection<TestClock>,
+    /// The customer portal's configurations and sessions.
+    #[serde(default)]
+    pub portal_configurations: Collection<super::portal::PortalConfiguration>,
+    #[serde(default)]
+    pub portal_sessions: Collection<super::portal::PortalSession>,
+    /// Subscription schedules.
+    #[serde(default)]
+    pub schedules: Collection<super::schedules::Schedule>,
     /// Keyed by account id, or `platform`.
     pub settings: BTreeMap<String, BillingSettings>,
 }

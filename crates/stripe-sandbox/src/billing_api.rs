@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::api::Call;
-use super::billing::{PauseCollection, SavedCard, SubItem, SubStatus, TestClock};
+use super::billing::{PauseCollection, SavedCard, SubItem, SubStatus, Subscription, TestClock};
 use super::cards::{self, Decline};
 use super::checkout::{self, Ctx};
 use super::discounts::{Line, Order};
@@ -16,6 +16,7 @@ use super::discounts_api;
 use super::error::{ApiError, ApiResult, ErrorType};
 use super::form::Params;
 use super::ids;
+use super::plans;
 use super::rules;
 use super::sales::InvoiceStatus;
 use super::shapes;
@@ -606,8 +607,10 @@ pub(crate) fn update_subscription(
         "description",
         "expand",
         "metadata",
+        "items",
         "pause_collection",
         "proration_behavior",
+        "proration_date",
     ])?;
     let current = scoped_subscription(tx, call.scope, id)?.clone();
     if current.status.ended() {
@@ -617,6 +620,25 @@ pub(crate) fn update_subscription(
             current.status.as_str()
         )));
     }
+    let behavior = plans::Proration::parse("proration_behavior", p.str("proration_behavior")?)?;
+    let sub_now = plans::sub_now(tx, &current);
+    let at = proration_date(p, "proration_date", &current, sub_now)?;
+    let change = match p.items("items")? {
+        Some(items) if !items.is_empty() => {
+            if current.schedule.is_some() {
+                return Err(ApiError::invalid(format!(
+                    "The subscription is managed by the subscription schedule `{}`, and \
+                     updating any cancelation behavior directly is not allowed. Please update \
+                     the schedule instead.",
+                    current.schedule.as_deref().unwrap_or_default()
+                ))
+                .param("items"));
+            }
+            let next = plans::changed_items(tx, call.scope, &current, &items, sub_now)?;
+            Some(plans::plan(&current, next, behavior, at))
+        }
+        _ => None,
+    };
     let cancel = p.bool("cancel_at_period_end")?;
     let pause = match p.str("pause_collection")? {
         Some("") => Some(None),
@@ -678,7 +700,112 @@ pub(crate) fn update_subscription(
         s.metadata = metadata;
         description.apply(&mut s.description);
     });
-    out.ok_or_else(|| ApiError::no_such("subscription", id, "id"))
+    let out = out.ok_or_else(|| ApiError::no_such("subscription", id, "id"))?;
+    match change {
+        Some(change) => plans::apply(tx, ctx, id, change)
+            .ok_or_else(|| ApiError::no_such("subscription", id, "id")),
+        None => Ok(out),
+    }
+}
+
+/// `proration_date`: when a change is prorated from, within the current period (default: now).
+fn proration_date(p: &Params<'_>, param: &str, sub: &Subscription, now: i64) -> ApiResult<i64> {
+    match p.int(param)? {
+        None => Ok(now.clamp(sub.current_period_start, sub.current_period_end)),
+        Some(t) if (sub.current_period_start..=sub.current_period_end).contains(&t) => Ok(t),
+        Some(_) => Err(ApiError::bad_param(
+            &p.name(param),
+            "The proration date must be within the subscription's current billing period.",
+        )),
+    }
+}
+
+/// `POST /v1/invoices/create_preview`: the invoice a subscription change would make now, or
+/// the subscription's next invoice (with `subscription_details[items]` and the prorations).
+pub(crate) fn create_preview(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> ApiResult<Value> {
+    const UNMODELED: &[&str] = &[
+        "automatic_tax",
+        "currency",
+        "customer_details",
+        "discounts",
+        "invoice_items",
+        "issuer",
+        "on_behalf_of",
+        "preview_mode",
+        "schedule",
+        "schedule_details",
+    ];
+    if let Some(k) = UNMODELED.iter().find(|k| p.contains(k)) {
+        return Err(ApiError::bad_param(
+            k,
+            format!("The chatpay sandbox does not model `{k}` on invoice previews."),
+        ));
+    }
+    p.only(&["customer", "expand", "subscription", "subscription_details"])?;
+    let customer = p.text("customer")?;
+    if let Some(c) = &customer {
+        scoped_customer(tx, call.scope, c, "customer")?;
+    }
+    let Some(sub_id) = p.text("subscription")? else {
+        return Err(match customer {
+            Some(c) => ApiError::invalid(format!("No upcoming invoices for customer: {c}"))
+                .code("invoice_upcoming_none"),
+            None => ApiError::invalid(
+                "Missing required param: customer or subscription. The chatpay sandbox \
+                 previews the invoices of an existing subscription.",
+            )
+            .param("subscription")
+            .code("parameter_missing"),
+        });
+    };
+    let sub = match scoped_subscription(tx, call.scope, &sub_id) {
+        Ok(s) => s.clone(),
+        Err(_) => {
+            return Err(ApiError::no_such_param(
+                "subscription",
+                &sub_id,
+                "subscription",
+            ));
+        }
+    };
+    if let Some(c) = &customer
+        && *c != sub.customer
+    {
+        return Err(ApiError::bad_param(
+            "customer",
+            format!("The subscription {sub_id} does not belong to the customer {c}."),
+        ));
+    }
+    if sub.status.ended() {
+        return Err(
+            ApiError::invalid(format!("No upcoming invoices for subscription: {sub_id}"))
+                .code("invoice_upcoming_none"),
+        );
+    }
+    let details = p.map(
+        "subscription_details",
+        &["items", "proration_behavior", "proration_date"],
+    )?;
+    let now = plans::sub_now(tx, &sub);
+    let (change, date) = match &details {
+        None => (None, None),
+        Some(d) => {
+            let behavior = plans::Proration::parse(
+                &d.name("proration_behavior"),
+                d.str("proration_behavior")?,
+            )?;
+            let at = proration_date(d, "proration_date", &sub, now)?;
+            let given = d.int("proration_date")?;
+            match d.items("items")? {
+                Some(items) if !items.is_empty() => {
+                    let next = plans::changed_items(tx, call.scope, &sub, &items, now)?;
+                    (Some(plans::plan(&sub, next, behavior, at)), given)
+                }
+                _ => (None, given),
+            }
+        }
+    };
+    Ok(plans::preview(tx, call, &sub, change, date))
 }
 
 pub(crate) fn cancel_subscription(

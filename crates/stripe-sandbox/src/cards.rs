@@ -19,6 +19,24 @@ pub(crate) enum Behavior {
     ChargeFails,
     /// The issuer declines.
     Decline(Decline),
+    /// The charge succeeds, then the issuer disputes it or warns of fraud (Stripe's dispute
+    /// test cards: `...0259`, `...2685`, `...1976`, `...5423`).
+    Then(AfterCharge),
+}
+
+/// What happens to a successful charge of one of Stripe's dispute test cards, right after it
+/// (Stripe's "Testing" page, Disputes section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AfterCharge {
+    /// Disputed as `fraudulent` (`4000 0000 0000 0259`).
+    Fraudulent,
+    /// Disputed as `product_not_received` (`4000 0000 0000 2685`).
+    ProductNotReceived,
+    /// Disputed as an inquiry (`4000 0000 0000 1976`): `warning_needs_response`.
+    Inquiry,
+    /// An early fraud warning (`4000 0000 0000 5423`).
+    EarlyFraudWarning,
 }
 
 /// A decline as Stripe reports it: in `last_payment_error`, and on the failed charge.
@@ -66,6 +84,16 @@ const TEST_CARDS: &[(&str, Behavior)] = &[
     ("4000000000005126", Behavior::RefundFailsLater),
     ("4000002500003155", Behavior::Authenticate),
     ("4000000000000341", Behavior::ChargeFails),
+    ("4000000000000259", Behavior::Then(AfterCharge::Fraudulent)),
+    (
+        "4000000000002685",
+        Behavior::Then(AfterCharge::ProductNotReceived),
+    ),
+    ("4000000000001976", Behavior::Then(AfterCharge::Inquiry)),
+    (
+        "4000000000005423",
+        Behavior::Then(AfterCharge::EarlyFraudWarning),
+    ),
     (
         "4000000000000002",
         Behavior::Decline(Decline {
@@ -319,6 +347,22 @@ pub(crate) const PAGE_LIST: &[(&str, &str)] = &[
         "4000 0000 0000 0341",
         "saved for a subscription, but every charge fails",
     ),
+    (
+        "4000 0000 0000 0259",
+        "succeeds, then disputed as fraudulent",
+    ),
+    (
+        "4000 0000 0000 2685",
+        "succeeds, then disputed as product not received",
+    ),
+    (
+        "4000 0000 0000 1976",
+        "succeeds, then disputed as an inquiry",
+    ),
+    (
+        "4000 0000 0000 5423",
+        "succeeds, then an early fraud warning",
+    ),
 ];
 
 /// Stripe's test PaymentMethod ids (`pm_card_visa`...) and the card number each stands for.
@@ -333,6 +377,12 @@ pub(crate) const TEST_PAYMENT_METHODS: &[(&str, &str)] = &[
         "4000000000009995",
     ),
     ("pm_card_authenticationRequired", "4000002500003155"),
+    ("pm_card_createDispute", "4000000000000259"),
+    (
+        "pm_card_createDisputeProductNotReceived",
+        "4000000000002685",
+    ),
+    ("pm_card_createDisputeInquiry", "4000000000001976"),
 ];
 
 #[cfg(test)]
@@ -352,6 +402,22 @@ mod tests {
         assert_eq!(behavior("4000002500003155"), Behavior::Authenticate);
         assert_eq!(behavior("4000000000000077"), Behavior::SucceedAvailable);
         assert_eq!(behavior("4000-0000-0000-5126"), Behavior::RefundFailsLater);
+        assert_eq!(
+            behavior("4000 0000 0000 0259"),
+            Behavior::Then(AfterCharge::Fraudulent)
+        );
+        assert_eq!(
+            behavior("4000000000002685"),
+            Behavior::Then(AfterCharge::ProductNotReceived)
+        );
+        assert_eq!(
+            behavior("4000000000001976"),
+            Behavior::Then(AfterCharge::Inquiry)
+        );
+        assert_eq!(
+            behavior("4000000000005423"),
+            Behavior::Then(AfterCharge::EarlyFraudWarning)
+        );
         let decline = |n: &str| match behavior(n) {
             Behavior::Decline(d) => (d.code, d.decline_code),
             other => panic!("{n}: {other:?}"),

@@ -745,8 +745,9 @@ fn settle_inner(tx: &mut Tx<'_>, ctx: Ctx<'_>) -> bool {
     }
     let failed = super::payments::fail_due_refunds(tx, ctx);
     let billed = super::subscriptions::settle(tx, ctx);
+    let disputed = super::disputes::settle(tx, ctx);
     let paid_out = super::payouts::settle(tx, ctx);
-    !due.is_empty() || failed || billed || paid_out
+    !due.is_empty() || failed || billed || disputed || paid_out
 }
 
 // ---- paying ----
@@ -1051,10 +1052,13 @@ pub(crate) fn pay(tx: &mut Tx<'_>, ctx: Ctx<'_>, session_id: &str, input: PayInp
             );
             PayOutcome::RequiresAction
         }
-        Behavior::Succeed | Behavior::SucceedAvailable | Behavior::RefundFailsLater => {
+        Behavior::Succeed
+        | Behavior::SucceedAvailable
+        | Behavior::RefundFailsLater
+        | Behavior::Then(_) => {
             let available_now = behavior == Behavior::SucceedAvailable;
             let refunds_fail = behavior == Behavior::RefundFailsLater;
-            succeed(
+            let outcome = succeed(
                 tx,
                 ctx,
                 &session,
@@ -1065,7 +1069,18 @@ pub(crate) fn pay(tx: &mut Tx<'_>, ctx: Ctx<'_>, session_id: &str, input: PayInp
                 &input.name,
                 available_now,
                 refunds_fail,
-            )
+            );
+            if let Behavior::Then(after) = behavior
+                && let Some(charge) = tx
+                    .ms()
+                    .sales
+                    .intents
+                    .get(&pi_id)
+                    .and_then(|pi| pi.latest_charge.clone())
+            {
+                super::disputes::after_charge(tx, ctx, &charge, after);
+            }
+            outcome
         }
     }
 }
@@ -1201,6 +1216,7 @@ fn decline_attempt(
         refunds_fail: false,
         session: session.id.clone(),
         customer: None,
+        disputed: false,
     };
     let charge_json = ss::charge(&charge, live, ctx.base_url, ctx.client_id, Vec::new());
     let charge_id = charge.id.clone();
@@ -1364,6 +1380,7 @@ fn succeed(
         refunds_fail,
         session: session.id.clone(),
         customer: None,
+        disputed: false,
     };
     let charge_json = ss::charge(&charge, live, ctx.base_url, ctx.client_id, Vec::new());
     send_receipt(tx, ctx, &charge, email);
@@ -1445,6 +1462,7 @@ fn create_invoice(
                 period: None,
                 subscription_item: None,
                 discount_amount: share,
+                proration: false,
             })
             .collect(),
         customer_email: Some(email.to_owned()),

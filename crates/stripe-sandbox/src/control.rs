@@ -246,6 +246,11 @@ pub(crate) fn router() -> Router<App> {
             "/__sandbox/accounts/{id}/payouts/fail_next",
             post(http_fail_next_payout),
         )
+        .route("/__sandbox/charges/{id}/dispute", post(http_dispute_charge))
+        .route(
+            "/__sandbox/charges/{id}/early_fraud_warning",
+            post(http_warn_charge),
+        )
         .route("/__sandbox/outbox", get(http_outbox_page))
         .route("/__sandbox/outbox.json", get(http_outbox_json))
         .route_layer(middleware::from_fn(loopback_only))
@@ -821,4 +826,83 @@ async fn http_fail_next_payout(
     Ok(Json(
         json!({ "account": id, "failure_code": b.failure_code }),
     ))
+}
+
+// ---- disputes ----
+
+fn charge_mode(app: &App, id: &str) -> Result<Mode, ControlError> {
+    let st = app.lock();
+    [Mode::Test, Mode::Live]
+        .into_iter()
+        .find(|m| st.mode(*m).sales.charges.get(id).is_some())
+        .ok_or_else(|| ControlError::NotFound(format!("no such charge: {id}")))
+}
+
+/// Has the cardholder's bank dispute a succeeded charge now, for its full amount (as the
+/// dispute test cards do right after paying): `reason` is `fraudulent`,
+/// `product_not_received` or `inquiry`. Answers the dispute as the API shows it.
+pub(crate) fn dispute_charge(app: &App, charge: &str, reason: &str) -> Result<Value, ControlError> {
+    if !["fraudulent", "product_not_received", "inquiry"].contains(&reason) {
+        return Err(ControlError::Invalid(format!(
+            "unknown dispute reason {reason:?}: use fraudulent, product_not_received or inquiry"
+        )));
+    }
+    let mode = charge_mode(app, charge)?;
+    app.transact(mode, None, |tx| {
+        let ctx = Ctx::app(app);
+        let id = super::disputes::open(tx, ctx, charge, reason).ok_or_else(|| {
+            ControlError::Invalid(format!(
+                "charge {charge} did not succeed: nothing to dispute"
+            ))
+        })?;
+        let d = tx
+            .ms()
+            .sales
+            .disputes
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ControlError::NotFound(format!("no such dispute: {id}")))?;
+        Ok(super::disputes::dispute_json(tx, ctx.client_id, &d))
+    })
+}
+
+/// Has the issuer send an early fraud warning about a succeeded charge now. Answers the
+/// warning as the API shows it.
+pub(crate) fn warn_charge(app: &App, charge: &str) -> Result<Value, ControlError> {
+    let mode = charge_mode(app, charge)?;
+    app.transact(mode, None, |tx| {
+        let id = super::disputes::open_warning(tx, charge).ok_or_else(|| {
+            ControlError::Invalid(format!(
+                "charge {charge} did not succeed: nothing to warn of"
+            ))
+        })?;
+        let live = tx.livemode();
+        tx.ms()
+            .sales
+            .early_fraud_warnings
+            .get(&id)
+            .map(|w| super::disputes::warning_json(w, live))
+            .ok_or_else(|| ControlError::NotFound(format!("no such warning: {id}")))
+    })
+}
+
+#[derive(Deserialize)]
+struct DisputeBody {
+    reason: String,
+}
+
+async fn http_dispute_charge(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
+    let b: DisputeBody = parse(&body)?;
+    dispute_charge(&app, &id, &b.reason).map(Json)
+}
+
+async fn http_warn_charge(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ControlError> {
+    warn_charge(&app, &id).map(Json)
 }

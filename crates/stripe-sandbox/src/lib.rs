@@ -27,6 +27,14 @@
 //!   `discounts[]` / `allow_promotion_codes` on Checkout Sessions, the hosted page's promotion
 //!   code field, discounted payments, invoices and subscriptions, redemptions counted once per
 //!   completed session;
+//! - plan changes: `items[]` with `proration_behavior` / `proration_date` on
+//!   `POST /v1/subscriptions/{id}`, `POST /v1/invoices/create_preview` (`plans.rs`);
+//! - the customer portal: `/v1/billing_portal/configurations`, `/v1/billing_portal/sessions`,
+//!   the hosted portal page `/p/session/{secret}` (`portal.rs`); subscription schedules
+//!   `/v1/subscription_schedules` (`schedules.rs`);
+//! - disputes and early fraud warnings (`disputes.rs`): `GET /v1/disputes[/{id}]`,
+//!   `POST /v1/disputes/{id}` (evidence, `submit`), `POST /v1/disputes/{id}/close`,
+//!   `GET /v1/radar/early_fraud_warnings[/{id}]`; Stripe's dispute test cards;
 //! - balance and payouts: `GET /v1/balance`, `GET /v1/balance_transactions`, `/v1/payouts`, on
 //!   the account's payout schedule with the first-payout hold (`payouts.rs`);
 //! - `/checkout/{session}`: the hosted Checkout page (a plain HTML form, no JavaScript, with
@@ -97,6 +105,8 @@
 //! | `POST /__sandbox/customers/{cus}/card` | `{"card": "4000000000000341"}` | the customer |
 //! | `POST /__sandbox/billing/settings` | `{"account": "acct_x", "after_retries": "unpaid"}` | the setting |
 //! | `POST /__sandbox/accounts/{id}/payouts/fail_next` | `{"failure_code": "account_closed"}` | the failure armed |
+//! | `POST /__sandbox/charges/{ch}/dispute` | `{"reason": "fraudulent"}` (or `product_not_received`, `inquiry`) | the dispute |
+//! | `POST /__sandbox/charges/{ch}/early_fraud_warning` | | the early fraud warning |
 //! | `GET /__sandbox/outbox.json` | | `[SentEmail]` |
 //! | `GET /__sandbox/outbox` | | the outbox as an HTML page |
 //!
@@ -118,7 +128,11 @@
 //! - The API by resource: `accounts` (accounts and account links), `catalog` (products and
 //!   prices), `checkout` (Checkout Sessions and paying them), `payments` (PaymentIntents,
 //!   Charges, BalanceTransactions, Invoices, Refunds), `billing_api` (customers, subscriptions,
-//!   invoices, test clocks), `payouts` (the balance and payouts), `events` (`/v1/events`).
+//!   invoices, test clocks), `payouts` (the balance and payouts), `events` (`/v1/events`),
+//!   `disputes` (disputes and Radar's early fraud warnings, their money and their clock),
+//!   `plans` (subscription price changes, prorations, invoice previews), `portal` (the
+//!   customer portal's configurations, sessions and hosted page), `schedules` (subscription
+//!   schedules).
 //! - Stripe's rules and objects: `model` (account requirements, products, prices), `sales` (the
 //!   objects of selling), `billing` (the objects of billing), `subscriptions` (billing's rules),
 //!   `rules` (parameter rules with Stripe's messages), `cards` (test cards), `money` (minor units
@@ -148,6 +162,7 @@ mod dashboard;
 mod delivery;
 mod discounts;
 mod discounts_api;
+mod disputes;
 mod error;
 mod events;
 mod expand;
@@ -163,8 +178,11 @@ mod onboarding;
 mod payments;
 mod payouts;
 mod persist;
+mod plans;
+mod portal;
 mod rules;
 mod sales;
+mod schedules;
 mod search;
 mod server;
 mod shapes;
@@ -559,6 +577,24 @@ impl Sandbox {
     /// `no_account`, `invalid_account_number`, ...; see [`PAYOUT_FAILURES`]).
     pub fn fail_next_payout(&self, account: &str, failure_code: &str) -> Result<(), ControlError> {
         control::fail_next_payout(&self.app, account, failure_code)
+    }
+
+    /// Has the cardholder's bank dispute a succeeded charge now, for its full amount (a partly
+    /// refunded charge too), as Stripe's dispute test cards do right after paying: `reason` is
+    /// `fraudulent`, `product_not_received` or `inquiry`. Returns the dispute as the API shows
+    /// it (`charge.dispute.created`, and for a chargeback `charge.dispute.funds_withdrawn`).
+    pub fn dispute_charge(
+        &self,
+        charge: &str,
+        reason: &str,
+    ) -> Result<serde_json::Value, ControlError> {
+        control::dispute_charge(&self.app, charge, reason)
+    }
+
+    /// Has the issuer send an early fraud warning about a succeeded charge now
+    /// (`radar.early_fraud_warning.created`); returns the warning as the API shows it.
+    pub fn early_fraud_warning(&self, charge: &str) -> Result<serde_json::Value, ControlError> {
+        control::warn_charge(&self.app, charge)
     }
 
     /// The receipt emails "sent" so far, oldest first.

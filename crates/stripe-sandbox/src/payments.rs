@@ -296,6 +296,9 @@ pub(crate) fn create_refund(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) ->
         )
         .code("charge_not_refundable"));
     }
+    if let Some(e) = super::disputes::refund_blocked(tx, &charge_id) {
+        return Err(e);
+    }
     let remaining = charge.amount - charge.amount_refunded;
     if remaining <= 0 {
         return Err(
@@ -389,6 +392,7 @@ pub(crate) fn create_refund(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) ->
     tx.emit("refund.created", account, refund_json.clone(), None);
     let prev = previous_attributes(&before, &after, &["refunds"]);
     tx.emit("charge.refunded", account, after, prev);
+    super::disputes::refresh_warnings(tx, &charge_id);
     Ok(refund_json)
 }
 

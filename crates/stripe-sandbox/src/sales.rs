@@ -327,6 +327,9 @@ pub(crate) struct Charge {
     pub session: String,
     #[serde(default)]
     pub customer: Option<String>,
+    /// A dispute (or inquiry) was opened on it (`disputed`).
+    #[serde(default)]
+    pub disputed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,6 +420,9 @@ pub(crate) struct InvoiceLine {
     /// What the invoice's discount takes off this line (`discount_amounts`).
     #[serde(default)]
     pub discount_amount: i64,
+    /// A proration of a subscription change (`parent.….proration`).
+    #[serde(default)]
+    pub proration: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -554,6 +560,12 @@ pub(crate) struct Sales {
     pub refunds: Collection<Refund>,
     pub balance_transactions: Collection<BalanceTransaction>,
     pub invoices: Collection<Invoice>,
+    /// Disputes (chargebacks and inquiries) of charges.
+    #[serde(default)]
+    pub disputes: Collection<super::disputes::Dispute>,
+    /// Radar's early fraud warnings.
+    #[serde(default)]
+    pub early_fraud_warnings: Collection<super::disputes::EarlyFraudWarning>,
     /// Per-account invoice counters (`ABCD1234-0001`).
     pub invoice_numbers: BTreeMap<String, u64>,
 }

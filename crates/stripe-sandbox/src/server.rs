@@ -11,7 +11,7 @@ use axum::routing::{any, get, post};
 
 use super::error::{ApiError, ErrorType};
 use super::state::App;
-use super::{api, control, dashboard, faults, hosted, oauth, onboarding, persist};
+use super::{api, control, dashboard, faults, hosted, oauth, onboarding, persist, portal};
 
 pub(crate) fn router(app: App) -> Router {
     Router::new()
@@ -40,6 +40,10 @@ pub(crate) fn router(app: App) -> Router {
             get(hosted::invoice).post(hosted::pay_invoice),
         )
         .route("/invoices/{id}/pdf", get(hosted::invoice_pdf))
+        .route("/p/session/{secret}", get(portal::show))
+        .route("/p/session/{secret}/card", post(portal::update_card))
+        .route("/p/session/{secret}/cancel", post(portal::cancel))
+        .route("/p/session/{secret}/update", post(portal::update_plan))
         .route(
             "/dashboard/{account}/products",
             get(dashboard::products).post(dashboard::create_product),

@@ -99,7 +99,7 @@ pub(crate) fn subscription(s: &Subscription, live: bool) -> Value {
         .collect();
     let cancellation_details = json!({
         "comment": null,
-        "feedback": null,
+        "feedback": s.cancellation_feedback,
         "reason": s.cancellation_reason,
     });
     let pause = s
@@ -156,7 +156,7 @@ pub(crate) fn subscription(s: &Subscription, live: bool) -> Value {
         "pending_invoice_item_interval": null,
         "pending_setup_intent": null,
         "pending_update": null,
-        "schedule": null,
+        "schedule": s.schedule,
         "start_date": s.start_date,
         "status": s.status.as_str(),
         "test_clock": s.test_clock,

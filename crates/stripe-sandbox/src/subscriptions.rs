@@ -185,11 +185,16 @@ pub(crate) fn saved_card(
         Behavior::Decline(d) => Some(d.clone()),
         _ => None,
     };
+    let after_charge = match behavior {
+        Behavior::Then(after) => Some(*after),
+        _ => None,
+    };
     SavedCard {
         id: pm,
         card: details,
         fails_with: fails_with.map(|d| d.decline_code.to_owned()),
         created: now,
+        after_charge,
     }
 }
 
@@ -489,7 +494,7 @@ pub(crate) struct Started {
     pub decline: Option<Decline>,
 }
 
-fn item_description(item: &SubItem) -> String {
+pub(crate) fn item_description(item: &SubItem) -> String {
     let r = item.price.recurring.as_ref();
     let every = match r {
         Some(r) if r.interval_count > 1 => format!("every {} {}s", r.interval_count, r.interval),
@@ -571,6 +576,9 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
         pause_collection: None,
         test_clock: clock.clone(),
         incomplete_expires_at: trial_end.is_none().then_some(t + INCOMPLETE_TTL),
+        pending_prorations: Vec::new(),
+        cancellation_feedback: None,
+        schedule: None,
         discount: start.discount.clone().map(|mut d| {
             d.subscription = Some(sub_id.clone());
             d.customer = Some(start.customer.clone());
@@ -603,6 +611,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
                 period: Some((t, period_end)),
                 subscription_item: Some(i.id.clone()),
                 discount_amount: 0,
+                proration: false,
             }
         })
         .collect();
@@ -617,6 +626,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
         period: Some((t, t)),
         subscription_item: None,
         discount_amount: 0,
+        proration: false,
     }));
     let invoice = new_invoice(
         tx,
@@ -675,7 +685,7 @@ pub(crate) fn start_subscription(tx: &mut Tx<'_>, ctx: Ctx<'_>, start: Start) ->
 }
 
 /// A new draft invoice of a subscription (not stored).
-fn new_invoice(
+pub(crate) fn new_invoice(
     tx: &mut Tx<'_>,
     sub: &Subscription,
     id: String,
@@ -749,7 +759,13 @@ fn new_invoice(
 
 // ---- invoices ----
 
-fn emit_invoice(tx: &mut Tx<'_>, ctx: Ctx<'_>, kind: &str, id: &str, prev: Option<Value>) {
+pub(crate) fn emit_invoice(
+    tx: &mut Tx<'_>,
+    ctx: Ctx<'_>,
+    kind: &str,
+    id: &str,
+    prev: Option<Value>,
+) {
     let live = tx.livemode();
     let Some(i) = tx.ms().sales.invoices.get(id).cloned() else {
         return;
@@ -925,6 +941,7 @@ pub(crate) fn charge_invoice(
         refunds_fail: false,
         session: String::new(),
         customer: inv.customer.clone(),
+        disputed: false,
     };
     if let Some(txn) = txn {
         let seq = tx.st.seq();
@@ -980,7 +997,7 @@ pub(crate) fn charge_invoice(
     }
     if let Some(i) = tx.ms().sales.invoices.get_mut(id) {
         i.attempt_count += 1;
-        i.charge = charge_id;
+        i.charge = charge_id.clone();
         if succeeded {
             i.status = InvoiceStatus::Paid;
             i.paid_at = Some(now);
@@ -991,6 +1008,9 @@ pub(crate) fn charge_invoice(
         None => {
             emit_invoice(tx, ctx, "invoice.paid", id, None);
             emit_invoice(tx, ctx, "invoice.payment_succeeded", id, None);
+            if let Some(after) = card.after_charge {
+                super::disputes::after_charge(tx, ctx, &charge_id, after);
+            }
             Ok(())
         }
         Some(d) => Err(d),
@@ -1102,7 +1122,7 @@ pub(crate) fn pay_now(
         .invoices
         .get(invoice_id)
         .map_or(0, |i| i.total);
-    let outcome = if total == 0 {
+    let outcome = if total <= 0 {
         mark_paid_without_charge(tx, ctx, invoice_id);
         Ok(())
     } else {
@@ -1392,6 +1412,15 @@ fn period_ends(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
         cancel_now(tx, ctx, id, "cancellation_requested");
         return;
     }
+    // A schedule's next phase takes over before the renewal is invoiced.
+    if sub.schedule.is_some()
+        && super::schedules::at_period_end(tx, ctx, id, sub.current_period_end)
+    {
+        return;
+    }
+    let Some(sub) = tx.ms().billing.subscriptions.get(id).cloned() else {
+        return;
+    };
     let Some(recurring) = sub.recurring().cloned() else {
         return;
     };
@@ -1409,22 +1438,21 @@ fn period_ends(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
         _ => sub,
     };
     let invoice_id = ids::invoice();
-    let lines: Vec<InvoiceLine> = sub
-        .items
-        .iter()
-        .map(|i| InvoiceLine {
-            id: ids::invoice_line(),
-            description: item_description(i),
-            quantity: i.quantity,
-            amount: i.amount(),
-            price: i.price.id.clone(),
-            product: i.price.product.clone(),
-            unit_amount: i.price.unit_amount,
-            period: Some((start, end)),
-            subscription_item: Some(i.id.clone()),
-            discount_amount: 0,
-        })
-        .collect();
+    // Prorations waiting for this invoice come first, as Stripe's pending invoice items do.
+    let mut lines: Vec<InvoiceLine> = sub.pending_prorations.clone();
+    lines.extend(sub.items.iter().map(|i| InvoiceLine {
+        id: ids::invoice_line(),
+        description: item_description(i),
+        quantity: i.quantity,
+        amount: i.amount(),
+        price: i.price.id.clone(),
+        product: i.price.product.clone(),
+        unit_amount: i.price.unit_amount,
+        period: Some((start, end)),
+        subscription_item: Some(i.id.clone()),
+        discount_amount: 0,
+        proration: false,
+    }));
     let mut invoice = new_invoice(
         tx,
         &sub,
@@ -1443,13 +1471,14 @@ fn period_ends(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
         s.current_period_start = start;
         s.current_period_end = end;
         s.latest_invoice = Some(invoice_id.clone());
+        s.pending_prorations.clear();
         if s.status == SubStatus::Trialing {
             s.status = SubStatus::Active;
         }
     });
 }
 
-fn finalize_and_charge(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
+pub(crate) fn finalize_and_charge(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
     let Some(inv) = tx.ms().sales.invoices.get(id).cloned() else {
         return;
     };
@@ -1479,7 +1508,7 @@ fn finalize_and_charge(tx: &mut Tx<'_>, ctx: Ctx<'_>, id: &str) {
         }
     }
     finalize(tx, ctx, id);
-    if inv.total == 0 {
+    if inv.total <= 0 {
         mark_paid_without_charge(tx, ctx, id);
         return;
     }
