@@ -49,6 +49,13 @@ pub enum CardKind {
     Payout,
     /// The go-live checklist: each item, what is missing and how to fix it; or the switch.
     GoLive,
+    /// A dispute of an order: opened (with `accept` and `evidence`), won or lost; or an early
+    /// fraud warning (with `refund`).
+    Dispute,
+    /// Confirm accepting a dispute.
+    ConfirmDispute,
+    /// The evidence for a dispute, pre-filled, to edit and submit (`submit`).
+    DisputeEvidence,
 }
 
 impl CardKind {
@@ -74,6 +81,9 @@ impl CardKind {
             CardKind::ConfirmSubscription => "confirm_subscription",
             CardKind::Payout => "payout",
             CardKind::GoLive => "go_live",
+            CardKind::Dispute => "dispute",
+            CardKind::ConfirmDispute => "confirm_dispute",
+            CardKind::DisputeEvidence => "dispute_evidence",
         }
     }
 }

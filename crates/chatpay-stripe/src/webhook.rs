@@ -213,6 +213,20 @@ impl EventEnvelope {
                 id: text("id")?,
                 status: text("status")?,
             },
+            "dispute" => Evidence::Dispute {
+                id: text("id")?,
+                status: text("status")?,
+                fee: o
+                    .get("balance_transactions")?
+                    .as_array()?
+                    .iter()
+                    .map(|t| t.get("fee").and_then(Value::as_i64))
+                    .sum::<Option<i64>>()?,
+            },
+            "radar.early_fraud_warning" => Evidence::FraudWarning {
+                id: text("id")?,
+                actionable: o.get("actionable")?.as_bool()?,
+            },
             _ => return None,
         })
     }
@@ -263,6 +277,11 @@ impl EventEnvelope {
             ("checkout.session", _) => order(self.text("id").map(OrderRef::Session)),
             ("payment_intent", _) => order(self.text("id").map(OrderRef::PaymentIntent)),
             ("charge", _) | ("refund", _) | ("charge.refund", _) => {
+                order(self.text("payment_intent").map(OrderRef::PaymentIntent))
+            }
+            // A dispute or an early fraud warning: the order of its PaymentIntent is read
+            // again, its dispute with it.
+            ("charge.dispute", _) | ("radar.early_fraud_warning", _) => {
                 order(self.text("payment_intent").map(OrderRef::PaymentIntent))
             }
             ("customer.subscription", _) => {

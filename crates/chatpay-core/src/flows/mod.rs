@@ -14,6 +14,7 @@ mod billing;
 mod catalog;
 mod connect;
 mod context;
+mod disputes;
 mod golive;
 mod selling;
 
@@ -298,6 +299,9 @@ pub enum Call {
         events: Vec<String>,
         #[serde(default)]
         attempt: u32,
+        /// One of its events is an early fraud warning: read the charge's warnings too.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        warnings: bool,
     },
     /// Read one stored order.
     FindOrder {
@@ -353,6 +357,14 @@ pub enum Call {
     /// Gather what the go-live checklist needs, in live mode: the live account re-read from
     /// Stripe, the live catalog, the webhook ledger, the configured keys.
     CheckLive,
+    /// Accept an order's dispute (`evidence` empty) or submit evidence for it, on Stripe.
+    RespondToDispute {
+        order: String,
+        number: i64,
+        dispute: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        evidence: BTreeMap<String, String>,
+    },
 }
 
 impl Call {
@@ -378,6 +390,7 @@ impl Call {
             Call::ReadPayouts { .. } => "read_payouts",
             Call::RefreshPayout { .. } => "refresh_payout",
             Call::CheckLive => "check_live",
+            Call::RespondToDispute { .. } => "respond_to_dispute",
         }
     }
 }
@@ -438,6 +451,8 @@ pub enum CallOutput {
     Payouts(Box<PayoutsAnswer>),
     PayoutRefreshed(Option<Box<Payout>>),
     LiveChecked(Box<LiveFacts>),
+    /// A dispute as Stripe answered a response to it.
+    Dispute(Box<crate::disputes::DisputeInfo>),
 }
 
 /// What the stored catalog says, for an answer.
@@ -572,6 +587,21 @@ pub enum Owner {
     },
     /// The go-live checklist's fix buttons; repeatable while it is the newest checklist.
     GoLive,
+    /// A dispute's card (accept, evidence) or an early fraud warning's (refund); repeatable
+    /// while it is the order's newest dispute card.
+    Dispute { number: i64 },
+    /// Confirm accepting a dispute; one click acts.
+    ConfirmDispute {
+        order: String,
+        number: i64,
+        dispute: String,
+    },
+    /// The evidence form of a dispute; one submission acts.
+    DisputeEvidence {
+        order: String,
+        number: i64,
+        dispute: String,
+    },
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -1013,6 +1043,10 @@ impl Turn<'_, '_> {
                 self.subscriptions_intent(topic, slots);
                 self.present_step();
             }
+            Intent::Disputes if self.facts.backend && self.connection.is_some() => {
+                self.disputes_intent();
+                self.present_step();
+            }
             Intent::PayoutStatus if self.payouts_intent(topic, slots) => self.present_step(),
             Intent::Help => {
                 self.reply(answers::HELP_INTRO);
@@ -1101,6 +1135,16 @@ impl Turn<'_, '_> {
                 self.disconnect_click(action);
             }
             Owner::GoLive => self.golive_click(action),
+            Owner::Dispute { .. } => {
+                let owner = live.owner.clone();
+                self.dispute_click(&owner, action, values)?;
+            }
+            Owner::ConfirmDispute { .. } | Owner::DisputeEvidence { .. } => {
+                // Refused values leave the form open; anything else uses the card up.
+                let owner = live.owner.clone();
+                self.dispute_click(&owner, action, values)?;
+                self.state.cards.retain(|c| c.id != live.id);
+            }
         }
         Ok(())
     }
@@ -1227,6 +1271,7 @@ impl Turn<'_, '_> {
             | Call::ReadPayouts { .. }
             | Call::RefreshPayout { .. } => self.billing_done(pending, result),
             Call::CheckLive => self.golive_done(result),
+            Call::RespondToDispute { .. } => self.dispute_done(pending, result),
             _ => self.connect_done(pending, result),
         }
     }

@@ -727,7 +727,9 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     CallOutput::Catalog(Box::new(a))
                 });
         }
-        Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
+        Call::RefreshOrder {
+            order, warnings, ..
+        } => return exec.orders().refresh(order, *warnings).await,
         Call::RefreshSubscription { subscription, .. } => {
             return exec.orders().refresh_subscription(subscription).await;
         }
@@ -766,6 +768,24 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 )
                 .await
                 .map(CallOutput::Refunded)
+        }
+        Call::RespondToDispute {
+            dispute, evidence, ..
+        } => {
+            let orders = exec.orders();
+            let account = orders.account_id()?;
+            // Keyed by the dispute and the response, not the operation: two confirmations of
+            // one response (two cards, two tabs) reach Stripe as one request.
+            let response = if evidence.is_empty() {
+                "accept"
+            } else {
+                "evidence"
+            };
+            let key = format!("chatpay:dispute:{dispute}:{response}");
+            gateway
+                .respond_to_dispute(mode, account, dispute, evidence, &key)
+                .await
+                .map(|d| CallOutput::Dispute(Box::new(d)))
         }
         Call::ResendReceipt { charge, email, .. } => {
             let orders = exec.orders();

@@ -138,7 +138,9 @@ impl OrderCtx<'_> {
     }
 
     /// Re-reads an order from Stripe: the stored order, its version, and what the read makes it.
-    pub async fn refresh(&self, order: &OrderRef) -> Result<CallOutput, CallError> {
+    /// `warnings`: one of the events is an early fraud warning, so the charge's warnings are
+    /// read too (only then: every other read would pay for a list that is nearly always empty).
+    pub async fn refresh(&self, order: &OrderRef, warnings: bool) -> Result<CallOutput, CallError> {
         let Some(record) = self.find(order).await? else {
             return Ok(CallOutput::OrderRefreshed {
                 before: None,
@@ -147,11 +149,18 @@ impl OrderCtx<'_> {
             });
         };
         let before = order_of(&record)?;
-        let read = self
+        let mut read = self
             .gateway
             .read_order(self.mode, self.account_id()?, &before.checkout_session)
             .await
             .map_err(stripe_error)?;
+        if warnings && let Some(charge) = &read.charge {
+            read.fraud_warning = self
+                .gateway
+                .fraud_warning(self.mode, self.account_id()?, &charge.id)
+                .await
+                .map_err(stripe_error)?;
+        }
         let after = before.with_read(&read, now_millis());
         Ok(CallOutput::OrderRefreshed {
             before: Some(Box::new(before)),
@@ -357,6 +366,8 @@ impl Engine {
             created_at: now,
             paid_at: None,
             updated_at: now,
+            dispute: None,
+            fraud_warning: None,
         };
         let record = self
             .inner
