@@ -14,6 +14,7 @@ mod billing;
 mod catalog;
 mod connect;
 mod context;
+mod customers;
 mod disputes;
 mod golive;
 mod selling;
@@ -357,6 +358,13 @@ pub enum Call {
     /// Gather what the go-live checklist needs, in live mode: the live account re-read from
     /// Stripe, the live catalog, the webhook ledger, the configured keys.
     CheckLive,
+    /// Read the stored paid orders for an answer about customers (one customer's, with `email`).
+    ListCustomers {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        /// The period "new customers" counts.
+        new_in: Period,
+    },
     /// Accept an order's dispute (`evidence` empty) or submit evidence for it, on Stripe.
     RespondToDispute {
         order: String,
@@ -391,6 +399,7 @@ impl Call {
             Call::RefreshPayout { .. } => "refresh_payout",
             Call::CheckLive => "check_live",
             Call::RespondToDispute { .. } => "respond_to_dispute",
+            Call::ListCustomers { .. } => "list_customers",
         }
     }
 }
@@ -1043,6 +1052,10 @@ impl Turn<'_, '_> {
                 self.subscriptions_intent(topic, slots);
                 self.present_step();
             }
+            Intent::Customers if self.facts.backend && self.connection.is_some() => {
+                self.customers_intent(slots);
+                self.present_step();
+            }
             Intent::Disputes if self.facts.backend && self.connection.is_some() => {
                 self.disputes_intent();
                 self.present_step();
@@ -1272,6 +1285,7 @@ impl Turn<'_, '_> {
             | Call::RefreshPayout { .. } => self.billing_done(pending, result),
             Call::CheckLive => self.golive_done(result),
             Call::RespondToDispute { .. } => self.dispute_done(pending, result),
+            Call::ListCustomers { .. } => self.customers_done(pending, result),
             _ => self.connect_done(pending, result),
         }
     }

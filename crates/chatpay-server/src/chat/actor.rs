@@ -746,6 +746,9 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
         Call::ReadPayouts { ask } => return exec.orders().read_payouts(ask).await,
         Call::RefreshPayout { payout, .. } => return exec.orders().refresh_payout(payout).await,
         Call::FindOrder { order, .. } => return exec.orders().find_order(order).await,
+        Call::ListCustomers { email, .. } => {
+            return exec.orders().for_customers(email.as_deref()).await;
+        }
         Call::ListOrders { period, ask } => return exec.orders().list(period, *ask).await,
         Call::CreateRefund {
             order,

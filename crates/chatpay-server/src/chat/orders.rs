@@ -177,6 +177,23 @@ impl OrderCtx<'_> {
         Ok(CallOutput::OrderFound(found))
     }
 
+    /// The orders customers are derived from: all of the project's in its mode (one buyer's
+    /// with `email`), newest first, up to 5,000.
+    pub async fn for_customers(&self, email: Option<&str>) -> Result<CallOutput, CallError> {
+        let filter = OrderFilter {
+            limit: 5000,
+            customer_email: email.map(str::to_lowercase),
+            ..OrderFilter::default()
+        };
+        let records = self
+            .store
+            .orders(self.project, self.mode, &filter)
+            .await
+            .map_err(store_error)?;
+        let orders = records.iter().map(order_of).collect::<Result<_, _>>()?;
+        Ok(CallOutput::Orders(orders))
+    }
+
     pub async fn list(&self, period: &Period, ask: ListAsk) -> Result<CallOutput, CallError> {
         let limit = if ask == ListAsk::Recent { 10 } else { 1000 };
         let filter = OrderFilter {
