@@ -432,8 +432,7 @@ pub fn entitlements(
         }
     }
     for o in orders.iter().filter(|o| same(o.customer_email.as_deref())) {
-        let granted = matches!(o.status, OrderStatus::Paid | OrderStatus::PartiallyRefunded);
-        if !granted || o.subscription.is_some() {
+        if !o.grants_access() || o.subscription.is_some() {
             continue;
         }
         for line in &o.lines {
@@ -469,6 +468,8 @@ pub enum AccessReason {
     OrderPaid,
     /// A one-time purchase was wholly refunded.
     OrderRefunded,
+    /// A one-time purchase's dispute was lost: the money went back to the customer.
+    DisputeLost,
 }
 
 impl AccessReason {
@@ -482,6 +483,7 @@ impl AccessReason {
             AccessReason::SubscriptionPaused => "subscription_paused",
             AccessReason::OrderPaid => "order_paid",
             AccessReason::OrderRefunded => "order_refunded",
+            AccessReason::DisputeLost => "dispute_lost",
         }
     }
 }
@@ -580,13 +582,18 @@ pub fn subscription_access(
 /// Who gained or lost access between two versions of a one-time order (a subscription's
 /// checkout order grants nothing itself: its subscription does), at `now` (Unix seconds).
 pub fn order_access(before: &Order, after: &Order, now: i64) -> Vec<AccessChange> {
-    let grants = |o: &Order| matches!(o.status, OrderStatus::Paid | OrderStatus::PartiallyRefunded);
+    let grants = |o: &Order| o.grants_access();
     if after.subscription.is_some() || grants(before) == grants(after) {
         return Vec::new();
     }
     let granted = grants(after);
-    // Losing access takes a whole refund (an expired or failed checkout never granted any).
-    if !granted && after.status != OrderStatus::Refunded {
+    let lost = after
+        .dispute
+        .as_ref()
+        .is_some_and(|d| d.outcome() == crate::disputes::DisputeOutcome::Lost);
+    // Losing access takes a whole refund or a lost dispute (an expired or failed checkout
+    // never granted any).
+    if !granted && after.status != OrderStatus::Refunded && !lost {
         return Vec::new();
     }
     let since = after.paid_at.map_or(after.created_at, |p| p) / 1000;
@@ -597,6 +604,8 @@ pub fn order_access(before: &Order, after: &Order, now: i64) -> Vec<AccessChange
             granted,
             reason: if granted {
                 AccessReason::OrderPaid
+            } else if lost {
+                AccessReason::DisputeLost
             } else {
                 AccessReason::OrderRefunded
             },

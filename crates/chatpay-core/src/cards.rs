@@ -64,6 +64,13 @@ pub enum CardKind {
     Code,
     /// The active discount codes with how often each was used.
     Codes,
+    /// A dispute of an order: opened (with `accept` and `evidence`), won or lost; or an early
+    /// fraud warning (with `refund`).
+    Dispute,
+    /// Confirm accepting a dispute.
+    ConfirmDispute,
+    /// The evidence for a dispute, pre-filled, to edit and submit (`submit`).
+    DisputeEvidence,
 }
 
 impl CardKind {
@@ -96,6 +103,9 @@ impl CardKind {
             CardKind::ConfirmCode => "confirm_code",
             CardKind::Code => "code",
             CardKind::Codes => "codes",
+            CardKind::Dispute => "dispute",
+            CardKind::ConfirmDispute => "confirm_dispute",
+            CardKind::DisputeEvidence => "dispute_evidence",
         }
     }
 }

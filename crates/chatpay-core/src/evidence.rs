@@ -66,6 +66,15 @@ pub enum Evidence {
     },
     /// An invoice (`invoice.*`, for an order's invoice).
     Invoice { id: String, status: String },
+    /// A dispute of the order's charge (`charge.dispute.*`): its status and the fees its
+    /// balance transactions withdrew so far.
+    Dispute {
+        id: String,
+        status: String,
+        fee: i64,
+    },
+    /// An early fraud warning on the order's charge (`radar.early_fraud_warning.*`).
+    FraudWarning { id: String, actionable: bool },
 }
 
 impl Order {
@@ -124,6 +133,14 @@ impl Order {
                 .invoice
                 .as_ref()
                 .is_some_and(|i| i.id == *id && i.status == *status),
+            Evidence::Dispute { id, status, fee } => self
+                .dispute
+                .as_ref()
+                .is_some_and(|d| d.id == *id && d.status == *status && d.fee == *fee),
+            Evidence::FraudWarning { id, actionable } => self
+                .fraud_warning
+                .as_ref()
+                .is_some_and(|w| w.id == *id && w.actionable == *actionable),
         }
     }
 }

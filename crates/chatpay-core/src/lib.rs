@@ -24,6 +24,8 @@ pub mod account;
 pub mod billing;
 pub mod cards;
 pub mod catalog;
+pub mod customers;
+pub mod disputes;
 pub mod domain;
 pub mod error;
 pub mod evidence;

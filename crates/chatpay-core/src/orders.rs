@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogProduct;
+use crate::disputes::{DisputeInfo, DisputeOutcome, FraudWarningInfo};
 use crate::domain::{Currency, Money};
 
 /// Stripe's largest amount for a card charge in most currencies (99,999,999 minor units).
@@ -431,6 +432,12 @@ pub struct StripeOrderRead {
     /// subscription that starts with a free trial).
     #[serde(default)]
     pub amount_total: Option<i64>,
+    /// The charge's dispute (the newest), when it is disputed.
+    #[serde(default)]
+    pub dispute: Option<DisputeInfo>,
+    /// The charge's early fraud warning (the newest), when the issuer sent one.
+    #[serde(default)]
+    pub fraud_warning: Option<FraudWarningInfo>,
 }
 
 /// An order: a checkout and everything that happened to it.
@@ -469,6 +476,12 @@ pub struct Order {
     #[serde(default)]
     pub paid_at: Option<i64>,
     pub updated_at: i64,
+    /// The charge's dispute, once there is one (its outcome: [`DisputeInfo::outcome`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<DisputeInfo>,
+    /// The issuer's early fraud warning, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraud_warning: Option<FraudWarningInfo>,
 }
 
 impl Order {
@@ -495,7 +508,21 @@ impl Order {
             created_at: 0,
             paid_at: None,
             updated_at: 0,
+            dispute: None,
+            fraud_warning: None,
         }
+    }
+
+    /// Whether the order gives its buyer access to what it sold: paid, not wholly refunded,
+    /// and not lost in a dispute (a checkout that started a subscription: its subscription does).
+    pub fn grants_access(&self) -> bool {
+        matches!(
+            self.status,
+            OrderStatus::Paid | OrderStatus::PartiallyRefunded
+        ) && self
+            .dispute
+            .as_ref()
+            .is_none_or(|d| d.outcome() != DisputeOutcome::Lost)
     }
 
     pub fn total(&self) -> Money {
@@ -550,6 +577,13 @@ impl Order {
         next.refunds
             .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         next.invoice = read.invoice.clone();
+        // A dispute or a warning, once seen, stays (a read never un-disputes a charge).
+        if read.dispute.is_some() {
+            next.dispute = read.dispute.clone();
+        }
+        if read.fraud_warning.is_some() {
+            next.fraud_warning = read.fraud_warning.clone();
+        }
         if read.subscription.is_some() {
             next.subscription = read.subscription.clone();
         }
@@ -610,6 +644,12 @@ pub enum OrderNews {
     PaymentFailed(PaymentError),
     /// A refund appeared or changed status.
     Refund(RefundInfo),
+    /// The charge was disputed (told once, when the dispute first appears).
+    Disputed(DisputeInfo),
+    /// The dispute was decided: won or lost.
+    DisputeClosed(DisputeInfo),
+    /// The issuer warned of fraud (told once).
+    FraudWarning(FraudWarningInfo),
 }
 
 /// What changed between two versions of an order that a builder should be told.
@@ -628,6 +668,21 @@ pub fn changes(before: &Order, after: &Order) -> Vec<OrderNews> {
         let old = before.refunds.iter().find(|b| b.id == r.id);
         if old.is_none_or(|o| o.status != r.status) {
             out.push(OrderNews::Refund(r.clone()));
+        }
+    }
+    if let Some(w) = &after.fraud_warning
+        && before.fraud_warning.as_ref().is_none_or(|b| b.id != w.id)
+    {
+        out.push(OrderNews::FraudWarning(w.clone()));
+    }
+    if let Some(d) = &after.dispute {
+        let old = before.dispute.as_ref().filter(|b| b.id == d.id);
+        if old.is_none() {
+            out.push(OrderNews::Disputed(d.clone()));
+        }
+        let was = old.map_or(DisputeOutcome::Disputed, DisputeInfo::outcome);
+        if d.outcome() != DisputeOutcome::Disputed && d.outcome() != was {
+            out.push(OrderNews::DisputeClosed(d.clone()));
         }
     }
     out
@@ -788,7 +843,57 @@ mod tests {
             created_at: 0,
             paid_at: None,
             updated_at: 0,
+            dispute: None,
+            fraud_warning: None,
         }
+    }
+
+    #[test]
+    fn a_dispute_is_told_once_opened_and_once_decided() {
+        let dispute = |status: &str| DisputeInfo {
+            id: "dp_1".into(),
+            amount: 9800,
+            reason: "fraudulent".into(),
+            status: status.into(),
+            due_by: Some(100),
+            fee: 1500,
+            submission_count: 0,
+            created: 1,
+        };
+        let mut paid_read = read("paid");
+        let paid = order().with_read(&paid_read, 1);
+        assert!(paid.grants_access());
+        paid_read.dispute = Some(dispute("needs_response"));
+        let disputed = paid.with_read(&paid_read, 2);
+        assert_eq!(
+            changes(&paid, &disputed),
+            vec![OrderNews::Disputed(dispute("needs_response"))]
+        );
+        assert!(disputed.grants_access(), "access stays while it is open");
+        assert!(changes(&disputed, &disputed.with_read(&paid_read, 3)).is_empty());
+        paid_read.dispute = Some(dispute("under_review"));
+        let review = disputed.with_read(&paid_read, 4);
+        assert!(
+            changes(&disputed, &review).is_empty(),
+            "a review is not news"
+        );
+        paid_read.dispute = Some(dispute("lost"));
+        let lost = review.with_read(&paid_read, 5);
+        assert_eq!(
+            changes(&review, &lost),
+            vec![OrderNews::DisputeClosed(dispute("lost"))]
+        );
+        assert!(!lost.grants_access(), "a lost dispute ends access");
+        assert!(changes(&lost, &lost.with_read(&paid_read, 6)).is_empty());
+        // Seen for the first time already decided: opened and decided, in that order.
+        assert_eq!(
+            changes(&paid, &lost).len(),
+            2,
+            "a dispute first read when decided is told opened and decided"
+        );
+        // A later read without the dispute (a stale one) does not forget it.
+        paid_read.dispute = None;
+        assert_eq!(lost.with_read(&paid_read, 7).dispute, lost.dispute);
     }
 
     fn read(payment_status: &str) -> StripeOrderRead {
@@ -804,6 +909,8 @@ mod tests {
             invoice: None,
             subscription: None,
             amount_total: None,
+            dispute: None,
+            fraud_warning: None,
         }
     }
 

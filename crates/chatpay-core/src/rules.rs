@@ -451,11 +451,89 @@ pub fn new_code(c: &NewCode) -> Result<(), Refused> {
     Ok(())
 }
 
+/// What a seller may do about a dispute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeResponse {
+    /// Accept it: the customer keeps the money (the dispute is lost, irreversibly).
+    Accept,
+    /// Submit evidence (final: Stripe takes one submission).
+    SubmitEvidence,
+}
+
+/// May the seller respond to the order's dispute this way? Only while Stripe waits for a
+/// response; evidence only once.
+pub fn dispute_response(order: &Order, response: DisputeResponse) -> Result<String, Refused> {
+    let n = order.number;
+    let Some(d) = &order.dispute else {
+        return Err(rejected(
+            "not_disputed",
+            format!("Order #{n} isn't disputed."),
+        ));
+    };
+    if !d.awaits_response() {
+        let why = match d.outcome() {
+            crate::disputes::DisputeOutcome::Won => "was won",
+            crate::disputes::DisputeOutcome::Lost => "was lost",
+            crate::disputes::DisputeOutcome::Disputed => {
+                "is under review: evidence was already submitted, and the bank decides now"
+            }
+        };
+        let what = match response {
+            DisputeResponse::Accept => "accepted",
+            DisputeResponse::SubmitEvidence => "answered with evidence",
+        };
+        return Err(rejected(
+            "dispute_closed",
+            format!("The dispute of order #{n} can't be {what} any more: it {why}."),
+        ));
+    }
+    Ok(d.id.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::billing::SubscriptionStatus;
     use crate::orders::{ChargeInfo, OrderStatus, RefundInfo};
+
+    #[test]
+    fn a_dispute_may_be_answered_only_while_stripe_waits_for_it() {
+        use crate::disputes::DisputeInfo;
+        let with = |status: Option<&str>| {
+            let mut o = Order::new_for_tests("ord_1", 1001, usd(), 4900);
+            o.status = OrderStatus::Paid;
+            o.dispute = status.map(|s| DisputeInfo {
+                id: "dp_1".into(),
+                amount: 4900,
+                reason: "fraudulent".into(),
+                status: s.into(),
+                due_by: Some(1),
+                fee: 1500,
+                submission_count: 0,
+                created: 1,
+            });
+            o
+        };
+        let cases = [
+            (None, Err("not_disputed")),
+            (Some("needs_response"), Ok("dp_1")),
+            (Some("warning_needs_response"), Ok("dp_1")),
+            (Some("under_review"), Err("dispute_closed")),
+            (Some("warning_under_review"), Err("dispute_closed")),
+            (Some("won"), Err("dispute_closed")),
+            (Some("lost"), Err("dispute_closed")),
+            (Some("warning_closed"), Err("dispute_closed")),
+        ];
+        for (status, want) in cases {
+            for response in [DisputeResponse::Accept, DisputeResponse::SubmitEvidence] {
+                let got = dispute_response(&with(status), response);
+                match want {
+                    Ok(id) => assert_eq!(got.as_deref(), Ok(id), "{status:?}"),
+                    Err(code) => assert_eq!(got.unwrap_err().code, code, "{status:?}"),
+                }
+            }
+        }
+    }
 
     fn usd() -> Currency {
         Currency::parse("usd").expect("usd")

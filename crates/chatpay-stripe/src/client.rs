@@ -42,8 +42,10 @@ use stripe_checkout::checkout_session::{
 };
 use stripe_core::balance_transaction::RetrieveBalanceTransaction;
 use stripe_core::charge::{RetrieveCharge, UpdateCharge};
+use stripe_core::dispute::{CloseDispute, ListDispute, UpdateDispute, UpdateDisputeEvidence};
 use stripe_core::payment_intent::RetrievePaymentIntent;
 use stripe_core::refund::{CreateRefund, ListRefund};
+use stripe_fraud::radar_early_fraud_warning::ListRadarEarlyFraudWarning;
 
 use super::{
     CheckoutRequest, CreatedSession, Gateway, GatewayError, IssuedLink, PAGE_SIZE, Page,
@@ -954,6 +956,8 @@ impl Gateway for StripeGateway {
             invoice: None,
             subscription: s.subscription.as_ref().map(|x| x.id().to_string()),
             amount_total: s.amount_total,
+            dispute: None,
+            fraud_warning: None,
         };
         // A subscription's first invoice is paid by a PaymentIntent of its own (the session has
         // none): the invoice's payments name it, where Stripe lists them.
@@ -1044,6 +1048,17 @@ impl Gateway for StripeGateway {
                         },
                         None => (None, None),
                     };
+                    if charge.disputed {
+                        // Only a disputed charge costs the extra read: its newest dispute.
+                        let page = self
+                            .send_as(
+                                mode,
+                                account,
+                                &ListDispute::new().charge(charge.id.as_str()).limit(1),
+                            )
+                            .await?;
+                        read.dispute = page.data.first().map(dispute_info);
+                    }
                     read.charge = Some(ChargeInfo {
                         id: charge.id.to_string(),
                         receipt_url: charge.receipt_url.clone(),
@@ -1126,6 +1141,55 @@ impl Gateway for StripeGateway {
         Ok(())
     }
 
+    async fn respond_to_dispute(
+        &self,
+        mode: Mode,
+        account: &str,
+        dispute: &str,
+        evidence: &std::collections::BTreeMap<String, String>,
+        key: &str,
+    ) -> Result<chatpay_core::disputes::DisputeInfo, GatewayError> {
+        let d = if evidence.is_empty() {
+            self.post_as(mode, account, &CloseDispute::new(dispute), key)
+                .await?
+        } else {
+            let text = |name: &str| evidence.get(name).cloned();
+            let mut e = UpdateDisputeEvidence::new();
+            e.customer_email_address = text("customer_email_address");
+            e.product_description = text("product_description");
+            e.service_date = text("service_date");
+            e.uncategorized_text = text("uncategorized_text");
+            e.access_activity_log = text("access_activity_log");
+            let req = UpdateDispute::new(dispute).evidence(e).submit(true);
+            self.post_as(mode, account, &req, key).await?
+        };
+        Ok(dispute_info(&d))
+    }
+
+    async fn fraud_warning(
+        &self,
+        mode: Mode,
+        account: &str,
+        charge: &str,
+    ) -> Result<Option<chatpay_core::disputes::FraudWarningInfo>, GatewayError> {
+        let page = self
+            .send_as(
+                mode,
+                account,
+                &ListRadarEarlyFraudWarning::new().charge(charge).limit(1),
+            )
+            .await?;
+        Ok(page
+            .data
+            .first()
+            .map(|w| chatpay_core::disputes::FraudWarningInfo {
+                id: w.id.to_string(),
+                fraud_type: w.fraud_type.clone(),
+                actionable: w.actionable,
+                created: w.created,
+            }))
+    }
+
     async fn read_subscription(
         &self,
         mode: Mode,
@@ -1168,6 +1232,19 @@ impl Gateway for StripeGateway {
         payout: &str,
     ) -> Result<Option<Payout>, GatewayError> {
         self.payout_now(mode, account, payout).await
+    }
+}
+
+fn dispute_info(d: &stripe_shared::Dispute) -> chatpay_core::disputes::DisputeInfo {
+    chatpay_core::disputes::DisputeInfo {
+        id: d.id.to_string(),
+        amount: d.amount,
+        reason: d.reason.clone(),
+        status: d.status.as_str().to_owned(),
+        due_by: d.evidence_details.due_by,
+        fee: d.balance_transactions.iter().map(|t| t.fee).sum(),
+        submission_count: i64::try_from(d.evidence_details.submission_count).unwrap_or(i64::MAX),
+        created: d.created,
     }
 }
 

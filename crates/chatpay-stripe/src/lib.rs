@@ -253,6 +253,25 @@ pub trait Gateway: Send + Sync + 'static {
         key: &str,
     ) -> Result<(), GatewayError>;
 
+    /// Accepts a dispute (`evidence` empty: Stripe's close) or submits evidence for it
+    /// (Stripe's text evidence fields by name); answers the dispute as Stripe holds it after.
+    async fn respond_to_dispute(
+        &self,
+        mode: Mode,
+        account: &str,
+        dispute: &str,
+        evidence: &std::collections::BTreeMap<String, String>,
+        key: &str,
+    ) -> Result<chatpay_core::disputes::DisputeInfo, GatewayError>;
+
+    /// The newest early fraud warning on a charge, if the issuer sent one.
+    async fn fraud_warning(
+        &self,
+        mode: Mode,
+        account: &str,
+        charge: &str,
+    ) -> Result<Option<chatpay_core::disputes::FraudWarningInfo>, GatewayError>;
+
     /// A subscription with its invoices (newest first) as Stripe holds them now; `None` if
     /// Stripe does not know it.
     async fn read_subscription(

@@ -213,6 +213,20 @@ impl EventEnvelope {
                 id: text("id")?,
                 status: text("status")?,
             },
+            "dispute" => Evidence::Dispute {
+                id: text("id")?,
+                status: text("status")?,
+                fee: o
+                    .get("balance_transactions")?
+                    .as_array()?
+                    .iter()
+                    .map(|t| t.get("fee").and_then(Value::as_i64))
+                    .sum::<Option<i64>>()?,
+            },
+            "radar.early_fraud_warning" => Evidence::FraudWarning {
+                id: text("id")?,
+                actionable: o.get("actionable")?.as_bool()?,
+            },
             _ => return None,
         })
     }
@@ -263,6 +277,11 @@ impl EventEnvelope {
             ("checkout.session", _) => order(self.text("id").map(OrderRef::Session)),
             ("payment_intent", _) => order(self.text("id").map(OrderRef::PaymentIntent)),
             ("charge", _) | ("refund", _) | ("charge.refund", _) => {
+                order(self.text("payment_intent").map(OrderRef::PaymentIntent))
+            }
+            // A dispute or an early fraud warning: the order of its PaymentIntent is read
+            // again, its dispute with it.
+            ("charge.dispute", _) | ("radar.early_fraud_warning", _) => {
                 order(self.text("payment_intent").map(OrderRef::PaymentIntent))
             }
             ("customer.subscription", _) => {
@@ -384,6 +403,20 @@ mod tests {
                 None,
             ),
             (
+                event(
+                    "charge.dispute.created",
+                    serde_json::json!({"id": "dp_1", "payment_intent": "pi_1", "charge": "ch_1"}),
+                ),
+                order(OrderRef::PaymentIntent("pi_1".into())),
+            ),
+            (
+                event(
+                    "radar.early_fraud_warning.created",
+                    serde_json::json!({"id": "issfr_1", "payment_intent": "pi_1"}),
+                ),
+                order(OrderRef::PaymentIntent("pi_1".into())),
+            ),
+            (
                 event("customer.created", serde_json::json!({"id": "cus_1"})),
                 None,
             ),
@@ -499,7 +532,30 @@ mod tests {
         assert_eq!(no_amounts.evidence(), None);
         assert_eq!(
             event(serde_json::json!({"id": "dp_1", "object": "dispute"})).evidence(),
-            None
+            None,
+            "a dispute without its balance transactions is no evidence"
+        );
+        assert_eq!(
+            event(serde_json::json!({"id": "dp_1", "object": "dispute",
+                "status": "needs_response",
+                "balance_transactions": [{"id": "txn_1", "fee": 1500}]}))
+            .evidence(),
+            Some(Evidence::Dispute {
+                id: "dp_1".into(),
+                status: "needs_response".into(),
+                fee: 1500
+            })
+        );
+        assert_eq!(
+            event(
+                serde_json::json!({"id": "issfr_1", "object": "radar.early_fraud_warning",
+                "actionable": true})
+            )
+            .evidence(),
+            Some(Evidence::FraudWarning {
+                id: "issfr_1".into(),
+                actionable: true
+            })
         );
     }
 

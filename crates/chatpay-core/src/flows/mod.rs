@@ -15,6 +15,8 @@ mod catalog;
 mod codes;
 mod connect;
 mod context;
+mod customers;
+mod disputes;
 mod golive;
 mod products;
 mod selling;
@@ -300,6 +302,9 @@ pub enum Call {
         events: Vec<String>,
         #[serde(default)]
         attempt: u32,
+        /// One of its events is an early fraud warning: read the charge's warnings too.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        warnings: bool,
     },
     /// Read one stored order.
     FindOrder {
@@ -386,6 +391,21 @@ pub enum Call {
     TurnOffCode {
         code: String,
     },
+    /// Read the stored paid orders for an answer about customers (one customer's, with `email`).
+    ListCustomers {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        /// The period "new customers" counts.
+        new_in: Period,
+    },
+    /// Accept an order's dispute (`evidence` empty) or submit evidence for it, on Stripe.
+    RespondToDispute {
+        order: String,
+        number: i64,
+        dispute: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        evidence: BTreeMap<String, String>,
+    },
 }
 
 impl Call {
@@ -417,6 +437,8 @@ impl Call {
             Call::CreateCode { .. } => "create_code",
             Call::ListCodes { .. } => "list_codes",
             Call::TurnOffCode { .. } => "turn_off_code",
+            Call::RespondToDispute { .. } => "respond_to_dispute",
+            Call::ListCustomers { .. } => "list_customers",
         }
     }
 }
@@ -489,6 +511,8 @@ pub enum CallOutput {
     },
     ProductFound(Box<FoundProduct>),
     Codes(Vec<CodeInfo>),
+    /// A dispute as Stripe answered a response to it.
+    Dispute(Box<crate::disputes::DisputeInfo>),
 }
 
 /// A product looked up by name to be changed, with who is buying it now.
@@ -645,6 +669,21 @@ pub enum Owner {
     },
     /// Confirm a new discount code; one click acts.
     ConfirmCode { code: NewCode },
+    /// A dispute's card (accept, evidence) or an early fraud warning's (refund); repeatable
+    /// while it is the order's newest dispute card.
+    Dispute { number: i64 },
+    /// Confirm accepting a dispute; one click acts.
+    ConfirmDispute {
+        order: String,
+        number: i64,
+        dispute: String,
+    },
+    /// The evidence form of a dispute; one submission acts.
+    DisputeEvidence {
+        order: String,
+        number: i64,
+        dispute: String,
+    },
 }
 
 /// A Stripe call in flight; re-issued with the same idempotency key after a restart.
@@ -1086,6 +1125,14 @@ impl Turn<'_, '_> {
                 self.subscriptions_intent(topic, slots);
                 self.present_step();
             }
+            Intent::Customers if self.facts.backend && self.connection.is_some() => {
+                self.customers_intent(slots);
+                self.present_step();
+            }
+            Intent::Disputes if self.facts.backend && self.connection.is_some() => {
+                self.disputes_intent();
+                self.present_step();
+            }
             Intent::PayoutStatus if self.payouts_intent(topic, slots) => self.present_step(),
             Intent::CreateProduct => {
                 self.create_product_intent(slots);
@@ -1199,6 +1246,16 @@ impl Turn<'_, '_> {
                 let owner = live.owner.clone();
                 self.state.cards.remove(pos);
                 self.product_change_click(&owner, action);
+            }
+            Owner::Dispute { .. } => {
+                let owner = live.owner.clone();
+                self.dispute_click(&owner, action, values)?;
+            }
+            Owner::ConfirmDispute { .. } | Owner::DisputeEvidence { .. } => {
+                // Refused values leave the form open; anything else uses the card up.
+                let owner = live.owner.clone();
+                self.dispute_click(&owner, action, values)?;
+                self.state.cards.retain(|c| c.id != live.id);
             }
         }
         Ok(())
@@ -1332,6 +1389,8 @@ impl Turn<'_, '_> {
             Call::CreateCode { .. } | Call::ListCodes { .. } | Call::TurnOffCode { .. } => {
                 self.code_done(pending, result)
             }
+            Call::RespondToDispute { .. } => self.dispute_done(pending, result),
+            Call::ListCustomers { .. } => self.customers_done(pending, result),
             _ => self.connect_done(pending, result),
         }
     }

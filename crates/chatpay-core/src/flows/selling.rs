@@ -100,6 +100,10 @@ pub enum OrderAsk {
     Receipt,
     Invoice,
     ResendReceipt,
+    /// Confirm accepting the order's dispute (a dispute card's `accept`).
+    AcceptDispute,
+    /// The order's dispute evidence form, pre-filled (a dispute card's `evidence`).
+    DisputeEvidence,
 }
 
 /// What a question about many orders wants.
@@ -109,6 +113,8 @@ pub enum ListAsk {
     Recent,
     Count,
     Revenue,
+    /// Orders with a dispute or an early fraud warning.
+    Disputes,
 }
 
 /// A span of time a question names, in UTC.
@@ -407,10 +413,13 @@ impl Turn<'_, '_> {
     ) {
         let nothing_new = !evidence.is_empty()
             && shown.is_some_and(|o| evidence.iter().all(|e| o.already_shows(e)));
+        let warnings = evidence
+            .iter()
+            .any(|e| matches!(e, Evidence::FraudWarning { .. }));
         if nothing_new && self.no_read_of(&order) {
             self.events_applied(events, "applied");
         } else {
-            self.read_order(order, events, 0);
+            self.read_order(order, events, 0, warnings);
         }
     }
 
@@ -423,12 +432,13 @@ impl Turn<'_, '_> {
     }
 
     /// Asks for an order's re-read from Stripe.
-    fn read_order(&mut self, order: OrderRef, events: Vec<String>, attempt: u32) {
+    fn read_order(&mut self, order: OrderRef, events: Vec<String>, attempt: u32, warnings: bool) {
         let op = self.call(
             Call::RefreshOrder {
                 order,
                 events,
                 attempt,
+                warnings,
             },
             Purpose::Orders,
         );
@@ -487,7 +497,7 @@ impl Turn<'_, '_> {
                     order,
                     events,
                     attempt,
-                    ..
+                    warnings,
                 },
                 result,
             ) => {
@@ -516,7 +526,7 @@ impl Turn<'_, '_> {
                     Err(e) if e.code.is_none() && attempt + 1 < REFRESH_ATTEMPTS => {
                         // Stripe could not be reached: read again later, events kept.
                         queued.extend(events);
-                        return self.read_order(order, queued, attempt + 1);
+                        return self.read_order(order, queued, attempt + 1, warnings);
                     }
                     Err(e) => {
                         let outcome =
@@ -537,6 +547,13 @@ impl Turn<'_, '_> {
                 )),
                 Some(found) => self.answer_order(&found, ask),
             },
+            (
+                Call::ListOrders {
+                    ask: ListAsk::Disputes,
+                    ..
+                },
+                Ok(CallOutput::Orders(orders)),
+            ) => self.answer_disputes(&orders),
             (Call::ListOrders { period, ask }, Ok(CallOutput::Orders(orders))) => {
                 self.answer_orders(&period, ask, &orders)
             }
@@ -642,6 +659,21 @@ impl Turn<'_, '_> {
                     ),
                 ),
                 OrderNews::Refund(r) => self.refund_card(after, &r),
+                OrderNews::Disputed(d) => {
+                    let card = self.dispute_opened(after, &d);
+                    self.show_dispute(card, n);
+                    continue;
+                }
+                OrderNews::DisputeClosed(d) => {
+                    let card = self.dispute_closed(after, &d);
+                    self.show_dispute(card, n);
+                    continue;
+                }
+                OrderNews::FraudWarning(w) => {
+                    let card = self.fraud_warning(after, &w);
+                    self.show_dispute(card, n);
+                    continue;
+                }
             };
             self.drop_cards(|c| c.owner != Owner::Order { number: n });
             self.show(card, Owner::Order { number: n });
@@ -649,6 +681,16 @@ impl Turn<'_, '_> {
         // The builder's app hears who gained or lost access, with the same turn.
         for change in order_access(before, after, self.facts.now_ms / 1000) {
             self.effects.push(Effect::Notify(change));
+        }
+    }
+
+    /// Shows the order's newest dispute card (the older one's actions end).
+    fn show_dispute(&mut self, card: Card, n: i64) {
+        self.drop_cards(|c| c.owner != Owner::Dispute { number: n });
+        if card.actions.is_empty() {
+            self.show_info(card);
+        } else {
+            self.show(card, Owner::Dispute { number: n });
         }
     }
 
@@ -902,6 +944,10 @@ impl Turn<'_, '_> {
                 self.reply(format!("Here are the links for order #{n}."));
                 self.show_info(card);
             }
+            OrderAsk::AcceptDispute => self.answer_dispute(order, rules::DisputeResponse::Accept),
+            OrderAsk::DisputeEvidence => {
+                self.answer_dispute(order, rules::DisputeResponse::SubmitEvidence)
+            }
             OrderAsk::ResendReceipt => {
                 match (order.charge.as_ref(), order.customer_email.as_ref()) {
                     (Some(charge), Some(email)) => {
@@ -930,6 +976,7 @@ impl Turn<'_, '_> {
     fn answer_orders(&mut self, period: &Period, ask: ListAsk, orders: &[Order]) {
         let paid: Vec<&Order> = orders.iter().filter(|o| o.status.was_paid()).collect();
         match ask {
+            ListAsk::Disputes => self.answer_disputes(orders),
             ListAsk::Recent => {
                 if orders.is_empty() {
                     self.reply(format!(

@@ -1093,7 +1093,9 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     CallOutput::Codes(vec![active])
                 })
         }
-        Call::RefreshOrder { order, .. } => return exec.orders().refresh(order).await,
+        Call::RefreshOrder {
+            order, warnings, ..
+        } => return exec.orders().refresh(order, *warnings).await,
         Call::RefreshSubscription { subscription, .. } => {
             return exec.orders().refresh_subscription(subscription).await;
         }
@@ -1110,6 +1112,9 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
         Call::ReadPayouts { ask } => return exec.orders().read_payouts(ask).await,
         Call::RefreshPayout { payout, .. } => return exec.orders().refresh_payout(payout).await,
         Call::FindOrder { order, .. } => return exec.orders().find_order(order).await,
+        Call::ListCustomers { email, .. } => {
+            return exec.orders().for_customers(email.as_deref()).await;
+        }
         Call::ListOrders { period, ask } => return exec.orders().list(period, *ask).await,
         Call::CreateRefund {
             order,
@@ -1132,6 +1137,24 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 )
                 .await
                 .map(CallOutput::Refunded)
+        }
+        Call::RespondToDispute {
+            dispute, evidence, ..
+        } => {
+            let orders = exec.orders();
+            let account = orders.account_id()?;
+            // Keyed by the dispute and the response, not the operation: two confirmations of
+            // one response (two cards, two tabs) reach Stripe as one request.
+            let response = if evidence.is_empty() {
+                "accept"
+            } else {
+                "evidence"
+            };
+            let key = format!("chatpay:dispute:{dispute}:{response}");
+            gateway
+                .respond_to_dispute(mode, account, dispute, evidence, &key)
+                .await
+                .map(|d| CallOutput::Dispute(Box::new(d)))
         }
         Call::ResendReceipt { charge, email, .. } => {
             let orders = exec.orders();

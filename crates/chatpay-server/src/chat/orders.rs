@@ -138,7 +138,9 @@ impl OrderCtx<'_> {
     }
 
     /// Re-reads an order from Stripe: the stored order, its version, and what the read makes it.
-    pub async fn refresh(&self, order: &OrderRef) -> Result<CallOutput, CallError> {
+    /// `warnings`: one of the events is an early fraud warning, so the charge's warnings are
+    /// read too (only then: every other read would pay for a list that is nearly always empty).
+    pub async fn refresh(&self, order: &OrderRef, warnings: bool) -> Result<CallOutput, CallError> {
         let Some(record) = self.find(order).await? else {
             return Ok(CallOutput::OrderRefreshed {
                 before: None,
@@ -147,11 +149,18 @@ impl OrderCtx<'_> {
             });
         };
         let before = order_of(&record)?;
-        let read = self
+        let mut read = self
             .gateway
             .read_order(self.mode, self.account_id()?, &before.checkout_session)
             .await
             .map_err(stripe_error)?;
+        if warnings && let Some(charge) = &read.charge {
+            read.fraud_warning = self
+                .gateway
+                .fraud_warning(self.mode, self.account_id()?, &charge.id)
+                .await
+                .map_err(stripe_error)?;
+        }
         let after = before.with_read(&read, now_millis());
         Ok(CallOutput::OrderRefreshed {
             before: Some(Box::new(before)),
@@ -166,6 +175,23 @@ impl OrderCtx<'_> {
             None => None,
         };
         Ok(CallOutput::OrderFound(found))
+    }
+
+    /// The orders customers are derived from: all of the project's in its mode (one buyer's
+    /// with `email`), newest first, up to 5,000.
+    pub async fn for_customers(&self, email: Option<&str>) -> Result<CallOutput, CallError> {
+        let filter = OrderFilter {
+            limit: 5000,
+            customer_email: email.map(str::to_lowercase),
+            ..OrderFilter::default()
+        };
+        let records = self
+            .store
+            .orders(self.project, self.mode, &filter)
+            .await
+            .map_err(store_error)?;
+        let orders = records.iter().map(order_of).collect::<Result<_, _>>()?;
+        Ok(CallOutput::Orders(orders))
     }
 
     pub async fn list(&self, period: &Period, ask: ListAsk) -> Result<CallOutput, CallError> {
@@ -361,6 +387,8 @@ impl Engine {
             created_at: now,
             paid_at: None,
             updated_at: now,
+            dispute: None,
+            fraud_warning: None,
         };
         let write = StripeWrite::Checkout {
             account,

@@ -119,6 +119,51 @@ impl From<&core_orders::RefundInfo> for Refund {
     }
 }
 
+/// The dispute of an order's charge.
+#[derive(Serialize, ToSchema)]
+pub struct OrderDispute {
+    /// `dp_…`.
+    id: String,
+    /// `disputed` (open), `won` or `lost`.
+    #[schema(example = "disputed")]
+    outcome: String,
+    /// Stripe's status: `needs_response`, `under_review`, `warning_needs_response`, … `won`, `lost`.
+    status: String,
+    /// Stripe's reason code (`fraudulent`, `product_not_received`, …).
+    reason: String,
+    /// The reason in plain words.
+    reason_text: String,
+    /// Disputed, in the currency's minor unit.
+    amount: i64,
+    /// Dispute fees withdrawn, net of any returned, in the currency's minor unit.
+    fee: i64,
+    /// When evidence is due, while a response is awaited.
+    evidence_due_by: Option<Timestamp>,
+    /// Whether Stripe waits for a response (evidence, or accepting it).
+    awaits_response: bool,
+    created_at: Timestamp,
+}
+
+impl From<&chatpay_core::disputes::DisputeInfo> for OrderDispute {
+    fn from(d: &chatpay_core::disputes::DisputeInfo) -> OrderDispute {
+        OrderDispute {
+            id: d.id.clone(),
+            outcome: d.outcome().as_str().to_owned(),
+            status: d.status.clone(),
+            reason: d.reason.clone(),
+            reason_text: d.reason_in_plain_words().to_owned(),
+            amount: d.amount,
+            fee: d.fee,
+            evidence_due_by: d
+                .due_by
+                .filter(|_| d.awaits_response())
+                .map(Timestamp::from_secs),
+            awaits_response: d.awaits_response(),
+            created_at: Timestamp::from_secs(d.created),
+        }
+    }
+}
+
 /// An order: amounts in minor units with the currency, and formatted.
 #[derive(Serialize, ToSchema)]
 pub struct Order {
@@ -152,6 +197,11 @@ pub struct Order {
     funds_available_on: Option<Timestamp>,
     invoice: Option<OrderInvoice>,
     refunds: Vec<Refund>,
+    /// The charge's dispute, if the customer disputed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dispute: Option<OrderDispute>,
+    /// Whether the card issuer sent an early fraud warning about the payment.
+    early_fraud_warning: bool,
     created_at: Timestamp,
     paid_at: Option<Timestamp>,
 }
@@ -213,6 +263,8 @@ impl From<&CoreOrder> for Order {
                 invoice_pdf: i.invoice_pdf.clone(),
             }),
             refunds: o.refunds.iter().map(Refund::from).collect(),
+            dispute: o.dispute.as_ref().map(OrderDispute::from),
+            early_fraud_warning: o.fraud_warning.is_some(),
             created_at: Timestamp::from_millis(o.created_at),
             paid_at: o.paid_at.map(Timestamp::from_millis),
         }
