@@ -557,6 +557,17 @@ impl Order {
     }
 
     /// "2 × Course, 1 × Ebook".
+    /// What a discount code took off a one-time order: its lines' amounts less what the
+    /// checkout charged (0 when nothing was taken off; a subscription's first total is its
+    /// first invoice, which a trial also lowers, so it is not counted here).
+    pub fn discount(&self) -> i64 {
+        if self.subscription.is_some() || self.lines.iter().any(|l| l.interval.is_some()) {
+            return 0;
+        }
+        let lines: i64 = self.lines.iter().map(|l| l.amount).sum();
+        (lines - self.amount_total).max(0)
+    }
+
     pub fn summary(&self) -> String {
         self.lines
             .iter()

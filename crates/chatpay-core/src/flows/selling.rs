@@ -745,6 +745,12 @@ impl Turn<'_, '_> {
             Fact::new("Status", order.status.label()),
             Fact::new("Total", order.total().to_string()),
         ];
+        if order.discount() > 0 {
+            facts.push(Fact::new(
+                "Discount",
+                format!("{} off with a code", order.money(order.discount())),
+            ));
+        }
         if order.refunded() > 0 {
             facts.push(Fact::new(
                 "Refunded",

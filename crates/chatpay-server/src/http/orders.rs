@@ -175,6 +175,8 @@ pub struct Order {
     /// ISO 4217, lowercase.
     currency: String,
     amount_total: i64,
+    /// What a discount code took off (a one-time order's lines less its total; 0 without one).
+    amount_discount: i64,
     amount_refunded: i64,
     amount_refundable: i64,
     display: OrderDisplay,
@@ -219,6 +221,7 @@ impl From<&CoreOrder> for Order {
             status: o.status.into(),
             currency: o.currency.as_str().to_owned(),
             amount_total: o.amount_total,
+            amount_discount: o.discount(),
             amount_refunded: o.refunded(),
             amount_refundable: o.refundable(),
             display: OrderDisplay {
