@@ -42,7 +42,12 @@ pub(super) fn writes_to_stripe(call: &Call) -> bool {
         | Call::Deauthorize { .. }
         | Call::CreateRefund { .. }
         | Call::ResendReceipt { .. }
-        | Call::ChangeSubscription { .. } => true,
+        | Call::ChangeSubscription { .. }
+        | Call::CreateProduct { .. }
+        | Call::ChangeProduct { .. }
+        | Call::CreateCode { .. }
+        | Call::TurnOffCode { .. }
+        | Call::RespondToDispute { .. } => true,
         Call::RetrieveAccount { .. }
         | Call::SyncCatalog
         | Call::RefreshProduct { .. }
@@ -54,7 +59,10 @@ pub(super) fn writes_to_stripe(call: &Call) -> bool {
         | Call::ListSubscriptions { .. }
         | Call::ReadPayouts { .. }
         | Call::RefreshPayout { .. }
-        | Call::CheckLive => false,
+        | Call::CheckLive
+        | Call::FindProduct { .. }
+        | Call::ListCodes { .. }
+        | Call::ListCustomers { .. } => false,
     }
 }
 
