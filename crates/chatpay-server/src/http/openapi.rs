@@ -17,7 +17,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use super::{app_webhooks, billing, orders, projects, public, signin, stripe_pages, web, webhooks};
+use super::{
+    app_webhooks, billing, customers, orders, projects, public, signin, stripe_pages, web, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,6 +56,8 @@ use super::{app_webhooks, billing, orders, projects, public, signin, stripe_page
         public::buy,
         orders::list,
         orders::show,
+        customers::list,
+        customers::show,
         orders::refund,
         orders::resend_receipt,
         billing::list,
