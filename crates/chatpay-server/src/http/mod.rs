@@ -11,6 +11,7 @@
 
 mod app_webhooks;
 mod billing;
+mod customers;
 mod error;
 mod extract;
 mod html;
@@ -174,6 +175,12 @@ fn routes() -> Routes {
         orders::allow_origins,
     )
     .add(M::GET, "/buy/{project}/{price}", public::buy)
+    .add(M::GET, "/v1/projects/{id}/customers", customers::list)
+    .add(
+        M::GET,
+        "/v1/projects/{id}/customers/{customer}",
+        customers::show,
+    )
     .add(M::GET, "/v1/projects/{id}/orders", orders::list)
     .add(M::GET, "/v1/projects/{id}/orders/{number}", orders::show)
     .add(

@@ -18,8 +18,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::{
-    app_webhooks, billing, orders, platform, projects, public, session, signin, stripe_pages,
-    tokens, web, webhooks,
+    app_webhooks, billing, customers, orders, platform, projects, public, session, signin,
+    stripe_pages, tokens, web, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -67,6 +67,8 @@ use super::{
         public::buy,
         orders::list,
         orders::show,
+        customers::list,
+        customers::show,
         orders::refund,
         orders::resend_receipt,
         billing::list,
