@@ -7,7 +7,11 @@ use chatpay_core::domain::{
     ConversationId, Mode, PersonId, ProjectId, TokenId, WorkspaceId, now_millis,
 };
 use chatpay_store::{
-    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOperation, NewOrder, OperationStatus, OrderFilter, OrderKey, OrderUpdate, ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError, StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionUpdate, TurnWrite, WebhookEventRecord, NewToken, PersonRecord, TokenKind, WorkspaceRecord,
+    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOperation, NewOrder,
+    NewToken, OperationStatus, OrderFilter, OrderKey, OrderUpdate, PersonRecord, ProductState,
+    ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError, StoredFrame,
+    StoredProduct, SubscriptionFilter, SubscriptionUpdate, TokenKind, TurnWrite,
+    WebhookEventRecord, WorkspaceRecord,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
