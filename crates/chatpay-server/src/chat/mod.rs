@@ -204,7 +204,8 @@ pub(crate) struct Inner {
     pub app_events: tokio::sync::Notify,
     pub app_seq: app_webhooks::EventSeq,
     pub app_webhooks: app_webhooks::RetryPolicy,
-    /// This instance's name in the claims it makes on stored Stripe writes.
+    /// This instance's name in the claims it makes on stored Stripe writes: the logs' instance
+    /// id (`telemetry::instance_id`) and a nonce of this boot.
     pub instance: String,
     /// Wakes the task that finishes stored Stripe writes (one is waiting for another attempt).
     pub operations_due: tokio::sync::Notify,
@@ -287,7 +288,14 @@ impl Engine {
                     timeout: config.app_webhook_timeout,
                 },
                 config,
-                instance: format!("inst_{}", chatpay_core::domain::random_hex(8)),
+                // The name every log line carries, with this boot's nonce: a restarted process
+                // (same host and pid, or the same `CHATPAY_INSTANCE`) is not taken for its
+                // predecessor's claims.
+                instance: format!(
+                    "{}.{}",
+                    crate::telemetry::instance_id(),
+                    chatpay_core::domain::random_hex(4)
+                ),
                 operations_due: tokio::sync::Notify::new(),
                 fault_pause: std::env::var(operations::FAULT_PAUSE_ENV)
                     .ok()
