@@ -1262,41 +1262,6 @@ fn refund_info(r: &stripe_shared::Refund) -> RefundInfo {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_bounded_and_jittered() {
-        let r = Retry {
-            attempts: 5,
-            first_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(400),
-            timeout: Duration::from_secs(1),
-        };
-        for attempt in 0..20 {
-            assert!(r.backoff(attempt) <= Duration::from_millis(400));
-        }
-        let waits: std::collections::HashSet<_> = (0..10).map(|_| r.backoff(3)).collect();
-        assert!(waits.len() > 1, "jitter varies the wait");
-    }
-
-    #[test]
-    fn keys_are_redacted_in_debug() {
-        let g = StripeGateway::new(StripeSettings {
-            test_key: Some(Secret::new("sk_test_supersecretvalue")),
-            live_key: None,
-            api_base: "http://127.0.0.1:9/".into(),
-            connect_base: "http://127.0.0.1:9/".into(),
-            connect_client_id: None,
-            retry: Retry::default(),
-        })
-        .unwrap();
-        let shown = format!("{g:?}");
-        assert!(!shown.contains("supersecret"), "{shown}");
-    }
-}
-
 /// A promotion code with what its coupon takes off.
 fn code_info(p: &stripe_shared::PromotionCode, coupon: Option<&stripe_shared::Coupon>) -> CodeInfo {
     let off = coupon.map_or_else(
@@ -1329,5 +1294,40 @@ fn code_info(p: &stripe_shared::PromotionCode, coupon: Option<&stripe_shared::Co
         expires_at: p.expires_at,
         off,
         first_time: p.restrictions.first_time_transaction,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let r = Retry {
+            attempts: 5,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            timeout: Duration::from_secs(1),
+        };
+        for attempt in 0..20 {
+            assert!(r.backoff(attempt) <= Duration::from_millis(400));
+        }
+        let waits: std::collections::HashSet<_> = (0..10).map(|_| r.backoff(3)).collect();
+        assert!(waits.len() > 1, "jitter varies the wait");
+    }
+
+    #[test]
+    fn keys_are_redacted_in_debug() {
+        let g = StripeGateway::new(StripeSettings {
+            test_key: Some(Secret::new("sk_test_supersecretvalue")),
+            live_key: None,
+            api_base: "http://127.0.0.1:9/".into(),
+            connect_base: "http://127.0.0.1:9/".into(),
+            connect_client_id: None,
+            retry: Retry::default(),
+        })
+        .unwrap();
+        let shown = format!("{g:?}");
+        assert!(!shown.contains("supersecret"), "{shown}");
     }
 }
