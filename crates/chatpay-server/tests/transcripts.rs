@@ -30,6 +30,10 @@ fn play(path: &Path, backend: &Backend) -> Result<(), Failed> {
 }
 
 fn main() {
+    // The servers' logs, for a failing transcript: `CHATPAY_LOG=info cargo test … -- NAME`.
+    if std::env::var_os("CHATPAY_LOG").is_some() {
+        chatpay_server::telemetry::init(chatpay_server::config::LogFormat::Text);
+    }
     let args = Arguments::from_args();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/transcripts");
     let files: Vec<PathBuf> =

@@ -90,7 +90,9 @@ pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, String> {
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another chatpay server is already serving the SQLite database {path} (it holds              {lock}). SQLite is for one instance; stop the other one, or run several instances on              PostgreSQL (README: Running several instances)."
+            "another chatpay server is already serving the SQLite database {path} (it holds \
+             {lock}). SQLite is for one instance; stop the other one, or run several instances \
+             on PostgreSQL (README: Running several instances)."
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("could not lock {lock}: {e}")),
     }

@@ -1517,6 +1517,21 @@ mod stripe_steps {
                     should_retry: None,
                 })?;
             }
+            // Until every armed fault has met its requests: a crash meant to come while Stripe
+            // answers a call late comes after the call was made, however slowly the server got
+            // to it.
+            "await_faults" => {
+                let started = std::time::Instant::now();
+                while !run.sandbox.faults().is_empty() {
+                    if started.elapsed() > PATIENCE {
+                        bail!(
+                            "armed faults still waiting for their requests after {PATIENCE:?}: {:?}",
+                            run.sandbox.faults()
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
             // Stripe's deliveries stop (events queue up) until `resume_webhooks`.
             "pause_webhooks" => run.sandbox.pause_deliveries(true),
             "resume_webhooks" => run.sandbox.pause_deliveries(false),

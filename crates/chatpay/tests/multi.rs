@@ -626,5 +626,10 @@ async fn a_second_serve_on_one_sqlite_file_refuses_to_start() {
     assert!(!second.status.success());
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(said.contains("already serving"), "{said}");
+    let line = said
+        .lines()
+        .find(|l| l.contains("already serving"))
+        .unwrap();
+    assert!(!line.contains("   "), "one readable sentence: {line}");
     first.kill().await.unwrap();
 }
