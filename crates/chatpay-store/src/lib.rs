@@ -777,9 +777,11 @@ pub trait Store: Send + Sync + 'static {
     async fn operation(&self, key: &str) -> StoreResult<Option<OperationRecord>>;
     /// Claims pending operations that no live lease holds (none, or expired at `now`), oldest
     /// first, at most `limit`, for `owner` until `lease_until`; each claim counts an attempt.
-    /// Only operations outside conversations (a conversation re-issues its own). On PostgreSQL
-    /// concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`), so each
-    /// operation goes to one instance.
+    /// A conversation's operation is recorded held by the instance whose turn asked for it
+    /// (`NewOperation::held`), which renews it while Stripe answers; it comes up here when that
+    /// lease lapsed (the instance died), for the claimer to wake the conversation. On
+    /// PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`), so
+    /// each operation goes to one instance.
     async fn claim_operations(
         &self,
         owner: &str,

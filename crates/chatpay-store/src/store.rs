@@ -1167,7 +1167,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     "UPDATE operations SET owner = $1, lease_until = $3, \
                      attempts = attempts + 1, updated_at = $2 \
                      WHERE idempotency_key IN (SELECT idempotency_key FROM operations \
-                     WHERE status = 'pending' AND conversation_id IS NULL \
+                     WHERE status = 'pending' \
                      AND (lease_until IS NULL OR lease_until <= $2) \
                      ORDER BY created_at LIMIT $4{lock}) \
                      RETURNING {OPERATION_FIELDS}"

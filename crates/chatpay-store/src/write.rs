@@ -198,7 +198,7 @@ impl ExtraWrite {
                 vec![
                 sql("INSERT INTO operations (idempotency_key, project_id, mode, conversation_id, \
                      kind, request, status, result, owner, lease_until, attempts, created_at, \
-                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, NULL, NULL, 0, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, $8, $9, 0, \
                      $7, $7) ON CONFLICT (idempotency_key) DO NOTHING")
                 .bind(o.key.as_str())
                 .bind(o.project_id.as_str())
@@ -206,7 +206,9 @@ impl ExtraWrite {
                 .bind(o.conversation_id.as_ref().map(ConversationId::as_str))
                 .bind(o.kind.as_str())
                 .bind(o.request.as_str())
-                .bind(o.created_at),
+                .bind(o.created_at)
+                .bind(o.held.as_ref().map(|(owner, _)| owner.as_str()))
+                .bind(o.held.as_ref().map(|&(_, until)| until)),
             ]
             }
             ExtraWrite::FinishOperation {
@@ -260,6 +262,10 @@ pub struct NewOperation {
     /// What to ask Stripe, as JSON owned by the server.
     pub request: String,
     pub created_at: i64,
+    /// The instance that makes it at once, and until when (milliseconds) it holds it without
+    /// renewing: a conversation's call, made by the instance whose turn asked for it. `None`
+    /// for an operation that is claimed after it is recorded (the HTTP API's).
+    pub held: Option<(String, i64)>,
 }
 
 /// Forgets a project's catalog in a mode ($1, $2), its runs and what they staged: the catalog
@@ -549,6 +555,7 @@ mod tests {
                 kind: "checkout".into(),
                 request: "{}".into(),
                 created_at: 1,
+                held: None,
             }),
             ExtraWrite::FinishOperation {
                 key: "chatpay:order:ord_1:checkout".into(),

@@ -1204,6 +1204,7 @@ fn new_operation(p: &ProjectRecord, key: &str, at: i64) -> ExtraWrite {
         kind: "checkout".into(),
         request: format!("{{\"for\":\"{key}\"}}"),
         created_at: at,
+        held: None,
     })
 }
 
@@ -1429,10 +1430,13 @@ async fn operations(store: DynStore) {
             .unwrap()
             .is_none()
     );
-    // Operations a conversation's turn made are its own to re-issue, not the background's.
+    // A conversation's operation is held by the instance whose turn recorded it, until its
+    // lease lapses (that instance died): then it is claimed like any other.
+    let conversation = store.conversation_for(&p.id).await.unwrap().id;
     store
         .write(vec![ExtraWrite::RecordOperation(NewOperation {
-            conversation_id: Some(store.conversation_for(&p.id).await.unwrap().id),
+            conversation_id: Some(conversation.clone()),
+            held: Some(("six".into(), now + 1_000)),
             ..match new_operation(&p, "op_c", t0) {
                 ExtraWrite::RecordOperation(o) => o,
                 _ => unreachable!(),
@@ -1440,13 +1444,41 @@ async fn operations(store: DynStore) {
         })])
         .await
         .unwrap();
+    let c = store.operation("op_c").await.unwrap().unwrap();
+    assert_eq!(
+        (c.owner.as_deref(), c.lease_until, c.attempts),
+        (Some("six"), Some(now + 1_000), 0)
+    );
     assert!(
         store
-            .claim_operations("five", now, now + 1, 10)
+            .claim_operations("five", now + 999, now + 2_000, 10)
             .await
             .unwrap()
             .is_empty()
     );
+    assert!(
+        store
+            .renew_operation("op_c", "six", now + 3_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_operations("five", now + 2_500, now + 5_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = store
+        .claim_operations("five", now + 3_000, now + 5_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].key.as_str(), taken[0].conversation_id.as_ref()),
+        ("op_c", Some(&conversation))
+    );
+    assert_eq!(taken[0].owner.as_deref(), Some("five"));
     // A version-checked row that changes nothing fails the whole write.
     let refused = store
         .write(vec![

@@ -10,6 +10,8 @@
 //!   conversation's frames are numbered without gaps or repeats;
 //! - a client that read on B resumes on A and gets exactly the frames it missed;
 //! - the catalog sync and a webhook sent to both instances at once answer below 500;
+//! - `kill -9` of A while Stripe is creating a product A asked for, with no client left: B
+//!   claims the write once A's lease lapses and finishes it once;
 //! - `kill -9` of A in the middle of a turn: the client resumes on B, retries, and carries on.
 //!
 //! Needs PostgreSQL (`CHATPAY_TEST_POSTGRES`, set by `scripts/test.sh`); says why and passes
@@ -530,12 +532,93 @@ async fn two_instances_on_one_postgres_are_one_service() {
     .await;
     drop(on_b);
 
+    // A Stripe write in flight on A (Stripe answers late) when A is killed, with no client
+    // left on the conversation: B claims the write once A's lease lapses, wakes the
+    // conversation, makes the call again with the same key, and stores its answer once.
+    on_a.say("p1", "new product: Ceramic mug, €18").await;
+    let confirm = on_a
+        .until(
+            "the product's confirmation card",
+            is_card("confirm_product"),
+        )
+        .await;
+    let res = http
+        .post_json(
+            &format!("http://{sandbox}/__sandbox/faults"),
+            &[],
+            &json!({ "method": "POST", "path": "/v1/products", "delay_ms": 3000, "count": 1 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    on_a.click("p2", &confirm, "create", json!({})).await;
+    let asked = tokio::time::Instant::now();
+    loop {
+        let armed = http
+            .get(&format!("http://{sandbox}/__sandbox/faults"), &[])
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        if armed.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(asked.elapsed() < DEADLINE, "Stripe never got the create");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // kill -9 A in the middle of a turn: the client goes to B, resumes, retries the same id.
     on_a.send(json!({ "type": "say", "id": "k1", "text": "what is my account status?" }))
         .await;
     cluster.kill_9(0);
     let seen = on_a.last_seq;
     drop(on_a);
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+        let killed = tokio::time::Instant::now();
+        loop {
+            let status: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT status, attempts FROM operations WHERE kind = 'create_product'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(status.len(), 1, "{status:?}");
+            if status[0].0 != "pending" {
+                assert_eq!(status[0], ("done".to_owned(), 1), "taken over once");
+                break;
+            }
+            assert!(
+                killed.elapsed() < DEADLINE,
+                "B never finished the write A left"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let cards: Vec<(String,)> =
+            sqlx::query_as("SELECT body FROM frames WHERE body LIKE '%is ready to sell%'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(cards.len(), 1, "the product's card, once: {cards:?}");
+    }
+    let products = http
+        .get(
+            &format!("http://{sandbox}/v1/products?limit=100"),
+            &[
+                ("authorization", "Bearer sk_test_chatpay_sandbox"),
+                ("stripe-account", account.as_str()),
+            ],
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        products["data"].as_array().map(Vec::len),
+        Some(1),
+        "one product at Stripe: {products}"
+    );
     let mut moved = Client::join(&b, &token, &project, seen).await;
     moved
         .send(json!({ "type": "say", "id": "k1", "text": "what is my account status?" }))

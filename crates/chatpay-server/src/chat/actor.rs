@@ -20,7 +20,10 @@ use chatpay_core::flows::{
     OrderRef, Outside, Refusal, checklist,
 };
 use chatpay_core::intents::Outcome;
-use chatpay_store::{OrderKey, ProjectRecord, StoreError, StoredFrame, WebhookEventRecord};
+use chatpay_store::{
+    ExtraWrite, OperationStatus, OrderKey, ProjectRecord, StoreError, StoredFrame,
+    WebhookEventRecord,
+};
 use chatpay_stripe::Gateway;
 
 /// What an actor is asked. Payloads are boxed so that a message, and so the mailbox every
@@ -53,6 +56,11 @@ pub(crate) enum Msg {
     },
     LastSeq {
         reply: oneshot::Sender<Result<i64, ChatError>>,
+    },
+    /// The Stripe write `key` of this conversation was left by an instance that stopped (its
+    /// lease lapsed; this instance claimed it): make it again, unless it is running here.
+    TakeOver {
+        key: String,
     },
     /// Another instance may have moved the conversation (to `seq`, if a notification said; a
     /// poll or a listener's reconnect does not know): read the store, take on what it has and
@@ -345,6 +353,11 @@ impl Actor {
             }
             Msg::View { reply } => {
                 let _ = reply.send(self.view());
+            }
+            Msg::TakeOver { key } => {
+                if let Err(e) = self.take_over(&key).await {
+                    tracing::warn!(conversation = %self.conversation, key, error = %e, "could not take over a Stripe write");
+                }
             }
             Msg::RefreshLink { nonce, reply } => {
                 let before: Vec<u64> = self.state.pending.iter().map(|p| p.op).collect();
@@ -844,6 +857,7 @@ impl Actor {
             };
             let mut stamps = Stamps {
                 now,
+                holder: (&self.inner.instance, super::operations::lease_until(now)),
                 app_event: &mut app_event,
             };
             turn::plan(&held, cause, mode, next, &effects, &mut stamps)
@@ -903,6 +917,44 @@ impl Actor {
     }
 
     /// Calls that were in flight when the conversation was last stored (a restart).
+    /// Makes the pending call whose operation is `key` again (its instance stopped), after
+    /// taking on what the store holds; an operation the conversation no longer waits for is
+    /// ended, so that it is not claimed again.
+    async fn take_over(&mut self, key: &str) -> Result<(), ChatError> {
+        if self.inner.calls_in_flight().contains(key) {
+            return Ok(());
+        }
+        if self.inner.shared && self.behind_store().await? {
+            self.reload().await?;
+        }
+        let pending = self
+            .state
+            .pending_calls()
+            .find(|(op, call)| turn::call_key(&self.conversation, *op, call) == key)
+            .map(|(op, call)| (op, call.clone()));
+        match pending {
+            Some((op, call)) => {
+                tracing::info!(conversation = %self.conversation, op, call = call.name(), "making a Stripe call again: the instance making it stopped");
+                metrics::counter!("chatpay_calls_taken_over_total").increment(1);
+                self.spawn_call(op, call, self.call_mode(op));
+            }
+            None => {
+                self.inner
+                    .store
+                    .write(vec![ExtraWrite::FinishOperation {
+                        key: key.to_owned(),
+                        status: OperationStatus::Failed,
+                        result: serde_json::json!({
+                            "message": "the conversation no longer waits for this call"
+                        })
+                        .to_string(),
+                    }])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     fn resume_calls(&self) {
         for (op, call) in self.state.pending_calls() {
             tracing::info!(conversation = %self.conversation, op, call = call.name(), "re-issuing a Stripe call after restart");
@@ -931,7 +983,10 @@ impl Actor {
         };
         // Derived from the operation: the same call after a crash or retry has the same key.
         let key = turn::call_key(&self.conversation, op, &call);
+        // A Stripe write's lease is renewed while it runs here.
+        let in_flight = turn::writes_to_stripe(&call).then(|| InFlight::new(&self.inner, &key));
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -943,6 +998,29 @@ impl Actor {
                 })
                 .await;
         });
+    }
+}
+
+/// A conversation's Stripe write this instance is making ([`Inner::calls_in_flight`]), until
+/// dropped.
+struct InFlight {
+    inner: Arc<Inner>,
+    key: String,
+}
+
+impl InFlight {
+    fn new(inner: &Arc<Inner>, key: &str) -> InFlight {
+        inner.calls_in_flight().insert(key.to_owned());
+        InFlight {
+            inner: Arc::clone(inner),
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.inner.calls_in_flight().remove(&self.key);
     }
 }
 

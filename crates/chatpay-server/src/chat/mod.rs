@@ -209,6 +209,10 @@ pub(crate) struct Inner {
     pub instance: String,
     /// Wakes the task that finishes stored Stripe writes (one is waiting for another attempt).
     pub operations_due: tokio::sync::Notify,
+    /// The keys of the conversations' Stripe writes this instance is making right now: their
+    /// leases are renewed while Stripe answers (`run_operations`), and a conversation woken to
+    /// take one over does not make it twice.
+    pub calls_in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The crash test's fault hook ([`operations::FAULT_PAUSE_ENV`]); `None` in production.
     pub fault_pause: Option<String>,
     /// Whether other instances may write the same database (PostgreSQL): then an actor's copy
@@ -221,6 +225,16 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The Stripe writes in flight ([`Inner::calls_in_flight`]).
+    pub(crate) fn calls_in_flight(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        // The set holds plain keys; a panic elsewhere cannot leave it half-written.
+        self.calls_in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn conversations(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ProjectId, ConversationId>> {
@@ -297,6 +311,7 @@ impl Engine {
                     chatpay_core::domain::random_hex(4)
                 ),
                 operations_due: tokio::sync::Notify::new(),
+                calls_in_flight: std::sync::Mutex::default(),
                 fault_pause: std::env::var(operations::FAULT_PAUSE_ENV)
                     .ok()
                     .filter(|v| !v.is_empty()),

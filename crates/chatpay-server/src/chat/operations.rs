@@ -141,7 +141,7 @@ fn backoff(attempts: i64) -> Duration {
     Duration::from_millis((base + jitter).min(60_000))
 }
 
-fn lease_until(now: i64) -> i64 {
+pub(super) fn lease_until(now: i64) -> i64 {
     now + LEASE.as_millis() as i64
 }
 
@@ -182,6 +182,7 @@ impl Engine {
             kind: write.kind().to_owned(),
             request: serde_json::to_string(write).map_err(anyhow::Error::new)?,
             created_at: now_millis(),
+            held: None,
         };
         rows.insert(0, ExtraWrite::RecordOperation(new));
         self.inner.store.write(rows).await?;
@@ -397,13 +398,43 @@ impl Engine {
         Ok(())
     }
 
-    /// Finishes stored Stripe writes nobody holds: those left by a crash (on start) and those
-    /// waiting for another attempt, until `shutdown`.
+    /// Wakes the conversation of a Stripe write its turn's instance stopped making (claimed by
+    /// `run_operations` once the lease lapsed): it makes the call again, with the same key.
+    async fn take_over_call(&self, op: &OperationRecord) -> Result<(), ChatError> {
+        let handle = self.handle_for_id(&op.project_id).await?;
+        handle
+            .send(super::actor::Msg::TakeOver {
+                key: op.key.clone(),
+            })
+            .await
+    }
+
+    /// Renews the leases of the conversations' Stripe writes this instance is making.
+    async fn renew_calls_in_flight(&self) {
+        let keys: Vec<String> = self.inner.calls_in_flight().iter().cloned().collect();
+        let until = lease_until(now_millis());
+        for key in keys {
+            if let Err(e) = self
+                .inner
+                .store
+                .renew_operation(&key, &self.inner.instance, until)
+                .await
+            {
+                tracing::warn!(key, error = %e, "could not renew a Stripe write's lease");
+            }
+        }
+    }
+
+    /// Finishes stored Stripe writes nobody holds: those left by a crash (on start), those
+    /// waiting for another attempt, and conversations' calls whose instance stopped renewing
+    /// them (their conversation is woken to make them again), until `shutdown`. Renews the
+    /// leases of the calls this instance is making.
     pub async fn run_operations(&self, mut shutdown: watch::Receiver<bool>) {
         loop {
             if *shutdown.borrow() {
                 return;
             }
+            self.renew_calls_in_flight().await;
             let now = now_millis();
             match self
                 .inner
@@ -414,6 +445,16 @@ impl Engine {
                 Ok(ops) => {
                     for op in ops {
                         let engine = self.clone();
+                        if let Some(conversation) = op.conversation_id.clone() {
+                            // A conversation's call whose instance stopped renewing it.
+                            tokio::spawn(async move {
+                                tracing::info!(key = op.key, %conversation, "taking over a Stripe write a stopped instance was making");
+                                if let Err(e) = engine.take_over_call(&op).await {
+                                    tracing::warn!(key = op.key, error = %e, "could not wake the conversation of a Stripe write");
+                                }
+                            });
+                            continue;
+                        }
                         tokio::spawn(async move {
                             let (key, attempts) = (op.key.clone(), op.attempts);
                             tracing::info!(key, attempts, "finishing a stored Stripe write");

@@ -147,6 +147,9 @@ pub(super) struct Held<'a> {
 pub(super) struct Stamps<'a> {
     /// The turn's time (milliseconds).
     pub now: i64,
+    /// This instance (as it claims operations) and until when a Stripe write the turn asks
+    /// for is held by it without renewing.
+    pub holder: (&'a str, i64),
     /// An id and an order number for each event the turn tells the builder's app.
     pub app_event: &'a mut dyn FnMut() -> (String, i64),
 }
@@ -286,6 +289,7 @@ pub(super) fn plan(
                         kind: call.name().to_owned(),
                         request: serde_json::to_string(call)?,
                         created_at: now,
+                        held: Some((stamps.holder.0.to_owned(), stamps.holder.1)),
                     }));
                 }
                 calls.push((*op, call.clone()));
@@ -498,6 +502,7 @@ mod tests {
             };
             let mut stamps = Stamps {
                 now: 1000,
+                holder: ("inst_test", 11_000),
                 app_event: &mut app_event,
             };
             plan(
@@ -622,6 +627,8 @@ mod tests {
                 assert_eq!(op.kind, "create_refund");
                 assert_eq!(op.conversation_id.as_ref(), Some(&f.conversation));
                 assert_eq!((op.mode, op.created_at), (Mode::Test, 1000));
+                // Held by the instance whose turn asks for it, which makes it at once.
+                assert_eq!(op.held, Some(("inst_test".to_owned(), 11_000)));
                 assert_eq!(serde_json::from_str::<Call>(&op.request).unwrap(), refund);
             }
             other => panic!("{other:?}"),
@@ -642,6 +649,7 @@ mod tests {
             let mut app_event = || ("evt_cp_1".to_owned(), 1);
             let mut stamps = Stamps {
                 now: 1000,
+                holder: ("inst_test", 11_000),
                 app_event: &mut app_event,
             };
             let turn = plan(
@@ -675,6 +683,7 @@ mod tests {
         let mut app_event = || ("evt_cp_1".to_owned(), 1);
         let mut stamps = Stamps {
             now: 1000,
+            holder: ("inst_test", 11_000),
             app_event: &mut app_event,
         };
         let turn = plan(
