@@ -83,6 +83,10 @@ impl SubscriptionStatus {
 /// One price on a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionItem {
+    /// Stripe's subscription item (`si_…`), which a plan change updates; `None` in
+    /// subscriptions stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub price: String,
     pub product: String,
     /// The product's name from the synced catalog, when known.
@@ -205,6 +209,10 @@ pub struct Subscription {
     pub order_number: Option<i64>,
     #[serde(default)]
     pub invoices: Vec<Invoice>,
+    /// The subscription schedule managing it (`sub_sched_…`): a plan change waiting for the
+    /// period's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 impl Subscription {
@@ -286,6 +294,10 @@ pub enum SubscriptionNews {
     Resumed,
     Ended,
     Paused,
+    /// The plan (the items' prices) changed: by the subscriber in the billing portal, by the
+    /// seller, or when a change scheduled for the period's end took effect. Carries the plan
+    /// before ("Basic (monthly)").
+    PlanChanged { from: String },
 }
 
 /// What changed between two reads of a subscription (`before` is `None` for the first read).
@@ -326,6 +338,18 @@ pub fn changes(before: Option<&Subscription>, after: &Subscription) -> Vec<Subsc
             if failed_again {
                 out.push(SubscriptionNews::PaymentFailed(inv.clone()));
             }
+        }
+        fn prices(s: &Subscription) -> Vec<(&str, i64)> {
+            let mut p: Vec<(&str, i64)> = s
+                .items
+                .iter()
+                .map(|i| (i.price.as_str(), i.quantity))
+                .collect();
+            p.sort_unstable();
+            p
+        }
+        if !after.status.is_final() && !b.items.is_empty() && prices(b) != prices(after) {
+            out.push(SubscriptionNews::PlanChanged { from: b.summary() });
         }
         if !after.status.is_final() && granted(after.status) || after.status == S::PastDue {
             match (b.cancel_at_period_end, after.cancel_at_period_end) {
@@ -824,6 +848,7 @@ mod tests {
             status,
             currency: usd(),
             items: vec![SubscriptionItem {
+                id: None,
                 price: "price_pro".into(),
                 product: "prod_pro".into(),
                 name: Some("Pro".into()),
@@ -843,6 +868,7 @@ mod tests {
             order: None,
             order_number: None,
             invoices: Vec::new(),
+            schedule: None,
         }
     }
 

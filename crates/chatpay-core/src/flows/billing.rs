@@ -490,6 +490,13 @@ impl Turn<'_, '_> {
                             .join(", ")
                     ),
                 ),
+                SubscriptionNews::PlanChanged { from } => (
+                    "Plan changed".to_owned(),
+                    format!(
+                        "{who} switched to {plan} (from {from}): {} per period from now on.",
+                        after.amount_per_period()
+                    ),
+                ),
                 SubscriptionNews::Paused => (
                     "Subscription paused".to_owned(),
                     format!("{who}'s {plan} is paused; nothing is charged while it is."),
