@@ -64,8 +64,6 @@ pub struct PortalConfig {
     pub cancel_mode: CancelMode,
     /// Empty: switching plans is off (no recurring prices to switch between).
     pub products: Vec<PortalProduct>,
-    /// Where the portal's "Return to …" link goes when a session names none.
-    pub return_url: String,
 }
 
 /// Stripe's limit on a portal configuration's products.
@@ -96,11 +94,7 @@ fn is_plan(p: &PriceData) -> bool {
 /// The configuration for `catalog` (the stored catalog of the account) and the project's
 /// cancellation setting: each active product's plans, one price per interval (the default
 /// price first), at most [`PORTAL_PRODUCTS`] products, in the catalog's order.
-pub fn portal_config(
-    catalog: &[CatalogProduct],
-    cancel_mode: CancelMode,
-    return_url: &str,
-) -> PortalConfig {
+pub fn portal_config(catalog: &[CatalogProduct], cancel_mode: CancelMode) -> PortalConfig {
     let mut products = Vec::new();
     for c in catalog.iter().filter(|c| c.product.active) {
         let mut prices: Vec<&PriceData> = c.prices.iter().filter(|p| is_plan(p)).collect();
@@ -131,7 +125,6 @@ pub fn portal_config(
     PortalConfig {
         cancel_mode,
         products,
-        return_url: return_url.to_owned(),
     }
 }
 
@@ -397,7 +390,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_portal_offers_each_products_plans_once_per_interval() {
-        let c = portal_config(&catalog(), CancelMode::AtPeriodEnd, "https://app.example/");
+        let c = portal_config(&catalog(), CancelMode::AtPeriodEnd);
         assert_eq!(
             c.products,
             vec![
@@ -411,7 +404,7 @@ pub(crate) mod tests {
                 },
             ]
         );
-        let empty = portal_config(&[], CancelMode::Immediately, "x");
+        let empty = portal_config(&[], CancelMode::Immediately);
         assert!(empty.products.is_empty());
         assert_eq!(empty.cancel_mode, CancelMode::Immediately);
     }

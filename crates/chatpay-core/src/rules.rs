@@ -247,6 +247,28 @@ pub fn subscription_change(
     Ok(())
 }
 
+/// Whose billing portal a link for `email` opens: Stripe's customer of their newest
+/// subscription in the project (`subscriptions`: theirs, newest first). Someone who never
+/// subscribed has no portal here.
+pub fn portal_customer(email: &str, subscriptions: &[Subscription]) -> Result<String, Refused> {
+    subscriptions
+        .iter()
+        .find(|s| {
+            s.customer_email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+        .map(|s| s.customer.clone())
+        .ok_or_else(|| {
+            rejected(
+                "not_a_subscriber",
+                format!(
+                    "{email} has no subscription in this project, so there is no billing portal to open for them. The portal is for subscribers: their card, invoices and plan."
+                ),
+            )
+        })
+}
+
 /// Whether `sub` may be moved to plan `to`, and when it would take effect: a longer interval,
 /// or a dearer plan of the same interval, now (prorated, the difference charged at once); a
 /// shorter interval or a cheaper plan at the end of the period already paid for (Stripe's
