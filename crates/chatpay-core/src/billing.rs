@@ -488,6 +488,9 @@ pub enum AccessReason {
     /// The retries of a failed renewal ran out: the subscription is unpaid.
     SubscriptionUnpaid,
     SubscriptionPaused,
+    /// The subscription moved to another product's plan: the old product is revoked, the new
+    /// one granted.
+    PlanChanged,
     /// A one-time purchase was paid.
     OrderPaid,
     /// A one-time purchase was wholly refunded.
@@ -505,6 +508,7 @@ impl AccessReason {
             AccessReason::SubscriptionCanceled => "subscription_canceled",
             AccessReason::SubscriptionUnpaid => "subscription_unpaid",
             AccessReason::SubscriptionPaused => "subscription_paused",
+            AccessReason::PlanChanged => "plan_changed",
             AccessReason::OrderPaid => "order_paid",
             AccessReason::OrderRefunded => "order_refunded",
             AccessReason::DisputeLost => "dispute_lost",
@@ -582,6 +586,7 @@ pub fn subscription_access(
             };
             (false, reason, Some(after.ended_at.unwrap_or(now)))
         }
+        (true, true) => return plan_access(before, after),
         _ => return Vec::new(),
     };
     after
@@ -601,6 +606,41 @@ pub fn subscription_access(
             until,
         })
         .collect()
+}
+
+/// A granting subscription whose products changed (a plan switch to another product): the
+/// products it no longer has are revoked, the new ones granted.
+fn plan_access(before: Option<&Subscription>, after: &Subscription) -> Vec<AccessChange> {
+    let Some(b) = before else { return Vec::new() };
+    let has = |s: &Subscription, product: &str| s.items.iter().any(|i| i.product == product);
+    let change = |item: &SubscriptionItem, granted: bool, until: Option<i64>| AccessChange {
+        granted,
+        reason: AccessReason::PlanChanged,
+        customer_email: after.customer_email.clone(),
+        product: item.product.clone(),
+        name: item.label(),
+        grant: Grant::Subscription {
+            subscription: after.id.clone(),
+            status: after.status,
+        },
+        since: after.created,
+        until,
+    };
+    let now = after.items.iter().map(|i| i.current_period_start).max();
+    let mut out: Vec<AccessChange> = b
+        .items
+        .iter()
+        .filter(|i| !has(after, &i.product))
+        .map(|i| change(i, false, now))
+        .collect();
+    out.extend(
+        after
+            .items
+            .iter()
+            .filter(|i| !has(b, &i.product))
+            .map(|i| change(i, true, after.current_period_end())),
+    );
+    out
 }
 
 /// Who gained or lost access between two versions of a one-time order (a subscription's
@@ -891,6 +931,40 @@ mod tests {
 
     fn products(e: &[Entitlement]) -> Vec<(&str, Option<i64>)> {
         e.iter().map(|e| (e.product.as_str(), e.until)).collect()
+    }
+
+    #[test]
+    fn a_plan_switch_is_told_once_and_moves_access_between_products() {
+        let before = sub(SubscriptionStatus::Active);
+        let mut after = before.clone();
+        after.items[0].price = "price_basic".into();
+        after.items[0].product = "prod_basic".into();
+        after.items[0].name = Some("Basic".into());
+        assert_eq!(
+            changes(Some(&before), &after),
+            vec![SubscriptionNews::PlanChanged {
+                from: "Pro (monthly)".into()
+            }]
+        );
+        assert_eq!(changes(Some(&after), &after), vec![]);
+        let access = subscription_access(Some(&before), &after, NOW);
+        let told: Vec<(bool, &str, AccessReason)> = access
+            .iter()
+            .map(|a| (a.granted, a.product.as_str(), a.reason))
+            .collect();
+        assert_eq!(
+            told,
+            vec![
+                (false, "prod_pro", AccessReason::PlanChanged),
+                (true, "prod_basic", AccessReason::PlanChanged),
+            ]
+        );
+        // Another price of the same product (monthly to yearly) changes no access.
+        let mut yearly = before.clone();
+        yearly.items[0].price = "price_pro_y".into();
+        yearly.items[0].interval = "year".into();
+        assert!(subscription_access(Some(&before), &yearly, NOW).is_empty());
+        assert_eq!(changes(Some(&before), &yearly).len(), 1);
     }
 
     #[test]

@@ -72,13 +72,12 @@ impl StripeGateway {
                     .collect(),
             );
             update.proration_behavior = Some(PortalProration::AlwaysInvoice);
-            // As chatpay's own plan changes: a cheaper plan or a shorter interval waits for
-            // the end of the period already paid for.
+            // A shorter interval waits for the end of the period already paid for, as
+            // chatpay's own plan changes do. Not `decreasing_item_amount`: Stripe counts a
+            // yearly price that is cheaper per day than the monthly one as a decrease, and a
+            // subscriber moving to yearly should be moved (and charged) now.
             update.schedule_at_period_end = Some(AtEnd {
-                conditions: Some(vec![
-                    Condition::new(ConditionType::DecreasingItemAmount),
-                    Condition::new(ConditionType::ShorteningInterval),
-                ]),
+                conditions: Some(vec![Condition::new(ConditionType::ShorteningInterval)]),
             });
         }
         features.subscription_update = Some(update);

@@ -221,19 +221,21 @@ impl Engine {
             .map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))?;
         let Some(to) = wanted_plan(&catalog.shown, sub, wanted) else {
             let what = match (&wanted.product, &wanted.interval) {
-                (Some(n), Some(i)) => format!("a {} plan of {n}", chatpay_core::billing::every(i, 1)),
-                (Some(n), None) => format!("a plan called {n}"),
+                (Some(n), Some(i)) => {
+                    format!("{} plan of {n}", chatpay_core::billing::every(i, 1))
+                }
+                (Some(n), None) => format!("plan called {n}"),
                 (None, Some(i)) => format!(
-                    "a {} price of {}",
+                    "{} price of {}",
                     chatpay_core::billing::every(i, 1),
                     sub.items.first().map(|i| i.label()).unwrap_or_default()
                 ),
-                (None, None) => "that plan".to_owned(),
+                (None, None) => "such plan".to_owned(),
             };
             return Err(ChatError::Rejected {
                 code: "no_such_plan",
                 message: format!(
-                    "Your catalog has no {what} (in {}) to move {who} to. Add the price in Stripe (or say \"add a yearly price to …\"), sync, and ask again.",
+                    "Your catalog has no {what} (in {}) to move {who} to. Add the price in Stripe (it reaches the catalog by itself, or say \"sync my products\"), then ask again.",
                     sub.currency.as_str().to_uppercase()
                 ),
             });
