@@ -297,7 +297,9 @@ pub enum SubscriptionNews {
     /// The plan (the items' prices) changed: by the subscriber in the billing portal, by the
     /// seller, or when a change scheduled for the period's end took effect. Carries the plan
     /// before ("Basic (monthly)").
-    PlanChanged { from: String },
+    PlanChanged {
+        from: String,
+    },
 }
 
 /// What changed between two reads of a subscription (`before` is `None` for the first read).

@@ -99,11 +99,19 @@ pub fn portal_config(catalog: &[CatalogProduct], cancel_mode: CancelMode) -> Por
     for c in catalog.iter().filter(|c| c.product.active) {
         let mut prices: Vec<&PriceData> = c.prices.iter().filter(|p| is_plan(p)).collect();
         // The default price first, then by id, so the choice is stable.
-        prices.sort_by_key(|p| (Some(&p.id) != c.product.default_price.as_ref(), p.id.clone()));
+        prices.sort_by_key(|p| {
+            (
+                Some(&p.id) != c.product.default_price.as_ref(),
+                p.id.clone(),
+            )
+        });
         let mut seen: Vec<(String, u64)> = Vec::new();
         let mut chosen = Vec::new();
         for p in prices {
-            let r = p.recurring.as_ref().map(|r| (r.interval.clone(), r.interval_count));
+            let r = p
+                .recurring
+                .as_ref()
+                .map(|r| (r.interval.clone(), r.interval_count));
             if let Some(r) = r
                 && !seen.contains(&r)
             {
@@ -432,6 +440,10 @@ pub(crate) mod tests {
         );
         assert_eq!(want(Some("Gold"), None), None);
         assert_eq!(want(None, Some("week")), None);
-        assert_eq!(want(Some("Book"), None), None, "a one-time price is no plan");
+        assert_eq!(
+            want(Some("Book"), None),
+            None,
+            "a one-time price is no plan"
+        );
     }
 }

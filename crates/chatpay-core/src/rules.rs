@@ -866,8 +866,14 @@ mod tests {
         assert_eq!(timing(&basic_m, None, Some("year")), Ok(PlanTiming::Now));
         assert_eq!(timing(&basic_m, Some("Pro"), None), Ok(PlanTiming::Now));
         let pro_y = sub_on("price_pro_y", "prod_pro", 29000, "year");
-        assert_eq!(timing(&pro_y, None, Some("month")), Ok(PlanTiming::AtPeriodEnd));
-        assert_eq!(timing(&pro_y, Some("Basic"), None), Ok(PlanTiming::AtPeriodEnd));
+        assert_eq!(
+            timing(&pro_y, None, Some("month")),
+            Ok(PlanTiming::AtPeriodEnd)
+        );
+        assert_eq!(
+            timing(&pro_y, Some("Basic"), None),
+            Ok(PlanTiming::AtPeriodEnd)
+        );
         let pro_m = sub_on("price_pro_m", "prod_pro", 2900, "month");
         let change = plan_change(&pro_m, &to(&pro_m, Some("Basic"), None)).unwrap();
         assert_eq!(change.timing, PlanTiming::AtPeriodEnd);
@@ -879,7 +885,12 @@ mod tests {
                 .map(|r| r.code)
         };
         let mut s = basic_m.clone();
-        assert_eq!(plan_change(&s, &to(&s, Some("Basic"), None)).err().map(|r| r.code), Some("same_plan"));
+        assert_eq!(
+            plan_change(&s, &to(&s, Some("Basic"), None))
+                .err()
+                .map(|r| r.code),
+            Some("same_plan")
+        );
         s.status = SubscriptionStatus::PastDue;
         assert_eq!(code(&s), Some("subscription_past_due"));
         s.status = SubscriptionStatus::Unpaid;

@@ -1227,7 +1227,13 @@ fn new_order(p: &ProjectRecord, id: &str, session: &str) -> NewOrder {
 /// cancellation choice changed, and the configuration made recorded only forward.
 async fn portal_settings(store: DynStore) {
     let p = project(&store).await;
-    assert!(store.portal_settings(&p.id, Mode::Test).await.unwrap().is_none());
+    assert!(
+        store
+            .portal_settings(&p.id, Mode::Test)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let put = |cancel: Option<&str>, secret: &str| ExtraWrite::PutPortalSettings {
         project_id: p.id.clone(),
         mode: Mode::Test,
@@ -1236,7 +1242,11 @@ async fn portal_settings(store: DynStore) {
     };
     store.write(vec![put(None, "cps_one")]).await.unwrap();
     store.write(vec![put(None, "cps_two")]).await.unwrap();
-    let r = store.portal_settings(&p.id, Mode::Test).await.unwrap().unwrap();
+    let r = store
+        .portal_settings(&p.id, Mode::Test)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (r.cancel_mode.as_str(), r.proof_secret.as_str(), r.version),
         ("at_period_end", "cps_one", 0)
@@ -1257,7 +1267,11 @@ async fn portal_settings(store: DynStore) {
     store.write(vec![configured(2, "bpc_2")]).await.unwrap();
     // An older configuration finishing late changes nothing.
     store.write(vec![configured(1, "bpc_1")]).await.unwrap();
-    let r = store.portal_settings(&p.id, Mode::Test).await.unwrap().unwrap();
+    let r = store
+        .portal_settings(&p.id, Mode::Test)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (
             r.cancel_mode.as_str(),
@@ -1268,7 +1282,13 @@ async fn portal_settings(store: DynStore) {
         ("immediately", "cps_one", Some("bpc_2"), 2)
     );
     assert_eq!(r.account_id.as_deref(), Some("acct_1"));
-    assert!(store.portal_settings(&p.id, Mode::Live).await.unwrap().is_none());
+    assert!(
+        store
+            .portal_settings(&p.id, Mode::Live)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn operations(store: DynStore) {

@@ -169,8 +169,8 @@ impl StripeGateway {
                 self.post_as(mode, account, &req, key).await?;
             }
             PlanTiming::AtPeriodEnd => {
-                let create =
-                    CreateSubscriptionSchedule::new().from_subscription(change.subscription.as_str());
+                let create = CreateSubscriptionSchedule::new()
+                    .from_subscription(change.subscription.as_str());
                 let schedule = self
                     .post_as(mode, account, &create, &format!("{key}:schedule"))
                     .await?;

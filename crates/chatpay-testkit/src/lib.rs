@@ -1246,7 +1246,12 @@ mod stripe_steps {
                 let payload = format!("{}.{}", run.project, email.to_lowercase());
                 let header =
                     chatpay_stripe::webhook::sign(payload.as_bytes(), secret, proof_expires());
-                Value::String(header.split_once(",v1=").map(|(_, v)| v.to_owned()).unwrap_or_default())
+                Value::String(
+                    header
+                        .split_once(",v1=")
+                        .map(|(_, v)| v.to_owned())
+                        .unwrap_or_default(),
+                )
             }
             Value::String(s) if s.starts_with("{price:") && s.ends_with('}') => {
                 let name = &s["{price:".len()..s.len() - 1];
@@ -1487,7 +1492,11 @@ mod stripe_steps {
                     .post_form(&format!("{url}/{path}"), &[], &pairs)
                     .await?;
                 if res.status != 200 {
-                    bail!("the portal's {path} answered {}: {}", res.status, res.text());
+                    bail!(
+                        "the portal's {path} answered {}: {}",
+                        res.status,
+                        res.text()
+                    );
                 }
             }
             "assert_outbox" => {

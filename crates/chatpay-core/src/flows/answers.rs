@@ -180,10 +180,9 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                  charge you twice."
             ));
         }
-        Intent::Customers
-        | Intent::Disputes
-        | Intent::SubscriptionMetrics
-        | Intent::ExportData => not_yet(turn, intent, slots),
+        Intent::Customers | Intent::Disputes | Intent::SubscriptionMetrics | Intent::ExportData => {
+            not_yet(turn, intent, slots)
+        }
         Intent::ReceiptsInvoices => turn.reply(
             "Stripe can email a receipt for every successful payment and refund (Settings -> \
              Customer emails in the Stripe Dashboard). For invoices, create one in the Dashboard \

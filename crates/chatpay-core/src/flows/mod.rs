@@ -416,7 +416,9 @@ pub enum Call {
     },
     /// A billing portal session for a subscriber (the configuration made or re-made first, if
     /// the catalog or the setting changed); answers `CallOutput::PortalLink`.
-    PortalLink { email: String },
+    PortalLink {
+        email: String,
+    },
     /// Find the subscriber's subscription and the plan asked for, check the change
     /// (`rules::plan_change`) and ask Stripe's invoice preview what it costs now; answers
     /// `CallOutput::PlanOffer`.
@@ -427,7 +429,7 @@ pub enum Call {
     /// Make a confirmed plan change (now, prorated from the preview's date, or at the period's
     /// end with a subscription schedule).
     ChangePlan {
-        change: crate::plans::PlanChange,
+        change: Box<crate::plans::PlanChange>,
         customer: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proration_date: Option<i64>,
@@ -722,7 +724,7 @@ pub enum Owner {
     },
     /// Confirm a plan change (with the preview's proration date); one click acts.
     ConfirmPlanChange {
-        change: crate::plans::PlanChange,
+        change: Box<crate::plans::PlanChange>,
         customer: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proration_date: Option<i64>,

@@ -205,8 +205,14 @@ impl Turn<'_, '_> {
         let (from, to) = (change.from.label(), change.to.label());
         let mut facts = vec![
             Fact::new("Customer", &customer),
-            Fact::new("Now on", format!("{from}: {} per period", change.from.money())),
-            Fact::new("Moves to", format!("{to}: {} per period", change.to.money())),
+            Fact::new(
+                "Now on",
+                format!("{from}: {} per period", change.from.money()),
+            ),
+            Fact::new(
+                "Moves to",
+                format!("{to}: {} per period", change.to.money()),
+            ),
         ];
         let body = match (&change.timing, &preview) {
             (PlanTiming::Now, Some(p)) => {
@@ -226,7 +232,11 @@ impl Turn<'_, '_> {
                 facts.push(Fact::new("Charged now", "nothing"));
                 facts.push(Fact::new(
                     "From",
-                    format!("{}: {} per period", day(change.period_end), change.to.money()),
+                    format!(
+                        "{}: {} per period",
+                        day(change.period_end),
+                        change.to.money()
+                    ),
                 ));
                 format!(
                     "Move {customer} from {from} to {to}? A cheaper plan or a shorter interval starts when the period already paid for ends, on {}: nothing is charged now, then {} at each renewal.",
@@ -235,13 +245,14 @@ impl Turn<'_, '_> {
                 )
             }
         };
-        let mut card = self.facts_card(CardKind::ConfirmPlanChange, "Change the plan?", body, facts);
+        let mut card =
+            self.facts_card(CardKind::ConfirmPlanChange, "Change the plan?", body, facts);
         card.actions = vec![
             Action::primary("confirm", "Confirm"),
             Action::secondary("keep", "Keep the current plan"),
         ];
         let owner = Owner::ConfirmPlanChange {
-            change,
+            change: Box::new(change),
             customer,
             proration_date: preview.map(|p| p.proration_date),
         };

@@ -102,7 +102,9 @@ impl Engine {
                 }])
                 .await?;
         }
-        let config = self.wanted_portal(project, mode, set.unwrap_or(cancel_mode(&before))).await?;
+        let config = self
+            .wanted_portal(project, mode, set.unwrap_or(cancel_mode(&before)))
+            .await?;
         Ok(PortalAnswer {
             cancel_mode: config.cancel_mode,
             changed,
@@ -365,13 +367,10 @@ impl Engine {
         let email = email.to_lowercase();
         let key = match key {
             Some(k) => format!("chatpay:{}:portal_session:{email}:key:{k}", p.id),
-            None => format!(
-                "chatpay:{}:portal_session:{email}:{}",
-                p.id,
-                random_hex(8)
-            ),
+            None => format!("chatpay:{}:portal_session:{email}:{}", p.id, random_hex(8)),
         };
-        self.portal_link(p, &account, &email, return_url, &key).await
+        self.portal_link(p, &account, &email, return_url, &key)
+            .await
     }
 
     /// What moving subscription `id` to `wanted` would do and cost now (HTTP).
@@ -400,7 +399,8 @@ impl Engine {
     ) -> Result<PlanChange, ChatError> {
         let record = self.subscription_record(p, id).await?;
         let record_version = record.version;
-        let sub = subscription_of(&record).map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))?;
+        let sub = subscription_of(&record)
+            .map_err(|e| ChatError::Internal(anyhow::anyhow!(e.message)))?;
         let account = self.billing_account(p).await?;
         let catalog = catalog_sync::read(&self.inner.store, &p.id, p.mode, None)
             .await

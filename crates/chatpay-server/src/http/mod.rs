@@ -222,11 +222,7 @@ fn routes() -> Routes {
     )
     .add(M::GET, "/v1/projects/{id}/portal", plans::show)
     .add(M::PATCH, "/v1/projects/{id}/portal", plans::update)
-    .add(
-        M::POST,
-        "/v1/projects/{id}/portal_sessions",
-        plans::session,
-    )
+    .add(M::POST, "/v1/projects/{id}/portal_sessions", plans::session)
     .add(
         M::OPTIONS,
         "/v1/projects/{id}/portal_sessions",

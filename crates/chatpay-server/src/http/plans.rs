@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,10 +22,9 @@ use super::error::ErrorBody;
 use super::openapi::{BodyRefusals, Refusals};
 use super::orders::idempotency_key;
 use super::projects::owned;
-use super::public::allow_origin;
+use super::public::{page_response, token_or_publishable};
 use super::types::{Amount, Timestamp};
-use super::{ApiError, ApiJson, ApiPath, AppState, Caller, bearer};
-use crate::chat::PUBLISHABLE_PREFIX;
+use super::{ApiError, ApiJson, ApiPath, AppState, Caller};
 use chatpay_core::domain::Email;
 use chatpay_core::flows::PlanOffer;
 use chatpay_core::plans::{CancelMode, Plan as CorePlan, PlanTiming, PlanWanted};
@@ -155,31 +154,11 @@ pub async fn session(
     headers: HeaderMap,
     body: Result<ApiJson<PortalSessionRequest>, ApiError>,
 ) -> Response {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let mut cors = None;
     let result = async {
-        let token = bearer(&headers)?;
+        let caller = token_or_publishable(&state, &headers, &id, peer.ip(), &mut cors).await?;
+        let (project, public) = (caller.project, caller.public);
         let ApiJson(body) = body?;
-        let public = token.starts_with(PUBLISHABLE_PREFIX);
-        let project = if public {
-            let project = state
-                .engine
-                .publishable_checkout_project(token, &id, origin.as_deref())
-                .await?;
-            cors = origin.clone();
-            if !state.limits.allow(Some(token), peer.ip()) {
-                return Err(ApiError::RateLimited(
-                    "too many requests just now; retry in a moment".to_owned(),
-                ));
-            }
-            project
-        } else {
-            let caller = Caller(state.engine.authenticate(token).await?);
-            owned(&state, &caller, &id).await?
-        };
         let email = Email::parse(&body.customer_email).ok_or_else(|| ApiError::Rejected {
             code: "invalid_email",
             message: format!("{:?} is not an email address", body.customer_email),
@@ -214,14 +193,7 @@ pub async fn session(
         ))
     }
     .await;
-    let mut response = match result {
-        Ok(ok) => ok.into_response(),
-        Err(e) => e.into_response(),
-    };
-    if let Some(o) = &cors {
-        allow_origin(&mut response, o);
-    }
-    response
+    page_response(result, cors.as_deref())
 }
 
 /// `OPTIONS /v1/projects/{id}/portal_sessions`: a browser asks whether a page on its origin may
