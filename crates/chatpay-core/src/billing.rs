@@ -83,6 +83,10 @@ impl SubscriptionStatus {
 /// One price on a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionItem {
+    /// Stripe's subscription item (`si_…`), which a plan change updates; `None` in
+    /// subscriptions stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub price: String,
     pub product: String,
     /// The product's name from the synced catalog, when known.
@@ -205,6 +209,10 @@ pub struct Subscription {
     pub order_number: Option<i64>,
     #[serde(default)]
     pub invoices: Vec<Invoice>,
+    /// The subscription schedule managing it (`sub_sched_…`): a plan change waiting for the
+    /// period's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 impl Subscription {
@@ -286,6 +294,12 @@ pub enum SubscriptionNews {
     Resumed,
     Ended,
     Paused,
+    /// The plan (the items' prices) changed: by the subscriber in the billing portal, by the
+    /// seller, or when a change scheduled for the period's end took effect. Carries the plan
+    /// before ("Basic (monthly)").
+    PlanChanged {
+        from: String,
+    },
 }
 
 /// What changed between two reads of a subscription (`before` is `None` for the first read).
@@ -326,6 +340,18 @@ pub fn changes(before: Option<&Subscription>, after: &Subscription) -> Vec<Subsc
             if failed_again {
                 out.push(SubscriptionNews::PaymentFailed(inv.clone()));
             }
+        }
+        fn prices(s: &Subscription) -> Vec<(&str, i64)> {
+            let mut p: Vec<(&str, i64)> = s
+                .items
+                .iter()
+                .map(|i| (i.price.as_str(), i.quantity))
+                .collect();
+            p.sort_unstable();
+            p
+        }
+        if !after.status.is_final() && !b.items.is_empty() && prices(b) != prices(after) {
+            out.push(SubscriptionNews::PlanChanged { from: b.summary() });
         }
         if !after.status.is_final() && granted(after.status) || after.status == S::PastDue {
             match (b.cancel_at_period_end, after.cancel_at_period_end) {
@@ -464,6 +490,9 @@ pub enum AccessReason {
     /// The retries of a failed renewal ran out: the subscription is unpaid.
     SubscriptionUnpaid,
     SubscriptionPaused,
+    /// The subscription moved to another product's plan: the old product is revoked, the new
+    /// one granted.
+    PlanChanged,
     /// A one-time purchase was paid.
     OrderPaid,
     /// A one-time purchase was wholly refunded.
@@ -481,6 +510,7 @@ impl AccessReason {
             AccessReason::SubscriptionCanceled => "subscription_canceled",
             AccessReason::SubscriptionUnpaid => "subscription_unpaid",
             AccessReason::SubscriptionPaused => "subscription_paused",
+            AccessReason::PlanChanged => "plan_changed",
             AccessReason::OrderPaid => "order_paid",
             AccessReason::OrderRefunded => "order_refunded",
             AccessReason::DisputeLost => "dispute_lost",
@@ -558,6 +588,7 @@ pub fn subscription_access(
             };
             (false, reason, Some(after.ended_at.unwrap_or(now)))
         }
+        (true, true) => return plan_access(before, after),
         _ => return Vec::new(),
     };
     after
@@ -577,6 +608,41 @@ pub fn subscription_access(
             until,
         })
         .collect()
+}
+
+/// A granting subscription whose products changed (a plan switch to another product): the
+/// products it no longer has are revoked, the new ones granted.
+fn plan_access(before: Option<&Subscription>, after: &Subscription) -> Vec<AccessChange> {
+    let Some(b) = before else { return Vec::new() };
+    let has = |s: &Subscription, product: &str| s.items.iter().any(|i| i.product == product);
+    let change = |item: &SubscriptionItem, granted: bool, until: Option<i64>| AccessChange {
+        granted,
+        reason: AccessReason::PlanChanged,
+        customer_email: after.customer_email.clone(),
+        product: item.product.clone(),
+        name: item.label(),
+        grant: Grant::Subscription {
+            subscription: after.id.clone(),
+            status: after.status,
+        },
+        since: after.created,
+        until,
+    };
+    let now = after.items.iter().map(|i| i.current_period_start).max();
+    let mut out: Vec<AccessChange> = b
+        .items
+        .iter()
+        .filter(|i| !has(after, &i.product))
+        .map(|i| change(i, false, now))
+        .collect();
+    out.extend(
+        after
+            .items
+            .iter()
+            .filter(|i| !has(b, &i.product))
+            .map(|i| change(i, true, after.current_period_end())),
+    );
+    out
 }
 
 /// Who gained or lost access between two versions of a one-time order (a subscription's
@@ -824,6 +890,7 @@ mod tests {
             status,
             currency: usd(),
             items: vec![SubscriptionItem {
+                id: None,
                 price: "price_pro".into(),
                 product: "prod_pro".into(),
                 name: Some("Pro".into()),
@@ -843,6 +910,7 @@ mod tests {
             order: None,
             order_number: None,
             invoices: Vec::new(),
+            schedule: None,
         }
     }
 
@@ -865,6 +933,40 @@ mod tests {
 
     fn products(e: &[Entitlement]) -> Vec<(&str, Option<i64>)> {
         e.iter().map(|e| (e.product.as_str(), e.until)).collect()
+    }
+
+    #[test]
+    fn a_plan_switch_is_told_once_and_moves_access_between_products() {
+        let before = sub(SubscriptionStatus::Active);
+        let mut after = before.clone();
+        after.items[0].price = "price_basic".into();
+        after.items[0].product = "prod_basic".into();
+        after.items[0].name = Some("Basic".into());
+        assert_eq!(
+            changes(Some(&before), &after),
+            vec![SubscriptionNews::PlanChanged {
+                from: "Pro (monthly)".into()
+            }]
+        );
+        assert_eq!(changes(Some(&after), &after), vec![]);
+        let access = subscription_access(Some(&before), &after, NOW);
+        let told: Vec<(bool, &str, AccessReason)> = access
+            .iter()
+            .map(|a| (a.granted, a.product.as_str(), a.reason))
+            .collect();
+        assert_eq!(
+            told,
+            vec![
+                (false, "prod_pro", AccessReason::PlanChanged),
+                (true, "prod_basic", AccessReason::PlanChanged),
+            ]
+        );
+        // Another price of the same product (monthly to yearly) changes no access.
+        let mut yearly = before.clone();
+        yearly.items[0].price = "price_pro_y".into();
+        yearly.items[0].interval = "year".into();
+        assert!(subscription_access(Some(&before), &yearly, NOW).is_empty());
+        assert_eq!(changes(Some(&before), &yearly).len(), 1);
     }
 
     #[test]

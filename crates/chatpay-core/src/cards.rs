@@ -71,6 +71,10 @@ pub enum CardKind {
     ConfirmDispute,
     /// The evidence for a dispute, pre-filled, to edit and submit (`submit`).
     DisputeEvidence,
+    /// Confirm a plan change: the plans, what Stripe charges now and at renewal (`confirm`).
+    ConfirmPlanChange,
+    /// A subscriber's billing portal link (a link action, `open`).
+    PortalLink,
 }
 
 impl CardKind {
@@ -106,6 +110,8 @@ impl CardKind {
             CardKind::Dispute => "dispute",
             CardKind::ConfirmDispute => "confirm_dispute",
             CardKind::DisputeEvidence => "dispute_evidence",
+            CardKind::ConfirmPlanChange => "confirm_plan_change",
+            CardKind::PortalLink => "portal_link",
         }
     }
 }

@@ -16,6 +16,8 @@
 //! - [`orders`]: carts checked against the catalog; orders derived from fresh reads of Stripe.
 //! - [`evidence`]: what an event's payload says about an order, to skip a re-read that would
 //!   find nothing new.
+//! - [`plans`]: the billing portal's configuration (plans to switch between, how to cancel)
+//!   and which plan a seller's "move ana@… to yearly" means.
 //! - [`rules`]: the business rules, each decided once for the chat and the HTTP API alike
 //!   (may this project sell, this order be refunded and by how much, this subscription change).
 //! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
@@ -32,4 +34,5 @@ pub mod evidence;
 pub mod flows;
 pub mod intents;
 pub mod orders;
+pub mod plans;
 pub mod rules;

@@ -11,6 +11,7 @@ use crate::billing::{Subscription, SubscriptionChange};
 use crate::catalog::{CodeDuration, NewCode, NewProduct, Off};
 use crate::domain::{Currency, Money};
 use crate::orders::Order;
+use crate::plans::{Plan, PlanChange, PlanTiming, current_plan};
 
 /// Why a request can't be carried out, said once for every caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,6 +245,140 @@ pub fn subscription_change(
         ));
     }
     Ok(())
+}
+
+/// Whose billing portal a link for `email` opens: Stripe's customer of their newest
+/// subscription in the project (`subscriptions`: theirs, newest first). Someone who never
+/// subscribed has no portal here.
+pub fn portal_customer(email: &str, subscriptions: &[Subscription]) -> Result<String, Refused> {
+    subscriptions
+        .iter()
+        .find(|s| {
+            s.customer_email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+        .map(|s| s.customer.clone())
+        .ok_or_else(|| {
+            rejected(
+                "not_a_subscriber",
+                format!(
+                    "{email} has no subscription in this project, so there is no billing portal to open for them. The portal is for subscribers: their card, invoices and plan."
+                ),
+            )
+        })
+}
+
+/// Whether `sub` may be moved to plan `to`, and when it would take effect: a longer interval,
+/// or a dearer plan of the same interval, now (prorated, the difference charged at once); a
+/// shorter interval or a cheaper plan at the end of the period already paid for (Stripe's
+/// `schedule_at_period_end` conditions `shortening_interval` and `decreasing_item_amount`), so
+/// the customer keeps what they paid for. A past-due (or unpaid) subscription is refused: its
+/// renewal must be paid first (a change would add a prorated charge on top of an invoice the
+/// card already failed, or let a downgrade skip what is owed).
+pub fn plan_change(sub: &Subscription, to: &Plan) -> Result<PlanChange, Refused> {
+    use crate::billing::SubscriptionStatus as S;
+    let who = sub
+        .customer_email
+        .clone()
+        .unwrap_or_else(|| "the customer".to_owned());
+    let plan = sub.summary();
+    match sub.status {
+        S::Canceled | S::IncompleteExpired => {
+            return Err(rejected(
+                "subscription_ended",
+                format!("{who}'s {plan} has ended: there is no plan to change."),
+            ));
+        }
+        S::PastDue | S::Unpaid => {
+            let owed = sub
+                .failing_invoice()
+                .map(|i| format!(" ({} is open)", i.amount()))
+                .unwrap_or_default();
+            return Err(rejected(
+                "subscription_past_due",
+                format!(
+                    "{who}'s {plan} is {}: its renewal hasn't been paid{owed}. Change the plan once it is paid: {who} can pay the open invoice from its link, or update the card in the billing portal (\"give {who} the billing portal link\").",
+                    sub.status.as_str().replace('_', " ")
+                ),
+            ));
+        }
+        S::Incomplete | S::Paused => {
+            return Err(rejected(
+                "subscription_not_active",
+                format!(
+                    "{who}'s {plan} is {}: only an active subscription (or one in its trial) can change plan.",
+                    sub.status.in_words()
+                ),
+            ));
+        }
+        S::Active | S::Trialing => {}
+    }
+    if sub.cancel_at_period_end {
+        return Err(rejected(
+            "subscription_canceling",
+            format!(
+                "{who}'s {plan} is set to cancel at the end of the period. Resume it first (\"resume {who}'s subscription\"), then change the plan."
+            ),
+        ));
+    }
+    if let Some(s) = &sub.schedule {
+        return Err(rejected(
+            "plan_change_scheduled",
+            format!(
+                "{who}'s {plan} already has a change waiting for the end of the period (schedule {s}). It happens then; change it again after."
+            ),
+        ));
+    }
+    let [item] = sub.items.as_slice() else {
+        return Err(rejected(
+            "several_items",
+            format!(
+                "{who}'s subscription has {} items ({plan}); I change plans of one-item subscriptions only. Change it in the Stripe Dashboard.",
+                sub.items.len()
+            ),
+        ));
+    };
+    let Some(from) = current_plan(sub) else {
+        return Err(rejected(
+            "several_items",
+            format!("{who}'s {plan} has no fixed price; change it in the Stripe Dashboard."),
+        ));
+    };
+    if from.price == to.price {
+        return Err(rejected(
+            "same_plan",
+            format!("{who} is already on {}.", to.label()),
+        ));
+    }
+    if to.currency != sub.currency {
+        return Err(rejected(
+            "currency_mismatch",
+            format!(
+                "{} is charged in {}, and {who}'s subscription in {}: a subscription keeps its currency.",
+                to.label(),
+                to.currency.as_str().to_uppercase(),
+                sub.currency.as_str().to_uppercase()
+            ),
+        ));
+    }
+    let (old, new) = (from.days(), to.days());
+    let per_day = |p: &Plan| p.amount as i128 * 365 / p.days().max(1) as i128;
+    let timing = if new < old || (new == old && per_day(to) < per_day(&from)) {
+        PlanTiming::AtPeriodEnd
+    } else {
+        PlanTiming::Now
+    };
+    Ok(PlanChange {
+        subscription: sub.id.clone(),
+        item: item.id.clone().unwrap_or_default(),
+        quantity: item.quantity,
+        from,
+        to: to.clone(),
+        timing,
+        period_end: item.current_period_end,
+        period_start: item.current_period_start,
+    })
 }
 
 /// Stripe's longest free trial, in days.
@@ -703,7 +838,76 @@ mod tests {
             order: None,
             order_number: None,
             invoices: Vec::new(),
+            schedule: None,
         }
+    }
+
+    #[test]
+    fn plan_change_table() {
+        use crate::plans::tests::{catalog, sub_on};
+        use crate::plans::{PlanTiming, PlanWanted, wanted_plan};
+        let cat = catalog();
+        let to = |sub: &Subscription, product: Option<&str>, interval: Option<&str>| {
+            wanted_plan(
+                &cat,
+                sub,
+                &PlanWanted {
+                    product: product.map(str::to_owned),
+                    interval: interval.map(str::to_owned),
+                },
+            )
+            .unwrap()
+        };
+        let basic_m = sub_on("price_basic_m", "prod_basic", 900, "month");
+        let timing = |sub: &Subscription, p: Option<&str>, i: Option<&str>| {
+            plan_change(sub, &to(sub, p, i)).map(|c| c.timing)
+        };
+        // Longer interval or dearer: now; shorter interval or cheaper: at the period's end.
+        assert_eq!(timing(&basic_m, None, Some("year")), Ok(PlanTiming::Now));
+        assert_eq!(timing(&basic_m, Some("Pro"), None), Ok(PlanTiming::Now));
+        let pro_y = sub_on("price_pro_y", "prod_pro", 29000, "year");
+        assert_eq!(
+            timing(&pro_y, None, Some("month")),
+            Ok(PlanTiming::AtPeriodEnd)
+        );
+        assert_eq!(
+            timing(&pro_y, Some("Basic"), None),
+            Ok(PlanTiming::AtPeriodEnd)
+        );
+        let pro_m = sub_on("price_pro_m", "prod_pro", 2900, "month");
+        let change = plan_change(&pro_m, &to(&pro_m, Some("Basic"), None)).unwrap();
+        assert_eq!(change.timing, PlanTiming::AtPeriodEnd);
+        assert_eq!((change.item.as_str(), change.period_end), ("si_1", 2_000));
+
+        let code = |sub: &Subscription| {
+            plan_change(sub, &to(&basic_m, None, Some("year")))
+                .err()
+                .map(|r| r.code)
+        };
+        let mut s = basic_m.clone();
+        assert_eq!(
+            plan_change(&s, &to(&s, Some("Basic"), None))
+                .err()
+                .map(|r| r.code),
+            Some("same_plan")
+        );
+        s.status = SubscriptionStatus::PastDue;
+        assert_eq!(code(&s), Some("subscription_past_due"));
+        s.status = SubscriptionStatus::Unpaid;
+        assert_eq!(code(&s), Some("subscription_past_due"));
+        s.status = SubscriptionStatus::Canceled;
+        assert_eq!(code(&s), Some("subscription_ended"));
+        s.status = SubscriptionStatus::Incomplete;
+        assert_eq!(code(&s), Some("subscription_not_active"));
+        let mut s = basic_m.clone();
+        s.cancel_at_period_end = true;
+        assert_eq!(code(&s), Some("subscription_canceling"));
+        let mut s = basic_m.clone();
+        s.schedule = Some("sub_sched_1".into());
+        assert_eq!(code(&s), Some("plan_change_scheduled"));
+        let mut s = basic_m.clone();
+        s.items.push(s.items[0].clone());
+        assert_eq!(code(&s), Some("several_items"));
     }
 
     #[test]

@@ -449,6 +449,25 @@ pub struct SubscriptionFilter {
     pub limit: i64,
 }
 
+/// A project's billing portal settings in one mode, with the configuration last made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortalSettingsRecord {
+    pub project_id: ProjectId,
+    pub mode: Mode,
+    /// `at_period_end` or `immediately`.
+    pub cancel_mode: String,
+    /// `cps_…`: a builder's server signs customer proofs with it.
+    pub proof_secret: String,
+    /// The account the configuration was made on.
+    pub account_id: Option<String>,
+    /// `bpc_…`
+    pub configuration_id: Option<String>,
+    /// What it was made from (JSON).
+    pub configuration: Option<String>,
+    pub version: i64,
+    pub updated_at: i64,
+}
+
 /// A project's publishable key and the web origins allowed to use it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishableKey {
@@ -709,6 +728,14 @@ pub trait Store: Send + Sync + 'static {
     async fn publishable_key_by_key(&self, key: &str) -> StoreResult<Option<PublishableKey>>;
     /// Creates the project's key, or replaces its allowed origins (the key itself stays).
     async fn put_publishable_key(&self, key: &PublishableKey) -> StoreResult<PublishableKey>;
+
+    /// The project's billing portal settings in `mode` (written with
+    /// `ExtraWrite::PutPortalSettings` and `ExtraWrite::PortalConfigured`).
+    async fn portal_settings(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+    ) -> StoreResult<Option<PortalSettingsRecord>>;
 
     async fn app_webhook(&self, project: &ProjectId) -> StoreResult<Option<AppWebhook>>;
     /// Creates the project's app webhook endpoint or replaces its URL and secret.

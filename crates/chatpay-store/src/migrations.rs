@@ -59,6 +59,7 @@ pub(crate) fn migrator() -> Migrator {
             "workspaces",
             include_str!("../migrations/0012_workspaces.sql"),
         ),
+        migration(13, "portal", include_str!("../migrations/0013_portal.sql")),
     ])
 }
 

@@ -8,7 +8,7 @@ use super::{
     StagedObject, StoreError, StoreResult, StoredFrame, StoredProduct, SubscriptionRecord,
     WebhookEventRecord,
 };
-use super::{PersonRecord, TokenKind, TokenRecord, WorkspaceRecord};
+use super::{PersonRecord, PortalSettingsRecord, TokenKind, TokenRecord, WorkspaceRecord};
 use chatpay_core::domain::{
     ConversationId, Mode, Origin, PersonId, ProjectId, TokenId, WorkspaceId,
 };
@@ -236,6 +236,23 @@ pub(super) fn app_webhook_row(row: &impl Columns) -> StoreResult<AppWebhook> {
         url: row.text("url")?,
         secret: row.text("secret")?,
         created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+pub(super) const PORTAL_COLUMNS: &str = "SELECT project_id, mode, cancel_mode, proof_secret, \
+     account_id, configuration_id, configuration, version, updated_at FROM portal_settings";
+
+pub(super) fn portal_row(row: &impl Columns) -> StoreResult<PortalSettingsRecord> {
+    Ok(PortalSettingsRecord {
+        project_id: stored_id(row, "project_id", ProjectId::parse)?,
+        mode: mode(row, "mode")?,
+        cancel_mode: row.text("cancel_mode")?,
+        proof_secret: row.text("proof_secret")?,
+        account_id: row.opt_text("account_id")?,
+        configuration_id: row.opt_text("configuration_id")?,
+        configuration: row.opt_text("configuration")?,
+        version: row.int("version")?,
         updated_at: row.int("updated_at")?,
     })
 }

@@ -15,11 +15,12 @@ use sqlx::{Pool, Transaction};
 use super::conn::{Backend, Columns, Conn};
 use super::rows::{
     APP_EVENT_COLUMNS, APP_WEBHOOK_COLUMNS, CONNECTION_COLUMNS, CONVERSATION_COLUMNS,
-    EVENT_COLUMNS, OPERATION_FIELDS, ORDER_COLUMNS, PERSON_COLUMNS, PROJECT_COLUMNS,
-    PUBLISHABLE_COLUMNS, SUBSCRIPTION_COLUMNS, TOKEN_COLUMNS, WORKSPACE_COLUMNS, app_event_row,
-    app_webhook_row, bad, connection_row, conversation_row, due_app_event_row, event_row,
-    frame_row, operation_row, order_row, person_row, product_row, project_row, publishable_row,
-    select, staged_row, stored_id, subscription_row, token_row, workspace_row,
+    EVENT_COLUMNS, OPERATION_FIELDS, ORDER_COLUMNS, PERSON_COLUMNS, PORTAL_COLUMNS,
+    PROJECT_COLUMNS, PUBLISHABLE_COLUMNS, SUBSCRIPTION_COLUMNS, TOKEN_COLUMNS, WORKSPACE_COLUMNS,
+    app_event_row, app_webhook_row, bad, connection_row, conversation_row, due_app_event_row,
+    event_row, frame_row, operation_row, order_row, person_row, portal_row, product_row,
+    project_row, publishable_row, select, staged_row, stored_id, subscription_row, token_row,
+    workspace_row,
 };
 use super::sql::{Dialect, ROWS_PER_INSERT, Statement, sql};
 use super::write::mark_event_processed;
@@ -27,10 +28,10 @@ use super::writer::Writer;
 use super::{
     AppEventRecord, AppWebhook, CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord,
     DueAppEvent, ExtraWrite, NewOrder, NewToken, OperationRecord, OrderFilter, OrderKey,
-    OrderRecord, PersonRecord, ProductPut, ProductState, ProjectRecord, PublishableKey, Recorded,
-    RunPhase, StagedKind, StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct,
-    SubscriptionFilter, SubscriptionRecord, TokenKind, TokenRecord, TurnWrite, WebhookEventRecord,
-    WorkspaceRecord,
+    OrderRecord, PersonRecord, PortalSettingsRecord, ProductPut, ProductState, ProjectRecord,
+    PublishableKey, Recorded, RunPhase, StagedKind, StagedObject, Store, StoreError, StoreResult,
+    StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionRecord, TokenKind, TokenRecord,
+    TurnWrite, WebhookEventRecord, WorkspaceRecord,
 };
 use chatpay_core::domain::{
     ConversationId, Mode, PersonId, ProjectId, TokenId, WorkspaceId, now_millis,
@@ -932,6 +933,22 @@ impl<B: Backend> Store for SqlStore<B> {
         self.publishable_key(&k.project_id)
             .await?
             .ok_or(StoreError::NotFound)
+    }
+
+    // ---- The billing portal's settings.
+
+    async fn portal_settings(
+        &self,
+        project: &ProjectId,
+        mode: Mode,
+    ) -> StoreResult<Option<PortalSettingsRecord>> {
+        self.one(
+            select(PORTAL_COLUMNS, "WHERE project_id = $1 AND mode = $2")
+                .bind(project.as_str())
+                .bind(mode.as_str()),
+            portal_row,
+        )
+        .await
     }
 
     // ---- The app webhook and its outbox.

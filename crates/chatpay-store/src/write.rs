@@ -79,6 +79,25 @@ pub enum ExtraWrite {
     /// A new order, numbered next in its project and mode (from 1001); nothing if its id is
     /// stored already (its checkout finished before).
     InsertOrder(NewOrder),
+    /// The project's billing portal settings in `mode`: created with `proof_secret` if there
+    /// are none (cancelling at the period's end unless `cancel_mode` says otherwise); an
+    /// existing row keeps its secret and takes `cancel_mode` if given.
+    PutPortalSettings {
+        project_id: ProjectId,
+        mode: Mode,
+        cancel_mode: Option<String>,
+        proof_secret: String,
+    },
+    /// The portal configuration made on `account_id` from `configuration` (JSON), numbered
+    /// `version`; nothing if a later one is stored already.
+    PortalConfigured {
+        project_id: ProjectId,
+        mode: Mode,
+        account_id: String,
+        configuration_id: String,
+        configuration: String,
+        version: i64,
+    },
 }
 
 impl ExtraWrite {
@@ -244,6 +263,45 @@ impl ExtraWrite {
                 .bind(o.created_at)
                 .bind(o.data.as_str())
                 .bind(o.customer_email.as_deref().map(str::to_lowercase)),
+            ],
+            ExtraWrite::PutPortalSettings {
+                project_id,
+                mode,
+                cancel_mode,
+                proof_secret,
+            } => vec![
+                sql(
+                    "INSERT INTO portal_settings (project_id, mode, cancel_mode, proof_secret, \
+                     version, updated_at) VALUES ($1, $2, COALESCE($3, 'at_period_end'), $4, 0, $5) \
+                     ON CONFLICT (project_id, mode) DO UPDATE SET \
+                     cancel_mode = COALESCE($3, portal_settings.cancel_mode), updated_at = $5",
+                )
+                .bind(project_id.as_str())
+                .bind(mode.as_str())
+                .bind(cancel_mode.as_deref())
+                .bind(proof_secret.as_str())
+                .bind(now),
+            ],
+            ExtraWrite::PortalConfigured {
+                project_id,
+                mode,
+                account_id,
+                configuration_id,
+                configuration,
+                version,
+            } => vec![
+                sql(
+                    "UPDATE portal_settings SET account_id = $3, configuration_id = $4, \
+                     configuration = $5, version = $6, updated_at = $7 \
+                     WHERE project_id = $1 AND mode = $2 AND version < $6",
+                )
+                .bind(project_id.as_str())
+                .bind(mode.as_str())
+                .bind(account_id.as_str())
+                .bind(configuration_id.as_str())
+                .bind(configuration.as_str())
+                .bind(*version)
+                .bind(now),
             ],
         }
     }
@@ -572,6 +630,20 @@ mod tests {
                 data: "{}".into(),
                 customer_email: None,
             }),
+            ExtraWrite::PutPortalSettings {
+                project_id: project.clone(),
+                mode: Mode::Test,
+                cancel_mode: None,
+                proof_secret: "cps_1".into(),
+            },
+            ExtraWrite::PortalConfigured {
+                project_id: project.clone(),
+                mode: Mode::Test,
+                account_id: "acct_1".into(),
+                configuration_id: "bpc_1".into(),
+                configuration: "{}".into(),
+                version: 1,
+            },
         ];
         for row in &rows {
             for st in row.statements(7) {

@@ -1224,6 +1224,74 @@ fn new_order(p: &ProjectRecord, id: &str, session: &str) -> NewOrder {
 /// Stored Stripe writes: recorded once per key, claimed by one owner at a time under a lease
 /// that another may take over once it lapses, given back for a later attempt, and finished
 /// with their result in the same transaction as the change that applies it.
+/// The billing portal's settings: made once with their secret (a second put keeps it), the
+/// cancellation choice changed, and the configuration made recorded only forward.
+async fn portal_settings(store: DynStore) {
+    let p = project(&store).await;
+    assert!(
+        store
+            .portal_settings(&p.id, Mode::Test)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let put = |cancel: Option<&str>, secret: &str| ExtraWrite::PutPortalSettings {
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+        cancel_mode: cancel.map(str::to_owned),
+        proof_secret: secret.to_owned(),
+    };
+    store.write(vec![put(None, "cps_one")]).await.unwrap();
+    store.write(vec![put(None, "cps_two")]).await.unwrap();
+    let r = store
+        .portal_settings(&p.id, Mode::Test)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.cancel_mode.as_str(), r.proof_secret.as_str(), r.version),
+        ("at_period_end", "cps_one", 0)
+    );
+    assert_eq!(r.configuration_id, None);
+    store
+        .write(vec![put(Some("immediately"), "cps_three")])
+        .await
+        .unwrap();
+    let configured = |version: i64, id: &str| ExtraWrite::PortalConfigured {
+        project_id: p.id.clone(),
+        mode: Mode::Test,
+        account_id: "acct_1".into(),
+        configuration_id: id.into(),
+        configuration: format!("{{\"v\":{version}}}"),
+        version,
+    };
+    store.write(vec![configured(2, "bpc_2")]).await.unwrap();
+    // An older configuration finishing late changes nothing.
+    store.write(vec![configured(1, "bpc_1")]).await.unwrap();
+    let r = store
+        .portal_settings(&p.id, Mode::Test)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            r.cancel_mode.as_str(),
+            r.proof_secret.as_str(),
+            r.configuration_id.as_deref(),
+            r.version
+        ),
+        ("immediately", "cps_one", Some("bpc_2"), 2)
+    );
+    assert_eq!(r.account_id.as_deref(), Some("acct_1"));
+    assert!(
+        store
+            .portal_settings(&p.id, Mode::Live)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 async fn operations(store: DynStore) {
     let p = project(&store).await;
     let t0 = 1_000_000;
@@ -1518,6 +1586,8 @@ async fn sqlite_meets_the_store_contract() {
     ledger(store).await;
     let (store, _dir) = sqlite().await;
     operations(store).await;
+    let (store, _dir) = sqlite().await;
+    portal_settings(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1534,6 +1604,7 @@ async fn postgres_meets_the_store_contract() {
     app_outbox(postgres().await.unwrap()).await;
     ledger(postgres().await.unwrap()).await;
     operations(postgres().await.unwrap()).await;
+    portal_settings(postgres().await.unwrap()).await;
 }
 
 /// Under a steady stream of turns the write-ahead log is checkpointed and restarted, so it stays

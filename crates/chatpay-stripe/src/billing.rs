@@ -122,6 +122,7 @@ impl StripeGateway {
             .map(|it| {
                 let recurring = it.price.recurring.as_ref();
                 SubscriptionItem {
+                    id: Some(it.id.to_string()),
                     price: it.price.id.to_string(),
                     product: it.price.product.id().to_string(),
                     name: match &it.price.product {
@@ -158,6 +159,7 @@ impl StripeGateway {
             order: s.metadata.get("chatpay_order").cloned(),
             order_number: None,
             invoices,
+            schedule: s.schedule.as_ref().map(|x| x.id().to_string()),
         }))
     }
 

@@ -1212,6 +1212,53 @@ impl Gateway for StripeGateway {
             .await
     }
 
+    async fn create_portal_configuration(
+        &self,
+        mode: Mode,
+        account: &str,
+        config: &chatpay_core::plans::PortalConfig,
+        key: &str,
+    ) -> Result<String, GatewayError> {
+        self.create_portal_configuration_now(mode, account, config, key)
+            .await
+    }
+
+    async fn create_portal_session(
+        &self,
+        mode: Mode,
+        account: &str,
+        customer: &str,
+        configuration: &str,
+        return_url: Option<&str>,
+        key: &str,
+    ) -> Result<String, GatewayError> {
+        self.create_portal_session_now(mode, account, customer, configuration, return_url, key)
+            .await
+    }
+
+    async fn preview_plan_change(
+        &self,
+        mode: Mode,
+        account: &str,
+        change: &chatpay_core::plans::PlanChange,
+        proration_date: i64,
+    ) -> Result<chatpay_core::plans::PlanPreview, GatewayError> {
+        self.preview_plan_change_now(mode, account, change, proration_date)
+            .await
+    }
+
+    async fn change_plan(
+        &self,
+        mode: Mode,
+        account: &str,
+        change: &chatpay_core::plans::PlanChange,
+        proration_date: Option<i64>,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        self.change_plan_now(mode, account, change, proration_date, key)
+            .await
+    }
+
     async fn balance(&self, mode: Mode, account: &str) -> Result<Balance, GatewayError> {
         self.balance_now(mode, account).await
     }

@@ -9,6 +9,8 @@
 //!   async-stripe does not cover, go through `chatpay-http-client`.
 //! * `billing` (private): subscriptions, invoices, the balance and payouts, from Stripe's objects
 //!   to chatpay's plain values.
+//! * `plans` (private): the billing portal's configuration and sessions, and plan changes
+//!   (the invoice preview, a price updated now, a subscription schedule for the period's end).
 //! * `pooled` (private): async-stripe's requests sent over one pooled hyper client.
 //! * [`webhook`]: signature verification over the raw body and the event envelope.
 //!
@@ -18,6 +20,7 @@
 
 mod billing;
 pub mod client;
+mod plans;
 mod pooled;
 pub mod webhook;
 
@@ -289,6 +292,47 @@ pub trait Gateway: Send + Sync + 'static {
         account: &str,
         subscription: &str,
         change: SubscriptionChange,
+        key: &str,
+    ) -> Result<(), GatewayError>;
+
+    /// Creates a billing portal configuration on the account from `config`; answers its id.
+    async fn create_portal_configuration(
+        &self,
+        mode: Mode,
+        account: &str,
+        config: &chatpay_core::plans::PortalConfig,
+        key: &str,
+    ) -> Result<String, GatewayError>;
+
+    /// Creates a billing portal session for `customer` with `configuration`; answers its URL.
+    async fn create_portal_session(
+        &self,
+        mode: Mode,
+        account: &str,
+        customer: &str,
+        configuration: &str,
+        return_url: Option<&str>,
+        key: &str,
+    ) -> Result<String, GatewayError>;
+
+    /// What a plan change made now would charge (Stripe's invoice preview, prorated from
+    /// `proration_date`).
+    async fn preview_plan_change(
+        &self,
+        mode: Mode,
+        account: &str,
+        change: &chatpay_core::plans::PlanChange,
+        proration_date: i64,
+    ) -> Result<chatpay_core::plans::PlanPreview, GatewayError>;
+
+    /// Makes a plan change: now (prorated from `proration_date`, invoiced at once) or at the
+    /// period's end (a subscription schedule). Keys derive from `key`.
+    async fn change_plan(
+        &self,
+        mode: Mode,
+        account: &str,
+        change: &chatpay_core::plans::PlanChange,
+        proration_date: Option<i64>,
         key: &str,
     ) -> Result<(), GatewayError>;
 

@@ -243,6 +243,11 @@ struct Run<'t> {
     publishable_key: Option<String>,
     /// The builder's app, once an `app_webhook` step started it.
     app: Option<app_receiver::AppReceiver>,
+    /// The newest billing portal link an HTTP step answered (`url` of a portal session).
+    portal_url: Option<String>,
+    /// The project's customer proof secret, once an HTTP step has shown it
+    /// (`"{customer_proof:EMAIL}"` in a body signs a proof valid until `"{proof_expires}"`).
+    proof_secret: Option<String>,
 }
 
 pub async fn run(t: &Transcript, backend: &Backend) -> anyhow::Result<Coverage> {
@@ -324,6 +329,8 @@ impl<'t> Run<'t> {
             sessions: BTreeMap::new(),
             publishable_key: None,
             app: None,
+            portal_url: None,
+            proof_secret: None,
         };
         run.start_server().await?;
         Ok((run, db))
@@ -817,6 +824,12 @@ impl Run<'_> {
             if let Some(k) = answer["key"].as_str().filter(|k| k.starts_with("cpub_")) {
                 self.publishable_key = Some(k.to_owned());
             }
+            if let Some(k) = answer["proof_secret"].as_str() {
+                self.proof_secret = Some(k.to_owned());
+            }
+            if let Some(u) = answer["url"].as_str().filter(|u| u.contains("/p/session/")) {
+                self.portal_url = Some(u.to_owned());
+            }
             // Remember the checkouts made, for the `pay` steps.
             for order in [&answer, &answer["order"]] {
                 if let (Some(n), Some(cs)) =
@@ -1221,6 +1234,25 @@ mod stripe_steps {
     /// first active price in the connected account.
     pub(super) async fn fill_prices(run: &Run<'_>, body: Value) -> anyhow::Result<Value> {
         Ok(match body {
+            // A customer proof as the builder's server signs it (README: hex HMAC-SHA256 of
+            // "{expires}.{project}.{email}" with the proof secret), valid for an hour.
+            Value::String(s) if s == "{proof_expires}" => Value::from(proof_expires()),
+            Value::String(s) if s.starts_with("{customer_proof:") && s.ends_with('}') => {
+                let email = &s["{customer_proof:".len()..s.len() - 1];
+                let secret = run
+                    .proof_secret
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("no proof secret has been shown yet (GET …/portal)"))?;
+                let payload = format!("{}.{}", run.project, email.to_lowercase());
+                let header =
+                    chatpay_stripe::webhook::sign(payload.as_bytes(), secret, proof_expires());
+                Value::String(
+                    header
+                        .split_once(",v1=")
+                        .map(|(_, v)| v.to_owned())
+                        .unwrap_or_default(),
+                )
+            }
             Value::String(s) if s.starts_with("{price:") && s.ends_with('}') => {
                 let name = &s["{price:".len()..s.len() - 1];
                 let product = product_named(run, false, name).await?;
@@ -1257,6 +1289,13 @@ mod stripe_steps {
             }
             other => other,
         })
+    }
+
+    /// When the transcripts' customer proofs expire: the next full hour after now plus an hour
+    /// (the same for every step of a run but the slowest).
+    fn proof_expires() -> i64 {
+        let now = chatpay_core::domain::now_millis() / 1000;
+        (now / 3600 + 2) * 3600
     }
 
     /// Replaces `{price:NAME}` in a path (a buy link) as in bodies, and `{subscription}` by
@@ -1410,6 +1449,56 @@ mod stripe_steps {
                 run.sandbox
                     .fail_next_payout(&account, s.reason.as_deref().unwrap_or("account_closed"))?;
             }
+            // The subscriber opens the newest billing portal link the chat showed (or the
+            // newest an HTTP step answered) and, as a browser would, posts the page's form:
+            // switch to the plan of `interval` (and `name`, if given), or cancel.
+            "portal_switch_plan" | "portal_cancel" => {
+                let url = run.clients[0]
+                    .link("portal_link", "open")
+                    .or_else(|| run.portal_url.clone())
+                    .ok_or_else(|| anyhow!("no billing portal link has been shown"))?;
+                let page = run.http.get(&url, &[]).await?;
+                if page.status != 200 {
+                    bail!("the portal page answered {}: {}", page.status, page.text());
+                }
+                let html = page.text();
+                let sub = html
+                    .split_once("name=\"subscription\" value=\"")
+                    .and_then(|(_, rest)| rest.split('"').next())
+                    .map(str::to_owned)
+                    .ok_or_else(|| anyhow!("the portal page shows no subscription: {html}"))?;
+                let (path, mut form) = if s.action == "portal_switch_plan" {
+                    let every = format!("/ {}", s.interval.as_deref().unwrap_or("year"));
+                    let price = html
+                        .split("<option value=\"")
+                        .skip(1)
+                        .find(|o| {
+                            let label = o.split("</option>").next().unwrap_or_default();
+                            label.contains(&every)
+                                && s.name.as_deref().is_none_or(|n| label.contains(n))
+                        })
+                        .and_then(|o| o.split('"').next())
+                        .ok_or_else(|| anyhow!("the portal offers no plan {every}: {html}"))?
+                        .to_owned();
+                    ("update", vec![("price".to_owned(), price)])
+                } else {
+                    ("cancel", Vec::new())
+                };
+                form.push(("subscription".to_owned(), sub));
+                let pairs: Vec<(&str, &str)> =
+                    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let res = run
+                    .http
+                    .post_form(&format!("{url}/{path}"), &[], &pairs)
+                    .await?;
+                if res.status != 200 {
+                    bail!(
+                        "the portal's {path} answered {}: {}",
+                        res.status,
+                        res.text()
+                    );
+                }
+            }
             "assert_outbox" => {
                 let n = run.sandbox.outbox().len();
                 let want = s.count.unwrap_or(1) as usize;
@@ -1543,6 +1632,8 @@ mod stripe_steps {
             | "set_customer_card"
             | "pay_invoice"
             | "fail_next_payout"
+            | "portal_switch_plan"
+            | "portal_cancel"
             | "assert_outbox" => {
                 selling(run, s).await?;
             }

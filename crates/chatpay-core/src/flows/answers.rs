@@ -180,12 +180,9 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                  charge you twice."
             ));
         }
-        Intent::Customers
-        | Intent::Disputes
-        | Intent::CustomerPortal
-        | Intent::ChangePlan
-        | Intent::SubscriptionMetrics
-        | Intent::ExportData => not_yet(turn, intent, slots),
+        Intent::Customers | Intent::Disputes | Intent::SubscriptionMetrics | Intent::ExportData => {
+            not_yet(turn, intent, slots)
+        }
         Intent::ReceiptsInvoices => turn.reply(
             "Stripe can email a receipt for every successful payment and refund (Settings -> \
              Customer emails in the Stripe Dashboard). For invoices, create one in the Dashboard \
@@ -198,8 +195,7 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
 
 /// The intents whose flows are still to come: a truthful answer that says where it is done
 /// today (the later flows replace these).
-fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, slots: &Slots) {
-    let text = |name: &str| slots.get(name).and_then(SlotValue::as_text);
+fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, _slots: &Slots) {
     let reply = match intent {
         Intent::Customers => "I can't answer questions about customers yet. Every order here \
              shows who paid (ask \"show my orders this month\"), and the Stripe Dashboard's \
@@ -210,20 +206,6 @@ fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, slots: &Slots) {
              Stripe Dashboard's Disputes page lists them with the deadline to respond, where you \
              submit evidence or accept the dispute. Early fraud warnings appear there too."
             .to_owned(),
-        Intent::CustomerPortal => "I can't set up the customer portal from the chat yet. \
-             Stripe's customer portal (Settings -> Billing -> Customer portal in the Stripe \
-             Dashboard) lets subscribers update their card, switch plans or cancel, now or at the \
-             end of the period, as you choose there. Here, a subscription's page cancels it at \
-             the period's end or now, or resumes it."
-            .to_owned(),
-        Intent::ChangePlan => {
-            let who = text("email").map_or("the customer".to_owned(), str::to_owned);
-            format!(
-                "I can't move a subscriber to another plan from the chat yet. In the Stripe \
-                 Dashboard, open {who}'s subscription -> Update subscription and pick the new \
-                 price; Stripe prorates the change unless you say otherwise."
-            )
-        }
         Intent::SubscriptionMetrics => "I can't compute subscription figures yet. The Stripe \
              Dashboard's Billing overview shows recurring revenue (MRR), churn, and subscriptions \
              started and canceled per period. Here, ask \"how many active subscribers do I \

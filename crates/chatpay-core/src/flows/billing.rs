@@ -179,7 +179,7 @@ impl Turn<'_, '_> {
         true
     }
 
-    fn billing_ready(&mut self, doing: &str) -> bool {
+    pub(super) fn billing_ready(&mut self, doing: &str) -> bool {
         if !self.facts.backend {
             self.backend_required();
             return false;
@@ -488,6 +488,13 @@ impl Turn<'_, '_> {
                             .map(|i| i.label())
                             .collect::<Vec<_>>()
                             .join(", ")
+                    ),
+                ),
+                SubscriptionNews::PlanChanged { from } => (
+                    "Plan changed".to_owned(),
+                    format!(
+                        "{who} switched to {plan} (from {from}): {} per period from now on.",
+                        after.amount_per_period()
                     ),
                 ),
                 SubscriptionNews::Paused => (

@@ -43,6 +43,7 @@ const YES_NO: &[CardKind] = &[
     CardKind::ConfirmProduct,
     CardKind::ConfirmProductChange,
     CardKind::ConfirmCode,
+    CardKind::ConfirmPlanChange,
     CardKind::Clarify,
 ];
 

@@ -18,6 +18,7 @@ mod context;
 mod customers;
 mod disputes;
 mod golive;
+mod plans;
 mod products;
 mod selling;
 
@@ -42,6 +43,7 @@ pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
 pub use context::Awaiting;
 pub use golive::{CheckCode, CheckItem, LiveFacts, checklist};
+pub use plans::{PlanOffer, PortalAnswer};
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 
 /// Every state a `flow` frame can carry, per flow (steps, then how a flow ends).
@@ -406,6 +408,32 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         evidence: BTreeMap<String, String>,
     },
+    /// Read the project's billing portal setting, or set how members cancel there (`set`);
+    /// answers `CallOutput::Portal`.
+    PortalSettings {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        set: Option<crate::plans::CancelMode>,
+    },
+    /// A billing portal session for a subscriber (the configuration made or re-made first, if
+    /// the catalog or the setting changed); answers `CallOutput::PortalLink`.
+    PortalLink {
+        email: String,
+    },
+    /// Find the subscriber's subscription and the plan asked for, check the change
+    /// (`rules::plan_change`) and ask Stripe's invoice preview what it costs now; answers
+    /// `CallOutput::PlanOffer`.
+    PreviewPlanChange {
+        email: String,
+        wanted: crate::plans::PlanWanted,
+    },
+    /// Make a confirmed plan change (now, prorated from the preview's date, or at the period's
+    /// end with a subscription schedule).
+    ChangePlan {
+        change: Box<crate::plans::PlanChange>,
+        customer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proration_date: Option<i64>,
+    },
 }
 
 impl Call {
@@ -439,6 +467,10 @@ impl Call {
             Call::TurnOffCode { .. } => "turn_off_code",
             Call::RespondToDispute { .. } => "respond_to_dispute",
             Call::ListCustomers { .. } => "list_customers",
+            Call::PortalSettings { .. } => "portal_settings",
+            Call::PortalLink { .. } => "portal_link",
+            Call::PreviewPlanChange { .. } => "preview_plan_change",
+            Call::ChangePlan { .. } => "change_plan",
         }
     }
 }
@@ -513,6 +545,12 @@ pub enum CallOutput {
     Codes(Vec<CodeInfo>),
     /// A dispute as Stripe answered a response to it.
     Dispute(Box<crate::disputes::DisputeInfo>),
+    Portal(Box<PortalAnswer>),
+    /// A billing portal session's URL.
+    PortalLink {
+        url: String,
+    },
+    PlanOffer(Box<PlanOffer>),
 }
 
 /// A product looked up by name to be changed, with who is buying it now.
@@ -683,6 +721,13 @@ pub enum Owner {
         order: String,
         number: i64,
         dispute: String,
+    },
+    /// Confirm a plan change (with the preview's proration date); one click acts.
+    ConfirmPlanChange {
+        change: Box<crate::plans::PlanChange>,
+        customer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proration_date: Option<i64>,
     },
 }
 
@@ -1134,6 +1179,14 @@ impl Turn<'_, '_> {
                 self.present_step();
             }
             Intent::PayoutStatus if self.payouts_intent(topic, slots) => self.present_step(),
+            Intent::CustomerPortal => {
+                self.portal_intent(topic, slots);
+                self.present_step();
+            }
+            Intent::ChangePlan => {
+                self.change_plan_intent(slots);
+                self.present_step();
+            }
             Intent::CreateProduct => {
                 self.create_product_intent(slots);
                 self.present_step();
@@ -1250,6 +1303,11 @@ impl Turn<'_, '_> {
             Owner::Dispute { .. } => {
                 let owner = live.owner.clone();
                 self.dispute_click(&owner, action, values)?;
+            }
+            Owner::ConfirmPlanChange { .. } => {
+                let owner = live.owner.clone();
+                self.state.cards.remove(pos);
+                self.plan_click(&owner, action);
             }
             Owner::ConfirmDispute { .. } | Owner::DisputeEvidence { .. } => {
                 // Refused values leave the form open; anything else uses the card up.
@@ -1391,6 +1449,10 @@ impl Turn<'_, '_> {
             }
             Call::RespondToDispute { .. } => self.dispute_done(pending, result),
             Call::ListCustomers { .. } => self.customers_done(pending, result),
+            Call::PortalSettings { .. }
+            | Call::PortalLink { .. }
+            | Call::PreviewPlanChange { .. }
+            | Call::ChangePlan { .. } => self.plans_done(pending, result),
             _ => self.connect_done(pending, result),
         }
     }

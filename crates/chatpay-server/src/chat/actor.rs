@@ -980,6 +980,9 @@ impl Actor {
                 .as_ref()
                 .map(|c| c.account.id.clone()),
             public: self.inner.links.public.clone(),
+            engine: super::Engine {
+                inner: Arc::clone(&self.inner),
+            },
         };
         // Derived from the operation: the same call after a crash or retry has the same key.
         let key = turn::call_key(&self.conversation, op, &call);
@@ -1045,6 +1048,8 @@ struct Exec {
     account: Option<String>,
     /// This server's public base URL (for links in answers).
     public: String,
+    /// For the calls that share the HTTP API's path (the billing portal, plan changes).
+    engine: super::Engine,
 }
 
 impl Exec {
@@ -1233,6 +1238,57 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                 .respond_to_dispute(mode, account, dispute, evidence, &key)
                 .await
                 .map(|d| CallOutput::Dispute(Box::new(d)))
+        }
+        Call::PortalSettings { set } => {
+            return exec
+                .engine
+                .portal_answer(&exec.project, mode, *set)
+                .await
+                .map(|a| CallOutput::Portal(Box::new(a)))
+                .map_err(super::plans::call_error);
+        }
+        Call::PortalLink { email } => {
+            let account = exec.orders().account_id()?.to_owned();
+            let engine = &exec.engine;
+            let link = async {
+                let p = engine.project_in(&exec.project, mode).await?;
+                engine.portal_link(&p, &account, email, None, key).await
+            };
+            return link
+                .await
+                .map(|url| CallOutput::PortalLink { url })
+                .map_err(super::plans::call_error);
+        }
+        Call::PreviewPlanChange { email, wanted } => {
+            let account = exec.orders().account_id()?.to_owned();
+            let engine = &exec.engine;
+            let offer = async {
+                let p = engine.project_in(&exec.project, mode).await?;
+                let sub = engine.subscription_for_plan(&p, email).await?;
+                engine.plan_offer(&p, &account, &sub, wanted).await
+            };
+            return offer
+                .await
+                .map(|o| CallOutput::PlanOffer(Box::new(o)))
+                .map_err(super::plans::call_error);
+        }
+        Call::ChangePlan {
+            change,
+            proration_date,
+            ..
+        } => {
+            let account = exec.orders().account_id()?.to_owned();
+            let engine = &exec.engine;
+            let made = async {
+                let p = engine.project_in(&exec.project, mode).await?;
+                engine
+                    .change_plan(&p, &account, change, *proration_date, key)
+                    .await
+            };
+            return made
+                .await
+                .map(|()| CallOutput::Done)
+                .map_err(super::plans::call_error);
         }
         Call::ResendReceipt { charge, email, .. } => {
             let orders = exec.orders();

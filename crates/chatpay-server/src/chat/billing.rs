@@ -232,7 +232,7 @@ fn internal(e: CallError) -> ChatError {
 
 impl Engine {
     /// The project's connected account (charges need not be enabled to read or cancel).
-    async fn billing_account(&self, p: &ProjectRecord) -> Result<String, ChatError> {
+    pub(crate) async fn billing_account(&self, p: &ProjectRecord) -> Result<String, ChatError> {
         Self::require_backend(p)?;
         match self.stripe_connection(p).await? {
             Some((_, account)) => Ok(account.id),
@@ -299,7 +299,7 @@ impl Engine {
         subscription_of(&r).map_err(internal)
     }
 
-    async fn subscription_record(
+    pub(crate) async fn subscription_record(
         &self,
         p: &ProjectRecord,
         id: &str,

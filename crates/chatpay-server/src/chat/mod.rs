@@ -23,6 +23,7 @@ mod identity;
 mod message;
 mod operations;
 mod orders;
+mod plans;
 mod projects;
 mod turn;
 

@@ -85,6 +85,25 @@ pub(crate) enum StripeWrite {
         subscription: String,
         change: SubscriptionChange,
     },
+    /// A billing portal configuration made from `config`, the row's `version`-th.
+    PortalConfiguration {
+        account: String,
+        config: chatpay_core::plans::PortalConfig,
+        version: i64,
+    },
+    /// A billing portal session for a customer.
+    PortalSession {
+        account: String,
+        customer: String,
+        configuration: String,
+        return_url: Option<String>,
+    },
+    /// A plan change: now (prorated from `proration_date`) or at the period's end.
+    PlanChange {
+        account: String,
+        change: chatpay_core::plans::PlanChange,
+        proration_date: Option<i64>,
+    },
 }
 
 impl StripeWrite {
@@ -94,6 +113,9 @@ impl StripeWrite {
             StripeWrite::Refund { .. } => "refund",
             StripeWrite::Receipt { .. } => "receipt",
             StripeWrite::SubscriptionChange { .. } => "subscription_change",
+            StripeWrite::PortalConfiguration { .. } => "portal_configuration",
+            StripeWrite::PortalSession { .. } => "portal_session",
+            StripeWrite::PlanChange { .. } => "plan_change",
         }
     }
 }
@@ -333,6 +355,42 @@ impl Engine {
                     .await?;
                 Ok(serde_json::json!({ "subscription": subscription }))
             }
+            StripeWrite::PortalConfiguration {
+                account, config, ..
+            } => {
+                let id = gateway
+                    .create_portal_configuration(mode, account, config, key)
+                    .await?;
+                Ok(serde_json::json!({ "configuration": id }))
+            }
+            StripeWrite::PortalSession {
+                account,
+                customer,
+                configuration,
+                return_url,
+            } => {
+                let url = gateway
+                    .create_portal_session(
+                        mode,
+                        account,
+                        customer,
+                        configuration,
+                        return_url.as_deref(),
+                        key,
+                    )
+                    .await?;
+                Ok(serde_json::json!({ "url": url, "customer": customer }))
+            }
+            StripeWrite::PlanChange {
+                account,
+                change,
+                proration_date,
+            } => {
+                gateway
+                    .change_plan(mode, account, change, *proration_date, key)
+                    .await?;
+                Ok(serde_json::json!({ "subscription": change.subscription }))
+            }
         }
     }
 
@@ -391,7 +449,27 @@ impl Engine {
             }
             // Stripe's own events bring the change to the stored subscription; a receipt
             // changes nothing of ours.
-            StripeWrite::Receipt { .. } | StripeWrite::SubscriptionChange { .. } => {}
+            StripeWrite::Receipt { .. }
+            | StripeWrite::SubscriptionChange { .. }
+            | StripeWrite::PortalSession { .. }
+            | StripeWrite::PlanChange { .. } => {}
+            // The configuration made is the one the next sessions use (unless a later one is
+            // stored already).
+            StripeWrite::PortalConfiguration {
+                account,
+                config,
+                version,
+            } => rows.push(ExtraWrite::PortalConfigured {
+                project_id: op.project_id.clone(),
+                mode: op.mode,
+                account_id: account.clone(),
+                configuration_id: result["configuration"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                configuration: serde_json::to_string(config).map_err(anyhow::Error::new)?,
+                version: *version,
+            }),
         }
         rows.push(done);
         self.inner.store.write(rows).await?;

@@ -62,7 +62,12 @@ pub(super) fn writes_to_stripe(call: &Call) -> bool {
         | Call::CheckLive
         | Call::FindProduct { .. }
         | Call::ListCodes { .. }
-        | Call::ListCustomers { .. } => false,
+        | Call::ListCustomers { .. }
+        | Call::PortalSettings { .. }
+        | Call::PreviewPlanChange { .. } => false,
+        // Writes that record their own stored operations (`Engine::stripe_write`, keyed by the
+        // call): the same path as the HTTP API's, so the turn records none.
+        Call::PortalLink { .. } | Call::ChangePlan { .. } => false,
     }
 }
 

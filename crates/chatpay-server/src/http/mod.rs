@@ -17,6 +17,7 @@ mod extract;
 mod html;
 pub mod openapi;
 mod orders;
+mod plans;
 mod platform;
 mod projects;
 mod public;
@@ -208,6 +209,24 @@ fn routes() -> Routes {
         M::POST,
         "/v1/projects/{id}/subscriptions/{sub}/resume",
         billing::resume,
+    )
+    .add(
+        M::POST,
+        "/v1/projects/{id}/subscriptions/{sub}/plan_preview",
+        plans::preview,
+    )
+    .add(
+        M::POST,
+        "/v1/projects/{id}/subscriptions/{sub}/plan",
+        plans::change,
+    )
+    .add(M::GET, "/v1/projects/{id}/portal", plans::show)
+    .add(M::PATCH, "/v1/projects/{id}/portal", plans::update)
+    .add(M::POST, "/v1/projects/{id}/portal_sessions", plans::session)
+    .add(
+        M::OPTIONS,
+        "/v1/projects/{id}/portal_sessions",
+        plans::preflight,
     )
     .add(
         M::GET,

@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::{
-    app_webhooks, billing, customers, orders, platform, projects, public, session, signin,
+    app_webhooks, billing, customers, orders, plans, platform, projects, public, session, signin,
     stripe_pages, tokens, web, webhooks,
 };
 
@@ -75,6 +75,12 @@ use super::{
         billing::show,
         billing::cancel,
         billing::resume,
+        plans::preview,
+        plans::change,
+        plans::show,
+        plans::update,
+        plans::session,
+        plans::preflight,
         billing::entitlements,
         app_webhooks::show,
         app_webhooks::put,

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -23,10 +23,10 @@ use super::extract::{objects, whole};
 use super::html::{escape, page_html};
 use super::openapi::{BodyRefusals, Refusals};
 use super::projects::owned;
-use super::public::allow_origin;
+use super::public::{page_response, token_or_publishable};
 use super::types::{Mode, OrderStatus, Timestamp};
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Caller, OptionalJson, bearer};
-use crate::chat::{CheckoutInput, PUBLISHABLE_PREFIX};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Caller, OptionalJson};
+use crate::chat::CheckoutInput;
 use chatpay_core::domain::Email;
 use chatpay_core::orders::{self as core_orders, CartItem, Order as CoreOrder};
 use chatpay_store::OrderFilter;
@@ -366,29 +366,11 @@ pub async fn checkout(
     headers: HeaderMap,
     body: Result<ApiJson<CheckoutRequest>, ApiError>,
 ) -> Response {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let mut cors = None;
     let result = async {
-        let token = bearer(&headers)?;
-        let project = if token.starts_with(PUBLISHABLE_PREFIX) {
-            let project = state
-                .engine
-                .publishable_checkout_project(token, &id, origin.as_deref())
-                .await?;
-            cors = origin.clone();
-            if !state.limits.allow(Some(token), peer.ip()) {
-                return Err(ApiError::RateLimited(
-                    "too many checkouts just now; retry in a moment".to_owned(),
-                ));
-            }
-            project
-        } else {
-            let caller = Caller(state.engine.authenticate(token).await?);
-            owned(&state, &caller, &id).await?
-        };
+        let project = token_or_publishable(&state, &headers, &id, peer.ip(), &mut cors)
+            .await?
+            .project;
         let ApiJson(body) = body?;
         let input = body.parse()?;
         let key = idempotency_key(&headers)?;
@@ -399,14 +381,7 @@ pub async fn checkout(
         Ok::<_, ApiError>((StatusCode::CREATED, Json(Order::from(&order))))
     }
     .await;
-    let mut response = match result {
-        Ok(ok) => ok.into_response(),
-        Err(e) => e.into_response(),
-    };
-    if let Some(o) = &cors {
-        allow_origin(&mut response, o);
-    }
-    response
+    page_response(result, cors.as_deref())
 }
 
 /// The key a web page ships, and where it posts.

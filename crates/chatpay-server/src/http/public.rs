@@ -63,6 +63,64 @@ pub(super) fn allow_origin(response: &mut Response, origin: &str) {
     }
 }
 
+/// Who may call a route that pages reach too (a checkout, a portal link): the project `id`
+/// for an API token, or for the project's publishable key from an allowed origin and within
+/// the key's rate. `public` is true for the key; `cors` the origin to answer with CORS.
+pub(super) struct PageCaller {
+    pub project: chatpay_store::ProjectRecord,
+    pub public: bool,
+}
+
+pub(super) async fn token_or_publishable(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    peer: IpAddr,
+    cors: &mut Option<String>,
+) -> Result<PageCaller, ApiError> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let token = super::bearer(headers)?;
+    if token.starts_with(crate::chat::PUBLISHABLE_PREFIX) {
+        let project = state
+            .engine
+            .publishable_checkout_project(token, id, origin.as_deref())
+            .await?;
+        cors.clone_from(&origin);
+        if !state.limits.allow(Some(token), peer) {
+            return Err(ApiError::RateLimited(
+                "too many requests just now; retry in a moment".to_owned(),
+            ));
+        }
+        return Ok(PageCaller {
+            project,
+            public: true,
+        });
+    }
+    let caller = super::Caller(state.engine.authenticate(token).await?);
+    Ok(PageCaller {
+        project: super::projects::owned(state, &caller, id).await?,
+        public: false,
+    })
+}
+
+/// The answer, with CORS for the origin a publishable key was used from.
+pub(super) fn page_response<T: IntoResponse>(
+    result: Result<T, ApiError>,
+    cors: Option<&str>,
+) -> Response {
+    let mut response = match result {
+        Ok(ok) => ok.into_response(),
+        Err(e) => e.into_response(),
+    };
+    if let Some(o) = cors {
+        allow_origin(&mut response, o);
+    }
+    response
+}
+
 /// `OPTIONS /v1/projects/{id}/checkout`: a browser asks whether a page on its origin may post a
 /// checkout with the project's publishable key.
 #[utoipa::path(options, operation_id = "public_preflight", path = "/v1/projects/{id}/checkout", tag = "selling",
