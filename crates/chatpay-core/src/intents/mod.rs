@@ -301,6 +301,7 @@ pub fn load_sources(
         object_words: lexicon.frames.object_words,
         frame_spare,
         model: model::Model::default(),
+        model_label: Arc::from("model"),
         small_talk,
         replies,
         threshold,
@@ -597,13 +598,17 @@ impl Build {
         }
     }
 
-    /// The literals each rule regex starts with ride along in the term automaton, so that the
-    /// one scan also tells which regexes can match at all; the rest are not run. Returns, per
+    /// The literals each rule regex starts with (or, when its start is open, ends with) ride
+    /// along in the term automaton, so that the one scan also tells which regexes can match at
+    /// all; the rest are not run. Returns, per
     /// regex, whether it is gated so.
     fn gate_regexes(&mut self) -> Vec<bool> {
         let mut regex_gated = vec![false; self.regex_patterns.len()];
         for (i, p) in self.regex_patterns.iter().enumerate() {
-            let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p), true) else {
+            let pattern = ascii_word_boundaries(p);
+            let Some(prefixes) =
+                set::prefix_literals(&pattern, true).or_else(|| set::suffix_literals(&pattern))
+            else {
                 continue;
             };
             let Ok(literals) = prefixes
@@ -739,7 +744,7 @@ pub fn check(matcher: &Matcher, corpus: &Corpus) -> Vec<String> {
         }
     }
     for c in &corpus.checks {
-        let got = matcher.classify(&c.text);
+        let got = matcher.classify_explained(&c.text);
         let describe = || match &got.outcome {
             Outcome::Matched(m) => format!("{} ({:.2}, rule {})", m.intent, m.confidence, m.rule),
             Outcome::Clarify(cs) => format!(
@@ -885,13 +890,19 @@ mod tests {
             "why has stripe not finished looking at my business",
             "the app is missing the plan I made yesterday in stripe",
         ] {
-            let (x, y) = (a.classify(text), b.classify(text));
+            let (x, y) = (a.classify_explained(text), b.classify_explained(text));
             assert_eq!(x, y, "{text}");
             if let Some(c) = x.matched()
                 && c.rule.starts_with("model ")
             {
                 decided += 1;
                 assert!(c.rule.contains('"'), "{}", c.rule);
+                // Unexplained, the same reading without the n-grams.
+                let plain = a.classify(text);
+                let p = plain.matched().unwrap();
+                assert_eq!((&p.intent, p.confidence), (&c.intent, c.confidence));
+                assert_eq!((&*p.rule, p.span), ("model", (0, text.len())));
+                assert_eq!(plain.slots, x.slots);
             }
         }
         assert!(decided > 0, "the model decided none of them");
