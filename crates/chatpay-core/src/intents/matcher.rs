@@ -32,6 +32,11 @@ pub(super) enum Tag {
         regex: u16,
         at_start: bool,
     },
+    /// One of the literals every match of rule regex `regex` ends with: one must occur too
+    /// (anywhere, inside words too).
+    RegexGateEnd {
+        regex: u16,
+    },
     /// A word of `[frames]` (see `frames.rs`).
     Frame(FrameWord),
 }
@@ -53,6 +58,8 @@ pub(super) struct RuleRegex {
     /// Whether the automaton carries its [`Tag::RegexGate`] literals; if not, it runs on every
     /// utterance.
     pub gated: bool,
+    /// Whether it also carries [`Tag::RegexGateEnd`] literals, one of which must occur.
+    pub gated_end: bool,
     /// The intents of the rules that use it.
     pub intents: Vec<u16>,
     /// Whether it has named captures (slots of the candidate); if not, a match needs no second
@@ -248,6 +255,8 @@ struct Scratch {
     best: Vec<Option<Best>>,
     /// Per rule regex: whether it can match (an ungated one always can).
     gates: Vec<bool>,
+    /// Per rule regex: whether one of the literals it ends with occurred (or it has none).
+    gates_end: Vec<bool>,
     /// Intents with a term or a regex gate seen: only their rules can fire.
     touched: Vec<u16>,
     ranked: Vec<(usize, usize, f32, (u32, u32))>,
@@ -350,6 +359,9 @@ impl Matcher {
 
         s.gates.clear();
         s.gates.extend(self.regexes.iter().map(|r| !r.gated));
+        s.gates_end.clear();
+        s.gates_end
+            .extend(self.regexes.iter().map(|r| !r.gated_end));
         s.touched.clear();
         self.automaton.overlapping(norm, |start, end, pattern| {
             let bounded =
@@ -362,6 +374,7 @@ impl Matcher {
                             s.gates[regex as usize] = true;
                         }
                     }
+                    Tag::RegexGateEnd { regex } => s.gates_end[regex as usize] = true,
                     _ if !bounded => {}
                     Tag::Term { intent, group } => {
                         if s.masks[intent as usize] == 0 {
@@ -418,6 +431,9 @@ impl Matcher {
             }
         }
 
+        for (gate, &end) in s.gates.iter_mut().zip(&s.gates_end) {
+            *gate &= end;
+        }
         for (regex, &open) in self.regexes.iter().zip(&s.gates) {
             if open {
                 s.touched.extend_from_slice(&regex.intents);
