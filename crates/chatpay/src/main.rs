@@ -608,7 +608,7 @@ fn stripe_sandbox(
 }
 
 fn classify_json(matcher: &intents::Matcher, text: &str) -> serde_json::Value {
-    let c = matcher.classify(text);
+    let c = matcher.classify_explained(text);
     let (intent, best, clarify) = match &c.outcome {
         Outcome::Matched(m) => (Some(m.intent.to_string()), Some(m), None),
         Outcome::Clarify(cs) => (

@@ -81,7 +81,7 @@ pub struct EvalReport {
 pub fn evaluate(matcher: &Matcher, cases: &[EvalCase]) -> EvalReport {
     let mut r = EvalReport::default();
     for case in cases {
-        let got = matcher.classify(&case.text);
+        let got = matcher.classify_explained(&case.text);
         let (got_name, why) = match &got.outcome {
             Outcome::Matched(m) => (
                 m.intent.to_string(),

@@ -32,6 +32,11 @@ pub(super) enum Tag {
         regex: u16,
         at_start: bool,
     },
+    /// One of the literals every match of rule regex `regex` ends with: one must occur too
+    /// (anywhere, inside words too).
+    RegexGateEnd {
+        regex: u16,
+    },
     /// A word of `[frames]` (see `frames.rs`).
     Frame(FrameWord),
 }
@@ -53,6 +58,8 @@ pub(super) struct RuleRegex {
     /// Whether the automaton carries its [`Tag::RegexGate`] literals; if not, it runs on every
     /// utterance.
     pub gated: bool,
+    /// Whether it also carries [`Tag::RegexGateEnd`] literals, one of which must occur.
+    pub gated_end: bool,
     /// The intents of the rules that use it.
     pub intents: Vec<u16>,
     /// Whether it has named captures (slots of the candidate); if not, a match needs no second
@@ -188,6 +195,8 @@ pub struct Matcher {
     pub(super) frame_spare: Vec<bool>,
     /// The n-gram model, consulted when no rule decides or rules tie.
     pub(super) model: Model,
+    /// `model`: the `rule` of a model reading that is not explained.
+    pub(super) model_label: Arc<str>,
     pub(super) small_talk: SmallTalkSet,
     /// The `[replies]` patterns: what a short answer reads as.
     pub(super) replies: SmallTalkSet,
@@ -246,6 +255,8 @@ struct Scratch {
     best: Vec<Option<Best>>,
     /// Per rule regex: whether it can match (an ungated one always can).
     gates: Vec<bool>,
+    /// Per rule regex: whether one of the literals it ends with occurred (or it has none).
+    gates_end: Vec<bool>,
     /// Intents with a term or a regex gate seen: only their rules can fire.
     touched: Vec<u16>,
     ranked: Vec<(usize, usize, f32, (u32, u32))>,
@@ -258,6 +269,8 @@ struct Scratch {
     frame_hits: Vec<FrameHit>,
     /// The request's frame, if it makes it no intent, and what decided it.
     frame: Option<(Frame, (u32, u32))>,
+    /// Whether a model reading names the n-grams that decided it (`classify_explained`).
+    explain: bool,
 }
 
 thread_local! {
@@ -306,9 +319,23 @@ impl Matcher {
     /// assert!(matcher.classify("I don't want payments yet").matched().is_none());
     /// ```
     pub fn classify(&self, text: &str) -> Classification {
+        self.classify_explaining(text, false)
+    }
+
+    /// Classifies one utterance, and a reading the model decided names what decided it: its
+    /// `rule` is the n-grams that weighed most (`model "membership" +10.07, …`) and its `span`
+    /// covers them. [`Matcher::classify`] gives the same outcome and slots without that
+    /// explanation (`rule` is just `model`, `span` the whole text): building it costs as much
+    /// as a sixth of a reading, and only the command line and the scores print it.
+    pub fn classify_explained(&self, text: &str) -> Classification {
+        self.classify_explaining(text, true)
+    }
+
+    fn classify_explaining(&self, text: &str, explain: bool) -> Classification {
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
             let s = &mut *guard;
+            s.explain = explain;
             self.classify_with(text, s)
         })
     }
@@ -332,6 +359,9 @@ impl Matcher {
 
         s.gates.clear();
         s.gates.extend(self.regexes.iter().map(|r| !r.gated));
+        s.gates_end.clear();
+        s.gates_end
+            .extend(self.regexes.iter().map(|r| !r.gated_end));
         s.touched.clear();
         self.automaton.overlapping(norm, |start, end, pattern| {
             let bounded =
@@ -344,6 +374,7 @@ impl Matcher {
                             s.gates[regex as usize] = true;
                         }
                     }
+                    Tag::RegexGateEnd { regex } => s.gates_end[regex as usize] = true,
                     _ if !bounded => {}
                     Tag::Term { intent, group } => {
                         if s.masks[intent as usize] == 0 {
@@ -400,6 +431,9 @@ impl Matcher {
             }
         }
 
+        for (gate, &end) in s.gates.iter_mut().zip(&s.gates_end) {
+            *gate &= end;
+        }
         for (regex, &open) in self.regexes.iter().zip(&s.gates) {
             if open {
                 s.touched.extend_from_slice(&regex.intents);
@@ -548,7 +582,7 @@ impl Matcher {
             Outcome::Matched(_) | Outcome::Clarify(_) | Outcome::Suggest(_) => None,
             _ => self.small_talk(s),
         };
-        let reply = if s.norm.text.split(' ').count() <= REPLY_WORDS {
+        let reply = if s.norm.text.bytes().filter(|&b| b == b' ').count() < REPLY_WORDS {
             self.replies
                 .set
                 .matches(&s.norm.text)
@@ -675,7 +709,9 @@ impl Matcher {
             return None;
         }
         let mut c = pick.0.clone();
-        c.rule = Arc::from(format!("{} (model broke the tie at {:.2})", c.rule, pick.1));
+        if s.explain {
+            c.rule = Arc::from(format!("{} (model broke the tie at {:.2})", c.rule, pick.1));
+        }
         Some(c)
     }
 
@@ -688,6 +724,19 @@ impl Matcher {
         p: f32,
         topic: Option<Arc<str>>,
     ) -> Candidate {
+        let candidate = |rule: Arc<str>, span: (usize, usize)| Candidate {
+            intent: self.intents[intent].name.clone(),
+            confidence: (p * 100.0).round() / 100.0,
+            rule,
+            span,
+            topic,
+            captures: Slots::new(),
+            answer: self.intents[intent].answer.clone(),
+            side_effects: self.intents[intent].side_effects,
+        };
+        if !s.explain {
+            return candidate(Arc::clone(&self.model_label), (0, text.len()));
+        }
         // What each word (or pair of words) weighed for the intent: its own feature and its
         // character n-grams together, so that the explanation names words, not fragments.
         let norm = s.norm.text.as_bytes();
@@ -722,16 +771,10 @@ impl Matcher {
         if span.0 == u32::MAX {
             span = (0, 0);
         }
-        Candidate {
-            intent: self.intents[intent].name.clone(),
-            confidence: (p * 100.0).round() / 100.0,
-            rule: Arc::from(format!("model {}", named.join(", "))),
-            span: s.norm.original_span(text, span.0 as usize, span.1 as usize),
-            topic,
-            captures: Slots::new(),
-            answer: self.intents[intent].answer.clone(),
-            side_effects: self.intents[intent].side_effects,
-        }
+        candidate(
+            Arc::from(format!("model {}", named.join(", "))),
+            s.norm.original_span(text, span.0 as usize, span.1 as usize),
+        )
     }
 
     /// Small talk, when nothing matched: a refusal (a rule cancelled by a negation) first, then

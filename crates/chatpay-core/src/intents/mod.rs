@@ -265,10 +265,11 @@ pub fn load_sources(
     let mut regexes: Vec<RuleRegex> = regexes
         .into_iter()
         .zip(regex_gated)
-        .map(|(re, gated)| RuleRegex {
+        .map(|(re, (gated, gated_end))| RuleRegex {
             named: re.capture_names().flatten().next().is_some(),
             re,
             gated,
+            gated_end,
             intents: Vec::new(),
         })
         .collect();
@@ -301,6 +302,7 @@ pub fn load_sources(
         object_words: lexicon.frames.object_words,
         frame_spare,
         model: model::Model::default(),
+        model_label: Arc::from("model"),
         small_talk,
         replies,
         threshold,
@@ -597,31 +599,43 @@ impl Build {
         }
     }
 
-    /// The literals each rule regex starts with ride along in the term automaton, so that the
-    /// one scan also tells which regexes can match at all; the rest are not run. Returns, per
-    /// regex, whether it is gated so.
-    fn gate_regexes(&mut self) -> Vec<bool> {
-        let mut regex_gated = vec![false; self.regex_patterns.len()];
-        for (i, p) in self.regex_patterns.iter().enumerate() {
-            let Some(prefixes) = set::prefix_literals(&ascii_word_boundaries(p), true) else {
-                continue;
-            };
-            let Ok(literals) = prefixes
-                .literals
+    /// The literals each rule regex starts with, and those it ends with, ride along in the term
+    /// automaton, so that the one scan also tells which regexes can match at all: one of each
+    /// finite set must occur (`\badd\b … \d` runs only when "add" and a digit occurred); the
+    /// rest are not run. Returns, per regex, whether it is gated by its start and by its end.
+    fn gate_regexes(&mut self) -> Vec<(bool, bool)> {
+        let mut regex_gated = vec![(false, false); self.regex_patterns.len()];
+        let utf8 = |literals: Vec<Vec<u8>>| {
+            literals
                 .into_iter()
                 .map(String::from_utf8)
                 .collect::<Result<Vec<_>, _>>()
-            else {
-                continue;
-            };
-            for literal in literals {
-                let gate = Tag::RegexGate {
-                    regex: i as u16,
-                    at_start: prefixes.at_start,
-                };
-                self.patterns.tag(literal, gate);
+                .ok()
+        };
+        for (i, p) in self.regex_patterns.iter().enumerate() {
+            let pattern = ascii_word_boundaries(p);
+            let regex = i as u16;
+            if let Some(prefixes) = set::prefix_literals(&pattern, true)
+                && let Some(literals) = utf8(prefixes.literals)
+            {
+                let at_start = prefixes.at_start;
+                for literal in literals {
+                    self.patterns
+                        .tag(literal, Tag::RegexGate { regex, at_start });
+                }
+                regex_gated[i].0 = true;
             }
-            regex_gated[i] = true;
+            // Ends of a byte or two ("a digit", "a letter") occur in nearly every text: they
+            // would cost the scan more than they save.
+            if let Some(suffixes) = set::suffix_literals(&pattern)
+                && suffixes.literals.iter().all(|l| l.len() >= 3)
+                && let Some(literals) = utf8(suffixes.literals)
+            {
+                for literal in literals {
+                    self.patterns.tag(literal, Tag::RegexGateEnd { regex });
+                }
+                regex_gated[i].1 = true;
+            }
         }
         regex_gated
     }
@@ -739,7 +753,7 @@ pub fn check(matcher: &Matcher, corpus: &Corpus) -> Vec<String> {
         }
     }
     for c in &corpus.checks {
-        let got = matcher.classify(&c.text);
+        let got = matcher.classify_explained(&c.text);
         let describe = || match &got.outcome {
             Outcome::Matched(m) => format!("{} ({:.2}, rule {})", m.intent, m.confidence, m.rule),
             Outcome::Clarify(cs) => format!(
@@ -885,13 +899,19 @@ mod tests {
             "why has stripe not finished looking at my business",
             "the app is missing the plan I made yesterday in stripe",
         ] {
-            let (x, y) = (a.classify(text), b.classify(text));
+            let (x, y) = (a.classify_explained(text), b.classify_explained(text));
             assert_eq!(x, y, "{text}");
             if let Some(c) = x.matched()
                 && c.rule.starts_with("model ")
             {
                 decided += 1;
                 assert!(c.rule.contains('"'), "{}", c.rule);
+                // Unexplained, the same reading without the n-grams.
+                let plain = a.classify(text);
+                let p = plain.matched().unwrap();
+                assert_eq!((&p.intent, p.confidence), (&c.intent, c.confidence));
+                assert_eq!((&*p.rule, p.span), ("model", (0, text.len())));
+                assert_eq!(plain.slots, x.slots);
             }
         }
         assert!(decided > 0, "the model decided none of them");

@@ -182,14 +182,46 @@ pub(super) struct Prefixes {
 /// `how much is my`, … become `how much `), for literals that ride along in a bigger automaton.
 pub(super) fn prefix_literals(pattern: &str, shrink: bool) -> Option<Prefixes> {
     let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let literals = finite_literals(&hir, ExtractKind::Prefix, |seq| {
+        if shrink {
+            seq.optimize_for_prefix_by_preference();
+        }
+    })?;
+    Some(Prefixes {
+        literals,
+        at_start: hir.properties().look_set_prefix().contains(Look::Start),
+    })
+}
+
+/// What every match of `pattern` ends with, if that is a finite set of literals: one of them
+/// occurs somewhere in any text it matches, which gates it too (`at_start` is false).
+pub(super) fn suffix_literals(pattern: &str) -> Option<Prefixes> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let literals = finite_literals(&hir, ExtractKind::Suffix, |seq| {
+        if seq.len().is_some_and(|n| n > 64) {
+            // Fewer, shorter literals (the heuristics shorten them to a common ending).
+            seq.optimize_for_suffix_by_preference();
+        }
+    })?;
+    Some(Prefixes {
+        literals,
+        at_start: false,
+    })
+}
+
+/// The literals of `kind` of `hir`, after `shrink`, sorted; `None` unless a finite set of
+/// non-empty ones.
+fn finite_literals(
+    hir: &regex_syntax::hir::Hir,
+    kind: ExtractKind,
+    shrink: impl FnOnce(&mut regex_syntax::hir::literal::Seq),
+) -> Option<Vec<Vec<u8>>> {
     let mut seq = Extractor::new()
-        .kind(ExtractKind::Prefix)
+        .kind(kind)
         .limit_class(64)
         .limit_total(1000)
-        .extract(&hir);
-    if shrink {
-        seq.optimize_for_prefix_by_preference();
-    }
+        .extract(hir);
+    shrink(&mut seq);
     let lits = seq.literals()?;
     if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
         return None;
@@ -197,10 +229,7 @@ pub(super) fn prefix_literals(pattern: &str, shrink: bool) -> Option<Prefixes> {
     let mut literals: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
     literals.sort_unstable();
     literals.dedup();
-    Some(Prefixes {
-        literals,
-        at_start: hir.properties().look_set_prefix().contains(Look::Start),
-    })
+    Some(literals)
 }
 
 #[cfg(test)]
@@ -240,6 +269,16 @@ mod tests {
             })
         );
         assert_eq!(prefix_literals(r"\w+ pay", false), None);
+        // An open start, a finite end: what every match ends with gates it instead.
+        let ends = suffix_literals(r"\b[a-z]{2,}[0-9]+ (?:used|redeemed)\b").unwrap();
+        assert!(!ends.at_start);
+        assert_eq!(
+            ends.literals.len(),
+            20,
+            "a digit, then one of the two words"
+        );
+        assert!(ends.literals.contains(&b"7 redeemed".to_vec()));
+        assert_eq!(suffix_literals(r"pay .*"), None);
         assert_eq!(prefix_literals(r"(?:x)?", false), None);
         // Shrunk: one short literal instead of a cross product.
         let pattern = r"\bhow much (?:is|does|are) (?:the |my |a )?[a-z]+";

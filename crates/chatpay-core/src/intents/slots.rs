@@ -254,7 +254,8 @@ fn currency_of(word: &str) -> Option<Currency> {
         "₦" | "naira" => "ngn",
         "₩" => "krw",
         "₱" => "php",
-        "rand" => "zar",
+        "rand" | "r" => "zar",
+        "ksh" | "ksh." | "shilling" | "shillings" => "kes",
         other if other.len() == 3 => return Currency::parse(other),
         _ => return None,
     };
@@ -324,7 +325,12 @@ fn shift(number: &str, zeros: usize) -> String {
 }
 
 fn amount(caps: &Captures<'_>) -> Option<Money> {
-    let mult = caps.name("mult").map(|m| m.as_str().to_lowercase());
+    let mult = caps.name("mult").map(|m| m.as_str().trim().to_lowercase());
+    // "99p": pence, the minor unit itself. ("50 cents" says no currency: left out.)
+    if let Some("p" | "pence") = mult.as_deref() {
+        let n = caps.name("number")?.as_str();
+        return Money::parse_decimal(&format!("0.{n:0>2}"), Currency::parse("gbp")?);
+    }
     let currency = caps
         .name("symbol")
         .or_else(|| caps.name("code"))
@@ -339,11 +345,15 @@ fn amount(caps: &Captures<'_>) -> Option<Money> {
     if raw.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return Money::parse_decimal(&number_word(raw)?, currency);
     }
-    // "10,50" with a single comma and two digits after it is a decimal comma.
+    // "10,50" with a single comma and two digits after it is a decimal comma; so is the comma
+    // after points that group thousands ("1.299,00").
+    let european = raw.contains('.') && raw.rfind(',') > raw.rfind('.');
     let decimal_comma = !raw.contains('.')
         && raw.matches(',').count() == 1
         && raw.rsplit(',').next().is_some_and(|f| f.len() == 2);
-    let number = if decimal_comma {
+    let number = if european {
+        raw.replace('.', "").replace(',', ".")
+    } else if decimal_comma {
         raw.replace(',', ".")
     } else {
         raw.replace(',', "")
@@ -392,5 +402,75 @@ fn date(caps: &Captures<'_>) -> Option<String> {
             Some(format!("{year:04}-{month:02}-{day:02}"))
         }
         None => Some(format!("--{month:02}-{day:02}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// One line per kind of slot the blind rounds missed, each read by the embedded files.
+    #[test]
+    fn each_kind_of_slot_is_read_as_founders_write_it() {
+        let m = crate::intents::load_embedded(0.5, 0.08).unwrap();
+        for (text, want) in [
+            // Amounts: points grouping thousands before a decimal comma; KSh; R for rand.
+            (
+                "refund 1.299,00 € to the customer",
+                json!({"amount": {"minor": 129900, "currency": "eur"}}),
+            ),
+            (
+                "refund KSh 1,500 to wanjiru",
+                json!({"amount": {"minor": 150000, "currency": "kes"}}),
+            ),
+            (
+                "refund R150 to the client",
+                json!({"amount": {"minor": 15000, "currency": "zar"}}),
+            ),
+            (
+                "give them back CHF 20",
+                json!({"amount": {"minor": 2000, "currency": "chf"}}),
+            ),
+            // A date with the day first when it can only be a day.
+            (
+                "what happened to the payment on 14/11",
+                json!({"date": "--11-14"}),
+            ),
+            // Product names: after "new plan" with no colon, put up for sale, as the subject.
+            (
+                "new plan Starter, 15 euros per month",
+                json!({"product": "Starter", "interval": "month"}),
+            ),
+            (
+                "the Starter tier should cost £12 now",
+                json!({"product": "Starter", "amount": {"minor": 1200, "currency": "gbp"}}),
+            ),
+            (
+                "add the Beginner Bundle, $49 one time",
+                json!({"product": "Beginner Bundle", "interval": "one_time"}),
+            ),
+            // Codes, percentages, e-mails, periods, shares, intervals.
+            (
+                "create a discount code SAVE20 for 20% off",
+                json!({"code": "SAVE20", "percent_off": 20}),
+            ),
+            (
+                "move jo@site.io to the annual plan",
+                json!({"email": "jo@site.io", "interval": "year"}),
+            ),
+            (
+                "how many subscribers did we lose last quarter",
+                json!({"period": "last quarter"}),
+            ),
+            (
+                "refund a quarter of order 1200",
+                json!({"share": "a quarter", "order_number": "1200"}),
+            ),
+        ] {
+            let got = serde_json::to_value(m.classify(text).slots).unwrap();
+            for (k, v) in want.as_object().unwrap() {
+                assert_eq!(got.get(k), Some(v), "{text}: {k} in {got}");
+            }
+        }
     }
 }
