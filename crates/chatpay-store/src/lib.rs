@@ -600,6 +600,8 @@ pub trait Store: Send + Sync + 'static {
         kind: TokenKind,
     ) -> StoreResult<Vec<TokenRecord>>;
     /// Revokes the workspace's credential `id` (at `now`); false when there is none to revoke.
+    /// On PostgreSQL the revocation is also notified ([`changes::Change::Revoked`]) to every
+    /// listening process when it commits.
     async fn revoke_token(
         &self,
         workspace: &WorkspaceId,
@@ -607,7 +609,13 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<bool>;
     /// Revokes every live session of the person (a new password signs everyone out); their ids.
+    /// Notified as [`Store::revoke_token`] is.
     async fn revoke_sessions_of(&self, person: &PersonId, now: i64) -> StoreResult<Vec<TokenId>>;
+    /// The credential with this id, revoked and expired ones included.
+    async fn token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>>;
+    /// The credentials revoked at or after `since` (by whichever process revoked them), with
+    /// when, oldest first: a server's sweep for revocations it was not told of.
+    async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(TokenId, i64)>>;
     /// Whether any API token exists.
     async fn has_tokens(&self) -> StoreResult<bool>;
 

@@ -59,6 +59,11 @@ pub(crate) fn migrator() -> Migrator {
             "workspaces",
             include_str!("../migrations/0012_workspaces.sql"),
         ),
+        migration(
+            13,
+            "tokens_revoked_index",
+            include_str!("../migrations/0013_tokens_revoked_index.sql"),
+        ),
     ])
 }
 

@@ -112,6 +112,24 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// Tells the other processes on this PostgreSQL that credentials were revoked (delivered when
+/// the transaction commits): their open connections using one close at once. SQLite has no
+/// listeners; a server there finds a revocation by its sweep ([`Store::revoked_since`]).
+async fn notify_revoked<B: Backend>(tx: &mut Tx<B>, ids: &[TokenId]) -> StoreResult<()> {
+    if B::DIALECT != Dialect::Postgres {
+        return Ok(());
+    }
+    for id in ids {
+        tx.fetch_all(
+            sql("SELECT pg_notify($1, $2)")
+                .bind(crate::changes::CHANNEL)
+                .bind(crate::changes::Change::revoked_payload(id)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Moves the catalog to its next version (creating it at version 1): from `expected` exactly
 /// (`Conflict` if another change got there first), or from whatever it is (`None`). `synced`
 /// records a sync's time and report.
@@ -308,8 +326,9 @@ impl<B: Backend> Store for SqlStore<B> {
         id: &TokenId,
         now: i64,
     ) -> StoreResult<bool> {
-        let changed = self
-            .run(
+        let mut tx = self.begin().await?;
+        let changed = tx
+            .execute(
                 sql("UPDATE tokens SET revoked_at = $3 \
                      WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL")
                 .bind(id.as_str())
@@ -317,6 +336,10 @@ impl<B: Backend> Store for SqlStore<B> {
                 .bind(now),
             )
             .await?;
+        if changed == 1 {
+            notify_revoked::<B>(&mut tx, std::slice::from_ref(id)).await?;
+        }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
@@ -339,8 +362,26 @@ impl<B: Backend> Store for SqlStore<B> {
             .bind(now),
         )
         .await?;
+        notify_revoked::<B>(&mut tx, &ids).await?;
         tx.commit().await?;
         Ok(ids)
+    }
+
+    async fn token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
+        self.one(
+            select(TOKEN_COLUMNS, "WHERE id = $1").bind(id.as_str()),
+            token_row,
+        )
+        .await
+    }
+
+    async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(TokenId, i64)>> {
+        self.all(
+            sql("SELECT id, revoked_at FROM tokens WHERE revoked_at >= $1 ORDER BY revoked_at")
+                .bind(since),
+            |r| Ok((stored_id(r, "id", TokenId::parse)?, r.int("revoked_at")?)),
+        )
+        .await
     }
 
     async fn has_tokens(&self) -> StoreResult<bool> {
