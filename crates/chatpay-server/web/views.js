@@ -39,7 +39,9 @@ function errorBox(message) {
 
 function statusPill(status) {
   const tone = { paid: 'good', partially_refunded: 'info', refunded: 'neutral', open: 'neutral', payment_failed: 'bad', expired: 'neutral' }[status] || 'neutral';
-  return h(`span.pill.${tone}`, { dataset: { status } }, words(status));
+  // An open order is a checkout someone started and has not paid (maybe never will).
+  const label = { open: 'Checkout started', expired: 'Checkout expired' }[status] || words(status);
+  return h(`span.pill.${tone}`, { dataset: { status } }, label);
 }
 
 // ---------- the sidebar's + ----------
@@ -379,11 +381,14 @@ export async function order({ project }, number) {
     const refunds = o.refunds?.length ? h('section', h('h3.small-head', 'Refunds'), h('ul.plain', o.refunds.map((r) => h('li', money(r.amount, o.currency), ' · ', words(r.status), r.created_at ? ` · ${when(r.created_at)}` : '')))) : null;
     mount(el,
       h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, h('ol', h('li', h('a', { href: `#/p/${project.id}/orders` }, 'Orders')), h('li', { 'aria-current': 'page' }, `#${o.number}`))),
-      notice ? h('p.success-box', { role: 'status' }, notice) : null,
+      notice ? h('p.success-box', { role: 'status', tabindex: '-1' }, notice) : null,
       h('section.panel', { 'aria-labelledby': 'order-head' },
         h('div.panel-head', h('h2#order-head', `Order #${o.number}`), statusPill(o.status)),
         facts, lines, links, refunds,
         o.amount_refundable > 0 ? refundForm(o, () => draw) : null));
+    // The confirmed refund's button is gone with the redraw: focus goes to what happened, not
+    // to the top of the page.
+    if (notice) el.querySelector('.success-box')?.focus();
   };
   await draw();
   return el;

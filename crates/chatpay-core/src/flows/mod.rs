@@ -41,7 +41,7 @@ pub use billing::{PayoutAsk, PayoutsAnswer, SubscriptionAsk};
 pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
 pub use context::Awaiting;
-pub use golive::{CheckCode, CheckItem, LiveFacts, checklist};
+pub use golive::{CheckCode, CheckItem, LiveFacts, action_label, checklist};
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 
 /// Every state a `flow` frame can carry, per flow (steps, then how a flow ends).
