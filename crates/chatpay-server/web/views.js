@@ -523,9 +523,32 @@ export async function apiTokens() {
       h('p.muted', 'API tokens let scripts and other programs use chatpay as you: send one as ', h('code', 'Authorization: Bearer'), '. A revoked token stops working at once.'),
       shown,
       form,
-      data.length ? h('table.data.tokens', h('thead', h('tr', h('th', 'Name'), h('th', 'Created'), h('th', 'Last used'), h('th', h('span.sr-only', 'Revoke')))), h('tbody', rows)) : h('p.muted', 'No API tokens yet.'));
+      data.length ? h('table.data.tokens', h('thead', h('tr', h('th', 'Name'), h('th', 'Created'), h('th', 'Last used'), h('th', h('span.sr-only', 'Revoke')))), h('tbody', rows)) : h('p.muted', 'No API tokens yet.'),
+      inviteBox());
     (shown ? el.querySelector('#new-token') : name)?.focus?.();
   };
+  // A teammate joins by a one-time link: they choose their own email and password.
+  function inviteBox() {
+    const out = h('div.invite-out', { role: 'status' });
+    const make = h('button.btn.secondary#make-invite', { type: 'button' }, 'Make an invite link');
+    make.addEventListener('click', async () => {
+      make.disabled = true;
+      try {
+        const inv = await api('POST', '/v1/invites');
+        mount(out, h('p', 'Send this link to one teammate. It works once, until ', when(inv.expires_at), '.'),
+          h('code.secret#invite-link', { tabindex: '-1' }, inv.url));
+        out.querySelector('#invite-link').focus();
+      } catch (e) {
+        mount(out, h('p.error-box', e.message));
+      } finally {
+        make.disabled = false;
+      }
+    });
+    return h('section.panel.invite', { 'aria-labelledby': 'invite-head' },
+      h('h2#invite-head.section-title', 'Invite a teammate'),
+      h('p.muted', 'They sign in to this workspace with their own email and password, and see all of its projects.'),
+      make, out);
+  }
   await render(null);
   return el;
 }

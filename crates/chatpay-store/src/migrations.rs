@@ -64,6 +64,11 @@ pub(crate) fn migrator() -> Migrator {
             "tokens_revoked_index",
             include_str!("../migrations/0013_tokens_revoked_index.sql"),
         ),
+        migration(
+            14,
+            "invites",
+            include_str!("../migrations/0014_invites.sql"),
+        ),
     ])
 }
 

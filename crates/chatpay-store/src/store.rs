@@ -26,7 +26,7 @@ use super::write::mark_event_processed;
 use super::writer::Writer;
 use super::{
     AppEventRecord, AppWebhook, CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord,
-    DueAppEvent, ExtraWrite, NewOrder, NewToken, OperationRecord, OrderFilter, OrderKey,
+    DueAppEvent, ExtraWrite, NewInvite, NewOrder, NewToken, OperationRecord, OrderFilter, OrderKey,
     OrderRecord, PersonRecord, ProductPut, ProductState, ProjectRecord, PublishableKey, Recorded,
     RunPhase, StagedKind, StagedObject, Store, StoreError, StoreResult, StoredFrame, StoredProduct,
     SubscriptionFilter, SubscriptionRecord, TokenKind, TokenRecord, TurnWrite, WebhookEventRecord,
@@ -110,6 +110,19 @@ impl<B: Backend> SqlStore<B> {
             .map(decode)
             .collect()
     }
+}
+
+/// A person's row.
+fn insert_person(p: &PersonRecord) -> Statement<'_> {
+    sql(
+        "INSERT INTO people (id, workspace_id, email, password_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(p.id.as_str())
+    .bind(p.workspace_id.as_str())
+    .bind(p.email.as_str())
+    .bind(p.password_hash.as_str())
+    .bind(p.created_at)
 }
 
 /// Tells the other processes on this PostgreSQL that credentials were revoked (delivered when
@@ -395,19 +408,68 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn insert_person(&self, p: &PersonRecord) -> StoreResult<()> {
+        self.run(insert_person(p)).await?;
+        Ok(())
+    }
+
+    async fn insert_invite(&self, i: &NewInvite<'_>) -> StoreResult<()> {
         self.run(
             sql(
-                "INSERT INTO people (id, workspace_id, email, password_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO invites (id, workspace_id, code_hash, created_by, created_at, \
+                 expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(p.id.as_str())
-            .bind(p.workspace_id.as_str())
-            .bind(p.email.as_str())
-            .bind(p.password_hash.as_str())
-            .bind(p.created_at),
+            .bind(i.id)
+            .bind(i.workspace_id.as_str())
+            .bind(i.code_hash)
+            .bind(i.created_by.map(PersonId::as_str))
+            .bind(i.created_at)
+            .bind(i.expires_at),
         )
         .await?;
         Ok(())
+    }
+
+    async fn invite_workspace(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<WorkspaceId>> {
+        self.one(
+            sql("SELECT workspace_id FROM invites \
+                 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(code_hash)
+            .bind(now),
+            |r| stored_id(r, "workspace_id", WorkspaceId::parse),
+        )
+        .await
+    }
+
+    async fn redeem_invite(
+        &self,
+        code_hash: &str,
+        now: i64,
+        person: &PersonRecord,
+    ) -> StoreResult<bool> {
+        // The person first (the invite names them); an invite that is used, expired or of
+        // another workspace changes no row, and the transaction is dropped: nothing written.
+        let mut tx = self.begin().await?;
+        tx.execute(insert_person(person)).await?;
+        let used = tx
+            .execute(
+                sql("UPDATE invites SET used_at = $2, person_id = $4 \
+                     WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                     AND workspace_id = $3")
+                .bind(code_hash)
+                .bind(now)
+                .bind(person.workspace_id.as_str())
+                .bind(person.id.as_str()),
+            )
+            .await?;
+        if used != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn person_by_email(&self, email: &str) -> StoreResult<Option<PersonRecord>> {

@@ -8,10 +8,10 @@ use chatpay_core::domain::{
 };
 use chatpay_store::changes::Change;
 use chatpay_store::{
-    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOperation, NewOrder,
-    NewToken, OperationStatus, OrderFilter, OrderKey, OrderUpdate, PersonRecord, ProductState,
-    ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError, StoredFrame,
-    StoredProduct, SubscriptionFilter, SubscriptionUpdate, TokenKind, TurnWrite,
+    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewInvite, NewOperation,
+    NewOrder, NewToken, OperationStatus, OrderFilter, OrderKey, OrderUpdate, PersonRecord,
+    ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError,
+    StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionUpdate, TokenKind, TurnWrite,
     WebhookEventRecord, WorkspaceRecord,
 };
 
@@ -242,6 +242,71 @@ async fn contract(store: DynStore) {
             .unwrap()
             .password_hash,
         "$argon2id$y"
+    );
+    // A teammate's invite: works once, until it expires; a taken email leaves it unused.
+    let invite = |id: &'static str, hash: &'static str, expires_at: i64| NewInvite {
+        id,
+        workspace_id: &p.workspace_id,
+        code_hash: hash,
+        created_by: Some(&person.id),
+        created_at: 1,
+        expires_at,
+    };
+    store
+        .insert_invite(&invite("inv_1", "invite-hash", 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_invite(&invite("inv_2", "old-hash", 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.invite_workspace("invite-hash", 100).await.unwrap(),
+        Some(p.workspace_id.clone())
+    );
+    assert_eq!(store.invite_workspace("old-hash", 100).await.unwrap(), None);
+    let teammate = |email: &str| PersonRecord {
+        id: PersonId::generate(),
+        workspace_id: p.workspace_id.clone(),
+        email: email.into(),
+        password_hash: "$argon2id$z".into(),
+        created_at: 100,
+    };
+    let taken = store
+        .redeem_invite("invite-hash", 100, &teammate("maya@example.com"))
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert!(
+        store
+            .invite_workspace("invite-hash", 100)
+            .await
+            .unwrap()
+            .is_some(),
+        "still unused"
+    );
+    let ana = teammate("ana@example.com");
+    assert!(store.redeem_invite("invite-hash", 100, &ana).await.unwrap());
+    assert_eq!(
+        store.person_by_email("ana@example.com").await.unwrap(),
+        Some(ana)
+    );
+    assert!(
+        !store
+            .redeem_invite("invite-hash", 101, &teammate("eve@example.com"))
+            .await
+            .unwrap(),
+        "once"
+    );
+    assert!(
+        !store
+            .redeem_invite("old-hash", 100, &teammate("eve@example.com"))
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert_eq!(
+        store.person_by_email("eve@example.com").await.unwrap(),
+        None
     );
     assert!(
         store.first_workspace().await.unwrap().is_some(),

@@ -247,6 +247,75 @@ pub async fn create_owner(
     Ok(signed_in(&state, StatusCode::CREATED, session, name))
 }
 
+/// `POST /v1/session/invite`: a teammate's sign-in from an invite link.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvite {
+    /// The invite link's one-time code (`cpi_…`).
+    code: String,
+    email: String,
+    /// 10 to 200 characters.
+    password: String,
+}
+
+/// A new invite link.
+#[derive(Serialize, ToSchema)]
+pub struct NewInvite {
+    /// `{public_url}/#invite=cpi_…`: shown once; it works once, for 7 days.
+    url: String,
+    expires_at: Timestamp,
+}
+
+/// Makes a one-time link that lets one person create their sign-in in the caller's workspace.
+#[utoipa::path(post, operation_id = "invites_create", path = "/v1/invites", tag = "sign-in",
+    responses((status = 201, body = NewInvite), super::openapi::Refusals,
+        (status = 403, description = "`people_only`: made by a person signed in, not a token; or `cross_site`", body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn create_invite(
+    State(state): State<AppState>,
+    caller: super::Caller,
+) -> Result<(StatusCode, Json<NewInvite>), ApiError> {
+    let (code, expires_at) = state.engine.create_invite(&caller.0).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewInvite {
+            url: format!("{}/#invite={code}", state.engine.public_url()),
+            expires_at: Timestamp::from_millis(expires_at),
+        }),
+    ))
+}
+
+/// Creates a teammate's sign-in with an invite link's code, and signs in.
+#[utoipa::path(post, operation_id = "session_accept_invite", path = "/v1/session/invite", tag = "sign-in",
+    request_body = AcceptInvite,
+    responses(
+        (status = 201, body = SessionInfo, description = "Signed in: `Set-Cookie: chatpay_session=…`"),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: a wrong, used or expired invite", body = ErrorBody),
+        (status = 403, description = "`cross_site`: not from chatpay's own page", body = ErrorBody),
+        (status = 409, description = "`email_taken`", body = ErrorBody),
+        (status = 422, description = "`invalid_values`: the email or the password", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        BodyRefusals,
+    ))]
+pub async fn accept_invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<AcceptInvite>,
+) -> Result<Response, ApiError> {
+    same_origin(&Method::POST, &headers)?;
+    let session = state
+        .engine
+        .accept_invite(&body.code, &body.email, &body.password)
+        .await?;
+    let name = state
+        .engine
+        .workspace(&session.person.workspace_id)
+        .await?
+        .name;
+    Ok(signed_in(&state, StatusCode::CREATED, session, name))
+}
+
 /// Signs in with an email and a password (rate-limited; the same answer whichever was wrong).
 #[utoipa::path(post, operation_id = "session_sign_in", path = "/v1/session", tag = "sign-in",
     request_body = SignIn,

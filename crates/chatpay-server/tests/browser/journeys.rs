@@ -442,6 +442,22 @@ fn sign_in(j: &mut Journey) -> Run<'_> {
             "a revoked token is refused: {}",
             refused.status
         );
+        // Invite a teammate: a one-time link, opened in another browser, makes their sign-in
+        // in this workspace.
+        j.page().click("#make-invite").await?;
+        let invite = j.page().find("#invite-link").await?.text().await?;
+        ensure!(
+            invite.contains("#invite=cpi_"),
+            "the invite link: {invite:?}"
+        );
+        let other = j.open_browser(crate::LAPTOP).await?;
+        let mate = &j.pages[other];
+        mate.goto(&invite).await?;
+        mate.find_text("h1", "Join the workspace").await?;
+        mate.fill("#email", "ana@example.com").await?;
+        mate.fill("#password", "another long password").await?;
+        mate.click("form.owner-form button[type=submit]").await?;
+        mate.find_text(".side-foot .who", "ana@example.com").await?;
         // The refused sign-ins answered 401 (the browser logs those); nothing else went wrong.
         let errors: Vec<String> = j
             .page()
