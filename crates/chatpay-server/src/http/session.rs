@@ -171,7 +171,9 @@ pub struct SessionInfo {
     expires_at: Option<Timestamp>,
 }
 
-fn signed_in(state: &AppState, status: StatusCode, s: Session, workspace_name: String) -> Response {
+/// The answer that signs in: who, and the session cookie.
+async fn signed_in(state: &AppState, status: StatusCode, s: Session) -> Result<Response, ApiError> {
+    let workspace_name = state.engine.workspace(&s.person.workspace_id).await?.name;
     let mut res = (
         status,
         Json(SessionInfo {
@@ -185,7 +187,7 @@ fn signed_in(state: &AppState, status: StatusCode, s: Session, workspace_name: S
         .into_response();
     res.headers_mut()
         .insert(header::SET_COOKIE, set_cookie(state, Some(&s.secret)));
-    res
+    Ok(res)
 }
 
 /// Makes the owner's sign-in with the first-run link's code, and signs in.
@@ -239,12 +241,7 @@ pub async fn create_owner(
         .engine
         .create_owner(&body.email, &body.password)
         .await?;
-    let name = state
-        .engine
-        .workspace(&session.person.workspace_id)
-        .await?
-        .name;
-    Ok(signed_in(&state, StatusCode::CREATED, session, name))
+    signed_in(&state, StatusCode::CREATED, session).await
 }
 
 /// `POST /v1/session/invite`: a teammate's sign-in from an invite link.
@@ -308,12 +305,7 @@ pub async fn accept_invite(
         .engine
         .accept_invite(&body.code, &body.email, &body.password)
         .await?;
-    let name = state
-        .engine
-        .workspace(&session.person.workspace_id)
-        .await?
-        .name;
-    Ok(signed_in(&state, StatusCode::CREATED, session, name))
+    signed_in(&state, StatusCode::CREATED, session).await
 }
 
 /// Signs in with an email and a password (rate-limited; the same answer whichever was wrong).
@@ -341,12 +333,7 @@ pub async fn sign_in(
         ));
     }
     let session = state.engine.sign_in(&body.email, &body.password).await?;
-    let name = state
-        .engine
-        .workspace(&session.person.workspace_id)
-        .await?
-        .name;
-    Ok(signed_in(&state, StatusCode::OK, session, name))
+    signed_in(&state, StatusCode::OK, session).await
 }
 
 /// Who is signed in; with the session cookie, renews it for another 30 days. A request with
