@@ -193,6 +193,10 @@ impl Application {
         let engine = self.engine.clone();
         let stopping = self.shutdown.subscribe();
         tokio::spawn(async move { engine.follow_changes(stopping).await });
+        // Credentials revoked by other processes (the CLI, another instance): open chats close.
+        let engine = self.engine.clone();
+        let stopping = self.shutdown.subscribe();
+        tokio::spawn(async move { engine.sweep_revocations(stopping).await });
         let engine = self.engine;
         let stopping = self.shutdown.subscribe();
         let deliverer = tokio::spawn(async move { engine.deliver_app_events(stopping).await });

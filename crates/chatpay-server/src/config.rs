@@ -102,6 +102,11 @@ pub struct ChatConfig {
     /// for frames another instance stored, in case a notification was lost.
     #[serde(with = "secs")]
     pub safety_poll: Duration,
+    /// How often the server reads the credentials revoked since its last look, so that a chat
+    /// open with one closes even when the revocation was made by another process
+    /// (`chatpay token revoke`, another instance) whose notification did not arrive.
+    #[serde(with = "secs")]
+    pub revocation_sweep: Duration,
     /// Stripe requests per second a catalog sync may make (Stripe allows 25 in test mode and
     /// 100 in live mode).
     pub stripe_test_requests_per_second: f64,
@@ -129,6 +134,7 @@ impl Default for ChatConfig {
             turns_per_second: 50,
             idle_unload: Duration::from_secs(300),
             safety_poll: Duration::from_secs(5),
+            revocation_sweep: Duration::from_secs(1),
             stripe_test_requests_per_second: 24.0,
             stripe_live_requests_per_second: 95.0,
             application_fee_bps: 0,

@@ -589,6 +589,113 @@ async fn a_platform_acts_for_its_builders(postgres: bool) {
     assert_eq!(refused["code"], "unauthorized");
 }
 
+/// A teammate's invite: made by a person signed in (not a token), it lets one person create
+/// their sign-in in the same workspace, once, until it expires.
+async fn an_invite_lets_one_teammate_in(postgres: bool) {
+    let Some(f) = start(postgres).await else {
+        eprintln!("CHATPAY_TEST_POSTGRES=skip: skipped on PostgreSQL");
+        return;
+    };
+    let origin = f.origin();
+    let link = f
+        .server
+        .signin_url
+        .clone()
+        .expect("a first run prints a link");
+    let code = link.rsplit_once("#signin=").unwrap().1.to_owned();
+    let res = f
+        .call(
+            "POST",
+            "/v1/session/owner",
+            &[("origin", &origin)],
+            Some(json!({ "code": code, "email": "maya@example.com", "password": "a long enough password" })),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let owner = session_cookie(&res);
+    let project = f
+        .page(
+            "POST",
+            "/v1/projects",
+            &owner,
+            Some(json!({ "name": "shop", "backend": true })),
+        )
+        .await;
+    assert_eq!(project.status, 201, "{}", project.text());
+    let project = project.json().unwrap()["id"].as_str().unwrap().to_owned();
+
+    // A token cannot invite; a person can, from the page.
+    let store = chatpay_store::connect(&f.database_url).await.unwrap();
+    let token = chatpay_server::auth::create_token(&*store, "ci")
+        .await
+        .unwrap();
+    drop(store);
+    let res = f.bearer("POST", "/v1/invites", &token, None).await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    assert_eq!(res.json().unwrap()["code"], "people_only");
+    let code = invite(&f, &owner).await;
+    let res = join(&f, &code, "ana@example.com", "https://evil.example").await;
+    assert_eq!(res.status, 403, "from another site: {}", res.text());
+    let res = join(&f, &code, "maya@example.com", &origin).await;
+    assert_eq!(res.status, 409, "a taken email: {}", res.text());
+    assert_eq!(res.json().unwrap()["code"], "email_taken");
+    // The teammate joins (the link was not used up by the refusals) and sees the workspace.
+    let res = join(&f, &code, "ana@example.com", &origin).await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let ana = session_cookie(&res);
+    let seen = f.page("GET", "/v1/projects", &ana, None).await;
+    assert!(seen.text().contains(&project), "{}", seen.text());
+    let signed_in = f
+        .call(
+            "POST",
+            "/v1/session",
+            &[("origin", &origin)],
+            Some(json!({ "email": "ana@example.com", "password": "another long password" })),
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text());
+    // Once only.
+    let res = join(&f, &code, "eve@example.com", &origin).await;
+    assert_eq!(res.status, 401, "used: {}", res.text());
+    // Not after it expires.
+    let late = invite(&f, &ana).await;
+    let q = "UPDATE invites SET expires_at = 1 WHERE used_at IS NULL";
+    if f.database_url.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(&f.database_url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(q).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(&f.database_url).await.unwrap();
+        sqlx::raw_sql(q).execute(&mut c).await.unwrap();
+    }
+    let res = join(&f, &late, "eve@example.com", &origin).await;
+    assert_eq!(res.status, 401, "expired: {}", res.text());
+}
+
+/// A new invite link's code, made from the page with `cookie`.
+async fn invite(f: &Fixture, cookie: &str) -> String {
+    let res = f.page("POST", "/v1/invites", cookie, None).await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let url = res.json().unwrap()["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{}/#invite=cpi_", f.origin())),
+        "{url}"
+    );
+    url.rsplit_once("#invite=").unwrap().1.to_owned()
+}
+
+/// Creates a sign-in with an invite's code, from `origin`.
+async fn join(f: &Fixture, code: &str, email: &str, origin: &str) -> Response {
+    f.call(
+        "POST",
+        "/v1/session/invite",
+        &[("origin", origin)],
+        Some(json!({ "code": code, "email": email, "password": "another long password" })),
+    )
+    .await
+}
+
 /// Moves a token's expiry into the past, as time would.
 async fn expire(database_url: &str, hash: &str) {
     let q = format!("UPDATE tokens SET expires_at = 1 WHERE secret_hash = '{hash}'");
@@ -626,6 +733,7 @@ both!(workspaces_keep_their_projects);
 both!(sign_in_lasts_until_sign_out);
 both!(tokens_are_managed_and_revoked_at_once);
 both!(a_platform_acts_for_its_builders);
+both!(an_invite_lets_one_teammate_in);
 
 /// Both sides of the conversation in every tab: a person's `say` is stored and echoed as a
 /// numbered `said` frame (with the say's id) to every client, and replayed on resume.

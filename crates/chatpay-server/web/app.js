@@ -69,7 +69,11 @@ function showError(f, message) {
 }
 
 /** The first-run link's page: the owner's sign-in (email and password) is made here, once. */
-function ownerPage(code) {
+/** What the sign-in creation page says and where it sends the code: the owner's first run, or a teammate's invite. */
+const OWNER = { path: '/v1/session/owner', title: 'Create your sign-in', text: 'You are the first person here: choose the email and password you will sign in with, in any tab or browser.' };
+const INVITE = { path: '/v1/session/invite', title: 'Join the workspace', text: 'You were invited: choose the email and password you will sign in with, in any tab or browser. The link works once.' };
+
+function ownerPage(code, kind = OWNER) {
   teardown();
   const email = field('email', 'Email', { type: 'email', autocomplete: 'username', required: true });
   const password = field('password', 'Password', { type: 'password', autocomplete: 'new-password', required: true, minlength: 10 }, 'At least 10 characters.');
@@ -83,7 +87,7 @@ function ownerPage(code) {
     problem.hidden = true;
     submit.disabled = true;
     try {
-      await api('POST', '/v1/session/owner', { code, email: email.input.value, password: password.input.value });
+      await api('POST', kind.path, { code, email: email.input.value, password: password.input.value });
       await checkSession();
       route();
     } catch (e) {
@@ -101,8 +105,8 @@ function ownerPage(code) {
   mount(root, h('main#main.signin', { tabindex: '-1' },
     h('div.signin-card',
       h('div.brand.big', h('img', { src: views.asset('icon.svg'), alt: '', width: 36, height: 36 }), h('span', 'chatpay')),
-      h('h1', 'Create your sign-in'),
-      h('p.muted', 'You are the first person here: choose the email and password you will sign in with, in any tab or browser.'),
+      h('h1', kind.title),
+      h('p.muted', kind.text),
       form)));
   root.className = 'signed-out';
   email.input.focus();
@@ -333,7 +337,7 @@ function layout(project, section, title, content) {
 
 async function route() {
   // A sign-in link opened in a tab that already has the page (only the fragment changed).
-  if (/^#signin=/.test(location.hash)) return start();
+  if (/^#(signin|invite)=/.test(location.hash)) return start();
   if (!signedIn()) return signInPage();
   root.classList.remove('nav-open');
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
@@ -448,6 +452,11 @@ async function start() {
     // Out of the address bar and the history before anything else.
     history.replaceState(null, '', location.pathname);
     return ownerPage(m[1]);
+  }
+  const invite = location.hash.match(/^#invite=([A-Za-z0-9_]+)$/);
+  if (invite) {
+    history.replaceState(null, '', location.pathname);
+    return ownerPage(invite[1], INVITE);
   }
   if (session.token) {
     const problem = await checkToken(session.token);

@@ -215,7 +215,11 @@ export async function payouts({ project }) {
   const balanceView = h('section.panel', { 'aria-labelledby': 'balance-head' },
     h('h2#balance-head.section-title', 'Balance'),
     h('div.balance',
-      h('div.balance-part', { dataset: { balance: 'available' } }, h('h3.small-head', 'Available'), amounts(shown(balance.available)), h('p.muted.small', 'Paid out on the next payout date.')),
+      h('div.balance-part', { dataset: { balance: 'available' } }, h('h3.small-head', 'Available'), amounts(shown(balance.available)),
+        // Below zero: the same explanation the chat gives.
+        shown(balance.available).some((a) => a.amount < 0)
+          ? h('p.small.note', { dataset: { negative: '' } }, 'Below zero because refunds are taken from the available balance at once, while the payments they refund are still pending. It evens out as those become available; payouts wait until it is above zero.')
+          : h('p.muted.small', 'Paid out on the next payout date.')),
       h('div.balance-part', { dataset: { balance: 'pending' } }, h('h3.small-head', 'Pending'), amounts(shown(balance.pending)), h('p.muted.small', 'Payments not yet available to pay out.'))));
   const rows = list.data || [];
   const payoutsView = h('section.panel.flush', { 'aria-labelledby': 'payouts-head' },
@@ -246,7 +250,8 @@ export async function payouts({ project }) {
       h('thead', h('tr', h('th', { scope: 'col' }, 'Order'), h('th.num', { scope: 'col' }, 'Amount'), h('th', { scope: 'col' }, 'Available'))),
       h('tbody', paid.map((o) => h('tr', { dataset: { order: o.number } },
         h('td', h('a.strong', { href: `#/p/${project.id}/orders/${o.number}` }, `#${o.number}`), o.customer_email ? h('div.muted.small', o.customer_email) : null),
-        h('td.num', o.display?.total || money(o.amount_total, o.currency)),
+        // What stays with the business: the total less what was refunded.
+        h('td.num', o.amount_refunded ? [money(o.amount_total - o.amount_refunded, o.currency), h('div.muted.small', `${money(o.amount_total, o.currency)} less ${money(o.amount_refunded, o.currency)} refunded`)] : o.display?.total || money(o.amount_total, o.currency)),
         h('td', o.funds_available_on ? day(o.funds_available_on) : h('span.muted', 'Not known yet')))))) : h('p.muted.pad-text', 'No paid orders yet.'));
   return h('div.page', balanceView, payoutsView, fundsView);
 }
@@ -254,7 +259,7 @@ export async function payouts({ project }) {
 // ---------- going live ----------
 
 /** The go-live page: the checklist's answer, and the switch back. `onMode(project)` updates the shell. */
-export async function goLive({ project }, onMode) {
+export async function goLive({ project, chat, go }, onMode) {
   const el = h('div.page.narrow');
   const draw = (p, checklist, notice, problem) => {
     const live = p.mode === 'live';
@@ -279,7 +284,12 @@ export async function goLive({ project }, onMode) {
       h('div',
         h('div.strong', c.label, h('span.sr-only', c.ok ? ': ready' : ': missing')),
         c.detail ? h('p.small.muted', c.detail) : null,
-        !c.ok && c.fix ? h('p.small.fix', h('strong', 'How to fix: '), c.fix) : null)))) : null;
+        !c.ok && c.fix ? h('p.small.fix', h('strong', 'How to fix: '), c.fix) : null,
+        // The button the fix names: the chat's checklist card's own action, pressed there.
+        !c.ok && c.action && chat ? h('div.actions', h('button.btn.secondary.small', { type: 'button', dataset: { fix: c.action }, onclick: () => {
+          chat.sayThen('go live', 'go_live', c.action);
+          go(`#/p/${p.id}`);
+        } }, c.action_label)) : null)))) : null;
     mount(el,
       notice ? h('p.success-box', { role: 'status', tabindex: '-1' }, notice) : null,
       problem ? h('p.error-box', { role: 'alert', tabindex: '-1' }, problem) : null,

@@ -2,7 +2,7 @@
 // style, links. Any card kind renders; the kind only decides whether a card is a step of a
 // guided flow (over once the flow moves on) or an answer whose buttons stay usable.
 
-import { h, nextId } from './dom.js';
+import { h, nextId, linked } from './dom.js';
 
 /** Kinds whose buttons act each time (help, status checks, answers): a click never ends them. */
 const REPEATABLE = new Set(['help', 'account_status', 'catalog', 'info', 'order', 'catalog_sync']);
@@ -34,7 +34,7 @@ export function renderCard(card, { onClick, orderHref }) {
     h('span.done-chip', { hidden: true }, 'Done'));
   el.append(header);
   if (card.body) {
-    for (const para of card.body.split(/\n{2,}/)) el.append(h('p.card-body', para));
+    for (const para of card.body.split(/\n{2,}/)) el.append(h('p.card-body', ...linked(para)));
   }
   if (card.facts?.length) {
     el.append(h('dl.facts', card.facts.map((f) => h('div.fact', h('dt', f.label), h('dd', f.value)))));
@@ -206,12 +206,20 @@ export function renderCard(card, { onClick, orderHref }) {
       }
       if (!done) setDisabled(false);
     },
+    /**
+     * A newer card took this one's place: its controls leave the tab order (they still work
+     * with a pointer), so Tab from the composer reaches the current cards, not every old one.
+     */
+    retire() {
+      for (const c of el.querySelectorAll('a[href], button, input, select, textarea')) c.tabIndex = -1;
+    },
     /** The card's step is over: shown as done, nothing to click. */
     finish(note) {
       if (done) return;
       done = true;
       this.idle();
       setDisabled(true);
+      this.retire();
       el.classList.add('done');
       header.querySelector('.done-chip').hidden = false;
       if (note) {

@@ -2,7 +2,7 @@
 // transcript replayed on opening is not), the composer, and the cards' life cycle (busy while
 // a click is answered, done when their step is over).
 
-import { h, mount } from './dom.js';
+import { h, mount, linked } from './dom.js';
 import { renderCard, isRepeatable, isStepOf } from './cards.js';
 import { frameId } from './socket.js';
 
@@ -97,6 +97,15 @@ export class ChatView {
     this.input.focus();
   }
 
+  /**
+   * Says `text`, then presses `action` on the card of `kind` that answers it (a page's button
+   * for something only the chat's card can start: the Go live page's fixes).
+   */
+  sayThen(text, kind, action) {
+    this.then = { kind, action };
+    this.say(text);
+  }
+
   showSaid(id, text, sending) {
     if (this.said.has(id)) return;
     this.said.add(id);
@@ -110,6 +119,11 @@ export class ChatView {
     const handle = this.cards.get(card.id);
     const id = frameId('click');
     this.clicks.set(id, handle);
+    if (handle) {
+      // Where the answer's messages start, and which button to give the focus back to.
+      handle.answeredFrom = this.log.childElementCount;
+      handle.pressed = action.id;
+    }
     handle?.busy(action.id);
     const frame = { type: 'click', id, card: card.id, action: action.id };
     if (values && Object.keys(values).length) frame.values = values;
@@ -143,16 +157,54 @@ export class ChatView {
       const previous = this.cards.get(f.card.id);
       const handle = renderCard(f.card, { onClick: (c, a, v) => this.click(c, a, v), orderHref: this.orderHref });
       if (previous) previous.finish('Shown again below.');
+      // Older cards of the same kind are history: out of the tab order.
+      for (const other of this.cards.values()) {
+        if (other.card.kind === f.card.kind && other.card.id !== f.card.id) other.retire();
+      }
       this.cards.set(f.card.id, handle);
       handle.el.dataset.seq = f.seq;
       this.add(h('div.msg.bot.with-card', { dataset: { seq: f.seq } }, handle.el));
+      const then = !backlog && this.then;
+      if (then && f.card.kind === then.kind) {
+        this.then = null;
+        const action = f.card.actions.find((a) => a.id === then.action);
+        if (action) this.click(f.card, action);
+      }
     }
     if (clicked) {
       this.clicks.delete(f.reply_to);
       clicked.idle();
       // A step card's click is answered: that step is over (answers keep their buttons).
       if (!isRepeatable(clicked.card.kind) && this.cards.get(clicked.card.id) === clicked) clicked.finish();
+      this.refocus = { id: f.reply_to, handle: clicked, placed: null };
     }
+    // Each frame of the click's answer (they come one by one) may bring the card to focus.
+    if (this.refocus && f.reply_to === this.refocus.id) this.keepFocus(this.refocus);
+  }
+
+  /**
+   * The clicked button was disabled while its answer came (and may stay so): focus would drop
+   * to the top of the page. It goes to the newest card's first control, or to the composer.
+   */
+  keepFocus(refocus) {
+    const clicked = refocus.handle;
+    const active = document.activeElement;
+    const lost = !active || active === document.body || active === refocus.placed;
+    if (!lost && (!clicked.el.contains(active) || !active.disabled)) {
+      this.refocus = null; // the person moved on
+      return;
+    }
+    const usable = 'button:not([disabled]), a[href], input:not([disabled]), select:not([disabled])';
+    // A card that is still current (an answer, repeatable): its button again.
+    let target = clicked.done ? null : clicked.el.querySelector(`[data-action="${CSS.escape(clicked.pressed || '')}"]:not([disabled])`);
+    // Otherwise the newest current card the answer brought, or the composer.
+    if (!target) {
+      const cards = [...this.log.children].slice(clicked.answeredFrom || 0)
+        .map((m) => m.querySelector('article.card:not(.done)')).filter(Boolean);
+      target = cards.pop()?.querySelector(usable);
+    }
+    refocus.placed = target || this.input;
+    refocus.placed.focus({ preventScroll: true });
   }
 
   error(f) {
@@ -172,17 +224,4 @@ export class ChatView {
   clear() {
     mount(this.log);
   }
-}
-
-/** Text with its web addresses as links (a buy link in a reply opens in a new tab). */
-function linked(text) {
-  const out = [];
-  let at = 0;
-  for (const m of String(text).matchAll(/https?:\/\/[^\s<>"]+[^\s<>".,;:!?)]/g)) {
-    if (m.index > at) out.push(text.slice(at, m.index));
-    out.push(h('a', { href: m[0], target: '_blank', rel: 'noopener noreferrer' }, m[0]));
-    at = m.index + m[0].length;
-  }
-  if (at < text.length) out.push(text.slice(at));
-  return out;
 }

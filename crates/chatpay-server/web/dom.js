@@ -85,3 +85,16 @@ export function day(iso) {
   if (Number.isNaN(d.getTime())) return iso;
   return d.toLocaleDateString('en-GB', { timeZone: 'UTC', day: 'numeric', month: 'short', year: 'numeric' });
 }
+
+/** Text with its web addresses as links, opening in a new tab (a buy link in a reply or a card). */
+export function linked(text) {
+  const out = [];
+  let at = 0;
+  for (const m of String(text).matchAll(/https?:\/\/[^\s<>"]+[^\s<>".,;:!?)]/g)) {
+    if (m.index > at) out.push(text.slice(at, m.index));
+    out.push(h('a', { href: m[0], target: '_blank', rel: 'noopener noreferrer' }, m[0]));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  return out;
+}

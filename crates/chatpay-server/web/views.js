@@ -39,7 +39,9 @@ function errorBox(message) {
 
 function statusPill(status) {
   const tone = { paid: 'good', partially_refunded: 'info', refunded: 'neutral', open: 'neutral', payment_failed: 'bad', expired: 'neutral' }[status] || 'neutral';
-  return h(`span.pill.${tone}`, { dataset: { status } }, words(status));
+  // An open order is a checkout someone started and has not paid (maybe never will).
+  const label = { open: 'Checkout started', expired: 'Checkout expired' }[status] || words(status);
+  return h(`span.pill.${tone}`, { dataset: { status } }, label);
 }
 
 // ---------- the sidebar's + ----------
@@ -379,11 +381,14 @@ export async function order({ project }, number) {
     const refunds = o.refunds?.length ? h('section', h('h3.small-head', 'Refunds'), h('ul.plain', o.refunds.map((r) => h('li', money(r.amount, o.currency), ' · ', words(r.status), r.created_at ? ` · ${when(r.created_at)}` : '')))) : null;
     mount(el,
       h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, h('ol', h('li', h('a', { href: `#/p/${project.id}/orders` }, 'Orders')), h('li', { 'aria-current': 'page' }, `#${o.number}`))),
-      notice ? h('p.success-box', { role: 'status' }, notice) : null,
+      notice ? h('p.success-box', { role: 'status', tabindex: '-1' }, notice) : null,
       h('section.panel', { 'aria-labelledby': 'order-head' },
         h('div.panel-head', h('h2#order-head', `Order #${o.number}`), statusPill(o.status)),
         facts, lines, links, refunds,
         o.amount_refundable > 0 ? refundForm(o, () => draw) : null));
+    // The confirmed refund's button is gone with the redraw: focus goes to what happened, not
+    // to the top of the page.
+    if (notice) el.querySelector('.success-box')?.focus();
   };
   await draw();
   return el;
@@ -518,9 +523,32 @@ export async function apiTokens() {
       h('p.muted', 'API tokens let scripts and other programs use chatpay as you: send one as ', h('code', 'Authorization: Bearer'), '. A revoked token stops working at once.'),
       shown,
       form,
-      data.length ? h('table.data.tokens', h('thead', h('tr', h('th', 'Name'), h('th', 'Created'), h('th', 'Last used'), h('th', h('span.sr-only', 'Revoke')))), h('tbody', rows)) : h('p.muted', 'No API tokens yet.'));
+      data.length ? h('table.data.tokens', h('thead', h('tr', h('th', 'Name'), h('th', 'Created'), h('th', 'Last used'), h('th', h('span.sr-only', 'Revoke')))), h('tbody', rows)) : h('p.muted', 'No API tokens yet.'),
+      inviteBox());
     (shown ? el.querySelector('#new-token') : name)?.focus?.();
   };
+  // A teammate joins by a one-time link: they choose their own email and password.
+  function inviteBox() {
+    const out = h('div.invite-out', { role: 'status' });
+    const make = h('button.btn.secondary#make-invite', { type: 'button' }, 'Make an invite link');
+    make.addEventListener('click', async () => {
+      make.disabled = true;
+      try {
+        const inv = await api('POST', '/v1/invites');
+        mount(out, h('p', 'Send this link to one teammate. It works once, until ', when(inv.expires_at), '.'),
+          h('code.secret#invite-link', { tabindex: '-1' }, inv.url));
+        out.querySelector('#invite-link').focus();
+      } catch (e) {
+        mount(out, h('p.error-box', e.message));
+      } finally {
+        make.disabled = false;
+      }
+    });
+    return h('section.panel.invite', { 'aria-labelledby': 'invite-head' },
+      h('h2#invite-head.section-title', 'Invite a teammate'),
+      h('p.muted', 'They sign in to this workspace with their own email and password, and see all of its projects.'),
+      make, out);
+  }
   await render(null);
   return el;
 }

@@ -1,5 +1,7 @@
 //! What other instances committed: the feed of "conversation X reached seq N" that several
-//! instances on one PostgreSQL use to wake each other.
+//! instances on one PostgreSQL use to wake each other, and of "credential T was revoked" (by
+//! another instance, or by `chatpay token revoke` / `user reset-password`, which are processes
+//! of their own), on which open connections using T close.
 //!
 //! The database is the history; this is only a wake-up. Each PostgreSQL turn's transaction runs
 //! `pg_notify('chatpay', '<conversation>:<seq>')` (in `postgres::writer`), delivered to every
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use chatpay_core::domain::ConversationId;
+use chatpay_core::domain::{ConversationId, TokenId};
 
 /// The channel every PostgreSQL turn notifies.
 pub const CHANNEL: &str = "chatpay";
@@ -29,13 +31,23 @@ pub enum Change {
         conversation: ConversationId,
         seq: i64,
     },
+    /// A credential was revoked (`revoked:<token id>`): connections using it close.
+    Revoked { credential: TokenId },
     /// The listening connection was lost and is back: notifications may have been missed.
     Reconnected,
 }
 
+/// The prefix of a revocation's payload (a conversation id never starts so).
+const REVOKED: &str = "revoked:";
+
 impl Change {
-    /// A notification's payload, `<conversation>:<seq>`.
+    /// A notification's payload, `<conversation>:<seq>` or `revoked:<token id>`.
     pub fn parse(payload: &str) -> Option<Change> {
+        if let Some(id) = payload.strip_prefix(REVOKED) {
+            return Some(Change::Revoked {
+                credential: TokenId::parse(id)?,
+            });
+        }
         let (conversation, seq) = payload.rsplit_once(':')?;
         Some(Change::Moved {
             conversation: ConversationId::parse(conversation)?,
@@ -46,6 +58,11 @@ impl Change {
     /// The payload of a turn's notification.
     pub fn payload(conversation: &ConversationId, seq: i64) -> String {
         format!("{conversation}:{seq}")
+    }
+
+    /// The payload of a revocation's notification.
+    pub fn revoked_payload(credential: &TokenId) -> String {
+        format!("{REVOKED}{credential}")
     }
 }
 
@@ -151,5 +168,11 @@ mod tests {
             })
         );
         assert_eq!(Change::parse("nonsense"), None);
+        let t = TokenId::generate();
+        assert_eq!(
+            Change::parse(&Change::revoked_payload(&t)),
+            Some(Change::Revoked { credential: t })
+        );
+        assert_eq!(Change::parse("revoked:nonsense"), None);
     }
 }

@@ -198,6 +198,17 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// A teammate's invite to store.
+#[derive(Debug, Clone)]
+pub struct NewInvite<'a> {
+    pub id: &'a str,
+    pub workspace_id: &'a WorkspaceId,
+    pub code_hash: &'a str,
+    pub created_by: Option<&'a PersonId>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// A credential to store: its secret's hash and what it may reach.
 #[derive(Debug, Clone)]
 pub struct NewToken<'a> {
@@ -621,6 +632,8 @@ pub trait Store: Send + Sync + 'static {
         kind: TokenKind,
     ) -> StoreResult<Vec<TokenRecord>>;
     /// Revokes the workspace's credential `id` (at `now`); false when there is none to revoke.
+    /// On PostgreSQL the revocation is also notified ([`changes::Change::Revoked`]) to every
+    /// listening process when it commits.
     async fn revoke_token(
         &self,
         workspace: &WorkspaceId,
@@ -628,7 +641,13 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<bool>;
     /// Revokes every live session of the person (a new password signs everyone out); their ids.
+    /// Notified as [`Store::revoke_token`] is.
     async fn revoke_sessions_of(&self, person: &PersonId, now: i64) -> StoreResult<Vec<TokenId>>;
+    /// The credential with this id, revoked and expired ones included.
+    async fn token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>>;
+    /// The credentials revoked at or after `since` (by whichever process revoked them), with
+    /// when, oldest first: a server's sweep for revocations it was not told of.
+    async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(TokenId, i64)>>;
     /// Whether any API token exists.
     async fn has_tokens(&self) -> StoreResult<bool>;
 
@@ -639,6 +658,22 @@ pub trait Store: Send + Sync + 'static {
     async fn set_password(&self, id: &PersonId, password_hash: &str) -> StoreResult<()>;
     /// Whether anybody has a sign-in yet (a first run has nobody: `serve` prints a link).
     async fn has_people(&self) -> StoreResult<bool>;
+
+    /// Stores a teammate's invite (its code only as a hash).
+    async fn insert_invite(&self, invite: &NewInvite<'_>) -> StoreResult<()>;
+    /// The workspace of the invite whose code hashes to `code_hash`, if it is unused and not
+    /// expired at `now`.
+    async fn invite_workspace(&self, code_hash: &str, now: i64)
+    -> StoreResult<Option<WorkspaceId>>;
+    /// Uses the invite up and makes `person` (of the invite's workspace) in one transaction:
+    /// false when the invite is used, expired or of another workspace (nothing is written);
+    /// `Conflict` when the email has a sign-in already (the invite stays unused).
+    async fn redeem_invite(
+        &self,
+        code_hash: &str,
+        now: i64,
+        person: &PersonRecord,
+    ) -> StoreResult<bool>;
 
     async fn insert_project(&self, project: &ProjectRecord) -> StoreResult<()>;
     async fn project(&self, id: &ProjectId) -> StoreResult<Option<ProjectRecord>>;

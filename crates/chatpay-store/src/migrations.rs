@@ -60,6 +60,16 @@ pub(crate) fn migrator() -> Migrator {
             include_str!("../migrations/0012_workspaces.sql"),
         ),
         migration(13, "portal", include_str!("../migrations/0013_portal.sql")),
+        migration(
+            14,
+            "tokens_revoked_index",
+            include_str!("../migrations/0014_tokens_revoked_index.sql"),
+        ),
+        migration(
+            15,
+            "invites",
+            include_str!("../migrations/0015_invites.sql"),
+        ),
     ])
 }
 

@@ -27,7 +27,7 @@ use super::write::mark_event_processed;
 use super::writer::Writer;
 use super::{
     AppEventRecord, AppWebhook, CatalogRecord, CatalogRun, ConnectionRecord, ConversationRecord,
-    DueAppEvent, ExtraWrite, NewOrder, NewToken, OperationRecord, OrderFilter, OrderKey,
+    DueAppEvent, ExtraWrite, NewInvite, NewOrder, NewToken, OperationRecord, OrderFilter, OrderKey,
     OrderRecord, PersonRecord, PortalSettingsRecord, ProductPut, ProductState, ProjectRecord,
     PublishableKey, Recorded, RunPhase, StagedKind, StagedObject, Store, StoreError, StoreResult,
     StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionRecord, TokenKind, TokenRecord,
@@ -111,6 +111,37 @@ impl<B: Backend> SqlStore<B> {
             .map(decode)
             .collect()
     }
+}
+
+/// A person's row.
+fn insert_person(p: &PersonRecord) -> Statement<'_> {
+    sql(
+        "INSERT INTO people (id, workspace_id, email, password_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(p.id.as_str())
+    .bind(p.workspace_id.as_str())
+    .bind(p.email.as_str())
+    .bind(p.password_hash.as_str())
+    .bind(p.created_at)
+}
+
+/// Tells the other processes on this PostgreSQL that credentials were revoked (delivered when
+/// the transaction commits): their open connections using one close at once. SQLite has no
+/// listeners; a server there finds a revocation by its sweep ([`Store::revoked_since`]).
+async fn notify_revoked<B: Backend>(tx: &mut Tx<B>, ids: &[TokenId]) -> StoreResult<()> {
+    if B::DIALECT != Dialect::Postgres {
+        return Ok(());
+    }
+    for id in ids {
+        tx.fetch_all(
+            sql("SELECT pg_notify($1, $2)")
+                .bind(crate::changes::CHANNEL)
+                .bind(crate::changes::Change::revoked_payload(id)),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Moves the catalog to its next version (creating it at version 1): from `expected` exactly
@@ -309,8 +340,9 @@ impl<B: Backend> Store for SqlStore<B> {
         id: &TokenId,
         now: i64,
     ) -> StoreResult<bool> {
-        let changed = self
-            .run(
+        let mut tx = self.begin().await?;
+        let changed = tx
+            .execute(
                 sql("UPDATE tokens SET revoked_at = $3 \
                      WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL")
                 .bind(id.as_str())
@@ -318,6 +350,10 @@ impl<B: Backend> Store for SqlStore<B> {
                 .bind(now),
             )
             .await?;
+        if changed == 1 {
+            notify_revoked::<B>(&mut tx, std::slice::from_ref(id)).await?;
+        }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
@@ -340,8 +376,26 @@ impl<B: Backend> Store for SqlStore<B> {
             .bind(now),
         )
         .await?;
+        notify_revoked::<B>(&mut tx, &ids).await?;
         tx.commit().await?;
         Ok(ids)
+    }
+
+    async fn token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
+        self.one(
+            select(TOKEN_COLUMNS, "WHERE id = $1").bind(id.as_str()),
+            token_row,
+        )
+        .await
+    }
+
+    async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(TokenId, i64)>> {
+        self.all(
+            sql("SELECT id, revoked_at FROM tokens WHERE revoked_at >= $1 ORDER BY revoked_at")
+                .bind(since),
+            |r| Ok((stored_id(r, "id", TokenId::parse)?, r.int("revoked_at")?)),
+        )
+        .await
     }
 
     async fn has_tokens(&self) -> StoreResult<bool> {
@@ -355,19 +409,68 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn insert_person(&self, p: &PersonRecord) -> StoreResult<()> {
+        self.run(insert_person(p)).await?;
+        Ok(())
+    }
+
+    async fn insert_invite(&self, i: &NewInvite<'_>) -> StoreResult<()> {
         self.run(
             sql(
-                "INSERT INTO people (id, workspace_id, email, password_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO invites (id, workspace_id, code_hash, created_by, created_at, \
+                 expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(p.id.as_str())
-            .bind(p.workspace_id.as_str())
-            .bind(p.email.as_str())
-            .bind(p.password_hash.as_str())
-            .bind(p.created_at),
+            .bind(i.id)
+            .bind(i.workspace_id.as_str())
+            .bind(i.code_hash)
+            .bind(i.created_by.map(PersonId::as_str))
+            .bind(i.created_at)
+            .bind(i.expires_at),
         )
         .await?;
         Ok(())
+    }
+
+    async fn invite_workspace(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<WorkspaceId>> {
+        self.one(
+            sql("SELECT workspace_id FROM invites \
+                 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(code_hash)
+            .bind(now),
+            |r| stored_id(r, "workspace_id", WorkspaceId::parse),
+        )
+        .await
+    }
+
+    async fn redeem_invite(
+        &self,
+        code_hash: &str,
+        now: i64,
+        person: &PersonRecord,
+    ) -> StoreResult<bool> {
+        // The person first (the invite names them); an invite that is used, expired or of
+        // another workspace changes no row, and the transaction is dropped: nothing written.
+        let mut tx = self.begin().await?;
+        tx.execute(insert_person(person)).await?;
+        let used = tx
+            .execute(
+                sql("UPDATE invites SET used_at = $2, person_id = $4 \
+                     WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                     AND workspace_id = $3")
+                .bind(code_hash)
+                .bind(now)
+                .bind(person.workspace_id.as_str())
+                .bind(person.id.as_str()),
+            )
+            .await?;
+        if used != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn person_by_email(&self, email: &str) -> StoreResult<Option<PersonRecord>> {

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use chatpay_core::domain::{
     ConversationId, Mode, PersonId, ProjectId, TokenId, WorkspaceId, now_millis,
 };
+use chatpay_store::changes::Change;
 use chatpay_store::{
-    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewOperation, NewOrder,
-    NewToken, OperationStatus, OrderFilter, OrderKey, OrderUpdate, PersonRecord, ProductState,
-    ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError, StoredFrame,
-    StoredProduct, SubscriptionFilter, SubscriptionUpdate, TokenKind, TurnWrite,
+    AppWebhook, ConnectionRecord, DynStore, ExtraWrite, NewAppEvent, NewInvite, NewOperation,
+    NewOrder, NewToken, OperationStatus, OrderFilter, OrderKey, OrderUpdate, PersonRecord,
+    ProductState, ProjectRecord, PublishableKey, Recorded, RunPhase, StagedKind, StoreError,
+    StoredFrame, StoredProduct, SubscriptionFilter, SubscriptionUpdate, TokenKind, TurnWrite,
     WebhookEventRecord, WorkspaceRecord,
 };
 
@@ -151,6 +152,18 @@ async fn contract(store: DynStore) {
         2
     );
     let stranger = workspace(&store).await;
+    // PostgreSQL tells every listening process of a revocation when it commits.
+    let mut feed = store.take_changes();
+    if feed.is_some() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.listener_connected() != Some(true) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the listener connects"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     assert!(
         !store.revoke_token(&stranger, &t1, 5).await.unwrap(),
         "another workspace's"
@@ -160,6 +173,23 @@ async fn contract(store: DynStore) {
         !store.revoke_token(&p.workspace_id, &t1, 6).await.unwrap(),
         "once"
     );
+    if let Some(feed) = &mut feed {
+        let told = tokio::time::timeout(std::time::Duration::from_secs(30), feed.changes.recv())
+            .await
+            .expect("a notification in time");
+        assert_eq!(
+            told,
+            Some(Change::Revoked {
+                credential: t1.clone()
+            }),
+            "one notification, for the one revocation that changed a row"
+        );
+    }
+    drop(feed);
+    assert_eq!(store.token(&t1).await.unwrap().unwrap().revoked_at, Some(5));
+    assert!(store.token(&TokenId::generate()).await.unwrap().is_none());
+    assert_eq!(store.revoked_since(5).await.unwrap(), vec![(t1.clone(), 5)]);
+    assert!(store.revoked_since(6).await.unwrap().is_empty());
     assert_eq!(
         store
             .token_by_hash("same-hash")
@@ -197,7 +227,12 @@ async fn contract(store: DynStore) {
         .unwrap();
     assert_eq!(
         store.revoke_sessions_of(&person.id, 7).await.unwrap(),
-        vec![session]
+        vec![session.clone()]
+    );
+    assert_eq!(
+        store.revoked_since(6).await.unwrap(),
+        vec![(session, 7)],
+        "a sign-out everywhere is found by the sweep too"
     );
     assert_eq!(
         store
@@ -207,6 +242,71 @@ async fn contract(store: DynStore) {
             .unwrap()
             .password_hash,
         "$argon2id$y"
+    );
+    // A teammate's invite: works once, until it expires; a taken email leaves it unused.
+    let invite = |id: &'static str, hash: &'static str, expires_at: i64| NewInvite {
+        id,
+        workspace_id: &p.workspace_id,
+        code_hash: hash,
+        created_by: Some(&person.id),
+        created_at: 1,
+        expires_at,
+    };
+    store
+        .insert_invite(&invite("inv_1", "invite-hash", 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_invite(&invite("inv_2", "old-hash", 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.invite_workspace("invite-hash", 100).await.unwrap(),
+        Some(p.workspace_id.clone())
+    );
+    assert_eq!(store.invite_workspace("old-hash", 100).await.unwrap(), None);
+    let teammate = |email: &str| PersonRecord {
+        id: PersonId::generate(),
+        workspace_id: p.workspace_id.clone(),
+        email: email.into(),
+        password_hash: "$argon2id$z".into(),
+        created_at: 100,
+    };
+    let taken = store
+        .redeem_invite("invite-hash", 100, &teammate("maya@example.com"))
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert!(
+        store
+            .invite_workspace("invite-hash", 100)
+            .await
+            .unwrap()
+            .is_some(),
+        "still unused"
+    );
+    let ana = teammate("ana@example.com");
+    assert!(store.redeem_invite("invite-hash", 100, &ana).await.unwrap());
+    assert_eq!(
+        store.person_by_email("ana@example.com").await.unwrap(),
+        Some(ana)
+    );
+    assert!(
+        !store
+            .redeem_invite("invite-hash", 101, &teammate("eve@example.com"))
+            .await
+            .unwrap(),
+        "once"
+    );
+    assert!(
+        !store
+            .redeem_invite("old-hash", 100, &teammate("eve@example.com"))
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert_eq!(
+        store.person_by_email("eve@example.com").await.unwrap(),
+        None
     );
     assert!(
         store.first_workspace().await.unwrap().is_some(),

@@ -443,7 +443,8 @@ fn list_tokens(config: &Config, workspace: Option<&str>) -> anyhow::Result<ExitC
 }
 
 /// `chatpay token revoke ID`: the token stops working at once (a running server checks the
-/// database on every use; a chat open with it closes on this server's next check).
+/// database on every use; a chat open with it closes when the server hears of it: PostgreSQL's
+/// notification, or its revocation sweep).
 fn revoke_token(config: &Config, id: &str, workspace: Option<&str>) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store = chatpay_store::connect(&config.database_url).await?;

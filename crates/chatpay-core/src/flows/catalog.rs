@@ -218,7 +218,9 @@ impl Turn<'_, '_> {
             s
         };
         let d = &r.diff;
-        if d.added.is_empty() && d.changed.is_empty() && d.removed.is_empty() {
+        // An empty catalog says so below; "nothing changed" would be wrong on a first sync
+        // (a project's first live sync finds no products and has no last sync).
+        if d.added.is_empty() && d.changed.is_empty() && d.removed.is_empty() && r.products > 0 {
             body.push_str(" Nothing changed since the last sync.");
         }
         if !d.added.is_empty() {

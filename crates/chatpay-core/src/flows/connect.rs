@@ -177,7 +177,7 @@ impl Turn<'_, '_> {
         self.drop_cards(|c| c.owner != Owner::Offer);
         if create {
             self.reply("Let's create your Stripe account. It takes about 15-20 minutes in all.");
-            self.go_register(Draft::default());
+            self.go_register(self.first_draft());
         } else {
             self.go_choose();
         }
@@ -239,6 +239,27 @@ impl Turn<'_, '_> {
             Action::secondary("cancel", "Cancel"),
         ];
         self.goto(ConnectStep::ConnectExisting { nonce }, Some(card));
+    }
+
+    /// What the register form starts with: empty, except when a live account is made for a
+    /// project that has a test one, whose name, country, email and statement descriptor are
+    /// offered (each can be changed).
+    fn first_draft(&self) -> Draft {
+        let Some(test) = self.other.as_ref().filter(|_| self.mode.is_live()) else {
+            return Draft::default();
+        };
+        let a = &test.account;
+        Draft {
+            legal_name: a.business_name.clone(),
+            country: a.country.as_deref().and_then(Country::parse),
+            email: a.email.as_deref().and_then(Email::parse),
+            statement_descriptor: a
+                .statement_descriptor
+                .as_deref()
+                .and_then(|d| StatementDescriptor::parse(d).ok()),
+            business_type: None,
+            business_name: a.business_name.clone(),
+        }
     }
 
     fn go_register(&mut self, draft: Draft) {
@@ -386,7 +407,7 @@ impl Turn<'_, '_> {
         }
         let instance = self.instance();
         match (step, action) {
-            (ConnectStep::ChooseAccount, "create") => self.go_register(Draft::default()),
+            (ConnectStep::ChooseAccount, "create") => self.go_register(self.first_draft()),
             (ConnectStep::ChooseAccount, "existing") => self.go_existing(),
             (ConnectStep::ConnectExisting { .. }, "back") => self.go_choose(),
             (ConnectStep::Register { .. }, "back") => self.go_choose(),
@@ -477,10 +498,10 @@ impl Turn<'_, '_> {
                     self.drop_cards(|c| c.owner != Owner::Status && c.owner != Owner::Disconnect);
                     self.state.pending.clear();
                     self.state.last_shown = None;
-                    self.reply(format!(
-                        "Stripe account {account} was disconnected from Stripe's side, so payments \
-                         are off for this project. Connect again whenever you like."
-                    ));
+                    self.reply(
+                        "The Stripe account was disconnected from Stripe's side, so payments are \
+                         off for this project. Connect again whenever you like.",
+                    );
                     self.flow_frame(FlowKind::StripeConnect, "disconnected");
                     self.offer_connect();
                 }
@@ -563,9 +584,9 @@ impl Turn<'_, '_> {
                 self.apply_account(pending.op, *account, Origin::Created);
                 if in_flow {
                     let nonce = self.facts.fresh.to_owned();
-                    self.reply(format!(
-                        "Your Stripe account {id} is created. Last step: verification and payouts on Stripe's page."
-                    ));
+                    self.reply(
+                        "Your Stripe account is created. Last step: verification and payouts on Stripe's page.",
+                    );
                     self.goto(
                         ConnectStep::Onboarding {
                             account: id.clone(),
@@ -940,19 +961,17 @@ impl Turn<'_, '_> {
             self.backend_required();
             return;
         }
-        let Some(connection) = self.connection.clone() else {
+        if self.connection.is_none() {
             self.reply("Stripe isn't connected to this project, so there's nothing to disconnect.");
             self.present_step();
             return;
-        };
+        }
         let mut card = self.new_card(
             CardKind::ConfirmDisconnect,
             "Disconnect Stripe?",
-            format!(
-                "This project will stop taking payments through {}. Your Stripe account and its \
-                 data stay in Stripe; you can connect again later.",
-                connection.account.id
-            ),
+            "This project will stop taking payments through its Stripe account. The account and \
+             its data stay in Stripe; you can connect again later."
+                .to_owned(),
         );
         card.actions = vec![
             Action::new("confirm", "Disconnect", Style::Danger),
@@ -998,7 +1017,7 @@ impl Turn<'_, '_> {
         }
     }
 
-    fn disconnected(&mut self, account: &str) {
+    fn disconnected(&mut self, _account: &str) {
         self.drop_connection();
         if let Some(flow) = self.state.flow.take() {
             let instance = flow.instance;
@@ -1009,9 +1028,9 @@ impl Turn<'_, '_> {
             .pending
             .retain(|p| p.purpose == Purpose::Disconnect);
         self.state.last_shown = None;
-        self.reply(format!(
-            "Disconnected Stripe account {account}. Payments are off for this project; say \"add payments\" to connect again."
-        ));
+        self.reply(
+            "Disconnected Stripe account from this project. Payments are off for it; say \"add payments\" to connect again.",
+        );
         self.flow_frame(FlowKind::StripeConnect, "disconnected");
     }
 }

@@ -119,6 +119,17 @@ impl CheckItem {
     }
 }
 
+/// The label of the checklist card's button for a fix chatpay can start (a [`CheckItem`]'s
+/// `action`): the card shows it, and the Go live page offers the same button.
+pub fn action_label(action: &str) -> Option<&'static str> {
+    match action {
+        "connect_live" => Some("Connect your live account"),
+        "live_status" => Some("Show the live account"),
+        "sync_live" => Some("Sync your live catalog"),
+        _ => None,
+    }
+}
+
 /// Decides each item from what the server found. `webhook_url` is where Stripe must send
 /// events (shown in the webhook item's fix).
 pub fn checklist(f: &LiveFacts, webhook_url: &str) -> Vec<CheckItem> {
@@ -162,12 +173,12 @@ pub fn checklist(f: &LiveFacts, webhook_url: &str) -> Vec<CheckItem> {
             if missing.is_empty() {
                 CheckItem::pass(
                     CheckCode::AccountActive,
-                    format!("{} is active in live mode: charges and payouts enabled, nothing due.", a.id),
+                    "The live account is active: charges and payouts enabled, nothing due.".to_owned(),
                 )
             } else {
                 CheckItem::fail(
                     CheckCode::AccountActive,
-                    format!("{} isn't active in live mode yet: {}.", a.id, missing.join(", ")),
+                    format!("The account isn't active in live mode yet: {}.", missing.join(", ")),
                     "Press \"Show the live account\" and finish what Stripe asks for on its page (Fix now), then check again.".to_owned(),
                     Some("live_status"),
                 )
@@ -232,7 +243,7 @@ pub fn checklist(f: &LiveFacts, webhook_url: &str) -> Vec<CheckItem> {
             ),
             _ => CheckItem::fail(
                 CheckCode::StatementDescriptor,
-                format!("{} has no statement descriptor, so customers' card statements wouldn't name your business.", a.id),
+                "The live account has no statement descriptor, so customers' card statements wouldn't name your business.".to_owned(),
                 "Set it in the Stripe Dashboard in live mode (Settings -> Public details -> Statement descriptor: 5-22 Latin characters, your recognizable business name), then check again.".to_owned(),
                 None,
             ),
@@ -370,11 +381,8 @@ impl Turn<'_, '_> {
         let mut actions: Vec<&str> = missing.iter().filter_map(|i| i.action).collect();
         actions.dedup();
         for a in actions {
-            let label = match a {
-                "connect_live" => "Connect your live account",
-                "live_status" => "Show the live account",
-                "sync_live" => "Sync your live catalog",
-                _ => continue,
+            let Some(label) = action_label(a) else {
+                continue;
             };
             card.actions.push(Action::primary(a, label));
         }

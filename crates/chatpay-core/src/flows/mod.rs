@@ -42,7 +42,7 @@ pub use billing::{PayoutAsk, PayoutsAnswer, SubscriptionAsk};
 pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
 pub use context::Awaiting;
-pub use golive::{CheckCode, CheckItem, LiveFacts, checklist};
+pub use golive::{CheckCode, CheckItem, LiveFacts, action_label, checklist};
 pub use plans::{PlanOffer, PortalAnswer};
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 

@@ -569,17 +569,15 @@ impl Turn<'_, '_> {
                 );
                 let text = match refund.status.as_str() {
                     "succeeded" => format!(
-                        "Refunded {amount} of order #{number}. The money reaches the customer's card in 5-10 business days (Stripe refund {}).",
-                        refund.id
+                        "Refunded {amount} of order #{number}. The money reaches the customer's card in 5-10 business days."
                     ),
                     "failed" | "canceled" => format!(
                         "Stripe couldn't refund {amount} of order #{number} (the refund {}); nothing was refunded.",
                         refund.status
                     ),
                     other => format!(
-                        "Asked Stripe to refund {amount} of order #{number}; the refund is {} (Stripe refund {}). I'll tell you when it's done.",
-                        other.replace('_', " "),
-                        refund.id
+                        "Asked Stripe to refund {amount} of order #{number}; the refund is {}. I'll tell you when it's done.",
+                        other.replace('_', " ")
                     ),
                 };
                 self.reply(text);

@@ -947,8 +947,12 @@ fn kinds(effects: &[Effect]) -> Vec<String> {
 #[test]
 fn going_live_switches_only_when_every_item_passes() {
     let mut w = World::new(true);
+    let mut test_account = account(AccountIs::Active);
+    test_account.business_name = Some("Ada's Courses".into());
+    test_account.email = Some("ada@example.com".into());
+    test_account.country = Some("GB".into());
     w.connection = Some(Connection {
-        account: account(AccountIs::Active),
+        account: test_account,
         origin: crate::domain::Origin::Created,
     });
     let e = w.say("go live");
@@ -990,6 +994,20 @@ fn going_live_switches_only_when_every_item_passes() {
     let create = card_of(&e, CardKind::ChooseAccount);
     let e = w.click(&create.id, "create", &[]).unwrap();
     let register = card_of(&e, CardKind::Register);
+    // The live account's form offers what the test account has.
+    let offered: Vec<(&str, Option<&str>)> = register
+        .fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.value.as_deref()))
+        .collect();
+    assert_eq!(
+        offered,
+        [
+            ("legal_name", Some("Ada's Courses")),
+            ("country", Some("GB")),
+            ("email", Some("ada@example.com"))
+        ]
+    );
     let e = w.click(&register.id, "continue", REGISTER_OK).unwrap();
     let profile = card_of(&e, CardKind::BusinessProfile);
     let e = w.click(&profile.id, "create_account", PROFILE_OK).unwrap();
@@ -1384,4 +1402,38 @@ fn an_order_event_the_stored_order_shows_is_applied_without_a_read() {
         Some(&paid),
     ));
     assert!(matches!(call, Call::RefreshOrder { .. }));
+}
+
+/// A first sync that finds no products (a project's first live sync) does not claim that
+/// nothing changed since a last sync it never had; a later sync of the same products does.
+#[test]
+fn an_empty_first_sync_does_not_say_nothing_changed() {
+    let mut w = World::new(true);
+    w.connection = Some(Connection {
+        account: account(AccountIs::Active),
+        origin: crate::domain::Origin::Created,
+    });
+    let synced = |w: &mut World, products: usize| {
+        let e = w.say("sync my products");
+        let (op, _) = call_of(&e);
+        let e = w
+            .input(Input::Done {
+                op,
+                result: Ok(CallOutput::Synced(Box::new(SyncReport {
+                    products,
+                    sellable: products,
+                    ..Default::default()
+                }))),
+            })
+            .unwrap();
+        card_of(&e, CardKind::CatalogSync).body
+    };
+    let empty = synced(&mut w, 0);
+    assert!(!empty.contains("Nothing changed"), "{empty}");
+    assert!(empty.contains("no products yet"), "{empty}");
+    let same = synced(&mut w, 2);
+    assert!(
+        same.contains("Nothing changed since the last sync"),
+        "{same}"
+    );
 }

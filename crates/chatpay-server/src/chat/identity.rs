@@ -11,6 +11,13 @@ use crate::auth::{self, Minted, Principal, Target};
 /// The answer to any failed sign-in, whether the email or the password was wrong.
 pub const WRONG_SIGN_IN: &str = "That email and password do not match a sign-in here.";
 
+/// How long a teammate's invite link works.
+pub const INVITE_DAYS: i64 = 7;
+
+/// The answer to an invite link that is wrong, used or expired.
+pub const BAD_INVITE: &str =
+    "This invite link is not valid: it works once, within 7 days. Ask for a new one.";
+
 /// The longest a platform's scoped token lives.
 pub const SCOPED_MAX_SECONDS: i64 = 60 * 60;
 
@@ -65,6 +72,67 @@ impl Engine {
             e => e.into(),
         })?;
         self.start_session(person).await
+    }
+
+    /// A one-time link that lets one person create their sign-in in the caller's workspace:
+    /// the code (shown once, stored as a hash) and when it stops working. Made by a person
+    /// signed in (Settings), not by a token.
+    pub async fn create_invite(&self, who: &Principal) -> Result<(String, i64), ChatError> {
+        if who.kind != TokenKind::Session {
+            return Err(ChatError::Forbidden {
+                code: "people_only",
+                message: "Invites are made by a person signed in to the page (Settings), not with a token.".to_owned(),
+            });
+        }
+        let code = format!("cpi_{}", chatpay_core::domain::random_hex(20));
+        let now = now_millis();
+        let expires_at = now + INVITE_DAYS * 24 * 60 * 60 * 1000;
+        let id = format!("inv_{}", chatpay_core::domain::random_hex(10));
+        self.inner
+            .store
+            .insert_invite(&chatpay_store::NewInvite {
+                id: &id,
+                workspace_id: &who.workspace,
+                code_hash: &auth::hash(&code),
+                created_by: who.person.as_ref(),
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        Ok((code, expires_at))
+    }
+
+    /// Creates the sign-in an invite link offers (in the invite's workspace) and signs in; the
+    /// link is used up.
+    pub async fn accept_invite(
+        &self,
+        code: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<Session, ChatError> {
+        let store = &*self.inner.store;
+        let (email, password) = valid_credentials(email, password)?;
+        let code_hash = auth::hash(code);
+        let now = now_millis();
+        let Some(workspace) = store.invite_workspace(&code_hash, now).await? else {
+            return Err(ChatError::Unauthorized(BAD_INVITE.to_owned()));
+        };
+        let person = PersonRecord {
+            id: PersonId::generate(),
+            workspace_id: workspace,
+            email,
+            password_hash: auth::hash_password(password)?,
+            created_at: now,
+        };
+        match store.redeem_invite(&code_hash, now, &person).await {
+            Ok(true) => self.start_session(person).await,
+            Ok(false) => Err(ChatError::Unauthorized(BAD_INVITE.to_owned())),
+            Err(chatpay_store::StoreError::Conflict(_)) => Err(ChatError::Conflict {
+                code: "email_taken",
+                message: "That email has a sign-in already: sign in with it instead.".to_owned(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Signs in with an email and a password; the same refusal whichever was wrong, after the

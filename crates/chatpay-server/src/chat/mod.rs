@@ -250,6 +250,10 @@ impl Inner {
     }
 }
 
+/// How far before its previous look the revocation sweep reads again: revocations are stamped
+/// by the revoking process's clock, before their transaction commits.
+const SWEEP_OVERLAP_MS: i64 = 30_000;
+
 /// The chat engine: cheap to clone, shared by the WebSocket and HTTP layers.
 #[derive(Clone)]
 pub struct Engine {
@@ -377,9 +381,55 @@ impl Engine {
         let _ = self.inner.revocations.send(credential.clone());
     }
 
-    /// Revoked credentials, as they are revoked in this process.
+    /// Revoked credentials, as this process learns of them: revoked here, notified by
+    /// PostgreSQL, or found by [`Engine::sweep_revocations`].
     pub fn revocations(&self) -> broadcast::Receiver<TokenId> {
         self.inner.revocations.subscribe()
+    }
+
+    /// Whether the principal's credential still works (not revoked, not expired), asked of the
+    /// store: a connection that missed revocations (its receiver lagged) checks its own.
+    pub async fn still_valid(&self, who: &Principal) -> Result<bool, ChatError> {
+        let now = chatpay_core::domain::now_millis();
+        Ok(self
+            .inner
+            .store
+            .token(&who.credential)
+            .await?
+            .is_some_and(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now)))
+    }
+
+    /// Until `stopping`: every `revocation_sweep`, reads the credentials revoked since the last
+    /// look and tells open connections, as a revocation made here does. This covers what no
+    /// notification brings: SQLite (`chatpay token revoke` and `user reset-password` are other
+    /// processes), and on PostgreSQL a notification lost while the listener was reconnecting.
+    /// Each look reaches back [`SWEEP_OVERLAP_MS`] before the previous one, so a revocation
+    /// stamped by a slightly slow clock, or committed just after its stamp, is not missed; an
+    /// id already told is not told again.
+    pub async fn sweep_revocations(&self, mut stopping: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.inner.config.revocation_sweep);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since = chatpay_core::domain::now_millis() - SWEEP_OVERLAP_MS;
+        let mut told: std::collections::HashMap<TokenId, i64> = std::collections::HashMap::new();
+        loop {
+            tokio::select! {
+                _ = stopping.changed() => return,
+                _ = tick.tick() => {}
+            }
+            let looked_at = chatpay_core::domain::now_millis();
+            match self.inner.store.revoked_since(since).await {
+                Ok(revoked) => {
+                    for (id, at) in revoked {
+                        if told.insert(id.clone(), at).is_none() {
+                            self.revoked(&id);
+                        }
+                    }
+                    since = looked_at - SWEEP_OVERLAP_MS;
+                    told.retain(|_, at| *at >= since);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read revoked credentials"),
+            }
+        }
     }
 
     /// Joins the project's conversation: subscribes to its frames and tells where it is.
@@ -421,6 +471,9 @@ impl Engine {
                     Some(chatpay_store::changes::Change::Moved { conversation, seq }) => {
                         metrics::counter!("chatpay_notifications_total").increment(1);
                         self.inner.hub.behind(&conversation, Some(seq));
+                    }
+                    Some(chatpay_store::changes::Change::Revoked { credential }) => {
+                        self.revoked(&credential);
                     }
                     Some(chatpay_store::changes::Change::Reconnected) => {
                         metrics::counter!("chatpay_listener_reconnects_total").increment(1);

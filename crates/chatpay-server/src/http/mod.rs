@@ -129,6 +129,8 @@ fn routes() -> Routes {
     .add(M::GET, "/assets/{version}/{file}", web::asset)
     .add(M::POST, "/v1/signin", signin::exchange)
     .add(M::POST, "/v1/session/owner", session::create_owner)
+    .add(M::POST, "/v1/session/invite", session::accept_invite)
+    .add(M::POST, "/v1/invites", session::create_invite)
     .add(M::POST, "/v1/session", session::sign_in)
     .add(M::GET, "/v1/session", session::show)
     .add(M::DELETE, "/v1/session", session::sign_out)

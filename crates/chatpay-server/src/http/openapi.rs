@@ -42,6 +42,8 @@ use super::{
         web::asset,
         signin::exchange,
         session::create_owner,
+        session::accept_invite,
+        session::create_invite,
         session::sign_in,
         session::show,
         session::sign_out,

@@ -560,16 +560,23 @@ pub struct ChecklistItem {
     detail: String,
     /// How to fix it, when it fails.
     fix: Option<String>,
+    /// When chatpay can start the fix from the chat: the go-live card's action
+    /// (`connect_live`, `live_status`, `sync_live`) and its button's label, which `fix` names.
+    action: Option<String>,
+    action_label: Option<String>,
 }
 
 impl From<&CheckItem> for ChecklistItem {
     fn from(i: &CheckItem) -> ChecklistItem {
+        let label = i.action.and_then(chatpay_core::flows::action_label);
         ChecklistItem {
             item: i.code.as_str().to_owned(),
             label: i.code.label().to_owned(),
             ok: i.ok,
             detail: i.detail.clone(),
             fix: i.fix.clone(),
+            action: label.and(i.action).map(str::to_owned),
+            action_label: label.map(str::to_owned),
         }
     }
 }

@@ -171,7 +171,9 @@ pub struct SessionInfo {
     expires_at: Option<Timestamp>,
 }
 
-fn signed_in(state: &AppState, status: StatusCode, s: Session, workspace_name: String) -> Response {
+/// The answer that signs in: who, and the session cookie.
+async fn signed_in(state: &AppState, status: StatusCode, s: Session) -> Result<Response, ApiError> {
+    let workspace_name = state.engine.workspace(&s.person.workspace_id).await?.name;
     let mut res = (
         status,
         Json(SessionInfo {
@@ -185,7 +187,7 @@ fn signed_in(state: &AppState, status: StatusCode, s: Session, workspace_name: S
         .into_response();
     res.headers_mut()
         .insert(header::SET_COOKIE, set_cookie(state, Some(&s.secret)));
-    res
+    Ok(res)
 }
 
 /// Makes the owner's sign-in with the first-run link's code, and signs in.
@@ -239,12 +241,71 @@ pub async fn create_owner(
         .engine
         .create_owner(&body.email, &body.password)
         .await?;
-    let name = state
+    signed_in(&state, StatusCode::CREATED, session).await
+}
+
+/// `POST /v1/session/invite`: a teammate's sign-in from an invite link.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvite {
+    /// The invite link's one-time code (`cpi_…`).
+    code: String,
+    email: String,
+    /// 10 to 200 characters.
+    password: String,
+}
+
+/// A new invite link.
+#[derive(Serialize, ToSchema)]
+pub struct NewInvite {
+    /// `{public_url}/#invite=cpi_…`: shown once; it works once, for 7 days.
+    url: String,
+    expires_at: Timestamp,
+}
+
+/// Makes a one-time link that lets one person create their sign-in in the caller's workspace.
+#[utoipa::path(post, operation_id = "invites_create", path = "/v1/invites", tag = "sign-in",
+    responses((status = 201, body = NewInvite), super::openapi::Refusals,
+        (status = 403, description = "`people_only`: made by a person signed in, not a token; or `cross_site`", body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn create_invite(
+    State(state): State<AppState>,
+    caller: super::Caller,
+) -> Result<(StatusCode, Json<NewInvite>), ApiError> {
+    let (code, expires_at) = state.engine.create_invite(&caller.0).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewInvite {
+            url: format!("{}/#invite={code}", state.engine.public_url()),
+            expires_at: Timestamp::from_millis(expires_at),
+        }),
+    ))
+}
+
+/// Creates a teammate's sign-in with an invite link's code, and signs in.
+#[utoipa::path(post, operation_id = "session_accept_invite", path = "/v1/session/invite", tag = "sign-in",
+    request_body = AcceptInvite,
+    responses(
+        (status = 201, body = SessionInfo, description = "Signed in: `Set-Cookie: chatpay_session=…`"),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: a wrong, used or expired invite", body = ErrorBody),
+        (status = 403, description = "`cross_site`: not from chatpay's own page", body = ErrorBody),
+        (status = 409, description = "`email_taken`", body = ErrorBody),
+        (status = 422, description = "`invalid_values`: the email or the password", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        BodyRefusals,
+    ))]
+pub async fn accept_invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<AcceptInvite>,
+) -> Result<Response, ApiError> {
+    same_origin(&Method::POST, &headers)?;
+    let session = state
         .engine
-        .workspace(&session.person.workspace_id)
-        .await?
-        .name;
-    Ok(signed_in(&state, StatusCode::CREATED, session, name))
+        .accept_invite(&body.code, &body.email, &body.password)
+        .await?;
+    signed_in(&state, StatusCode::CREATED, session).await
 }
 
 /// Signs in with an email and a password (rate-limited; the same answer whichever was wrong).
@@ -272,12 +333,7 @@ pub async fn sign_in(
         ));
     }
     let session = state.engine.sign_in(&body.email, &body.password).await?;
-    let name = state
-        .engine
-        .workspace(&session.person.workspace_id)
-        .await?
-        .name;
-    Ok(signed_in(&state, StatusCode::OK, session, name))
+    signed_in(&state, StatusCode::OK, session).await
 }
 
 /// Who is signed in; with the session cookie, renews it for another 30 days. A request with

@@ -167,7 +167,7 @@ impl Connection {
                     Err(End::Close(CLOSE_POLICY, "no hello in time".into()))
                 }
                 // Handling is boxed: an idle connection then holds only this small select.
-                revoked = self.revocations.recv(), if self.principal.is_some() => self.check_revoked(revoked),
+                revoked = self.revocations.recv(), if self.principal.is_some() => Box::pin(self.check_revoked(revoked)).await,
                 _ = sleep_until_expiry(self.principal.as_ref()) => {
                     Err(End::Close(CLOSE_POLICY, "the token expired".into()))
                 }
@@ -209,18 +209,32 @@ impl Connection {
         }
     }
 
-    /// A credential was revoked somewhere in this process: this connection's ends it.
-    fn check_revoked(&mut self, revoked: Result<TokenId, RecvError>) -> Result<(), End> {
-        let mine = self.principal.as_ref().map(|p| &p.credential);
-        match revoked {
-            Ok(id) if Some(&id) == mine => Err(End::Close(
-                CLOSE_POLICY,
-                "the credential was revoked".into(),
-            )),
-            Ok(_) | Err(RecvError::Closed) => Ok(()),
+    /// A credential was revoked (here, by another instance, or by the command line: see
+    /// `Engine::revocations`): if it is this connection's, the connection ends.
+    async fn check_revoked(&mut self, revoked: Result<TokenId, RecvError>) -> Result<(), End> {
+        let Some(mine) = &self.principal else {
+            return Ok(());
+        };
+        let ended = match revoked {
+            Ok(id) => id == mine.credential,
+            Err(RecvError::Closed) => false,
             // Missed some: ask the store whether this one still works.
-            Err(RecvError::Lagged(_)) => Ok(()),
+            Err(RecvError::Lagged(_)) => match self.engine.still_valid(mine).await {
+                Ok(valid) => !valid,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not check the connection's credential");
+                    false
+                }
+            },
+        };
+        if !ended {
+            return Ok(());
         }
+        let reason = match mine.kind {
+            TokenKind::Session => "signed out: the session was ended",
+            _ => "the token was revoked",
+        };
+        Err(End::Close(CLOSE_POLICY, reason.into()))
     }
 
     async fn send_text(&mut self, text: &str) -> Result<(), End> {
