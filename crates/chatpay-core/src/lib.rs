@@ -13,6 +13,8 @@
 //! - [`cards`]: the action cards clients render.
 //! - [`error`]: the error codes clients may receive, one list for the protocol, HTTP and tests.
 //! - [`intents`]: the intent file format, loader, normalizer and matcher.
+//! - [`metrics`]: subscription figures (MRR per currency, new, ended, churn) from stored
+//!   subscriptions.
 //! - [`orders`]: carts checked against the catalog; orders derived from fresh reads of Stripe.
 //! - [`evidence`]: what an event's payload says about an order, to skip a re-read that would
 //!   find nothing new.
@@ -31,5 +33,6 @@ pub mod error;
 pub mod evidence;
 pub mod flows;
 pub mod intents;
+pub mod metrics;
 pub mod orders;
 pub mod rules;

@@ -703,6 +703,7 @@ mod tests {
             order: None,
             order_number: None,
             invoices: Vec::new(),
+            discount: None,
         }
     }
 

@@ -180,12 +180,9 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                  charge you twice."
             ));
         }
-        Intent::Customers
-        | Intent::Disputes
-        | Intent::CustomerPortal
-        | Intent::ChangePlan
-        | Intent::SubscriptionMetrics
-        | Intent::ExportData => not_yet(turn, intent, slots),
+        Intent::Customers | Intent::Disputes | Intent::CustomerPortal | Intent::ChangePlan => {
+            not_yet(turn, intent, slots)
+        }
         Intent::ReceiptsInvoices => turn.reply(
             "Stripe can email a receipt for every successful payment and refund (Settings -> \
              Customer emails in the Stripe Dashboard). For invoices, create one in the Dashboard \
@@ -224,15 +221,6 @@ fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, slots: &Slots) {
                  price; Stripe prorates the change unless you say otherwise."
             )
         }
-        Intent::SubscriptionMetrics => "I can't compute subscription figures yet. The Stripe \
-             Dashboard's Billing overview shows recurring revenue (MRR), churn, and subscriptions \
-             started and canceled per period. Here, ask \"how many active subscribers do I \
-             have?\" or open Subscriptions."
-            .to_owned(),
-        Intent::ExportData => "I can't export from the chat yet. The Stripe Dashboard exports \
-             payments and customers as CSV (Export on the Payments or Customers page), and the \
-             API lists this project's orders (GET /v1/projects/{id}/orders)."
-            .to_owned(),
         _ => return,
     };
     turn.reply(reply);

@@ -179,7 +179,7 @@ impl Turn<'_, '_> {
         true
     }
 
-    fn billing_ready(&mut self, doing: &str) -> bool {
+    pub(super) fn billing_ready(&mut self, doing: &str) -> bool {
         if !self.facts.backend {
             self.backend_required();
             return false;

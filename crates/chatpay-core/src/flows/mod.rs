@@ -18,6 +18,7 @@ mod context;
 mod customers;
 mod disputes;
 mod golive;
+mod metrics;
 mod products;
 mod selling;
 
@@ -42,6 +43,7 @@ pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
 pub use context::Awaiting;
 pub use golive::{CheckCode, CheckItem, LiveFacts, checklist};
+pub use metrics::ExportOf;
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 
 /// Every state a `flow` frame can carry, per flow (steps, then how a flow ends).
@@ -398,6 +400,18 @@ pub enum Call {
         /// The period "new customers" counts.
         new_in: Period,
     },
+    /// Read every stored subscription, for the subscription figures of `period`; answers
+    /// `Subscriptions`.
+    SubscriptionMetrics {
+        period: Period,
+    },
+    /// Where the project's CSV exports are, for a link; answers `ExportBase`.
+    ExportLink {
+        of: ExportOf,
+        /// The period asked for (orders are filtered by it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        period: Option<Period>,
+    },
     /// Accept an order's dispute (`evidence` empty) or submit evidence for it, on Stripe.
     RespondToDispute {
         order: String,
@@ -439,6 +453,8 @@ impl Call {
             Call::TurnOffCode { .. } => "turn_off_code",
             Call::RespondToDispute { .. } => "respond_to_dispute",
             Call::ListCustomers { .. } => "list_customers",
+            Call::SubscriptionMetrics { .. } => "subscription_metrics",
+            Call::ExportLink { .. } => "export_link",
         }
     }
 }
@@ -513,6 +529,9 @@ pub enum CallOutput {
     Codes(Vec<CodeInfo>),
     /// A dispute as Stripe answered a response to it.
     Dispute(Box<crate::disputes::DisputeInfo>),
+    /// Where the project's API paths start (`{public}/v1/projects/{project}`): its CSV exports
+    /// are there.
+    ExportBase(String),
 }
 
 /// A product looked up by name to be changed, with who is buying it now.
@@ -1129,6 +1148,14 @@ impl Turn<'_, '_> {
                 self.customers_intent(slots);
                 self.present_step();
             }
+            Intent::SubscriptionMetrics => {
+                self.metrics_intent(slots);
+                self.present_step();
+            }
+            Intent::ExportData => {
+                self.export_intent(slots);
+                self.present_step();
+            }
             Intent::Disputes if self.facts.backend && self.connection.is_some() => {
                 self.disputes_intent();
                 self.present_step();
@@ -1391,6 +1418,9 @@ impl Turn<'_, '_> {
             }
             Call::RespondToDispute { .. } => self.dispute_done(pending, result),
             Call::ListCustomers { .. } => self.customers_done(pending, result),
+            Call::SubscriptionMetrics { .. } | Call::ExportLink { .. } => {
+                self.metrics_done(pending, result)
+            }
             _ => self.connect_done(pending, result),
         }
     }

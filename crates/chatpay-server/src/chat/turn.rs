@@ -62,7 +62,9 @@ pub(super) fn writes_to_stripe(call: &Call) -> bool {
         | Call::CheckLive
         | Call::FindProduct { .. }
         | Call::ListCodes { .. }
-        | Call::ListCustomers { .. } => false,
+        | Call::ListCustomers { .. }
+        | Call::SubscriptionMetrics { .. }
+        | Call::ExportLink { .. } => false,
     }
 }
 

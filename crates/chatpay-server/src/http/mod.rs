@@ -15,6 +15,7 @@ mod customers;
 mod error;
 mod extract;
 mod html;
+mod metrics;
 pub mod openapi;
 mod orders;
 mod platform;
@@ -192,6 +193,11 @@ fn routes() -> Routes {
         M::POST,
         "/v1/projects/{id}/orders/{number}/receipt",
         orders::resend_receipt,
+    )
+    .add(
+        M::GET,
+        "/v1/projects/{id}/metrics/subscriptions",
+        metrics::subscriptions,
     )
     .add(M::GET, "/v1/projects/{id}/subscriptions", billing::list)
     .add(

@@ -18,7 +18,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::{
-    app_webhooks, billing, customers, orders, platform, projects, public, session, signin,
+    app_webhooks, billing, customers, metrics, orders, platform, projects, public, session, signin,
     stripe_pages, tokens, web, webhooks,
 };
 
@@ -76,6 +76,7 @@ use super::{
         billing::cancel,
         billing::resume,
         billing::entitlements,
+        metrics::subscriptions,
         app_webhooks::show,
         app_webhooks::put,
         app_webhooks::delete,

@@ -518,7 +518,7 @@ pub struct ListQuery {
 }
 
 /// A date (`2026-12-01`) or an RFC 3339 time, as a query parameter's schema.
-fn date_or_time() -> utoipa::openapi::Schema {
+pub(super) fn date_or_time() -> utoipa::openapi::Schema {
     use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
     let string = |format| {
         ObjectBuilder::new()
@@ -532,7 +532,7 @@ fn date_or_time() -> utoipa::openapi::Schema {
         .into()
 }
 
-fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
+pub(super) fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         return Ok(d
             .and_hms_opt(0, 0, 0)
