@@ -20,6 +20,7 @@
 //!   find nothing new.
 //! - [`rules`]: the business rules, each decided once for the chat and the HTTP API alike
 //!   (may this project sell, this order be refunded and by how much, this subscription change).
+//! - [`export`]: orders and customers as CSV lines (quoted, safe to open in a spreadsheet).
 //! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
 //!   ports they need (a Stripe call, a catalog read) are types there.
 pub mod account;
@@ -31,6 +32,7 @@ pub mod disputes;
 pub mod domain;
 pub mod error;
 pub mod evidence;
+pub mod export;
 pub mod flows;
 pub mod intents;
 pub mod metrics;

@@ -13,6 +13,7 @@ mod app_webhooks;
 mod billing;
 mod customers;
 mod error;
+mod export;
 mod extract;
 mod html;
 mod metrics;
@@ -177,6 +178,8 @@ fn routes() -> Routes {
     )
     .add(M::GET, "/buy/{project}/{price}", public::buy)
     .add(M::GET, "/v1/projects/{id}/customers", customers::list)
+    .add(M::GET, "/v1/projects/{id}/customers.csv", export::customers)
+    .add(M::GET, "/v1/projects/{id}/orders.csv", export::orders)
     .add(
         M::GET,
         "/v1/projects/{id}/customers/{customer}",

@@ -18,8 +18,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::{
-    app_webhooks, billing, customers, metrics, orders, platform, projects, public, session, signin,
-    stripe_pages, tokens, web, webhooks,
+    app_webhooks, billing, customers, export, metrics, orders, platform, projects, public, session,
+    signin, stripe_pages, tokens, web, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -69,6 +69,8 @@ use super::{
         orders::show,
         customers::list,
         customers::show,
+        export::orders,
+        export::customers,
         orders::refund,
         orders::resend_receipt,
         billing::list,

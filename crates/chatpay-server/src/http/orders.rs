@@ -549,6 +549,23 @@ pub(super) fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
         })
 }
 
+/// The orders a list or an export keeps: `status`, `since`, `until` (dates or RFC 3339 times)
+/// and `customer`, as the query gave them.
+pub(super) fn order_filter(
+    status: Option<OrderStatus>,
+    since: Option<&str>,
+    until: Option<&str>,
+    customer: Option<String>,
+) -> Result<OrderFilter, ApiError> {
+    Ok(OrderFilter {
+        status: status.map(Into::into),
+        since: since.map(|s| time_param("since", s)).transpose()?,
+        until: until.map(|s| time_param("until", s)).transpose()?,
+        customer_email: customer,
+        ..OrderFilter::default()
+    })
+}
+
 /// A page of orders, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct OrderList {
@@ -574,20 +591,9 @@ pub async fn list(
     let project = owned(&state, &caller, &id).await?;
     let limit = super::page_limit(q.limit, 20)?;
     let filter = OrderFilter {
-        status: q.status.map(Into::into),
-        since: q
-            .since
-            .as_deref()
-            .map(|s| time_param("since", s))
-            .transpose()?,
-        until: q
-            .until
-            .as_deref()
-            .map(|s| time_param("until", s))
-            .transpose()?,
         before: q.starting_after,
         limit: limit + 1,
-        customer_email: q.customer.clone(),
+        ..order_filter(q.status, q.since.as_deref(), q.until.as_deref(), q.customer)?
     };
     let mut orders = state.engine.orders(&project, &filter).await?;
     let has_more = orders.len() as i64 > limit;
