@@ -1010,10 +1010,7 @@ fn check_http(h: &transcript::Http, path: &str, status: u16, answer: &Value) -> 
     for want in &h.text {
         let got = answer.as_str().unwrap_or_default();
         if !got.contains(want.as_str()) {
-            bail!(
-                "{} {path}: the answer has no {want:?}: {got:?}",
-                h.method
-            );
+            bail!("{} {path}: the answer has no {want:?}: {got:?}", h.method);
         }
     }
     for (dotted, want) in &h.json {
