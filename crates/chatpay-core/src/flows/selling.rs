@@ -298,7 +298,7 @@ fn other_period(p: &str, today: NaiveDate) -> Option<(String, NaiveDate, NaiveDa
         _ => return None,
     };
     let end = today + Duration::days(1);
-    let months = |m: i64| Some(today.checked_sub_months(Months::new(u32::try_from(m).ok()?))?);
+    let months = |m: i64| today.checked_sub_months(Months::new(u32::try_from(m).ok()?));
     let from = match unit.trim_end_matches('s') {
         "hour" => end - Duration::days(((n + 23) / 24).max(1)),
         "day" => end - Duration::days(n),
