@@ -109,24 +109,26 @@ pub fn new_customers(customers: &[Customer], since: Option<i64>, until: Option<i
         .count()
 }
 
+/// A paid order numbered `n` by `email`, for tests.
+#[cfg(test)]
+pub(crate) fn paid_order(n: i64, email: &str, cur: &str, amount: i64, paid_at: i64) -> Order {
+    let mut o = Order::new_for_tests(
+        &format!("ord_{n}"),
+        n,
+        crate::domain::Currency::parse(cur).expect("a currency"),
+        amount,
+    );
+    o.status = crate::orders::OrderStatus::Paid;
+    o.customer_email = Some(email.into());
+    o.paid_at = Some(paid_at);
+    o
+}
+
 #[cfg(test)]
 mod tests {
+    use super::paid_order as order;
     use super::*;
-    use crate::domain::Currency;
     use crate::orders::{OrderStatus, RefundInfo};
-
-    fn order(n: i64, email: &str, cur: &str, amount: i64, paid_at: i64) -> Order {
-        let mut o = Order::new_for_tests(
-            &format!("ord_{n}"),
-            n,
-            Currency::parse(cur).unwrap(),
-            amount,
-        );
-        o.status = OrderStatus::Paid;
-        o.customer_email = Some(email.into());
-        o.paid_at = Some(paid_at);
-        o
-    }
 
     #[test]
     fn customers_are_emails_with_lifetime_value_per_currency() {

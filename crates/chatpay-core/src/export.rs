@@ -138,20 +138,12 @@ pub fn customer_lines(c: &Customer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::customers::customers;
-    use crate::orders::{OrderLine, OrderStatus};
+    use crate::customers::{customers, paid_order};
+    use crate::orders::OrderLine;
 
     fn order(n: i64, email: &str, cur: &str, amount: i64) -> Order {
-        let mut o = Order::new_for_tests(
-            &format!("ord_{n}"),
-            n,
-            Currency::parse(cur).unwrap(),
-            amount,
-        );
-        o.status = OrderStatus::Paid;
-        o.customer_email = Some(email.into());
+        let mut o = paid_order(n, email, cur, amount, 1_796_083_260_000);
         o.created_at = 1_796_083_200_000;
-        o.paid_at = Some(1_796_083_260_000);
         o
     }
 

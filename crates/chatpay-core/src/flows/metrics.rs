@@ -29,7 +29,7 @@ pub enum ExportOf {
 }
 
 /// "$28.00 + €10.00", or "nothing" for no amounts.
-fn amounts<'a>(of: impl Iterator<Item = (&'a String, i64)>) -> String {
+pub(super) fn amounts<'a>(of: impl Iterator<Item = (&'a String, i64)>) -> String {
     let parts: Vec<String> = of
         .map(|(cur, minor)| {
             Currency::parse(cur).map_or_else(
