@@ -73,6 +73,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/customers.js"),
     ),
     (
+        "chart.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/chart.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_bytes!("../../web/icon.svg"),

@@ -1648,6 +1648,24 @@ fn customers_search_detail_export(j: &mut Journey) -> Run<'_> {
             href == format!("/v1/projects/{project}/orders.csv"),
             "the orders export's link: {href}"
         );
+        // Balance & payouts: the revenue chart, read as a table (this month: $49.00 and
+        // $12.50 less the $5.00 refund; no subscription, so no MRR).
+        page.click("[data-nav=payouts]").await?;
+        page.find("svg.revenue-chart[aria-hidden=true]").await?;
+        let month = page
+            .js("return new Date().toISOString().slice(0, 7)", vec![])
+            .await?;
+        let month = month.as_str().unwrap_or_default();
+        page.find_text(
+            &format!("table.chart-table tr[data-month='{month}']"),
+            "$56.50",
+        )
+        .await?;
+        page.find_text("table.chart-table tr[data-month=mrr]", "$0.00")
+            .await?;
+        page.assert_accessible("Balance & payouts with its chart")
+            .await?;
+        j.shot(0, "payouts-chart").await?;
         let errors = page.console_errors(&url).await;
         ensure!(errors.is_empty(), "console errors: {errors:?}");
         Ok(())
