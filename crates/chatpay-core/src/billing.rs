@@ -213,6 +213,27 @@ pub struct Subscription {
     /// period's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The discount its invoices get (Stripe's `discounts`: its coupon), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<SubscriptionDiscount>,
+}
+
+/// A subscription's discount: its coupon's terms, as Stripe says them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionDiscount {
+    /// The coupon's id.
+    pub coupon: String,
+    /// A percentage off, in hundredths of a percent (15% is 1,500).
+    #[serde(default)]
+    pub percent_off_hundredths: Option<i64>,
+    /// An amount off each invoice, in the subscription currency's minor unit.
+    #[serde(default)]
+    pub amount_off: Option<i64>,
+    /// `once` (the first invoice only), `repeating` (until `end`) or `forever`.
+    pub duration: String,
+    /// When a repeating discount stops applying (Unix seconds).
+    #[serde(default)]
+    pub end: Option<i64>,
 }
 
 impl Subscription {
@@ -911,6 +932,7 @@ mod tests {
             order_number: None,
             invoices: Vec::new(),
             schedule: None,
+            discount: None,
         }
     }
 

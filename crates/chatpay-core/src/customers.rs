@@ -40,23 +40,22 @@ fn kept(o: &Order) -> i64 {
     (paid - o.refunded() - lost).max(0)
 }
 
-/// The customers of `orders` (any order of arrival), those who spent most first (by their
-/// largest currency amount), then by email.
-pub fn customers(orders: &[Order]) -> Vec<Customer> {
-    let mut by: BTreeMap<String, Customer> = BTreeMap::new();
-    let mut paid: Vec<&Order> = orders
-        .iter()
-        .filter(|o| o.status.was_paid() && o.customer_email.is_some())
-        .collect();
-    paid.sort_by_key(|o| std::cmp::Reverse(o.number));
-    for o in paid {
-        let email = o
-            .customer_email
-            .as_deref()
-            .unwrap_or_default()
-            .to_lowercase();
+/// Customers gathered from orders as they come (a page at a time: memory grows with the
+/// customers, not the orders).
+#[derive(Debug, Default)]
+pub struct CustomerBook {
+    by: BTreeMap<String, Customer>,
+}
+
+impl CustomerBook {
+    /// Counts `o` if it was paid and has a buyer's email.
+    pub fn add(&mut self, o: &Order) {
+        let Some(email) = o.customer_email.as_deref().filter(|_| o.status.was_paid()) else {
+            return;
+        };
+        let email = email.to_lowercase();
         let at = o.paid_at.unwrap_or(o.created_at);
-        let c = by.entry(email.clone()).or_insert_with(|| Customer {
+        let c = self.by.entry(email.clone()).or_insert_with(|| Customer {
             email,
             orders: Vec::new(),
             spent: BTreeMap::new(),
@@ -70,12 +69,34 @@ pub fn customers(orders: &[Order]) -> Vec<Customer> {
         c.last_paid_at = c.last_paid_at.max(at);
         c.disputes += usize::from(o.dispute.is_some());
     }
-    let mut out: Vec<Customer> = by.into_values().collect();
-    out.sort_by(|a, b| {
-        let top = |c: &Customer| c.spent.values().copied().max().unwrap_or(0);
-        top(b).cmp(&top(a)).then_with(|| a.email.cmp(&b.email))
-    });
-    out
+
+    /// The customers, those who spent most first (by their largest currency amount), then by
+    /// email; each one's orders newest first.
+    pub fn customers(self) -> Vec<Customer> {
+        let mut out: Vec<Customer> = self.by.into_values().collect();
+        for c in &mut out {
+            c.orders.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        out.sort_by(|a, b| {
+            let top = |c: &Customer| c.spent.values().copied().max().unwrap_or(0);
+            top(b).cmp(&top(a)).then_with(|| a.email.cmp(&b.email))
+        });
+        out
+    }
+}
+
+/// The customers of `orders` (any order of arrival), as [`CustomerBook::customers`] sorts them.
+pub fn customers(orders: &[Order]) -> Vec<Customer> {
+    let mut book = CustomerBook::default();
+    for o in orders {
+        book.add(o);
+    }
+    book.customers()
+}
+
+/// Whether a search (part of an email, any case; empty: everyone) finds `c`.
+pub fn matches(c: &Customer, search: &str) -> bool {
+    c.email.contains(search.trim().to_lowercase().as_str())
 }
 
 /// How many customers first paid in `[since, until)` (milliseconds).
@@ -88,24 +109,26 @@ pub fn new_customers(customers: &[Customer], since: Option<i64>, until: Option<i
         .count()
 }
 
+/// A paid order numbered `n` by `email`, for tests.
+#[cfg(test)]
+pub(crate) fn paid_order(n: i64, email: &str, cur: &str, amount: i64, paid_at: i64) -> Order {
+    let mut o = Order::new_for_tests(
+        &format!("ord_{n}"),
+        n,
+        crate::domain::Currency::parse(cur).expect("a currency"),
+        amount,
+    );
+    o.status = crate::orders::OrderStatus::Paid;
+    o.customer_email = Some(email.into());
+    o.paid_at = Some(paid_at);
+    o
+}
+
 #[cfg(test)]
 mod tests {
+    use super::paid_order as order;
     use super::*;
-    use crate::domain::Currency;
     use crate::orders::{OrderStatus, RefundInfo};
-
-    fn order(n: i64, email: &str, cur: &str, amount: i64, paid_at: i64) -> Order {
-        let mut o = Order::new_for_tests(
-            &format!("ord_{n}"),
-            n,
-            Currency::parse(cur).unwrap(),
-            amount,
-        );
-        o.status = OrderStatus::Paid;
-        o.customer_email = Some(email.into());
-        o.paid_at = Some(paid_at);
-        o
-    }
 
     #[test]
     fn customers_are_emails_with_lifetime_value_per_currency() {
@@ -139,5 +162,8 @@ mod tests {
         assert_eq!(new_customers(&cs, Some(15), None), 1);
         assert_eq!(new_customers(&cs, None, Some(15)), 1);
         assert_eq!(new_customers(&cs, None, None), 2);
+        assert!(matches(ana, "ANA@"));
+        assert!(matches(ana, " "));
+        assert!(!matches(ana, "ben"));
     }
 }

@@ -322,14 +322,21 @@ impl Money {
     }
 }
 
-impl fmt::Display for Money {
-    /// `$25.00`, `€9.50`, `¥500`, `12.000 KWD`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Money {
+    /// The amount in the currency's units, without a symbol or sign: `25.00`, `500` (yen),
+    /// `12.000` (dinars).
+    ///
+    /// # Examples
+    /// ```
+    /// use chatpay_core::domain::{Currency, Money};
+    /// assert_eq!(Money::new(1250, Currency::parse("usd").unwrap()).units(), "12.50");
+    /// assert_eq!(Money::new(500, Currency::parse("jpy").unwrap()).units(), "500");
+    /// ```
+    pub fn units(&self) -> String {
         let exp = self.currency.exponent();
-        let sign = if self.minor < 0 { "-" } else { "" };
         let abs = self.minor.unsigned_abs();
         let scale = 10u64.pow(exp);
-        let number = if exp == 0 {
+        if exp == 0 {
             format!("{abs}")
         } else {
             format!(
@@ -338,7 +345,21 @@ impl fmt::Display for Money {
                 abs % scale,
                 width = exp as usize
             )
-        };
+        }
+    }
+
+    /// [`Money::units`] with a `-` for a negative amount.
+    pub fn decimal(&self) -> String {
+        let sign = if self.minor < 0 { "-" } else { "" };
+        format!("{sign}{}", self.units())
+    }
+}
+
+impl fmt::Display for Money {
+    /// `$25.00`, `€9.50`, `¥500`, `12.000 KWD`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let number = self.units();
         match self.currency.symbol() {
             Some(sym) => write!(f, "{sign}{sym}{number}"),
             None => write!(

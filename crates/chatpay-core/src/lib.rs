@@ -13,6 +13,8 @@
 //! - [`cards`]: the action cards clients render.
 //! - [`error`]: the error codes clients may receive, one list for the protocol, HTTP and tests.
 //! - [`intents`]: the intent file format, loader, normalizer and matcher.
+//! - [`metrics`]: subscription figures (MRR per currency, new, ended, churn) from stored
+//!   subscriptions.
 //! - [`orders`]: carts checked against the catalog; orders derived from fresh reads of Stripe.
 //! - [`evidence`]: what an event's payload says about an order, to skip a re-read that would
 //!   find nothing new.
@@ -20,6 +22,7 @@
 //!   and which plan a seller's "move ana@… to yearly" means.
 //! - [`rules`]: the business rules, each decided once for the chat and the HTTP API alike
 //!   (may this project sell, this order be refunded and by how much, this subscription change).
+//! - [`export`]: orders and customers as CSV lines (quoted, safe to open in a spreadsheet).
 //! - [`flows`]: the guided flows as pure transitions `(state, input) -> (state, effects)`; the
 //!   ports they need (a Stripe call, a catalog read) are types there.
 pub mod account;
@@ -31,8 +34,10 @@ pub mod disputes;
 pub mod domain;
 pub mod error;
 pub mod evidence;
+pub mod export;
 pub mod flows;
 pub mod intents;
+pub mod metrics;
 pub mod orders;
 pub mod plans;
 pub mod rules;

@@ -839,6 +839,7 @@ mod tests {
             order_number: None,
             invoices: Vec::new(),
             schedule: None,
+            discount: None,
         }
     }
 

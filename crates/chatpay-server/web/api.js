@@ -60,3 +60,27 @@ export async function api(method, path, body, headers = {}) {
 export function idempotencyKey() {
   return crypto.randomUUID();
 }
+
+/**
+ * Downloads `path` (a CSV export) as `file` with this tab's API token: a link can't carry the
+ * Authorization header. A tab signed in by the session cookie needs none of this: the link
+ * itself works (`download.needed()` says which).
+ */
+export async function download(path, file) {
+  const res = await fetch(path, { headers: { authorization: `Bearer ${session.token}` } }).catch(() => null);
+  if (!res) throw new ApiError(0, 'network', 'chatpay is not reachable. Check that the server is running, then try again.');
+  if (!res.ok) {
+    const data = await res.json().catch(() => null);
+    throw new ApiError(res.status, data?.code || 'http_' + res.status, data?.message || `The server answered ${res.status}.`, data);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = file;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+download.needed = () => Boolean(session.token);

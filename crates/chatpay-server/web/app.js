@@ -8,6 +8,7 @@ import { ChatSocket } from './socket.js';
 import { ChatView } from './chat.js';
 import * as views from './views.js';
 import * as billing from './billing.js';
+import * as customers from './customers.js';
 
 const root = document.getElementById('app');
 const state = {
@@ -292,6 +293,7 @@ function sidebar(current, section) {
       h('ul',
         item('chat', 'Chat', `#/p/${current.id}`),
         item('orders', 'Orders', `#/p/${current.id}/orders`),
+        item('customers', 'Customers', `#/p/${current.id}/customers`),
         item('subscriptions', 'Subscriptions', `#/p/${current.id}/subscriptions`),
         item('payouts', 'Balance & payouts', `#/p/${current.id}/payouts`),
         item('catalog', 'Product catalog', `#/p/${current.id}/settings/stripe`),
@@ -394,6 +396,13 @@ async function route() {
       focusMain();
     } else if (section === 'live') {
       layout(project, 'live', 'Go live', await billing.goLive(ctx, modeChanged));
+      focusMain();
+    } else if (section === 'customers' && parts[3]) {
+      const email = decodeURIComponent(parts[3]);
+      layout(project, 'customers', email, await customers.customer(ctx, email));
+      focusMain();
+    } else if (section === 'customers') {
+      layout(project, 'customers', 'Customers', await customers.customers(ctx));
       focusMain();
     } else if (section === 'orders' && parts[3]) {
       layout(project, 'orders', `Order #${parts[3]}`, await views.order(ctx, parts[3]));

@@ -3,6 +3,7 @@
 
 import { h, mount, money, when, day, words, nextId } from './dom.js';
 import { api, idempotencyKey, ApiError } from './api.js';
+import { revenueChart } from './chart.js';
 
 const SUB_TONES = { active: 'good', trialing: 'info', past_due: 'bad', unpaid: 'bad', incomplete: 'warn', canceled: 'neutral', incomplete_expired: 'neutral', paused: 'neutral' };
 const INVOICE_TONES = { paid: 'good', open: 'warn', draft: 'neutral', uncollectible: 'bad', void: 'neutral' };
@@ -253,7 +254,9 @@ export async function payouts({ project }) {
         // What stays with the business: the total less what was refunded.
         h('td.num', o.amount_refunded ? [money(o.amount_total - o.amount_refunded, o.currency), h('div.muted.small', `${money(o.amount_total, o.currency)} less ${money(o.amount_refunded, o.currency)} refunded`)] : o.display?.total || money(o.amount_total, o.currency)),
         h('td', o.funds_available_on ? day(o.funds_available_on) : h('span.muted', 'Not known yet')))))) : h('p.muted.pad-text', 'No paid orders yet.'));
-  return h('div.page', balanceView, payoutsView, fundsView);
+  // The chart is an extra: the page stands without it.
+  const chart = await revenueChart(project).catch(() => null);
+  return h('div.page', balanceView, chart, payoutsView, fundsView);
 }
 
 // ---------- going live ----------

@@ -3,6 +3,7 @@
 
 import { h, mount, money, minorDigits, when, day, words, nextId } from './dom.js';
 import { api, idempotencyKey } from './api.js';
+import { exportButton } from './customers.js';
 
 /** The URL of an embedded asset of this version. */
 export function asset(name) {
@@ -349,6 +350,7 @@ export async function orders({ project }) {
     more.disabled = false;
   });
   return h('div.page', project.backend ? null : backendNote(project),
+    h('div.actions', exportButton(`/v1/projects/${project.id}/orders.csv`, `orders-${project.id}.csv`)),
     h('section.panel.flush', { 'aria-label': 'Orders' },
       h('table.table.orders',
         h('caption.sr-only', 'Orders, newest first'),

@@ -9,7 +9,7 @@ use stripe_types::Expandable;
 
 use chatpay_core::billing::{
     Balance, BalanceAmount, Invoice, InvoiceStatus, Payout, PayoutStatus, Subscription,
-    SubscriptionItem, SubscriptionStatus,
+    SubscriptionDiscount, SubscriptionItem, SubscriptionStatus,
 };
 use chatpay_core::domain::{Currency, Mode};
 
@@ -68,6 +68,24 @@ fn payout(p: &stripe_shared::Payout) -> Result<Payout, GatewayError> {
     })
 }
 
+/// A subscription's discount with its coupon's terms; `None` unless both were expanded.
+fn discount(d: &Expandable<stripe_shared::Discount>) -> Option<SubscriptionDiscount> {
+    let Expandable::Object(d) = d else {
+        return None;
+    };
+    let Some(Expandable::Object(c)) = &d.source.coupon else {
+        return None;
+    };
+    Some(SubscriptionDiscount {
+        coupon: c.id.to_string(),
+        // Stripe's percent_off is a number with up to two decimals (12.5): kept in hundredths.
+        percent_off_hundredths: c.percent_off.map(|p| (p * 100.0).round() as i64),
+        amount_off: c.amount_off,
+        duration: c.duration.as_str().to_owned(),
+        end: d.end,
+    })
+}
+
 impl StripeGateway {
     pub(crate) async fn read_subscription_now(
         &self,
@@ -78,7 +96,11 @@ impl StripeGateway {
         // Two reads (the subscription, then its invoices) are one snapshot only if the
         // subscription didn't move in between: Stripe changes an invoice and its subscription a
         // moment apart. Read again until it holds still (a few times at most).
-        let req = RetrieveSubscription::new(id).expand(vec!["customer".to_owned()]);
+        // The discount's coupon says how much it takes off and for how long (MRR).
+        let req = RetrieveSubscription::new(id).expand(vec![
+            "customer".to_owned(),
+            "discounts.source.coupon".to_owned(),
+        ]);
         let Some(mut s) = not_found_is_none(self.send_as(mode, account, &req).await)? else {
             return Ok(None);
         };
@@ -160,6 +182,7 @@ impl StripeGateway {
             order_number: None,
             invoices,
             schedule: s.schedule.as_ref().map(|x| x.id().to_string()),
+            discount: s.discounts.iter().find_map(discount),
         }))
     }
 

@@ -389,7 +389,12 @@ impl Run<'_> {
             Some(b) => self.http.send_json(method, &url, &headers, b).await?,
             None => self.http.send(method, &url, &headers, Vec::new()).await?,
         };
-        Ok((res.status, res.json().unwrap_or(Value::Null)))
+        // An answer that is not JSON (a CSV export) is its text.
+        let answer = res.json().unwrap_or_else(|_| match res.text() {
+            t if t.is_empty() => Value::Null,
+            t => Value::String(t),
+        });
+        Ok((res.status, answer))
     }
 
     async fn play(&mut self) -> anyhow::Result<()> {
@@ -1014,6 +1019,12 @@ fn check_http(h: &transcript::Http, path: &str, status: u16, answer: &Value) -> 
             h.method,
             h.status
         );
+    }
+    for want in &h.text {
+        let got = answer.as_str().unwrap_or_default();
+        if !got.contains(want.as_str()) {
+            bail!("{} {path}: the answer has no {want:?}: {got:?}", h.method);
+        }
     }
     for (dotted, want) in &h.json {
         let mut at = answer;

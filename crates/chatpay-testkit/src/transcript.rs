@@ -177,6 +177,9 @@ pub struct Http {
     /// Fields the JSON answer must contain (dotted paths to values).
     #[serde(default)]
     pub json: BTreeMap<String, toml::Value>,
+    /// Text a non-JSON answer (a CSV export) must contain, each piece as written.
+    #[serde(default)]
+    pub text: Vec<String>,
     /// Repeat the request until the answer matches (state that webhooks update in the
     /// background), failing after the usual patience.
     #[serde(default)]

@@ -180,9 +180,7 @@ pub(super) fn answer(turn: &mut Turn<'_, '_>, intent: Intent, topic: Option<&str
                  charge you twice."
             ));
         }
-        Intent::Customers | Intent::Disputes | Intent::SubscriptionMetrics | Intent::ExportData => {
-            not_yet(turn, intent, slots)
-        }
+        Intent::Customers | Intent::Disputes => not_yet(turn, intent, slots),
         Intent::ReceiptsInvoices => turn.reply(
             "Stripe can email a receipt for every successful payment and refund (Settings -> \
              Customer emails in the Stripe Dashboard). For invoices, create one in the Dashboard \
@@ -205,15 +203,6 @@ fn not_yet(turn: &mut Turn<'_, '_>, intent: Intent, _slots: &Slots) {
              Stripe emails you and takes the amount and a dispute fee from your balance; the \
              Stripe Dashboard's Disputes page lists them with the deadline to respond, where you \
              submit evidence or accept the dispute. Early fraud warnings appear there too."
-            .to_owned(),
-        Intent::SubscriptionMetrics => "I can't compute subscription figures yet. The Stripe \
-             Dashboard's Billing overview shows recurring revenue (MRR), churn, and subscriptions \
-             started and canceled per period. Here, ask \"how many active subscribers do I \
-             have?\" or open Subscriptions."
-            .to_owned(),
-        Intent::ExportData => "I can't export from the chat yet. The Stripe Dashboard exports \
-             payments and customers as CSV (Export on the Payments or Customers page), and the \
-             API lists this project's orders (GET /v1/projects/{id}/orders)."
             .to_owned(),
         _ => return,
     };

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Utc};
 
+use super::metrics::amounts;
 use super::selling::period;
 use super::{Call, CallError, CallOutput, Pending, Purpose, Turn};
 use crate::cards::{CardKind, Fact};
 use crate::customers::{Customer, customers, new_customers};
-use crate::domain::{Currency, Money};
 use crate::intents::{SlotValue, Slots};
 use crate::orders::Order;
 
@@ -24,17 +24,7 @@ fn day(ms: i64) -> String {
 
 /// "$98.00 + €20.00".
 fn spent(c: &Customer) -> String {
-    let parts: Vec<String> = c
-        .spent
-        .iter()
-        .map(|(cur, minor)| {
-            Currency::parse(cur).map_or_else(
-                || format!("{minor} {cur}"),
-                |c| Money::new(*minor, c).to_string(),
-            )
-        })
-        .collect();
-    parts.join(" + ")
+    amounts(c.spent.iter().map(|(cur, minor)| (cur, *minor)))
 }
 
 fn orders_count(n: usize) -> String {

@@ -18,6 +18,7 @@ mod context;
 mod customers;
 mod disputes;
 mod golive;
+mod metrics;
 mod plans;
 mod products;
 mod selling;
@@ -43,6 +44,7 @@ pub use catalog::{CatalogStep, wanted_product};
 pub use connect::ConnectStep;
 pub use context::Awaiting;
 pub use golive::{CheckCode, CheckItem, LiveFacts, action_label, checklist};
+pub use metrics::ExportOf;
 pub use plans::{PlanOffer, PortalAnswer};
 pub use selling::{ListAsk, OrderAsk, OrderRef, Period, period};
 
@@ -400,6 +402,18 @@ pub enum Call {
         /// The period "new customers" counts.
         new_in: Period,
     },
+    /// Read every stored subscription, for the subscription figures of `period`; answers
+    /// `Subscriptions`.
+    SubscriptionMetrics {
+        period: Period,
+    },
+    /// Where the project's CSV exports are, for a link; answers `ExportBase`.
+    ExportLink {
+        of: ExportOf,
+        /// The period asked for (orders are filtered by it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        period: Option<Period>,
+    },
     /// Accept an order's dispute (`evidence` empty) or submit evidence for it, on Stripe.
     RespondToDispute {
         order: String,
@@ -471,6 +485,8 @@ impl Call {
             Call::PortalLink { .. } => "portal_link",
             Call::PreviewPlanChange { .. } => "preview_plan_change",
             Call::ChangePlan { .. } => "change_plan",
+            Call::SubscriptionMetrics { .. } => "subscription_metrics",
+            Call::ExportLink { .. } => "export_link",
         }
     }
 }
@@ -551,6 +567,9 @@ pub enum CallOutput {
         url: String,
     },
     PlanOffer(Box<PlanOffer>),
+    /// Where the project's API paths start (`{public}/v1/projects/{project}`): its CSV exports
+    /// are there.
+    ExportBase(String),
 }
 
 /// A product looked up by name to be changed, with who is buying it now.
@@ -1174,6 +1193,14 @@ impl Turn<'_, '_> {
                 self.customers_intent(slots);
                 self.present_step();
             }
+            Intent::SubscriptionMetrics => {
+                self.metrics_intent(slots);
+                self.present_step();
+            }
+            Intent::ExportData => {
+                self.export_intent(slots);
+                self.present_step();
+            }
             Intent::Disputes if self.facts.backend && self.connection.is_some() => {
                 self.disputes_intent();
                 self.present_step();
@@ -1453,6 +1480,9 @@ impl Turn<'_, '_> {
             | Call::PortalLink { .. }
             | Call::PreviewPlanChange { .. }
             | Call::ChangePlan { .. } => self.plans_done(pending, result),
+            Call::SubscriptionMetrics { .. } | Call::ExportLink { .. } => {
+                self.metrics_done(pending, result)
+            }
             _ => self.connect_done(pending, result),
         }
     }

@@ -15,7 +15,7 @@
 //! same version; the second's write is refused and it runs again on the newer version, so news
 //! ("New order #1042") is told exactly once.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Call, CallError, CallOutput, Effect, Owner, Pending, Purpose, Turn};
@@ -193,17 +193,129 @@ pub fn period(phrase: Option<&str>, now_ms: i64) -> Period {
             let end = NaiveDate::from_ymd_opt(today.year() + 1, 1, 1).unwrap_or(today);
             span("this year", start, end)
         }
-        Some("all time") | Some("ever") | Some("so far") => Period {
+        Some("all time") | Some("ever") | Some("so far") | Some("to date") => Period {
             label: "so far".to_owned(),
             since: None,
             until: None,
         },
-        _ => span(
+        Some("last year") => {
+            let start = NaiveDate::from_ymd_opt(today.year() - 1, 1, 1).unwrap_or(today);
+            let end = NaiveDate::from_ymd_opt(today.year(), 1, 1).unwrap_or(today);
+            span("last year", start, end)
+        }
+        Some("year to date") | Some("ytd") => {
+            let start = NaiveDate::from_ymd_opt(today.year(), 1, 1).unwrap_or(today);
+            span("this year so far", start, today + Duration::days(1))
+        }
+        Some(p) => other_period(p, today).map_or_else(
+            || {
+                span(
+                    "in the last 30 days",
+                    today - Duration::days(29),
+                    today + Duration::days(1),
+                )
+            },
+            |(label, from, to)| span(&label, from, to),
+        ),
+        None => span(
             "in the last 30 days",
             today - Duration::days(29),
             today + Duration::days(1),
         ),
     }
+}
+
+/// The first day of `year`'s `month` (1-12; months past 12 roll into the next years).
+fn month_start_of(year: i32, month: u32) -> Option<NaiveDate> {
+    let months = year * 12 + i32::try_from(month).ok()? - 1;
+    NaiveDate::from_ymd_opt(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1)
+}
+
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// Quarters, named months, "q3 2026" and "the last 3 days/weeks/months": a label and the days
+/// `[from, to)`; `None` for a phrase that names none of them.
+fn other_period(p: &str, today: NaiveDate) -> Option<(String, NaiveDate, NaiveDate)> {
+    let quarter_of = |year: i32, q: u32| {
+        let from = month_start_of(year, (q - 1) * 3 + 1)?;
+        Some((from, month_start_of(year, q * 3 + 1)?))
+    };
+    let this_q = (today.month() - 1) / 3 + 1;
+    if p == "this quarter" {
+        let (from, to) = quarter_of(today.year(), this_q)?;
+        return Some(("this quarter".to_owned(), from, to));
+    }
+    if p == "last quarter" {
+        let (y, q) = if this_q == 1 {
+            (today.year() - 1, 4)
+        } else {
+            (today.year(), this_q - 1)
+        };
+        let (from, to) = quarter_of(y, q)?;
+        return Some(("last quarter".to_owned(), from, to));
+    }
+    if let Some(rest) = p.strip_prefix('q') {
+        let mut parts = rest.split_whitespace();
+        let q: u32 = parts.next()?.parse().ok().filter(|q| (1..=4).contains(q))?;
+        let year = match parts.next() {
+            Some(y) => y.parse().ok()?,
+            // The latest such quarter that has begun.
+            None if q <= this_q => today.year(),
+            None => today.year() - 1,
+        };
+        let (from, to) = quarter_of(year, q)?;
+        return Some((format!("Q{q} {year}"), from, to));
+    }
+    if let Some(m) = MONTHS.iter().position(|m| *m == p) {
+        let m = u32::try_from(m).ok()? + 1;
+        // The latest such month that has begun.
+        let year = if m <= today.month() {
+            today.year()
+        } else {
+            today.year() - 1
+        };
+        let from = month_start_of(year, m)?;
+        let name = from.format("%B %Y").to_string();
+        return Some((name, from, month_start_of(year, m + 1)?));
+    }
+    let words: Vec<&str> = p.split_whitespace().collect();
+    let (n, unit) = match words.as_slice() {
+        ["last" | "past" | "previous", n, unit] => (n.parse::<i64>().ok()?, *unit),
+        ["last" | "past" | "this past", unit] => (1, *unit),
+        _ => return None,
+    };
+    let end = today + Duration::days(1);
+    let months = |m: i64| today.checked_sub_months(Months::new(u32::try_from(m).ok()?));
+    let from = match unit.trim_end_matches('s') {
+        "hour" => end - Duration::days(((n + 23) / 24).max(1)),
+        "day" => end - Duration::days(n),
+        "week" => end - Duration::days(7 * n),
+        "month" => months(n)? + Duration::days(1),
+        "quarter" => months(3 * n)? + Duration::days(1),
+        "year" => months(12 * n)? + Duration::days(1),
+        _ => return None,
+    };
+    if n == 1 {
+        return Some((
+            format!("in the past {}", unit.trim_end_matches('s')),
+            from,
+            end,
+        ));
+    }
+    Some((format!("in the last {n} {unit}"), from, end))
 }
 
 /// The order a turn's slots name, if any: `pi_…` or an order number.
@@ -1178,6 +1290,46 @@ mod tests {
         );
         let p = period(None, now);
         assert_eq!(p.since, Some(at(2026, 11, 2)));
+    }
+
+    #[test]
+    fn periods_name_quarters_months_and_spans() {
+        // Tue Dec 1, 2026 10:00 UTC.
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
+            .unwrap()
+            .timestamp_millis();
+        let at = |y, m, d| {
+            Some(
+                Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
+                    .unwrap()
+                    .timestamp_millis(),
+            )
+        };
+        let span = |phrase: &str| {
+            let p = period(Some(phrase), now);
+            (p.since, p.until)
+        };
+        assert_eq!(span("this quarter"), (at(2026, 10, 1), at(2027, 1, 1)));
+        assert_eq!(span("last quarter"), (at(2026, 7, 1), at(2026, 10, 1)));
+        assert_eq!(span("q1"), (at(2026, 1, 1), at(2026, 4, 1)));
+        assert_eq!(span("q4 2025"), (at(2025, 10, 1), at(2026, 1, 1)));
+        assert_eq!(span("november"), (at(2026, 11, 1), at(2026, 12, 1)));
+        // A month still to come this year is last year's.
+        assert_eq!(span("december"), (at(2026, 12, 1), at(2027, 1, 1)));
+        assert_eq!(span("january"), (at(2026, 1, 1), at(2026, 2, 1)));
+        assert!(
+            period(Some("November"), now)
+                .label
+                .starts_with("November 2026")
+        );
+        assert_eq!(span("last year"), (at(2025, 1, 1), at(2026, 1, 1)));
+        assert_eq!(span("year to date"), (at(2026, 1, 1), at(2026, 12, 2)));
+        assert_eq!(span("last 7 days"), (at(2026, 11, 25), at(2026, 12, 2)));
+        assert_eq!(span("past 3 months"), (at(2026, 9, 2), at(2026, 12, 2)));
+        assert_eq!(span("past week"), (at(2026, 11, 25), at(2026, 12, 2)));
+        // Something no rule reads: the last 30 days, as before.
+        assert_eq!(span("someday"), (at(2026, 11, 2), at(2026, 12, 2)));
     }
 
     #[test]

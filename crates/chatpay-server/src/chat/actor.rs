@@ -1195,6 +1195,13 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
         Call::ReadPayouts { ask } => return exec.orders().read_payouts(ask).await,
         Call::RefreshPayout { payout, .. } => return exec.orders().refresh_payout(payout).await,
         Call::FindOrder { order, .. } => return exec.orders().find_order(order).await,
+        Call::SubscriptionMetrics { .. } => return exec.orders().subscription_metrics().await,
+        Call::ExportLink { .. } => {
+            return Ok(CallOutput::ExportBase(format!(
+                "{}/v1/projects/{}",
+                exec.public, exec.project
+            )));
+        }
         Call::ListCustomers { email, .. } => {
             return exec.orders().for_customers(email.as_deref()).await;
         }

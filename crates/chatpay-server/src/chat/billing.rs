@@ -12,11 +12,12 @@ use chatpay_core::billing::{
     Balance, Entitlement, Payout, Subscription, SubscriptionChange, SubscriptionStatus,
     entitlements, funds_upcoming, paid_on_day,
 };
-use chatpay_core::domain::now_millis;
+use chatpay_core::domain::{Mode, ProjectId, now_millis};
 use chatpay_core::flows::{CallError, CallOutput, PayoutAsk, PayoutsAnswer, SubscriptionAsk};
+use chatpay_core::metrics::{SubscriptionMetrics, subscription_metrics};
 use chatpay_core::orders::{Order, OrderStatus};
 use chatpay_core::rules;
-use chatpay_store::{OrderFilter, ProjectRecord, SubscriptionFilter, SubscriptionRecord};
+use chatpay_store::{DynStore, OrderFilter, ProjectRecord, SubscriptionFilter, SubscriptionRecord};
 use chatpay_stripe::GatewayError;
 
 use super::operations::StripeWrite;
@@ -52,6 +53,36 @@ pub(crate) fn subscription_of(record: &SubscriptionRecord) -> Result<Subscriptio
 
 /// Subscriptions listed for one answer or page.
 const LISTED: i64 = 1000;
+
+/// Every stored subscription of a project in a mode, newest first, read `LISTED` at a time
+/// (the subscription figures count them all).
+async fn all_subscriptions(
+    store: &DynStore,
+    project: &ProjectId,
+    mode: Mode,
+) -> Result<Vec<Subscription>, CallError> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = SubscriptionFilter {
+            before,
+            limit: LISTED,
+            ..SubscriptionFilter::default()
+        };
+        let page = store
+            .subscriptions(project, mode, &filter)
+            .await
+            .map_err(store_error)?;
+        before = page.last().map(|r| (r.created_at, r.id.clone()));
+        let full = page.len() as i64 == LISTED;
+        for r in &page {
+            all.push(subscription_of(r)?);
+        }
+        if !full {
+            return Ok(all);
+        }
+    }
+}
 
 impl OrderCtx<'_> {
     /// Re-reads a subscription from Stripe: the stored one (if any), its version (0: none
@@ -144,6 +175,13 @@ impl OrderCtx<'_> {
             .map(subscription_of)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CallOutput::Subscriptions(subs))
+    }
+
+    /// Every stored subscription, for the subscription figures.
+    pub async fn subscription_metrics(&self) -> Result<CallOutput, CallError> {
+        all_subscriptions(self.store, self.project, self.mode)
+            .await
+            .map(CallOutput::Subscriptions)
     }
 
     pub async fn change_subscription(
@@ -241,6 +279,21 @@ impl Engine {
                 message: "Connect Stripe first: say \"add payments\" in the chat, or use Integrations -> Stripe -> Connect.".to_owned(),
             }),
         }
+    }
+
+    /// The project's subscription figures in its current mode: MRR now, and what started,
+    /// ended and churned in `[since, until)` (milliseconds).
+    pub async fn subscription_metrics(
+        &self,
+        p: &ProjectRecord,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<SubscriptionMetrics, ChatError> {
+        Self::require_backend(p)?;
+        let subs = all_subscriptions(&self.inner.store, &p.id, p.mode)
+            .await
+            .map_err(internal)?;
+        Ok(subscription_metrics(&subs, now_millis(), since, until))
     }
 
     /// The project's subscriptions in its current mode, newest first.

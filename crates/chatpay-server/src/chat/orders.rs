@@ -7,6 +7,7 @@
 //! order as the read makes it. The flow decides what to tell and stores the change on that
 //! version (see `chatpay_core::flows` `selling`).
 
+use chatpay_core::customers::{Customer, CustomerBook};
 use chatpay_core::domain::{Email, Mode, ProjectId, WebOrigin, WebUrl, now_millis, random_hex};
 use chatpay_core::flows::{CallError, CallOutput, ListAsk, OrderRef, Period};
 use chatpay_core::orders::{CartItem, Order, OrderStatus, RefundInfo, check_cart};
@@ -449,6 +450,32 @@ impl Engine {
             .orders(&project.id, project.mode, filter)
             .await?;
         records.iter().map(stored_order).collect()
+    }
+
+    /// The project's customers in its current mode (one buyer with `email`), from all of its
+    /// paid orders, read a page at a time: memory grows with the customers, not the orders.
+    pub async fn customers(
+        &self,
+        project: &ProjectRecord,
+        email: Option<&str>,
+    ) -> Result<Vec<Customer>, ChatError> {
+        const PAGE: i64 = 1000;
+        let mut book = CustomerBook::default();
+        let mut filter = OrderFilter {
+            limit: PAGE,
+            customer_email: email.map(str::to_lowercase),
+            ..OrderFilter::default()
+        };
+        loop {
+            let page = self.orders(project, &filter).await?;
+            for o in &page {
+                book.add(o);
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == PAGE => filter.before = Some(last.number),
+                _ => return Ok(book.customers()),
+            }
+        }
     }
 
     /// Refunds `amount` (all that remains when `None`) of order `number`. The Stripe key derives

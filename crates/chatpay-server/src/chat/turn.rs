@@ -64,7 +64,9 @@ pub(super) fn writes_to_stripe(call: &Call) -> bool {
         | Call::ListCodes { .. }
         | Call::ListCustomers { .. }
         | Call::PortalSettings { .. }
-        | Call::PreviewPlanChange { .. } => false,
+        | Call::PreviewPlanChange { .. }
+        | Call::SubscriptionMetrics { .. }
+        | Call::ExportLink { .. } => false,
         // Writes that record their own stored operations (`Engine::stripe_write`, keyed by the
         // call): the same path as the HTTP API's, so the turn records none.
         Call::PortalLink { .. } | Call::ChangePlan { .. } => false,

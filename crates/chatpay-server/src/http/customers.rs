@@ -2,25 +2,21 @@
 //! customer is a buyer's email within the project and mode. Handlers translate; the core
 //! computes.
 //!
-//! - `GET /v1/projects/{id}/customers` → the biggest spenders first;
+//! - `GET /v1/projects/{id}/customers?q=` → the biggest spenders first (`q`: part of an email);
 //! - `GET /v1/projects/{id}/customers/{customer}` (the email) → one customer, 404 if they never
 //!   paid.
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::Refusals;
 use super::projects::owned;
 use super::types::{Mode, Timestamp};
-use super::{ApiError, ApiPath, AppState, Caller};
-use chatpay_core::customers::{Customer as CoreCustomer, customers};
+use super::{ApiError, ApiPath, ApiQuery, AppState, Caller};
+use chatpay_core::customers::{Customer as CoreCustomer, matches};
 use chatpay_core::domain::{Currency, Money};
-use chatpay_store::OrderFilter;
-
-/// The most orders customers are derived from.
-const ORDERS_READ: i64 = 5000;
 
 /// An amount in one currency.
 #[derive(Serialize, ToSchema)]
@@ -78,26 +74,37 @@ pub struct CustomerList {
     data: Vec<Customer>,
 }
 
-/// The project's customers in its mode, the biggest spenders first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerQuery {
+    /// Only customers whose email contains this (any case).
+    #[param(max_length = 254)]
+    pub(super) q: Option<String>,
+}
+
+/// The project's customers in its mode (those `q` finds), the biggest spenders first.
 #[utoipa::path(get, operation_id = "customers_list", path = "/v1/projects/{id}/customers", tag = "selling",
-    params(("id" = String, Path, description = "The project (`prj_…`)")),
+    params(("id" = String, Path, description = "The project (`prj_…`)"), CustomerQuery),
     responses((status = 200, body = CustomerList), Refusals),
     security(("api_token" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CustomerQuery>,
 ) -> Result<Json<CustomerList>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
-    let filter = OrderFilter {
-        limit: ORDERS_READ,
-        ..OrderFilter::default()
-    };
-    let orders = state.engine.orders(&project, &filter).await?;
+    let search = q.q.unwrap_or_default();
+    let all = state.engine.customers(&project, None).await?;
     Ok(Json(CustomerList {
         project: project.id.to_string(),
         mode: project.mode.into(),
-        data: customers(&orders).iter().map(Customer::from).collect(),
+        data: all
+            .iter()
+            .filter(|c| matches(c, &search))
+            .map(Customer::from)
+            .collect(),
     }))
 }
 
@@ -116,13 +123,10 @@ pub async fn show(
 ) -> Result<Json<Customer>, ApiError> {
     let project = owned(&state, &caller, &id).await?;
     let email = customer.trim().to_lowercase();
-    let filter = OrderFilter {
-        limit: ORDERS_READ,
-        customer_email: Some(email.clone()),
-        ..OrderFilter::default()
-    };
-    let orders = state.engine.orders(&project, &filter).await?;
-    customers(&orders)
+    state
+        .engine
+        .customers(&project, Some(&email))
+        .await?
         .iter()
         .find(|c| c.email == email)
         .map(|c| Json(Customer::from(c)))

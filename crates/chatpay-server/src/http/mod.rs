@@ -13,8 +13,10 @@ mod app_webhooks;
 mod billing;
 mod customers;
 mod error;
+mod export;
 mod extract;
 mod html;
+mod metrics;
 pub mod openapi;
 mod orders;
 mod plans;
@@ -179,6 +181,8 @@ fn routes() -> Routes {
     )
     .add(M::GET, "/buy/{project}/{price}", public::buy)
     .add(M::GET, "/v1/projects/{id}/customers", customers::list)
+    .add(M::GET, "/v1/projects/{id}/customers.csv", export::customers)
+    .add(M::GET, "/v1/projects/{id}/orders.csv", export::orders)
     .add(
         M::GET,
         "/v1/projects/{id}/customers/{customer}",
@@ -195,6 +199,11 @@ fn routes() -> Routes {
         M::POST,
         "/v1/projects/{id}/orders/{number}/receipt",
         orders::resend_receipt,
+    )
+    .add(
+        M::GET,
+        "/v1/projects/{id}/metrics/subscriptions",
+        metrics::subscriptions,
     )
     .add(M::GET, "/v1/projects/{id}/subscriptions", billing::list)
     .add(

@@ -18,8 +18,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::{
-    app_webhooks, billing, customers, orders, plans, platform, projects, public, session, signin,
-    stripe_pages, tokens, web, webhooks,
+    app_webhooks, billing, customers, export, metrics, orders, plans, platform, projects, public,
+    session, signin, stripe_pages, tokens, web, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -71,6 +71,8 @@ use super::{
         orders::show,
         customers::list,
         customers::show,
+        export::orders,
+        export::customers,
         orders::refund,
         orders::resend_receipt,
         billing::list,
@@ -84,6 +86,7 @@ use super::{
         plans::session,
         plans::preflight,
         billing::entitlements,
+        metrics::subscriptions,
         app_webhooks::show,
         app_webhooks::put,
         app_webhooks::delete,

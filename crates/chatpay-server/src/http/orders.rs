@@ -493,7 +493,7 @@ pub struct ListQuery {
 }
 
 /// A date (`2026-12-01`) or an RFC 3339 time, as a query parameter's schema.
-fn date_or_time() -> utoipa::openapi::Schema {
+pub(super) fn date_or_time() -> utoipa::openapi::Schema {
     use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
     let string = |format| {
         ObjectBuilder::new()
@@ -507,7 +507,7 @@ fn date_or_time() -> utoipa::openapi::Schema {
         .into()
 }
 
-fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
+pub(super) fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         return Ok(d
             .and_hms_opt(0, 0, 0)
@@ -522,6 +522,23 @@ fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
                 "`{name}` must be a date (2026-12-01) or an RFC 3339 time"
             ))
         })
+}
+
+/// The orders a list or an export keeps: `status`, `since`, `until` (dates or RFC 3339 times)
+/// and `customer`, as the query gave them.
+pub(super) fn order_filter(
+    status: Option<OrderStatus>,
+    since: Option<&str>,
+    until: Option<&str>,
+    customer: Option<String>,
+) -> Result<OrderFilter, ApiError> {
+    Ok(OrderFilter {
+        status: status.map(Into::into),
+        since: since.map(|s| time_param("since", s)).transpose()?,
+        until: until.map(|s| time_param("until", s)).transpose()?,
+        customer_email: customer,
+        ..OrderFilter::default()
+    })
 }
 
 /// A page of orders, newest first.
@@ -549,20 +566,9 @@ pub async fn list(
     let project = owned(&state, &caller, &id).await?;
     let limit = super::page_limit(q.limit, 20)?;
     let filter = OrderFilter {
-        status: q.status.map(Into::into),
-        since: q
-            .since
-            .as_deref()
-            .map(|s| time_param("since", s))
-            .transpose()?,
-        until: q
-            .until
-            .as_deref()
-            .map(|s| time_param("until", s))
-            .transpose()?,
         before: q.starting_after,
         limit: limit + 1,
-        customer_email: q.customer.clone(),
+        ..order_filter(q.status, q.since.as_deref(), q.until.as_deref(), q.customer)?
     };
     let mut orders = state.engine.orders(&project, &filter).await?;
     let has_more = orders.len() as i64 > limit;

@@ -68,6 +68,16 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/billing.js"),
     ),
     (
+        "customers.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/customers.js"),
+    ),
+    (
+        "chart.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/chart.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_bytes!("../../web/icon.svg"),

@@ -33,6 +33,11 @@ pub const ALL: &[(&str, bool, JourneyFn)] = &[
         true,
         subscription_renewal_cancel_payout,
     ),
+    (
+        "customers/search_detail_export",
+        true,
+        customers_search_detail_export,
+    ),
 ];
 
 // ---------- steps ----------
@@ -545,8 +550,13 @@ fn connect_and_catalog(j: &mut Journey) -> Run<'_> {
 }
 
 async fn pay_on_checkout_page(page: &Page, url: &str, card: &str) -> anyhow::Result<()> {
+    pay_as(page, url, card, "ana@example.com").await
+}
+
+/// `email` pays the checkout at `url` with `card` on Stripe's page.
+async fn pay_as(page: &Page, url: &str, card: &str, email: &str) -> anyhow::Result<()> {
     page.goto(url).await?;
-    page.fill("#email", "ana@example.com").await?;
+    page.fill("#email", email).await?;
     page.fill("#cardNumber", card).await?;
     page.fill("#cardExpiry", "12 / 34").await?;
     page.fill("#cardCvc", "123").await?;
@@ -1718,6 +1728,177 @@ fn rough_edges(j: &mut Journey) -> Run<'_> {
             .into_iter()
             .filter(|e| !(e.contains(&format!("{project}/mode")) && e.contains("409")))
             .collect();
+        ensure!(errors.is_empty(), "console errors: {errors:?}");
+        Ok(())
+    })
+}
+
+/// A checkout the app makes for `price`, paid on Stripe's page by `email` with 4242, in a tab
+/// of its own; back to the app's tab after.
+async fn bought(j: &Journey, project: &str, price: &str, email: &str) -> anyhow::Result<()> {
+    let order = j
+        .world
+        .api(
+            "POST",
+            &format!("/v1/projects/{project}/checkout"),
+            Some(json!({"items": [{"price": price, "quantity": 1}]})),
+        )
+        .await?;
+    let checkout = order["url"].as_str().context("the checkout's url")?;
+    let page = j.page();
+    let app = page.client.window().await?;
+    page.client.new_window(true).await?;
+    let tab = page
+        .client
+        .windows()
+        .await?
+        .into_iter()
+        .find(|w| *w != app)
+        .context("the checkout's tab")?;
+    page.client.switch_to_window(tab).await?;
+    pay_as(page, checkout, "4242 4242 4242 4242", email).await?;
+    page.find_text("body", "Thank").await?;
+    page.client.close_window().await?;
+    page.client.switch_to_window(app).await?;
+    Ok(())
+}
+
+fn customers_search_detail_export(j: &mut Journey) -> Run<'_> {
+    Box::pin(async move {
+        let url = j.world.url();
+        sign_in_with_token(j.page(), &url, j.world.token()).await?;
+        let project = create_project(j.page(), "Ana's shop", true).await?;
+        connect_to_active(j, false).await?;
+        let account = j.world.account(&project).await?;
+        let course = j.world.product(&account, "Course", Some(4900)).await?;
+        let mug = j.world.product(&account, "Mug", Some(1250)).await?;
+        say(j.page(), "sync my products").await?;
+        j.page()
+            .find_text("article.card[data-kind=catalog_sync]", "ready to sell")
+            .await?;
+        bought(j, &project, &course, "ana@example.com").await?;
+        bought(j, &project, &mug, "ben@example.com").await?;
+        let customers = format!("/v1/projects/{project}/customers");
+        api_until(j, "both customers are known", &customers, |v| {
+            v["data"].as_array().is_some_and(|d| d.len() == 2)
+        })
+        .await?;
+        // Ben gets $5.00 back (as the app's server might refund).
+        j.world
+            .api(
+                "POST",
+                &format!("/v1/projects/{project}/orders/1002/refunds"),
+                Some(json!({"amount": 500})),
+            )
+            .await?;
+        api_until(j, "the refund is known", &customers, |v| {
+            v["data"][1]["lifetime_value"][0]["amount"] == 750
+        })
+        .await?;
+        let page = j.page();
+        // The list: the biggest spender first, with lifetime value and orders.
+        page.click("[data-nav=customers]").await?;
+        let ana = page
+            .find_text("tr[data-customer='ana@example.com']", "$49.00")
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            ana.contains("UTC") || ana.contains("20"),
+            "ana's row: {ana:?}"
+        );
+        page.find_text("tr[data-customer='ben@example.com']", "$7.50")
+            .await?;
+        page.assert_accessible("the customers list").await?;
+        j.shot(0, "customers").await?;
+        // Search by part of an email: only Ben, and the export follows the search.
+        page.fill("input[name=q]", "BEN").await?;
+        page.click("form.search button[type=submit]").await?;
+        page.until(
+            "the search keeps only ben",
+            "return !document.querySelector(\"tr[data-customer='ana@example.com']\") \
+             && !!document.querySelector(\"tr[data-customer='ben@example.com']\")",
+        )
+        .await?;
+        page.find_text("[role=status]", "1 customer matching")
+            .await?;
+        // The export as the page downloads it (this tab is signed in with an API token, so
+        // the button fetches with it): a CSV line per customer and currency.
+        let csv = page
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 const a = document.querySelector('a[data-export]');
+                 fetch(a.getAttribute('href'), { headers: { authorization:
+                   'Bearer ' + sessionStorage.getItem('chatpay.token') } })
+                   .then(r => r.text().then(t => done([a.getAttribute('href'), r.headers.get('content-type'), t])))
+                   .catch(e => done(['', '', String(e)]));",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            csv[0]
+                .as_str()
+                .is_some_and(|h| h.ends_with("/customers.csv?q=BEN"))
+                && csv[1].as_str().is_some_and(|t| t.starts_with("text/csv"))
+                && csv[2]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("email,currency,lifetime_value")
+                        && t.contains("\r\nben@example.com,USD,7.50,1,1002,")
+                        && !t.contains("ana@")),
+            "the customers export: {csv}"
+        );
+        // A customer's page: what they paid, their orders, refunds, subscriptions, disputes.
+        page.click("tr[data-customer='ben@example.com'] a").await?;
+        page.find_text(".panel-head", "ben@example.com").await?;
+        page.find_text(".facts", "$7.50").await?;
+        page.find_text(
+            "section[aria-labelledby=customer-orders] tr[data-order='1002']",
+            "Partially refunded",
+        )
+        .await?;
+        page.find_text("section[aria-labelledby=customer-refunds]", "$5.00")
+            .await?;
+        page.find_text("section[aria-labelledby=customer-subs]", "No subscriptions")
+            .await?;
+        page.find_text("section[aria-labelledby=customer-disputes]", "No disputes")
+            .await?;
+        page.assert_accessible("a customer's page").await?;
+        // Its order links to the order's page.
+        page.click("section[aria-labelledby=customer-orders] a[href$='/orders/1002']")
+            .await?;
+        page.find_text(".panel-head", "Order #1002").await?;
+        // The Orders page has its export too.
+        page.click("[data-nav=orders]").await?;
+        let href = page
+            .find("a[data-export]")
+            .await?
+            .attr("href")
+            .await?
+            .unwrap_or_default();
+        ensure!(
+            href == format!("/v1/projects/{project}/orders.csv"),
+            "the orders export's link: {href}"
+        );
+        // Balance & payouts: the revenue chart, read as a table (this month: $49.00 and
+        // $12.50 less the $5.00 refund; no subscription, so no MRR).
+        page.click("[data-nav=payouts]").await?;
+        page.find("svg.revenue-chart[aria-hidden=true]").await?;
+        let month = page
+            .js("return new Date().toISOString().slice(0, 7)", vec![])
+            .await?;
+        let month = month.as_str().unwrap_or_default();
+        page.find_text(
+            &format!("table.chart-table tr[data-month='{month}']"),
+            "$56.50",
+        )
+        .await?;
+        page.find_text("table.chart-table tr[data-month=mrr]", "$0.00")
+            .await?;
+        page.assert_accessible("Balance & payouts with its chart")
+            .await?;
+        j.shot(0, "payouts-chart").await?;
+        let errors = page.console_errors(&url).await;
         ensure!(errors.is_empty(), "console errors: {errors:?}");
         Ok(())
     })
