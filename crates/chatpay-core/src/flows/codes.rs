@@ -161,6 +161,7 @@ impl Turn<'_, '_> {
             max_redemptions,
             expires_at,
             first_time: slots.contains_key("first_time"),
+            products: Vec::new(),
         };
         if let Err(refused) = rules::new_code(&new) {
             self.reply(format!("{} Nothing was created.", refused.message));

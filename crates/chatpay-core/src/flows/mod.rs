@@ -360,6 +360,10 @@ pub enum Call {
     /// Gather what the go-live checklist needs, in live mode: the live account re-read from
     /// Stripe, the live catalog, the webhook ledger, the configured keys.
     CheckLive,
+    /// Copy the test catalog to live mode (going live): every sellable test product with its
+    /// prices, and every usable test discount code, made on the live account unless it is there
+    /// already; then the live catalog is synced. Answers `CallOutput::CatalogCopied`.
+    CopyCatalog,
     /// Create a product and its prices on the connected account (the builder clicked Create),
     /// then store it in the catalog; answers `CallOutput::ProductWritten`.
     CreateProduct {
@@ -431,6 +435,7 @@ impl Call {
             Call::ReadPayouts { .. } => "read_payouts",
             Call::RefreshPayout { .. } => "refresh_payout",
             Call::CheckLive => "check_live",
+            Call::CopyCatalog => "copy_catalog",
             Call::CreateProduct { .. } => "create_product",
             Call::FindProduct { .. } => "find_product",
             Call::ChangeProduct { .. } => "change_product",
@@ -503,6 +508,7 @@ pub enum CallOutput {
     Payouts(Box<PayoutsAnswer>),
     PayoutRefreshed(Option<Box<Payout>>),
     LiveChecked(Box<LiveFacts>),
+    CatalogCopied(Box<CopyReport>),
     /// A product as Stripe now has it and the catalog stores it, with where its buy links
     /// start (`{public}/buy/{project}`).
     ProductWritten {
@@ -513,6 +519,29 @@ pub enum CallOutput {
     Codes(Vec<CodeInfo>),
     /// A dispute as Stripe answered a response to it.
     Dispute(Box<crate::disputes::DisputeInfo>),
+}
+
+/// What copying the test catalog to live made: each test item and the live item it became.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopyReport {
+    pub items: Vec<CopiedItem>,
+    /// Test items not copied, with why ("WELCOME15: expired").
+    pub skipped: Vec<String>,
+    /// Live products ready to sell after the copy (the live catalog synced).
+    pub live_sellable: usize,
+}
+
+/// One test item and its live counterpart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopiedItem {
+    /// `product`, `price` or `code`.
+    pub kind: &'static str,
+    /// The product's name, the price as shown, or the code.
+    pub name: String,
+    pub test: String,
+    pub live: String,
+    /// Live mode had it already (same name): nothing was made for it.
+    pub existed: bool,
 }
 
 /// A product looked up by name to be changed, with who is buying it now.
@@ -1383,6 +1412,7 @@ impl Turn<'_, '_> {
             | Call::ReadPayouts { .. }
             | Call::RefreshPayout { .. } => self.billing_done(pending, result),
             Call::CheckLive => self.golive_done(result),
+            Call::CopyCatalog => self.copy_done(result),
             Call::CreateProduct { .. } | Call::FindProduct { .. } | Call::ChangeProduct { .. } => {
                 self.product_done(pending, result)
             }

@@ -1199,6 +1199,16 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
             .deauthorize(mode, account)
             .await
             .map(|_| CallOutput::Done),
+        Call::CopyCatalog => {
+            return super::golive::copy_catalog(
+                &exec.store,
+                &exec.gateway,
+                Arc::clone(&exec.pacer),
+                &exec.project,
+            )
+            .await
+            .map(|r| CallOutput::CatalogCopied(Box::new(r)));
+        }
         Call::CheckLive => {
             return super::golive::check(&exec.store, &*exec.gateway, &exec.project)
                 .await
