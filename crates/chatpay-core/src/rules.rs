@@ -8,7 +8,7 @@
 
 use crate::account::{AccountSnapshot, AccountState};
 use crate::billing::{Subscription, SubscriptionChange};
-use crate::catalog::{CodeDuration, NewCode, NewProduct, Off};
+use crate::catalog::{CodeDuration, CodeInfo, NewCode, NewProduct, Off};
 use crate::domain::{Currency, Money};
 use crate::orders::Order;
 
@@ -268,6 +268,58 @@ pub fn trial(days: Option<u32>, recurring: bool) -> Result<(), Refused> {
         ));
     }
     Ok(())
+}
+
+/// Which of the promotion codes called `code` a checkout applies (`found`: the account's codes
+/// of that name, any case), at `now` (Unix seconds), for a cart of `products`: the active one,
+/// unless it has expired, run out, or is limited to products the cart doesn't have. Each
+/// refusal has its own code, for the API and the chat alike.
+pub fn code_for_checkout<'a>(
+    code: &str,
+    found: &'a [CodeInfo],
+    now: i64,
+    products: &[String],
+) -> Result<&'a CodeInfo, Refused> {
+    let named: Vec<&CodeInfo> = found
+        .iter()
+        .filter(|c| c.code.eq_ignore_ascii_case(code.trim()))
+        .collect();
+    let Some(c) = named
+        .iter()
+        .find(|c| c.active)
+        .or_else(|| named.first())
+        .copied()
+    else {
+        return Err(rejected(
+            "unknown_code",
+            format!("There is no discount code called {code}."),
+        ));
+    };
+    if c.max_redemptions.is_some_and(|m| c.times_redeemed >= m) {
+        return Err(rejected(
+            "code_used_up",
+            format!(
+                "{} has been used {} times, its limit: it can't be used again.",
+                c.code, c.times_redeemed
+            ),
+        ));
+    }
+    if c.expires_at.is_some_and(|e| e <= now) {
+        return Err(rejected("code_expired", format!("{} has expired.", c.code)));
+    }
+    if !c.active {
+        return Err(rejected(
+            "code_inactive",
+            format!("{} is turned off.", c.code),
+        ));
+    }
+    if !c.products.is_empty() && !c.products.iter().any(|p| products.contains(p)) {
+        return Err(rejected(
+            "code_not_applicable",
+            format!("{} doesn't apply to anything in this cart.", c.code),
+        ));
+    }
+    Ok(c)
 }
 
 /// The currencies Stripe charges in (its presentment currencies), lowercase.

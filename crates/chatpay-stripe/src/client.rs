@@ -35,7 +35,7 @@ use stripe_product::promotion_code::{
 
 use stripe_billing::invoice::RetrieveInvoice;
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionInvoiceCreation,
+    CreateCheckoutSession, CreateCheckoutSessionDiscounts, CreateCheckoutSessionInvoiceCreation,
     CreateCheckoutSessionInvoiceCreationInvoiceData, CreateCheckoutSessionLineItems,
     CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData,
     RetrieveCheckoutSession,
@@ -883,9 +883,17 @@ impl Gateway for StripeGateway {
             .line_items(lines)
             .success_url(r.success_url.clone())
             .client_reference_id(r.order_id.clone())
-            .metadata(metadata.clone())
+            .metadata(metadata.clone());
+        req = match &r.promotion_code {
+            // The checkout applies a code: Stripe refuses `allow_promotion_codes` with it.
+            Some(code) => {
+                let mut discount = CreateCheckoutSessionDiscounts::new();
+                discount.promotion_code = Some(code.clone());
+                req.discounts(vec![discount])
+            }
             // Customers may type a discount code on Stripe's page.
-            .allow_promotion_codes(true);
+            None => req.allow_promotion_codes(true),
+        };
         req = match &r.subscription {
             // Subscription mode: Stripe makes the invoices (the first one carries any one-time
             // items) and their PaymentIntents; the subscription carries the order's id.
@@ -923,6 +931,7 @@ impl Gateway for StripeGateway {
                 GatewayError::Protocol("the Checkout Session has no url".to_owned())
             })?,
             expires_at: session.expires_at,
+            amount_total: session.amount_total,
         })
     }
 
