@@ -831,6 +831,10 @@ pub struct ConversationState {
     /// the next utterance either answers it or is a new request (see `context.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting: Option<Awaiting>,
+    /// The project's currency, asked once when a price was said without one ("Yoga class for
+    /// 25"): later prices said without a currency use it (a card shows it; Edit changes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<crate::domain::Currency>,
 }
 
 /// Collects a transition's effects.

@@ -69,7 +69,79 @@ impl Turn<'_, '_> {
             return;
         }
         let name = name_of(slots);
-        let prices = prices_of(slots);
+        let mut prices = prices_of(slots);
+        let mut note = None;
+        if prices.is_empty()
+            && let Some(bare) = slots.get("bare_amount").and_then(SlotValue::as_text)
+        {
+            // "Yoga class for 25": the project's currency, asked once when nothing says it.
+            let said = slots
+                .get("currency")
+                .and_then(SlotValue::as_text)
+                .map(|w| (w, crate::intents::currency_of(w.trim())));
+            let currency = match said {
+                Some((w, None)) => {
+                    self.await_answer("create_product", slots, &["currency", "amount", "prices"]);
+                    self.reply(format!(
+                        "\"{w}\" isn't a currency I know. Which currency is {bare} in? Say USD, EUR, GBP…"
+                    ));
+                    return;
+                }
+                Some((_, Some(c))) => {
+                    if let Err(refused) = rules::currency_supported(c) {
+                        self.await_answer(
+                            "create_product",
+                            slots,
+                            &["currency", "amount", "prices"],
+                        );
+                        self.reply(format!("{} Which currency is {bare} in?", refused.message));
+                        return;
+                    }
+                    self.state.currency = Some(c);
+                    note = Some(format!(
+                        " This project's prices are in {} from now on, unless you say another currency.",
+                        c.as_str().to_ascii_uppercase()
+                    ));
+                    c
+                }
+                None => match self.state.currency {
+                    Some(c) => {
+                        note = Some(format!(
+                            " The price is in {}, this project's currency: Edit changes it.",
+                            c.as_str().to_ascii_uppercase()
+                        ));
+                        c
+                    }
+                    None => {
+                        self.await_answer(
+                            "create_product",
+                            slots,
+                            &["currency", "amount", "prices"],
+                        );
+                        self.reply(format!(
+                            "{bare} in which currency? Say USD, EUR, GBP… (or the price with it, like ${bare} or {bare} EUR). I'll remember it for this project's next products."
+                        ));
+                        return;
+                    }
+                },
+            };
+            let Some(amount) = Money::parse_decimal(&bare.replace(',', "."), currency) else {
+                self.await_answer("create_product", slots, &["amount", "prices"]);
+                self.reply(format!(
+                    "I couldn't read \"{bare}\" as an amount in {}: say it like 25 or 9.99.",
+                    currency.as_str().to_ascii_uppercase()
+                ));
+                return;
+            };
+            prices.push(NewPrice {
+                amount,
+                billing: slots
+                    .get("interval")
+                    .and_then(SlotValue::as_text)
+                    .and_then(Billing::parse)
+                    .unwrap_or(Billing::OneTime),
+            });
+        }
         if prices.is_empty() {
             // "How much is it?": the next "$25 a month" (or "monthly", then the amount)
             // answers it; a bare "25" is asked its currency, never guessed.
@@ -108,11 +180,12 @@ impl Turn<'_, '_> {
             description: None,
             prices,
         };
-        self.confirm_product(draft);
+        self.confirm_product(draft, note.as_deref());
     }
 
-    /// Shows what will be created, or says what can't be (nothing is sent to Stripe).
-    fn confirm_product(&mut self, draft: NewProduct) {
+    /// Shows what will be created, or says what can't be (nothing is sent to Stripe); `note`
+    /// adds a sentence (where the currency came from).
+    fn confirm_product(&mut self, draft: NewProduct, note: Option<&str>) {
         // Only the newest draft is actionable.
         self.drop_cards(|c| {
             !matches!(
@@ -153,7 +226,7 @@ impl Turn<'_, '_> {
             } else {
                 " What's it called? Fill in its name."
             }
-        );
+        ) + note.unwrap_or("");
         let mut card = self.new_card(CardKind::ConfirmProduct, &title, body);
         card.facts.push(Fact::new(
             "Name",
@@ -287,7 +360,7 @@ impl Turn<'_, '_> {
             (Owner::ConfirmProduct { draft }, "edit") => self.edit_product(draft.clone()),
             (Owner::EditProduct { draft }, "review") => {
                 let next = draft_from_form(draft, values)?;
-                self.confirm_product(next);
+                self.confirm_product(next, None);
             }
             (Owner::ConfirmProduct { .. } | Owner::EditProduct { .. }, _) => {
                 self.drop_cards(|c| {
