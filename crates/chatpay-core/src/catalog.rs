@@ -521,6 +521,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_code_for_a_plan_finds_its_product_by_name_or_by_billing() {
+        let cp = |p: ProductData, prices: Vec<PriceData>| CatalogProduct {
+            product: p,
+            prices,
+            sold: true,
+        };
+        let catalog = vec![
+            cp(
+                product("prod_m", "Membership", true, Some("price_m")),
+                vec![
+                    price("price_m", "prod_m", true, "usd", Some(1200), Some("month")),
+                    price("price_y", "prod_m", true, "usd", Some(12000), Some("year")),
+                ],
+            ),
+            cp(
+                product("prod_y", "Yoga class", true, Some("price_c")),
+                vec![price("price_c", "prod_y", true, "usd", Some(2000), None)],
+            ),
+        ];
+        assert_eq!(code_products(&catalog, "yoga class"), ["prod_y"]);
+        assert_eq!(code_products(&catalog, "yearly plan"), ["prod_m"]);
+        assert_eq!(code_products(&catalog, "annual subscription"), ["prod_m"]);
+        assert!(code_products(&catalog, "gold plan").is_empty());
+    }
+
     fn codes(p: &CatalogProduct) -> Vec<&'static str> {
         p.problems().iter().map(|p| p.code).collect()
     }
@@ -773,6 +799,40 @@ pub struct NewCode {
     /// The products it applies to (the coupon's `applies_to.products`); empty: everything.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub products: Vec<String>,
+    /// The product it was said to be for ("40% off the yearly plan"), found in the catalog
+    /// when it is created (`code_products`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_product: Option<String>,
+}
+
+/// The products a code said to be for `wanted` applies to: the product of that name; else,
+/// when `wanted` names a billing ("the yearly plan"), every active product with an active
+/// price of that billing (Stripe limits a coupon to products, not prices). Empty: none.
+pub fn code_products(products: &[CatalogProduct], wanted: &str) -> Vec<String> {
+    if let Some(p) = find_by_name(products.iter().filter(|p| p.product.active), wanted) {
+        return vec![p.product.id.clone()];
+    }
+    let w = wanted.to_lowercase();
+    let interval = [
+        ("year", ["year", "annual"]),
+        ("month", ["month", "month"]),
+        ("week", ["week", "week"]),
+    ]
+    .into_iter()
+    .find(|(_, words)| words.iter().any(|x| w.contains(x)))
+    .map(|(i, _)| i);
+    let Some(interval) = interval else {
+        return Vec::new();
+    };
+    products
+        .iter()
+        .filter(|p| p.product.active)
+        .filter(|p| {
+            p.active_prices()
+                .any(|x| x.recurring.as_ref().is_some_and(|r| r.interval == interval))
+        })
+        .map(|p| p.product.id.clone())
+        .collect()
 }
 
 /// What a code takes off.
@@ -932,5 +992,6 @@ pub fn code_copy(
         expires_at: c.expires_at,
         first_time: c.first_time,
         products,
+        for_product: None,
     })
 }

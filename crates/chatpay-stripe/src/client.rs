@@ -764,7 +764,12 @@ impl Gateway for StripeGateway {
         let code = self
             .post_as(mode, account, &req, &format!("{key}:code"))
             .await?;
-        Ok(code_info(&code, Some(&coupon)))
+        let mut info = code_info(&code, Some(&coupon));
+        // `applies_to` is only in the answer when expanded: it is what was asked.
+        if info.products.is_empty() {
+            info.products = new.products.clone();
+        }
+        Ok(info)
     }
 
     async fn list_codes(

@@ -1063,8 +1063,22 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     code: Some("duplicate_code".to_owned()),
                 });
             }
+            // "40% off the yearly plan": the products it was said to be for, from the catalog.
+            let mut code = code.clone();
+            if let Some(wanted) = &code.for_product {
+                let stored = catalog_sync::read(&exec.store, &exec.project, mode, None).await?;
+                code.products = chatpay_core::catalog::code_products(&stored.shown, wanted);
+                if code.products.is_empty() {
+                    return Err(CallError {
+                        message: format!(
+                            "no product in your catalog is called \"{wanted}\" or sells that way"
+                        ),
+                        code: Some("unknown_product".to_owned()),
+                    });
+                }
+            }
             gateway
-                .create_code(mode, &ctx.account, code, key)
+                .create_code(mode, &ctx.account, &code, key)
                 .await
                 .map(|c| vec![c])
         }
