@@ -368,6 +368,10 @@ pub enum Call {
     /// then store it in the catalog; answers `CallOutput::ProductWritten`.
     CreateProduct {
         product: NewProduct,
+        /// The products of the same list still to make, one after the other once this one
+        /// is answered (each its own call, and so its own key).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        then: Vec<NewProduct>,
     },
     /// Find a product in the stored catalog by name, with who is buying it (open checkouts,
     /// active subscriptions), to confirm `edit`; answers `CallOutput::ProductFound`.
@@ -688,6 +692,8 @@ pub enum Owner {
     GoLive,
     /// Confirm a new product (Create, Edit, Cancel); one click acts.
     ConfirmProduct { draft: NewProduct },
+    /// Confirm several new products said in one list (Create, Cancel); one click makes each.
+    ConfirmProducts { drafts: Vec<NewProduct> },
     /// The form that edits a new product before it is confirmed.
     EditProduct { draft: NewProduct },
     /// Confirm a change to a product (new price, name, description, archive, restore).
@@ -1269,6 +1275,11 @@ impl Turn<'_, '_> {
             Owner::ConfirmProduct { .. } | Owner::EditProduct { .. } => {
                 let owner = live.owner.clone();
                 self.product_click(&owner, action, values)?;
+            }
+            Owner::ConfirmProducts { drafts } => {
+                let drafts = drafts.clone();
+                self.state.cards.remove(pos);
+                self.products_click(drafts, action);
             }
             Owner::ConfirmCode { .. } => {
                 let owner = live.owner.clone();

@@ -1019,7 +1019,7 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     CallOutput::Catalog(Box::new(a))
                 });
         }
-        Call::CreateProduct { product } => {
+        Call::CreateProduct { product, .. } => {
             let ctx = catalog()?;
             let id = gateway
                 .create_product(mode, &ctx.account, product, key)
