@@ -647,14 +647,14 @@ impl Turn<'_, '_> {
                 }
                 if found.subscribers > 0 {
                     body.push_str(&format!(
-                        " {} active subscription{} keep{} paying what {} pay now.",
+                        " {} active subscription{} keep{} paying the price {} now.",
                         found.subscribers,
                         if found.subscribers == 1 { "" } else { "s" },
                         if found.subscribers == 1 { "s" } else { "" },
                         if found.subscribers == 1 {
-                            "it does"
+                            "it has"
                         } else {
-                            "they"
+                            "they have"
                         },
                     ));
                 }
