@@ -544,6 +544,53 @@ pub fn dispute_response(order: &Order, response: DisputeResponse) -> Result<Stri
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_checkout_code_is_refused_with_its_own_reason() {
+        let code = CodeInfo {
+            id: "promo_1".into(),
+            code: "WELCOME15".into(),
+            active: true,
+            times_redeemed: 0,
+            max_redemptions: Some(2),
+            expires_at: Some(2_000),
+            off: "15% off".into(),
+            first_time: false,
+            discount: None,
+            duration: None,
+            products: vec!["prod_a".into()],
+        };
+        let cart = ["prod_a".to_owned()];
+        let found = [code.clone()];
+        let ok = code_for_checkout("welcome15", &found, 1_000, &cart).expect("usable");
+        assert_eq!(ok.id, "promo_1");
+        let why = |c: CodeInfo, now: i64, cart: &[String]| {
+            code_for_checkout("WELCOME15", &[c], now, cart)
+                .err()
+                .map(|r| r.code)
+        };
+        assert_eq!(
+            code_for_checkout("NOPE", &found, 1_000, &cart)
+                .err()
+                .map(|r| r.code),
+            Some("unknown_code")
+        );
+        assert_eq!(why(code.clone(), 2_000, &cart), Some("code_expired"));
+        let used = CodeInfo {
+            times_redeemed: 2,
+            ..code.clone()
+        };
+        assert_eq!(why(used, 1_000, &cart), Some("code_used_up"));
+        let off = CodeInfo {
+            active: false,
+            ..code.clone()
+        };
+        assert_eq!(why(off, 1_000, &cart), Some("code_inactive"));
+        assert_eq!(
+            why(code, 1_000, &["prod_b".to_owned()]),
+            Some("code_not_applicable")
+        );
+    }
+
     use super::*;
     use crate::billing::SubscriptionStatus;
     use crate::orders::{ChargeInfo, OrderStatus, RefundInfo};
