@@ -49,6 +49,8 @@ pub enum CardKind {
     Payout,
     /// The go-live checklist: each item, what is missing and how to fix it; or the switch.
     GoLive,
+    /// The test catalog copied to live mode: which test item became which live item.
+    CatalogCopied,
     /// Confirm a new product: what was understood (name, prices), with Create, Edit, Cancel.
     ConfirmProduct,
     /// Form: a new product's name, description, currency and prices.
@@ -100,6 +102,7 @@ impl CardKind {
             CardKind::ConfirmSubscription => "confirm_subscription",
             CardKind::Payout => "payout",
             CardKind::GoLive => "go_live",
+            CardKind::CatalogCopied => "catalog_copied",
             CardKind::ConfirmProduct => "confirm_product",
             CardKind::EditProduct => "edit_product",
             CardKind::Product => "product",

@@ -436,6 +436,117 @@ mod tests {
         }
     }
 
+    #[test]
+    fn copy_plan_copies_sellable_test_products_once_default_price_first() {
+        let cp = |p: ProductData, prices: Vec<PriceData>| CatalogProduct {
+            product: p,
+            prices,
+            sold: true,
+        };
+        let test = vec![
+            cp(
+                product("prod_t1", "Membership", true, Some("price_y")),
+                vec![
+                    price("price_m", "prod_t1", true, "usd", Some(1200), Some("month")),
+                    price("price_y", "prod_t1", true, "usd", Some(12000), Some("year")),
+                    price(
+                        "price_old",
+                        "prod_t1",
+                        false,
+                        "usd",
+                        Some(900),
+                        Some("month"),
+                    ),
+                ],
+            ),
+            cp(
+                product("prod_t2", "Mug", true, Some("price_mug")),
+                vec![price("price_mug", "prod_t2", true, "eur", Some(1800), None)],
+            ),
+            cp(product("prod_t3", "Draft", true, None), vec![]),
+            cp(
+                product("prod_t4", "Gone", false, Some("price_g")),
+                vec![price("price_g", "prod_t4", true, "usd", Some(100), None)],
+            ),
+        ];
+        let live = vec![cp(
+            product("prod_l2", "mug", true, Some("price_lm")),
+            vec![price("price_lm", "prod_l2", true, "eur", Some(1800), None)],
+        )];
+        let plan = copy_plan(&test, &live);
+        assert_eq!(
+            plan.len(),
+            2,
+            "unsellable and archived products stay behind"
+        );
+        let new = plan[0].new.as_ref().expect("made in live");
+        assert_eq!(plan[0].test, "prod_t1");
+        assert_eq!(new.prices.len(), 2, "archived prices stay behind");
+        assert_eq!(new.prices[0].billing, Billing::Year, "the default first");
+        assert_eq!(new.prices[0].amount.minor, 12000);
+        assert_eq!(plan[1].live.as_deref(), Some("prod_l2"), "same name: kept");
+        assert!(plan[1].new.is_none());
+    }
+
+    #[test]
+    fn a_code_is_copied_only_while_it_can_be_used() {
+        let code = CodeInfo {
+            id: "promo_t".into(),
+            code: "WELCOME15".into(),
+            active: true,
+            times_redeemed: 2,
+            max_redemptions: Some(50),
+            expires_at: Some(2_000),
+            off: "15% off".into(),
+            first_time: true,
+            discount: Some(Off::Percent { basis_points: 1500 }),
+            duration: Some(CodeDuration::Repeating { months: 3 }),
+            products: vec!["prod_t1".into(), "prod_t9".into()],
+        };
+        let live_of = |p: &str| (p == "prod_t1").then(|| "prod_l1".to_owned());
+        let new = code_copy(&code, 1_000, live_of).expect("copied");
+        assert_eq!(new.products, ["prod_l1"]);
+        assert_eq!(new.duration, CodeDuration::Repeating { months: 3 });
+        assert!(new.first_time);
+        assert_eq!(new.max_redemptions, Some(50));
+        assert!(code_copy(&code, 2_000, live_of).is_none(), "expired");
+        let used = CodeInfo {
+            times_redeemed: 50,
+            ..code.clone()
+        };
+        assert!(code_copy(&used, 1_000, live_of).is_none(), "used up");
+        assert!(
+            code_copy(&code, 1_000, |_| None).is_none(),
+            "its products stayed behind"
+        );
+    }
+
+    #[test]
+    fn a_code_for_a_plan_finds_its_product_by_name_or_by_billing() {
+        let cp = |p: ProductData, prices: Vec<PriceData>| CatalogProduct {
+            product: p,
+            prices,
+            sold: true,
+        };
+        let catalog = vec![
+            cp(
+                product("prod_m", "Membership", true, Some("price_m")),
+                vec![
+                    price("price_m", "prod_m", true, "usd", Some(1200), Some("month")),
+                    price("price_y", "prod_m", true, "usd", Some(12000), Some("year")),
+                ],
+            ),
+            cp(
+                product("prod_y", "Yoga class", true, Some("price_c")),
+                vec![price("price_c", "prod_y", true, "usd", Some(2000), None)],
+            ),
+        ];
+        assert_eq!(code_products(&catalog, "yoga class"), ["prod_y"]);
+        assert_eq!(code_products(&catalog, "yearly plan"), ["prod_m"]);
+        assert_eq!(code_products(&catalog, "annual subscription"), ["prod_m"]);
+        assert!(code_products(&catalog, "gold plan").is_empty());
+    }
+
     fn codes(p: &CatalogProduct) -> Vec<&'static str> {
         p.problems().iter().map(|p| p.code).collect()
     }
@@ -685,6 +796,43 @@ pub struct NewCode {
     /// Only for a customer's first order (`restrictions.first_time_transaction`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub first_time: bool,
+    /// The products it applies to (the coupon's `applies_to.products`); empty: everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<String>,
+    /// The product it was said to be for ("40% off the yearly plan"), found in the catalog
+    /// when it is created (`code_products`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_product: Option<String>,
+}
+
+/// The products a code said to be for `wanted` applies to: the product of that name; else,
+/// when `wanted` names a billing ("the yearly plan"), every active product with an active
+/// price of that billing (Stripe limits a coupon to products, not prices). Empty: none.
+pub fn code_products(products: &[CatalogProduct], wanted: &str) -> Vec<String> {
+    if let Some(p) = find_by_name(products.iter().filter(|p| p.product.active), wanted) {
+        return vec![p.product.id.clone()];
+    }
+    let w = wanted.to_lowercase();
+    let interval = [
+        ("year", ["year", "annual"]),
+        ("month", ["month", "month"]),
+        ("week", ["week", "week"]),
+    ]
+    .into_iter()
+    .find(|(_, words)| words.iter().any(|x| w.contains(x)))
+    .map(|(i, _)| i);
+    let Some(interval) = interval else {
+        return Vec::new();
+    };
+    products
+        .iter()
+        .filter(|p| p.product.active)
+        .filter(|p| {
+            p.active_prices()
+                .any(|x| x.recurring.as_ref().is_some_and(|r| r.interval == interval))
+        })
+        .map(|p| p.product.id.clone())
+        .collect()
 }
 
 /// What a code takes off.
@@ -749,4 +897,101 @@ pub struct CodeInfo {
     /// "15% off", "$5.00 off".
     pub off: String,
     pub first_time: bool,
+    /// What its coupon takes off and for how long, when Stripe said (to copy it to live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<Off>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<CodeDuration>,
+    /// The products its coupon is limited to (empty: everything).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<String>,
+}
+
+/// A test product as it is to be copied to live mode: made there (`new`), or already there
+/// under the same name (`live`: its id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductCopy {
+    pub test: String,
+    pub name: String,
+    pub new: Option<NewProduct>,
+    pub live: Option<String>,
+}
+
+/// What going live copies of the test catalog: every active, sellable test product with its
+/// active one-time and recurring prices (default first), unless live mode has an active
+/// product of the same name already (then that one stands for it). Products that can't be sold
+/// in test mode are not copied: they would fail the same rules in live.
+pub fn copy_plan(test: &[CatalogProduct], live: &[CatalogProduct]) -> Vec<ProductCopy> {
+    test.iter()
+        .filter(|p| p.product.active && p.sellable())
+        .map(|p| {
+            let same = live.iter().find(|l| {
+                l.product.active
+                    && l.product
+                        .name
+                        .trim()
+                        .eq_ignore_ascii_case(p.product.name.trim())
+            });
+            let main = p.main_price().map(|m| m.id.clone());
+            let mut prices: Vec<&PriceData> = p
+                .active_prices()
+                .filter(|x| CatalogProduct::price_problem(x).is_none())
+                .filter(|x| x.recurring.as_ref().is_none_or(|r| r.interval_count == 1))
+                .collect();
+            prices.sort_by_key(|x| Some(&x.id) != main.as_ref());
+            let prices = prices
+                .into_iter()
+                .filter_map(|x| {
+                    let billing = match &x.recurring {
+                        None => Billing::OneTime,
+                        Some(r) => Billing::parse(&r.interval)?,
+                    };
+                    Some(NewPrice {
+                        amount: x.money()?,
+                        billing,
+                    })
+                })
+                .collect::<Vec<_>>();
+            ProductCopy {
+                test: p.product.id.clone(),
+                name: p.product.name.clone(),
+                new: (same.is_none() && !prices.is_empty()).then(|| NewProduct {
+                    name: p.product.name.clone(),
+                    description: p.product.description.clone(),
+                    prices,
+                }),
+                live: same.map(|l| l.product.id.clone()),
+            }
+        })
+        .filter(|c| c.new.is_some() || c.live.is_some())
+        .collect()
+}
+
+/// A test code as live mode gets it: the same code, discount, duration, limit, expiry and
+/// restriction, limited to the live products its test products became (`live_of`). `None`
+/// when it can't be copied: inactive, expired at `now` (seconds), used up, its discount
+/// unknown, or limited to products none of which were copied.
+pub fn code_copy(
+    c: &CodeInfo,
+    now: i64,
+    live_of: impl Fn(&str) -> Option<String>,
+) -> Option<NewCode> {
+    let used_up = c.max_redemptions.is_some_and(|m| c.times_redeemed >= m);
+    if !c.active || used_up || c.expires_at.is_some_and(|e| e <= now) {
+        return None;
+    }
+    let products: Vec<String> = c.products.iter().filter_map(|p| live_of(p)).collect();
+    if !c.products.is_empty() && products.is_empty() {
+        return None;
+    }
+    Some(NewCode {
+        code: c.code.clone(),
+        off: c.discount?,
+        duration: c.duration.unwrap_or(CodeDuration::Once),
+        max_redemptions: c.max_redemptions,
+        expires_at: c.expires_at,
+        first_time: c.first_time,
+        products,
+        for_product: None,
+    })
 }

@@ -8,7 +8,7 @@
 
 use crate::account::{AccountSnapshot, AccountState};
 use crate::billing::{Subscription, SubscriptionChange};
-use crate::catalog::{CodeDuration, NewCode, NewProduct, Off};
+use crate::catalog::{CodeDuration, CodeInfo, NewCode, NewProduct, Off};
 use crate::domain::{Currency, Money};
 use crate::orders::Order;
 use crate::plans::{Plan, PlanChange, PlanTiming, current_plan};
@@ -405,6 +405,58 @@ pub fn trial(days: Option<u32>, recurring: bool) -> Result<(), Refused> {
     Ok(())
 }
 
+/// Which of the promotion codes called `code` a checkout applies (`found`: the account's codes
+/// of that name, any case), at `now` (Unix seconds), for a cart of `products`: the active one,
+/// unless it has expired, run out, or is limited to products the cart doesn't have. Each
+/// refusal has its own code, for the API and the chat alike.
+pub fn code_for_checkout<'a>(
+    code: &str,
+    found: &'a [CodeInfo],
+    now: i64,
+    products: &[String],
+) -> Result<&'a CodeInfo, Refused> {
+    let named: Vec<&CodeInfo> = found
+        .iter()
+        .filter(|c| c.code.eq_ignore_ascii_case(code.trim()))
+        .collect();
+    let Some(c) = named
+        .iter()
+        .find(|c| c.active)
+        .or_else(|| named.first())
+        .copied()
+    else {
+        return Err(rejected(
+            "unknown_code",
+            format!("There is no discount code called {code}."),
+        ));
+    };
+    if c.max_redemptions.is_some_and(|m| c.times_redeemed >= m) {
+        return Err(rejected(
+            "code_used_up",
+            format!(
+                "{} has been used {} times, its limit: it can't be used again.",
+                c.code, c.times_redeemed
+            ),
+        ));
+    }
+    if c.expires_at.is_some_and(|e| e <= now) {
+        return Err(rejected("code_expired", format!("{} has expired.", c.code)));
+    }
+    if !c.active {
+        return Err(rejected(
+            "code_inactive",
+            format!("{} is turned off.", c.code),
+        ));
+    }
+    if !c.products.is_empty() && !c.products.iter().any(|p| products.contains(p)) {
+        return Err(rejected(
+            "code_not_applicable",
+            format!("{} doesn't apply to anything in this cart.", c.code),
+        ));
+    }
+    Ok(c)
+}
+
 /// The currencies Stripe charges in (its presentment currencies), lowercase.
 pub const STRIPE_CURRENCIES: &[&str] = &[
     "usd", "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd",
@@ -627,6 +679,53 @@ pub fn dispute_response(order: &Order, response: DisputeResponse) -> Result<Stri
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_checkout_code_is_refused_with_its_own_reason() {
+        let code = CodeInfo {
+            id: "promo_1".into(),
+            code: "WELCOME15".into(),
+            active: true,
+            times_redeemed: 0,
+            max_redemptions: Some(2),
+            expires_at: Some(2_000),
+            off: "15% off".into(),
+            first_time: false,
+            discount: None,
+            duration: None,
+            products: vec!["prod_a".into()],
+        };
+        let cart = ["prod_a".to_owned()];
+        let found = [code.clone()];
+        let ok = code_for_checkout("welcome15", &found, 1_000, &cart).expect("usable");
+        assert_eq!(ok.id, "promo_1");
+        let why = |c: CodeInfo, now: i64, cart: &[String]| {
+            code_for_checkout("WELCOME15", &[c], now, cart)
+                .err()
+                .map(|r| r.code)
+        };
+        assert_eq!(
+            code_for_checkout("NOPE", &found, 1_000, &cart)
+                .err()
+                .map(|r| r.code),
+            Some("unknown_code")
+        );
+        assert_eq!(why(code.clone(), 2_000, &cart), Some("code_expired"));
+        let used = CodeInfo {
+            times_redeemed: 2,
+            ..code.clone()
+        };
+        assert_eq!(why(used, 1_000, &cart), Some("code_used_up"));
+        let off = CodeInfo {
+            active: false,
+            ..code.clone()
+        };
+        assert_eq!(why(off, 1_000, &cart), Some("code_inactive"));
+        assert_eq!(
+            why(code, 1_000, &["prod_b".to_owned()]),
+            Some("code_not_applicable")
+        );
+    }
+
     use super::*;
     use crate::billing::SubscriptionStatus;
     use crate::orders::{ChargeInfo, OrderStatus, RefundInfo};

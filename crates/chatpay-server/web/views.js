@@ -370,6 +370,7 @@ export async function order({ project }, number) {
       h('tbody', (o.lines || []).map((l) => h('tr', h('td', l.name), h('td.num', l.quantity), h('td.num', l.display?.amount || money(l.amount_total ?? l.amount, o.currency))))));
     const facts = h('dl.facts',
       h('div.fact', h('dt', 'Total'), h('dd', o.display?.total || money(o.amount_total, o.currency))),
+      o.amount_discount ? h('div.fact', h('dt', 'Discount'), h('dd', { dataset: { discount: '' } }, `${money(o.amount_discount, o.currency)} off with a code`)) : null,
       o.amount_refunded ? h('div.fact', h('dt', 'Refunded'), h('dd', money(o.amount_refunded, o.currency))) : null,
       h('div.fact', h('dt', 'Customer'), h('dd', o.customer_email || '—')),
       h('div.fact', h('dt', 'Created'), h('dd', when(o.created_at))),

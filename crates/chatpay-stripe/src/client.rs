@@ -20,7 +20,7 @@ use stripe_connect::account::{
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_shared::{Account, AccountBusinessType};
 
-use stripe_product::coupon::{CreateCoupon, ListCoupon};
+use stripe_product::coupon::{CreateCoupon, CreateCouponAppliesTo, ListCoupon};
 use stripe_product::price::{
     CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, UpdatePrice,
 };
@@ -35,7 +35,7 @@ use stripe_product::promotion_code::{
 
 use stripe_billing::invoice::RetrieveInvoice;
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionInvoiceCreation,
+    CreateCheckoutSession, CreateCheckoutSessionDiscounts, CreateCheckoutSessionInvoiceCreation,
     CreateCheckoutSessionInvoiceCreationInvoiceData, CreateCheckoutSessionLineItems,
     CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData,
     RetrieveCheckoutSession,
@@ -736,6 +736,11 @@ impl Gateway for StripeGateway {
                 .duration(stripe_shared::CouponDuration::Repeating)
                 .duration_in_months(i64::from(months)),
         };
+        if !new.products.is_empty() {
+            let mut applies = CreateCouponAppliesTo::new();
+            applies.products = Some(new.products.clone());
+            coupon = coupon.applies_to(applies);
+        }
         let coupon = self
             .post_as(mode, account, &coupon, &format!("{key}:coupon"))
             .await?;
@@ -759,7 +764,12 @@ impl Gateway for StripeGateway {
         let code = self
             .post_as(mode, account, &req, &format!("{key}:code"))
             .await?;
-        Ok(code_info(&code, Some(&coupon)))
+        let mut info = code_info(&code, Some(&coupon));
+        // `applies_to` is only in the answer when expanded: it is what was asked.
+        if info.products.is_empty() {
+            info.products = new.products.clone();
+        }
+        Ok(info)
     }
 
     async fn list_codes(
@@ -769,7 +779,14 @@ impl Gateway for StripeGateway {
         code: Option<&str>,
     ) -> Result<Vec<CodeInfo>, GatewayError> {
         let coupons = self
-            .send_as(mode, account, &ListCoupon::new().limit(PAGE_SIZE))
+            .send_as(
+                mode,
+                account,
+                // `applies_to` is only sent when asked for (an includable field).
+                &ListCoupon::new()
+                    .limit(PAGE_SIZE)
+                    .expand(vec!["data.applies_to".to_owned()]),
+            )
             .await?;
         let mut req = ListPromotionCode::new().limit(PAGE_SIZE);
         if let Some(c) = code {
@@ -871,9 +888,17 @@ impl Gateway for StripeGateway {
             .line_items(lines)
             .success_url(r.success_url.clone())
             .client_reference_id(r.order_id.clone())
-            .metadata(metadata.clone())
+            .metadata(metadata.clone());
+        req = match &r.promotion_code {
+            // The checkout applies a code: Stripe refuses `allow_promotion_codes` with it.
+            Some(code) => {
+                let mut discount = CreateCheckoutSessionDiscounts::new();
+                discount.promotion_code = Some(code.clone());
+                req.discounts(vec![discount])
+            }
             // Customers may type a discount code on Stripe's page.
-            .allow_promotion_codes(true);
+            None => req.allow_promotion_codes(true),
+        };
         req = match &r.subscription {
             // Subscription mode: Stripe makes the invoices (the first one carries any one-time
             // items) and their PaymentIntents; the subscription carries the order's id.
@@ -911,6 +936,7 @@ impl Gateway for StripeGateway {
                 GatewayError::Protocol("the Checkout Session has no url".to_owned())
             })?,
             expires_at: session.expires_at,
+            amount_total: session.amount_total,
         })
     }
 
@@ -1311,28 +1337,41 @@ fn refund_info(r: &stripe_shared::Refund) -> RefundInfo {
 
 /// A promotion code with what its coupon takes off.
 fn code_info(p: &stripe_shared::PromotionCode, coupon: Option<&stripe_shared::Coupon>) -> CodeInfo {
-    let off = coupon.map_or_else(
-        || "a discount".to_owned(),
-        |c| match (c.percent_off, c.amount_off, &c.currency) {
-            (Some(pct), _, _) => {
-                let bp = (pct * 100.0).round() as u32;
-                Off::Percent { basis_points: bp }.display()
-            }
-            (None, Some(amount), Some(cur)) => {
-                chatpay_core::domain::Currency::parse(&cur.to_string()).map_or_else(
-                    || format!("{amount} {cur} off"),
-                    |c| {
-                        Off::Amount {
-                            amount: chatpay_core::domain::Money::new(amount, c),
-                        }
-                        .display()
-                    },
-                )
-            }
+    let discount = coupon.and_then(|c| match (c.percent_off, c.amount_off, &c.currency) {
+        (Some(pct), _, _) => Some(Off::Percent {
+            basis_points: (pct * 100.0).round() as u32,
+        }),
+        (None, Some(amount), Some(cur)) => chatpay_core::domain::Currency::parse(&cur.to_string())
+            .map(|c| Off::Amount {
+                amount: chatpay_core::domain::Money::new(amount, c),
+            }),
+        _ => None,
+    });
+    let off = match (&discount, coupon) {
+        (Some(d), _) => d.display(),
+        (None, Some(c)) => match (c.amount_off, &c.currency) {
+            (Some(amount), Some(cur)) => format!("{amount} {cur} off"),
             _ => "a discount".to_owned(),
         },
-    );
+        (None, None) => "a discount".to_owned(),
+    };
+    let duration = coupon.map(|c| match c.duration {
+        stripe_shared::CouponDuration::Forever => CodeDuration::Forever,
+        stripe_shared::CouponDuration::Repeating => CodeDuration::Repeating {
+            months: c
+                .duration_in_months
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(1),
+        },
+        _ => CodeDuration::Once,
+    });
     CodeInfo {
+        discount,
+        duration,
+        products: coupon
+            .and_then(|c| c.applies_to.as_ref())
+            .map(|a| a.products.clone())
+            .unwrap_or_default(),
         id: p.id.to_string(),
         code: p.code.clone(),
         active: p.active,

@@ -370,6 +370,11 @@ pub struct CheckoutRequest {
     pub application_fee_amount: Option<i64>,
     /// A checkout with recurring prices: subscription mode.
     pub subscription: Option<SubscriptionCheckout>,
+    /// A promotion code (`promo_…`) applied to the session (`discounts`); without one,
+    /// customers may type a code on Stripe's page (`allow_promotion_codes`). Stripe takes one
+    /// or the other, never both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_code: Option<String>,
 }
 
 /// How a subscription-mode checkout starts its subscription.
@@ -388,6 +393,10 @@ pub struct CreatedSession {
     pub url: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// What the session charges, discounts included (`None` in answers stored before it was
+    /// kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_total: Option<i64>,
 }
 
 /// A refund to make.

@@ -1813,7 +1813,8 @@ mod stripe_steps {
             // How many products (and prices) the connected account has in test mode: a double
             // click or a crash made each once.
             "assert_products" => {
-                let products = api_as(run, "GET", "v1/products?limit=100", &[]).await?;
+                let products =
+                    api_in(run, step_is_live(s)?, "GET", "v1/products?limit=100", &[]).await?;
                 let n = products["data"].as_array().map_or(0, Vec::len);
                 let want = s.count.unwrap_or(1) as usize;
                 if n != want {

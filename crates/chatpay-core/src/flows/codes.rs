@@ -161,6 +161,8 @@ impl Turn<'_, '_> {
             max_redemptions,
             expires_at,
             first_time: slots.contains_key("first_time"),
+            products: Vec::new(),
+            for_product: text("product").map(|p| p.trim().to_owned()),
         };
         if let Err(refused) = rules::new_code(&new) {
             self.reply(format!("{} Nothing was created.", refused.message));
@@ -193,6 +195,13 @@ impl Turn<'_, '_> {
                 } else {
                     "everyone"
                 },
+            ),
+            Fact::new(
+                "Applies to",
+                new.for_product.as_deref().map_or_else(
+                    || "everything".to_owned(),
+                    |p| format!("{p} (found in your catalog when it's created)"),
+                ),
             ),
         ];
         card.actions = vec![
@@ -317,6 +326,19 @@ fn code_facts(c: &CodeInfo) -> Vec<Fact> {
             ),
         ),
         Fact::new("Expires", c.expires_at.map_or("never".to_owned(), day_of)),
+        Fact::new(
+            "On subscriptions",
+            c.duration
+                .map_or_else(|| "once".to_owned(), |d| d.display()),
+        ),
+        Fact::new(
+            "Applies to",
+            if c.products.is_empty() {
+                "everything".to_owned()
+            } else {
+                c.products.join(", ")
+            },
+        ),
         Fact::new("Promotion code", c.id.clone()),
     ]
 }

@@ -108,6 +108,10 @@ impl Turn<'_, '_> {
             if wants("order_number") {
                 slots.insert("order_number".to_owned(), SlotValue::Text(n.to_owned()));
                 filled = true;
+            } else if wants("amount") && a.intent == "create_product" {
+                // A new product's price: in the project's currency, asked once if unknown.
+                slots.insert("bare_amount".to_owned(), SlotValue::Text(n.to_owned()));
+                filled = true;
             } else if wants("amount") {
                 // A number is not money until its currency is known: never guessed.
                 self.reply(format!(

@@ -37,6 +37,8 @@ pub struct LiveFacts {
     pub signed_live_event: bool,
     /// A live secret key is configured (the built-in sandbox always has its own).
     pub live_key: bool,
+    /// Test products ready to sell: what "Copy your test catalog to live" would copy.
+    pub test_sellable: usize,
 }
 
 /// The checklist's items, in the order they are shown.
@@ -126,6 +128,7 @@ pub fn action_label(action: &str) -> Option<&'static str> {
         "connect_live" => Some("Connect your live account"),
         "live_status" => Some("Show the live account"),
         "sync_live" => Some("Sync your live catalog"),
+        "copy_catalog" => Some("Copy your test catalog to live"),
         _ => None,
     }
 }
@@ -186,18 +189,37 @@ pub fn checklist(f: &LiveFacts, webhook_url: &str) -> Vec<CheckItem> {
         }
     });
 
-    let sync = f.account.is_some().then_some("sync_live");
+    // With a live account and test products to sell, the fix is to copy them.
+    let copy = account.is_some() && f.test_sellable > 0;
+    let sync = if copy {
+        Some("copy_catalog")
+    } else {
+        f.account.is_some().then_some("sync_live")
+    };
+    let copy_fix = format!(
+        "Press \"Copy your test catalog to live\": your {} test product{} ready to sell, their prices and your active discount codes are made in live mode (what live mode has already, by name, is kept), and the live catalog is synced.",
+        f.test_sellable,
+        if f.test_sellable == 1 { "" } else { "s" }
+    );
     items.push(match f.catalog {
         None => CheckItem::fail(
             CheckCode::LiveCatalog,
             "The live catalog has never been synced.".to_owned(),
-            "Create your products in Stripe in live mode (test products don't exist there), then press \"Sync your live catalog\".".to_owned(),
+            if copy {
+                copy_fix
+            } else {
+                "Create your products in Stripe in live mode (test products don't exist there), then press \"Sync your live catalog\".".to_owned()
+            },
             sync,
         ),
         Some((products, 0)) => CheckItem::fail(
             CheckCode::LiveCatalog,
             format!("None of the {products} products in the live catalog can be sold."),
-            "Give a product an active one-time or recurring price in Stripe's live mode, then sync the live catalog again.".to_owned(),
+            if copy {
+                copy_fix
+            } else {
+                "Give a product an active one-time or recurring price in Stripe's live mode, then sync the live catalog again.".to_owned()
+            },
             sync,
         ),
         Some((products, sellable)) => CheckItem::pass(
@@ -264,6 +286,13 @@ pub fn checklist(f: &LiveFacts, webhook_url: &str) -> Vec<CheckItem> {
         )
     });
     items
+}
+
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 impl Turn<'_, '_> {
@@ -417,9 +446,89 @@ impl Turn<'_, '_> {
                     self.start_sync(Entry::Chat);
                 }
             }
+            "copy_catalog" => self.copy_catalog(),
             "back_to_test" => self.back_to_test(Entry::Chat),
             _ => self.start_go_live(Entry::Chat),
         }
+    }
+
+    /// "Copy your test catalog to live": one call (`Call::CopyCatalog`, a stored operation)
+    /// makes each test item in live mode with a key derived from the project and the test
+    /// item's id, so a double click, a retry or a crash copies each item once.
+    fn copy_catalog(&mut self) {
+        if self.project_mode.is_live() {
+            self.reply("This project is already in live mode.");
+            return;
+        }
+        if self
+            .state
+            .pending
+            .iter()
+            .any(|p| p.call == Call::CopyCatalog)
+        {
+            self.reply(
+                "I'm already copying your test catalog to live mode; the result will appear here.",
+            );
+            return;
+        }
+        self.drop_cards(|c| c.owner != Owner::GoLive);
+        self.reply("Copying your test catalog (products, prices and discount codes) to live mode…");
+        self.call(Call::CopyCatalog, Purpose::Answer);
+    }
+
+    pub(super) fn copy_done(&mut self, result: Result<CallOutput, CallError>) {
+        let report = match result {
+            Ok(CallOutput::CatalogCopied(r)) => r,
+            Ok(_) => return,
+            Err(e) => {
+                self.reply(format!(
+                    "Copying the catalog to live mode stopped: {}. What was copied stays (nothing is made twice); press \"Check again\" or say \"go live\" to try again.",
+                    e.message
+                ));
+                return;
+            }
+        };
+        let made = report.items.iter().filter(|i| !i.existed).count();
+        let mut body = format!(
+            "{made} item{} made in live mode; {} live product{} ready to sell. Live objects have ids of their own: buy links and checkouts use them once the project is live.",
+            if made == 1 { "" } else { "s" },
+            report.live_sellable,
+            if report.live_sellable == 1 { "" } else { "s" },
+        );
+        if report.items.iter().any(|i| i.existed) {
+            body.push_str(
+                " Live mode had some already (same name): those were kept, not copied again.",
+            );
+        }
+        if !report.skipped.is_empty() {
+            body.push_str(&format!(" Not copied: {}.", report.skipped.join("; ")));
+        }
+        let facts = report
+            .items
+            .iter()
+            .map(|i| {
+                Fact::new(
+                    &format!("{} {}", capital(i.kind), i.name),
+                    format!(
+                        "{} -> {}{}",
+                        i.test,
+                        i.live,
+                        if i.existed { " (already live)" } else { "" }
+                    ),
+                )
+            })
+            .collect();
+        let mut card = self.facts_card(
+            CardKind::CatalogCopied,
+            "Test catalog copied to live",
+            body,
+            facts,
+        );
+        card.mode = Mode::Live;
+        card.actions = Vec::new();
+        self.show_info(card);
+        // The checklist again: its catalog item passes now.
+        self.start_go_live(Entry::Chat);
     }
 
     /// Puts the conversation in live setup; false (having said why) when it can't now.

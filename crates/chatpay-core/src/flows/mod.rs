@@ -364,10 +364,18 @@ pub enum Call {
     /// Gather what the go-live checklist needs, in live mode: the live account re-read from
     /// Stripe, the live catalog, the webhook ledger, the configured keys.
     CheckLive,
+    /// Copy the test catalog to live mode (going live): every sellable test product with its
+    /// prices, and every usable test discount code, made on the live account unless it is there
+    /// already; then the live catalog is synced. Answers `CallOutput::CatalogCopied`.
+    CopyCatalog,
     /// Create a product and its prices on the connected account (the builder clicked Create),
     /// then store it in the catalog; answers `CallOutput::ProductWritten`.
     CreateProduct {
         product: NewProduct,
+        /// The products of the same list still to make, one after the other once this one
+        /// is answered (each its own call, and so its own key).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        then: Vec<NewProduct>,
     },
     /// Find a product in the stored catalog by name, with who is buying it (open checkouts,
     /// active subscriptions), to confirm `edit`; answers `CallOutput::ProductFound`.
@@ -473,6 +481,7 @@ impl Call {
             Call::ReadPayouts { .. } => "read_payouts",
             Call::RefreshPayout { .. } => "refresh_payout",
             Call::CheckLive => "check_live",
+            Call::CopyCatalog => "copy_catalog",
             Call::CreateProduct { .. } => "create_product",
             Call::FindProduct { .. } => "find_product",
             Call::ChangeProduct { .. } => "change_product",
@@ -551,6 +560,7 @@ pub enum CallOutput {
     Payouts(Box<PayoutsAnswer>),
     PayoutRefreshed(Option<Box<Payout>>),
     LiveChecked(Box<LiveFacts>),
+    CatalogCopied(Box<CopyReport>),
     /// A product as Stripe now has it and the catalog stores it, with where its buy links
     /// start (`{public}/buy/{project}`).
     ProductWritten {
@@ -570,6 +580,29 @@ pub enum CallOutput {
     /// Where the project's API paths start (`{public}/v1/projects/{project}`): its CSV exports
     /// are there.
     ExportBase(String),
+}
+
+/// What copying the test catalog to live made: each test item and the live item it became.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopyReport {
+    pub items: Vec<CopiedItem>,
+    /// Test items not copied, with why ("WELCOME15: expired").
+    pub skipped: Vec<String>,
+    /// Live products ready to sell after the copy (the live catalog synced).
+    pub live_sellable: usize,
+}
+
+/// One test item and its live counterpart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopiedItem {
+    /// `product`, `price` or `code`.
+    pub kind: &'static str,
+    /// The product's name, the price as shown, or the code.
+    pub name: String,
+    pub test: String,
+    pub live: String,
+    /// Live mode had it already (same name): nothing was made for it.
+    pub existed: bool,
 }
 
 /// A product looked up by name to be changed, with who is buying it now.
@@ -716,6 +749,8 @@ pub enum Owner {
     GoLive,
     /// Confirm a new product (Create, Edit, Cancel); one click acts.
     ConfirmProduct { draft: NewProduct },
+    /// Confirm several new products said in one list (Create, Cancel); one click makes each.
+    ConfirmProducts { drafts: Vec<NewProduct> },
     /// The form that edits a new product before it is confirmed.
     EditProduct { draft: NewProduct },
     /// Confirm a change to a product (new price, name, description, archive, restore).
@@ -866,6 +901,10 @@ pub struct ConversationState {
     /// the next utterance either answers it or is a new request (see `context.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting: Option<Awaiting>,
+    /// The project's currency, asked once when a price was said without one ("Yoga class for
+    /// 25"): later prices said without a currency use it (a card shows it; Edit changes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<crate::domain::Currency>,
 }
 
 /// Collects a transition's effects.
@@ -1317,6 +1356,11 @@ impl Turn<'_, '_> {
                 let owner = live.owner.clone();
                 self.product_click(&owner, action, values)?;
             }
+            Owner::ConfirmProducts { drafts } => {
+                let drafts = drafts.clone();
+                self.state.cards.remove(pos);
+                self.products_click(drafts, action);
+            }
             Owner::ConfirmCode { .. } => {
                 let owner = live.owner.clone();
                 self.state.cards.remove(pos);
@@ -1468,6 +1512,7 @@ impl Turn<'_, '_> {
             | Call::ReadPayouts { .. }
             | Call::RefreshPayout { .. } => self.billing_done(pending, result),
             Call::CheckLive => self.golive_done(result),
+            Call::CopyCatalog => self.copy_done(result),
             Call::CreateProduct { .. } | Call::FindProduct { .. } | Call::ChangeProduct { .. } => {
                 self.product_done(pending, result)
             }

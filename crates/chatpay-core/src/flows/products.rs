@@ -60,7 +60,118 @@ fn name_of(slots: &Slots) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
+/// "Beanie $25, Scarf $30 and Gloves $15": several products said in one list, each a name
+/// with its price (a symbol or a 3-letter code); `None` unless there are at least two and every
+/// item has both.
+fn product_list(slots: &Slots) -> Option<Vec<NewProduct>> {
+    static ITEM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)^\s*(?:and\s+)?(?P<name>[^\d$€£¥₹][^$€£¥₹]*?)\s*(?:at|for|-|–|—|:)?\s*(?:(?P<sym>[$€£¥₹])\s?(?P<n1>\d+(?:\.\d{1,2})?)|(?P<n2>\d+(?:\.\d{1,2})?)\s?(?P<code>[a-z]{3}|[$€£¥₹]))\s*$",
+        )
+        .expect("a valid regex")
+    });
+    let text = slots.get("product_list").and_then(SlotValue::as_text)?;
+    // "Beanie, $25, Scarf, $30": a price alone belongs to the name before it.
+    let mut parts: Vec<String> = Vec::new();
+    for p in text
+        .split([',', ';'])
+        .flat_map(|p| p.split(" and "))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let price_only = p.starts_with(|c: char| c.is_ascii_digit() || "$€£¥₹".contains(c));
+        match parts.last_mut() {
+            Some(last) if price_only && !ITEM.is_match(last) => {
+                last.push(' ');
+                last.push_str(p);
+            }
+            _ => parts.push(p.to_owned()),
+        }
+    }
+    if parts.len() < 2 {
+        return None;
+    }
+    parts
+        .iter()
+        .map(|p| {
+            let c = ITEM.captures(p)?;
+            let currency = crate::intents::currency_of(c.name("sym").or(c.name("code"))?.as_str())?;
+            let number = c.name("n1").or(c.name("n2"))?.as_str();
+            Some(NewProduct {
+                name: c["name"].trim().to_owned(),
+                description: None,
+                prices: vec![NewPrice {
+                    amount: Money::parse_decimal(number, currency)?,
+                    billing: Billing::OneTime,
+                }],
+            })
+        })
+        .collect()
+}
+
 impl Turn<'_, '_> {
+    /// "Create 3 products: Beanie $25, Scarf $30, Gloves $15": one card lists them; one Create
+    /// makes each (a call, and so a stored operation with its own key, per product).
+    fn confirm_products(&mut self, drafts: Vec<NewProduct>) {
+        if let Some(refused) = drafts.iter().find_map(|d| rules::new_product(d).err()) {
+            self.reply(format!("{} Nothing was created.", refused.message));
+            return;
+        }
+        self.drop_cards(|c| {
+            !matches!(
+                c.owner,
+                Owner::ConfirmProduct { .. }
+                    | Owner::EditProduct { .. }
+                    | Owner::ConfirmProducts { .. }
+            )
+        });
+        let mut card = self.new_card(
+            CardKind::ConfirmProduct,
+            &format!("Create these {} products?", drafts.len()),
+            format!(
+                "I'll create {} products, each with its price, in your Stripe account ({} mode); each can be sold at once and gets a buy link. Nothing is created until you click Create.",
+                drafts.len(),
+                self.mode.as_str()
+            ),
+        );
+        for d in &drafts {
+            let p = &d.prices[0];
+            card.facts.push(Fact::new(
+                d.name.trim(),
+                format!(
+                    "{} {}, {} ({} minor units)",
+                    p.amount,
+                    p.amount.currency.as_str().to_ascii_uppercase(),
+                    p.billing.label(),
+                    p.amount.minor
+                ),
+            ));
+        }
+        card.actions = vec![
+            Action::primary("create", "Create"),
+            Action::secondary("cancel", "Cancel"),
+        ];
+        self.show(card, Owner::ConfirmProducts { drafts });
+    }
+
+    pub(super) fn products_click(&mut self, drafts: Vec<NewProduct>, action: &str) {
+        if action != "create" {
+            self.reply("OK, nothing was created.");
+            return;
+        }
+        // One after the other: each is stored in the catalog as it is made.
+        let mut drafts = drafts.into_iter();
+        if let Some(product) = drafts.next() {
+            self.call(
+                Call::CreateProduct {
+                    product,
+                    then: drafts.collect(),
+                },
+                Purpose::Answer,
+            );
+        }
+    }
+
     /// "Add a product called Yoga class for $25": a confirmation card, or the question that
     /// is missing (how much).
     pub(super) fn create_product_intent(&mut self, slots: &Slots) {
@@ -68,8 +179,93 @@ impl Turn<'_, '_> {
             self.backend_required();
             return;
         }
+        if let Some(drafts) = product_list(slots) {
+            if self.connection.is_none() {
+                self.reply(
+                    "Once Stripe is connected I can add these products to your catalog: they are made in your Stripe account. Connect it first, then say it again.",
+                );
+                if self.state.flow.is_none() {
+                    self.offer_connect();
+                }
+                return;
+            }
+            self.confirm_products(drafts);
+            return;
+        }
         let name = name_of(slots);
-        let prices = prices_of(slots);
+        let mut prices = prices_of(slots);
+        let mut note = None;
+        if prices.is_empty()
+            && let Some(bare) = slots.get("bare_amount").and_then(SlotValue::as_text)
+        {
+            // "Yoga class for 25": the project's currency, asked once when nothing says it.
+            let said = slots
+                .get("currency")
+                .and_then(SlotValue::as_text)
+                .map(|w| (w, crate::intents::currency_of(w.trim())));
+            let currency = match said {
+                Some((w, None)) => {
+                    self.await_answer("create_product", slots, &["currency", "amount", "prices"]);
+                    self.reply(format!(
+                        "\"{w}\" isn't a currency I know. Which currency is {bare} in? Say USD, EUR, GBP…"
+                    ));
+                    return;
+                }
+                Some((_, Some(c))) => {
+                    if let Err(refused) = rules::currency_supported(c) {
+                        self.await_answer(
+                            "create_product",
+                            slots,
+                            &["currency", "amount", "prices"],
+                        );
+                        self.reply(format!("{} Which currency is {bare} in?", refused.message));
+                        return;
+                    }
+                    self.state.currency = Some(c);
+                    note = Some(format!(
+                        " This project's prices are in {} from now on, unless you say another currency.",
+                        c.as_str().to_ascii_uppercase()
+                    ));
+                    c
+                }
+                None => match self.state.currency {
+                    Some(c) => {
+                        note = Some(format!(
+                            " The price is in {}, this project's currency: Edit changes it.",
+                            c.as_str().to_ascii_uppercase()
+                        ));
+                        c
+                    }
+                    None => {
+                        self.await_answer(
+                            "create_product",
+                            slots,
+                            &["currency", "amount", "prices"],
+                        );
+                        self.reply(format!(
+                            "{bare} in which currency? Say USD, EUR, GBP… (or the price with it, like ${bare} or {bare} EUR). I'll remember it for this project's next products."
+                        ));
+                        return;
+                    }
+                },
+            };
+            let Some(amount) = Money::parse_decimal(&bare.replace(',', "."), currency) else {
+                self.await_answer("create_product", slots, &["amount", "prices"]);
+                self.reply(format!(
+                    "I couldn't read \"{bare}\" as an amount in {}: say it like 25 or 9.99.",
+                    currency.as_str().to_ascii_uppercase()
+                ));
+                return;
+            };
+            prices.push(NewPrice {
+                amount,
+                billing: slots
+                    .get("interval")
+                    .and_then(SlotValue::as_text)
+                    .and_then(Billing::parse)
+                    .unwrap_or(Billing::OneTime),
+            });
+        }
         if prices.is_empty() {
             // "How much is it?": the next "$25 a month" (or "monthly", then the amount)
             // answers it; a bare "25" is asked its currency, never guessed.
@@ -108,11 +304,12 @@ impl Turn<'_, '_> {
             description: None,
             prices,
         };
-        self.confirm_product(draft);
+        self.confirm_product(draft, note.as_deref());
     }
 
-    /// Shows what will be created, or says what can't be (nothing is sent to Stripe).
-    fn confirm_product(&mut self, draft: NewProduct) {
+    /// Shows what will be created, or says what can't be (nothing is sent to Stripe); `note`
+    /// adds a sentence (where the currency came from).
+    fn confirm_product(&mut self, draft: NewProduct, note: Option<&str>) {
         // Only the newest draft is actionable.
         self.drop_cards(|c| {
             !matches!(
@@ -153,7 +350,7 @@ impl Turn<'_, '_> {
             } else {
                 " What's it called? Fill in its name."
             }
-        );
+        ) + note.unwrap_or("");
         let mut card = self.new_card(CardKind::ConfirmProduct, &title, body);
         card.facts.push(Fact::new(
             "Name",
@@ -282,12 +479,18 @@ impl Turn<'_, '_> {
                     )])));
                 }
                 self.drop_cards(|c| !matches!(c.owner, Owner::ConfirmProduct { .. }));
-                self.call(Call::CreateProduct { product: draft }, Purpose::Answer);
+                self.call(
+                    Call::CreateProduct {
+                        product: draft,
+                        then: Vec::new(),
+                    },
+                    Purpose::Answer,
+                );
             }
             (Owner::ConfirmProduct { draft }, "edit") => self.edit_product(draft.clone()),
             (Owner::EditProduct { draft }, "review") => {
                 let next = draft_from_form(draft, values)?;
-                self.confirm_product(next);
+                self.confirm_product(next, None);
             }
             (Owner::ConfirmProduct { .. } | Owner::EditProduct { .. }, _) => {
                 self.drop_cards(|c| {
@@ -304,11 +507,22 @@ impl Turn<'_, '_> {
     }
 
     pub(super) fn product_done(&mut self, pending: Pending, result: Result<CallOutput, CallError>) {
+        if let Call::CreateProduct { then, .. } = &pending.call
+            && let Some((next, rest)) = then.split_first()
+        {
+            self.call(
+                Call::CreateProduct {
+                    product: next.clone(),
+                    then: rest.to_vec(),
+                },
+                Purpose::Answer,
+            );
+        }
         match (pending.call, result) {
             (Call::CreateProduct { .. }, Ok(CallOutput::ProductWritten { product, buy_base })) => {
                 self.product_card(&product, &buy_base, None)
             }
-            (Call::CreateProduct { product: draft }, Err(e)) => self.reply(format!(
+            (Call::CreateProduct { product: draft, .. }, Err(e)) => self.reply(format!(
                 "Stripe didn't create \"{}\": {}. Say it again to retry, or \"sync my products\" \
                  to see what your Stripe account has.",
                 draft.name, e.message
@@ -433,14 +647,14 @@ impl Turn<'_, '_> {
                 }
                 if found.subscribers > 0 {
                     body.push_str(&format!(
-                        " {} active subscription{} keep{} paying what {} pay now.",
+                        " {} active subscription{} keep{} paying the price {} now.",
                         found.subscribers,
                         if found.subscribers == 1 { "" } else { "s" },
                         if found.subscribers == 1 { "s" } else { "" },
                         if found.subscribers == 1 {
-                            "it does"
+                            "it has"
                         } else {
-                            "they"
+                            "they have"
                         },
                     ));
                 }
@@ -748,6 +962,30 @@ mod tests {
 
     fn usd(minor: i64) -> Money {
         Money::new(minor, Currency::parse("usd").expect("usd"))
+    }
+
+    #[test]
+    fn a_list_of_products_is_read_as_several() {
+        let list = |t: &str| {
+            product_list(&Slots::from([(
+                "product_list".to_owned(),
+                SlotValue::Text(t.to_owned()),
+            )]))
+        };
+        let three = list("Beanie $25, Scarf $30, Gloves $15").expect("three");
+        let names: Vec<&str> = three.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["Beanie", "Scarf", "Gloves"]);
+        assert_eq!(three[2].prices[0].amount.minor, 1500);
+        let paired = list("Beanie, $25, Scarf, $30, Gloves, $20").expect("paired");
+        assert_eq!(paired[1].name, "Scarf");
+        assert_eq!(paired[1].prices[0].amount.minor, 3000);
+        let boxes = list("Small box $10 and Large box 18 EUR").expect("two");
+        assert_eq!(boxes[1].prices[0].amount.currency.as_str(), "eur");
+        assert!(list("Ceramic mug, €18").is_none(), "one product");
+        assert!(
+            list("Beanie $25, Scarf").is_none(),
+            "every item needs a price"
+        );
     }
 
     #[test]

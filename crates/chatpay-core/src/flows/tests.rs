@@ -790,6 +790,7 @@ fn live_ready() -> LiveFacts {
         catalog: Some((3, 2)),
         signed_live_event: true,
         live_key: true,
+        test_sellable: 0,
     }
 }
 
@@ -799,6 +800,25 @@ fn failing(items: &[CheckItem]) -> Vec<&'static str> {
         .filter(|i| !i.ok)
         .map(|i| i.code.as_str())
         .collect()
+}
+
+#[test]
+fn the_catalog_item_offers_to_copy_the_test_catalog_when_there_is_one() {
+    let mut f = live_ready();
+    f.catalog = None;
+    let item = |f: &LiveFacts| {
+        checklist(f, "https://x")
+            .into_iter()
+            .find(|i| i.code == CheckCode::LiveCatalog)
+            .expect("catalog item")
+    };
+    assert_eq!(item(&f).action, Some("sync_live"), "nothing to copy");
+    f.test_sellable = 2;
+    let copy = item(&f);
+    assert_eq!(copy.action, Some("copy_catalog"));
+    assert!(copy.fix.unwrap().contains("2 test products"));
+    f.account = None;
+    assert_eq!(item(&f).action, None, "a live account first");
 }
 
 #[test]

@@ -27,7 +27,7 @@ use matcher::{IntentInfo, RuleInfo, RuleRegex, SmallTalkSet, Tag};
 pub use normalize::{Normalized, Normalizer};
 use scan::Literals;
 pub use set::ascii_word_boundaries;
-pub use slots::{Price, SlotValue, Slots};
+pub use slots::{Price, SlotValue, Slots, currency_of};
 
 /// The intents chatpay has built-in behaviour for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

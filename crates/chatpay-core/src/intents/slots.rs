@@ -238,7 +238,8 @@ fn number(raw: &str) -> Option<serde_json::Number> {
         .and_then(serde_json::Number::from_f64)
 }
 
-fn currency_of(word: &str) -> Option<Currency> {
+/// A currency as said: a symbol, a word ("euros") or a 3-letter code.
+pub fn currency_of(word: &str) -> Option<Currency> {
     let code = match word.to_lowercase().as_str() {
         "$" | "dollar" | "dollars" | "buck" | "bucks" | "usd" | "us$" => "usd",
         "€" | "euro" | "euros" | "eur" => "eur",

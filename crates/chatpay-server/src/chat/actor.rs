@@ -1102,7 +1102,7 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     CallOutput::Catalog(Box::new(a))
                 });
         }
-        Call::CreateProduct { product } => {
+        Call::CreateProduct { product, .. } => {
             let ctx = catalog()?;
             let id = gateway
                 .create_product(mode, &ctx.account, product, key)
@@ -1146,8 +1146,22 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
                     code: Some("duplicate_code".to_owned()),
                 });
             }
+            // "40% off the yearly plan": the products it was said to be for, from the catalog.
+            let mut code = code.clone();
+            if let Some(wanted) = &code.for_product {
+                let stored = catalog_sync::read(&exec.store, &exec.project, mode, None).await?;
+                code.products = chatpay_core::catalog::code_products(&stored.shown, wanted);
+                if code.products.is_empty() {
+                    return Err(CallError {
+                        message: format!(
+                            "no product in your catalog is called \"{wanted}\" or sells that way"
+                        ),
+                        code: Some("unknown_product".to_owned()),
+                    });
+                }
+            }
             gateway
-                .create_code(mode, &ctx.account, code, key)
+                .create_code(mode, &ctx.account, &code, key)
                 .await
                 .map(|c| vec![c])
         }
@@ -1340,6 +1354,16 @@ async fn execute(exec: &Exec, call: &Call, key: &str) -> Result<CallOutput, Call
             .deauthorize(mode, account)
             .await
             .map(|_| CallOutput::Done),
+        Call::CopyCatalog => {
+            return super::golive::copy_catalog(
+                &exec.store,
+                &exec.gateway,
+                Arc::clone(&exec.pacer),
+                &exec.project,
+            )
+            .await
+            .map(|r| CallOutput::CatalogCopied(Box::new(r)));
+        }
         Call::CheckLive => {
             return super::golive::check(&exec.store, &*exec.gateway, &exec.project)
                 .await

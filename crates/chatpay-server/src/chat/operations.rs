@@ -408,10 +408,14 @@ impl Engine {
         };
         let mut rows = Vec::with_capacity(2);
         match write {
-            StripeWrite::Checkout { order, .. } => {
+            StripeWrite::Checkout { order, request, .. } => {
                 let session: CreatedSession = serde_json::from_value(result.clone())
                     .map_err(|e| ChatError::Internal(anyhow::Error::new(e)))?;
                 let mut order = (**order).clone();
+                // A code the checkout applied: the order charges what Stripe's session does.
+                if let (Some(_), Some(total)) = (&request.promotion_code, session.amount_total) {
+                    order.amount_total = total;
+                }
                 order.checkout_session = session.id.clone();
                 order.checkout_url = Some(session.url);
                 order.expires_at = session.expires_at;

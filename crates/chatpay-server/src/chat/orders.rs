@@ -222,6 +222,8 @@ pub struct CheckoutInput {
     pub cancel_url: Option<String>,
     /// Days of free trial for a subscription (a cart with a recurring price), 1 to 730.
     pub trial_period_days: Option<u32>,
+    /// A discount code the checkout applies (as customers type it).
+    pub promotion_code: Option<String>,
 }
 
 /// A refund made through the API: the refund as Stripe answered, and the order after it.
@@ -344,6 +346,28 @@ impl Engine {
             self.settle_operation(&key).await?;
             return self.checkout_made(&key, &id).await;
         }
+        // A code the checkout applies: the account's codes of that name, judged by the rule.
+        let promotion_code = match input.promotion_code.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(code) => {
+                let found = self
+                    .inner
+                    .gateway
+                    .list_codes(project.mode, &account, Some(code))
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "reading the discount codes failed");
+                        ChatError::Unavailable
+                    })?;
+                let products: Vec<String> = cart.lines.iter().map(|l| l.product.clone()).collect();
+                let now = now_millis() / 1000;
+                Some(
+                    rules::code_for_checkout(code, &found, now, &products)?
+                        .id
+                        .clone(),
+                )
+            }
+        };
         let fee = u64::from(self.inner.config.application_fee_bps);
         let subscription = cart.recurring().then(|| SubscriptionCheckout {
             trial_period_days: input.trial_period_days,
@@ -365,6 +389,7 @@ impl Engine {
             customer_email: email.clone(),
             application_fee_amount,
             subscription,
+            promotion_code,
         };
         let now = now_millis();
         // The order as it is stored once Stripe has made its session (`operations::apply`).

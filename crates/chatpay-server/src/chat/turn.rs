@@ -47,7 +47,8 @@ pub(super) fn writes_to_stripe(call: &Call) -> bool {
         | Call::ChangeProduct { .. }
         | Call::CreateCode { .. }
         | Call::TurnOffCode { .. }
-        | Call::RespondToDispute { .. } => true,
+        | Call::RespondToDispute { .. }
+        | Call::CopyCatalog => true,
         Call::RetrieveAccount { .. }
         | Call::SyncCatalog
         | Call::RefreshProduct { .. }

@@ -311,6 +311,11 @@ pub struct CheckoutRequest {
     #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 1, maximum = 730)]
     trial_period_days: Option<u32>,
+    /// A discount code to apply, as customers type it (`WELCOME15`). Without one, customers
+    /// may enter a code on the checkout page.
+    #[serde(default)]
+    #[schema(example = "WELCOME15", max_length = 50)]
+    promotion_code: Option<String>,
 }
 
 impl CheckoutRequest {
@@ -336,6 +341,7 @@ impl CheckoutRequest {
             success_url: self.success_url,
             cancel_url: self.cancel_url,
             trial_period_days: self.trial_period_days,
+            promotion_code: self.promotion_code,
         })
     }
 }
@@ -354,7 +360,7 @@ impl CheckoutRequest {
         (status = 201, description = "The order, with `url`: the hosted checkout page", body = Order),
         (status = 403, description = "`origin_not_allowed` (publishable key from another origin)", body = ErrorBody),
         (status = 409, description = "`backend_required`, `stripe_not_connected`, `charges_disabled`, `idempotency_key_reused`", body = ErrorBody),
-        (status = 422, description = "`empty_cart`, `unknown_price`, `not_sellable`, `mixed_currencies`, `mixed_intervals`, `invalid_trial`, `invalid_quantity`, `too_many_items`, `amount_too_large`, `invalid_email`, `invalid_url`, `catalog_not_synced`", body = ErrorBody),
+        (status = 422, description = "`empty_cart`, `unknown_price`, `not_sellable`, `mixed_currencies`, `mixed_intervals`, `invalid_trial`, `invalid_quantity`, `too_many_items`, `amount_too_large`, `invalid_email`, `invalid_url`, `catalog_not_synced`, `unknown_code`, `code_inactive`, `code_expired`, `code_used_up`, `code_not_applicable`", body = ErrorBody),
         (status = 429, description = "`rate_limited` (publishable key)", body = ErrorBody),
         Refusals, BodyRefusals,
     ),

@@ -174,10 +174,14 @@ pub struct BuyQuery {
     /// 1 to 999 (1 when absent).
     #[param(minimum = 1, maximum = 999)]
     quantity: Option<i64>,
+    /// A discount code the checkout applies (`?code=WELCOME15`); without one, customers may
+    /// type a code on the checkout page.
+    #[param(max_length = 50)]
+    code: Option<String>,
 }
 
-/// `GET /buy/{project}/{price}`: a fresh checkout for one price (`?quantity=N`), then off to
-/// the hosted checkout page.
+/// `GET /buy/{project}/{price}`: a fresh checkout for one price (`?quantity=N`, `?code=CODE`
+/// to apply a discount code), then off to the hosted checkout page.
 #[utoipa::path(get, operation_id = "public_buy", path = "/buy/{project}/{price}", tag = "pages",
     params(
         ("project" = String, Path, description = "The project (`prj_…`)"),
@@ -205,8 +209,8 @@ pub async fn buy(
             "The link is not one chatpay made.",
         );
     };
-    let quantity = match query {
-        Ok(ApiQuery(q)) => q.quantity.unwrap_or(1),
+    let (quantity, code) = match query {
+        Ok(ApiQuery(q)) => (q.quantity.unwrap_or(1), q.code),
         Err(_) => {
             return page(
                 StatusCode::BAD_REQUEST,
@@ -238,6 +242,7 @@ pub async fn buy(
         success_url: None,
         cancel_url: None,
         trial_period_days: None,
+        promotion_code: code,
     };
     match state.engine.checkout(&project, input, None).await {
         Ok(order) => match order.checkout_url {
