@@ -190,6 +190,7 @@ mod tests {
             status,
             currency: Currency::parse("usd").unwrap(),
             items: vec![SubscriptionItem {
+                id: Some(format!("si_{id}")),
                 price: format!("price_{interval}"),
                 product: "prod_pro".into(),
                 name: Some("Pro".into()),
@@ -209,6 +210,7 @@ mod tests {
             order: None,
             order_number: None,
             invoices: Vec::new(),
+            schedule: None,
             discount: None,
         }
     }

@@ -393,6 +393,7 @@ pub(crate) mod tests {
             order_number: None,
             invoices: Vec::new(),
             schedule: None,
+            discount: None,
         }
     }
 

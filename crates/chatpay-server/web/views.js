@@ -359,6 +359,15 @@ export async function orders({ project }) {
     h('div.actions', more));
 }
 
+// An order's dispute as the order page says it: the amount and reason, then the evidence
+// deadline while Stripe waits for an answer, or how it ended.
+function disputeText(d, currency) {
+  const what = `${money(d.amount, currency)} disputed (${d.reason_text})`;
+  if (d.outcome === 'won') return `${what}: won, the money was returned`;
+  if (d.outcome === 'lost') return `${what}: lost${d.fee ? `, with a ${money(d.fee, currency)} fee` : ''}`;
+  return d.evidence_due_by && d.awaits_response ? `${what}: evidence due ${day(d.evidence_due_by)}` : `${what}: under review`;
+}
+
 export async function order({ project }, number) {
   const el = h('div.page');
   // `fresh`: the order as a refund's answer returned it (newer than a read made right after).
@@ -372,6 +381,7 @@ export async function order({ project }, number) {
       h('div.fact', h('dt', 'Total'), h('dd', o.display?.total || money(o.amount_total, o.currency))),
       o.amount_discount ? h('div.fact', h('dt', 'Discount'), h('dd', { dataset: { discount: '' } }, `${money(o.amount_discount, o.currency)} off with a code`)) : null,
       o.amount_refunded ? h('div.fact', h('dt', 'Refunded'), h('dd', money(o.amount_refunded, o.currency))) : null,
+      o.dispute ? h('div.fact', h('dt', 'Dispute'), h('dd', { dataset: { dispute: o.dispute.outcome } }, disputeText(o.dispute, o.currency))) : null,
       h('div.fact', h('dt', 'Customer'), h('dd', o.customer_email || '—')),
       h('div.fact', h('dt', 'Created'), h('dd', when(o.created_at))),
       o.funds_available_on ? h('div.fact', h('dt', 'Funds available'), h('dd', { dataset: { funds: '' } }, day(o.funds_available_on))) : null,
