@@ -146,6 +146,26 @@ pub struct PlanWanted {
     pub interval: Option<String>,
 }
 
+impl PlanWanted {
+    /// What a plan change asks for, as a caller said it: an interval Stripe bills by, and a
+    /// product or an interval at least. `Err((field, why))` otherwise.
+    pub fn new(
+        product: Option<String>,
+        interval: Option<String>,
+    ) -> Result<PlanWanted, (&'static str, &'static str)> {
+        if interval
+            .as_deref()
+            .is_some_and(|i| !["day", "week", "month", "year"].contains(&i))
+        {
+            return Err(("interval", "must be day, week, month or year"));
+        }
+        if product.is_none() && interval.is_none() {
+            return Err(("product", "name a product or an interval"));
+        }
+        Ok(PlanWanted { product, interval })
+    }
+}
+
 /// A price of the catalog, with its product's name, as a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -301,6 +321,27 @@ pub fn current_plan(sub: &Subscription) -> Option<Plan> {
 pub(crate) mod tests {
     use super::*;
     use crate::billing::{SubscriptionItem, SubscriptionStatus};
+
+    #[test]
+    fn a_plan_asked_for_names_a_product_or_a_billing_interval() {
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            PlanWanted::new(some("Pro"), None),
+            Ok(PlanWanted {
+                product: some("Pro"),
+                interval: None
+            })
+        );
+        assert!(PlanWanted::new(None, some("year")).is_ok());
+        assert_eq!(
+            PlanWanted::new(None, some("fortnight")),
+            Err(("interval", "must be day, week, month or year"))
+        );
+        assert_eq!(
+            PlanWanted::new(None, None),
+            Err(("product", "name a product or an interval"))
+        );
+    }
     use crate::catalog::{ProductData, Recurrence};
 
     fn price(id: &str, product: &str, amount: i64, interval: &str) -> PriceData {

@@ -233,29 +233,8 @@ pub struct PlanRequest {
 
 impl PlanRequest {
     fn wanted(&self) -> Result<PlanWanted, ApiError> {
-        if let Some(i) = &self.interval
-            && !["day", "week", "month", "year"].contains(&i.as_str())
-        {
-            return Err(ApiError::InvalidValues(
-                [(
-                    "interval".to_owned(),
-                    "must be day, week, month or year".to_owned(),
-                )]
-                .into(),
-            ));
-        }
-        if self.product.is_none() && self.interval.is_none() {
-            return Err(ApiError::InvalidValues(
-                [(
-                    "product".to_owned(),
-                    "name a product or an interval".to_owned(),
-                )]
-                .into(),
-            ));
-        }
-        Ok(PlanWanted {
-            product: self.product.clone(),
-            interval: self.interval.clone(),
+        PlanWanted::new(self.product.clone(), self.interval.clone()).map_err(|(field, why)| {
+            ApiError::InvalidValues([(field.to_owned(), why.to_owned())].into())
         })
     }
 }
