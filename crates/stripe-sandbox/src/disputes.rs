@@ -648,21 +648,6 @@ fn scoped(tx: &mut Tx<'_>, scope: Option<&str>, id: &str) -> ApiResult<Dispute> 
         .ok_or_else(|| ApiError::no_such("dispute", id, "dispute"))
 }
 
-/// `created` as an integer or a range hash (`created[gte]=…`).
-fn created_filter(p: &Params<'_>) -> ApiResult<(i64, i64)> {
-    if let Some(exact) = p.map("created", &["gt", "gte", "lt", "lte"])? {
-        let gt = exact.int("gt")?.map_or(i64::MIN, |v| v.saturating_add(1));
-        let gte = exact.int("gte")?.unwrap_or(i64::MIN);
-        let lt = exact.int("lt")?.map_or(i64::MAX, |v| v.saturating_sub(1));
-        let lte = exact.int("lte")?.unwrap_or(i64::MAX);
-        return Ok((gt.max(gte), lt.min(lte)));
-    }
-    match p.int("created")? {
-        Some(t) => Ok((t, t)),
-        None => Ok((i64::MIN, i64::MAX)),
-    }
-}
-
 pub(crate) fn list_disputes(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> ApiResult<Value> {
     p.only(&[
         "charge",
@@ -676,7 +661,7 @@ pub(crate) fn list_disputes(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) ->
     let req = PageRequest::parse(p)?;
     let charge = p.str("charge")?;
     let pi = p.str("payment_intent")?;
-    let (from, to) = created_filter(p)?;
+    let (from, to) = p.range("created")?.unwrap_or((i64::MIN, i64::MAX));
     let (items, has_more) = {
         let page = tx.ms().sales.disputes.page(&req, "dispute", |d| {
             d.account.as_deref() == call.scope
@@ -870,7 +855,7 @@ pub(crate) fn list_warnings(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) ->
     let req = PageRequest::parse(p)?;
     let charge = p.str("charge")?;
     let pi = p.str("payment_intent")?;
-    let (from, to) = created_filter(p)?;
+    let (from, to) = p.range("created")?.unwrap_or((i64::MIN, i64::MAX));
     let live = tx.livemode();
     let page = tx
         .ms()

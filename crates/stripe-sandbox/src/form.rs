@@ -303,6 +303,24 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// A time filter as Stripe's list endpoints take it (`created`, `arrival_date`): an exact
+    /// timestamp, or a range hash (`created[gte]=…`; `gt`, `gte`, `lt`, `lte`), as the inclusive
+    /// bounds it allows.
+    pub fn range(&self, key: &str) -> ApiResult<Option<(i64, i64)>> {
+        if !matches!(self.map.get(key), Some(Node::Map(_))) {
+            return Ok(self.int(key)?.map(|t| (t, t)));
+        }
+        let Some(r) = self.map(key, &["gt", "gte", "lt", "lte"])? else {
+            return Ok(None);
+        };
+        let lo = [r.int("gt")?.map(|v| v.saturating_add(1)), r.int("gte")?];
+        let hi = [r.int("lt")?.map(|v| v.saturating_sub(1)), r.int("lte")?];
+        Ok(Some((
+            lo.into_iter().flatten().fold(i64::MIN, i64::max),
+            hi.into_iter().flatten().fold(i64::MAX, i64::min),
+        )))
+    }
+
     /// A nested hash (`key[...]`), checked against the names it may hold.
     pub fn map(&self, key: &str, allowed: &[&str]) -> ApiResult<Option<Params<'a>>> {
         match self.map.get(key) {
@@ -435,6 +453,20 @@ mod tests {
 
     fn form(s: &str) -> Form {
         Form::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_time_filter_is_an_exact_timestamp_or_a_range() {
+        let range = |q: &str| form(q).params().range("created");
+        assert_eq!(range("created=100").unwrap(), Some((100, 100)));
+        assert_eq!(range("limit=3").unwrap(), None);
+        assert_eq!(
+            range("created[gt]=100&created[lte]=200").unwrap(),
+            Some((101, 200))
+        );
+        assert_eq!(range("created[gte]=100").unwrap(), Some((100, i64::MAX)));
+        assert!(range("created=soon").is_err());
+        assert!(range("created[after]=1").is_err());
     }
 
     #[test]

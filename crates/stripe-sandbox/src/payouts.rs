@@ -225,31 +225,6 @@ pub(crate) fn retrieve_balance(
     Ok(balance_json(tx, call.scope))
 }
 
-/// `created` as a number or a range hash (`created[gte]=...`).
-fn created_filter(p: &Params<'_>, key: &str) -> ApiResult<Option<(i64, i64)>> {
-    if let Ok(Some(t)) = p.int(key) {
-        return Ok(Some((t, t)));
-    }
-    let Some(r) = p.map(key, &["gt", "gte", "lt", "lte"])? else {
-        return Ok(None);
-    };
-    let mut lo = i64::MIN;
-    let mut hi = i64::MAX;
-    if let Some(v) = r.int("gt")? {
-        lo = lo.max(v.saturating_add(1));
-    }
-    if let Some(v) = r.int("gte")? {
-        lo = lo.max(v);
-    }
-    if let Some(v) = r.int("lt")? {
-        hi = hi.min(v.saturating_sub(1));
-    }
-    if let Some(v) = r.int("lte")? {
-        hi = hi.min(v);
-    }
-    Ok(Some((lo, hi)))
-}
-
 pub(crate) fn list_balance_transactions(
     tx: &mut Tx<'_>,
     call: &Call<'_>,
@@ -274,7 +249,7 @@ pub(crate) fn list_balance_transactions(
         .str("currency")?
         .map(|c| rules::currency("currency", c))
         .transpose()?;
-    let created = created_filter(p, "created")?;
+    let created = p.range("created")?;
     if let Some(po) = payout
         && tx
             .ms()
@@ -354,8 +329,8 @@ pub(crate) fn list_payouts(tx: &mut Tx<'_>, call: &Call<'_>, p: &Params<'_>) -> 
             )
         })
         .transpose()?;
-    let created = created_filter(p, "created")?;
-    let arrival = created_filter(p, "arrival_date")?;
+    let created = p.range("created")?;
+    let arrival = p.range("arrival_date")?;
     let live = tx.livemode();
     let page = tx.ms().payouts.payouts.page(&req, "payout", |po| {
         po.account.as_deref() == call.scope
